@@ -1,0 +1,320 @@
+#include "core/json.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <vector>
+
+namespace strowger {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+// Length of the valid UTF-8 sequence starting at text[i], or 0 if it is invalid.
+size_t Utf8SequenceLength(std::string_view text, size_t i) {
+    auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+    unsigned char c = byte(i);
+    if (c < 0x80) return 1;
+    size_t n = 0;
+    uint32_t min = 0;
+    uint32_t cp = 0;
+    if ((c & 0xE0) == 0xC0) {
+        n = 2;
+        cp = c & 0x1F;
+        min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        n = 3;
+        cp = c & 0x0F;
+        min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+        n = 4;
+        cp = c & 0x07;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (i + n > text.size()) return 0;
+    for (size_t k = 1; k < n; ++k) {
+        unsigned char cc = byte(i + k);
+        if ((cc & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n;
+}
+
+Status AppendCanonical(std::string& out, const json::value& value) {
+    switch (value.kind()) {
+        case json::kind::null:
+            out += "null";
+            return OkStatus();
+        case json::kind::bool_:
+            out += value.get_bool() ? "true" : "false";
+            return OkStatus();
+        case json::kind::int64: {
+            char buf[32];
+            auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value.get_int64());
+            out.append(buf, end);
+            return OkStatus();
+        }
+        case json::kind::uint64: {
+            char buf[32];
+            auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value.get_uint64());
+            out.append(buf, end);
+            return OkStatus();
+        }
+        case json::kind::double_:
+            return InvalidArgumentError(
+                "canonical JSON holds integers only; encode non-integers as strings");
+        case json::kind::string:
+            AppendJsonString(out, value.get_string());
+            return OkStatus();
+        case json::kind::array: {
+            out += '[';
+            bool first = true;
+            for (const auto& element : value.get_array()) {
+                if (!first) out += ',';
+                first = false;
+                STROWGER_TRY(AppendCanonical(out, element));
+            }
+            out += ']';
+            return OkStatus();
+        }
+        case json::kind::object: {
+            const auto& object = value.get_object();
+            std::vector<const json::key_value_pair*> members;
+            members.reserve(object.size());
+            for (const auto& member : object) members.push_back(&member);
+            std::sort(members.begin(), members.end(),
+                      [](auto* a, auto* b) { return a->key() < b->key(); });
+            out += '{';
+            bool first = true;
+            for (const auto* member : members) {
+                if (!first) out += ',';
+                first = false;
+                AppendJsonString(out, member->key());
+                out += ':';
+                STROWGER_TRY(AppendCanonical(out, member->value()));
+            }
+            out += '}';
+            return OkStatus();
+        }
+    }
+    return InternalError("unreachable json kind");
+}
+
+}  // namespace
+
+void AppendJsonString(std::string& out, std::string_view text) {
+    out.reserve(out.size() + text.size() + 2);
+    out += '"';
+    size_t i = 0;
+    while (i < text.size()) {
+        auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            // Fast path for runs of plain ASCII.
+            size_t start = i;
+            while (i < text.size()) {
+                auto d = static_cast<unsigned char>(text[i]);
+                if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
+                ++i;
+            }
+            out.append(text.data() + start, i - start);
+            continue;
+        }
+        switch (c) {
+            case '"': out += "\\\""; ++i; continue;
+            case '\\': out += "\\\\"; ++i; continue;
+            case '\b': out += "\\b"; ++i; continue;
+            case '\f': out += "\\f"; ++i; continue;
+            case '\n': out += "\\n"; ++i; continue;
+            case '\r': out += "\\r"; ++i; continue;
+            case '\t': out += "\\t"; ++i; continue;
+            default: break;
+        }
+        if (c < 0x20) {
+            out += "\\u00";
+            out += kHex[c >> 4];
+            out += kHex[c & 0xF];
+            ++i;
+            continue;
+        }
+        size_t n = Utf8SequenceLength(text, i);
+        if (n == 0) {
+            out += "\xEF\xBF\xBD";  // U+FFFD
+            ++i;
+        } else {
+            out.append(text.data() + i, n);
+            i += n;
+        }
+    }
+    out += '"';
+}
+
+Result<std::string> CanonicalJson(const json::value& value) {
+    std::string out;
+    STROWGER_TRY(AppendCanonical(out, value));
+    return out;
+}
+
+Status AppendCanonicalJson(std::string& out, const json::value& value) {
+    return AppendCanonical(out, value);
+}
+
+std::string CompactJson(const json::value& value) { return json::serialize(value); }
+
+bool IsValidUtf8(std::string_view text) {
+    size_t i = 0;
+    while (i < text.size()) {
+        size_t n = Utf8SequenceLength(text, i);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
+std::string ToValidUtf8(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    size_t i = 0;
+    while (i < text.size()) {
+        size_t n = Utf8SequenceLength(text, i);
+        if (n == 0) {
+            out += "\xEF\xBF\xBD";
+            ++i;
+        } else {
+            out.append(text.data() + i, n);
+            i += n;
+        }
+    }
+    return out;
+}
+
+Result<json::value> ParseJson(std::string_view text) {
+    boost::system::error_code ec;
+    json::parse_options options;
+    options.max_depth = 64;
+    json::value value = json::parse(text, ec, {}, options);
+    if (ec) {
+        return InvalidArgumentError("invalid JSON: " + ec.message());
+    }
+    return value;
+}
+
+std::string_view JsonString(const json::object& object, std::string_view key,
+                            std::string_view fallback) {
+    auto it = object.find(key);
+    if (it == object.end() || !it->value().is_string()) return fallback;
+    const auto& s = it->value().get_string();
+    return {s.data(), s.size()};
+}
+
+int64_t JsonInt(const json::object& object, std::string_view key, int64_t fallback) {
+    auto it = object.find(key);
+    if (it == object.end()) return fallback;
+    if (it->value().is_int64()) return it->value().get_int64();
+    if (it->value().is_uint64()) return static_cast<int64_t>(it->value().get_uint64());
+    if (it->value().is_double()) return static_cast<int64_t>(it->value().get_double());
+    return fallback;
+}
+
+bool JsonBool(const json::object& object, std::string_view key, bool fallback) {
+    auto it = object.find(key);
+    if (it == object.end() || !it->value().is_bool()) return fallback;
+    return it->value().get_bool();
+}
+
+const json::object* JsonObject(const json::object& object, std::string_view key) {
+    auto it = object.find(key);
+    if (it == object.end() || !it->value().is_object()) return nullptr;
+    return &it->value().get_object();
+}
+
+const json::array* JsonArray(const json::object& object, std::string_view key) {
+    auto it = object.find(key);
+    if (it == object.end() || !it->value().is_array()) return nullptr;
+    return &it->value().get_array();
+}
+
+void JsonWriter::Separate() {
+    if (after_key_) {
+        after_key_ = false;
+        return;
+    }
+    if (depth_ > 0) {
+        uint64_t bit = uint64_t{1} << (depth_ - 1);
+        if (need_comma_ & bit) out_ += ',';
+        need_comma_ |= bit;
+    }
+}
+
+JsonWriter& JsonWriter::BeginObject() {
+    Separate();
+    out_ += '{';
+    ++depth_;
+    need_comma_ &= ~(uint64_t{1} << (depth_ - 1));
+    return *this;
+}
+
+JsonWriter& JsonWriter::EndObject() {
+    out_ += '}';
+    --depth_;
+    return *this;
+}
+
+JsonWriter& JsonWriter::BeginArray() {
+    Separate();
+    out_ += '[';
+    ++depth_;
+    need_comma_ &= ~(uint64_t{1} << (depth_ - 1));
+    return *this;
+}
+
+JsonWriter& JsonWriter::EndArray() {
+    out_ += ']';
+    --depth_;
+    return *this;
+}
+
+JsonWriter& JsonWriter::Key(std::string_view key) {
+    Separate();
+    AppendJsonString(out_, key);
+    out_ += ':';
+    after_key_ = true;
+    return *this;
+}
+
+JsonWriter& JsonWriter::String(std::string_view value) {
+    Separate();
+    AppendJsonString(out_, value);
+    return *this;
+}
+
+JsonWriter& JsonWriter::Int(int64_t value) {
+    Separate();
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    out_.append(buf, end);
+    return *this;
+}
+
+JsonWriter& JsonWriter::Bool(bool value) {
+    Separate();
+    out_ += value ? "true" : "false";
+    return *this;
+}
+
+JsonWriter& JsonWriter::Null() {
+    Separate();
+    out_ += "null";
+    return *this;
+}
+
+JsonWriter& JsonWriter::Raw(std::string_view encoded) {
+    Separate();
+    out_ += encoded;
+    return *this;
+}
+
+}  // namespace strowger

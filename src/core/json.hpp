@@ -1,0 +1,87 @@
+// JSON helpers on top of Boost.JSON, and Strowger's canonical JSON.
+//
+// Canonical JSON (docs/formats/ledger_event_v1.md): object keys sorted by byte value, no
+// insignificant whitespace, UTF-8, strings escaped exactly as Python's
+// json.dumps(ensure_ascii=False) does (", \, \b \f \n \r \t, other controls as \u00xx), and
+// integers only: a double makes the encoder fail, so any JSON library can re-derive the same
+// bytes. This is what the ledger hashes.
+//
+// Thread-safety: free functions are reentrant; JsonWriter is a plain value.
+#pragma once
+
+#include <boost/json/fwd.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/result.hpp"
+
+namespace strowger {
+
+namespace json = boost::json;
+
+// Appends `text` as a canonical JSON string literal (with quotes). Invalid UTF-8 sequences are
+// replaced by U+FFFD so the output is always valid UTF-8.
+void AppendJsonString(std::string& out, std::string_view text);
+
+// Canonical encoding of `value`; kInvalidArgument if it contains a non-integer number.
+Result<std::string> CanonicalJson(const json::value& value);
+Status AppendCanonicalJson(std::string& out, const json::value& value);
+
+// Compact (not canonical: key order preserved, doubles allowed) encoding.
+std::string CompactJson(const json::value& value);
+
+bool IsValidUtf8(std::string_view text);
+// Copy of `text` with invalid UTF-8 sequences replaced by U+FFFD.
+std::string ToValidUtf8(std::string_view text);
+
+// Parses `text`; the error message says where parsing stopped.
+Result<json::value> ParseJson(std::string_view text);
+
+// Lookups that do not throw. Missing key or wrong type yields the fallback.
+std::string_view JsonString(const json::object& object, std::string_view key,
+                            std::string_view fallback = {});
+int64_t JsonInt(const json::object& object, std::string_view key, int64_t fallback = 0);
+bool JsonBool(const json::object& object, std::string_view key, bool fallback = false);
+const json::object* JsonObject(const json::object& object, std::string_view key);
+const json::array* JsonArray(const json::object& object, std::string_view key);
+
+// Streaming writer of compact JSON for hot paths (ledger events). For canonical output the
+// caller adds object keys in sorted order; debug builds check it.
+class JsonWriter {
+public:
+    explicit JsonWriter(std::string& out) : out_(out) {}
+
+    JsonWriter& BeginObject();
+    JsonWriter& EndObject();
+    JsonWriter& BeginArray();
+    JsonWriter& EndArray();
+    JsonWriter& Key(std::string_view key);
+    JsonWriter& String(std::string_view value);
+    JsonWriter& Int(int64_t value);
+    JsonWriter& Bool(bool value);
+    JsonWriter& Null();
+    // Inserts already-encoded JSON (must itself be canonical for canonical output).
+    JsonWriter& Raw(std::string_view encoded);
+
+    // Convenience: Key(k).String(v) etc.
+    JsonWriter& Field(std::string_view key, std::string_view value) { return Key(key).String(value); }
+    JsonWriter& Field(std::string_view key, const char* value) { return Key(key).String(value); }
+    JsonWriter& Field(std::string_view key, int64_t value) { return Key(key).Int(value); }
+    JsonWriter& Field(std::string_view key, int value) { return Key(key).Int(value); }
+    JsonWriter& Field(std::string_view key, bool value) { return Key(key).Bool(value); }
+
+private:
+    void Separate();
+
+    std::string& out_;
+    // One bit per nesting level: whether the next element needs a comma. 64 levels is far
+    // more than any document we write.
+    uint64_t need_comma_ = 0;
+    int depth_ = 0;
+    bool after_key_ = false;
+};
+
+}  // namespace strowger

@@ -1,0 +1,112 @@
+// The engine: executes runs of compiled plans, durably.
+//
+// Every state change of a run is an event appended to the run's ledger in the store, and
+// committed, before anything that depends on it happens: a node's model call starts only
+// after its `node.started` is committed; dependents start only after `node.completed` is.
+// The run's in-memory state is RunState::Apply over those same events, so ResumeRun rebuilds
+// exactly the state a crashed process had (docs/design/engine.md, "Life of a run").
+//
+// Concurrency: runs are coroutines on the engine's executor, each on its own strand (one
+// owner for its state; no thread per run). A waiting run costs its coroutine frames and
+// state, a few KB. Fan-out nodes of a run execute concurrently on that strand.
+//
+// Thread-safety: Engine methods are safe to call from any thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/asio.hpp"
+#include "core/clock.hpp"
+#include "core/random.hpp"
+#include "core/result.hpp"
+#include "engine/observer.hpp"
+#include "ledger/run_state.hpp"
+#include "model/plan.hpp"
+#include "providers/provider.hpp"
+#include "store/store.hpp"
+
+namespace strowger::engine {
+
+struct EngineOptions {
+    // Identifies this process as a lease holder; default "<host>:<pid>:<random>".
+    std::string owner;
+    std::chrono::milliseconds lease_duration{30'000};
+};
+
+struct StartRequest {
+    std::shared_ptr<const model::Plan> plan;
+    std::string input;
+    std::string idempotency_key;  // "" = none
+    std::string rerun_of;         // run id this run repeats, if any
+};
+
+struct RunOutcome {
+    std::string run_id;
+    ledger::RunStatus status = ledger::RunStatus::kPending;
+    std::string output;
+    std::string error;  // run.failed message, or why the run stopped (store error)
+    ErrorCode error_code = ErrorCode::kOk;
+    // True when an idempotency key matched a run that already existed: nothing was created
+    // or executed, and status is that run's stored status.
+    bool existing = false;
+};
+
+class Engine {
+public:
+    Engine(Executor executor, std::shared_ptr<store::Store> store,
+           providers::ProviderRegistry& providers, EngineOptions options = {},
+           Clock& clock = Clock::Real(), Random& random = Random::Real());
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    void AddObserver(Observer* observer);
+
+    // Creates a pending run. With an idempotency key that was used before, creates nothing and
+    // returns that run (existing = true).
+    Awaitable<Result<RunOutcome>> CreateRun(StartRequest request);
+
+    // Creates a run and executes it until it ends (completed, failed, cancelled) or stops
+    // (paused, waiting). With a used idempotency key, returns the existing run unexecuted.
+    Awaitable<Result<RunOutcome>> StartRun(StartRequest request);
+
+    // Continues a run from its ledger: after a crash, a pause, or for a pending run. The run's
+    // pinned definition is used, whatever the workflow file says now. kFailedPrecondition if
+    // the run is terminal, kAborted if another process holds its lease.
+    Awaitable<Result<RunOutcome>> ResumeRun(std::string run_id, std::string reason = "restart",
+                                            std::string actor = {});
+
+    // Ask a run executing in this engine to stop. Cancel aborts in-flight model calls; Pause
+    // lets them finish and stops at the next node boundary. False if the run is not here.
+    bool Cancel(const std::string& run_id, std::string reason, std::string actor = {});
+    bool Pause(const std::string& run_id, std::string reason, std::string actor = {});
+    void CancelAll(std::string reason);
+    size_t ActiveRuns() const;
+
+    // The plan a run is pinned to (compiled from the stored definition snapshot; cached).
+    Awaitable<Result<std::shared_ptr<const model::Plan>>> LoadPinnedPlan(std::string sha256);
+
+    store::Store& store();
+    const std::string& owner() const;
+
+    class Impl;
+
+private:
+    std::shared_ptr<Impl> impl_;
+};
+
+// Rebuilds a run's state from its stored events (decoding and applying each).
+Result<ledger::RunState> ReplayRun(const model::Plan& plan,
+                                   const std::vector<store::StoredEvent>& events);
+
+// The provider names the engine's registry knows, for compile-time model checks.
+model::CompileOptions CompileOptionsFor(const providers::ProviderRegistry& registry);
+
+// Compiles a pinned definition snapshot (model::SnapshotJson) back to a plan.
+Result<std::shared_ptr<const model::Plan>> CompileSnapshot(const std::string& definition_json,
+                                                          const model::CompileOptions& options);
+
+}  // namespace strowger::engine

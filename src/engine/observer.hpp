@@ -1,0 +1,27 @@
+// Observers see a run's progress as it happens (taskflow's ObserverInterface): the CLI's live
+// display, `runs events --follow` in-process, and later the daemon's event streams.
+//
+// Callbacks run on the run's executor, after the events were committed; they must be quick
+// and must not block. An observer must outlive the engine it is added to.
+#pragma once
+
+#include <string_view>
+
+#include "ledger/event.hpp"
+
+namespace strowger::engine {
+
+class Observer {
+public:
+    virtual ~Observer() = default;
+    // Called once per committed event, in ledger order per run.
+    virtual void OnEvent(const ledger::Event& event) { (void)event; }
+    // Streamed model text for a running node (not in the ledger; the final text is).
+    virtual void OnDelta(std::string_view run_id, std::string_view node, std::string_view text) {
+        (void)run_id;
+        (void)node;
+        (void)text;
+    }
+};
+
+}  // namespace strowger::engine

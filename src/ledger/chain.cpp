@@ -1,0 +1,96 @@
+#include "ledger/chain.hpp"
+
+#include "core/sha256.hpp"
+
+namespace strowger::ledger {
+
+Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewEvent& event) {
+    Event sealed;
+    sealed.seq = head.seq + 1;
+    sealed.run_id = std::string(run_id);
+    sealed.time = time;
+    sealed.type = TypeOf(event.payload);
+    sealed.type_name = sealed.type == EventType::kUnknown
+                           ? std::get<UnknownPayload>(event.payload).type
+                           : std::string(EventTypeName(sealed.type));
+    sealed.node = event.node;
+    sealed.attempt = event.attempt;
+    sealed.data = EncodePayload(event.payload);
+    sealed.prev_hash = head.hash;
+    std::string body = EncodeEvent(sealed.seq, run_id, time, sealed.type_name, sealed.node,
+                                   sealed.attempt, sealed.data, sealed.prev_hash, {});
+    sealed.hash = Sha256Hex(sealed.prev_hash, body);
+    // The stored form includes the hash; "hash" sorts between "data" and "node", so splice it
+    // in rather than encoding twice.
+    sealed.encoded = EncodeEvent(sealed.seq, run_id, time, sealed.type_name, sealed.node,
+                                 sealed.attempt, sealed.data, sealed.prev_hash, sealed.hash);
+    head.seq = sealed.seq;
+    head.hash = sealed.hash;
+    return sealed;
+}
+
+VerifyReport VerifyChain(std::string_view run_id, const std::vector<std::string>& lines,
+                         const std::optional<ChainHead>& expected_head) {
+    VerifyReport report;
+    for (const auto& line : lines) {
+        int64_t expected_seq = report.head.seq + 1;
+        auto decoded = DecodeEvent(line);
+        if (!decoded) {
+            report.issue = VerifyIssue{expected_seq, "malformed", decoded.error().message()};
+            return report;
+        }
+        const Event& event = *decoded;
+        if (event.run_id != run_id) {
+            report.issue = VerifyIssue{event.seq, "wrong run",
+                                       "event belongs to run " + event.run_id};
+            return report;
+        }
+        if (event.seq <= report.head.seq) {
+            report.issue = VerifyIssue{expected_seq, "reorder",
+                                       "expected seq " + std::to_string(expected_seq) +
+                                           ", found " + std::to_string(event.seq)};
+            return report;
+        }
+        if (event.seq != expected_seq) {
+            report.issue = VerifyIssue{expected_seq, "gap",
+                                       "expected seq " + std::to_string(expected_seq) +
+                                           ", found " + std::to_string(event.seq)};
+            return report;
+        }
+        if (event.prev_hash != report.head.hash) {
+            report.issue = VerifyIssue{event.seq, "prev_hash mismatch",
+                                       "prev_hash does not match the hash of seq " +
+                                           std::to_string(report.head.seq)};
+            return report;
+        }
+        std::string body = EncodeEvent(event.seq, event.run_id, event.time, event.type_name,
+                                       event.node, event.attempt, event.data, event.prev_hash, {});
+        std::string actual = Sha256Hex(event.prev_hash, body);
+        if (actual != event.hash) {
+            report.issue = VerifyIssue{event.seq, "hash mismatch",
+                                       "stored " + event.hash.substr(0, 12) + "…, computed " +
+                                           actual.substr(0, 12) + "…"};
+            return report;
+        }
+        report.head.seq = event.seq;
+        report.head.hash = event.hash;
+        ++report.events;
+    }
+    if (expected_head) {
+        if (expected_head->seq > report.head.seq) {
+            report.issue = VerifyIssue{report.head.seq + 1, "truncated",
+                                       "the store recorded " + std::to_string(expected_head->seq) +
+                                           " events; the chain ends at " +
+                                           std::to_string(report.head.seq)};
+        } else if (expected_head->seq == report.head.seq && expected_head->hash != report.head.hash) {
+            report.issue = VerifyIssue{report.head.seq, "hash mismatch",
+                                       "the chain's last hash differs from the recorded head"};
+        } else if (expected_head->seq < report.head.seq) {
+            report.issue = VerifyIssue{expected_head->seq + 1, "malformed",
+                                       "events after the recorded head"};
+        }
+    }
+    return report;
+}
+
+}  // namespace strowger::ledger

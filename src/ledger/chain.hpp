@@ -1,0 +1,45 @@
+// The hash chain: sealing new events onto a run's chain, and verifying a stored chain.
+//
+// Thread-safety: ChainHead is a plain value owned by whoever appends to the run (the run's
+// single writer). VerifyChain is reentrant.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ledger/event.hpp"
+
+namespace strowger::ledger {
+
+// The last event of a chain: what the next event links to.
+struct ChainHead {
+    int64_t seq = 0;
+    std::string hash = std::string(kGenesisHash);
+};
+
+// Turns `event` into the next stored event of `run_id`'s chain and advances `head`.
+Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewEvent& event);
+
+struct VerifyIssue {
+    int64_t seq = 0;     // first bad sequence number (for truncation: the first missing one)
+    std::string reason;  // "gap", "reorder", "prev_hash mismatch", "hash mismatch",
+                         // "malformed", "truncated", "wrong run"
+    std::string detail;
+};
+
+struct VerifyReport {
+    int64_t events = 0;
+    ChainHead head;  // of the verified prefix
+    std::optional<VerifyIssue> issue;
+    bool ok() const { return !issue.has_value(); }
+};
+
+// Verifies stored event lines in storage order. `expected_head`, if given, is the head the
+// store recorded when it last appended; a chain that ends early is reported "truncated".
+VerifyReport VerifyChain(std::string_view run_id, const std::vector<std::string>& lines,
+                         const std::optional<ChainHead>& expected_head = std::nullopt);
+
+}  // namespace strowger::ledger

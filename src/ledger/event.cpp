@@ -1,0 +1,305 @@
+#include "ledger/event.hpp"
+
+#include <boost/json.hpp>
+
+#include <array>
+#include <charconv>
+
+#include "core/json.hpp"
+
+namespace strowger::ledger {
+namespace {
+
+constexpr std::array<std::string_view, 15> kTypeNames = {
+    "run.created",   "run.started",   "run.resumed",   "run.paused",
+    "run.cancelled", "run.completed", "run.failed",    "node.started",
+    "llm.request",   "llm.response",  "node.iteration_completed",
+    "node.completed", "node.retry_scheduled", "node.failed", "node.skipped",
+};
+
+template <class... Ts>
+struct Overloaded : Ts... {
+    using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+void OptionalField(JsonWriter& w, std::string_view key, const std::string& value) {
+    if (!value.empty()) w.Field(key, value);
+}
+
+std::string Str(const json::object& o, std::string_view key) {
+    return std::string(JsonString(o, key));
+}
+
+}  // namespace
+
+std::string_view EventTypeName(EventType type) {
+    auto index = static_cast<size_t>(type);
+    return index < kTypeNames.size() ? kTypeNames[index] : "unknown";
+}
+
+EventType EventTypeFromName(std::string_view name) {
+    for (size_t i = 0; i < kTypeNames.size(); ++i) {
+        if (kTypeNames[i] == name) return static_cast<EventType>(i);
+    }
+    return EventType::kUnknown;
+}
+
+std::string FormatUsd(int64_t nano_usd) {
+    bool negative = nano_usd < 0;
+    uint64_t v = negative ? static_cast<uint64_t>(-(nano_usd + 1)) + 1 : static_cast<uint64_t>(nano_usd);
+    std::string whole = std::to_string(v / 1000000000ull);
+    std::string fraction = std::to_string(v % 1000000000ull);
+    fraction.insert(0, 9 - fraction.size(), '0');
+    while (fraction.size() > 1 && fraction.back() == '0') fraction.pop_back();
+    return (negative ? "-" : "") + whole + "." + fraction;
+}
+
+Result<int64_t> ParseUsd(std::string_view text) {
+    bool negative = !text.empty() && text[0] == '-';
+    if (negative) text.remove_prefix(1);
+    auto dot = text.find('.');
+    std::string_view whole = text.substr(0, dot);
+    std::string_view fraction = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+    if (whole.empty() || fraction.size() > 9) return InvalidArgumentError("bad USD amount");
+    int64_t w = 0;
+    auto [p1, e1] = std::from_chars(whole.data(), whole.data() + whole.size(), w);
+    if (e1 != std::errc() || p1 != whole.data() + whole.size()) return InvalidArgumentError("bad USD amount");
+    int64_t f = 0;
+    if (!fraction.empty()) {
+        auto [p2, e2] = std::from_chars(fraction.data(), fraction.data() + fraction.size(), f);
+        if (e2 != std::errc() || p2 != fraction.data() + fraction.size()) {
+            return InvalidArgumentError("bad USD amount");
+        }
+        for (size_t i = fraction.size(); i < 9; ++i) f *= 10;
+    }
+    int64_t nanos = w * 1000000000 + f;
+    return negative ? -nanos : nanos;
+}
+
+EventType TypeOf(const Payload& payload) {
+    return std::visit(
+        Overloaded{
+            [](const RunCreated&) { return EventType::kRunCreated; },
+            [](const RunStarted&) { return EventType::kRunStarted; },
+            [](const RunResumed&) { return EventType::kRunResumed; },
+            [](const RunPaused&) { return EventType::kRunPaused; },
+            [](const RunCancelled&) { return EventType::kRunCancelled; },
+            [](const RunCompleted&) { return EventType::kRunCompleted; },
+            [](const RunFailed&) { return EventType::kRunFailed; },
+            [](const NodeStarted&) { return EventType::kNodeStarted; },
+            [](const LlmRequest&) { return EventType::kLlmRequest; },
+            [](const LlmResponse&) { return EventType::kLlmResponse; },
+            [](const NodeIterationCompleted&) { return EventType::kNodeIterationCompleted; },
+            [](const NodeCompleted&) { return EventType::kNodeCompleted; },
+            [](const NodeRetryScheduled&) { return EventType::kNodeRetryScheduled; },
+            [](const NodeFailed&) { return EventType::kNodeFailed; },
+            [](const NodeSkipped&) { return EventType::kNodeSkipped; },
+            [](const UnknownPayload&) { return EventType::kUnknown; },
+        },
+        payload);
+}
+
+// Keys are written in sorted order by hand; ledger_test checks the output is canonical.
+std::string EncodePayload(const Payload& payload) {
+    std::string out;
+    out.reserve(128);
+    JsonWriter w(out);
+    std::visit(
+        Overloaded{
+            [&](const RunCreated& p) {
+                w.BeginObject().Field("definition_sha256", p.definition_sha256);
+                OptionalField(w, "idempotency_key", p.idempotency_key);
+                w.Field("input", p.input);
+                OptionalField(w, "rerun_of", p.rerun_of);
+                w.Field("workflow", p.workflow).EndObject();
+            },
+            [&](const RunStarted&) { w.BeginObject().EndObject(); },
+            [&](const RunResumed& p) {
+                w.BeginObject();
+                OptionalField(w, "actor", p.actor);
+                w.Field("reason", p.reason).EndObject();
+            },
+            [&](const RunPaused& p) {
+                w.BeginObject();
+                OptionalField(w, "actor", p.actor);
+                w.Field("reason", p.reason).EndObject();
+            },
+            [&](const RunCancelled& p) {
+                w.BeginObject();
+                OptionalField(w, "actor", p.actor);
+                w.Field("reason", p.reason).EndObject();
+            },
+            [&](const RunCompleted& p) { w.BeginObject().Field("output", p.output).EndObject(); },
+            [&](const RunFailed& p) {
+                w.BeginObject().Field("code", p.code).Field("error", p.error);
+                OptionalField(w, "node", p.node);
+                w.EndObject();
+            },
+            [&](const NodeStarted& p) {
+                w.BeginObject();
+                if (p.iteration > 0) w.Field("iteration", p.iteration);
+                w.EndObject();
+            },
+            [&](const LlmRequest& p) {
+                w.BeginObject()
+                    .Field("model", p.model)
+                    .Field("prompt", p.prompt)
+                    .Field("provider", p.provider)
+                    .Field("system_prompt", p.system_prompt)
+                    .Field("turn", p.turn)
+                    .EndObject();
+            },
+            [&](const LlmResponse& p) {
+                w.BeginObject()
+                    .Field("content", p.content)
+                    .Field("cost_usd", FormatUsd(p.cost_nano_usd))
+                    .Field("finish_reason", p.finish_reason)
+                    .Field("latency_ms", p.latency_ms)
+                    .Field("tokens_in", p.tokens_in)
+                    .Field("tokens_out", p.tokens_out)
+                    .Field("turn", p.turn)
+                    .EndObject();
+            },
+            [&](const NodeIterationCompleted& p) {
+                w.BeginObject()
+                    .Field("duration_ms", p.duration_ms)
+                    .Field("iteration", p.iteration)
+                    .Field("output", p.output)
+                    .Field("tokens_in", p.tokens_in)
+                    .Field("tokens_out", p.tokens_out)
+                    .EndObject();
+            },
+            [&](const NodeCompleted& p) {
+                w.BeginObject().Field("duration_ms", p.duration_ms);
+                if (p.iterations > 0) w.Field("iterations", p.iterations);
+                w.Field("output", p.output)
+                    .Field("tokens_in", p.tokens_in)
+                    .Field("tokens_out", p.tokens_out)
+                    .EndObject();
+            },
+            [&](const NodeRetryScheduled& p) {
+                w.BeginObject()
+                    .Field("code", p.code)
+                    .Field("delay_ms", p.delay_ms)
+                    .Field("due", FormatRfc3339(p.due))
+                    .Field("error", p.error);
+                if (p.iteration > 0) w.Field("iteration", p.iteration);
+                w.EndObject();
+            },
+            [&](const NodeFailed& p) {
+                w.BeginObject().Field("code", p.code).Field("error", p.error).EndObject();
+            },
+            [&](const NodeSkipped& p) {
+                w.BeginObject();
+                OptionalField(w, "error", p.error);
+                w.Field("reason", p.reason).EndObject();
+            },
+            [&](const UnknownPayload& p) { out += p.data.empty() ? "{}" : p.data; },
+        },
+        payload);
+    return out;
+}
+
+Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::string_view data) {
+    auto parsed = ParseJson(data);
+    if (!parsed || !parsed->is_object()) {
+        return DataLossError("event data is not a JSON object");
+    }
+    const json::object& o = parsed->get_object();
+    switch (type) {
+        case EventType::kRunCreated:
+            return RunCreated{Str(o, "workflow"), Str(o, "definition_sha256"), Str(o, "input"),
+                              Str(o, "idempotency_key"), Str(o, "rerun_of")};
+        case EventType::kRunStarted: return RunStarted{};
+        case EventType::kRunResumed: return RunResumed{Str(o, "reason"), Str(o, "actor")};
+        case EventType::kRunPaused: return RunPaused{Str(o, "reason"), Str(o, "actor")};
+        case EventType::kRunCancelled: return RunCancelled{Str(o, "reason"), Str(o, "actor")};
+        case EventType::kRunCompleted: return RunCompleted{Str(o, "output")};
+        case EventType::kRunFailed: return RunFailed{Str(o, "error"), Str(o, "code"), Str(o, "node")};
+        case EventType::kNodeStarted: return NodeStarted{JsonInt(o, "iteration")};
+        case EventType::kLlmRequest:
+            return LlmRequest{Str(o, "provider"), Str(o, "model"), Str(o, "system_prompt"),
+                              Str(o, "prompt"), JsonInt(o, "turn", 1)};
+        case EventType::kLlmResponse: {
+            auto cost = ParseUsd(JsonString(o, "cost_usd", "0"));
+            return LlmResponse{Str(o, "content"),        JsonInt(o, "tokens_in"),
+                               JsonInt(o, "tokens_out"), cost ? *cost : 0,
+                               JsonInt(o, "latency_ms"), Str(o, "finish_reason"),
+                               JsonInt(o, "turn", 1)};
+        }
+        case EventType::kNodeIterationCompleted:
+            return NodeIterationCompleted{JsonInt(o, "iteration", 1), Str(o, "output"),
+                                          JsonInt(o, "tokens_in"), JsonInt(o, "tokens_out"),
+                                          JsonInt(o, "duration_ms")};
+        case EventType::kNodeCompleted:
+            return NodeCompleted{Str(o, "output"), JsonInt(o, "tokens_in"), JsonInt(o, "tokens_out"),
+                                 JsonInt(o, "duration_ms"), JsonInt(o, "iterations")};
+        case EventType::kNodeRetryScheduled: {
+            auto due = ParseRfc3339(JsonString(o, "due"));
+            if (!due) return DataLossError("node.retry_scheduled: bad due time");
+            return NodeRetryScheduled{Str(o, "error"), Str(o, "code"), JsonInt(o, "delay_ms"), *due,
+                                      JsonInt(o, "iteration")};
+        }
+        case EventType::kNodeFailed: return NodeFailed{Str(o, "error"), Str(o, "code")};
+        case EventType::kNodeSkipped: return NodeSkipped{Str(o, "reason"), Str(o, "error")};
+        case EventType::kUnknown: break;
+    }
+    return UnknownPayload{std::string(type_name), std::string(data)};
+}
+
+std::string EncodeEvent(int64_t seq, std::string_view run_id, SystemTime time,
+                        std::string_view type_name, std::string_view node, int64_t attempt,
+                        std::string_view data, std::string_view prev_hash, std::string_view hash) {
+    std::string out;
+    out.reserve(data.size() + 256);
+    JsonWriter w(out);
+    w.BeginObject();
+    if (attempt > 0) w.Field("attempt", attempt);
+    w.Key("data").Raw(data);
+    if (!hash.empty()) w.Field("hash", hash);
+    if (!node.empty()) w.Field("node", node);
+    w.Field("prev_hash", prev_hash)
+        .Field("run_id", run_id)
+        .Field("seq", seq)
+        .Field("time", FormatRfc3339(time))
+        .Field("type", type_name)
+        .Field("v", int64_t{kFormatVersion})
+        .EndObject();
+    return out;
+}
+
+Result<Event> DecodeEvent(std::string_view line) {
+    auto parsed = ParseJson(line);
+    if (!parsed || !parsed->is_object()) return DataLossError("malformed: not a JSON object");
+    const json::object& o = parsed->get_object();
+    if (JsonInt(o, "v", -1) != kFormatVersion) return DataLossError("malformed: unsupported version");
+    const json::object* data = JsonObject(o, "data");
+    if (data == nullptr) return DataLossError("malformed: missing data");
+    auto time = ParseRfc3339(JsonString(o, "time"));
+    if (!time) return DataLossError("malformed: bad time");
+    Event event;
+    event.seq = JsonInt(o, "seq", -1);
+    event.run_id = Str(o, "run_id");
+    event.time = *time;
+    event.type_name = Str(o, "type");
+    event.type = EventTypeFromName(event.type_name);
+    event.node = Str(o, "node");
+    event.attempt = JsonInt(o, "attempt", 0);
+    auto canonical_data = CanonicalJson(json::value(*data));
+    if (!canonical_data) return DataLossError("malformed: data is not canonical");
+    event.data = std::move(*canonical_data);
+    event.prev_hash = Str(o, "prev_hash");
+    event.hash = Str(o, "hash");
+    if (event.seq < 1 || event.run_id.empty() || event.type_name.empty() ||
+        event.prev_hash.size() != 64 || event.hash.size() != 64) {
+        return DataLossError("malformed: missing or invalid header field");
+    }
+    event.encoded = EncodeEvent(event.seq, event.run_id, event.time, event.type_name, event.node,
+                                event.attempt, event.data, event.prev_hash, event.hash);
+    if (event.encoded != line) return DataLossError("malformed: not in canonical form");
+    return event;
+}
+
+}  // namespace strowger::ledger

@@ -1,0 +1,180 @@
+// Ledger events (docs/formats/ledger_event_v1.md): types, typed payloads, canonical encoding.
+//
+// An Event is what is stored: a header (seq, run, time, type, node, attempt), the payload as
+// canonical JSON text (`data`), and the chain fields. Payload structs below are the typed form
+// the engine builds and the run-state reducer consumes; Encode/Decode convert between them.
+//
+// Thread-safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/result.hpp"
+
+namespace strowger::ledger {
+
+inline constexpr int kFormatVersion = 1;
+inline constexpr std::string_view kGenesisHash =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+// Persisted by name (EventTypeName). Do not rename.
+enum class EventType {
+    kRunCreated,
+    kRunStarted,
+    kRunResumed,
+    kRunPaused,
+    kRunCancelled,
+    kRunCompleted,
+    kRunFailed,
+    kNodeStarted,
+    kLlmRequest,
+    kLlmResponse,
+    kNodeIterationCompleted,
+    kNodeCompleted,
+    kNodeRetryScheduled,
+    kNodeFailed,
+    kNodeSkipped,
+    kUnknown,  // a type this version does not know; kept for verification
+};
+
+std::string_view EventTypeName(EventType type);
+EventType EventTypeFromName(std::string_view name);
+
+// Costs are kept as integer nano-dollars and written as decimal strings ("0.00042").
+std::string FormatUsd(int64_t nano_usd);
+Result<int64_t> ParseUsd(std::string_view text);
+
+struct RunCreated {
+    std::string workflow;
+    std::string definition_sha256;
+    std::string input;
+    std::string idempotency_key;
+    std::string rerun_of;
+};
+struct RunStarted {};
+struct RunResumed {
+    std::string reason;
+    std::string actor;
+};
+struct RunPaused {
+    std::string reason;
+    std::string actor;
+};
+struct RunCancelled {
+    std::string reason;
+    std::string actor;
+};
+struct RunCompleted {
+    std::string output;
+};
+struct RunFailed {
+    std::string error;
+    std::string code;
+    std::string node;
+};
+struct NodeStarted {
+    int64_t iteration = 0;  // 0 = not a loop
+};
+struct LlmRequest {
+    std::string provider;
+    std::string model;
+    std::string system_prompt;
+    std::string prompt;
+    int64_t turn = 1;
+};
+struct LlmResponse {
+    std::string content;
+    int64_t tokens_in = 0;
+    int64_t tokens_out = 0;
+    int64_t cost_nano_usd = 0;
+    int64_t latency_ms = 0;
+    std::string finish_reason;
+    int64_t turn = 1;
+};
+struct NodeIterationCompleted {
+    int64_t iteration = 1;
+    std::string output;
+    int64_t tokens_in = 0;
+    int64_t tokens_out = 0;
+    int64_t duration_ms = 0;
+};
+struct NodeCompleted {
+    std::string output;
+    int64_t tokens_in = 0;
+    int64_t tokens_out = 0;
+    int64_t duration_ms = 0;
+    int64_t iterations = 0;  // loops only
+};
+struct NodeRetryScheduled {
+    std::string error;
+    std::string code;
+    int64_t delay_ms = 0;
+    SystemTime due;
+    int64_t iteration = 0;
+};
+struct NodeFailed {
+    std::string error;
+    std::string code;
+};
+struct NodeSkipped {
+    std::string reason;  // "condition_not_met" | "error"
+    std::string error;
+};
+// A type this version does not know: its data is kept as is.
+struct UnknownPayload {
+    std::string type;
+    std::string data;  // canonical JSON as stored
+};
+
+using Payload =
+    std::variant<RunCreated, RunStarted, RunResumed, RunPaused, RunCancelled, RunCompleted,
+                 RunFailed, NodeStarted, LlmRequest, LlmResponse, NodeIterationCompleted,
+                 NodeCompleted, NodeRetryScheduled, NodeFailed, NodeSkipped, UnknownPayload>;
+
+EventType TypeOf(const Payload& payload);
+
+// An event before it joins the chain: what the engine appends.
+struct NewEvent {
+    std::string node;   // empty: none
+    int64_t attempt = 0;  // 0: none
+    Payload payload;
+};
+
+// A stored event.
+struct Event {
+    int64_t seq = 0;
+    std::string run_id;
+    SystemTime time;
+    EventType type = EventType::kUnknown;
+    std::string type_name;  // as stored (for kUnknown)
+    std::string node;
+    int64_t attempt = 0;
+    std::string data;  // canonical JSON object
+    std::string prev_hash;
+    std::string hash;
+    // The canonical encoding of the whole event including `hash`: the stored/exported line.
+    std::string encoded;
+};
+
+// Encodes a payload as canonical JSON (the `data` member).
+std::string EncodePayload(const Payload& payload);
+// Decodes `data` of an event of `type`.
+Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::string_view data);
+
+// Canonical encoding of the event; without the hash member when `hash` is empty.
+std::string EncodeEvent(int64_t seq, std::string_view run_id, SystemTime time,
+                        std::string_view type_name, std::string_view node, int64_t attempt,
+                        std::string_view data, std::string_view prev_hash,
+                        std::string_view hash);
+
+// Parses a stored line (canonical JSON with hash). Fails with kDataLoss if the bytes are not
+// the canonical encoding of a version-1 event.
+Result<Event> DecodeEvent(std::string_view line);
+
+}  // namespace strowger::ledger

@@ -1,0 +1,111 @@
+// The state of a run, as a pure function of its ledger.
+//
+// RunState::Apply is the only code that changes a run's state: the engine applies each event
+// it appends, and resume/inspection replay stored events through the same function, so the
+// state a crashed run is rebuilt to is exactly the state it had (docs/design/engine.md).
+//
+// Nodes are addressed by their index in the plan; callers map `Event::node` names to indices.
+//
+// Thread-safety: none; a RunState has one owner (the run's strand).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ledger/chain.hpp"
+#include "ledger/event.hpp"
+
+namespace strowger::ledger {
+
+// Persisted by name (RunStatusName). Do not rename.
+enum class RunStatus {
+    kPending,
+    kRunning,
+    kPaused,
+    kWaiting,
+    kCompleted,
+    kFailed,
+    kCancelled,
+    kNeedsReconciliation,
+};
+std::string_view RunStatusName(RunStatus status);
+// Unknown names map to kPending; `ok` (if given) says whether the name was known.
+RunStatus RunStatusFromName(std::string_view name, bool* ok = nullptr);
+bool IsTerminal(RunStatus status);
+
+enum class NodeStatus { kPending, kRunning, kRetryWaiting, kCompleted, kSkipped, kFailed };
+std::string_view NodeStatusName(NodeStatus status);
+inline bool IsFinished(NodeStatus s) {
+    return s == NodeStatus::kCompleted || s == NodeStatus::kSkipped || s == NodeStatus::kFailed;
+}
+
+struct NodeState {
+    NodeStatus status = NodeStatus::kPending;
+    int64_t attempt = 0;                  // last attempt started (numbers continue across iterations)
+    int64_t iteration = 0;                // loops: current iteration, from 1
+    int64_t iteration_first_attempt = 1;  // loops: first attempt number of `iteration`
+    int64_t iterations_done = 0;
+    int64_t failures_in_iteration = 0;   // retry_scheduled events since the iteration began
+    std::string output;  // completed: the node's output; loop in progress: last iteration's
+    std::string prompt;  // last prompt sent
+    int64_t tokens_in = 0;   // of the completed attempt (loops: all iterations)
+    int64_t tokens_out = 0;
+    int64_t duration_ms = 0;
+    SystemTime started_at{};
+    SystemTime retry_due{};
+    std::string error;
+    std::string error_code;
+    std::string skip_reason;
+
+    // Attempts made in the current iteration (or in total, for non-loops).
+    int64_t AttemptsInIteration() const { return attempt - iteration_first_attempt + 1; }
+};
+
+// One entry of the run's step results (LibreFang's StepResult): one per agent execution that
+// completed; loops add one per iteration, named "<name> (iter k)".
+struct StepResult {
+    int node_index = -1;
+    std::string step_name;
+    std::string prompt;
+    std::string output;
+    int64_t input_tokens = 0;
+    int64_t output_tokens = 0;
+    int64_t duration_ms = 0;
+    int64_t attempts = 1;
+};
+
+class RunState {
+public:
+    explicit RunState(size_t node_count = 0) : nodes(node_count) {}
+
+    // Applies one event. `node_index` is the plan index of `event.node` (-1 for run events).
+    // `time` is the event's time.
+    void Apply(SystemTime time, int node_index, const NewEvent& event);
+
+    std::string run_id;
+    std::string workflow;
+    std::string definition_sha256;
+    std::string input;
+    std::string idempotency_key;
+    std::string rerun_of;
+    RunStatus status = RunStatus::kPending;
+    std::string output;
+    std::string error;
+    std::string error_code;
+    std::string failed_node;
+    std::string cancel_reason;
+    SystemTime created_at{};
+    SystemTime started_at{};  // first run.started
+    SystemTime updated_at{};
+    SystemTime ended_at{};
+    ChainHead head;
+    std::vector<NodeState> nodes;
+    std::vector<StepResult> steps;
+    int64_t tokens_in = 0;  // all model calls, including failed attempts
+    int64_t tokens_out = 0;
+    int64_t cost_nano_usd = 0;
+    int64_t model_calls = 0;
+};
+
+}  // namespace strowger::ledger

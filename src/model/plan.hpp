@@ -1,0 +1,107 @@
+// The compiled, immutable plan of a workflow: a DAG of nodes.
+//
+// Both ways of writing a workflow compile to this one structure: the linear `steps` form
+// (LibreFang semantics) and, in a later version, the `nodes` + `edges` form. A node runs when
+// every node in `deps` has finished (completed, skipped or failed-and-tolerated). What it
+// reads is data, not position in a list:
+//
+//   * `{{input}}` = the effective outputs of `inputs`, joined with "\n\n---\n\n" (one input:
+//     its output unchanged; none: the run input);
+//   * the effective output of a node is its output if it completed, or its own effective
+//     input if it was skipped — so a skipped step leaves `{{input}}` unchanged downstream;
+//   * `{{name}}` = the output of the latest node in the variable's `sources` that completed.
+//
+// The linear form maps onto this as: every step depends on all nodes of the previous stage (a
+// stage is one step, or a group of consecutive fan_out steps); its input is the last node of
+// the previous stage; a collect step's inputs are the fan-out group before it.
+//
+// Thread-safety: immutable after Compile; share it as std::shared_ptr<const Plan>.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/diagnostic.hpp"
+#include "model/template.hpp"
+#include "model/workflow.hpp"
+
+namespace strowger::model {
+
+// Persisted in the ledger by name. Later kinds (tool, router, condition, fork, join,
+// human_task, gate, ...) are added here without changing how plans are executed.
+enum class NodeKind { kAgent, kCollect };
+std::string_view NodeKindName(NodeKind kind);
+
+inline constexpr std::string_view kCollectSeparator = "\n\n---\n\n";
+
+struct PlanNode {
+    int index = 0;
+    std::string id;  // unique within the plan: the step name
+    NodeKind kind = NodeKind::kAgent;
+    StepMode mode = StepMode::kSequential;  // the linear-form mode it came from
+    int agent = -1;                         // index into Plan::agents; -1 for collect
+    Template prompt;
+
+    std::vector<int> deps;        // must finish before this node starts
+    std::vector<int> inputs;      // form {{input}}; empty = the run input
+    std::vector<int> dependents;  // reverse of deps
+
+    // Gate (mode conditional): run only if {{input}} contains `condition`, ignoring case.
+    bool conditional = false;
+    std::string condition;
+
+    // Loop (mode loop): up to max_iterations, stopping early once the output contains
+    // `until` (ignoring case); each iteration's output is the next one's {{input}}.
+    bool loop = false;
+    int64_t max_iterations = 1;
+    std::string until;
+
+    ErrorMode error_mode = ErrorMode::kFail;
+    int64_t max_attempts = 1;  // 1 + max_retries when error_mode is retry
+    BackoffSpec backoff;
+    int64_t timeout_ms = 120'000;
+    // A fan-out step's failure fails the run whatever its error_mode says (LibreFang).
+    bool failure_fails_run = true;
+
+    std::string output_var;
+    int layer = 0;  // longest path from a root, for display
+};
+
+struct Plan {
+    std::string workflow_name;
+    std::string description;
+    std::vector<AgentSpec> agents;
+    std::vector<PlanNode> nodes;  // in a topological order (the order of the steps)
+    int output_node = -1;         // its effective output is the run's output
+    std::vector<std::vector<int>> layers;
+    // The resolved workflow as canonical JSON, and its SHA-256: what a run is pinned to.
+    std::string definition_json;
+    std::string definition_sha256;
+
+    const PlanNode* FindNode(std::string_view id) const;
+    const AgentSpec* AgentOf(const PlanNode& node) const {
+        return node.agent >= 0 ? &agents[static_cast<size_t>(node.agent)] : nullptr;
+    }
+};
+
+struct CompileOptions {
+    // Provider names an agent's model may use ("openai", "scripted", ...). Empty: no check.
+    std::vector<std::string> known_providers;
+};
+
+struct CompileResult {
+    std::shared_ptr<const Plan> plan;  // null if there are errors
+    std::vector<Diagnostic> diagnostics;
+    bool ok() const { return plan != nullptr; }
+};
+
+// Validates `workflow` (every problem at once) and, if there are no errors, compiles it.
+CompileResult Compile(const Workflow& workflow, const CompileOptions& options = {});
+
+// The resolved workflow (agents inlined, defaults explicit) as a JSON document that
+// LoadWorkflowText reads back to an equivalent workflow. Deterministic for equal workflows.
+std::string SnapshotJson(const Workflow& workflow);
+
+}  // namespace strowger::model

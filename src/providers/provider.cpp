@@ -1,0 +1,39 @@
+#include "providers/provider.hpp"
+
+#include <mutex>
+
+namespace strowger::providers {
+
+void ProviderRegistry::Register(std::string provider_name, Factory factory) {
+    std::lock_guard lock(mutex_);
+    factories_[std::move(provider_name)] = std::move(factory);
+}
+
+std::vector<std::string> ProviderRegistry::Names() const {
+    std::vector<std::string> names;
+    for (const auto& [name, factory] : factories_) names.push_back(name);
+    return names;
+}
+
+Result<ResolvedModel> ProviderRegistry::Resolve(std::string_view spec, std::string_view base_dir) {
+    auto colon = spec.find(':');
+    if (colon == std::string_view::npos) {
+        return InvalidArgumentError("model \"" + std::string(spec) + "\" must be provider:model");
+    }
+    std::string provider_name(spec.substr(0, colon));
+    std::string_view model = spec.substr(colon + 1);
+    std::string key = std::string(spec) + '\n' + std::string(base_dir);
+    std::lock_guard lock(mutex_);
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    auto factory = factories_.find(provider_name);
+    if (factory == factories_.end()) {
+        return InvalidArgumentError("unknown provider \"" + provider_name + "\"");
+    }
+    auto resolved = factory->second(model, base_dir);
+    if (!resolved) return resolved;
+    resolved->provider_name = provider_name;
+    cache_.emplace(std::move(key), *resolved);
+    return resolved;
+}
+
+}  // namespace strowger::providers

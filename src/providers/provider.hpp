@@ -1,0 +1,139 @@
+// Model providers: the interface every model backend implements.
+//
+// A provider turns a conversation (messages, optional tools) into one assistant message:
+// text, or tool calls for the agent loop to execute. It does not retry on its own unless its
+// config says so (HTTP providers retry 429/5xx honouring Retry-After); it never throws; it
+// honours `deadline` and asio cancellation (a cancelled call returns kCancelled promptly and
+// leaves nothing running).
+//
+// Thread-safety: a Provider may be called concurrently from the engine's executor.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/asio.hpp"
+#include "core/deadline.hpp"
+#include "core/result.hpp"
+
+namespace strowger::providers {
+
+enum class Role { kSystem, kUser, kAssistant, kTool };
+
+struct ToolCall {
+    std::string id;
+    std::string name;
+    std::string arguments;  // JSON text, as the model produced it
+};
+
+struct Message {
+    Role role = Role::kUser;
+    std::string content;
+    std::vector<ToolCall> tool_calls;  // assistant messages
+    std::string tool_call_id;          // tool messages
+    std::string name;                  // tool messages: the tool's name
+};
+
+struct ToolSpec {
+    std::string name;
+    std::string description;
+    std::string parameters_schema;  // JSON Schema text
+};
+
+// Receives streamed text as it arrives (live progress); the final text is in the Completion.
+class StreamSink {
+public:
+    virtual ~StreamSink() = default;
+    virtual void OnDelta(std::string_view text) = 0;
+};
+
+struct CompletionRequest {
+    std::string model;  // without the "provider:" prefix
+    std::vector<Message> messages;
+    std::vector<ToolSpec> tools;
+    std::optional<double> temperature;
+    std::optional<int64_t> max_output_tokens;
+    // Who is asking, for scripted matching, logs and idempotency keys.
+    std::string run_id;
+    std::string node;
+    std::string agent;
+    int64_t attempt = 1;
+    int64_t turn = 1;
+    StreamSink* stream = nullptr;  // may be null
+};
+
+struct Usage {
+    int64_t input_tokens = 0;
+    int64_t output_tokens = 0;
+};
+
+struct Completion {
+    std::string content;
+    std::vector<ToolCall> tool_calls;
+    Usage usage;
+    std::string finish_reason;  // "stop", "tool_calls", "length", ...
+    std::string model;          // as reported by the provider
+};
+
+class Provider {
+public:
+    virtual ~Provider() = default;
+    // "openai", "scripted", ...
+    virtual std::string_view name() const = 0;
+    virtual Awaitable<Result<Completion>> Complete(CompletionRequest request, Deadline deadline) = 0;
+};
+
+// Price of a model, for cost accounting (USD per million tokens, as nano-USD per token).
+struct Pricing {
+    int64_t input_nano_usd_per_token = 0;
+    int64_t output_nano_usd_per_token = 0;
+    int64_t CostNanoUsd(const Usage& usage) const {
+        return usage.input_tokens * input_nano_usd_per_token +
+               usage.output_tokens * output_nano_usd_per_token;
+    }
+};
+
+// A provider instance plus the model name to pass it.
+struct ResolvedModel {
+    std::shared_ptr<Provider> provider;
+    std::string provider_name;
+    std::string model;
+    Pricing pricing;
+};
+
+// Creates providers from "provider:model" strings and caches them, so agents that share a
+// provider share its connections, counters and limits.
+//
+// Thread-safety: Resolve is thread-safe.
+class ProviderRegistry {
+public:
+    // Builds a provider for `model` ("gpt-4o-mini", a scripted file path...). `base_dir`
+    // resolves relative paths. Returns the instance and the model name to send.
+    using Factory = std::function<Result<ResolvedModel>(std::string_view model,
+                                                        std::string_view base_dir)>;
+
+    explicit ProviderRegistry(Executor executor) : executor_(std::move(executor)) {}
+
+    void Register(std::string provider_name, Factory factory);
+    std::vector<std::string> Names() const;
+
+    // Resolves "provider:model". Cached per (provider, model, base_dir).
+    Result<ResolvedModel> Resolve(std::string_view spec, std::string_view base_dir);
+
+    const Executor& executor() const { return executor_; }
+
+private:
+    Executor executor_;
+    std::mutex mutex_;
+    std::map<std::string, Factory> factories_;          // GUARDED_BY(mutex_)
+    std::map<std::string, ResolvedModel> cache_;        // GUARDED_BY(mutex_)
+};
+
+}  // namespace strowger::providers

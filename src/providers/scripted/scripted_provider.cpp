@@ -1,0 +1,350 @@
+#include "providers/scripted/scripted_provider.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/json.hpp>
+
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "core/json.hpp"
+#include "core/strings.hpp"
+
+namespace strowger::providers {
+namespace {
+
+std::string Where(const std::string& file, const YAML::Node& node, const std::string& path) {
+    auto mark = node.Mark();
+    std::string out = file;
+    if (mark.line >= 0) out += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+    return out + ": " + path + ": ";
+}
+
+Result<int64_t> ReadInt(const std::string& file, const YAML::Node& node, const std::string& path) {
+    int64_t value = 0;
+    const std::string& text = node.IsScalar() ? node.Scalar() : std::string();
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (!node.IsScalar() || ec != std::errc() || end != text.data() + text.size() || value < 0) {
+        return InvalidArgumentError(Where(file, node, path) + "expected an integer >= 0");
+    }
+    return value;
+}
+
+// YAML mapping -> JSON text, for tool-call arguments written as YAML.
+json::value YamlToJson(const YAML::Node& node) {
+    if (node.IsMap()) {
+        json::object o;
+        for (auto it = node.begin(); it != node.end(); ++it) o[it->first.Scalar()] = YamlToJson(it->second);
+        return o;
+    }
+    if (node.IsSequence()) {
+        json::array a;
+        for (const auto& item : node) a.push_back(YamlToJson(item));
+        return a;
+    }
+    if (node.IsNull()) return nullptr;
+    const std::string& s = node.Scalar();
+    if (node.Tag() != "!") {
+        int64_t i = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
+        if (ec == std::errc() && end == s.data() + s.size()) return i;
+        if (s == "true") return true;
+        if (s == "false") return false;
+    }
+    return json::string(s);
+}
+
+int64_t EstimateTokens(size_t bytes) { return static_cast<int64_t>((bytes + 3) / 4); }
+
+std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
+    size_t pos = 0;
+    while ((pos = text.find(from, pos)) != std::string::npos) {
+        text.replace(pos, from.size(), to);
+        pos += to.size();
+    }
+    return text;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return NotFoundError(path + ": cannot read scripted provider file");
+    std::ostringstream buffer;
+    buffer << in.rdbuf();
+    return LoadText(buffer.str(), path);
+}
+
+Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string_view text,
+                                                                     const std::string& file) {
+    YAML::Node root;
+    try {
+        root = YAML::Load(std::string(text));
+    } catch (const YAML::Exception& e) {
+        return InvalidArgumentError(file + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                    std::to_string(e.mark.column + 1) + ": syntax error: " + e.msg);
+    }
+    std::shared_ptr<ScriptedProvider> provider(new ScriptedProvider());
+    provider->file_ = file;
+    if (root.IsNull()) return provider;
+    if (!root.IsMap()) return InvalidArgumentError(file + ": expected a mapping");
+    for (auto it = root.begin(); it != root.end(); ++it) {
+        const std::string key = it->first.Scalar();
+        const YAML::Node& value = it->second;
+        if (key == "latency_ms") {
+            STROWGER_ASSIGN_OR_RETURN(provider->default_latency_ms_, ReadInt(file, value, key));
+        } else if (key == "default") {
+            provider->default_reply_ = value.IsScalar() ? value.Scalar() : std::string();
+        } else if (key == "rules") {
+            if (!value.IsSequence()) return InvalidArgumentError(Where(file, value, key) + "expected a list");
+            for (size_t i = 0; i < value.size(); ++i) {
+                const YAML::Node& r = value[i];
+                std::string path = "rules[" + std::to_string(i) + "]";
+                if (!r.IsMap()) return InvalidArgumentError(Where(file, r, path) + "expected a mapping");
+                Rule rule;
+                rule.line = r.Mark().line + 1;
+                int actions = 0;
+                for (auto f = r.begin(); f != r.end(); ++f) {
+                    const std::string field = f->first.Scalar();
+                    const YAML::Node& v = f->second;
+                    std::string fp = path + "." + field;
+                    if (field == "when") {
+                        if (!v.IsMap()) return InvalidArgumentError(Where(file, v, fp) + "expected a mapping");
+                        for (auto c = v.begin(); c != v.end(); ++c) {
+                            const std::string cond = c->first.Scalar();
+                            std::string s = c->second.IsScalar() ? c->second.Scalar() : std::string();
+                            if (cond == "agent") {
+                                rule.agent = s;
+                            } else if (cond == "step") {
+                                rule.step = s;
+                            } else if (cond == "prompt_contains") {
+                                rule.prompt_contains = s;
+                            } else if (cond == "system_contains") {
+                                rule.system_contains = s;
+                            } else if (cond == "prompt_regex") {
+                                try {
+                                    rule.prompt_regex = std::regex(s);
+                                } catch (const std::regex_error& e) {
+                                    return InvalidArgumentError(Where(file, c->second, fp + "." + cond) +
+                                                                "bad regular expression: " + e.what());
+                                }
+                            } else {
+                                return InvalidArgumentError(Where(file, c->first, fp + "." + cond) +
+                                                            "unknown condition \"" + cond + "\"");
+                            }
+                        }
+                    } else if (field == "times") {
+                        STROWGER_ASSIGN_OR_RETURN(rule.times, ReadInt(file, v, fp));
+                    } else if (field == "reply") {
+                        rule.replies = {v.IsScalar() ? v.Scalar() : std::string()};
+                        ++actions;
+                    } else if (field == "replies") {
+                        if (!v.IsSequence() || v.size() == 0) {
+                            return InvalidArgumentError(Where(file, v, fp) + "expected a non-empty list");
+                        }
+                        for (const auto& item : v) rule.replies.push_back(item.Scalar());
+                        ++actions;
+                    } else if (field == "cycle") {
+                        rule.cycle = v.Scalar() == "true";
+                    } else if (field == "reply_template") {
+                        rule.reply_template = v.Scalar();
+                        rule.has_template = true;
+                        ++actions;
+                    } else if (field == "error") {
+                        rule.error = v.Scalar();
+                        ++actions;
+                    } else if (field == "error_code") {
+                        rule.error_code = ErrorCodeFromName(v.Scalar());
+                        if (rule.error_code == ErrorCode::kUnknown && v.Scalar() != "unknown") {
+                            return InvalidArgumentError(Where(file, v, fp) + "unknown error code \"" +
+                                                        v.Scalar() + "\"");
+                        }
+                    } else if (field == "hang") {
+                        rule.hang = v.Scalar() == "true";
+                        ++actions;
+                    } else if (field == "latency_ms") {
+                        STROWGER_ASSIGN_OR_RETURN(rule.latency_ms, ReadInt(file, v, fp));
+                    } else if (field == "usage") {
+                        if (v["input_tokens"]) {
+                            STROWGER_ASSIGN_OR_RETURN(rule.input_tokens,
+                                                      ReadInt(file, v["input_tokens"], fp + ".input_tokens"));
+                        }
+                        if (v["output_tokens"]) {
+                            STROWGER_ASSIGN_OR_RETURN(rule.output_tokens,
+                                                      ReadInt(file, v["output_tokens"], fp + ".output_tokens"));
+                        }
+                    } else if (field == "finish_reason") {
+                        rule.finish_reason = v.Scalar();
+                    } else if (field == "tool_calls") {
+                        if (!v.IsSequence()) return InvalidArgumentError(Where(file, v, fp) + "expected a list");
+                        for (const auto& call : v) {
+                            ScriptedToolCall tc;
+                            tc.name = call["name"] ? call["name"].Scalar() : std::string();
+                            if (tc.name.empty()) {
+                                return InvalidArgumentError(Where(file, call, fp) + "a tool call needs a name");
+                            }
+                            const YAML::Node& args = call["arguments"];
+                            if (!args || args.IsNull()) {
+                                tc.arguments = "{}";
+                            } else if (args.IsScalar()) {
+                                tc.arguments = args.Scalar();
+                            } else {
+                                tc.arguments = json::serialize(YamlToJson(args));
+                            }
+                            rule.tool_calls.push_back(std::move(tc));
+                        }
+                        if (rule.replies.empty()) ++actions;
+                    } else {
+                        std::string suggestion = ClosestMatch(
+                            field, {"when", "times", "reply", "replies", "cycle", "reply_template",
+                                    "error", "error_code", "hang", "latency_ms", "usage",
+                                    "finish_reason", "tool_calls"});
+                        return InvalidArgumentError(
+                            Where(file, f->first, fp) + "unknown field \"" + field + "\"" +
+                            (suggestion.empty() ? "" : " (did you mean \"" + suggestion + "\"?)"));
+                    }
+                }
+                if (actions != 1) {
+                    return InvalidArgumentError(
+                        Where(file, r, path) +
+                        "give exactly one of reply, replies, reply_template, error, hang, tool_calls");
+                }
+                provider->rules_.push_back(std::move(rule));
+            }
+        } else {
+            return InvalidArgumentError(Where(file, it->first, key) + "unknown field \"" + key +
+                                        "\" (expected latency_ms, default, rules)");
+        }
+    }
+    return provider;
+}
+
+int64_t ScriptedProvider::calls() const {
+    std::lock_guard lock(mutex_);
+    return calls_;
+}
+
+Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest request,
+                                                         Deadline deadline) {
+    std::string_view prompt;
+    std::string_view system;
+    for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it) {
+        if (prompt.empty() && (it->role == Role::kUser || it->role == Role::kTool)) prompt = it->content;
+    }
+    for (const auto& m : request.messages) {
+        if (m.role == Role::kSystem) system = m.content;
+    }
+
+    // Pick the rule and compute the answer under the lock; wait outside it.
+    Completion completion;
+    std::optional<Error> error;
+    bool hang = false;
+    int64_t latency_ms = default_latency_ms_;
+    {
+        std::lock_guard lock(mutex_);
+        ++calls_;
+        Rule* chosen = nullptr;
+        for (auto& rule : rules_) {
+            if (rule.times >= 0 && rule.used >= rule.times) continue;
+            if (!rule.agent.empty() && rule.agent != request.agent) continue;
+            if (!rule.step.empty() && rule.step != request.node) continue;
+            if (!rule.prompt_contains.empty() && prompt.find(rule.prompt_contains) == std::string_view::npos) continue;
+            if (!rule.system_contains.empty() && system.find(rule.system_contains) == std::string_view::npos) continue;
+            if (rule.prompt_regex && !std::regex_search(prompt.begin(), prompt.end(), *rule.prompt_regex)) continue;
+            chosen = &rule;
+            break;
+        }
+        if (chosen == nullptr) {
+            if (!default_reply_) {
+                co_return MakeError(ErrorCode::kNotFound,
+                                    "scripted: no rule in " + file_ + " matches the call of step '" +
+                                        request.node + "' (agent " + request.agent + ")");
+            }
+            completion.content = *default_reply_;
+        } else {
+            Rule& rule = *chosen;
+            int64_t call = ++rule.used;
+            if (rule.latency_ms) latency_ms = *rule.latency_ms;
+            if (rule.error) {
+                error = Error(rule.error_code, *rule.error);
+            } else if (rule.hang) {
+                hang = true;
+            } else if (rule.has_template) {
+                std::string text = rule.reply_template;
+                text = ReplaceAll(text, "${prompt}", prompt);
+                text = ReplaceAll(text, "${agent}", request.agent);
+                text = ReplaceAll(text, "${step}", request.node);
+                text = ReplaceAll(text, "${call}", std::to_string(call));
+                text = ReplaceAll(text, "${attempt}", std::to_string(request.attempt));
+                completion.content = std::move(text);
+            } else if (!rule.replies.empty()) {
+                size_t n = rule.replies.size();
+                size_t index = static_cast<size_t>(call - 1);
+                index = rule.cycle ? index % n : std::min(index, n - 1);
+                completion.content = rule.replies[index];
+            }
+            for (size_t k = 0; k < rule.tool_calls.size(); ++k) {
+                completion.tool_calls.push_back(ToolCall{
+                    "call_" + std::to_string(call) + "_" + std::to_string(k + 1),
+                    rule.tool_calls[k].name, rule.tool_calls[k].arguments});
+            }
+            completion.finish_reason = completion.tool_calls.empty() ? rule.finish_reason : "tool_calls";
+            if (rule.input_tokens) completion.usage.input_tokens = *rule.input_tokens;
+            if (rule.output_tokens) completion.usage.output_tokens = *rule.output_tokens;
+        }
+    }
+    if (completion.finish_reason.empty()) completion.finish_reason = "stop";
+    if (completion.usage.input_tokens == 0) {
+        size_t bytes = 0;
+        for (const auto& m : request.messages) bytes += m.content.size();
+        completion.usage.input_tokens = EstimateTokens(bytes);
+    }
+    if (completion.usage.output_tokens == 0) {
+        completion.usage.output_tokens = EstimateTokens(completion.content.size());
+    }
+    completion.model = request.model;
+
+    if (hang || latency_ms > 0) {
+        asio::steady_timer timer(co_await asio::this_coro::executor);
+        if (hang) {
+            timer.expires_at(deadline.IsNever() ? asio::steady_timer::time_point::max() : deadline.time());
+        } else {
+            timer.expires_after(std::chrono::milliseconds(latency_ms));
+        }
+        auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec == asio::error::operation_aborted) co_return CancelledError("scripted call cancelled");
+        if (hang || (!deadline.IsNever() && deadline.Expired())) {
+            co_return DeadlineExceededError("scripted call passed its deadline");
+        }
+    }
+    if (error) co_return std::unexpected(*error);
+    if (request.stream && !completion.content.empty()) request.stream->OnDelta(completion.content);
+    co_return completion;
+}
+
+void RegisterScriptedProvider(ProviderRegistry& registry) {
+    auto instances = std::make_shared<std::map<std::string, std::shared_ptr<ScriptedProvider>>>();
+    auto mutex = std::make_shared<std::mutex>();
+    registry.Register("scripted", [instances, mutex](std::string_view model, std::string_view base_dir)
+                                      -> Result<ResolvedModel> {
+        std::filesystem::path path(model);
+        if (path.is_relative() && !base_dir.empty()) path = std::filesystem::path(base_dir) / path;
+        std::error_code ec;
+        auto absolute = std::filesystem::weakly_canonical(path, ec);
+        std::string key = ec ? path.string() : absolute.string();
+        std::lock_guard lock(*mutex);
+        auto it = instances->find(key);
+        if (it == instances->end()) {
+            auto loaded = ScriptedProvider::LoadFile(path.string());
+            if (!loaded) return std::unexpected(loaded.error());
+            it = instances->emplace(key, *loaded).first;
+        }
+        return ResolvedModel{it->second, "scripted", std::string(model), Pricing{}};
+    });
+}
+
+}  // namespace strowger::providers

@@ -1,0 +1,76 @@
+// `scripted:` — a deterministic provider answering from a file (docs/formats/scripted_provider.md).
+//
+// Thread-safety: Complete() may be called concurrently; rule counters are mutex-protected.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "providers/provider.hpp"
+
+namespace strowger::providers {
+
+class ScriptedProvider final : public Provider {
+public:
+    struct ScriptedToolCall {
+        std::string name;
+        std::string arguments;  // JSON text
+    };
+
+    struct Rule {
+        // Conditions
+        std::string agent;
+        std::string step;
+        std::string prompt_contains;
+        std::optional<std::regex> prompt_regex;
+        std::string system_contains;
+        int64_t times = -1;  // -1 = unlimited
+        // Action
+        std::vector<std::string> replies;  // one entry for `reply`
+        bool cycle = false;
+        std::string reply_template;
+        bool has_template = false;
+        std::optional<std::string> error;
+        ErrorCode error_code = ErrorCode::kUnavailable;
+        bool hang = false;
+        std::optional<int64_t> latency_ms;
+        std::optional<int64_t> input_tokens;
+        std::optional<int64_t> output_tokens;
+        std::string finish_reason = "stop";
+        std::vector<ScriptedToolCall> tool_calls;
+        int line = 0;
+        // State
+        int64_t used = 0;  // GUARDED_BY(ScriptedProvider::mutex_)
+    };
+
+    // Parses a scripted file; errors name the file, line and field.
+    static Result<std::shared_ptr<ScriptedProvider>> LoadFile(const std::string& path);
+    static Result<std::shared_ptr<ScriptedProvider>> LoadText(std::string_view text,
+                                                              const std::string& file_name);
+
+    std::string_view name() const override { return "scripted"; }
+    Awaitable<Result<Completion>> Complete(CompletionRequest request, Deadline deadline) override;
+
+    // Total calls answered (for tests).
+    int64_t calls() const;
+
+private:
+    ScriptedProvider() = default;
+
+    std::string file_;
+    int64_t default_latency_ms_ = 0;
+    std::optional<std::string> default_reply_;
+    mutable std::mutex mutex_;
+    std::vector<Rule> rules_;  // GUARDED_BY(mutex_) for counters
+    int64_t calls_ = 0;        // GUARDED_BY(mutex_)
+};
+
+// Registers "scripted" in `registry`; instances are shared per absolute file path.
+void RegisterScriptedProvider(ProviderRegistry& registry);
+
+}  // namespace strowger::providers

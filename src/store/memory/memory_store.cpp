@@ -1,0 +1,216 @@
+#include "store/memory/memory_store.hpp"
+
+#include <algorithm>
+
+#include "core/strings.hpp"
+
+namespace strowger::store {
+namespace {
+
+bool TypeMatches(const std::vector<std::string>& types, const std::string& type) {
+    if (types.empty()) return true;
+    for (const auto& t : types) {
+        if (t == type || (EndsWith(t, ".") && StartsWith(type, t))) return true;
+    }
+    return false;
+}
+
+StoredEvent ToStored(ledger::Event&& event) {
+    return StoredEvent{event.seq, std::move(event.type_name), std::move(event.node),
+                       std::move(event.encoded)};
+}
+
+}  // namespace
+
+Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
+    std::lock_guard lock(mutex_);
+    if (!run.idempotency_key.empty()) {
+        auto it = idempotency_.find(run.idempotency_key);
+        if (it != idempotency_.end()) co_return CreateRunResult{it->second, false};
+    }
+    if (runs_.count(run.run_id)) co_return AlreadyExistsError("run " + run.run_id + " exists");
+    if (run.events.empty() || run.events.front().seq != 1) {
+        co_return InvalidArgumentError("a new run's events must start at seq 1");
+    }
+    definitions_.emplace(run.definition_sha256, std::move(run.definition_json));
+    RunData data;
+    data.record.run_id = run.run_id;
+    data.record.workflow = run.workflow;
+    data.record.status = run.status;
+    data.record.definition_sha256 = run.definition_sha256;
+    data.record.idempotency_key = run.idempotency_key;
+    data.record.created_at = run.events.front().time;
+    data.record.updated_at = run.events.back().time;
+    data.record.head = {run.events.back().seq, run.events.back().hash};
+    data.record.owner = run.owner;
+    data.record.lease_until = run.lease_until;
+    for (auto& event : run.events) data.events.push_back(ToStored(std::move(event)));
+    if (!run.idempotency_key.empty()) idempotency_[run.idempotency_key] = run.run_id;
+    runs_.emplace(run.run_id, std::move(data));
+    co_return CreateRunResult{run.run_id, true};
+}
+
+Awaitable<Result<void>> MemoryStore::AppendEvents(std::string run_id,
+                                                  std::vector<ledger::Event> events,
+                                                  RunStatus status_after) {
+    std::lock_guard lock(mutex_);
+    auto it = runs_.find(run_id);
+    if (it == runs_.end()) co_return NotFoundError("no run " + run_id);
+    if (events.empty()) co_return OkStatus();
+    RunData& data = it->second;
+    if (events.front().seq != data.record.head.seq + 1) {
+        co_return MakeError(ErrorCode::kAborted,
+                            "run " + run_id + " head moved: expected seq " +
+                                std::to_string(data.record.head.seq + 1) + ", got " +
+                                std::to_string(events.front().seq));
+    }
+    data.record.head = {events.back().seq, events.back().hash};
+    data.record.updated_at = events.back().time;
+    data.record.status = status_after;
+    for (auto& event : events) data.events.push_back(ToStored(std::move(event)));
+    co_return OkStatus();
+}
+
+Awaitable<Result<std::vector<StoredEvent>>> MemoryStore::ReadEvents(std::string run_id,
+                                                                    EventQuery query) {
+    std::lock_guard lock(mutex_);
+    auto it = runs_.find(run_id);
+    if (it == runs_.end()) co_return NotFoundError("no run " + run_id);
+    std::vector<StoredEvent> out;
+    for (const auto& event : it->second.events) {
+        if (event.seq <= query.after_seq || !TypeMatches(query.types, event.type)) continue;
+        out.push_back(event);
+        if (query.limit > 0 && static_cast<int64_t>(out.size()) >= query.limit) break;
+    }
+    co_return out;
+}
+
+Awaitable<Result<RunRecord>> MemoryStore::GetRun(std::string run_id) {
+    std::lock_guard lock(mutex_);
+    auto it = runs_.find(run_id);
+    if (it == runs_.end()) co_return NotFoundError("no run " + run_id);
+    co_return it->second.record;
+}
+
+Awaitable<Result<RunPage>> MemoryStore::ListRuns(RunFilter filter) {
+    std::lock_guard lock(mutex_);
+    RunPage page;
+    auto begin = filter.before_run_id.empty() ? runs_.end() : runs_.lower_bound(filter.before_run_id);
+    for (auto it = std::make_reverse_iterator(begin); it != runs_.rend(); ++it) {
+        const RunRecord& record = it->second.record;
+        if (!filter.workflow.empty() && record.workflow != filter.workflow) continue;
+        if (!filter.statuses.empty() &&
+            std::find(filter.statuses.begin(), filter.statuses.end(), record.status) ==
+                filter.statuses.end()) {
+            continue;
+        }
+        if (filter.limit > 0 && static_cast<int64_t>(page.runs.size()) >= filter.limit) {
+            page.next_cursor = page.runs.back().run_id;
+            break;
+        }
+        page.runs.push_back(record);
+    }
+    co_return page;
+}
+
+Awaitable<Result<std::string>> MemoryStore::GetDefinition(std::string sha256) {
+    std::lock_guard lock(mutex_);
+    auto it = definitions_.find(sha256);
+    if (it == definitions_.end()) co_return NotFoundError("no definition " + sha256);
+    co_return it->second;
+}
+
+Awaitable<Result<std::string>> MemoryStore::FindByIdempotencyKey(std::string key) {
+    std::lock_guard lock(mutex_);
+    auto it = idempotency_.find(key);
+    if (it == idempotency_.end()) co_return NotFoundError("no run with idempotency key " + key);
+    co_return it->second;
+}
+
+Awaitable<Result<bool>> MemoryStore::TryLease(std::string run_id, std::string owner,
+                                              SystemTime until) {
+    std::lock_guard lock(mutex_);
+    auto it = runs_.find(run_id);
+    if (it == runs_.end()) co_return NotFoundError("no run " + run_id);
+    RunRecord& record = it->second.record;
+    auto now = std::chrono::system_clock::now();
+    if (!record.owner.empty() && record.owner != owner && record.lease_until > now) co_return false;
+    record.owner = owner;
+    record.lease_until = until;
+    co_return true;
+}
+
+Awaitable<Result<void>> MemoryStore::RenewLeases(std::string owner, SystemTime until) {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, data] : runs_) {
+        if (data.record.owner == owner) data.record.lease_until = until;
+    }
+    co_return OkStatus();
+}
+
+Awaitable<Result<void>> MemoryStore::ReleaseLease(std::string run_id, std::string owner) {
+    std::lock_guard lock(mutex_);
+    auto it = runs_.find(run_id);
+    if (it != runs_.end() && it->second.record.owner == owner) {
+        it->second.record.owner.clear();
+        it->second.record.lease_until = {};
+    }
+    co_return OkStatus();
+}
+
+Awaitable<Result<std::vector<RunRecord>>> MemoryStore::FindClaimable(
+    std::vector<RunStatus> statuses, SystemTime now, int64_t limit) {
+    std::lock_guard lock(mutex_);
+    std::vector<RunRecord> out;
+    for (const auto& [id, data] : runs_) {
+        const RunRecord& record = data.record;
+        if (std::find(statuses.begin(), statuses.end(), record.status) == statuses.end()) continue;
+        if (!record.owner.empty() && record.lease_until > now) continue;
+        out.push_back(record);
+        if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
+    }
+    co_return out;
+}
+
+Awaitable<Result<void>> MemoryStore::RequestControl(ControlRequest request) {
+    std::lock_guard lock(mutex_);
+    if (!runs_.count(request.run_id)) co_return NotFoundError("no run " + request.run_id);
+    control_.push_back(std::move(request));
+    co_return OkStatus();
+}
+
+Awaitable<Result<std::vector<ControlRequest>>> MemoryStore::TakeControlRequests(
+    std::vector<std::string> run_ids) {
+    std::lock_guard lock(mutex_);
+    std::vector<ControlRequest> taken;
+    auto keep = std::stable_partition(control_.begin(), control_.end(), [&](const ControlRequest& r) {
+        return std::find(run_ids.begin(), run_ids.end(), r.run_id) == run_ids.end();
+    });
+    taken.assign(std::make_move_iterator(keep), std::make_move_iterator(control_.end()));
+    control_.erase(keep, control_.end());
+    co_return taken;
+}
+
+Awaitable<Result<int64_t>> MemoryStore::PruneTerminalRuns(int64_t keep) {
+    std::lock_guard lock(mutex_);
+    int64_t seen = 0;
+    std::vector<std::string> doomed;
+    for (auto it = runs_.rbegin(); it != runs_.rend(); ++it) {
+        if (!ledger::IsTerminal(it->second.record.status)) continue;
+        if (++seen > keep) doomed.push_back(it->first);
+    }
+    for (const auto& id : doomed) {
+        const auto& key = runs_[id].record.idempotency_key;
+        if (!key.empty()) idempotency_.erase(key);
+        runs_.erase(id);
+    }
+    co_return static_cast<int64_t>(doomed.size());
+}
+
+std::vector<StoredEvent>* MemoryStore::MutableEventsForTest(const std::string& run_id) {
+    std::lock_guard lock(mutex_);
+    auto it = runs_.find(run_id);
+    return it == runs_.end() ? nullptr : &it->second.events;
+}
+
+}  // namespace strowger::store

@@ -1,0 +1,56 @@
+// An in-memory Store, for tests and `--store memory:` (throwaway runs).
+//
+// Thread-safety: a mutex serialises all methods; they never suspend.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "store/store.hpp"
+
+namespace strowger::store {
+
+class MemoryStore final : public Store {
+public:
+    MemoryStore() = default;
+
+    Awaitable<Result<CreateRunResult>> CreateRun(NewRun run) override;
+    Awaitable<Result<void>> AppendEvents(std::string run_id, std::vector<ledger::Event> events,
+                                         RunStatus status_after) override;
+    Awaitable<Result<std::vector<StoredEvent>>> ReadEvents(std::string run_id,
+                                                           EventQuery query) override;
+    Awaitable<Result<RunRecord>> GetRun(std::string run_id) override;
+    Awaitable<Result<RunPage>> ListRuns(RunFilter filter) override;
+    Awaitable<Result<std::string>> GetDefinition(std::string sha256) override;
+    Awaitable<Result<std::string>> FindByIdempotencyKey(std::string key) override;
+    Awaitable<Result<bool>> TryLease(std::string run_id, std::string owner,
+                                     SystemTime until) override;
+    Awaitable<Result<void>> RenewLeases(std::string owner, SystemTime until) override;
+    Awaitable<Result<void>> ReleaseLease(std::string run_id, std::string owner) override;
+    Awaitable<Result<std::vector<RunRecord>>> FindClaimable(std::vector<RunStatus> statuses,
+                                                            SystemTime now,
+                                                            int64_t limit) override;
+    Awaitable<Result<void>> RequestControl(ControlRequest request) override;
+    Awaitable<Result<std::vector<ControlRequest>>> TakeControlRequests(
+        std::vector<std::string> run_ids) override;
+    Awaitable<Result<int64_t>> PruneTerminalRuns(int64_t keep) override;
+
+    // Test hook: direct access to a run's stored lines, to tamper with them.
+    std::vector<StoredEvent>* MutableEventsForTest(const std::string& run_id);
+
+private:
+    struct RunData {
+        RunRecord record;
+        std::vector<StoredEvent> events;
+    };
+
+    std::mutex mutex_;
+    std::map<std::string, RunData> runs_;                         // GUARDED_BY(mutex_)
+    std::unordered_map<std::string, std::string> definitions_;    // GUARDED_BY(mutex_)
+    std::unordered_map<std::string, std::string> idempotency_;    // GUARDED_BY(mutex_)
+    std::vector<ControlRequest> control_;                         // GUARDED_BY(mutex_)
+};
+
+}  // namespace strowger::store

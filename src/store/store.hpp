@@ -1,0 +1,155 @@
+// The run store: where runs, their ledgers and their definition snapshots live.
+//
+// The interface speaks the domain (create a run, append events, claim work), never SQL; each
+// backend owns its schema and migrations (memory/, sqlite/, and postgres/ later). The engine
+// sees only this header. Every implementation passes tests/store/store_conformance_test.cpp.
+//
+// Durability contract: when AppendEvents/CreateRun complete successfully, the events are
+// committed (for SQLite: survive a process crash; see docs/design/store.md for power loss).
+// When a commit's outcome is unknown (I/O error mid-commit), the store refuses every later
+// write with kDataLoss until it is reopened (leveldb's RecordBackgroundError).
+//
+// Thread-safety: all methods may be called concurrently from any executor; each completes on
+// the caller's executor.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/asio.hpp"
+#include "core/clock.hpp"
+#include "core/result.hpp"
+#include "ledger/chain.hpp"
+#include "ledger/event.hpp"
+#include "ledger/run_state.hpp"
+
+namespace strowger::store {
+
+using ledger::RunStatus;
+
+// The summary row of a run: derived from its ledger, kept for listing and claiming.
+struct RunRecord {
+    std::string run_id;
+    std::string workflow;
+    RunStatus status = RunStatus::kPending;
+    std::string definition_sha256;
+    std::string idempotency_key;
+    SystemTime created_at{};
+    SystemTime updated_at{};
+    ledger::ChainHead head;  // last appended event
+    std::string owner;       // lease holder ("" = none)
+    SystemTime lease_until{};
+};
+
+struct NewRun {
+    std::string run_id;
+    std::string workflow;
+    std::string definition_sha256;
+    std::string definition_json;  // stored once per sha256
+    std::string idempotency_key;  // "" = none
+    std::vector<ledger::Event> events;  // sealed, from seq 1
+    RunStatus status = RunStatus::kPending;
+    // If set, the new run is leased to this owner until lease_until.
+    std::string owner;
+    SystemTime lease_until{};
+};
+
+struct CreateRunResult {
+    std::string run_id;
+    bool created = true;  // false: the idempotency key was used before; run_id is that run
+};
+
+// An event as stored: its canonical line plus the columns that index it.
+struct StoredEvent {
+    int64_t seq = 0;
+    std::string type;
+    std::string node;
+    std::string encoded;
+};
+
+struct EventQuery {
+    int64_t after_seq = 0;
+    int64_t limit = 0;               // 0 = no limit
+    std::vector<std::string> types;  // empty = all; an entry ending in '.' matches a prefix
+};
+
+struct RunFilter {
+    std::vector<RunStatus> statuses;  // empty = any
+    std::string workflow;             // "" = any
+    int64_t limit = 50;
+    std::string before_run_id;  // cursor: only runs older than this one (ids sort by time)
+};
+
+struct RunPage {
+    std::vector<RunRecord> runs;  // newest first
+    std::string next_cursor;      // pass as before_run_id; "" = no more
+};
+
+// A request from another process to pause or cancel a run it does not execute.
+enum class ControlAction { kPause = 1, kCancel = 2 };  // persisted: do not renumber
+struct ControlRequest {
+    std::string run_id;
+    ControlAction action = ControlAction::kCancel;
+    std::string reason;
+    std::string actor;
+};
+
+class Store {
+public:
+    virtual ~Store() = default;
+
+    // Creates a run, its first events and (if new) its definition snapshot, atomically.
+    // With an idempotency key that is already used, creates nothing and returns that run.
+    virtual Awaitable<Result<CreateRunResult>> CreateRun(NewRun run) = 0;
+
+    // Appends sealed events to a run's ledger and sets the run's status. Fails with kAborted
+    // if the run's head is not events.front().seq - 1 (someone else appended), kNotFound if
+    // the run does not exist.
+    virtual Awaitable<Result<void>> AppendEvents(std::string run_id,
+                                                 std::vector<ledger::Event> events,
+                                                 RunStatus status_after) = 0;
+
+    virtual Awaitable<Result<std::vector<StoredEvent>>> ReadEvents(std::string run_id,
+                                                                   EventQuery query) = 0;
+    virtual Awaitable<Result<RunRecord>> GetRun(std::string run_id) = 0;
+    virtual Awaitable<Result<RunPage>> ListRuns(RunFilter filter) = 0;
+    virtual Awaitable<Result<std::string>> GetDefinition(std::string sha256) = 0;
+    // Looks up a run by idempotency key; kNotFound if none.
+    virtual Awaitable<Result<std::string>> FindByIdempotencyKey(std::string key) = 0;
+
+    // Leases: a run is executed by one owner at a time. TryLease takes the run if it has no
+    // owner, its lease expired, or `owner` already holds it. Returns false if someone else
+    // holds a live lease.
+    virtual Awaitable<Result<bool>> TryLease(std::string run_id, std::string owner,
+                                             SystemTime until) = 0;
+    // Extends every lease `owner` holds to `until`.
+    virtual Awaitable<Result<void>> RenewLeases(std::string owner, SystemTime until) = 0;
+    virtual Awaitable<Result<void>> ReleaseLease(std::string run_id, std::string owner) = 0;
+    // Runs whose status is one of `statuses` and whose lease is free or expired at `now`,
+    // oldest first, up to `limit`. Does not lease them (callers TryLease each).
+    virtual Awaitable<Result<std::vector<RunRecord>>> FindClaimable(
+        std::vector<RunStatus> statuses, SystemTime now, int64_t limit) = 0;
+
+    // Control requests for runs executing elsewhere.
+    virtual Awaitable<Result<void>> RequestControl(ControlRequest request) = 0;
+    // Removes and returns the pending requests for any of `run_ids`.
+    virtual Awaitable<Result<std::vector<ControlRequest>>> TakeControlRequests(
+        std::vector<std::string> run_ids) = 0;
+
+    // Deletes the oldest terminal runs (completed/failed/cancelled) beyond the newest `keep`,
+    // never touching other runs. Returns how many were deleted.
+    virtual Awaitable<Result<int64_t>> PruneTerminalRuns(int64_t keep) = 0;
+};
+
+// Opens a store from a URL: "memory:", "sqlite:PATH" (PATH may be relative), and later
+// "postgres://...". Blocking (opens files, runs migrations): call before serving.
+Result<std::shared_ptr<Store>> OpenStoreBlocking(const std::string& url);
+
+// The default store URL of SPEC §2: $STROWGER_STORE, else sqlite: under $XDG_STATE_HOME/strowger
+// (else ~/.local/state/strowger/strowger.db).
+std::string DefaultStoreUrl();
+
+}  // namespace strowger::store

@@ -1,0 +1,41 @@
+// Helpers for tests: temporary directories, running coroutines to completion, file I/O.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include "core/asio.hpp"
+
+namespace strowger::testing {
+
+// A fresh directory under the system temp dir, removed when the object dies.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+    // Writes `content` to `name` inside the directory (creating parents); returns the path.
+    std::string Write(const std::string& name, const std::string& content) const;
+
+private:
+    std::filesystem::path path_;
+};
+
+std::string ReadFileOrDie(const std::string& path);
+
+// Directory of the source tree (from $STROWGER_SOURCE_DIR, set by CTest).
+std::string SourceDir();
+// Path of the built strowger binary (from $STROWGER_BINARY, set by CTest).
+std::string StrowgerBinary();
+
+// Runs `awaitable` on a fresh io_context until it completes; fails the test (and returns a
+// default value) if it does not finish within `timeout`.
+template <typename T>
+T RunSync(asio::awaitable<T> awaitable, std::chrono::seconds timeout = std::chrono::seconds(30));
+
+}  // namespace strowger::testing
+
+#include "testing/test_util_inl.hpp"
