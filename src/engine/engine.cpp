@@ -59,7 +59,7 @@ struct PlanRuntime {
 class Run;
 
 class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
-public:
+  public:
     Impl(Executor executor, std::shared_ptr<store::Store> store,
          providers::ProviderRegistry& providers, EngineOptions options, Clock& clock,
          Random& random)
@@ -87,8 +87,8 @@ public:
     }
 
     Awaitable<Result<RunOutcome>> Create(StartRequest request, std::shared_ptr<Run>* run_out);
-    Awaitable<Result<RunOutcome>> Execute(std::shared_ptr<Run> run, bool resumed, std::string reason,
-                                          std::string actor);
+    Awaitable<Result<RunOutcome>> Execute(std::shared_ptr<Run> run, bool resumed,
+                                          std::string reason, std::string actor);
     Awaitable<Result<RunOutcome>> Resume(std::string run_id, std::string reason, std::string actor);
 
     void Register(const std::string& run_id, std::shared_ptr<Run> run) {
@@ -131,13 +131,13 @@ public:
     std::vector<Observer*> observers_;  // set up before runs start
 
     mutable std::mutex mutex_;
-    std::unordered_map<std::string, std::shared_ptr<Run>> active_;         // GUARDED_BY(mutex_)
-    std::map<std::string, std::shared_ptr<PlanRuntime>> runtimes_;         // GUARDED_BY(mutex_)
+    std::unordered_map<std::string, std::shared_ptr<Run>> active_;  // GUARDED_BY(mutex_)
+    std::map<std::string, std::shared_ptr<PlanRuntime>> runtimes_;  // GUARDED_BY(mutex_)
 };
 
 // One run being executed: the actor that owns its state. Everything below runs on strand_.
 class Run : public std::enable_shared_from_this<Run> {
-public:
+  public:
     Run(std::shared_ptr<Engine::Impl> engine, std::shared_ptr<PlanRuntime> runtime,
         ledger::RunState state)
         : engine_(std::move(engine)),
@@ -185,7 +185,7 @@ public:
 
     Awaitable<RunOutcome> Execute(bool resumed, std::string reason, std::string actor);
 
-private:
+  private:
     enum class NodeResult { kCompleted, kSkipped, kFailed, kCancelled, kStoreError };
 
     // What a node task shares with the timers and callbacks that may outlive a coroutine.
@@ -199,8 +199,8 @@ private:
     };
 
     Awaitable<Status> Append(std::vector<ledger::NewEvent> events);
-    // One event. (GCC 12 miscompiles braced initializer lists inside co_await expressions,
-    // so coroutines never write `co_await Append({{...}})`.)
+    // One event. GCC 12 miscompiles a braced prvalue argument inside a co_await expression
+    // (it frees it twice), so coroutines build events in named locals and move them in.
     Awaitable<Status> AppendOne(ledger::NewEvent event);
     Awaitable<NodeResult> ExecuteNode(int index, std::shared_ptr<Task> task);
     Awaitable<Result<providers::Completion>> CallModel(const PlanNode& node,
@@ -251,7 +251,8 @@ Awaitable<Status> Run::Append(std::vector<ledger::NewEvent> events) {
     }
     std::vector<ledger::Event> notify;
     if (!engine_->observers_.empty()) notify = sealed;
-    auto appended = co_await engine_->store_->AppendEvents(state_.run_id, std::move(sealed), state_.status);
+    auto appended =
+        co_await engine_->store_->AppendEvents(state_.run_id, std::move(sealed), state_.status);
     if (!appended) {
         store_error_ = appended.error();
         spdlog::error("run {}: cannot append to the ledger: {}", state_.run_id,
@@ -287,14 +288,15 @@ std::string Run::InputOf(const PlanNode& node) const {
 }
 
 std::string Run::Render(const PlanNode& node, std::string_view input) const {
-    return node.prompt.Render([&](const model::Template::Segment& segment) -> std::optional<std::string_view> {
-        if (segment.kind == model::Template::Segment::Kind::kInput) return input;
-        for (int source : segment.sources) {
-            const auto& s = state_.nodes[static_cast<size_t>(source)];
-            if (s.status == NodeStatus::kCompleted) return std::string_view(s.output);
-        }
-        return std::nullopt;
-    });
+    return node.prompt.Render(
+        [&](const model::Template::Segment& segment) -> std::optional<std::string_view> {
+            if (segment.kind == model::Template::Segment::Kind::kInput) return input;
+            for (int source : segment.sources) {
+                const auto& s = state_.nodes[static_cast<size_t>(source)];
+                if (s.status == NodeStatus::kCompleted) return std::string_view(s.output);
+            }
+            return std::nullopt;
+        });
 }
 
 bool Run::Ready(const PlanNode& node) const {
@@ -316,26 +318,27 @@ void Run::StartNode(int index) {
     auto task = std::make_shared<Task>(strand_);
     in_flight_[static_cast<size_t>(index)] = task;
     ++running_;
-    asio::co_spawn(strand_, ExecuteNode(index, task),
-                   asio::bind_cancellation_slot(
-                       task->signal.slot(),
-                       [self = shared_from_this(), index](std::exception_ptr error, NodeResult result) {
-                           if (error) {
-                               // Our coroutines report failures as values; an exception here is
-                               // a bug in a dependency. Fail the run rather than lose it.
-                               try {
-                                   std::rethrow_exception(error);
-                               } catch (const std::exception& e) {
-                                   spdlog::error("run {}: node {} threw: {}", self->run_id(),
-                                                 self->plan_.nodes[static_cast<size_t>(index)].id, e.what());
-                               }
-                               result = NodeResult::kStoreError;
-                               if (!self->store_error_) {
-                                   self->store_error_ = Error(ErrorCode::kInternal, "node execution threw");
-                               }
-                           }
-                           self->OnNodeDone(index, result);
-                       }));
+    asio::co_spawn(
+        strand_, ExecuteNode(index, task),
+        asio::bind_cancellation_slot(
+            task->signal.slot(),
+            [self = shared_from_this(), index](std::exception_ptr error, NodeResult result) {
+                if (error) {
+                    // Our coroutines report failures as values; an exception here is
+                    // a bug in a dependency. Fail the run rather than lose it.
+                    try {
+                        std::rethrow_exception(error);
+                    } catch (const std::exception& e) {
+                        spdlog::error("run {}: node {} threw: {}", self->run_id(),
+                                      self->plan_.nodes[static_cast<size_t>(index)].id, e.what());
+                    }
+                    result = NodeResult::kStoreError;
+                    if (!self->store_error_) {
+                        self->store_error_ = Error(ErrorCode::kInternal, "node execution threw");
+                    }
+                }
+                self->OnNodeDone(index, result);
+            }));
 }
 
 void Run::OnNodeDone(int index, NodeResult result) {
@@ -364,7 +367,8 @@ Awaitable<bool> Run::SleepUntil(SystemTime due) {
 Awaitable<Result<providers::Completion>> Run::CallModel(const PlanNode& node,
                                                         const providers::ResolvedModel& model,
                                                         std::string prompt, int64_t attempt,
-                                                        Task& task, std::shared_ptr<Task> task_ref) {
+                                                        Task& task,
+                                                        std::shared_ptr<Task> task_ref) {
     const auto* agent = plan_.AgentOf(node);
     providers::CompletionRequest request;
     request.model = model.model;
@@ -399,8 +403,8 @@ Awaitable<Result<providers::Completion>> Run::CallModel(const PlanNode& node,
                                        deadline.Expired()))) {
         ErrorDetails details;
         details.reason = "timeout";
-        co_return MakeError(ErrorCode::kDeadlineExceeded, "timed out after " + FormatSeconds(node.timeout_ms),
-                            details);
+        co_return MakeError(ErrorCode::kDeadlineExceeded,
+                            "timed out after " + FormatSeconds(node.timeout_ms), details);
     }
     co_return result;
 }
@@ -413,11 +417,13 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
 
     if (ns.status == NodeStatus::kPending) {
         if (node.conditional && !ContainsIgnoreCase(input, node.condition)) {
-            auto ok = co_await AppendOne(ledger::NewEvent{node.id, 0, ledger::NodeSkipped{"condition_not_met", {}}});
+            ledger::NewEvent event0{node.id, 0, ledger::NodeSkipped{"condition_not_met", {}}};
+            auto ok = co_await AppendOne(std::move(event0));
             co_return ok ? NodeResult::kSkipped : NodeResult::kStoreError;
         }
         if (node.kind == model::NodeKind::kCollect) {
-            auto ok = co_await AppendOne(ledger::NewEvent{node.id, 0, ledger::NodeCompleted{input, 0, 0, 0, 0}});
+            ledger::NewEvent event1{node.id, 0, ledger::NodeCompleted{input, 0, 0, 0, 0}};
+            auto ok = co_await AppendOne(std::move(event1));
             co_return ok ? NodeResult::kCompleted : NodeResult::kStoreError;
         }
     }
@@ -445,9 +451,10 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
             std::vector<ledger::NewEvent> start;
             start.push_back({node.id, attempt, ledger::NodeStarted{iteration}});
             if (model) {
-                start.push_back({node.id, attempt,
-                                 ledger::LlmRequest{model->provider_name, model->model,
-                                                    plan_.AgentOf(node)->system_prompt, prompt, 1}});
+                start.push_back(
+                    {node.id, attempt,
+                     ledger::LlmRequest{model->provider_name, model->model,
+                                        plan_.AgentOf(node)->system_prompt, prompt, 1}});
             }
             (void)new_iteration;
             if (!co_await Append(std::move(start))) co_return NodeResult::kStoreError;
@@ -459,7 +466,8 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 co_await asio::this_coro::reset_cancellation_state();
             }
             latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             engine_->clock_.SteadyNow() - started).count();
+                             engine_->clock_.SteadyNow() - started)
+                             .count();
             if (cancel_requested_) co_return NodeResult::kCancelled;
             if (result) {
                 completion = std::move(*result);
@@ -472,42 +480,52 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
             const std::string error_text = error.message();
             if (node.error_mode == model::ErrorMode::kRetry && StepRetryable(error) &&
                 ns.failures_in_iteration + 1 < node.max_attempts) {
-                int64_t delay = BackoffDelayMs(node.backoff, ns.failures_in_iteration + 1, engine_->random_);
+                int64_t delay =
+                    BackoffDelayMs(node.backoff, ns.failures_in_iteration + 1, engine_->random_);
                 auto due = engine_->clock_.Now() + std::chrono::milliseconds(delay);
-                if (!co_await AppendOne(ledger::NewEvent{node.id, attempt,
-                                       ledger::NodeRetryScheduled{error_text, std::string(ErrorCodeName(error.code())),
-                                                                  delay, due, iteration}})) {
+                ledger::NewEvent event2{
+                    node.id, attempt,
+                    ledger::NodeRetryScheduled{error_text, std::string(ErrorCodeName(error.code())),
+                                               delay, due, iteration}};
+                if (!co_await AppendOne(std::move(event2))) {
                     co_return NodeResult::kStoreError;
                 }
                 continue;
             }
             if (node.error_mode == model::ErrorMode::kSkip) {
-                spdlog::warn("run {}: step '{}' skipped after error: {}", state_.run_id, node.id, error_text);
+                spdlog::warn("run {}: step '{}' skipped after error: {}", state_.run_id, node.id,
+                             error_text);
                 if (node.loop && ns.iterations_done > 0) {
                     // The loop stops; the iterations that completed stand.
-                    if (!co_await AppendOne(ledger::NewEvent{node.id, attempt,
-                                           ledger::NodeCompleted{ns.output, ns.tokens_in, ns.tokens_out,
-                                                                 ns.duration_ms, ns.iterations_done}})) {
+                    ledger::NewEvent event3{
+                        node.id, attempt,
+                        ledger::NodeCompleted{ns.output, ns.tokens_in, ns.tokens_out,
+                                              ns.duration_ms, ns.iterations_done}};
+                    if (!co_await AppendOne(std::move(event3))) {
                         co_return NodeResult::kStoreError;
                     }
                     co_return NodeResult::kCompleted;
                 }
-                if (!co_await AppendOne(ledger::NewEvent{node.id, attempt, ledger::NodeSkipped{"error", error_text}})) {
+                ledger::NewEvent event4{node.id, attempt, ledger::NodeSkipped{"error", error_text}};
+                if (!co_await AppendOne(std::move(event4))) {
                     co_return NodeResult::kStoreError;
                 }
                 co_return NodeResult::kSkipped;
             }
             std::string message;
             if (node.error_mode == model::ErrorMode::kRetry) {
-                message = "Step '" + node.id + "' failed after " + std::to_string(node.max_attempts - 1) +
-                          " retries: " + error_text;
+                message = "Step '" + node.id + "' failed after " +
+                          std::to_string(node.max_attempts - 1) + " retries: " + error_text;
             } else if (timed_out) {
-                message = "Step '" + node.id + "' timed out after " + FormatSeconds(node.timeout_ms);
+                message =
+                    "Step '" + node.id + "' timed out after " + FormatSeconds(node.timeout_ms);
             } else {
                 message = "Step '" + node.id + "' failed: " + error_text;
             }
-            if (!co_await AppendOne(ledger::NewEvent{node.id, attempt,
-                                   ledger::NodeFailed{message, std::string(ErrorCodeName(error.code()))}})) {
+            ledger::NewEvent event5{
+                node.id, attempt,
+                ledger::NodeFailed{message, std::string(ErrorCodeName(error.code()))}};
+            if (!co_await AppendOne(std::move(event5))) {
                 co_return NodeResult::kStoreError;
             }
             co_return NodeResult::kFailed;
@@ -529,13 +547,15 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
             co_return NodeResult::kCompleted;
         }
         done.push_back({node.id, attempt,
-                        ledger::NodeIterationCompleted{iteration, completion.content,
-                                                       completion.usage.input_tokens,
-                                                       completion.usage.output_tokens, latency_ms}});
-        bool stop = ContainsIgnoreCase(completion.content, node.until) || iteration >= node.max_iterations;
+                        ledger::NodeIterationCompleted{
+                            iteration, completion.content, completion.usage.input_tokens,
+                            completion.usage.output_tokens, latency_ms}});
+        bool stop =
+            ContainsIgnoreCase(completion.content, node.until) || iteration >= node.max_iterations;
         if (stop) {
             done.push_back({node.id, attempt,
-                            ledger::NodeCompleted{completion.content, ns.tokens_in + completion.usage.input_tokens,
+                            ledger::NodeCompleted{completion.content,
+                                                  ns.tokens_in + completion.usage.input_tokens,
                                                   ns.tokens_out + completion.usage.output_tokens,
                                                   ns.duration_ms + latency_ms, iteration}});
         }
@@ -549,19 +569,24 @@ Awaitable<RunOutcome> Run::Execute(bool resumed, std::string reason, std::string
     co_await asio::this_coro::throw_if_cancelled(false);
     auto self = shared_from_this();
     if (resumed) {
-        co_await AppendOne(ledger::NewEvent{{}, 0, ledger::RunResumed{std::move(reason), std::move(actor)}});
+        ledger::NewEvent event6{{}, 0, ledger::RunResumed{std::move(reason), std::move(actor)}};
+        co_await AppendOne(std::move(event6));
     } else {
-        co_await AppendOne(ledger::NewEvent{{}, 0, ledger::RunStarted{}});
+        ledger::NewEvent event7{{}, 0, ledger::RunStarted{}};
+        co_await AppendOne(std::move(event7));
     }
     while (!store_error_) {
         if (cancel_requested_ || failed_) {
             if (running_ > 0) {
                 CancelTasks();
             } else if (cancel_requested_) {
-                co_await AppendOne(ledger::NewEvent{{}, 0, ledger::RunCancelled{cancel_reason_, cancel_actor_}});
+                ledger::NewEvent event8{{}, 0, ledger::RunCancelled{cancel_reason_, cancel_actor_}};
+                co_await AppendOne(std::move(event8));
                 break;
             } else {
-                co_await AppendOne(ledger::NewEvent{{}, 0, ledger::RunFailed{failure_message_, failure_code_, failure_node_}});
+                ledger::NewEvent event9{
+                    {}, 0, ledger::RunFailed{failure_message_, failure_code_, failure_node_}};
+                co_await AppendOne(std::move(event9));
                 break;
             }
         } else {
@@ -572,16 +597,22 @@ Awaitable<RunOutcome> Run::Execute(bool resumed, std::string reason, std::string
             }
             if (running_ == 0) {
                 if (pause_requested_) {
-                    co_await AppendOne(ledger::NewEvent{{}, 0, ledger::RunPaused{pause_reason_, pause_actor_}});
+                    ledger::NewEvent event10{{}, 0, ledger::RunPaused{pause_reason_, pause_actor_}};
+                    co_await AppendOne(std::move(event10));
                     break;
                 }
                 bool all_done = true;
-                for (const auto& s : state_.nodes) all_done = all_done && ledger::IsFinished(s.status);
+                for (const auto& s : state_.nodes)
+                    all_done = all_done && ledger::IsFinished(s.status);
                 if (all_done) {
-                    co_await AppendOne(ledger::NewEvent{{}, 0, ledger::RunCompleted{EffectiveOutput(plan_.output_node)}});
+                    ledger::NewEvent event11{
+                        {}, 0, ledger::RunCompleted{EffectiveOutput(plan_.output_node)}};
+                    co_await AppendOne(std::move(event11));
                 } else {
                     // Nothing runnable and nothing running: only a broken plan gets here.
-                    co_await AppendOne(ledger::NewEvent{{}, 0, ledger::RunFailed{"internal error: run stalled", "internal", {}}});
+                    ledger::NewEvent event12{
+                        {}, 0, ledger::RunFailed{"internal error: run stalled", "internal", {}}};
+                    co_await AppendOne(std::move(event12));
                 }
                 break;
             }
@@ -605,7 +636,8 @@ RunOutcome Run::Outcome() const {
     outcome.status = state_.status;
     outcome.output = state_.output;
     outcome.error = state_.error;
-    outcome.error_code = state_.error_code.empty() ? ErrorCode::kOk : ErrorCodeFromName(state_.error_code);
+    outcome.error_code =
+        state_.error_code.empty() ? ErrorCode::kOk : ErrorCodeFromName(state_.error_code);
     if (store_error_) {
         outcome.error = "store error: " + store_error_->message();
         outcome.error_code = store_error_->code();
@@ -613,7 +645,8 @@ RunOutcome Run::Outcome() const {
     return outcome;
 }
 
-Awaitable<Result<RunOutcome>> Engine::Impl::Create(StartRequest request, std::shared_ptr<Run>* run_out) {
+Awaitable<Result<RunOutcome>> Engine::Impl::Create(StartRequest request,
+                                                   std::shared_ptr<Run>* run_out) {
     if (!request.plan) co_return InvalidArgumentError("no plan");
     auto runtime = RuntimeFor(request.plan);
     ledger::RunState state(request.plan->nodes.size());
@@ -627,8 +660,11 @@ Awaitable<Result<RunOutcome>> Engine::Impl::Create(StartRequest request, std::sh
     new_run.definition_json = request.plan->definition_json;
     new_run.idempotency_key = request.idempotency_key;
     new_run.events.push_back(run->SealCreated(
-        {{}, 0, ledger::RunCreated{request.plan->workflow_name, request.plan->definition_sha256,
-                                   ToValidUtf8(request.input), request.idempotency_key, request.rerun_of}}));
+        {{},
+         0,
+         ledger::RunCreated{request.plan->workflow_name, request.plan->definition_sha256,
+                            ToValidUtf8(request.input), request.idempotency_key,
+                            request.rerun_of}}));
     new_run.status = RunStatus::kPending;
     if (run_out) {
         new_run.owner = options_.owner;
@@ -657,15 +693,18 @@ Awaitable<Result<RunOutcome>> Engine::Impl::Create(StartRequest request, std::sh
 Awaitable<Result<RunOutcome>> Engine::Impl::Execute(std::shared_ptr<Run> run, bool resumed,
                                                     std::string reason, std::string actor) {
     Register(run->run_id(), run);
-    auto outcome = co_await asio::co_spawn(run->strand(), run->Execute(resumed, std::move(reason), std::move(actor)),
-                                           asio::use_awaitable);
+    auto outcome = co_await asio::co_spawn(
+        run->strand(), run->Execute(resumed, std::move(reason), std::move(actor)),
+        asio::use_awaitable);
     Unregister(run->run_id());
     (void)co_await store_->ReleaseLease(run->run_id(), options_.owner);
     co_return outcome;
 }
 
-Awaitable<Result<RunOutcome>> Engine::Impl::Resume(std::string run_id, std::string reason, std::string actor) {
-    if (Find(run_id)) co_return FailedPreconditionError("run " + run_id + " is already executing here");
+Awaitable<Result<RunOutcome>> Engine::Impl::Resume(std::string run_id, std::string reason,
+                                                   std::string actor) {
+    if (Find(run_id))
+        co_return FailedPreconditionError("run " + run_id + " is already executing here");
     STROWGER_CO_ASSIGN_OR_RETURN(auto record, co_await store_->GetRun(run_id));
     if (ledger::IsTerminal(record.status)) {
         co_return FailedPreconditionError("run " + run_id + " is " +
@@ -673,11 +712,14 @@ Awaitable<Result<RunOutcome>> Engine::Impl::Resume(std::string run_id, std::stri
                                           "; only unfinished runs can be resumed");
     }
     STROWGER_CO_ASSIGN_OR_RETURN(
-        bool leased, co_await store_->TryLease(run_id, options_.owner, clock_.Now() + options_.lease_duration));
+        bool leased,
+        co_await store_->TryLease(run_id, options_.owner, clock_.Now() + options_.lease_duration));
     if (!leased) {
-        co_return MakeError(ErrorCode::kAborted, "run " + run_id + " is being executed by " + record.owner);
+        co_return MakeError(ErrorCode::kAborted,
+                            "run " + run_id + " is being executed by " + record.owner);
     }
-    STROWGER_CO_ASSIGN_OR_RETURN(auto definition, co_await store_->GetDefinition(record.definition_sha256));
+    STROWGER_CO_ASSIGN_OR_RETURN(auto definition,
+                                 co_await store_->GetDefinition(record.definition_sha256));
     std::shared_ptr<const model::Plan> plan;
     {
         std::lock_guard lock(mutex_);
@@ -685,9 +727,11 @@ Awaitable<Result<RunOutcome>> Engine::Impl::Resume(std::string run_id, std::stri
         if (it != runtimes_.end()) plan = it->second->plan;
     }
     if (!plan) {
-        STROWGER_CO_ASSIGN_OR_RETURN(plan, CompileSnapshot(definition, CompileOptionsFor(providers_)));
+        STROWGER_CO_ASSIGN_OR_RETURN(plan,
+                                     CompileSnapshot(definition, CompileOptionsFor(providers_)));
     }
-    STROWGER_CO_ASSIGN_OR_RETURN(auto events, co_await store_->ReadEvents(run_id, {}));
+    store::EventQuery all_events;
+    STROWGER_CO_ASSIGN_OR_RETURN(auto events, co_await store_->ReadEvents(run_id, all_events));
     STROWGER_CO_ASSIGN_OR_RETURN(auto state, ReplayRun(*plan, events));
     if (state.head.seq != record.head.seq || state.head.hash != record.head.hash) {
         co_return DataLossError("run " + run_id + ": ledger does not match its recorded head");
@@ -704,7 +748,9 @@ Engine::Engine(Executor executor, std::shared_ptr<store::Store> store,
 
 Engine::~Engine() = default;
 
-void Engine::AddObserver(Observer* observer) { impl_->observers_.push_back(observer); }
+void Engine::AddObserver(Observer* observer) {
+    impl_->observers_.push_back(observer);
+}
 
 Awaitable<Result<RunOutcome>> Engine::CreateRun(StartRequest request) {
     co_return co_await impl_->Create(std::move(request), nullptr);
@@ -717,7 +763,8 @@ Awaitable<Result<RunOutcome>> Engine::StartRun(StartRequest request) {
     co_return co_await impl_->Execute(run, false, {}, {});
 }
 
-Awaitable<Result<RunOutcome>> Engine::ResumeRun(std::string run_id, std::string reason, std::string actor) {
+Awaitable<Result<RunOutcome>> Engine::ResumeRun(std::string run_id, std::string reason,
+                                                std::string actor) {
     co_return co_await impl_->Resume(std::move(run_id), std::move(reason), std::move(actor));
 }
 
@@ -739,7 +786,9 @@ void Engine::CancelAll(std::string reason) {
     for (auto& run : impl_->All()) run->RequestCancel(reason, {});
 }
 
-size_t Engine::ActiveRuns() const { return impl_->ActiveCount(); }
+size_t Engine::ActiveRuns() const {
+    return impl_->ActiveCount();
+}
 
 Awaitable<Result<std::shared_ptr<const model::Plan>>> Engine::LoadPinnedPlan(std::string sha256) {
     {
@@ -751,33 +800,41 @@ Awaitable<Result<std::shared_ptr<const model::Plan>>> Engine::LoadPinnedPlan(std
     co_return CompileSnapshot(definition, CompileOptionsFor(impl_->providers_));
 }
 
-store::Store& Engine::store() { return *impl_->store_; }
-const std::string& Engine::owner() const { return impl_->options_.owner; }
+store::Store& Engine::store() {
+    return *impl_->store_;
+}
+const std::string& Engine::owner() const {
+    return impl_->options_.owner;
+}
 
-Result<ledger::RunState> ReplayRun(const model::Plan& plan, const std::vector<store::StoredEvent>& events) {
+Result<ledger::RunState> ReplayRun(const model::Plan& plan,
+                                   const std::vector<store::StoredEvent>& events) {
     ledger::RunState state(plan.nodes.size());
     std::unordered_map<std::string_view, int> index;
     for (const auto& node : plan.nodes) index.emplace(node.id, node.index);
     for (const auto& stored : events) {
         STROWGER_ASSIGN_OR_RETURN(auto event, ledger::DecodeEvent(stored.encoded));
         if (event.seq != state.head.seq + 1 || event.prev_hash != state.head.hash) {
-            return DataLossError("run " + event.run_id + ": ledger broken at seq " + std::to_string(event.seq) +
-                                 " (run `strowger audit verify`)");
+            return DataLossError("run " + event.run_id + ": ledger broken at seq " +
+                                 std::to_string(event.seq) + " (run `strowger audit verify`)");
         }
-        STROWGER_ASSIGN_OR_RETURN(auto payload, ledger::DecodePayload(event.type, event.type_name, event.data));
+        STROWGER_ASSIGN_OR_RETURN(auto payload,
+                                  ledger::DecodePayload(event.type, event.type_name, event.data));
         int node_index = -1;
         if (!event.node.empty()) {
             auto it = index.find(event.node);
             if (it == index.end()) {
-                return DataLossError("run " + event.run_id + ": event " + std::to_string(event.seq) +
-                                     " names unknown node '" + event.node + "'");
+                return DataLossError("run " + event.run_id + ": event " +
+                                     std::to_string(event.seq) + " names unknown node '" +
+                                     event.node + "'");
             }
             node_index = it->second;
         }
         if (state.run_id.empty()) state.run_id = event.run_id;
         state.head.seq = event.seq;
         state.head.hash = event.hash;
-        state.Apply(event.time, node_index, ledger::NewEvent{event.node, event.attempt, std::move(payload)});
+        state.Apply(event.time, node_index,
+                    ledger::NewEvent{event.node, event.attempt, std::move(payload)});
     }
     return state;
 }
@@ -789,7 +846,7 @@ model::CompileOptions CompileOptionsFor(const providers::ProviderRegistry& regis
 }
 
 Result<std::shared_ptr<const model::Plan>> CompileSnapshot(const std::string& definition_json,
-                                                          const model::CompileOptions& options) {
+                                                           const model::CompileOptions& options) {
     model::LoadOptions load_options;
     load_options.sibling_agents = false;
     auto loaded = model::LoadWorkflowText(definition_json, "<pinned definition>", "", load_options);

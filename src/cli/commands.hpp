@@ -1,0 +1,20 @@
+// One function per subcommand: each adds itself to the app and, when chosen, runs and stores
+// its exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace strowger::cli {
+
+struct GlobalFlags {
+    std::string log_level;
+};
+
+void AddRunCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
+void AddValidateCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
+void AddPlanCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
+
+// Parses argv and runs the chosen subcommand; returns the process exit code.
+int Main(int argc, char** argv);
+
+}  // namespace strowger::cli

@@ -1,0 +1,115 @@
+#include "cli/common.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "engine/engine.hpp"
+#include "model/loader.hpp"
+#include "store/store.hpp"
+
+namespace strowger::cli {
+
+ExitCode ExitCodeFor(ledger::RunStatus status) {
+    switch (status) {
+        case ledger::RunStatus::kCompleted: return ExitCode::kOk;
+        case ledger::RunStatus::kFailed: return ExitCode::kRunFailed;
+        case ledger::RunStatus::kCancelled: return ExitCode::kCancelled;
+        case ledger::RunStatus::kPaused:
+        case ledger::RunStatus::kWaiting:
+        case ledger::RunStatus::kNeedsReconciliation: return ExitCode::kWaiting;
+        case ledger::RunStatus::kPending:
+        case ledger::RunStatus::kRunning: return ExitCode::kInternal;
+    }
+    return ExitCode::kInternal;
+}
+
+void PrintError(std::string_view message) { std::cerr << "strowger: " << message << "\n"; }
+
+bool StderrIsTerminal() { return isatty(STDERR_FILENO) == 1; }
+
+void AddWorkflowFlags(CLI::App* command, WorkflowFlags& flags) {
+    command->add_option("--agents", flags.agent_dirs,
+                        "Extra directory of agent files (*.yaml), besides agents/ next to the workflow")
+        ->type_name("DIR");
+    command->add_option("--model", flags.model_override,
+                        "Use this model for every agent, e.g. scripted:replies.yaml or openai:gpt-4o-mini")
+        ->type_name("PROVIDER:MODEL")
+        ->envname("STROWGER_MODEL");
+}
+
+void AddInputFlags(CLI::App* command, InputFlags& flags) {
+    auto* text = command->add_option("--input,-i", flags.text, "Run input text")->type_name("TEXT");
+    auto* file = command->add_option("--input-file", flags.file, "Read the run input from a file (- for stdin)")
+                     ->type_name("PATH");
+    auto* json = command->add_option("--input-json", flags.json, "Run input as a JSON value")
+                     ->type_name("JSON");
+    text->excludes(file)->excludes(json);
+    file->excludes(json);
+}
+
+Result<std::string> ResolveInput(const InputFlags& flags) {
+    if (flags.text) return *flags.text;
+    if (flags.file) {
+        std::ostringstream buffer;
+        if (*flags.file == "-") {
+            buffer << std::cin.rdbuf();
+        } else {
+            std::ifstream in(*flags.file, std::ios::binary);
+            if (!in) return InvalidArgumentError(*flags.file + ": cannot read input file");
+            buffer << in.rdbuf();
+        }
+        return buffer.str();
+    }
+    if (flags.json) {
+        auto parsed = ParseJson(*flags.json);
+        if (!parsed) return InvalidArgumentError("--input-json: " + parsed.error().message());
+        return CompactJson(*parsed);
+    }
+    return std::string();
+}
+
+std::shared_ptr<const model::Plan> LoadPlan(const std::string& file, const WorkflowFlags& flags,
+                                            const providers::ProviderRegistry& registry,
+                                            Warnings warnings) {
+    model::LoadOptions options;
+    options.agent_dirs = flags.agent_dirs;
+    auto loaded = model::LoadWorkflowFile(file, options);
+    auto diagnostics = loaded.diagnostics;
+    std::shared_ptr<const model::Plan> plan;
+    if (loaded.ok()) {
+        if (!flags.model_override.empty()) {
+            std::error_code ec;
+            std::string cwd = std::filesystem::current_path(ec).string();
+            for (auto& agent : loaded.workflow.agents) {
+                agent.model = flags.model_override;
+                agent.base_dir = cwd;
+            }
+        }
+        auto compiled = model::Compile(loaded.workflow, engine::CompileOptionsFor(registry));
+        diagnostics.insert(diagnostics.end(), compiled.diagnostics.begin(), compiled.diagnostics.end());
+        plan = compiled.plan;
+    }
+    for (const auto& d : diagnostics) {
+        if (d.severity == model::Diagnostic::Severity::kError || warnings == Warnings::kPrint) {
+            std::cerr << d.ToString() << "\n";
+        }
+    }
+    return plan;
+}
+
+std::string StoreUrl(const std::string& flag) {
+    return flag.empty() ? store::DefaultStoreUrl() : flag;
+}
+
+void SetUpProcess(const std::string& log_level) {
+    InitLogging(log_level.empty() ? "warn" : log_level);
+    RegisterEnvironmentSecrets();
+}
+
+}  // namespace strowger::cli

@@ -1,0 +1,63 @@
+// Plumbing shared by the subcommands: exit codes, workflow/input flags, loading a plan.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "ledger/run_state.hpp"
+#include "model/plan.hpp"
+#include "providers/provider.hpp"
+
+namespace strowger::cli {
+
+// SPEC §2.
+enum class ExitCode : int {
+    kOk = 0,         // completed
+    kRunFailed = 1,  // the run failed
+    kUsage = 2,      // usage error or invalid workflow
+    kWaiting = 3,    // the run waits (human task or pause) and was left durable
+    kCancelled = 4,
+    kInternal = 5,  // store or internal error
+};
+
+inline int ToInt(ExitCode code) { return static_cast<int>(code); }
+ExitCode ExitCodeFor(ledger::RunStatus status);
+
+// Prints "strowger: <message>" on stderr.
+void PrintError(std::string_view message);
+bool StderrIsTerminal();
+
+struct WorkflowFlags {
+    std::vector<std::string> agent_dirs;
+    std::string model_override;  // --model: replaces every agent's model
+};
+void AddWorkflowFlags(CLI::App* command, WorkflowFlags& flags);
+
+struct InputFlags {
+    std::optional<std::string> text;
+    std::optional<std::string> file;
+    std::optional<std::string> json;
+};
+void AddInputFlags(CLI::App* command, InputFlags& flags);
+// The run input from the flags ("" if none); kInvalidArgument for unreadable files or bad JSON.
+Result<std::string> ResolveInput(const InputFlags& flags);
+
+enum class Warnings { kPrint, kHide };
+// Loads and compiles a workflow. Prints diagnostics (errors always, warnings if asked) to
+// stderr; returns null if there were errors.
+std::shared_ptr<const model::Plan> LoadPlan(const std::string& file, const WorkflowFlags& flags,
+                                            const providers::ProviderRegistry& registry,
+                                            Warnings warnings);
+
+// --store flag value, else $STROWGER_STORE, else the default sqlite file.
+std::string StoreUrl(const std::string& flag);
+
+// Applies --log-level (default warn) and registers secrets from the environment.
+void SetUpProcess(const std::string& log_level);
+
+}  // namespace strowger::cli

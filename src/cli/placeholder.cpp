@@ -1,1 +1,0 @@
-namespace strowger::cli {}

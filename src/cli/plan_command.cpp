@@ -1,0 +1,60 @@
+#include <boost/asio/io_context.hpp>
+
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "model/plan_format.hpp"
+#include "providers/builtin.hpp"
+
+namespace strowger::cli {
+
+void AddPlanCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
+    struct Flags {
+        std::string file;
+        InputFlags input;
+        WorkflowFlags workflow;
+        std::string format = "text";
+    };
+    auto flags = std::make_shared<Flags>();
+    auto* cmd = app.add_subcommand("plan", "Show what a workflow would do (agents, order, prompts) without calling any model");
+    cmd->add_option("file", flags->file, "Workflow file")->required()->check(CLI::ExistingFile);
+    AddInputFlags(cmd, flags->input);
+    AddWorkflowFlags(cmd, flags->workflow);
+    cmd->add_option("--format,-f", flags->format, "Output format")
+        ->check(CLI::IsMember({"text", "json", "dot", "mermaid"}));
+    cmd->footer(
+        "Examples:\n"
+        "  strowger plan examples/brainstorm.json\n"
+        "  strowger plan flow.yaml --format dot | dot -Tsvg > flow.svg\n"
+        "  strowger plan flow.yaml --input 'topic' --format json");
+    cmd->callback([flags, &global, &exit_code] {
+        SetUpProcess(global.log_level);
+        asio::io_context io;
+        providers::ProviderRegistry registry(io.get_executor());
+        providers::RegisterBuiltinProviders(registry);
+        auto plan = LoadPlan(flags->file, flags->workflow, registry, Warnings::kPrint);
+        if (!plan) {
+            exit_code = ToInt(ExitCode::kUsage);
+            return;
+        }
+        std::optional<std::string> input;
+        if (flags->input.text || flags->input.file || flags->input.json) {
+            auto resolved = ResolveInput(flags->input);
+            if (!resolved) {
+                PrintError(resolved.error().message());
+                exit_code = ToInt(ExitCode::kUsage);
+                return;
+            }
+            input = *resolved;
+        }
+        model::PlanFormat format = flags->format == "json"    ? model::PlanFormat::kJson
+                                   : flags->format == "dot"     ? model::PlanFormat::kDot
+                                   : flags->format == "mermaid" ? model::PlanFormat::kMermaid
+                                                                : model::PlanFormat::kText;
+        std::cout << model::FormatPlan(*plan, format, input);
+        exit_code = ToInt(ExitCode::kOk);
+    });
+}
+
+}  // namespace strowger::cli

@@ -1,0 +1,44 @@
+#include <boost/asio/io_context.hpp>
+
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "providers/builtin.hpp"
+
+namespace strowger::cli {
+
+void AddValidateCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
+    struct Flags {
+        std::vector<std::string> files;
+        WorkflowFlags workflow;
+    };
+    auto flags = std::make_shared<Flags>();
+    auto* cmd = app.add_subcommand("validate", "Check workflow files; report every problem with file:line:column and field");
+    cmd->add_option("files", flags->files, "Workflow files")->required();
+    AddWorkflowFlags(cmd, flags->workflow);
+    cmd->footer(
+        "Exit codes: 0 all files valid (warnings allowed), 2 otherwise.\n\n"
+        "Examples:\n"
+        "  strowger validate examples/*.json\n"
+        "  strowger validate flow.yaml --agents ./agents");
+    cmd->callback([flags, &global, &exit_code] {
+        SetUpProcess(global.log_level);
+        asio::io_context io;
+        providers::ProviderRegistry registry(io.get_executor());
+        providers::RegisterBuiltinProviders(registry);
+        bool all_ok = true;
+        for (const auto& file : flags->files) {
+            auto plan = LoadPlan(file, flags->workflow, registry, Warnings::kPrint);
+            if (plan) {
+                std::cout << file << ": ok (" << plan->nodes.size() << " steps, " << plan->agents.size()
+                          << " agents)\n";
+            } else {
+                all_ok = false;
+            }
+        }
+        exit_code = ToInt(all_ok ? ExitCode::kOk : ExitCode::kUsage);
+    });
+}
+
+}  // namespace strowger::cli

@@ -1,0 +1,82 @@
+#include "engine/run_view.hpp"
+
+#include <boost/json.hpp>
+
+#include "ledger/event.hpp"
+
+namespace strowger::engine {
+namespace {
+
+json::value TimeOrNull(SystemTime time) {
+    if (time == SystemTime{}) return nullptr;
+    return json::string(FormatRfc3339(time));
+}
+
+}  // namespace
+
+int64_t MillisBetween(SystemTime from, SystemTime to) {
+    if (from == SystemTime{} || to == SystemTime{}) return 0;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
+}
+
+json::object RunRecordJson(const model::Plan* plan, const ledger::RunState& state) {
+    json::object run;
+    run["run_id"] = state.run_id;
+    run["workflow"] = state.workflow;
+    run["status"] = std::string(ledger::RunStatusName(state.status));
+    run["definition_sha256"] = state.definition_sha256;
+    run["input"] = state.input;
+    run["output"] = ledger::IsTerminal(state.status) && state.status == ledger::RunStatus::kCompleted
+                        ? json::value(state.output)
+                        : json::value(nullptr);
+    run["error"] = state.error.empty() ? json::value(nullptr) : json::value(state.error);
+    if (!state.idempotency_key.empty()) run["idempotency_key"] = state.idempotency_key;
+    if (!state.rerun_of.empty()) run["rerun_of"] = state.rerun_of;
+    run["created_at"] = TimeOrNull(state.created_at);
+    run["started_at"] = TimeOrNull(state.started_at);
+    run["completed_at"] = TimeOrNull(state.ended_at);
+    run["duration_ms"] = MillisBetween(state.started_at, state.ended_at);
+    run["input_tokens"] = state.tokens_in;
+    run["output_tokens"] = state.tokens_out;
+    run["cost_usd"] = ledger::FormatUsd(state.cost_nano_usd);
+    run["model_calls"] = state.model_calls;
+    run["events"] = state.head.seq;
+
+    json::array steps;
+    for (const auto& step : state.steps) {
+        json::object s;
+        s["step_name"] = step.step_name;
+        if (plan && step.node_index >= 0) {
+            const auto& node = plan->nodes[static_cast<size_t>(step.node_index)];
+            if (const auto* agent = plan->AgentOf(node)) {
+                s["agent_name"] = agent->name;
+                if (!agent->id.empty()) s["agent_id"] = agent->id;
+            }
+        }
+        s["prompt"] = step.prompt;
+        s["output"] = step.output;
+        s["input_tokens"] = step.input_tokens;
+        s["output_tokens"] = step.output_tokens;
+        s["duration_ms"] = step.duration_ms;
+        s["attempts"] = step.attempts;
+        steps.push_back(std::move(s));
+    }
+    run["step_results"] = std::move(steps);
+
+    json::array nodes;
+    for (size_t i = 0; i < state.nodes.size(); ++i) {
+        const auto& ns = state.nodes[i];
+        json::object n;
+        if (plan) n["id"] = plan->nodes[i].id;
+        n["status"] = std::string(ledger::NodeStatusName(ns.status));
+        n["attempts"] = ns.attempt;
+        if (ns.iterations_done > 0) n["iterations"] = ns.iterations_done;
+        if (!ns.error.empty()) n["error"] = ns.error;
+        if (!ns.skip_reason.empty()) n["skip_reason"] = ns.skip_reason;
+        nodes.push_back(std::move(n));
+    }
+    run["nodes"] = std::move(nodes);
+    return run;
+}
+
+}  // namespace strowger::engine
