@@ -210,6 +210,7 @@ class Run : public std::enable_shared_from_this<Run> {
     Awaitable<bool> SleepUntil(SystemTime due);
     void StartNode(int index);
     void OnNodeDone(int index, NodeResult result);
+    void FailRun(const PlanNode& node);
     void CancelTasks();
     bool Ready(const PlanNode& node) const;
     std::string EffectiveOutput(int index) const;
@@ -303,7 +304,9 @@ bool Run::Ready(const PlanNode& node) const {
     const auto& s = state_.nodes[static_cast<size_t>(node.index)];
     if (ledger::IsFinished(s.status) || in_flight_[static_cast<size_t>(node.index)]) return false;
     for (int dep : node.deps) {
-        if (!ledger::IsFinished(state_.nodes[static_cast<size_t>(dep)].status)) return false;
+        auto status = state_.nodes[static_cast<size_t>(dep)].status;
+        // A failed dependency fails the run (no node type tolerates failures yet).
+        if (!ledger::IsFinished(status) || status == NodeStatus::kFailed) return false;
     }
     return true;
 }
@@ -342,16 +345,22 @@ void Run::StartNode(int index) {
 }
 
 void Run::OnNodeDone(int index, NodeResult result) {
+    (void)result;  // the node's outcome is already in state_ (and failed_, see FailRun)
     in_flight_[static_cast<size_t>(index)].reset();
     --running_;
-    if (result == NodeResult::kFailed && !failed_) {
-        failed_ = true;
-        const auto& s = state_.nodes[static_cast<size_t>(index)];
-        failure_message_ = s.error;
-        failure_code_ = s.error_code;
-        failure_node_ = plan_.nodes[static_cast<size_t>(index)].id;
-        CancelTasks();  // fail fast: siblings (fan-out) stop now
-    }
+    wake_.cancel();
+}
+
+void Run::FailRun(const PlanNode& node) {
+    // Called as soon as node.failed is appended, not when the node's coroutine completes (its
+    // completion handler is posted, and the scheduler must not start dependents meanwhile).
+    if (failed_) return;
+    failed_ = true;
+    const auto& s = state_.nodes[static_cast<size_t>(node.index)];
+    failure_message_ = s.error;
+    failure_code_ = s.error_code;
+    failure_node_ = node.id;
+    CancelTasks();  // fail fast: siblings (fan-out) stop now
     wake_.cancel();
 }
 
@@ -417,13 +426,13 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
 
     if (ns.status == NodeStatus::kPending) {
         if (node.conditional && !ContainsIgnoreCase(input, node.condition)) {
-            ledger::NewEvent event0{node.id, 0, ledger::NodeSkipped{"condition_not_met", {}}};
-            auto ok = co_await AppendOne(std::move(event0));
+            ledger::NewEvent skipped{node.id, 0, ledger::NodeSkipped{"condition_not_met", {}}};
+            auto ok = co_await AppendOne(std::move(skipped));
             co_return ok ? NodeResult::kSkipped : NodeResult::kStoreError;
         }
         if (node.kind == model::NodeKind::kCollect) {
-            ledger::NewEvent event1{node.id, 0, ledger::NodeCompleted{input, 0, 0, 0, 0}};
-            auto ok = co_await AppendOne(std::move(event1));
+            ledger::NewEvent collected{node.id, 0, ledger::NodeCompleted{input, 0, 0, 0, 0}};
+            auto ok = co_await AppendOne(std::move(collected));
             co_return ok ? NodeResult::kCompleted : NodeResult::kStoreError;
         }
     }
@@ -445,7 +454,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 if (!co_await SleepUntil(ns.retry_due)) co_return NodeResult::kCancelled;
                 co_await asio::this_coro::reset_cancellation_state();
             }
-            if (cancel_requested_) co_return NodeResult::kCancelled;
+            if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
             const int64_t attempt = ns.attempt + 1;
             const bool new_iteration = node.loop && iteration != ns.iteration;
             std::vector<ledger::NewEvent> start;
@@ -468,7 +477,9 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
             latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              engine_->clock_.SteadyNow() - started)
                              .count();
-            if (cancel_requested_) co_return NodeResult::kCancelled;
+            // Interrupted because the run is ending (cancelled, or another node failed): the
+            // run's terminal event closes this node; there is no failure of its own to record.
+            if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
             if (result) {
                 completion = std::move(*result);
                 completion.content = ToValidUtf8(completion.content);
@@ -483,11 +494,11 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 int64_t delay =
                     BackoffDelayMs(node.backoff, ns.failures_in_iteration + 1, engine_->random_);
                 auto due = engine_->clock_.Now() + std::chrono::milliseconds(delay);
-                ledger::NewEvent event2{
+                ledger::NewEvent retry{
                     node.id, attempt,
                     ledger::NodeRetryScheduled{error_text, std::string(ErrorCodeName(error.code())),
                                                delay, due, iteration}};
-                if (!co_await AppendOne(std::move(event2))) {
+                if (!co_await AppendOne(std::move(retry))) {
                     co_return NodeResult::kStoreError;
                 }
                 continue;
@@ -497,17 +508,18 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                              error_text);
                 if (node.loop && ns.iterations_done > 0) {
                     // The loop stops; the iterations that completed stand.
-                    ledger::NewEvent event3{
+                    ledger::NewEvent loop_done{
                         node.id, attempt,
                         ledger::NodeCompleted{ns.output, ns.tokens_in, ns.tokens_out,
                                               ns.duration_ms, ns.iterations_done}};
-                    if (!co_await AppendOne(std::move(event3))) {
+                    if (!co_await AppendOne(std::move(loop_done))) {
                         co_return NodeResult::kStoreError;
                     }
                     co_return NodeResult::kCompleted;
                 }
-                ledger::NewEvent event4{node.id, attempt, ledger::NodeSkipped{"error", error_text}};
-                if (!co_await AppendOne(std::move(event4))) {
+                ledger::NewEvent skipped{node.id, attempt,
+                                         ledger::NodeSkipped{"error", error_text}};
+                if (!co_await AppendOne(std::move(skipped))) {
                     co_return NodeResult::kStoreError;
                 }
                 co_return NodeResult::kSkipped;
@@ -522,12 +534,13 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
             } else {
                 message = "Step '" + node.id + "' failed: " + error_text;
             }
-            ledger::NewEvent event5{
+            ledger::NewEvent failed{
                 node.id, attempt,
                 ledger::NodeFailed{message, std::string(ErrorCodeName(error.code()))}};
-            if (!co_await AppendOne(std::move(event5))) {
+            if (!co_await AppendOne(std::move(failed))) {
                 co_return NodeResult::kStoreError;
             }
+            FailRun(node);
             co_return NodeResult::kFailed;
         }
 
@@ -569,50 +582,60 @@ Awaitable<RunOutcome> Run::Execute(bool resumed, std::string reason, std::string
     co_await asio::this_coro::throw_if_cancelled(false);
     auto self = shared_from_this();
     if (resumed) {
-        ledger::NewEvent event6{{}, 0, ledger::RunResumed{std::move(reason), std::move(actor)}};
-        co_await AppendOne(std::move(event6));
+        ledger::NewEvent resumed{{}, 0, ledger::RunResumed{std::move(reason), std::move(actor)}};
+        co_await AppendOne(std::move(resumed));
     } else {
-        ledger::NewEvent event7{{}, 0, ledger::RunStarted{}};
-        co_await AppendOne(std::move(event7));
+        ledger::NewEvent started{{}, 0, ledger::RunStarted{}};
+        co_await AppendOne(std::move(started));
     }
     while (!store_error_) {
         if (cancel_requested_ || failed_) {
             if (running_ > 0) {
                 CancelTasks();
             } else if (cancel_requested_) {
-                ledger::NewEvent event8{{}, 0, ledger::RunCancelled{cancel_reason_, cancel_actor_}};
-                co_await AppendOne(std::move(event8));
+                ledger::NewEvent cancelled{
+                    {}, 0, ledger::RunCancelled{cancel_reason_, cancel_actor_}};
+                co_await AppendOne(std::move(cancelled));
                 break;
             } else {
-                ledger::NewEvent event9{
+                ledger::NewEvent run_failed{
                     {}, 0, ledger::RunFailed{failure_message_, failure_code_, failure_node_}};
-                co_await AppendOne(std::move(event9));
+                co_await AppendOne(std::move(run_failed));
                 break;
             }
         } else {
-            if (!pause_requested_) {
+            // A node may finish inside StartNode (co_spawn runs it inline on our strand until
+            // it first suspends), failing the run or readying others: re-check after each.
+            bool started = true;
+            while (started && !pause_requested_ && !failed_ && !cancel_requested_) {
+                started = false;
                 for (const auto& node : plan_.nodes) {
-                    if (Ready(node)) StartNode(node.index);
+                    if (failed_ || cancel_requested_) break;
+                    if (Ready(node)) {
+                        StartNode(node.index);
+                        started = true;
+                    }
                 }
             }
+            if (failed_ || cancel_requested_) continue;
             if (running_ == 0) {
                 if (pause_requested_) {
-                    ledger::NewEvent event10{{}, 0, ledger::RunPaused{pause_reason_, pause_actor_}};
-                    co_await AppendOne(std::move(event10));
+                    ledger::NewEvent paused{{}, 0, ledger::RunPaused{pause_reason_, pause_actor_}};
+                    co_await AppendOne(std::move(paused));
                     break;
                 }
                 bool all_done = true;
                 for (const auto& s : state_.nodes)
                     all_done = all_done && ledger::IsFinished(s.status);
                 if (all_done) {
-                    ledger::NewEvent event11{
+                    ledger::NewEvent completed{
                         {}, 0, ledger::RunCompleted{EffectiveOutput(plan_.output_node)}};
-                    co_await AppendOne(std::move(event11));
+                    co_await AppendOne(std::move(completed));
                 } else {
                     // Nothing runnable and nothing running: only a broken plan gets here.
-                    ledger::NewEvent event12{
+                    ledger::NewEvent stalled{
                         {}, 0, ledger::RunFailed{"internal error: run stalled", "internal", {}}};
-                    co_await AppendOne(std::move(event12));
+                    co_await AppendOne(std::move(stalled));
                 }
                 break;
             }

@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+
 #include "ledger/event.hpp"
 
 namespace strowger::engine {
@@ -42,8 +44,15 @@ json::object RunRecordJson(const model::Plan* plan, const ledger::RunState& stat
     run["model_calls"] = state.model_calls;
     run["events"] = state.head.seq;
 
+    // In step order, as LibreFang reports a fan-out group (join_all keeps the order of the
+    // steps, whichever finishes first); a loop's iterations stay in iteration order.
+    std::vector<const ledger::StepResult*> ordered;
+    for (const auto& step : state.steps) ordered.push_back(&step);
+    std::stable_sort(ordered.begin(), ordered.end(),
+                     [](const auto* a, const auto* b) { return a->node_index < b->node_index; });
     json::array steps;
-    for (const auto& step : state.steps) {
+    for (const auto* step_ptr : ordered) {
+        const auto& step = *step_ptr;
         json::object s;
         s["step_name"] = step.step_name;
         if (plan && step.node_index >= 0) {

@@ -7,8 +7,8 @@ namespace strowger::ledger {
 namespace {
 
 constexpr std::array<std::string_view, 8> kRunStatusNames = {
-    "pending", "running", "paused", "waiting", "completed", "failed", "cancelled",
-    "needs_reconciliation",
+    "pending",   "running", "paused",    "waiting",
+    "completed", "failed",  "cancelled", "needs_reconciliation",
 };
 
 template <class... Ts>
@@ -42,14 +42,30 @@ bool IsTerminal(RunStatus status) {
 
 std::string_view NodeStatusName(NodeStatus status) {
     switch (status) {
-        case NodeStatus::kPending: return "pending";
-        case NodeStatus::kRunning: return "running";
-        case NodeStatus::kRetryWaiting: return "retry_waiting";
-        case NodeStatus::kCompleted: return "completed";
-        case NodeStatus::kSkipped: return "skipped";
-        case NodeStatus::kFailed: return "failed";
+        case NodeStatus::kPending:
+            return "pending";
+        case NodeStatus::kRunning:
+            return "running";
+        case NodeStatus::kRetryWaiting:
+            return "retry_waiting";
+        case NodeStatus::kCompleted:
+            return "completed";
+        case NodeStatus::kSkipped:
+            return "skipped";
+        case NodeStatus::kFailed:
+            return "failed";
+        case NodeStatus::kCancelled:
+            return "cancelled";
     }
     return "pending";
+}
+
+void RunState::CloseInFlightNodes() {
+    for (auto& node : nodes) {
+        if (node.status == NodeStatus::kRunning || node.status == NodeStatus::kRetryWaiting) {
+            node.status = NodeStatus::kCancelled;
+        }
+    }
 }
 
 void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
@@ -57,116 +73,117 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
     NodeState* node = node_index >= 0 && static_cast<size_t>(node_index) < nodes.size()
                           ? &nodes[static_cast<size_t>(node_index)]
                           : nullptr;
-    std::visit(
-        Overloaded{
-            [&](const RunCreated& p) {
-                workflow = p.workflow;
-                definition_sha256 = p.definition_sha256;
-                input = p.input;
-                idempotency_key = p.idempotency_key;
-                rerun_of = p.rerun_of;
-                status = RunStatus::kPending;
-                created_at = time;
-            },
-            [&](const RunStarted&) {
-                if (started_at == SystemTime{}) started_at = time;
-                status = RunStatus::kRunning;
-            },
-            [&](const RunResumed&) {
-                if (started_at == SystemTime{}) started_at = time;
-                status = RunStatus::kRunning;
-            },
-            [&](const RunPaused&) { status = RunStatus::kPaused; },
-            [&](const RunCancelled& p) {
-                status = RunStatus::kCancelled;
-                cancel_reason = p.reason;
-                ended_at = time;
-            },
-            [&](const RunCompleted& p) {
-                status = RunStatus::kCompleted;
-                output = p.output;
-                ended_at = time;
-            },
-            [&](const RunFailed& p) {
-                status = RunStatus::kFailed;
-                error = p.error;
-                error_code = p.code;
-                failed_node = p.node;
-                ended_at = time;
-            },
-            [&](const NodeStarted& p) {
-                if (!node) return;
-                node->status = NodeStatus::kRunning;
-                node->attempt = event.attempt;
-                if (p.iteration > 0 && p.iteration != node->iteration) {
-                    node->iteration = p.iteration;
-                    node->iteration_first_attempt = event.attempt;
-                    node->failures_in_iteration = 0;
-                }
-                node->started_at = time;
-                node->error.clear();
-                node->error_code.clear();
-            },
-            [&](const LlmRequest& p) {
-                if (node) node->prompt = p.prompt;
-            },
-            [&](const LlmResponse& p) {
-                tokens_in += p.tokens_in;
-                tokens_out += p.tokens_out;
-                cost_nano_usd += p.cost_nano_usd;
-                ++model_calls;
-            },
-            [&](const NodeIterationCompleted& p) {
-                if (!node) return;
-                node->iterations_done = p.iteration;
-                node->output = p.output;
-                node->tokens_in += p.tokens_in;
-                node->tokens_out += p.tokens_out;
-                node->duration_ms += p.duration_ms;
-                steps.push_back(StepResult{node_index,
-                                           event.node + " (iter " + std::to_string(p.iteration) + ")",
-                                           node->prompt, p.output, p.tokens_in, p.tokens_out,
-                                           p.duration_ms, node->AttemptsInIteration()});
-            },
-            [&](const NodeCompleted& p) {
-                if (!node) return;
-                bool had_model_call = !node->prompt.empty();
-                node->status = NodeStatus::kCompleted;
-                node->output = p.output;
-                if (p.iterations == 0) {
-                    node->tokens_in = p.tokens_in;
-                    node->tokens_out = p.tokens_out;
-                    node->duration_ms = p.duration_ms;
-                    if (had_model_call) {
-                        steps.push_back(StepResult{node_index, event.node, node->prompt, p.output,
-                                                   p.tokens_in, p.tokens_out, p.duration_ms,
-                                                   node->AttemptsInIteration()});
-                    }
-                }
-            },
-            [&](const NodeRetryScheduled& p) {
-                if (!node) return;
-                node->status = NodeStatus::kRetryWaiting;
-                node->retry_due = p.due;
-                ++node->failures_in_iteration;
-                node->error = p.error;
-                node->error_code = p.code;
-            },
-            [&](const NodeFailed& p) {
-                if (!node) return;
-                node->status = NodeStatus::kFailed;
-                node->error = p.error;
-                node->error_code = p.code;
-            },
-            [&](const NodeSkipped& p) {
-                if (!node) return;
-                node->status = NodeStatus::kSkipped;
-                node->skip_reason = p.reason;
-                if (!p.error.empty()) node->error = p.error;
-            },
-            [&](const UnknownPayload&) {},
-        },
-        event.payload);
+    std::visit(Overloaded{
+                   [&](const RunCreated& p) {
+                       workflow = p.workflow;
+                       definition_sha256 = p.definition_sha256;
+                       input = p.input;
+                       idempotency_key = p.idempotency_key;
+                       rerun_of = p.rerun_of;
+                       status = RunStatus::kPending;
+                       created_at = time;
+                   },
+                   [&](const RunStarted&) {
+                       if (started_at == SystemTime{}) started_at = time;
+                       status = RunStatus::kRunning;
+                   },
+                   [&](const RunResumed&) {
+                       if (started_at == SystemTime{}) started_at = time;
+                       status = RunStatus::kRunning;
+                   },
+                   [&](const RunPaused&) { status = RunStatus::kPaused; },
+                   [&](const RunCancelled& p) {
+                       CloseInFlightNodes();
+                       status = RunStatus::kCancelled;
+                       cancel_reason = p.reason;
+                       ended_at = time;
+                   },
+                   [&](const RunCompleted& p) {
+                       status = RunStatus::kCompleted;
+                       output = p.output;
+                       ended_at = time;
+                   },
+                   [&](const RunFailed& p) {
+                       CloseInFlightNodes();
+                       status = RunStatus::kFailed;
+                       error = p.error;
+                       error_code = p.code;
+                       failed_node = p.node;
+                       ended_at = time;
+                   },
+                   [&](const NodeStarted& p) {
+                       if (!node) return;
+                       node->status = NodeStatus::kRunning;
+                       node->attempt = event.attempt;
+                       if (p.iteration > 0 && p.iteration != node->iteration) {
+                           node->iteration = p.iteration;
+                           node->iteration_first_attempt = event.attempt;
+                           node->failures_in_iteration = 0;
+                       }
+                       node->started_at = time;
+                       node->error.clear();
+                       node->error_code.clear();
+                   },
+                   [&](const LlmRequest& p) {
+                       if (node) node->prompt = p.prompt;
+                   },
+                   [&](const LlmResponse& p) {
+                       tokens_in += p.tokens_in;
+                       tokens_out += p.tokens_out;
+                       cost_nano_usd += p.cost_nano_usd;
+                       ++model_calls;
+                   },
+                   [&](const NodeIterationCompleted& p) {
+                       if (!node) return;
+                       node->iterations_done = p.iteration;
+                       node->output = p.output;
+                       node->tokens_in += p.tokens_in;
+                       node->tokens_out += p.tokens_out;
+                       node->duration_ms += p.duration_ms;
+                       steps.push_back(StepResult{
+                           node_index, event.node + " (iter " + std::to_string(p.iteration) + ")",
+                           node->prompt, p.output, p.tokens_in, p.tokens_out, p.duration_ms,
+                           node->AttemptsInIteration()});
+                   },
+                   [&](const NodeCompleted& p) {
+                       if (!node) return;
+                       bool had_model_call = !node->prompt.empty();
+                       node->status = NodeStatus::kCompleted;
+                       node->output = p.output;
+                       if (p.iterations == 0) {
+                           node->tokens_in = p.tokens_in;
+                           node->tokens_out = p.tokens_out;
+                           node->duration_ms = p.duration_ms;
+                           if (had_model_call) {
+                               steps.push_back(StepResult{
+                                   node_index, event.node, node->prompt, p.output, p.tokens_in,
+                                   p.tokens_out, p.duration_ms, node->AttemptsInIteration()});
+                           }
+                       }
+                   },
+                   [&](const NodeRetryScheduled& p) {
+                       if (!node) return;
+                       node->status = NodeStatus::kRetryWaiting;
+                       node->retry_due = p.due;
+                       ++node->failures_in_iteration;
+                       node->error = p.error;
+                       node->error_code = p.code;
+                   },
+                   [&](const NodeFailed& p) {
+                       if (!node) return;
+                       node->status = NodeStatus::kFailed;
+                       node->error = p.error;
+                       node->error_code = p.code;
+                   },
+                   [&](const NodeSkipped& p) {
+                       if (!node) return;
+                       node->status = NodeStatus::kSkipped;
+                       node->skip_reason = p.reason;
+                       if (!p.error.empty()) node->error = p.error;
+                   },
+                   [&](const UnknownPayload&) {},
+               },
+               event.payload);
 }
 
 }  // namespace strowger::ledger

@@ -34,22 +34,33 @@ std::string_view RunStatusName(RunStatus status);
 RunStatus RunStatusFromName(std::string_view name, bool* ok = nullptr);
 bool IsTerminal(RunStatus status);
 
-enum class NodeStatus { kPending, kRunning, kRetryWaiting, kCompleted, kSkipped, kFailed };
+// kCancelled: the node was running (or waiting to retry) when the run ended — cancelled, or
+// failed because another node failed.
+enum class NodeStatus {
+    kPending,
+    kRunning,
+    kRetryWaiting,
+    kCompleted,
+    kSkipped,
+    kFailed,
+    kCancelled
+};
 std::string_view NodeStatusName(NodeStatus status);
 inline bool IsFinished(NodeStatus s) {
-    return s == NodeStatus::kCompleted || s == NodeStatus::kSkipped || s == NodeStatus::kFailed;
+    return s == NodeStatus::kCompleted || s == NodeStatus::kSkipped || s == NodeStatus::kFailed ||
+           s == NodeStatus::kCancelled;
 }
 
 struct NodeState {
     NodeStatus status = NodeStatus::kPending;
-    int64_t attempt = 0;                  // last attempt started (numbers continue across iterations)
-    int64_t iteration = 0;                // loops: current iteration, from 1
+    int64_t attempt = 0;    // last attempt started (numbers continue across iterations)
+    int64_t iteration = 0;  // loops: current iteration, from 1
     int64_t iteration_first_attempt = 1;  // loops: first attempt number of `iteration`
     int64_t iterations_done = 0;
-    int64_t failures_in_iteration = 0;   // retry_scheduled events since the iteration began
-    std::string output;  // completed: the node's output; loop in progress: last iteration's
-    std::string prompt;  // last prompt sent
-    int64_t tokens_in = 0;   // of the completed attempt (loops: all iterations)
+    int64_t failures_in_iteration = 0;  // retry_scheduled events since the iteration began
+    std::string output;     // completed: the node's output; loop in progress: last iteration's
+    std::string prompt;     // last prompt sent
+    int64_t tokens_in = 0;  // of the completed attempt (loops: all iterations)
     int64_t tokens_out = 0;
     int64_t duration_ms = 0;
     SystemTime started_at{};
@@ -76,13 +87,18 @@ struct StepResult {
 };
 
 class RunState {
-public:
+  public:
     explicit RunState(size_t node_count = 0) : nodes(node_count) {}
 
     // Applies one event. `node_index` is the plan index of `event.node` (-1 for run events).
     // `time` is the event's time.
     void Apply(SystemTime time, int node_index, const NewEvent& event);
 
+  private:
+    // At the run's end, nodes still in flight are marked cancelled.
+    void CloseInFlightNodes();
+
+  public:
     std::string run_id;
     std::string workflow;
     std::string definition_sha256;

@@ -37,12 +37,12 @@ std::string ReadFileOrDie(const std::string& path) {
 
 std::string SourceDir() {
     const char* dir = std::getenv("STROWGER_SOURCE_DIR");
-    return dir ? dir : ".";
+    return dir ? dir : STROWGER_SOURCE_DIR_DEFAULT;
 }
 
 std::string StrowgerBinary() {
     const char* bin = std::getenv("STROWGER_BINARY");
-    return bin ? bin : "strowger";
+    return bin ? bin : STROWGER_BINARY_DEFAULT;
 }
 
 }  // namespace strowger::testing
