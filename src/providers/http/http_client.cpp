@@ -1,0 +1,876 @@
+#include "providers/http/http_client.hpp"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "core/log.hpp"
+#include "core/strings.hpp"
+
+namespace strowger::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using ErrorCodeValue = boost::system::error_code;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kHeaderLimit = 64 * 1024;
+constexpr size_t kStreamChunkBytes = 16 * 1024;
+
+std::string_view Getenv(const char* name) {
+    const char* value = std::getenv(name);
+    return value ? std::string_view(value) : std::string_view();
+}
+
+std::string FirstEnv(std::initializer_list<const char*> names) {
+    for (const char* name : names) {
+        if (auto value = Getenv(name); !value.empty()) return std::string(value);
+    }
+    return {};
+}
+
+bool IsIpLiteral(std::string_view host) {
+    ErrorCodeValue ec;
+    asio::ip::make_address(std::string(host), ec);
+    return !ec;
+}
+
+bool IsLoopbackHost(std::string_view host) {
+    std::string lower = AsciiLower(host);
+    if (lower == "localhost" || EndsWith(lower, ".localhost")) return true;
+    ErrorCodeValue ec;
+    auto address = asio::ip::make_address(lower, ec);
+    return !ec && address.is_loopback();
+}
+
+// Does `host` fall in "address/prefix"?
+bool InCidr(const asio::ip::address& host, std::string_view cidr) {
+    auto slash = cidr.find('/');
+    ErrorCodeValue ec;
+    auto network = asio::ip::make_address(std::string(cidr.substr(0, slash)), ec);
+    if (ec) return false;
+    int prefix = 0;
+    auto bits = cidr.substr(slash + 1);
+    auto [end, parse_ec] = std::from_chars(bits.data(), bits.data() + bits.size(), prefix);
+    if (parse_ec != std::errc() || end != bits.data() + bits.size() || prefix < 0) return false;
+    if (host.is_v4() != network.is_v4()) return false;
+    auto match = [prefix](const auto& a, const auto& b) {
+        int full_bytes = prefix / 8;
+        int rest_bits = prefix % 8;
+        if (static_cast<size_t>(full_bytes) > a.size()) return false;
+        for (int i = 0; i < full_bytes; ++i) {
+            if (a[i] != b[i]) return false;
+        }
+        if (rest_bits == 0) return true;
+        if (static_cast<size_t>(full_bytes) >= a.size()) return false;
+        auto mask = static_cast<unsigned char>(0xff << (8 - rest_bits));
+        return (a[full_bytes] & mask) == (b[full_bytes] & mask);
+    };
+    if (host.is_v4()) return match(host.to_v4().to_bytes(), network.to_v4().to_bytes());
+    return match(host.to_v6().to_bytes(), network.to_v6().to_bytes());
+}
+
+bool NoProxyMatches(std::string_view no_proxy, std::string_view host_in) {
+    std::string host = AsciiLower(host_in);
+    ErrorCodeValue ec;
+    auto host_address = asio::ip::make_address(host, ec);
+    bool host_is_ip = !ec;
+    for (const std::string& raw : Split(no_proxy, ',')) {
+        std::string entry = AsciiLower(Trim(raw));
+        if (entry.empty()) continue;
+        if (entry == "*") return true;
+        if (entry.front() == '[') {
+            auto close = entry.find(']');
+            entry = entry.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+        }
+        if (entry.find('/') != std::string::npos) {
+            if (host_is_ip && InCidr(host_address, entry)) return true;
+            continue;
+        }
+        if (host_is_ip) {
+            auto entry_address = asio::ip::make_address(entry, ec);
+            if (!ec && entry_address == host_address) return true;
+            continue;
+        }
+        // "host:port" entries: the port is not checked.
+        if (auto colon = entry.find(':'); colon != std::string::npos) entry.resize(colon);
+        if (StartsWith(entry, "*.")) entry.erase(0, 2);
+        if (StartsWith(entry, ".")) entry.erase(0, 1);
+        if (host == entry || EndsWith(host, "." + entry)) return true;
+    }
+    return false;
+}
+
+std::string Base64(std::string_view in) {
+    static constexpr char kAlphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+        out += kAlphabet[(n >> 18) & 63];
+        out += kAlphabet[(n >> 12) & 63];
+        out += kAlphabet[(n >> 6) & 63];
+        out += kAlphabet[n & 63];
+    }
+    if (i + 1 == in.size()) {
+        uint32_t n = uint8_t(in[i]) << 16;
+        out += kAlphabet[(n >> 18) & 63];
+        out += kAlphabet[(n >> 12) & 63];
+        out += "==";
+    } else if (i + 2 == in.size()) {
+        uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+        out += kAlphabet[(n >> 18) & 63];
+        out += kAlphabet[(n >> 12) & 63];
+        out += kAlphabet[(n >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
+bool IsToken(std::string_view text) {
+    if (text.empty()) return false;
+    for (char c : text) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+        if (!ok) return false;
+    }
+    return true;
+}
+
+bool HasCrLf(std::string_view text) {
+    return text.find_first_of("\r\n") != std::string_view::npos;
+}
+
+// Host header value: the authority without the scheme's default port.
+std::string HostHeader(const Url& url) {
+    bool default_port = url.port == (url.tls() ? 443 : 80);
+    if (!default_port) return url.Authority();
+    return url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+}
+
+void SetExpiry(beast::tcp_stream& stream, Deadline deadline) {
+    if (deadline.IsNever()) {
+        stream.expires_never();
+    } else {
+        stream.expires_at(deadline.time());
+    }
+}
+
+const boost::system::error_category& HttpCategory() {
+    static const boost::system::error_category& category =
+        bhttp::make_error_code(bhttp::error::end_of_stream).category();
+    return category;
+}
+
+// Converts an I/O failure while `doing` (e.g. "connecting to") `peer` into our error space.
+Error TransportError(const ErrorCodeValue& ec, std::string_view doing, std::string_view peer) {
+    std::string where = std::string(doing) + " " + std::string(peer);
+    if (ec == beast::error::timeout) {
+        return Error(ErrorCode::kDeadlineExceeded, "http: deadline exceeded while " + where);
+    }
+    if (ec == asio::error::operation_aborted) {
+        return Error(ErrorCode::kCancelled, "http: cancelled while " + where);
+    }
+    if (ec == bhttp::error::partial_message) {
+        ErrorDetails details;
+        details.reason = "truncated_response";
+        return Error(ErrorCode::kUnavailable,
+                     "http: " + std::string(peer) + " closed the connection mid-response",
+                     std::move(details));
+    }
+    if (ec == bhttp::error::body_limit) {
+        ErrorDetails details;
+        details.reason = "response_too_large";
+        return Error(ErrorCode::kResourceExhausted,
+                     "http: response from " + std::string(peer) + " is too large",
+                     std::move(details));
+    }
+    if (&ec.category() == &HttpCategory() && ec != bhttp::error::end_of_stream) {
+        return Error(ErrorCode::kInternal, "http: malformed HTTP response from " +
+                                               std::string(peer) + ": " + ec.message());
+    }
+    return Error(ErrorCode::kUnavailable, "http: error " + where + ": " + ec.message());
+}
+
+bool IsTransientFailure(const Error& error) {
+    return error.code() == ErrorCode::kUnavailable;
+}
+
+// One keep-alive connection. Used by one request at a time, on `executor` (a strand).
+struct Connection {
+    explicit Connection(Executor strand) : executor(std::move(strand)) {}
+
+    bool connected() const { return tcp.has_value() || tls.has_value(); }
+    beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *tcp; }
+
+    // False if the peer has closed the connection or sent something unasked while it was idle.
+    bool LooksAlive() {
+        if (!connected() || buffer.size() != 0) return false;
+        auto& socket = lowest().socket();
+        if (!socket.is_open()) return false;
+        char byte;
+        ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+
+    Executor executor;
+    std::optional<beast::tcp_stream> tcp;  // plain connections (and TLS before the handshake)
+    std::optional<TlsStream> tls;
+    beast::flat_buffer buffer;
+    SteadyClock::time_point idle_since;
+};
+
+// Everything one request needs, moved into the coroutine that runs it on the connection's strand.
+struct Call {
+    Url url;
+    std::optional<Url> proxy;
+    std::string pool_key;
+    std::string peer;  // "host:port" of the target, for messages
+    bhttp::request<bhttp::string_body> request;
+    bool head = false;
+    Deadline deadline = Deadline::Never();
+    std::function<void(std::string_view)> on_body_chunk;  // empty for Send
+};
+
+// Result of one exchange on one connection.
+struct Outcome {
+    Result<HttpResponse> result = HttpResponse{};
+    // The failure happened before any response byte arrived: safe to retry on a fresh
+    // connection if this one came from the pool.
+    bool before_response = false;
+    bool keep_alive = false;
+};
+
+}  // namespace
+
+std::string HttpResponse::Header(std::string_view name) const {
+    for (const auto& [key, value] : headers) {
+        if (beast::iequals(key, name)) return value;
+    }
+    return {};
+}
+
+std::string Url::Authority() const {
+    std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    return out + ":" + std::to_string(port);
+}
+
+Result<Url> ParseUrl(std::string_view text) {
+    auto invalid = [&](std::string_view why) {
+        return InvalidArgumentError("http: invalid URL \"" + std::string(text) +
+                                    "\": " + std::string(why));
+    };
+    if (HasCrLf(text) || text.find(' ') != std::string_view::npos) return invalid("bad character");
+    Url url;
+    auto scheme_end = text.find("://");
+    if (scheme_end == std::string_view::npos) return invalid("no scheme");
+    url.scheme = AsciiLower(text.substr(0, scheme_end));
+    if (url.scheme != "http" && url.scheme != "https") return invalid("scheme is not http(s)");
+    std::string_view rest = text.substr(scheme_end + 3);
+    auto authority_end = rest.find_first_of("/?#");
+    std::string_view authority = rest.substr(0, authority_end);
+    std::string_view tail =
+        authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
+    if (auto at = authority.rfind('@'); at != std::string_view::npos) {
+        url.userinfo = std::string(authority.substr(0, at));
+        authority = authority.substr(at + 1);
+    }
+    std::string_view port_text;
+    if (!authority.empty() && authority.front() == '[') {
+        auto close = authority.find(']');
+        if (close == std::string_view::npos) return invalid("unclosed '['");
+        url.host = std::string(authority.substr(1, close - 1));
+        std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') return invalid("junk after ']'");
+            port_text = after.substr(1);
+        }
+    } else {
+        auto colon = authority.rfind(':');
+        url.host = std::string(authority.substr(0, colon));
+        if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
+    }
+    if (url.host.empty()) return invalid("no host");
+    url.host = AsciiLower(url.host);
+    url.port = url.tls() ? 443 : 80;
+    if (!port_text.empty()) {
+        unsigned port = 0;
+        auto [end, ec] =
+            std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+        if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 ||
+            port > 65535) {
+            return invalid("bad port");
+        }
+        url.port = static_cast<uint16_t>(port);
+    }
+    if (auto hash = tail.find('#'); hash != std::string_view::npos) tail = tail.substr(0, hash);
+    url.target = tail.empty() || tail.front() != '/' ? "/" + std::string(tail) : std::string(tail);
+    return url;
+}
+
+ProxyConfig ProxyConfig::FromEnvironment() {
+    ProxyConfig config;
+    config.http_proxy = FirstEnv({"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"});
+    config.https_proxy = FirstEnv({"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"});
+    config.no_proxy = FirstEnv({"no_proxy", "NO_PROXY"});
+    return config;
+}
+
+Result<std::optional<Url>> ProxyConfig::ProxyFor(const Url& target) const {
+    const std::string& proxy = target.tls() ? https_proxy : http_proxy;
+    if (proxy.empty() || IsLoopbackHost(target.host) || NoProxyMatches(no_proxy, target.host)) {
+        return std::optional<Url>();
+    }
+    std::string text = proxy.find("://") == std::string::npos ? "http://" + proxy : proxy;
+    auto url = ParseUrl(text);
+    if (!url) return std::unexpected(url.error().WithPrefix("proxy: "));
+    if (url->tls()) {
+        return InvalidArgumentError("http: proxy " + url->Authority() +
+                                    ": only http:// proxies are supported");
+    }
+    return std::optional<Url>(std::move(*url));
+}
+
+class HttpClient::Impl {
+  public:
+    Impl(Executor executor, HttpClientOptions options, ProxyConfig proxy)
+        : executor_(std::move(executor)),
+          options_(std::move(options)),
+          proxy_(std::move(proxy)),
+          tls_context_(asio::ssl::context::tls_client) {}
+
+    Status SetUpTls(const std::string& extra_ca_file, bool explicit_file);
+
+    static Awaitable<Result<HttpResponse>> Run(std::shared_ptr<Impl> self, HttpRequest request,
+                                               Deadline deadline,
+                                               std::function<void(std::string_view)> on_chunk);
+
+    std::unique_ptr<Connection> AcquireIdle(const std::string& key);
+    void Release(const std::string& key, std::unique_ptr<Connection> connection);
+
+    Executor executor_;
+    HttpClientOptions options_;
+    ProxyConfig proxy_;
+    asio::ssl::context tls_context_;
+
+    mutable std::mutex mutex_;
+    std::map<std::string, std::deque<std::unique_ptr<Connection>>> idle_;  // GUARDED_BY(mutex_)
+
+    std::atomic<int64_t> connections_opened_{0};
+    std::atomic<int64_t> requests_sent_{0};
+    std::atomic<int64_t> reuses_{0};
+    std::atomic<int64_t> stale_retries_{0};
+
+  private:
+    static Awaitable<Result<HttpResponse>> Exchange(std::shared_ptr<Impl> self,
+                                                    std::unique_ptr<Connection> connection,
+                                                    bool reused, Call call);
+    Awaitable<Status> Connect(Connection& connection, const Call& call);
+    Awaitable<Status> OpenTunnel(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                 const Call& call);
+    template <typename Stream>
+    Awaitable<Outcome> RoundTrip(Stream& stream, beast::flat_buffer& buffer, const Call& call);
+};
+
+Status HttpClient::Impl::SetUpTls(const std::string& extra_ca_file, bool explicit_file) {
+    ErrorCodeValue ec;
+    tls_context_.set_options(asio::ssl::context::default_workarounds |
+                                 asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
+                                 asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1,
+                             ec);
+    tls_context_.set_verify_mode(asio::ssl::verify_peer, ec);
+    SSL_CTX* context = tls_context_.native_handle();
+    SSL_CTX_set_mode(context, SSL_MODE_RELEASE_BUFFERS);
+    // The system store, loaded explicitly: OpenSSL's "default verify paths" follow
+    // $SSL_CERT_FILE *instead of* the system bundle, and we want that variable to add CAs.
+    // Loading a bundle costs ~25 ms, so each file is loaded once (directories are lazy).
+    auto canonical = [](const std::string& path) {
+        std::error_code fs_ec;
+        auto resolved = std::filesystem::canonical(path, fs_ec);
+        return fs_ec ? path : resolved.string();
+    };
+    std::string system_file = X509_get_default_cert_file();
+    std::error_code exists_ec;
+    if (std::filesystem::exists(system_file, exists_ec)) {
+        SSL_CTX_load_verify_locations(context, system_file.c_str(), nullptr);
+    }
+    std::string system_dir = X509_get_default_cert_dir();
+    SSL_CTX_load_verify_locations(context, nullptr, system_dir.c_str());
+    if (auto env_dir = Getenv("SSL_CERT_DIR"); !env_dir.empty() && env_dir != system_dir) {
+        SSL_CTX_load_verify_locations(context, nullptr, std::string(env_dir).c_str());
+    }
+    ERR_clear_error();
+    if (!extra_ca_file.empty() && canonical(extra_ca_file) != canonical(system_file)) {
+        tls_context_.load_verify_file(extra_ca_file, ec);
+        if (ec) {
+            std::string message =
+                "http: cannot load CA bundle " + extra_ca_file + ": " + ec.message();
+            if (explicit_file) return InvalidArgumentError(std::move(message));
+            spdlog::warn("{} (from $SSL_CERT_FILE); using the system CA store only", message);
+        }
+    }
+    return OkStatus();
+}
+
+std::unique_ptr<Connection> HttpClient::Impl::AcquireIdle(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    auto it = idle_.find(key);
+    if (it == idle_.end()) return nullptr;
+    auto& list = it->second;
+    auto now = SteadyClock::now();
+    while (!list.empty()) {
+        std::unique_ptr<Connection> connection = std::move(list.back());
+        list.pop_back();
+        if (now - connection->idle_since > options_.idle_timeout) {
+            list.clear();  // the rest are older still
+            break;
+        }
+        if (connection->LooksAlive()) return connection;
+    }
+    return nullptr;
+}
+
+void HttpClient::Impl::Release(const std::string& key, std::unique_ptr<Connection> connection) {
+    if (options_.max_idle_connections_per_host == 0) return;
+    connection->idle_since = SteadyClock::now();
+    std::unique_ptr<Connection> evicted;
+    std::lock_guard lock(mutex_);
+    auto& list = idle_[key];
+    list.push_back(std::move(connection));
+    if (list.size() > options_.max_idle_connections_per_host) {
+        evicted = std::move(list.front());
+        list.pop_front();
+    }
+}
+
+Awaitable<Result<HttpResponse>> HttpClient::Impl::Run(
+    std::shared_ptr<Impl> self, HttpRequest request, Deadline deadline,
+    std::function<void(std::string_view)> on_chunk) {
+    STROWGER_CO_ASSIGN_OR_RETURN(Url url, ParseUrl(request.url));
+    if (!IsToken(request.method)) {
+        co_return InvalidArgumentError("http: invalid method \"" + request.method + "\"");
+    }
+    STROWGER_CO_ASSIGN_OR_RETURN(std::optional<Url> proxy, self->proxy_.ProxyFor(url));
+
+    Call call;
+    call.peer = url.Authority();
+    call.pool_key = url.scheme + "://" + call.peer;
+    if (proxy) call.pool_key += " via " + proxy->Authority();
+    call.deadline = deadline;
+    call.on_body_chunk = std::move(on_chunk);
+    call.head = request.method == "HEAD";
+
+    auto& message = call.request;
+    message.version(11);
+    if (auto verb = bhttp::string_to_verb(request.method); verb != bhttp::verb::unknown) {
+        message.method(verb);
+    } else {
+        message.method_string(request.method);
+    }
+    // Plain http through a proxy uses the absolute form; CONNECT tunnels carry the origin form.
+    bool absolute_form = proxy && !url.tls();
+    message.target(absolute_form ? url.scheme + "://" + HostHeader(url) + url.target : url.target);
+    message.set(bhttp::field::host, HostHeader(url));
+    message.set(bhttp::field::user_agent, self->options_.user_agent);
+    if (absolute_form && !proxy->userinfo.empty()) {
+        message.set(bhttp::field::proxy_authorization, "Basic " + Base64(proxy->userinfo));
+    }
+    for (auto& [name, value] : request.headers) {
+        if (!IsToken(name) || HasCrLf(value)) {
+            co_return InvalidArgumentError("http: invalid header \"" + name + "\"");
+        }
+        if (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding")) {
+            continue;
+        }
+        if (beast::iequals(name, "host") || beast::iequals(name, "user-agent")) {
+            message.set(name, value);
+        } else {
+            message.insert(name, value);
+        }
+    }
+    message.body() = std::move(request.body);
+    message.prepare_payload();
+    call.url = std::move(url);
+    call.proxy = std::move(proxy);
+
+    if (deadline.Expired()) {
+        co_return DeadlineExceededError("http: deadline exceeded before sending to " + call.peer);
+    }
+    std::unique_ptr<Connection> connection = self->AcquireIdle(call.pool_key);
+    bool reused = connection != nullptr;
+    if (!connection) connection = std::make_unique<Connection>(asio::make_strand(self->executor_));
+    Executor strand = connection->executor;
+    std::string peer = call.peer;
+    try {
+        // The exchange runs on the connection's strand; co_spawn forwards our cancellation to it.
+        auto exchange = Exchange(std::move(self), std::move(connection), reused, std::move(call));
+        co_return co_await asio::co_spawn(strand, std::move(exchange), asio::use_awaitable);
+    } catch (const boost::system::system_error& e) {
+        if (e.code() == asio::error::operation_aborted) {
+            co_return CancelledError("http: request to " + peer + " cancelled");
+        }
+        co_return InternalError("http: request to " + peer + " failed: " + e.what());
+    } catch (const std::exception& e) {
+        co_return InternalError("http: request to " + peer + " failed: " + e.what());
+    }
+}
+
+Awaitable<Result<HttpResponse>> HttpClient::Impl::Exchange(std::shared_ptr<Impl> self,
+                                                           std::unique_ptr<Connection> connection,
+                                                           bool reused, Call call) {
+    std::optional<Error> failure;
+    try {
+        for (int attempt = 0;; ++attempt) {
+            if (!connection->connected()) {
+                Status connected = co_await self->Connect(*connection, call);
+                if (!connected) co_return std::unexpected(connected.error());
+            }
+            if (reused) self->reuses_.fetch_add(1, std::memory_order_relaxed);
+            Outcome outcome;
+            if (connection->tls) {
+                outcome = co_await self->RoundTrip(*connection->tls, connection->buffer, call);
+            } else {
+                outcome = co_await self->RoundTrip(*connection->tcp, connection->buffer, call);
+            }
+            if (outcome.result) {
+                if (outcome.keep_alive) self->Release(call.pool_key, std::move(connection));
+                co_return std::move(outcome.result);
+            }
+            if (reused && attempt == 0 && outcome.before_response &&
+                IsTransientFailure(outcome.result.error())) {
+                // The server most likely closed the idle connection as we reused it.
+                self->stale_retries_.fetch_add(1, std::memory_order_relaxed);
+                connection = std::make_unique<Connection>(connection->executor);
+                reused = false;
+                continue;
+            }
+            co_return std::move(outcome.result);
+        }
+    } catch (const boost::system::system_error& e) {
+        // Asio throws operation_aborted from a co_await started after we were cancelled.
+        failure = e.code() == asio::error::operation_aborted
+                      ? Error(ErrorCode::kCancelled, "http: request to " + call.peer + " cancelled")
+                      : Error(ErrorCode::kInternal,
+                              "http: request to " + call.peer + " failed: " + e.what());
+    } catch (const std::exception& e) {
+        failure =
+            Error(ErrorCode::kInternal, "http: request to " + call.peer + " failed: " + e.what());
+    }
+    co_return std::unexpected(std::move(*failure));
+}
+
+namespace {
+
+// Resolves `host` within `deadline`. getaddrinfo cannot be interrupted, so rather than waiting
+// for it after a cancellation or timeout we stop waiting and let it finish in the background.
+Awaitable<Result<std::vector<tcp::endpoint>>> Resolve(Executor executor, std::string host,
+                                                      uint16_t port, Deadline deadline) {
+    std::vector<tcp::endpoint> endpoints;
+    ErrorCodeValue ec;
+    auto address = asio::ip::make_address(host, ec);
+    if (!ec) {
+        endpoints.emplace_back(address, port);
+        co_return endpoints;
+    }
+    struct State {
+        explicit State(const Executor& ex) : resolver(ex), timer(ex) {}
+        tcp::resolver resolver;
+        asio::steady_timer timer;
+        bool done = false;
+        ErrorCodeValue ec;
+        std::vector<tcp::endpoint> endpoints;
+    };
+    auto state = std::make_shared<State>(executor);
+    state->timer.expires_at(deadline.IsNever() ? asio::steady_timer::time_point::max()
+                                               : deadline.time());
+    // The handler runs on `executor` (the connection's strand), as does this coroutine.
+    state->resolver.async_resolve(
+        host, std::to_string(port),
+        [state](ErrorCodeValue resolve_ec, tcp::resolver::results_type results) {
+            state->done = true;
+            state->ec = resolve_ec;
+            for (const auto& entry : results) {
+                state->endpoints.push_back(entry.endpoint());
+            }
+            state->timer.cancel();
+        });
+    auto [wait_ec] = co_await state->timer.async_wait(kUseTuple);
+    if (state->done) {
+        if (state->ec || state->endpoints.empty()) {
+            co_return UnavailableError("http: cannot resolve " + host + ": " +
+                                       (state->ec ? state->ec.message() : "no addresses"));
+        }
+        co_return std::move(state->endpoints);
+    }
+    state->resolver.cancel();
+    if (wait_ec == asio::error::operation_aborted) {
+        co_return CancelledError("http: cancelled while resolving " + host);
+    }
+    co_return DeadlineExceededError("http: deadline exceeded while resolving " + host);
+}
+
+}  // namespace
+
+Awaitable<Status> HttpClient::Impl::Connect(Connection& connection, const Call& call) {
+    const Url& hop = call.proxy ? *call.proxy : call.url;
+    std::string hop_name = (call.proxy ? "proxy " : "") + hop.Authority();
+    STROWGER_CO_ASSIGN_OR_RETURN(
+        std::vector<tcp::endpoint> endpoints,
+        co_await Resolve(connection.executor, hop.host, hop.port, call.deadline));
+
+    connection.tcp.emplace(connection.executor);
+    connection.buffer.clear();
+    SetExpiry(*connection.tcp, call.deadline);
+    auto [connect_ec, endpoint] = co_await connection.tcp->async_connect(endpoints, kUseTuple);
+    if (connect_ec) {
+        connection.tcp.reset();
+        Error error = TransportError(connect_ec, "connecting to", hop_name);
+        if (error.code() == ErrorCode::kUnavailable) {
+            error = Error(ErrorCode::kUnavailable,
+                          "http: cannot connect to " + hop_name + ": " + connect_ec.message());
+        }
+        co_return std::unexpected(std::move(error));
+    }
+    connections_opened_.fetch_add(1, std::memory_order_relaxed);
+    ErrorCodeValue ignored;
+    connection.tcp->socket().set_option(tcp::no_delay(true), ignored);
+    if (!call.url.tls()) co_return OkStatus();
+
+    if (call.proxy) {
+        Status tunnel = co_await OpenTunnel(*connection.tcp, connection.buffer, call);
+        if (!tunnel) co_return tunnel;
+    }
+    connection.tls.emplace(std::move(*connection.tcp), tls_context_);
+    connection.tcp.reset();
+    SSL* ssl = connection.tls->native_handle();
+    if (!IsIpLiteral(call.url.host)) SSL_set_tlsext_host_name(ssl, call.url.host.c_str());
+    connection.tls->set_verify_mode(asio::ssl::verify_peer);
+    connection.tls->set_verify_callback(asio::ssl::host_name_verification(call.url.host));
+    SetExpiry(beast::get_lowest_layer(*connection.tls), call.deadline);
+    auto [handshake_ec] =
+        co_await connection.tls->async_handshake(asio::ssl::stream_base::client, kUseTuple);
+    if (handshake_ec) {
+        connection.tls.reset();
+        Error error = TransportError(handshake_ec, "in the TLS handshake with", call.peer);
+        if (error.code() == ErrorCode::kUnavailable) {
+            std::string why = handshake_ec.message();
+            if (long verify = SSL_get_verify_result(ssl); verify != X509_V_OK) {
+                why += " (" + std::string(X509_verify_cert_error_string(verify)) + ")";
+            }
+            error = Error(ErrorCode::kUnavailable,
+                          "http: TLS handshake with " + call.peer + " failed: " + why);
+        }
+        co_return std::unexpected(std::move(error));
+    }
+    co_return OkStatus();
+}
+
+Awaitable<Status> HttpClient::Impl::OpenTunnel(beast::tcp_stream& stream,
+                                               beast::flat_buffer& buffer, const Call& call) {
+    std::string proxy_name = "proxy " + call.proxy->Authority();
+    bhttp::request<bhttp::empty_body> connect;
+    connect.version(11);
+    connect.method(bhttp::verb::connect);
+    connect.target(call.url.Authority());
+    connect.set(bhttp::field::host, call.url.Authority());
+    connect.set(bhttp::field::user_agent, options_.user_agent);
+    if (!call.proxy->userinfo.empty()) {
+        connect.set(bhttp::field::proxy_authorization, "Basic " + Base64(call.proxy->userinfo));
+    }
+    SetExpiry(stream, call.deadline);
+    auto [write_ec, written] = co_await bhttp::async_write(stream, connect, kUseTuple);
+    if (write_ec)
+        co_return std::unexpected(TransportError(write_ec, "sending CONNECT to", proxy_name));
+    bhttp::response_parser<bhttp::empty_body> parser;
+    parser.skip(true);  // a successful CONNECT response has no body: the tunnel follows
+    auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, kUseTuple);
+    if (read_ec)
+        co_return std::unexpected(
+            TransportError(read_ec, "reading CONNECT reply from", proxy_name));
+    int status = parser.get().result_int();
+    if (status / 100 != 2) {
+        co_return UnavailableError("http: " + proxy_name + " refused CONNECT to " + call.peer +
+                                   ": " + std::to_string(status) + " " +
+                                   std::string(parser.get().reason()));
+    }
+    co_return OkStatus();
+}
+
+template <typename Stream>
+Awaitable<Outcome> HttpClient::Impl::RoundTrip(Stream& stream, beast::flat_buffer& buffer,
+                                               const Call& call) {
+    Outcome outcome;
+    beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
+    SetExpiry(lowest, call.deadline);
+    requests_sent_.fetch_add(1, std::memory_order_relaxed);
+    auto [write_ec, written] = co_await bhttp::async_write(stream, call.request, kUseTuple);
+    if (write_ec) {
+        outcome.result = std::unexpected(TransportError(write_ec, "sending to", call.peer));
+        outcome.before_response = true;
+        co_return outcome;
+    }
+
+    // Interim 1xx responses (103 Early Hints...) are skipped.
+    std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
+    for (;;) {
+        parser.emplace();
+        parser->header_limit(kHeaderLimit);
+        parser->body_limit(boost::none);  // enforced below, where we know whether we stream
+        if (call.head) parser->skip(true);
+        auto [read_ec, read] =
+            co_await bhttp::async_read_header(stream, buffer, *parser, kUseTuple);
+        if (read_ec) {
+            outcome.result = std::unexpected(TransportError(read_ec, "waiting for", call.peer));
+            outcome.before_response = !parser->got_some();
+            co_return outcome;
+        }
+        int status = parser->get().result_int();
+        if (status / 100 != 1 || status == 101) break;
+    }
+
+    HttpResponse& response = *outcome.result;
+    response.status = parser->get().result_int();
+    for (const auto& field : parser->get()) {
+        response.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    bool streaming = call.on_body_chunk && response.status / 100 == 2;
+    const size_t limit = options_.max_response_body_bytes;
+    auto too_large = [&] {
+        ErrorDetails details;
+        details.reason = "response_too_large";
+        details.http_status = response.status;
+        return Error(ErrorCode::kResourceExhausted,
+                     "http: response body from " + call.peer + " exceeds " + std::to_string(limit) +
+                         " bytes",
+                     std::move(details));
+    };
+    std::string& body = response.body;
+    std::string chunk;
+    if (streaming) {
+        chunk.resize(kStreamChunkBytes);
+    } else if (auto length = parser->content_length()) {
+        if (*length > limit) {
+            outcome.result = std::unexpected(too_large());
+            co_return outcome;
+        }
+        body.resize(static_cast<size_t>(*length));
+    }
+    size_t used = 0;
+    while (!parser->is_done()) {
+        char* data = nullptr;
+        size_t size = 0;
+        if (streaming) {
+            data = chunk.data();
+            size = chunk.size();
+        } else {
+            if (used == body.size()) {
+                if (body.size() >= limit) {
+                    outcome.result = std::unexpected(too_large());
+                    co_return outcome;
+                }
+                body.resize(std::min(limit, std::max(body.size() * 2, kStreamChunkBytes)));
+            }
+            data = body.data() + used;
+            size = body.size() - used;
+        }
+        parser->get().body().data = data;
+        parser->get().body().size = size;
+        auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, *parser, kUseTuple);
+        size_t got = size - parser->get().body().size;
+        if (streaming) {
+            if (got > 0) call.on_body_chunk(std::string_view(data, got));
+        } else {
+            used += got;
+        }
+        if (read_ec && read_ec != bhttp::error::need_buffer) {
+            outcome.result = std::unexpected(TransportError(read_ec, "reading from", call.peer));
+            co_return outcome;
+        }
+    }
+    body.resize(used);
+    outcome.keep_alive = parser->get().keep_alive();
+    co_return outcome;
+}
+
+HttpClient::HttpClient(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpClient::~HttpClient() = default;
+
+Result<std::shared_ptr<HttpClient>> HttpClient::Create(Executor executor,
+                                                       HttpClientOptions options) {
+    ProxyConfig proxy = options.proxy ? *options.proxy : ProxyConfig::FromEnvironment();
+    bool explicit_ca = options.extra_ca_file.has_value();
+    std::string ca_file =
+        explicit_ca ? *options.extra_ca_file : std::string(Getenv("SSL_CERT_FILE"));
+    std::shared_ptr<Impl> impl;
+    try {
+        impl = std::make_shared<Impl>(std::move(executor), std::move(options), std::move(proxy));
+    } catch (const std::exception& e) {
+        return InternalError(std::string("http: cannot create TLS context: ") + e.what());
+    }
+    STROWGER_TRY(impl->SetUpTls(ca_file, explicit_ca));
+    return std::shared_ptr<HttpClient>(new HttpClient(std::move(impl)));
+}
+
+Awaitable<Result<HttpResponse>> HttpClient::Send(HttpRequest request, Deadline deadline) {
+    return Impl::Run(impl_, std::move(request), deadline, nullptr);
+}
+
+Awaitable<Result<HttpResponse>> HttpClient::SendStreaming(
+    HttpRequest request, Deadline deadline, std::function<void(std::string_view)> on_body_chunk) {
+    return Impl::Run(impl_, std::move(request), deadline, std::move(on_body_chunk));
+}
+
+HttpClientStats HttpClient::stats() const {
+    HttpClientStats stats;
+    stats.connections_opened = impl_->connections_opened_.load(std::memory_order_relaxed);
+    stats.requests_sent = impl_->requests_sent_.load(std::memory_order_relaxed);
+    stats.reuses = impl_->reuses_.load(std::memory_order_relaxed);
+    stats.stale_retries = impl_->stale_retries_.load(std::memory_order_relaxed);
+    return stats;
+}
+
+size_t HttpClient::idle_connections() const {
+    std::lock_guard lock(impl_->mutex_);
+    size_t total = 0;
+    for (const auto& [key, list] : impl_->idle_) total += list.size();
+    return total;
+}
+
+void HttpClient::CloseIdleConnections() {
+    std::map<std::string, std::deque<std::unique_ptr<Connection>>> closing;
+    std::lock_guard lock(impl_->mutex_);
+    closing.swap(impl_->idle_);
+}
+
+const Executor& HttpClient::executor() const {
+    return impl_->executor_;
+}
+
+}  // namespace strowger::http
