@@ -2,13 +2,16 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <tuple>
 
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "core/strings.hpp"
 #include "engine/engine.hpp"
 #include "model/loader.hpp"
 #include "store/store.hpp"
@@ -17,36 +20,51 @@ namespace strowger::cli {
 
 ExitCode ExitCodeFor(ledger::RunStatus status) {
     switch (status) {
-        case ledger::RunStatus::kCompleted: return ExitCode::kOk;
-        case ledger::RunStatus::kFailed: return ExitCode::kRunFailed;
-        case ledger::RunStatus::kCancelled: return ExitCode::kCancelled;
+        case ledger::RunStatus::kCompleted:
+            return ExitCode::kOk;
+        case ledger::RunStatus::kFailed:
+            return ExitCode::kRunFailed;
+        case ledger::RunStatus::kCancelled:
+            return ExitCode::kCancelled;
         case ledger::RunStatus::kPaused:
         case ledger::RunStatus::kWaiting:
-        case ledger::RunStatus::kNeedsReconciliation: return ExitCode::kWaiting;
+        case ledger::RunStatus::kNeedsReconciliation:
+            return ExitCode::kWaiting;
         case ledger::RunStatus::kPending:
-        case ledger::RunStatus::kRunning: return ExitCode::kInternal;
+        case ledger::RunStatus::kRunning:
+            return ExitCode::kInternal;
     }
     return ExitCode::kInternal;
 }
 
-void PrintError(std::string_view message) { std::cerr << "strowger: " << message << "\n"; }
+void PrintError(std::string_view message) {
+    std::cerr << "strowger: " << message << "\n";
+}
 
-bool StderrIsTerminal() { return isatty(STDERR_FILENO) == 1; }
+bool StderrIsTerminal() {
+    return isatty(STDERR_FILENO) == 1;
+}
 
 void AddWorkflowFlags(CLI::App* command, WorkflowFlags& flags) {
-    command->add_option("--agents", flags.agent_dirs,
-                        "Extra directory of agent files (*.yaml), besides agents/ next to the workflow")
+    command
+        ->add_option(
+            "--agents", flags.agent_dirs,
+            "Extra directory of agent files (*.yaml), besides agents/ next to the workflow")
         ->type_name("DIR");
-    command->add_option("--model", flags.model_override,
-                        "Use this model for every agent, e.g. scripted:replies.yaml or openai:gpt-4o-mini")
+    command
+        ->add_option(
+            "--model", flags.model_override,
+            "Use this model for every agent, e.g. scripted:replies.yaml or openai:gpt-4o-mini")
         ->type_name("PROVIDER:MODEL")
         ->envname("STROWGER_MODEL");
 }
 
 void AddInputFlags(CLI::App* command, InputFlags& flags) {
     auto* text = command->add_option("--input,-i", flags.text, "Run input text")->type_name("TEXT");
-    auto* file = command->add_option("--input-file", flags.file, "Read the run input from a file (- for stdin)")
-                     ->type_name("PATH");
+    auto* file =
+        command
+            ->add_option("--input-file", flags.file, "Read the run input from a file (- for stdin)")
+            ->type_name("PATH");
     auto* json = command->add_option("--input-json", flags.json, "Run input as a JSON value")
                      ->type_name("JSON");
     text->excludes(file)->excludes(json);
@@ -74,33 +92,57 @@ Result<std::string> ResolveInput(const InputFlags& flags) {
     return std::string();
 }
 
-std::shared_ptr<const model::Plan> LoadPlan(const std::string& file, const WorkflowFlags& flags,
-                                            const providers::ProviderRegistry& registry,
-                                            Warnings warnings) {
+LoadedPlan LoadAndCompile(const std::string& file, const WorkflowFlags& flags,
+                          providers::ProviderRegistry& registry) {
     model::LoadOptions options;
     options.agent_dirs = flags.agent_dirs;
     auto loaded = model::LoadWorkflowFile(file, options);
-    auto diagnostics = loaded.diagnostics;
-    std::shared_ptr<const model::Plan> plan;
-    if (loaded.ok()) {
-        if (!flags.model_override.empty()) {
-            std::error_code ec;
-            std::string cwd = std::filesystem::current_path(ec).string();
-            for (auto& agent : loaded.workflow.agents) {
-                agent.model = flags.model_override;
-                agent.base_dir = cwd;
-            }
+    LoadedPlan result;
+    result.diagnostics = loaded.diagnostics;
+    if (!flags.model_override.empty()) {
+        std::error_code ec;
+        std::string cwd = std::filesystem::current_path(ec).string();
+        for (auto& agent : loaded.workflow.agents) {
+            agent.model = flags.model_override;
+            agent.base_dir = cwd;
         }
-        auto compiled = model::Compile(loaded.workflow, engine::CompileOptionsFor(registry));
-        diagnostics.insert(diagnostics.end(), compiled.diagnostics.begin(), compiled.diagnostics.end());
-        plan = compiled.plan;
     }
-    for (const auto& d : diagnostics) {
+    // Cross-reference checks run even when the loader found problems, so one validation shows
+    // every error; a plan only comes out of an error-free file.
+    auto compiled = model::Compile(loaded.workflow, engine::CompileOptionsFor(registry));
+    result.diagnostics.insert(result.diagnostics.end(), compiled.diagnostics.begin(),
+                              compiled.diagnostics.end());
+    // Resolve each model now, so a missing scripted file is reported with its position instead
+    // of failing the first step at run time. Unknown providers were reported by Compile.
+    for (const auto& agent : loaded.workflow.agents) {
+        if (agent.model.find(':') == std::string::npos) continue;
+        auto resolved = registry.Resolve(agent.model, agent.base_dir);
+        if (!resolved && !StartsWith(resolved.error().message(), "unknown provider")) {
+            std::string path = "agents." + agent.name + ".model";
+            result.diagnostics.push_back({model::Diagnostic::Severity::kError,
+                                          loaded.workflow.PositionOf(path), path,
+                                          resolved.error().message()});
+        }
+    }
+    if (loaded.ok() && !model::HasErrors(result.diagnostics)) result.plan = compiled.plan;
+    std::stable_sort(result.diagnostics.begin(), result.diagnostics.end(),
+                     [](const auto& x, const auto& y) {
+                         return std::tie(x.pos.file, x.pos.line, x.pos.column) <
+                                std::tie(y.pos.file, y.pos.line, y.pos.column);
+                     });
+    return result;
+}
+
+std::shared_ptr<const model::Plan> LoadPlan(const std::string& file, const WorkflowFlags& flags,
+                                            providers::ProviderRegistry& registry,
+                                            Warnings warnings) {
+    auto loaded = LoadAndCompile(file, flags, registry);
+    for (const auto& d : loaded.diagnostics) {
         if (d.severity == model::Diagnostic::Severity::kError || warnings == Warnings::kPrint) {
             std::cerr << d.ToString() << "\n";
         }
     }
-    return plan;
+    return loaded.plan;
 }
 
 std::string StoreUrl(const std::string& flag) {

@@ -10,6 +10,7 @@
 
 #include "core/result.hpp"
 #include "ledger/run_state.hpp"
+#include "model/diagnostic.hpp"
 #include "model/plan.hpp"
 #include "providers/provider.hpp"
 
@@ -25,7 +26,9 @@ enum class ExitCode : int {
     kInternal = 5,  // store or internal error
 };
 
-inline int ToInt(ExitCode code) { return static_cast<int>(code); }
+inline int ToInt(ExitCode code) {
+    return static_cast<int>(code);
+}
 ExitCode ExitCodeFor(ledger::RunStatus status);
 
 // Prints "strowger: <message>" on stderr.
@@ -47,11 +50,20 @@ void AddInputFlags(CLI::App* command, InputFlags& flags);
 // The run input from the flags ("" if none); kInvalidArgument for unreadable files or bad JSON.
 Result<std::string> ResolveInput(const InputFlags& flags);
 
+struct LoadedPlan {
+    std::shared_ptr<const model::Plan> plan;     // null if there are errors
+    std::vector<model::Diagnostic> diagnostics;  // sorted by position
+};
+// Loads a workflow file (applying --agents and --model), validates it completely (shape,
+// cross-references, models) and compiles it.
+LoadedPlan LoadAndCompile(const std::string& file, const WorkflowFlags& flags,
+                          providers::ProviderRegistry& registry);
+
 enum class Warnings { kPrint, kHide };
 // Loads and compiles a workflow. Prints diagnostics (errors always, warnings if asked) to
 // stderr; returns null if there were errors.
 std::shared_ptr<const model::Plan> LoadPlan(const std::string& file, const WorkflowFlags& flags,
-                                            const providers::ProviderRegistry& registry,
+                                            providers::ProviderRegistry& registry,
                                             Warnings warnings);
 
 // --store flag value, else $STROWGER_STORE, else the default sqlite file.

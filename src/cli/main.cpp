@@ -10,7 +10,8 @@ int Main(int argc, char** argv) {
     app.require_subcommand(1);
     app.set_version_flag("--version", "strowger 0.1.0");
     GlobalFlags global;
-    app.add_option("--log-level", global.log_level, "trace|debug|info|warn|error|off (default warn)")
+    app.add_option("--log-level", global.log_level,
+                   "trace|debug|info|warn|error|off (default warn)")
         ->envname("STROWGER_LOG");
     app.footer(
         "Examples:\n"

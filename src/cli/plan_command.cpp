@@ -17,7 +17,8 @@ void AddPlanCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         std::string format = "text";
     };
     auto flags = std::make_shared<Flags>();
-    auto* cmd = app.add_subcommand("plan", "Show what a workflow would do (agents, order, prompts) without calling any model");
+    auto* cmd = app.add_subcommand(
+        "plan", "Show what a workflow would do (agents, order, prompts) without calling any model");
     cmd->add_option("file", flags->file, "Workflow file")->required()->check(CLI::ExistingFile);
     AddInputFlags(cmd, flags->input);
     AddWorkflowFlags(cmd, flags->workflow);
@@ -48,7 +49,7 @@ void AddPlanCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
             }
             input = *resolved;
         }
-        model::PlanFormat format = flags->format == "json"    ? model::PlanFormat::kJson
+        model::PlanFormat format = flags->format == "json"      ? model::PlanFormat::kJson
                                    : flags->format == "dot"     ? model::PlanFormat::kDot
                                    : flags->format == "mermaid" ? model::PlanFormat::kMermaid
                                                                 : model::PlanFormat::kText;

@@ -28,7 +28,9 @@ ProgressDisplay::ProgressDisplay(Executor executor, Mode mode) : mode_(mode), ti
     if (mode_ == Mode::kLive) Tick();
 }
 
-ProgressDisplay::~ProgressDisplay() { Stop(); }
+ProgressDisplay::~ProgressDisplay() {
+    Stop();
+}
 
 void ProgressDisplay::Stop() {
     if (stopped_) return;
@@ -66,10 +68,12 @@ void ProgressDisplay::Redraw() {
     }
     static const char* kSpinner[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
     auto now = std::chrono::steady_clock::now();
-    std::string line = std::string(kSpinner[frame_ % 10]) + " " + Seconds(now - start_) + "  running:";
+    std::string line =
+        std::string(kSpinner[frame_ % 10]) + " " + Seconds(now - start_) + "  running:";
     for (const auto& [node, r] : running_) {
         line += " " + node + " " + Seconds(now - r.since);
-        if (r.streamed_bytes > 0) line += " ~" + std::to_string((r.streamed_bytes + 3) / 4) + " tok";
+        if (r.streamed_bytes > 0)
+            line += " ~" + std::to_string((r.streamed_bytes + 3) / 4) + " tok";
         line += ";";
     }
     line.pop_back();
@@ -90,14 +94,16 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
     switch (event.type) {
         case ledger::EventType::kRunStarted:
         case ledger::EventType::kRunResumed:
-            Print("run " + event.run_id + (event.type == ledger::EventType::kRunResumed ? " resumed" : " started"));
+            Print("run " + event.run_id +
+                  (event.type == ledger::EventType::kRunResumed ? " resumed" : " started"));
             break;
         case ledger::EventType::kNodeStarted: {
             running_[node] = Running{now, event.attempt, 0};
             std::string line = "▶ " + Pad(node, 22);
             int64_t iteration = JsonInt(data, "iteration");
             if (iteration > 0) line += " iteration " + std::to_string(iteration);
-            if (auto r = retries_.find(node); r != retries_.end()) line += " retry " + std::to_string(r->second);
+            if (auto r = retries_.find(node); r != retries_.end())
+                line += " retry " + std::to_string(r->second);
             Print(line);
             break;
         }
@@ -105,8 +111,8 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
             if (JsonInt(data, "iterations") > 0) {
                 running_.erase(node);
                 retries_.erase(node);
-                Print("✓ " + Pad(node, 22) + " done after " + std::to_string(JsonInt(data, "iterations")) +
-                      " iteration(s)");
+                Print("✓ " + Pad(node, 22) + " done after " +
+                      std::to_string(JsonInt(data, "iterations")) + " iteration(s)");
                 break;
             }
             if (running_.find(node) == running_.end()) {
@@ -126,7 +132,8 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
             std::string line = "✓ " + Pad(node, 22) + " " + Pad(elapsed, 8);
             int64_t in = JsonInt(data, "tokens_in");
             int64_t out = JsonInt(data, "tokens_out");
-            if (in || out) line += " " + std::to_string(in) + " → " + std::to_string(out) + " tokens";
+            if (in || out)
+                line += " " + std::to_string(in) + " → " + std::to_string(out) + " tokens";
             if (event.type == ledger::EventType::kNodeIterationCompleted) {
                 line += "  (iteration " + std::to_string(JsonInt(data, "iteration")) + ")";
             }
@@ -136,8 +143,8 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
         case ledger::EventType::kNodeRetryScheduled:
             running_.erase(node);
             ++retries_[node];
-            Print("↻ " + Pad(node, 22) + " attempt " + std::to_string(event.attempt) + " failed: " +
-                  Preview(JsonString(data, "error"), 100) + " — retrying in " +
+            Print("↻ " + Pad(node, 22) + " attempt " + std::to_string(event.attempt) +
+                  " failed: " + Preview(JsonString(data, "error"), 100) + " — retrying in " +
                   std::to_string(JsonInt(data, "delay_ms")) + "ms");
             break;
         case ledger::EventType::kNodeFailed:
@@ -147,13 +154,19 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
         case ledger::EventType::kNodeSkipped:
             running_.erase(node);
             Print("↷ " + Pad(node, 22) + " skipped (" +
-                  (JsonString(data, "reason") == "condition_not_met" ? std::string("condition not met")
-                                                                     : "error: " + Preview(JsonString(data, "error"), 100)) +
+                  (JsonString(data, "reason") == "condition_not_met"
+                       ? std::string("condition not met")
+                       : "error: " + Preview(JsonString(data, "error"), 100)) +
                   ")");
             break;
-        case ledger::EventType::kRunPaused: Print("⏸ run paused"); break;
-        case ledger::EventType::kRunCancelled: Print("■ run cancelled"); break;
-        default: break;
+        case ledger::EventType::kRunPaused:
+            Print("⏸ run paused");
+            break;
+        case ledger::EventType::kRunCancelled:
+            Print("■ run cancelled");
+            break;
+        default:
+            break;
     }
 }
 

@@ -14,7 +14,7 @@
 namespace strowger::cli {
 
 class ProgressDisplay final : public engine::Observer {
-public:
+  public:
     enum class Mode { kLive, kLines };
     ProgressDisplay(Executor executor, Mode mode);
     ~ProgressDisplay() override;
@@ -24,7 +24,7 @@ public:
     // Stops the redraw timer and clears the status line.
     void Stop();
 
-private:
+  private:
     struct Running {
         std::chrono::steady_clock::time_point since;
         int64_t attempt = 0;

@@ -51,7 +51,8 @@ int DoRun(const RunFlags& flags, const GlobalFlags& global) {
     std::optional<ProgressDisplay> progress;
     bool live = StderrIsTerminal();
     if (flags.progress == "always" || (flags.progress == "auto" && live)) {
-        progress.emplace(io.get_executor(), live ? ProgressDisplay::Mode::kLive : ProgressDisplay::Mode::kLines);
+        progress.emplace(io.get_executor(),
+                         live ? ProgressDisplay::Mode::kLive : ProgressDisplay::Mode::kLines);
         engine.AddObserver(&*progress);
     }
 
@@ -63,7 +64,8 @@ int DoRun(const RunFlags& flags, const GlobalFlags& global) {
         signals.async_wait([&](boost::system::error_code ec, int signal_number) {
             if (ec) return;
             if (++signal_count > 1) std::_Exit(ToInt(ExitCode::kCancelled));
-            engine.CancelAll(signal_number == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
+            engine.CancelAll(signal_number == SIGINT ? "interrupted (SIGINT)"
+                                                     : "terminated (SIGTERM)");
             arm();
         });
     };
@@ -131,10 +133,12 @@ int DoRun(const RunFlags& flags, const GlobalFlags& global) {
             break;
         case ledger::RunStatus::kPaused:
         case ledger::RunStatus::kWaiting:
-            PrintError("run " + result.run_id + " is " + std::string(ledger::RunStatusName(result.status)) +
+            PrintError("run " + result.run_id + " is " +
+                       std::string(ledger::RunStatusName(result.status)) +
                        "; continue it with `strowger runs resume " + result.run_id + "`");
             break;
-        default: break;
+        default:
+            break;
     }
     return ToInt(ExitCodeFor(result.status));
 }
@@ -144,19 +148,25 @@ int DoRun(const RunFlags& flags, const GlobalFlags& global) {
 void AddRunCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     auto flags = std::make_shared<RunFlags>();
     auto* cmd = app.add_subcommand("run", "Run a workflow to the end in this process");
-    cmd->add_option("file", flags->file, "Workflow file (YAML or JSON)")->required()->check(CLI::ExistingFile);
+    cmd->add_option("file", flags->file, "Workflow file (YAML or JSON)")
+        ->required()
+        ->check(CLI::ExistingFile);
     AddInputFlags(cmd, flags->input);
     AddWorkflowFlags(cmd, flags->workflow);
-    cmd->add_option("--store", flags->store, "Run store: sqlite:PATH, memory: (default: $STROWGER_STORE or sqlite under ~/.local/state/strowger)")
+    cmd->add_option("--store", flags->store,
+                    "Run store: sqlite:PATH, memory: (default: $STROWGER_STORE or sqlite under "
+                    "~/.local/state/strowger)")
         ->type_name("URL");
     cmd->add_flag("--json", flags->json, "Print the run record as JSON instead of the output");
-    cmd->add_option("--idempotency-key", flags->idempotency_key,
-                    "Return the existing run if this key was used before, instead of starting another")
+    cmd->add_option(
+           "--idempotency-key", flags->idempotency_key,
+           "Return the existing run if this key was used before, instead of starting another")
         ->type_name("KEY");
     cmd->add_option("--progress", flags->progress, "Live progress on stderr")
         ->check(CLI::IsMember({"auto", "always", "never"}));
     cmd->footer(
-        "Exit codes: 0 completed, 1 failed, 2 invalid workflow or usage, 3 waiting/paused, 4 cancelled, 5 store error.\n\n"
+        "Exit codes: 0 completed, 1 failed, 2 invalid workflow or usage, 3 waiting/paused, 4 "
+        "cancelled, 5 store error.\n\n"
         "Examples:\n"
         "  strowger run examples/code-review.json --input-file src/main.cpp\n"
         "  strowger run flow.yaml --input 'quantum batteries' --model scripted:replies.yaml\n"

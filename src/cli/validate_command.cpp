@@ -14,7 +14,8 @@ void AddValidateCommand(CLI::App& app, const GlobalFlags& global, int& exit_code
         WorkflowFlags workflow;
     };
     auto flags = std::make_shared<Flags>();
-    auto* cmd = app.add_subcommand("validate", "Check workflow files; report every problem with file:line:column and field");
+    auto* cmd = app.add_subcommand(
+        "validate", "Check workflow files; report every problem with file:line:column and field");
     cmd->add_option("files", flags->files, "Workflow files")->required();
     AddWorkflowFlags(cmd, flags->workflow);
     cmd->footer(
@@ -31,8 +32,8 @@ void AddValidateCommand(CLI::App& app, const GlobalFlags& global, int& exit_code
         for (const auto& file : flags->files) {
             auto plan = LoadPlan(file, flags->workflow, registry, Warnings::kPrint);
             if (plan) {
-                std::cout << file << ": ok (" << plan->nodes.size() << " steps, " << plan->agents.size()
-                          << " agents)\n";
+                std::cout << file << ": ok (" << plan->nodes.size() << " steps, "
+                          << plan->agents.size() << " agents)\n";
             } else {
                 all_ok = false;
             }

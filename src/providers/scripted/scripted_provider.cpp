@@ -20,7 +20,8 @@ namespace {
 std::string Where(const std::string& file, const YAML::Node& node, const std::string& path) {
     auto mark = node.Mark();
     std::string out = file;
-    if (mark.line >= 0) out += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+    if (mark.line >= 0)
+        out += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
     return out + ": " + path + ": ";
 }
 
@@ -38,7 +39,8 @@ Result<int64_t> ReadInt(const std::string& file, const YAML::Node& node, const s
 json::value YamlToJson(const YAML::Node& node) {
     if (node.IsMap()) {
         json::object o;
-        for (auto it = node.begin(); it != node.end(); ++it) o[it->first.Scalar()] = YamlToJson(it->second);
+        for (auto it = node.begin(); it != node.end(); ++it)
+            o[it->first.Scalar()] = YamlToJson(it->second);
         return o;
     }
     if (node.IsSequence()) {
@@ -58,7 +60,9 @@ json::value YamlToJson(const YAML::Node& node) {
     return json::string(s);
 }
 
-int64_t EstimateTokens(size_t bytes) { return static_cast<int64_t>((bytes + 3) / 4); }
+int64_t EstimateTokens(size_t bytes) {
+    return static_cast<int64_t>((bytes + 3) / 4);
+}
 
 std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
     size_t pos = 0;
@@ -100,11 +104,13 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
         } else if (key == "default") {
             provider->default_reply_ = value.IsScalar() ? value.Scalar() : std::string();
         } else if (key == "rules") {
-            if (!value.IsSequence()) return InvalidArgumentError(Where(file, value, key) + "expected a list");
+            if (!value.IsSequence())
+                return InvalidArgumentError(Where(file, value, key) + "expected a list");
             for (size_t i = 0; i < value.size(); ++i) {
                 const YAML::Node& r = value[i];
                 std::string path = "rules[" + std::to_string(i) + "]";
-                if (!r.IsMap()) return InvalidArgumentError(Where(file, r, path) + "expected a mapping");
+                if (!r.IsMap())
+                    return InvalidArgumentError(Where(file, r, path) + "expected a mapping");
                 Rule rule;
                 rule.line = r.Mark().line + 1;
                 int actions = 0;
@@ -113,10 +119,12 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
                     const YAML::Node& v = f->second;
                     std::string fp = path + "." + field;
                     if (field == "when") {
-                        if (!v.IsMap()) return InvalidArgumentError(Where(file, v, fp) + "expected a mapping");
+                        if (!v.IsMap())
+                            return InvalidArgumentError(Where(file, v, fp) + "expected a mapping");
                         for (auto c = v.begin(); c != v.end(); ++c) {
                             const std::string cond = c->first.Scalar();
-                            std::string s = c->second.IsScalar() ? c->second.Scalar() : std::string();
+                            std::string s =
+                                c->second.IsScalar() ? c->second.Scalar() : std::string();
                             if (cond == "agent") {
                                 rule.agent = s;
                             } else if (cond == "step") {
@@ -125,12 +133,16 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
                                 rule.prompt_contains = s;
                             } else if (cond == "system_contains") {
                                 rule.system_contains = s;
+                            } else if (cond == "attempt") {
+                                STROWGER_ASSIGN_OR_RETURN(
+                                    rule.attempt, ReadInt(file, c->second, fp + "." + cond));
                             } else if (cond == "prompt_regex") {
                                 try {
                                     rule.prompt_regex = std::regex(s);
                                 } catch (const std::regex_error& e) {
-                                    return InvalidArgumentError(Where(file, c->second, fp + "." + cond) +
-                                                                "bad regular expression: " + e.what());
+                                    return InvalidArgumentError(
+                                        Where(file, c->second, fp + "." + cond) +
+                                        "bad regular expression: " + e.what());
                                 }
                             } else {
                                 return InvalidArgumentError(Where(file, c->first, fp + "." + cond) +
@@ -144,7 +156,8 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
                         ++actions;
                     } else if (field == "replies") {
                         if (!v.IsSequence() || v.size() == 0) {
-                            return InvalidArgumentError(Where(file, v, fp) + "expected a non-empty list");
+                            return InvalidArgumentError(Where(file, v, fp) +
+                                                        "expected a non-empty list");
                         }
                         for (const auto& item : v) rule.replies.push_back(item.Scalar());
                         ++actions;
@@ -160,8 +173,8 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
                     } else if (field == "error_code") {
                         rule.error_code = ErrorCodeFromName(v.Scalar());
                         if (rule.error_code == ErrorCode::kUnknown && v.Scalar() != "unknown") {
-                            return InvalidArgumentError(Where(file, v, fp) + "unknown error code \"" +
-                                                        v.Scalar() + "\"");
+                            return InvalidArgumentError(
+                                Where(file, v, fp) + "unknown error code \"" + v.Scalar() + "\"");
                         }
                     } else if (field == "hang") {
                         rule.hang = v.Scalar() == "true";
@@ -170,22 +183,26 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
                         STROWGER_ASSIGN_OR_RETURN(rule.latency_ms, ReadInt(file, v, fp));
                     } else if (field == "usage") {
                         if (v["input_tokens"]) {
-                            STROWGER_ASSIGN_OR_RETURN(rule.input_tokens,
-                                                      ReadInt(file, v["input_tokens"], fp + ".input_tokens"));
+                            STROWGER_ASSIGN_OR_RETURN(
+                                rule.input_tokens,
+                                ReadInt(file, v["input_tokens"], fp + ".input_tokens"));
                         }
                         if (v["output_tokens"]) {
-                            STROWGER_ASSIGN_OR_RETURN(rule.output_tokens,
-                                                      ReadInt(file, v["output_tokens"], fp + ".output_tokens"));
+                            STROWGER_ASSIGN_OR_RETURN(
+                                rule.output_tokens,
+                                ReadInt(file, v["output_tokens"], fp + ".output_tokens"));
                         }
                     } else if (field == "finish_reason") {
                         rule.finish_reason = v.Scalar();
                     } else if (field == "tool_calls") {
-                        if (!v.IsSequence()) return InvalidArgumentError(Where(file, v, fp) + "expected a list");
+                        if (!v.IsSequence())
+                            return InvalidArgumentError(Where(file, v, fp) + "expected a list");
                         for (const auto& call : v) {
                             ScriptedToolCall tc;
                             tc.name = call["name"] ? call["name"].Scalar() : std::string();
                             if (tc.name.empty()) {
-                                return InvalidArgumentError(Where(file, call, fp) + "a tool call needs a name");
+                                return InvalidArgumentError(Where(file, call, fp) +
+                                                            "a tool call needs a name");
                             }
                             const YAML::Node& args = call["arguments"];
                             if (!args || args.IsNull()) {
@@ -209,9 +226,9 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
                     }
                 }
                 if (actions != 1) {
-                    return InvalidArgumentError(
-                        Where(file, r, path) +
-                        "give exactly one of reply, replies, reply_template, error, hang, tool_calls");
+                    return InvalidArgumentError(Where(file, r, path) +
+                                                "give exactly one of reply, replies, "
+                                                "reply_template, error, hang, tool_calls");
                 }
                 provider->rules_.push_back(std::move(rule));
             }
@@ -233,7 +250,8 @@ Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest reque
     std::string_view prompt;
     std::string_view system;
     for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it) {
-        if (prompt.empty() && (it->role == Role::kUser || it->role == Role::kTool)) prompt = it->content;
+        if (prompt.empty() && (it->role == Role::kUser || it->role == Role::kTool))
+            prompt = it->content;
     }
     for (const auto& m : request.messages) {
         if (m.role == Role::kSystem) system = m.content;
@@ -252,17 +270,25 @@ Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest reque
             if (rule.times >= 0 && rule.used >= rule.times) continue;
             if (!rule.agent.empty() && rule.agent != request.agent) continue;
             if (!rule.step.empty() && rule.step != request.node) continue;
-            if (!rule.prompt_contains.empty() && prompt.find(rule.prompt_contains) == std::string_view::npos) continue;
-            if (!rule.system_contains.empty() && system.find(rule.system_contains) == std::string_view::npos) continue;
-            if (rule.prompt_regex && !std::regex_search(prompt.begin(), prompt.end(), *rule.prompt_regex)) continue;
+            if (rule.attempt > 0 && rule.attempt != request.attempt) continue;
+            if (!rule.prompt_contains.empty() &&
+                prompt.find(rule.prompt_contains) == std::string_view::npos)
+                continue;
+            if (!rule.system_contains.empty() &&
+                system.find(rule.system_contains) == std::string_view::npos)
+                continue;
+            if (rule.prompt_regex &&
+                !std::regex_search(prompt.begin(), prompt.end(), *rule.prompt_regex))
+                continue;
             chosen = &rule;
             break;
         }
         if (chosen == nullptr) {
             if (!default_reply_) {
-                co_return MakeError(ErrorCode::kNotFound,
-                                    "scripted: no rule in " + file_ + " matches the call of step '" +
-                                        request.node + "' (agent " + request.agent + ")");
+                co_return MakeError(ErrorCode::kNotFound, "scripted: no rule in " + file_ +
+                                                              " matches the call of step '" +
+                                                              request.node + "' (agent " +
+                                                              request.agent + ")");
             }
             completion.content = *default_reply_;
         } else {
@@ -288,11 +314,12 @@ Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest reque
                 completion.content = rule.replies[index];
             }
             for (size_t k = 0; k < rule.tool_calls.size(); ++k) {
-                completion.tool_calls.push_back(ToolCall{
-                    "call_" + std::to_string(call) + "_" + std::to_string(k + 1),
-                    rule.tool_calls[k].name, rule.tool_calls[k].arguments});
+                completion.tool_calls.push_back(
+                    ToolCall{"call_" + std::to_string(call) + "_" + std::to_string(k + 1),
+                             rule.tool_calls[k].name, rule.tool_calls[k].arguments});
             }
-            completion.finish_reason = completion.tool_calls.empty() ? rule.finish_reason : "tool_calls";
+            completion.finish_reason =
+                completion.tool_calls.empty() ? rule.finish_reason : "tool_calls";
             if (rule.input_tokens) completion.usage.input_tokens = *rule.input_tokens;
             if (rule.output_tokens) completion.usage.output_tokens = *rule.output_tokens;
         }
@@ -311,12 +338,14 @@ Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest reque
     if (hang || latency_ms > 0) {
         asio::steady_timer timer(co_await asio::this_coro::executor);
         if (hang) {
-            timer.expires_at(deadline.IsNever() ? asio::steady_timer::time_point::max() : deadline.time());
+            timer.expires_at(deadline.IsNever() ? asio::steady_timer::time_point::max()
+                                                : deadline.time());
         } else {
             timer.expires_after(std::chrono::milliseconds(latency_ms));
         }
         auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-        if (ec == asio::error::operation_aborted) co_return CancelledError("scripted call cancelled");
+        if (ec == asio::error::operation_aborted)
+            co_return CancelledError("scripted call cancelled");
         if (hang || (!deadline.IsNever() && deadline.Expired())) {
             co_return DeadlineExceededError("scripted call passed its deadline");
         }
@@ -329,22 +358,25 @@ Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest reque
 void RegisterScriptedProvider(ProviderRegistry& registry) {
     auto instances = std::make_shared<std::map<std::string, std::shared_ptr<ScriptedProvider>>>();
     auto mutex = std::make_shared<std::mutex>();
-    registry.Register("scripted", [instances, mutex](std::string_view model, std::string_view base_dir)
-                                      -> Result<ResolvedModel> {
-        std::filesystem::path path(model);
-        if (path.is_relative() && !base_dir.empty()) path = std::filesystem::path(base_dir) / path;
-        std::error_code ec;
-        auto absolute = std::filesystem::weakly_canonical(path, ec);
-        std::string key = ec ? path.string() : absolute.string();
-        std::lock_guard lock(*mutex);
-        auto it = instances->find(key);
-        if (it == instances->end()) {
-            auto loaded = ScriptedProvider::LoadFile(path.string());
-            if (!loaded) return std::unexpected(loaded.error());
-            it = instances->emplace(key, *loaded).first;
-        }
-        return ResolvedModel{it->second, "scripted", std::string(model), Pricing{}};
-    });
+    registry.Register(
+        "scripted",
+        [instances, mutex](std::string_view model,
+                           std::string_view base_dir) -> Result<ResolvedModel> {
+            std::filesystem::path path(model);
+            if (path.is_relative() && !base_dir.empty())
+                path = std::filesystem::path(base_dir) / path;
+            std::error_code ec;
+            auto absolute = std::filesystem::weakly_canonical(path, ec);
+            std::string key = ec ? path.string() : absolute.string();
+            std::lock_guard lock(*mutex);
+            auto it = instances->find(key);
+            if (it == instances->end()) {
+                auto loaded = ScriptedProvider::LoadFile(path.string());
+                if (!loaded) return std::unexpected(loaded.error());
+                it = instances->emplace(key, *loaded).first;
+            }
+            return ResolvedModel{it->second, "scripted", std::string(model), Pricing{}};
+        });
 }
 
 }  // namespace strowger::providers

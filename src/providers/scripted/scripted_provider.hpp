@@ -16,7 +16,7 @@
 namespace strowger::providers {
 
 class ScriptedProvider final : public Provider {
-public:
+  public:
     struct ScriptedToolCall {
         std::string name;
         std::string arguments;  // JSON text
@@ -29,7 +29,8 @@ public:
         std::string prompt_contains;
         std::optional<std::regex> prompt_regex;
         std::string system_contains;
-        int64_t times = -1;  // -1 = unlimited
+        int64_t attempt = 0;  // 0 = any
+        int64_t times = -1;   // -1 = unlimited
         // Action
         std::vector<std::string> replies;  // one entry for `reply`
         bool cycle = false;
@@ -59,7 +60,7 @@ public:
     // Total calls answered (for tests).
     int64_t calls() const;
 
-private:
+  private:
     ScriptedProvider() = default;
 
     std::string file_;

@@ -12,7 +12,7 @@
 
 namespace strowger::store {
 
-class MemoryStore final : public Store {
+class MemoryStore : public Store {
 public:
     MemoryStore() = default;
 

@@ -1,0 +1,122 @@
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "core/clock.hpp"
+#include "core/ids.hpp"
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "core/random.hpp"
+#include "core/result.hpp"
+#include "core/sha256.hpp"
+#include "core/strings.hpp"
+
+namespace strowger {
+namespace {
+
+TEST(CanonicalJsonTest, SortsKeysAndDropsWhitespace) {
+    auto value = json::parse(R"({"b": 1, "a": {"d": [true, null], "c": "x"}})");
+    auto encoded = CanonicalJson(value);
+    ASSERT_TRUE(encoded.has_value());
+    EXPECT_EQ(*encoded, R"({"a":{"c":"x","d":[true,null]},"b":1})");
+}
+
+TEST(CanonicalJsonTest, EscapesExactlyLikePythonJsonDumpsWithoutAsciiEscaping) {
+    // json.dumps("q\"b\\n\n\r\t\b\f\x01\x1f/é€😀\x7f", ensure_ascii=False)
+    std::string out;
+    AppendJsonString(out, "q\"b\\n\n\r\t\b\f\x01\x1f/\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\x7F");
+    EXPECT_EQ(
+        out,
+        "\"q\\\"b\\\\n\\n\\r\\t\\b\\f\\u0001\\u001f/\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\x7F\"");
+}
+
+TEST(CanonicalJsonTest, ReplacesInvalidUtf8) {
+    std::string out;
+    AppendJsonString(out,
+                     "a\xFF"
+                     "b\xC3");
+    EXPECT_EQ(out,
+              "\"a\xEF\xBF\xBD"
+              "b\xEF\xBF\xBD\"");
+    EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));  // a surrogate
+    EXPECT_EQ(ToValidUtf8("ok\xC0\xAF"), "ok\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+TEST(CanonicalJsonTest, RefusesNonIntegerNumbers) {
+    auto encoded = CanonicalJson(json::parse(R"({"cost": 0.5})"));
+    ASSERT_FALSE(encoded.has_value());
+    EXPECT_EQ(encoded.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(JsonWriterTest, WritesCompactJson) {
+    std::string out;
+    JsonWriter w(out);
+    w.BeginObject()
+        .Field("a", int64_t{1})
+        .Key("b")
+        .BeginArray()
+        .String("x")
+        .Bool(false)
+        .Null()
+        .EndArray();
+    w.Key("c").BeginObject().EndObject().EndObject();
+    EXPECT_EQ(out, R"({"a":1,"b":["x",false,null],"c":{}})");
+}
+
+TEST(Sha256Test, KnownVector) {
+    EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    EXPECT_EQ(Sha256Hex("ab", "c"), Sha256Hex("abc"));
+}
+
+TEST(ClockTest, Rfc3339RoundTripsWithMicroseconds) {
+    SystemTime t = FromUnixMicros(1795000000123456);
+    std::string text = FormatRfc3339(t);
+    EXPECT_EQ(text, "2026-11-18T11:06:40.123456Z");
+    auto parsed = ParseRfc3339(text);
+    ASSERT_TRUE(parsed.has_value());
+    EXPECT_EQ(ToUnixMicros(*parsed), 1795000000123456);
+    EXPECT_EQ(ParseRfc3339("2026-11-18T11:06:40+02:00").error().code(),
+              ErrorCode::kInvalidArgument);
+}
+
+TEST(IdsTest, RunIdsSortByCreationTime) {
+    auto random = Random::Seeded(7);
+    std::string first = NewRunId(Clock::Real(), *random);
+    std::string second;
+    do {
+        second = NewRunId(Clock::Real(), *random);
+    } while (second.substr(0, 10) == first.substr(0, 10));  // next millisecond
+    EXPECT_TRUE(LooksLikeRunId(first));
+    EXPECT_LT(first, second);
+    EXPECT_FALSE(LooksLikeRunId("not-a-run-id"));
+}
+
+TEST(StringsTest, CaseInsensitiveContainsMatchesLibreFang) {
+    EXPECT_TRUE(ContainsIgnoreCase("Found an ERROR", "error"));
+    EXPECT_TRUE(ContainsIgnoreCase("anything", ""));  // "".contains("") is true in Rust too
+    EXPECT_FALSE(ContainsIgnoreCase("all good", "ERROR"));
+}
+
+TEST(StringsTest, ClosestMatchSuggestsOnlyLikelyTypos) {
+    EXPECT_EQ(ClosestMatch("promt", {"prompt", "mode", "name"}), "prompt");
+    EXPECT_EQ(ClosestMatch("zzz", {"prompt", "mode", "name"}), "");
+    EXPECT_EQ(EditDistance("kitten", "sitting"), 3u);
+}
+
+TEST(ResultTest, RetryabilityIsAFunctionOfTheCode) {
+    EXPECT_TRUE(IsRetryable(Error(ErrorCode::kUnavailable, "x")));
+    EXPECT_TRUE(IsRetryable(Error(ErrorCode::kDeadlineExceeded, "x")));
+    EXPECT_FALSE(IsRetryable(Error(ErrorCode::kResourceExhausted, "budget")));
+    EXPECT_FALSE(IsRetryable(Error(ErrorCode::kInvalidArgument, "x")));
+    EXPECT_EQ(ErrorCodeFromName(ErrorCodeName(ErrorCode::kDataLoss)), ErrorCode::kDataLoss);
+}
+
+TEST(RedactTest, RegisteredSecretsAndPatternsAreReplaced) {
+    RegisterSecret("sk-test-1234567890");
+    ASSERT_TRUE(RegisterSecretPattern("tok_[a-z]{8}"));
+    EXPECT_EQ(Redact("key sk-test-1234567890 and tok_abcdefgh."), "key [REDACTED] and [REDACTED].");
+    EXPECT_FALSE(RegisterSecretPattern("("));
+}
+
+}  // namespace
+}  // namespace strowger

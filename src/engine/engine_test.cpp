@@ -1,0 +1,314 @@
+// Engine behaviour that golden files cannot express: timing (fan-out really overlaps),
+// cancellation, pause/resume, resuming an abandoned run from its ledger, idempotency keys,
+// store failures and many concurrent runs.
+#include "engine/engine.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <functional>
+
+#include "ledger/chain.hpp"
+#include "model/loader.hpp"
+#include "providers/builtin.hpp"
+#include "providers/scripted/scripted_provider.hpp"
+#include "store/memory/memory_store.hpp"
+#include "testing/test_util.hpp"
+
+namespace strowger::engine {
+namespace {
+
+using ledger::EventType;
+using ledger::RunStatus;
+
+// Calls `on_event` for every committed event (on the engine's thread).
+class CallbackObserver : public Observer {
+  public:
+    std::function<void(const ledger::Event&)> on_event;
+    void OnEvent(const ledger::Event& event) override {
+        events.push_back(event);
+        if (on_event) on_event(event);
+    }
+    std::vector<ledger::Event> events;
+};
+
+class EngineTest : public ::testing::Test {
+  protected:
+    // Writes a workflow and a script into a temp dir and compiles it.
+    std::shared_ptr<const model::Plan> Compile(const std::string& steps,
+                                               const std::string& script) {
+        dir_.Write("script.yaml", script);
+        std::string path = dir_.Write(
+            "flow.yaml",
+            "name: t\nagents:\n  w: {model: \"scripted:script.yaml\"}\nsteps:\n" + steps);
+        auto loaded = model::LoadWorkflowFile(path);
+        EXPECT_TRUE(loaded.ok()) << (loaded.diagnostics.empty() ? ""
+                                                                : loaded.diagnostics[0].ToString());
+        auto compiled = model::Compile(loaded.workflow);
+        EXPECT_TRUE(compiled.ok())
+            << (compiled.diagnostics.empty() ? "" : compiled.diagnostics[0].ToString());
+        return compiled.plan;
+    }
+
+    std::unique_ptr<providers::ProviderRegistry> NewRegistry() {
+        auto registry = std::make_unique<providers::ProviderRegistry>(io_.get_executor());
+        providers::RegisterBuiltinProviders(*registry);
+        return registry;
+    }
+
+    // Runs `awaitable` on io_ until it completes (or 20 s pass).
+    template <typename T>
+    std::optional<T> Run(Awaitable<T> awaitable) {
+        std::optional<T> result;
+        asio::co_spawn(io_, std::move(awaitable), [&](std::exception_ptr e, T value) {
+            EXPECT_FALSE(e);
+            result.emplace(std::move(value));
+        });
+        io_.restart();
+        io_.run_for(std::chrono::seconds(20));
+        return result;
+    }
+
+    std::vector<store::StoredEvent> Events(const std::string& run_id) {
+        store::EventQuery all;
+        auto events = testing::RunSync(store_->ReadEvents(run_id, all));
+        EXPECT_TRUE(events.has_value());
+        return events.value_or(std::vector<store::StoredEvent>{});
+    }
+
+    static int Count(const std::vector<store::StoredEvent>& events, const std::string& type,
+                     const std::string& node) {
+        int n = 0;
+        for (const auto& e : events) n += (e.type == type && e.node == node) ? 1 : 0;
+        return n;
+    }
+
+    testing::TempDir dir_;
+    asio::io_context io_;
+    std::shared_ptr<store::MemoryStore> store_ = std::make_shared<store::MemoryStore>();
+};
+
+TEST_F(EngineTest, FanOutStepsRunConcurrently) {
+    auto plan = Compile(
+        "  - {name: a, agent_name: w, mode: fan_out}\n"
+        "  - {name: b, agent_name: w, mode: fan_out}\n"
+        "  - {name: c, agent_name: w, mode: fan_out}\n",
+        "latency_ms: 300\ndefault: ok\n");
+    auto registry = NewRegistry();
+    Engine engine(io_.get_executor(), store_, *registry);
+    auto start = std::chrono::steady_clock::now();
+    auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
+    auto wall = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(outcome && *outcome);
+    EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
+    // All three calls were in flight together: every start precedes the first response...
+    auto events = Events((*outcome)->run_id);
+    size_t last_start = 0, first_response = events.size();
+    for (size_t i = 0; i < events.size(); ++i) {
+        if (events[i].type == "llm.request") last_start = i;
+        if (events[i].type == "llm.response" && first_response == events.size()) first_response = i;
+    }
+    EXPECT_LT(last_start, first_response);
+    // ...and the wall time is that of the slowest step, not the sum (900 ms).
+    EXPECT_GE(wall, std::chrono::milliseconds(300));
+    EXPECT_LT(wall, std::chrono::milliseconds(800));
+}
+
+TEST_F(EngineTest, CancelAbortsTheInFlightModelCall) {
+    auto plan = Compile(
+        "  - {name: slow, agent_name: w, timeout_secs: 60}\n  - {name: next, agent_name: w}\n",
+        "rules:\n  - {when: {step: slow}, hang: true}\ndefault: never\n");
+    auto registry = NewRegistry();
+    Engine engine(io_.get_executor(), store_, *registry);
+    CallbackObserver observer;
+    observer.on_event = [&](const ledger::Event& e) {
+        if (e.type == EventType::kLlmRequest)
+            EXPECT_TRUE(engine.Cancel(e.run_id, "test says stop", "tester"));
+    };
+    engine.AddObserver(&observer);
+    auto start = std::chrono::steady_clock::now();
+    auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
+    ASSERT_TRUE(outcome && *outcome);
+    EXPECT_EQ((*outcome)->status, RunStatus::kCancelled);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+    auto events = Events((*outcome)->run_id);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().type, "run.cancelled");
+    EXPECT_NE(events.back().encoded.find("\"reason\":\"test says stop\""), std::string::npos);
+    EXPECT_EQ(Count(events, "node.started", "next"), 0);
+    EXPECT_EQ(engine.ActiveRuns(), 0u);
+}
+
+TEST_F(EngineTest, PauseTakesEffectAtTheNextStepBoundaryAndResumeContinues) {
+    auto plan = Compile(
+        "  - {name: one, agent_name: w}\n  - {name: two, agent_name: w}\n  - {name: three, "
+        "agent_name: w}\n",
+        "latency_ms: 50\nrules:\n  - {reply_template: \"${step} done\"}\n");
+    auto registry = NewRegistry();
+    Engine engine(io_.get_executor(), store_, *registry);
+    CallbackObserver observer;
+    observer.on_event = [&](const ledger::Event& e) {
+        if (e.type == EventType::kNodeStarted && e.node == "one")
+            engine.Pause(e.run_id, "maintenance", "ops");
+    };
+    engine.AddObserver(&observer);
+    auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
+    ASSERT_TRUE(outcome && *outcome);
+    EXPECT_EQ((*outcome)->status, RunStatus::kPaused);
+    auto events = Events((*outcome)->run_id);
+    EXPECT_EQ(Count(events, "node.completed", "one"), 1);  // the step in flight finished
+    EXPECT_EQ(Count(events, "node.started", "two"), 0);    // the next one did not start
+    EXPECT_EQ(events.back().type, "run.paused");
+
+    observer.on_event = nullptr;
+    auto resumed = Run(engine.ResumeRun((*outcome)->run_id, "operator", "ops"));
+    ASSERT_TRUE(resumed && *resumed) << (resumed ? (*resumed).error().ToString() : "");
+    EXPECT_EQ((*resumed)->status, RunStatus::kCompleted);
+    EXPECT_EQ((*resumed)->output, "three done");
+    events = Events((*outcome)->run_id);
+    EXPECT_EQ(Count(events, "node.started", "one"), 1);
+    EXPECT_EQ(Count(events, "node.started", "two"), 1);
+    EXPECT_EQ(Count(events, "run.resumed", ""), 1);
+}
+
+TEST_F(EngineTest, AbandonedRunResumesFromItsLedgerWithoutRedoingFinishedSteps) {
+    auto plan = Compile(
+        "  - {name: one, agent_name: w, output_var: first}\n"
+        "  - {name: two, agent_name: w}\n"
+        "  - {name: three, agent_name: w, prompt: \"{{input}} + {{first}}\"}\n",
+        "rules:\n"
+        "  - {when: {step: one}, reply: ONE}\n"
+        "  - {when: {step: two, attempt: 1}, hang: true}\n"
+        "  - {when: {step: two}, reply: TWO}\n"
+        "  - {when: {step: three}, reply_template: \"${prompt}\"}\n");
+    std::string run_id;
+    {
+        // First "process": runs until step two hangs, then is abandoned mid-call.
+        asio::io_context first_io;
+        providers::ProviderRegistry registry(first_io.get_executor());
+        providers::RegisterBuiltinProviders(registry);
+        Engine engine(first_io.get_executor(), store_, registry);
+        CallbackObserver observer;
+        observer.on_event = [&](const ledger::Event& e) {
+            if (e.type == EventType::kLlmRequest && e.node == "two") {
+                run_id = e.run_id;
+                first_io.stop();  // the process dies here
+            }
+        };
+        engine.AddObserver(&observer);
+        asio::co_spawn(first_io, engine.StartRun({plan, "in", {}, {}}), asio::detached);
+        first_io.run_for(std::chrono::seconds(10));
+        ASSERT_FALSE(run_id.empty());
+    }
+    // The same store (the "disk") holds a running run with step two started, not finished.
+    auto record = testing::RunSync(store_->GetRun(run_id));
+    ASSERT_TRUE(record.has_value());
+    EXPECT_EQ(record->status, RunStatus::kRunning);
+    ASSERT_TRUE(testing::RunSync(store_->ReleaseLease(run_id, record->owner)).has_value());
+
+    auto registry = NewRegistry();  // a new process: the scripted counters start again
+    Engine engine(io_.get_executor(), store_, *registry);
+    auto outcome = Run(engine.ResumeRun(run_id));
+    ASSERT_TRUE(outcome && *outcome) << (outcome ? (*outcome).error().ToString() : "");
+    EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
+    auto events = Events(run_id);
+    EXPECT_EQ(Count(events, "node.started", "one"), 1);  // never redone
+    EXPECT_EQ(Count(events, "node.started", "two"), 2);  // interrupted attempt + a new one
+    // The new attempt continues the numbering: attempt 2.
+    int64_t last_attempt = 0;
+    for (const auto& e : events) {
+        if (e.type == "node.started" && e.node == "two")
+            last_attempt = ledger::DecodeEvent(e.encoded)->attempt;
+    }
+    EXPECT_EQ(last_attempt, 2);
+    // Step three still reads the variable set before the "crash", and step two's new output.
+    EXPECT_EQ((*outcome)->output, "TWO + ONE");
+    std::vector<std::string> lines;
+    for (const auto& e : events) lines.push_back(e.encoded);
+    EXPECT_TRUE(ledger::VerifyChain(run_id, lines).ok());
+}
+
+TEST_F(EngineTest, IdempotencyKeyReturnsTheExistingRun) {
+    auto plan = Compile("  - {name: a, agent_name: w}\n", "default: ok\n");
+    auto registry = NewRegistry();
+    Engine engine(io_.get_executor(), store_, *registry);
+    auto first = Run(engine.StartRun({plan, "in", "key-42", {}}));
+    auto second = Run(engine.StartRun({plan, "other input", "key-42", {}}));
+    ASSERT_TRUE(first && *first && second && *second);
+    EXPECT_FALSE((*first)->existing);
+    EXPECT_TRUE((*second)->existing);
+    EXPECT_EQ((*first)->run_id, (*second)->run_id);
+    EXPECT_EQ((*second)->status, RunStatus::kCompleted);
+    store::RunFilter filter;
+    auto page = testing::RunSync(store_->ListRuns(filter));
+    ASSERT_TRUE(page.has_value());
+    EXPECT_EQ(page->runs.size(), 1u);
+}
+
+TEST_F(EngineTest, ResumingAFinishedRunIsRefused) {
+    auto plan = Compile("  - {name: a, agent_name: w}\n", "default: ok\n");
+    auto registry = NewRegistry();
+    Engine engine(io_.get_executor(), store_, *registry);
+    auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
+    ASSERT_TRUE(outcome && *outcome);
+    auto resumed = Run(engine.ResumeRun((*outcome)->run_id));
+    ASSERT_TRUE(resumed.has_value());
+    ASSERT_FALSE(resumed->has_value());
+    EXPECT_EQ(resumed->error().code(), ErrorCode::kFailedPrecondition);
+}
+
+// A store whose appends start failing after a number of successful calls.
+class FailingStore : public store::MemoryStore {
+  public:
+    explicit FailingStore(int ok_appends) : ok_appends_(ok_appends) {}
+    Awaitable<Result<void>> AppendEvents(std::string run_id, std::vector<ledger::Event> events,
+                                         RunStatus status) override {
+        if (ok_appends_-- <= 0) co_return UnavailableError("disk on fire");
+        co_return co_await MemoryStore::AppendEvents(std::move(run_id), std::move(events), status);
+    }
+
+  private:
+    int ok_appends_;
+};
+
+TEST_F(EngineTest, StoreFailureStopsTheRunWithoutLosingWhatWasCommitted) {
+    auto plan =
+        Compile("  - {name: a, agent_name: w}\n  - {name: b, agent_name: w}\n", "default: ok\n");
+    auto registry = NewRegistry();
+    auto store = std::make_shared<FailingStore>(3);  // run.started, a started, a completed
+    Engine engine(io_.get_executor(), store, *registry);
+    auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
+    ASSERT_TRUE(outcome && *outcome);
+    EXPECT_EQ((*outcome)->error_code, ErrorCode::kUnavailable);
+    EXPECT_EQ((*outcome)->status, RunStatus::kRunning);  // still resumable
+    store::EventQuery all;
+    auto events = testing::RunSync(store->ReadEvents((*outcome)->run_id, all));
+    ASSERT_TRUE(events.has_value());
+    EXPECT_EQ(events->back().type, "node.completed");
+}
+
+TEST_F(EngineTest, ThousandConcurrentRunsAllComplete) {
+    auto plan = Compile(
+        "  - {name: a, agent_name: w}\n  - {name: b, agent_name: w, mode: fan_out}\n"
+        "  - {name: c, agent_name: w, mode: fan_out}\n  - {name: d, agent_name: w, mode: "
+        "collect}\n",
+        "latency_ms: 20\nrules:\n  - {reply_template: \"${step}\"}\n");
+    auto registry = NewRegistry();
+    Engine engine(io_.get_executor(), store_, *registry);
+    int completed = 0;
+    for (int i = 0; i < 1000; ++i) {
+        asio::co_spawn(io_, engine.StartRun({plan, "in", {}, {}}),
+                       [&](std::exception_ptr e, Result<RunOutcome> r) {
+                           ASSERT_FALSE(e);
+                           ASSERT_TRUE(r.has_value());
+                           EXPECT_EQ(r->output, "b\n\n---\n\nc");
+                           ++completed;
+                       });
+    }
+    io_.run_for(std::chrono::seconds(30));
+    EXPECT_EQ(completed, 1000);
+}
+
+}  // namespace
+}  // namespace strowger::engine

@@ -1,0 +1,186 @@
+// The hash chain and its verification: every kind of tampering is caught at the right place.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "core/json.hpp"
+#include "core/sha256.hpp"
+#include "ledger/chain.hpp"
+#include "ledger/event.hpp"
+#include "ledger/run_state.hpp"
+
+namespace strowger::ledger {
+namespace {
+
+constexpr char kRun[] = "01JD3M6K9Q3V8C6Y2W5T0R1N7H";
+
+std::vector<std::string> MakeChain(int n) {
+    ChainHead head;
+    std::vector<std::string> lines;
+    lines.push_back(Seal(head, kRun, FromUnixMicros(1),
+                         {{}, 0, RunCreated{"wf", std::string(64, 'a'), "in", {}, {}}})
+                        .encoded);
+    for (int i = 1; i < n; ++i) {
+        lines.push_back(
+            Seal(head, kRun, FromUnixMicros(1 + i), {"step", i, NodeStarted{}}).encoded);
+    }
+    return lines;
+}
+
+TEST(ChainTest, SealedEventsVerify) {
+    auto lines = MakeChain(5);
+    auto report = VerifyChain(kRun, lines, ChainHead{5, DecodeEvent(lines.back())->hash});
+    EXPECT_TRUE(report.ok());
+    EXPECT_EQ(report.events, 5);
+}
+
+TEST(ChainTest, HashIsSha256OfPrevHashAndEventWithoutHash) {
+    ChainHead head;
+    Event e = Seal(head, kRun, FromUnixMicros(1700000000000000), {{}, 0, RunCompleted{"done"}});
+    EXPECT_EQ(e.prev_hash, std::string(64, '0'));
+    std::string without_hash =
+        R"({"data":{"output":"done"},"prev_hash":")" + std::string(64, '0') +
+        R"(","run_id":"01JD3M6K9Q3V8C6Y2W5T0R1N7H","seq":1,"time":"2023-11-14T22:13:20.000000Z","type":"run.completed","v":1})";
+    EXPECT_EQ(e.hash, Sha256Hex(std::string(64, '0') + without_hash));
+    // The stored line is the same object with "hash" in its sorted place.
+    auto parsed = json::parse(e.encoded).as_object();
+    EXPECT_EQ(parsed["hash"].as_string(), e.hash);
+    parsed.erase("hash");
+    EXPECT_EQ(*CanonicalJson(parsed), without_hash);
+}
+
+TEST(ChainTest, FlippedByteIsAHashMismatchAtThatEvent) {
+    auto lines = MakeChain(5);
+    auto pos = lines[2].find("\"node\":\"step\"");
+    lines[2][pos + 9] = 'X';  // "stXp"
+    auto report = VerifyChain(kRun, lines);
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.issue->seq, 3);
+    EXPECT_EQ(report.issue->reason, "hash mismatch");
+}
+
+TEST(ChainTest, DeletedEventIsAGap) {
+    auto lines = MakeChain(5);
+    lines.erase(lines.begin() + 2);
+    auto report = VerifyChain(kRun, lines);
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.issue->seq, 3);
+    EXPECT_EQ(report.issue->reason, "gap");
+}
+
+TEST(ChainTest, DeletedFirstEventIsAGapAtOne) {
+    auto lines = MakeChain(3);
+    lines.erase(lines.begin());
+    auto report = VerifyChain(kRun, lines);
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.issue->seq, 1);
+    EXPECT_EQ(report.issue->reason, "gap");
+}
+
+TEST(ChainTest, SwappedEventsAreAReorder) {
+    auto lines = MakeChain(5);
+    std::swap(lines[1], lines[3]);
+    auto report = VerifyChain(kRun, lines);
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.issue->seq, 2);
+    EXPECT_EQ(report.issue->reason, "gap");  // seq 4 found where 2 was expected
+    std::swap(lines[1], lines[3]);
+    std::swap(lines[2], lines[3]);  // ..., 2, 4, 3, 5
+    report = VerifyChain(kRun, lines);
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.issue->seq, 3);
+    EXPECT_EQ(report.issue->reason, "gap");
+    lines = MakeChain(5);
+    std::swap(lines[3], lines[2]);   // 1, 2, 4, 3, 5 read as 1, 2, 4 -> gap at 3; and a
+    lines.erase(lines.begin() + 2);  // repeated seq: 1, 2, 3, 3
+    lines.insert(lines.begin() + 3, lines[2]);
+    report = VerifyChain(kRun, lines);
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.issue->seq, 4);
+    EXPECT_EQ(report.issue->reason, "reorder");
+}
+
+TEST(ChainTest, RecomputedHashWithoutRelinkingIsAPrevHashMismatch) {
+    // An attacker who edits event 2 and recomputes its hash still breaks event 3's link.
+    auto lines = MakeChain(4);
+    auto e = *DecodeEvent(lines[1]);
+    std::string body = EncodeEvent(e.seq, e.run_id, e.time, e.type_name, "other", e.attempt, e.data,
+                                   e.prev_hash, {});
+    std::string hash = Sha256Hex(e.prev_hash, body);
+    lines[1] = EncodeEvent(e.seq, e.run_id, e.time, e.type_name, "other", e.attempt, e.data,
+                           e.prev_hash, hash);
+    auto report = VerifyChain(kRun, lines);
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.issue->seq, 3);
+    EXPECT_EQ(report.issue->reason, "prev_hash mismatch");
+}
+
+TEST(ChainTest, TruncatedTailIsCaughtAgainstTheRecordedHead) {
+    auto lines = MakeChain(5);
+    ChainHead head{5, DecodeEvent(lines.back())->hash};
+    lines.resize(3);
+    auto report = VerifyChain(kRun, lines, head);
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.issue->seq, 4);
+    EXPECT_EQ(report.issue->reason, "truncated");
+}
+
+TEST(ChainTest, NonCanonicalBytesAreMalformed) {
+    auto lines = MakeChain(2);
+    lines[1].insert(1, " ");
+    auto report = VerifyChain(kRun, lines);
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.issue->seq, 2);
+    EXPECT_EQ(report.issue->reason, "malformed");
+}
+
+TEST(EventTest, PayloadsRoundTrip) {
+    std::vector<Payload> payloads = {
+        RunCreated{"wf", std::string(64, 'b'), "in\n\"q\"", "key-1", "01JD3M6K9Q3V8C6Y2W5T0R1N7H"},
+        RunPaused{"operator", "alice"},
+        RunFailed{"Step 'x' failed: boom", "unavailable", "x"},
+        LlmRequest{"openai", "gpt-4o-mini", "sys", "prompt", 2},
+        LlmResponse{"out", 10, 20, 1234, 50, "stop", 2},
+        NodeIterationCompleted{3, "it", 1, 2, 3},
+        NodeCompleted{"final", 4, 5, 6, 2},
+        NodeRetryScheduled{"boom", "unavailable", 200, FromUnixMicros(1700000000000000), 2},
+        NodeSkipped{"error", "b is down"},
+    };
+    for (const auto& payload : payloads) {
+        std::string data = EncodePayload(payload);
+        EXPECT_EQ(*CanonicalJson(json::parse(data)), data) << "not canonical: " << data;
+        auto decoded = DecodePayload(TypeOf(payload), EventTypeName(TypeOf(payload)), data);
+        ASSERT_TRUE(decoded.has_value());
+        EXPECT_EQ(EncodePayload(*decoded), data);
+    }
+}
+
+TEST(EventTest, UsdAmountsAreExactDecimalStrings) {
+    EXPECT_EQ(FormatUsd(0), "0.0");
+    EXPECT_EQ(FormatUsd(420000), "0.00042");
+    EXPECT_EQ(FormatUsd(1500000000), "1.5");
+    EXPECT_EQ(*ParseUsd("0.00042"), 420000);
+    EXPECT_EQ(*ParseUsd("12"), 12000000000);
+    EXPECT_FALSE(ParseUsd("1.0000000001").has_value());
+}
+
+TEST(RunStateTest, InterruptedNodeIsRunningAndRetryWaitingKeepsItsDueTime) {
+    RunState state(2);
+    state.Apply(FromUnixMicros(1), -1, {{}, 0, RunCreated{"wf", "sha", "in", {}, {}}});
+    state.Apply(FromUnixMicros(2), -1, {{}, 0, RunStarted{}});
+    state.Apply(FromUnixMicros(3), 0, {"a", 1, NodeStarted{}});
+    EXPECT_EQ(state.nodes[0].status, NodeStatus::kRunning);
+    EXPECT_EQ(state.status, RunStatus::kRunning);
+    state.Apply(FromUnixMicros(4), 0,
+                {"a", 1, NodeRetryScheduled{"x", "unavailable", 5, FromUnixMicros(9), 0}});
+    EXPECT_EQ(state.nodes[0].status, NodeStatus::kRetryWaiting);
+    EXPECT_EQ(ToUnixMicros(state.nodes[0].retry_due), 9);
+    EXPECT_EQ(state.nodes[0].failures_in_iteration, 1);
+    state.Apply(FromUnixMicros(5), -1, {{}, 0, RunCancelled{"test", {}}});
+    EXPECT_EQ(state.nodes[0].status, NodeStatus::kCancelled);
+    EXPECT_EQ(state.nodes[1].status, NodeStatus::kPending);
+    EXPECT_TRUE(IsTerminal(state.status));
+}
+
+}  // namespace
+}  // namespace strowger::ledger

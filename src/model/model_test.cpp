@@ -1,0 +1,330 @@
+// Validation and compilation of workflow files: every error class, with its exact message,
+// position and field path.
+#include <gtest/gtest.h>
+
+#include "model/loader.hpp"
+#include "model/plan.hpp"
+#include "model/plan_format.hpp"
+
+namespace strowger::model {
+namespace {
+
+// Loads + compiles `text` as flow.yaml; returns every diagnostic as "line:col: path: message".
+std::vector<std::string> Check(const std::string& text, const std::string& file = "flow.yaml") {
+    LoadOptions options;
+    options.sibling_agents = false;
+    auto loaded = LoadWorkflowText(text, file, "", options);
+    CompileOptions compile_options;
+    compile_options.known_providers = {"openai", "scripted"};
+    auto compiled = Compile(loaded.workflow, compile_options);
+    std::vector<std::string> out;
+    for (const auto* list : {&loaded.diagnostics, &compiled.diagnostics}) {
+        for (const auto& d : *list) out.push_back(d.ToString());
+    }
+    return out;
+}
+
+std::shared_ptr<const Plan> CompileOk(const std::string& text) {
+    LoadOptions options;
+    options.sibling_agents = false;
+    auto loaded = LoadWorkflowText(text, "flow.yaml", "", options);
+    EXPECT_TRUE(loaded.ok());
+    auto compiled = Compile(loaded.workflow);
+    EXPECT_TRUE(compiled.ok());
+    for (const auto& d : compiled.diagnostics) {
+        if (d.severity == Diagnostic::Severity::kError) ADD_FAILURE() << d.ToString();
+    }
+    return compiled.plan;
+}
+
+const char* kAgents = "name: demo\nagents:\n  w: {model: \"openai:gpt-4o-mini\"}\n";
+
+TEST(ValidateTest, UnknownModeNamesPositionFieldAndChoices) {
+    auto d = Check(std::string(kAgents) +
+                   "steps:\n"
+                   "  - {name: a, agent_name: w}\n"
+                   "  - {name: b, agent_name: w}\n"
+                   "  - name: c\n"
+                   "    agent_name: w\n"
+                   "    mode: fanout\n");
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0],
+              "flow.yaml:9:11: steps[2].mode: unknown mode \"fanout\" (expected one of sequential, "
+              "fan_out, collect, conditional, loop)");
+}
+
+TEST(ValidateTest, UnknownAgentUsesLibreFangMessage) {
+    auto d = Check(std::string(kAgents) + "steps:\n  - {name: review, agent_name: reviewer}\n");
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0],
+              "flow.yaml:5:32: steps[0].agent_name: Agent not found for step 'review': no agent "
+              "named \"reviewer\"");
+}
+
+TEST(ValidateTest, UnknownAgentSuggestsCloseName) {
+    auto d = Check(
+        "name: x\nagents:\n  writer: {model: \"openai:m\"}\nsteps:\n  - {name: s, agent_name: "
+        "writr}\n");
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_NE(d[0].find("Agent not found for step 's'"), std::string::npos);
+    EXPECT_NE(d[0].find("(did you mean \"writer\"?)"), std::string::npos);
+}
+
+TEST(ValidateTest, StepWithoutAgent) {
+    auto d = Check(std::string(kAgents) + "steps:\n  - {name: lonely}\n");
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(
+        d[0],
+        "flow.yaml:5:5: steps[0]: Agent not found for step 'lonely' (give agent_name or agent_id)");
+}
+
+TEST(ValidateTest, DuplicateStepNames) {
+    auto d = Check(std::string(kAgents) +
+                   "steps:\n"
+                   "  - {name: a, agent_name: w}\n"
+                   "  - {name: a, agent_name: w}\n");
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0],
+              "flow.yaml:6:12: steps[1].name: duplicate step name \"a\" (first used by steps[0] at "
+              "line 5)");
+}
+
+TEST(ValidateTest, BadNumbers) {
+    auto d = Check(std::string(kAgents) +
+                   "steps:\n"
+                   "  - name: a\n"
+                   "    agent_name: w\n"
+                   "    timeout_secs: -5\n"
+                   "    max_retries: \"3\"\n"
+                   "    max_iterations: 0\n"
+                   "  - {name: b, agent_name: w, timeout_secs: 1.5}\n"
+                   "  - {name: c, agent_name: w, timeout_secs: 99999999999999999999}\n");
+    ASSERT_EQ(d.size(), 5u);
+    EXPECT_EQ(d[0], "flow.yaml:7:19: steps[0].timeout_secs: must be a positive integer, got -5");
+    EXPECT_EQ(d[1], "flow.yaml:8:18: steps[0].max_retries: expected an integer >= 0, got a string");
+    EXPECT_EQ(d[2], "flow.yaml:9:21: steps[0].max_iterations: must be a positive integer, got 0");
+    EXPECT_EQ(d[3],
+              "flow.yaml:10:44: steps[1].timeout_secs: expected a positive integer, got \"1.5\"");
+    EXPECT_EQ(d[4],
+              "flow.yaml:11:44: steps[2].timeout_secs: number 99999999999999999999 is too large");
+}
+
+TEST(ValidateTest, UnknownFieldsSuggestTheRightOne) {
+    auto d = Check(
+        "name: x\n"
+        "agents:\n"
+        "  w: {model: \"openai:m\", system_promt: hi}\n"
+        "stepz: []\n"
+        "steps:\n"
+        "  - {name: a, agent_name: w, promt: hi, output_variable: v, zzz: 1}\n");
+    ASSERT_EQ(d.size(), 5u);
+    EXPECT_EQ(d[0],
+              "flow.yaml:3:26: agents.w.system_promt: unknown field \"system_promt\" (did you mean "
+              "\"system_prompt\"?)");
+    EXPECT_EQ(d[1], "flow.yaml:4:1: stepz: unknown field \"stepz\" (did you mean \"steps\"?)");
+    EXPECT_EQ(d[2],
+              "flow.yaml:6:30: steps[0].promt: unknown field \"promt\" (did you mean \"prompt\"?)");
+    EXPECT_EQ(d[3],
+              "flow.yaml:6:41: steps[0].output_variable: unknown field \"output_variable\" (did "
+              "you mean \"output_var\"?)");
+    EXPECT_EQ(d[4], "flow.yaml:6:61: steps[0].zzz: unknown field \"zzz\"");
+}
+
+TEST(ValidateTest, EveryProblemIsReportedAtOnce) {
+    auto d = Check(std::string(kAgents) +
+                   "steps:\n"
+                   "  - {name: a, agent_name: nobody, mode: fanout}\n"
+                   "  - {name: a, agent_name: w, error_mode: explode}\n");
+    ASSERT_EQ(d.size(), 4u);
+    EXPECT_NE(d[0].find("unknown mode \"fanout\""), std::string::npos);
+    EXPECT_NE(d[1].find("unknown error_mode \"explode\" (expected one of fail, skip, retry)"),
+              std::string::npos);
+    EXPECT_NE(d[2].find("Agent not found for step 'a'"), std::string::npos);
+    EXPECT_NE(d[3].find("duplicate step name \"a\""), std::string::npos);
+}
+
+TEST(ValidateTest, JsonFilesGetLineAndColumnToo) {
+    auto d = Check(
+        "{\n"
+        "  \"name\": \"j\",\n"
+        "  \"agents\": {\"w\": {\"model\": \"openai:m\"}},\n"
+        "  \"steps\": [\n"
+        "    {\"name\": \"s\", \"agent_name\": \"w\", \"mode\": \"fanout\"}\n"
+        "  ]\n"
+        "}\n",
+        "flow.json");
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0],
+              "flow.json:5:46: steps[0].mode: unknown mode \"fanout\" (expected one of sequential, "
+              "fan_out, collect, conditional, loop)");
+}
+
+TEST(ValidateTest, SyntaxErrorHasAPosition) {
+    auto d = Check("name: x\nsteps:\n  - {name: a, agent_name: w\n");
+    ASSERT_FALSE(d.empty());
+    EXPECT_EQ(d[0].rfind("flow.yaml:4:1: syntax error: ", 0), 0u) << d[0];
+}
+
+TEST(ValidateTest, DependsOnUnknownStepAndCycles) {
+    auto unknown = Check(std::string(kAgents) +
+                         "steps:\n"
+                         "  - {name: a, agent_name: w}\n"
+                         "  - {name: b, agent_name: w, depends_on: [aa]}\n");
+    ASSERT_EQ(unknown.size(), 1u);
+    EXPECT_EQ(unknown[0],
+              "flow.yaml:6:43: steps[1].depends_on[0]: unknown step \"aa\" (did you mean \"a\"?)");
+    auto cycle = Check(std::string(kAgents) +
+                       "steps:\n"
+                       "  - {name: a, agent_name: w, depends_on: [b]}\n"
+                       "  - {name: b, agent_name: w, depends_on: [a]}\n");
+    ASSERT_EQ(cycle.size(), 1u);
+    EXPECT_NE(cycle[0].find("dependency cycle: "), std::string::npos) << cycle[0];
+}
+
+TEST(ValidateTest, ModelMustNameAKnownProvider) {
+    auto d = Check(
+        "name: x\nagents:\n  w: {model: \"gpt4\"}\n  v: {model: \"acme:big\"}\nsteps:\n  - {name: "
+        "a, agent_name: w}\n  - {name: b, agent_name: v}\n");
+    ASSERT_EQ(d.size(), 2u);
+    EXPECT_EQ(d[0],
+              "flow.yaml:3:14: agents.w.model: model \"gpt4\" must be written provider:model, e.g. "
+              "openai:gpt-4o-mini");
+    EXPECT_EQ(d[1],
+              "flow.yaml:4:14: agents.v.model: unknown provider \"acme\" (expected one of openai, "
+              "scripted)");
+}
+
+TEST(ValidateTest, WarningsForVariablesAndModes) {
+    auto d =
+        Check(std::string(kAgents) +
+              "steps:\n"
+              "  - {name: a, agent_name: w, output_var: unused}\n"
+              "  - {name: b, agent_name: w, prompt: \"{{later}}\"}\n"
+              "  - {name: c, agent_name: w, output_var: later, mode: fan_out, error_mode: skip}\n"
+              "  - {name: d, agent_name: w, condition: x}\n");
+    ASSERT_EQ(d.size(), 4u);
+    EXPECT_EQ(d[0],
+              "flow.yaml:7:76: warning: steps[2].error_mode: error_mode skip does not apply to "
+              "fan_out steps: a failing fan-out step fails the run");
+    EXPECT_EQ(
+        d[1],
+        "flow.yaml:8:41: warning: steps[3].condition: condition is only used by mode conditional");
+    EXPECT_EQ(d[2],
+              "flow.yaml:6:38: warning: steps[1].prompt: {{later}} is not set by an earlier step "
+              "(a later step sets it); it stays as written");
+    EXPECT_EQ(d[3],
+              "flow.yaml:5:42: warning: steps[0].output_var: variable \"unused\" is never used");
+}
+
+TEST(ValidateTest, WorkflowNeedsNameAndSteps) {
+    auto d = Check("description: nothing\n");
+    ASSERT_EQ(d.size(), 2u);
+    EXPECT_EQ(d[0], "flow.yaml:1:1: steps: a workflow needs a list of steps");
+    EXPECT_EQ(d[1], "flow.yaml:1:1: name: a workflow needs a name");
+}
+
+TEST(CompileTest, LinearFormBecomesStagesOfTheDag) {
+    auto plan = CompileOk(std::string(kAgents) +
+                          "steps:\n"
+                          "  - {name: a, agent_name: w}\n"
+                          "  - {name: f1, agent_name: w, mode: fan_out}\n"
+                          "  - {name: f2, agent_name: w, mode: fan_out}\n"
+                          "  - {name: g, agent_name: w, mode: collect}\n"
+                          "  - {name: z, agent_name: w}\n");
+    ASSERT_TRUE(plan);
+    ASSERT_EQ(plan->nodes.size(), 5u);
+    EXPECT_EQ(plan->nodes[1].deps, std::vector<int>{0});
+    EXPECT_EQ(plan->nodes[2].deps, std::vector<int>{0});
+    EXPECT_EQ(plan->nodes[2].inputs, std::vector<int>{0});
+    EXPECT_EQ(plan->nodes[3].deps, (std::vector<int>{1, 2}));
+    EXPECT_EQ(plan->nodes[3].inputs, (std::vector<int>{1, 2}));
+    EXPECT_EQ(plan->nodes[3].kind, NodeKind::kCollect);
+    EXPECT_EQ(plan->nodes[4].inputs, std::vector<int>{3});
+    ASSERT_EQ(plan->layers.size(), 4u);
+    EXPECT_EQ(plan->layers[1], (std::vector<int>{1, 2}));
+    EXPECT_EQ(plan->output_node, 4);
+    EXPECT_EQ(plan->definition_sha256.size(), 64u);
+}
+
+TEST(CompileTest, RetryAttemptsAndDefaultsFollowLibreFang) {
+    auto plan = CompileOk(std::string(kAgents) +
+                          "steps:\n"
+                          "  - {name: a, agent_name: w, error_mode: retry}\n"
+                          "  - {name: b, agent_name: w, error_mode: retry, max_retries: 0}\n"
+                          "  - {name: c, agent_name: w, mode: loop}\n");
+    ASSERT_TRUE(plan);
+    EXPECT_EQ(plan->nodes[0].max_attempts, 4);
+    EXPECT_EQ(plan->nodes[0].timeout_ms, 120000);
+    EXPECT_EQ(plan->nodes[0].prompt.source(), "{{input}}");
+    EXPECT_EQ(plan->nodes[1].max_attempts, 1);
+    EXPECT_EQ(plan->nodes[2].max_iterations, 5);
+    EXPECT_EQ(plan->nodes[2].until, "");
+}
+
+TEST(CompileTest, SnapshotRoundTripsToTheSameDefinition) {
+    auto plan = CompileOk(std::string(kAgents) +
+                          "steps:\n"
+                          "  - {name: a, agent_name: w, prompt: \"Hi {{input}}\", output_var: v, "
+                          "retry: {jitter: 0.5}}\n"
+                          "  - {name: b, agent_name: w, mode: loop, until: OK, max_iterations: 3, "
+                          "prompt: \"{{v}}\"}\n");
+    ASSERT_TRUE(plan);
+    LoadOptions options;
+    options.sibling_agents = false;
+    auto reloaded = LoadWorkflowText(plan->definition_json, "<snapshot>", "", options);
+    ASSERT_TRUE(reloaded.ok()) << reloaded.diagnostics[0].ToString();
+    auto recompiled = Compile(reloaded.workflow);
+    ASSERT_TRUE(recompiled.ok());
+    EXPECT_EQ(recompiled.plan->definition_json, plan->definition_json);
+    EXPECT_EQ(recompiled.plan->definition_sha256, plan->definition_sha256);
+}
+
+TEST(CompileTest, LibreFangHttpBodyLoadsVerbatim) {
+    // The POST /api/workflows body of the reference document, agents supplied separately.
+    std::string body = R"({
+  "name": "my-pipeline",
+  "description": "Description of the workflow",
+  "steps": [
+    {
+      "name": "step-1",
+      "agent_name": "researcher",
+      "prompt": "Research: {{input}}",
+      "mode": "sequential",
+      "timeout_secs": 120,
+      "error_mode": "fail",
+      "output_var": "research"
+    }
+  ]
+})";
+    LoadOptions options;
+    options.sibling_agents = false;
+    auto loaded = LoadWorkflowText(body, "body.json", "", options);
+    ASSERT_TRUE(loaded.ok());
+    loaded.workflow.agents.push_back(
+        AgentSpec{.name = "researcher", .model = "openai:gpt-4o-mini"});
+    auto compiled = Compile(loaded.workflow);
+    ASSERT_TRUE(compiled.ok());
+    EXPECT_EQ(compiled.plan->nodes[0].timeout_ms, 120000);
+    EXPECT_EQ(compiled.plan->nodes[0].output_var, "research");
+}
+
+TEST(PlanFormatTest, DotAndMermaidShowEveryEdge) {
+    auto plan = CompileOk(std::string(kAgents) +
+                          "steps:\n"
+                          "  - {name: a, agent_name: w}\n"
+                          "  - {name: b, agent_name: w, mode: fan_out}\n"
+                          "  - {name: c, agent_name: w, mode: fan_out}\n");
+    ASSERT_TRUE(plan);
+    std::string dot = FormatPlan(*plan, PlanFormat::kDot);
+    EXPECT_NE(dot.find("\"a\" -> \"b\";"), std::string::npos);
+    EXPECT_NE(dot.find("\"a\" -> \"c\";"), std::string::npos);
+    std::string mermaid = FormatPlan(*plan, PlanFormat::kMermaid);
+    EXPECT_NE(mermaid.find("n0 --> n1"), std::string::npos);
+    EXPECT_NE(mermaid.find("n0 --> n2"), std::string::npos);
+    std::string text = FormatPlan(*plan, PlanFormat::kText, std::string("INPUT"));
+    EXPECT_NE(text.find("layer 2 (concurrent):"), std::string::npos);
+    EXPECT_NE(text.find("| INPUT"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace strowger::model
