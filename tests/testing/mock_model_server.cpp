@@ -308,6 +308,16 @@ Awaitable<void> MockModelServer::Impl::Serve(Stream& stream) {
     for (;;) {
         bhttp::request_parser<bhttp::string_body> parser;
         parser.body_limit(64 << 20);
+        auto [head_ec, head_read] =
+            co_await bhttp::async_read_header(stream, buffer, parser, kUseTuple);
+        if (head_ec) co_return;
+        // curl and others wait (up to a second) for this before sending a large body.
+        if (beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
+            static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+            auto [continue_ec, continue_written] =
+                co_await asio::async_write(stream, asio::buffer(kContinue), kUseTuple);
+            if (continue_ec) co_return;
+        }
         auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, kUseTuple);
         if (read_ec) co_return;
         const auto& request = parser.get();
@@ -376,6 +386,13 @@ Plan MockModelServer::Impl::Decide(const bhttp::request<bhttp::string_body>& req
         changed_.notify_all();
     }
 
+    if (request.method() == bhttp::verb::get && (path == "/v1/models" || path == "/models")) {
+        std::string body =
+            R"({"object":"list","data":[{"id":"mock-model","object":"model","owned_by":"strowger"}]})";
+        plan.bytes = Head(200, body.size(), nullptr, false) + body;
+        plan.latency_ms = 0;
+        return plan;
+    }
     if (!chat) {
         std::string body =
             ErrorBody(404, "mock server: no route for " + std::string(request.method_string()) +
@@ -408,7 +425,7 @@ Plan MockModelServer::Impl::Decide(const bhttp::request<bhttp::string_body>& req
     bool truncate = rule && rule->truncate;
     plan.close = truncate || (rule && rule->close_after);
     size_t declared = truncate ? body.size() + 64 : body.size();
-    plan.bytes = Head(status, declared, rule, false) + body;
+    plan.bytes = Head(status, declared, rule, !request.keep_alive()) + body;
     return plan;
 }
 

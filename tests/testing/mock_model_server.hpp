@@ -1,8 +1,8 @@
 // A loopback OpenAI-compatible model server for tests and benchmarks.
 //
-// Serves POST /v1/chat/completions (HTTP/1.1 keep-alive, optionally over TLS) on its own thread
-// and io_context, so a test can drive a client on another. Every connection is a coroutine and
-// latency is a timer, so one thread holds tens of thousands of waiting connections.
+// Serves POST /v1/chat/completions and GET /v1/models (HTTP/1.1 keep-alive, optionally TLS) on its
+// own thread and io_context, so a test can drive a client on another. Every connection is a
+// coroutine and latency is a timer, so one thread holds tens of thousands of waiting connections.
 //
 // A request is answered by the first rule that matches it (X-Strowger-Node header and/or a
 // substring of the last user message; a rule may be limited to `times` uses), else by the

@@ -28,7 +28,8 @@
 // Thread-safety: an HttpClient may be used concurrently from any thread and any executor. Its
 // sockets live on the executor given to Create (which must be running); each request runs on a
 // strand of it and completes on the caller's executor. Destroying the HttpClient while requests
-// are in flight is safe: they hold the shared state they need.
+// are in flight is safe: they hold the shared state they need. The last reference must go before
+// the executor's io_context is destroyed (pooled sockets belong to it).
 #pragma once
 
 #include <chrono>
@@ -102,7 +103,7 @@ struct ProxyConfig {
 
 struct HttpClientOptions {
     // Idle keep-alive connections kept per scheme + host + port; more are closed.
-    size_t max_idle_connections_per_host = 64;
+    size_t max_idle_connections_per_host = 256;
     // Idle connections older than this are closed instead of reused.
     std::chrono::milliseconds idle_timeout{std::chrono::seconds(50)};
     // Larger bodies fail with kResourceExhausted (streamed 2xx bodies are not limited).
@@ -117,7 +118,7 @@ struct HttpClientOptions {
 // Counters since creation, for tests and metrics.
 struct HttpClientStats {
     int64_t connections_opened = 0;  // TCP connections established (to the target or a proxy)
-    int64_t requests_sent = 0;       // requests written, including the stale-connection retry
+    int64_t requests_sent = 0;       // requests started, including stale-connection retries
     int64_t reuses = 0;              // requests sent on a pooled keep-alive connection
     int64_t stale_retries = 0;       // requests retried after a reused connection failed
 };
