@@ -3,9 +3,36 @@
 
 #include "core/strings.hpp"
 #include "store/memory/memory_store.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
 
 namespace strowger::store {
+namespace {
+
+// "sqlite:PATH[?synchronous=...]": PATH relative to the working directory; its directory is
+// created if missing.
+Result<std::shared_ptr<Store>> OpenSqliteStoreBlocking(const std::string& url) {
+    STROWGER_ASSIGN_OR_RETURN(auto parsed, ParseSqliteUrl(url));
+    std::error_code ec;
+    std::filesystem::path path = std::filesystem::absolute(parsed.path, ec);
+    if (ec) return InvalidArgumentError("store path " + parsed.path + ": " + ec.message());
+    path = path.lexically_normal();
+    if (path.has_parent_path()) {
+        std::filesystem::create_directories(path.parent_path(), ec);
+        if (ec) {
+            bool denied = ec == std::errc::permission_denied ||
+                          ec == std::errc::operation_not_permitted ||
+                          ec == std::errc::read_only_file_system;
+            return MakeError(denied ? ErrorCode::kPermissionDenied : ErrorCode::kFailedPrecondition,
+                             "cannot create directory " + path.parent_path().string() +
+                                 " for store " + path.string() + ": " + ec.message());
+        }
+    }
+    STROWGER_ASSIGN_OR_RETURN(auto store, SqliteStore::OpenBlocking(path.string(), parsed.options));
+    return std::shared_ptr<Store>(std::move(store));
+}
+
+}  // namespace
 
 std::string DefaultStoreUrl() {
     if (const char* env = std::getenv("STROWGER_STORE"); env && *env) return env;
@@ -22,9 +49,7 @@ std::string DefaultStoreUrl() {
 
 Result<std::shared_ptr<Store>> OpenStoreBlocking(const std::string& url) {
     if (url == "memory:" || url == "memory") return std::make_shared<MemoryStore>();
-    if (StartsWith(url, "sqlite:")) {
-        return UnimplementedError("the sqlite store is not built yet");  // TODO(#3)
-    }
+    if (StartsWith(url, "sqlite:")) return OpenSqliteStoreBlocking(url);
     if (StartsWith(url, "postgres://") || StartsWith(url, "postgresql://")) {
         return UnimplementedError("the PostgreSQL store is not available in this version");
     }

@@ -1,0 +1,1146 @@
+#include "store/sqlite/sqlite_store.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "core/log.hpp"
+#include "core/strings.hpp"
+#include "store/sqlite/sqlite_connection.hpp"
+
+namespace strowger::store {
+
+using sqlite::Connection;
+using sqlite::Statement;
+
+namespace {
+
+// Bumped by each migration; a file with a higher version was written by a newer Strowger.
+constexpr int kSchemaVersion = 1;
+// PRAGMA application_id of a Strowger store ("STRW").
+constexpr int64_t kApplicationId = 0x53545257;
+
+// kMigrations[i] takes the schema from version i to version i + 1. Never edit a released
+// migration; append a new one.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE runs (
+    run_id            TEXT PRIMARY KEY NOT NULL,
+    workflow          TEXT NOT NULL,
+    status            TEXT NOT NULL,               -- RunStatusName
+    definition_sha256 TEXT NOT NULL,
+    idempotency_key   TEXT,                        -- NULL = none
+    created_at        INTEGER NOT NULL,            -- unix microseconds
+    updated_at        INTEGER NOT NULL,
+    head_seq          INTEGER NOT NULL,
+    head_hash         TEXT NOT NULL,
+    owner             TEXT,                        -- lease holder, NULL = none
+    lease_until       INTEGER NOT NULL DEFAULT 0   -- unix microseconds
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX runs_by_idempotency_key ON runs (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX runs_by_status ON runs (status, run_id);
+CREATE INDEX runs_by_workflow ON runs (workflow, run_id);
+CREATE INDEX runs_by_owner ON runs (owner) WHERE owner IS NOT NULL;
+
+CREATE TABLE events (
+    run_id TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    type   TEXT NOT NULL,
+    node   TEXT NOT NULL,
+    line   TEXT NOT NULL,                          -- the canonical encoded event
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE definitions (
+    sha256 TEXT PRIMARY KEY NOT NULL,
+    json   TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE control_requests (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    action INTEGER NOT NULL,                       -- ControlAction
+    reason TEXT NOT NULL,
+    actor  TEXT NOT NULL
+);
+CREATE INDEX control_requests_by_run ON control_requests (run_id, id);
+)sql",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+constexpr std::string_view kRunColumns =
+    "run_id, workflow, status, definition_sha256, idempotency_key, created_at, updated_at, "
+    "head_seq, head_hash, owner, lease_until";
+
+// SQLite's default limit on host parameters is 32766; stay far below it.
+constexpr size_t kMaxInList = 500;
+
+std::string Placeholders(size_t count) {
+    std::string text;
+    for (size_t i = 0; i < count; ++i) text += i == 0 ? "?" : ",?";
+    return text;
+}
+
+Result<RunRecord> ReadRunRecord(const Statement& row) {
+    RunRecord record;
+    record.run_id = row.Text(0);
+    record.workflow = row.Text(1);
+    std::string status = row.Text(2);
+    bool known = false;
+    record.status = ledger::RunStatusFromName(status, &known);
+    if (!known) {
+        return DataLossError("run " + record.run_id + " has unknown status \"" + status + "\"");
+    }
+    record.definition_sha256 = row.Text(3);
+    record.idempotency_key = row.Text(4);
+    record.created_at = FromUnixMicros(row.Int(5));
+    record.updated_at = FromUnixMicros(row.Int(6));
+    record.head.seq = row.Int(7);
+    record.head.hash = row.Text(8);
+    record.owner = row.Text(9);
+    record.lease_until = FromUnixMicros(row.Int(10));
+    return record;
+}
+
+bool TypeMatches(const std::vector<std::string>& types, const std::string& type) {
+    if (types.empty()) return true;
+    for (const auto& t : types) {
+        if (t == type || (EndsWith(t, ".") && StartsWith(type, t))) return true;
+    }
+    return false;
+}
+
+// Events handed to the store must continue each other; the chain itself is the ledger's.
+Status CheckContiguous(const std::string& run_id, const std::vector<ledger::Event>& events) {
+    for (size_t i = 1; i < events.size(); ++i) {
+        if (events[i].seq != events[i - 1].seq + 1) {
+            return InvalidArgumentError("run " + run_id + ": events to append are not " +
+                                        "consecutive (seq " + std::to_string(events[i - 1].seq) +
+                                        " then " + std::to_string(events[i].seq) + ")");
+        }
+    }
+    return OkStatus();
+}
+
+Status InsertEvents(Connection& db, const std::string& run_id,
+                    const std::vector<ledger::Event>& events) {
+    STROWGER_ASSIGN_OR_RETURN(
+        auto insert,
+        db.Prepare("INSERT INTO events (run_id, seq, type, node, line) VALUES (?, ?, ?, ?, ?)"));
+    for (const auto& event : events) {
+        insert.Bind(1, run_id);
+        insert.Bind(2, event.seq);
+        insert.Bind(3, event.type_name);
+        insert.Bind(4, event.node);
+        insert.Bind(5, event.encoded);
+        STROWGER_TRY(insert.Run());
+    }
+    return OkStatus();
+}
+
+Result<bool> RunExists(Connection& db, const std::string& run_id) {
+    STROWGER_ASSIGN_OR_RETURN(auto exists, db.Prepare("SELECT 1 FROM runs WHERE run_id = ?"));
+    exists.Bind(1, run_id);
+    return exists.Step();
+}
+
+// ---- Writes: each runs on the writer thread, inside the batch transaction. ----
+
+Result<CreateRunResult> ApplyCreateRun(Connection& db, const NewRun& run) {
+    if (!run.idempotency_key.empty()) {
+        STROWGER_ASSIGN_OR_RETURN(auto find,
+                                  db.Prepare("SELECT run_id FROM runs WHERE idempotency_key = ?"));
+        find.Bind(1, run.idempotency_key);
+        STROWGER_ASSIGN_OR_RETURN(bool found, find.Step());
+        if (found) return CreateRunResult{find.Text(0), false};
+    }
+    STROWGER_ASSIGN_OR_RETURN(bool exists, RunExists(db, run.run_id));
+    if (exists) return AlreadyExistsError("run " + run.run_id + " exists");
+    if (run.events.empty() || run.events.front().seq != 1) {
+        return InvalidArgumentError("a new run's events must start at seq 1");
+    }
+    STROWGER_TRY(CheckContiguous(run.run_id, run.events));
+    {
+        STROWGER_ASSIGN_OR_RETURN(
+            auto define,
+            db.Prepare("INSERT OR IGNORE INTO definitions (sha256, json) VALUES (?, ?)"));
+        define.Bind(1, run.definition_sha256);
+        define.Bind(2, run.definition_json);
+        STROWGER_TRY(define.Run());
+    }
+    {
+        STROWGER_ASSIGN_OR_RETURN(
+            auto insert,
+            db.Prepare("INSERT INTO runs (run_id, workflow, status, definition_sha256, "
+                       "idempotency_key, created_at, updated_at, head_seq, head_hash, owner, "
+                       "lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        const ledger::Event& last = run.events.back();
+        insert.Bind(1, run.run_id);
+        insert.Bind(2, run.workflow);
+        insert.Bind(3, ledger::RunStatusName(run.status));
+        insert.Bind(4, run.definition_sha256);
+        insert.BindTextOrNull(5, run.idempotency_key);
+        insert.Bind(6, ToUnixMicros(run.events.front().time));
+        insert.Bind(7, ToUnixMicros(last.time));
+        insert.Bind(8, last.seq);
+        insert.Bind(9, last.hash);
+        insert.BindTextOrNull(10, run.owner);
+        insert.Bind(11, ToUnixMicros(run.lease_until));
+        STROWGER_TRY(insert.Run());
+    }
+    STROWGER_TRY(InsertEvents(db, run.run_id, run.events));
+    return CreateRunResult{run.run_id, true};
+}
+
+Result<void> ApplyAppendEvents(Connection& db, const std::string& run_id,
+                               const std::vector<ledger::Event>& events, RunStatus status_after) {
+    int64_t head_seq = 0;
+    {
+        STROWGER_ASSIGN_OR_RETURN(auto head,
+                                  db.Prepare("SELECT head_seq FROM runs WHERE run_id = ?"));
+        head.Bind(1, run_id);
+        STROWGER_ASSIGN_OR_RETURN(bool found, head.Step());
+        if (!found) return NotFoundError("no run " + run_id);
+        head_seq = head.Int(0);
+    }
+    if (events.empty()) return OkStatus();
+    if (events.front().seq != head_seq + 1) {
+        return MakeError(ErrorCode::kAborted, "run " + run_id + " head moved: expected seq " +
+                                                  std::to_string(head_seq + 1) + ", got " +
+                                                  std::to_string(events.front().seq));
+    }
+    STROWGER_TRY(CheckContiguous(run_id, events));
+    STROWGER_TRY(InsertEvents(db, run_id, events));
+    STROWGER_ASSIGN_OR_RETURN(auto update,
+                              db.Prepare("UPDATE runs SET status = ?, head_seq = ?, head_hash = ?, "
+                                         "updated_at = ? WHERE run_id = ?"));
+    update.Bind(1, ledger::RunStatusName(status_after));
+    update.Bind(2, events.back().seq);
+    update.Bind(3, events.back().hash);
+    update.Bind(4, ToUnixMicros(events.back().time));
+    update.Bind(5, run_id);
+    return update.Run();
+}
+
+Result<bool> ApplyTryLease(Connection& db, const std::string& run_id, const std::string& owner,
+                           SystemTime until, const std::string& host) {
+    {
+        STROWGER_ASSIGN_OR_RETURN(
+            auto current, db.Prepare("SELECT owner, lease_until FROM runs WHERE run_id = ?"));
+        current.Bind(1, run_id);
+        STROWGER_ASSIGN_OR_RETURN(bool found, current.Step());
+        if (!found) return NotFoundError("no run " + run_id);
+        std::string holder = current.Text(0);
+        int64_t now = ToUnixMicros(std::chrono::system_clock::now());
+        if (!holder.empty() && holder != owner && current.Int(1) > now &&
+            !IsDeadLocalOwner(holder, host)) {
+            return false;
+        }
+    }
+    STROWGER_ASSIGN_OR_RETURN(
+        auto take, db.Prepare("UPDATE runs SET owner = ?, lease_until = ? WHERE run_id = ?"));
+    take.BindTextOrNull(1, owner);
+    take.Bind(2, ToUnixMicros(until));
+    take.Bind(3, run_id);
+    STROWGER_TRY(take.Run());
+    return true;
+}
+
+Result<void> ApplyRenewLeases(Connection& db, const std::string& owner, SystemTime until) {
+    STROWGER_ASSIGN_OR_RETURN(auto renew,
+                              db.Prepare("UPDATE runs SET lease_until = ? WHERE owner = ?"));
+    renew.Bind(1, ToUnixMicros(until));
+    renew.Bind(2, owner);
+    return renew.Run();
+}
+
+Result<void> ApplyReleaseLease(Connection& db, const std::string& run_id,
+                               const std::string& owner) {
+    STROWGER_ASSIGN_OR_RETURN(auto release,
+                              db.Prepare("UPDATE runs SET owner = NULL, lease_until = 0 "
+                                         "WHERE run_id = ? AND owner = ?"));
+    release.Bind(1, run_id);
+    release.Bind(2, owner);
+    return release.Run();
+}
+
+Result<void> ApplyRequestControl(Connection& db, const ControlRequest& request) {
+    STROWGER_ASSIGN_OR_RETURN(bool exists, RunExists(db, request.run_id));
+    if (!exists) return NotFoundError("no run " + request.run_id);
+    STROWGER_ASSIGN_OR_RETURN(
+        auto insert, db.Prepare("INSERT INTO control_requests (run_id, action, reason, actor) "
+                                "VALUES (?, ?, ?, ?)"));
+    insert.Bind(1, request.run_id);
+    insert.Bind(2, static_cast<int64_t>(request.action));
+    insert.Bind(3, request.reason);
+    insert.Bind(4, request.actor);
+    return insert.Run();
+}
+
+Result<std::vector<ControlRequest>> ApplyTakeControlRequests(
+    Connection& db, const std::vector<std::string>& run_ids) {
+    std::vector<std::pair<int64_t, ControlRequest>> taken;
+    for (size_t begin = 0; begin < run_ids.size(); begin += kMaxInList) {
+        size_t count = std::min(kMaxInList, run_ids.size() - begin);
+        std::string in = "(" + Placeholders(count) + ")";
+        {
+            STROWGER_ASSIGN_OR_RETURN(auto select,
+                                      db.Prepare("SELECT id, run_id, action, reason, actor FROM "
+                                                 "control_requests WHERE run_id IN " +
+                                                 in));
+            for (size_t i = 0; i < count; ++i)
+                select.Bind(static_cast<int>(i + 1), run_ids[begin + i]);
+            for (;;) {
+                STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
+                if (!row) break;
+                int64_t action = select.Int(2);
+                if (action != static_cast<int64_t>(ControlAction::kPause) &&
+                    action != static_cast<int64_t>(ControlAction::kCancel)) {
+                    return DataLossError("control request " + std::to_string(select.Int(0)) +
+                                         " has unknown action " + std::to_string(action));
+                }
+                ControlRequest request;
+                request.run_id = select.Text(1);
+                request.action = static_cast<ControlAction>(action);
+                request.reason = select.Text(3);
+                request.actor = select.Text(4);
+                taken.emplace_back(select.Int(0), std::move(request));
+            }
+        }
+        STROWGER_ASSIGN_OR_RETURN(auto remove,
+                                  db.Prepare("DELETE FROM control_requests WHERE run_id IN " + in));
+        for (size_t i = 0; i < count; ++i) remove.Bind(static_cast<int>(i + 1), run_ids[begin + i]);
+        STROWGER_TRY(remove.Run());
+    }
+    std::sort(taken.begin(), taken.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<ControlRequest> out;
+    out.reserve(taken.size());
+    for (auto& [id, request] : taken) out.push_back(std::move(request));
+    return out;
+}
+
+constexpr RunStatus kAllStatuses[] = {
+    RunStatus::kPending,   RunStatus::kRunning,
+    RunStatus::kPaused,    RunStatus::kWaiting,
+    RunStatus::kCompleted, RunStatus::kFailed,
+    RunStatus::kCancelled, RunStatus::kNeedsReconciliation,
+};
+
+Result<int64_t> ApplyPruneTerminalRuns(Connection& db, int64_t keep) {
+    std::vector<std::string_view> terminal;
+    for (RunStatus status : kAllStatuses) {
+        if (ledger::IsTerminal(status)) terminal.push_back(ledger::RunStatusName(status));
+    }
+    std::vector<std::string> doomed;
+    {
+        STROWGER_ASSIGN_OR_RETURN(
+            auto select,
+            db.Prepare("SELECT run_id FROM runs WHERE status IN (" + Placeholders(terminal.size()) +
+                       ") ORDER BY run_id DESC LIMIT -1 OFFSET ?"));
+        int index = 1;
+        for (auto name : terminal) select.Bind(index++, name);
+        select.Bind(index, std::max<int64_t>(keep, 0));
+        for (;;) {
+            STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
+            if (!row) break;
+            doomed.push_back(select.Text(0));
+        }
+    }
+    for (const char* sql :
+         {"DELETE FROM events WHERE run_id = ?", "DELETE FROM control_requests WHERE run_id = ?",
+          "DELETE FROM runs WHERE run_id = ?"}) {
+        STROWGER_ASSIGN_OR_RETURN(auto remove, db.Prepare(sql));
+        for (const auto& run_id : doomed) {
+            remove.Bind(1, run_id);
+            STROWGER_TRY(remove.Run());
+        }
+    }
+    return static_cast<int64_t>(doomed.size());
+}
+
+// ---- Reads: each runs on a read-pool thread, inside a read transaction (one snapshot). ----
+
+Result<std::vector<StoredEvent>> QueryEvents(Connection& db, const std::string& run_id,
+                                             const EventQuery& query) {
+    STROWGER_ASSIGN_OR_RETURN(bool exists, RunExists(db, run_id));
+    if (!exists) return NotFoundError("no run " + run_id);
+    // A type filter is applied here rather than in SQL (prefix entries), so the limit is too.
+    bool filtered = !query.types.empty();
+    STROWGER_ASSIGN_OR_RETURN(
+        auto select, db.Prepare("SELECT seq, type, node, line FROM events WHERE run_id = ? "
+                                "AND seq > ? ORDER BY seq LIMIT ?"));
+    select.Bind(1, run_id);
+    select.Bind(2, query.after_seq);
+    select.Bind(3, !filtered && query.limit > 0 ? query.limit : int64_t{-1});
+    std::vector<StoredEvent> out;
+    for (;;) {
+        STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
+        if (!row) break;
+        std::string type = select.Text(1);
+        if (!TypeMatches(query.types, type)) continue;
+        out.push_back(StoredEvent{select.Int(0), std::move(type), select.Text(2), select.Text(3)});
+        if (query.limit > 0 && static_cast<int64_t>(out.size()) >= query.limit) break;
+    }
+    return out;
+}
+
+Result<RunRecord> QueryRun(Connection& db, const std::string& run_id) {
+    STROWGER_ASSIGN_OR_RETURN(auto select, db.Prepare("SELECT " + std::string(kRunColumns) +
+                                                      " FROM runs WHERE run_id = ?"));
+    select.Bind(1, run_id);
+    STROWGER_ASSIGN_OR_RETURN(bool found, select.Step());
+    if (!found) return NotFoundError("no run " + run_id);
+    return ReadRunRecord(select);
+}
+
+Result<RunPage> QueryRuns(Connection& db, const RunFilter& filter) {
+    std::string sql = "SELECT " + std::string(kRunColumns) + " FROM runs WHERE 1";
+    if (!filter.before_run_id.empty()) sql += " AND run_id < ?";
+    if (!filter.workflow.empty()) sql += " AND workflow = ?";
+    if (!filter.statuses.empty()) {
+        sql += " AND status IN (" + Placeholders(filter.statuses.size()) + ")";
+    }
+    sql += " ORDER BY run_id DESC LIMIT ?";
+    STROWGER_ASSIGN_OR_RETURN(auto select, db.Prepare(sql));
+    int index = 1;
+    if (!filter.before_run_id.empty()) select.Bind(index++, filter.before_run_id);
+    if (!filter.workflow.empty()) select.Bind(index++, filter.workflow);
+    for (RunStatus status : filter.statuses) select.Bind(index++, ledger::RunStatusName(status));
+    // One row more than asked tells whether there is a next page.
+    select.Bind(index, filter.limit > 0 ? filter.limit + 1 : int64_t{-1});
+    RunPage page;
+    for (;;) {
+        STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
+        if (!row) break;
+        if (filter.limit > 0 && static_cast<int64_t>(page.runs.size()) >= filter.limit) {
+            page.next_cursor = page.runs.back().run_id;
+            break;
+        }
+        STROWGER_ASSIGN_OR_RETURN(auto record, ReadRunRecord(select));
+        page.runs.push_back(std::move(record));
+    }
+    return page;
+}
+
+Result<std::string> QueryDefinition(Connection& db, const std::string& sha256) {
+    STROWGER_ASSIGN_OR_RETURN(auto select,
+                              db.Prepare("SELECT json FROM definitions WHERE sha256 = ?"));
+    select.Bind(1, sha256);
+    STROWGER_ASSIGN_OR_RETURN(bool found, select.Step());
+    if (!found) return NotFoundError("no definition " + sha256);
+    return select.Text(0);
+}
+
+Result<std::string> QueryIdempotencyKey(Connection& db, const std::string& key) {
+    STROWGER_ASSIGN_OR_RETURN(auto select,
+                              db.Prepare("SELECT run_id FROM runs WHERE idempotency_key = ?"));
+    select.Bind(1, key);
+    STROWGER_ASSIGN_OR_RETURN(bool found, select.Step());
+    if (!found) return NotFoundError("no run with idempotency key " + key);
+    return select.Text(0);
+}
+
+Result<std::vector<RunRecord>> QueryClaimable(Connection& db,
+                                              const std::vector<RunStatus>& statuses,
+                                              SystemTime now, int64_t limit,
+                                              const std::string& host) {
+    std::vector<RunRecord> out;
+    if (statuses.empty()) return out;
+    // Runs leased by an owner on this host are candidates too: that owner may be dead.
+    STROWGER_ASSIGN_OR_RETURN(
+        auto select,
+        db.Prepare("SELECT " + std::string(kRunColumns) + " FROM runs WHERE status IN (" +
+                   Placeholders(statuses.size()) +
+                   ") AND (owner IS NULL OR lease_until <= ? OR substr(owner, 1, ?) = ?) "
+                   "ORDER BY run_id"));
+    int index = 1;
+    for (RunStatus status : statuses) select.Bind(index++, ledger::RunStatusName(status));
+    int64_t now_micros = ToUnixMicros(now);
+    select.Bind(index++, now_micros);
+    select.Bind(index++, static_cast<int64_t>(host.size() + 1));
+    select.Bind(index, host + ":");
+    for (;;) {
+        STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
+        if (!row) break;
+        STROWGER_ASSIGN_OR_RETURN(auto record, ReadRunRecord(select));
+        if (!record.owner.empty() && ToUnixMicros(record.lease_until) > now_micros &&
+            !IsDeadLocalOwner(record.owner, host)) {
+            continue;
+        }
+        out.push_back(std::move(record));
+        if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
+    }
+    return out;
+}
+
+Result<bool> QueryAnyControlRequests(Connection& db, const std::vector<std::string>& run_ids) {
+    for (size_t begin = 0; begin < run_ids.size(); begin += kMaxInList) {
+        size_t count = std::min(kMaxInList, run_ids.size() - begin);
+        STROWGER_ASSIGN_OR_RETURN(auto select,
+                                  db.Prepare("SELECT 1 FROM control_requests WHERE run_id IN (" +
+                                             Placeholders(count) + ") LIMIT 1"));
+        for (size_t i = 0; i < count; ++i) select.Bind(static_cast<int>(i + 1), run_ids[begin + i]);
+        STROWGER_ASSIGN_OR_RETURN(bool found, select.Step());
+        if (found) return true;
+    }
+    return false;
+}
+
+Result<int64_t> PragmaInt(Connection& db, const char* sql) {
+    STROWGER_ASSIGN_OR_RETURN(auto pragma, db.Prepare(sql));
+    STROWGER_ASSIGN_OR_RETURN(bool row, pragma.Step());
+    return row ? pragma.Int(0) : 0;
+}
+
+template <typename T>
+using Job = std::move_only_function<Result<T>(Connection&)>;
+
+// Posts `result` to `handler` on the executor `work` tracks. Completion handlers are never
+// called inline: the caller's coroutine resumes on its own executor.
+template <typename Handler, typename Work, typename T>
+void PostResult(Handler handler, Work work, Result<T> result) {
+    auto executor = work.get_executor();
+    asio::post(executor, [handler = std::move(handler), result = std::move(result)]() mutable {
+        std::move(handler)(std::move(result));
+    });
+}
+
+// One queued write request: the job to apply and the coroutine waiting for its result.
+class WriteOp {
+  public:
+    virtual ~WriteOp() = default;
+    // Runs the job inside the batch transaction; the result is kept for Complete.
+    virtual Status Apply(Connection& db) = 0;
+    // Replaces the kept result with `error`.
+    virtual void Fail(Error error) = 0;
+    // Sends the kept result to the waiting coroutine. Called once.
+    virtual void Complete() = 0;
+};
+
+template <typename T, typename Handler>
+class WriteOpImpl final : public WriteOp {
+  public:
+    WriteOpImpl(Job<T> job, Handler handler)
+        : job_(std::move(job)),
+          handler_(std::move(handler)),
+          work_(asio::make_work_guard(handler_)) {}
+
+    Status Apply(Connection& db) override {
+        result_ = job_(db);
+        if (result_) return OkStatus();
+        return std::unexpected(result_.error());
+    }
+    void Fail(Error error) override { result_ = std::unexpected(std::move(error)); }
+    void Complete() override {
+        PostResult(std::move(handler_), std::move(work_), std::move(result_));
+    }
+
+  private:
+    Job<T> job_;
+    Handler handler_;
+    asio::executor_work_guard<asio::associated_executor_t<Handler>> work_;
+    Result<T> result_{std::unexpect, ErrorCode::kInternal, "write request was not applied"};
+};
+
+}  // namespace
+
+struct SqliteStore::Impl {
+    Impl(std::string path_in, SqliteOptions options_in)
+        : path(std::move(path_in)), options(options_in) {}
+
+    Status Setup();
+    Status Migrate();
+    Status MigrateInTransaction();
+    void Start();
+    void Close();
+
+    template <typename T>
+    Awaitable<Result<T>> Write(Job<T> job);
+    template <typename T>
+    Awaitable<Result<T>> Read(Job<T> job);
+
+    void Enqueue(std::unique_ptr<WriteOp> op);
+    void WriterLoop();
+    void RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch);
+    Error Poison(const Error& cause);
+    void MaybeCheckpoint();
+    template <typename T>
+    Result<T> RunRead(Job<T>& job);
+
+    // Called by SQLite after each commit with the number of frames in the WAL.
+    static int WalHook(void* arg, sqlite3* db, const char* database, int frames);
+
+    Error ClosedError() const {
+        return Error(ErrorCode::kFailedPrecondition, "store " + path + " is closed");
+    }
+
+    const std::string path;
+    const SqliteOptions options;
+    const std::string host = LocalHostName();
+
+    // The writer's connection: used by Setup, then only by the writer thread.
+    std::unique_ptr<Connection> writer;
+    int64_t wal_frames = 0;  // writer thread only; set by WalHook after each commit
+    std::thread writer_thread;
+
+    std::mutex mutex;
+    std::condition_variable wake;
+    std::deque<std::unique_ptr<WriteOp>> queue;  // GUARDED_BY(mutex)
+    bool stopping = false;                       // GUARDED_BY(mutex)
+    bool held = false;                           // GUARDED_BY(mutex)
+    std::optional<Error> poisoned;               // GUARDED_BY(mutex)
+    std::atomic<bool> inject_commit_failure{false};
+
+    std::mutex readers_mutex;
+    std::vector<std::unique_ptr<Connection>> idle_readers;  // GUARDED_BY(readers_mutex)
+    bool reads_closed = false;                              // GUARDED_BY(readers_mutex)
+    std::optional<asio::thread_pool> read_pool;
+
+    std::once_flag close_once;
+
+    std::atomic<int64_t> write_requests{0};
+    std::atomic<int64_t> transactions{0};
+    std::atomic<int64_t> largest_batch{0};
+    std::atomic<int64_t> queued{0};
+    std::atomic<int64_t> checkpoints{0};
+};
+
+int SqliteStore::Impl::WalHook(void* arg, sqlite3* /*db*/, const char* /*database*/, int frames) {
+    static_cast<Impl*>(arg)->wal_frames = frames;
+    return SQLITE_OK;
+}
+
+Status SqliteStore::Impl::Setup() {
+    STROWGER_ASSIGN_OR_RETURN(
+        writer, Connection::Open(path, Connection::Role::kWriter, options.busy_timeout));
+    {
+        STROWGER_ASSIGN_OR_RETURN(auto mode, writer->Prepare("PRAGMA journal_mode=WAL"));
+        STROWGER_ASSIGN_OR_RETURN(bool row, mode.Step());
+        std::string name = row ? AsciiLower(mode.Text(0)) : "";
+        if (name != "wal") {
+            return FailedPreconditionError("store " + path + " cannot use WAL mode (journal_mode " +
+                                           "is \"" + name + "\")");
+        }
+    }
+    STROWGER_TRY(writer->Exec(options.synchronous == SqliteSync::kFull
+                                  ? "PRAGMA synchronous=FULL"
+                                  : "PRAGMA synchronous=NORMAL"));
+    // After a checkpoint, shrink a WAL that a burst made large.
+    STROWGER_TRY(writer->Exec("PRAGMA journal_size_limit=67108864"));
+    STROWGER_TRY(Migrate());
+    // Our hook replaces SQLite's auto-checkpoint, so the writer runs checkpoints itself and
+    // sees their errors (a failed fsync there poisons the store like a failed commit).
+    sqlite3_wal_hook(writer->handle(), &WalHook, this);
+    for (int i = 0; i < options.read_threads; ++i) {
+        STROWGER_ASSIGN_OR_RETURN(
+            auto reader, Connection::Open(path, Connection::Role::kReader, options.busy_timeout));
+        idle_readers.push_back(std::move(reader));
+    }
+    return OkStatus();
+}
+
+Status SqliteStore::Impl::Migrate() {
+    // IMMEDIATE: two processes opening a new file at once migrate one after the other.
+    STROWGER_TRY(writer->Exec("BEGIN IMMEDIATE"));
+    Status migrated = MigrateInTransaction();
+    if (!migrated) {
+        (void)writer->Exec("ROLLBACK");
+        return migrated;
+    }
+    return writer->Exec("COMMIT");
+}
+
+Status SqliteStore::Impl::MigrateInTransaction() {
+    STROWGER_ASSIGN_OR_RETURN(int64_t application_id, PragmaInt(*writer, "PRAGMA application_id"));
+    STROWGER_ASSIGN_OR_RETURN(int64_t version, PragmaInt(*writer, "PRAGMA user_version"));
+    STROWGER_ASSIGN_OR_RETURN(int64_t objects,
+                              PragmaInt(*writer, "SELECT count(*) FROM sqlite_schema"));
+    if (application_id != kApplicationId && (application_id != 0 || objects != 0)) {
+        return FailedPreconditionError(path + " is an SQLite database but not a Strowger store");
+    }
+    if (version > kSchemaVersion) {
+        return FailedPreconditionError("store " + path + " has schema version " +
+                                       std::to_string(version) + ", newer than this Strowger " +
+                                       "understands (" + std::to_string(kSchemaVersion) +
+                                       "); use a newer strowger");
+    }
+    if (version == kSchemaVersion) return OkStatus();
+    for (int64_t v = version; v < kSchemaVersion; ++v) {
+        auto applied = writer->Exec(kMigrations[v]);
+        if (!applied)
+            return std::unexpected(applied.error().WithPrefix("migrating store to schema version " +
+                                                              std::to_string(v + 1) + ": "));
+    }
+    std::string stamp = "PRAGMA user_version=" + std::to_string(kSchemaVersion) +
+                        "; PRAGMA application_id=" + std::to_string(kApplicationId);
+    return writer->Exec(stamp.c_str());
+}
+
+void SqliteStore::Impl::Start() {
+    read_pool.emplace(static_cast<size_t>(options.read_threads));
+    writer_thread = std::thread([this] { WriterLoop(); });
+}
+
+void SqliteStore::Impl::Close() {
+    std::call_once(close_once, [this] {
+        {
+            std::lock_guard lock(mutex);
+            stopping = true;
+        }
+        wake.notify_all();
+        if (writer_thread.joinable()) writer_thread.join();
+        {
+            std::lock_guard lock(readers_mutex);
+            reads_closed = true;
+        }
+        // join() lets reads already posted finish.
+        if (read_pool) read_pool->join();
+        {
+            std::lock_guard lock(readers_mutex);
+            idle_readers.clear();
+        }
+        // The writer closes last, so SQLite checkpoints and removes the WAL.
+        writer.reset();
+    });
+}
+
+template <typename T>
+Awaitable<Result<T>> SqliteStore::Impl::Write(Job<T> job) {
+    auto initiation = [this](auto handler, Job<T> pending) {
+        Enqueue(std::make_unique<WriteOpImpl<T, decltype(handler)>>(std::move(pending),
+                                                                    std::move(handler)));
+    };
+    return asio::async_initiate<const asio::use_awaitable_t<>&, void(Result<T>)>(
+        std::move(initiation), asio::use_awaitable, std::move(job));
+}
+
+template <typename T>
+Awaitable<Result<T>> SqliteStore::Impl::Read(Job<T> job) {
+    auto initiation = [this](auto handler, Job<T> pending) {
+        auto work = asio::make_work_guard(handler);
+        std::lock_guard lock(readers_mutex);
+        if (reads_closed) {
+            PostResult(std::move(handler), std::move(work),
+                       Result<T>(std::unexpected(ClosedError())));
+            return;
+        }
+        asio::post(*read_pool, [this, handler = std::move(handler), work = std::move(work),
+                                pending = std::move(pending)]() mutable {
+            Result<T> result = RunRead<T>(pending);
+            PostResult(std::move(handler), std::move(work), std::move(result));
+        });
+    };
+    return asio::async_initiate<const asio::use_awaitable_t<>&, void(Result<T>)>(
+        std::move(initiation), asio::use_awaitable, std::move(job));
+}
+
+template <typename T>
+Result<T> SqliteStore::Impl::RunRead(Job<T>& job) {
+    std::unique_ptr<Connection> connection;
+    {
+        std::lock_guard lock(readers_mutex);
+        if (!idle_readers.empty()) {
+            connection = std::move(idle_readers.back());
+            idle_readers.pop_back();
+        }
+    }
+    if (!connection) {
+        // Cannot happen while there is one connection per pool thread; stay correct anyway.
+        auto opened = Connection::Open(path, Connection::Role::kReader, options.busy_timeout);
+        if (!opened) return std::unexpected(std::move(opened).error());
+        connection = std::move(*opened);
+    }
+    Result<T> result = [&]() -> Result<T> {
+        STROWGER_TRY(connection->Exec("BEGIN"));
+        return job(*connection);
+    }();
+    if (connection->InTransaction()) (void)connection->Exec("COMMIT");
+    std::lock_guard lock(readers_mutex);
+    idle_readers.push_back(std::move(connection));
+    return result;
+}
+
+void SqliteStore::Impl::Enqueue(std::unique_ptr<WriteOp> op) {
+    {
+        std::lock_guard lock(mutex);
+        if (!stopping && !poisoned) {
+            queue.push_back(std::move(op));
+            queued.store(static_cast<int64_t>(queue.size()));
+            wake.notify_one();
+            return;
+        }
+        op->Fail(stopping ? ClosedError() : *poisoned);
+    }
+    op->Complete();
+}
+
+void SqliteStore::Impl::WriterLoop() {
+    const size_t max_batch = static_cast<size_t>(std::max(options.max_batch, 1));
+    for (;;) {
+        std::vector<std::unique_ptr<WriteOp>> batch;
+        std::optional<Error> poison_error;
+        {
+            std::unique_lock lock(mutex);
+            wake.wait(lock, [&] { return stopping || (!held && !queue.empty()); });
+            if (queue.empty()) return;  // stopping, and everything queued is done
+            size_t take = std::min(queue.size(), max_batch);
+            for (size_t i = 0; i < take; ++i) {
+                batch.push_back(std::move(queue.front()));
+                queue.pop_front();
+            }
+            queued.store(static_cast<int64_t>(queue.size()));
+            poison_error = poisoned;
+        }
+        write_requests += static_cast<int64_t>(batch.size());
+        int64_t size = static_cast<int64_t>(batch.size());
+        int64_t largest = largest_batch.load();
+        while (size > largest && !largest_batch.compare_exchange_weak(largest, size)) {
+        }
+        if (poison_error) {
+            for (auto& op : batch) {
+                op->Fail(*poison_error);
+                op->Complete();
+            }
+            continue;
+        }
+        RunBatch(batch);
+    }
+}
+
+void SqliteStore::Impl::RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch) {
+    Connection& db = *writer;
+    db.ClearStorageFailure();
+    if (auto begun = db.Exec("BEGIN IMMEDIATE"); !begun) {
+        // Nothing was written. Another process holding the write lock past busy_timeout is a
+        // retryable kUnavailable; broken storage poisons the store.
+        Error error = begun.error();
+        if (db.storage_failure() != SQLITE_OK) error = Poison(error);
+        for (auto& op : batch) {
+            op->Fail(error);
+            op->Complete();
+        }
+        return;
+    }
+    ++transactions;
+
+    // Each request gets a savepoint, so one that fails (kAborted, kNotFound...) is undone
+    // alone. `fatal` is set when the transaction as a whole can no longer be trusted.
+    std::optional<Error> fatal;
+    std::vector<bool> keep_own_error(batch.size(), false);
+    size_t index = 0;
+    for (; index < batch.size(); ++index) {
+        Status step = db.Exec("SAVEPOINT request");
+        bool applied = false;
+        if (step) {
+            applied = batch[index]->Apply(db).has_value();
+            if (!applied) step = db.Exec("ROLLBACK TO request");
+            if (step) step = db.Exec("RELEASE request");
+        }
+        if (!step) {
+            fatal = step.error();
+        } else if (db.storage_failure() != SQLITE_OK || !db.InTransaction()) {
+            fatal = sqlite::SqliteError(
+                db.storage_failure() != SQLITE_OK ? db.storage_failure() : SQLITE_ABORT,
+                "a write to " + path + " failed mid-transaction", "");
+        }
+        if (fatal) break;
+        keep_own_error[index] = !applied;
+    }
+
+    if (!fatal) {
+        Status committed;
+        if (inject_commit_failure.exchange(false)) {
+            (void)db.Exec("ROLLBACK");
+            committed = std::unexpected(sqlite::SqliteError(SQLITE_IOERR_FSYNC, "COMMIT on " + path,
+                                                            "injected commit failure"));
+        } else {
+            committed = db.Exec("COMMIT");
+        }
+        if (!committed) {
+            fatal = committed.error().WithPrefix("outcome of a commit of " +
+                                                 std::to_string(batch.size()) +
+                                                 " write requests is unknown: ");
+        }
+    }
+    if (fatal) {
+        if (db.InTransaction()) (void)db.Exec("ROLLBACK");
+        Error error = Poison(*fatal);
+        for (size_t i = 0; i < batch.size(); ++i) {
+            // A request that failed on its own wrote nothing whatever became of the batch.
+            if (!keep_own_error[i]) batch[i]->Fail(error);
+            batch[i]->Complete();
+        }
+        return;
+    }
+    for (auto& op : batch) op->Complete();
+    MaybeCheckpoint();
+}
+
+Error SqliteStore::Impl::Poison(const Error& cause) {
+    std::lock_guard lock(mutex);
+    if (!poisoned) {
+        poisoned = Error(ErrorCode::kDataLoss, "store must be reopened: " + cause.message());
+        spdlog::error("store {} refuses writes until reopened: {}", path, cause.ToString());
+    }
+    return *poisoned;
+}
+
+void SqliteStore::Impl::MaybeCheckpoint() {
+    if (wal_frames < options.checkpoint_frames) return;
+    wal_frames = 0;
+    ++checkpoints;
+    int rc = sqlite3_wal_checkpoint_v2(writer->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                       nullptr, nullptr);
+    if (rc == SQLITE_OK) return;
+    Error error = writer->Fail(rc, "checkpoint");
+    if (sqlite::IsStorageFailure(rc)) {
+        Poison(error);
+    } else {
+        spdlog::warn("{}", error.ToString());
+    }
+}
+
+// ---- SqliteStore ----
+
+Result<std::shared_ptr<SqliteStore>> SqliteStore::OpenBlocking(std::string path,
+                                                               SqliteOptions options) {
+    if (path.empty()) return InvalidArgumentError("the sqlite store needs a file path");
+    if (path == ":memory:" || StartsWith(path, "file:")) {
+        return InvalidArgumentError("sqlite store path \"" + path +
+                                    "\" is not a plain file path (use memory: for a throwaway "
+                                    "store)");
+    }
+    std::error_code ec;
+    auto absolute = std::filesystem::absolute(path, ec);
+    if (ec) return InvalidArgumentError("store path " + path + ": " + ec.message());
+    if (sqlite3_threadsafe() == 0) {
+        return FailedPreconditionError("libsqlite3 was built without thread support");
+    }
+    options.read_threads = std::max(options.read_threads, 1);
+    options.max_batch = std::max(options.max_batch, 1);
+    auto impl = std::make_unique<Impl>(absolute.lexically_normal().string(), options);
+    STROWGER_TRY(impl->Setup());
+    impl->Start();
+    return std::shared_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
+}
+
+SqliteStore::SqliteStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+SqliteStore::~SqliteStore() {
+    CloseBlocking();
+}
+
+void SqliteStore::CloseBlocking() {
+    impl_->Close();
+}
+
+const std::string& SqliteStore::path() const {
+    return impl_->path;
+}
+
+SqliteStats SqliteStore::stats() const {
+    SqliteStats stats;
+    stats.write_requests = impl_->write_requests.load();
+    stats.transactions = impl_->transactions.load();
+    stats.largest_batch = impl_->largest_batch.load();
+    stats.queued = impl_->queued.load();
+    stats.checkpoints = impl_->checkpoints.load();
+    return stats;
+}
+
+void SqliteStore::InjectCommitFailureForTest() {
+    impl_->inject_commit_failure = true;
+}
+
+void SqliteStore::HoldWriterForTest() {
+    std::lock_guard lock(impl_->mutex);
+    impl_->held = true;
+}
+
+void SqliteStore::ReleaseWriterForTest() {
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->held = false;
+    }
+    impl_->wake.notify_all();
+}
+
+Awaitable<Result<CreateRunResult>> SqliteStore::CreateRun(NewRun run) {
+    return impl_->Write<CreateRunResult>(
+        [run = std::move(run)](Connection& db) { return ApplyCreateRun(db, run); });
+}
+
+Awaitable<Result<void>> SqliteStore::AppendEvents(std::string run_id,
+                                                  std::vector<ledger::Event> events,
+                                                  RunStatus status_after) {
+    return impl_->Write<void>(
+        [run_id = std::move(run_id), events = std::move(events), status_after](Connection& db) {
+            return ApplyAppendEvents(db, run_id, events, status_after);
+        });
+}
+
+Awaitable<Result<std::vector<StoredEvent>>> SqliteStore::ReadEvents(std::string run_id,
+                                                                    EventQuery query) {
+    return impl_->Read<std::vector<StoredEvent>>(
+        [run_id = std::move(run_id), query = std::move(query)](Connection& db) {
+            return QueryEvents(db, run_id, query);
+        });
+}
+
+Awaitable<Result<RunRecord>> SqliteStore::GetRun(std::string run_id) {
+    return impl_->Read<RunRecord>(
+        [run_id = std::move(run_id)](Connection& db) { return QueryRun(db, run_id); });
+}
+
+Awaitable<Result<RunPage>> SqliteStore::ListRuns(RunFilter filter) {
+    return impl_->Read<RunPage>(
+        [filter = std::move(filter)](Connection& db) { return QueryRuns(db, filter); });
+}
+
+Awaitable<Result<std::string>> SqliteStore::GetDefinition(std::string sha256) {
+    return impl_->Read<std::string>(
+        [sha256 = std::move(sha256)](Connection& db) { return QueryDefinition(db, sha256); });
+}
+
+Awaitable<Result<std::string>> SqliteStore::FindByIdempotencyKey(std::string key) {
+    return impl_->Read<std::string>(
+        [key = std::move(key)](Connection& db) { return QueryIdempotencyKey(db, key); });
+}
+
+Awaitable<Result<bool>> SqliteStore::TryLease(std::string run_id, std::string owner,
+                                              SystemTime until) {
+    return impl_->Write<bool>([run_id = std::move(run_id), owner = std::move(owner), until,
+                               host = impl_->host](Connection& db) {
+        return ApplyTryLease(db, run_id, owner, until, host);
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::RenewLeases(std::string owner, SystemTime until) {
+    return impl_->Write<void>([owner = std::move(owner), until](Connection& db) {
+        return ApplyRenewLeases(db, owner, until);
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::ReleaseLease(std::string run_id, std::string owner) {
+    return impl_->Write<void>([run_id = std::move(run_id), owner = std::move(owner)](
+                                  Connection& db) { return ApplyReleaseLease(db, run_id, owner); });
+}
+
+Awaitable<Result<std::vector<RunRecord>>> SqliteStore::FindClaimable(
+    std::vector<RunStatus> statuses, SystemTime now, int64_t limit) {
+    return impl_->Read<std::vector<RunRecord>>(
+        [statuses = std::move(statuses), now, limit, host = impl_->host](Connection& db) {
+            return QueryClaimable(db, statuses, now, limit, host);
+        });
+}
+
+Awaitable<Result<void>> SqliteStore::RequestControl(ControlRequest request) {
+    return impl_->Write<void>([request = std::move(request)](Connection& db) {
+        return ApplyRequestControl(db, request);
+    });
+}
+
+Awaitable<Result<std::vector<ControlRequest>>> SqliteStore::TakeControlRequests(
+    std::vector<std::string> run_ids) {
+    if (run_ids.empty()) co_return std::vector<ControlRequest>();
+    // Callers poll this for every run they execute; checking on a reader first keeps the
+    // common "nothing pending" answer from costing a write transaction.
+    auto check = impl_->Read<bool>(
+        [run_ids](Connection& db) { return QueryAnyControlRequests(db, run_ids); });
+    STROWGER_CO_ASSIGN_OR_RETURN(bool pending, co_await std::move(check));
+    if (!pending) co_return std::vector<ControlRequest>();
+    auto take =
+        impl_->Write<std::vector<ControlRequest>>([run_ids = std::move(run_ids)](Connection& db) {
+            return ApplyTakeControlRequests(db, run_ids);
+        });
+    co_return co_await std::move(take);
+}
+
+Awaitable<Result<int64_t>> SqliteStore::PruneTerminalRuns(int64_t keep) {
+    return impl_->Write<int64_t>(
+        [keep](Connection& db) { return ApplyPruneTerminalRuns(db, keep); });
+}
+
+// ---- URL, owners ----
+
+Result<SqliteUrl> ParseSqliteUrl(std::string_view url) {
+    constexpr std::string_view kScheme = "sqlite:";
+    if (!StartsWith(url, kScheme)) {
+        return InvalidArgumentError("\"" + std::string(url) + "\" is not an sqlite: store URL");
+    }
+    std::string_view rest = url.substr(kScheme.size());
+    size_t question = rest.find('?');
+    SqliteUrl parsed;
+    parsed.path = std::string(rest.substr(0, question));
+    if (parsed.path.empty()) {
+        return InvalidArgumentError("store URL \"" + std::string(url) +
+                                    "\" has no path (expected sqlite:PATH)");
+    }
+    if (question == std::string_view::npos) return parsed;
+    for (const auto& parameter : Split(rest.substr(question + 1), '&')) {
+        if (parameter.empty()) continue;
+        size_t equals = parameter.find('=');
+        std::string key = parameter.substr(0, equals);
+        std::string value = equals == std::string::npos ? "" : parameter.substr(equals + 1);
+        if (key != "synchronous") {
+            return InvalidArgumentError("unknown parameter \"" + key + "\" in store URL \"" +
+                                        std::string(url) + "\" (known: synchronous)");
+        }
+        std::string lower = AsciiLower(value);
+        if (lower == "normal") {
+            parsed.options.synchronous = SqliteSync::kNormal;
+        } else if (lower == "full") {
+            parsed.options.synchronous = SqliteSync::kFull;
+        } else {
+            return InvalidArgumentError("synchronous must be normal or full, not \"" + value +
+                                        "\", in store URL \"" + std::string(url) + "\"");
+        }
+    }
+    return parsed;
+}
+
+std::string LocalHostName() {
+    char host[256] = {0};
+    if (gethostname(host, sizeof host - 1) != 0) return {};
+    return host;
+}
+
+bool IsDeadLocalOwner(std::string_view owner, std::string_view this_host) {
+    if (this_host.empty()) return false;
+    size_t last = owner.rfind(':');
+    if (last == std::string_view::npos || last == 0 || last + 1 == owner.size()) return false;
+    size_t middle = owner.rfind(':', last - 1);
+    if (middle == std::string_view::npos) return false;
+    if (owner.substr(0, middle) != this_host) return false;
+    std::string_view pid_text = owner.substr(middle + 1, last - middle - 1);
+    int64_t pid = 0;
+    auto [end, error] = std::from_chars(pid_text.data(), pid_text.data() + pid_text.size(), pid);
+    if (error != std::errc() || end != pid_text.data() + pid_text.size() || pid <= 0 ||
+        pid > std::numeric_limits<pid_t>::max()) {
+        return false;
+    }
+    if (pid == getpid()) return false;
+    // EPERM means the process exists but belongs to someone else: alive.
+    return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace strowger::store
