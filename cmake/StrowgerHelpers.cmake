@@ -19,8 +19,12 @@ function(strowger_test NAME)
   add_executable(${NAME} ${ARG_SRCS})
   target_link_libraries(${NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   target_compile_options(${NAME} PRIVATE ${STROWGER_WARNINGS})
-  gtest_discover_tests(${NAME}
-    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
-               ENVIRONMENT "STROWGER_SOURCE_DIR=${PROJECT_SOURCE_DIR};STROWGER_BINARY=$<TARGET_FILE:strowger>"
-    DISCOVERY_TIMEOUT 60)
+  # Test names are prefixed with the binary ("model_test.ValidateTest.Bad..."), so
+  # `ctest -R model_test` selects a binary; the source dir and binary path are compiled into
+  # the test support library (tests/testing), so no environment is needed.
+  set(props TIMEOUT ${ARG_TIMEOUT})
+  if(ARG_LABELS)
+    list(APPEND props LABELS "${ARG_LABELS}")
+  endif()
+  gtest_discover_tests(${NAME} TEST_PREFIX "${NAME}." PROPERTIES ${props} DISCOVERY_TIMEOUT 60)
 endfunction()

@@ -47,7 +47,9 @@ int DoRun(const RunFlags& flags, const GlobalFlags& global) {
         return ToInt(ExitCode::kInternal);
     }
 
-    engine::Engine engine(io.get_executor(), *store, registry);
+    engine::EngineOptions options;
+    options.single_threaded_executor = true;  // io.run() on this thread only
+    engine::Engine engine(io.get_executor(), *store, registry, options);
     std::optional<ProgressDisplay> progress;
     bool live = StderrIsTerminal();
     if (flags.progress == "always" || (flags.progress == "auto" && live)) {

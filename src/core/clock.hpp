@@ -17,7 +17,7 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 using Millis = std::chrono::milliseconds;
 
 class Clock {
-public:
+  public:
     virtual ~Clock() = default;
     // Wall-clock time, for timestamps that leave the process (ledger, API).
     virtual SystemTime Now() const = 0;

@@ -8,7 +8,7 @@
 namespace strowger {
 
 class Deadline {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
 
     static Deadline Never() { return Deadline(Clock::time_point::max()); }
@@ -26,7 +26,7 @@ public:
     // The earlier of two deadlines.
     Deadline Min(Deadline other) const { return Deadline(std::min(at_, other.at_)); }
 
-private:
+  private:
     explicit Deadline(Clock::time_point at) : at_(at) {}
     Clock::time_point at_;
 };

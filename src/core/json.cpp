@@ -124,14 +124,36 @@ void AppendJsonString(std::string& out, std::string_view text) {
             continue;
         }
         switch (c) {
-            case '"': out += "\\\""; ++i; continue;
-            case '\\': out += "\\\\"; ++i; continue;
-            case '\b': out += "\\b"; ++i; continue;
-            case '\f': out += "\\f"; ++i; continue;
-            case '\n': out += "\\n"; ++i; continue;
-            case '\r': out += "\\r"; ++i; continue;
-            case '\t': out += "\\t"; ++i; continue;
-            default: break;
+            case '"':
+                out += "\\\"";
+                ++i;
+                continue;
+            case '\\':
+                out += "\\\\";
+                ++i;
+                continue;
+            case '\b':
+                out += "\\b";
+                ++i;
+                continue;
+            case '\f':
+                out += "\\f";
+                ++i;
+                continue;
+            case '\n':
+                out += "\\n";
+                ++i;
+                continue;
+            case '\r':
+                out += "\\r";
+                ++i;
+                continue;
+            case '\t':
+                out += "\\t";
+                ++i;
+                continue;
+            default:
+                break;
         }
         if (c < 0x20) {
             out += "\\u00";
@@ -162,7 +184,9 @@ Status AppendCanonicalJson(std::string& out, const json::value& value) {
     return AppendCanonical(out, value);
 }
 
-std::string CompactJson(const json::value& value) { return json::serialize(value); }
+std::string CompactJson(const json::value& value) {
+    return json::serialize(value);
+}
 
 bool IsValidUtf8(std::string_view text) {
     size_t i = 0;

@@ -51,7 +51,7 @@ const json::array* JsonArray(const json::object& object, std::string_view key);
 // Streaming writer of compact JSON for hot paths (ledger events). For canonical output the
 // caller adds object keys in sorted order; debug builds check it.
 class JsonWriter {
-public:
+  public:
     explicit JsonWriter(std::string& out) : out_(out) {}
 
     JsonWriter& BeginObject();
@@ -67,13 +67,15 @@ public:
     JsonWriter& Raw(std::string_view encoded);
 
     // Convenience: Key(k).String(v) etc.
-    JsonWriter& Field(std::string_view key, std::string_view value) { return Key(key).String(value); }
+    JsonWriter& Field(std::string_view key, std::string_view value) {
+        return Key(key).String(value);
+    }
     JsonWriter& Field(std::string_view key, const char* value) { return Key(key).String(value); }
     JsonWriter& Field(std::string_view key, int64_t value) { return Key(key).Int(value); }
     JsonWriter& Field(std::string_view key, int value) { return Key(key).Int(value); }
     JsonWriter& Field(std::string_view key, bool value) { return Key(key).Bool(value); }
 
-private:
+  private:
     void Separate();
 
     std::string& out_;

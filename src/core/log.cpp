@@ -73,7 +73,9 @@ void RegisterEnvironmentSecrets() {
     }
 }
 
-bool HaveSecrets() { return GetRedactor().any.load(std::memory_order_relaxed); }
+bool HaveSecrets() {
+    return GetRedactor().any.load(std::memory_order_relaxed);
+}
 
 std::string Redact(std::string_view text) {
     std::string out(text);

@@ -8,7 +8,7 @@ namespace {
 
 // splitmix64: tiny, fast and good enough for jitter and ids.
 class SplitMix final : public Random {
-public:
+  public:
     explicit SplitMix(uint64_t seed) : state_(seed) {}
     uint64_t Next() override {
         uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
@@ -17,19 +17,19 @@ public:
         return z ^ (z >> 31);
     }
 
-private:
+  private:
     uint64_t state_;
 };
 
 class LockedRandom final : public Random {
-public:
+  public:
     LockedRandom() : inner_(std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32)) {}
     uint64_t Next() override {
         std::lock_guard lock(mutex_);
         return inner_.Next();
     }
 
-private:
+  private:
     std::mutex mutex_;
     SplitMix inner_;  // GUARDED_BY(mutex_)
 };
@@ -41,6 +41,8 @@ Random& Random::Real() {
     return random;
 }
 
-std::unique_ptr<Random> Random::Seeded(uint64_t seed) { return std::make_unique<SplitMix>(seed); }
+std::unique_ptr<Random> Random::Seeded(uint64_t seed) {
+    return std::make_unique<SplitMix>(seed);
+}
 
 }  // namespace strowger

@@ -9,7 +9,7 @@
 namespace strowger {
 
 class Random {
-public:
+  public:
     virtual ~Random() = default;
     virtual uint64_t Next() = 0;
     // Uniform in [0, 1).

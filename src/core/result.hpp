@@ -53,7 +53,7 @@ struct ErrorDetails {
 };
 
 class Error {
-public:
+  public:
     Error() = default;
     Error(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
     Error(ErrorCode code, std::string message, ErrorDetails details)
@@ -70,14 +70,15 @@ public:
     // Returns a copy whose message is "<prefix><message>".
     Error WithPrefix(std::string_view prefix) const;
 
-private:
+  private:
     ErrorCode code_ = ErrorCode::kUnknown;
     std::string message_;
     ErrorDetails details_;
 };
 
 // True for failures that a later attempt may not repeat: unavailable, deadline exceeded,
-// aborted and unknown. Budget exhaustion (kResourceExhausted), bad input, permission and
+// aborted, unknown and internal (a malformed or truncated response from a provider is worth
+// another try). Budget exhaustion (kResourceExhausted), bad input, permission and
 // cancellation are final. A provider's 429 is reported as kUnavailable with http_status 429.
 bool IsRetryable(const Error& error);
 
@@ -85,7 +86,9 @@ template <typename T>
 using Result = std::expected<T, Error>;
 using Status = std::expected<void, Error>;
 
-inline Status OkStatus() { return {}; }
+inline Status OkStatus() {
+    return {};
+}
 
 inline std::unexpected<Error> MakeError(ErrorCode code, std::string message,
                                         ErrorDetails details = {}) {
@@ -136,25 +139,25 @@ inline std::unexpected<Error> UnimplementedError(std::string m) {
 #define STROWGER_CONCAT(a, b) STROWGER_CONCAT_INNER(a, b)
 
 // Returns the error of `expr` (a Result) from the enclosing function.
-#define STROWGER_TRY(expr)                                              \
-    do {                                                                \
-        auto&& strowger_try_result_ = (expr);                           \
-        if (!strowger_try_result_) {                                    \
+#define STROWGER_TRY(expr)                                                   \
+    do {                                                                     \
+        auto&& strowger_try_result_ = (expr);                                \
+        if (!strowger_try_result_) {                                         \
             return std::unexpected(std::move(strowger_try_result_).error()); \
-        }                                                               \
+        }                                                                    \
     } while (false)
 
 // As STROWGER_TRY, inside a coroutine (`expr` may contain co_await).
-#define STROWGER_CO_TRY(expr)                                           \
-    do {                                                                \
-        auto strowger_try_result_ = (expr);                             \
-        if (!strowger_try_result_) {                                    \
+#define STROWGER_CO_TRY(expr)                                                   \
+    do {                                                                        \
+        auto strowger_try_result_ = (expr);                                     \
+        if (!strowger_try_result_) {                                            \
             co_return std::unexpected(std::move(strowger_try_result_).error()); \
-        }                                                               \
+        }                                                                       \
     } while (false)
 
-#define STROWGER_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)  \
-    auto tmp = (expr);                                  \
+#define STROWGER_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)        \
+    auto tmp = (expr);                                        \
     if (!tmp) return std::unexpected(std::move(tmp).error()); \
     lhs = std::move(*tmp)
 

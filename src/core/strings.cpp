@@ -14,7 +14,9 @@ std::string AsciiLower(std::string_view text) {
 
 bool ContainsIgnoreCase(std::string_view haystack, std::string_view needle) {
     if (needle.empty()) return true;
-    auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
+    auto lower = [](char c) {
+        return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    };
     auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
                           [&](char a, char b) { return lower(a) == lower(b); });
     return it != haystack.end();
@@ -27,8 +29,8 @@ std::string_view Trim(std::string_view text) {
         ++begin;
     }
     size_t end = text.size();
-    while (end > begin && (text[end - 1] == ' ' || text[end - 1] == '\t' ||
-                           text[end - 1] == '\n' || text[end - 1] == '\r')) {
+    while (end > begin && (text[end - 1] == ' ' || text[end - 1] == '\t' || text[end - 1] == '\n' ||
+                           text[end - 1] == '\r')) {
         --end;
     }
     return text.substr(begin, end - begin);

@@ -34,6 +34,9 @@ struct EngineOptions {
     // Identifies this process as a lease holder; default "<host>:<pid>:<random>".
     std::string owner;
     std::chrono::milliseconds lease_duration{30'000};
+    // True if the executor runs handlers on one thread only (an io_context run by one
+    // thread, as in the CLI): runs then use it directly instead of a strand each.
+    bool single_threaded_executor = false;
 };
 
 struct StartRequest {
@@ -55,7 +58,7 @@ struct RunOutcome {
 };
 
 class Engine {
-public:
+  public:
     Engine(Executor executor, std::shared_ptr<store::Store> store,
            providers::ProviderRegistry& providers, EngineOptions options = {},
            Clock& clock = Clock::Real(), Random& random = Random::Real());
@@ -94,7 +97,7 @@ public:
 
     class Impl;
 
-private:
+  private:
     std::shared_ptr<Impl> impl_;
 };
 
@@ -107,6 +110,6 @@ model::CompileOptions CompileOptionsFor(const providers::ProviderRegistry& regis
 
 // Compiles a pinned definition snapshot (model::SnapshotJson) back to a plan.
 Result<std::shared_ptr<const model::Plan>> CompileSnapshot(const std::string& definition_json,
-                                                          const model::CompileOptions& options);
+                                                           const model::CompileOptions& options);
 
 }  // namespace strowger::engine

@@ -123,8 +123,9 @@ TEST_F(EngineTest, CancelAbortsTheInFlightModelCall) {
     Engine engine(io_.get_executor(), store_, *registry);
     CallbackObserver observer;
     observer.on_event = [&](const ledger::Event& e) {
-        if (e.type == EventType::kLlmRequest)
+        if (e.type == EventType::kLlmRequest) {
             EXPECT_TRUE(engine.Cancel(e.run_id, "test says stop", "tester"));
+        }
     };
     engine.AddObserver(&observer);
     auto start = std::chrono::steady_clock::now();
@@ -214,7 +215,7 @@ TEST_F(EngineTest, AbandonedRunResumesFromItsLedgerWithoutRedoingFinishedSteps) 
     EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
     auto events = Events(run_id);
     EXPECT_EQ(Count(events, "node.started", "one"), 1);  // never redone
-    EXPECT_EQ(Count(events, "node.started", "two"), 2);  // interrupted attempt + a new one
+    EXPECT_EQ(Count(events, "node.started", "two"), 2);  // the interrupted attempt and a new one
     // The new attempt continues the numbering: attempt 2.
     int64_t last_attempt = 0;
     for (const auto& e : events) {

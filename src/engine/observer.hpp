@@ -12,7 +12,7 @@
 namespace strowger::engine {
 
 class Observer {
-public:
+  public:
     virtual ~Observer() = default;
     // Called once per committed event, in ledger order per run.
     virtual void OnEvent(const ledger::Event& event) { (void)event; }

@@ -28,9 +28,10 @@ json::object RunRecordJson(const model::Plan* plan, const ledger::RunState& stat
     run["status"] = std::string(ledger::RunStatusName(state.status));
     run["definition_sha256"] = state.definition_sha256;
     run["input"] = state.input;
-    run["output"] = ledger::IsTerminal(state.status) && state.status == ledger::RunStatus::kCompleted
-                        ? json::value(state.output)
-                        : json::value(nullptr);
+    run["output"] =
+        ledger::IsTerminal(state.status) && state.status == ledger::RunStatus::kCompleted
+            ? json::value(state.output)
+            : json::value(nullptr);
     run["error"] = state.error.empty() ? json::value(nullptr) : json::value(state.error);
     if (!state.idempotency_key.empty()) run["idempotency_key"] = state.idempotency_key;
     if (!state.rerun_of.empty()) run["rerun_of"] = state.rerun_of;

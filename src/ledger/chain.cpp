@@ -7,7 +7,6 @@ namespace strowger::ledger {
 Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewEvent& event) {
     Event sealed;
     sealed.seq = head.seq + 1;
-    sealed.run_id = std::string(run_id);
     sealed.time = time;
     sealed.type = TypeOf(event.payload);
     sealed.type_name = sealed.type == EventType::kUnknown
@@ -15,15 +14,20 @@ Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewE
                            : std::string(EventTypeName(sealed.type));
     sealed.node = event.node;
     sealed.attempt = event.attempt;
-    sealed.data = EncodePayload(event.payload);
-    sealed.prev_hash = head.hash;
-    std::string body = EncodeEvent(sealed.seq, run_id, time, sealed.type_name, sealed.node,
-                                   sealed.attempt, sealed.data, sealed.prev_hash, {});
-    sealed.hash = Sha256Hex(sealed.prev_hash, body);
-    // The stored form includes the hash; "hash" sorts between "data" and "node", so splice it
-    // in rather than encoding twice.
-    sealed.encoded = EncodeEvent(sealed.seq, run_id, time, sealed.type_name, sealed.node,
-                                 sealed.attempt, sealed.data, sealed.prev_hash, sealed.hash);
+    // The payload goes through a per-thread scratch buffer straight into the line. One
+    // encoding serves both the stored line and the hash: "hash" is written in its sorted place
+    // as a placeholder, and the digest covers everything around it (this runs per event).
+    thread_local std::string data;
+    data.clear();
+    AppendPayload(data, event.payload);
+    size_t slot = 0;
+    sealed.encoded = EncodeEventWithHashSlot(sealed.seq, run_id, time, sealed.type_name,
+                                             sealed.node, sealed.attempt, data, head.hash, &slot);
+    std::string_view line(sealed.encoded);
+    constexpr size_t kMemberPrefix = 9;  // ,"hash":"
+    Sha256HexTo(head.hash, line.substr(0, slot - kMemberPrefix), line.substr(slot + 65),
+                sealed.encoded.data() + slot);
+    sealed.hash.assign(sealed.encoded, slot, 64);
     head.seq = sealed.seq;
     head.hash = sealed.hash;
     return sealed;
@@ -41,35 +45,35 @@ VerifyReport VerifyChain(std::string_view run_id, const std::vector<std::string>
         }
         const Event& event = *decoded;
         if (event.run_id != run_id) {
-            report.issue = VerifyIssue{event.seq, "wrong run",
-                                       "event belongs to run " + event.run_id};
+            report.issue =
+                VerifyIssue{event.seq, "wrong run", "event belongs to run " + event.run_id};
             return report;
         }
         if (event.seq <= report.head.seq) {
             report.issue = VerifyIssue{expected_seq, "reorder",
-                                       "expected seq " + std::to_string(expected_seq) +
-                                           ", found " + std::to_string(event.seq)};
+                                       "expected seq " + std::to_string(expected_seq) + ", found " +
+                                           std::to_string(event.seq)};
             return report;
         }
         if (event.seq != expected_seq) {
             report.issue = VerifyIssue{expected_seq, "gap",
-                                       "expected seq " + std::to_string(expected_seq) +
-                                           ", found " + std::to_string(event.seq)};
+                                       "expected seq " + std::to_string(expected_seq) + ", found " +
+                                           std::to_string(event.seq)};
             return report;
         }
         if (event.prev_hash != report.head.hash) {
-            report.issue = VerifyIssue{event.seq, "prev_hash mismatch",
-                                       "prev_hash does not match the hash of seq " +
-                                           std::to_string(report.head.seq)};
+            report.issue = VerifyIssue{
+                event.seq, "prev_hash mismatch",
+                "prev_hash does not match the hash of seq " + std::to_string(report.head.seq)};
             return report;
         }
         std::string body = EncodeEvent(event.seq, event.run_id, event.time, event.type_name,
                                        event.node, event.attempt, event.data, event.prev_hash, {});
         std::string actual = Sha256Hex(event.prev_hash, body);
         if (actual != event.hash) {
-            report.issue = VerifyIssue{event.seq, "hash mismatch",
-                                       "stored " + event.hash.substr(0, 12) + "…, computed " +
-                                           actual.substr(0, 12) + "…"};
+            report.issue = VerifyIssue{
+                event.seq, "hash mismatch",
+                "stored " + event.hash.substr(0, 12) + "…, computed " + actual.substr(0, 12) + "…"};
             return report;
         }
         report.head.seq = event.seq;
@@ -78,16 +82,17 @@ VerifyReport VerifyChain(std::string_view run_id, const std::vector<std::string>
     }
     if (expected_head) {
         if (expected_head->seq > report.head.seq) {
-            report.issue = VerifyIssue{report.head.seq + 1, "truncated",
-                                       "the store recorded " + std::to_string(expected_head->seq) +
-                                           " events; the chain ends at " +
-                                           std::to_string(report.head.seq)};
-        } else if (expected_head->seq == report.head.seq && expected_head->hash != report.head.hash) {
+            report.issue =
+                VerifyIssue{report.head.seq + 1, "truncated",
+                            "the store recorded " + std::to_string(expected_head->seq) +
+                                " events; the chain ends at " + std::to_string(report.head.seq)};
+        } else if (expected_head->seq == report.head.seq &&
+                   expected_head->hash != report.head.hash) {
             report.issue = VerifyIssue{report.head.seq, "hash mismatch",
                                        "the chain's last hash differs from the recorded head"};
         } else if (expected_head->seq < report.head.seq) {
-            report.issue = VerifyIssue{expected_head->seq + 1, "malformed",
-                                       "events after the recorded head"};
+            report.issue =
+                VerifyIssue{expected_head->seq + 1, "malformed", "events after the recorded head"};
         }
     }
     return report;

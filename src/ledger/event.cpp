@@ -11,10 +11,21 @@ namespace strowger::ledger {
 namespace {
 
 constexpr std::array<std::string_view, 15> kTypeNames = {
-    "run.created",   "run.started",   "run.resumed",   "run.paused",
-    "run.cancelled", "run.completed", "run.failed",    "node.started",
-    "llm.request",   "llm.response",  "node.iteration_completed",
-    "node.completed", "node.retry_scheduled", "node.failed", "node.skipped",
+    "run.created",
+    "run.started",
+    "run.resumed",
+    "run.paused",
+    "run.cancelled",
+    "run.completed",
+    "run.failed",
+    "node.started",
+    "llm.request",
+    "llm.response",
+    "node.iteration_completed",
+    "node.completed",
+    "node.retry_scheduled",
+    "node.failed",
+    "node.skipped",
 };
 
 template <class... Ts>
@@ -48,7 +59,8 @@ EventType EventTypeFromName(std::string_view name) {
 
 std::string FormatUsd(int64_t nano_usd) {
     bool negative = nano_usd < 0;
-    uint64_t v = negative ? static_cast<uint64_t>(-(nano_usd + 1)) + 1 : static_cast<uint64_t>(nano_usd);
+    uint64_t v =
+        negative ? static_cast<uint64_t>(-(nano_usd + 1)) + 1 : static_cast<uint64_t>(nano_usd);
     std::string whole = std::to_string(v / 1000000000ull);
     std::string fraction = std::to_string(v % 1000000000ull);
     fraction.insert(0, 9 - fraction.size(), '0');
@@ -61,11 +73,13 @@ Result<int64_t> ParseUsd(std::string_view text) {
     if (negative) text.remove_prefix(1);
     auto dot = text.find('.');
     std::string_view whole = text.substr(0, dot);
-    std::string_view fraction = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+    std::string_view fraction =
+        dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
     if (whole.empty() || fraction.size() > 9) return InvalidArgumentError("bad USD amount");
     int64_t w = 0;
     auto [p1, e1] = std::from_chars(whole.data(), whole.data() + whole.size(), w);
-    if (e1 != std::errc() || p1 != whole.data() + whole.size()) return InvalidArgumentError("bad USD amount");
+    if (e1 != std::errc() || p1 != whole.data() + whole.size())
+        return InvalidArgumentError("bad USD amount");
     int64_t f = 0;
     if (!fraction.empty()) {
         auto [p2, e2] = std::from_chars(fraction.data(), fraction.data() + fraction.size(), f);
@@ -101,10 +115,15 @@ EventType TypeOf(const Payload& payload) {
         payload);
 }
 
-// Keys are written in sorted order by hand; ledger_test checks the output is canonical.
 std::string EncodePayload(const Payload& payload) {
     std::string out;
     out.reserve(128);
+    AppendPayload(out, payload);
+    return out;
+}
+
+// Keys are written in sorted order by hand; ledger_test checks the output is canonical.
+void AppendPayload(std::string& out, const Payload& payload) {
     JsonWriter w(out);
     std::visit(
         Overloaded{
@@ -199,7 +218,6 @@ std::string EncodePayload(const Payload& payload) {
             [&](const UnknownPayload& p) { out += p.data.empty() ? "{}" : p.data; },
         },
         payload);
-    return out;
 }
 
 Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::string_view data) {
@@ -212,13 +230,20 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
         case EventType::kRunCreated:
             return RunCreated{Str(o, "workflow"), Str(o, "definition_sha256"), Str(o, "input"),
                               Str(o, "idempotency_key"), Str(o, "rerun_of")};
-        case EventType::kRunStarted: return RunStarted{};
-        case EventType::kRunResumed: return RunResumed{Str(o, "reason"), Str(o, "actor")};
-        case EventType::kRunPaused: return RunPaused{Str(o, "reason"), Str(o, "actor")};
-        case EventType::kRunCancelled: return RunCancelled{Str(o, "reason"), Str(o, "actor")};
-        case EventType::kRunCompleted: return RunCompleted{Str(o, "output")};
-        case EventType::kRunFailed: return RunFailed{Str(o, "error"), Str(o, "code"), Str(o, "node")};
-        case EventType::kNodeStarted: return NodeStarted{JsonInt(o, "iteration")};
+        case EventType::kRunStarted:
+            return RunStarted{};
+        case EventType::kRunResumed:
+            return RunResumed{Str(o, "reason"), Str(o, "actor")};
+        case EventType::kRunPaused:
+            return RunPaused{Str(o, "reason"), Str(o, "actor")};
+        case EventType::kRunCancelled:
+            return RunCancelled{Str(o, "reason"), Str(o, "actor")};
+        case EventType::kRunCompleted:
+            return RunCompleted{Str(o, "output")};
+        case EventType::kRunFailed:
+            return RunFailed{Str(o, "error"), Str(o, "code"), Str(o, "node")};
+        case EventType::kNodeStarted:
+            return NodeStarted{JsonInt(o, "iteration")};
         case EventType::kLlmRequest:
             return LlmRequest{Str(o, "provider"), Str(o, "model"), Str(o, "system_prompt"),
                               Str(o, "prompt"), JsonInt(o, "turn", 1)};
@@ -234,31 +259,46 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
                                           JsonInt(o, "tokens_in"), JsonInt(o, "tokens_out"),
                                           JsonInt(o, "duration_ms")};
         case EventType::kNodeCompleted:
-            return NodeCompleted{Str(o, "output"), JsonInt(o, "tokens_in"), JsonInt(o, "tokens_out"),
-                                 JsonInt(o, "duration_ms"), JsonInt(o, "iterations")};
+            return NodeCompleted{Str(o, "output"), JsonInt(o, "tokens_in"),
+                                 JsonInt(o, "tokens_out"), JsonInt(o, "duration_ms"),
+                                 JsonInt(o, "iterations")};
         case EventType::kNodeRetryScheduled: {
             auto due = ParseRfc3339(JsonString(o, "due"));
             if (!due) return DataLossError("node.retry_scheduled: bad due time");
             return NodeRetryScheduled{Str(o, "error"), Str(o, "code"), JsonInt(o, "delay_ms"), *due,
                                       JsonInt(o, "iteration")};
         }
-        case EventType::kNodeFailed: return NodeFailed{Str(o, "error"), Str(o, "code")};
-        case EventType::kNodeSkipped: return NodeSkipped{Str(o, "reason"), Str(o, "error")};
-        case EventType::kUnknown: break;
+        case EventType::kNodeFailed:
+            return NodeFailed{Str(o, "error"), Str(o, "code")};
+        case EventType::kNodeSkipped:
+            return NodeSkipped{Str(o, "reason"), Str(o, "error")};
+        case EventType::kUnknown:
+            break;
     }
     return UnknownPayload{std::string(type_name), std::string(data)};
 }
 
-std::string EncodeEvent(int64_t seq, std::string_view run_id, SystemTime time,
-                        std::string_view type_name, std::string_view node, int64_t attempt,
-                        std::string_view data, std::string_view prev_hash, std::string_view hash) {
-    std::string out;
-    out.reserve(data.size() + 256);
+namespace {
+
+// Writes the canonical event. With `hash_slot`, a `"hash":"<64 spaces>"` member is written in
+// its sorted place and its offset (of the first hex digit) stored there; `without_hash` then
+// gets the two pieces of the encoding that exclude it.
+void AppendEvent(std::string& out, int64_t seq, std::string_view run_id, SystemTime time,
+                 std::string_view type_name, std::string_view node, int64_t attempt,
+                 std::string_view data, std::string_view prev_hash, std::string_view hash,
+                 size_t* hash_slot) {
     JsonWriter w(out);
     w.BeginObject();
     if (attempt > 0) w.Field("attempt", attempt);
     w.Key("data").Raw(data);
-    if (!hash.empty()) w.Field("hash", hash);
+    if (hash_slot) {
+        out += ",\"hash\":\"";
+        *hash_slot = out.size();
+        out.append(64, ' ');
+        out += '"';
+    } else if (!hash.empty()) {
+        w.Field("hash", hash);
+    }
     if (!node.empty()) w.Field("node", node);
     w.Field("prev_hash", prev_hash)
         .Field("run_id", run_id)
@@ -267,6 +307,26 @@ std::string EncodeEvent(int64_t seq, std::string_view run_id, SystemTime time,
         .Field("type", type_name)
         .Field("v", int64_t{kFormatVersion})
         .EndObject();
+}
+
+}  // namespace
+
+std::string EncodeEvent(int64_t seq, std::string_view run_id, SystemTime time,
+                        std::string_view type_name, std::string_view node, int64_t attempt,
+                        std::string_view data, std::string_view prev_hash, std::string_view hash) {
+    std::string out;
+    out.reserve(data.size() + 256);
+    AppendEvent(out, seq, run_id, time, type_name, node, attempt, data, prev_hash, hash, nullptr);
+    return out;
+}
+
+std::string EncodeEventWithHashSlot(int64_t seq, std::string_view run_id, SystemTime time,
+                                    std::string_view type_name, std::string_view node,
+                                    int64_t attempt, std::string_view data,
+                                    std::string_view prev_hash, size_t* hash_slot) {
+    std::string out;
+    out.reserve(data.size() + 320);
+    AppendEvent(out, seq, run_id, time, type_name, node, attempt, data, prev_hash, {}, hash_slot);
     return out;
 }
 
@@ -274,7 +334,8 @@ Result<Event> DecodeEvent(std::string_view line) {
     auto parsed = ParseJson(line);
     if (!parsed || !parsed->is_object()) return DataLossError("malformed: not a JSON object");
     const json::object& o = parsed->get_object();
-    if (JsonInt(o, "v", -1) != kFormatVersion) return DataLossError("malformed: unsupported version");
+    if (JsonInt(o, "v", -1) != kFormatVersion)
+        return DataLossError("malformed: unsupported version");
     const json::object* data = JsonObject(o, "data");
     if (data == nullptr) return DataLossError("malformed: missing data");
     auto time = ParseRfc3339(JsonString(o, "time"));

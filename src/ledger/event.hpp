@@ -141,12 +141,13 @@ EventType TypeOf(const Payload& payload);
 
 // An event before it joins the chain: what the engine appends.
 struct NewEvent {
-    std::string node;   // empty: none
+    std::string node;     // empty: none
     int64_t attempt = 0;  // 0: none
     Payload payload;
 };
 
-// A stored event.
+// A stored event. Events made by Seal leave `run_id`, `prev_hash` and `data` empty (they are
+// in `encoded`, and the writer has them); DecodeEvent fills every field.
 struct Event {
     int64_t seq = 0;
     std::string run_id;
@@ -164,14 +165,22 @@ struct Event {
 
 // Encodes a payload as canonical JSON (the `data` member).
 std::string EncodePayload(const Payload& payload);
+void AppendPayload(std::string& out, const Payload& payload);
 // Decodes `data` of an event of `type`.
 Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::string_view data);
 
 // Canonical encoding of the event; without the hash member when `hash` is empty.
 std::string EncodeEvent(int64_t seq, std::string_view run_id, SystemTime time,
                         std::string_view type_name, std::string_view node, int64_t attempt,
-                        std::string_view data, std::string_view prev_hash,
-                        std::string_view hash);
+                        std::string_view data, std::string_view prev_hash, std::string_view hash);
+
+// As EncodeEvent with a `"hash":"…"` member whose 64 characters, starting at *hash_slot, are
+// left for the caller to fill in. The encoding without the hash member is
+// line[0, *hash_slot - 9) + line[*hash_slot + 65, end).
+std::string EncodeEventWithHashSlot(int64_t seq, std::string_view run_id, SystemTime time,
+                                    std::string_view type_name, std::string_view node,
+                                    int64_t attempt, std::string_view data,
+                                    std::string_view prev_hash, size_t* hash_slot);
 
 // Parses a stored line (canonical JSON with hash). Fails with kDataLoss if the bytes are not
 // the canonical encoding of a version-1 event.

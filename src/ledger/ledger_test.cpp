@@ -37,7 +37,7 @@ TEST(ChainTest, SealedEventsVerify) {
 TEST(ChainTest, HashIsSha256OfPrevHashAndEventWithoutHash) {
     ChainHead head;
     Event e = Seal(head, kRun, FromUnixMicros(1700000000000000), {{}, 0, RunCompleted{"done"}});
-    EXPECT_EQ(e.prev_hash, std::string(64, '0'));
+    EXPECT_EQ(DecodeEvent(e.encoded)->prev_hash, std::string(64, '0'));
     std::string without_hash =
         R"({"data":{"output":"done"},"prev_hash":")" + std::string(64, '0') +
         R"(","run_id":"01JD3M6K9Q3V8C6Y2W5T0R1N7H","seq":1,"time":"2023-11-14T22:13:20.000000Z","type":"run.completed","v":1})";
@@ -103,7 +103,7 @@ TEST(ChainTest, SwappedEventsAreAReorder) {
 TEST(ChainTest, RecomputedHashWithoutRelinkingIsAPrevHashMismatch) {
     // An attacker who edits event 2 and recomputes its hash still breaks event 3's link.
     auto lines = MakeChain(4);
-    auto e = *DecodeEvent(lines[1]);
+    auto e = *DecodeEvent(lines[1]);  // Seal leaves data/run_id/prev_hash to the line
     std::string body = EncodeEvent(e.seq, e.run_id, e.time, e.type_name, "other", e.attempt, e.data,
                                    e.prev_hash, {});
     std::string hash = Sha256Hex(e.prev_hash, body);

@@ -1,10 +1,10 @@
 // Model providers: the interface every model backend implements.
 //
 // A provider turns a conversation (messages, optional tools) into one assistant message:
-// text, or tool calls for the agent loop to execute. It does not retry on its own unless its
-// config says so (HTTP providers retry 429/5xx honouring Retry-After); it never throws; it
-// honours `deadline` and asio cancellation (a cancelled call returns kCancelled promptly and
-// leaves nothing running).
+// text, or tool calls for the agent loop to execute. It does not retry on its own (the step's
+// error_mode decides; errors carry http_status and retry_after_ms for that); it never throws;
+// it honours `deadline` and asio cancellation (a cancelled call returns kCancelled promptly
+// and leaves nothing running).
 //
 // Thread-safety: a Provider may be called concurrently from the engine's executor.
 #pragma once

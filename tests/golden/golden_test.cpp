@@ -1,9 +1,9 @@
 // Runs every case under tests/golden/ (see README.md there).
 #include <gtest/gtest.h>
 
+#include <yaml-cpp/yaml.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
-#include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 #include <fstream>
@@ -22,7 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path GoldenDir() { return fs::path(testing::SourceDir()) / "tests" / "golden"; }
+fs::path GoldenDir() {
+    return fs::path(testing::SourceDir()) / "tests" / "golden";
+}
 
 std::vector<std::string> CaseNames() {
     std::vector<std::string> names;
@@ -103,13 +105,15 @@ TEST_P(GoldenTest, MatchesExpected) {
     YAML::Node spec = YAML::LoadFile((dir / "case.yaml").string());
     std::string input = spec["input"] ? spec["input"].as<std::string>() : std::string();
     // A case may run a workflow from elsewhere (the examples) with a model override.
-    fs::path workflow_file = spec["workflow"] ? dir / spec["workflow"].as<std::string>() : dir / "workflow.yaml";
+    fs::path workflow_file =
+        spec["workflow"] ? dir / spec["workflow"].as<std::string>() : dir / "workflow.yaml";
 
     asio::io_context io;
     providers::ProviderRegistry registry(io.get_executor());
     providers::RegisterBuiltinProviders(registry);
     auto loaded = model::LoadWorkflowFile(workflow_file.string());
-    ASSERT_TRUE(loaded.ok()) << (loaded.diagnostics.empty() ? "" : loaded.diagnostics[0].ToString());
+    ASSERT_TRUE(loaded.ok()) << (loaded.diagnostics.empty() ? ""
+                                                            : loaded.diagnostics[0].ToString());
     if (spec["model"]) {
         for (auto& agent : loaded.workflow.agents) {
             agent.model = spec["model"].as<std::string>();
@@ -117,7 +121,9 @@ TEST_P(GoldenTest, MatchesExpected) {
         }
     }
     auto compiled = model::Compile(loaded.workflow, engine::CompileOptionsFor(registry));
-    ASSERT_TRUE(compiled.ok()) << (compiled.diagnostics.empty() ? "" : compiled.diagnostics[0].ToString());
+    ASSERT_TRUE(compiled.ok()) << (compiled.diagnostics.empty()
+                                       ? ""
+                                       : compiled.diagnostics[0].ToString());
 
     auto store = std::make_shared<store::MemoryStore>();
     engine::Engine engine(io.get_executor(), store, registry);
@@ -125,10 +131,11 @@ TEST_P(GoldenTest, MatchesExpected) {
     request.plan = compiled.plan;
     request.input = input;
     std::optional<Result<engine::RunOutcome>> outcome;
-    asio::co_spawn(io, engine.StartRun(request), [&](std::exception_ptr e, Result<engine::RunOutcome> r) {
-        ASSERT_FALSE(e);
-        outcome = std::move(r);
-    });
+    asio::co_spawn(io, engine.StartRun(request),
+                   [&](std::exception_ptr e, Result<engine::RunOutcome> r) {
+                       ASSERT_FALSE(e);
+                       outcome = std::move(r);
+                   });
     io.run_for(std::chrono::seconds(30));
     ASSERT_TRUE(outcome.has_value()) << "run did not finish";
     ASSERT_TRUE(outcome->has_value()) << outcome->error().ToString();
@@ -150,7 +157,8 @@ TEST_P(GoldenTest, MatchesExpected) {
     auto replayed = engine::ReplayRun(*compiled.plan, *events);
     ASSERT_TRUE(replayed.has_value()) << replayed.error().ToString();
     for (size_t n = 1; n < events->size(); ++n) {
-        std::vector<store::StoredEvent> prefix(events->begin(), events->begin() + static_cast<long>(n));
+        std::vector<store::StoredEvent> prefix(events->begin(),
+                                               events->begin() + static_cast<long>(n));
         EXPECT_TRUE(engine::ReplayRun(*compiled.plan, prefix).has_value()) << "prefix " << n;
     }
     EXPECT_EQ((*outcome)->status, replayed->status);
@@ -165,15 +173,16 @@ TEST_P(GoldenTest, MatchesExpected) {
         std::ofstream(expected_file) << actual_text;
         GTEST_SKIP() << "updated " << expected_file;
     }
-    ASSERT_TRUE(fs::exists(expected_file)) << "no expected.json; run with STROWGER_UPDATE_GOLDEN=1 and review it";
+    ASSERT_TRUE(fs::exists(expected_file))
+        << "no expected.json; run with STROWGER_UPDATE_GOLDEN=1 and review it";
     std::string expected_text = testing::ReadFileOrDie(expected_file.string());
-    EXPECT_EQ(expected_text, actual_text) << "case " << GetParam() << " (" << spec["description"].as<std::string>("")
-                                          << ")";
+    EXPECT_EQ(expected_text, actual_text)
+        << "case " << GetParam() << " (" << spec["description"].as<std::string>("") << ")";
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, GoldenTest, ::testing::ValuesIn(CaseNames()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                             std::string name = info.param;
+                         [](const ::testing::TestParamInfo<std::string>& param_info) {
+                             std::string name = param_info.param;
                              for (char& c : name) {
                                  if (!isalnum(static_cast<unsigned char>(c))) c = '_';
                              }

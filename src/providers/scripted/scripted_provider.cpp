@@ -64,13 +64,12 @@ int64_t EstimateTokens(size_t bytes) {
     return static_cast<int64_t>((bytes + 3) / 4);
 }
 
-std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
+void ReplaceAll(std::string& text, std::string_view from, std::string_view to) {
     size_t pos = 0;
     while ((pos = text.find(from, pos)) != std::string::npos) {
         text.replace(pos, from.size(), to);
         pos += to.size();
     }
-    return text;
 }
 
 }  // namespace
@@ -245,8 +244,7 @@ int64_t ScriptedProvider::calls() const {
     return calls_;
 }
 
-Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest request,
-                                                         Deadline deadline) {
+ScriptedProvider::Answer ScriptedProvider::Decide(const CompletionRequest& request) {
     std::string_view prompt;
     std::string_view system;
     for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it) {
@@ -257,7 +255,6 @@ Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest reque
         if (m.role == Role::kSystem) system = m.content;
     }
 
-    // Pick the rule and compute the answer under the lock; wait outside it.
     Completion completion;
     std::optional<Error> error;
     bool hang = false;
@@ -285,10 +282,11 @@ Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest reque
         }
         if (chosen == nullptr) {
             if (!default_reply_) {
-                co_return MakeError(ErrorCode::kNotFound, "scripted: no rule in " + file_ +
-                                                              " matches the call of step '" +
-                                                              request.node + "' (agent " +
-                                                              request.agent + ")");
+                return Answer{
+                    MakeError(ErrorCode::kNotFound,
+                              "scripted: no rule in " + file_ + " matches the call of step '" +
+                                  request.node + "' (agent " + request.agent + ")"),
+                    0, false};
             }
             completion.content = *default_reply_;
         } else {
@@ -301,11 +299,13 @@ Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest reque
                 hang = true;
             } else if (rule.has_template) {
                 std::string text = rule.reply_template;
-                text = ReplaceAll(text, "${prompt}", prompt);
-                text = ReplaceAll(text, "${agent}", request.agent);
-                text = ReplaceAll(text, "${step}", request.node);
-                text = ReplaceAll(text, "${call}", std::to_string(call));
-                text = ReplaceAll(text, "${attempt}", std::to_string(request.attempt));
+                if (text.find("${") != std::string::npos) {
+                    ReplaceAll(text, "${prompt}", prompt);
+                    ReplaceAll(text, "${agent}", request.agent);
+                    ReplaceAll(text, "${step}", request.node);
+                    ReplaceAll(text, "${call}", std::to_string(call));
+                    ReplaceAll(text, "${attempt}", std::to_string(request.attempt));
+                }
                 completion.content = std::move(text);
             } else if (!rule.replies.empty()) {
                 size_t n = rule.replies.size();
@@ -334,25 +334,37 @@ Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest reque
         completion.usage.output_tokens = EstimateTokens(completion.content.size());
     }
     completion.model = request.model;
+    if (error) return Answer{std::unexpected(std::move(*error)), latency_ms, hang};
+    return Answer{std::move(completion), latency_ms, hang};
+}
 
-    if (hang || latency_ms > 0) {
+Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest request,
+                                                         Deadline deadline) {
+    // Not a coroutine: the answer is decided now and the request dropped, so a waiting call
+    // holds only the answer and a timer.
+    return Deliver(Decide(request), deadline, request.stream);
+}
+
+Awaitable<Result<Completion>> ScriptedProvider::Deliver(Answer answer, Deadline deadline,
+                                                        StreamSink* stream) {
+    if (answer.hang || answer.latency_ms > 0) {
         asio::steady_timer timer(co_await asio::this_coro::executor);
-        if (hang) {
+        if (answer.hang) {
             timer.expires_at(deadline.IsNever() ? asio::steady_timer::time_point::max()
                                                 : deadline.time());
         } else {
-            timer.expires_after(std::chrono::milliseconds(latency_ms));
+            timer.expires_after(std::chrono::milliseconds(answer.latency_ms));
         }
         auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
         if (ec == asio::error::operation_aborted)
             co_return CancelledError("scripted call cancelled");
-        if (hang || (!deadline.IsNever() && deadline.Expired())) {
+        if (answer.hang || (!deadline.IsNever() && deadline.Expired())) {
             co_return DeadlineExceededError("scripted call passed its deadline");
         }
     }
-    if (error) co_return std::unexpected(*error);
-    if (request.stream && !completion.content.empty()) request.stream->OnDelta(completion.content);
-    co_return completion;
+    if (answer.result && stream && !answer.result->content.empty())
+        stream->OnDelta(answer.result->content);
+    co_return std::move(answer.result);
 }
 
 void RegisterScriptedProvider(ProviderRegistry& registry) {

@@ -61,7 +61,17 @@ class ScriptedProvider final : public Provider {
     int64_t calls() const;
 
   private:
+    // What a call gets: decided at once (under the lock), delivered after the latency.
+    struct Answer {
+        Result<Completion> result;
+        int64_t latency_ms = 0;
+        bool hang = false;
+    };
+
     ScriptedProvider() = default;
+    Answer Decide(const CompletionRequest& request);
+    static Awaitable<Result<Completion>> Deliver(Answer answer, Deadline deadline,
+                                                 StreamSink* stream);
 
     std::string file_;
     int64_t default_latency_ms_ = 0;

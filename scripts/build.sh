@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Configures and builds one CMake preset (default: release). Usage: scripts/build.sh [PRESET] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+preset="${1:-release}"
+shift || true
+if [ ! -f "build/$preset/build.ninja" ]; then
+  cmake --preset "$preset" >/dev/null
+fi
+if [ $# -gt 0 ]; then
+  cmake --build "build/$preset" --target "$@"
+else
+  cmake --build "build/$preset"
+fi

@@ -1,0 +1,153 @@
+// Private to the engine module: one run being executed — the actor that owns its state.
+//
+// Everything a Run does happens on its executor (its own strand, or the engine's executor when
+// that is single-threaded): the main coroutine, node coroutines, timers and control requests.
+// The state changes only through RunState::Apply on events as they are appended.
+//
+// Memory: a run waiting on a model call is this object, its main coroutine's frame, the
+// frame of the node it waits in and the provider's. Coroutines keep only what spans a
+// suspension point: decisions (which events to append, whether to retry) are plain functions,
+// because GCC gives every coroutine local its own slot in the heap-allocated frame.
+#pragma once
+
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/internal/engine_impl.hpp"
+#include "ledger/chain.hpp"
+#include "ledger/run_state.hpp"
+
+namespace strowger::engine::internal {
+
+class Run : public std::enable_shared_from_this<Run> {
+  public:
+    Run(std::shared_ptr<Engine::Impl> engine, std::shared_ptr<PlanRuntime> runtime,
+        ledger::RunState state);
+
+    const std::string& run_id() const { return state_.run_id; }
+    const Executor& executor() const { return executor_; }
+    // Bound to the main coroutine's cancellation slot: how nodes run inline are cancelled.
+    asio::cancellation_signal& main_signal() { return main_signal_; }
+
+    // Seals an event of a run that is not stored yet (run.created) and applies it.
+    ledger::Event SealCreated(const ledger::NewEvent& event);
+    // Set before Main when resuming: recorded in run.resumed.
+    void SetResumeReason(std::string reason, std::string actor);
+
+    // Safe from any thread: the request is carried out on the run's executor.
+    void RequestCancel(std::string reason, std::string actor);
+    void RequestPause(std::string reason, std::string actor);
+
+    // The run's main coroutine. With `record`, first creates the run in the store (for an
+    // idempotency key used before, returns that run unexecuted). Runs until the run ends or
+    // stops. `self` keeps the run alive while it executes.
+    Awaitable<Result<RunOutcome>> Main(std::shared_ptr<Run> self,
+                                       std::unique_ptr<store::NewRun> record);
+
+  private:
+    enum class NodeResult { kCompleted, kSkipped, kFailed, kCancelled, kStoreError };
+
+    // What a node task shares with timers and callbacks that may outlive a coroutine. A
+    // spawned node has its own cancellation signal; a node run inline uses main_signal_.
+    struct Task {
+        Task(const Executor& executor, asio::cancellation_signal* shared_signal)
+            : signal(shared_signal ? shared_signal : &own_signal), timer(executor) {}
+        asio::cancellation_signal own_signal;
+        asio::cancellation_signal* signal;
+        asio::steady_timer timer;
+        uint64_t generation = 0;
+        bool in_call = false;
+        bool timed_out = false;
+    };
+
+    // What a decision produces: events to append, then what the node does next.
+    struct Step {
+        std::vector<ledger::NewEvent> events;
+        NodeResult result = NodeResult::kCompleted;
+        bool retry = false;  // attempt again (after the backoff recorded in the events)
+        bool more = false;   // loop: run the next iteration
+    };
+
+    // Why the run is stopping, and who asked: rarely needed, so allocated on first use.
+    struct Notes {
+        std::string resume_reason, resume_actor;
+        std::string cancel_reason, cancel_actor;
+        std::string pause_reason, pause_actor;
+        std::string failure_message, failure_code, failure_node;
+        std::optional<Error> store_error;
+    };
+    Notes& notes();
+
+    // Creates the run in the store; false if it existed already (outcome_existing_ set) or the
+    // store failed (notes().store_error set).
+    Awaitable<bool> Create(std::unique_ptr<store::NewRun> record);
+    // Appends events about node `node_index` (-1: about the run) and waits for the commit.
+    // False after a store failure (the run stops; its status stays resumable). GCC 12
+    // miscompiles a braced prvalue argument inside a co_await expression (it frees it
+    // twice), so callers build the vector in a named local or a plain function.
+    Awaitable<bool> Append(std::vector<ledger::NewEvent> events, int node_index);
+    Awaitable<NodeResult> ExecuteNode(int index, std::shared_ptr<Task> task);
+    Awaitable<bool> SleepUntil(SystemTime due);
+
+    // Decisions (plain functions).
+    std::optional<Step> Prologue(const model::PlanNode& node) const;
+    int64_t FirstIteration(const model::PlanNode& node) const;
+    std::string PromptFor(const model::PlanNode& node, int64_t iteration) const;
+    std::vector<ledger::NewEvent> StartEvents(const model::PlanNode& node, int64_t attempt,
+                                              int64_t iteration, const std::string& prompt) const;
+    Step OnSuccess(const model::PlanNode& node, providers::Completion completion,
+                   int64_t latency_ms, int64_t iteration) const;
+    Step OnFailure(const model::PlanNode& node, const Error& error, int64_t iteration);
+    std::vector<ledger::NewEvent> BeginEvents(bool resumed);
+    std::vector<ledger::NewEvent> EndEvents() const;
+    providers::CompletionRequest BuildRequest(const model::PlanNode& node,
+                                              const providers::ResolvedModel& model,
+                                              const std::string& prompt, int64_t attempt) const;
+    // Arms the attempt's timeout; DisarmTimeout turns the result into the timeout error if it
+    // fired.
+    Deadline ArmTimeout(const model::PlanNode& node, const std::shared_ptr<Task>& task);
+    void DisarmTimeout(const model::PlanNode& node, Task& task, Deadline deadline,
+                       Result<providers::Completion>& result);
+
+    // Scheduling.
+    bool Ready(const model::PlanNode& node) const;
+    int SoleReadyNode() const;  // the ready node if nothing runs and exactly one is ready
+    void StartReadyNodes();
+    void StartNode(int index);
+    void OnNodeDone(int index);
+    void FailRun(const model::PlanNode& node);
+    void CancelTasks();
+    bool Stopping() const { return cancel_requested_ || failed_ || store_failed_; }
+
+    // Data flow.
+    std::string EffectiveOutput(int index) const;
+    std::string InputOf(const model::PlanNode& node) const;
+    std::string Render(const model::PlanNode& node, std::string_view input) const;
+    RunOutcome Outcome() const;
+
+    std::shared_ptr<Engine::Impl> engine_;
+    std::shared_ptr<PlanRuntime> runtime_;
+    const model::Plan& plan_;
+    Executor executor_;
+    asio::steady_timer wake_;  // the main coroutine waits on it while nodes run
+    ledger::RunState state_;
+    std::vector<std::shared_ptr<Task>> in_flight_;  // by node index; null = not running
+    asio::cancellation_signal main_signal_;
+    std::shared_ptr<Task> inline_task_;
+    std::unique_ptr<Notes> notes_;
+    uint32_t running_ = 0;
+    bool cancel_requested_ = false;
+    bool pause_requested_ = false;
+    bool failed_ = false;
+    bool store_failed_ = false;
+    bool finished_ = false;
+    bool existing_ = false;  // the idempotency key named a run that already existed
+    ledger::RunStatus existing_status_ = ledger::RunStatus::kPending;
+};
+
+}  // namespace strowger::engine::internal
