@@ -126,6 +126,7 @@ int Run(const Flags& flags) {
     int64_t latency = flags.latency_ms >= 0 ? flags.latency_ms : (w1 ? 0 : 1000);
     fs::path dir = fs::temp_directory_path() / ("strowger-bench-" + std::to_string(getpid()));
 
+    fs::create_directories(dir);
     pid_t mock_pid = 0;
     std::string model = "scripted:script.yaml";
     if (flags.provider == "openai") {

@@ -60,14 +60,18 @@ CREATE INDEX runs_by_status ON runs (status, run_id);
 CREATE INDEX runs_by_workflow ON runs (workflow, run_id);
 CREATE INDEX runs_by_owner ON runs (owner) WHERE owner IS NOT NULL;
 
+-- Rows are stored in append order (the rowid), so a group commit of many runs' events
+-- writes a few pages at the right edge of the table instead of one page per run; the
+-- (run_id, seq) index is small.
 CREATE TABLE events (
+    id     INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
     seq    INTEGER NOT NULL,
     type   TEXT NOT NULL,
     node   TEXT NOT NULL,
-    line   TEXT NOT NULL,                          -- the canonical encoded event
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
+    line   TEXT NOT NULL                           -- the canonical encoded event
+);
+CREATE UNIQUE INDEX events_by_run ON events (run_id, seq);
 
 CREATE TABLE definitions (
     sha256 TEXT PRIMARY KEY NOT NULL,
@@ -826,6 +830,18 @@ void SqliteStore::Impl::WriterLoop() {
     }
 }
 
+namespace {
+
+// Runs a statement through the connection's prepared-statement cache: per-request savepoints
+// would otherwise re-parse their SQL for every request of every batch.
+Status RunCached(Connection& db, std::string_view sql) {
+    auto statement = db.Prepare(sql);
+    if (!statement) return std::unexpected(statement.error());
+    return statement->Run();
+}
+
+}  // namespace
+
 void SqliteStore::Impl::RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch) {
     Connection& db = *writer;
     db.ClearStorageFailure();
@@ -848,12 +864,12 @@ void SqliteStore::Impl::RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch) {
     std::vector<bool> keep_own_error(batch.size(), false);
     size_t index = 0;
     for (; index < batch.size(); ++index) {
-        Status step = db.Exec("SAVEPOINT request");
+        Status step = RunCached(db, "SAVEPOINT request");
         bool applied = false;
         if (step) {
             applied = batch[index]->Apply(db).has_value();
-            if (!applied) step = db.Exec("ROLLBACK TO request");
-            if (step) step = db.Exec("RELEASE request");
+            if (!applied) step = RunCached(db, "ROLLBACK TO request");
+            if (step) step = RunCached(db, "RELEASE request");
         }
         if (!step) {
             fatal = step.error();
