@@ -13,6 +13,8 @@ struct GlobalFlags {
 void AddRunCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddValidateCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddPlanCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
+void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
+void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 
 // Parses argv and runs the chosen subcommand; returns the process exit code.
 int Main(int argc, char** argv);

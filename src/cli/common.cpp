@@ -152,6 +152,23 @@ std::string StoreUrl(const std::string& flag) {
 void SetUpProcess(const std::string& log_level) {
     InitLogging(log_level.empty() ? "warn" : log_level);
     RegisterEnvironmentSecrets();
+    // Extra secret patterns, one ECMAScript regex per line (or separated by ';;').
+    if (const char* patterns = std::getenv("STROWGER_REDACT_PATTERNS"); patterns && *patterns) {
+        std::string all(patterns);
+        size_t start = 0;
+        while (start <= all.size()) {
+            size_t end = all.find_first_of("\n", start);
+            size_t sep = all.find(";;", start);
+            if (sep != std::string::npos && (end == std::string::npos || sep < end)) end = sep;
+            std::string pattern =
+                all.substr(start, end == std::string::npos ? std::string::npos : end - start);
+            if (!pattern.empty() && !RegisterSecretPattern(pattern)) {
+                PrintError("STROWGER_REDACT_PATTERNS: not a valid regular expression: " + pattern);
+            }
+            if (end == std::string::npos) break;
+            start = end + (all.compare(end, 2, ";;") == 0 ? 2 : 1);
+        }
+    }
 }
 
 }  // namespace strowger::cli

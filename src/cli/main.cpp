@@ -17,12 +17,16 @@ int Main(int argc, char** argv) {
         "Examples:\n"
         "  strowger validate flow.yaml\n"
         "  strowger plan flow.yaml --format mermaid\n"
-        "  strowger run flow.yaml --input 'hello'\n\n"
+        "  strowger run flow.yaml --input 'hello'\n"
+        "  strowger runs list\n"
+        "  strowger audit verify --all\n\n"
         "Run `strowger COMMAND --help` for the options of a command.");
     int exit_code = ToInt(ExitCode::kInternal);
     AddRunCommand(app, global, exit_code);
     AddValidateCommand(app, global, exit_code);
     AddPlanCommand(app, global, exit_code);
+    AddRunsCommand(app, global, exit_code);
+    AddAuditCommand(app, global, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

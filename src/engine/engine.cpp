@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 
@@ -97,6 +98,52 @@ Awaitable<Result<RunOutcome>> Engine::Impl::Drive(std::shared_ptr<Run> run,
         asio::bind_cancellation_slot(run->main_signal().slot(), asio::use_awaitable));
 }
 
+Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::Load(std::string run_id) {
+    Loaded loaded;
+    STROWGER_CO_ASSIGN_OR_RETURN(loaded.record, co_await store_->GetRun(run_id));
+    {
+        std::lock_guard lock(mutex_);
+        auto it = runtimes_.find(loaded.record.definition_sha256);
+        if (it != runtimes_.end()) loaded.plan = it->second->plan;
+    }
+    if (!loaded.plan) {
+        STROWGER_CO_ASSIGN_OR_RETURN(
+            auto definition, co_await store_->GetDefinition(loaded.record.definition_sha256));
+        STROWGER_CO_ASSIGN_OR_RETURN(loaded.plan,
+                                     CompileSnapshot(definition, CompileOptionsFor(providers_)));
+    }
+    store::EventQuery all_events;
+    STROWGER_CO_ASSIGN_OR_RETURN(auto events, co_await store_->ReadEvents(run_id, all_events));
+    STROWGER_CO_ASSIGN_OR_RETURN(loaded.state, ReplayRun(*loaded.plan, events));
+    if (loaded.state.head.seq != loaded.record.head.seq ||
+        loaded.state.head.hash != loaded.record.head.hash) {
+        co_return DataLossError("run " + run_id +
+                                ": ledger does not match its recorded head (run `strowger audit "
+                                "verify " +
+                                run_id + "`)");
+    }
+    co_return loaded;
+}
+
+Awaitable<Status> Engine::Impl::AppendIdle(Loaded& loaded, ledger::NewEvent event) {
+    internal::RedactSecrets(event);
+    auto now = clock_.Now();
+    std::vector<ledger::Event> sealed;
+    sealed.push_back(ledger::Seal(loaded.state.head, loaded.state.run_id, now, event));
+    loaded.state.Apply(now, -1, event);
+    co_return co_await store_->AppendEvents(loaded.state.run_id, std::move(sealed),
+                                            loaded.state.status);
+}
+
+Awaitable<Result<RunOutcome>> Engine::Impl::ExecuteLoaded(Loaded loaded, std::string reason,
+                                                          std::string actor) {
+    auto plan = loaded.plan;
+    auto run = std::make_shared<Run>(shared_from_this(), RuntimeFor(plan), std::move(loaded.state));
+    run->SetResumeReason(std::move(reason), std::move(actor));
+    std::unique_ptr<store::NewRun> no_record;
+    co_return co_await Drive(std::move(run), std::move(no_record));
+}
+
 Awaitable<Result<RunOutcome>> Engine::Impl::Resume(std::string run_id, std::string reason,
                                                    std::string actor) {
     if (Find(run_id)) {
@@ -115,28 +162,12 @@ Awaitable<Result<RunOutcome>> Engine::Impl::Resume(std::string run_id, std::stri
         co_return MakeError(ErrorCode::kAborted,
                             "run " + run_id + " is being executed by " + record.owner);
     }
-    std::shared_ptr<const model::Plan> plan;
-    {
-        std::lock_guard lock(mutex_);
-        auto it = runtimes_.find(record.definition_sha256);
-        if (it != runtimes_.end()) plan = it->second->plan;
+    auto loaded = co_await Load(run_id);
+    if (!loaded) {
+        (void)co_await store_->ReleaseLease(run_id, options_.owner);
+        co_return std::unexpected(loaded.error());
     }
-    if (!plan) {
-        STROWGER_CO_ASSIGN_OR_RETURN(auto definition,
-                                     co_await store_->GetDefinition(record.definition_sha256));
-        STROWGER_CO_ASSIGN_OR_RETURN(plan,
-                                     CompileSnapshot(definition, CompileOptionsFor(providers_)));
-    }
-    store::EventQuery all_events;
-    STROWGER_CO_ASSIGN_OR_RETURN(auto events, co_await store_->ReadEvents(run_id, all_events));
-    STROWGER_CO_ASSIGN_OR_RETURN(auto state, ReplayRun(*plan, events));
-    if (state.head.seq != record.head.seq || state.head.hash != record.head.hash) {
-        co_return DataLossError("run " + run_id + ": ledger does not match its recorded head");
-    }
-    auto run = std::make_shared<Run>(shared_from_this(), RuntimeFor(plan), std::move(state));
-    run->SetResumeReason(std::move(reason), std::move(actor));
-    std::unique_ptr<store::NewRun> no_record;
-    co_return co_await Drive(std::move(run), std::move(no_record));
+    co_return co_await ExecuteLoaded(std::move(*loaded), std::move(reason), std::move(actor));
 }
 
 void Engine::Impl::Register(const std::string& run_id, std::shared_ptr<Run> run) {
@@ -230,6 +261,148 @@ size_t Engine::ActiveRuns() const {
     return impl_->ActiveCount();
 }
 
+Awaitable<Result<Engine::ControlResult>> Engine::Control(std::string run_id,
+                                                         store::ControlAction action,
+                                                         std::string reason, std::string actor) {
+    const bool cancel = action == store::ControlAction::kCancel;
+    if (auto run = impl_->Find(run_id)) {
+        if (cancel) {
+            run->RequestCancel(std::move(reason), std::move(actor));
+        } else {
+            run->RequestPause(std::move(reason), std::move(actor));
+        }
+        co_return ControlResult::kApplied;
+    }
+    STROWGER_CO_ASSIGN_OR_RETURN(auto record, co_await impl_->store_->GetRun(run_id));
+    if (ledger::IsTerminal(record.status)) {
+        co_return FailedPreconditionError("run " + run_id + " has ended (" +
+                                          std::string(ledger::RunStatusName(record.status)) + ")");
+    }
+    if (!cancel && record.status == RunStatus::kPaused) co_return ControlResult::kApplied;
+    auto until = impl_->clock_.Now() + impl_->options_.lease_duration;
+    STROWGER_CO_ASSIGN_OR_RETURN(
+        bool leased, co_await impl_->store_->TryLease(run_id, impl_->options_.owner, until));
+    if (!leased) {
+        // Executing in another live process: it applies the request at its next poll.
+        store::ControlRequest request{run_id, action, std::move(reason), std::move(actor)};
+        STROWGER_CO_TRY(co_await impl_->store_->RequestControl(std::move(request)));
+        co_return ControlResult::kRequested;
+    }
+    // Executing nowhere: record the decision ourselves.
+    auto loaded = co_await impl_->Load(run_id);
+    Status appended = loaded ? OkStatus() : Status(std::unexpected(loaded.error()));
+    if (loaded) {
+        ledger::NewEvent event{{}, 0, ledger::RunPaused{reason, actor}};
+        if (cancel) event.payload = ledger::RunCancelled{reason, actor};
+        appended = co_await impl_->AppendIdle(*loaded, std::move(event));
+    }
+    (void)co_await impl_->store_->ReleaseLease(run_id, impl_->options_.owner);
+    STROWGER_CO_TRY(appended);
+    co_return ControlResult::kApplied;
+}
+
+Awaitable<Result<RunOutcome>> Engine::RetryRun(std::string run_id, std::string from_step,
+                                               std::string actor) {
+    if (impl_->Find(run_id)) {
+        co_return FailedPreconditionError("run " + run_id +
+                                          " is executing; it can be retried once it has ended");
+    }
+    STROWGER_CO_ASSIGN_OR_RETURN(auto record, co_await impl_->store_->GetRun(run_id));
+    if (!ledger::IsTerminal(record.status)) {
+        co_return FailedPreconditionError(
+            "run " + run_id + " is " + std::string(ledger::RunStatusName(record.status)) +
+            "; retry reopens a run that has ended (use `strowger runs resume` to continue it)");
+    }
+    if (from_step.empty() && record.status == RunStatus::kCompleted) {
+        co_return FailedPreconditionError("run " + run_id +
+                                          " completed; name the step to run again with --step");
+    }
+    auto until = impl_->clock_.Now() + impl_->options_.lease_duration;
+    STROWGER_CO_ASSIGN_OR_RETURN(
+        bool leased, co_await impl_->store_->TryLease(run_id, impl_->options_.owner, until));
+    if (!leased) {
+        co_return MakeError(ErrorCode::kAborted, "run " + run_id + " is leased by " + record.owner);
+    }
+    auto loaded = co_await impl_->Load(run_id);
+    if (!loaded) {
+        (void)co_await impl_->store_->ReleaseLease(run_id, impl_->options_.owner);
+        co_return std::unexpected(loaded.error());
+    }
+    const model::Plan& plan = *loaded->plan;
+    std::vector<bool> clear(plan.nodes.size(), false);
+    if (!from_step.empty()) {
+        const model::PlanNode* node = plan.FindNode(from_step);
+        if (node == nullptr) {
+            (void)co_await impl_->store_->ReleaseLease(run_id, impl_->options_.owner);
+            co_return NotFoundError("run " + run_id + " has no step '" + from_step + "'");
+        }
+        for (int index : plan.WithDescendants(node->index))
+            clear[static_cast<size_t>(index)] = true;
+    }
+    ledger::RunRetried retried{from_step, {}, actor};
+    for (size_t i = 0; i < plan.nodes.size(); ++i) {
+        auto status = loaded->state.nodes[i].status;
+        // Whatever did not finish well starts again too.
+        if (status == ledger::NodeStatus::kFailed || status == ledger::NodeStatus::kCancelled ||
+            status == ledger::NodeStatus::kRunning || status == ledger::NodeStatus::kRetryWaiting) {
+            clear[i] = true;
+        }
+        if (clear[i]) retried.cleared.push_back(plan.nodes[i].id);
+    }
+    ledger::NewEvent event{{}, 0, std::move(retried)};
+    auto appended = co_await impl_->AppendIdle(*loaded, std::move(event));
+    if (!appended) {
+        (void)co_await impl_->store_->ReleaseLease(run_id, impl_->options_.owner);
+        co_return std::unexpected(appended.error());
+    }
+    co_return co_await impl_->ExecuteLoaded(std::move(*loaded), "retry", std::move(actor));
+}
+
+Awaitable<Result<RunOutcome>> Engine::RerunRun(std::string run_id) {
+    STROWGER_CO_ASSIGN_OR_RETURN(auto loaded, co_await impl_->Load(run_id));
+    StartRequest request;
+    request.plan = loaded.plan;
+    request.input = loaded.state.input;
+    request.rerun_of = run_id;
+    co_return co_await StartRun(std::move(request));
+}
+
+Awaitable<void> Engine::Supervise(std::chrono::milliseconds poll_interval) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    auto last_renewal = std::chrono::steady_clock::now();
+    const auto renew_every = impl_->options_.lease_duration / 3;
+    while (true) {
+        timer.expires_after(poll_interval);
+        auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec) co_return;  // cancelled
+        std::vector<std::string> ids;
+        for (const auto& run : impl_->All()) ids.push_back(run->run_id());
+        if (!ids.empty()) {
+            auto requests = co_await impl_->store_->TakeControlRequests(std::move(ids));
+            if (requests) {
+                for (auto& request : *requests) {
+                    if (request.action == store::ControlAction::kCancel) {
+                        Cancel(request.run_id, std::move(request.reason), std::move(request.actor));
+                    } else {
+                        Pause(request.run_id, std::move(request.reason), std::move(request.actor));
+                    }
+                }
+            }
+        }
+        if (std::chrono::steady_clock::now() - last_renewal >= renew_every) {
+            last_renewal = std::chrono::steady_clock::now();
+            auto until = impl_->clock_.Now() + impl_->options_.lease_duration;
+            (void)co_await impl_->store_->RenewLeases(impl_->options_.owner, until);
+        }
+    }
+}
+
+Awaitable<Result<Engine::LoadedRun>> Engine::LoadRun(std::string run_id) {
+    STROWGER_CO_ASSIGN_OR_RETURN(auto loaded, co_await impl_->Load(std::move(run_id)));
+    co_return LoadedRun{std::move(loaded.record), std::move(loaded.plan), std::move(loaded.state)};
+}
+
 Awaitable<Result<std::shared_ptr<const model::Plan>>> Engine::LoadPinnedPlan(std::string sha256) {
     {
         std::lock_guard lock(impl_->mutex_);
@@ -250,6 +423,7 @@ const std::string& Engine::owner() const {
 Result<ledger::RunState> ReplayRun(const model::Plan& plan,
                                    const std::vector<store::StoredEvent>& events) {
     ledger::RunState state(plan.nodes.size());
+    state.node_names = &plan.node_ids;
     std::unordered_map<std::string_view, int> index;
     for (const auto& node : plan.nodes) index.emplace(node.id, node.index);
     for (const auto& stored : events) {

@@ -89,6 +89,37 @@ class Engine {
     void CancelAll(std::string reason);
     size_t ActiveRuns() const;
 
+    // Pauses or cancels a run wherever it is: executing here, directly; executing in another
+    // live process, through a control request that process applies within its poll interval
+    // (kRequested); executing nowhere (pending, paused, or its process died), by appending
+    // run.paused / run.cancelled under a lease (kApplied). kFailedPrecondition if the run has
+    // ended; pausing a paused run is kApplied and changes nothing.
+    enum class ControlResult { kApplied, kRequested };
+    Awaitable<Result<ControlResult>> Control(std::string run_id, store::ControlAction action,
+                                             std::string reason, std::string actor);
+
+    // Reopens a finished run and executes it again from a step: without `from_step`, the
+    // step(s) that failed or were cancelled; with it, that step and every step after it
+    // (whatever they did). Completed steps outside that set are not run again; attempt
+    // numbers continue. Appends run.retried, then runs like ResumeRun.
+    Awaitable<Result<RunOutcome>> RetryRun(std::string run_id, std::string from_step,
+                                           std::string actor);
+
+    // Starts a new run with the same input and pinned definition as `run_id`.
+    Awaitable<Result<RunOutcome>> RerunRun(std::string run_id);
+
+    // While it runs: applies control requests other processes left for runs executing here,
+    // and renews this engine's leases. Returns when cancelled (asio cancellation).
+    Awaitable<void> Supervise(std::chrono::milliseconds poll_interval);
+
+    // A stored run as it stands: its record, pinned plan and state replayed from its ledger.
+    struct LoadedRun {
+        store::RunRecord record;
+        std::shared_ptr<const model::Plan> plan;
+        ledger::RunState state;
+    };
+    Awaitable<Result<LoadedRun>> LoadRun(std::string run_id);
+
     // The plan a run is pinned to (compiled from the stored definition snapshot; cached).
     Awaitable<Result<std::shared_ptr<const model::Plan>>> LoadPinnedPlan(std::string sha256);
 

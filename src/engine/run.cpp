@@ -54,7 +54,9 @@ Run::Run(std::shared_ptr<Engine::Impl> engine, std::shared_ptr<PlanRuntime> runt
                     : Executor(asio::make_strand(engine_->executor_))),
       wake_(executor_),
       state_(std::move(state)),
-      in_flight_(plan_.nodes.size()) {}
+      in_flight_(plan_.nodes.size()) {
+    state_.node_names = &plan_.node_ids;
+}
 
 Run::Notes& Run::notes() {
     if (!notes_) notes_ = std::make_unique<Notes>();
@@ -119,8 +121,18 @@ Awaitable<bool> Run::Create(std::unique_ptr<store::NewRun> record) {
     co_return false;
 }
 
+void RedactSecrets(ledger::NewEvent& event) {
+    // Secrets (keys from the environment, configured patterns) never reach the ledger: every
+    // free-text field is redacted before the event is applied and sealed.
+    if (!HaveSecrets()) return;
+    ledger::ForEachText(event.payload, [](std::string& text) {
+        if (!text.empty()) text = Redact(text);
+    });
+}
+
 Awaitable<bool> Run::Append(std::vector<ledger::NewEvent> events, int node_index) {
     if (store_failed_) co_return false;
+    for (auto& event : events) RedactSecrets(event);
     std::vector<ledger::Event> sealed;
     sealed.reserve(events.size());
     for (auto& event : events) {

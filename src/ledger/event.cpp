@@ -10,7 +10,7 @@
 namespace strowger::ledger {
 namespace {
 
-constexpr std::array<std::string_view, 15> kTypeNames = {
+constexpr std::array<std::string_view, 16> kTypeNames = {
     "run.created",
     "run.started",
     "run.resumed",
@@ -26,6 +26,7 @@ constexpr std::array<std::string_view, 15> kTypeNames = {
     "node.retry_scheduled",
     "node.failed",
     "node.skipped",
+    "run.retried",
 };
 
 template <class... Ts>
@@ -110,6 +111,7 @@ EventType TypeOf(const Payload& payload) {
             [](const NodeRetryScheduled&) { return EventType::kNodeRetryScheduled; },
             [](const NodeFailed&) { return EventType::kNodeFailed; },
             [](const NodeSkipped&) { return EventType::kNodeSkipped; },
+            [](const RunRetried&) { return EventType::kRunRetried; },
             [](const UnknownPayload&) { return EventType::kUnknown; },
         },
         payload);
@@ -215,9 +217,41 @@ void AppendPayload(std::string& out, const Payload& payload) {
                 OptionalField(w, "error", p.error);
                 w.Field("reason", p.reason).EndObject();
             },
+            [&](const RunRetried& p) {
+                w.BeginObject();
+                OptionalField(w, "actor", p.actor);
+                w.Key("cleared").BeginArray();
+                for (const auto& node : p.cleared) w.String(node);
+                w.EndArray();
+                OptionalField(w, "from_step", p.from_step);
+                w.EndObject();
+            },
             [&](const UnknownPayload& p) { out += p.data.empty() ? "{}" : p.data; },
         },
         payload);
+}
+
+void ForEachText(Payload& payload, const std::function<void(std::string&)>& edit) {
+    std::visit(Overloaded{
+                   [&](RunCreated& p) { edit(p.input); },
+                   [&](RunResumed& p) { edit(p.reason); },
+                   [&](RunPaused& p) { edit(p.reason); },
+                   [&](RunCancelled& p) { edit(p.reason); },
+                   [&](RunCompleted& p) { edit(p.output); },
+                   [&](RunFailed& p) { edit(p.error); },
+                   [&](LlmRequest& p) {
+                       edit(p.system_prompt);
+                       edit(p.prompt);
+                   },
+                   [&](LlmResponse& p) { edit(p.content); },
+                   [&](NodeIterationCompleted& p) { edit(p.output); },
+                   [&](NodeCompleted& p) { edit(p.output); },
+                   [&](NodeRetryScheduled& p) { edit(p.error); },
+                   [&](NodeFailed& p) { edit(p.error); },
+                   [&](NodeSkipped& p) { edit(p.error); },
+                   [](auto&) {},
+               },
+               payload);
 }
 
 Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::string_view data) {
@@ -272,6 +306,15 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
             return NodeFailed{Str(o, "error"), Str(o, "code")};
         case EventType::kNodeSkipped:
             return NodeSkipped{Str(o, "reason"), Str(o, "error")};
+        case EventType::kRunRetried: {
+            RunRetried retried{Str(o, "from_step"), {}, Str(o, "actor")};
+            if (const json::array* cleared = JsonArray(o, "cleared")) {
+                for (const auto& node : *cleared) {
+                    if (node.is_string()) retried.cleared.emplace_back(node.get_string());
+                }
+            }
+            return retried;
+        }
         case EventType::kUnknown:
             break;
     }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,6 +41,7 @@ enum class EventType {
     kNodeRetryScheduled,
     kNodeFailed,
     kNodeSkipped,
+    kRunRetried,
     kUnknown,  // a type this version does not know; kept for verification
 };
 
@@ -68,6 +70,12 @@ struct RunPaused {
 };
 struct RunCancelled {
     std::string reason;
+    std::string actor;
+};
+// A finished run is reopened: the listed nodes start again (attempt numbers continue).
+struct RunRetried {
+    std::string from_step;             // "" = the failed step(s)
+    std::vector<std::string> cleared;  // nodes reset to pending
     std::string actor;
 };
 struct RunCompleted {
@@ -132,12 +140,17 @@ struct UnknownPayload {
     std::string data;  // canonical JSON as stored
 };
 
-using Payload =
-    std::variant<RunCreated, RunStarted, RunResumed, RunPaused, RunCancelled, RunCompleted,
-                 RunFailed, NodeStarted, LlmRequest, LlmResponse, NodeIterationCompleted,
-                 NodeCompleted, NodeRetryScheduled, NodeFailed, NodeSkipped, UnknownPayload>;
+using Payload = std::variant<RunCreated, RunStarted, RunResumed, RunPaused, RunCancelled,
+                             RunCompleted, RunFailed, NodeStarted, LlmRequest, LlmResponse,
+                             NodeIterationCompleted, NodeCompleted, NodeRetryScheduled, NodeFailed,
+                             NodeSkipped, RunRetried, UnknownPayload>;
 
 EventType TypeOf(const Payload& payload);
+
+// Calls `edit(text)` on every free-text field of `payload` (inputs, prompts, outputs, errors,
+// reasons) — not on identifiers, codes or hashes. Used to redact secrets before an event is
+// sealed, so they never reach the ledger.
+void ForEachText(Payload& payload, const std::function<void(std::string&)>& edit);
 
 // An event before it joins the chain: what the engine appends.
 struct NewEvent {

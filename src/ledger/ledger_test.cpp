@@ -145,6 +145,7 @@ TEST(EventTest, PayloadsRoundTrip) {
         NodeCompleted{"final", 4, 5, 6, 2},
         NodeRetryScheduled{"boom", "unavailable", 200, FromUnixMicros(1700000000000000), 2},
         NodeSkipped{"error", "b is down"},
+        RunRetried{"summary", {"summary", "publish"}, "alice"},
     };
     for (const auto& payload : payloads) {
         std::string data = EncodePayload(payload);
@@ -152,6 +153,16 @@ TEST(EventTest, PayloadsRoundTrip) {
         auto decoded = DecodePayload(TypeOf(payload), EventTypeName(TypeOf(payload)), data);
         ASSERT_TRUE(decoded.has_value());
         EXPECT_EQ(EncodePayload(*decoded), data);
+    }
+}
+
+TEST(EventTest, EveryTypeHasANameThatRoundTrips) {
+    for (int t = 0; t < static_cast<int>(EventType::kUnknown); ++t) {
+        auto type = static_cast<EventType>(t);
+        std::string_view name = EventTypeName(type);
+        EXPECT_FALSE(name.empty()) << t;
+        EXPECT_NE(name, "unknown") << t;
+        EXPECT_EQ(EventTypeFromName(name), type) << name;
     }
 }
 

@@ -181,6 +181,30 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        node->skip_reason = p.reason;
                        if (!p.error.empty()) node->error = p.error;
                    },
+                   [&](const RunRetried& p) {
+                       status = RunStatus::kPending;
+                       error.clear();
+                       error_code.clear();
+                       failed_node.clear();
+                       cancel_reason.clear();
+                       output.clear();
+                       ended_at = {};
+                       for (const auto& name : p.cleared) {
+                           int index = -1;
+                           if (node_names) {
+                               for (size_t i = 0; i < node_names->size(); ++i) {
+                                   if ((*node_names)[i] == name) index = static_cast<int>(i);
+                               }
+                           }
+                           if (index < 0) continue;
+                           NodeState& cleared = nodes[static_cast<size_t>(index)];
+                           NodeState fresh;
+                           fresh.attempt = cleared.attempt;  // attempt numbers never repeat
+                           cleared = std::move(fresh);
+                           std::erase_if(
+                               steps, [&](const StepResult& r) { return r.node_index == index; });
+                       }
+                   },
                    [&](const UnknownPayload&) {},
                },
                event.payload);

@@ -118,6 +118,9 @@ class RunState {
     ChainHead head;
     std::vector<NodeState> nodes;
     std::vector<StepResult> steps;
+    // Node names by index (the plan's), for events that name several nodes (run.retried).
+    // Owned by the plan, which outlives the state; may be null when no such event applies.
+    const std::vector<std::string>* node_names = nullptr;
     int64_t tokens_in = 0;  // all model calls, including failed attempts
     int64_t tokens_out = 0;
     int64_t cost_nano_usd = 0;

@@ -372,6 +372,7 @@ private:
         plan.layers.assign(static_cast<size_t>(max_layer) + 1, {});
         for (const auto& node : plan.nodes) plan.layers[static_cast<size_t>(node.layer)].push_back(node.index);
         plan.output_node = static_cast<int>(plan.nodes.size()) - 1;
+        for (const auto& node : plan.nodes) plan.node_ids.push_back(node.id);
         plan.definition_json = SnapshotJson(workflow_);
         plan.definition_sha256 = Sha256Hex(plan.definition_json);
     }
@@ -463,6 +464,23 @@ const PlanNode* Plan::FindNode(std::string_view id) const {
         if (node.id == id) return &node;
     }
     return nullptr;
+}
+
+std::vector<int> Plan::WithDescendants(int index) const {
+    std::vector<bool> marked(nodes.size(), false);
+    std::vector<int> stack = {index};
+    while (!stack.empty()) {
+        int current = stack.back();
+        stack.pop_back();
+        if (marked[static_cast<size_t>(current)]) continue;
+        marked[static_cast<size_t>(current)] = true;
+        for (int next : nodes[static_cast<size_t>(current)].dependents) stack.push_back(next);
+    }
+    std::vector<int> out;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+        if (marked[i]) out.push_back(static_cast<int>(i));
+    }
+    return out;
 }
 
 CompileResult Compile(const Workflow& workflow, const CompileOptions& options) {

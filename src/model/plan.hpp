@@ -73,7 +73,8 @@ struct Plan {
     std::string workflow_name;
     std::string description;
     std::vector<AgentSpec> agents;
-    std::vector<PlanNode> nodes;  // in a topological order (the order of the steps)
+    std::vector<PlanNode> nodes;  // in the order of the steps
+    std::vector<std::string> node_ids;  // nodes[i].id, for name lookups by index
     int output_node = -1;         // its effective output is the run's output
     std::vector<std::vector<int>> layers;
     // The resolved workflow as canonical JSON, and its SHA-256: what a run is pinned to.
@@ -81,6 +82,8 @@ struct Plan {
     std::string definition_sha256;
 
     const PlanNode* FindNode(std::string_view id) const;
+    // `index` and every node that depends on it, directly or not (ascending).
+    std::vector<int> WithDescendants(int index) const;
     const AgentSpec* AgentOf(const PlanNode& node) const {
         return node.agent >= 0 ? &agents[static_cast<size_t>(node.agent)] : nullptr;
     }

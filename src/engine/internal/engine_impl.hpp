@@ -42,7 +42,18 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     enum class Lease { kNone, kTake };
     Result<Prepared> Prepare(StartRequest request, Lease lease);
 
+    // A stored run, replayed: its record, pinned plan and state.
+    struct Loaded {
+        store::RunRecord record;
+        std::shared_ptr<const model::Plan> plan;
+        ledger::RunState state;
+    };
+    Awaitable<Result<Loaded>> Load(std::string run_id);
+    // Appends one event to a run that executes nowhere (the caller holds its lease).
+    Awaitable<Status> AppendIdle(Loaded& loaded, ledger::NewEvent event);
     Awaitable<Result<RunOutcome>> Resume(std::string run_id, std::string reason, std::string actor);
+    // Executes a loaded run (after resume or retry); the caller holds its lease.
+    Awaitable<Result<RunOutcome>> ExecuteLoaded(Loaded loaded, std::string reason, std::string actor);
     // Spawns `run`'s main coroutine on its executor and waits for it.
     static Awaitable<Result<RunOutcome>> Drive(std::shared_ptr<internal::Run> run,
                                                std::unique_ptr<store::NewRun> record);

@@ -24,6 +24,9 @@
 
 namespace strowger::engine::internal {
 
+// Replaces registered secrets in the event's free-text fields (no-op when none are registered).
+void RedactSecrets(ledger::NewEvent& event);
+
 class Run : public std::enable_shared_from_this<Run> {
   public:
     Run(std::shared_ptr<Engine::Impl> engine, std::shared_ptr<PlanRuntime> runtime,

@@ -1,0 +1,534 @@
+// strowger runs list|show|events|resume|pause|cancel|retry|rerun|prune
+#include <boost/asio/as_tuple.hpp>
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "cli/context.hpp"
+#include "core/json.hpp"
+#include "core/strings.hpp"
+#include "engine/run_view.hpp"
+#include "ledger/event.hpp"
+
+namespace strowger::cli {
+namespace {
+
+using ledger::RunStatus;
+
+std::string ShortTime(SystemTime time) {
+    if (time == SystemTime{}) return "-";
+    std::string text = FormatRfc3339(time);
+    return text.substr(0, 19) + "Z";  // to the second
+}
+
+std::string Pad(const std::string& text, size_t width) {
+    return text.size() >= width ? text : text + std::string(width - text.size(), ' ');
+}
+
+// Opens the store or prints why not; null on failure.
+std::unique_ptr<Context> OpenOrReport(const std::string& store, const GlobalFlags& global) {
+    SetUpProcess(global.log_level);
+    auto context = Context::Open(store);
+    if (!context) {
+        PrintError(context.error().message());
+        return nullptr;
+    }
+    return std::move(*context);
+}
+
+int ReportError(const Error& error) {
+    PrintError(error.message());
+    switch (error.code()) {
+        case ErrorCode::kNotFound:
+        case ErrorCode::kFailedPrecondition:
+        case ErrorCode::kInvalidArgument:
+        case ErrorCode::kAborted:
+            return ToInt(ExitCode::kUsage);
+        default:
+            return ToInt(ExitCode::kInternal);
+    }
+}
+
+// --- list ----------------------------------------------------------------------------------
+
+struct ListFlags {
+    std::string store;
+    std::vector<std::string> statuses;
+    std::string workflow;
+    int64_t limit = 20;
+    std::string before;
+    bool json = false;
+};
+
+int DoList(const ListFlags& flags, const GlobalFlags& global) {
+    auto context = OpenOrReport(flags.store, global);
+    if (!context) return ToInt(ExitCode::kInternal);
+    store::RunFilter filter;
+    for (const auto& name : flags.statuses) {
+        bool ok = false;
+        RunStatus status = ledger::RunStatusFromName(name, &ok);
+        if (!ok) {
+            PrintError("--status: unknown status \"" + name +
+                       "\" (expected pending, running, paused, waiting, completed, failed, "
+                       "cancelled, needs_reconciliation)");
+            return ToInt(ExitCode::kUsage);
+        }
+        filter.statuses.push_back(status);
+    }
+    filter.workflow = flags.workflow;
+    filter.limit = flags.limit;
+    filter.before_run_id = flags.before;
+    auto page = context->Await(context->store().ListRuns(filter));
+    if (!page) return ReportError(page.error());
+    if (flags.json) {
+        json::array runs;
+        for (const auto& r : page->runs) {
+            json::object o;
+            o["run_id"] = r.run_id;
+            o["workflow"] = r.workflow;
+            o["status"] = std::string(ledger::RunStatusName(r.status));
+            o["created_at"] = FormatRfc3339(r.created_at);
+            o["updated_at"] = FormatRfc3339(r.updated_at);
+            o["events"] = r.head.seq;
+            runs.push_back(std::move(o));
+        }
+        json::object out;
+        out["runs"] = std::move(runs);
+        out["next_cursor"] = page->next_cursor;
+        std::cout << json::serialize(out) << "\n";
+        return 0;
+    }
+    std::cout << Pad("RUN", 28) << Pad("STATUS", 12) << Pad("WORKFLOW", 24) << Pad("CREATED", 22)
+              << Pad("UPDATED", 22) << "EVENTS\n";
+    for (const auto& r : page->runs) {
+        std::cout << Pad(r.run_id, 28) << Pad(std::string(ledger::RunStatusName(r.status)), 12)
+                  << Pad(Preview(r.workflow, 22), 24) << Pad(ShortTime(r.created_at), 22)
+                  << Pad(ShortTime(r.updated_at), 22) << r.head.seq << "\n";
+    }
+    if (!page->next_cursor.empty()) {
+        std::cerr << "(more: --before " << page->next_cursor << ")\n";
+    }
+    return 0;
+}
+
+// --- show ----------------------------------------------------------------------------------
+
+int DoShow(const std::string& store_flag, const std::string& run_id, bool json_output,
+           const GlobalFlags& global) {
+    auto context = OpenOrReport(store_flag, global);
+    if (!context) return ToInt(ExitCode::kInternal);
+    auto loaded = context->Await(context->engine().LoadRun(run_id));
+    if (!loaded) return ReportError(loaded.error());
+    const auto& plan = *loaded->plan;
+    const auto& state = loaded->state;
+    if (json_output) {
+        std::cout << json::serialize(engine::RunRecordJson(&plan, state)) << "\n";
+        return 0;
+    }
+    std::cout << "run:        " << state.run_id << "\n"
+              << "workflow:   " << state.workflow
+              << " (definition sha256:" << state.definition_sha256.substr(0, 12) << "…)\n"
+              << "status:     " << ledger::RunStatusName(state.status) << "\n";
+    if (!state.error.empty()) std::cout << "error:      " << state.error << "\n";
+    if (!state.idempotency_key.empty())
+        std::cout << "idempotency key: " << state.idempotency_key << "\n";
+    if (!state.rerun_of.empty()) std::cout << "rerun of:   " << state.rerun_of << "\n";
+    std::cout << "created:    " << ShortTime(state.created_at)
+              << "   started: " << ShortTime(state.started_at)
+              << "   ended: " << ShortTime(state.ended_at) << "\n"
+              << "tokens:     " << state.tokens_in << " in, " << state.tokens_out
+              << " out   cost: $" << ledger::FormatUsd(state.cost_nano_usd)
+              << "   model calls: " << state.model_calls << "   events: " << state.head.seq << "\n"
+              << "input:      " << Preview(state.input, 100) << "\n\n";
+    std::cout << Pad("STEP", 24) << Pad("STATE", 14) << Pad("ATTEMPTS", 10) << Pad("TOKENS", 14)
+              << Pad("TIME", 10) << "OUTPUT\n";
+    for (size_t i = 0; i < plan.nodes.size(); ++i) {
+        const auto& node = plan.nodes[i];
+        const auto& ns = state.nodes[i];
+        std::string tokens = ns.tokens_in || ns.tokens_out ? std::to_string(ns.tokens_in) + "/" +
+                                                                 std::to_string(ns.tokens_out)
+                                                           : "-";
+        char time[32];
+        std::snprintf(time, sizeof time, "%.2fs", static_cast<double>(ns.duration_ms) / 1000.0);
+        std::string what = ns.status == ledger::NodeStatus::kCompleted ? Preview(ns.output, 60)
+                           : !ns.error.empty()                         ? Preview(ns.error, 60)
+                           : !ns.skip_reason.empty()                   ? ns.skip_reason
+                                                                       : "";
+        std::string label = std::string(ledger::NodeStatusName(ns.status));
+        if (ns.iterations_done > 0) label += " ×" + std::to_string(ns.iterations_done);
+        std::cout << Pad(node.id, 24) << Pad(label, 14) << Pad(std::to_string(ns.attempt), 10)
+                  << Pad(tokens, 14) << Pad(ns.attempt ? time : "-", 10) << what << "\n";
+    }
+    if (state.status == RunStatus::kCompleted) std::cout << "\noutput:\n" << state.output << "\n";
+    return 0;
+}
+
+// --- events --------------------------------------------------------------------------------
+
+struct EventsFlags {
+    std::string store;
+    std::string run_id;
+    std::vector<std::string> types;
+    int64_t after = 0;
+    int64_t limit = 0;
+    bool follow = false;
+    bool json = false;
+};
+
+std::string Summary(const ledger::Event& event) {
+    auto parsed = ParseJson(event.data);
+    if (!parsed || !parsed->is_object()) return {};
+    const auto& o = parsed->get_object();
+    switch (event.type) {
+        case ledger::EventType::kRunCreated:
+            return "input: " + Preview(JsonString(o, "input"), 80);
+        case ledger::EventType::kRunCompleted:
+            return "output: " + Preview(JsonString(o, "output"), 80);
+        case ledger::EventType::kRunFailed:
+            return std::string(JsonString(o, "error"));
+        case ledger::EventType::kRunPaused:
+        case ledger::EventType::kRunResumed:
+        case ledger::EventType::kRunCancelled: {
+            std::string text(JsonString(o, "reason"));
+            if (auto actor = JsonString(o, "actor"); !actor.empty())
+                text += " (by " + std::string(actor) + ")";
+            return text;
+        }
+        case ledger::EventType::kLlmRequest:
+            return std::string(JsonString(o, "provider")) + ":" +
+                   std::string(JsonString(o, "model")) + " " + Preview(JsonString(o, "prompt"), 60);
+        case ledger::EventType::kLlmResponse:
+            return std::to_string(JsonInt(o, "tokens_in")) + "→" +
+                   std::to_string(JsonInt(o, "tokens_out")) + " tokens " +
+                   std::to_string(JsonInt(o, "latency_ms")) + "ms " +
+                   Preview(JsonString(o, "content"), 50);
+        case ledger::EventType::kNodeCompleted:
+        case ledger::EventType::kNodeIterationCompleted:
+            return Preview(JsonString(o, "output"), 80);
+        case ledger::EventType::kNodeRetryScheduled:
+            return "retry in " + std::to_string(JsonInt(o, "delay_ms")) +
+                   "ms: " + Preview(JsonString(o, "error"), 60);
+        case ledger::EventType::kNodeFailed:
+            return std::string(JsonString(o, "error"));
+        case ledger::EventType::kNodeSkipped:
+            return std::string(JsonString(o, "reason")) + " " + Preview(JsonString(o, "error"), 60);
+        case ledger::EventType::kRunRetried: {
+            std::string text = "cleared:";
+            if (const auto* cleared = JsonArray(o, "cleared")) {
+                for (const auto& n : *cleared) text += " " + std::string(n.get_string());
+            }
+            return text;
+        }
+        default:
+            return {};
+    }
+}
+
+int DoEvents(const EventsFlags& flags, const GlobalFlags& global) {
+    auto context = OpenOrReport(flags.store, global);
+    if (!context) return ToInt(ExitCode::kInternal);
+    int64_t after = flags.after;
+    int64_t printed = 0;
+    while (true) {
+        store::EventQuery query;
+        query.after_seq = after;
+        query.types = flags.types;
+        query.limit = flags.limit > 0 ? flags.limit - printed : 0;
+        auto events = context->Await(context->store().ReadEvents(flags.run_id, query));
+        if (!events) return ReportError(events.error());
+        for (const auto& stored : *events) {
+            after = stored.seq;
+            ++printed;
+            if (flags.json) {
+                std::cout << stored.encoded << "\n";
+                continue;
+            }
+            auto event = ledger::DecodeEvent(stored.encoded);
+            if (!event) {
+                std::cout << stored.seq << "  (malformed: " << event.error().message() << ")\n";
+                continue;
+            }
+            std::string where =
+                event->node.empty() ? "" : event->node + "#" + std::to_string(event->attempt);
+            std::cout << Pad(std::to_string(event->seq), 6)
+                      << FormatRfc3339(event->time).substr(11, 15) << "  "
+                      << Pad(event->type_name, 26) << Pad(where, 22) << Summary(*event) << "\n";
+        }
+        std::cout.flush();
+        if (!flags.follow || (flags.limit > 0 && printed >= flags.limit)) return 0;
+        // --follow: until the run has ended and every event has been printed. Polling is how
+        // a process sees another process's commits to the shared store.
+        auto record = context->Await(context->store().GetRun(flags.run_id));
+        if (!record) return ReportError(record.error());
+        if (ledger::IsTerminal(record->status) && record->head.seq <= after) return 0;
+        if (events->empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+}
+
+// --- control -------------------------------------------------------------------------------
+
+int DoControl(const std::string& store_flag, const std::string& run_id, store::ControlAction action,
+              const std::string& reason, const std::string& actor, const GlobalFlags& global) {
+    auto context = OpenOrReport(store_flag, global);
+    if (!context) return ToInt(ExitCode::kInternal);
+    const bool cancel = action == store::ControlAction::kCancel;
+    auto result = context->Await(context->engine().Control(
+        run_id, action,
+        reason.empty() ? (cancel ? "cancelled by operator" : "paused by operator") : reason,
+        actor.empty() ? DefaultActor() : actor));
+    if (!result) return ReportError(result.error());
+    if (*result == engine::Engine::ControlResult::kRequested) {
+        std::cout << "run " << run_id << ": " << (cancel ? "cancel" : "pause")
+                  << " requested; the process executing it applies it "
+                  << (cancel ? "at once" : "at the next step boundary") << "\n";
+    } else {
+        std::cout << "run " << run_id << ": " << (cancel ? "cancelled" : "paused") << "\n";
+    }
+    return 0;
+}
+
+// --- resume --------------------------------------------------------------------------------
+
+int DoResume(const std::string& store_flag, const std::string& run_id, bool all,
+             const std::string& progress, bool json_output, const GlobalFlags& global) {
+    auto context = OpenOrReport(store_flag, global);
+    if (!context) return ToInt(ExitCode::kInternal);
+    auto& engine = context->engine();
+    if (!all) {
+        return ExecuteWithProgress(*context, engine.ResumeRun(run_id, "operator", DefaultActor()),
+                                   progress, json_output);
+    }
+    // --all: every run that was executing or pending when its process stopped; paused runs
+    // stay paused until resumed by name.
+    std::vector<RunStatus> statuses = {RunStatus::kRunning, RunStatus::kPending};
+    auto claimable =
+        context->Await(context->store().FindClaimable(statuses, Clock::Real().Now(), 0));
+    if (!claimable) return ReportError(claimable.error());
+    if (claimable->empty()) {
+        std::cerr << "strowger: no interrupted runs to resume\n";
+        return 0;
+    }
+    int64_t completed = 0, failed = 0, other = 0;
+    auto resume_all = [&]() -> Awaitable<Result<engine::RunOutcome>> {
+        std::vector<std::string> ids;
+        for (const auto& record : *claimable) ids.push_back(record.run_id);
+        // All at once: the runs execute concurrently on this thread.
+        int64_t pending = static_cast<int64_t>(ids.size());
+        asio::steady_timer done(co_await asio::this_coro::executor);
+        done.expires_at(asio::steady_timer::time_point::max());
+        for (const auto& id : ids) {
+            asio::co_spawn(
+                co_await asio::this_coro::executor, engine.ResumeRun(id, "restart", DefaultActor()),
+                [&, id](std::exception_ptr, Result<engine::RunOutcome> r) {
+                    if (!r) {
+                        std::cerr << "strowger: run " << id << ": " << r.error().message() << "\n";
+                        ++other;
+                    } else if (r->status == RunStatus::kCompleted) {
+                        ++completed;
+                    } else if (r->status == RunStatus::kFailed) {
+                        ++failed;
+                    } else {
+                        ++other;
+                    }
+                    if (--pending == 0) done.cancel();
+                });
+        }
+        co_await done.async_wait(asio::as_tuple(asio::use_awaitable));
+        engine::RunOutcome summary;
+        summary.status = RunStatus::kCompleted;
+        co_return summary;
+    };
+    context->Await(resume_all());
+    std::cout << "resumed " << claimable->size() << " runs: " << completed << " completed, "
+              << failed << " failed, " << other << " other\n";
+    return failed + other > 0 ? ToInt(ExitCode::kRunFailed) : 0;
+}
+
+}  // namespace
+
+void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
+    auto* runs = app.add_subcommand("runs", "Inspect and control runs in the store");
+    runs->require_subcommand(1);
+    runs->footer(
+        "Examples:\n"
+        "  strowger runs list --status failed\n"
+        "  strowger runs show 01JD3M6K9Q3V8C6Y2W5T0R1N7H\n"
+        "  strowger runs events 01JD3M6K9Q3V8C6Y2W5T0R1N7H --follow\n"
+        "  strowger runs resume --all\n"
+        "  strowger runs retry 01JD3M6K9Q3V8C6Y2W5T0R1N7H --step summary");
+    auto store = std::make_shared<std::string>();
+    auto add_store = [store](CLI::App* cmd) {
+        cmd->add_option("--store", *store,
+                        "Run store URL (default: $STROWGER_STORE or the default sqlite file)")
+            ->type_name("URL");
+    };
+
+    auto list = std::make_shared<ListFlags>();
+    auto* list_cmd = runs->add_subcommand("list", "List runs, newest first");
+    add_store(list_cmd);
+    list_cmd->add_option("--status", list->statuses, "Only runs with this status (repeatable)");
+    list_cmd->add_option("--workflow", list->workflow, "Only runs of this workflow");
+    list_cmd->add_option("--limit", list->limit, "At most this many runs")
+        ->check(CLI::PositiveNumber);
+    list_cmd->add_option("--before", list->before, "Cursor: only runs older than this run id");
+    list_cmd->add_flag("--json", list->json, "JSON output");
+    list_cmd->callback([list, store, &global, &exit_code] {
+        list->store = *store;
+        exit_code = DoList(*list, global);
+    });
+
+    auto show_id = std::make_shared<std::string>();
+    auto show_json = std::make_shared<bool>(false);
+    auto* show_cmd =
+        runs->add_subcommand("show", "Show a run: steps, states, attempts, tokens, output");
+    add_store(show_cmd);
+    show_cmd->add_option("run", *show_id, "Run id")->required();
+    show_cmd->add_flag("--json", *show_json, "The run record as JSON");
+    show_cmd->callback(
+        [=, &global, &exit_code] { exit_code = DoShow(*store, *show_id, *show_json, global); });
+
+    auto events = std::make_shared<EventsFlags>();
+    auto* events_cmd = runs->add_subcommand("events", "Print a run's ledger events");
+    add_store(events_cmd);
+    events_cmd->add_option("run", events->run_id, "Run id")->required();
+    events_cmd->add_option("--type", events->types,
+                           "Only this event type (repeatable; 'node.' matches a prefix)");
+    events_cmd->add_option("--after", events->after, "Only events after this sequence number");
+    events_cmd->add_option("--limit", events->limit, "At most this many events");
+    events_cmd->add_flag("--follow,-f", events->follow,
+                         "Keep printing new events until the run ends");
+    events_cmd->add_flag("--json", events->json, "The canonical stored lines (JSON Lines)");
+    events_cmd->callback([events, store, &global, &exit_code] {
+        events->store = *store;
+        exit_code = DoEvents(*events, global);
+    });
+
+    struct ControlFlags {
+        std::string run_id, reason, actor;
+    };
+    for (auto action : {store::ControlAction::kPause, store::ControlAction::kCancel}) {
+        bool cancel = action == store::ControlAction::kCancel;
+        auto flags = std::make_shared<ControlFlags>();
+        auto* cmd =
+            runs->add_subcommand(cancel ? "cancel" : "pause",
+                                 cancel ? "Cancel a run (aborts in-flight model calls; final)"
+                                        : "Pause a run at its next step boundary");
+        add_store(cmd);
+        cmd->add_option("run", flags->run_id, "Run id")->required();
+        cmd->add_option("--reason", flags->reason, "Recorded in the ledger");
+        cmd->add_option("--actor", flags->actor, "Who is asking (default: $USER)");
+        cmd->callback([=, &global, &exit_code] {
+            exit_code =
+                DoControl(*store, flags->run_id, action, flags->reason, flags->actor, global);
+        });
+    }
+
+    struct ResumeFlags {
+        std::string run_id;
+        bool all = false;
+        std::string progress = "auto";
+        bool json = false;
+    };
+    auto resume = std::make_shared<ResumeFlags>();
+    auto* resume_cmd =
+        runs->add_subcommand("resume", "Continue a paused or interrupted run in this process");
+    add_store(resume_cmd);
+    auto* resume_id = resume_cmd->add_option("run", resume->run_id, "Run id");
+    auto* resume_all =
+        resume_cmd->add_flag("--all", resume->all, "Every interrupted (running or pending) run");
+    resume_id->excludes(resume_all);
+    resume_cmd->add_option("--progress", resume->progress, "Live progress on stderr")
+        ->check(CLI::IsMember({"auto", "always", "never"}));
+    resume_cmd->add_flag("--json", resume->json, "Print the run record as JSON");
+    resume_cmd->callback([=, &global, &exit_code] {
+        if (resume->run_id.empty() && !resume->all) {
+            PrintError("runs resume: give a run id or --all");
+            exit_code = ToInt(ExitCode::kUsage);
+            return;
+        }
+        exit_code =
+            DoResume(*store, resume->run_id, resume->all, resume->progress, resume->json, global);
+    });
+
+    struct RetryFlags {
+        std::string run_id, step, actor, progress = "auto";
+        bool json = false;
+    };
+    auto retry = std::make_shared<RetryFlags>();
+    auto* retry_cmd = runs->add_subcommand(
+        "retry",
+        "Run a finished run again from its failed step, or from --step and everything after it");
+    add_store(retry_cmd);
+    retry_cmd->add_option("run", retry->run_id, "Run id")->required();
+    retry_cmd->add_option("--step", retry->step, "Run this step and every step after it again");
+    retry_cmd->add_option("--actor", retry->actor, "Who is asking (default: $USER)");
+    retry_cmd->add_option("--progress", retry->progress, "Live progress on stderr")
+        ->check(CLI::IsMember({"auto", "always", "never"}));
+    retry_cmd->add_flag("--json", retry->json, "Print the run record as JSON");
+    retry_cmd->callback([=, &global, &exit_code] {
+        auto context = OpenOrReport(*store, global);
+        if (!context) {
+            exit_code = ToInt(ExitCode::kInternal);
+            return;
+        }
+        auto& engine = context->engine();
+        exit_code = ExecuteWithProgress(
+            *context,
+            engine.RetryRun(retry->run_id, retry->step,
+                            retry->actor.empty() ? DefaultActor() : retry->actor),
+            retry->progress, retry->json);
+    });
+
+    struct RerunFlags {
+        std::string run_id, progress = "auto";
+        bool json = false;
+    };
+    auto rerun = std::make_shared<RerunFlags>();
+    auto* rerun_cmd =
+        runs->add_subcommand("rerun", "Start a new run with the same input and pinned definition");
+    add_store(rerun_cmd);
+    rerun_cmd->add_option("run", rerun->run_id, "Run id")->required();
+    rerun_cmd->add_option("--progress", rerun->progress, "Live progress on stderr")
+        ->check(CLI::IsMember({"auto", "always", "never"}));
+    rerun_cmd->add_flag("--json", rerun->json, "Print the run record as JSON");
+    rerun_cmd->callback([=, &global, &exit_code] {
+        auto context = OpenOrReport(*store, global);
+        if (!context) {
+            exit_code = ToInt(ExitCode::kInternal);
+            return;
+        }
+        auto& engine = context->engine();
+        exit_code = ExecuteWithProgress(*context, engine.RerunRun(rerun->run_id), rerun->progress,
+                                        rerun->json);
+    });
+
+    auto keep = std::make_shared<int64_t>(0);
+    auto* prune_cmd = runs->add_subcommand(
+        "prune",
+        "Delete the oldest finished runs, keeping the newest N (never touches unfinished runs)");
+    add_store(prune_cmd);
+    prune_cmd->add_option("--keep", *keep, "Finished runs to keep")
+        ->required()
+        ->check(CLI::NonNegativeNumber);
+    prune_cmd->callback([=, &global, &exit_code] {
+        auto context = OpenOrReport(*store, global);
+        if (!context) {
+            exit_code = ToInt(ExitCode::kInternal);
+            return;
+        }
+        auto pruned = context->Await(context->store().PruneTerminalRuns(*keep));
+        if (!pruned) {
+            exit_code = ReportError(pruned.error());
+            return;
+        }
+        std::cout << "deleted " << *pruned << " finished runs\n";
+        exit_code = 0;
+    });
+}
+
+}  // namespace strowger::cli
