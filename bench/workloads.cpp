@@ -3,6 +3,13 @@
 //   strowger_bench W1  [--runs 1000] [--steps 10] [--concurrency 0] [--store memory:|sqlite:PATH]
 //   strowger_bench W3  [--runs 10000] [--steps 3] [--latency-ms 1000] [--provider scripted|openai]
 //                      [--store ...] [--mock PATH-to-strowger_mock_model_server]
+//   strowger_bench RESUME [--runs 10000] [--steps 3] --store sqlite:PATH
+//
+// RESUME: a child process starts the runs, waits until every one is in the middle of its
+// first model call (committed node.started), and exits without cleanup — a crash. The parent
+// then resumes every interrupted run from the store and reports how long until all of them
+// are executing again (run.resumed committed) and until all have completed (the interrupted
+// attempt is retried; the scripted model answers attempt 2 at once).
 //
 // W1 measures steps per second with an instant scripted provider. W3 starts every run at
 // once against a slow model and reports the wall time and the resident memory per run in
@@ -26,6 +33,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+
+#include <sys/types.h>
 
 #include "core/json.hpp"
 #include "engine/engine.hpp"
@@ -118,7 +127,108 @@ pid_t StartMock(const std::string& path, int64_t latency_ms, const fs::path& dir
     return pid;
 }
 
+// Counts committed events of one type.
+class CountingObserver : public engine::Observer {
+  public:
+    explicit CountingObserver(ledger::EventType type) : type_(type) {}
+    void OnEvent(const ledger::Event& event) override {
+        if (event.type == type_) ++count;
+    }
+    int64_t count = 0;
+
+  private:
+    ledger::EventType type_;
+};
+
+int Resume(const Flags& flags) {
+    RaiseFileLimit();
+    int64_t runs = flags.runs > 0 ? flags.runs : 10000;
+    int64_t steps = flags.steps > 0 ? flags.steps : 3;
+    if (flags.store.rfind("sqlite:", 0) != 0) {
+        std::cerr << "RESUME needs --store sqlite:PATH\n";
+        return 2;
+    }
+    fs::path dir = fs::temp_directory_path() / ("strowger-bench-resume-" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    std::string flow = WriteWorkflow(dir, steps, "scripted:script.yaml", 0);
+    // Attempt 1 hangs (it is the one the crash interrupts); later attempts answer at once.
+    std::ofstream(dir / "script.yaml") << "rules:\n  - {when: {step: s1, attempt: 1}, hang: true}\n  - {reply_template: \"${step} ok\"}\n";
+
+    pid_t child = fork();
+    if (child == 0) {
+        asio::io_context io(1);
+        providers::ProviderRegistry registry(io.get_executor());
+        providers::RegisterBuiltinProviders(registry);
+        auto compiled = model::Compile(model::LoadWorkflowFile(flow).workflow, engine::CompileOptionsFor(registry));
+        auto store = store::OpenStoreBlocking(flags.store);
+        if (!compiled.ok() || !store) std::_Exit(3);
+        engine::EngineOptions options;
+        options.single_threaded_executor = true;
+        engine::Engine engine(io.get_executor(), *store, registry, options);
+        CountingObserver started(ledger::EventType::kNodeStarted);
+        engine.AddObserver(&started);
+        for (int64_t i = 0; i < runs; ++i) {
+            asio::co_spawn(io, engine.StartRun({compiled.plan, "input " + std::to_string(i), {}, {}}), asio::detached);
+        }
+        while (started.count < runs) io.run_one();
+        std::_Exit(0);  // the crash: nothing is closed, every run is mid-call
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        std::cerr << "the crashing child failed\n";
+        return 1;
+    }
+
+    asio::io_context io(1);
+    providers::ProviderRegistry registry(io.get_executor());
+    providers::RegisterBuiltinProviders(registry);
+    auto store = store::OpenStoreBlocking(flags.store);
+    if (!store) return 1;
+    engine::EngineOptions options;
+    options.single_threaded_executor = true;
+    engine::Engine engine(io.get_executor(), *store, registry, options);
+    CountingObserver resumed(ledger::EventType::kRunResumed);
+    engine.AddObserver(&resumed);
+    auto t0 = std::chrono::steady_clock::now();
+    double resumed_s = 0;
+    int64_t completed = 0;
+    asio::co_spawn(
+        io,
+        [&]() -> Awaitable<void> {
+            std::vector<ledger::RunStatus> statuses = {ledger::RunStatus::kRunning, ledger::RunStatus::kPending};
+            auto claimable = co_await (*store)->FindClaimable(statuses, Clock::Real().Now(), 0);
+            if (!claimable) co_return;
+            for (const auto& record : *claimable) {
+                asio::co_spawn(co_await asio::this_coro::executor, engine.ResumeRun(record.run_id),
+                               [&](std::exception_ptr, Result<engine::RunOutcome> r) {
+                                   if (r && r->status == ledger::RunStatus::kCompleted) ++completed;
+                               });
+            }
+        },
+        asio::detached);
+    while (io.run_one()) {
+        if (resumed_s == 0 && resumed.count >= runs) {
+            resumed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        }
+    }
+    double done_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    json::object out;
+    out["workload"] = "RESUME";
+    out["store"] = flags.store;
+    out["runs"] = runs;
+    out["steps_per_run"] = steps;
+    out["resumed_s"] = resumed_s;
+    out["completed"] = completed;
+    out["all_completed_s"] = done_s;
+    std::cout << json::serialize(out) << std::endl;
+    return completed == runs ? 0 : 1;
+}
+
 int Run(const Flags& flags) {
+    if (flags.workload == "RESUME") return Resume(flags);
     RaiseFileLimit();
     bool w1 = flags.workload == "W1";
     int64_t runs = flags.runs > 0 ? flags.runs : (w1 ? 1000 : 10000);
@@ -240,7 +350,7 @@ int Run(const Flags& flags) {
 int main(int argc, char** argv) {
     strowger::bench::Flags flags;
     if (argc < 2) {
-        std::cerr << "usage: strowger_bench W1|W3 [--runs N] [--steps N] [--concurrency N] "
+        std::cerr << "usage: strowger_bench W1|W3|RESUME [--runs N] [--steps N] [--concurrency N] "
                      "[--latency-ms N] "
                      "[--provider scripted|openai] [--store URL] [--mock PATH]\n";
         return 2;
