@@ -1,0 +1,960 @@
+// The strowger command line from outside: the real binary started as a child process on
+// workflows written into a temporary directory (scripted models, so no network), its exit
+// codes and output checked exactly, and the store's SQLite file read to check the ledger.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/json.hpp"
+#include "integration/harness.hpp"
+#include "integration/process.hpp"
+
+namespace strowger::testing {
+namespace {
+
+using std::chrono::seconds;
+
+// Every step answers "<step>(<prompt>)", so an output shows the whole chain that made it.
+constexpr char kEchoScript[] = R"y(rules:
+  - {reply_template: "${step}(${prompt})"}
+)y";
+
+// Three sequential steps; with input "hi" the output is kThreeStepsOutput.
+constexpr char kThreeSteps[] = R"y(name: three
+agents:
+  writer: {model: "scripted:script.yaml", system_prompt: "You write."}
+steps:
+  - {name: a, agent_name: writer, prompt: "A {{input}}"}
+  - {name: b, agent_name: writer, prompt: "B {{input}}"}
+  - {name: c, agent_name: writer, prompt: "C {{input}}"}
+)y";
+constexpr char kThreeStepsOutput[] = "c(C b(B a(A hi)))";
+
+// A fan-out of three between a first and a last step (the plan tests' subject).
+constexpr char kFanOut[] = R"y(name: fan-out-collect
+agents:
+  writer: {model: "scripted:script.yaml", system_prompt: "You write."}
+steps:
+  - {name: prepare, agent_name: writer, prompt: "Prepare {{input}}"}
+  - {name: slow, agent_name: writer, prompt: "A {{input}}", mode: fan_out, output_var: a}
+  - {name: medium, agent_name: writer, prompt: "B {{input}}", mode: fan_out}
+  - {name: fast, agent_name: writer, prompt: "C {{input}}", mode: fan_out}
+  - {name: gather, mode: collect}
+  - {name: synthesize, agent_name: writer, prompt: "Synthesize:\n{{input}}\nFirst was: {{a}}"}
+)y";
+
+// Four errors: an unknown agent, a duplicate name, an unknown mode, a negative timeout.
+constexpr char kInvalid[] = R"y(name: bad
+agents:
+  writer: {model: "scripted:script.yaml"}
+steps:
+  - {name: a, agent_name: nobody, prompt: "A {{input}}"}
+  - {name: a, agent_name: writer, mode: sideways}
+  - {name: c, agent_name: writer, timeout_secs: -3}
+)y";
+constexpr char kInvalidDiagnostics[] =
+    "bad.yaml:5:27: steps[0].agent_name: Agent not found for step 'a': no agent named "
+    "\"nobody\"\n"
+    "bad.yaml:6:12: steps[1].name: duplicate step name \"a\" (first used by steps[0] at line 5)\n"
+    "bad.yaml:6:41: steps[1].mode: unknown mode \"sideways\" (expected one of sequential, "
+    "fan_out, collect, conditional, loop)\n"
+    "bad.yaml:7:49: steps[2].timeout_secs: must be a positive integer, got -3\n";
+
+std::vector<std::string> Types(const std::vector<LedgerEvent>& events) {
+    std::vector<std::string> types;
+    for (const auto& event : events) types.push_back(event.ToString());
+    return types;
+}
+
+// The ledger of an uninterrupted kThreeSteps run.
+const std::vector<std::string> kThreeStepsLedger = {
+    "run.created",      "run.started",        "node.started a#1", "llm.request a#1",
+    "llm.response a#1", "node.completed a#1", "node.started b#1", "llm.request b#1",
+    "llm.response b#1", "node.completed b#1", "node.started c#1", "llm.request c#1",
+    "llm.response c#1", "node.completed c#1", "run.completed",
+};
+
+std::vector<std::string> Lines(const std::string& text) {
+    std::vector<std::string> lines;
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        lines.push_back(text.substr(start, end - start));
+        start = end + 1;
+    }
+    return lines;
+}
+
+json::value ParseOrFail(const std::string& text) {
+    auto parsed = ParseJson(text);
+    EXPECT_TRUE(parsed.has_value()) << "not JSON: " << text;
+    return parsed ? *parsed : json::value();
+}
+
+std::string String(const json::value& value, std::string_view key) {
+    return value.is_object() ? std::string(JsonString(value.get_object(), key)) : "";
+}
+
+int64_t Int(const json::value& value, std::string_view key) {
+    return value.is_object() ? JsonInt(value.get_object(), key) : -1;
+}
+
+std::string DataString(const LedgerEvent* event, std::string_view key) {
+    return event ? std::string(JsonString(event->data, key)) : "<no event>";
+}
+
+class CliTest : public ::testing::Test {
+  protected:
+    // Writes the workflow as workflow.yaml and the scripted replies as script.yaml.
+    void WriteWorkflow(const std::string& workflow, const std::string& script = kEchoScript) {
+        env_.Write("workflow.yaml", workflow);
+        env_.Write("script.yaml", script);
+    }
+
+    // Runs kThreeSteps on "hi" to completion; returns the run id.
+    std::string CompletedRun() {
+        WriteWorkflow(kThreeSteps);
+        auto before = env_.RunIds();
+        auto result = env_.Run({"run", "workflow.yaml", "--input", "hi"});
+        EXPECT_EQ(result.exit_code(), 0) << result.err;
+        auto after = env_.RunIds();
+        EXPECT_EQ(after.size(), before.size() + 1);
+        return after.empty() ? "" : after.back();
+    }
+
+    // Starts `strowger run workflow.yaml -i hi` and waits until `node`'s first attempt has
+    // started according to the store; returns the run id ("" on timeout).
+    std::string StartAndWaitForNode(std::unique_ptr<ChildProcess>& child, const std::string& node) {
+        child = env_.Start({"run", "workflow.yaml", "--input", "hi"});
+        std::string run_id = env_.WaitForOnlyRun();
+        bool started =
+            WaitFor([&] { return FindEvent(env_.Events(run_id), "node.started", node) != nullptr; },
+                    seconds(10));
+        EXPECT_TRUE(started) << "node " << node << " never started; stderr: " << child->Stderr();
+        return started ? run_id : "";
+    }
+
+    CliEnvironment env_;
+};
+
+// --- run ---------------------------------------------------------------------------------------
+
+using RunCommandTest = CliTest;
+
+TEST_F(RunCommandTest, CompletedRunPrintsTheOutput) {
+    WriteWorkflow(kThreeSteps);
+    auto result = env_.Run({"run", "workflow.yaml", "--input", "hi"});
+    EXPECT_EQ(result.exit_code(), 0) << result.err;
+    EXPECT_EQ(result.out, std::string(kThreeStepsOutput) + "\n");
+    EXPECT_EQ(result.err, "");
+
+    auto ids = env_.RunIds();
+    ASSERT_EQ(ids.size(), 1u);
+    EXPECT_EQ(env_.RunStatus(ids[0]), "completed");
+    auto events = env_.Events(ids[0]);
+    EXPECT_EQ(Types(events), kThreeStepsLedger);
+    EXPECT_EQ(DataString(FindEvent(events, "run.created"), "input"), "hi");
+    EXPECT_EQ(DataString(FindEvent(events, "run.completed"), "output"), kThreeStepsOutput);
+}
+
+TEST_F(RunCommandTest, FailedRunNamesTheStep) {
+    WriteWorkflow(kThreeSteps, R"y(rules:
+  - {when: {step: b}, error: "upstream exploded"}
+  - {reply_template: "${step}(${prompt})"}
+)y");
+    auto result = env_.Run({"run", "workflow.yaml", "--input", "hi"});
+    std::string run_id = env_.WaitForOnlyRun();
+    EXPECT_EQ(result.exit_code(), 1);
+    EXPECT_EQ(result.out, "");
+    EXPECT_EQ(result.err,
+              "strowger: run " + run_id + " failed: Step 'b' failed: upstream exploded\n");
+
+    EXPECT_EQ(env_.RunStatus(run_id), "failed");
+    auto events = env_.Events(run_id);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().type, "run.failed");
+    EXPECT_EQ(DataString(&events.back(), "error"), "Step 'b' failed: upstream exploded");
+    EXPECT_EQ(CountEvents(events, "node.failed", "b"), 1);
+    EXPECT_EQ(CountEvents(events, "node.started", "c"), 0) << Describe(events);
+}
+
+TEST_F(RunCommandTest, InvalidWorkflowIsAUsageErrorWithPositions) {
+    env_.Write("script.yaml", kEchoScript);
+    env_.Write("bad.yaml", kInvalid);
+    auto result = env_.Run({"run", "bad.yaml", "--input", "hi"});
+    EXPECT_EQ(result.exit_code(), 2);
+    EXPECT_EQ(result.out, "");
+    EXPECT_EQ(result.err, kInvalidDiagnostics);
+    EXPECT_TRUE(env_.RunIds().empty());
+}
+
+TEST_F(RunCommandTest, MissingInputFileIsAUsageError) {
+    WriteWorkflow(kThreeSteps);
+    auto result = env_.Run({"run", "workflow.yaml", "--input-file", "missing.txt"});
+    EXPECT_EQ(result.exit_code(), 2);
+    EXPECT_EQ(result.out, "");
+    EXPECT_EQ(result.err, "strowger: missing.txt: cannot read input file\n");
+    EXPECT_TRUE(env_.RunIds().empty());
+}
+
+TEST_F(RunCommandTest, SigintCancelsAHangingStep) {
+    WriteWorkflow(kThreeSteps, R"y(rules:
+  - {when: {step: b}, hang: true}
+  - {reply_template: "${step}(${prompt})"}
+)y");
+    std::unique_ptr<ChildProcess> child;
+    std::string run_id = StartAndWaitForNode(child, "b");
+    ASSERT_FALSE(run_id.empty());
+    ASSERT_TRUE(child->Signal(SIGINT));
+    auto result = child->Wait(seconds(10));
+    EXPECT_EQ(result.exit_code(), 4) << result.status.ToString() << "\n" << result.err;
+    EXPECT_EQ(result.out, "");
+    EXPECT_EQ(result.err, "strowger: run " + run_id + " cancelled\n");
+
+    EXPECT_EQ(env_.RunStatus(run_id), "cancelled");
+    auto events = env_.Events(run_id);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().type, "run.cancelled") << Describe(events);
+    EXPECT_EQ(DataString(&events.back(), "reason"), "interrupted (SIGINT)");
+    EXPECT_EQ(CountEvents(events, "node.completed", "b"), 0);
+    EXPECT_EQ(CountEvents(events, "node.started", "c"), 0);
+}
+
+TEST_F(RunCommandTest, JsonPrintsTheRunRecord) {
+    WriteWorkflow(R"y(name: json-record
+agents:
+  writer: {model: "scripted:script.yaml"}
+steps:
+  - {name: a, agent_name: writer, prompt: "A {{input}}"}
+  - {name: b, agent_name: writer, prompt: "B {{input}}", error_mode: retry,
+     retry: {initial_delay_ms: 1, max_delay_ms: 1}}
+  - {name: c, agent_name: writer, prompt: "C {{input}}"}
+)y",
+                  R"y(rules:
+  - {when: {step: b, attempt: 1}, error: "first try fails"}
+  - {reply_template: "${step}(${prompt})"}
+)y");
+    auto result = env_.Run({"run", "workflow.yaml", "--input", "hi", "--json"});
+    EXPECT_EQ(result.exit_code(), 0) << result.err;
+    std::string run_id = env_.WaitForOnlyRun();
+    auto record = ParseOrFail(result.out);
+    ASSERT_TRUE(record.is_object());
+    EXPECT_EQ(String(record, "run_id"), run_id);
+    EXPECT_EQ(String(record, "workflow"), "json-record");
+    EXPECT_EQ(String(record, "status"), "completed");
+    EXPECT_EQ(String(record, "input"), "hi");
+    EXPECT_EQ(String(record, "output"), kThreeStepsOutput);
+    EXPECT_TRUE(record.get_object().at("error").is_null());
+    EXPECT_EQ(Int(record, "events"), static_cast<int64_t>(env_.Events(run_id).size()));
+
+    const auto* steps = JsonArray(record.get_object(), "step_results");
+    ASSERT_NE(steps, nullptr);
+    ASSERT_EQ(steps->size(), 3u);
+    struct Expected {
+        std::string name, prompt, output;
+        int64_t attempts;
+    };
+    std::vector<Expected> expected = {
+        {"a", "A hi", "a(A hi)", 1},
+        {"b", "B a(A hi)", "b(B a(A hi))", 2},
+        {"c", "C b(B a(A hi))", kThreeStepsOutput, 1},
+    };
+    for (size_t i = 0; i < expected.size(); ++i) {
+        SCOPED_TRACE(expected[i].name);
+        EXPECT_EQ(String((*steps)[i], "step_name"), expected[i].name);
+        EXPECT_EQ(String((*steps)[i], "agent_name"), "writer");
+        EXPECT_EQ(String((*steps)[i], "prompt"), expected[i].prompt);
+        EXPECT_EQ(String((*steps)[i], "output"), expected[i].output);
+        EXPECT_EQ(Int((*steps)[i], "attempts"), expected[i].attempts);
+    }
+}
+
+// --- validate and plan -------------------------------------------------------------------------
+
+using ValidateCommandTest = CliTest;
+
+TEST_F(ValidateCommandTest, ValidFilesAreOk) {
+    env_.Write("script.yaml", kEchoScript);
+    env_.Write("three.yaml", kThreeSteps);
+    env_.Write("fan.yaml", kFanOut);
+    auto result = env_.Run({"validate", "three.yaml", "fan.yaml"});
+    EXPECT_EQ(result.exit_code(), 0) << result.err;
+    EXPECT_EQ(result.out, "three.yaml: ok (3 steps, 1 agents)\nfan.yaml: ok (6 steps, 1 agents)\n");
+    EXPECT_EQ(result.err, "");
+}
+
+TEST_F(ValidateCommandTest, EveryErrorIsListedAtOnce) {
+    env_.Write("script.yaml", kEchoScript);
+    env_.Write("three.yaml", kThreeSteps);
+    env_.Write("bad.yaml", kInvalid);
+    auto result = env_.Run({"validate", "bad.yaml", "three.yaml"});
+    EXPECT_EQ(result.exit_code(), 2);
+    EXPECT_EQ(result.out, "three.yaml: ok (3 steps, 1 agents)\n");
+    EXPECT_EQ(result.err, kInvalidDiagnostics);
+}
+
+class PlanCommandTest : public CliTest {
+  protected:
+    void SetUp() override {
+        env_.Write("script.yaml", kEchoScript);
+        env_.Write("fan.yaml", kFanOut);
+    }
+
+    std::string Plan(const std::string& format) {
+        auto result = env_.Run({"plan", "fan.yaml", "--format", format});
+        EXPECT_EQ(result.exit_code(), 0) << result.err;
+        EXPECT_EQ(result.err, "");
+        return result.out;
+    }
+};
+
+TEST_F(PlanCommandTest, TextShowsLayersAndPrompts) {
+    auto lines = Lines(Plan("text"));
+    for (const std::string expected : {
+             "workflow: fan-out-collect",
+             "layer 1:",
+             "  prepare [sequential] agent=writer (scripted:script.yaml) timeout=120s "
+             "on_error=fail",
+             "layer 2 (concurrent):",
+             "  slow [fan_out] agent=writer (scripted:script.yaml) timeout=120s on_error=fail "
+             "-> {{a}}",
+             "layer 3:",
+             "  gather [collect]",
+             "    after: slow, medium, fast",
+             "layer 4:",
+             "      | First was: {{a}}",
+             "output: synthesize",
+         }) {
+        EXPECT_NE(std::find(lines.begin(), lines.end(), expected), lines.end())
+            << "missing line \"" << expected << "\"";
+    }
+    EXPECT_TRUE(env_.RunIds().empty());  // a plan calls no model and creates no run
+}
+
+TEST_F(PlanCommandTest, JsonHasNodesDependenciesAndLayers) {
+    auto plan = ParseOrFail(Plan("json"));
+    ASSERT_TRUE(plan.is_object());
+    EXPECT_EQ(String(plan, "workflow"), "fan-out-collect");
+    EXPECT_EQ(String(plan, "output"), "synthesize");
+    const auto* nodes = JsonArray(plan.get_object(), "nodes");
+    ASSERT_NE(nodes, nullptr);
+    std::vector<std::string> ids;
+    std::vector<int64_t> layers;
+    for (const auto& node : *nodes) {
+        ids.push_back(String(node, "id"));
+        layers.push_back(Int(node, "layer"));
+    }
+    EXPECT_EQ(ids, (std::vector<std::string>{"prepare", "slow", "medium", "fast", "gather",
+                                             "synthesize"}));
+    EXPECT_EQ(layers, (std::vector<int64_t>{1, 2, 2, 2, 3, 4}));
+    EXPECT_EQ(String((*nodes)[4], "mode"), "collect");
+    EXPECT_EQ(json::serialize((*nodes)[4].at("deps")), R"(["slow","medium","fast"])");
+    EXPECT_EQ(json::serialize(plan.at("layers")),
+              R"([["prepare"],["slow","medium","fast"],["gather"],["synthesize"]])");
+}
+
+TEST_F(PlanCommandTest, DotHasEveryEdge) {
+    std::string dot = Plan("dot");
+    EXPECT_TRUE(dot.starts_with("digraph \"fan-out-collect\" {\n")) << dot;
+    EXPECT_TRUE(dot.ends_with("}\n")) << dot;
+    std::vector<std::string> edges;
+    for (const auto& line : Lines(dot)) {
+        if (line.find(" -> ") != std::string::npos) edges.push_back(line);
+    }
+    EXPECT_EQ(edges, (std::vector<std::string>{
+                         R"(  "__input" -> "prepare";)",
+                         R"(  "prepare" -> "slow";)",
+                         R"(  "prepare" -> "medium";)",
+                         R"(  "prepare" -> "fast";)",
+                         R"(  "slow" -> "gather";)",
+                         R"(  "medium" -> "gather";)",
+                         R"(  "fast" -> "gather";)",
+                         R"(  "gather" -> "synthesize";)",
+                     }));
+    EXPECT_NE(dot.find(R"("gather" [label="gather)"), std::string::npos) << dot;
+}
+
+TEST_F(PlanCommandTest, MermaidHasEveryEdge) {
+    std::string mermaid = Plan("mermaid");
+    EXPECT_TRUE(mermaid.starts_with("flowchart TD\n")) << mermaid;
+    auto lines = Lines(mermaid);
+    for (const std::string expected : {
+             R"(  n0["prepare<br/>writer"])",
+             R"(  n4["gather<br/>collect"])",
+         }) {
+        EXPECT_NE(std::find(lines.begin(), lines.end(), expected), lines.end())
+            << "missing \"" << expected << "\" in\n"
+            << mermaid;
+    }
+    std::vector<std::string> edges;
+    for (const auto& line : lines) {
+        if (line.find(" --> ") != std::string::npos) edges.push_back(line);
+    }
+    EXPECT_EQ(edges, (std::vector<std::string>{
+                         "  input --> n0",
+                         "  n0 --> n1",
+                         "  n0 --> n2",
+                         "  n0 --> n3",
+                         "  n1 --> n4",
+                         "  n2 --> n4",
+                         "  n3 --> n4",
+                         "  n4 --> n5",
+                     }));
+}
+
+TEST_F(PlanCommandTest, InvalidWorkflowIsAUsageError) {
+    env_.Write("bad.yaml", kInvalid);
+    auto result = env_.Run({"plan", "bad.yaml", "--format", "dot"});
+    EXPECT_EQ(result.exit_code(), 2);
+    EXPECT_EQ(result.out, "");
+    EXPECT_EQ(result.err, kInvalidDiagnostics);
+}
+
+// --- runs list | show | events -----------------------------------------------------------------
+
+// A store with three runs, oldest first: completed ("x"), failed ("y"), completed ("z").
+class RunsCommandTest : public CliTest {
+  protected:
+    void SetUp() override {
+        env_.Write("script.yaml", kEchoScript);
+        env_.Write("three.yaml", kThreeSteps);
+        env_.Write("failing.yaml", R"y(name: failing
+agents:
+  writer: {model: "scripted:fail.yaml"}
+steps:
+  - {name: only, agent_name: writer}
+)y");
+        env_.Write("fail.yaml", "rules:\n  - {error: \"no luck\"}\n");
+        ASSERT_EQ(env_.Run({"run", "three.yaml", "-i", "x"}).exit_code(), 0);
+        ASSERT_EQ(env_.Run({"run", "failing.yaml", "-i", "y"}).exit_code(), 1);
+        ASSERT_EQ(env_.Run({"run", "three.yaml", "-i", "z"}).exit_code(), 0);
+        runs_ = env_.RunIds();
+        ASSERT_EQ(runs_.size(), 3u);
+    }
+
+    std::vector<std::string> runs_;  // oldest first
+};
+
+TEST_F(RunsCommandTest, ListShowsEveryRunNewestFirst) {
+    auto result = env_.Run({"runs", "list", "--json"});
+    EXPECT_EQ(result.exit_code(), 0) << result.err;
+    auto list = ParseOrFail(result.out);
+    ASSERT_TRUE(list.is_object());
+    const auto* runs = JsonArray(list.get_object(), "runs");
+    ASSERT_NE(runs, nullptr);
+    ASSERT_EQ(runs->size(), 3u);
+    EXPECT_EQ(String((*runs)[0], "run_id"), runs_[2]);
+    EXPECT_EQ(String((*runs)[1], "run_id"), runs_[1]);
+    EXPECT_EQ(String((*runs)[2], "run_id"), runs_[0]);
+    EXPECT_EQ(String((*runs)[0], "status"), "completed");
+    EXPECT_EQ(String((*runs)[1], "status"), "failed");
+    EXPECT_EQ(String((*runs)[1], "workflow"), "failing");
+    EXPECT_EQ(String((*runs)[2], "workflow"), "three");
+    EXPECT_EQ(Int((*runs)[2], "events"), 15);
+    EXPECT_EQ(String(list, "next_cursor"), "");
+
+    auto text = env_.Run({"runs", "list"});
+    EXPECT_EQ(text.exit_code(), 0);
+    auto lines = Lines(text.out);
+    ASSERT_EQ(lines.size(), 4u) << text.out;
+    EXPECT_TRUE(lines[0].starts_with("RUN ")) << lines[0];
+    EXPECT_TRUE(lines[1].starts_with(runs_[2])) << lines[1];
+    EXPECT_NE(lines[2].find("failed"), std::string::npos) << lines[2];
+}
+
+TEST_F(RunsCommandTest, ListFiltersByStatus) {
+    auto failed = env_.Run({"runs", "list", "--status", "failed", "--json"});
+    EXPECT_EQ(failed.exit_code(), 0) << failed.err;
+    auto list = ParseOrFail(failed.out);
+    const auto* runs = list.is_object() ? JsonArray(list.get_object(), "runs") : nullptr;
+    ASSERT_NE(runs, nullptr);
+    ASSERT_EQ(runs->size(), 1u);
+    EXPECT_EQ(String((*runs)[0], "run_id"), runs_[1]);
+
+    auto completed = env_.Run({"runs", "list", "--status", "completed"});
+    EXPECT_EQ(completed.exit_code(), 0);
+    auto lines = Lines(completed.out);
+    ASSERT_EQ(lines.size(), 3u) << completed.out;
+    EXPECT_TRUE(lines[1].starts_with(runs_[2] + "  completed")) << lines[1];
+    EXPECT_TRUE(lines[2].starts_with(runs_[0] + "  completed")) << lines[2];
+
+    auto bogus = env_.Run({"runs", "list", "--status", "bogus"});
+    EXPECT_EQ(bogus.exit_code(), 2);
+    EXPECT_TRUE(bogus.err.starts_with("strowger: --status: unknown status \"bogus\"")) << bogus.err;
+}
+
+TEST_F(RunsCommandTest, ShowPrintsStepsAndOutput) {
+    auto result = env_.Run({"runs", "show", runs_[0]});
+    EXPECT_EQ(result.exit_code(), 0) << result.err;
+    auto lines = Lines(result.out);
+    EXPECT_EQ(lines.at(0), "run:        " + runs_[0]);
+    EXPECT_EQ(lines.at(2), "status:     completed");
+    EXPECT_NE(std::find(lines.begin(), lines.end(), "input:      x"), lines.end()) << result.out;
+    int steps = 0;
+    for (const auto& line : lines) {
+        for (const std::string step : {"a ", "b ", "c "}) {
+            if (line.starts_with(step)) {
+                ++steps;
+                EXPECT_NE(line.find(" completed     1 "), std::string::npos) << line;
+            }
+        }
+    }
+    EXPECT_EQ(steps, 3) << result.out;
+    EXPECT_TRUE(result.out.ends_with("output:\nc(C b(B a(A x)))\n")) << result.out;
+
+    auto json_result = env_.Run({"runs", "show", runs_[1], "--json"});
+    EXPECT_EQ(json_result.exit_code(), 0) << json_result.err;
+    auto record = ParseOrFail(json_result.out);
+    EXPECT_EQ(String(record, "run_id"), runs_[1]);
+    EXPECT_EQ(String(record, "status"), "failed");
+    EXPECT_EQ(String(record, "error"), "Step 'only' failed: no luck");
+    EXPECT_EQ(String(record, "input"), "y");
+
+    auto missing = env_.Run({"runs", "show", "01NOSUCHRUN0000000000000000"});
+    EXPECT_EQ(missing.exit_code(), 2);
+    EXPECT_EQ(missing.out, "");
+    EXPECT_TRUE(missing.err.starts_with("strowger: ")) << missing.err;
+}
+
+TEST_F(RunsCommandTest, EventsFiltersByTypeAndSequence) {
+    auto stored = env_.Events(runs_[0]);
+    ASSERT_EQ(stored.size(), 15u);
+
+    auto all = env_.Run({"runs", "events", runs_[0], "--json"});
+    EXPECT_EQ(all.exit_code(), 0) << all.err;
+    auto lines = Lines(all.out);
+    ASSERT_EQ(lines.size(), stored.size());
+    for (size_t i = 0; i < lines.size(); ++i) EXPECT_EQ(lines[i], stored[i].line);
+
+    auto completed = env_.Run({"runs", "events", runs_[0], "--json", "--type", "node.completed"});
+    EXPECT_EQ(completed.exit_code(), 0) << completed.err;
+    std::vector<std::string> nodes;
+    for (const auto& line : Lines(completed.out)) {
+        auto event = ParseOrFail(line);
+        EXPECT_EQ(String(event, "type"), "node.completed");
+        nodes.push_back(String(event, "node"));
+    }
+    EXPECT_EQ(nodes, (std::vector<std::string>{"a", "b", "c"}));
+
+    auto prefix = env_.Run({"runs", "events", runs_[0], "--json", "--type", "node."});
+    EXPECT_EQ(Lines(prefix.out).size(), 6u) << prefix.out;  // started + completed, 3 nodes
+
+    auto after = env_.Run({"runs", "events", runs_[0], "--json", "--after", "13"});
+    EXPECT_EQ(after.exit_code(), 0) << after.err;
+    EXPECT_EQ(after.out, stored[13].line + "\n" + stored[14].line + "\n");
+
+    auto text = env_.Run({"runs", "events", runs_[0], "--type", "run.created"});
+    EXPECT_EQ(text.exit_code(), 0) << text.err;
+    auto text_lines = Lines(text.out);
+    ASSERT_EQ(text_lines.size(), 1u) << text.out;
+    EXPECT_TRUE(text_lines[0].starts_with("1     ")) << text_lines[0];
+    EXPECT_NE(text_lines[0].find("run.created"), std::string::npos);
+    EXPECT_TRUE(text_lines[0].ends_with("input: x")) << text_lines[0];
+}
+
+// --- audit ---------------------------------------------------------------------------------------
+
+class AuditTest : public CliTest {
+  protected:
+    void SetUp() override {
+        run_id_ = CompletedRun();
+        ASSERT_FALSE(run_id_.empty());
+        lines_.clear();
+        for (const auto& event : env_.Events(run_id_)) lines_.push_back(event.line);
+        ASSERT_EQ(lines_.size(), 15u);
+    }
+
+    // Replaces the stored line of event `seq` (the table, not through Strowger).
+    void SetLine(int64_t seq, const std::string& line) {
+        EXPECT_EQ(
+            ExecSql(env_.store_path(), "UPDATE events SET line = ? WHERE run_id = ? AND seq = ?",
+                    {line, run_id_, std::to_string(seq)}),
+            1);
+    }
+
+    void DeleteEvent(int64_t seq) {
+        EXPECT_EQ(ExecSql(env_.store_path(), "DELETE FROM events WHERE run_id = ? AND seq = ?",
+                          {run_id_, std::to_string(seq)}),
+                  1);
+    }
+
+    // `audit verify` of the tampered run: exit 1 and one line naming the first bad seq.
+    void ExpectBroken(int64_t seq, const std::string& reason) {
+        auto result = env_.Run({"audit", "verify", run_id_});
+        EXPECT_EQ(result.exit_code(), 1) << result.out << result.err;
+        std::string expected = run_id_ + ": BROKEN at seq " + std::to_string(seq) + ": " + reason;
+        EXPECT_TRUE(result.out.starts_with(expected))
+            << "expected \"" << expected << "...\", got " << result.out;
+        EXPECT_EQ(Lines(result.out).size(), 1u) << result.out;
+    }
+
+    std::string run_id_;
+    std::vector<std::string> lines_;  // the untouched ledger, lines_[seq - 1]
+};
+
+TEST_F(AuditTest, VerifyAcceptsAnUntouchedLedger) {
+    auto head = QueryColumn(env_.store_path(), "SELECT head_hash FROM runs");
+    ASSERT_EQ(head.size(), 1u);
+    auto result = env_.Run({"audit", "verify", run_id_});
+    EXPECT_EQ(result.exit_code(), 0) << result.err;
+    EXPECT_EQ(result.out, run_id_ + ": ok (15 events, head " + head[0].substr(0, 16) + "…)\n");
+
+    auto all = env_.Run({"audit", "verify", "--all"});
+    EXPECT_EQ(all.exit_code(), 0) << all.err;
+    EXPECT_TRUE(all.out.ends_with("1 runs verified, 0 broken\n")) << all.out;
+}
+
+TEST_F(AuditTest, FlippedCharacterIsAHashMismatch) {
+    // Seq 6 is node.completed a; its output "a(A hi)" becomes "a(A hI)".
+    std::string line = lines_[5];
+    size_t at = line.find("a(A hi)");
+    ASSERT_NE(at, std::string::npos) << line;
+    line[at + 5] = 'I';
+    SetLine(6, line);
+    ExpectBroken(6, "hash mismatch");
+}
+
+TEST_F(AuditTest, DeletedMiddleEventIsAGap) {
+    DeleteEvent(8);
+    ExpectBroken(8, "gap");
+}
+
+TEST_F(AuditTest, SwappedEventsAreReportedAtTheFirst) {
+    SetLine(7, lines_[8]);
+    SetLine(9, lines_[6]);
+    ExpectBroken(7, "gap");  // the line stored as seq 7 says it is seq 9
+}
+
+TEST_F(AuditTest, DeletedTailIsTruncated) {
+    DeleteEvent(15);
+    DeleteEvent(14);
+    ExpectBroken(14, "truncated");
+
+    auto all = env_.Run({"audit", "verify", "--all"});
+    EXPECT_EQ(all.exit_code(), 1);
+    EXPECT_TRUE(all.out.ends_with("1 runs verified, 1 broken\n")) << all.out;
+}
+
+TEST_F(AuditTest, ExportVerifiesWithoutStrowger) {
+    auto exported = env_.Run(
+        {"audit", "export", run_id_, "-o", "run.jsonl", "--definition", "run.definition.json"});
+    EXPECT_EQ(exported.exit_code(), 0) << exported.err;
+    EXPECT_EQ(exported.out, "");
+    std::string jsonl = ReadFileOrDie((env_.dir() / "run.jsonl").string());
+    auto exported_lines = Lines(jsonl);
+    EXPECT_EQ(exported_lines, lines_);
+    auto head = QueryColumn(env_.store_path(), "SELECT head_hash FROM runs");
+    ASSERT_EQ(head.size(), 1u);
+
+    std::string script = SourceDir() + "/scripts/verify_ledger.py";
+    auto verified =
+        env_.RunProgram({"python3", script, "run.jsonl", "run.definition.json"}, seconds(30));
+    EXPECT_EQ(verified.exit_code(), 0) << verified.out << verified.err;
+    EXPECT_EQ(verified.out, "ok 15 events, head " + head[0] + "\n");
+
+    // Edit the model's answer in seq 5 (llm.response a) of the export.
+    std::string& edited = exported_lines[4];
+    size_t at = edited.find("\"content\":\"a(A hi)\"");
+    ASSERT_NE(at, std::string::npos) << edited;
+    edited.replace(at, 19, "\"content\":\"a(A ho)\"");
+    std::string tampered;
+    for (const auto& line : exported_lines) tampered += line + "\n";
+    env_.Write("run.jsonl", tampered);
+    auto broken =
+        env_.RunProgram({"python3", script, "run.jsonl", "run.definition.json"}, seconds(30));
+    EXPECT_EQ(broken.exit_code(), 1) << broken.err;
+    EXPECT_EQ(broken.out, "BROKEN: seq 5: hash mismatch\n");
+
+    // The untouched export against an edited definition snapshot.
+    env_.Write("run.jsonl", jsonl);
+    std::string definition = ReadFileOrDie((env_.dir() / "run.definition.json").string());
+    env_.Write("run.definition.json", definition + " ");
+    auto wrong_definition =
+        env_.RunProgram({"python3", script, "run.jsonl", "run.definition.json"}, seconds(30));
+    EXPECT_EQ(wrong_definition.exit_code(), 1);
+    EXPECT_EQ(wrong_definition.out,
+              "BROKEN: the definition file is not the one the run was pinned to\n");
+}
+
+// --- cross-process control ---------------------------------------------------------------------
+
+using ControlTest = CliTest;
+
+TEST_F(ControlTest, PauseStopsAtTheNextStepAndResumeFinishes) {
+    // Each step takes half a second, so the pause request (polled every 200 ms by the process
+    // executing the run) arrives while step a is still running.
+    WriteWorkflow(kThreeSteps, R"y(latency_ms: 500
+rules:
+  - {reply_template: "${step}(${prompt})"}
+)y");
+    std::unique_ptr<ChildProcess> child;
+    std::string run_id = StartAndWaitForNode(child, "a");
+    ASSERT_FALSE(run_id.empty());
+
+    auto pause = env_.Run({"runs", "pause", run_id});
+    EXPECT_EQ(pause.exit_code(), 0) << pause.err;
+    EXPECT_EQ(pause.out, "run " + run_id +
+                             ": pause requested; the process executing it applies it at the next "
+                             "step boundary\n");
+    auto paused = child->Wait(seconds(10));
+    EXPECT_EQ(paused.exit_code(), 3) << paused.status.ToString() << "\n" << paused.err;
+    EXPECT_EQ(paused.out, "");
+    EXPECT_EQ(paused.err, "strowger: run " + run_id +
+                              " is paused; continue it with `strowger runs resume " + run_id +
+                              "`\n");
+    EXPECT_EQ(env_.RunStatus(run_id), "paused");
+    auto events = env_.Events(run_id);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().type, "run.paused") << Describe(events);
+    EXPECT_EQ(DataString(&events.back(), "reason"), "paused by operator");
+    EXPECT_EQ(DataString(&events.back(), "actor"), "integration");
+    EXPECT_EQ(CountEvents(events, "node.completed", "a"), 1);
+    EXPECT_EQ(CountEvents(events, "node.started", "b"), 0) << Describe(events);
+
+    auto resumed = env_.Run({"runs", "resume", run_id});
+    EXPECT_EQ(resumed.exit_code(), 0) << resumed.err;
+    EXPECT_EQ(resumed.out, std::string(kThreeStepsOutput) + "\n");
+    EXPECT_EQ(env_.RunStatus(run_id), "completed");
+    events = env_.Events(run_id);
+    for (const std::string node : {"a", "b", "c"}) {
+        EXPECT_EQ(CountEvents(events, "node.started", node), 1) << node << ": " << Describe(events);
+        EXPECT_EQ(CountEvents(events, "node.completed", node), 1) << node;
+    }
+    const auto* resume_event = FindEvent(events, "run.resumed");
+    EXPECT_EQ(DataString(resume_event, "reason"), "operator");
+    EXPECT_EQ(events.back().type, "run.completed");
+    EXPECT_EQ(DataString(&events.back(), "output"), kThreeStepsOutput);
+}
+
+TEST_F(ControlTest, CancelAbortsAHangingStepInAnotherProcess) {
+    WriteWorkflow(kThreeSteps, R"y(rules:
+  - {when: {step: b}, hang: true}
+  - {reply_template: "${step}(${prompt})"}
+)y");
+    std::unique_ptr<ChildProcess> child;
+    std::string run_id = StartAndWaitForNode(child, "b");
+    ASSERT_FALSE(run_id.empty());
+
+    auto cancel =
+        env_.Run({"runs", "cancel", run_id, "--reason", "no longer needed", "--actor", "alice"});
+    EXPECT_EQ(cancel.exit_code(), 0) << cancel.err;
+    EXPECT_EQ(cancel.out, "run " + run_id +
+                              ": cancel requested; the process executing it applies it at once\n");
+    // "At once": within the executing process's poll interval, far below this bound.
+    auto cancelled = child->Wait(seconds(5));
+    EXPECT_EQ(cancelled.exit_code(), 4) << cancelled.status.ToString() << "\n" << cancelled.err;
+    EXPECT_EQ(cancelled.err, "strowger: run " + run_id + " cancelled\n");
+    EXPECT_EQ(env_.RunStatus(run_id), "cancelled");
+    auto events = env_.Events(run_id);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().type, "run.cancelled") << Describe(events);
+    EXPECT_EQ(DataString(&events.back(), "reason"), "no longer needed");
+    EXPECT_EQ(DataString(&events.back(), "actor"), "alice");
+    EXPECT_EQ(CountEvents(events, "node.completed", "b"), 0);
+}
+
+TEST_F(ControlTest, PauseAndCancelOfARunNobodyExecutesAreAppliedDirectly) {
+    // A run whose process died (kill -9) while step a hung: nobody executes it any more.
+    WriteWorkflow(kThreeSteps, R"y(rules:
+  - {when: {step: a}, hang: true}
+  - {reply_template: "${step}(${prompt})"}
+)y");
+    std::unique_ptr<ChildProcess> child;
+    std::string run_id = StartAndWaitForNode(child, "a");
+    ASSERT_FALSE(run_id.empty());
+    ASSERT_TRUE(child->Signal(SIGKILL));
+    EXPECT_EQ(child->Wait(seconds(10)).status.signal, SIGKILL);
+
+    auto pause = env_.Run({"runs", "pause", run_id, "--reason", "maintenance"});
+    EXPECT_EQ(pause.exit_code(), 0) << pause.err;
+    EXPECT_EQ(pause.out, "run " + run_id + ": paused\n");
+    EXPECT_EQ(env_.RunStatus(run_id), "paused");
+    auto events = env_.Events(run_id);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().type, "run.paused");
+    EXPECT_EQ(DataString(&events.back(), "reason"), "maintenance");
+    EXPECT_EQ(DataString(&events.back(), "actor"), "integration");
+
+    auto cancel = env_.Run({"runs", "cancel", run_id, "--actor", "bob"});
+    EXPECT_EQ(cancel.exit_code(), 0) << cancel.err;
+    EXPECT_EQ(cancel.out, "run " + run_id + ": cancelled\n");
+    EXPECT_EQ(env_.RunStatus(run_id), "cancelled");
+    events = env_.Events(run_id);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().type, "run.cancelled");
+    EXPECT_EQ(DataString(&events.back(), "reason"), "cancelled by operator");
+    EXPECT_EQ(DataString(&events.back(), "actor"), "bob");
+
+    // A cancelled run is final.
+    auto resume = env_.Run({"runs", "resume", run_id});
+    EXPECT_EQ(resume.exit_code(), 2);
+    EXPECT_EQ(resume.err,
+              "strowger: run " + run_id + " is cancelled; only unfinished runs can be resumed\n");
+    EXPECT_EQ(env_.Events(run_id).size(), events.size());
+    auto audit = env_.Run({"audit", "verify", run_id});
+    EXPECT_EQ(audit.exit_code(), 0) << audit.out;
+}
+
+// --- idempotency, retry, rerun -----------------------------------------------------------------
+
+using RetryTest = CliTest;
+
+TEST_F(RetryTest, IdempotencyKeyReturnsTheExistingRun) {
+    WriteWorkflow(kThreeSteps);
+    auto first = env_.Run({"run", "workflow.yaml", "-i", "hi", "--idempotency-key", "nightly-1"});
+    EXPECT_EQ(first.exit_code(), 0) << first.err;
+    EXPECT_EQ(first.out, std::string(kThreeStepsOutput) + "\n");
+    std::string run_id = env_.WaitForOnlyRun();
+    auto events = env_.Events(run_id);
+
+    auto second = env_.Run({"run", "workflow.yaml", "-i", "hi", "--idempotency-key", "nightly-1"});
+    EXPECT_EQ(second.exit_code(), 0) << second.err;
+    EXPECT_EQ(second.out, "");
+    EXPECT_EQ(second.err, "strowger: idempotency key already used by run " + run_id +
+                              " (completed); not started again\n");
+    EXPECT_EQ(env_.RunIds(), std::vector<std::string>{run_id});
+    EXPECT_EQ(env_.Events(run_id).size(), events.size());
+    EXPECT_EQ(DataString(FindEvent(events, "run.created"), "idempotency_key"), "nightly-1");
+}
+
+TEST_F(RetryTest, RetryContinuesFromTheFailedStep) {
+    WriteWorkflow(kThreeSteps, R"y(rules:
+  - {when: {step: b, attempt: 1}, error: "flaky upstream"}
+  - {reply_template: "${step}(${prompt})"}
+)y");
+    auto failed = env_.Run({"run", "workflow.yaml", "-i", "hi"});
+    EXPECT_EQ(failed.exit_code(), 1);
+    std::string run_id = env_.WaitForOnlyRun();
+    EXPECT_EQ(env_.RunStatus(run_id), "failed");
+
+    auto retried = env_.Run({"runs", "retry", run_id});
+    EXPECT_EQ(retried.exit_code(), 0) << retried.err;
+    EXPECT_EQ(retried.out, std::string(kThreeStepsOutput) + "\n");
+    EXPECT_EQ(env_.RunStatus(run_id), "completed");
+    auto events = env_.Events(run_id);
+    EXPECT_EQ(CountEvents(events, "node.started", "a"), 1) << Describe(events);
+    EXPECT_EQ(CountEvents(events, "node.started", "b"), 2);
+    EXPECT_EQ(CountEvents(events, "node.started", "c"), 1);
+    const auto* retry = FindEvent(events, "run.retried");
+    ASSERT_NE(retry, nullptr) << Describe(events);
+    EXPECT_EQ(json::serialize(retry->data.at("cleared")), R"(["b"])");
+    EXPECT_FALSE(retry->data.contains("from_step"));
+    EXPECT_EQ(DataString(retry, "actor"), "integration");
+    const LedgerEvent* second_b = nullptr;
+    for (const auto& event : events) {
+        if (event.type == "node.completed" && event.node == "b") second_b = &event;
+    }
+    ASSERT_NE(second_b, nullptr);
+    EXPECT_EQ(second_b->attempt, 2);  // attempt numbers continue
+    EXPECT_EQ(events.back().type, "run.completed");
+    EXPECT_EQ(env_.RunIds().size(), 1u);
+}
+
+TEST_F(RetryTest, RetryFromAStepRerunsItAndEveryStepAfterIt) {
+    std::string run_id = CompletedRun();
+    auto before = env_.Events(run_id);
+
+    auto retried = env_.Run({"runs", "retry", run_id, "--step", "b"});
+    EXPECT_EQ(retried.exit_code(), 0) << retried.err;
+    EXPECT_EQ(retried.out, std::string(kThreeStepsOutput) + "\n");
+    auto events = env_.Events(run_id);
+    ASSERT_GT(events.size(), before.size());
+    const auto* retry = FindEvent(events, "run.retried");
+    ASSERT_NE(retry, nullptr);
+    EXPECT_EQ(retry->seq, static_cast<int64_t>(before.size()) + 1);
+    EXPECT_EQ(DataString(retry, "from_step"), "b");
+    EXPECT_EQ(json::serialize(retry->data.at("cleared")), R"(["b","c"])");
+    EXPECT_EQ(CountEvents(events, "node.started", "a"), 1) << Describe(events);
+    EXPECT_EQ(CountEvents(events, "node.started", "b"), 2);
+    EXPECT_EQ(CountEvents(events, "node.started", "c"), 2);
+    std::vector<std::string> after_retry;
+    for (const auto& event : events) {
+        if (event.seq > retry->seq && event.type == "node.started") {
+            after_retry.push_back(event.ToString());
+        }
+    }
+    EXPECT_EQ(after_retry, (std::vector<std::string>{"node.started b#2", "node.started c#2"}));
+    EXPECT_EQ(env_.RunStatus(run_id), "completed");
+    auto audit = env_.Run({"audit", "verify", run_id});
+    EXPECT_EQ(audit.exit_code(), 0) << audit.out;
+}
+
+TEST_F(RetryTest, RerunCreatesANewRunWithTheSameInput) {
+    std::string original = CompletedRun();
+    auto rerun = env_.Run({"runs", "rerun", original});
+    EXPECT_EQ(rerun.exit_code(), 0) << rerun.err;
+    EXPECT_EQ(rerun.out, std::string(kThreeStepsOutput) + "\n");
+    auto ids = env_.RunIds();
+    ASSERT_EQ(ids.size(), 2u);
+    ASSERT_EQ(ids[0], original);
+    const std::string& copy = ids[1];
+    EXPECT_EQ(env_.RunStatus(copy), "completed");
+
+    auto original_events = env_.Events(original);
+    const auto* original_created = FindEvent(original_events, "run.created");
+    auto copy_events = env_.Events(copy);
+    const auto* created = FindEvent(copy_events, "run.created");
+    ASSERT_NE(created, nullptr);
+    ASSERT_NE(original_created, nullptr);
+    EXPECT_EQ(DataString(created, "rerun_of"), original);
+    EXPECT_EQ(DataString(created, "input"), "hi");
+    EXPECT_EQ(DataString(created, "definition_sha256"),
+              DataString(original_created, "definition_sha256"));
+    EXPECT_EQ(Types(copy_events), kThreeStepsLedger);
+}
+
+// --- secrets -----------------------------------------------------------------------------------
+
+class SecretsTest : public CliTest {
+  protected:
+    static constexpr char kSecret[] = "sk-test-SECRET-123456";
+
+    void SetUp() override {
+        env_.SetEnv("OPENAI_API_KEY", kSecret);
+        WriteWorkflow(kThreeSteps);
+        auto result =
+            env_.Run({"run", "workflow.yaml", "--input", std::string("key=") + kSecret + " end"});
+        EXPECT_EQ(result.exit_code(), 0) << result.err;
+        EXPECT_EQ(result.out.find(kSecret), std::string::npos) << result.out;
+        run_id_ = env_.WaitForOnlyRun();
+        events_ = env_.Events(run_id_);
+        ASSERT_EQ(events_.size(), 15u);
+    }
+
+    std::string run_id_;
+    std::vector<LedgerEvent> events_;
+};
+
+TEST_F(SecretsTest, ModelTrafficAndOutputsAreRedacted) {
+    for (const auto& event : events_) {
+        if (event.type == "run.created") continue;  // see NoEventContainsTheApiKey
+        EXPECT_EQ(event.line.find(kSecret), std::string::npos) << event.line;
+    }
+    EXPECT_EQ(DataString(FindEvent(events_, "llm.request", "a"), "prompt"), "A key=[REDACTED] end");
+    EXPECT_EQ(DataString(FindEvent(events_, "llm.response", "a"), "content"),
+              "a(A key=[REDACTED] end)");
+    EXPECT_EQ(DataString(&events_.back(), "output"), "c(C b(B a(A key=[REDACTED] end)))");
+}
+
+// Disabled: fails today. run.created stores the run input verbatim ("input": "key=sk-test-…"),
+// so `runs events --json` and `audit export` hand the API key to anyone who reads the ledger.
+// Enable when the product redacts (or otherwise keeps secrets out of) run.created.
+TEST_F(SecretsTest, DISABLED_NoEventContainsTheApiKey) {
+    for (const auto& event : events_) {
+        EXPECT_EQ(event.line.find(kSecret), std::string::npos) << event.line;
+    }
+    EXPECT_EQ(DataString(FindEvent(events_, "run.created"), "input"), "key=[REDACTED] end");
+}
+
+}  // namespace
+}  // namespace strowger::testing
