@@ -48,10 +48,15 @@ struct ToolSpec {
 };
 
 // Receives streamed text as it arrives (live progress); the final text is in the Completion.
+// Calls are sequential and in order, all before Complete() delivers its result; they may run on
+// an I/O thread of the HTTP client and must not block.
 class StreamSink {
 public:
     virtual ~StreamSink() = default;
     virtual void OnDelta(std::string_view text) = 0;
+    // The text delivered so far is void: the call is being retried and will stream again from
+    // the start (providers/limits retries a call that failed mid-stream).
+    virtual void OnReset() {}
 };
 
 struct CompletionRequest {

@@ -15,6 +15,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -41,9 +43,16 @@ int64_t EstimateTokens(size_t bytes) {
     return static_cast<int64_t>((bytes + 3) / 4);
 }
 
+enum class Api { kOpenAi, kAnthropic };
+
 // What a request gets, decided under the server's lock; sent without it.
 struct Plan {
-    std::string bytes;  // the complete response, head and body
+    std::string bytes;  // the complete response (head and body), or the head of a stream
+    // A streamed body: each entry is sent as one HTTP chunk (chunked transfer encoding).
+    std::vector<std::string> chunks;
+    bool streamed = false;
+    int64_t chunk_delay_ms = 0;
+    int64_t cut_after_chunks = -1;
     int64_t latency_ms = 0;
     bool hang = false;
     bool drop = false;
@@ -54,33 +63,72 @@ struct Conversation {
     std::string model = "mock-model";
     std::string last_user;
     size_t content_bytes = 0;
+    bool stream = false;
+    bool include_usage = false;
 };
 
-Conversation ReadConversation(std::string_view body) {
+// Text of an Anthropic `content` (a string or blocks; tool results count with their content).
+std::string AnthropicText(const json::value& content) {
+    if (content.is_string()) return std::string(content.as_string());
+    std::string text;
+    if (!content.is_array()) return text;
+    for (const auto& block : content.as_array()) {
+        if (!block.is_object()) continue;
+        const json::object& fields = block.as_object();
+        text += JsonString(fields, "text");
+        if (const json::value* inner = fields.if_contains("content")) text += AnthropicText(*inner);
+    }
+    return text;
+}
+
+Conversation ReadConversation(std::string_view body, Api api) {
     Conversation conversation;
     auto parsed = ParseJson(body);
     if (!parsed || !parsed->is_object()) return conversation;
     const json::object& object = parsed->as_object();
     if (auto model = JsonString(object, "model"); !model.empty()) conversation.model = model;
+    conversation.stream = JsonBool(object, "stream");
+    if (const json::object* options = JsonObject(object, "stream_options")) {
+        conversation.include_usage = JsonBool(*options, "include_usage");
+    }
+    if (api == Api::kAnthropic) {
+        if (const json::value* system = object.if_contains("system")) {
+            conversation.content_bytes += AnthropicText(*system).size();
+        }
+    }
     if (const json::array* messages = JsonArray(object, "messages")) {
         for (const auto& message : *messages) {
             if (!message.is_object()) continue;
-            auto content = JsonString(message.as_object(), "content");
-            conversation.content_bytes += content.size();
-            if (JsonString(message.as_object(), "role") == "user") {
-                conversation.last_user = std::string(content);
+            const json::object& fields = message.as_object();
+            std::string content;
+            if (api == Api::kAnthropic) {
+                if (const json::value* value = fields.if_contains("content")) {
+                    content = AnthropicText(*value);
+                }
+            } else {
+                content = std::string(JsonString(fields, "content"));
             }
+            conversation.content_bytes += content.size();
+            if (JsonString(fields, "role") == "user") conversation.last_user = std::move(content);
         }
     }
     return conversation;
 }
 
-std::string Head(int status, size_t content_length, const MockBehavior* behavior, bool close) {
+std::string Head(int status, size_t content_length, const MockBehavior* behavior, bool close,
+                 bool streamed = false) {
     std::string head = "HTTP/1.1 " + std::to_string(status) + " ";
-    head += std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(status)));
-    head += "\r\nContent-Type: application/json\r\nContent-Length: ";
-    head += std::to_string(content_length);
-    head += "\r\n";
+    head += status == 529 ? std::string("Overloaded")
+                          : std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(status)));
+    if (streamed) {
+        head +=
+            "\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            "Transfer-Encoding: chunked\r\n";
+    } else {
+        head += "\r\nContent-Type: application/json\r\nContent-Length: ";
+        head += std::to_string(content_length);
+        head += "\r\n";
+    }
     if (behavior) {
         if (!behavior->retry_after.empty())
             head += "Retry-After: " + behavior->retry_after + "\r\n";
@@ -91,10 +139,45 @@ std::string Head(int status, size_t content_length, const MockBehavior* behavior
     return head;
 }
 
-std::string ErrorBody(int status, std::string_view message) {
-    json::object error;
-    error["message"] =
+std::string ErrorBody(int status, std::string_view message, Api api) {
+    std::string text =
         message.empty() ? "mock error " + std::to_string(status) : std::string(message);
+    json::object error;
+    if (api == Api::kAnthropic) {
+        std::string_view type = "api_error";
+        switch (status) {
+            case 400:
+                type = "invalid_request_error";
+                break;
+            case 401:
+                type = "authentication_error";
+                break;
+            case 403:
+                type = "permission_error";
+                break;
+            case 404:
+                type = "not_found_error";
+                break;
+            case 413:
+                type = "request_too_large";
+                break;
+            case 429:
+                type = "rate_limit_error";
+                break;
+            case 529:
+                type = "overloaded_error";
+                break;
+            default:
+                break;
+        }
+        error["type"] = type;
+        error["message"] = text;
+        json::object body;
+        body["type"] = "error";
+        body["error"] = std::move(error);
+        return json::serialize(body);
+    }
+    error["message"] = text;
     error["type"] = status == 429 ? "rate_limit_error" : "mock_error";
     error["code"] = nullptr;
     json::object body;
@@ -102,63 +185,319 @@ std::string ErrorBody(int status, std::string_view message) {
     return json::serialize(body);
 }
 
-std::string CompletionBody(int64_t number, const Conversation& conversation,
-                           const std::string& reply, const MockBehavior* behavior) {
+// Everything a generated answer says, whichever API carries it.
+struct Answer {
+    int64_t number = 0;
+    std::string model;
+    std::string content;
+    std::vector<MockToolCall> tool_calls;  // ids filled in
+    std::string finish_reason;             // as given by the rule, "" = natural
+    int64_t prompt_tokens = 0;
+    int64_t completion_tokens = 0;
+    std::vector<std::string> deltas;  // content in streamed pieces
+};
+
+Answer MakeAnswer(int64_t number, const Conversation& conversation, const std::string& reply,
+                  const MockBehavior* behavior, Api api) {
+    Answer answer;
+    answer.number = number;
+    answer.model = conversation.model;
+    if (behavior) {
+        for (size_t i = 0; i < behavior->tool_calls.size(); ++i) {
+            MockToolCall call = behavior->tool_calls[i];
+            if (call.id.empty()) {
+                call.id = (api == Api::kAnthropic ? "toolu_" : "call_") + std::to_string(number) +
+                          "_" + std::to_string(i + 1);
+            }
+            answer.tool_calls.push_back(std::move(call));
+        }
+        answer.finish_reason = behavior->finish_reason;
+    }
+    answer.content = answer.tool_calls.empty() ? reply : (behavior ? behavior->reply : "");
+    answer.prompt_tokens = behavior && behavior->prompt_tokens
+                               ? *behavior->prompt_tokens
+                               : EstimateTokens(conversation.content_bytes);
+    answer.completion_tokens = behavior && behavior->completion_tokens
+                                   ? *behavior->completion_tokens
+                                   : EstimateTokens(answer.content.size());
+    if (behavior && !behavior->stream_deltas.empty()) {
+        answer.deltas = behavior->stream_deltas;
+    } else {
+        // Word by word, spaces kept with the word before them.
+        size_t start = 0;
+        while (start < answer.content.size()) {
+            size_t space = answer.content.find(' ', start);
+            size_t end = space == std::string::npos ? answer.content.size() : space + 1;
+            answer.deltas.push_back(answer.content.substr(start, end - start));
+            start = end;
+        }
+    }
+    return answer;
+}
+
+std::string OpenAiFinishReason(const Answer& answer) {
+    if (!answer.finish_reason.empty()) return answer.finish_reason;
+    return answer.tool_calls.empty() ? "stop" : "tool_calls";
+}
+
+std::string AnthropicStopReason(const Answer& answer) {
+    if (!answer.finish_reason.empty()) return answer.finish_reason;
+    return answer.tool_calls.empty() ? "end_turn" : "tool_use";
+}
+
+json::value JsonOrString(const std::string& text) {
+    auto parsed = ParseJson(text.empty() ? std::string_view("{}") : std::string_view(text));
+    if (parsed) return std::move(*parsed);
+    return json::string(text);
+}
+
+std::string CompletionBody(const Answer& answer) {
     json::object message;
     message["role"] = "assistant";
     json::array tool_calls;
-    if (behavior) {
-        for (size_t i = 0; i < behavior->tool_calls.size(); ++i) {
-            const MockToolCall& call = behavior->tool_calls[i];
-            json::object function;
-            function["name"] = call.name;
-            function["arguments"] = call.arguments;
-            json::object item;
-            item["id"] = call.id.empty()
-                             ? "call_" + std::to_string(number) + "_" + std::to_string(i + 1)
-                             : call.id;
-            item["type"] = "function";
-            item["function"] = std::move(function);
-            tool_calls.push_back(std::move(item));
-        }
+    for (const MockToolCall& call : answer.tool_calls) {
+        json::object function;
+        function["name"] = call.name;
+        function["arguments"] = call.arguments;
+        json::object item;
+        item["id"] = call.id;
+        item["type"] = "function";
+        item["function"] = std::move(function);
+        tool_calls.push_back(std::move(item));
     }
-    std::string content = tool_calls.empty() ? reply : (behavior ? behavior->reply : "");
-    if (tool_calls.empty() || !content.empty()) {
-        message["content"] = content;
+    if (tool_calls.empty() || !answer.content.empty()) {
+        message["content"] = answer.content;
     } else {
         message["content"] = nullptr;
     }
-    std::string finish_reason = behavior && !behavior->finish_reason.empty()
-                                    ? behavior->finish_reason
-                                    : (tool_calls.empty() ? "stop" : "tool_calls");
     if (!tool_calls.empty()) message["tool_calls"] = std::move(tool_calls);
 
     json::object choice;
     choice["index"] = 0;
     choice["message"] = std::move(message);
-    choice["finish_reason"] = finish_reason;
+    choice["finish_reason"] = OpenAiFinishReason(answer);
     json::array choices;
     choices.push_back(std::move(choice));
 
-    int64_t prompt_tokens = behavior && behavior->prompt_tokens
-                                ? *behavior->prompt_tokens
-                                : EstimateTokens(conversation.content_bytes);
-    int64_t completion_tokens = behavior && behavior->completion_tokens
-                                    ? *behavior->completion_tokens
-                                    : EstimateTokens(content.size());
     json::object usage;
-    usage["prompt_tokens"] = prompt_tokens;
-    usage["completion_tokens"] = completion_tokens;
-    usage["total_tokens"] = prompt_tokens + completion_tokens;
+    usage["prompt_tokens"] = answer.prompt_tokens;
+    usage["completion_tokens"] = answer.completion_tokens;
+    usage["total_tokens"] = answer.prompt_tokens + answer.completion_tokens;
 
     json::object body;
-    body["id"] = "chatcmpl-mock-" + std::to_string(number);
+    body["id"] = "chatcmpl-mock-" + std::to_string(answer.number);
     body["object"] = "chat.completion";
     body["created"] = static_cast<int64_t>(std::time(nullptr));
-    body["model"] = conversation.model;
+    body["model"] = answer.model;
     body["choices"] = std::move(choices);
     body["usage"] = std::move(usage);
     return json::serialize(body);
+}
+
+std::string MessageBody(const Answer& answer) {
+    json::array content;
+    if (!answer.content.empty() || answer.tool_calls.empty()) {
+        json::object text;
+        text["type"] = "text";
+        text["text"] = answer.content;
+        content.push_back(std::move(text));
+    }
+    for (const MockToolCall& call : answer.tool_calls) {
+        json::object block;
+        block["type"] = "tool_use";
+        block["id"] = call.id;
+        block["name"] = call.name;
+        block["input"] = JsonOrString(call.arguments);
+        content.push_back(std::move(block));
+    }
+    json::object usage;
+    usage["input_tokens"] = answer.prompt_tokens;
+    usage["output_tokens"] = answer.completion_tokens;
+    json::object body;
+    body["id"] = "msg_mock_" + std::to_string(answer.number);
+    body["type"] = "message";
+    body["role"] = "assistant";
+    body["model"] = answer.model;
+    body["content"] = std::move(content);
+    body["stop_reason"] = AnthropicStopReason(answer);
+    body["stop_sequence"] = nullptr;
+    body["usage"] = std::move(usage);
+    return json::serialize(body);
+}
+
+// Splits `text` into pieces of about three, for streamed tool arguments.
+std::vector<std::string> Thirds(const std::string& text) {
+    std::vector<std::string> pieces;
+    size_t size = std::max<size_t>(1, (text.size() + 2) / 3);
+    for (size_t at = 0; at < text.size(); at += size) pieces.push_back(text.substr(at, size));
+    return pieces;
+}
+
+// One SSE event per entry.
+std::vector<std::string> OpenAiEvents(const Answer& answer, bool include_usage) {
+    std::vector<std::string> events;
+    auto chunk = [&](json::value delta, json::value finish_reason) {
+        json::object choice;
+        choice["index"] = 0;
+        choice["delta"] = std::move(delta);
+        choice["finish_reason"] = std::move(finish_reason);
+        json::array choices;
+        choices.push_back(std::move(choice));
+        json::object body;
+        body["id"] = "chatcmpl-mock-" + std::to_string(answer.number);
+        body["object"] = "chat.completion.chunk";
+        body["created"] = static_cast<int64_t>(std::time(nullptr));
+        body["model"] = answer.model;
+        body["choices"] = std::move(choices);
+        if (include_usage) body["usage"] = nullptr;
+        events.push_back("data: " + json::serialize(body) + "\n\n");
+    };
+    json::object first;
+    first["role"] = "assistant";
+    first["content"] = "";
+    chunk(std::move(first), nullptr);
+    for (const std::string& text : answer.deltas) {
+        json::object delta;
+        delta["content"] = text;
+        chunk(std::move(delta), nullptr);
+    }
+    for (size_t i = 0; i < answer.tool_calls.size(); ++i) {
+        const MockToolCall& call = answer.tool_calls[i];
+        json::object function;
+        function["name"] = call.name;
+        function["arguments"] = "";
+        json::object start;
+        start["index"] = static_cast<int64_t>(i);
+        start["id"] = call.id;
+        start["type"] = "function";
+        start["function"] = std::move(function);
+        json::array starts;
+        starts.push_back(std::move(start));
+        json::object delta;
+        delta["tool_calls"] = std::move(starts);
+        chunk(std::move(delta), nullptr);
+        for (const std::string& piece : Thirds(call.arguments)) {
+            json::object more_function;
+            more_function["arguments"] = piece;
+            json::object more;
+            more["index"] = static_cast<int64_t>(i);
+            more["function"] = std::move(more_function);
+            json::array mores;
+            mores.push_back(std::move(more));
+            json::object more_delta;
+            more_delta["tool_calls"] = std::move(mores);
+            chunk(std::move(more_delta), nullptr);
+        }
+    }
+    chunk(json::object(), json::string(OpenAiFinishReason(answer)));
+    if (include_usage) {
+        json::object usage;
+        usage["prompt_tokens"] = answer.prompt_tokens;
+        usage["completion_tokens"] = answer.completion_tokens;
+        usage["total_tokens"] = answer.prompt_tokens + answer.completion_tokens;
+        json::object body;
+        body["id"] = "chatcmpl-mock-" + std::to_string(answer.number);
+        body["object"] = "chat.completion.chunk";
+        body["model"] = answer.model;
+        body["choices"] = json::array();
+        body["usage"] = std::move(usage);
+        events.push_back("data: " + json::serialize(body) + "\n\n");
+    }
+    events.push_back("data: [DONE]\n\n");
+    return events;
+}
+
+std::vector<std::string> AnthropicEvents(const Answer& answer) {
+    std::vector<std::string> events;
+    auto event = [&](std::string_view type, json::object data) {
+        data["type"] = type;
+        events.push_back("event: " + std::string(type) + "\ndata: " + json::serialize(data) +
+                         "\n\n");
+    };
+    json::object usage;
+    usage["input_tokens"] = answer.prompt_tokens;
+    usage["output_tokens"] = 1;
+    json::object message;
+    message["id"] = "msg_mock_" + std::to_string(answer.number);
+    message["type"] = "message";
+    message["role"] = "assistant";
+    message["content"] = json::array();
+    message["model"] = answer.model;
+    message["stop_reason"] = nullptr;
+    message["stop_sequence"] = nullptr;
+    message["usage"] = std::move(usage);
+    json::object start;
+    start["message"] = std::move(message);
+    event("message_start", std::move(start));
+    int64_t index = 0;
+    if (!answer.content.empty() || answer.tool_calls.empty()) {
+        json::object block;
+        block["type"] = "text";
+        block["text"] = "";
+        json::object block_start;
+        block_start["index"] = index;
+        block_start["content_block"] = std::move(block);
+        event("content_block_start", std::move(block_start));
+        event("ping", json::object());
+        for (const std::string& text : answer.deltas) {
+            json::object delta;
+            delta["type"] = "text_delta";
+            delta["text"] = text;
+            json::object data;
+            data["index"] = index;
+            data["delta"] = std::move(delta);
+            event("content_block_delta", std::move(data));
+        }
+        json::object stop;
+        stop["index"] = index;
+        event("content_block_stop", std::move(stop));
+        ++index;
+    }
+    for (const MockToolCall& call : answer.tool_calls) {
+        json::object block;
+        block["type"] = "tool_use";
+        block["id"] = call.id;
+        block["name"] = call.name;
+        block["input"] = json::object();
+        json::object block_start;
+        block_start["index"] = index;
+        block_start["content_block"] = std::move(block);
+        event("content_block_start", std::move(block_start));
+        for (const std::string& piece : Thirds(call.arguments)) {
+            json::object delta;
+            delta["type"] = "input_json_delta";
+            delta["partial_json"] = piece;
+            json::object data;
+            data["index"] = index;
+            data["delta"] = std::move(delta);
+            event("content_block_delta", std::move(data));
+        }
+        json::object stop;
+        stop["index"] = index;
+        event("content_block_stop", std::move(stop));
+        ++index;
+    }
+    json::object delta;
+    delta["stop_reason"] = AnthropicStopReason(answer);
+    delta["stop_sequence"] = nullptr;
+    json::object final_usage;
+    final_usage["output_tokens"] = answer.completion_tokens;
+    json::object message_delta;
+    message_delta["delta"] = std::move(delta);
+    message_delta["usage"] = std::move(final_usage);
+    event("message_delta", std::move(message_delta));
+    event("message_stop", json::object());
+    return events;
+}
+
+// The stream cut into HTTP chunks: one per event, or every `size` bytes.
+std::vector<std::string> Chunk(const std::vector<std::string>& events, size_t size) {
+    if (size == 0) return events;
+    std::string all;
+    for (const auto& event : events) all += event;
+    std::vector<std::string> chunks;
+    for (size_t at = 0; at < all.size(); at += size) chunks.push_back(all.substr(at, size));
+    return chunks;
 }
 
 // The origin-form path of `target`, which may be in absolute form (proxy requests).
@@ -213,6 +552,8 @@ class MockModelServer::Impl {
     std::vector<RecordedRequest> recorded_;                 // GUARDED_BY(mutex_)
     int64_t requests_ = 0;                                  // GUARDED_BY(mutex_)
     int64_t open_ = 0;                                      // GUARDED_BY(mutex_)
+    int64_t active_ = 0;                                    // GUARDED_BY(mutex_)
+    int64_t max_active_ = 0;                                // GUARDED_BY(mutex_)
     std::atomic<int64_t> accepted_{0};
 };
 
@@ -322,6 +663,20 @@ Awaitable<void> MockModelServer::Impl::Serve(Stream& stream) {
         if (read_ec) co_return;
         const auto& request = parser.get();
         Plan plan = Decide(request);
+        // Counts the request as active until its answer is written or the session ends.
+        struct Active {
+            Impl* impl;
+            explicit Active(Impl* owner) : impl(owner) {
+                std::lock_guard lock(impl->mutex_);
+                impl->max_active_ = std::max(impl->max_active_, ++impl->active_);
+            }
+            ~Active() {
+                if (!impl->io_) return;
+                std::lock_guard lock(impl->mutex_);
+                --impl->active_;
+                impl->changed_.notify_all();
+            }
+        } active(this);
         if (plan.drop) co_return;
         if (plan.hang) {
             // Wait for the client to go away (or the server to stop).
@@ -339,7 +694,38 @@ Awaitable<void> MockModelServer::Impl::Serve(Stream& stream) {
         }
         auto [write_ec, written] =
             co_await asio::async_write(stream, asio::buffer(plan.bytes), kUseTuple);
-        if (write_ec || plan.close || !request.keep_alive()) co_return;
+        if (write_ec) co_return;
+        if (plan.streamed) {
+            for (size_t i = 0; i < plan.chunks.size(); ++i) {
+                if (plan.cut_after_chunks >= 0 &&
+                    static_cast<int64_t>(i) >= plan.cut_after_chunks) {
+                    co_return;  // cut mid-stream: no terminating chunk
+                }
+                if (i > 0 && plan.chunk_delay_ms > 0) {
+                    asio::steady_timer timer(*io_);
+                    timer.expires_after(std::chrono::milliseconds(plan.chunk_delay_ms));
+                    co_await timer.async_wait(kUseTuple);
+                }
+                const std::string& piece = plan.chunks[i];
+                char size[32];
+                int length = std::snprintf(size, sizeof(size), "%zx\r\n", piece.size());
+                std::array<asio::const_buffer, 3> buffers = {
+                    asio::buffer(size, static_cast<size_t>(length)), asio::buffer(piece),
+                    asio::buffer("\r\n", 2)};
+                auto [chunk_ec, chunk_written] =
+                    co_await asio::async_write(stream, buffers, kUseTuple);
+                if (chunk_ec) co_return;
+            }
+            if (plan.cut_after_chunks >= 0 &&
+                static_cast<int64_t>(plan.chunks.size()) <= plan.cut_after_chunks) {
+                co_return;
+            }
+            static constexpr std::string_view kLastChunk = "0\r\n\r\n";
+            auto [end_ec, end_written] =
+                co_await asio::async_write(stream, asio::buffer(kLastChunk), kUseTuple);
+            if (end_ec) co_return;
+        }
+        if (plan.close || !request.keep_alive()) co_return;
     }
 }
 
@@ -348,10 +734,12 @@ Plan MockModelServer::Impl::Decide(const bhttp::request<bhttp::string_body>& req
     plan.latency_ms = latency_ms_.load(std::memory_order_relaxed);
     std::string node(request["X-Strowger-Node"]);
     std::string_view path = PathOf(request.target());
-    bool chat = request.method() == bhttp::verb::post &&
-                (path == "/v1/chat/completions" || path == "/chat/completions");
+    bool post = request.method() == bhttp::verb::post;
+    bool chat = post && (path == "/v1/chat/completions" || path == "/chat/completions");
+    bool messages = post && (path == "/v1/messages" || path == "/messages");
+    Api api = messages ? Api::kAnthropic : Api::kOpenAi;
     Conversation conversation;
-    if (chat) conversation = ReadConversation(request.body());
+    if (chat || messages) conversation = ReadConversation(request.body(), api);
 
     std::optional<MockBehavior> behavior;
     int64_t number = 0;
@@ -369,7 +757,7 @@ Plan MockModelServer::Impl::Decide(const bhttp::request<bhttp::string_body>& req
             }
             record.body = request.body();
         }
-        if (chat) {
+        if (chat || messages) {
             for (auto& state : rules_) {
                 const MockRule& rule = state.rule;
                 if (rule.times >= 0 && state.used >= rule.times) continue;
@@ -393,10 +781,12 @@ Plan MockModelServer::Impl::Decide(const bhttp::request<bhttp::string_body>& req
         plan.latency_ms = 0;
         return plan;
     }
-    if (!chat) {
+    if (!chat && !messages) {
         std::string body =
-            ErrorBody(404, "mock server: no route for " + std::string(request.method_string()) +
-                               " " + std::string(path));
+            ErrorBody(404,
+                      "mock server: no route for " + std::string(request.method_string()) + " " +
+                          std::string(path),
+                      Api::kOpenAi);
         plan.bytes = Head(404, body.size(), nullptr, false) + body;
         plan.latency_ms = 0;
         return plan;
@@ -409,21 +799,46 @@ Plan MockModelServer::Impl::Decide(const bhttp::request<bhttp::string_body>& req
         return plan;
     }
     int status = rule ? rule->status : 200;
+    bool truncate = rule && rule->truncate;
+    plan.close = truncate || (rule && rule->close_after);
+    if (status / 100 == 2 && conversation.stream && !truncate && !(rule && !rule->body.empty())) {
+        std::vector<std::string> events;
+        if (rule && !rule->stream_body.empty()) {
+            events.push_back(rule->stream_body);
+        } else {
+            std::string reply = rule ? rule->reply : "";
+            if (reply.empty()) {
+                reply = options_.reply ? *options_.reply
+                                       : "echo: " + conversation.last_user.substr(0, 64);
+            }
+            Answer answer = MakeAnswer(number, conversation, reply, rule, api);
+            events = api == Api::kAnthropic ? AnthropicEvents(answer)
+                                            : OpenAiEvents(answer, conversation.include_usage);
+        }
+        plan.streamed = true;
+        plan.chunks = Chunk(events, rule ? rule->stream_chunk_bytes : 0);
+        if (rule) {
+            plan.chunk_delay_ms = rule->stream_chunk_delay_ms;
+            plan.cut_after_chunks = rule->stream_cut_after_chunks;
+            if (plan.cut_after_chunks >= 0) plan.close = true;
+        }
+        plan.bytes = Head(status, 0, rule, !request.keep_alive(), true);
+        return plan;
+    }
     std::string body;
     if (rule && !rule->body.empty()) {
         body = rule->body;
     } else if (status / 100 != 2) {
-        body = ErrorBody(status, rule ? rule->error_message : "");
+        body = ErrorBody(status, rule ? rule->error_message : "", api);
     } else {
         std::string reply = rule ? rule->reply : "";
         if (reply.empty()) {
             reply =
                 options_.reply ? *options_.reply : "echo: " + conversation.last_user.substr(0, 64);
         }
-        body = CompletionBody(number, conversation, reply, rule);
+        Answer answer = MakeAnswer(number, conversation, reply, rule, api);
+        body = api == Api::kAnthropic ? MessageBody(answer) : CompletionBody(answer);
     }
-    bool truncate = rule && rule->truncate;
-    plan.close = truncate || (rule && rule->close_after);
     size_t declared = truncate ? body.size() + 64 : body.size();
     plan.bytes = Head(status, declared, rule, !request.keep_alive()) + body;
     return plan;
@@ -450,8 +865,12 @@ uint16_t MockModelServer::port() const {
 }
 
 std::string MockModelServer::base_url() const {
+    return anthropic_base_url() + "/v1";
+}
+
+std::string MockModelServer::anthropic_base_url() const {
     std::string scheme = impl_->tls_ ? "https" : "http";
-    return scheme + "://" + impl_->options_.host + ":" + std::to_string(impl_->port_) + "/v1";
+    return scheme + "://" + impl_->options_.host + ":" + std::to_string(impl_->port_);
 }
 
 void MockModelServer::AddRule(MockRule rule) {
@@ -486,6 +905,16 @@ int64_t MockModelServer::connections_accepted() const {
 int64_t MockModelServer::open_connections() const {
     std::lock_guard lock(impl_->mutex_);
     return impl_->open_;
+}
+
+int64_t MockModelServer::active_requests() const {
+    std::lock_guard lock(impl_->mutex_);
+    return impl_->active_;
+}
+
+int64_t MockModelServer::max_active_requests() const {
+    std::lock_guard lock(impl_->mutex_);
+    return impl_->max_active_;
 }
 
 std::vector<RecordedRequest> MockModelServer::recorded_requests() const {

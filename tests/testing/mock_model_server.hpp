@@ -1,14 +1,25 @@
-// A loopback OpenAI-compatible model server for tests and benchmarks.
+// A loopback model server for tests and benchmarks: OpenAI-compatible and Anthropic-compatible.
 //
-// Serves POST /v1/chat/completions and GET /v1/models (HTTP/1.1 keep-alive, optionally TLS) on its
-// own thread and io_context, so a test can drive a client on another. Every connection is a
-// coroutine and latency is a timer, so one thread holds tens of thousands of waiting connections.
+// Serves POST /v1/chat/completions (OpenAI), POST /v1/messages (Anthropic Messages API) and
+// GET /v1/models (HTTP/1.1 keep-alive, optionally TLS) on its own thread and io_context, so a
+// test can drive a client on another. Every connection is a coroutine and latency is a timer, so
+// one thread holds tens of thousands of waiting connections.
 //
 // A request is answered by the first rule that matches it (X-Strowger-Node header and/or a
 // substring of the last user message; a rule may be limited to `times` uses), else by the
 // default reply: Options::reply, or "echo: " + the first 64 bytes of the last user message.
 // Rules can return any status and body, a Retry-After header, tool calls, a truncated body
 // (Content-Length larger than what is sent, then close) or hang until the client goes away.
+// Error bodies follow the API that was called (OpenAI {"error": {...}}; Anthropic
+// {"type": "error", "error": {"type": "overloaded_error", ...}}).
+//
+// Requests with `"stream": true` get a Server-Sent Events stream in chunked transfer encoding:
+// OpenAI chat.completion.chunk events (content deltas, tool-call deltas by index, a usage chunk
+// when stream_options.include_usage is set, then `data: [DONE]`) or Anthropic events
+// (message_start, content_block_start/delta/stop with text_delta and input_json_delta, ping,
+// message_delta, message_stop). MockBehavior controls how the stream is cut into HTTP chunks
+// (any byte size, with a pause between them), can replace it verbatim, or cut the connection
+// mid-stream.
 //
 // A client that goes away while its reply is delayed by latency is noticed when the reply is
 // written; one that goes away from a hanging request is noticed at once.
@@ -63,6 +74,14 @@ struct MockBehavior {
     bool hang = false;         // never answer; close when the client goes away
     bool close_after = false;  // close the connection after answering, without saying so
     bool drop = false;         // close the connection at once, without answering
+
+    // Streaming requests ("stream": true) with a 2xx status:
+    std::vector<std::string> stream_deltas;  // content deltas; default: the reply, word by word
+    std::string stream_body;                 // the event stream, verbatim (replaces the generated)
+    size_t stream_chunk_bytes = 0;           // HTTP chunk size; 0 = one chunk per event
+    int64_t stream_chunk_delay_ms = 0;       // pause before each chunk after the first
+    // Close the connection after this many chunks, without the terminating chunk (-1 = never).
+    int64_t stream_cut_after_chunks = -1;
 };
 
 struct MockRule {
@@ -108,8 +127,10 @@ class MockModelServer {
     MockModelServer& operator=(const MockModelServer&) = delete;
 
     uint16_t port() const;
-    // "http://127.0.0.1:<port>/v1" (https:// when serving TLS).
+    // "http://127.0.0.1:<port>/v1" (https:// when serving TLS): an OpenAI base URL.
     std::string base_url() const;
+    // "http://127.0.0.1:<port>": an Anthropic base URL.
+    std::string anthropic_base_url() const;
 
     void AddRule(MockRule rule);
     void ClearRules();
@@ -120,6 +141,10 @@ class MockModelServer {
     int64_t requests_for_node(std::string_view node) const;
     int64_t connections_accepted() const;
     int64_t open_connections() const;
+    // Requests read and not yet fully answered, now and at most so far (a hanging or delayed
+    // request counts until its answer is written or its client goes away).
+    int64_t active_requests() const;
+    int64_t max_active_requests() const;
     std::vector<RecordedRequest> recorded_requests() const;
 
     // Block the calling thread (never the server's) until the condition holds; false on timeout.

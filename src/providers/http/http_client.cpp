@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <tuple>
 
 #include "core/log.hpp"
 #include "core/strings.hpp"
@@ -255,7 +256,7 @@ struct Call {
     bhttp::request<bhttp::string_body> request;
     bool head = false;
     Deadline deadline = Deadline::Never();
-    std::function<void(std::string_view)> on_body_chunk;  // empty for Send
+    HttpClient::BodyChunkHandler on_body_chunk;  // empty for Send
 };
 
 // Result of one exchange on one connection.
@@ -369,7 +370,7 @@ class HttpClient::Impl {
 
     static Awaitable<Result<HttpResponse>> Run(std::shared_ptr<Impl> self, HttpRequest request,
                                                Deadline deadline,
-                                               std::function<void(std::string_view)> on_chunk);
+                                               HttpClient::BodyChunkHandler on_chunk);
 
     std::unique_ptr<Connection> AcquireIdle(const std::string& key);
     void Release(const std::string& key, std::unique_ptr<Connection> connection);
@@ -469,9 +470,9 @@ void HttpClient::Impl::Release(const std::string& key, std::unique_ptr<Connectio
     }
 }
 
-Awaitable<Result<HttpResponse>> HttpClient::Impl::Run(
-    std::shared_ptr<Impl> self, HttpRequest request, Deadline deadline,
-    std::function<void(std::string_view)> on_chunk) {
+Awaitable<Result<HttpResponse>> HttpClient::Impl::Run(std::shared_ptr<Impl> self,
+                                                      HttpRequest request, Deadline deadline,
+                                                      HttpClient::BodyChunkHandler on_chunk) {
     STROWGER_CO_ASSIGN_OR_RETURN(Url url, ParseUrl(request.url));
     if (!IsToken(request.method)) {
         co_return InvalidArgumentError("http: invalid method \"" + request.method + "\"");
@@ -801,10 +802,26 @@ Awaitable<Outcome> HttpClient::Impl::RoundTrip(Stream& stream, beast::flat_buffe
         }
         parser->get().body().data = data;
         parser->get().body().size = size;
-        auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, *parser, kUseTuple);
+        // A streamed body is handed on as soon as any of it arrives (async_read would wait for
+        // the buffer to fill); a whole body is read in as few steps as possible.
+        ErrorCodeValue read_ec;
+        if (streaming) {
+            std::tie(read_ec, std::ignore) =
+                co_await bhttp::async_read_some(stream, buffer, *parser, kUseTuple);
+        } else {
+            std::tie(read_ec, std::ignore) =
+                co_await bhttp::async_read(stream, buffer, *parser, kUseTuple);
+        }
         size_t got = size - parser->get().body().size;
         if (streaming) {
-            if (got > 0) call.on_body_chunk(std::string_view(data, got));
+            if (got > 0) {
+                Status accepted = call.on_body_chunk(std::string_view(data, got));
+                if (!accepted) {
+                    // The connection is mid-body: it is closed rather than pooled.
+                    outcome.result = std::unexpected(std::move(accepted).error());
+                    co_return outcome;
+                }
+            }
         } else {
             used += got;
         }
@@ -842,8 +859,8 @@ Awaitable<Result<HttpResponse>> HttpClient::Send(HttpRequest request, Deadline d
     return Impl::Run(impl_, std::move(request), deadline, nullptr);
 }
 
-Awaitable<Result<HttpResponse>> HttpClient::SendStreaming(
-    HttpRequest request, Deadline deadline, std::function<void(std::string_view)> on_body_chunk) {
+Awaitable<Result<HttpResponse>> HttpClient::SendStreaming(HttpRequest request, Deadline deadline,
+                                                          BodyChunkHandler on_body_chunk) {
     return Impl::Run(impl_, std::move(request), deadline, std::move(on_body_chunk));
 }
 

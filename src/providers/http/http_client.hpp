@@ -137,13 +137,14 @@ class HttpClient {
     Awaitable<Result<HttpResponse>> Send(HttpRequest request, Deadline deadline);
 
     // As Send, but a 2xx body is handed to `on_body_chunk` piece by piece as it arrives (decoded
-    // from chunked transfer encoding) and the returned response has an empty body. Non-2xx
-    // bodies are not streamed: they come back in HttpResponse::body, as from Send.
-    // `on_body_chunk` runs on the client's executor, one call at a time, before the returned
-    // awaitable completes; it must not block.
-    Awaitable<Result<HttpResponse>> SendStreaming(
-        HttpRequest request, Deadline deadline,
-        std::function<void(std::string_view)> on_body_chunk);
+    // from chunked transfer encoding; pieces split anywhere) and the returned response has an
+    // empty body. Non-2xx bodies are not streamed: they come back in HttpResponse::body, as from
+    // Send. `on_body_chunk` runs on the client's executor, one call at a time, before the
+    // returned awaitable completes; it must not block. If it returns an error, reading stops,
+    // the connection is closed (not pooled) and SendStreaming returns that error.
+    using BodyChunkHandler = std::function<Status(std::string_view)>;
+    Awaitable<Result<HttpResponse>> SendStreaming(HttpRequest request, Deadline deadline,
+                                                  BodyChunkHandler on_body_chunk);
 
     HttpClientStats stats() const;
     // Idle pooled connections, over all hosts.

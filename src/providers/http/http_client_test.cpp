@@ -372,6 +372,7 @@ TEST_F(HttpClientTest, StreamingDeliversTheBodyAsItArrives) {
                                                  [&streamed, &chunks](std::string_view chunk) {
                                                      streamed += chunk;
                                                      ++chunks;
+                                                     return OkStatus();
                                                  }));
     ASSERT_TRUE(result) << result.error().ToString();
     EXPECT_EQ(result->status, 200);
@@ -380,14 +381,36 @@ TEST_F(HttpClientTest, StreamingDeliversTheBodyAsItArrives) {
     EXPECT_GT(chunks, 1);
 }
 
+TEST_F(HttpClientTest, StreamingHandlerErrorStopsReadingAndDropsTheConnection) {
+    MockBehavior large;
+    for (int i = 0; i < 20000; ++i) large.body += std::to_string(i) + ",";
+    server_->AddRule(NodeRule("large", large));
+    int chunks = 0;
+    auto result = RunSync(client_->SendStreaming(ChatRequest(server_->base_url(), "x", "large"),
+                                                 Deadline::After(kWait),
+                                                 [&chunks](std::string_view) -> Status {
+                                                     ++chunks;
+                                                     return InternalError("enough");
+                                                 }));
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code(), ErrorCode::kInternal);
+    EXPECT_EQ(result.error().message(), "enough");
+    EXPECT_EQ(chunks, 1);
+    EXPECT_EQ(client_->idle_connections(), 0u);
+    EXPECT_TRUE(server_->WaitForOpenConnectionsAtMost(0, kWait));
+}
+
 TEST_F(HttpClientTest, StreamingReturnsErrorBodiesWhole) {
     MockBehavior failing;
     failing.status = 500;
     server_->AddRule(NodeRule("fail", failing));
     int chunks = 0;
-    auto result = RunSync(client_->SendStreaming(ChatRequest(server_->base_url(), "x", "fail"),
-                                                 Deadline::After(kWait),
-                                                 [&chunks](std::string_view) { ++chunks; }));
+    auto result =
+        RunSync(client_->SendStreaming(ChatRequest(server_->base_url(), "x", "fail"),
+                                       Deadline::After(kWait), [&chunks](std::string_view) {
+                                           ++chunks;
+                                           return OkStatus();
+                                       }));
     ASSERT_TRUE(result) << result.error().ToString();
     EXPECT_EQ(result->status, 500);
     EXPECT_NE(result->body.find("mock error 500"), std::string::npos);

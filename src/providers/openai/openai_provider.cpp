@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <ctime>
@@ -74,6 +75,23 @@ std::unexpected<Error> Malformed(std::string_view provider, std::string_view wha
     return InternalError(std::string(provider) + ": malformed response body: " + std::string(what));
 }
 
+Error MalformedStream(std::string_view provider, std::string_view what) {
+    return Error(ErrorCode::kInternal,
+                 std::string(provider) + ": malformed stream: " + std::string(what));
+}
+
+// An awaitable that completes at once, for failures found before any I/O.
+Awaitable<Result<Completion>> Ready(Result<Completion> result) {
+    co_return result;
+}
+
+// A parsed tool call id, or one made up from its position: some servers leave ids out, and the
+// agent loop needs one to pair the call with its result.
+std::string ToolCallId(std::string_view id, size_t position) {
+    if (!id.empty()) return std::string(id);
+    return "call_" + std::to_string(position + 1);
+}
+
 // Text of a message "content": a string, null, or (some servers) an array of text parts.
 Result<std::string> ContentText(const json::value* content, std::string_view provider) {
     if (content == nullptr || content->is_null()) return std::string();
@@ -117,9 +135,26 @@ OpenAiConfig DefaultOllamaConfig() {
     return config;
 }
 
+Result<std::string> ApiKeySource::Read() const {
+    if (env_name_.empty()) return std::string();
+    const char* key = std::getenv(env_name_.c_str());
+    if (key == nullptr || *key == '\0') {
+        return MakeError(ErrorCode::kUnauthenticated, env_name_ + " is not set");
+    }
+    std::string value(key);
+    {
+        std::lock_guard lock(mutex_);
+        if (value == registered_) return value;
+        registered_ = value;
+    }
+    RegisterSecret(value);
+    return value;
+}
+
 OpenAiProvider::OpenAiProvider(OpenAiConfig config, std::shared_ptr<http::HttpClient> client)
-    : config_(std::move(config)), client_(std::move(client)) {
+    : config_(std::move(config)), client_(std::move(client)), key_(config_.api_key_env) {
     config_.base_url = WithoutTrailingSlash(std::move(config_.base_url));
+    url_ = config_.base_url + "/chat/completions";
 }
 
 Result<std::string> BuildChatCompletionsBody(const CompletionRequest& request) {
@@ -154,6 +189,12 @@ Result<std::string> BuildChatCompletionsBody(const CompletionRequest& request) {
         messages.push_back(std::move(item));
     }
     body["messages"] = std::move(messages);
+    if (request.stream != nullptr) {
+        body["stream"] = true;
+        json::object stream_options;
+        stream_options["include_usage"] = true;
+        body["stream_options"] = std::move(stream_options);
+    }
     if (request.temperature) body["temperature"] = *request.temperature;
     if (request.max_output_tokens) body["max_tokens"] = *request.max_output_tokens;
     if (!request.tools.empty()) {
@@ -216,7 +257,7 @@ Result<Completion> ParseChatCompletionsBody(std::string_view body, std::string_v
                 return Malformed(provider, "a tool call has no function name");
             }
             ToolCall call;
-            call.id = std::string(JsonString(entry.as_object(), "id"));
+            call.id = ToolCallId(JsonString(entry.as_object(), "id"), completion.tool_calls.size());
             call.name = std::string(JsonString(*function, "name"));
             const json::value* arguments = function->if_contains("arguments");
             if (arguments == nullptr || arguments->is_null()) {
@@ -320,30 +361,37 @@ Error ErrorFromHttpResponse(const http::HttpResponse& response, std::string_view
 
 Awaitable<Result<Completion>> OpenAiProvider::Complete(CompletionRequest request,
                                                        Deadline deadline) {
+    // Not a coroutine: the request becomes HTTP here and is gone before the call suspends.
     http::HttpRequest http_request;
     http_request.method = "POST";
-    http_request.url = config_.base_url + "/chat/completions";
+    http_request.url = url_;
     http::Headers& headers = http_request.headers;
-    if (!config_.api_key_env.empty()) {
-        const char* key = std::getenv(config_.api_key_env.c_str());
-        if (key == nullptr || *key == '\0') {
-            co_return MakeError(ErrorCode::kUnauthenticated, config_.api_key_env + " is not set");
-        }
-        RegisterSecret(key);
-        headers.emplace_back("Authorization", std::string("Bearer ") + key);
+    if (!key_.env_name().empty()) {
+        auto key = key_.Read();
+        if (!key) return Ready(std::unexpected(std::move(key).error()));
+        headers.emplace_back("Authorization", "Bearer " + *key);
     }
     auto body = BuildChatCompletionsBody(request);
-    if (!body) co_return std::unexpected(body.error().WithPrefix(config_.name + ": "));
+    if (!body) return Ready(std::unexpected(body.error().WithPrefix(config_.name + ": ")));
     http_request.body = std::move(*body);
     headers.emplace_back("Content-Type", "application/json");
-    headers.emplace_back("Accept", "application/json");
+    headers.emplace_back("Accept", request.stream ? "text/event-stream" : "application/json");
     if (!request.run_id.empty()) headers.emplace_back("X-Strowger-Run", request.run_id);
     if (!request.node.empty()) headers.emplace_back("X-Strowger-Node", request.node);
     headers.emplace_back("X-Strowger-Attempt", std::to_string(request.attempt));
     for (const auto& header : config_.extra_headers) headers.push_back(header);
 
     Deadline call_deadline = deadline.Min(Deadline::After(config_.timeout));
-    auto response = co_await client_->Send(std::move(http_request), call_deadline);
+    if (request.stream) {
+        return SendStreaming(std::move(http_request), std::move(request.model), request.stream,
+                             call_deadline);
+    }
+    return Send(std::move(http_request), std::move(request.model), call_deadline);
+}
+
+Awaitable<Result<Completion>> OpenAiProvider::Send(http::HttpRequest request, std::string model,
+                                                   Deadline deadline) {
+    auto response = co_await client_->Send(std::move(request), deadline);
     if (!response) {
         const Error& error = response.error();
         if (error.details().reason == "truncated_response") {
@@ -356,10 +404,230 @@ Awaitable<Result<Completion>> OpenAiProvider::Complete(CompletionRequest request
     }
     auto completion = ParseChatCompletionsBody(response->body, config_.name);
     if (!completion) co_return std::unexpected(completion.error());
-    if (completion->model.empty()) completion->model = request.model;
-    if (request.stream && !completion->content.empty())
-        request.stream->OnDelta(completion->content);
+    if (completion->model.empty()) completion->model = std::move(model);
     co_return std::move(*completion);
+}
+
+Awaitable<Result<Completion>> OpenAiProvider::SendStreaming(http::HttpRequest request,
+                                                            std::string model, StreamSink* sink,
+                                                            Deadline deadline) {
+    ChatCompletionStreamParser parser(config_.name, sink);
+    http::HttpClient::BodyChunkHandler on_chunk = [&parser](std::string_view bytes) {
+        return parser.Feed(bytes);
+    };
+    auto response =
+        co_await client_->SendStreaming(std::move(request), deadline, std::move(on_chunk));
+    if (!response) {
+        // The parser's own errors come back through the client unchanged (already prefixed).
+        if (parser.failed()) co_return std::unexpected(response.error());
+        const Error& error = response.error();
+        if (error.details().reason == "truncated_response") {
+            co_return std::unexpected(
+                MalformedStream(config_.name, "truncated (" + error.message() + ")"));
+        }
+        co_return std::unexpected(error.WithPrefix(config_.name + ": "));
+    }
+    if (response->status / 100 != 2) {
+        co_return std::unexpected(ErrorFromHttpResponse(*response, config_.name));
+    }
+    auto completion = parser.Finish();
+    if (!completion) co_return std::unexpected(completion.error());
+    if (completion->model.empty()) completion->model = std::move(model);
+    co_return std::move(*completion);
+}
+
+// ---- Streaming --------------------------------------------------------------------------------
+
+ChatCompletionStreamParser::ChatCompletionStreamParser(std::string_view provider, StreamSink* sink)
+    : provider_(provider),
+      sink_(sink),
+      sse_([this](const http::SseEvent& event) { return OnEvent(event); }) {}
+
+Status ChatCompletionStreamParser::Fail(Error error) {
+    error_ = std::move(error);
+    return std::unexpected(*error_);
+}
+
+Status ChatCompletionStreamParser::Feed(std::string_view bytes) {
+    if (error_) return std::unexpected(*error_);
+    if (format_ == Format::kUnknown) {
+        // The first significant byte decides: '{' is a plain JSON completion from a server that
+        // ignored `stream: true`; anything else is an event stream.
+        size_t first = bytes.find_first_not_of(" \t\r\n");
+        if (first == std::string_view::npos) return OkStatus();
+        bytes.remove_prefix(first);
+        format_ = bytes.front() == '{' ? Format::kJson : Format::kSse;
+    }
+    if (format_ == Format::kJson) {
+        if (json_body_.size() + bytes.size() > http::SseParser::kDefaultMaxEventBytes) {
+            return Fail(
+                Error(ErrorCode::kResourceExhausted, provider_ + ": response body is too large"));
+        }
+        json_body_.append(bytes);
+        return OkStatus();
+    }
+    if (done_) return OkStatus();  // anything after [DONE] is ignored
+    Status status = sse_.Feed(bytes);
+    if (!status && !error_) {
+        // The SSE layer's own failure (an oversized event).
+        return Fail(MalformedStream(provider_, status.error().message()));
+    }
+    return status;
+}
+
+Status ChatCompletionStreamParser::OnEvent(const http::SseEvent& event) {
+    if (done_) return OkStatus();
+    std::string_view data = Trim(event.data);
+    if (data == "[DONE]") {
+        done_ = true;
+        return OkStatus();
+    }
+    auto parsed = ParseJson(data);
+    if (!parsed) {
+        return Fail(MalformedStream(provider_,
+                                    parsed.error().message() + " in " + BodyPreview(event.data)));
+    }
+    if (!parsed->is_object()) {
+        return Fail(
+            MalformedStream(provider_, "a chunk is not a JSON object: " + BodyPreview(event.data)));
+    }
+    ++chunks_;
+    return OnChunk(parsed->as_object());
+}
+
+Status ChatCompletionStreamParser::OnChunk(const json::object& chunk) {
+    if (const json::value* error = chunk.if_contains("error"); error && !error->is_null()) {
+        std::string message;
+        if (error->is_object()) message = std::string(JsonString(error->as_object(), "message"));
+        if (error->is_string()) message = std::string(error->as_string());
+        if (message.empty()) message = BodyPreview(json::serialize(*error));
+        ErrorDetails details;
+        details.reason = "stream_error";
+        return Fail(Error(ErrorCode::kUnavailable, provider_ + ": stream error: " + message,
+                          std::move(details)));
+    }
+    if (model_.empty()) model_ = std::string(JsonString(chunk, "model"));
+    if (const json::object* usage = JsonObject(chunk, "usage")) {
+        usage_.input_tokens = JsonInt(*usage, "prompt_tokens");
+        usage_.output_tokens = JsonInt(*usage, "completion_tokens");
+    }
+    const json::value* choices = chunk.if_contains("choices");
+    if (choices == nullptr || choices->is_null()) return OkStatus();
+    if (!choices->is_array()) return Fail(MalformedStream(provider_, "choices is not an array"));
+    for (const json::value& entry : choices->as_array()) {
+        if (!entry.is_object()) {
+            return Fail(MalformedStream(provider_, "a choice is not an object"));
+        }
+        const json::object& choice = entry.as_object();
+        if (JsonInt(choice, "index", 0) != 0) continue;  // we ask for one choice
+        if (auto reason = JsonString(choice, "finish_reason"); !reason.empty()) {
+            finish_reason_ = std::string(reason);
+        }
+        const json::value* delta = choice.if_contains("delta");
+        if (delta == nullptr || delta->is_null()) continue;
+        if (!delta->is_object()) return Fail(MalformedStream(provider_, "delta is not an object"));
+        const json::object& fields = delta->as_object();
+        if (const json::value* content = fields.if_contains("content");
+            content && content->is_string() && !content->as_string().empty()) {
+            std::string_view text = content->as_string();
+            content_.append(text);
+            if (sink_) sink_->OnDelta(text);
+        }
+        if (const json::value* calls = fields.if_contains("tool_calls");
+            calls && !calls->is_null()) {
+            if (!calls->is_array()) {
+                return Fail(MalformedStream(provider_, "delta.tool_calls is not an array"));
+            }
+            for (const json::value& call : calls->as_array()) {
+                STROWGER_TRY(OnToolCallDelta(call));
+            }
+        }
+    }
+    return OkStatus();
+}
+
+Status ChatCompletionStreamParser::OnToolCallDelta(const json::value& delta) {
+    if (!delta.is_object()) return Fail(MalformedStream(provider_, "a tool call is not an object"));
+    const json::object& fields = delta.as_object();
+    std::string_view id = JsonString(fields, "id");
+    PartialToolCall* call = nullptr;
+    if (const json::value* index = fields.if_contains("index"); index && index->is_int64()) {
+        for (auto& existing : tool_calls_) {
+            if (existing.index == index->as_int64()) call = &existing;
+        }
+        if (call == nullptr) {
+            call = &tool_calls_.emplace_back();
+            call->index = index->as_int64();
+        }
+    } else if (!tool_calls_.empty() && (id.empty() || id == tool_calls_.back().id)) {
+        // No index (some servers): a delta without a new id continues the last call.
+        call = &tool_calls_.back();
+    } else {
+        call = &tool_calls_.emplace_back();
+        call->index = static_cast<int64_t>(tool_calls_.size()) - 1;
+    }
+    if (!id.empty()) call->id = std::string(id);
+    const json::object* function = JsonObject(fields, "function");
+    if (function == nullptr) return OkStatus();
+    if (auto name = JsonString(*function, "name"); !name.empty() && call->name.empty()) {
+        call->name = std::string(name);
+    }
+    if (const json::value* arguments = function->if_contains("arguments")) {
+        if (arguments->is_string()) {
+            call->arguments.append(arguments->as_string());
+        } else if (!arguments->is_null()) {
+            call->arguments = json::serialize(*arguments);
+        }
+    }
+    return OkStatus();
+}
+
+Result<Completion> ChatCompletionStreamParser::Finish() {
+    if (error_) return std::unexpected(*error_);
+    if (format_ == Format::kJson) {
+        auto completion = ParseChatCompletionsBody(json_body_, provider_);
+        if (completion && sink_ && !completion->content.empty())
+            sink_->OnDelta(completion->content);
+        return completion;
+    }
+    if (format_ == Format::kUnknown) {
+        error_ = MalformedStream(provider_, "empty body");
+        return std::unexpected(*error_);
+    }
+    // Without [DONE], accept a stream that ended cleanly after its finish_reason (servers that
+    // omit the terminator); anything else was cut short.
+    if (!done_ && (finish_reason_.empty() || sse_.HasPartialEvent())) {
+        error_ =
+            MalformedStream(provider_, "truncated (the body ended before data: [DONE], after " +
+                                           std::to_string(chunks_) + " chunks)");
+        return std::unexpected(*error_);
+    }
+    if (chunks_ == 0) {
+        error_ = MalformedStream(provider_, "no chunks before data: [DONE]");
+        return std::unexpected(*error_);
+    }
+    Completion completion;
+    completion.content = std::move(content_);
+    std::stable_sort(tool_calls_.begin(), tool_calls_.end(),
+                     [](const auto& a, const auto& b) { return a.index < b.index; });
+    for (auto& partial : tool_calls_) {
+        if (partial.name.empty()) {
+            error_ = MalformedStream(provider_, "a tool call has no function name");
+            return std::unexpected(*error_);
+        }
+        ToolCall call;
+        call.id = ToolCallId(partial.id, completion.tool_calls.size());
+        call.name = std::move(partial.name);
+        call.arguments = partial.arguments.empty() ? "{}" : std::move(partial.arguments);
+        completion.tool_calls.push_back(std::move(call));
+    }
+    completion.finish_reason = std::move(finish_reason_);
+    if (completion.finish_reason.empty()) {
+        completion.finish_reason = completion.tool_calls.empty() ? "stop" : "tool_calls";
+    }
+    completion.usage = usage_;
+    completion.model = std::move(model_);
+    return completion;
 }
 
 void RegisterOpenAiProviders(ProviderRegistry& registry, std::shared_ptr<http::HttpClient> client) {
