@@ -111,8 +111,9 @@ void RegisterBuiltinProviders(ProviderRegistry& registry, const ProvidersConfig&
     RegisterScriptedProvider(registry);
 
     // ---- command: ---------------------------------------------------------------------------
-    // RegisterCommandProvider(registry, ...) belongs here once src/providers/command/ lands (it
-    // needs no HTTP client, so it goes before the early return below).
+    // Not registered here: RegisterCommandProvider(registry, sandbox, options)
+    // (src/providers/command/) is compiled into strowger_tools, as it needs the sandbox, and
+    // providers must not depend on tools. The binary's wiring calls it after this function.
 
     auto client = http::HttpClient::Create(registry.executor());
     if (!client) {

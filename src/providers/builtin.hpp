@@ -6,11 +6,12 @@
 
 namespace strowger::providers {
 
-// Registers scripted:, openai:, ollama: and anthropic: in `registry` (command: is registered by
-// its own module). The HTTP providers are configured from `config` (base URL, key variable,
-// timeout, headers, prices) and wrapped in a ResilientProvider with its retries and rate limits;
-// one instance per provider and base URL, so every agent using it shares its connections and
-// limits. Environment variables (OPENAI_BASE_URL...) are read when a model is first resolved.
+// Registers scripted:, openai:, ollama: and anthropic: in `registry` (command: needs the sandbox:
+// the caller registers it with RegisterCommandProvider, src/providers/command/). The HTTP providers
+// are configured from `config` (base URL, key variable, timeout, headers, prices) and wrapped in a
+// ResilientProvider with its retries and rate limits; one instance per provider and base URL, so
+// every agent using it shares its connections and limits. Environment variables
+// (OPENAI_BASE_URL...) are read when a model is first resolved.
 void RegisterBuiltinProviders(ProviderRegistry& registry, const ProvidersConfig& config);
 
 // As above with DefaultProvidersConfig(): built-in prices, 3 retries, no rate limits. Reads no
