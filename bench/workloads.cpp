@@ -148,18 +148,21 @@ int Resume(const Flags& flags) {
         std::cerr << "RESUME needs --store sqlite:PATH\n";
         return 2;
     }
-    fs::path dir = fs::temp_directory_path() / ("strowger-bench-resume-" + std::to_string(getpid()));
+    fs::path dir =
+        fs::temp_directory_path() / ("strowger-bench-resume-" + std::to_string(getpid()));
     fs::create_directories(dir);
     std::string flow = WriteWorkflow(dir, steps, "scripted:script.yaml", 0);
     // Attempt 1 hangs (it is the one the crash interrupts); later attempts answer at once.
-    std::ofstream(dir / "script.yaml") << "rules:\n  - {when: {step: s1, attempt: 1}, hang: true}\n  - {reply_template: \"${step} ok\"}\n";
+    std::ofstream(dir / "script.yaml") << "rules:\n  - {when: {step: s1, attempt: 1}, hang: "
+                                          "true}\n  - {reply_template: \"${step} ok\"}\n";
 
     pid_t child = fork();
     if (child == 0) {
         asio::io_context io(1);
         providers::ProviderRegistry registry(io.get_executor());
         providers::RegisterBuiltinProviders(registry);
-        auto compiled = model::Compile(model::LoadWorkflowFile(flow).workflow, engine::CompileOptionsFor(registry));
+        auto compiled = model::Compile(model::LoadWorkflowFile(flow).workflow,
+                                       engine::CompileOptionsFor(registry));
         auto store = store::OpenStoreBlocking(flags.store);
         if (!compiled.ok() || !store) std::_Exit(3);
         engine::EngineOptions options;
@@ -168,7 +171,9 @@ int Resume(const Flags& flags) {
         CountingObserver started(ledger::EventType::kNodeStarted);
         engine.AddObserver(&started);
         for (int64_t i = 0; i < runs; ++i) {
-            asio::co_spawn(io, engine.StartRun({compiled.plan, "input " + std::to_string(i), {}, {}}), asio::detached);
+            asio::co_spawn(io,
+                           engine.StartRun({compiled.plan, "input " + std::to_string(i), {}, {}}),
+                           asio::detached);
         }
         while (started.count < runs) io.run_one();
         std::_Exit(0);  // the crash: nothing is closed, every run is mid-call
@@ -196,7 +201,8 @@ int Resume(const Flags& flags) {
     asio::co_spawn(
         io,
         [&]() -> Awaitable<void> {
-            std::vector<ledger::RunStatus> statuses = {ledger::RunStatus::kRunning, ledger::RunStatus::kPending};
+            std::vector<ledger::RunStatus> statuses = {ledger::RunStatus::kRunning,
+                                                       ledger::RunStatus::kPending};
             auto claimable = co_await (*store)->FindClaimable(statuses, Clock::Real().Now(), 0);
             if (!claimable) co_return;
             for (const auto& record : *claimable) {
@@ -209,7 +215,8 @@ int Resume(const Flags& flags) {
         asio::detached);
     while (io.run_one()) {
         if (resumed_s == 0 && resumed.count >= runs) {
-            resumed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            resumed_s =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         }
     }
     double done_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -11,6 +11,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   bubblewrap clang-format procps
 )
+# Node.js and npm run the MCP servers of the tests (npm ci from tests/mcp_servers). Debian's,
+# unless a node is already installed (e.g. from NodeSource, which bundles npm).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

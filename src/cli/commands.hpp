@@ -8,6 +8,7 @@ namespace strowger::cli {
 
 struct GlobalFlags {
     std::string log_level;
+    std::string providers_file;  // --providers
 };
 
 void AddRunCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
@@ -15,6 +16,7 @@ void AddValidateCommand(CLI::App& app, const GlobalFlags& global, int& exit_code
 void AddPlanCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
+void AddApproveCommands(CLI::App& app, const GlobalFlags& global, int& exit_code);
 
 // Parses argv and runs the chosen subcommand; returns the process exit code.
 int Main(int argc, char** argv);

@@ -5,27 +5,73 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/json.hpp>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 
 #include "cli/progress.hpp"
 #include "core/json.hpp"
+#include "core/strings.hpp"
 #include "engine/run_view.hpp"
 #include "providers/builtin.hpp"
+#include "providers/command/command_provider.hpp"
+#include "providers/config/providers_config.hpp"
+#include "tools/builtin/builtin_tools.hpp"
+#include "tools/sandbox/sandbox.hpp"
 
 namespace strowger::cli {
 
-Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag) {
+Status SetUpProvidersAndTools(Executor executor, const std::string& providers_flag,
+                              providers::ProviderRegistry& registry,
+                              engine::EngineOptions& options) {
+    auto config = providers::LoadProvidersConfig(providers_flag);
+    if (!config) return std::unexpected(std::move(config).error());
+    providers::RegisterBuiltinProviders(registry, *config);
+
+    options.tools = std::make_shared<tools::ToolRegistry>();
+    std::shared_ptr<tools::sandbox::Sandbox> sandbox;
+    if (auto created = tools::sandbox::CreateBubblewrapSandbox(executor)) {
+        sandbox = *created;
+        providers::RegisterCommandProvider(registry, sandbox);
+    } else {
+        std::string why = "no sandbox: " + created.error().message();
+        options.unavailable_tools["shell"] = why;
+        registry.Register(
+            "command",
+            [why](std::string_view, std::string_view) -> Result<providers::ResolvedModel> {
+                return FailedPreconditionError("command: cannot run agent CLIs here (" + why + ")");
+            });
+    }
+    std::shared_ptr<http::HttpClient> client;
+    if (auto created = http::HttpClient::Create(executor)) {
+        client = *created;
+    } else {
+        options.unavailable_tools["http_request"] = created.error().message();
+    }
+    tools::RegisterBuiltinTools(*options.tools, std::move(sandbox), std::move(client));
+    return OkStatus();
+}
+
+Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag,
+                                               const std::string& providers_flag) {
     std::unique_ptr<Context> context(new Context());
     context->registry_ = std::make_unique<providers::ProviderRegistry>(context->io_.get_executor());
-    providers::RegisterBuiltinProviders(*context->registry_);
+    engine::EngineOptions options;
+    options.single_threaded_executor = true;  // io_ is run by this thread only
+    STROWGER_TRY(SetUpProvidersAndTools(context->io_.get_executor(), providers_flag,
+                                        *context->registry_, options));
     std::string url = StoreUrl(store_flag);
     auto store = store::OpenStoreBlocking(url);
     if (!store) return std::unexpected(store.error().WithPrefix("cannot open store " + url + ": "));
     context->store_ = *store;
-    engine::EngineOptions options;
-    options.single_threaded_executor = true;  // io_ is run by this thread only
+    // Runs without a workflow `workspace` work in <state dir>/workspaces/<run id>.
+    if (StartsWith(url, "sqlite:")) {
+        options.workspace_root =
+            std::filesystem::absolute(std::filesystem::path(url.substr(7)).parent_path()) /
+            "workspaces";
+    }
     context->engine_ = std::make_unique<engine::Engine>(
         context->io_.get_executor(), context->store_, *context->registry_, options);
     return context;
@@ -35,6 +81,46 @@ std::string DefaultActor() {
     const char* user = std::getenv("USER");
     return user && *user ? user : "unknown";
 }
+
+namespace {
+
+// Asks on the terminal for a decision on each open task of a waiting run; records them.
+// Returns false if the user declined to decide (the run stays waiting).
+bool PromptForDecisions(Context& context, const std::string& run_id) {
+    auto& engine = context.engine();
+    auto loaded = context.Await(engine.LoadRun(run_id));
+    if (!loaded) {
+        PrintError(loaded.error().message());
+        return false;
+    }
+    auto open = loaded->state.OpenTasks();
+    for (const auto* task : open) {
+        std::cerr << "\n── human task " << task->task_id << " ──\n" << task->title << "\n";
+        if (!task->tool.empty()) std::cerr << "  tool:      " << task->tool << "\n";
+        if (!task->arguments.empty()) std::cerr << "  arguments: " << task->arguments << "\n";
+        std::cerr << (task->kind == "reconciliation"
+                          ? "Run the step again? [y]es / [n]o (fail it) / [s]kip: "
+                          : "Allow this call? [y]es / [n]o / [s]kip (decide later): ")
+                  << std::flush;
+        std::string answer;
+        if (!std::getline(std::cin, answer)) return false;
+        answer = std::string(Trim(answer));
+        if (answer.empty() || answer[0] == 's' || answer[0] == 'S') return false;
+        bool approve = answer[0] == 'y' || answer[0] == 'Y';
+        std::cerr << "comment (optional): " << std::flush;
+        std::string comment;
+        std::getline(std::cin, comment);
+        auto decided = context.Await(engine.Decide(
+            run_id, task->task_id, approve ? "approve" : "reject", DefaultActor(), comment, ""));
+        if (!decided) {
+            PrintError(decided.error().message());
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
 
 int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> start,
                         const std::string& progress_mode, bool json_output) {
@@ -47,45 +133,66 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
                          live ? ProgressDisplay::Mode::kLive : ProgressDisplay::Mode::kLines);
         engine.AddObserver(&*progress);
     }
-    // Ctrl-C / SIGTERM cancel the run (in-flight model calls are aborted); a second signal
-    // exits at once.
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    int signal_count = 0;
-    std::function<void()> arm = [&] {
-        signals.async_wait([&](boost::system::error_code ec, int signal_number) {
-            if (ec) return;
-            if (++signal_count > 1) std::_Exit(ToInt(ExitCode::kCancelled));
-            engine.CancelAll(signal_number == SIGINT ? "interrupted (SIGINT)"
-                                                     : "terminated (SIGTERM)");
-            arm();
-        });
-    };
-    arm();
-    // Pause/cancel requests from other processes, and lease renewal, while the run executes.
-    asio::cancellation_signal stop_supervising;
-    asio::co_spawn(io, engine.Supervise(std::chrono::milliseconds(200)),
-                   asio::bind_cancellation_slot(stop_supervising.slot(), asio::detached));
-
     std::optional<Result<engine::RunOutcome>> outcome;
     std::optional<Result<engine::Engine::LoadedRun>> loaded;
-    asio::co_spawn(
-        io,
-        [&]() -> Awaitable<void> {
+    while (true) {
+        // Ctrl-C / SIGTERM cancel the run (in-flight model calls are aborted); a second signal
+        // exits at once.
+        asio::signal_set signals(io, SIGINT, SIGTERM);
+        int signal_count = 0;
+        std::function<void()> arm = [&] {
+            signals.async_wait([&](boost::system::error_code ec, int signal_number) {
+                if (ec) return;
+                if (++signal_count > 1) std::_Exit(ToInt(ExitCode::kCancelled));
+                engine.CancelAll(signal_number == SIGINT ? "interrupted (SIGINT)"
+                                                         : "terminated (SIGTERM)");
+                arm();
+            });
+        };
+        arm();
+        // Pause/cancel requests from other processes, and lease renewal, while it executes.
+        asio::cancellation_signal stop_supervising;
+        asio::co_spawn(io, engine.Supervise(std::chrono::milliseconds(200)),
+                       asio::bind_cancellation_slot(stop_supervising.slot(), asio::detached));
+        // A named coroutine object: it must outlive io.run() (a temporary lambda coroutine
+        // would dangle).
+        auto execute = [&]() -> Awaitable<void> {
             auto result = co_await std::move(start);
             if (result && json_output) loaded = co_await engine.LoadRun(result->run_id);
             outcome = std::move(result);
             signals.cancel();
             stop_supervising.emit(asio::cancellation_type::terminal);
+        };
+        asio::co_spawn(io, execute(), asio::detached);
+        io.restart();
+        io.run();
+        // A run that stops for a human decision on a terminal: ask now, then go on.
+        if (outcome && *outcome &&
+            ((*outcome)->status == ledger::RunStatus::kWaiting ||
+             (*outcome)->status == ledger::RunStatus::kNeedsReconciliation) &&
+            isatty(STDIN_FILENO) == 1 && StderrIsTerminal()) {
             if (progress) progress->Stop();
-        },
-        asio::detached);
-    io.restart();
-    io.run();
+            std::string run_id = (*outcome)->run_id;
+            if (PromptForDecisions(context, run_id)) {
+                start = engine.ResumeRun(run_id, "decided", DefaultActor());
+                outcome.reset();
+                loaded.reset();
+                continue;
+            }
+        }
+        break;
+    }
+    if (progress) progress->Stop();
 
-    if (!outcome || !*outcome) {
-        PrintError(outcome ? (*outcome).error().message() : "run did not finish");
-        return ToInt((*outcome).error().code() == ErrorCode::kFailedPrecondition ||
-                             (*outcome).error().code() == ErrorCode::kNotFound
+    if (!outcome) {
+        PrintError("run did not finish");
+        return ToInt(ExitCode::kInternal);
+    }
+    if (!*outcome) {
+        PrintError((*outcome).error().message());
+        ErrorCode code = (*outcome).error().code();
+        return ToInt(code == ErrorCode::kFailedPrecondition || code == ErrorCode::kNotFound ||
+                             code == ErrorCode::kInvalidArgument || code == ErrorCode::kAborted
                          ? ExitCode::kUsage
                          : ExitCode::kInternal);
     }
@@ -122,10 +229,14 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
             PrintError("run " + result.run_id + " cancelled");
             break;
         case ledger::RunStatus::kPaused:
+            PrintError("run " + result.run_id +
+                       " is paused; continue it with `strowger runs resume " + result.run_id + "`");
+            break;
         case ledger::RunStatus::kWaiting:
-            PrintError("run " + result.run_id + " is " +
-                       std::string(ledger::RunStatusName(result.status)) +
-                       "; continue it with `strowger runs resume " + result.run_id + "`");
+        case ledger::RunStatus::kNeedsReconciliation:
+            PrintError("run " + result.run_id + " waits for a human decision: `strowger approve " +
+                       result.run_id + "` or `strowger reject " + result.run_id +
+                       " --reason ...` (see `strowger runs show " + result.run_id + "`)");
             break;
         default:
             break;

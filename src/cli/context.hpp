@@ -17,8 +17,10 @@ namespace strowger::cli {
 
 class Context {
   public:
-    // Opens the store named by `store_flag` (else $STROWGER_STORE, else the default file).
-    static Result<std::unique_ptr<Context>> Open(const std::string& store_flag);
+    // Opens the store named by `store_flag` (else $STROWGER_STORE, else the default file), with
+    // the providers configured by `providers_flag` (see SetUpProvidersAndTools).
+    static Result<std::unique_ptr<Context>> Open(const std::string& store_flag,
+                                                 const std::string& providers_flag = "");
 
     asio::io_context& io() { return io_; }
     store::Store& store() { return *store_; }
@@ -48,6 +50,16 @@ class Context {
     std::shared_ptr<store::Store> store_;
     std::unique_ptr<engine::Engine> engine_;
 };
+
+// Registers this process's providers in `registry` (openai/anthropic/ollama configured from
+// --providers FILE, $STROWGER_PROVIDERS or the user's providers.yaml; scripted; command: in the
+// sandbox) and fills `options.tools` with the built-in tools. The bubblewrap sandbox (shell,
+// command:) and the HTTP client (http_request) are created here; when one cannot be, the tools
+// that need it are left out and the reason goes to `options.unavailable_tools` (a command: model
+// fails to resolve with it). kInvalidArgument for a bad providers file.
+Status SetUpProvidersAndTools(Executor executor, const std::string& providers_flag,
+                              providers::ProviderRegistry& registry,
+                              engine::EngineOptions& options);
 
 // $USER (or "unknown"): who is recorded as the actor of a pause, cancel or retry by default.
 std::string DefaultActor();

@@ -13,6 +13,9 @@ int Main(int argc, char** argv) {
     app.add_option("--log-level", global.log_level,
                    "trace|debug|info|warn|error|off (default warn)")
         ->envname("STROWGER_LOG");
+    app.add_option("--providers", global.providers_file,
+                   "Provider config file: base URLs, keys, limits, retries, prices "
+                   "(default $STROWGER_PROVIDERS, else ~/.config/strowger/providers.yaml)");
     app.footer(
         "Examples:\n"
         "  strowger validate flow.yaml\n"
@@ -27,6 +30,7 @@ int Main(int argc, char** argv) {
     AddPlanCommand(app, global, exit_code);
     AddRunsCommand(app, global, exit_code);
     AddAuditCommand(app, global, exit_code);
+    AddApproveCommands(app, global, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

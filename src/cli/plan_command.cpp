@@ -4,8 +4,8 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/context.hpp"
 #include "model/plan_format.hpp"
-#include "providers/builtin.hpp"
 
 namespace strowger::cli {
 
@@ -33,7 +33,14 @@ void AddPlanCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         SetUpProcess(global.log_level);
         asio::io_context io;
         providers::ProviderRegistry registry(io.get_executor());
-        providers::RegisterBuiltinProviders(registry);
+        engine::EngineOptions unused;
+        if (auto set_up =
+                SetUpProvidersAndTools(io.get_executor(), global.providers_file, registry, unused);
+            !set_up) {
+            PrintError(set_up.error().message());
+            exit_code = ToInt(ExitCode::kUsage);
+            return;
+        }
         auto plan = LoadPlan(flags->file, flags->workflow, registry, Warnings::kPrint);
         if (!plan) {
             exit_code = ToInt(ExitCode::kUsage);

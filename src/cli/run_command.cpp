@@ -17,7 +17,7 @@ struct RunFlags {
 
 int DoRun(const RunFlags& flags, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
-    auto context = Context::Open(flags.store);
+    auto context = Context::Open(flags.store, global.providers_file);
     if (!context) {
         PrintError(context.error().message());
         return ToInt(ExitCode::kInternal);

@@ -33,7 +33,7 @@ std::string Pad(const std::string& text, size_t width) {
 // Opens the store or prints why not; null on failure.
 std::unique_ptr<Context> OpenOrReport(const std::string& store, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
-    auto context = Context::Open(store);
+    auto context = Context::Open(store, global.providers_file);
     if (!context) {
         PrintError(context.error().message());
         return nullptr;
@@ -319,24 +319,28 @@ int DoResume(const std::string& store_flag, const std::string& run_id, bool all,
         for (const auto& record : *claimable) ids.push_back(record.run_id);
         // All at once: the runs execute concurrently on this thread.
         int64_t pending = static_cast<int64_t>(ids.size());
-        asio::steady_timer done(co_await asio::this_coro::executor);
+        auto executor = co_await asio::this_coro::executor;
+        asio::steady_timer done(executor);
         done.expires_at(asio::steady_timer::time_point::max());
+        const std::string actor = DefaultActor();
         for (const auto& id : ids) {
-            asio::co_spawn(
-                co_await asio::this_coro::executor, engine.ResumeRun(id, "restart", DefaultActor()),
-                [&, id](std::exception_ptr, Result<engine::RunOutcome> r) {
-                    if (!r) {
-                        std::cerr << "strowger: run " << id << ": " << r.error().message() << "\n";
-                        ++other;
-                    } else if (r->status == RunStatus::kCompleted) {
-                        ++completed;
-                    } else if (r->status == RunStatus::kFailed) {
-                        ++failed;
-                    } else {
-                        ++other;
-                    }
-                    if (--pending == 0) done.cancel();
-                });
+            // No co_await and no temporaries in the spawn expression (GCC 12 coroutine bug).
+            auto resume = engine.ResumeRun(id, "restart", actor);
+            asio::co_spawn(executor, std::move(resume),
+                           [&, id](std::exception_ptr, Result<engine::RunOutcome> r) {
+                               if (!r) {
+                                   std::cerr << "strowger: run " << id << ": "
+                                             << r.error().message() << "\n";
+                                   ++other;
+                               } else if (r->status == RunStatus::kCompleted) {
+                                   ++completed;
+                               } else if (r->status == RunStatus::kFailed) {
+                                   ++failed;
+                               } else {
+                                   ++other;
+                               }
+                               if (--pending == 0) done.cancel();
+                           });
         }
         co_await done.async_wait(asio::as_tuple(asio::use_awaitable));
         engine::RunOutcome summary;

@@ -4,7 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
-#include "providers/builtin.hpp"
+#include "cli/context.hpp"
 
 namespace strowger::cli {
 
@@ -27,7 +27,14 @@ void AddValidateCommand(CLI::App& app, const GlobalFlags& global, int& exit_code
         SetUpProcess(global.log_level);
         asio::io_context io;
         providers::ProviderRegistry registry(io.get_executor());
-        providers::RegisterBuiltinProviders(registry);
+        engine::EngineOptions unused;
+        if (auto set_up =
+                SetUpProvidersAndTools(io.get_executor(), global.providers_file, registry, unused);
+            !set_up) {
+            PrintError(set_up.error().message());
+            exit_code = ToInt(ExitCode::kUsage);
+            return;
+        }
         bool all_ok = true;
         for (const auto& file : flags->files) {
             auto plan = LoadPlan(file, flags->workflow, registry, Warnings::kPrint);

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -29,6 +31,14 @@ std::string DefaultOwner(Random& random) {
 
 Awaitable<Result<RunOutcome>> Fail(Error error) {
     co_return std::unexpected(std::move(error));
+}
+
+// A pinned definition was validated when its run was created; its tool names are not checked
+// again (a tool this process lacks fails the step that calls it, with the reason).
+model::CompileOptions SnapshotCompileOptions(const providers::ProviderRegistry& registry) {
+    model::CompileOptions options = CompileOptionsFor(registry);
+    options.known_tools.clear();
+    return options;
 }
 
 }  // namespace
@@ -72,12 +82,14 @@ Result<Engine::Impl::Prepared> Engine::Impl::Prepare(StartRequest request, Lease
     record->definition_sha256 = request.plan->definition_sha256;
     record->definition_json = request.plan->definition_json;
     record->idempotency_key = request.idempotency_key;
-    record->events.push_back(prepared.run->SealCreated(
-        {{},
-         0,
-         ledger::RunCreated{request.plan->workflow_name, request.plan->definition_sha256,
-                            ToValidUtf8(request.input), request.idempotency_key,
-                            request.rerun_of}}));
+    ledger::NewEvent created{
+        {},
+        0,
+        ledger::RunCreated{request.plan->workflow_name, request.plan->definition_sha256,
+                           ToValidUtf8(request.input), request.idempotency_key, request.rerun_of}};
+    // The input too: a secret in it never reaches the ledger (nor, then, any prompt).
+    internal::RedactSecrets(created);
+    record->events.push_back(prepared.run->SealCreated(created));
     record->status = RunStatus::kPending;
     if (lease == Lease::kTake) {
         record->owner = options_.owner;
@@ -109,8 +121,8 @@ Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::Load(std::string run_id) {
     if (!loaded.plan) {
         STROWGER_CO_ASSIGN_OR_RETURN(
             auto definition, co_await store_->GetDefinition(loaded.record.definition_sha256));
-        STROWGER_CO_ASSIGN_OR_RETURN(loaded.plan,
-                                     CompileSnapshot(definition, CompileOptionsFor(providers_)));
+        STROWGER_CO_ASSIGN_OR_RETURN(
+            loaded.plan, CompileSnapshot(definition, SnapshotCompileOptions(providers_)));
     }
     store::EventQuery all_events;
     STROWGER_CO_ASSIGN_OR_RETURN(auto events, co_await store_->ReadEvents(run_id, all_events));
@@ -167,6 +179,12 @@ Awaitable<Result<RunOutcome>> Engine::Impl::Resume(std::string run_id, std::stri
         (void)co_await store_->ReleaseLease(run_id, options_.owner);
         co_return std::unexpected(loaded.error());
     }
+    if (auto open = loaded->state.OpenTasks(); !open.empty()) {
+        (void)co_await store_->ReleaseLease(run_id, options_.owner);
+        co_return FailedPreconditionError("run " + run_id + " waits for a human decision on task " +
+                                          open.front()->task_id + " (`strowger approve " + run_id +
+                                          " " + open.front()->task_id + "` or `strowger reject`)");
+    }
     co_return co_await ExecuteLoaded(std::move(*loaded), std::move(reason), std::move(actor));
 }
 
@@ -204,7 +222,9 @@ Engine::Engine(Executor executor, std::shared_ptr<store::Store> store,
     : impl_(std::make_shared<Impl>(std::move(executor), std::move(store), providers,
                                    std::move(options), clock, random)) {}
 
-Engine::~Engine() = default;
+Engine::~Engine() {
+    impl_->StopMcpServers();
+}
 
 void Engine::AddObserver(Observer* observer) {
     impl_->observers_.push_back(observer);
@@ -410,7 +430,7 @@ Awaitable<Result<std::shared_ptr<const model::Plan>>> Engine::LoadPinnedPlan(std
         if (it != impl_->runtimes_.end()) co_return it->second->plan;
     }
     STROWGER_CO_ASSIGN_OR_RETURN(auto definition, co_await impl_->store_->GetDefinition(sha256));
-    co_return CompileSnapshot(definition, CompileOptionsFor(impl_->providers_));
+    co_return CompileSnapshot(definition, SnapshotCompileOptions(impl_->providers_));
 }
 
 store::Store& Engine::store() {
@@ -453,9 +473,19 @@ Result<ledger::RunState> ReplayRun(const model::Plan& plan,
     return state;
 }
 
-model::CompileOptions CompileOptionsFor(const providers::ProviderRegistry& registry) {
+model::CompileOptions CompileOptionsFor(const providers::ProviderRegistry& registry,
+                                        const tools::ToolRegistry* tools) {
     model::CompileOptions options;
     options.known_providers = registry.Names();
+    options.known_tools = tools::BuiltinToolNames();
+    if (tools) {
+        for (auto& name : tools->Names()) {
+            if (std::find(options.known_tools.begin(), options.known_tools.end(), name) ==
+                options.known_tools.end()) {
+                options.known_tools.push_back(std::move(name));
+            }
+        }
+    }
     return options;
 }
 

@@ -14,6 +14,8 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +29,7 @@
 #include "model/plan.hpp"
 #include "providers/provider.hpp"
 #include "store/store.hpp"
+#include "tools/tool.hpp"
 
 namespace strowger::engine {
 
@@ -37,6 +40,17 @@ struct EngineOptions {
     // True if the executor runs handlers on one thread only (an io_context run by one
     // thread, as in the CLI): runs then use it directly instead of a strand each.
     bool single_threaded_executor = false;
+    // The built-in tools agents may be granted (shell, read_file, ...). Null: an agent that
+    // lists a built-in tool fails its step with "tool ... is not available".
+    std::shared_ptr<tools::ToolRegistry> tools;
+    // Why a built-in tool is missing from `tools` (e.g. "shell" -> "bubblewrap is not
+    // installed"), added to the step's error.
+    std::map<std::string, std::string, std::less<>> unavailable_tools;
+    // Runs without a workflow `workspace` get <workspace_root>/<run id>; default: a
+    // "strowger-workspaces" directory under the system's temp directory.
+    std::filesystem::path workspace_root;
+    // Sandbox limits for agents that do not set their own.
+    tools::SandboxLimits default_sandbox;
 };
 
 struct StartRequest {
@@ -105,6 +119,14 @@ class Engine {
     Awaitable<Result<RunOutcome>> RetryRun(std::string run_id, std::string from_step,
                                            std::string actor);
 
+    // Records a human decision on an open task of a run that is not executing anywhere
+    // ("approve" or "reject"; for a reconciliation task, approve with `output` accepts that
+    // output instead of running the step again). Does not continue the run: ResumeRun does.
+    // `task_id` may be empty when the run has exactly one open task. Returns the task id.
+    Awaitable<Result<std::string>> Decide(std::string run_id, std::string task_id,
+                                          std::string decision, std::string actor,
+                                          std::string comment, std::string output);
+
     // Starts a new run with the same input and pinned definition as `run_id`.
     Awaitable<Result<RunOutcome>> RerunRun(std::string run_id);
 
@@ -136,8 +158,10 @@ class Engine {
 Result<ledger::RunState> ReplayRun(const model::Plan& plan,
                                    const std::vector<store::StoredEvent>& events);
 
-// The provider names the engine's registry knows, for compile-time model checks.
-model::CompileOptions CompileOptionsFor(const providers::ProviderRegistry& registry);
+// What a workflow is checked against when it is compiled: the provider names `registry` knows
+// and, as tool names, the built-in tools plus those in `tools` (if given).
+model::CompileOptions CompileOptionsFor(const providers::ProviderRegistry& registry,
+                                        const tools::ToolRegistry* tools = nullptr);
 
 // Compiles a pinned definition snapshot (model::SnapshotJson) back to a plan.
 Result<std::shared_ptr<const model::Plan>> CompileSnapshot(const std::string& definition_json,

@@ -198,6 +198,7 @@ std::string Run::Render(const PlanNode& node, std::string_view input) const {
 bool Run::Ready(const PlanNode& node) const {
     const auto& s = state_.nodes[static_cast<size_t>(node.index)];
     if (ledger::IsFinished(s.status) || in_flight_[static_cast<size_t>(node.index)]) return false;
+    if (WaitsForHuman(node)) return false;
     for (int dep : node.deps) {
         auto status = state_.nodes[static_cast<size_t>(dep)].status;
         // A failed dependency fails the run (no node type tolerates failures yet).
@@ -288,8 +289,96 @@ Awaitable<bool> Run::SleepUntil(SystemTime due) {
 
 // ---- Decisions ----------------------------------------------------------------------------
 
+const std::filesystem::path& Run::Workspace() {
+    if (workspace_.empty()) {
+        if (!plan_.workspace.empty()) {
+            workspace_ = plan_.workspace;
+        } else {
+            std::filesystem::path root = engine_->options_.workspace_root;
+            if (root.empty()) root = std::filesystem::temp_directory_path() / "strowger-workspaces";
+            workspace_ = root / state_.run_id;
+        }
+        std::error_code ec;
+        std::filesystem::create_directories(workspace_, ec);
+    }
+    return workspace_;
+}
+
+bool Run::HasUnfinishedCalls(const ledger::NodeState& ns) {
+    if (ns.turns.empty()) return false;
+    for (const auto& call : ns.turns.back().calls) {
+        if (!call.finished) return true;
+    }
+    return false;
+}
+
+bool Run::WaitsForHuman(const PlanNode& node) const {
+    const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
+    if (ns.status != NodeStatus::kWaiting) return false;
+    for (const auto& task : state_.tasks) {
+        if (task.task_id == ns.waiting_task) return task.open();
+    }
+    return false;
+}
+
 std::optional<Run::Step> Run::Prologue(const PlanNode& node) const {
     const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
+    if (ns.status == NodeStatus::kWaiting) {
+        // A decided reconciliation task ends here; a decided approval goes on in the loop.
+        for (const auto& task : state_.tasks) {
+            if (task.task_id != ns.waiting_task || task.kind != "reconciliation" || task.open())
+                continue;
+            Step step;
+            if (task.decision == "reject") {
+                step.events.push_back(
+                    {node.id, ns.attempt,
+                     ledger::NodeFailed{"Step '" + node.id +
+                                            "' failed: reconciliation rejected by " + task.actor +
+                                            (task.comment.empty() ? "" : ": " + task.comment),
+                                        "aborted"}});
+                step.result = NodeResult::kFailed;
+                return step;
+            }
+            if (!task.output.empty()) {
+                step.events.push_back(
+                    {node.id, ns.attempt, ledger::NodeCompleted{task.output, 0, 0, 0, 0}});
+                return step;
+            }
+            return std::nullopt;  // approved: a new attempt
+        }
+        return std::nullopt;
+    }
+    if (ns.status == NodeStatus::kRunning && !ns.turns.empty()) {
+        // Interrupted (a crash) after tool calls: re-attempting repeats them, which is only
+        // safe if every call started was read-only or idempotent; otherwise a human decides.
+        bool unsafe = false;
+        std::vector<std::string> tools;
+        for (const auto& turn : ns.turns) {
+            for (const auto& call : turn.calls) {
+                if (!call.started) continue;
+                tools.push_back(call.tool);
+                if (call.safety != "read_only" && call.safety != "idempotent_write") unsafe = true;
+            }
+        }
+        if (unsafe) {
+            Step step;
+            std::string task_id = node.id + "/" + std::to_string(ns.attempt) + "/reconcile";
+            step.events.push_back(
+                {node.id, ns.attempt,
+                 ledger::HumanTaskCreated{
+                     task_id,
+                     "reconciliation",
+                     "Step '" + node.id + "' was interrupted after calling " + Join(tools, ", ") +
+                         ": approve to run it again, approve with an output to "
+                         "accept that output, or reject to fail the step",
+                     {},
+                     {},
+                     {}}});
+            step.result = NodeResult::kWaiting;
+            return step;
+        }
+        return std::nullopt;
+    }
     if (ns.status != NodeStatus::kPending) return std::nullopt;  // resumed: its gate passed
     if (node.conditional && !ContainsIgnoreCase(InputOf(node), node.condition)) {
         Step step;
@@ -336,33 +425,66 @@ std::vector<ledger::NewEvent> Run::StartEvents(const PlanNode& node, int64_t att
 }
 
 Run::Step Run::OnSuccess(const PlanNode& node, providers::Completion completion, int64_t latency_ms,
-                         int64_t iteration) const {
+                         int64_t iteration, const AgentToolSet* tools) const {
     const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
     const auto& model = *runtime_->models[static_cast<size_t>(node.agent)];
     const int64_t attempt = ns.attempt;
+    const int64_t turn = static_cast<int64_t>(ns.turns.size()) + 1;
     std::string content = ToValidUtf8(completion.content);
     const auto& usage = completion.usage;
+    ledger::LlmResponse response{content,
+                                 {},
+                                 usage.input_tokens,
+                                 usage.output_tokens,
+                                 model.pricing.CostNanoUsd(usage),
+                                 latency_ms,
+                                 completion.finish_reason,
+                                 turn};
+    for (auto& call : completion.tool_calls) {
+        // Back from the model-facing name ("server__tool") to ours ("server/tool").
+        std::string name = call.name;
+        if (tools != nullptr && tools->Find(name) == nullptr) {
+            for (const auto& t : tools->tools) {
+                std::string facing = t.name;
+                if (auto slash = facing.find('/'); slash != std::string::npos)
+                    facing.replace(slash, 1, "__");
+                if (facing == name) name = t.name;
+            }
+        }
+        response.tool_calls.push_back({call.id.empty()
+                                           ? "call_" + std::to_string(turn) + "_" +
+                                                 std::to_string(response.tool_calls.size() + 1)
+                                           : call.id,
+                                       std::move(name), ToValidUtf8(call.arguments)});
+    }
     Step step;
-    step.events.push_back({node.id, attempt,
-                           ledger::LlmResponse{content, usage.input_tokens, usage.output_tokens,
-                                               model.pricing.CostNanoUsd(usage), latency_ms,
-                                               completion.finish_reason, 1}});
+    const bool wants_tools = !response.tool_calls.empty();
+    step.events.push_back({node.id, attempt, std::move(response)});
+    if (wants_tools) {
+        step.tools = true;
+        return step;
+    }
+    // Totals over the attempt's turns (the response above is not applied yet).
+    int64_t tokens_in = usage.input_tokens, tokens_out = usage.output_tokens;
+    for (const auto& past : ns.turns) {
+        tokens_in += past.tokens_in;
+        tokens_out += past.tokens_out;
+    }
     if (!node.loop) {
-        step.events.push_back({node.id, attempt,
-                               ledger::NodeCompleted{std::move(content), usage.input_tokens,
-                                                     usage.output_tokens, latency_ms, 0}});
+        step.events.push_back(
+            {node.id, attempt,
+             ledger::NodeCompleted{std::move(content), tokens_in, tokens_out, latency_ms, 0}});
         return step;
     }
     bool stop = ContainsIgnoreCase(content, node.until) || iteration >= node.max_iterations;
-    step.events.push_back({node.id, attempt,
-                           ledger::NodeIterationCompleted{iteration, content, usage.input_tokens,
-                                                          usage.output_tokens, latency_ms}});
+    step.events.push_back(
+        {node.id, attempt,
+         ledger::NodeIterationCompleted{iteration, content, tokens_in, tokens_out, latency_ms}});
     if (stop) {
-        step.events.push_back(
-            {node.id, attempt,
-             ledger::NodeCompleted{std::move(content), ns.tokens_in + usage.input_tokens,
-                                   ns.tokens_out + usage.output_tokens, ns.duration_ms + latency_ms,
-                                   iteration}});
+        step.events.push_back({node.id, attempt,
+                               ledger::NodeCompleted{std::move(content), ns.tokens_in + tokens_in,
+                                                     ns.tokens_out + tokens_out,
+                                                     ns.duration_ms + latency_ms, iteration}});
     }
     step.more = !stop;
     return step;
@@ -400,7 +522,7 @@ Run::Step Run::OnFailure(const PlanNode& node, const Error& error, int64_t itera
         return step;
     }
     std::string message;
-    if (node.error_mode == model::ErrorMode::kRetry) {
+    if (node.error_mode == model::ErrorMode::kRetry && StepRetryable(error)) {
         message = "Step '" + node.id + "' failed after " + std::to_string(node.max_attempts - 1) +
                   " retries: " + error_text;
     } else if (error.details().reason == "timeout") {
@@ -413,6 +535,72 @@ Run::Step Run::OnFailure(const PlanNode& node, const Error& error, int64_t itera
     return step;
 }
 
+std::optional<Run::Step> Run::CheckBudgets(const PlanNode& node, int64_t new_tool_calls,
+                                           int64_t hour_usage, int64_t iteration) {
+    const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
+    const auto* agent = plan_.AgentOf(node);
+    const auto& run_limits = plan_.limits;
+    auto usd = [](double dollars) { return static_cast<int64_t>(dollars * 1e9 + 0.5); };
+    struct Check {
+        const char* scope;
+        const char* limit;
+        int64_t used;
+        std::optional<int64_t> max;
+        bool money;
+    };
+    std::vector<Check> checks;
+    if (new_tool_calls > 0) {
+        if (agent->limits.max_tool_calls) {
+            checks.push_back({"step", "tool_calls", ns.spent_tool_calls + new_tool_calls,
+                              *agent->limits.max_tool_calls, false});
+        }
+        if (run_limits.max_tool_calls) {
+            checks.push_back({"run", "tool_calls", state_.tool_calls + new_tool_calls,
+                              *run_limits.max_tool_calls, false});
+        }
+    } else {
+        // Before a model call: a budget already used up stops it. (The response that crosses a
+        // limit is recorded; the next call is refused.)
+        if (agent->limits.max_tokens) {
+            checks.push_back({"step", "tokens", ns.spent_tokens, *agent->limits.max_tokens, false});
+        }
+        if (agent->limits.max_cost_usd) {
+            checks.push_back({"step", "cost_usd", ns.spent_cost_nano_usd,
+                              usd(*agent->limits.max_cost_usd), true});
+        }
+        if (run_limits.max_tokens) {
+            checks.push_back({"run", "tokens", state_.tokens_in + state_.tokens_out,
+                              *run_limits.max_tokens, false});
+        }
+        if (run_limits.max_cost_usd) {
+            checks.push_back(
+                {"run", "cost_usd", state_.cost_nano_usd, usd(*run_limits.max_cost_usd), true});
+        }
+        if (hour_usage >= 0 && agent->limits.max_tokens_per_hour) {
+            checks.push_back({"agent_hour", "tokens_per_hour", hour_usage,
+                              *agent->limits.max_tokens_per_hour, false});
+        }
+    }
+    for (const auto& check : checks) {
+        bool over = new_tool_calls > 0 ? check.used > *check.max : check.used >= *check.max;
+        if (!over) continue;
+        std::string used = check.money ? ledger::FormatUsd(check.used) : std::to_string(check.used);
+        std::string max = check.money ? ledger::FormatUsd(*check.max) : std::to_string(*check.max);
+        std::string what = std::string(check.scope) == "run" ? "run" : "agent " + agent->name;
+        Error error(ErrorCode::kResourceExhausted,
+                    "budget exceeded: " + std::string(check.limit) + " " + used +
+                        (new_tool_calls > 0 ? " > " : " >= ") + max + " (" + what +
+                        (std::string(check.scope) == "agent_hour" ? ", last hour" : "") + ")",
+                    ErrorDetails{0, -1, -1, "budget_exceeded"});
+        Step step = OnFailure(node, error, iteration);
+        step.events.insert(
+            step.events.begin(),
+            {node.id, ns.attempt, ledger::BudgetExceeded{check.scope, check.limit, used, max}});
+        return step;
+    }
+    return std::nullopt;
+}
+
 std::vector<ledger::NewEvent> Run::BeginEvents(bool resumed) {
     std::vector<ledger::NewEvent> events;
     if (resumed) {
@@ -423,64 +611,101 @@ std::vector<ledger::NewEvent> Run::BeginEvents(bool resumed) {
     return events;
 }
 
-std::vector<ledger::NewEvent> Run::EndEvents() const {
+Run::Ending Run::EndEvents() const {
     // Called when nothing is running; decides whether (and how) the run stops now.
-    std::vector<ledger::NewEvent> events;
+    Ending ending;
+    ending.stop = true;
     if (cancel_requested_) {
-        events.push_back(
+        ending.events.push_back(
             {{}, 0, ledger::RunCancelled{notes_->cancel_reason, notes_->cancel_actor}});
     } else if (failed_) {
-        events.push_back({{},
-                          0,
-                          ledger::RunFailed{notes_->failure_message, notes_->failure_code,
-                                            notes_->failure_node}});
+        ending.events.push_back({{},
+                                 0,
+                                 ledger::RunFailed{notes_->failure_message, notes_->failure_code,
+                                                   notes_->failure_node}});
     } else if (pause_requested_) {
-        events.push_back({{}, 0, ledger::RunPaused{notes_->pause_reason, notes_->pause_actor}});
+        ending.events.push_back(
+            {{}, 0, ledger::RunPaused{notes_->pause_reason, notes_->pause_actor}});
     } else {
         bool all_done = true;
-        for (const auto& s : state_.nodes) all_done = all_done && ledger::IsFinished(s.status);
-        if (all_done) {
-            events.push_back({{}, 0, ledger::RunCompleted{EffectiveOutput(plan_.output_node)}});
-        } else {
-            for (const auto& node : plan_.nodes) {
-                if (Ready(node)) return events;  // more to run
+        bool waiting = false;
+        for (const auto& node : plan_.nodes) {
+            all_done = all_done &&
+                       ledger::IsFinished(state_.nodes[static_cast<size_t>(node.index)].status);
+            waiting = waiting || WaitsForHuman(node);
+            if (Ready(node)) {
+                ending.stop = false;  // more to run
+                return ending;
             }
-            // Nothing runnable and nothing running: only a broken plan gets here.
-            events.push_back(
+        }
+        if (all_done) {
+            ending.events.push_back(
+                {{}, 0, ledger::RunCompleted{EffectiveOutput(plan_.output_node)}});
+        } else if (!waiting) {
+            // Nothing runnable, nothing running, nobody to wait for: only a broken plan.
+            ending.events.push_back(
                 {{}, 0, ledger::RunFailed{"internal error: run stalled", "internal", {}}});
         }
+        // Waiting for a human: the run stops here, durable; its status says waiting.
     }
-    return events;
+    return ending;
+}
+
+std::vector<providers::Message> Run::Conversation(const PlanNode& node,
+                                                  const std::string& prompt) const {
+    const auto* agent = plan_.AgentOf(node);
+    std::vector<providers::Message> messages;
+    if (!agent->system_prompt.empty()) {
+        messages.push_back({providers::Role::kSystem, agent->system_prompt, {}, {}, {}});
+    }
+    messages.push_back({providers::Role::kUser, prompt, {}, {}, {}});
+    const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
+    for (const auto& turn : ns.turns) {
+        providers::Message assistant{providers::Role::kAssistant, turn.content, {}, {}, {}};
+        for (const auto& call : turn.calls) {
+            std::string facing = call.tool;
+            if (auto slash = facing.find('/'); slash != std::string::npos)
+                facing.replace(slash, 1, "__");
+            assistant.tool_calls.push_back({call.call_id, facing, call.arguments});
+        }
+        messages.push_back(std::move(assistant));
+        for (const auto& call : turn.calls) {
+            if (!call.finished) continue;
+            messages.push_back({providers::Role::kTool, call.result, {}, call.call_id, call.tool});
+        }
+    }
+    return messages;
 }
 
 providers::CompletionRequest Run::BuildRequest(const PlanNode& node,
                                                const providers::ResolvedModel& model,
-                                               const std::string& prompt, int64_t attempt) const {
+                                               const std::string& prompt, int64_t attempt,
+                                               const AgentToolSet* tools) const {
     const auto* agent = plan_.AgentOf(node);
     providers::CompletionRequest request;
     request.model = model.model;
-    if (!agent->system_prompt.empty()) {
-        request.messages.push_back({providers::Role::kSystem, agent->system_prompt, {}, {}, {}});
-    }
-    request.messages.push_back({providers::Role::kUser, prompt, {}, {}, {}});
+    request.messages = Conversation(node, prompt);
+    if (tools != nullptr) request.tools = tools->specs;
     request.temperature = agent->temperature;
     request.max_output_tokens = agent->max_output_tokens;
     request.run_id = state_.run_id;
     request.node = node.id;
     request.agent = agent->name;
     request.attempt = attempt;
+    request.turn =
+        static_cast<int64_t>(state_.nodes[static_cast<size_t>(node.index)].turns.size()) + 1;
     return request;
 }
 
-Deadline Run::ArmTimeout(const PlanNode& node, const std::shared_ptr<Task>& task) {
-    // The attempt's timeout is enforced twice: the provider gets the deadline (so its I/O
-    // expires on time), and this timer cancels the call outright if it is still running then.
-    auto timeout = std::chrono::milliseconds(node.timeout_ms);
-    Deadline deadline = Deadline::After(timeout);
+Deadline Run::ArmTimeout(const PlanNode& node, const std::shared_ptr<Task>& task,
+                         Deadline deadline) {
+    // The attempt's timeout is enforced twice: callees get the deadline (so their I/O expires
+    // on time), and this timer cancels the call outright if it is still running then.
+    (void)node;
     uint64_t generation = ++task->generation;
     task->in_call = true;
     task->timed_out = false;
-    task->timer.expires_after(timeout);
+    task->timer.expires_at(deadline.time());
     task->timer.async_wait([task, generation](boost::system::error_code ec) {
         if (ec || task->generation != generation || !task->in_call) return;
         task->timed_out = true;
@@ -501,17 +726,198 @@ void Run::DisarmTimeout(const PlanNode& node, Task& task, Deadline deadline,
 
 // ---- Coroutines ---------------------------------------------------------------------------
 
+Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task,
+                                         std::shared_ptr<const AgentToolSet> tools,
+                                         Deadline deadline, int64_t iteration) {
+    const PlanNode& node = plan_.nodes[static_cast<size_t>(index)];
+    const ledger::NodeState& ns = state_.nodes[static_cast<size_t>(index)];
+    const ledger::TurnState& turn = ns.turns.back();
+    const int64_t attempt = ns.attempt;
+
+    // Which calls run now, which are refused, which need a human first.
+    std::vector<ledger::NewEvent> now;  // tool.call events (and results of refused calls)
+    std::vector<ledger::NewEvent> refused;
+    std::vector<ledger::NewEvent> approvals;
+    struct Planned {
+        std::string call_id;
+        std::shared_ptr<tools::Tool> tool;
+        std::string arguments;
+        int64_t call_index;
+    };
+    std::vector<Planned> planned;
+    int64_t call_index = 0;
+    for (const auto& past : ns.turns) call_index += static_cast<int64_t>(past.calls.size());
+    call_index -= static_cast<int64_t>(turn.calls.size());
+    for (const auto& call : turn.calls) {
+        ++call_index;
+        if (call.finished) continue;
+        const AgentTool* entry = tools ? tools->Find(call.tool) : nullptr;
+        if (entry == nullptr) {
+            refused.push_back(
+                {node.id, attempt,
+                 ledger::ToolResult{call.call_id,
+                                    "error: tool '" + call.tool + "' is not allowed for agent " +
+                                        plan_.AgentOf(node)->name,
+                                    true, 0}});
+            continue;
+        }
+        if (entry->require_approval) {
+            const ledger::HumanTask* decided = nullptr;
+            for (const auto& t : state_.tasks) {
+                if (t.task_id == call.task_id && !t.open()) decided = &t;
+            }
+            if (call.task_id.empty()) {
+                std::string task_id =
+                    node.id + "/" + std::to_string(attempt) + "/" + std::to_string(call_index);
+                approvals.push_back(
+                    {node.id, attempt,
+                     ledger::HumanTaskCreated{
+                         task_id, "tool_approval",
+                         "Agent " + plan_.AgentOf(node)->name + " wants to call " + call.tool,
+                         call.call_id, call.tool, call.arguments}});
+                continue;
+            }
+            if (decided == nullptr) continue;  // still open
+            if (decided->decision == "reject") {
+                refused.push_back(
+                    {node.id, attempt,
+                     ledger::ToolResult{
+                         call.call_id,
+                         "error: a human rejected this call (" + decided->actor +
+                             (decided->comment.empty() ? ")" : ": " + decided->comment + ")"),
+                         true, 0}});
+                continue;
+            }
+        }
+        std::string key = state_.run_id + "/" + node.id + "/" + std::to_string(attempt) + "/" +
+                          std::to_string(call_index);
+        now.push_back(
+            {node.id, attempt,
+             ledger::ToolCall{call.call_id, call.tool, call.arguments, key,
+                              std::string(tools::SafetyClassName(entry->safety)), turn.turn}});
+        planned.push_back({call.call_id, entry->tool, call.arguments, call_index});
+    }
+    if (!approvals.empty()) {
+        // Ask first, run everything of this turn after the decisions.
+        if (!co_await Append(std::move(approvals), index)) co_return NodeResult::kStoreError;
+        co_return NodeResult::kWaiting;
+    }
+    if (!refused.empty()) {
+        if (!co_await Append(std::move(refused), index)) co_return NodeResult::kStoreError;
+    }
+    if (planned.empty()) {
+        co_return WaitsForHuman(node) ? NodeResult::kWaiting : NodeResult::kCompleted;
+    }
+    if (std::optional<Step> over =
+            CheckBudgets(node, static_cast<int64_t>(planned.size()), -1, iteration)) {
+        NodeResult result = over->result;
+        if (!co_await Append(std::move(over->events), index)) co_return NodeResult::kStoreError;
+        if (result == NodeResult::kFailed) FailRun(node);
+        co_return result == NodeResult::kCompleted ? NodeResult::kFailed : result;
+    }
+    // tool.call events are committed before any tool starts.
+    if (!co_await Append(std::move(now), index)) co_return NodeResult::kStoreError;
+    if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+
+    // Run the calls concurrently; each gets the attempt's deadline and its idempotency key.
+    struct Outcome {
+        Result<tools::ToolResult> result = std::unexpected(Error(ErrorCode::kCancelled, "not run"));
+        int64_t duration_ms = 0;
+    };
+    auto outcomes = std::make_shared<std::vector<Outcome>>(planned.size());
+    auto pending = std::make_shared<size_t>(planned.size());
+    auto done = std::make_shared<asio::steady_timer>(executor_);
+    done->expires_at(asio::steady_timer::time_point::max());
+    auto signals = std::make_shared<std::vector<asio::cancellation_signal>>(planned.size());
+    const std::filesystem::path workspace = Workspace();
+    for (size_t i = 0; i < planned.size(); ++i) {
+        tools::ToolContext context;
+        context.run_id = state_.run_id;
+        context.node = node.id;
+        context.attempt = attempt;
+        context.call_index = planned[i].call_index;
+        context.idempotency_key = state_.run_id + "/" + node.id + "/" + std::to_string(attempt) +
+                                  "/" + std::to_string(planned[i].call_index);
+        context.workspace = workspace;
+        context.deadline = deadline;
+        context.grants = tools->grants;
+        auto started = std::chrono::steady_clock::now();
+        asio::co_spawn(executor_, planned[i].tool->Call(planned[i].arguments, std::move(context)),
+                       asio::bind_cancellation_slot(
+                           (*signals)[i].slot(),
+                           [outcomes, pending, done, i, started](std::exception_ptr error,
+                                                                 Result<tools::ToolResult> result) {
+                               (*outcomes)[i].result =
+                                   error ? Result<tools::ToolResult>(std::unexpected(
+                                               Error(ErrorCode::kInternal, "tool threw")))
+                                         : std::move(result);
+                               (*outcomes)[i].duration_ms =
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::steady_clock::now() - started)
+                                       .count();
+                               if (--*pending == 0) done->cancel();
+                           }));
+    }
+    // Wait for all of them; if this node is cancelled meanwhile (timeout, run cancel,
+    // fail-fast), pass the cancellation on and keep waiting until they have all stopped.
+    Deadline armed = ArmTimeout(node, task, deadline);
+    while (*pending > 0) {
+        co_await done->async_wait(asio::as_tuple(asio::use_awaitable));
+        if (*pending > 0) {
+            for (auto& signal : *signals) signal.emit(asio::cancellation_type::terminal);
+            co_await asio::this_coro::reset_cancellation_state();
+        }
+    }
+    task->in_call = false;
+    task->timer.cancel();
+    (void)armed;
+    if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+    if (task->timed_out) co_return NodeResult::kFailed;  // the caller turns this into a timeout
+
+    std::vector<ledger::NewEvent> results;
+    for (size_t i = 0; i < planned.size(); ++i) {
+        auto& outcome = (*outcomes)[i];
+        std::string content;
+        bool is_error = false;
+        if (outcome.result) {
+            content = ToValidUtf8(outcome.result->content);
+            is_error = outcome.result->is_error;
+        } else {
+            content = "error: " + outcome.result.error().message();
+            is_error = true;
+        }
+        results.push_back({node.id, attempt,
+                           ledger::ToolResult{planned[i].call_id, std::move(content), is_error,
+                                              outcome.duration_ms}});
+    }
+    if (!co_await Append(std::move(results), index)) co_return NodeResult::kStoreError;
+    co_return NodeResult::kCompleted;
+}
+
 Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> task) {
     co_await asio::this_coro::throw_if_cancelled(false);
     const PlanNode& node = plan_.nodes[static_cast<size_t>(index)];
+    if (WaitsForHuman(node)) co_return NodeResult::kWaiting;
     if (std::optional<Step> early = Prologue(node)) {
         NodeResult result = early->result;
         if (!co_await Append(std::move(early->events), index)) co_return NodeResult::kStoreError;
+        if (result == NodeResult::kFailed) FailRun(node);
         co_return result;
     }
     const ledger::NodeState& ns = state_.nodes[static_cast<size_t>(index)];
     const Result<providers::ResolvedModel>& model =
         runtime_->models[static_cast<size_t>(node.agent)];
+    const model::AgentSpec* agent = plan_.AgentOf(node);
+    std::shared_ptr<const AgentToolSet> tools;
+    std::optional<Error> tools_error;
+    if (!agent->tools.empty()) {
+        auto resolved = co_await engine_->ToolsFor(runtime_, node.agent);
+        if (resolved) {
+            tools = *resolved;
+        } else {
+            tools_error = resolved.error();
+        }
+    }
     for (int64_t iteration = FirstIteration(node);; ++iteration) {
         std::string prompt = PromptFor(node, iteration);
         Step step;
@@ -521,31 +927,105 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 co_await asio::this_coro::reset_cancellation_state();
             }
             if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
-            std::vector<ledger::NewEvent> start =
-                StartEvents(node, ns.attempt + 1, iteration, prompt);
-            if (!co_await Append(std::move(start), index)) co_return NodeResult::kStoreError;
+            // A node that waited for a decided tool approval goes on with the same attempt;
+            // anything else (including an approved reconciliation) starts a new one.
+            bool continuing = false;
+            if (ns.status == NodeStatus::kWaiting && !ns.turns.empty()) {
+                for (const auto& t : state_.tasks) {
+                    if (t.task_id == ns.waiting_task && t.kind == "tool_approval")
+                        continuing = true;
+                }
+            }
+            if (!continuing) {
+                std::vector<ledger::NewEvent> start =
+                    StartEvents(node, ns.attempt + 1, iteration, prompt);
+                if (!co_await Append(std::move(start), index)) co_return NodeResult::kStoreError;
+            }
             // Observers run inside Append and may have cancelled the run (or a sibling failed).
             if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+            const Deadline deadline = Deadline::After(std::chrono::milliseconds(node.timeout_ms));
             auto started = engine_->clock_.SteadyNow();
-            Result<providers::Completion> result = std::unexpected(model ? Error() : model.error());
-            if (model) {
-                Deadline deadline = ArmTimeout(node, task);
-                // Made in its own statement so the request is gone before the wait (as a
-                // temporary of the co_await it would sit in this frame while the model thinks).
-                auto call = model->provider->Complete(
-                    BuildRequest(node, *model, prompt, ns.attempt), deadline);
-                result = co_await std::move(call);
-                DisarmTimeout(node, *task, deadline, result);
-                co_await asio::this_coro::reset_cancellation_state();
+            step = Step{};
+            while (true) {  // turns
+                if (HasUnfinishedCalls(ns)) {
+                    NodeResult tools_result =
+                        co_await RunTools(index, task, tools, deadline, iteration);
+                    co_await asio::this_coro::reset_cancellation_state();
+                    if (tools_result == NodeResult::kFailed && task->timed_out) {
+                        step = OnFailure(node, TimeoutError(node), iteration);
+                        break;
+                    }
+                    if (tools_result != NodeResult::kCompleted) co_return tools_result;
+                }
+                if (!ns.turns.empty()) {
+                    // Turn 2 and later: record the call (its messages are the turns so far).
+                    std::vector<ledger::NewEvent> request;
+                    request.push_back(
+                        {node.id, ns.attempt,
+                         ledger::LlmRequest{model ? model->provider_name : "",
+                                            model ? model->model : "",
+                                            {},
+                                            {},
+                                            static_cast<int64_t>(ns.turns.size()) + 1}});
+                    if (!co_await Append(std::move(request), index))
+                        co_return NodeResult::kStoreError;
+                }
+                int64_t hour_usage = -1;
+                if (agent->limits.max_tokens_per_hour) {
+                    auto usage = co_await engine_->store_->UsageSince(
+                        "agent:" + agent->name, engine_->clock_.Now() - std::chrono::hours(1));
+                    hour_usage = usage ? *usage : 0;
+                }
+                if (std::optional<Step> over = CheckBudgets(node, 0, hour_usage, iteration)) {
+                    step = std::move(*over);
+                    break;
+                }
+                Result<providers::Completion> result =
+                    std::unexpected(model ? Error() : model.error());
+                if (tools_error) result = std::unexpected(*tools_error);
+                auto call_started = engine_->clock_.SteadyNow();
+                if (model && !tools_error) {
+                    ArmTimeout(node, task, deadline);
+                    // Made in its own statement so the request is gone before the wait (as a
+                    // temporary of the co_await it would sit in this frame while the model
+                    // thinks).
+                    auto call = model->provider->Complete(
+                        BuildRequest(node, *model, prompt, ns.attempt, tools.get()), deadline);
+                    result = co_await std::move(call);
+                    DisarmTimeout(node, *task, deadline, result);
+                    co_await asio::this_coro::reset_cancellation_state();
+                }
+                // Interrupted because the run is ending (cancelled, or another node failed):
+                // the run's terminal event closes this node; no failure of its own to record.
+                if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                int64_t latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         engine_->clock_.SteadyNow() - call_started)
+                                         .count();
+                (void)started;
+                if (!result) {
+                    step = OnFailure(node, result.error(), iteration);
+                    break;
+                }
+                const int64_t tokens = result->usage.input_tokens + result->usage.output_tokens;
+                step = OnSuccess(node, std::move(*result), latency_ms, iteration, tools.get());
+                if (hour_usage >= 0) {
+                    (void)co_await engine_->store_->RecordUsage("agent:" + agent->name,
+                                                                engine_->clock_.Now(), tokens);
+                }
+                if (!step.tools) break;
+                if (!co_await Append(std::move(step.events), index))
+                    co_return NodeResult::kStoreError;
+                if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                if (static_cast<int64_t>(ns.turns.size()) >= agent->max_turns) {
+                    // It asks for tools in its last allowed turn: it did not finish.
+                    Error error(ErrorCode::kAborted,
+                                "the agent did not give a final answer within max_turns (" +
+                                    std::to_string(agent->max_turns) + ")",
+                                ErrorDetails{0, -1, -1, "max_turns"});
+                    step = OnFailure(node, error, iteration);
+                    break;
+                }
             }
-            // Interrupted because the run is ending (cancelled, or another node failed): the
-            // run's terminal event closes this node; there is no failure of its own to record.
-            if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
-            int64_t latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     engine_->clock_.SteadyNow() - started)
-                                     .count();
-            step = result ? OnSuccess(node, std::move(*result), latency_ms, iteration)
-                          : OnFailure(node, result.error(), iteration);
             if (!co_await Append(std::move(step.events), index)) co_return NodeResult::kStoreError;
         } while (step.retry);
         if (step.result == NodeResult::kFailed) FailRun(node);
@@ -589,9 +1069,9 @@ Awaitable<Result<RunOutcome>> Run::Main(std::shared_ptr<Run> self,
             co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
             continue;
         }
-        std::vector<ledger::NewEvent> end = EndEvents();
-        if (end.empty()) continue;
-        co_await Append(std::move(end), -1);
+        Ending ending = EndEvents();
+        if (!ending.stop) continue;
+        if (!ending.events.empty()) co_await Append(std::move(ending.events), -1);
         break;
     }
     // Wait for stragglers (only after a store error can nodes still be running here).

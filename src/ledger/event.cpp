@@ -10,7 +10,7 @@
 namespace strowger::ledger {
 namespace {
 
-constexpr std::array<std::string_view, 16> kTypeNames = {
+constexpr std::array<std::string_view, 21> kTypeNames = {
     "run.created",
     "run.started",
     "run.resumed",
@@ -27,6 +27,11 @@ constexpr std::array<std::string_view, 16> kTypeNames = {
     "node.failed",
     "node.skipped",
     "run.retried",
+    "tool.call",
+    "tool.result",
+    "human_task.created",
+    "human_task.decided",
+    "budget.exceeded",
 };
 
 template <class... Ts>
@@ -112,6 +117,11 @@ EventType TypeOf(const Payload& payload) {
             [](const NodeFailed&) { return EventType::kNodeFailed; },
             [](const NodeSkipped&) { return EventType::kNodeSkipped; },
             [](const RunRetried&) { return EventType::kRunRetried; },
+            [](const ToolCall&) { return EventType::kToolCall; },
+            [](const ToolResult&) { return EventType::kToolResult; },
+            [](const HumanTaskCreated&) { return EventType::kHumanTaskCreated; },
+            [](const HumanTaskDecided&) { return EventType::kHumanTaskDecided; },
+            [](const BudgetExceeded&) { return EventType::kBudgetExceeded; },
             [](const UnknownPayload&) { return EventType::kUnknown; },
         },
         payload);
@@ -179,9 +189,19 @@ void AppendPayload(std::string& out, const Payload& payload) {
                     .Field("finish_reason", p.finish_reason)
                     .Field("latency_ms", p.latency_ms)
                     .Field("tokens_in", p.tokens_in)
-                    .Field("tokens_out", p.tokens_out)
-                    .Field("turn", p.turn)
-                    .EndObject();
+                    .Field("tokens_out", p.tokens_out);
+                if (!p.tool_calls.empty()) {
+                    w.Key("tool_calls").BeginArray();
+                    for (const auto& call : p.tool_calls) {
+                        w.BeginObject()
+                            .Field("arguments", call.arguments)
+                            .Field("id", call.id)
+                            .Field("name", call.name)
+                            .EndObject();
+                    }
+                    w.EndArray();
+                }
+                w.Field("turn", p.turn).EndObject();
             },
             [&](const NodeIterationCompleted& p) {
                 w.BeginObject()
@@ -226,6 +246,48 @@ void AppendPayload(std::string& out, const Payload& payload) {
                 OptionalField(w, "from_step", p.from_step);
                 w.EndObject();
             },
+            [&](const ToolCall& p) {
+                w.BeginObject()
+                    .Field("arguments", p.arguments)
+                    .Field("call_id", p.call_id)
+                    .Field("idempotency_key", p.idempotency_key)
+                    .Field("safety", p.safety)
+                    .Field("tool", p.tool)
+                    .Field("turn", p.turn)
+                    .EndObject();
+            },
+            [&](const ToolResult& p) {
+                w.BeginObject()
+                    .Field("call_id", p.call_id)
+                    .Field("content", p.content)
+                    .Field("duration_ms", p.duration_ms)
+                    .Field("is_error", p.is_error)
+                    .EndObject();
+            },
+            [&](const HumanTaskCreated& p) {
+                w.BeginObject();
+                OptionalField(w, "arguments", p.arguments);
+                OptionalField(w, "call_id", p.call_id);
+                w.Field("kind", p.kind).Field("task_id", p.task_id).Field("title", p.title);
+                OptionalField(w, "tool", p.tool);
+                w.EndObject();
+            },
+            [&](const HumanTaskDecided& p) {
+                w.BeginObject();
+                OptionalField(w, "actor", p.actor);
+                OptionalField(w, "comment", p.comment);
+                w.Field("decision", p.decision);
+                OptionalField(w, "output", p.output);
+                w.Field("task_id", p.task_id).EndObject();
+            },
+            [&](const BudgetExceeded& p) {
+                w.BeginObject()
+                    .Field("limit", p.limit)
+                    .Field("max", p.max)
+                    .Field("scope", p.scope)
+                    .Field("used", p.used)
+                    .EndObject();
+            },
             [&](const UnknownPayload& p) { out += p.data.empty() ? "{}" : p.data; },
         },
         payload);
@@ -243,7 +305,20 @@ void ForEachText(Payload& payload, const std::function<void(std::string&)>& edit
                        edit(p.system_prompt);
                        edit(p.prompt);
                    },
-                   [&](LlmResponse& p) { edit(p.content); },
+                   [&](LlmResponse& p) {
+                       edit(p.content);
+                       for (auto& call : p.tool_calls) edit(call.arguments);
+                   },
+                   [&](ToolCall& p) { edit(p.arguments); },
+                   [&](ToolResult& p) { edit(p.content); },
+                   [&](HumanTaskCreated& p) {
+                       edit(p.title);
+                       edit(p.arguments);
+                   },
+                   [&](HumanTaskDecided& p) {
+                       edit(p.comment);
+                       edit(p.output);
+                   },
                    [&](NodeIterationCompleted& p) { edit(p.output); },
                    [&](NodeCompleted& p) { edit(p.output); },
                    [&](NodeRetryScheduled& p) { edit(p.error); },
@@ -283,10 +358,19 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
                               Str(o, "prompt"), JsonInt(o, "turn", 1)};
         case EventType::kLlmResponse: {
             auto cost = ParseUsd(JsonString(o, "cost_usd", "0"));
-            return LlmResponse{Str(o, "content"),        JsonInt(o, "tokens_in"),
-                               JsonInt(o, "tokens_out"), cost ? *cost : 0,
-                               JsonInt(o, "latency_ms"), Str(o, "finish_reason"),
-                               JsonInt(o, "turn", 1)};
+            LlmResponse response{Str(o, "content"),       {},
+                                 JsonInt(o, "tokens_in"), JsonInt(o, "tokens_out"),
+                                 cost ? *cost : 0,        JsonInt(o, "latency_ms"),
+                                 Str(o, "finish_reason"), JsonInt(o, "turn", 1)};
+            if (const json::array* calls = JsonArray(o, "tool_calls")) {
+                for (const auto& call : *calls) {
+                    if (!call.is_object()) continue;
+                    const auto& c = call.get_object();
+                    response.tool_calls.push_back(
+                        {Str(c, "id"), Str(c, "name"), Str(c, "arguments")});
+                }
+            }
+            return response;
         }
         case EventType::kNodeIterationCompleted:
             return NodeIterationCompleted{JsonInt(o, "iteration", 1), Str(o, "output"),
@@ -315,6 +399,20 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
             }
             return retried;
         }
+        case EventType::kToolCall:
+            return ToolCall{Str(o, "call_id"),         Str(o, "tool"),   Str(o, "arguments"),
+                            Str(o, "idempotency_key"), Str(o, "safety"), JsonInt(o, "turn", 1)};
+        case EventType::kToolResult:
+            return ToolResult{Str(o, "call_id"), Str(o, "content"), JsonBool(o, "is_error"),
+                              JsonInt(o, "duration_ms")};
+        case EventType::kHumanTaskCreated:
+            return HumanTaskCreated{Str(o, "task_id"), Str(o, "kind"), Str(o, "title"),
+                                    Str(o, "call_id"), Str(o, "tool"), Str(o, "arguments")};
+        case EventType::kHumanTaskDecided:
+            return HumanTaskDecided{Str(o, "task_id"), Str(o, "decision"), Str(o, "actor"),
+                                    Str(o, "comment"), Str(o, "output")};
+        case EventType::kBudgetExceeded:
+            return BudgetExceeded{Str(o, "scope"), Str(o, "limit"), Str(o, "used"), Str(o, "max")};
         case EventType::kUnknown:
             break;
     }

@@ -42,6 +42,11 @@ enum class EventType {
     kNodeFailed,
     kNodeSkipped,
     kRunRetried,
+    kToolCall,
+    kToolResult,
+    kHumanTaskCreated,
+    kHumanTaskDecided,
+    kBudgetExceeded,
     kUnknown,  // a type this version does not know; kept for verification
 };
 
@@ -96,8 +101,14 @@ struct LlmRequest {
     std::string prompt;
     int64_t turn = 1;
 };
+struct ToolCallRequest {
+    std::string id;
+    std::string name;
+    std::string arguments;  // JSON text as the model wrote it
+};
 struct LlmResponse {
     std::string content;
+    std::vector<ToolCallRequest> tool_calls;
     int64_t tokens_in = 0;
     int64_t tokens_out = 0;
     int64_t cost_nano_usd = 0;
@@ -134,16 +145,55 @@ struct NodeSkipped {
     std::string reason;  // "condition_not_met" | "error"
     std::string error;
 };
+// A tool call about to run (committed before it starts).
+struct ToolCall {
+    std::string call_id;
+    std::string tool;
+    std::string arguments;
+    std::string idempotency_key;
+    std::string safety;  // SafetyClassName
+    int64_t turn = 1;
+};
+struct ToolResult {
+    std::string call_id;
+    std::string content;
+    bool is_error = false;
+    int64_t duration_ms = 0;
+};
+// A decision a human must make: approving a tool call, or reconciling a step interrupted
+// after a non-idempotent tool call.
+struct HumanTaskCreated {
+    std::string task_id;
+    std::string kind;  // "tool_approval" | "reconciliation"
+    std::string title;
+    std::string call_id;    // tool_approval
+    std::string tool;       // tool_approval
+    std::string arguments;  // tool_approval
+};
+struct HumanTaskDecided {
+    std::string task_id;
+    std::string decision;  // "approve" | "reject"
+    std::string actor;
+    std::string comment;
+    std::string output;  // reconciliation: an output to accept instead of running again
+};
+struct BudgetExceeded {
+    std::string scope;  // "step" | "run" | "agent_hour"
+    std::string limit;  // "tokens" | "cost_usd" | "tool_calls" | "tokens_per_hour"
+    std::string used;
+    std::string max;
+};
 // A type this version does not know: its data is kept as is.
 struct UnknownPayload {
     std::string type;
     std::string data;  // canonical JSON as stored
 };
 
-using Payload = std::variant<RunCreated, RunStarted, RunResumed, RunPaused, RunCancelled,
-                             RunCompleted, RunFailed, NodeStarted, LlmRequest, LlmResponse,
-                             NodeIterationCompleted, NodeCompleted, NodeRetryScheduled, NodeFailed,
-                             NodeSkipped, RunRetried, UnknownPayload>;
+using Payload =
+    std::variant<RunCreated, RunStarted, RunResumed, RunPaused, RunCancelled, RunCompleted,
+                 RunFailed, NodeStarted, LlmRequest, LlmResponse, NodeIterationCompleted,
+                 NodeCompleted, NodeRetryScheduled, NodeFailed, NodeSkipped, RunRetried, ToolCall,
+                 ToolResult, HumanTaskCreated, HumanTaskDecided, BudgetExceeded, UnknownPayload>;
 
 EventType TypeOf(const Payload& payload);
 

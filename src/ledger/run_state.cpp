@@ -11,6 +11,13 @@ constexpr std::array<std::string_view, 8> kRunStatusNames = {
     "completed", "failed",  "cancelled", "needs_reconciliation",
 };
 
+ToolCallState* FindCall(TurnState& turn, std::string_view call_id) {
+    for (auto& call : turn.calls) {
+        if (call.call_id == call_id) return &call;
+    }
+    return nullptr;
+}
+
 template <class... Ts>
 struct Overloaded : Ts... {
     using Ts::operator()...;
@@ -56,13 +63,31 @@ std::string_view NodeStatusName(NodeStatus status) {
             return "failed";
         case NodeStatus::kCancelled:
             return "cancelled";
+        case NodeStatus::kWaiting:
+            return "waiting";
     }
     return "pending";
 }
 
+HumanTask* RunState::FindTask(std::string_view task_id) {
+    for (auto& task : tasks) {
+        if (task.task_id == task_id) return &task;
+    }
+    return nullptr;
+}
+
+std::vector<const HumanTask*> RunState::OpenTasks() const {
+    std::vector<const HumanTask*> open;
+    for (const auto& task : tasks) {
+        if (task.open()) open.push_back(&task);
+    }
+    return open;
+}
+
 void RunState::CloseInFlightNodes() {
     for (auto& node : nodes) {
-        if (node.status == NodeStatus::kRunning || node.status == NodeStatus::kRetryWaiting) {
+        if (node.status == NodeStatus::kRunning || node.status == NodeStatus::kRetryWaiting ||
+            node.status == NodeStatus::kWaiting) {
             node.status = NodeStatus::kCancelled;
         }
     }
@@ -90,6 +115,12 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                    [&](const RunResumed&) {
                        if (started_at == SystemTime{}) started_at = time;
                        status = RunStatus::kRunning;
+                       // A run resumed with a decision still open keeps waiting for it.
+                       for (const auto& task : tasks) {
+                           if (!task.open()) continue;
+                           status = task.kind == "reconciliation" ? RunStatus::kNeedsReconciliation
+                                                                  : RunStatus::kWaiting;
+                       }
                    },
                    [&](const RunPaused&) { status = RunStatus::kPaused; },
                    [&](const RunCancelled& p) {
@@ -123,16 +154,86 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        node->started_at = time;
                        node->error.clear();
                        node->error_code.clear();
+                       node->turns.clear();
+                       node->waiting_task.clear();
                    },
                    [&](const LlmRequest& p) {
-                       if (node) node->prompt = p.prompt;
+                       if (node && p.turn <= 1) node->prompt = p.prompt;
                    },
                    [&](const LlmResponse& p) {
                        tokens_in += p.tokens_in;
                        tokens_out += p.tokens_out;
                        cost_nano_usd += p.cost_nano_usd;
                        ++model_calls;
+                       if (!node) return;
+                       node->spent_tokens += p.tokens_in + p.tokens_out;
+                       node->spent_cost_nano_usd += p.cost_nano_usd;
+                       TurnState turn;
+                       turn.turn = p.turn;
+                       turn.content = p.content;
+                       turn.tokens_in = p.tokens_in;
+                       turn.tokens_out = p.tokens_out;
+                       for (const auto& call : p.tool_calls) {
+                           ToolCallState state;
+                           state.call_id = call.id;
+                           state.tool = call.name;
+                           state.arguments = call.arguments;
+                           turn.calls.push_back(std::move(state));
+                       }
+                       node->turns.push_back(std::move(turn));
                    },
+                   [&](const ToolCall& p) {
+                       ++tool_calls;
+                       if (!node) return;
+                       ++node->spent_tool_calls;
+                       if (node->turns.empty()) return;
+                       if (ToolCallState* call = FindCall(node->turns.back(), p.call_id)) {
+                           call->started = true;
+                           call->safety = p.safety;
+                       }
+                   },
+                   [&](const ToolResult& p) {
+                       if (!node || node->turns.empty()) return;
+                       if (ToolCallState* call = FindCall(node->turns.back(), p.call_id)) {
+                           call->finished = true;
+                           call->result = p.content;
+                           call->is_error = p.is_error;
+                       }
+                   },
+                   [&](const HumanTaskCreated& p) {
+                       HumanTask task;
+                       task.task_id = p.task_id;
+                       task.kind = p.kind;
+                       task.node_index = node_index;
+                       task.title = p.title;
+                       task.call_id = p.call_id;
+                       task.tool = p.tool;
+                       task.arguments = p.arguments;
+                       task.created_at = time;
+                       tasks.push_back(std::move(task));
+                       status = p.kind == "reconciliation" ? RunStatus::kNeedsReconciliation
+                                                           : RunStatus::kWaiting;
+                       if (!node) return;
+                       node->status = NodeStatus::kWaiting;
+                       node->waiting_task = p.task_id;
+                       if (node->turns.empty()) return;
+                       if (ToolCallState* call = FindCall(node->turns.back(), p.call_id)) {
+                           call->task_id = p.task_id;
+                       }
+                   },
+                   [&](const HumanTaskDecided& p) {
+                       if (HumanTask* task = FindTask(p.task_id)) {
+                           task->decision = p.decision;
+                           task->actor = p.actor;
+                           task->comment = p.comment;
+                           task->output = p.output;
+                       }
+                       if (OpenTasks().empty() && (status == RunStatus::kWaiting ||
+                                                   status == RunStatus::kNeedsReconciliation)) {
+                           status = RunStatus::kPending;  // ready to go on (run.resumed follows)
+                       }
+                   },
+                   [&](const BudgetExceeded&) {},
                    [&](const NodeIterationCompleted& p) {
                        if (!node) return;
                        node->iterations_done = p.iteration;

@@ -36,6 +36,7 @@ bool IsTerminal(RunStatus status);
 
 // kCancelled: the node was running (or waiting to retry) when the run ended — cancelled, or
 // failed because another node failed.
+// kWaiting: the node waits for a human decision (a human task it opened).
 enum class NodeStatus {
     kPending,
     kRunning,
@@ -43,13 +44,36 @@ enum class NodeStatus {
     kCompleted,
     kSkipped,
     kFailed,
-    kCancelled
+    kCancelled,
+    kWaiting,
 };
 std::string_view NodeStatusName(NodeStatus status);
 inline bool IsFinished(NodeStatus s) {
     return s == NodeStatus::kCompleted || s == NodeStatus::kSkipped || s == NodeStatus::kFailed ||
            s == NodeStatus::kCancelled;
 }
+
+// One tool call of an agent turn, as the ledger tells it.
+struct ToolCallState {
+    std::string call_id;
+    std::string tool;
+    std::string arguments;
+    std::string safety;  // set once tool.call was appended (the call started)
+    bool started = false;
+    bool finished = false;
+    std::string result;
+    bool is_error = false;
+    std::string task_id;  // its approval task, if it needed one
+};
+
+// One model turn of the current attempt: what the model said and the tools it called.
+struct TurnState {
+    int64_t turn = 1;
+    std::string content;
+    std::vector<ToolCallState> calls;
+    int64_t tokens_in = 0;
+    int64_t tokens_out = 0;
+};
 
 struct NodeState {
     NodeStatus status = NodeStatus::kPending;
@@ -68,6 +92,13 @@ struct NodeState {
     std::string error;
     std::string error_code;
     std::string skip_reason;
+    // The agent conversation of the current attempt (empty until the model answers).
+    std::vector<TurnState> turns;
+    std::string waiting_task;  // the human task the node waits for (kWaiting)
+    // Spent by this step over all its attempts, for its agent's budgets.
+    int64_t spent_tokens = 0;
+    int64_t spent_cost_nano_usd = 0;
+    int64_t spent_tool_calls = 0;
 
     // Attempts made in the current iteration (or in total, for non-loops).
     int64_t AttemptsInIteration() const { return attempt - iteration_first_attempt + 1; }
@@ -84,6 +115,23 @@ struct StepResult {
     int64_t output_tokens = 0;
     int64_t duration_ms = 0;
     int64_t attempts = 1;
+};
+
+// A decision a human must make (human_task.created), and what they decided.
+struct HumanTask {
+    std::string task_id;
+    std::string kind;  // "tool_approval" | "reconciliation"
+    int node_index = -1;
+    std::string title;
+    std::string call_id;
+    std::string tool;
+    std::string arguments;
+    SystemTime created_at{};
+    std::string decision;  // "" while open, else "approve" | "reject"
+    std::string actor;
+    std::string comment;
+    std::string output;
+    bool open() const { return decision.empty(); }
 };
 
 class RunState {
@@ -125,6 +173,12 @@ class RunState {
     int64_t tokens_out = 0;
     int64_t cost_nano_usd = 0;
     int64_t model_calls = 0;
+    int64_t tool_calls = 0;
+    std::vector<HumanTask> tasks;
+
+    HumanTask* FindTask(std::string_view task_id);
+    // Open tasks, oldest first.
+    std::vector<const HumanTask*> OpenTasks() const;
 };
 
 }  // namespace strowger::ledger

@@ -14,10 +14,12 @@
 namespace strowger::model {
 namespace {
 
-std::string StepPath(size_t i) { return "steps[" + std::to_string(i) + "]"; }
+std::string StepPath(size_t i) {
+    return "steps[" + std::to_string(i) + "]";
+}
 
 class Compiler {
-public:
+  public:
     Compiler(const Workflow& workflow, const CompileOptions& options,
              std::vector<Diagnostic>& diagnostics)
         : workflow_(workflow), options_(options), diagnostics_(diagnostics) {}
@@ -41,23 +43,75 @@ public:
         return plan;
     }
 
-private:
+  private:
     void Error(const std::string& path, std::string message) {
-        diagnostics_.push_back({Diagnostic::Severity::kError, workflow_.PositionOf(path), path,
-                                std::move(message)});
+        diagnostics_.push_back(
+            {Diagnostic::Severity::kError, workflow_.PositionOf(path), path, std::move(message)});
     }
     void Error(SourcePos pos, const std::string& path, std::string message) {
-        diagnostics_.push_back({Diagnostic::Severity::kError, std::move(pos), path,
-                                std::move(message)});
+        diagnostics_.push_back(
+            {Diagnostic::Severity::kError, std::move(pos), path, std::move(message)});
     }
     void Warn(const std::string& path, std::string message) {
-        diagnostics_.push_back({Diagnostic::Severity::kWarning, workflow_.PositionOf(path), path,
-                                std::move(message)});
+        diagnostics_.push_back(
+            {Diagnostic::Severity::kWarning, workflow_.PositionOf(path), path, std::move(message)});
+    }
+
+    void CheckTools(const AgentSpec& agent, const std::string& path) {
+        std::vector<std::string_view> names(options_.known_tools.begin(),
+                                            options_.known_tools.end());
+        for (const auto& server : workflow_.mcp_servers) names.push_back(server.name);
+        for (size_t i = 0; i < agent.tools.size(); ++i) {
+            const std::string& tool = agent.tools[i];
+            std::string tool_path = path + ".tools[" + std::to_string(i) + "]";
+            auto slash = tool.find('/');
+            if (slash != std::string::npos) {
+                std::string server = tool.substr(0, slash);
+                if (!workflow_.FindMcpServer(server)) {
+                    std::vector<std::string_view> servers;
+                    for (const auto& s : workflow_.mcp_servers) servers.push_back(s.name);
+                    std::string message =
+                        "unknown MCP server \"" + server + "\" in tool \"" + tool + "\"";
+                    std::string suggestion = ClosestMatch(server, servers);
+                    if (!suggestion.empty()) message += " (did you mean \"" + suggestion + "\"?)";
+                    Error(tool_path, std::move(message));
+                } else if (slash + 1 >= tool.size()) {
+                    Error(tool_path, "\"" + tool + "\" names no tool of the server");
+                }
+                continue;
+            }
+            if (options_.known_tools.empty()) continue;
+            if (std::find(options_.known_tools.begin(), options_.known_tools.end(), tool) ==
+                options_.known_tools.end()) {
+                std::string message = "unknown tool \"" + tool + "\" (expected one of " +
+                                      Join(options_.known_tools, ", ") +
+                                      ", or <mcp_server>/<tool>)";
+                std::string suggestion = ClosestMatch(tool, names);
+                if (!suggestion.empty())
+                    message =
+                        "unknown tool \"" + tool + "\" (did you mean \"" + suggestion + "\"?)";
+                Error(tool_path, std::move(message));
+            }
+        }
+        for (size_t i = 0; i < agent.require_approval.size(); ++i) {
+            const std::string& tool = agent.require_approval[i];
+            if (std::find(agent.tools.begin(), agent.tools.end(), tool) == agent.tools.end()) {
+                Error(path + ".require_approval[" + std::to_string(i) + "]",
+                      "\"" + tool + "\" is not one of the agent's tools");
+            }
+        }
+        for (const auto& host : agent.http_hosts) {
+            if (host.empty() || host.find_first_of(" /:") != std::string::npos) {
+                Error(path + ".http_hosts",
+                      "\"" + host + "\" is not a host name (e.g. api.github.com or *.example.org)");
+            }
+        }
     }
 
     void CheckAgents(Plan& plan) {
         for (const auto& agent : workflow_.agents) {
             std::string path = "agents." + agent.name;
+            CheckTools(agent, path);
             if (agent.model.empty()) {
                 Error(path, "agent \"" + agent.name + "\" needs a model (provider:model)");
             } else {
@@ -73,7 +127,8 @@ private:
                                      provider) == options_.known_providers.end()) {
                     std::vector<std::string_view> names(options_.known_providers.begin(),
                                                         options_.known_providers.end());
-                    std::string message = "unknown provider \"" + provider + "\" (expected one of " +
+                    std::string message = "unknown provider \"" + provider +
+                                          "\" (expected one of " +
                                           Join(options_.known_providers, ", ") + ")";
                     Error(path + ".model", std::move(message));
                 }
@@ -132,7 +187,8 @@ private:
                         for (const auto& a : workflow_.agents) names.push_back(a.name);
                         std::string suggestion = ClosestMatch(wanted, names);
                         message += ": no agent named \"" + wanted + "\"";
-                        if (!suggestion.empty()) message += " (did you mean \"" + suggestion + "\"?)";
+                        if (!suggestion.empty())
+                            message += " (did you mean \"" + suggestion + "\"?)";
                     }
                     Error(path + field, std::move(message));
                 } else {
@@ -249,7 +305,8 @@ private:
         std::vector<int> indegree(n, 0);
         for (auto& node : plan.nodes) node.dependents.clear();
         for (auto& node : plan.nodes) {
-            for (int d : node.deps) plan.nodes[static_cast<size_t>(d)].dependents.push_back(node.index);
+            for (int d : node.deps)
+                plan.nodes[static_cast<size_t>(d)].dependents.push_back(node.index);
             indegree[static_cast<size_t>(node.index)] = static_cast<int>(node.deps.size());
         }
         std::vector<int> queue;
@@ -288,7 +345,8 @@ private:
             }
         }
         std::string cycle;
-        for (size_t k = static_cast<size_t>(seen_at[static_cast<size_t>(current)]); k < walk.size(); ++k) {
+        for (size_t k = static_cast<size_t>(seen_at[static_cast<size_t>(current)]); k < walk.size();
+             ++k) {
             cycle += plan.nodes[static_cast<size_t>(walk[k])].id + " -> ";
         }
         cycle += plan.nodes[static_cast<size_t>(current)].id;
@@ -365,12 +423,14 @@ private:
         for (int index : order_) {
             PlanNode& node = plan.nodes[static_cast<size_t>(index)];
             int layer = 0;
-            for (int d : node.deps) layer = std::max(layer, plan.nodes[static_cast<size_t>(d)].layer + 1);
+            for (int d : node.deps)
+                layer = std::max(layer, plan.nodes[static_cast<size_t>(d)].layer + 1);
             node.layer = layer;
             max_layer = std::max(max_layer, layer);
         }
         plan.layers.assign(static_cast<size_t>(max_layer) + 1, {});
-        for (const auto& node : plan.nodes) plan.layers[static_cast<size_t>(node.layer)].push_back(node.index);
+        for (const auto& node : plan.nodes)
+            plan.layers[static_cast<size_t>(node.layer)].push_back(node.index);
         plan.output_node = static_cast<int>(plan.nodes.size()) - 1;
         for (const auto& node : plan.nodes) plan.node_ids.push_back(node.id);
         plan.definition_json = SnapshotJson(workflow_);
@@ -383,7 +443,9 @@ private:
     std::vector<int> order_;
 };
 
-json::value DoubleValue(double v) { return json::value(v); }
+json::value DoubleValue(double v) {
+    return json::value(v);
+}
 
 json::object AgentJson(const AgentSpec& agent) {
     json::object o;
@@ -396,13 +458,38 @@ json::object AgentJson(const AgentSpec& agent) {
     for (const auto& t : agent.tools) tools.emplace_back(t);
     o["tools"] = std::move(tools);
     o["max_turns"] = agent.max_turns;
+    if (!agent.require_approval.empty()) {
+        json::array approvals;
+        for (const auto& t : agent.require_approval) approvals.emplace_back(t);
+        o["require_approval"] = std::move(approvals);
+    }
+    if (agent.network) o["network"] = true;
+    if (!agent.http_hosts.empty()) {
+        json::array hosts;
+        for (const auto& h : agent.http_hosts) hosts.emplace_back(h);
+        o["http_hosts"] = std::move(hosts);
+    }
+    if (agent.private_addresses) o["private_addresses"] = true;
+    json::object sandbox;
+    auto put = [&](const char* key, const std::optional<int64_t>& v) {
+        if (v) sandbox[key] = *v;
+    };
+    put("cpu_seconds", agent.sandbox.cpu_seconds);
+    put("memory_mb", agent.sandbox.memory_mb);
+    put("max_processes", agent.sandbox.max_processes);
+    put("max_open_files", agent.sandbox.max_open_files);
+    put("max_file_size_mb", agent.sandbox.max_file_size_mb);
+    put("timeout_secs", agent.sandbox.timeout_secs);
+    put("max_output_kb", agent.sandbox.max_output_kb);
+    if (!sandbox.empty()) o["sandbox"] = std::move(sandbox);
     if (agent.temperature) o["temperature"] = DoubleValue(*agent.temperature);
     if (agent.max_output_tokens) o["max_output_tokens"] = *agent.max_output_tokens;
     json::object limits;
     if (agent.limits.max_tokens) limits["max_tokens"] = *agent.limits.max_tokens;
     if (agent.limits.max_cost_usd) limits["max_cost_usd"] = DoubleValue(*agent.limits.max_cost_usd);
     if (agent.limits.max_tool_calls) limits["max_tool_calls"] = *agent.limits.max_tool_calls;
-    if (agent.limits.max_tokens_per_hour) limits["max_tokens_per_hour"] = *agent.limits.max_tokens_per_hour;
+    if (agent.limits.max_tokens_per_hour)
+        limits["max_tokens_per_hour"] = *agent.limits.max_tokens_per_hour;
     if (!limits.empty()) o["limits"] = std::move(limits);
     std::error_code ec;
     auto absolute = std::filesystem::absolute(agent.base_dir.empty() ? "." : agent.base_dir, ec);
@@ -424,7 +511,8 @@ void AppendSnapshot(std::string& out, const json::value& value) {
     if (value.is_object()) {
         std::vector<const json::key_value_pair*> members;
         for (const auto& m : value.get_object()) members.push_back(&m);
-        std::sort(members.begin(), members.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
+        std::sort(members.begin(), members.end(),
+                  [](auto* a, auto* b) { return a->key() < b->key(); });
         out += '{';
         for (size_t i = 0; i < members.size(); ++i) {
             if (i) out += ',';
@@ -453,8 +541,10 @@ void AppendSnapshot(std::string& out, const json::value& value) {
 
 std::string_view NodeKindName(NodeKind kind) {
     switch (kind) {
-        case NodeKind::kAgent: return "agent";
-        case NodeKind::kCollect: return "collect";
+        case NodeKind::kAgent:
+            return "agent";
+        case NodeKind::kCollect:
+            return "collect";
     }
     return "agent";
 }
@@ -526,6 +616,50 @@ std::string SnapshotJson(const Workflow& workflow) {
         steps.push_back(std::move(s));
     }
     root["steps"] = std::move(steps);
+    if (!workflow.mcp_servers.empty()) {
+        json::object servers;
+        for (const auto& server : workflow.mcp_servers) {
+            json::object o;
+            o["command"] = server.command;
+            json::array args;
+            for (const auto& a : server.args) args.emplace_back(a);
+            o["args"] = std::move(args);
+            json::object env;
+            for (const auto& [k, v] : server.env) env[k] = v;
+            o["env"] = std::move(env);
+            o["sandboxed"] = server.sandboxed;
+            o["network"] = server.network;
+            o["safety"] = server.safety;
+            json::object tools;
+            for (const auto& [name, settings] : server.tools) {
+                json::object t;
+                if (!settings.safety.empty()) t["safety"] = settings.safety;
+                t["require_approval"] = settings.require_approval;
+                tools[name] = std::move(t);
+            }
+            o["tools"] = std::move(tools);
+            std::error_code ec;
+            auto absolute =
+                std::filesystem::absolute(server.base_dir.empty() ? "." : server.base_dir, ec);
+            o["base_dir"] = ec ? server.base_dir : absolute.lexically_normal().string();
+            servers[server.name] = std::move(o);
+        }
+        root["mcp_servers"] = std::move(servers);
+    }
+    json::object limits;
+    if (workflow.limits.max_tokens) limits["max_tokens"] = *workflow.limits.max_tokens;
+    if (workflow.limits.max_cost_usd)
+        limits["max_cost_usd"] = DoubleValue(*workflow.limits.max_cost_usd);
+    if (workflow.limits.max_tool_calls) limits["max_tool_calls"] = *workflow.limits.max_tool_calls;
+    if (!limits.empty()) root["limits"] = std::move(limits);
+    if (!workflow.workspace.empty()) {
+        std::error_code ec;
+        std::filesystem::path workspace(workflow.workspace);
+        if (workspace.is_relative())
+            workspace = std::filesystem::path(workflow.base_dir) / workspace;
+        auto absolute = std::filesystem::absolute(workspace, ec);
+        root["workspace"] = (ec ? workspace : absolute).lexically_normal().string();
+    }
     std::string out;
     AppendSnapshot(out, root);
     return out;

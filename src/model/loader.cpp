@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -20,10 +20,11 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kModes[] = {"sequential", "fan_out", "collect", "conditional", "loop"};
 constexpr std::string_view kErrorModes[] = {"fail", "skip", "retry"};
+constexpr std::string_view kSafetyClasses[] = {"read_only", "idempotent_write", "destructive"};
 
 // Collects diagnostics while walking a yaml-cpp tree of one file.
 class Reader {
-public:
+  public:
     Reader(std::string file, Workflow& workflow, std::vector<Diagnostic>& diagnostics)
         : file_(std::move(file)), workflow_(workflow), diagnostics_(diagnostics) {}
 
@@ -34,12 +35,11 @@ public:
     }
 
     void Error(const YAML::Node& node, const std::string& path, std::string message) {
-        diagnostics_.push_back(
-            {Diagnostic::Severity::kError, Pos(node), path, std::move(message)});
+        diagnostics_.push_back({Diagnostic::Severity::kError, Pos(node), path, std::move(message)});
     }
     void Error(SourcePos pos, const std::string& path, std::string message) {
-        diagnostics_.push_back({Diagnostic::Severity::kError, std::move(pos), path,
-                                std::move(message)});
+        diagnostics_.push_back(
+            {Diagnostic::Severity::kError, std::move(pos), path, std::move(message)});
     }
     void Warn(const YAML::Node& node, const std::string& path, std::string message) {
         diagnostics_.push_back(
@@ -52,12 +52,16 @@ public:
 
     static std::string KindName(const YAML::Node& node) {
         switch (node.Type()) {
-            case YAML::NodeType::Null: return "null";
-            case YAML::NodeType::Sequence: return "a list";
-            case YAML::NodeType::Map: return "a mapping";
+            case YAML::NodeType::Null:
+                return "null";
+            case YAML::NodeType::Sequence:
+                return "a list";
+            case YAML::NodeType::Map:
+                return "a mapping";
             case YAML::NodeType::Scalar:
                 return node.Tag() == "!" ? "a string" : "\"" + node.Scalar() + "\"";
-            default: return "nothing";
+            default:
+                return "nothing";
         }
     }
 
@@ -68,7 +72,7 @@ public:
                       const std::vector<std::string_view>& known, Visit visit) {
         std::set<std::string> seen;
         for (auto it = map.begin(); it != map.end(); ++it) {
-            const YAML::Node& key_node = it->first;
+            const YAML::Node key_node = it->first;  // a copy: `it->` yields a temporary proxy
             std::string key = key_node.IsScalar() ? key_node.Scalar() : std::string();
             std::string field_path = path.empty() ? key : path + "." + key;
             if (!key_node.IsScalar()) {
@@ -154,6 +158,16 @@ public:
         return value;
     }
 
+    std::optional<bool> Bool(const YAML::Node& node, const std::string& path) {
+        if (node.IsScalar() && node.Tag() != "!") {
+            const std::string& text = node.Scalar();
+            if (text == "true" || text == "True") return true;
+            if (text == "false" || text == "False") return false;
+        }
+        Error(node, path, "expected true or false, got " + KindName(node));
+        return std::nullopt;
+    }
+
     std::optional<std::vector<std::string>> StringList(const YAML::Node& node,
                                                        const std::string& path) {
         if (node.IsNull()) return std::vector<std::string>{};
@@ -182,7 +196,8 @@ public:
         for (auto v : values) {
             if (v == *text) return text;
         }
-        std::string message = "unknown " + std::string(what) + " \"" + *text + "\" (expected one of ";
+        std::string message =
+            "unknown " + std::string(what) + " \"" + *text + "\" (expected one of ";
         for (size_t i = 0; i < N; ++i) {
             if (i > 0) message += ", ";
             message += values[i];
@@ -211,35 +226,152 @@ public:
     void ReadAgent(const YAML::Node& node, const std::string& path, AgentSpec& agent) {
         agent.pos = Pos(node);
         if (!ExpectMap(node, path)) return;
-        ForEachField(
-            node, path,
-            {"name", "id", "description", "model", "system_prompt", "tools", "max_turns",
-             "temperature", "max_output_tokens", "limits", "base_dir"},
-            [&](const std::string& key, const YAML::Node& value, const std::string& p) {
-                if (key == "name") {
-                    if (auto v = String(value, p)) agent.name = *v;
-                } else if (key == "id") {
-                    if (auto v = String(value, p)) agent.id = *v;
-                } else if (key == "description") {
-                    if (auto v = String(value, p)) agent.description = *v;
-                } else if (key == "model") {
-                    if (auto v = String(value, p)) agent.model = *v;
-                } else if (key == "system_prompt") {
-                    if (auto v = String(value, p)) agent.system_prompt = *v;
-                } else if (key == "tools") {
-                    if (auto v = StringList(value, p)) agent.tools = *v;
-                } else if (key == "max_turns") {
-                    if (auto v = Integer(value, p, 1, "a positive integer")) agent.max_turns = *v;
-                } else if (key == "temperature") {
-                    agent.temperature = Number(value, p, 0, false, "a number >= 0");
-                } else if (key == "max_output_tokens") {
-                    agent.max_output_tokens = Integer(value, p, 1, "a positive integer");
-                } else if (key == "limits") {
-                    ReadLimits(value, p, agent.limits);
-                } else if (key == "base_dir") {
-                    if (auto v = String(value, p)) agent.base_dir = *v;
-                }
-            });
+        ForEachField(node, path,
+                     {"name", "id", "description", "model", "system_prompt", "tools", "max_turns",
+                      "temperature", "max_output_tokens", "limits", "base_dir", "require_approval",
+                      "network", "http_hosts", "private_addresses", "sandbox"},
+                     [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+                         if (key == "name") {
+                             if (auto v = String(value, p)) agent.name = *v;
+                         } else if (key == "id") {
+                             if (auto v = String(value, p)) agent.id = *v;
+                         } else if (key == "description") {
+                             if (auto v = String(value, p)) agent.description = *v;
+                         } else if (key == "model") {
+                             if (auto v = String(value, p)) agent.model = *v;
+                         } else if (key == "system_prompt") {
+                             if (auto v = String(value, p)) agent.system_prompt = *v;
+                         } else if (key == "tools") {
+                             if (auto v = StringList(value, p)) agent.tools = *v;
+                         } else if (key == "max_turns") {
+                             if (auto v = Integer(value, p, 1, "a positive integer"))
+                                 agent.max_turns = *v;
+                         } else if (key == "temperature") {
+                             agent.temperature = Number(value, p, 0, false, "a number >= 0");
+                         } else if (key == "max_output_tokens") {
+                             agent.max_output_tokens = Integer(value, p, 1, "a positive integer");
+                         } else if (key == "limits") {
+                             ReadLimits(value, p, agent.limits);
+                         } else if (key == "base_dir") {
+                             if (auto v = String(value, p)) agent.base_dir = *v;
+                         } else if (key == "require_approval") {
+                             if (auto v = StringList(value, p)) agent.require_approval = *v;
+                         } else if (key == "network") {
+                             if (auto v = Bool(value, p)) agent.network = *v;
+                         } else if (key == "http_hosts") {
+                             if (auto v = StringList(value, p)) agent.http_hosts = *v;
+                         } else if (key == "private_addresses") {
+                             if (auto v = Bool(value, p)) agent.private_addresses = *v;
+                         } else if (key == "sandbox") {
+                             ReadSandbox(value, p, agent.sandbox);
+                         }
+                     });
+    }
+
+    void ReadSandbox(const YAML::Node& node, const std::string& path, SandboxSettings& sandbox) {
+        if (!ExpectMap(node, path)) return;
+        ForEachField(node, path,
+                     {"cpu_seconds", "memory_mb", "max_processes", "max_open_files",
+                      "max_file_size_mb", "timeout_secs", "max_output_kb"},
+                     [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+                         auto v = Integer(value, p, 1, "a positive integer");
+                         if (key == "cpu_seconds") sandbox.cpu_seconds = v;
+                         if (key == "memory_mb") sandbox.memory_mb = v;
+                         if (key == "max_processes") sandbox.max_processes = v;
+                         if (key == "max_open_files") sandbox.max_open_files = v;
+                         if (key == "max_file_size_mb") sandbox.max_file_size_mb = v;
+                         if (key == "timeout_secs") sandbox.timeout_secs = v;
+                         if (key == "max_output_kb") sandbox.max_output_kb = v;
+                     });
+    }
+
+    void ReadRunLimits(const YAML::Node& node, const std::string& path, RunLimits& limits) {
+        if (!ExpectMap(node, path)) return;
+        ForEachField(node, path, {"max_tokens", "max_cost_usd", "max_tool_calls"},
+                     [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+                         if (key == "max_cost_usd") {
+                             limits.max_cost_usd = Number(value, p, 0, true, "a positive number");
+                         } else {
+                             auto v = Integer(value, p, 1, "a positive integer");
+                             if (key == "max_tokens") limits.max_tokens = v;
+                             if (key == "max_tool_calls") limits.max_tool_calls = v;
+                         }
+                     });
+    }
+
+    void ReadMcpServers(const YAML::Node& node, const std::string& path,
+                        const std::string& base_dir) {
+        if (!ExpectMap(node, path)) return;
+        std::set<std::string> seen;
+        for (auto it = node.begin(); it != node.end(); ++it) {
+            std::string name = it->first.IsScalar() ? it->first.Scalar() : "";
+            std::string server_path = path + "." + name;
+            if (!seen.insert(name).second) {
+                Error(it->first, server_path, "duplicate MCP server \"" + name + "\"");
+                continue;
+            }
+            if (name.empty() || name.find('/') != std::string::npos) {
+                Error(it->first, server_path,
+                      "an MCP server name must be non-empty and have no '/'");
+                continue;
+            }
+            Record(server_path, it->first);
+            McpServerSpec server;
+            server.name = name;
+            server.base_dir = base_dir;
+            server.pos = Pos(it->first);
+            const YAML::Node spec = it->second;
+            if (!ExpectMap(spec, server_path)) continue;
+            ForEachField(
+                spec, server_path,
+                {"command", "args", "env", "sandboxed", "network", "safety", "tools", "base_dir"},
+                [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+                    if (key == "command") {
+                        if (auto v = String(value, p)) server.command = *v;
+                    } else if (key == "base_dir") {
+                        if (auto v = String(value, p)) server.base_dir = *v;
+                    } else if (key == "args") {
+                        if (auto v = StringList(value, p)) server.args = *v;
+                    } else if (key == "env") {
+                        if (!ExpectMap(value, p)) return;
+                        for (auto e = value.begin(); e != value.end(); ++e) {
+                            if (auto v = String(e->second, p + "." + e->first.Scalar())) {
+                                server.env[e->first.Scalar()] = *v;
+                            }
+                        }
+                    } else if (key == "sandboxed") {
+                        if (auto v = Bool(value, p)) server.sandboxed = *v;
+                    } else if (key == "network") {
+                        if (auto v = Bool(value, p)) server.network = *v;
+                    } else if (key == "safety") {
+                        if (auto v = OneOf(value, p, "safety class", kSafetyClasses))
+                            server.safety = *v;
+                    } else if (key == "tools") {
+                        if (!ExpectMap(value, p)) return;
+                        for (auto t = value.begin(); t != value.end(); ++t) {
+                            std::string tool_path = p + "." + t->first.Scalar();
+                            McpToolSettings settings;
+                            if (!ExpectMap(t->second, tool_path)) continue;
+                            ForEachField(
+                                t->second, tool_path, {"safety", "require_approval"},
+                                [&](const std::string& k, const YAML::Node& v2,
+                                    const std::string& p2) {
+                                    if (k == "safety") {
+                                        if (auto v = OneOf(v2, p2, "safety class", kSafetyClasses))
+                                            settings.safety = *v;
+                                    } else if (auto v = Bool(v2, p2)) {
+                                        settings.require_approval = *v;
+                                    }
+                                });
+                            server.tools[t->first.Scalar()] = settings;
+                        }
+                    }
+                });
+            if (server.command.empty()) {
+                Error(spec, server_path + ".command", "an MCP server needs a command");
+            }
+            workflow_.mcp_servers.push_back(std::move(server));
+        }
     }
 
     void ReadBackoff(const YAML::Node& node, const std::string& path, BackoffSpec& backoff) {
@@ -258,8 +390,9 @@ public:
                          } else if (key == "jitter") {
                              if (auto v = Number(value, p, 0, false, "a number between 0 and 1")) {
                                  if (*v > 1) {
-                                     Error(value, p, "must be a number between 0 and 1, got " +
-                                                         value.Scalar());
+                                     Error(
+                                         value, p,
+                                         "must be a number between 0 and 1, got " + value.Scalar());
                                  } else {
                                      backoff.jitter = *v;
                                  }
@@ -276,62 +409,62 @@ public:
         if (!ExpectMap(node, path)) return;
         std::optional<int64_t> timeout_secs;
         std::optional<int64_t> timeout_ms;
-        ForEachField(
-            node, path,
-            {"name", "agent_name", "agent_id", "agent", "prompt", "mode", "timeout_secs",
-             "timeout_ms", "error_mode", "max_retries", "output_var", "condition",
-             "max_iterations", "until", "retry", "depends_on"},
-            [&](const std::string& key, const YAML::Node& value, const std::string& p) {
-                if (key == "name") {
-                    if (auto v = String(value, p)) step.name = *v;
-                } else if (key == "agent_name" || key == "agent") {
-                    step.agent_pos = Pos(value);
-                    if (auto v = String(value, p)) step.agent_name = *v;
-                } else if (key == "agent_id") {
-                    step.agent_pos = Pos(value);
-                    if (auto v = String(value, p)) step.agent_id = *v;
-                } else if (key == "prompt") {
-                    if (auto v = String(value, p)) step.prompt = *v;
-                } else if (key == "mode") {
-                    if (auto v = OneOf(value, p, "mode", kModes)) {
-                        if (*v == "sequential") step.mode = StepMode::kSequential;
-                        if (*v == "fan_out") step.mode = StepMode::kFanOut;
-                        if (*v == "collect") step.mode = StepMode::kCollect;
-                        if (*v == "conditional") step.mode = StepMode::kConditional;
-                        if (*v == "loop") step.mode = StepMode::kLoop;
-                    }
-                } else if (key == "timeout_secs") {
-                    timeout_secs = Integer(value, p, 1, "a positive integer");
-                } else if (key == "timeout_ms") {
-                    timeout_ms = Integer(value, p, 1, "a positive integer");
-                } else if (key == "error_mode") {
-                    if (auto v = OneOf(value, p, "error_mode", kErrorModes)) {
-                        if (*v == "fail") step.error_mode = ErrorMode::kFail;
-                        if (*v == "skip") step.error_mode = ErrorMode::kSkip;
-                        if (*v == "retry") step.error_mode = ErrorMode::kRetry;
-                    }
-                } else if (key == "max_retries") {
-                    if (auto v = Integer(value, p, 0, "an integer >= 0")) step.max_retries = *v;
-                } else if (key == "output_var") {
-                    if (auto v = String(value, p)) step.output_var = *v;
-                } else if (key == "condition") {
-                    if (auto v = String(value, p)) step.condition = *v;
-                } else if (key == "max_iterations") {
-                    if (auto v = Integer(value, p, 1, "a positive integer"))
-                        step.max_iterations = *v;
-                } else if (key == "until") {
-                    if (auto v = String(value, p)) step.until = *v;
-                } else if (key == "retry") {
-                    ReadBackoff(value, p, step.retry);
-                } else if (key == "depends_on") {
-                    step.has_depends_on = true;
-                    if (value.IsScalar()) {
-                        step.depends_on = {value.Scalar()};
-                    } else if (auto v = StringList(value, p)) {
-                        step.depends_on = *v;
-                    }
-                }
-            });
+        ForEachField(node, path,
+                     {"name", "agent_name", "agent_id", "agent", "prompt", "mode", "timeout_secs",
+                      "timeout_ms", "error_mode", "max_retries", "output_var", "condition",
+                      "max_iterations", "until", "retry", "depends_on"},
+                     [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+                         if (key == "name") {
+                             if (auto v = String(value, p)) step.name = *v;
+                         } else if (key == "agent_name" || key == "agent") {
+                             step.agent_pos = Pos(value);
+                             if (auto v = String(value, p)) step.agent_name = *v;
+                         } else if (key == "agent_id") {
+                             step.agent_pos = Pos(value);
+                             if (auto v = String(value, p)) step.agent_id = *v;
+                         } else if (key == "prompt") {
+                             if (auto v = String(value, p)) step.prompt = *v;
+                         } else if (key == "mode") {
+                             if (auto v = OneOf(value, p, "mode", kModes)) {
+                                 if (*v == "sequential") step.mode = StepMode::kSequential;
+                                 if (*v == "fan_out") step.mode = StepMode::kFanOut;
+                                 if (*v == "collect") step.mode = StepMode::kCollect;
+                                 if (*v == "conditional") step.mode = StepMode::kConditional;
+                                 if (*v == "loop") step.mode = StepMode::kLoop;
+                             }
+                         } else if (key == "timeout_secs") {
+                             timeout_secs = Integer(value, p, 1, "a positive integer");
+                         } else if (key == "timeout_ms") {
+                             timeout_ms = Integer(value, p, 1, "a positive integer");
+                         } else if (key == "error_mode") {
+                             if (auto v = OneOf(value, p, "error_mode", kErrorModes)) {
+                                 if (*v == "fail") step.error_mode = ErrorMode::kFail;
+                                 if (*v == "skip") step.error_mode = ErrorMode::kSkip;
+                                 if (*v == "retry") step.error_mode = ErrorMode::kRetry;
+                             }
+                         } else if (key == "max_retries") {
+                             if (auto v = Integer(value, p, 0, "an integer >= 0"))
+                                 step.max_retries = *v;
+                         } else if (key == "output_var") {
+                             if (auto v = String(value, p)) step.output_var = *v;
+                         } else if (key == "condition") {
+                             if (auto v = String(value, p)) step.condition = *v;
+                         } else if (key == "max_iterations") {
+                             if (auto v = Integer(value, p, 1, "a positive integer"))
+                                 step.max_iterations = *v;
+                         } else if (key == "until") {
+                             if (auto v = String(value, p)) step.until = *v;
+                         } else if (key == "retry") {
+                             ReadBackoff(value, p, step.retry);
+                         } else if (key == "depends_on") {
+                             step.has_depends_on = true;
+                             if (value.IsScalar()) {
+                                 step.depends_on = {value.Scalar()};
+                             } else if (auto v = StringList(value, p)) {
+                                 step.depends_on = *v;
+                             }
+                         }
+                     });
         if (timeout_secs && timeout_ms) {
             Error(workflow_.PositionOf(path + ".timeout_ms"), path + ".timeout_ms",
                   "give timeout_secs or timeout_ms, not both");
@@ -342,7 +475,8 @@ public:
         }
     }
 
-    void ReadAgentsField(const YAML::Node& node, const std::string& path, const std::string& base_dir) {
+    void ReadAgentsField(const YAML::Node& node, const std::string& path,
+                         const std::string& base_dir) {
         if (node.IsNull()) return;
         if (node.IsMap()) {
             // name -> agent
@@ -360,8 +494,9 @@ public:
                 agent.base_dir = base_dir;
                 ReadAgent(it->second, agent_path, agent);
                 if (agent.name != name) {
-                    Error(it->second["name"], agent_path + ".name",
-                          "agent name \"" + agent.name + "\" differs from its key \"" + name + "\"");
+                    Error(
+                        it->second["name"], agent_path + ".name",
+                        "agent name \"" + agent.name + "\" differs from its key \"" + name + "\"");
                     agent.name = name;
                 }
                 agent.pos = Pos(it->first);
@@ -394,7 +529,7 @@ public:
         ForEachField(
             root, "",
             {"name", "description", "agents", "steps", "nodes", "edges", "id", "version",
-             "created_at"},
+             "created_at", "mcp_servers", "limits", "workspace"},
             [&](const std::string& key, const YAML::Node& value, const std::string& p) {
                 if (key == "name") {
                     if (auto v = String(value, p)) workflow_.name = *v;
@@ -415,6 +550,12 @@ public:
                         ReadStep(value[i], step_path, step);
                         workflow_.steps.push_back(std::move(step));
                     }
+                } else if (key == "mcp_servers") {
+                    ReadMcpServers(value, p, workflow_.base_dir);
+                } else if (key == "limits") {
+                    ReadRunLimits(value, p, workflow_.limits);
+                } else if (key == "workspace") {
+                    if (auto v = String(value, p)) workflow_.workspace = *v;
                 } else if (key == "nodes" || key == "edges") {
                     // TODO(#5): the DAG form compiles into the same Plan (plan.hpp).
                     Error(value, p,
@@ -433,7 +574,7 @@ public:
         }
     }
 
-private:
+  private:
     std::string file_;
     Workflow& workflow_;
     std::vector<Diagnostic>& diagnostics_;
@@ -462,7 +603,8 @@ std::optional<std::string> ReadFile(const std::string& path, std::string& error)
     return buffer.str();
 }
 
-void LoadAgentDir(const std::string& dir, Workflow& workflow, std::vector<Diagnostic>& diagnostics) {
+void LoadAgentDir(const std::string& dir, Workflow& workflow,
+                  std::vector<Diagnostic>& diagnostics) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) return;
     std::vector<fs::path> files;
@@ -477,7 +619,8 @@ void LoadAgentDir(const std::string& dir, Workflow& workflow, std::vector<Diagno
         std::string error;
         auto text = ReadFile(file.string(), error);
         if (!text) {
-            diagnostics.push_back({Diagnostic::Severity::kError, SourcePos{file.string()}, "", error});
+            diagnostics.push_back(
+                {Diagnostic::Severity::kError, SourcePos{file.string()}, "", error});
             continue;
         }
         auto root = ParseYaml(*text, file.string(), diagnostics);

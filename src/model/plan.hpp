@@ -73,9 +73,12 @@ struct Plan {
     std::string workflow_name;
     std::string description;
     std::vector<AgentSpec> agents;
-    std::vector<PlanNode> nodes;  // in the order of the steps
+    std::vector<McpServerSpec> mcp_servers;
+    RunLimits limits;
+    std::string workspace;              // absolute, or "" for a directory per run
+    std::vector<PlanNode> nodes;        // in the order of the steps
     std::vector<std::string> node_ids;  // nodes[i].id, for name lookups by index
-    int output_node = -1;         // its effective output is the run's output
+    int output_node = -1;               // its effective output is the run's output
     std::vector<std::vector<int>> layers;
     // The resolved workflow as canonical JSON, and its SHA-256: what a run is pinned to.
     std::string definition_json;
@@ -92,6 +95,9 @@ struct Plan {
 struct CompileOptions {
     // Provider names an agent's model may use ("openai", "scripted", ...). Empty: no check.
     std::vector<std::string> known_providers;
+    // Built-in tool names an agent may list ("shell", "read_file", ...); MCP tools are
+    // "<server>/<tool>" of a declared server. Empty: tool names are not checked.
+    std::vector<std::string> known_tools;
 };
 
 struct CompileResult {

@@ -13,12 +13,13 @@ namespace {
 std::string RenderPrompt(const Plan& plan, const PlanNode& node,
                          const std::optional<std::string>& input) {
     (void)plan;
-    return node.prompt.Render([&](const Template::Segment& segment) -> std::optional<std::string_view> {
-        if (segment.kind == Template::Segment::Kind::kInput && node.inputs.empty() && input) {
-            return std::string_view(*input);
-        }
-        return std::nullopt;
-    });
+    return node.prompt.Render(
+        [&](const Template::Segment& segment) -> std::optional<std::string_view> {
+            if (segment.kind == Template::Segment::Kind::kInput && node.inputs.empty() && input) {
+                return std::string_view(*input);
+            }
+            return std::nullopt;
+        });
 }
 
 std::string Describe(const Plan& plan, const PlanNode& node) {
@@ -61,6 +62,10 @@ std::string Indent(const std::string& text, const std::string& prefix) {
 std::string DotEscape(const std::string& text) {
     std::string out;
     for (char c : text) {
+        if (c == '\n') {
+            out += "\\n";  // DOT's line break inside a quoted label
+            continue;
+        }
         if (c == '"' || c == '\\') out += '\\';
         out += c;
     }
@@ -98,11 +103,11 @@ std::string Text(const Plan& plan, const std::optional<std::string>& input) {
             out << "  " << node.id << " " << Describe(plan, node) << "\n";
             if (!node.deps.empty()) out << "    after: " << Names(plan, node.deps) << "\n";
             if (node.kind == NodeKind::kCollect) {
-                out << "    joins: " << (node.inputs.empty() ? "the run input" : Names(plan, node.inputs))
-                    << "\n";
+                out << "    joins: "
+                    << (node.inputs.empty() ? "the run input" : Names(plan, node.inputs)) << "\n";
             } else {
-                out << "    input: " << (node.inputs.empty() ? "the run input" : Names(plan, node.inputs))
-                    << "\n";
+                out << "    input: "
+                    << (node.inputs.empty() ? "the run input" : Names(plan, node.inputs)) << "\n";
                 out << "    prompt:\n" << Indent(RenderPrompt(plan, node, input), "      | ");
             }
         }
@@ -144,7 +149,8 @@ std::string Json(const Plan& plan, const std::optional<std::string>& input) {
         n["layer"] = node.layer + 1;
         if (node.kind == NodeKind::kAgent) {
             n["prompt"] = node.prompt.source();
-            if (input && node.inputs.empty()) n["rendered_prompt"] = RenderPrompt(plan, node, input);
+            if (input && node.inputs.empty())
+                n["rendered_prompt"] = RenderPrompt(plan, node, input);
             n["timeout_ms"] = node.timeout_ms;
             n["error_mode"] = std::string(ErrorModeName(node.error_mode));
             n["max_attempts"] = node.max_attempts;
@@ -210,12 +216,17 @@ std::string Mermaid(const Plan& plan) {
 
 }  // namespace
 
-std::string FormatPlan(const Plan& plan, PlanFormat format, const std::optional<std::string>& input) {
+std::string FormatPlan(const Plan& plan, PlanFormat format,
+                       const std::optional<std::string>& input) {
     switch (format) {
-        case PlanFormat::kText: return Text(plan, input);
-        case PlanFormat::kJson: return Json(plan, input);
-        case PlanFormat::kDot: return Dot(plan);
-        case PlanFormat::kMermaid: return Mermaid(plan);
+        case PlanFormat::kText:
+            return Text(plan, input);
+        case PlanFormat::kJson:
+            return Json(plan, input);
+        case PlanFormat::kDot:
+            return Dot(plan);
+        case PlanFormat::kMermaid:
+            return Mermaid(plan);
     }
     return {};
 }

@@ -28,12 +28,14 @@ Template Template::Parse(std::string_view text) {
                 while (j < text.size() && text[j] == ' ') ++j;
                 if (text.compare(j, 2, "}}") == 0) {
                     if (!literal.empty()) {
-                        t.segments_.push_back({Segment::Kind::kLiteral, std::move(literal), {}, {}});
+                        t.segments_.push_back(
+                            {Segment::Kind::kLiteral, std::move(literal), {}, {}});
                         literal.clear();
                     }
                     std::string name(text.substr(name_start, name_end - name_start));
                     Segment segment;
-                    segment.kind = name == "input" ? Segment::Kind::kInput : Segment::Kind::kVariable;
+                    segment.kind =
+                        name == "input" ? Segment::Kind::kInput : Segment::Kind::kVariable;
                     segment.text = std::move(name);
                     segment.raw = std::string(text.substr(i, j + 2 - i));
                     t.segments_.push_back(std::move(segment));

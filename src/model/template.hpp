@@ -19,7 +19,7 @@
 namespace strowger::model {
 
 class Template {
-public:
+  public:
     struct Segment {
         enum class Kind { kLiteral, kInput, kVariable };
         Kind kind = Kind::kLiteral;
@@ -55,7 +55,7 @@ public:
         return out;
     }
 
-private:
+  private:
     std::string source_;
     std::vector<Segment> segments_;
 };

@@ -4,20 +4,28 @@ namespace strowger::model {
 
 std::string_view StepModeName(StepMode mode) {
     switch (mode) {
-        case StepMode::kSequential: return "sequential";
-        case StepMode::kFanOut: return "fan_out";
-        case StepMode::kCollect: return "collect";
-        case StepMode::kConditional: return "conditional";
-        case StepMode::kLoop: return "loop";
+        case StepMode::kSequential:
+            return "sequential";
+        case StepMode::kFanOut:
+            return "fan_out";
+        case StepMode::kCollect:
+            return "collect";
+        case StepMode::kConditional:
+            return "conditional";
+        case StepMode::kLoop:
+            return "loop";
     }
     return "sequential";
 }
 
 std::string_view ErrorModeName(ErrorMode mode) {
     switch (mode) {
-        case ErrorMode::kFail: return "fail";
-        case ErrorMode::kSkip: return "skip";
-        case ErrorMode::kRetry: return "retry";
+        case ErrorMode::kFail:
+            return "fail";
+        case ErrorMode::kSkip:
+            return "skip";
+        case ErrorMode::kRetry:
+            return "retry";
     }
     return "fail";
 }
@@ -44,6 +52,13 @@ const AgentSpec* Workflow::FindAgentByName(std::string_view agent_name) const {
 const AgentSpec* Workflow::FindAgentById(std::string_view id) const {
     for (const auto& agent : agents) {
         if (!agent.id.empty() && agent.id == id) return &agent;
+    }
+    return nullptr;
+}
+
+const McpServerSpec* Workflow::FindMcpServer(std::string_view server_name) const {
+    for (const auto& server : mcp_servers) {
+        if (server.name == server_name) return &server;
     }
     return nullptr;
 }

@@ -44,6 +44,17 @@ struct AgentLimits {
     std::optional<int64_t> max_tokens_per_hour;  // rolling hourly quota for the agent
 };
 
+// Sandbox limits for an agent's shell tool (unset = the engine's defaults).
+struct SandboxSettings {
+    std::optional<int64_t> cpu_seconds;
+    std::optional<int64_t> memory_mb;
+    std::optional<int64_t> max_processes;
+    std::optional<int64_t> max_open_files;
+    std::optional<int64_t> max_file_size_mb;
+    std::optional<int64_t> timeout_secs;
+    std::optional<int64_t> max_output_kb;
+};
+
 struct AgentSpec {
     std::string name;
     std::string id;  // optional UUID-like id, for LibreFang's `agent_id` references
@@ -51,6 +62,12 @@ struct AgentSpec {
     std::string model;  // "provider:model", e.g. "openai:gpt-4o-mini", "scripted:replies.yaml"
     std::string system_prompt;
     std::vector<std::string> tools;  // allowlist; empty = no tools
+    // Tools (of `tools`) that pause the run for a human decision before each call.
+    std::vector<std::string> require_approval;
+    bool network = false;                 // shell may use the network
+    std::vector<std::string> http_hosts;  // http_request allowlist ("api.github.com", "*.x.org")
+    bool private_addresses = false;       // http_request may reach loopback/private addresses
+    SandboxSettings sandbox;
     int64_t max_turns = 8;
     std::optional<double> temperature;
     std::optional<int64_t> max_output_tokens;
@@ -80,12 +97,44 @@ struct StepSpec {
     SourcePos agent_pos;  // of the agent_name / agent_id field, for "Agent not found"
 };
 
+// Per-tool settings of an MCP server.
+struct McpToolSettings {
+    std::string safety;  // "" = the server's default
+    bool require_approval = false;
+};
+
+// An MCP server (stdio) whose tools agents may use as "<server>/<tool>".
+struct McpServerSpec {
+    std::string name;
+    std::string command;
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;
+    bool sandboxed = false;              // run it inside bubblewrap
+    bool network = true;                 // when sandboxed
+    std::string safety = "destructive";  // default safety class of its tools
+    std::map<std::string, McpToolSettings> tools;
+    std::string base_dir;  // the command and its relative paths resolve against it
+    SourcePos pos;
+};
+
+// Budgets for a whole run (agents have their own per step).
+struct RunLimits {
+    std::optional<int64_t> max_tokens;
+    std::optional<double> max_cost_usd;
+    std::optional<int64_t> max_tool_calls;
+};
+
 struct Workflow {
     std::string name;
     std::string description;
     // Agents by name, in the order they were declared (inline first, then agent files).
     std::vector<AgentSpec> agents;
     std::vector<StepSpec> steps;
+    std::vector<McpServerSpec> mcp_servers;
+    RunLimits limits;
+    // Where tools read and write: a directory (relative to the workflow file) shared by every
+    // run, or "" for a fresh directory per run.
+    std::string workspace;
     std::string source_file;  // as given by the user
     std::string base_dir;     // directory of source_file
     // Source position of every field that was read, by field path ("steps[2].mode",
@@ -97,6 +146,7 @@ struct Workflow {
 
     const AgentSpec* FindAgentByName(std::string_view name) const;
     const AgentSpec* FindAgentById(std::string_view id) const;
+    const McpServerSpec* FindMcpServer(std::string_view name) const;
     // The agent a step refers to (by name, else by id), or nullptr.
     const AgentSpec* ResolveAgent(const StepSpec& step) const;
 };

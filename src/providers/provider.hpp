@@ -51,7 +51,7 @@ struct ToolSpec {
 // Calls are sequential and in order, all before Complete() delivers its result; they may run on
 // an I/O thread of the HTTP client and must not block.
 class StreamSink {
-public:
+  public:
     virtual ~StreamSink() = default;
     virtual void OnDelta(std::string_view text) = 0;
     // The text delivered so far is void: the call is being retried and will stream again from
@@ -88,11 +88,12 @@ struct Completion {
 };
 
 class Provider {
-public:
+  public:
     virtual ~Provider() = default;
     // "openai", "scripted", ...
     virtual std::string_view name() const = 0;
-    virtual Awaitable<Result<Completion>> Complete(CompletionRequest request, Deadline deadline) = 0;
+    virtual Awaitable<Result<Completion>> Complete(CompletionRequest request,
+                                                   Deadline deadline) = 0;
 };
 
 // Price of a model, for cost accounting (USD per million tokens, as nano-USD per token).
@@ -118,11 +119,11 @@ struct ResolvedModel {
 //
 // Thread-safety: Resolve is thread-safe.
 class ProviderRegistry {
-public:
+  public:
     // Builds a provider for `model` ("gpt-4o-mini", a scripted file path...). `base_dir`
     // resolves relative paths. Returns the instance and the model name to send.
-    using Factory = std::function<Result<ResolvedModel>(std::string_view model,
-                                                        std::string_view base_dir)>;
+    using Factory =
+        std::function<Result<ResolvedModel>(std::string_view model, std::string_view base_dir)>;
 
     explicit ProviderRegistry(Executor executor) : executor_(std::move(executor)) {}
 
@@ -134,11 +135,11 @@ public:
 
     const Executor& executor() const { return executor_; }
 
-private:
+  private:
     Executor executor_;
     std::mutex mutex_;
-    std::map<std::string, Factory> factories_;          // GUARDED_BY(mutex_)
-    std::map<std::string, ResolvedModel> cache_;        // GUARDED_BY(mutex_)
+    std::map<std::string, Factory> factories_;    // GUARDED_BY(mutex_)
+    std::map<std::string, ResolvedModel> cache_;  // GUARDED_BY(mutex_)
 };
 
 }  // namespace strowger::providers

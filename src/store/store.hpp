@@ -48,8 +48,8 @@ struct NewRun {
     std::string run_id;
     std::string workflow;
     std::string definition_sha256;
-    std::string definition_json;  // stored once per sha256
-    std::string idempotency_key;  // "" = none
+    std::string definition_json;        // stored once per sha256
+    std::string idempotency_key;        // "" = none
     std::vector<ledger::Event> events;  // sealed, from seq 1
     RunStatus status = RunStatus::kPending;
     // If set, the new run is leased to this owner until lease_until.
@@ -98,7 +98,7 @@ struct ControlRequest {
 };
 
 class Store {
-public:
+  public:
     virtual ~Store() = default;
 
     // Creates a run, its first events and (if new) its definition snapshot, atomically.
@@ -130,8 +130,9 @@ public:
     virtual Awaitable<Result<void>> ReleaseLease(std::string run_id, std::string owner) = 0;
     // Runs whose status is one of `statuses` and whose lease is free or expired at `now`,
     // oldest first, up to `limit`. Does not lease them (callers TryLease each).
-    virtual Awaitable<Result<std::vector<RunRecord>>> FindClaimable(
-        std::vector<RunStatus> statuses, SystemTime now, int64_t limit) = 0;
+    virtual Awaitable<Result<std::vector<RunRecord>>> FindClaimable(std::vector<RunStatus> statuses,
+                                                                    SystemTime now,
+                                                                    int64_t limit) = 0;
 
     // Control requests for runs executing elsewhere.
     virtual Awaitable<Result<void>> RequestControl(ControlRequest request) = 0;
@@ -142,6 +143,13 @@ public:
     // Deletes the oldest terminal runs (completed/failed/cancelled) beyond the newest `keep`,
     // never touching other runs. Returns how many were deleted.
     virtual Awaitable<Result<int64_t>> PruneTerminalRuns(int64_t keep) = 0;
+
+    // Token usage by key (an agent), for rolling quotas that survive restarts: RecordUsage
+    // adds `tokens` at `time`; UsageSince sums what was recorded at or after `since`. Records
+    // older than a day may be discarded.
+    virtual Awaitable<Result<void>> RecordUsage(std::string key, SystemTime time,
+                                                int64_t tokens) = 0;
+    virtual Awaitable<Result<int64_t>> UsageSince(std::string key, SystemTime since) = 0;
 };
 
 // Opens a store from a URL: "memory:", "sqlite:PATH" (PATH may be relative), and later

@@ -4,9 +4,12 @@ namespace strowger::tools {
 
 std::string_view SafetyClassName(SafetyClass safety) {
     switch (safety) {
-        case SafetyClass::kReadOnly: return "read_only";
-        case SafetyClass::kIdempotentWrite: return "idempotent_write";
-        case SafetyClass::kDestructive: return "destructive";
+        case SafetyClass::kReadOnly:
+            return "read_only";
+        case SafetyClass::kIdempotentWrite:
+            return "idempotent_write";
+        case SafetyClass::kDestructive:
+            return "destructive";
     }
     return "destructive";
 }

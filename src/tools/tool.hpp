@@ -39,13 +39,13 @@ std::optional<SafetyClass> SafetyClassFromName(std::string_view name);
 
 // Limits of the bubblewrap sandbox for one process tree (tools/sandbox/sandbox.hpp).
 struct SandboxLimits {
-    int64_t cpu_seconds = 30;                // RLIMIT_CPU
-    int64_t memory_bytes = int64_t{1} << 30;  // RLIMIT_AS
-    int64_t max_processes = 64;              // process tree size
-    int64_t max_open_files = 256;            // RLIMIT_NOFILE
+    int64_t cpu_seconds = 30;                         // RLIMIT_CPU
+    int64_t memory_bytes = int64_t{1} << 30;          // RLIMIT_AS
+    int64_t max_processes = 64;                       // process tree size
+    int64_t max_open_files = 256;                     // RLIMIT_NOFILE
     int64_t max_file_size_bytes = int64_t{64} << 20;  // RLIMIT_FSIZE
-    int64_t wall_timeout_ms = 60'000;        // then the whole tree is killed
-    int64_t max_output_bytes = 64 << 10;     // stdout and stderr each; the rest is dropped
+    int64_t wall_timeout_ms = 60'000;                 // then the whole tree is killed
+    int64_t max_output_bytes = 64 << 10;              // stdout and stderr each; the rest is dropped
 };
 
 // What the agent making the call is allowed beyond its tool allowlist.
@@ -71,7 +71,7 @@ struct ToolContext {
 };
 
 struct ToolResult {
-    std::string content;   // what the model sees
+    std::string content;  // what the model sees
     bool is_error = false;
 };
 

@@ -130,6 +130,20 @@ TEST_P(StoreConformanceTest, CreatedRunReadsBackIdenticalLinesInOrder) {
     EXPECT_EQ(record->owner, "");
 }
 
+TEST_P(StoreConformanceTest, UsageSumsByKeyFromATimeOn) {
+    auto now = std::chrono::system_clock::now();
+    ASSERT_TRUE(RunSync(store_->RecordUsage("writer", now - std::chrono::minutes(90), 1000)));
+    ASSERT_TRUE(RunSync(store_->RecordUsage("writer", now - std::chrono::minutes(30), 200)));
+    ASSERT_TRUE(RunSync(store_->RecordUsage("writer", now, 30)));
+    ASSERT_TRUE(RunSync(store_->RecordUsage("reviewer", now, 7)));
+    auto last_hour = RunSync(store_->UsageSince("writer", now - std::chrono::hours(1)));
+    ASSERT_TRUE(last_hour.has_value());
+    EXPECT_EQ(*last_hour, 230);
+    EXPECT_EQ(*RunSync(store_->UsageSince("writer", now - std::chrono::hours(2))), 1230);
+    EXPECT_EQ(*RunSync(store_->UsageSince("reviewer", now - std::chrono::hours(1))), 7);
+    EXPECT_EQ(*RunSync(store_->UsageSince("nobody", now - std::chrono::hours(1))), 0);
+}
+
 TEST_P(StoreConformanceTest, CreateRunWithAnExistingIdFailsWithAlreadyExists) {
     TestChain chain = Create(1);
     TestChain again(RunIdFor(1));

@@ -9,16 +9,40 @@
 #include <vector>
 
 #include "engine/engine.hpp"
+#include "tools/mcp/mcp_client.hpp"
 
 namespace strowger::engine {
 
 namespace internal {
 class Run;
 
+// A tool as one agent may use it.
+struct AgentTool {
+    std::string name;
+    std::shared_ptr<tools::Tool> tool;
+    tools::SafetyClass safety = tools::SafetyClass::kDestructive;
+    bool require_approval = false;
+};
+
+// The tools of one agent, resolved (MCP servers started) on first use.
+struct AgentToolSet {
+    std::vector<AgentTool> tools;
+    std::vector<providers::ToolSpec> specs;  // what the model is shown
+    tools::ToolGrants grants;
+    const AgentTool* Find(std::string_view name) const {
+        for (const auto& t : tools) {
+            if (t.name == name) return &t;
+        }
+        return nullptr;
+    }
+};
+
 // The compiled plan of a definition plus the providers its agents resolved to.
 struct PlanRuntime {
     std::shared_ptr<const model::Plan> plan;
     std::vector<Result<providers::ResolvedModel>> models;  // by plan agent index
+    std::mutex mutex;
+    std::vector<std::shared_ptr<const AgentToolSet>> tool_sets;  // by agent; GUARDED_BY(mutex)
 };
 
 // "120s", or "1.5s" for timeouts given in milliseconds.
@@ -53,7 +77,8 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     Awaitable<Status> AppendIdle(Loaded& loaded, ledger::NewEvent event);
     Awaitable<Result<RunOutcome>> Resume(std::string run_id, std::string reason, std::string actor);
     // Executes a loaded run (after resume or retry); the caller holds its lease.
-    Awaitable<Result<RunOutcome>> ExecuteLoaded(Loaded loaded, std::string reason, std::string actor);
+    Awaitable<Result<RunOutcome>> ExecuteLoaded(Loaded loaded, std::string reason,
+                                                std::string actor);
     // Spawns `run`'s main coroutine on its executor and waits for it.
     static Awaitable<Result<RunOutcome>> Drive(std::shared_ptr<internal::Run> run,
                                                std::unique_ptr<store::NewRun> record);
@@ -63,6 +88,19 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     std::shared_ptr<internal::Run> Find(const std::string& run_id);
     std::vector<std::shared_ptr<internal::Run>> All();
     size_t ActiveCount() const;
+
+    // The tools of `agent` of `runtime`'s plan, starting MCP servers on first use.
+    Awaitable<Result<std::shared_ptr<const internal::AgentToolSet>>> ToolsFor(
+        std::shared_ptr<internal::PlanRuntime> runtime, int agent);
+    // A started MCP server of a definition, shared by its runs (started once).
+    Awaitable<Result<std::shared_ptr<tools::mcp::McpClient>>> McpClientFor(
+        std::string definition_sha256, model::McpServerSpec server);
+    // Engine::Decide once the run is leased.
+    Awaitable<Result<std::string>> DecideLeased(std::string run_id, std::string task_id,
+                                                std::string decision, std::string actor,
+                                                std::string comment, std::string output);
+    // Shuts MCP servers down (engine destruction).
+    void StopMcpServers();
 
     void Notify(const ledger::Event& event) {
         for (auto* observer : observers_) observer->OnEvent(event);
@@ -82,6 +120,15 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::shared_ptr<internal::Run>> active_;  // GUARDED_BY(mutex_)
     std::map<std::string, std::shared_ptr<internal::PlanRuntime>> runtimes_;  // GUARDED_BY(mutex_)
+    // MCP servers by "<definition sha>/<server>", with their tool lists.
+    struct McpSlot {
+        std::shared_ptr<tools::mcp::McpClient> client;
+        std::vector<tools::mcp::McpToolInfo> tools;
+        std::optional<Error> error;
+        bool starting = false;
+        std::vector<std::shared_ptr<asio::steady_timer>> waiters;  // wait for `starting`
+    };
+    std::map<std::string, std::shared_ptr<McpSlot>> mcp_;  // GUARDED_BY(mutex_)
 };
 
 }  // namespace strowger::engine

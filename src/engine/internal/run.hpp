@@ -53,7 +53,8 @@ class Run : public std::enable_shared_from_this<Run> {
                                        std::unique_ptr<store::NewRun> record);
 
   private:
-    enum class NodeResult { kCompleted, kSkipped, kFailed, kCancelled, kStoreError };
+    // kWaiting: the node opened a human task (or waits for one) and stopped.
+    enum class NodeResult { kCompleted, kSkipped, kFailed, kCancelled, kStoreError, kWaiting };
 
     // What a node task shares with timers and callbacks that may outlive a coroutine. A
     // spawned node has its own cancellation signal; a node run inline uses main_signal_.
@@ -74,6 +75,13 @@ class Run : public std::enable_shared_from_this<Run> {
         NodeResult result = NodeResult::kCompleted;
         bool retry = false;  // attempt again (after the backoff recorded in the events)
         bool more = false;   // loop: run the next iteration
+        bool tools = false;  // the model asked for tools: run them, then the next turn
+    };
+
+    // What ending the main loop means once nothing runs.
+    struct Ending {
+        std::vector<ledger::NewEvent> events;  // the terminal (or pause) event, if any
+        bool stop = false;  // true: stop now (after appending `events`); false: schedule more
     };
 
     // Why the run is stopping, and who asked: rarely needed, so allocated on first use.
@@ -104,16 +112,36 @@ class Run : public std::enable_shared_from_this<Run> {
     std::vector<ledger::NewEvent> StartEvents(const model::PlanNode& node, int64_t attempt,
                                               int64_t iteration, const std::string& prompt) const;
     Step OnSuccess(const model::PlanNode& node, providers::Completion completion,
-                   int64_t latency_ms, int64_t iteration) const;
+                   int64_t latency_ms, int64_t iteration, const AgentToolSet* tools) const;
+    // Budgets (the agent's per step, the run's, the agent's hourly quota): the failure to
+    // record if one is exhausted. `hour_usage` is the agent's tokens in the last hour (-1: no
+    // quota). Checked before each model call and before tool calls (`new_tool_calls` > 0).
+    std::optional<Step> CheckBudgets(const model::PlanNode& node, int64_t new_tool_calls,
+                                     int64_t hour_usage, int64_t iteration);
+    // Tools of the last turn that still have to run: opens approval tasks, or runs them (in
+    // parallel) and appends their results. Returns kCompleted to go on with the next turn.
+    Awaitable<NodeResult> RunTools(int index, std::shared_ptr<Task> task,
+                                   std::shared_ptr<const AgentToolSet> tools, Deadline deadline,
+                                   int64_t iteration);
+    // The conversation so far, as provider messages.
+    std::vector<providers::Message> Conversation(const model::PlanNode& node,
+                                                 const std::string& prompt) const;
+    // The last turn asked for tools that have not all returned.
+    static bool HasUnfinishedCalls(const ledger::NodeState& ns);
+    // The tools phase needs a human decision, or the node waits on an undecided task.
+    bool WaitsForHuman(const model::PlanNode& node) const;
+    const std::filesystem::path& Workspace();
     Step OnFailure(const model::PlanNode& node, const Error& error, int64_t iteration);
     std::vector<ledger::NewEvent> BeginEvents(bool resumed);
-    std::vector<ledger::NewEvent> EndEvents() const;
+    Ending EndEvents() const;
     providers::CompletionRequest BuildRequest(const model::PlanNode& node,
                                               const providers::ResolvedModel& model,
-                                              const std::string& prompt, int64_t attempt) const;
+                                              const std::string& prompt, int64_t attempt,
+                                              const AgentToolSet* tools) const;
     // Arms the attempt's timeout; DisarmTimeout turns the result into the timeout error if it
     // fired.
-    Deadline ArmTimeout(const model::PlanNode& node, const std::shared_ptr<Task>& task);
+    Deadline ArmTimeout(const model::PlanNode& node, const std::shared_ptr<Task>& task,
+                        Deadline deadline);
     void DisarmTimeout(const model::PlanNode& node, Task& task, Deadline deadline,
                        Result<providers::Completion>& result);
 
@@ -143,6 +171,7 @@ class Run : public std::enable_shared_from_this<Run> {
     asio::cancellation_signal main_signal_;
     std::shared_ptr<Task> inline_task_;
     std::unique_ptr<Notes> notes_;
+    std::filesystem::path workspace_;
     uint32_t running_ = 0;
     bool cancel_requested_ = false;
     bool pause_requested_ = false;

@@ -97,9 +97,27 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
     if (!root.IsMap()) return InvalidArgumentError(file + ": expected a mapping");
     for (auto it = root.begin(); it != root.end(); ++it) {
         const std::string key = it->first.Scalar();
-        const YAML::Node& value = it->second;
+        const YAML::Node value = it->second;  // a copy: `it->` yields a temporary proxy
         if (key == "latency_ms") {
             STROWGER_ASSIGN_OR_RETURN(provider->default_latency_ms_, ReadInt(file, value, key));
+        } else if (key == "prices") {
+            // USD per million tokens, given as numbers: nano-USD per token = value * 1000.
+            auto per_token = [&](const char* field) -> Result<int64_t> {
+                const YAML::Node& v = value[field];
+                if (!v) return 0;
+                double dollars = 0;
+                try {
+                    dollars = v.as<double>();
+                } catch (const YAML::Exception&) {
+                    return InvalidArgumentError(Where(file, v, std::string("prices.") + field) +
+                                                "expected a number");
+                }
+                return static_cast<int64_t>(dollars * 1000.0 + 0.5);
+            };
+            STROWGER_ASSIGN_OR_RETURN(provider->pricing_.input_nano_usd_per_token,
+                                      per_token("input_per_mtok"));
+            STROWGER_ASSIGN_OR_RETURN(provider->pricing_.output_nano_usd_per_token,
+                                      per_token("output_per_mtok"));
         } else if (key == "default") {
             provider->default_reply_ = value.IsScalar() ? value.Scalar() : std::string();
         } else if (key == "rules") {
@@ -233,7 +251,7 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
             }
         } else {
             return InvalidArgumentError(Where(file, it->first, key) + "unknown field \"" + key +
-                                        "\" (expected latency_ms, default, rules)");
+                                        "\" (expected latency_ms, default, prices, rules)");
         }
     }
     return provider;
@@ -257,6 +275,8 @@ ScriptedProvider::Answer ScriptedProvider::Decide(const CompletionRequest& reque
 
     Completion completion;
     std::optional<Error> error;
+    bool input_set = false;  // the matching rule gives the usage
+    bool output_set = false;
     bool hang = false;
     int64_t latency_ms = default_latency_ms_;
     {
@@ -322,15 +342,18 @@ ScriptedProvider::Answer ScriptedProvider::Decide(const CompletionRequest& reque
                 completion.tool_calls.empty() ? rule.finish_reason : "tool_calls";
             if (rule.input_tokens) completion.usage.input_tokens = *rule.input_tokens;
             if (rule.output_tokens) completion.usage.output_tokens = *rule.output_tokens;
+            input_set = rule.input_tokens.has_value();
+            output_set = rule.output_tokens.has_value();
         }
     }
     if (completion.finish_reason.empty()) completion.finish_reason = "stop";
-    if (completion.usage.input_tokens == 0) {
+    // Usage the rule does not give is estimated from the text (an explicit 0 stays 0).
+    if (!input_set) {
         size_t bytes = 0;
         for (const auto& m : request.messages) bytes += m.content.size();
         completion.usage.input_tokens = EstimateTokens(bytes);
     }
-    if (completion.usage.output_tokens == 0) {
+    if (!output_set) {
         completion.usage.output_tokens = EstimateTokens(completion.content.size());
     }
     completion.model = request.model;
@@ -387,7 +410,7 @@ void RegisterScriptedProvider(ProviderRegistry& registry) {
                 if (!loaded) return std::unexpected(loaded.error());
                 it = instances->emplace(key, *loaded).first;
             }
-            return ResolvedModel{it->second, "scripted", std::string(model), Pricing{}};
+            return ResolvedModel{it->second, "scripted", std::string(model), it->second->pricing()};
         });
 }
 

@@ -59,6 +59,8 @@ class ScriptedProvider final : public Provider {
 
     // Total calls answered (for tests).
     int64_t calls() const;
+    // Prices the file declares (`prices: {input_per_mtok, output_per_mtok}`), for cost tests.
+    const Pricing& pricing() const { return pricing_; }
 
   private:
     // What a call gets: decided at once (under the lock), delivered after the latency.
@@ -75,6 +77,7 @@ class ScriptedProvider final : public Provider {
 
     std::string file_;
     int64_t default_latency_ms_ = 0;
+    Pricing pricing_;
     std::optional<std::string> default_reply_;
     mutable std::mutex mutex_;
     std::vector<Rule> rules_;  // GUARDED_BY(mutex_) for counters

@@ -59,10 +59,9 @@ Awaitable<Result<void>> MemoryStore::AppendEvents(std::string run_id,
     if (events.empty()) co_return OkStatus();
     RunData& data = it->second;
     if (events.front().seq != data.record.head.seq + 1) {
-        co_return MakeError(ErrorCode::kAborted,
-                            "run " + run_id + " head moved: expected seq " +
-                                std::to_string(data.record.head.seq + 1) + ", got " +
-                                std::to_string(events.front().seq));
+        co_return MakeError(ErrorCode::kAborted, "run " + run_id + " head moved: expected seq " +
+                                                     std::to_string(data.record.head.seq + 1) +
+                                                     ", got " + std::to_string(events.front().seq));
     }
     data.record.head = {events.back().seq, events.back().hash};
     data.record.updated_at = events.back().time;
@@ -95,13 +94,13 @@ Awaitable<Result<RunRecord>> MemoryStore::GetRun(std::string run_id) {
 Awaitable<Result<RunPage>> MemoryStore::ListRuns(RunFilter filter) {
     std::lock_guard lock(mutex_);
     RunPage page;
-    auto begin = filter.before_run_id.empty() ? runs_.end() : runs_.lower_bound(filter.before_run_id);
+    auto begin =
+        filter.before_run_id.empty() ? runs_.end() : runs_.lower_bound(filter.before_run_id);
     for (auto it = std::make_reverse_iterator(begin); it != runs_.rend(); ++it) {
         const RunRecord& record = it->second.record;
         if (!filter.workflow.empty() && record.workflow != filter.workflow) continue;
-        if (!filter.statuses.empty() &&
-            std::find(filter.statuses.begin(), filter.statuses.end(), record.status) ==
-                filter.statuses.end()) {
+        if (!filter.statuses.empty() && std::find(filter.statuses.begin(), filter.statuses.end(),
+                                                  record.status) == filter.statuses.end()) {
             continue;
         }
         if (filter.limit > 0 && static_cast<int64_t>(page.runs.size()) >= filter.limit) {
@@ -183,9 +182,10 @@ Awaitable<Result<std::vector<ControlRequest>>> MemoryStore::TakeControlRequests(
     std::vector<std::string> run_ids) {
     std::lock_guard lock(mutex_);
     std::vector<ControlRequest> taken;
-    auto keep = std::stable_partition(control_.begin(), control_.end(), [&](const ControlRequest& r) {
-        return std::find(run_ids.begin(), run_ids.end(), r.run_id) == run_ids.end();
-    });
+    auto keep =
+        std::stable_partition(control_.begin(), control_.end(), [&](const ControlRequest& r) {
+            return std::find(run_ids.begin(), run_ids.end(), r.run_id) == run_ids.end();
+        });
     taken.assign(std::make_move_iterator(keep), std::make_move_iterator(control_.end()));
     control_.erase(keep, control_.end());
     co_return taken;
@@ -205,6 +205,26 @@ Awaitable<Result<int64_t>> MemoryStore::PruneTerminalRuns(int64_t keep) {
         runs_.erase(id);
     }
     co_return static_cast<int64_t>(doomed.size());
+}
+
+Awaitable<Result<void>> MemoryStore::RecordUsage(std::string key, SystemTime time, int64_t tokens) {
+    std::lock_guard lock(mutex_);
+    auto& records = usage_[key];
+    std::erase_if(records, [&](const auto& r) { return r.first < time - std::chrono::hours(24); });
+    records.emplace_back(time, tokens);
+    co_return OkStatus();
+}
+
+Awaitable<Result<int64_t>> MemoryStore::UsageSince(std::string key, SystemTime since) {
+    std::lock_guard lock(mutex_);
+    int64_t total = 0;
+    auto it = usage_.find(key);
+    if (it != usage_.end()) {
+        for (const auto& [time, tokens] : it->second) {
+            if (time >= since) total += tokens;
+        }
+    }
+    co_return total;
 }
 
 std::vector<StoredEvent>* MemoryStore::MutableEventsForTest(const std::string& run_id) {

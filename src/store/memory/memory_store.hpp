@@ -13,7 +13,7 @@
 namespace strowger::store {
 
 class MemoryStore : public Store {
-public:
+  public:
     MemoryStore() = default;
 
     Awaitable<Result<CreateRunResult>> CreateRun(NewRun run) override;
@@ -30,27 +30,30 @@ public:
     Awaitable<Result<void>> RenewLeases(std::string owner, SystemTime until) override;
     Awaitable<Result<void>> ReleaseLease(std::string run_id, std::string owner) override;
     Awaitable<Result<std::vector<RunRecord>>> FindClaimable(std::vector<RunStatus> statuses,
-                                                            SystemTime now,
-                                                            int64_t limit) override;
+                                                            SystemTime now, int64_t limit) override;
     Awaitable<Result<void>> RequestControl(ControlRequest request) override;
     Awaitable<Result<std::vector<ControlRequest>>> TakeControlRequests(
         std::vector<std::string> run_ids) override;
     Awaitable<Result<int64_t>> PruneTerminalRuns(int64_t keep) override;
+    Awaitable<Result<void>> RecordUsage(std::string key, SystemTime time, int64_t tokens) override;
+    Awaitable<Result<int64_t>> UsageSince(std::string key, SystemTime since) override;
 
     // Test hook: direct access to a run's stored lines, to tamper with them.
     std::vector<StoredEvent>* MutableEventsForTest(const std::string& run_id);
 
-private:
+  private:
     struct RunData {
         RunRecord record;
         std::vector<StoredEvent> events;
     };
 
     std::mutex mutex_;
-    std::map<std::string, RunData> runs_;                         // GUARDED_BY(mutex_)
-    std::unordered_map<std::string, std::string> definitions_;    // GUARDED_BY(mutex_)
-    std::unordered_map<std::string, std::string> idempotency_;    // GUARDED_BY(mutex_)
-    std::vector<ControlRequest> control_;                         // GUARDED_BY(mutex_)
+    std::map<std::string, RunData> runs_;                       // GUARDED_BY(mutex_)
+    std::unordered_map<std::string, std::string> definitions_;  // GUARDED_BY(mutex_)
+    std::unordered_map<std::string, std::string> idempotency_;  // GUARDED_BY(mutex_)
+    std::vector<ControlRequest> control_;                       // GUARDED_BY(mutex_)
+    std::map<std::string, std::vector<std::pair<SystemTime, int64_t>>>
+        usage_;  // GUARDED_BY(mutex_)
 };
 
 }  // namespace strowger::store

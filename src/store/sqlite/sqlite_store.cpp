@@ -86,6 +86,14 @@ CREATE TABLE control_requests (
     actor  TEXT NOT NULL
 );
 CREATE INDEX control_requests_by_run ON control_requests (run_id, id);
+
+-- Token usage per agent, for rolling hourly quotas (rows older than a day are discarded).
+CREATE TABLE usage (
+    key    TEXT NOT NULL,
+    time   INTEGER NOT NULL,                       -- unix microseconds
+    tokens INTEGER NOT NULL
+);
+CREATE INDEX usage_by_key ON usage (key, time);
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -1094,6 +1102,34 @@ Awaitable<Result<std::vector<ControlRequest>>> SqliteStore::TakeControlRequests(
 Awaitable<Result<int64_t>> SqliteStore::PruneTerminalRuns(int64_t keep) {
     return impl_->Write<int64_t>(
         [keep](Connection& db) { return ApplyPruneTerminalRuns(db, keep); });
+}
+
+Awaitable<Result<void>> SqliteStore::RecordUsage(std::string key, SystemTime time, int64_t tokens) {
+    return impl_->Write<void>([key = std::move(key), time, tokens](Connection& db) -> Status {
+        STROWGER_ASSIGN_OR_RETURN(
+            auto insert, db.Prepare("INSERT INTO usage (key, time, tokens) VALUES (?, ?, ?)"));
+        insert.Bind(1, key);
+        insert.Bind(2, ToUnixMicros(time));
+        insert.Bind(3, tokens);
+        STROWGER_TRY(insert.Run());
+        STROWGER_ASSIGN_OR_RETURN(auto prune,
+                                  db.Prepare("DELETE FROM usage WHERE key = ? AND time < ?"));
+        prune.Bind(1, key);
+        prune.Bind(2, ToUnixMicros(time - std::chrono::hours(24)));
+        return prune.Run();
+    });
+}
+
+Awaitable<Result<int64_t>> SqliteStore::UsageSince(std::string key, SystemTime since) {
+    return impl_->Read<int64_t>([key = std::move(key), since](Connection& db) -> Result<int64_t> {
+        STROWGER_ASSIGN_OR_RETURN(
+            auto select,
+            db.Prepare("SELECT COALESCE(SUM(tokens), 0) FROM usage WHERE key = ? AND time >= ?"));
+        select.Bind(1, key);
+        select.Bind(2, ToUnixMicros(since));
+        STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
+        return row ? select.Int(0) : 0;
+    });
 }
 
 // ---- URL, owners ----

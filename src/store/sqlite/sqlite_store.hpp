@@ -102,6 +102,8 @@ class SqliteStore final : public Store {
     Awaitable<Result<std::vector<ControlRequest>>> TakeControlRequests(
         std::vector<std::string> run_ids) override;
     Awaitable<Result<int64_t>> PruneTerminalRuns(int64_t keep) override;
+    Awaitable<Result<void>> RecordUsage(std::string key, SystemTime time, int64_t tokens) override;
+    Awaitable<Result<int64_t>> UsageSince(std::string key, SystemTime since) override;
 
     // Lets the writer finish every queued request (their waiters complete), waits for running
     // reads, then closes the connections. Later calls fail with kFailedPrecondition. Idempotent.

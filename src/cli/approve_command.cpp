@@ -1,0 +1,100 @@
+// strowger approve RUN [TASK] / strowger reject RUN [TASK] --reason R
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "cli/context.hpp"
+
+namespace strowger::cli {
+namespace {
+
+struct DecideFlags {
+    std::string store;
+    std::string run_id;
+    std::string task_id;
+    std::string actor;
+    std::string comment;  // --comment, or --reason for reject
+    std::string output;   // approve --output: accept this output (reconciliation)
+    bool no_resume = false;
+    std::string progress = "auto";
+    bool json = false;
+};
+
+int DoDecide(const DecideFlags& flags, const std::string& decision, const GlobalFlags& global) {
+    SetUpProcess(global.log_level);
+    auto context = Context::Open(flags.store, global.providers_file);
+    if (!context) {
+        PrintError(context.error().message());
+        return ToInt(ExitCode::kInternal);
+    }
+    auto& engine = (*context)->engine();
+    std::string actor = flags.actor.empty() ? DefaultActor() : flags.actor;
+    auto decided = (*context)->Await(
+        engine.Decide(flags.run_id, flags.task_id, decision, actor, flags.comment, flags.output));
+    if (!decided) {
+        PrintError(decided.error().message());
+        return ToInt(decided.error().code() == ErrorCode::kInternal ||
+                             decided.error().code() == ErrorCode::kDataLoss
+                         ? ExitCode::kInternal
+                         : ExitCode::kUsage);
+    }
+    std::cerr << "run " << flags.run_id << ": task " << *decided << " "
+              << (decision == "approve" ? "approved" : "rejected") << " by " << actor << "\n";
+    if (flags.no_resume) return 0;
+    // Go on with the run here, like `runs resume` (unless other tasks are still open).
+    auto loaded = (*context)->Await(engine.LoadRun(flags.run_id));
+    if (loaded && !loaded->state.OpenTasks().empty()) {
+        std::cerr << "strowger: run " << flags.run_id << " still has "
+                  << loaded->state.OpenTasks().size() << " open task(s)\n";
+        return ToInt(ExitCode::kWaiting);
+    }
+    return ExecuteWithProgress(**context, engine.ResumeRun(flags.run_id, "decided", actor),
+                               flags.progress, flags.json);
+}
+
+void AddDecideCommand(CLI::App& app, const GlobalFlags& global, int& exit_code,
+                      const std::string& decision) {
+    const bool approve = decision == "approve";
+    auto flags = std::make_shared<DecideFlags>();
+    auto* cmd =
+        app.add_subcommand(decision, approve ? "Approve a waiting human task (a tool call, or a "
+                                               "step to reconcile) and continue the run"
+                                             : "Reject a waiting human task and continue the run");
+    cmd->add_option("run", flags->run_id, "Run id")->required();
+    cmd->add_option("task", flags->task_id, "Task id (default: the run's only open task)");
+    cmd->add_option("--store", flags->store, "Run store URL")->type_name("URL");
+    cmd->add_option("--actor", flags->actor,
+                    "Who decides (default: $USER); recorded in the ledger");
+    if (approve) {
+        cmd->add_option("--comment", flags->comment, "Recorded with the decision");
+        cmd->add_option(
+            "--output", flags->output,
+            "Reconciliation only: accept this as the step's output instead of running it again");
+    } else {
+        cmd->add_option("--reason,--comment", flags->comment,
+                        "Why; recorded, and shown to the agent")
+            ->required();
+    }
+    cmd->add_flag("--no-resume", flags->no_resume,
+                  "Only record the decision; do not continue the run here");
+    cmd->add_option("--progress", flags->progress, "Live progress on stderr")
+        ->check(CLI::IsMember({"auto", "always", "never"}));
+    cmd->add_flag("--json", flags->json, "Print the run record as JSON when the run stops");
+    cmd->footer(
+        approve
+            ? "Examples:\n  strowger approve 01JD3M6K9Q3V8C6Y2W5T0R1N7H\n"
+              "  strowger approve 01JD3M6K9Q3V8C6Y2W5T0R1N7H deploy/1/2 --comment 'checked the "
+              "diff'"
+            : "Example:\n  strowger reject 01JD3M6K9Q3V8C6Y2W5T0R1N7H --reason 'not on a Friday'");
+    cmd->callback(
+        [flags, &global, &exit_code, decision] { exit_code = DoDecide(*flags, decision, global); });
+}
+
+}  // namespace
+
+void AddApproveCommands(CLI::App& app, const GlobalFlags& global, int& exit_code) {
+    AddDecideCommand(app, global, exit_code, "approve");
+    AddDecideCommand(app, global, exit_code, "reject");
+}
+
+}  // namespace strowger::cli
