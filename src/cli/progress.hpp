@@ -20,6 +20,7 @@ class ProgressDisplay final : public engine::Observer {
     ~ProgressDisplay() override;
 
     void OnEvent(const ledger::Event& event) override;
+    bool WantsDeltas() const override { return mode_ == Mode::kLive; }
     void OnDelta(std::string_view run_id, std::string_view node, std::string_view text) override;
     // Stops the redraw timer and clears the status line.
     void Stop();

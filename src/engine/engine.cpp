@@ -228,6 +228,7 @@ Engine::~Engine() {
 
 void Engine::AddObserver(Observer* observer) {
     impl_->observers_.push_back(observer);
+    if (observer->WantsDeltas()) impl_->wants_deltas_ = true;
 }
 
 Awaitable<Result<RunOutcome>> Engine::CreateRun(StartRequest request) {

@@ -8,6 +8,9 @@
 #include <boost/asio/io_context.hpp>
 
 #include <functional>
+#include <map>
+#include <set>
+#include <string>
 
 #include "ledger/chain.hpp"
 #include "model/loader.hpp"
@@ -31,6 +34,22 @@ class CallbackObserver : public Observer {
         if (on_event) on_event(event);
     }
     std::vector<ledger::Event> events;
+};
+
+// Records streamed text per node; wants it only if `wants` is set.
+class DeltaObserver : public Observer {
+  public:
+    explicit DeltaObserver(bool wants) : wants_(wants) {}
+    bool WantsDeltas() const override { return wants_; }
+    void OnDelta(std::string_view run_id, std::string_view node, std::string_view text) override {
+        streamed[std::string(node)] += text;
+        run_ids.insert(std::string(run_id));
+    }
+    std::map<std::string, std::string> streamed;
+    std::set<std::string> run_ids;
+
+  private:
+    bool wants_;
 };
 
 class EngineTest : public ::testing::Test {
@@ -113,6 +132,37 @@ TEST_F(EngineTest, FanOutStepsRunConcurrently) {
     // ...and the wall time is that of the slowest step, not the sum (900 ms).
     EXPECT_GE(wall, std::chrono::milliseconds(300));
     EXPECT_LT(wall, std::chrono::milliseconds(800));
+}
+
+TEST_F(EngineTest, StreamedTextReachesObserversThatAskForIt) {
+    auto plan = Compile(
+        "  - {name: a, agent_name: w, prompt: \"first\"}\n"
+        "  - {name: b, agent_name: w, prompt: \"second\"}\n",
+        "rules:\n  - {when: {step: a}, reply: alpha beta}\n  - {when: {step: b}, reply: gamma}\n");
+    auto registry = NewRegistry();
+    {
+        // Nobody asks: the provider gets no sink and nothing is streamed.
+        DeltaObserver silent(false);
+        Engine engine(io_.get_executor(), store_, *registry);
+        engine.AddObserver(&silent);
+        auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
+        ASSERT_TRUE(outcome && *outcome);
+        EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
+        EXPECT_TRUE(silent.streamed.empty());
+    }
+    DeltaObserver live(true);
+    DeltaObserver silent(false);
+    Engine engine(io_.get_executor(), store_, *registry);
+    engine.AddObserver(&live);
+    engine.AddObserver(&silent);
+    auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
+    ASSERT_TRUE(outcome && *outcome);
+    EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
+    // Every observer hears the deltas once one asks; each node's text is its output.
+    std::map<std::string, std::string> expected = {{"a", "alpha beta"}, {"b", "gamma"}};
+    EXPECT_EQ(live.streamed, expected);
+    EXPECT_EQ(silent.streamed, expected);
+    EXPECT_EQ(live.run_ids, std::set<std::string>{(*outcome)->run_id});
 }
 
 TEST_F(EngineTest, CancelAbortsTheInFlightModelCall) {

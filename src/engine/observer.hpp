@@ -16,7 +16,11 @@ class Observer {
     virtual ~Observer() = default;
     // Called once per committed event, in ledger order per run.
     virtual void OnEvent(const ledger::Event& event) { (void)event; }
-    // Streamed model text for a running node (not in the ledger; the final text is).
+    // True if this observer wants OnDelta: model calls then stream (where the provider can),
+    // which costs a little more than a plain call. Asked when the observer is added.
+    virtual bool WantsDeltas() const { return false; }
+    // Streamed model text for a running node (not in the ledger; the final text is). Runs on
+    // the run's executor, in order, possibly after the node's events that end the call.
     virtual void OnDelta(std::string_view run_id, std::string_view node, std::string_view text) {
         (void)run_id;
         (void)node;

@@ -32,6 +32,31 @@ Error TimeoutError(const PlanNode& node) {
                  details);
 }
 
+// Hands a node's streamed model text to the engine's observers, on the run's executor (the
+// provider may call from an I/O thread of its HTTP client).
+class ObserverSink final : public providers::StreamSink {
+  public:
+    ObserverSink(std::shared_ptr<Engine::Impl> engine, Executor executor, std::string run_id,
+                 std::string node)
+        : engine_(engine),
+          executor_(std::move(executor)),
+          run_id_(std::move(run_id)),
+          node_(std::move(node)) {}
+
+    void OnDelta(std::string_view text) override {
+        asio::post(executor_,
+                   [engine = engine_, run_id = run_id_, node = node_, text = std::string(text)] {
+                       engine->NotifyDelta(run_id, node, text);
+                   });
+    }
+
+  private:
+    std::shared_ptr<Engine::Impl> engine_;
+    Executor executor_;
+    std::string run_id_;
+    std::string node_;
+};
+
 }  // namespace
 
 std::string FormatSeconds(int64_t ms) {
@@ -697,6 +722,18 @@ providers::CompletionRequest Run::BuildRequest(const PlanNode& node,
     return request;
 }
 
+Awaitable<Result<providers::Completion>> Run::StartModelCall(
+    const PlanNode& node, const providers::ResolvedModel& model, const std::string& prompt,
+    int64_t attempt, const AgentToolSet* tools, Deadline deadline,
+    std::unique_ptr<providers::StreamSink>& sink) {
+    providers::CompletionRequest request = BuildRequest(node, model, prompt, attempt, tools);
+    if (engine_->wants_deltas_) {
+        sink = std::make_unique<ObserverSink>(engine_, executor_, state_.run_id, node.id);
+        request.stream = sink.get();
+    }
+    return model.provider->Complete(std::move(request), deadline);
+}
+
 Deadline Run::ArmTimeout(const PlanNode& node, const std::shared_ptr<Task>& task,
                          Deadline deadline) {
     // The attempt's timeout is enforced twice: callees get the deadline (so their I/O expires
@@ -986,11 +1023,12 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 auto call_started = engine_->clock_.SteadyNow();
                 if (model && !tools_error) {
                     ArmTimeout(node, task, deadline);
-                    // Made in its own statement so the request is gone before the wait (as a
-                    // temporary of the co_await it would sit in this frame while the model
-                    // thinks).
-                    auto call = model->provider->Complete(
-                        BuildRequest(node, *model, prompt, ns.attempt, tools.get()), deadline);
+                    // Started by a plain function, so the request is gone before the wait (as
+                    // a local or temporary here it would take room in this frame while the
+                    // model thinks).
+                    std::unique_ptr<providers::StreamSink> sink;
+                    auto call = StartModelCall(node, *model, prompt, ns.attempt, tools.get(),
+                                               deadline, sink);
                     result = co_await std::move(call);
                     DisarmTimeout(node, *task, deadline, result);
                     co_await asio::this_coro::reset_cancellation_state();

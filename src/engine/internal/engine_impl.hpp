@@ -116,6 +116,7 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     Clock& clock_;
     Random& random_;
     std::vector<Observer*> observers_;  // set up before runs start
+    bool wants_deltas_ = false;         // some observer wants streamed text
 
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::shared_ptr<internal::Run>> active_;  // GUARDED_BY(mutex_)

@@ -138,6 +138,12 @@ class Run : public std::enable_shared_from_this<Run> {
                                               const providers::ResolvedModel& model,
                                               const std::string& prompt, int64_t attempt,
                                               const AgentToolSet* tools) const;
+    // Starts the model call of a turn; `sink` gets a stream sink when observers want deltas
+    // (it must outlive the call).
+    Awaitable<Result<providers::Completion>> StartModelCall(
+        const model::PlanNode& node, const providers::ResolvedModel& model,
+        const std::string& prompt, int64_t attempt, const AgentToolSet* tools, Deadline deadline,
+        std::unique_ptr<providers::StreamSink>& sink);
     // Arms the attempt's timeout; DisarmTimeout turns the result into the timeout error if it
     // fired.
     Deadline ArmTimeout(const model::PlanNode& node, const std::shared_ptr<Task>& task,
