@@ -442,17 +442,28 @@ TEST_F(AgentTest, ToolCallAndCostBudgetsOfTheStepAndTheRun) {
               "Step 's' failed: budget exceeded: tool_calls 3 > 2 (agent a)");
     EXPECT_EQ(probe_->calls.size(), 2u);
     auto cost_plan = Compile(
-        "", "  - {name: s, agent_name: a, prompt: Go}\n  - {name: t, agent_name: a, prompt: Go}\n",
+        "",
+        "  - {name: s, agent_name: a, prompt: Go}\n  - {name: t, agent_name: a, prompt: Go}\n"
+        "  - {name: u, agent_name: a, prompt: Go}\n",
         "prices: {input_per_mtok: 1000, output_per_mtok: 1000}\n"
         "rules:\n  - {reply: ok, usage: {input_tokens: 1000, output_tokens: 0}}\n",
         "limits: {max_cost_usd: 1.5}\n");
-    // $1 per 1,000 input tokens: step s costs $1, t would start at $1 < $1.5 and reach $2; a
-    // third call would be refused. Here the run budget stops nothing until it is used up.
+    // $1 per 1,000 input tokens: step s costs $1; t starts at $1 < $1.5 and reaches $2 (the
+    // response that crosses the limit is recorded); u's call is refused before it is made.
     auto cost_outcome = Run(io, engine->StartRun({cost_plan, "", {}, {}}));
     ASSERT_TRUE(cost_outcome && *cost_outcome);
-    EXPECT_EQ((*cost_outcome)->status, RunStatus::kCompleted) << (*cost_outcome)->error;
+    EXPECT_EQ((*cost_outcome)->status, RunStatus::kFailed);
+    EXPECT_EQ((*cost_outcome)->error,
+              "Step 'u' failed: budget exceeded: cost_usd 2.0 >= 1.5 (run)");
     auto loaded = Run(io, engine->LoadRun((*cost_outcome)->run_id));
     EXPECT_EQ((*loaded)->state.cost_nano_usd, 2'000'000'000);
+    auto events = Events((*cost_outcome)->run_id);
+    auto types = Types(events);
+    EXPECT_EQ(std::count(types.begin(), types.end(), "llm.response"), 2);
+    auto exceeded = std::find(types.begin(), types.end(), "budget.exceeded") - types.begin();
+    ASSERT_LT(exceeded, static_cast<long>(types.size()));
+    EXPECT_EQ(events[static_cast<size_t>(exceeded)].node, "u");
+    EXPECT_EQ(Data(events[static_cast<size_t>(exceeded)])["scope"].as_string(), "run");
 }
 
 TEST_F(AgentTest, HourlyQuotaSurvivesANewEngineOnTheSameStore) {

@@ -49,6 +49,7 @@ tools::mcp::McpServerSpec ToClientSpec(const model::McpServerSpec& server) {
     spec.working_dir = server.base_dir.empty() ? std::filesystem::current_path()
                                                : std::filesystem::path(server.base_dir);
     spec.sandboxed = server.sandboxed;
+    spec.network = server.network;
     spec.default_safety =
         tools::SafetyClassFromName(server.safety).value_or(tools::SafetyClass::kDestructive);
     for (const auto& [tool, settings] : server.tools) {

@@ -18,6 +18,22 @@ std::string StepPath(size_t i) {
     return "steps[" + std::to_string(i) + "]";
 }
 
+// `dir` made absolute (against the current directory), normalised; "." if empty.
+std::string AbsoluteDir(const std::string& dir) {
+    std::error_code ec;
+    auto absolute = std::filesystem::absolute(dir.empty() ? "." : dir, ec);
+    return ec ? dir : absolute.lexically_normal().string();
+}
+
+// The workflow's `workspace`, absolute (a relative one is relative to the workflow's file);
+// "" if not set.
+std::string AbsoluteWorkspace(const Workflow& workflow) {
+    if (workflow.workspace.empty()) return "";
+    std::filesystem::path workspace(workflow.workspace);
+    if (workspace.is_relative()) workspace = std::filesystem::path(workflow.base_dir) / workspace;
+    return AbsoluteDir(workspace.string());
+}
+
 class Compiler {
   public:
     Compiler(const Workflow& workflow, const CompileOptions& options,
@@ -28,6 +44,10 @@ class Compiler {
         auto plan = std::make_shared<Plan>();
         plan->workflow_name = workflow_.name;
         plan->description = workflow_.description;
+        plan->mcp_servers = workflow_.mcp_servers;
+        for (auto& server : plan->mcp_servers) server.base_dir = AbsoluteDir(server.base_dir);
+        plan->limits = workflow_.limits;
+        plan->workspace = AbsoluteWorkspace(workflow_);
         CheckAgents(*plan);
         BuildNodes(*plan);
         if (HasErrors(diagnostics_)) return nullptr;
@@ -638,10 +658,7 @@ std::string SnapshotJson(const Workflow& workflow) {
                 tools[name] = std::move(t);
             }
             o["tools"] = std::move(tools);
-            std::error_code ec;
-            auto absolute =
-                std::filesystem::absolute(server.base_dir.empty() ? "." : server.base_dir, ec);
-            o["base_dir"] = ec ? server.base_dir : absolute.lexically_normal().string();
+            o["base_dir"] = AbsoluteDir(server.base_dir);
             servers[server.name] = std::move(o);
         }
         root["mcp_servers"] = std::move(servers);
@@ -652,14 +669,7 @@ std::string SnapshotJson(const Workflow& workflow) {
         limits["max_cost_usd"] = DoubleValue(*workflow.limits.max_cost_usd);
     if (workflow.limits.max_tool_calls) limits["max_tool_calls"] = *workflow.limits.max_tool_calls;
     if (!limits.empty()) root["limits"] = std::move(limits);
-    if (!workflow.workspace.empty()) {
-        std::error_code ec;
-        std::filesystem::path workspace(workflow.workspace);
-        if (workspace.is_relative())
-            workspace = std::filesystem::path(workflow.base_dir) / workspace;
-        auto absolute = std::filesystem::absolute(workspace, ec);
-        root["workspace"] = (ec ? workspace : absolute).lexically_normal().string();
-    }
+    if (!workflow.workspace.empty()) root["workspace"] = AbsoluteWorkspace(workflow);
     std::string out;
     AppendSnapshot(out, root);
     return out;

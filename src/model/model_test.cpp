@@ -2,6 +2,8 @@
 // position and field path.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "model/loader.hpp"
 #include "model/plan.hpp"
 #include "model/plan_format.hpp"
@@ -10,12 +12,14 @@ namespace strowger::model {
 namespace {
 
 // Loads + compiles `text` as flow.yaml; returns every diagnostic as "line:col: path: message".
-std::vector<std::string> Check(const std::string& text, const std::string& file = "flow.yaml") {
+std::vector<std::string> Check(const std::string& text, const std::string& file = "flow.yaml",
+                               std::vector<std::string> known_tools = {}) {
     LoadOptions options;
     options.sibling_agents = false;
     auto loaded = LoadWorkflowText(text, file, "", options);
     CompileOptions compile_options;
     compile_options.known_providers = {"openai", "scripted"};
+    compile_options.known_tools = std::move(known_tools);
     auto compiled = Compile(loaded.workflow, compile_options);
     std::vector<std::string> out;
     for (const auto* list : {&loaded.diagnostics, &compiled.diagnostics}) {
@@ -259,6 +263,86 @@ TEST(CompileTest, RetryAttemptsAndDefaultsFollowLibreFang) {
     EXPECT_EQ(plan->nodes[1].max_attempts, 1);
     EXPECT_EQ(plan->nodes[2].max_iterations, 5);
     EXPECT_EQ(plan->nodes[2].until, "");
+}
+
+TEST(ValidateTest, ToolsApprovalsMcpServersAndLimits) {
+    std::string text = R"(name: t
+agents:
+  a:
+    model: "openai:x"
+    tools: [shel, read_file, nope/echo, fs/read]
+    require_approval: [write_file]
+    limits: {max_tokens: 0, max_cost_usd: -1}
+mcp_servers:
+  fs: {command: npx, safety: dangerous, tools: {read: {safety: read_only}}}
+  "a/b": {command: x}
+limits: {max_tool_calls: 0}
+steps:
+  - {name: s, agent_name: a}
+)";
+    std::vector<std::string> expected = {
+        "flow.yaml:5:13: agents.a.tools[0]: unknown tool \"shel\" (did you mean \"shell\"?)",
+        "flow.yaml:5:30: agents.a.tools[2]: unknown MCP server \"nope\" in tool \"nope/echo\"",
+        "flow.yaml:6:24: agents.a.require_approval[0]: \"write_file\" is not one of the agent's "
+        "tools",
+        "flow.yaml:7:26: agents.a.limits.max_tokens: must be a positive integer, got 0",
+        "flow.yaml:7:43: agents.a.limits.max_cost_usd: must be a positive number, got -1",
+        "flow.yaml:9:30: mcp_servers.fs.safety: unknown safety class \"dangerous\" (expected one "
+        "of read_only, idempotent_write, destructive)",
+        "flow.yaml:10:3: mcp_servers.a/b: an MCP server name must be non-empty and have no '/'",
+        "flow.yaml:11:26: limits.max_tool_calls: must be a positive integer, got 0",
+    };
+    // (Loader errors come before compiler errors; `validate` sorts them by position.)
+    auto got = Check(text, "flow.yaml", {"shell", "read_file", "write_file"});
+    std::sort(got.begin(), got.end());
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(got, expected);
+}
+
+TEST(CompileTest, PlanCarriesMcpServersRunLimitsAndAnAbsoluteWorkspace) {
+    LoadOptions options;
+    options.sibling_agents = false;
+    auto loaded = LoadWorkflowText(R"(name: t
+workspace: ws
+limits: {max_tokens: 1000, max_cost_usd: 0.5, max_tool_calls: 7}
+mcp_servers:
+  fs: {command: npx, args: [-y, server], sandboxed: true, network: false, safety: read_only}
+agents:
+  a: {model: "openai:x", tools: [fs/read, shell], require_approval: [shell]}
+steps:
+  - {name: s, agent_name: a}
+)",
+                                   "/srv/flows/flow.yaml", "/srv/flows", options);
+    ASSERT_TRUE(loaded.ok()) << loaded.diagnostics[0].ToString();
+    CompileOptions compile_options;
+    compile_options.known_tools = {"shell"};
+    auto compiled = Compile(loaded.workflow, compile_options);
+    ASSERT_TRUE(compiled.ok()) << compiled.diagnostics[0].ToString();
+    const Plan& plan = *compiled.plan;
+    EXPECT_EQ(plan.workspace, "/srv/flows/ws");
+    EXPECT_EQ(plan.limits.max_tokens, 1000);
+    EXPECT_EQ(plan.limits.max_cost_usd, 0.5);
+    EXPECT_EQ(plan.limits.max_tool_calls, 7);
+    ASSERT_EQ(plan.mcp_servers.size(), 1u);
+    EXPECT_EQ(plan.mcp_servers[0].name, "fs");
+    EXPECT_EQ(plan.mcp_servers[0].args, (std::vector<std::string>{"-y", "server"}));
+    EXPECT_TRUE(plan.mcp_servers[0].sandboxed);
+    EXPECT_FALSE(plan.mcp_servers[0].network);
+    EXPECT_EQ(plan.mcp_servers[0].safety, "read_only");
+    EXPECT_EQ(plan.mcp_servers[0].base_dir, "/srv/flows");
+    // The pinned snapshot compiles back to the same plan fields and definition.
+    LoadOptions snapshot_options;
+    snapshot_options.sibling_agents = false;
+    auto reloaded = LoadWorkflowText(plan.definition_json, "<snapshot>", "", snapshot_options);
+    ASSERT_TRUE(reloaded.ok()) << reloaded.diagnostics[0].ToString();
+    auto recompiled = Compile(reloaded.workflow);
+    ASSERT_TRUE(recompiled.ok()) << recompiled.diagnostics[0].ToString();
+    EXPECT_EQ(recompiled.plan->definition_sha256, plan.definition_sha256);
+    EXPECT_EQ(recompiled.plan->workspace, "/srv/flows/ws");
+    EXPECT_EQ(recompiled.plan->limits.max_cost_usd, 0.5);
+    ASSERT_EQ(recompiled.plan->mcp_servers.size(), 1u);
+    EXPECT_EQ(recompiled.plan->mcp_servers[0].base_dir, "/srv/flows");
+    EXPECT_EQ(recompiled.plan->agents[0].require_approval, std::vector<std::string>{"shell"});
 }
 
 TEST(CompileTest, SnapshotRoundTripsToTheSameDefinition) {

@@ -93,6 +93,15 @@ std::string Text(const Plan& plan, const std::optional<std::string>& input) {
     for (const auto& agent : plan.agents) {
         out << "  " << agent.name << ": " << agent.model;
         if (!agent.tools.empty()) out << " tools=[" << Join(agent.tools, ", ") << "]";
+        if (!agent.require_approval.empty())
+            out << " approval=[" << Join(agent.require_approval, ", ") << "]";
+        if (agent.network) out << " network";
+        out << "\n";
+    }
+    for (const auto& server : plan.mcp_servers) {
+        out << "mcp server " << server.name << ": " << server.command;
+        for (const auto& arg : server.args) out << " " << arg;
+        if (server.sandboxed) out << " (sandboxed)";
         out << "\n";
     }
     for (size_t layer = 0; layer < plan.layers.size(); ++layer) {

@@ -190,7 +190,7 @@ sandbox::ProcessSpec MakeProcessSpec(const McpServerSpec& spec) {
     process.env = ServerEnvironment(spec);
     process.working_dir = spec.working_dir;
     process.sandboxed = spec.sandboxed;
-    process.network = false;
+    process.network = spec.network;
     // A server lives as long as the run: CPU time only grows, and JavaScript, JVM and Go
     // runtimes reserve far more address space than they use (node's heap cannot grow under the
     // default 1 GiB RLIMIT_AS). Process count, open files and file size stay limited.

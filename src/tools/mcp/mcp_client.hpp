@@ -38,7 +38,8 @@ struct McpServerSpec {
     std::vector<std::string> args;
     std::map<std::string, std::string> env;  // added to a scrubbed environment
     std::filesystem::path working_dir;
-    bool sandboxed = false;  // run the server inside bubblewrap (network as granted)
+    bool sandboxed = false;  // run the server inside bubblewrap
+    bool network = false;    // when sandboxed: whether it may use the network
     SafetyClass default_safety = SafetyClass::kDestructive;
     std::map<std::string, SafetyClass> tool_safety;  // per-tool overrides
 };
