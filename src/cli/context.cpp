@@ -54,6 +54,14 @@ Status SetUpProvidersAndTools(Executor executor, const std::string& providers_fl
     return OkStatus();
 }
 
+bool SetUpProvidersOrReport(Executor executor, const std::string& providers_flag,
+                            providers::ProviderRegistry& registry) {
+    engine::EngineOptions unused;
+    auto set_up = SetUpProvidersAndTools(std::move(executor), providers_flag, registry, unused);
+    if (!set_up) PrintError(set_up.error().message());
+    return set_up.has_value();
+}
+
 Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag,
                                                const std::string& providers_flag) {
     std::unique_ptr<Context> context(new Context());

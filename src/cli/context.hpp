@@ -61,6 +61,11 @@ Status SetUpProvidersAndTools(Executor executor, const std::string& providers_fl
                               providers::ProviderRegistry& registry,
                               engine::EngineOptions& options);
 
+// SetUpProvidersAndTools for commands that only compile workflows (validate, plan): prints
+// the error and returns false for a bad providers file.
+bool SetUpProvidersOrReport(Executor executor, const std::string& providers_flag,
+                            providers::ProviderRegistry& registry);
+
 // $USER (or "unknown"): who is recorded as the actor of a pause, cancel or retry by default.
 std::string DefaultActor();
 

@@ -27,11 +27,7 @@ void AddValidateCommand(CLI::App& app, const GlobalFlags& global, int& exit_code
         SetUpProcess(global.log_level);
         asio::io_context io;
         providers::ProviderRegistry registry(io.get_executor());
-        engine::EngineOptions unused;
-        if (auto set_up =
-                SetUpProvidersAndTools(io.get_executor(), global.providers_file, registry, unused);
-            !set_up) {
-            PrintError(set_up.error().message());
+        if (!SetUpProvidersOrReport(io.get_executor(), global.providers_file, registry)) {
             exit_code = ToInt(ExitCode::kUsage);
             return;
         }

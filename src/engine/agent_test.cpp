@@ -94,6 +94,20 @@ class AgentTest : public ::testing::Test {
         return compiled.plan;
     }
 
+    // What one engine process has: its loop, providers and engine (a test may boot a second
+    // one on the same store, as a restart would).
+    struct EngineProcess {
+        asio::io_context io;
+        providers::ProviderRegistry providers{io.get_executor()};
+        std::unique_ptr<Engine> engine;
+    };
+    std::unique_ptr<EngineProcess> Boot() {
+        auto process = std::make_unique<EngineProcess>();
+        providers::RegisterBuiltinProviders(process->providers);
+        process->engine = NewEngine(process->io, process->providers);
+        return process;
+    }
+
     std::unique_ptr<Engine> NewEngine(asio::io_context& io,
                                       providers::ProviderRegistry& providers) {
         EngineOptions options;
@@ -145,10 +159,8 @@ TEST_F(AgentTest, ToolCallRoundTripIsRecordedAndTheAnswerComesFromTheLastTurn) {
                 "    tool_calls: [{name: probe, arguments: {path: README.md}}]\n"
                 "  - when: {prompt_contains: 'probe('}\n"
                 "    reply_template: \"final after ${prompt}\"\n");
-    asio::io_context io;
-    providers::ProviderRegistry providers(io.get_executor());
-    providers::RegisterBuiltinProviders(providers);
-    auto engine = NewEngine(io, providers);
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
     auto outcome = Run(io, engine->StartRun({plan, "the repo", {}, {}}));
     ASSERT_TRUE(outcome && *outcome) << (outcome ? (*outcome).error().ToString() : "");
     EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
@@ -183,10 +195,8 @@ TEST_F(AgentTest, SeveralCallsInOneTurnRunInParallel) {
         "    tool_calls: [{name: probe, arguments: {n: 1}}, {name: probe, arguments: {n: 2}}, "
         "{name: probe, arguments: {n: 3}}]\n"
         "  - {reply: done}\n");
-    asio::io_context io;
-    providers::ProviderRegistry providers(io.get_executor());
-    providers::RegisterBuiltinProviders(providers);
-    auto engine = NewEngine(io, providers);
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
     auto outcome = Run(io, engine->StartRun({plan, "", {}, {}}));
     ASSERT_TRUE(outcome && *outcome);
     EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
@@ -202,10 +212,8 @@ TEST_F(AgentTest, AToolOutsideTheAllowlistIsRefusedAndTheAgentGoesOn) {
                         "  - when: {prompt_contains: Go}\n"
                         "    tool_calls: [{name: deploy, arguments: {}}]\n"
                         "  - {reply_template: \"saw: ${prompt}\"}\n");
-    asio::io_context io;
-    providers::ProviderRegistry providers(io.get_executor());
-    providers::RegisterBuiltinProviders(providers);
-    auto engine = NewEngine(io, providers);
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
     auto outcome = Run(io, engine->StartRun({plan, "", {}, {}}));
     ASSERT_TRUE(outcome && *outcome);
     EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
@@ -220,10 +228,8 @@ TEST_F(AgentTest, AnAgentThatKeepsCallingToolsFailsAtMaxTurns) {
     auto plan =
         Compile("tools: [probe], max_turns: 3", "  - {name: s, agent_name: a, prompt: Go}\n",
                 "rules:\n  - {tool_calls: [{name: probe, arguments: {}}]}\n");
-    asio::io_context io;
-    providers::ProviderRegistry providers(io.get_executor());
-    providers::RegisterBuiltinProviders(providers);
-    auto engine = NewEngine(io, providers);
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
     auto outcome = Run(io, engine->StartRun({plan, "", {}, {}}));
     ASSERT_TRUE(outcome && *outcome);
     EXPECT_EQ((*outcome)->status, RunStatus::kFailed);
@@ -242,10 +248,8 @@ TEST_F(AgentTest, ApprovalPausesTheRunDurablyAndAnApprovedCallRunsAfterADecision
         "  - {reply_template: \"shipped: ${prompt}\"}\n");
     std::string run_id;
     {
-        asio::io_context io;
-        providers::ProviderRegistry providers(io.get_executor());
-        providers::RegisterBuiltinProviders(providers);
-        auto engine = NewEngine(io, providers);
+        auto process = Boot();
+        auto& [io, providers, engine] = *process;
         auto outcome = Run(io, engine->StartRun({plan, "", {}, {}}));
         ASSERT_TRUE(outcome && *outcome);
         EXPECT_EQ((*outcome)->status, RunStatus::kWaiting);
@@ -256,10 +260,8 @@ TEST_F(AgentTest, ApprovalPausesTheRunDurablyAndAnApprovedCallRunsAfterADecision
     // The process is gone (a crash or an exit while waiting): the task is in the ledger.
     auto record = testing::RunSync(store_->GetRun(run_id));
     EXPECT_EQ(record->status, RunStatus::kWaiting);
-    asio::io_context io;
-    providers::ProviderRegistry providers(io.get_executor());
-    providers::RegisterBuiltinProviders(providers);
-    auto engine = NewEngine(io, providers);
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
     auto resumed_early = Run(io, engine->ResumeRun(run_id));
     ASSERT_TRUE(resumed_early);
     ASSERT_FALSE(resumed_early->has_value());
@@ -296,10 +298,8 @@ TEST_F(AgentTest, ARejectedCallIsReportedToTheAgent) {
                         "  - when: {prompt_contains: Ship}\n"
                         "    tool_calls: [{name: deploy, arguments: {}}]\n"
                         "  - {reply_template: \"gave up: ${prompt}\"}\n");
-    asio::io_context io;
-    providers::ProviderRegistry providers(io.get_executor());
-    providers::RegisterBuiltinProviders(providers);
-    auto engine = NewEngine(io, providers);
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
     auto waiting = Run(io, engine->StartRun({plan, "", {}, {}}));
     ASSERT_TRUE(waiting && *waiting);
     ASSERT_EQ((*waiting)->status, RunStatus::kWaiting);
@@ -322,10 +322,8 @@ TEST_F(AgentTest, ACrashDuringADestructiveCallWaitsForReconciliation) {
                         "  - {reply: deployed}\n");
     std::string run_id;
     {
-        asio::io_context io;
-        providers::ProviderRegistry providers(io.get_executor());
-        providers::RegisterBuiltinProviders(providers);
-        auto engine = NewEngine(io, providers);
+        auto process = Boot();
+        auto& [io, providers, engine] = *process;
         asio::co_spawn(io, engine->StartRun({plan, "", {}, {}}), asio::detached);
         // Run until the tool is executing, then "crash".
         while (deploy_->in_flight == 0 && io.run_one_for(std::chrono::seconds(5))) {
@@ -338,10 +336,8 @@ TEST_F(AgentTest, ACrashDuringADestructiveCallWaitsForReconciliation) {
     deploy_->hang = false;
     ASSERT_TRUE(testing::RunSync(
         store_->ReleaseLease(run_id, testing::RunSync(store_->GetRun(run_id))->owner)));
-    asio::io_context io;
-    providers::ProviderRegistry providers(io.get_executor());
-    providers::RegisterBuiltinProviders(providers);
-    auto engine = NewEngine(io, providers);
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
     auto resumed = Run(io, engine->ResumeRun(run_id));
     ASSERT_TRUE(resumed && *resumed) << (resumed ? (*resumed).error().ToString() : "");
     EXPECT_EQ((*resumed)->status, RunStatus::kNeedsReconciliation);
@@ -373,10 +369,8 @@ TEST_F(AgentTest, ACrashDuringAReadOnlyCallIsRetriedAutomatically) {
                         "  - {reply: seen}\n");
     std::string run_id;
     {
-        asio::io_context io;
-        providers::ProviderRegistry providers(io.get_executor());
-        providers::RegisterBuiltinProviders(providers);
-        auto engine = NewEngine(io, providers);
+        auto process = Boot();
+        auto& [io, providers, engine] = *process;
         asio::co_spawn(io, engine->StartRun({plan, "", {}, {}}), asio::detached);
         while (probe_->in_flight == 0 && io.run_one_for(std::chrono::seconds(5))) {
         }
@@ -388,10 +382,8 @@ TEST_F(AgentTest, ACrashDuringAReadOnlyCallIsRetriedAutomatically) {
     probe_->in_flight = 0;
     ASSERT_TRUE(testing::RunSync(
         store_->ReleaseLease(run_id, testing::RunSync(store_->GetRun(run_id))->owner)));
-    asio::io_context io;
-    providers::ProviderRegistry providers(io.get_executor());
-    providers::RegisterBuiltinProviders(providers);
-    auto engine = NewEngine(io, providers);
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
     auto outcome = Run(io, engine->ResumeRun(run_id));
     ASSERT_TRUE(outcome && *outcome);
     EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
@@ -405,10 +397,8 @@ TEST_F(AgentTest, StepTokenBudgetFailsTheStepWithoutRetry) {
                 "  - {name: s, agent_name: a, prompt: Go, error_mode: retry, max_retries: 3}\n",
                 "rules:\n  - {tool_calls: [{name: probe, arguments: {}}], usage: {input_tokens: "
                 "40, output_tokens: 20}}\n");
-    asio::io_context io;
-    providers::ProviderRegistry providers(io.get_executor());
-    providers::RegisterBuiltinProviders(providers);
-    auto engine = NewEngine(io, providers);
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
     auto outcome = Run(io, engine->StartRun({plan, "", {}, {}}));
     ASSERT_TRUE(outcome && *outcome);
     EXPECT_EQ((*outcome)->status, RunStatus::kFailed);
@@ -430,10 +420,8 @@ TEST_F(AgentTest, ToolCallAndCostBudgetsOfTheStepAndTheRun) {
     auto tool_plan = Compile("tools: [probe], limits: {max_tool_calls: 2}",
                              "  - {name: s, agent_name: a, prompt: Go}\n",
                              "rules:\n  - {tool_calls: [{name: probe, arguments: {}}]}\n");
-    asio::io_context io;
-    providers::ProviderRegistry providers(io.get_executor());
-    providers::RegisterBuiltinProviders(providers);
-    auto engine = NewEngine(io, providers);
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
     auto tools_outcome = Run(io, engine->StartRun({tool_plan, "", {}, {}}));
     ASSERT_TRUE(tools_outcome && *tools_outcome);
     EXPECT_EQ((*tools_outcome)->status, RunStatus::kFailed)
@@ -471,10 +459,8 @@ TEST_F(AgentTest, HourlyQuotaSurvivesANewEngineOnTheSameStore) {
         Compile("limits: {max_tokens_per_hour: 100}", "  - {name: s, agent_name: a, prompt: Go}\n",
                 "rules:\n  - {reply: ok, usage: {input_tokens: 70, output_tokens: 40}}\n");
     {
-        asio::io_context io;
-        providers::ProviderRegistry providers(io.get_executor());
-        providers::RegisterBuiltinProviders(providers);
-        auto engine = NewEngine(io, providers);
+        auto process = Boot();
+        auto& [io, providers, engine] = *process;
         auto first = Run(io, engine->StartRun({plan, "", {}, {}}));
         ASSERT_TRUE(first && *first);
         EXPECT_EQ((*first)->status, RunStatus::kCompleted);  // 110 tokens: over only afterwards
