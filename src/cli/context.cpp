@@ -166,6 +166,7 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
         // would dangle).
         auto execute = [&]() -> Awaitable<void> {
             auto result = co_await std::move(start);
+            if (progress) progress->Suspend();  // its redraw timer would keep io.run() going
             if (result && json_output) loaded = co_await engine.LoadRun(result->run_id);
             outcome = std::move(result);
             signals.cancel();
@@ -179,7 +180,6 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
             ((*outcome)->status == ledger::RunStatus::kWaiting ||
              (*outcome)->status == ledger::RunStatus::kNeedsReconciliation) &&
             isatty(STDIN_FILENO) == 1 && StderrIsTerminal()) {
-            if (progress) progress->Stop();
             std::string run_id = (*outcome)->run_id;
             if (PromptForDecisions(context, run_id)) {
                 start = engine.ResumeRun(run_id, "decided", DefaultActor());

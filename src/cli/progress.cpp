@@ -25,7 +25,7 @@ std::string Pad(const std::string& text, size_t width) {
 }  // namespace
 
 ProgressDisplay::ProgressDisplay(Executor executor, Mode mode) : mode_(mode), timer_(executor) {
-    if (mode_ == Mode::kLive) Tick();
+    Tick();
 }
 
 ProgressDisplay::~ProgressDisplay() {
@@ -42,10 +42,20 @@ void ProgressDisplay::Stop() {
     }
 }
 
+void ProgressDisplay::Suspend() {
+    ticking_ = false;
+    timer_.cancel();
+    running_.clear();
+    Redraw();  // clears the status line
+}
+
 void ProgressDisplay::Tick() {
+    if (ticking_ || stopped_ || mode_ != Mode::kLive) return;
+    ticking_ = true;
     timer_.expires_after(std::chrono::milliseconds(100));
     timer_.async_wait([this](boost::system::error_code ec) {
-        if (ec || stopped_) return;
+        if (ec || stopped_ || !ticking_) return;  // cancelled by Stop or Suspend
+        ticking_ = false;
         ++frame_;
         Redraw();
         Tick();
@@ -98,6 +108,7 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
                   (event.type == ledger::EventType::kRunResumed ? " resumed" : " started"));
             break;
         case ledger::EventType::kNodeStarted: {
+            Tick();
             running_[node] = Running{now, event.attempt, 0};
             std::string line = "▶ " + Pad(node, 22);
             int64_t iteration = JsonInt(data, "iteration");
@@ -161,6 +172,25 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
             break;
         case ledger::EventType::kRunPaused:
             Print("⏸ run paused");
+            break;
+        case ledger::EventType::kToolCall:
+            Print("  ⚙ " + Pad(node, 20) + " " + std::string(JsonString(data, "tool")));
+            break;
+        case ledger::EventType::kHumanTaskCreated:
+            Print("⏸ " + Pad(node, 22) + " waits for a human decision: " +
+                  Preview(JsonString(data, "title"), 120));
+            break;
+        case ledger::EventType::kHumanTaskDecided:
+            Print("  " + Pad(node, 22) + " " +
+                  (JsonString(data, "decision") == "approve" ? "approved" : "rejected") + " by " +
+                  std::string(JsonString(data, "actor")));
+            break;
+        case ledger::EventType::kBudgetExceeded:
+            Print("✗ " + Pad(node, 22) + " budget exceeded: " +
+                  std::string(JsonString(data, "limit")) + " " +
+                  std::string(JsonString(data, "used")) + " >= " +
+                  std::string(JsonString(data, "max")) + " (" +
+                  std::string(JsonString(data, "scope")) + ")");
             break;
         case ledger::EventType::kRunCancelled:
             Print("■ run cancelled");

@@ -22,8 +22,12 @@ class ProgressDisplay final : public engine::Observer {
     void OnEvent(const ledger::Event& event) override;
     bool WantsDeltas() const override { return mode_ == Mode::kLive; }
     void OnDelta(std::string_view run_id, std::string_view node, std::string_view text) override;
-    // Stops the redraw timer and clears the status line.
+    // Stops the redraw timer and clears the status line, for good.
     void Stop();
+    // The run stopped executing here without ending (it waits for a human decision): stops
+    // the redraw timer, so the I/O loop can return, and forgets the steps in flight. The
+    // events of a resumed run start the display again.
+    void Suspend();
 
   private:
     struct Running {
@@ -42,6 +46,7 @@ class ProgressDisplay final : public engine::Observer {
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
     bool status_shown_ = false;
     bool stopped_ = false;
+    bool ticking_ = false;
     int frame_ = 0;
 };
 

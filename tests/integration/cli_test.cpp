@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 #include <vector>
@@ -913,6 +915,126 @@ TEST_F(RetryTest, RerunCreatesANewRunWithTheSameInput) {
     EXPECT_EQ(Types(copy_events), kThreeStepsLedger);
 }
 
+// --- approvals on a terminal --------------------------------------------------------------------
+
+// An agent that wants to write a file, which needs a human's approval, then reports.
+constexpr char kApprovalWorkflow[] = R"y(name: note
+agents:
+  clerk:
+    model: "scripted:script.yaml"
+    tools: [write_file]
+    require_approval: [write_file]
+steps:
+  - {name: write, agent_name: clerk, prompt: "Note {{input}}"}
+)y";
+constexpr char kApprovalScript[] = R"y(rules:
+  - when: {prompt_contains: Note}
+    tool_calls: [{name: write_file, arguments: {path: note.txt, content: "noted"}}]
+  - {reply_template: "done: ${prompt}"}
+)y";
+
+// The end of what a terminal showed (the live status line redraws often), for failure messages.
+std::string Tail(const TerminalProcess& terminal) {
+    const std::string& all = terminal.transcript();
+    return all.size() <= 1500 ? all : "..." + all.substr(all.size() - 1500);
+}
+
+class TerminalApprovalTest : public CliTest {
+  protected:
+    void SetUp() override { WriteWorkflow(kApprovalWorkflow, kApprovalScript); }
+
+    // `strowger run` on a terminal, up to its question about the write_file call.
+    std::unique_ptr<TerminalProcess> RunUntilAsked() {
+        auto terminal = env_.StartInTerminal({"run", "workflow.yaml", "--input", "hi"});
+        EXPECT_TRUE(terminal->ReadUntil("Allow this call?", seconds(20)))
+            << Tail(*terminal);
+        return terminal;
+    }
+
+    std::filesystem::path NotePath(const std::string& run_id) const {
+        return env_.dir() / "workspaces" / run_id / "note.txt";
+    }
+};
+
+// On a terminal the live status line is redrawn on a timer; the command still ends with the run.
+TEST_F(CliTest, OnATerminalTheLiveDisplayShowsTheStepsAndEndsWithTheRun) {
+    WriteWorkflow(kThreeSteps);
+    auto terminal = env_.StartInTerminal({"run", "workflow.yaml", "--input", "hi"});
+    auto status = terminal->Wait(seconds(20));
+    EXPECT_EQ(status.ToString(), "exit 0") << Tail(*terminal);
+    for (const char* line : {"▶ a", "✓ b", "✓ c", kThreeStepsOutput}) {
+        EXPECT_NE(terminal->transcript().find(line), std::string::npos) << line << "\n"
+                                                                         << Tail(*terminal);
+    }
+}
+
+TEST_F(TerminalApprovalTest, AnApprovedCallRunsAndTheRunCompletes) {
+    auto terminal = RunUntilAsked();
+    // The question shows what would run.
+    EXPECT_NE(terminal->transcript().find("tool:      write_file"), std::string::npos)
+        << Tail(*terminal);
+    EXPECT_NE(terminal->transcript().find("\"path\":\"note.txt\""), std::string::npos);
+    std::string run_id = env_.WaitForOnlyRun();
+    EXPECT_FALSE(std::filesystem::exists(NotePath(run_id)));  // nothing ran before the answer
+    terminal->Type("y\n");
+    ASSERT_TRUE(terminal->ReadUntil("comment (optional):", seconds(10))) << Tail(*terminal);
+    terminal->Type("checked the path\n");
+    auto status = terminal->Wait(seconds(20));
+    EXPECT_EQ(status.ToString(), "exit 0") << Tail(*terminal);
+
+    EXPECT_EQ(env_.RunStatus(run_id), "completed");
+    std::ifstream note(NotePath(run_id));
+    std::string content((std::istreambuf_iterator<char>(note)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(content, "noted");
+    auto events = env_.Events(run_id);
+    const auto* decided = FindEvent(events, "human_task.decided");
+    ASSERT_NE(decided, nullptr) << Describe(events);
+    EXPECT_EQ(DataString(decided, "decision"), "approve");
+    EXPECT_EQ(DataString(decided, "actor"), "integration");  // $USER
+    EXPECT_EQ(DataString(decided, "comment"), "checked the path");
+    const auto* call = FindEvent(events, "tool.call");
+    ASSERT_NE(call, nullptr) << Describe(events);
+    EXPECT_GT(call->seq, decided->seq);
+    EXPECT_EQ(CountEvents(events, "tool.call"), 1);
+    EXPECT_EQ(DataString(&events.back(), "output").rfind("done: ", 0), 0u) << Describe(events);
+    EXPECT_EQ(env_.Run({"audit", "verify", run_id}).exit_code(), 0);
+}
+
+TEST_F(TerminalApprovalTest, ARejectedCallNeverRunsAndTheAgentIsTold) {
+    auto terminal = RunUntilAsked();
+    terminal->Type("n\n");
+    ASSERT_TRUE(terminal->ReadUntil("comment (optional):", seconds(10))) << Tail(*terminal);
+    terminal->Type("not today\n");
+    auto status = terminal->Wait(seconds(20));
+    EXPECT_EQ(status.ToString(), "exit 0") << Tail(*terminal);
+
+    std::string run_id = env_.WaitForOnlyRun();
+    EXPECT_FALSE(std::filesystem::exists(NotePath(run_id)));
+    auto events = env_.Events(run_id);
+    EXPECT_EQ(DataString(FindEvent(events, "human_task.decided"), "decision"), "reject");
+    EXPECT_EQ(CountEvents(events, "tool.call"), 0) << Describe(events);
+    // The refusal, with who and why, is the call's result, which the agent's next turn got.
+    const std::string refusal = "error: a human rejected this call (integration: not today)";
+    EXPECT_EQ(DataString(FindEvent(events, "tool.result"), "content"), refusal) << Describe(events);
+    EXPECT_EQ(DataString(&events.back(), "output"), "done: " + refusal);
+}
+
+TEST_F(TerminalApprovalTest, DecidingLaterLeavesTheRunWaitingForApprove) {
+    auto terminal = RunUntilAsked();
+    terminal->Type("s\n");
+    auto status = terminal->Wait(seconds(20));
+    EXPECT_EQ(status.ToString(), "exit 3") << Tail(*terminal);
+    EXPECT_TRUE(terminal->ReadUntil("strowger approve", seconds(1))) << Tail(*terminal);
+
+    std::string run_id = env_.WaitForOnlyRun();
+    EXPECT_EQ(env_.RunStatus(run_id), "waiting");
+    EXPECT_EQ(CountEvents(env_.Events(run_id), "human_task.decided"), 0);
+    auto approved = env_.Run({"approve", run_id, "--comment", "later"});
+    EXPECT_EQ(approved.exit_code(), 0) << approved.err;
+    EXPECT_EQ(env_.RunStatus(run_id), "completed");
+    EXPECT_TRUE(std::filesystem::exists(NotePath(run_id)));
+}
+
 // --- secrets -----------------------------------------------------------------------------------
 
 class SecretsTest : public CliTest {
@@ -946,9 +1068,8 @@ TEST_F(SecretsTest, ModelTrafficAndOutputsAreRedacted) {
     EXPECT_EQ(DataString(&events_.back(), "output"), "c(C b(B a(A key=[REDACTED] end)))");
 }
 
-// Disabled: fails today. run.created stores the run input verbatim ("input": "key=sk-test-…"),
-// so `runs events --json` and `audit export` hand the API key to anyone who reads the ledger.
-// Enable when the product redacts (or otherwise keeps secrets out of) run.created.
+// The run input is stored in run.created; a secret in it must not reach the ledger there either
+// (`runs events --json` and `audit export` would hand it to anyone who reads them).
 TEST_F(SecretsTest, NoEventContainsTheApiKey) {
     for (const auto& event : events_) {
         EXPECT_EQ(event.line.find(kSecret), std::string::npos) << event.line;

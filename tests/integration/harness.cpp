@@ -167,6 +167,17 @@ std::unique_ptr<ChildProcess> CliEnvironment::Start(const std::vector<std::strin
     return StartProgram(full);
 }
 
+std::unique_ptr<TerminalProcess> CliEnvironment::StartInTerminal(
+    const std::vector<std::string>& args) {
+    SpawnOptions options;
+    options.args = {StrowgerBinary()};
+    options.args.insert(options.args.end(), args.begin(), args.end());
+    options.env = Environment();
+    options.env.push_back("TERM=dumb");
+    options.working_dir = dir().string();
+    return std::make_unique<TerminalProcess>(options);
+}
+
 CommandResult CliEnvironment::Run(const std::vector<std::string>& args,
                                   std::chrono::milliseconds timeout) {
     return Start(args)->Wait(timeout);

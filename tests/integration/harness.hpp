@@ -94,6 +94,9 @@ class CliEnvironment {
                              std::chrono::milliseconds timeout = std::chrono::seconds(30));
     // Starts `strowger <args...>` in dir() without waiting.
     std::unique_ptr<ChildProcess> Start(const std::vector<std::string>& args);
+    // Starts `strowger <args...>` in dir() on a pseudo-terminal (stdin, stdout and stderr), as
+    // a person at a terminal would.
+    std::unique_ptr<TerminalProcess> StartInTerminal(const std::vector<std::string>& args);
 
     // --- The store, read with the SQLite C API (an empty answer while it does not exist). ---
     // Every run id, oldest first.

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -99,6 +101,118 @@ std::optional<ExitStatus> Wait(pid_t pid, std::chrono::milliseconds timeout) {
         },
         timeout);
     return result;
+}
+
+TerminalProcess::TerminalProcess(const SpawnOptions& options) {
+    int slave = -1;
+    if (options.args.empty() || openpty(&master_, &slave, nullptr, nullptr, nullptr) != 0) {
+        ADD_FAILURE() << "TerminalProcess: no program, or openpty failed: "
+                      << std::strerror(errno);
+        return;
+    }
+    fcntl(master_, F_SETFD, FD_CLOEXEC);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+        posix_spawn_file_actions_adddup2(&actions, slave, fd);
+    }
+    posix_spawn_file_actions_addclose(&actions, master_);
+    if (!options.working_dir.empty()) {
+        posix_spawn_file_actions_addchdir_np(&actions, options.working_dir.c_str());
+    }
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigdefault(&attributes, &all);
+    posix_spawnattr_setflags(&attributes,
+                             POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
+    auto argv = Pointers(options.args);
+    auto envp = Pointers(options.env);
+    int rc = posix_spawnp(&pid_, argv[0], &actions, &attributes, argv.data(), envp.data());
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    close(slave);
+    if (rc != 0) {
+        pid_ = -1;
+        ADD_FAILURE() << "cannot start " << options.args[0] << ": " << std::strerror(rc);
+    }
+}
+
+TerminalProcess::~TerminalProcess() {
+    if (pid_ > 0 && !status_) {
+        kill(pid_, SIGKILL);
+        Wait(std::chrono::seconds(10));
+    }
+    if (master_ >= 0) close(master_);
+}
+
+bool TerminalProcess::ReadSome(std::chrono::milliseconds timeout) {
+    pollfd fd{master_, POLLIN, 0};
+    int ready = poll(&fd, 1, static_cast<int>(timeout.count()));
+    if (ready <= 0) return ready == 0 || errno == EINTR;
+    char buffer[4096];
+    ssize_t n = read(master_, buffer, sizeof buffer);
+    if (n <= 0) return n < 0 && errno == EINTR;  // EIO: every slave side is closed
+    transcript_.append(buffer, static_cast<size_t>(n));
+    return true;
+}
+
+bool TerminalProcess::ReadUntil(const std::string& text, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        if (size_t at = transcript_.find(text, consumed_); at != std::string::npos) {
+            consumed_ = at + text.size();
+            return true;
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || master_ < 0 || !ReadSome(std::min(left, kPollInterval * 10))) {
+            return transcript_.find(text, consumed_) != std::string::npos;
+        }
+    }
+}
+
+void TerminalProcess::Type(const std::string& text) {
+    size_t done = 0;
+    while (done < text.size()) {
+        ssize_t n = write(master_, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            ADD_FAILURE() << "cannot type on the terminal: " << std::strerror(errno);
+            return;
+        }
+        done += static_cast<size_t>(n);
+    }
+}
+
+ExitStatus TerminalProcess::Wait(std::chrono::milliseconds timeout) {
+    if (status_) return *status_;
+    if (pid_ <= 0) return ExitStatus{};
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    // Keep reading, so a child that prints a lot is never blocked on a full terminal.
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (auto status = testing::Wait(pid_, std::chrono::milliseconds(0))) {
+            status_ = status;
+            // What it printed last is still in the terminal's buffer.
+            while (true) {
+                pollfd fd{master_, POLLIN, 0};
+                if (poll(&fd, 1, 0) <= 0 || (fd.revents & POLLIN) == 0) break;
+                if (!ReadSome(std::chrono::milliseconds(0))) break;
+            }
+            return *status_;
+        }
+        ReadSome(kPollInterval);
+    }
+    ADD_FAILURE() << "terminal child " << pid_ << " still running after " << timeout.count()
+                  << " ms; killed. The end of what it printed:\n"
+                  << transcript_.substr(transcript_.size() > 1500 ? transcript_.size() - 1500 : 0);
+    kill(pid_, SIGKILL);
+    status_ = testing::Wait(pid_, std::chrono::seconds(10)).value_or(ExitStatus{});
+    status_->code = -1;
+    return *status_;
 }
 
 bool Kill(pid_t pid, int signal) {

@@ -43,6 +43,41 @@ pid_t Spawn(const SpawnOptions& options);
 // Waits for the child to end, reaping it. nullopt if it is still running after `timeout`.
 std::optional<ExitStatus> Wait(pid_t pid, std::chrono::milliseconds timeout);
 
+// A child whose stdin, stdout and stderr are one pseudo-terminal, as when a person runs it:
+// what it prints is read from the terminal's master side, and Type() is what the person
+// types. If it is still running when the object dies, it is killed (SIGKILL) and reaped.
+class TerminalProcess {
+  public:
+    // Starts options.args on a new pseudo-terminal (options.stdout_file/stderr_file unused).
+    // pid() is -1 (and a test failure is added) if it could not be started.
+    explicit TerminalProcess(const SpawnOptions& options);
+    ~TerminalProcess();
+    TerminalProcess(const TerminalProcess&) = delete;
+    TerminalProcess& operator=(const TerminalProcess&) = delete;
+
+    pid_t pid() const { return pid_; }
+    // Reads the terminal until everything printed since the last successful ReadUntil
+    // contains `text`; false (with what was read so far in transcript()) after `timeout`.
+    bool ReadUntil(const std::string& text, std::chrono::milliseconds timeout);
+    // Writes `text` to the terminal, as typed.
+    void Type(const std::string& text);
+    // Reads the terminal until the child exits; its status (code -1 after `timeout`, when the
+    // child is killed).
+    ExitStatus Wait(std::chrono::milliseconds timeout);
+    // Everything the child printed so far.
+    const std::string& transcript() const { return transcript_; }
+
+  private:
+    // Appends what is available within `timeout` to transcript_; false at end of output.
+    bool ReadSome(std::chrono::milliseconds timeout);
+
+    pid_t pid_ = -1;
+    int master_ = -1;
+    size_t consumed_ = 0;  // transcript_ up to here was matched by a ReadUntil
+    std::string transcript_;
+    std::optional<ExitStatus> status_;
+};
+
 // Sends `signal` to the child; false if it does not exist (any more).
 bool Kill(pid_t pid, int signal);
 
