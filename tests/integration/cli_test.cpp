@@ -19,6 +19,7 @@
 #include "core/json.hpp"
 #include "integration/harness.hpp"
 #include "integration/process.hpp"
+#include "testing/mock_model_server.hpp"
 
 namespace strowger::testing {
 namespace {
@@ -563,6 +564,71 @@ TEST_F(RunsCommandTest, EventsFiltersByTypeAndSequence) {
     EXPECT_NE(text_lines[0].find("run.created"), std::string::npos);
     EXPECT_TRUE(text_lines[0].ends_with("input: x")) << text_lines[0];
 }
+
+// --- the examples against an OpenAI-compatible endpoint -----------------------------------------
+
+struct ExampleCase {
+    const char* file;
+    std::vector<std::string> input;  // the run's input flags
+};
+
+class ExampleOverHttpTest : public CliTest, public ::testing::WithParamInterface<ExampleCase> {};
+
+// Each example of examples/ runs with `--model openai:...` against the loopback mock model server
+// (as it would against api.openai.com with OPENAI_BASE_URL unset): every model call of the ledger
+// is one HTTP request, labelled with its step, and the run's output is the last model answer.
+TEST_P(ExampleOverHttpTest, RunsToTheEndWithOneRequestPerModelCall) {
+    auto mock = MockModelServer::Start({});
+    ASSERT_TRUE(mock) << mock.error().ToString();
+    env_.SetEnv("OPENAI_BASE_URL", (*mock)->base_url());
+    env_.SetEnv("OPENAI_API_KEY", "sk-example-test");
+    std::vector<std::string> args = {"run", SourceDir() + "/examples/" + GetParam().file,
+                                     "--model", "openai:gpt-4o-mini"};
+    args.insert(args.end(), GetParam().input.begin(), GetParam().input.end());
+    auto result = env_.Run(args, seconds(60));
+    ASSERT_EQ(result.exit_code(), 0) << result.err;
+
+    std::string run_id = env_.WaitForOnlyRun();
+    auto events = env_.Events(run_id);
+    int64_t calls = CountEvents(events, "llm.request");
+    EXPECT_GE(calls, 2) << Describe(events);
+    EXPECT_EQ((*mock)->requests(), calls);
+    std::set<std::string> nodes;
+    for (const auto& event : events) {
+        if (event.type == "llm.request") nodes.insert(event.node);
+    }
+    for (const auto& node : nodes) {
+        EXPECT_EQ((*mock)->requests_for_node(node), CountEvents(events, "llm.request", node))
+            << node;
+    }
+    for (const auto& request : (*mock)->recorded_requests()) {
+        EXPECT_EQ(request.Header("Authorization"), "Bearer sk-example-test");
+        EXPECT_NE(request.body.find("\"model\":\"gpt-4o-mini\""), std::string::npos)
+            << request.body;
+    }
+    const LedgerEvent* last_response = nullptr;
+    for (const auto& event : events) {
+        if (event.type == "llm.response") last_response = &event;
+    }
+    ASSERT_NE(last_response, nullptr);
+    EXPECT_EQ(result.out, DataString(last_response, "content") + "\n");
+    EXPECT_EQ(env_.Run({"audit", "verify", run_id}).exit_code(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Examples, ExampleOverHttpTest,
+    ::testing::Values(
+        ExampleCase{"code-review.json",
+                    {"--input-file", SourceDir() + "/examples/inputs/user_lookup.c"}},
+        ExampleCase{"research-and-write.json", {"--input", "solid-state batteries"}},
+        ExampleCase{"brainstorm.json", {"--input", "a note-taking app"}},
+        ExampleCase{"iterative-refinement.json", {"--input", "a haiku about durability"}}),
+    [](const auto& test) {
+        std::string name = test.param.file;
+        name = name.substr(0, name.find('.'));
+        std::erase(name, '-');
+        return name;
+    });
 
 // --- audit ---------------------------------------------------------------------------------------
 
