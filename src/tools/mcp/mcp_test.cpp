@@ -1,11 +1,8 @@
 // McpClient against the real npm servers (@modelcontextprotocol/server-everything and
 // server-filesystem, pinned in tests/mcp_servers/package-lock.json and installed into the build
-// tree by the first test that needs them) and a scriptable fake server (testdata/).
+// tree by the first test that needs them: tests/testing/mcp_servers.hpp) and a scriptable fake
+// server (testdata/).
 #include "tools/mcp/mcp_client.hpp"
-
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -21,13 +18,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
-#include <iostream>
 #include <sstream>
 #include <thread>
 
 #include "core/json.hpp"
+#include "testing/mcp_servers.hpp"
 #include "testing/test_util.hpp"
 
 namespace strowger::tools::mcp {
@@ -78,75 +74,10 @@ void RunTest(std::function<Awaitable<void>(Executor)> body, int threads = 1,
     EXPECT_TRUE(done) << "the test coroutine did not finish within " << timeout.count() << "s";
 }
 
-std::string ReadIfExists(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-}
-
-// The absolute path of `program` found in $PATH, or `program` itself.
-std::string FindInPath(const std::string& program) {
-    const char* path = std::getenv("PATH");
-    std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
-    std::string dir;
-    while (std::getline(dirs, dir, ':')) {
-        fs::path candidate = fs::path(dir) / program;
-        if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    }
-    return program;
-}
-
-// Installs the pinned servers into the build tree with `npm ci`, unless a stamp says this
-// package-lock.json is already installed. A file lock serialises test processes (ctest -j).
-// Returns node_modules/.bin.
-Result<fs::path> InstallNpmServers() {
-    const fs::path source = STROWGER_MCP_SERVERS_SOURCE;
-    const fs::path dir = STROWGER_MCP_SERVERS_DIR;
-    const fs::path bin = dir / "node_modules" / ".bin";
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) return InternalError("cannot create " + dir.string() + ": " + ec.message());
-    int lock = ::open((dir / ".install.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    if (lock < 0 || ::flock(lock, LOCK_EX) != 0) {
-        return InternalError("cannot lock " + (dir / ".install.lock").string());
-    }
-    struct Unlock {
-        int fd;
-        ~Unlock() { ::close(fd); }
-    } unlock{lock};
-
-    const std::string lockfile = ReadIfExists(source / "package-lock.json");
-    if (lockfile.empty()) return InternalError("missing " + source.string() + "/package-lock.json");
-    if (ReadIfExists(dir / ".installed") == lockfile && fs::exists(bin / "mcp-server-everything") &&
-        fs::exists(bin / "mcp-server-filesystem")) {
-        return bin;
-    }
-    fs::remove(dir / ".installed", ec);
-    for (const char* name : {"package.json", "package-lock.json"}) {
-        fs::copy_file(source / name, dir / name, fs::copy_options::overwrite_existing, ec);
-        if (ec) return InternalError("cannot copy " + std::string(name) + ": " + ec.message());
-    }
-    auto start = std::chrono::steady_clock::now();
-    std::string command = "cd '" + dir.string() +
-                          "' && timeout 170 npm ci --no-audit --no-fund --loglevel=error "
-                          ">npm-ci.log 2>&1";
-    int status = std::system(command.c_str());
-    if (status != 0) {
-        return UnavailableError(
-            "`npm ci` in " + dir.string() + " failed (status " + std::to_string(status) +
-            "); it needs node, npm and the npm registry:\n" + ReadIfExists(dir / "npm-ci.log"));
-    }
-    std::ofstream(dir / ".installed", std::ios::binary) << lockfile;
-    auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start);
-    std::cerr << "installed the MCP test servers in " << dir << " in " << seconds.count() << " s\n";
-    return bin;
-}
-
 McpServerSpec FakeServer(std::string mode, std::string name = "fake") {
     McpServerSpec spec;
     spec.name = std::move(name);
-    spec.command = FindInPath("node");
+    spec.command = testing::FindInPath("node");
     spec.args = {STROWGER_MCP_FAKE_SERVER, std::move(mode)};
     return spec;
 }
@@ -196,7 +127,7 @@ std::string Arguments(json::object arguments) {
 class NpmServerTest : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
-        static Result<fs::path> installed = InstallNpmServers();
+        static Result<fs::path> installed = testing::InstallMcpTestServers();
         bin_ = installed;
     }
     void SetUp() override { ASSERT_TRUE(bin_.has_value()) << bin_.error().ToString(); }
