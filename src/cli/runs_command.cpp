@@ -127,7 +127,23 @@ int DoShow(const std::string& store_flag, const std::string& run_id, bool json_o
     const auto& plan = *loaded->plan;
     const auto& state = loaded->state;
     if (json_output) {
-        std::cout << json::serialize(engine::RunRecordJson(&plan, state)) << "\n";
+        json::object record = engine::RunRecordJson(&plan, state);
+        // The human tasks the run waits for (tool approvals, reconciliations).
+        json::array open_tasks;
+        for (const auto* task : state.OpenTasks()) {
+            json::object t;
+            t["task_id"] = task->task_id;
+            t["kind"] = task->kind;
+            t["title"] = task->title;
+            if (task->node_index >= 0 && static_cast<size_t>(task->node_index) < plan.nodes.size())
+                t["step"] = plan.nodes[static_cast<size_t>(task->node_index)].id;
+            if (!task->tool.empty()) t["tool"] = task->tool;
+            if (!task->arguments.empty()) t["arguments"] = task->arguments;
+            t["created_at"] = FormatRfc3339(task->created_at);
+            open_tasks.push_back(std::move(t));
+        }
+        record["open_tasks"] = std::move(open_tasks);
+        std::cout << json::serialize(record) << "\n";
         return 0;
     }
     std::cout << "run:        " << state.run_id << "\n"
@@ -163,6 +179,15 @@ int DoShow(const std::string& store_flag, const std::string& run_id, bool json_o
         if (ns.iterations_done > 0) label += " ×" + std::to_string(ns.iterations_done);
         std::cout << Pad(node.id, 24) << Pad(label, 14) << Pad(std::to_string(ns.attempt), 10)
                   << Pad(tokens, 14) << Pad(ns.attempt ? time : "-", 10) << what << "\n";
+    }
+    if (auto open = state.OpenTasks(); !open.empty()) {
+        std::cout << "\nwaiting for a human decision (`strowger approve " << state.run_id
+                  << " TASK` or `strowger reject " << state.run_id << " TASK --reason ...`):\n";
+        for (const auto* task : open) {
+            std::cout << "  " << task->task_id << "  " << task->title << "\n";
+            if (!task->tool.empty()) std::cout << "    tool:      " << task->tool << "\n";
+            if (!task->arguments.empty()) std::cout << "    arguments: " << task->arguments << "\n";
+        }
     }
     if (state.status == RunStatus::kCompleted) std::cout << "\noutput:\n" << state.output << "\n";
     return 0;
