@@ -5,8 +5,13 @@
 #include <openssl/x509.h>
 #include <sys/socket.h>
 
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
@@ -259,6 +264,26 @@ struct Call {
     HttpClient::BodyChunkHandler on_body_chunk;  // empty for Send
 };
 
+struct PlainCall;
+
+// A keep-alive connection of the plain-http fast path: a bare socket (no beast stream, no
+// read buffer while idle or waiting) and the strand its exchanges run on.
+struct PlainConnection {
+    PlainConnection(asio::strand<Executor> on, const Executor& io)
+        : strand(std::move(on)), socket(io) {}
+
+    bool LooksAlive() {
+        if (!socket.is_open()) return false;
+        char byte;
+        ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+
+    asio::strand<Executor> strand;
+    tcp::socket socket;
+    SteadyClock::time_point idle_since;
+};
+
 // Result of one exchange on one connection.
 struct Outcome {
     Result<HttpResponse> result = HttpResponse{};
@@ -374,6 +399,10 @@ class HttpClient::Impl {
 
     std::unique_ptr<Connection> AcquireIdle(const std::string& key);
     void Release(const std::string& key, std::unique_ptr<Connection> connection);
+    Result<std::unique_ptr<PlainCall>> PreparePlain(const HttpRequest& request,
+                                                    Deadline deadline) const;
+    std::unique_ptr<PlainConnection> AcquireIdlePlain(const std::string& key);
+    void ReleasePlain(const std::string& key, std::unique_ptr<PlainConnection> connection);
 
     Executor executor_;
     HttpClientOptions options_;
@@ -382,6 +411,9 @@ class HttpClient::Impl {
 
     mutable std::mutex mutex_;
     std::map<std::string, std::deque<std::unique_ptr<Connection>>> idle_;  // GUARDED_BY(mutex_)
+    // Connections of the plain-http fast path (PlainExchange), apart: they have no beast stream.
+    std::map<std::string, std::deque<std::unique_ptr<PlainConnection>>>
+        plain_idle_;  // GUARDED_BY(mutex_)
 
     std::atomic<int64_t> connections_opened_{0};
     std::atomic<int64_t> requests_sent_{0};
@@ -835,6 +867,590 @@ Awaitable<Outcome> HttpClient::Impl::RoundTrip(Stream& stream, beast::flat_buffe
     co_return outcome;
 }
 
+std::unique_ptr<PlainConnection> HttpClient::Impl::AcquireIdlePlain(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    auto it = plain_idle_.find(key);
+    if (it == plain_idle_.end()) return nullptr;
+    auto& list = it->second;
+    auto now = SteadyClock::now();
+    while (!list.empty()) {
+        std::unique_ptr<PlainConnection> connection = std::move(list.back());
+        list.pop_back();
+        if (now - connection->idle_since > options_.idle_timeout) {
+            list.clear();  // the rest are older still
+            break;
+        }
+        if (connection->LooksAlive()) return connection;
+    }
+    return nullptr;
+}
+
+void HttpClient::Impl::ReleasePlain(const std::string& key,
+                                    std::unique_ptr<PlainConnection> connection) {
+    if (options_.max_idle_connections_per_host == 0) return;
+    connection->idle_since = SteadyClock::now();
+    std::unique_ptr<PlainConnection> evicted;
+    std::lock_guard lock(mutex_);
+    auto& list = plain_idle_[key];
+    list.push_back(std::move(connection));
+    if (list.size() > options_.max_idle_connections_per_host) {
+        evicted = std::move(list.front());
+        list.pop_front();
+    }
+}
+
+// ---- The plain-http fast path ----------------------------------------------------------------
+//
+// http:// without a proxy (model servers on loopback or a LAN, and the bench) is served without
+// coroutine frames: one PlainExchange object is driven by completion callbacks on its
+// connection's strand. While a request waits for its response it holds that object, its
+// connection (a bare socket), one socket wait and one timer wait: no read buffer (a buffer is
+// taken when the response is readable and given back when the exchange ends), no parser (made
+// when the first response byte arrives) and, on a fresh connection, not even the request bytes.
+// The behaviour is the contract in http_client.hpp, as for the coroutine path.
+namespace {
+
+using PlainHandler = asio::any_completion_handler<void(Result<HttpResponse>)>;
+
+constexpr size_t kPlainReadBytes = 8 * 1024;
+
+// What a plain request needs, built before anything is awaited.
+struct PlainCall {
+    std::string host;  // an IP literal or a name to resolve
+    uint16_t port = 0;
+    std::string pool_key;
+    std::string peer;  // "host:port", for messages
+    std::string text;  // the whole request: head and body
+    Deadline deadline = Deadline::Never();
+    bool head = false;
+    HttpClient::BodyChunkHandler on_body_chunk;  // empty for Send
+};
+
+// The request head and body as sent. Same headers as the beast path: Host and User-Agent first
+// (a header of that name in `request` replaces them), then the caller's headers,
+// Content-Length computed from the body.
+Result<std::string> PlainRequestText(const HttpRequest& request, const Url& url,
+                                     const std::string& user_agent) {
+    if (!IsToken(request.method)) {
+        return InvalidArgumentError("http: invalid method \"" + request.method + "\"");
+    }
+    std::string_view host = {};
+    std::string_view agent = user_agent;
+    size_t size = request.method.size() + url.target.size() + request.body.size() + 96;
+    for (const auto& [name, value] : request.headers) {
+        if (!IsToken(name) || HasCrLf(value)) {
+            return InvalidArgumentError("http: invalid header \"" + name + "\"");
+        }
+        if (beast::iequals(name, "host")) host = value;
+        if (beast::iequals(name, "user-agent")) agent = value;
+        size += name.size() + value.size() + 4;
+    }
+    std::string default_host;
+    if (host.empty()) {
+        default_host = HostHeader(url);
+        host = default_host;
+    }
+    std::string text;
+    text.reserve(size + host.size() + agent.size());
+    text.append(request.method).append(" ").append(url.target).append(" HTTP/1.1\r\nHost: ");
+    text.append(host).append("\r\nUser-Agent: ").append(agent).append("\r\n");
+    for (const auto& [name, value] : request.headers) {
+        if (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding") ||
+            beast::iequals(name, "host") || beast::iequals(name, "user-agent")) {
+            continue;
+        }
+        text.append(name).append(": ").append(value).append("\r\n");
+    }
+    bool body_method = request.method == "POST" || request.method == "PUT" ||
+                       request.method == "PATCH";
+    if (!request.body.empty() || body_method) {
+        text.append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n");
+    }
+    text.append("\r\n").append(request.body);
+    return text;
+}
+
+class PlainExchange : public std::enable_shared_from_this<PlainExchange> {
+  public:
+    PlainExchange(std::shared_ptr<HttpClient::Impl> impl, std::unique_ptr<PlainCall> call,
+                  std::unique_ptr<PlainConnection> connection, PlainHandler handler,
+                  Executor handler_executor)
+        : impl_(std::move(impl)),
+          call_(std::move(call)),
+          connection_(std::move(connection)),
+          strand_(connection_->strand),
+          timer_(impl_->executor_),
+          handler_(std::move(handler)),
+          handler_executor_(std::move(handler_executor)) {
+        reused_ = connection_->socket.is_open();
+    }
+
+    // On the strand.
+    void Begin() {
+        auto slot = asio::get_associated_cancellation_slot(handler_);
+        if (slot.is_connected()) slot.emplace<CancelHandler>(weak_from_this(), strand_);
+        if (!call_->deadline.IsNever()) {
+            timer_.expires_at(call_->deadline.time());
+            timer_.async_wait(OnStrand([self = shared_from_this()](ErrorCodeValue ec) {
+                if (!ec) self->OnDeadline();
+            }));
+        }
+        if (reused_) {
+            impl_->reuses_.fetch_add(1, std::memory_order_relaxed);
+            Write();
+        } else {
+            Connect();
+        }
+    }
+
+  private:
+    struct CancelHandler {
+        CancelHandler(std::weak_ptr<PlainExchange> e, asio::strand<Executor> s)
+            : exchange(std::move(e)), strand(std::move(s)) {}
+        void operator()(asio::cancellation_type type) {
+            if (type == asio::cancellation_type::none) return;
+            if (auto self = exchange.lock()) {
+                asio::post(strand, [self] { self->OnCancel(); });
+            }
+        }
+        std::weak_ptr<PlainExchange> exchange;
+        asio::strand<Executor> strand;
+    };
+
+    template <typename F>
+    asio::executor_binder<std::decay_t<F>, asio::strand<Executor>> OnStrand(F&& f) {
+        return asio::bind_executor(strand_, std::forward<F>(f));
+    }
+
+    void Connect() {
+        doing_ = "connecting to";
+        ErrorCodeValue ec;
+        auto address = asio::ip::make_address(call_->host, ec);
+        if (!ec) {
+            ConnectTo(tcp::endpoint(address, call_->port));
+            return;
+        }
+        doing_ = "resolving";
+        resolver_ = std::make_unique<tcp::resolver>(impl_->executor_);
+        resolver_->async_resolve(
+            call_->host, std::to_string(call_->port),
+            OnStrand([self = shared_from_this()](ErrorCodeValue resolve_ec,
+                                                 tcp::resolver::results_type results) {
+                if (self->finished_) return;
+                self->resolver_.reset();
+                if (resolve_ec || results.empty()) {
+                    self->Finish(UnavailableError(
+                                     "http: cannot resolve " + self->call_->host + ": " +
+                                     (resolve_ec ? resolve_ec.message() : "no addresses")),
+                                 false);
+                    return;
+                }
+                self->doing_ = "connecting to";
+                self->ConnectTo(results.begin()->endpoint());
+            }));
+    }
+
+    // Connects without waiting for the connection before writing: on loopback and fast links the
+    // handshake is done by the time connect() returns, and the request goes out in the same
+    // handler (no reactor round trip per new connection). If not, the write waits for it.
+    void ConnectTo(tcp::endpoint endpoint) {
+        ErrorCodeValue ec;
+        connection_->socket.open(endpoint.protocol(), ec);
+        if (!ec) connection_->socket.non_blocking(true, ec);
+        if (ec) {
+            FailConnect(ec);
+            return;
+        }
+        connection_->socket.set_option(tcp::no_delay(true), ec);
+        if (::connect(connection_->socket.native_handle(), endpoint.data(),
+                      static_cast<socklen_t>(endpoint.size())) != 0 &&
+            errno != EINPROGRESS) {
+            FailConnect(ErrorCodeValue(errno, boost::system::system_category()));
+            return;
+        }
+        connecting_ = true;
+        Write();
+    }
+
+    void FailConnect(ErrorCodeValue ec) {
+        Error error = TransportError(ec, "connecting to", call_->peer);
+        if (error.code() == ErrorCode::kUnavailable) {
+            error = Error(ErrorCode::kUnavailable,
+                          "http: cannot connect to " + call_->peer + ": " + ec.message());
+        }
+        Finish(std::unexpected(std::move(error)), false);
+    }
+
+    void Established() {
+        connecting_ = false;
+        doing_ = "sending to";
+        impl_->connections_opened_.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    void Write() {
+        if (!connecting_) doing_ = "sending to";
+        impl_->requests_sent_.fetch_add(1, std::memory_order_relaxed);
+        written_ = 0;
+        WriteSome();
+    }
+
+    void WriteSome() {
+        ErrorCodeValue ec;
+        // Usually the whole request fits the socket buffer at once: no write operation.
+        while (!ec && written_ < call_->text.size()) {
+            size_t n = connection_->socket.write_some(
+                asio::buffer(call_->text.data() + written_, call_->text.size() - written_), ec);
+            if (!ec && connecting_) Established();
+            written_ += n;
+        }
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            if (connecting_) {
+                // Still connecting: wait until the socket is writable, then see how it went.
+                connection_->socket.async_wait(
+                    tcp::socket::wait_write,
+                    OnStrand([self = shared_from_this()](ErrorCodeValue wait_ec) {
+                        if (self->finished_) return;
+                        if (!wait_ec) {
+                            int error = 0;
+                            socklen_t length = sizeof(error);
+                            ::getsockopt(self->connection_->socket.native_handle(), SOL_SOCKET,
+                                         SO_ERROR, &error, &length);
+                            if (error != 0) {
+                                wait_ec = ErrorCodeValue(error, boost::system::system_category());
+                            }
+                        }
+                        if (wait_ec) {
+                            self->FailConnect(wait_ec);
+                            return;
+                        }
+                        self->Established();
+                        self->WriteSome();
+                    }));
+                return;
+            }
+            asio::async_write(
+                connection_->socket,
+                asio::buffer(call_->text.data() + written_, call_->text.size() - written_),
+                OnStrand([self = shared_from_this()](ErrorCodeValue write_ec, size_t) {
+                    if (self->finished_) return;
+                    if (write_ec) {
+                        self->Finish(std::unexpected(TransportError(write_ec, "sending to",
+                                                                    self->call_->peer)),
+                                     true);
+                        return;
+                    }
+                    self->Sent();
+                }));
+            return;
+        }
+        if (ec) {
+            if (connecting_) {
+                FailConnect(ec);
+            } else {
+                Finish(std::unexpected(TransportError(ec, "sending to", call_->peer)), true);
+            }
+            return;
+        }
+        Sent();
+    }
+
+    void Sent() {
+        // The bytes are kept only while a stale-connection retry may need them again.
+        if (!reused_ || attempt_ > 0) std::string().swap(call_->text);
+        doing_ = "waiting for";
+        WaitReadable();
+    }
+
+    void WaitReadable() {
+        connection_->socket.async_wait(
+            tcp::socket::wait_read, OnStrand([self = shared_from_this()](ErrorCodeValue ec) {
+                if (self->finished_) return;
+                if (ec) {
+                    self->Finish(std::unexpected(TransportError(ec, self->doing_,
+                                                                self->call_->peer)),
+                                 !self->got_bytes_);
+                    return;
+                }
+                self->OnReadable();
+            }));
+    }
+
+    void OnReadable() {
+        for (;;) {
+            ErrorCodeValue ec;
+            size_t n = connection_->socket.read_some(buffer_.prepare(kPlainReadBytes), ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+            if (ec == asio::error::eof) {
+                OnEof();
+                return;
+            }
+            if (ec) {
+                Finish(std::unexpected(TransportError(ec, doing_, call_->peer)), !got_bytes_);
+                return;
+            }
+            buffer_.commit(n);
+            if (n > 0 && !got_bytes_) {
+                got_bytes_ = true;
+                doing_ = "reading from";
+            }
+            if (Parse()) return;
+        }
+        WaitReadable();
+    }
+
+    // Feeds the buffered bytes to the parser; true once the exchange has finished.
+    bool Parse() {
+        while (buffer_.size() > 0) {
+            if (!parser_) {
+                parser_.emplace();
+                parser_->eager(true);
+                parser_->header_limit(kHeaderLimit);
+                // A streamed 2xx body is not limited; others are (set once the status is known).
+                if (!call_->on_body_chunk) {
+                    parser_->body_limit(impl_->options_.max_response_body_bytes);
+                } else {
+                    parser_->body_limit(boost::none);
+                }
+                if (call_->head) parser_->skip(true);
+                header_checked_ = false;
+            }
+            ErrorCodeValue ec;
+            size_t used = parser_->put(buffer_.data(), ec);
+            buffer_.consume(used);
+            if (ec && ec != bhttp::error::need_more) {
+                FailParse(ec);
+                return true;
+            }
+            if (parser_->is_header_done()) {
+                int status = parser_->get().result_int();
+                if (status / 100 == 1 && status != 101) {
+                    parser_.reset();  // an interim response (103 Early Hints...): skipped
+                    continue;
+                }
+                if (!header_checked_ && !CheckHeader(status)) return true;
+                if (streaming_ && !Deliver()) return true;
+            }
+            if (parser_->is_done()) {
+                Succeed(buffer_.size() == 0);
+                return true;
+            }
+            if (ec || used == 0) return false;
+        }
+        return false;
+    }
+
+    // Once per response, when its head has been parsed: is the body streamed, is it too large?
+    bool CheckHeader(int status) {
+        header_checked_ = true;
+        if (!call_->on_body_chunk) return true;
+        streaming_ = status / 100 == 2;
+        if (streaming_) return true;
+        const size_t limit = impl_->options_.max_response_body_bytes;
+        if (auto length = parser_->content_length(); length && *length > limit) {
+            Finish(std::unexpected(TooLarge()), false);
+            return false;
+        }
+        parser_->body_limit(limit);
+        return true;
+    }
+
+    // Hands the body bytes parsed so far to the stream handler.
+    bool Deliver() {
+        std::string& body = parser_->get().body();
+        if (body.empty()) return true;
+        Status accepted = call_->on_body_chunk(body);
+        body.clear();
+        if (!accepted) {
+            // The connection is mid-body: it is closed rather than pooled.
+            Finish(std::unexpected(std::move(accepted).error()), false);
+            return false;
+        }
+        return true;
+    }
+
+    void OnEof() {
+        if (!parser_) {
+            // Closed before any response byte: most likely an idle connection the server shut.
+            Finish(std::unexpected(TransportError(bhttp::error::end_of_stream, doing_,
+                                                  call_->peer)),
+                   !got_bytes_);
+            return;
+        }
+        ErrorCodeValue ec;
+        parser_->put_eof(ec);
+        if (ec) {
+            FailParse(ec);
+            return;
+        }
+        Succeed(false);
+    }
+
+    Error TooLarge() const {
+        ErrorDetails details;
+        details.reason = "response_too_large";
+        details.http_status = parser_ ? parser_->get().result_int() : 0;
+        return Error(ErrorCode::kResourceExhausted,
+                     "http: response body from " + call_->peer + " exceeds " +
+                         std::to_string(impl_->options_.max_response_body_bytes) + " bytes",
+                     std::move(details));
+    }
+
+    void FailParse(ErrorCodeValue ec) {
+        if (ec == bhttp::error::body_limit) {
+            Finish(std::unexpected(TooLarge()), false);
+            return;
+        }
+        Finish(std::unexpected(TransportError(ec, doing_, call_->peer)), false);
+    }
+
+    void Succeed(bool reusable) {
+        auto& message = parser_->get();
+        HttpResponse response;
+        response.status = message.result_int();
+        for (const auto& field : message) {
+            response.headers.emplace_back(std::string(field.name_string()),
+                                          std::string(field.value()));
+        }
+        response.body = std::move(message.body());
+        bool keep_alive = reusable && message.keep_alive();
+        parser_.reset();
+        if (keep_alive) {
+            timer_.cancel();
+            impl_->ReleasePlain(call_->pool_key, std::move(connection_));
+        }
+        Finish(std::move(response), false);
+    }
+
+    void OnDeadline() {
+        if (finished_) return;
+        Finish(DeadlineExceededError("http: deadline exceeded while " + std::string(doing_) +
+                                     " " + call_->peer),
+               false);
+    }
+
+    void OnCancel() {
+        if (finished_) return;
+        Finish(CancelledError("http: cancelled while " + std::string(doing_) + " " + call_->peer),
+               false);
+    }
+
+    // Ends the exchange with `result` (or retries a reused connection that failed before any
+    // response byte arrived). `before_response`: nothing of a response was received.
+    void Finish(Result<HttpResponse> result, bool before_response) {
+        if (!result && reused_ && attempt_ == 0 && before_response &&
+            IsTransientFailure(result.error()) && !call_->text.empty()) {
+            // The server most likely closed the idle connection as we reused it.
+            impl_->stale_retries_.fetch_add(1, std::memory_order_relaxed);
+            ErrorCodeValue ignored;
+            connection_->socket.close(ignored);
+            connection_ = std::make_unique<PlainConnection>(strand_, impl_->executor_);
+            attempt_ = 1;
+            got_bytes_ = false;
+            buffer_.clear();
+            Connect();
+            return;
+        }
+        finished_ = true;
+        ErrorCodeValue ignored;
+        timer_.cancel();
+        if (resolver_) resolver_->cancel();
+        if (connection_) {
+            connection_->socket.close(ignored);  // not reusable: closed, never pooled
+            connection_.reset();
+        }
+        buffer_ = beast::flat_buffer();
+        std::string().swap(call_->text);
+        auto slot = asio::get_associated_cancellation_slot(handler_);
+        if (slot.is_connected()) slot.clear();
+        asio::post(handler_executor_, asio::append(std::move(handler_), std::move(result)));
+    }
+
+    std::shared_ptr<HttpClient::Impl> impl_;
+    std::unique_ptr<PlainCall> call_;
+    std::unique_ptr<PlainConnection> connection_;
+    asio::strand<Executor> strand_;
+    asio::steady_timer timer_;
+    std::unique_ptr<tcp::resolver> resolver_;
+    beast::flat_buffer buffer_;
+    std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
+    PlainHandler handler_;
+    Executor handler_executor_;
+    const char* doing_ = "sending to";
+    size_t written_ = 0;
+    int attempt_ = 0;
+    bool reused_ = false;
+    bool got_bytes_ = false;
+    bool connecting_ = false;
+    bool header_checked_ = false;
+    bool streaming_ = false;
+    bool finished_ = false;
+};
+
+struct PlainInitiation {
+    std::shared_ptr<HttpClient::Impl> impl;
+
+    template <typename Handler>
+    void operator()(Handler&& handler, std::unique_ptr<PlainCall> call) {
+        Executor handler_executor = asio::get_associated_executor(handler, impl->executor_);
+        std::unique_ptr<PlainConnection> connection = impl->AcquireIdlePlain(call->pool_key);
+        if (!connection) {
+            connection =
+                std::make_unique<PlainConnection>(asio::make_strand(impl->executor_), impl->executor_);
+        }
+        asio::strand<Executor> strand = connection->strand;
+        auto exchange = std::make_shared<PlainExchange>(
+            std::move(impl), std::move(call), std::move(connection),
+            PlainHandler(std::forward<Handler>(handler)), std::move(handler_executor));
+        asio::dispatch(strand, [exchange = std::move(exchange)] { exchange->Begin(); });
+    }
+};
+
+Awaitable<Result<HttpResponse>> ReadyResponse(Result<HttpResponse> result) {
+    co_return result;
+}
+
+// Awaits a PlainExchange. Failures are values: Asio's throw for an operation begun after the
+// awaiting coroutine was cancelled becomes kCancelled here.
+Awaitable<Result<HttpResponse>> SendPlain(std::shared_ptr<HttpClient::Impl> impl,
+                                          std::unique_ptr<PlainCall> call) {
+    std::string peer = call->peer;
+    try {
+        PlainInitiation initiation{std::move(impl)};
+        auto operation =
+            asio::async_initiate<const asio::use_awaitable_t<>&, void(Result<HttpResponse>)>(
+                std::move(initiation), asio::use_awaitable, std::move(call));
+        co_return co_await std::move(operation);
+    } catch (const boost::system::system_error& e) {
+        if (e.code() == asio::error::operation_aborted) {
+            co_return CancelledError("http: request to " + peer + " cancelled");
+        }
+        co_return InternalError("http: request to " + peer + " failed: " + e.what());
+    }
+}
+
+}  // namespace
+
+// The fast path's request, or nullptr when `request` needs the general path (https, a proxy).
+Result<std::unique_ptr<PlainCall>> HttpClient::Impl::PreparePlain(const HttpRequest& request,
+                                                                  Deadline deadline) const {
+    auto url = ParseUrl(request.url);
+    if (!url || url->tls()) return nullptr;
+    auto proxy = proxy_.ProxyFor(*url);
+    if (!proxy || *proxy) return nullptr;
+    auto call = std::make_unique<PlainCall>();
+    STROWGER_ASSIGN_OR_RETURN(call->text, PlainRequestText(request, *url, options_.user_agent));
+    call->peer = url->Authority();
+    call->pool_key = "http://" + call->peer;
+    call->host = std::move(url->host);
+    call->port = url->port;
+    call->deadline = deadline;
+    call->head = request.method == "HEAD";
+    if (deadline.Expired()) {
+        return DeadlineExceededError("http: deadline exceeded before sending to " + call->peer);
+    }
+    return call;
+}
+
 HttpClient::HttpClient(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpClient::~HttpClient() = default;
@@ -856,11 +1472,20 @@ Result<std::shared_ptr<HttpClient>> HttpClient::Create(Executor executor,
 }
 
 Awaitable<Result<HttpResponse>> HttpClient::Send(HttpRequest request, Deadline deadline) {
+    auto plain = impl_->PreparePlain(request, deadline);
+    if (!plain) return ReadyResponse(std::unexpected(std::move(plain).error()));
+    if (*plain) return SendPlain(impl_, std::move(*plain));
     return Impl::Run(impl_, std::move(request), deadline, nullptr);
 }
 
 Awaitable<Result<HttpResponse>> HttpClient::SendStreaming(HttpRequest request, Deadline deadline,
                                                           BodyChunkHandler on_body_chunk) {
+    auto plain = impl_->PreparePlain(request, deadline);
+    if (!plain) return ReadyResponse(std::unexpected(std::move(plain).error()));
+    if (*plain) {
+        (*plain)->on_body_chunk = std::move(on_body_chunk);
+        return SendPlain(impl_, std::move(*plain));
+    }
     return Impl::Run(impl_, std::move(request), deadline, std::move(on_body_chunk));
 }
 
@@ -877,13 +1502,16 @@ size_t HttpClient::idle_connections() const {
     std::lock_guard lock(impl_->mutex_);
     size_t total = 0;
     for (const auto& [key, list] : impl_->idle_) total += list.size();
+    for (const auto& [key, list] : impl_->plain_idle_) total += list.size();
     return total;
 }
 
 void HttpClient::CloseIdleConnections() {
     std::map<std::string, std::deque<std::unique_ptr<Connection>>> closing;
+    std::map<std::string, std::deque<std::unique_ptr<PlainConnection>>> closing_plain;
     std::lock_guard lock(impl_->mutex_);
     closing.swap(impl_->idle_);
+    closing_plain.swap(impl_->plain_idle_);
 }
 
 const Executor& HttpClient::executor() const {

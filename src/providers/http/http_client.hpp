@@ -25,6 +25,11 @@
 //    http:// goes through the proxy in absolute form, https:// through a CONNECT tunnel.
 //    Loopback targets (localhost, 127.0.0.0/8, ::1) are never proxied.
 //
+// Plain http:// requests that do not go through a proxy (local model servers) are driven by
+// completion callbacks instead of coroutines: a waiting request holds one small object, its
+// connection's socket and two waits (the socket, the deadline timer) and no read buffer. HTTPS
+// and proxied requests take the coroutine path over Beast streams. Both keep the contract above.
+//
 // Thread-safety: an HttpClient may be used concurrently from any thread and any executor. Its
 // sockets live on the executor given to Create (which must be running); each request runs on a
 // strand of it and completes on the caller's executor. Destroying the HttpClient while requests

@@ -216,6 +216,52 @@ TEST_F(HttpClientTest, NonSuccessStatusIsAResponseNotAnError) {
     EXPECT_NE(result->body.find("mock error 503"), std::string::npos);
 }
 
+TEST_F(HttpClientTest, HostNamesAreResolvedAndHostHeadersReplaceable) {
+    std::string base = "http://localhost:" + std::to_string(server_->port()) + "/v1";
+    HttpRequest request = ChatRequest(base, "by name");
+    request.headers.emplace_back("Host", "models.internal");
+    request.headers.emplace_back("User-Agent", "bench/1");
+    auto result = RunSync(client_->Send(std::move(request), Deadline::After(kWait)));
+    ASSERT_TRUE(result) << result.error().ToString();
+    EXPECT_EQ(result->status, 200);
+    auto recorded = server_->recorded_requests();
+    ASSERT_EQ(recorded.size(), 1u);
+    EXPECT_EQ(recorded[0].Header("host"), "models.internal");
+    EXPECT_EQ(recorded[0].Header("user-agent"), "bench/1");
+}
+
+TEST_F(HttpClientTest, LargeRequestAndResponseBodiesArriveWhole) {
+    // Larger than the socket buffers: the request is written in several steps and the response
+    // read in several.
+    std::string prompt(3 << 20, 'p');
+    MockBehavior big;
+    big.body = std::string(5 << 20, 'b');
+    server_->AddRule(NodeRule("big", big));
+    auto result = RunSync(
+        client_->Send(ChatRequest(server_->base_url(), prompt, "big"), Deadline::After(kWait)));
+    ASSERT_TRUE(result) << result.error().ToString();
+    EXPECT_EQ(result->status, 200);
+    EXPECT_EQ(result->body.size(), big.body.size());
+    EXPECT_EQ(result->body, big.body);
+    auto recorded = server_->recorded_requests();
+    ASSERT_EQ(recorded.size(), 1u);
+    EXPECT_EQ(recorded[0].body, ChatBody(prompt));
+}
+
+TEST_F(HttpClientTest, GetWithoutBodySendsNoContentLength) {
+    HttpRequest request;
+    request.method = "GET";
+    request.url = server_->base_url() + "/models";
+    auto result = RunSync(client_->Send(std::move(request), Deadline::After(kWait)));
+    ASSERT_TRUE(result) << result.error().ToString();
+    EXPECT_EQ(result->status, 200);
+    EXPECT_NE(result->body.find("mock-model"), std::string::npos) << result->body;
+    auto recorded = server_->recorded_requests();
+    ASSERT_EQ(recorded.size(), 1u);
+    EXPECT_EQ(recorded[0].method, "GET");
+    EXPECT_EQ(recorded[0].Header("content-length"), "");
+}
+
 TEST_F(HttpClientTest, SequentialCallsReuseOneConnection) {
     std::vector<HttpRequest> requests;
     for (int i = 0; i < 5; ++i) requests.push_back(ChatRequest(server_->base_url(), "call"));

@@ -389,23 +389,35 @@ Awaitable<Result<Completion>> OpenAiProvider::Complete(CompletionRequest request
     return Send(std::move(http_request), std::move(request.model), call_deadline);
 }
 
-Awaitable<Result<Completion>> OpenAiProvider::Send(http::HttpRequest request, std::string model,
-                                                   Deadline deadline) {
-    auto response = co_await client_->Send(std::move(request), deadline);
+namespace {
+
+// The completion in an HTTP exchange's outcome. A plain function, so that the waiting
+// coroutine's frame has no slots for these temporaries.
+Result<Completion> CompletionFrom(Result<http::HttpResponse> response, std::string model,
+                                  const std::string& provider) {
     if (!response) {
         const Error& error = response.error();
         if (error.details().reason == "truncated_response") {
-            co_return Malformed(config_.name, "truncated (" + error.message() + ")");
+            return Malformed(provider, "truncated (" + error.message() + ")");
         }
-        co_return std::unexpected(error.WithPrefix(config_.name + ": "));
+        return std::unexpected(error.WithPrefix(provider + ": "));
     }
     if (response->status / 100 != 2) {
-        co_return std::unexpected(ErrorFromHttpResponse(*response, config_.name));
+        return std::unexpected(ErrorFromHttpResponse(*response, provider));
     }
-    auto completion = ParseChatCompletionsBody(response->body, config_.name);
-    if (!completion) co_return std::unexpected(completion.error());
+    auto completion = ParseChatCompletionsBody(response->body, provider);
+    if (!completion) return std::unexpected(completion.error());
     if (completion->model.empty()) completion->model = std::move(model);
-    co_return std::move(*completion);
+    return completion;
+}
+
+}  // namespace
+
+Awaitable<Result<Completion>> OpenAiProvider::Send(http::HttpRequest request, std::string model,
+                                                   Deadline deadline) {
+    auto exchange = client_->Send(std::move(request), deadline);
+    Result<http::HttpResponse> response = co_await std::move(exchange);
+    co_return CompletionFrom(std::move(response), std::move(model), config_.name);
 }
 
 Awaitable<Result<Completion>> OpenAiProvider::SendStreaming(http::HttpRequest request,
