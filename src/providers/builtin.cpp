@@ -108,8 +108,6 @@ void RegisterAnthropic(ProviderRegistry& registry, const ProviderSettings& setti
 }  // namespace
 
 void RegisterBuiltinProviders(ProviderRegistry& registry, const ProvidersConfig& config) {
-    RegisterScriptedProvider(registry);
-
     // ---- command: ---------------------------------------------------------------------------
     // Not registered here: RegisterCommandProvider(registry, sandbox, options)
     // (src/providers/command/) is compiled into strowger_tools, as it needs the sandbox, and
@@ -119,13 +117,20 @@ void RegisterBuiltinProviders(ProviderRegistry& registry, const ProvidersConfig&
     if (!client) {
         // A bad $SSL_CERT_FILE or proxy setting: HTTP providers cannot work; say why once.
         spdlog::error("HTTP providers disabled: {}", client.error().message());
+        RegisterScriptedProvider(registry);
         return;
     }
+    RegisterBuiltinProviders(registry, config, *client);
+}
+
+void RegisterBuiltinProviders(ProviderRegistry& registry, const ProvidersConfig& config,
+                              std::shared_ptr<http::HttpClient> client) {
+    RegisterScriptedProvider(registry);
     RegisterOpenAiCompatible(registry, "openai", &DefaultOpenAiConfig, config.For("openai"),
-                             *client);
+                             client);
     RegisterOpenAiCompatible(registry, "ollama", &DefaultOllamaConfig, config.For("ollama"),
-                             *client);
-    RegisterAnthropic(registry, config.For("anthropic"), *client);
+                             client);
+    RegisterAnthropic(registry, config.For("anthropic"), client);
 }
 
 void RegisterBuiltinProviders(ProviderRegistry& registry) {

@@ -1,8 +1,14 @@
 // The providers every strowger binary knows.
 #pragma once
 
+#include <memory>
+
 #include "providers/config/providers_config.hpp"
 #include "providers/provider.hpp"
+
+namespace strowger::http {
+class HttpClient;
+}  // namespace strowger::http
 
 namespace strowger::providers {
 
@@ -18,5 +24,10 @@ void RegisterBuiltinProviders(ProviderRegistry& registry, const ProvidersConfig&
 // file: a binary that honours --providers / $STROWGER_PROVIDERS calls LoadProvidersConfig() and
 // the overload above.
 void RegisterBuiltinProviders(ProviderRegistry& registry);
+
+// As the first overload, with the HTTP providers sending through `client` (e.g. one whose
+// sockets live on an I/O thread of their own) instead of a client on the registry's executor.
+void RegisterBuiltinProviders(ProviderRegistry& registry, const ProvidersConfig& config,
+                              std::shared_ptr<http::HttpClient> client);
 
 }  // namespace strowger::providers
