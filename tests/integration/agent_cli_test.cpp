@@ -10,6 +10,8 @@
 
 #include <signal.h>
 
+#include <boost/json/serialize.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -190,6 +192,38 @@ TEST_F(AgentCliTest, BuiltinToolsRunInTheSandboxAndAreRecorded) {
     EXPECT_TRUE(verify.out.starts_with(run_id + ": ok (" + std::to_string(events.size()) +
                                        " events, head "))
         << verify.out;
+}
+
+TEST_F(AgentCliTest, ShellHasNoNetworkUnlessTheAgentIsGranted) {
+    // Something listening on the host's loopback: a step whose agent has `network: true` can
+    // connect to it from the sandbox; one without cannot (its sandbox has its own network).
+    auto listener = MockModelServer::Start({});
+    ASSERT_TRUE(listener.has_value()) << listener.error().message();
+    const std::string probe =
+        "python3 -c \"import socket; socket.create_connection(('127.0.0.1', " +
+        std::to_string((*listener)->port()) +
+        "), 5); print('net=ok')\" 2>/dev/null || echo net=blocked";
+    WriteWorkflow(R"y(name: network
+agents:
+  closed: {model: "scripted:script.yaml", tools: [shell]}
+  open: {model: "scripted:script.yaml", tools: [shell], network: true}
+steps:
+  - {name: without, agent_name: closed, prompt: "Probe"}
+  - {name: with, agent_name: open, prompt: "Probe"}
+)y",
+                  "rules:\n"
+                  "  - when: {prompt_contains: \"exit code\"}\n"
+                  "    reply_template: \"${step} ${prompt}\"\n"
+                  "  - tool_calls: [{name: shell, arguments: {command: " +
+                      json::serialize(json::value(probe)) + "}}]\n");
+    auto result = env_.Run({"run", "workflow.yaml"});
+    std::string run_id = env_.WaitForOnlyRun();
+    auto events = env_.Events(run_id);
+    EXPECT_EQ(result.exit_code(), 0) << result.err << Describe(events);
+    EXPECT_EQ(Str(FindEvent(events, "tool.result", "without"), "content"),
+              ShellSuccess("net=blocked\n"));
+    EXPECT_EQ(Str(FindEvent(events, "tool.result", "with"), "content"), ShellSuccess("net=ok\n"));
+    EXPECT_EQ(result.out, "with " + ShellSuccess("net=ok\n"));
 }
 
 // --- 2. The allowlist --------------------------------------------------------------------------
@@ -596,6 +630,54 @@ TEST_F(ReconciliationTest, RejectFailsTheStep) {
     EXPECT_EQ(CountEvents(events, "tool.call"), 1);
 }
 
+TEST_F(AgentCliTest, ACrashAfterOnlyReadOnlyCallsIsRetriedWithoutAHuman) {
+    // The step's read_file call has finished and the model is thinking (forever, in attempt
+    // 1) when the process is killed. Repeating a read-only call is safe, so `runs resume`
+    // starts attempt 2 at once, without a reconciliation task.
+    env_.Write("ws/data.txt", "payload 42\n");
+    WriteWorkflow(R"y(name: read-only-crash
+workspace: ws
+agents:
+  reader: {model: "scripted:script.yaml", tools: [read_file]}
+steps:
+  - {name: look, agent_name: reader, prompt: "Look"}
+)y",
+                  R"y(rules:
+  - when: {prompt_contains: "Look"}
+    tool_calls: [{name: read_file, arguments: {path: data.txt}}]
+  - when: {prompt_contains: "payload", attempt: 1}
+    hang: true
+  - when: {prompt_contains: "payload"}
+    reply_template: "read: ${prompt}"
+)y");
+    auto child = env_.Start({"run", "workflow.yaml"});
+    std::string run_id = env_.WaitForOnlyRun(seconds(20));
+    ASSERT_FALSE(run_id.empty()) << child->Stderr();
+    bool thinking = WaitFor(
+        [&] {
+            auto events = env_.Events(run_id);
+            return CountEvents(events, "tool.result") == 1 &&
+                   CountEvents(events, "llm.request") == 2;
+        },
+        seconds(20));
+    ASSERT_TRUE(thinking) << child->Stderr() << Describe(env_.Events(run_id));
+    ASSERT_TRUE(child->Signal(SIGKILL));
+    EXPECT_EQ(child->Wait(seconds(10)).status.signal, SIGKILL);
+
+    auto resume = env_.Run({"runs", "resume", run_id});
+    EXPECT_EQ(resume.exit_code(), 0) << resume.err;
+    EXPECT_EQ(resume.out, "read: payload 42\n");
+    auto events = env_.Events(run_id);
+    EXPECT_EQ(env_.RunStatus(run_id), "completed");
+    EXPECT_EQ(CountEvents(events, "human_task.created"), 0) << Describe(events);
+    auto calls = All(events, "tool.call");
+    ASSERT_EQ(calls.size(), 2u) << Describe(events);
+    EXPECT_EQ(Str(calls[0], "idempotency_key"), run_id + "/look/1/1");
+    EXPECT_EQ(Str(calls[1], "idempotency_key"), run_id + "/look/2/1");
+    EXPECT_EQ(CountEvents(events, "node.started"), 2);
+    EXPECT_NE(FindEvent(events, "run.resumed"), nullptr);
+}
+
 // --- 5. MCP servers through the engine -----------------------------------------------------------
 
 // The `everything` server as a workflow declares it: `node` and the server's script, over
@@ -861,6 +943,43 @@ steps:
     const auto* failed = FindEvent(events, "node.failed");
     ASSERT_NE(failed, nullptr);
     EXPECT_GT(failed->seq, exceeded->seq);
+    EXPECT_EQ(Str(FindEvent(events, "run.failed"), "error"), error);
+}
+
+TEST_F(AgentCliTest, StepTokenBudgetStopsTheNextModelCall) {
+    // 40 + 20 tokens per call against max_tokens 50: the first call (which asks for a tool) is
+    // recorded; the call after the tool result is refused before it is made.
+    env_.Write("ws/a.txt", "a\n");
+    WriteWorkflow(R"y(name: tokens
+workspace: ws
+agents:
+  lister:
+    model: "scripted:script.yaml"
+    tools: [list_dir]
+    limits: {max_tokens: 50}
+steps:
+  - {name: list, agent_name: lister, prompt: "List", error_mode: retry, max_retries: 1}
+)y",
+                  R"y(rules:
+  - when: {prompt_contains: "List"}
+    tool_calls: [{name: list_dir, arguments: {}}]
+    usage: {input_tokens: 40, output_tokens: 20}
+  - {reply: listed, usage: {input_tokens: 40, output_tokens: 20}}
+)y");
+    auto result = env_.Run({"run", "workflow.yaml"});
+    std::string run_id = env_.WaitForOnlyRun();
+    auto events = env_.Events(run_id);
+    const std::string error = "Step 'list' failed: budget exceeded: tokens 60 >= 50 (agent lister)";
+    EXPECT_EQ(result.exit_code(), 1) << result.err << Describe(events);
+    EXPECT_EQ(result.err, "strowger: run " + run_id + " failed: " + error + "\n");
+    EXPECT_EQ(CountEvents(events, "llm.response"), 1);
+    EXPECT_EQ(CountEvents(events, "tool.result"), 1);
+    EXPECT_EQ(CountEvents(events, "node.started"), 1);
+    const auto* exceeded = FindEvent(events, "budget.exceeded");
+    EXPECT_EQ(Str(exceeded, "scope"), "step");
+    EXPECT_EQ(Str(exceeded, "limit"), "tokens");
+    EXPECT_EQ(Str(exceeded, "used"), "60");
+    EXPECT_EQ(Str(exceeded, "max"), "50");
     EXPECT_EQ(Str(FindEvent(events, "run.failed"), "error"), error);
 }
 
