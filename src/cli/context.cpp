@@ -171,6 +171,9 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
             outcome = std::move(result);
             signals.cancel();
             stop_supervising.emit(asio::cancellation_type::terminal);
+            // Return now: the MCP servers' read loops would keep io.run() going for ever
+            // (what is still queued runs at the next io.run(), or is dropped at exit).
+            io.stop();
         };
         asio::co_spawn(io, execute(), asio::detached);
         io.restart();

@@ -27,7 +27,8 @@ class Context {
     engine::Engine& engine() { return *engine_; }
     providers::ProviderRegistry& registry() { return *registry_; }
 
-    // Runs `awaitable` on io() until it completes.
+    // Runs `awaitable` on io() until it completes. Work that outlives it (an MCP server's read
+    // loop, say) stays queued for the next call instead of keeping this one from returning.
     template <typename T>
     T Await(Awaitable<T> awaitable) {
         std::optional<T> result;
@@ -35,6 +36,7 @@ class Context {
         asio::co_spawn(io_, std::move(awaitable), [&](std::exception_ptr e, T value) {
             error = e;
             if (!e) result.emplace(std::move(value));
+            io_.stop();
         });
         io_.restart();
         io_.run();

@@ -64,6 +64,7 @@ tools::mcp::McpServerSpec ToClientSpec(const model::McpServerSpec& server) {
 Awaitable<Result<std::shared_ptr<tools::mcp::McpClient>>> Engine::Impl::McpClientFor(
     std::string definition_sha256, model::McpServerSpec server) {
     const std::string key = definition_sha256 + "/" + server.name;
+    auto executor = co_await asio::this_coro::executor;
     while (true) {
         std::shared_ptr<McpSlot> slot;
         std::shared_ptr<asio::steady_timer> waiter;
@@ -75,7 +76,7 @@ Awaitable<Result<std::shared_ptr<tools::mcp::McpClient>>> Engine::Impl::McpClien
             if (slot->client) co_return slot->client;
             if (slot->error) co_return std::unexpected(*slot->error);
             if (slot->starting) {
-                waiter = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+                waiter = std::make_shared<asio::steady_timer>(executor);
                 waiter->expires_at(asio::steady_timer::time_point::max());
                 slot->waiters.push_back(waiter);
             } else {
@@ -90,10 +91,13 @@ Awaitable<Result<std::shared_ptr<tools::mcp::McpClient>>> Engine::Impl::McpClien
         auto deadline = Deadline::After(kMcpStartTimeout);
         auto started =
             co_await tools::mcp::StartMcpClient(executor_, ToClientSpec(server), deadline);
-        Result<std::vector<tools::mcp::McpToolInfo>> listed =
-            started
-                ? co_await (*started)->ListTools(deadline)
-                : Result<std::vector<tools::mcp::McpToolInfo>>(std::unexpected(started.error()));
+        // Not `started ? co_await ... : ...`: GCC 12 never resumes a co_await inside a
+        // conditional expression here (the run hung at its first MCP tool).
+        Result<std::vector<tools::mcp::McpToolInfo>> listed;
+        if (started) {
+            auto tools_listed = co_await (*started)->ListTools(deadline);
+            listed = std::move(tools_listed);
+        }
         std::vector<std::shared_ptr<asio::steady_timer>> waiters;
         {
             std::lock_guard lock(mutex_);

@@ -718,18 +718,10 @@ steps:
     EXPECT_TRUE(env_.RunIds().empty());
 }
 
-// Runs that use the real server from npm (installed like mcp_test's).
-//
-// DISABLED: both hang today, for two reasons in the engine (see the report of the change
-// that added them; they pass with both fixed):
-//  1. Engine::Impl::McpClientFor (src/engine/tools_runtime.cpp) awaits ListTools inside a
-//     conditional operator (`started ? co_await ... : ...`); GCC 12 miscompiles it and the
-//     awaiting coroutine is never resumed after the tools/list response arrives, so the step
-//     never starts (the ledger stops at run.started). An if/else fixes it.
-//  2. The MCP connection's reader and writer keep the CLI's io_context busy after the run
-//     has ended, so `strowger run` never exits (servers stop only in ~Engine, after io.run()
-//     returns). E.g. stopping the io_context once the run's outcome is known
-//     (ExecuteWithProgress in src/cli/context.cpp), or an engine call that stops the servers.
+// Runs that use the real server from npm (installed like mcp_test's). They caught two hangs:
+// a co_await inside a conditional expression that GCC 12 never resumed (the step never
+// started), and the MCP connection's read loop keeping `strowger run` from exiting after the
+// run had ended.
 class McpCliTest : public AgentCliTest {
   protected:
     static void SetUpTestSuite() {
@@ -745,7 +737,7 @@ class McpCliTest : public AgentCliTest {
     static inline Result<fs::path> bin_ = std::unexpected(Error());
 };
 
-TEST_F(McpCliTest, DISABLED_AGrantedServerToolIsCalledOverStdio) {
+TEST_F(McpCliTest, AGrantedServerToolIsCalledOverStdio) {
     WriteWorkflow("name: mcp\n" + Server() + R"y(agents:
   echoer:
     model: "scripted:script.yaml"
@@ -782,7 +774,7 @@ steps:
     EXPECT_EQ(JsonString((*asked)[0].as_object(), "name"), "everything/echo");
 }
 
-TEST_F(McpCliTest, DISABLED_AServerToolTheAgentWasNotGrantedIsRefusedAtRunTime) {
+TEST_F(McpCliTest, AServerToolTheAgentWasNotGrantedIsRefusedAtRunTime) {
     // The agent has everything/echo only; its call of another tool of the same server is
     // refused and never reaches the server.
     WriteWorkflow("name: mcp-refused\n" + Server() + R"y(agents:
