@@ -133,7 +133,7 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
                 int actions = 0;
                 for (auto f = r.begin(); f != r.end(); ++f) {
                     const std::string field = f->first.Scalar();
-                    const YAML::Node& v = f->second;
+                    const YAML::Node v = f->second;  // a copy, as above
                     std::string fp = path + "." + field;
                     if (field == "when") {
                         if (!v.IsMap())
