@@ -269,7 +269,7 @@ struct PlainCall;
 // A keep-alive connection of the plain-http fast path: a bare socket (no beast stream, no
 // read buffer while idle or waiting) and the strand its exchanges run on.
 struct PlainConnection {
-    PlainConnection(asio::strand<Executor> on, const Executor& io)
+    PlainConnection(Executor on, const Executor& io)
         : strand(std::move(on)), socket(io) {}
 
     bool LooksAlive() {
@@ -279,7 +279,7 @@ struct PlainConnection {
         return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     }
 
-    asio::strand<Executor> strand;
+    Executor strand;
     tcp::socket socket;
     SteadyClock::time_point idle_since;
 };
@@ -1005,7 +1005,7 @@ class PlainExchange : public std::enable_shared_from_this<PlainExchange> {
 
   private:
     struct CancelHandler {
-        CancelHandler(std::weak_ptr<PlainExchange> e, asio::strand<Executor> s)
+        CancelHandler(std::weak_ptr<PlainExchange> e, Executor s)
             : exchange(std::move(e)), strand(std::move(s)) {}
         void operator()(asio::cancellation_type type) {
             if (type == asio::cancellation_type::none) return;
@@ -1014,11 +1014,11 @@ class PlainExchange : public std::enable_shared_from_this<PlainExchange> {
             }
         }
         std::weak_ptr<PlainExchange> exchange;
-        asio::strand<Executor> strand;
+        Executor strand;
     };
 
     template <typename F>
-    asio::executor_binder<std::decay_t<F>, asio::strand<Executor>> OnStrand(F&& f) {
+    asio::executor_binder<std::decay_t<F>, Executor> OnStrand(F&& f) {
         return asio::bind_executor(strand_, std::forward<F>(f));
     }
 
@@ -1368,7 +1368,7 @@ class PlainExchange : public std::enable_shared_from_this<PlainExchange> {
     std::shared_ptr<HttpClient::Impl> impl_;
     std::unique_ptr<PlainCall> call_;
     std::unique_ptr<PlainConnection> connection_;
-    asio::strand<Executor> strand_;
+    Executor strand_;
     asio::steady_timer timer_;
     std::unique_ptr<tcp::resolver> resolver_;
     beast::flat_buffer buffer_;
@@ -1394,10 +1394,13 @@ struct PlainInitiation {
         Executor handler_executor = asio::get_associated_executor(handler, impl->executor_);
         std::unique_ptr<PlainConnection> connection = impl->AcquireIdlePlain(call->pool_key);
         if (!connection) {
-            connection =
-                std::make_unique<PlainConnection>(asio::make_strand(impl->executor_), impl->executor_);
+            // One thread runs the executor: its handlers never run concurrently, no strand needed.
+            Executor on = impl->options_.single_threaded_executor
+                              ? impl->executor_
+                              : Executor(asio::make_strand(impl->executor_));
+            connection = std::make_unique<PlainConnection>(std::move(on), impl->executor_);
         }
-        asio::strand<Executor> strand = connection->strand;
+        Executor strand = connection->strand;
         auto exchange = std::make_shared<PlainExchange>(
             std::move(impl), std::move(call), std::move(connection),
             PlainHandler(std::forward<Handler>(handler)), std::move(handler_executor));

@@ -118,6 +118,10 @@ struct HttpClientOptions {
     std::optional<std::string> extra_ca_file;
     // nullopt = ProxyConfig::FromEnvironment() when the client is created.
     std::optional<ProxyConfig> proxy;
+    // True if the executor given to Create is run by one thread only (an io_context run by one
+    // thread, as the CLI's): plain-http requests then run on it without a strand (no extra
+    // queue hop per operation). Requests may still be made from any thread.
+    bool single_threaded_executor = false;
 };
 
 // Counters since creation, for tests and metrics.
