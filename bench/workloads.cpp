@@ -3,6 +3,8 @@
 //   strowger_bench W1  [--runs 1000] [--steps 10] [--concurrency 0] [--store memory:|sqlite:PATH]
 //   strowger_bench W3  [--runs 10000] [--steps 3] [--latency-ms 1000] [--provider scripted|openai]
 //                      [--store ...] [--mock PATH-to-strowger_mock_model_server]
+//   strowger_bench W4  [--runs 1000] [--steps 10] [--concurrency 100] [--latency-ms 0]
+//                      [--provider openai] [--http-thread 1]
 //   strowger_bench RESUME [--runs 10000] [--steps 3] --store sqlite:PATH
 //
 // RESUME: a child process starts the runs, waits until every one is in the middle of its
@@ -15,12 +17,18 @@
 // once against a slow model and reports the wall time and the resident memory per run in
 // flight (peak RSS during the run minus RSS before it, divided by the number of runs). With
 // --provider openai the model is the loopback mock server, started as a separate process so
-// its memory is not counted. Results are printed as one JSON object.
+// its memory is not counted. W4 is W1 over HTTP: 1,000 runs of 10 steps against the mock with
+// no latency, 100 runs in flight (--concurrency), steps per second. With the openai provider
+// the HTTP client's sockets live on an I/O thread of their own (--http-thread 0: on the
+// engine's thread). Results are printed as one JSON object, with the CPU time of the bench
+// (cpu_s) and of the mock (mock_cpu_s), and for all-at-once runs when every run had committed
+// its k-th model request and response.
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 
@@ -29,6 +37,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -40,6 +49,7 @@
 #include "engine/engine.hpp"
 #include "model/loader.hpp"
 #include "providers/builtin.hpp"
+#include "providers/http/http_client.hpp"
 #include "store/store.hpp"
 
 extern char** environ;
@@ -55,9 +65,12 @@ struct Flags {
     int64_t steps = -1;
     int64_t concurrency = 0;  // 0 = all at once
     int64_t latency_ms = -1;
-    std::string provider = "scripted";
+    std::string provider;  // "" = the workload's: openai for W4, else scripted
     std::string store = "memory:";
     std::string mock;  // path of strowger_mock_model_server
+    // --http-thread N: the HTTP client's sockets on N I/O threads of their own; 0 = on the
+    // engine's thread, as the CLI has them.
+    int64_t http_threads = 0;
 };
 
 int64_t RssKb() {
@@ -139,6 +152,46 @@ class CountingObserver : public engine::Observer {
   private:
     ledger::EventType type_;
 };
+
+// When every run has committed its k-th model request / response (k = 1..steps), in seconds
+// since `t0`: shows whether time is lost starting calls, in the calls, or after them.
+class WaveObserver : public engine::Observer {
+  public:
+    WaveObserver(int64_t runs, int64_t steps) : runs_(runs), requests(steps, 0), responses(steps, 0) {}
+    void OnEvent(const ledger::Event& event) override {
+        if (event.type == ledger::EventType::kLlmRequest) {
+            Mark(++request_count_, requests);
+        } else if (event.type == ledger::EventType::kLlmResponse) {
+            if (response_count_ == 0 && on_first_response) on_first_response();
+            Mark(++response_count_, responses);
+        }
+    }
+    // Called at the first model response: every run has started its first call by then.
+    std::function<void()> on_first_response;
+    std::chrono::steady_clock::time_point t0;
+
+  private:
+    void Mark(int64_t count, std::vector<double>& waves) {
+        if (runs_ <= 0 || count % runs_ != 0) return;
+        auto wave = static_cast<size_t>(count / runs_) - 1;
+        if (wave < waves.size()) {
+            waves[wave] =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        }
+    }
+    int64_t runs_;
+    int64_t request_count_ = 0;
+    int64_t response_count_ = 0;
+
+  public:
+    std::vector<double> requests;
+    std::vector<double> responses;
+};
+
+double CpuSeconds(const rusage& usage) {
+    return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
 
 int Resume(const Flags& flags) {
     RaiseFileLimit();
@@ -237,16 +290,26 @@ int Resume(const Flags& flags) {
 int Run(const Flags& flags) {
     if (flags.workload == "RESUME") return Resume(flags);
     RaiseFileLimit();
-    bool w1 = flags.workload == "W1";
-    int64_t runs = flags.runs > 0 ? flags.runs : (w1 ? 1000 : 10000);
-    int64_t steps = flags.steps > 0 ? flags.steps : (w1 ? 10 : 3);
-    int64_t latency = flags.latency_ms >= 0 ? flags.latency_ms : (w1 ? 0 : 1000);
+    if (flags.workload != "W1" && flags.workload != "W3" && flags.workload != "W4") {
+        std::cerr << "unknown workload " << flags.workload << "\n";
+        return 2;
+    }
+    // W1 and W4 are throughput (10 instant steps per run; W4 over HTTP), W3 is concurrency.
+    bool w3 = flags.workload == "W3";
+    bool w4 = flags.workload == "W4";
+    int64_t runs = flags.runs > 0 ? flags.runs : (w3 ? 10000 : 1000);
+    int64_t steps = flags.steps > 0 ? flags.steps : (w3 ? 3 : 10);
+    int64_t latency = flags.latency_ms >= 0 ? flags.latency_ms : (w3 ? 1000 : 0);
+    std::string provider = !flags.provider.empty() ? flags.provider : (w4 ? "openai" : "scripted");
+    // W4 keeps 100 runs in flight (so at most 100 calls and connections): enough to keep the
+    // engine, the HTTP thread and the mock busy on two cores without a 1,000-connection burst.
+    int64_t concurrency = flags.concurrency > 0 ? flags.concurrency : (w4 ? 100 : runs);
     fs::path dir = fs::temp_directory_path() / ("strowger-bench-" + std::to_string(getpid()));
 
     fs::create_directories(dir);
     pid_t mock_pid = 0;
     std::string model = "scripted:script.yaml";
-    if (flags.provider == "openai") {
+    if (provider == "openai") {
         int port = 0;
         std::string mock = flags.mock;
         if (mock.empty()) {
@@ -261,8 +324,48 @@ int Run(const Flags& flags) {
     }
 
     asio::io_context io(1);
+    // The HTTP client: with --http-thread 0 (the default) on the engine's thread, which runs
+    // everything (single_threaded_executor: no strands); with --http-thread N > 0 on N I/O
+    // threads of its own, which connect, send, read and parse while the engine's thread runs
+    // the runs. Its pool keeps as many idle connections as there are calls in flight: with the
+    // default (256 per host) a wave of 10,000 answers would close and reopen thousands.
+    asio::io_context http_io(static_cast<int>(std::max<int64_t>(1, flags.http_threads)));
+    auto http_work = asio::make_work_guard(http_io);
+    std::vector<std::thread> http_thread;
+    std::shared_ptr<http::HttpClient> http_client;
+    if (provider == "openai") {
+        http::HttpClientOptions http_options;
+        http_options.max_idle_connections_per_host = static_cast<size_t>(concurrency);
+        http_options.single_threaded_executor = flags.http_threads <= 1;
+        auto created = http::HttpClient::Create(
+            flags.http_threads > 0 ? http_io.get_executor() : io.get_executor(), http_options);
+        if (!created) {
+            std::cerr << "http client: " << created.error().message() << "\n";
+            return 1;
+        }
+        http_client = std::move(*created);
+        for (int64_t i = 0; i < flags.http_threads; ++i) {
+            http_thread.emplace_back([&http_io] { http_io.run(); });
+        }
+    }
+    struct StopHttp {
+        asio::io_context& io;
+        std::vector<std::thread>& threads;
+        std::shared_ptr<http::HttpClient>& client;
+        ~StopHttp() {
+            client.reset();
+            io.stop();
+            for (auto& thread : threads) thread.join();
+        }
+    } stop_http{http_io, http_thread, http_client};
+
     providers::ProviderRegistry registry(io.get_executor());
-    providers::RegisterBuiltinProviders(registry);
+    if (http_client) {
+        providers::RegisterBuiltinProviders(registry, providers::DefaultProvidersConfig(),
+                                            http_client);
+    } else {
+        providers::RegisterBuiltinProviders(registry);
+    }
     auto loaded = model::LoadWorkflowFile(WriteWorkflow(dir, steps, model, latency));
     auto compiled = model::Compile(loaded.workflow, engine::CompileOptionsFor(registry));
     if (!compiled.ok()) {
@@ -287,7 +390,6 @@ int Run(const Flags& flags) {
 
     // Peak resident memory while the runs are in flight, above what the process held before.
     int64_t rss_before = std::max(RssKb(), PeakRssKb());
-    int64_t concurrency = flags.concurrency > 0 ? flags.concurrency : runs;
     int64_t started = 0;
     std::function<void()> start_one;
     auto on_done = [&](std::exception_ptr e, Result<engine::RunOutcome> r) {
@@ -301,35 +403,52 @@ int Run(const Flags& flags) {
                        engine.StartRun({compiled.plan, "input " + std::to_string(started), {}, {}}),
                        on_done);
     };
-    // Halfway through the first step every run is waiting on its first model call: the
-    // memory then is what waiting runs cost, before their ledgers grow.
+    // While every run waits on its first model call, the memory is what waiting runs cost,
+    // before their ledgers grow. Sampled halfway through the first step and when the first
+    // answer arrives (over HTTP, starting 10,000 calls takes a good part of the first step, so
+    // halfway not every run has its connection yet); the larger sample counts.
     int64_t rss_waiting = 0;
+    auto sample_waiting = [&] {
+        rss_waiting = std::max(rss_waiting, RssKb());
+        // For heaptrack: what is still allocated at exit is what waiting runs hold.
+        if (std::getenv("STROWGER_BENCH_EXIT_WHEN_WAITING")) {
+            if (mock_pid > 0) kill(mock_pid, SIGTERM);
+            std::_Exit(0);
+        }
+    };
     asio::steady_timer probe(io);
     if (latency > 0) {
         probe.expires_after(std::chrono::milliseconds(latency / 2));
         probe.async_wait([&](boost::system::error_code ec) {
-            if (ec) return;
-            rss_waiting = RssKb();
-            // For heaptrack: what is still allocated at exit is what waiting runs hold.
-            if (std::getenv("STROWGER_BENCH_EXIT_WHEN_WAITING")) std::_Exit(0);
+            if (!ec) rss_waiting = std::max(rss_waiting, RssKb());
         });
     }
+    WaveObserver waves(concurrency == runs ? runs : 0, steps);
+    if (latency > 0 && concurrency == runs) waves.on_first_response = sample_waiting;
+    engine.AddObserver(&waves);
+    rusage cpu_before{};
+    getrusage(RUSAGE_SELF, &cpu_before);
     auto t0 = std::chrono::steady_clock::now();
+    waves.t0 = t0;
     for (int64_t i = 0; i < concurrency && started < runs; ++i) start_one();
     io.run();
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     int64_t rss_peak = PeakRssKb();
+    rusage cpu_after{};
+    getrusage(RUSAGE_SELF, &cpu_after);
 
+    double mock_cpu = -1;
     if (mock_pid > 0) {
         kill(mock_pid, SIGTERM);
-        waitpid(mock_pid, nullptr, 0);
+        rusage mock_usage{};
+        if (wait4(mock_pid, nullptr, 0, &mock_usage) == mock_pid) mock_cpu = CpuSeconds(mock_usage);
     }
     std::error_code ec;
     fs::remove_all(dir, ec);
 
     json::object out;
     out["workload"] = flags.workload;
-    out["provider"] = flags.provider;
+    out["provider"] = provider;
     out["store"] = flags.store;
     out["runs"] = runs;
     out["steps_per_run"] = steps;
@@ -338,6 +457,15 @@ int Run(const Flags& flags) {
     out["completed"] = completed;
     out["wall_s"] = wall;
     out["steps_per_s"] = static_cast<double>(runs * steps) / wall;
+    out["cpu_s"] = CpuSeconds(cpu_after) - CpuSeconds(cpu_before);
+    if (mock_cpu >= 0) out["mock_cpu_s"] = mock_cpu;  // its whole life, warm-up included
+    if (concurrency == runs) {
+        json::array requests, responses;
+        for (double t : waves.requests) requests.push_back(t);
+        for (double t : waves.responses) responses.push_back(t);
+        out["all_requests_committed_s"] = std::move(requests);
+        out["all_responses_committed_s"] = std::move(responses);
+    }
     out["rss_before_kb"] = rss_before;
     out["rss_peak_kb"] = rss_peak;
     out["rss_per_run_bytes"] =
@@ -357,9 +485,9 @@ int Run(const Flags& flags) {
 int main(int argc, char** argv) {
     strowger::bench::Flags flags;
     if (argc < 2) {
-        std::cerr << "usage: strowger_bench W1|W3|RESUME [--runs N] [--steps N] [--concurrency N] "
-                     "[--latency-ms N] "
-                     "[--provider scripted|openai] [--store URL] [--mock PATH]\n";
+        std::cerr << "usage: strowger_bench W1|W3|W4|RESUME [--runs N] [--steps N] "
+                     "[--concurrency N] [--latency-ms N] [--provider scripted|openai] "
+                     "[--store URL] [--mock PATH] [--http-thread 0|1]\n";
         return 2;
     }
     flags.workload = argv[1];
@@ -380,6 +508,8 @@ int main(int argc, char** argv) {
             flags.store = value;
         else if (flag == "--mock")
             flags.mock = value;
+        else if (flag == "--http-thread")
+            flags.http_threads = std::stoll(value);
         else {
             std::cerr << "unknown flag " << flag << "\n";
             return 2;
