@@ -759,10 +759,11 @@ TEST_F(AuditTest, ExportVerifiesWithoutStrowger) {
 using ControlTest = CliTest;
 
 TEST_F(ControlTest, PauseStopsAtTheNextStepAndResumeFinishes) {
-    // Each step takes half a second, so the pause request (polled every 200 ms by the process
-    // executing the run) arrives while step a is still running.
-    WriteWorkflow(kThreeSteps, R"y(latency_ms: 500
-rules:
+    // Step a takes three seconds, so the pause request (polled every 200 ms by the process
+    // executing the run) arrives while it is still running, however slowly `runs pause`
+    // starts on a loaded machine (half a second was not always enough under ASan).
+    WriteWorkflow(kThreeSteps, R"y(rules:
+  - {when: {step: a}, latency_ms: 3000, reply_template: "${step}(${prompt})"}
   - {reply_template: "${step}(${prompt})"}
 )y");
     std::unique_ptr<ChildProcess> child;
