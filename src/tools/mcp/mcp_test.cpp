@@ -10,14 +10,19 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/json.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
+#include <fstream>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <functional>
 #include <sstream>
 #include <thread>
@@ -351,6 +356,60 @@ TEST_F(NpmServerTest, McpToolAdaptsAServerToolToTheToolInterface) {
         CO_ASSERT_OK(result);
         EXPECT_EQ(result->content, "Echo: via Tool");
         (*client)->Shutdown();
+    });
+}
+
+// The server dies (kill -9) while a call is in flight: that call fails at once, as do later ones.
+TEST_F(NpmServerTest, KilledMidCallFailsTheCallInFlightAndLaterCalls) {
+    testing::TempDir dir;
+    const fs::path pid_file = dir.path() / "server.pid";
+    RunTest([&](Executor executor) -> Awaitable<void> {
+        McpServerSpec spec = Everything();
+        // The same server, through a shell that leaves its pid (exec keeps it) for the kill.
+        spec.args = {"-c", "echo $$ > '" + pid_file.string() + "'; exec '" + spec.command +
+                               "' stdio"};
+        spec.command = "/bin/sh";
+        auto started = co_await StartMcpClient(executor, spec, StartDeadline());
+        CO_ASSERT_OK(started);
+        std::shared_ptr<McpClient> client = *started;
+        Deadline deadline = CallDeadline();
+
+        std::optional<Result<ToolResult>> long_result;
+        asio::steady_timer long_done(executor, asio::steady_timer::time_point::max());
+        std::string long_tool = "trigger-long-running-operation";
+        std::string long_arguments = R"({"duration": 60, "steps": 1})";
+        auto long_call = client->CallTool(long_tool, long_arguments, "", deadline);
+        asio::co_spawn(executor, std::move(long_call),
+                       [&](std::exception_ptr, Result<ToolResult> result) {
+                           long_result.emplace(std::move(result));
+                           long_done.cancel();
+                       });
+        // The server answers calls concurrently: once a later echo is back, the long call has
+        // reached it and is running.
+        std::string echo_tool = "echo";
+        std::string echo_arguments = Arguments({{"message", "still here"}});
+        auto echo = co_await client->CallTool(echo_tool, echo_arguments, "", deadline);
+        CO_ASSERT_OK(echo);
+        EXPECT_EQ(echo->content, "Echo: still here");
+        CO_ASSERT_TRUE(!long_result.has_value());
+
+        std::ifstream pid_in(pid_file);
+        pid_t pid = 0;
+        pid_in >> pid;
+        CO_ASSERT_TRUE(pid > 0);
+        CO_ASSERT_TRUE(::kill(pid, SIGKILL) == 0);
+        if (!long_result) co_await long_done.async_wait(asio::as_tuple(asio::use_awaitable));
+        CO_ASSERT_TRUE(long_result.has_value());
+        CO_ASSERT_TRUE(!*long_result);
+        EXPECT_EQ(long_result->error().code(), ErrorCode::kUnavailable);
+        EXPECT_THAT(long_result->error().message(), HasSubstr("MCP server 'everything' exited"));
+        // Well before the call's own deadline: the exit is noticed, not waited out.
+        EXPECT_GT(deadline.Remaining(), 20s);
+
+        auto later = co_await client->CallTool(echo_tool, echo_arguments, "", CallDeadline());
+        CO_ASSERT_TRUE(!later);
+        EXPECT_EQ(later.error().code(), ErrorCode::kUnavailable);
+        client->Shutdown();
     });
 }
 
