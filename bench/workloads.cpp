@@ -404,27 +404,28 @@ int Run(const Flags& flags) {
                        on_done);
     };
     // While every run waits on its first model call, the memory is what waiting runs cost,
-    // before their ledgers grow. Sampled halfway through the first step and when the first
-    // answer arrives (over HTTP, starting 10,000 calls takes a good part of the first step, so
-    // halfway not every run has its connection yet); the larger sample counts.
+    // before their ledgers grow. Sampled halfway through the first step; over HTTP when the
+    // first answer arrives instead (starting 10,000 calls over new connections takes a good part
+    // of the first step: halfway, not every run has its connection yet).
     int64_t rss_waiting = 0;
     auto sample_waiting = [&] {
-        rss_waiting = std::max(rss_waiting, RssKb());
+        rss_waiting = RssKb();
         // For heaptrack: what is still allocated at exit is what waiting runs hold.
         if (std::getenv("STROWGER_BENCH_EXIT_WHEN_WAITING")) {
             if (mock_pid > 0) kill(mock_pid, SIGTERM);
             std::_Exit(0);
         }
     };
+    bool over_http = provider == "openai";
     asio::steady_timer probe(io);
-    if (latency > 0) {
+    if (latency > 0 && !over_http) {
         probe.expires_after(std::chrono::milliseconds(latency / 2));
         probe.async_wait([&](boost::system::error_code ec) {
-            if (!ec) rss_waiting = std::max(rss_waiting, RssKb());
+            if (!ec) sample_waiting();
         });
     }
     WaveObserver waves(concurrency == runs ? runs : 0, steps);
-    if (latency > 0 && concurrency == runs) waves.on_first_response = sample_waiting;
+    if (latency > 0 && over_http) waves.on_first_response = sample_waiting;
     engine.AddObserver(&waves);
     rusage cpu_before{};
     getrusage(RUSAGE_SELF, &cpu_before);
