@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 
 #include <boost/asio/any_completion_handler.hpp>
-#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -985,10 +984,15 @@ class PlainExchange : public std::enable_shared_from_this<PlainExchange> {
         reused_ = connection_->socket.is_open();
     }
 
-    // On the strand.
-    void Begin() {
+    // On the caller's thread, before Begin: the awaiting coroutine's cancellation reaches us
+    // (a slot is only ever touched on its owner's thread: cleared in Finish's completion).
+    void ConnectCancellation() {
         auto slot = asio::get_associated_cancellation_slot(handler_);
         if (slot.is_connected()) slot.emplace<CancelHandler>(weak_from_this(), strand_);
+    }
+
+    // On the strand.
+    void Begin() {
         if (!call_->deadline.IsNever()) {
             timer_.expires_at(call_->deadline.time());
             timer_.async_wait(OnStrand([self = shared_from_this()](ErrorCodeValue ec) {
@@ -1360,9 +1364,12 @@ class PlainExchange : public std::enable_shared_from_this<PlainExchange> {
         }
         buffer_ = beast::flat_buffer();
         std::string().swap(call_->text);
-        auto slot = asio::get_associated_cancellation_slot(handler_);
-        if (slot.is_connected()) slot.clear();
-        asio::post(handler_executor_, asio::append(std::move(handler_), std::move(result)));
+        asio::post(handler_executor_,
+                   [handler = std::move(handler_), result = std::move(result)]() mutable {
+                       auto slot = asio::get_associated_cancellation_slot(handler);
+                       if (slot.is_connected()) slot.clear();
+                       std::move(handler)(std::move(result));
+                   });
     }
 
     std::shared_ptr<HttpClient::Impl> impl_;
@@ -1404,6 +1411,7 @@ struct PlainInitiation {
         auto exchange = std::make_shared<PlainExchange>(
             std::move(impl), std::move(call), std::move(connection),
             PlainHandler(std::forward<Handler>(handler)), std::move(handler_executor));
+        exchange->ConnectCancellation();
         asio::dispatch(strand, [exchange = std::move(exchange)] { exchange->Begin(); });
     }
 };
