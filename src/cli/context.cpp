@@ -28,7 +28,14 @@ Status SetUpProvidersAndTools(Executor executor, const std::string& providers_fl
                               engine::EngineOptions& options) {
     auto config = providers::LoadProvidersConfig(providers_flag);
     if (!config) return std::unexpected(std::move(config).error());
-    providers::RegisterBuiltinProviders(registry, *config);
+    // The CLI's io_context is run by this thread only: its HTTP clients need no strands.
+    http::HttpClientOptions http_options;
+    http_options.single_threaded_executor = true;
+    if (auto model_client = http::HttpClient::Create(executor, http_options)) {
+        providers::RegisterBuiltinProviders(registry, *config, *model_client);
+    } else {
+        providers::RegisterBuiltinProviders(registry, *config);
+    }
 
     options.tools = std::make_shared<tools::ToolRegistry>();
     std::shared_ptr<tools::sandbox::Sandbox> sandbox;
@@ -45,7 +52,7 @@ Status SetUpProvidersAndTools(Executor executor, const std::string& providers_fl
             });
     }
     std::shared_ptr<http::HttpClient> client;
-    if (auto created = http::HttpClient::Create(executor)) {
+    if (auto created = http::HttpClient::Create(executor, http_options)) {
         client = *created;
     } else {
         options.unavailable_tools["http_request"] = created.error().message();

@@ -58,7 +58,8 @@ class Context {
 // sandbox) and fills `options.tools` with the built-in tools. The bubblewrap sandbox (shell,
 // command:) and the HTTP client (http_request) are created here; when one cannot be, the tools
 // that need it are left out and the reason goes to `options.unavailable_tools` (a command: model
-// fails to resolve with it). kInvalidArgument for a bad providers file.
+// fails to resolve with it). kInvalidArgument for a bad providers file. `executor` must be run
+// by one thread (the HTTP clients use no strands).
 Status SetUpProvidersAndTools(Executor executor, const std::string& providers_flag,
                               providers::ProviderRegistry& registry,
                               engine::EngineOptions& options);
