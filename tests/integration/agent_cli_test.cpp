@@ -16,6 +16,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -772,6 +773,65 @@ steps:
     const auto* asked = response ? JsonArray(response->data, "tool_calls") : nullptr;
     ASSERT_NE(asked, nullptr);
     EXPECT_EQ(JsonString((*asked)[0].as_object(), "name"), "everything/echo");
+}
+
+// The same server twice, once inside bubblewrap (`sandboxed: true`, no network): its tools work
+// through the engine, it sees none of the engine's secrets, and it cannot reach a loopback
+// server that the unsandboxed one can.
+TEST_F(McpCliTest, ASandboxedServerWorksSeesNoSecretsAndHasNoNetwork) {
+    auto mock = MockModelServer::Start({});
+    ASSERT_TRUE(mock) << mock.error().ToString();
+    const std::string url = "http://127.0.0.1:" + std::to_string((*mock)->port()) + "/v1/models";
+    env_.SetEnv("OPENAI_API_KEY", "sk-must-not-leak-42");
+    const std::string node = FindInPath("node");
+    const std::string script = EverythingServerScript(*bin_).string();
+    WriteWorkflow("name: mcp-sandboxed\nmcp_servers:\n"
+                  "  inside: {command: \"" + node + "\", args: [\"" + script +
+                      "\", stdio], sandboxed: true, network: false}\n"
+                  "  outside: {command: \"" + node + "\", args: [\"" + script + "\", stdio]}\n" +
+                      R"y(agents:
+  fetcher:
+    model: "scripted:script.yaml"
+    tools: [inside/echo, inside/get-env, inside/gzip-file-as-resource,
+            outside/gzip-file-as-resource]
+steps:
+  - {name: fetch, agent_name: fetcher, prompt: "Fetch {{input}}"}
+)y",
+                  R"y(rules:
+  - when: {prompt_contains: "Fetch "}
+    tool_calls:
+      - {name: inside__echo, arguments: {message: "from the sandbox"}}
+      - {name: inside__get-env, arguments: {}}
+      - {name: inside__gzip-file-as-resource, arguments: {name: in.gz, data: ")y" + url + R"y("}}
+      - {name: outside__gzip-file-as-resource, arguments: {name: out.gz, data: ")y" + url + R"y("}}
+  - {reply: "done"}
+)y");
+    auto result = env_.Run({"run", "workflow.yaml", "--input", "it"}, seconds(90));
+    std::string run_id = env_.WaitForOnlyRun();
+    auto events = env_.Events(run_id);
+    ASSERT_EQ(result.exit_code(), 0) << result.err << Describe(events);
+    EXPECT_EQ(result.out, "done\n");
+    // Each result, by the tool that was called.
+    std::map<std::string, std::string> tool_of_call;
+    std::map<std::string, const LedgerEvent*> result_of;
+    for (const auto& event : events) {
+        if (event.type == "tool.call") tool_of_call[Str(&event, "call_id")] = Str(&event, "tool");
+        if (event.type == "tool.result") result_of[tool_of_call[Str(&event, "call_id")]] = &event;
+    }
+    ASSERT_EQ(result_of.size(), 4u) << Describe(events);
+    EXPECT_EQ(Str(result_of["inside/echo"], "content"), "Echo: from the sandbox");
+    // get-env printed the server's environment: scrubbed, so no key (nor its redacted form).
+    const std::string environment = Str(result_of["inside/get-env"], "content");
+    EXPECT_NE(environment.find("PATH"), std::string::npos) << environment;
+    EXPECT_EQ(environment.find("OPENAI_API_KEY"), std::string::npos) << environment;
+    EXPECT_EQ(environment.find("sk-must-not-leak"), std::string::npos) << environment;
+    // The loopback server is reachable from outside the sandbox only.
+    const auto* outside = result_of["outside/gzip-file-as-resource"];
+    EXPECT_FALSE(JsonBool(outside->data, "is_error")) << outside->line;
+    const auto* inside = result_of["inside/gzip-file-as-resource"];
+    EXPECT_TRUE(JsonBool(inside->data, "is_error")) << inside->line;
+    EXPECT_EQ((*mock)->requests(), 1);
+    EXPECT_EQ(CountEvents(events, "tool.call"), 4);
 }
 
 TEST_F(McpCliTest, AServerToolTheAgentWasNotGrantedIsRefusedAtRunTime) {
