@@ -9,39 +9,10 @@
 
 #include "core/log.hpp"
 #include "core/strings.hpp"
+#include "providers/http_completion.hpp"
 
 namespace strowger::providers {
 namespace {
-
-constexpr size_t kPreviewBytes = 300;
-
-std::string EnvOr(const char* name, std::string_view fallback) {
-    const char* value = std::getenv(name);
-    return value && *value ? std::string(value) : std::string(fallback);
-}
-
-std::string WithoutTrailingSlash(std::string url) {
-    while (!url.empty() && url.back() == '/') url.pop_back();
-    return url;
-}
-
-std::string BodyPreview(std::string_view body) {
-    if (body.empty()) return "(empty body)";
-    return Preview(ToValidUtf8(body), kPreviewBytes);
-}
-
-std::unexpected<Error> Malformed(std::string_view provider, std::string_view what) {
-    return InternalError(std::string(provider) + ": malformed response body: " + std::string(what));
-}
-
-Error MalformedStream(std::string_view provider, std::string_view what) {
-    return Error(ErrorCode::kInternal,
-                 std::string(provider) + ": malformed stream: " + std::string(what));
-}
-
-Awaitable<Result<Completion>> Ready(Result<Completion> result) {
-    co_return result;
-}
 
 std::string FinishReason(std::string_view stop_reason, bool has_tool_calls) {
     if (stop_reason == "end_turn" || stop_reason == "stop_sequence") return "stop";
@@ -301,21 +272,10 @@ Awaitable<Result<Completion>> AnthropicProvider::Complete(CompletionRequest requ
 
 Awaitable<Result<Completion>> AnthropicProvider::Send(http::HttpRequest request, std::string model,
                                                       Deadline deadline) {
-    auto response = co_await client_->Send(std::move(request), deadline);
-    if (!response) {
-        const Error& error = response.error();
-        if (error.details().reason == "truncated_response") {
-            co_return Malformed(config_.name, "truncated (" + error.message() + ")");
-        }
-        co_return std::unexpected(error.WithPrefix(config_.name + ": "));
-    }
-    if (response->status / 100 != 2) {
-        co_return std::unexpected(AnthropicErrorFromHttpResponse(*response, config_.name));
-    }
-    auto completion = ParseMessagesBody(response->body, config_.name);
-    if (!completion) co_return std::unexpected(completion.error());
-    if (completion->model.empty()) completion->model = std::move(model);
-    co_return std::move(*completion);
+    auto exchange = client_->Send(std::move(request), deadline);
+    Result<http::HttpResponse> response = co_await std::move(exchange);
+    co_return CompletionFromExchange(std::move(response), std::move(model), config_.name,
+                                     &AnthropicErrorFromHttpResponse, &ParseMessagesBody);
 }
 
 Awaitable<Result<Completion>> AnthropicProvider::SendStreaming(http::HttpRequest request,
@@ -327,22 +287,8 @@ Awaitable<Result<Completion>> AnthropicProvider::SendStreaming(http::HttpRequest
     };
     auto response =
         co_await client_->SendStreaming(std::move(request), deadline, std::move(on_chunk));
-    if (!response) {
-        if (parser.failed()) co_return std::unexpected(response.error());
-        const Error& error = response.error();
-        if (error.details().reason == "truncated_response") {
-            co_return std::unexpected(
-                MalformedStream(config_.name, "truncated (" + error.message() + ")"));
-        }
-        co_return std::unexpected(error.WithPrefix(config_.name + ": "));
-    }
-    if (response->status / 100 != 2) {
-        co_return std::unexpected(AnthropicErrorFromHttpResponse(*response, config_.name));
-    }
-    auto completion = parser.Finish();
-    if (!completion) co_return std::unexpected(completion.error());
-    if (completion->model.empty()) completion->model = std::move(model);
-    co_return std::move(*completion);
+    co_return StreamedCompletionFromExchange(std::move(response), parser, std::move(model),
+                                             config_.name, &AnthropicErrorFromHttpResponse);
 }
 
 // ---- Streaming --------------------------------------------------------------------------------

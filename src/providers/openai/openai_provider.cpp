@@ -15,21 +15,10 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
+#include "providers/http_completion.hpp"
 
 namespace strowger::providers {
 namespace {
-
-constexpr size_t kPreviewBytes = 300;
-
-std::string EnvOr(const char* name, std::string_view fallback) {
-    const char* value = std::getenv(name);
-    return value && *value ? std::string(value) : std::string(fallback);
-}
-
-std::string WithoutTrailingSlash(std::string url) {
-    while (!url.empty() && url.back() == '/') url.pop_back();
-    return url;
-}
 
 std::string_view RoleName(Role role) {
     switch (role) {
@@ -43,11 +32,6 @@ std::string_view RoleName(Role role) {
             return "tool";
     }
     return "user";
-}
-
-std::string BodyPreview(std::string_view body) {
-    if (body.empty()) return "(empty body)";
-    return Preview(ToValidUtf8(body), kPreviewBytes);
 }
 
 // The human-readable error a server put in its body: {"error": {"message": ...}},
@@ -69,20 +53,6 @@ std::string ErrorMessageFromBody(std::string_view body, std::string* code) {
         }
     }
     return BodyPreview(body);
-}
-
-std::unexpected<Error> Malformed(std::string_view provider, std::string_view what) {
-    return InternalError(std::string(provider) + ": malformed response body: " + std::string(what));
-}
-
-Error MalformedStream(std::string_view provider, std::string_view what) {
-    return Error(ErrorCode::kInternal,
-                 std::string(provider) + ": malformed stream: " + std::string(what));
-}
-
-// An awaitable that completes at once, for failures found before any I/O.
-Awaitable<Result<Completion>> Ready(Result<Completion> result) {
-    co_return result;
 }
 
 // A parsed tool call id, or one made up from its position: some servers leave ids out, and the
@@ -391,33 +361,14 @@ Awaitable<Result<Completion>> OpenAiProvider::Complete(CompletionRequest request
 
 namespace {
 
-// The completion in an HTTP exchange's outcome. A plain function, so that the waiting
-// coroutine's frame has no slots for these temporaries.
-Result<Completion> CompletionFrom(Result<http::HttpResponse> response, std::string model,
-                                  const std::string& provider) {
-    if (!response) {
-        const Error& error = response.error();
-        if (error.details().reason == "truncated_response") {
-            return Malformed(provider, "truncated (" + error.message() + ")");
-        }
-        return std::unexpected(error.WithPrefix(provider + ": "));
-    }
-    if (response->status / 100 != 2) {
-        return std::unexpected(ErrorFromHttpResponse(*response, provider));
-    }
-    auto completion = ParseChatCompletionsBody(response->body, provider);
-    if (!completion) return std::unexpected(completion.error());
-    if (completion->model.empty()) completion->model = std::move(model);
-    return completion;
-}
-
 }  // namespace
 
 Awaitable<Result<Completion>> OpenAiProvider::Send(http::HttpRequest request, std::string model,
                                                    Deadline deadline) {
     auto exchange = client_->Send(std::move(request), deadline);
     Result<http::HttpResponse> response = co_await std::move(exchange);
-    co_return CompletionFrom(std::move(response), std::move(model), config_.name);
+    co_return CompletionFromExchange(std::move(response), std::move(model), config_.name,
+                                     &ErrorFromHttpResponse, &ParseChatCompletionsBody);
 }
 
 Awaitable<Result<Completion>> OpenAiProvider::SendStreaming(http::HttpRequest request,
@@ -429,23 +380,8 @@ Awaitable<Result<Completion>> OpenAiProvider::SendStreaming(http::HttpRequest re
     };
     auto response =
         co_await client_->SendStreaming(std::move(request), deadline, std::move(on_chunk));
-    if (!response) {
-        // The parser's own errors come back through the client unchanged (already prefixed).
-        if (parser.failed()) co_return std::unexpected(response.error());
-        const Error& error = response.error();
-        if (error.details().reason == "truncated_response") {
-            co_return std::unexpected(
-                MalformedStream(config_.name, "truncated (" + error.message() + ")"));
-        }
-        co_return std::unexpected(error.WithPrefix(config_.name + ": "));
-    }
-    if (response->status / 100 != 2) {
-        co_return std::unexpected(ErrorFromHttpResponse(*response, config_.name));
-    }
-    auto completion = parser.Finish();
-    if (!completion) co_return std::unexpected(completion.error());
-    if (completion->model.empty()) completion->model = std::move(model);
-    co_return std::move(*completion);
+    co_return StreamedCompletionFromExchange(std::move(response), parser, std::move(model),
+                                             config_.name, &ErrorFromHttpResponse);
 }
 
 // ---- Streaming --------------------------------------------------------------------------------
