@@ -27,6 +27,35 @@ std::vector<char*> Pointers(const std::vector<std::string>& strings) {
     return pointers;
 }
 
+// posix_spawnp of options.args with `actions`, options.env, default signal handling and an
+// empty signal mask (whatever the test runner set: a blocked SIGINT would make the Ctrl-C test
+// meaningless), plus `extra_flags`. The pid, or -1 after adding a test failure.
+pid_t SpawnWith(const SpawnOptions& options, posix_spawn_file_actions_t& actions,
+                short extra_flags) {
+    if (!options.working_dir.empty()) {
+        posix_spawn_file_actions_addchdir_np(&actions, options.working_dir.c_str());
+    }
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigdefault(&attributes, &all);
+    posix_spawnattr_setflags(&attributes, static_cast<short>(POSIX_SPAWN_SETSIGMASK |
+                                                             POSIX_SPAWN_SETSIGDEF | extra_flags));
+    auto argv = Pointers(options.args);
+    auto envp = Pointers(options.env);
+    pid_t pid = -1;
+    int rc = posix_spawnp(&pid, argv[0], &actions, &attributes, argv.data(), envp.data());
+    posix_spawnattr_destroy(&attributes);
+    if (rc != 0) {
+        ADD_FAILURE() << "cannot start " << options.args[0] << ": " << std::strerror(rc);
+        return -1;
+    }
+    return pid;
+}
+
 ExitStatus FromWaitStatus(int status) {
     ExitStatus result;
     if (WIFEXITED(status)) result.code = WEXITSTATUS(status);
@@ -55,30 +84,8 @@ pid_t Spawn(const SpawnOptions& options) {
     posix_spawn_file_actions_addopen(
         &actions, STDERR_FILENO,
         options.stderr_file.empty() ? "/dev/null" : options.stderr_file.c_str(), kOutFlags, 0644);
-    if (!options.working_dir.empty()) {
-        posix_spawn_file_actions_addchdir_np(&actions, options.working_dir.c_str());
-    }
-    // The child starts with default signal handling and an empty mask, whatever the test
-    // runner set (a blocked SIGINT would make the Ctrl-C test meaningless).
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attributes, &none);
-    posix_spawnattr_setsigdefault(&attributes, &all);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-    auto argv = Pointers(options.args);
-    auto envp = Pointers(options.env);
-    pid_t pid = -1;
-    int rc = posix_spawnp(&pid, argv[0], &actions, &attributes, argv.data(), envp.data());
-    posix_spawnattr_destroy(&attributes);
+    pid_t pid = SpawnWith(options, actions, 0);
     posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-        ADD_FAILURE() << "cannot start " << options.args[0] << ": " << std::strerror(rc);
-        return -1;
-    }
     return pid;
 }
 
@@ -106,8 +113,7 @@ std::optional<ExitStatus> Wait(pid_t pid, std::chrono::milliseconds timeout) {
 TerminalProcess::TerminalProcess(const SpawnOptions& options) {
     int slave = -1;
     if (options.args.empty() || openpty(&master_, &slave, nullptr, nullptr, nullptr) != 0) {
-        ADD_FAILURE() << "TerminalProcess: no program, or openpty failed: "
-                      << std::strerror(errno);
+        ADD_FAILURE() << "TerminalProcess: no program, or openpty failed: " << std::strerror(errno);
         return;
     }
     fcntl(master_, F_SETFD, FD_CLOEXEC);
@@ -117,28 +123,9 @@ TerminalProcess::TerminalProcess(const SpawnOptions& options) {
         posix_spawn_file_actions_adddup2(&actions, slave, fd);
     }
     posix_spawn_file_actions_addclose(&actions, master_);
-    if (!options.working_dir.empty()) {
-        posix_spawn_file_actions_addchdir_np(&actions, options.working_dir.c_str());
-    }
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attributes, &none);
-    posix_spawnattr_setsigdefault(&attributes, &all);
-    posix_spawnattr_setflags(&attributes,
-                             POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
-    auto argv = Pointers(options.args);
-    auto envp = Pointers(options.env);
-    int rc = posix_spawnp(&pid_, argv[0], &actions, &attributes, argv.data(), envp.data());
-    posix_spawnattr_destroy(&attributes);
+    pid_ = SpawnWith(options, actions, POSIX_SPAWN_SETSID);
     posix_spawn_file_actions_destroy(&actions);
     close(slave);
-    if (rc != 0) {
-        pid_ = -1;
-        ADD_FAILURE() << "cannot start " << options.args[0] << ": " << std::strerror(rc);
-    }
 }
 
 TerminalProcess::~TerminalProcess() {
