@@ -157,7 +157,8 @@ class CountingObserver : public engine::Observer {
 // since `t0`: shows whether time is lost starting calls, in the calls, or after them.
 class WaveObserver : public engine::Observer {
   public:
-    WaveObserver(int64_t runs, int64_t steps) : runs_(runs), requests(steps, 0), responses(steps, 0) {}
+    WaveObserver(int64_t runs, int64_t steps)
+        : runs_(runs), requests(steps, 0), responses(steps, 0) {}
     void OnEvent(const ledger::Event& event) override {
         if (event.type == ledger::EventType::kLlmRequest) {
             Mark(++request_count_, requests);

@@ -177,8 +177,8 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
             Print("  ⚙ " + Pad(node, 20) + " " + std::string(JsonString(data, "tool")));
             break;
         case ledger::EventType::kHumanTaskCreated:
-            Print("⏸ " + Pad(node, 22) + " waits for a human decision: " +
-                  Preview(JsonString(data, "title"), 120));
+            Print("⏸ " + Pad(node, 22) +
+                  " waits for a human decision: " + Preview(JsonString(data, "title"), 120));
             break;
         case ledger::EventType::kHumanTaskDecided:
             Print("  " + Pad(node, 22) + " " +
@@ -186,10 +186,10 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
                   std::string(JsonString(data, "actor")));
             break;
         case ledger::EventType::kBudgetExceeded:
-            Print("✗ " + Pad(node, 22) + " budget exceeded: " +
-                  std::string(JsonString(data, "limit")) + " " +
-                  std::string(JsonString(data, "used")) + " >= " +
-                  std::string(JsonString(data, "max")) + " (" +
+            Print("✗ " + Pad(node, 22) +
+                  " budget exceeded: " + std::string(JsonString(data, "limit")) + " " +
+                  std::string(JsonString(data, "used")) +
+                  " >= " + std::string(JsonString(data, "max")) + " (" +
                   std::string(JsonString(data, "scope")) + ")");
             break;
         case ledger::EventType::kRunCancelled:

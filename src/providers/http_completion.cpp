@@ -49,10 +49,11 @@ Result<Completion> WithModel(Result<Completion> completion, std::string model) {
     return completion;
 }
 
-Result<Completion> CompletionFromExchange(
-    Result<http::HttpResponse> response, std::string model, const std::string& provider,
-    ErrorFromResponse error_from_response,
-    Result<Completion> (*parse)(std::string_view body, std::string_view provider)) {
+Result<Completion> CompletionFromExchange(Result<http::HttpResponse> response, std::string model,
+                                          const std::string& provider,
+                                          ErrorFromResponse error_from_response,
+                                          Result<Completion> (*parse)(std::string_view body,
+                                                                      std::string_view provider)) {
     if (!response) return std::unexpected(TransportError(response.error(), provider, false));
     if (response->status / 100 != 2) {
         return std::unexpected(error_from_response(*response, provider));

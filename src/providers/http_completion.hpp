@@ -38,10 +38,11 @@ Result<Completion> WithModel(Result<Completion> completion, std::string model);
 
 // The completion of a plain call: the transport's error, the API's error for a non-2xx status,
 // else `parse` of the body.
-Result<Completion> CompletionFromExchange(
-    Result<http::HttpResponse> response, std::string model, const std::string& provider,
-    ErrorFromResponse error_from_response,
-    Result<Completion> (*parse)(std::string_view body, std::string_view provider));
+Result<Completion> CompletionFromExchange(Result<http::HttpResponse> response, std::string model,
+                                          const std::string& provider,
+                                          ErrorFromResponse error_from_response,
+                                          Result<Completion> (*parse)(std::string_view body,
+                                                                      std::string_view provider));
 
 // The same for a streamed call whose body went to `parser` (Feed/failed/Finish): the parser's
 // own errors come back through the client unchanged (already prefixed).

@@ -785,11 +785,14 @@ TEST_F(McpCliTest, ASandboxedServerWorksSeesNoSecretsAndHasNoNetwork) {
     env_.SetEnv("OPENAI_API_KEY", "sk-must-not-leak-42");
     const std::string node = FindInPath("node");
     const std::string script = EverythingServerScript(*bin_).string();
-    WriteWorkflow("name: mcp-sandboxed\nmcp_servers:\n"
-                  "  inside: {command: \"" + node + "\", args: [\"" + script +
-                      "\", stdio], sandboxed: true, network: false}\n"
-                  "  outside: {command: \"" + node + "\", args: [\"" + script + "\", stdio]}\n" +
-                      R"y(agents:
+    WriteWorkflow(
+        "name: mcp-sandboxed\nmcp_servers:\n"
+        "  inside: {command: \"" +
+            node + "\", args: [\"" + script +
+            "\", stdio], sandboxed: true, network: false}\n"
+            "  outside: {command: \"" +
+            node + "\", args: [\"" + script + "\", stdio]}\n" +
+            R"y(agents:
   fetcher:
     model: "scripted:script.yaml"
     tools: [inside/echo, inside/get-env, inside/gzip-file-as-resource,
@@ -797,13 +800,15 @@ TEST_F(McpCliTest, ASandboxedServerWorksSeesNoSecretsAndHasNoNetwork) {
 steps:
   - {name: fetch, agent_name: fetcher, prompt: "Fetch {{input}}"}
 )y",
-                  R"y(rules:
+        R"y(rules:
   - when: {prompt_contains: "Fetch "}
     tool_calls:
       - {name: inside__echo, arguments: {message: "from the sandbox"}}
       - {name: inside__get-env, arguments: {}}
-      - {name: inside__gzip-file-as-resource, arguments: {name: in.gz, data: ")y" + url + R"y("}}
-      - {name: outside__gzip-file-as-resource, arguments: {name: out.gz, data: ")y" + url + R"y("}}
+      - {name: inside__gzip-file-as-resource, arguments: {name: in.gz, data: ")y" +
+            url + R"y("}}
+      - {name: outside__gzip-file-as-resource, arguments: {name: out.gz, data: ")y" +
+            url + R"y("}}
   - {reply: "done"}
 )y");
     auto result = env_.Run({"run", "workflow.yaml", "--input", "it"}, seconds(90));

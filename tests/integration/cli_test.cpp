@@ -582,8 +582,8 @@ TEST_P(ExampleOverHttpTest, RunsToTheEndWithOneRequestPerModelCall) {
     ASSERT_TRUE(mock) << mock.error().ToString();
     env_.SetEnv("OPENAI_BASE_URL", (*mock)->base_url());
     env_.SetEnv("OPENAI_API_KEY", "sk-example-test");
-    std::vector<std::string> args = {"run", SourceDir() + "/examples/" + GetParam().file,
-                                     "--model", "openai:gpt-4o-mini"};
+    std::vector<std::string> args = {"run", SourceDir() + "/examples/" + GetParam().file, "--model",
+                                     "openai:gpt-4o-mini"};
     args.insert(args.end(), GetParam().input.begin(), GetParam().input.end());
     auto result = env_.Run(args, seconds(60));
     ASSERT_EQ(result.exit_code(), 0) << result.err;
@@ -617,12 +617,12 @@ TEST_P(ExampleOverHttpTest, RunsToTheEndWithOneRequestPerModelCall) {
 
 INSTANTIATE_TEST_SUITE_P(
     Examples, ExampleOverHttpTest,
-    ::testing::Values(
-        ExampleCase{"code-review.json",
-                    {"--input-file", SourceDir() + "/examples/inputs/user_lookup.c"}},
-        ExampleCase{"research-and-write.json", {"--input", "solid-state batteries"}},
-        ExampleCase{"brainstorm.json", {"--input", "a note-taking app"}},
-        ExampleCase{"iterative-refinement.json", {"--input", "a haiku about durability"}}),
+    ::testing::Values(ExampleCase{"code-review.json",
+                                  {"--input-file", SourceDir() + "/examples/inputs/user_lookup.c"}},
+                      ExampleCase{"research-and-write.json", {"--input", "solid-state batteries"}},
+                      ExampleCase{"brainstorm.json", {"--input", "a note-taking app"}},
+                      ExampleCase{"iterative-refinement.json",
+                                  {"--input", "a haiku about durability"}}),
     [](const auto& test) {
         std::string name = test.param.file;
         name = name.substr(0, name.find('.'));
@@ -1013,8 +1013,7 @@ class TerminalApprovalTest : public CliTest {
     // `strowger run` on a terminal, up to its question about the write_file call.
     std::unique_ptr<TerminalProcess> RunUntilAsked() {
         auto terminal = env_.StartInTerminal({"run", "workflow.yaml", "--input", "hi"});
-        EXPECT_TRUE(terminal->ReadUntil("Allow this call?", seconds(20)))
-            << Tail(*terminal);
+        EXPECT_TRUE(terminal->ReadUntil("Allow this call?", seconds(20))) << Tail(*terminal);
         return terminal;
     }
 
@@ -1031,7 +1030,7 @@ TEST_F(CliTest, OnATerminalTheLiveDisplayShowsTheStepsAndEndsWithTheRun) {
     EXPECT_EQ(status.ToString(), "exit 0") << Tail(*terminal);
     for (const char* line : {"▶ a", "✓ b", "✓ c", kThreeStepsOutput}) {
         EXPECT_NE(terminal->transcript().find(line), std::string::npos) << line << "\n"
-                                                                         << Tail(*terminal);
+                                                                        << Tail(*terminal);
     }
 }
 

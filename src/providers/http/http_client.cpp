@@ -268,8 +268,7 @@ struct PlainCall;
 // A keep-alive connection of the plain-http fast path: a bare socket (no beast stream, no
 // read buffer while idle or waiting) and the strand its exchanges run on.
 struct PlainConnection {
-    PlainConnection(Executor on, const Executor& io)
-        : strand(std::move(on)), socket(io) {}
+    PlainConnection(Executor on, const Executor& io) : strand(std::move(on)), socket(io) {}
 
     bool LooksAlive() {
         if (!socket.is_open()) return false;
@@ -960,8 +959,8 @@ Result<std::string> PlainRequestText(const HttpRequest& request, const Url& url,
         }
         text.append(name).append(": ").append(value).append("\r\n");
     }
-    bool body_method = request.method == "POST" || request.method == "PUT" ||
-                       request.method == "PATCH";
+    bool body_method =
+        request.method == "POST" || request.method == "PUT" || request.method == "PATCH";
     if (!request.body.empty() || body_method) {
         text.append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n");
     }
@@ -1043,10 +1042,10 @@ class PlainExchange : public std::enable_shared_from_this<PlainExchange> {
                 if (self->finished_) return;
                 self->resolver_.reset();
                 if (resolve_ec || results.empty()) {
-                    self->Finish(UnavailableError(
-                                     "http: cannot resolve " + self->call_->host + ": " +
-                                     (resolve_ec ? resolve_ec.message() : "no addresses")),
-                                 false);
+                    self->Finish(
+                        UnavailableError("http: cannot resolve " + self->call_->host + ": " +
+                                         (resolve_ec ? resolve_ec.message() : "no addresses")),
+                        false);
                     return;
                 }
                 self->doing_ = "connecting to";
@@ -1138,8 +1137,8 @@ class PlainExchange : public std::enable_shared_from_this<PlainExchange> {
                 OnStrand([self = shared_from_this()](ErrorCodeValue write_ec, size_t) {
                     if (self->finished_) return;
                     if (write_ec) {
-                        self->Finish(std::unexpected(TransportError(write_ec, "sending to",
-                                                                    self->call_->peer)),
+                        self->Finish(std::unexpected(
+                                         TransportError(write_ec, "sending to", self->call_->peer)),
                                      true);
                         return;
                     }
@@ -1170,9 +1169,9 @@ class PlainExchange : public std::enable_shared_from_this<PlainExchange> {
             tcp::socket::wait_read, OnStrand([self = shared_from_this()](ErrorCodeValue ec) {
                 if (self->finished_) return;
                 if (ec) {
-                    self->Finish(std::unexpected(TransportError(ec, self->doing_,
-                                                                self->call_->peer)),
-                                 !self->got_bytes_);
+                    self->Finish(
+                        std::unexpected(TransportError(ec, self->doing_, self->call_->peer)),
+                        !self->got_bytes_);
                     return;
                 }
                 self->OnReadable();
@@ -1275,9 +1274,9 @@ class PlainExchange : public std::enable_shared_from_this<PlainExchange> {
     void OnEof() {
         if (!parser_) {
             // Closed before any response byte: most likely an idle connection the server shut.
-            Finish(std::unexpected(TransportError(bhttp::error::end_of_stream, doing_,
-                                                  call_->peer)),
-                   !got_bytes_);
+            Finish(
+                std::unexpected(TransportError(bhttp::error::end_of_stream, doing_, call_->peer)),
+                !got_bytes_);
             return;
         }
         ErrorCodeValue ec;
@@ -1327,8 +1326,8 @@ class PlainExchange : public std::enable_shared_from_this<PlainExchange> {
 
     void OnDeadline() {
         if (finished_) return;
-        Finish(DeadlineExceededError("http: deadline exceeded while " + std::string(doing_) +
-                                     " " + call_->peer),
+        Finish(DeadlineExceededError("http: deadline exceeded while " + std::string(doing_) + " " +
+                                     call_->peer),
                false);
     }
 

@@ -359,9 +359,7 @@ Awaitable<Result<Completion>> OpenAiProvider::Complete(CompletionRequest request
     return Send(std::move(http_request), std::move(request.model), call_deadline);
 }
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 Awaitable<Result<Completion>> OpenAiProvider::Send(http::HttpRequest request, std::string model,
                                                    Deadline deadline) {

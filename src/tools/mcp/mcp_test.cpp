@@ -7,10 +7,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -18,12 +18,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <csignal>
-#include <fstream>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
-#include <optional>
+#include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -366,8 +366,8 @@ TEST_F(NpmServerTest, KilledMidCallFailsTheCallInFlightAndLaterCalls) {
     RunTest([&](Executor executor) -> Awaitable<void> {
         McpServerSpec spec = Everything();
         // The same server, through a shell that leaves its pid (exec keeps it) for the kill.
-        spec.args = {"-c", "echo $$ > '" + pid_file.string() + "'; exec '" + spec.command +
-                               "' stdio"};
+        spec.args = {"-c",
+                     "echo $$ > '" + pid_file.string() + "'; exec '" + spec.command + "' stdio"};
         spec.command = "/bin/sh";
         auto started = co_await StartMcpClient(executor, spec, StartDeadline());
         CO_ASSERT_OK(started);
