@@ -32,6 +32,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -39,6 +40,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -71,6 +73,9 @@ struct Flags {
     // --http-thread N: the HTTP client's sockets on N I/O threads of their own; 0 = on the
     // engine's thread, as the CLI has them.
     int64_t http_threads = 0;
+    // --threads N: the engine's io_context (runs, and the HTTP client unless --http-thread) is
+    // run by N threads; 1 = one thread and no strands, as in the CLI.
+    int64_t threads = 1;
 };
 
 int64_t RssKb() {
@@ -159,12 +164,14 @@ class WaveObserver : public engine::Observer {
   public:
     WaveObserver(int64_t runs, int64_t steps)
         : runs_(runs), requests(steps, 0), responses(steps, 0) {}
+    // Called on the runs' executors: from several threads with --threads N.
     void OnEvent(const ledger::Event& event) override {
         if (event.type == ledger::EventType::kLlmRequest) {
             Mark(++request_count_, requests);
         } else if (event.type == ledger::EventType::kLlmResponse) {
-            if (response_count_ == 0 && on_first_response) on_first_response();
-            Mark(++response_count_, responses);
+            int64_t count = ++response_count_;
+            if (count == 1 && on_first_response) on_first_response();
+            Mark(count, responses);
         }
     }
     // Called at the first model response: every run has started its first call by then.
@@ -175,14 +182,16 @@ class WaveObserver : public engine::Observer {
     void Mark(int64_t count, std::vector<double>& waves) {
         if (runs_ <= 0 || count % runs_ != 0) return;
         auto wave = static_cast<size_t>(count / runs_) - 1;
+        std::lock_guard lock(mutex_);
         if (wave < waves.size()) {
             waves[wave] =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         }
     }
     int64_t runs_;
-    int64_t request_count_ = 0;
-    int64_t response_count_ = 0;
+    std::atomic<int64_t> request_count_{0};
+    std::atomic<int64_t> response_count_{0};
+    std::mutex mutex_;
 
   public:
     std::vector<double> requests;
@@ -324,7 +333,15 @@ int Run(const Flags& flags) {
         model = "openai:bench-model";
     }
 
-    asio::io_context io(1);
+    const int threads = static_cast<int>(std::max<int64_t>(1, flags.threads));
+    asio::io_context io(threads);
+    // Runs io on `threads` threads (this one included) until it runs out of work.
+    auto run_io = [&io, threads] {
+        std::vector<std::thread> helpers;
+        for (int i = 1; i < threads; ++i) helpers.emplace_back([&io] { io.run(); });
+        io.run();
+        for (auto& helper : helpers) helper.join();
+    };
     // The HTTP client: with --http-thread 0 (the default) on the engine's thread, which runs
     // everything (single_threaded_executor: no strands); with --http-thread N > 0 on N I/O
     // threads of its own, which connect, send, read and parse while the engine's thread runs
@@ -337,7 +354,8 @@ int Run(const Flags& flags) {
     if (provider == "openai") {
         http::HttpClientOptions http_options;
         http_options.max_idle_connections_per_host = static_cast<size_t>(concurrency);
-        http_options.single_threaded_executor = flags.http_threads <= 1;
+        http_options.single_threaded_executor =
+            flags.http_threads > 0 ? flags.http_threads == 1 : threads == 1;
         auto created = http::HttpClient::Create(
             flags.http_threads > 0 ? http_io.get_executor() : io.get_executor(), http_options);
         if (!created) {
@@ -379,29 +397,30 @@ int Run(const Flags& flags) {
         return 1;
     }
     engine::EngineOptions options;
-    options.single_threaded_executor = true;  // io is run by this thread alone
+    options.single_threaded_executor = threads == 1;  // else a strand per run
     engine::Engine engine(io.get_executor(), *store, registry, options);
 
     // Warm-up: one run, so allocator pools, connections and caches exist before measuring.
-    int64_t done = 0, completed = 0;
+    std::atomic<int64_t> done{0}, completed{0};
     asio::co_spawn(io, engine.StartRun({compiled.plan, "warm-up", {}, {}}),
                    [&](std::exception_ptr, Result<engine::RunOutcome>) {});
-    io.run();
+    run_io();
     io.restart();
 
     // Peak resident memory while the runs are in flight, above what the process held before.
     int64_t rss_before = std::max(RssKb(), PeakRssKb());
-    int64_t started = 0;
+    std::atomic<int64_t> started{0};
     std::function<void()> start_one;
     auto on_done = [&](std::exception_ptr e, Result<engine::RunOutcome> r) {
         ++done;
         if (!e && r && r->status == ledger::RunStatus::kCompleted) ++completed;
-        if (started < runs) start_one();
+        start_one();
     };
     start_one = [&] {
-        ++started;
+        int64_t number = ++started;
+        if (number > runs) return;
         asio::co_spawn(io,
-                       engine.StartRun({compiled.plan, "input " + std::to_string(started), {}, {}}),
+                       engine.StartRun({compiled.plan, "input " + std::to_string(number), {}, {}}),
                        on_done);
     };
     // While every run waits on its first model call, the memory is what waiting runs cost,
@@ -432,8 +451,8 @@ int Run(const Flags& flags) {
     getrusage(RUSAGE_SELF, &cpu_before);
     auto t0 = std::chrono::steady_clock::now();
     waves.t0 = t0;
-    for (int64_t i = 0; i < concurrency && started < runs; ++i) start_one();
-    io.run();
+    for (int64_t i = 0; i < concurrency && i < runs; ++i) start_one();
+    run_io();
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     int64_t rss_peak = PeakRssKb();
     rusage cpu_after{};
@@ -456,7 +475,7 @@ int Run(const Flags& flags) {
     out["steps_per_run"] = steps;
     out["latency_ms"] = latency;
     out["concurrency"] = concurrency;
-    out["completed"] = completed;
+    out["completed"] = completed.load();
     out["wall_s"] = wall;
     out["steps_per_s"] = static_cast<double>(runs * steps) / wall;
     out["cpu_s"] = CpuSeconds(cpu_after) - CpuSeconds(cpu_before);
@@ -489,7 +508,7 @@ int main(int argc, char** argv) {
     if (argc < 2) {
         std::cerr << "usage: strowger_bench W1|W3|W4|RESUME [--runs N] [--steps N] "
                      "[--concurrency N] [--latency-ms N] [--provider scripted|openai] "
-                     "[--store URL] [--mock PATH] [--http-thread 0|1]\n";
+                     "[--store URL] [--mock PATH] [--http-thread N] [--threads N]\n";
         return 2;
     }
     flags.workload = argv[1];
@@ -512,6 +531,8 @@ int main(int argc, char** argv) {
             flags.mock = value;
         else if (flag == "--http-thread")
             flags.http_threads = std::stoll(value);
+        else if (flag == "--threads")
+            flags.threads = std::stoll(value);
         else {
             std::cerr << "unknown flag " << flag << "\n";
             return 2;

@@ -51,7 +51,8 @@ Engine::Impl::Impl(Executor executor, std::shared_ptr<store::Store> store,
       providers_(providers),
       options_(std::move(options)),
       clock_(clock),
-      random_(random) {
+      random_(random),
+      timeouts_(executor_) {
     if (options_.owner.empty()) options_.owner = DefaultOwner(random_);
 }
 

@@ -738,23 +738,26 @@ Deadline Run::ArmTimeout(const PlanNode& node, const std::shared_ptr<Task>& task
                          Deadline deadline) {
     // The attempt's timeout is enforced twice: callees get the deadline (so their I/O expires
     // on time), and this timer cancels the call outright if it is still running then.
-    (void)node;
-    uint64_t generation = ++task->generation;
     task->in_call = true;
     task->timed_out = false;
-    task->timer.expires_at(deadline.time());
-    task->timer.async_wait([task, generation](boost::system::error_code ec) {
-        if (ec || task->generation != generation || !task->in_call) return;
-        task->timed_out = true;
-        task->signal->emit(asio::cancellation_type::terminal);
-    });
+    if (!deadline.IsNever()) {
+        engine_->timeouts_.Arm(task->timeout, deadline.time(),
+                               std::chrono::milliseconds(node.timeout_ms), task,
+                               [](void* owner, uint64_t arm) {
+                                   auto* expired = static_cast<Task*>(owner);
+                                   // Stale: the call returned (and maybe another began).
+                                   if (!expired->in_call || expired->timeout.arms() != arm) return;
+                                   expired->timed_out = true;
+                                   expired->signal->emit(asio::cancellation_type::terminal);
+                               });
+    }
     return deadline;
 }
 
 void Run::DisarmTimeout(const PlanNode& node, Task& task, Deadline deadline,
                         Result<providers::Completion>& result) {
     task.in_call = false;
-    task.timer.cancel();
+    Timeouts::Disarm(task.timeout);
     if (!result && (task.timed_out || (result.error().code() == ErrorCode::kDeadlineExceeded &&
                                        deadline.Expired()))) {
         result = std::unexpected(TimeoutError(node));
@@ -906,7 +909,7 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task,
         }
     }
     task->in_call = false;
-    task->timer.cancel();
+    Timeouts::Disarm(task->timeout);
     (void)armed;
     if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
     if (task->timed_out) co_return NodeResult::kFailed;  // the caller turns this into a timeout

@@ -60,11 +60,10 @@ class Run : public std::enable_shared_from_this<Run> {
     // spawned node has its own cancellation signal; a node run inline uses main_signal_.
     struct Task {
         Task(const Executor& executor, asio::cancellation_signal* shared_signal)
-            : signal(shared_signal ? shared_signal : &own_signal), timer(executor) {}
+            : signal(shared_signal ? shared_signal : &own_signal), timeout(executor) {}
         asio::cancellation_signal own_signal;
         asio::cancellation_signal* signal;
-        asio::steady_timer timer;
-        uint64_t generation = 0;
+        Timeouts::Entry timeout;  // the current call's, on the engine's Timeouts
         bool in_call = false;
         bool timed_out = false;
     };
