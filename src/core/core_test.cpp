@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include <cstdio>
+
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
@@ -28,6 +30,50 @@ TEST(CanonicalJsonTest, EscapesExactlyLikePythonJsonDumpsWithoutAsciiEscaping) {
     EXPECT_EQ(
         out,
         "\"q\\\"b\\\\n\\n\\r\\t\\b\\f\\u0001\\u001f/\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\x7F\"");
+}
+
+TEST(CanonicalJsonTest, EscapesEveryByteAtEveryPositionOfAWord) {
+    // The scan for bytes to escape goes eight at a time: check each byte value at each offset
+    // (and in the byte-wise tail) against a plain byte-by-byte escaping.
+    auto expected_for = [](unsigned char c) -> std::string {
+        switch (c) {
+            case '"':
+                return "\\\"";
+            case '\\':
+                return "\\\\";
+            case '\b':
+                return "\\b";
+            case '\f':
+                return "\\f";
+            case '\n':
+                return "\\n";
+            case '\r':
+                return "\\r";
+            case '\t':
+                return "\\t";
+            default:
+                break;
+        }
+        if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            return buf;
+        }
+        if (c >= 0x80) return "\xEF\xBF\xBD";  // a lone byte is never valid UTF-8
+        return std::string(1, static_cast<char>(c));
+    };
+    for (int value = 0; value < 256; ++value) {
+        for (size_t at = 0; at < 19; ++at) {
+            std::string text(19, 'a');
+            text[at] = static_cast<char>(value);
+            std::string out;
+            AppendJsonString(out, text);
+            std::string expected = "\"" + std::string(at, 'a') +
+                                   expected_for(static_cast<unsigned char>(value)) +
+                                   std::string(18 - at, 'a') + "\"";
+            ASSERT_EQ(out, expected) << "byte " << value << " at " << at;
+        }
+    }
 }
 
 TEST(CanonicalJsonTest, ReplacesInvalidUtf8) {

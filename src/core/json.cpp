@@ -3,7 +3,9 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
+#include <cstring>
 #include <vector>
 
 namespace strowger {
@@ -104,23 +106,60 @@ Status AppendCanonical(std::string& out, const json::value& value) {
     return InternalError("unreachable json kind");
 }
 
+// How many leading bytes of text[from..] need no escaping: printable ASCII other than '"'
+// and '\\'. Eight bytes at a time (this runs over every string of every ledger event).
+size_t PlainPrefix(std::string_view text, size_t from) {
+    constexpr uint64_t kHigh = 0x8080808080808080ULL;
+    constexpr uint64_t kLow7 = 0x7F7F7F7F7F7F7F7FULL;
+    constexpr uint64_t kOnes = 0x0101010101010101ULL;
+    size_t i = from;
+    while (i + 8 <= text.size()) {
+        uint64_t x;
+        std::memcpy(&x, text.data() + i, 8);
+        // Per byte, on its low 7 bits y (no sum below carries into the next byte): the high
+        // bit of y + 0x60 is set iff y >= 0x20, of (y ^ c) + 0x7F iff y != c.
+        uint64_t y = x & kLow7;
+        uint64_t printable = y + kOnes * 0x60;
+        uint64_t not_quote = (y ^ (kOnes * '"')) + kLow7;
+        uint64_t not_backslash = (y ^ (kOnes * '\\')) + kLow7;
+        uint64_t special = ~(printable & not_quote & not_backslash & ~x) & kHigh;
+        if (special != 0) {
+            int first = std::endian::native == std::endian::little ? std::countr_zero(special)
+                                                                   : std::countl_zero(special);
+            return i - from + static_cast<size_t>(first / 8);
+        }
+        i += 8;
+    }
+    while (i < text.size()) {
+        auto c = static_cast<unsigned char>(text[i]);
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
+        ++i;
+    }
+    return i - from;
+}
+
 }  // namespace
 
 void AppendJsonString(std::string& out, std::string_view text) {
+    size_t plain = PlainPrefix(text, 0);
+    if (plain == text.size()) {  // the common case: nothing to escape
+        size_t at = out.size();
+        out.resize(at + text.size() + 2);
+        char* p = out.data() + at;
+        *p = '"';
+        std::memcpy(p + 1, text.data(), text.size());
+        p[text.size() + 1] = '"';
+        return;
+    }
     out.reserve(out.size() + text.size() + 2);
     out += '"';
     size_t i = 0;
     while (i < text.size()) {
         auto c = static_cast<unsigned char>(text[i]);
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            // Fast path for runs of plain ASCII.
-            size_t start = i;
-            while (i < text.size()) {
-                auto d = static_cast<unsigned char>(text[i]);
-                if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
-                ++i;
-            }
-            out.append(text.data() + start, i - start);
+            size_t run = PlainPrefix(text, i);
+            out.append(text.data() + i, run);
+            i += run;
             continue;
         }
         switch (c) {

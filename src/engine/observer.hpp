@@ -14,7 +14,9 @@ namespace strowger::engine {
 class Observer {
   public:
     virtual ~Observer() = default;
-    // Called once per committed event, in ledger order per run.
+    // Called once per committed event, in ledger order per run. The event has its header
+    // fields (seq, run_id, time, type, node, attempt) and `data`; not its hashes or stored line
+    // (read those from the store).
     virtual void OnEvent(const ledger::Event& event) { (void)event; }
     // True if this observer wants OnDelta: model calls then stream (where the provider can),
     // which costs a little more than a plain call. Asked when the observer is added.

@@ -158,19 +158,28 @@ void RedactSecrets(ledger::NewEvent& event) {
 Awaitable<bool> Run::Append(std::vector<ledger::NewEvent> events, int node_index) {
     if (store_failed_) co_return false;
     for (auto& event : events) RedactSecrets(event);
+    const bool observed = !engine_->observers_.empty();
     std::vector<ledger::Event> sealed;
     sealed.reserve(events.size());
     for (auto& event : events) {
         auto now = engine_->clock_.Now();
-        sealed.push_back(ledger::Seal(state_.head, state_.run_id, now, event));
+        sealed.push_back(ledger::Seal(state_.head, state_.run_id, now, event, observed));
         state_.Apply(now, event.node.empty() ? -1 : node_index, event);
     }
+    // What observers get: the header fields and the payload, not the stored line.
     std::vector<ledger::Event> notify;
-    if (!engine_->observers_.empty()) {
-        notify = sealed;
-        for (size_t i = 0; i < notify.size(); ++i) {
-            notify[i].run_id = state_.run_id;
-            notify[i].data = ledger::EncodePayload(events[i].payload);
+    if (observed) {
+        notify.reserve(sealed.size());
+        for (auto& event : sealed) {
+            ledger::Event& copy = notify.emplace_back();
+            copy.seq = event.seq;
+            copy.run_id = state_.run_id;
+            copy.time = event.time;
+            copy.type = event.type;
+            copy.type_name = event.type_name;
+            copy.node = event.node;
+            copy.attempt = event.attempt;
+            copy.data = std::move(event.data);
         }
     }
     auto appended =

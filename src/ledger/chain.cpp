@@ -4,7 +4,8 @@
 
 namespace strowger::ledger {
 
-Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewEvent& event) {
+Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewEvent& event,
+           bool keep_data) {
     Event sealed;
     sealed.seq = head.seq + 1;
     sealed.time = time;
@@ -28,6 +29,7 @@ Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewE
     Sha256HexTo(head.hash, line.substr(0, slot - kMemberPrefix), line.substr(slot + 65),
                 sealed.encoded.data() + slot);
     sealed.hash.assign(sealed.encoded, slot, 64);
+    if (keep_data) sealed.data = data;
     head.seq = sealed.seq;
     head.hash = sealed.hash;
     return sealed;

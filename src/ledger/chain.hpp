@@ -21,7 +21,10 @@ struct ChainHead {
 };
 
 // Turns `event` into the next stored event of `run_id`'s chain and advances `head`.
-Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewEvent& event);
+// With `keep_data`, the sealed event's `data` holds the encoded payload too (for observers);
+// otherwise it is left empty (the payload is inside `encoded`).
+Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewEvent& event,
+           bool keep_data = false);
 
 struct VerifyIssue {
     int64_t seq = 0;     // first bad sequence number (for truncation: the first missing one)

@@ -15,12 +15,47 @@ bool TypeMatches(const std::vector<std::string>& types, const std::string& type)
     return false;
 }
 
-StoredEvent ToStored(ledger::Event&& event) {
-    return StoredEvent{event.seq, std::move(event.type_name), std::move(event.node),
-                       std::move(event.encoded)};
+}  // namespace
+
+Status MemoryStore::CheckFits(const RunData& data, const std::vector<ledger::Event>& events) {
+    size_t total = data.bytes.size();
+    for (const auto& event : events) {
+        if (event.type_name.size() > UINT16_MAX || event.node.size() > UINT16_MAX) {
+            return InvalidArgumentError("event type or node name too long for the in-memory store");
+        }
+        total += event.type_name.size() + event.node.size() + event.encoded.size();
+    }
+    if (total > UINT32_MAX) {
+        return MakeError(
+            ErrorCode::kResourceExhausted,
+            "run " + data.record.run_id + ": ledger too large for the in-memory store");
+    }
+    return OkStatus();
 }
 
-}  // namespace
+void MemoryStore::Pack(RunData& data, const ledger::Event& event) {
+    Slot slot;
+    slot.offset = static_cast<uint32_t>(data.bytes.size());
+    slot.type_size = static_cast<uint16_t>(event.type_name.size());
+    slot.node_size = static_cast<uint16_t>(event.node.size());
+    slot.line_size = static_cast<uint32_t>(event.encoded.size());
+    data.bytes += event.type_name;
+    data.bytes += event.node;
+    data.bytes += event.encoded;
+    data.slots.push_back(slot);
+}
+
+StoredEvent MemoryStore::Unpack(const RunData& data, size_t index) {
+    const Slot& slot = data.slots[index];
+    std::string_view bytes(data.bytes);
+    StoredEvent event;
+    event.seq = static_cast<int64_t>(index) + 1;
+    event.type = std::string(bytes.substr(slot.offset, slot.type_size));
+    event.node = std::string(bytes.substr(slot.offset + slot.type_size, slot.node_size));
+    event.encoded =
+        std::string(bytes.substr(slot.offset + slot.type_size + slot.node_size, slot.line_size));
+    return event;
+}
 
 Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
     std::lock_guard lock(mutex_);
@@ -44,7 +79,13 @@ Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
     data.record.head = {run.events.back().seq, run.events.back().hash};
     data.record.owner = run.owner;
     data.record.lease_until = run.lease_until;
-    for (auto& event : run.events) data.events.push_back(ToStored(std::move(event)));
+    for (size_t i = 0; i < run.events.size(); ++i) {
+        if (run.events[i].seq != static_cast<int64_t>(i) + 1) {
+            co_return InvalidArgumentError("a new run's events must be numbered from 1");
+        }
+    }
+    STROWGER_CO_TRY(CheckFits(data, run.events));
+    for (const auto& event : run.events) Pack(data, event);
     if (!run.idempotency_key.empty()) idempotency_[run.idempotency_key] = run.run_id;
     runs_.emplace(run.run_id, std::move(data));
     co_return CreateRunResult{run.run_id, true};
@@ -63,10 +104,22 @@ Awaitable<Result<void>> MemoryStore::AppendEvents(std::string run_id,
                                                      std::to_string(data.record.head.seq + 1) +
                                                      ", got " + std::to_string(events.front().seq));
     }
+    for (size_t i = 1; i < events.size(); ++i) {
+        if (events[i].seq != events[i - 1].seq + 1) {
+            co_return InvalidArgumentError("run " + run_id +
+                                           ": appended events are not consecutive");
+        }
+    }
+    STROWGER_CO_TRY(CheckFits(data, events));
     data.record.head = {events.back().seq, events.back().hash};
     data.record.updated_at = events.back().time;
     data.record.status = status_after;
-    for (auto& event : events) data.events.push_back(ToStored(std::move(event)));
+    for (const auto& event : events) Pack(data, event);
+    if (ledger::IsTerminal(status_after)) {
+        // Nothing more will be appended: give back what the buffers' growth left unused.
+        data.bytes.shrink_to_fit();
+        data.slots.shrink_to_fit();
+    }
     co_return OkStatus();
 }
 
@@ -75,10 +128,14 @@ Awaitable<Result<std::vector<StoredEvent>>> MemoryStore::ReadEvents(std::string 
     std::lock_guard lock(mutex_);
     auto it = runs_.find(run_id);
     if (it == runs_.end()) co_return NotFoundError("no run " + run_id);
+    const RunData& data = it->second;
     std::vector<StoredEvent> out;
-    for (const auto& event : it->second.events) {
-        if (event.seq <= query.after_seq || !TypeMatches(query.types, event.type)) continue;
-        out.push_back(event);
+    for (size_t i = static_cast<size_t>(std::max<int64_t>(query.after_seq, 0));
+         i < data.slots.size(); ++i) {
+        const Slot& slot = data.slots[i];
+        std::string type(std::string_view(data.bytes).substr(slot.offset, slot.type_size));
+        if (!TypeMatches(query.types, type)) continue;
+        out.push_back(Unpack(data, i));
         if (query.limit > 0 && static_cast<int64_t>(out.size()) >= query.limit) break;
     }
     co_return out;
@@ -225,12 +282,6 @@ Awaitable<Result<int64_t>> MemoryStore::UsageSince(std::string key, SystemTime s
         }
     }
     co_return total;
-}
-
-std::vector<StoredEvent>* MemoryStore::MutableEventsForTest(const std::string& run_id) {
-    std::lock_guard lock(mutex_);
-    auto it = runs_.find(run_id);
-    return it == runs_.end() ? nullptr : &it->second.events;
 }
 
 }  // namespace strowger::store
