@@ -62,6 +62,12 @@ void PutDigits(char* out, int64_t value, int width) {
 }  // namespace
 
 std::string FormatRfc3339(SystemTime time) {
+    std::string out(kRfc3339Size, '0');
+    FormatRfc3339To(out.data(), time);
+    return out;
+}
+
+void FormatRfc3339To(char* out, SystemTime time) {
     int64_t micros = ToUnixMicros(time);
     int64_t seconds = micros >= 0 ? micros / 1000000 : (micros - 999999) / 1000000;
     int64_t fraction = micros - seconds * 1000000;
@@ -71,7 +77,6 @@ std::string FormatRfc3339(SystemTime time) {
     unsigned month, day;
     CivilFromDays(days, year, month, day);
     // "YYYY-MM-DDTHH:MM:SS.ffffffZ"
-    std::string out(27, '0');
     PutDigits(&out[0], year, 4);
     out[4] = '-';
     PutDigits(&out[5], month, 2);
@@ -86,7 +91,6 @@ std::string FormatRfc3339(SystemTime time) {
     out[19] = '.';
     PutDigits(&out[20], fraction, 6);
     out[26] = 'Z';
-    return out;
 }
 
 Result<SystemTime> ParseRfc3339(std::string_view text) {

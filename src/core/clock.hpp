@@ -34,6 +34,9 @@ SystemTime FromUnixMicros(int64_t micros);
 
 // RFC 3339 in UTC with microseconds: "2026-11-21T10:00:00.123456Z".
 std::string FormatRfc3339(SystemTime time);
+// The same into out[0..kRfc3339Size) (no allocation; ledger events carry one each).
+inline constexpr size_t kRfc3339Size = 27;
+void FormatRfc3339To(char* out, SystemTime time);
 // Parses the format above (fraction optional, 'Z' or +00:00 required).
 Result<SystemTime> ParseRfc3339(std::string_view text);
 

@@ -166,14 +166,14 @@ Awaitable<bool> Run::Append(std::vector<ledger::NewEvent> events, int node_index
         sealed.push_back(ledger::Seal(state_.head, state_.run_id, now, event, observed));
         state_.Apply(now, event.node.empty() ? -1 : node_index, event);
     }
-    // What observers get: the header fields and the payload, not the stored line.
+    // What observers get: the header fields and the payload, not the stored line (the run id
+    // is added when they are told).
     std::vector<ledger::Event> notify;
     if (observed) {
         notify.reserve(sealed.size());
         for (auto& event : sealed) {
             ledger::Event& copy = notify.emplace_back();
             copy.seq = event.seq;
-            copy.run_id = state_.run_id;
             copy.time = event.time;
             copy.type = event.type;
             copy.type_name = event.type_name;
@@ -191,7 +191,15 @@ Awaitable<bool> Run::Append(std::vector<ledger::NewEvent> events, int node_index
                       appended.error().ToString());
         co_return false;
     }
-    for (const auto& event : notify) engine_->Notify(event);
+    if (!notify.empty()) {
+        // One run id moved from event to event, not a copy in each.
+        std::string run_id = state_.run_id;
+        for (auto& event : notify) {
+            event.run_id = std::move(run_id);
+            engine_->Notify(event);
+            run_id = std::move(event.run_id);
+        }
+    }
     co_return true;
 }
 

@@ -441,10 +441,12 @@ void AppendEvent(std::string& out, int64_t seq, std::string_view run_id, SystemT
         w.Field("hash", hash);
     }
     if (!node.empty()) w.Field("node", node);
+    char formatted_time[kRfc3339Size];
+    FormatRfc3339To(formatted_time, time);
     w.Field("prev_hash", prev_hash)
         .Field("run_id", run_id)
         .Field("seq", seq)
-        .Field("time", FormatRfc3339(time))
+        .Field("time", std::string_view(formatted_time, kRfc3339Size))
         .Field("type", type_name)
         .Field("v", int64_t{kFormatVersion})
         .EndObject();
