@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -22,6 +23,24 @@
 #include "tools/sandbox/sandbox.hpp"
 
 namespace strowger::cli {
+
+namespace {
+
+// A cap from the environment: unset or empty = none (0); else a whole number >= 0.
+Result<int64_t> LimitFromEnv(const char* name) {
+    const char* value = std::getenv(name);
+    if (value == nullptr || *value == '\0') return 0;
+    std::string_view text(value);
+    int64_t parsed = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+    if (ec != std::errc() || end != text.data() + text.size() || parsed < 0) {
+        return InvalidArgumentError(std::string(name) + ": expected a whole number >= 0 (0 = no " +
+                                    "limit), got \"" + std::string(text) + "\"");
+    }
+    return parsed;
+}
+
+}  // namespace
 
 Status SetUpProvidersAndTools(Executor executor, const std::string& providers_flag,
                               providers::ProviderRegistry& registry,
@@ -75,6 +94,10 @@ Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag,
     context->registry_ = std::make_unique<providers::ProviderRegistry>(context->io_.get_executor());
     engine::EngineOptions options;
     options.single_threaded_executor = true;  // io_ is run by this thread only
+    STROWGER_ASSIGN_OR_RETURN(options.max_concurrent_runs,
+                              LimitFromEnv("STROWGER_MAX_CONCURRENT_RUNS"));
+    STROWGER_ASSIGN_OR_RETURN(options.max_concurrent_nodes,
+                              LimitFromEnv("STROWGER_MAX_CONCURRENT_NODES"));
     STROWGER_TRY(SetUpProvidersAndTools(context->io_.get_executor(), providers_flag,
                                         *context->registry_, options));
     std::string url = StoreUrl(store_flag);

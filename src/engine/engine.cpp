@@ -52,7 +52,9 @@ Engine::Impl::Impl(Executor executor, std::shared_ptr<store::Store> store,
       options_(std::move(options)),
       clock_(clock),
       random_(random),
-      timeouts_(executor_) {
+      timeouts_(executor_),
+      run_slots_(options_.max_concurrent_runs),
+      node_slots_(options_.max_concurrent_nodes) {
     if (options_.owner.empty()) options_.owner = DefaultOwner(random_);
 }
 

@@ -51,6 +51,12 @@ struct EngineOptions {
     std::filesystem::path workspace_root;
     // Sandbox limits for agents that do not set their own.
     tools::SandboxLimits default_sandbox;
+    // Caps on what executes at once in this engine (0 = no cap). A run over the cap is created
+    // (run.created committed: `pending`, durable) and waits in a FIFO queue before run.started;
+    // a node over the cap waits before node.started. Cancelling or pausing a queued run ends
+    // it without starting it.
+    int64_t max_concurrent_runs = 0;
+    int64_t max_concurrent_nodes = 0;
 };
 
 struct StartRequest {

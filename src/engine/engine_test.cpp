@@ -361,5 +361,142 @@ TEST_F(EngineTest, ThousandConcurrentRunsAllComplete) {
     EXPECT_EQ(completed, 1000);
 }
 
+TEST_F(EngineTest, MaxConcurrentRunsQueuesTheRestDurablyAndInOrder) {
+    auto plan = Compile("  - {name: a, agent_name: w}\n", "latency_ms: 30\ndefault: done\n");
+    auto registry = NewRegistry();
+    EngineOptions options;
+    options.max_concurrent_runs = 2;
+    Engine engine(io_.get_executor(), store_, *registry, options);
+    CallbackObserver observer;
+    int executing = 0, most = 0, pending_at_first_completion = -1;
+    std::vector<std::string> started;  // run ids, in run.started order
+    observer.on_event = [&](const ledger::Event& e) {
+        if (e.type == EventType::kRunStarted) {
+            started.push_back(e.run_id);
+            most = std::max(most, ++executing);
+        } else if (e.type == EventType::kRunCompleted) {
+            --executing;
+            if (pending_at_first_completion < 0) {
+                store::RunFilter filter;
+                filter.statuses = {RunStatus::kPending};
+                auto page = testing::RunSync(store_->ListRuns(filter));
+                ASSERT_TRUE(page.has_value());
+                pending_at_first_completion = static_cast<int>(page->runs.size());
+            }
+        }
+    };
+    engine.AddObserver(&observer);
+    std::vector<std::string> finished;
+    for (int i = 0; i < 6; ++i) {
+        asio::co_spawn(io_, engine.StartRun({plan, "in " + std::to_string(i), {}, {}}),
+                       [&](std::exception_ptr e, Result<RunOutcome> r) {
+                           ASSERT_FALSE(e);
+                           ASSERT_TRUE(r.has_value());
+                           EXPECT_EQ(r->status, RunStatus::kCompleted);
+                           finished.push_back(r->run_id);
+                       });
+    }
+    io_.run_for(std::chrono::seconds(20));
+    ASSERT_EQ(finished.size(), 6u);
+    EXPECT_EQ(most, 2);
+    // While two ran, the other four waited as pending runs in the store.
+    EXPECT_EQ(pending_at_first_completion, 4);
+    // First come, first served: runs started in the order they were submitted (their input
+    // says which), queued or not.
+    ASSERT_EQ(started.size(), 6u);
+    std::vector<std::string> inputs;
+    for (const auto& run_id : started) {
+        const std::string& created = Events(run_id).front().encoded;
+        auto at = created.find("\"input\":\"");
+        ASSERT_NE(at, std::string::npos) << created;
+        inputs.push_back(created.substr(at + 9, 4));
+    }
+    EXPECT_EQ(inputs, (std::vector<std::string>{"in 0", "in 1", "in 2", "in 3", "in 4", "in 5"}));
+    EXPECT_EQ(engine.ActiveRuns(), 0u);
+}
+
+TEST_F(EngineTest, MaxConcurrentNodesLimitsAFanOut) {
+    auto plan = Compile(
+        "  - {name: a, agent_name: w, mode: fan_out}\n"
+        "  - {name: b, agent_name: w, mode: fan_out}\n"
+        "  - {name: c, agent_name: w, mode: fan_out}\n"
+        "  - {name: d, agent_name: w, mode: fan_out}\n"
+        "  - {name: e, agent_name: w, mode: fan_out}\n"
+        "  - {name: all, agent_name: w, mode: collect}\n",
+        "latency_ms: 30\nrules:\n  - {reply_template: \"${step}\"}\n");
+    auto registry = NewRegistry();
+    EngineOptions options;
+    options.max_concurrent_nodes = 2;
+    Engine engine(io_.get_executor(), store_, *registry, options);
+    auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
+    ASSERT_TRUE(outcome && *outcome);
+    EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
+    EXPECT_EQ((*outcome)->output, "a\n\n---\n\nb\n\n---\n\nc\n\n---\n\nd\n\n---\n\ne");
+    // In ledger order, never more than two nodes between node.started and node.completed.
+    int in_flight = 0, most = 0;
+    for (const auto& e : Events((*outcome)->run_id)) {
+        if (e.node == "all") continue;  // the collect node calls no model
+        if (e.type == "node.started") most = std::max(most, ++in_flight);
+        if (e.type == "node.completed") --in_flight;
+    }
+    EXPECT_EQ(most, 2);
+    EXPECT_EQ(in_flight, 0);
+}
+
+TEST_F(EngineTest, AQueuedRunCancelledOrPausedEndsWithoutStarting) {
+    auto plan = Compile("  - {name: a, agent_name: w}\n", "latency_ms: 100\ndefault: done\n");
+    auto registry = NewRegistry();
+    EngineOptions options;
+    options.max_concurrent_runs = 1;
+    Engine engine(io_.get_executor(), store_, *registry, options);
+    CallbackObserver observer;
+    // When the first run's model answers, the other two are queued: cancel one, pause one.
+    bool decided = false;
+    std::string paused, cancelled;
+    observer.on_event = [&](const ledger::Event& e) {
+        if (e.type != EventType::kLlmResponse || decided) return;
+        decided = true;
+        store::RunFilter filter;
+        filter.statuses = {RunStatus::kPending};
+        auto page = testing::RunSync(store_->ListRuns(filter));
+        ASSERT_TRUE(page.has_value());
+        ASSERT_EQ(page->runs.size(), 2u);
+        paused = page->runs[0].run_id;
+        cancelled = page->runs[1].run_id;
+        EXPECT_TRUE(engine.Pause(paused, "later", "tester"));
+        EXPECT_TRUE(engine.Cancel(cancelled, "not needed", "tester"));
+    };
+    engine.AddObserver(&observer);
+    std::map<std::string, RunStatus> outcomes;
+    for (int i = 0; i < 3; ++i) {
+        asio::co_spawn(io_, engine.StartRun({plan, "in", {}, {}}),
+                       [&](std::exception_ptr e, Result<RunOutcome> r) {
+                           ASSERT_FALSE(e);
+                           ASSERT_TRUE(r.has_value());
+                           outcomes[r->run_id] = r->status;
+                       });
+    }
+    io_.run_for(std::chrono::seconds(20));
+    ASSERT_EQ(outcomes.size(), 3u);
+    ASSERT_TRUE(decided);
+    for (const auto& [run_id, status] : outcomes) {
+        if (run_id != paused && run_id != cancelled) EXPECT_EQ(status, RunStatus::kCompleted);
+    }
+    EXPECT_EQ(outcomes[cancelled], RunStatus::kCancelled);
+    EXPECT_EQ(outcomes[paused], RunStatus::kPaused);
+    auto types = [&](const std::string& run_id) {
+        std::vector<std::string> out;
+        for (const auto& e : Events(run_id)) out.push_back(e.type);
+        return out;
+    };
+    EXPECT_EQ(types(cancelled), (std::vector<std::string>{"run.created", "run.cancelled"}));
+    EXPECT_EQ(types(paused), (std::vector<std::string>{"run.created", "run.paused"}));
+    // The paused one resumes later and runs normally.
+    auto resumed = Run(engine.ResumeRun(paused, "go on", "tester"));
+    ASSERT_TRUE(resumed && *resumed);
+    EXPECT_EQ((*resumed)->status, RunStatus::kCompleted);
+    EXPECT_EQ((*resumed)->output, "done");
+}
+
 }  // namespace
 }  // namespace strowger::engine

@@ -108,6 +108,7 @@ void Run::RequestCancel(std::string reason, std::string actor) {
         self->notes().cancel_reason = std::move(reason);
         self->notes().cancel_actor = std::move(actor);
         self->CancelTasks();
+        if (self->queued_) self->main_signal_.emit(asio::cancellation_type::terminal);
         self->wake_.cancel();
     });
 }
@@ -119,6 +120,7 @@ void Run::RequestPause(std::string reason, std::string actor) {
         self->pause_requested_ = true;
         self->notes().pause_reason = std::move(reason);
         self->notes().pause_actor = std::move(actor);
+        if (self->queued_) self->main_signal_.emit(asio::cancellation_type::terminal);
         self->wake_.cancel();
     });
 }
@@ -961,6 +963,20 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
         if (result == NodeResult::kFailed) FailRun(node);
         co_return result;
     }
+    // Over the engine's cap on executing nodes: wait (not started yet) for a slot, held until
+    // this coroutine ends.
+    struct SlotHold {
+        Slots* slots = nullptr;
+        ~SlotHold() {
+            if (slots) slots->Release();
+        }
+    } node_slot;
+    if (engine_->node_slots_.limited()) {
+        if (!co_await engine_->node_slots_.Acquire()) co_return NodeResult::kCancelled;
+        node_slot.slots = &engine_->node_slots_;
+        co_await asio::this_coro::reset_cancellation_state();
+        if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+    }
     const ledger::NodeState& ns = state_.nodes[static_cast<size_t>(index)];
     const Result<providers::ResolvedModel>& model =
         runtime_->models[static_cast<size_t>(node.agent)];
@@ -1101,7 +1117,21 @@ Awaitable<Result<RunOutcome>> Run::Main(std::shared_ptr<Run> self,
         if (!created) co_return Outcome();
     }
     engine_->Register(state_.run_id, self);
-    {
+    // Over the engine's cap on executing runs: wait, durable and pending, for a slot. A cancel
+    // or pause meanwhile ends the wait (and the run, below) without starting it.
+    bool run_slot = !engine_->run_slots_.limited();
+    if (!run_slot) {
+        queued_ = true;
+        run_slot = co_await engine_->run_slots_.Acquire();
+        queued_ = false;
+        co_await asio::this_coro::reset_cancellation_state();
+        if (run_slot && (cancel_requested_ || pause_requested_)) {
+            // Granted just as it was told to stop: pass the slot on, start nothing.
+            engine_->run_slots_.Release();
+            run_slot = false;
+        }
+    }
+    if (run_slot) {
         std::vector<ledger::NewEvent> begin = BeginEvents(resumed);
         co_await Append(std::move(begin), -1);
     }
@@ -1139,6 +1169,7 @@ Awaitable<Result<RunOutcome>> Run::Main(std::shared_ptr<Run> self,
         co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     finished_ = true;
+    if (run_slot && engine_->run_slots_.limited()) engine_->run_slots_.Release();
     engine_->Unregister(state_.run_id);
     (void)co_await engine_->store_->ReleaseLease(state_.run_id, engine_->options_.owner);
     co_return Outcome();

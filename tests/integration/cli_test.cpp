@@ -191,6 +191,32 @@ TEST_F(RunCommandTest, FailedRunNamesTheStep) {
     EXPECT_EQ(CountEvents(events, "node.started", "c"), 0) << Describe(events);
 }
 
+TEST_F(RunCommandTest, MaxConcurrentNodesFromTheEnvironmentSerialisesAFanOut) {
+    env_.Write("script.yaml", "latency_ms: 20\nrules:\n  - {reply_template: \"${step}\"}\n");
+    env_.Write("fan.yaml", kFanOut);
+    env_.SetEnv("STROWGER_MAX_CONCURRENT_NODES", "1");
+    auto result = env_.Run({"run", "fan.yaml", "--input", "hi"});
+    ASSERT_EQ(result.exit_code(), 0) << result.err;
+    auto events = env_.Events(env_.WaitForOnlyRun());
+    // One node at a time: every node.started follows the previous node's node.completed.
+    int in_flight = 0, most = 0;
+    for (const auto& event : events) {
+        if (event.type == "node.started") most = std::max(most, ++in_flight);
+        if (event.type == "node.completed") --in_flight;
+    }
+    EXPECT_EQ(most, 1) << Describe(events);
+    EXPECT_EQ(CountEvents(events, "node.completed", "fast"), 1);
+
+    // A value that is not a whole number is refused before anything runs.
+    env_.SetEnv("STROWGER_MAX_CONCURRENT_NODES", "two");
+    auto refused = env_.Run({"run", "fan.yaml", "--input", "hi"});
+    EXPECT_NE(refused.exit_code(), 0);
+    EXPECT_EQ(refused.out, "");
+    EXPECT_NE(refused.err.find("STROWGER_MAX_CONCURRENT_NODES: expected a whole number >= 0"),
+              std::string::npos)
+        << refused.err;
+}
+
 TEST_F(RunCommandTest, InvalidWorkflowIsAUsageErrorWithPositions) {
     env_.Write("script.yaml", kEchoScript);
     env_.Write("bad.yaml", kInvalid);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/engine.hpp"
+#include "engine/internal/slots.hpp"
 #include "engine/internal/timeouts.hpp"
 #include "tools/mcp/mcp_client.hpp"
 
@@ -119,6 +120,8 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     std::vector<Observer*> observers_;  // set up before runs start
     bool wants_deltas_ = false;         // some observer wants streamed text
     internal::Timeouts timeouts_;       // attempt deadlines of all runs here
+    internal::Slots run_slots_;         // options_.max_concurrent_runs
+    internal::Slots node_slots_;        // options_.max_concurrent_nodes
 
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::shared_ptr<internal::Run>> active_;  // GUARDED_BY(mutex_)

@@ -179,6 +179,7 @@ class Run : public std::enable_shared_from_this<Run> {
     std::filesystem::path workspace_;
     uint32_t running_ = 0;
     bool cancel_requested_ = false;
+    bool queued_ = false;  // waiting for a run slot (EngineOptions::max_concurrent_runs)
     bool pause_requested_ = false;
     bool failed_ = false;
     bool store_failed_ = false;
