@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <cstdlib>
 #include <deque>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -247,10 +249,15 @@ class McpConnection : public std::enable_shared_from_this<McpConnection> {
         : strand_(std::move(strand)),
           server_(std::move(server)),
           process_(std::move(process)),
-          writer_wake_(strand_) {}
+          writer_wake_(strand_),
+          closed_signal_(strand_, asio::steady_timer::time_point::max()) {}
 
     const Executor& strand() const { return strand_; }
     const std::string& server() const { return server_; }
+    // Neither closed nor seeing its server gone (which closes it shortly).
+    bool alive() const { return !closed_ && !gone_; }
+    // The tail of the server's stderr, trimmed, capped and redacted, for messages.
+    std::string StderrTail() const;
 
     // Starts the reader and writer coroutines.
     void Start() {
@@ -270,6 +277,9 @@ class McpConnection : public std::enable_shared_from_this<McpConnection> {
     // Fails every pending request with `pending_error` and later ones with `later_error`, and
     // kills the server. Idempotent.
     void Close(const Error& pending_error, const Error& later_error);
+
+    // Returns once Close has run (at once if it has).
+    static Awaitable<void> WaitClosed(std::shared_ptr<McpConnection> self);
 
     // Close, from any thread.
     void Shutdown() {
@@ -305,7 +315,6 @@ class McpConnection : public std::enable_shared_from_this<McpConnection> {
     void HandleMessage(const json::object& message);
     void HandleServerRequest(const json::value& id, std::string_view method);
     void FinishOversize();
-    std::string StderrTail() const;
 
     const Executor strand_;
     const std::string server_;
@@ -320,6 +329,7 @@ class McpConnection : public std::enable_shared_from_this<McpConnection> {
     bool closed_ = false;
     bool gone_ = false;
     std::optional<Error> close_error_;
+    asio::steady_timer closed_signal_;  // cancelled by Close, for WaitClosed
 };
 
 Awaitable<Result<json::value>> McpConnection::Request(std::shared_ptr<McpConnection> self,
@@ -407,7 +417,13 @@ void McpConnection::Close(const Error& pending_error, const Error& later_error) 
     pending_.clear();
     outbox_.clear();
     writer_wake_.cancel();
+    closed_signal_.cancel();
     process_->Kill();
+}
+
+Awaitable<void> McpConnection::WaitClosed(std::shared_ptr<McpConnection> self) {
+    if (self->closed_) co_return;
+    co_await self->closed_signal_.async_wait(kUseTuple);
 }
 
 Awaitable<void> McpConnection::ReadLoop(std::shared_ptr<McpConnection> self) {
@@ -708,35 +724,233 @@ Awaitable<Result<ToolResult>> CallToolOnStrand(std::shared_ptr<McpConnection> co
     co_return tool_result;
 }
 
+// Starts the server's process and its session's reader and writer (not the handshake).
+Result<std::shared_ptr<McpConnection>> Launch(const Executor& strand, const McpServerSpec& spec) {
+    Result<std::unique_ptr<sandbox::Process>> process =
+        sandbox::StartProcess(strand, MakeProcessSpec(spec));
+    if (!process) return std::unexpected(process.error().WithPrefix(Quoted(spec.name) + ": "));
+    auto connection = std::make_shared<McpConnection>(strand, spec.name, std::move(*process));
+    connection->Start();
+    return connection;
+}
+
+// "60s", or "1500ms" when not whole seconds.
+std::string FormatWindow(std::chrono::milliseconds window) {
+    if (window.count() % 1000 == 0) return std::to_string(window.count() / 1000) + "s";
+    return std::to_string(window.count()) + "ms";
+}
+
+// One server across its processes: the session of the newest one, the restart in progress and
+// when the recent restarts were. Everything but construction, Shutdown and the tool list
+// happens on strand_, which all the server's sessions share.
+class McpServer : public std::enable_shared_from_this<McpServer> {
+  public:
+    McpServer(Executor strand, McpServerSpec spec, std::shared_ptr<McpConnection> session)
+        : strand_(std::move(strand)), spec_(std::move(spec)), session_(std::move(session)) {}
+
+    const Executor& strand() const { return strand_; }
+    const McpServerSpec& spec() const { return spec_; }
+
+    // A live session: the current one or, when its server has exited, that of the restarted
+    // server (joining the restart in progress or starting one), waiting until `deadline`.
+    static Awaitable<Result<std::shared_ptr<McpConnection>>> Session(
+        std::shared_ptr<McpServer> self, Deadline deadline);
+
+    void SetTools(std::vector<McpToolInfo> tools) {
+        std::lock_guard lock(tools_mutex_);
+        tools_ = std::move(tools);
+    }
+    std::vector<McpToolInfo> Tools() const {
+        std::lock_guard lock(tools_mutex_);
+        return tools_;
+    }
+
+    // From any thread: no restart from now on; the server (or the one starting) is killed.
+    void Shutdown() {
+        shut_down_ = true;
+        asio::dispatch(strand_, [self = shared_from_this()] {
+            if (self->session_) self->session_->Shutdown();
+            if (self->restart_ && self->restart_->connection) {
+                self->restart_->connection->Shutdown();
+            }
+        });
+    }
+
+  private:
+    struct Restart {
+        std::shared_ptr<McpConnection> connection;  // set once the new process runs
+        std::optional<Result<std::shared_ptr<McpConnection>>> outcome;
+        std::vector<std::shared_ptr<asio::steady_timer>> waiters;  // cancelled at the outcome
+    };
+
+    // Runs DoRestart and hands its outcome to every call waiting for it.
+    static Awaitable<void> RunRestart(std::shared_ptr<McpServer> self,
+                                      std::shared_ptr<Restart> restart);
+    // Applies the restart limit, starts the server, shakes hands and lists its tools.
+    static Awaitable<Result<std::shared_ptr<McpConnection>>> DoRestart(
+        std::shared_ptr<McpServer> self, std::shared_ptr<Restart> restart);
+
+    Error ShutDownError() const {
+        return Error(ErrorCode::kUnavailable, Quoted(spec_.name) + " was shut down");
+    }
+    const Clock& clock() const { return spec_.clock != nullptr ? *spec_.clock : Clock::Real(); }
+
+    const Executor strand_;
+    const McpServerSpec spec_;
+    std::atomic<bool> shut_down_ = false;
+    std::shared_ptr<McpConnection> session_;  // the newest process's, alive or not
+    std::string start_failure_;               // why the last restart started no process
+    std::shared_ptr<Restart> restart_;        // the restart in progress
+    std::deque<SteadyTime> restart_times_;    // the restarts within the window, oldest first
+    mutable std::mutex tools_mutex_;
+    std::vector<McpToolInfo> tools_;  // GUARDED_BY(tools_mutex_)
+};
+
+Awaitable<Result<std::shared_ptr<McpConnection>>> McpServer::Session(
+    std::shared_ptr<McpServer> self, Deadline deadline) {
+    if (self->shut_down_) co_return std::unexpected(self->ShutDownError());
+    if (self->session_ && self->session_->alive()) co_return self->session_;
+    std::shared_ptr<Restart> restart = self->restart_;
+    if (!restart) {
+        restart = std::make_shared<Restart>();
+        self->restart_ = restart;
+        asio::co_spawn(self->strand_, RunRestart(self, restart), asio::detached);
+    }
+    // (A refused restart may have finished already if co_spawn ran it inline.)
+    if (restart->outcome) co_return *restart->outcome;
+    auto waiter = std::make_shared<asio::steady_timer>(self->strand_, TimerExpiry(deadline));
+    restart->waiters.push_back(waiter);
+    auto [ec] = co_await waiter->async_wait(kUseTuple);
+    if (restart->outcome) co_return *restart->outcome;
+    std::erase(restart->waiters, waiter);
+    if (ec == asio::error::operation_aborted) {
+        co_return CancelledError(Quoted(self->spec_.name) +
+                                 ": cancelled while waiting for the server to restart");
+    }
+    co_return DeadlineExceededError(Quoted(self->spec_.name) +
+                                    ": the server did not restart before the deadline");
+}
+
+Awaitable<void> McpServer::RunRestart(std::shared_ptr<McpServer> self,
+                                      std::shared_ptr<Restart> restart) {
+    Result<std::shared_ptr<McpConnection>> outcome;
+    try {
+        auto restarted = co_await DoRestart(self, restart);
+        outcome = std::move(restarted);
+    } catch (const std::exception& e) {
+        outcome = InternalError(Quoted(self->spec_.name) + ": restarting failed: " + e.what());
+        if (restart->connection) {
+            restart->connection->Shutdown();
+            self->session_ = restart->connection;
+        }
+    }
+    restart->outcome = std::move(outcome);
+    if (self->restart_ == restart) self->restart_.reset();
+    for (const auto& waiter : restart->waiters) waiter->cancel();
+    restart->waiters.clear();
+}
+
+Awaitable<Result<std::shared_ptr<McpConnection>>> McpServer::DoRestart(
+    std::shared_ptr<McpServer> self, std::shared_ptr<Restart> restart) {
+    const std::string server = Quoted(self->spec_.name);
+    std::shared_ptr<McpConnection> old = self->session_;
+    // A session closes shortly after it sees its server gone; its stderr is complete then.
+    if (old) co_await McpConnection::WaitClosed(old);
+    if (self->shut_down_) co_return std::unexpected(self->ShutDownError());
+
+    const std::chrono::milliseconds window = self->spec_.restart_window;
+    const SteadyTime now = self->clock().SteadyNow();
+    auto& times = self->restart_times_;
+    while (!times.empty() && now - times.front() >= window) times.pop_front();
+    if (times.size() >= static_cast<size_t>(kMcpMaxRestarts)) {
+        std::string why = old ? old->StderrTail() : self->start_failure_;
+        co_return UnavailableError(server + " exited " + std::to_string(times.size() + 1) +
+                                   " times in " + FormatWindow(window) +
+                                   "; not restarting: " + why);
+    }
+    times.push_back(now);
+    spdlog::warn("{} exited; restarting (restart {} of {} in {})", server, times.size(),
+                 kMcpMaxRestarts, FormatWindow(window));
+
+    const Deadline deadline = Deadline::After(kMcpRestartTimeout);
+    Result<std::shared_ptr<McpConnection>> launched = Launch(self->strand_, self->spec_);
+    if (!launched) {
+        self->session_.reset();
+        self->start_failure_ = launched.error().message();
+        co_return std::unexpected(std::move(launched).error());
+    }
+    std::shared_ptr<McpConnection> connection = *launched;
+    restart->connection = connection;
+    Result<json::value> initialized = co_await McpConnection::Initialize(connection, deadline);
+    Result<std::vector<McpToolInfo>> tools;
+    if (initialized) {
+        auto listed = co_await ListToolsOnStrand(connection, deadline);
+        tools = std::move(listed);
+    }
+    // Current from now on, even if dead: its stderr explains a refusal to restart it again.
+    self->session_ = connection;
+    if (!initialized || !tools) {
+        Error error = initialized ? tools.error() : initialized.error();
+        connection->Shutdown();
+        co_return std::unexpected(std::move(error));
+    }
+    if (self->shut_down_) {
+        connection->Shutdown();
+        co_return std::unexpected(self->ShutDownError());
+    }
+    self->SetTools(std::move(*tools));
+    co_return connection;
+}
+
+Awaitable<Result<std::vector<McpToolInfo>>> ListToolsOnServer(std::shared_ptr<McpServer> server,
+                                                              Deadline deadline) {
+    STROWGER_CO_ASSIGN_OR_RETURN(std::shared_ptr<McpConnection> session,
+                                 co_await McpServer::Session(server, deadline));
+    STROWGER_CO_ASSIGN_OR_RETURN(std::vector<McpToolInfo> tools,
+                                 co_await ListToolsOnStrand(session, deadline));
+    server->SetTools(tools);
+    co_return tools;
+}
+
+Awaitable<Result<ToolResult>> CallToolOnServer(std::shared_ptr<McpServer> server, std::string tool,
+                                               json::object arguments, std::string idempotency_key,
+                                               Deadline deadline) {
+    STROWGER_CO_ASSIGN_OR_RETURN(std::shared_ptr<McpConnection> session,
+                                 co_await McpServer::Session(server, deadline));
+    co_return co_await CallToolOnStrand(session, std::move(tool), std::move(arguments),
+                                        std::move(idempotency_key), deadline);
+}
+
 class StdioMcpClient : public McpClient {
   public:
-    StdioMcpClient(McpServerSpec spec, std::shared_ptr<McpConnection> connection)
-        : spec_(std::move(spec)), connection_(std::move(connection)) {}
-    ~StdioMcpClient() override { connection_->Shutdown(); }
+    explicit StdioMcpClient(std::shared_ptr<McpServer> server) : server_(std::move(server)) {}
+    ~StdioMcpClient() override { server_->Shutdown(); }
 
-    const McpServerSpec& spec() const override { return spec_; }
+    const McpServerSpec& spec() const override { return server_->spec(); }
 
     Awaitable<Result<std::vector<McpToolInfo>>> ListTools(Deadline deadline) override {
-        auto work = ListToolsOnStrand(connection_, deadline);
-        return OnStrand(connection_->strand(), std::move(work),
-                        Quoted(spec_.name) + ": tools/list");
+        auto work = ListToolsOnServer(server_, deadline);
+        return OnStrand(server_->strand(), std::move(work),
+                        Quoted(server_->spec().name) + ": tools/list");
     }
 
     Awaitable<Result<ToolResult>> CallTool(std::string tool, std::string arguments,
                                            std::string idempotency_key,
                                            Deadline deadline) override {
-        return CallToolImpl(connection_, std::move(tool), std::move(arguments),
+        return CallToolImpl(server_, std::move(tool), std::move(arguments),
                             std::move(idempotency_key), deadline);
     }
 
-    void Shutdown() override { connection_->Shutdown(); }
+    std::vector<McpToolInfo> LastToolList() const override { return server_->Tools(); }
+
+    void Shutdown() override { server_->Shutdown(); }
 
   private:
-    static Awaitable<Result<ToolResult>> CallToolImpl(std::shared_ptr<McpConnection> connection,
+    static Awaitable<Result<ToolResult>> CallToolImpl(std::shared_ptr<McpServer> server,
                                                       std::string tool, std::string arguments,
                                                       std::string idempotency_key,
                                                       Deadline deadline) {
-        std::string what = Quoted(connection->server()) + ": tool '" + tool + "'";
+        std::string what = Quoted(server->spec().name) + ": tool '" + tool + "'";
         json::object object;
         if (arguments.find_first_not_of(" \t\r\n") != std::string::npos) {
             // Models send "" for a tool without parameters; anything else must be an object.
@@ -748,13 +962,12 @@ class StdioMcpClient : public McpClient {
             }
             object = std::move(parsed->get_object());
         }
-        auto work = CallToolOnStrand(connection, std::move(tool), std::move(object),
+        auto work = CallToolOnServer(server, std::move(tool), std::move(object),
                                      std::move(idempotency_key), deadline);
-        co_return co_await OnStrand(connection->strand(), std::move(work), std::move(what));
+        co_return co_await OnStrand(server->strand(), std::move(work), std::move(what));
     }
 
-    const McpServerSpec spec_;
-    const std::shared_ptr<McpConnection> connection_;
+    const std::shared_ptr<McpServer> server_;
 };
 
 class McpTool : public Tool {
@@ -796,13 +1009,9 @@ Awaitable<Result<std::shared_ptr<McpClient>>> StartMcpClient(Executor executor, 
                                                              Deadline deadline) {
     if (spec.command.empty()) co_return InvalidArgumentError(Quoted(spec.name) + ": no command");
     Executor strand = asio::make_strand(executor);
-    Result<std::unique_ptr<sandbox::Process>> process =
-        sandbox::StartProcess(strand, MakeProcessSpec(spec));
-    if (!process) {
-        co_return std::unexpected(process.error().WithPrefix(Quoted(spec.name) + ": "));
-    }
-    auto connection = std::make_shared<McpConnection>(strand, spec.name, std::move(*process));
-    connection->Start();
+    Result<std::shared_ptr<McpConnection>> launched = Launch(strand, spec);
+    if (!launched) co_return std::unexpected(std::move(launched).error());
+    std::shared_ptr<McpConnection> connection = *launched;
     auto work = McpConnection::Initialize(connection, deadline);
     Result<json::value> initialized =
         co_await OnStrand(strand, std::move(work), Quoted(spec.name) + ": initialize");
@@ -810,7 +1019,8 @@ Awaitable<Result<std::shared_ptr<McpClient>>> StartMcpClient(Executor executor, 
         connection->Shutdown();
         co_return std::unexpected(std::move(initialized).error());
     }
-    co_return std::make_shared<StdioMcpClient>(std::move(spec), std::move(connection));
+    auto server = std::make_shared<McpServer>(strand, std::move(spec), std::move(connection));
+    co_return std::make_shared<StdioMcpClient>(std::move(server));
 }
 
 std::shared_ptr<Tool> MakeMcpTool(std::shared_ptr<McpClient> client, McpToolInfo info) {

@@ -8,16 +8,32 @@
 // get JSON-RPC error -32601; its notifications are ignored. A request whose deadline passes is
 // abandoned (notifications/cancelled is sent; a late response is dropped).
 //
-// Errors: the server exiting or closing its stdout fails every pending and later request with
-// kUnavailable "MCP server '<name>' exited: <tail of its stderr>"; a message over 8 MiB either
-// way fails its request with kResourceExhausted (the session goes on); a JSON-RPC error
-// response maps -32602 to kInvalidArgument, -32601 to kUnimplemented, -32002 to kNotFound,
-// -32700/-32600/-32603 to kInternal and the rest to kUnknown. Messages name the server.
+// Errors: a message over 8 MiB either way fails its request with kResourceExhausted (the
+// session goes on); a JSON-RPC error response maps -32602 to kInvalidArgument, -32601 to
+// kUnimplemented, -32002 to kNotFound, -32700/-32600/-32603 to kInternal and the rest to
+// kUnknown. Messages name the server.
+//
+// A server that exits (or closes its stdout, or whose pipes fail) fails every request then
+// pending with kUnavailable "MCP server '<name>' exited: <tail of its stderr>". Those calls are
+// not retried: a tool call may have had side effects (the engine's reconciliation decides).
+// The next CallTool or ListTools restarts the server from the same spec (command, arguments,
+// environment, sandbox), repeats the initialize handshake, refreshes the tool list (tools/list;
+// see LastToolList) and then makes its own request. Calls arriving meanwhile wait for that one
+// restart (each until its own deadline); if it fails (the command is missing, the handshake or
+// tools/list fails, or kMcpRestartTimeout passes) each of them gets its error, and the next call
+// tries again. At most kMcpMaxRestarts (3) restarts happen in any kMcpRestartWindow (60 s;
+// McpServerSpec::restart_window): beyond that, calls fail at once with kUnavailable
+// "MCP server '<name>' exited 4 times in 60s; not restarting: <tail of its stderr>", until the
+// oldest of those restarts is a window old. Each restart is logged at warn level ("MCP server
+// '<name>' exited; restarting (restart k of 3 in 60s)"; never arguments or environment).
+// After Shutdown nothing restarts: pending and later calls fail with kUnavailable
+// "MCP server '<name>' was shut down".
 //
 // Thread-safety: calls may be made concurrently; requests are matched to responses by id.
 // Everything a client does runs on its own strand of the executor given to StartMcpClient.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -25,12 +41,20 @@
 #include <vector>
 
 #include "core/asio.hpp"
+#include "core/clock.hpp"
 #include "core/deadline.hpp"
 #include "core/result.hpp"
 #include "tools/sandbox/sandbox.hpp"
 #include "tools/tool.hpp"
 
 namespace strowger::tools::mcp {
+
+// Restarting a server that exited (see "A server that exits" above): at most kMcpMaxRestarts
+// restarts in any window of kMcpRestartWindow; a restart (start, handshake and tools/list) gives
+// up after kMcpRestartTimeout.
+inline constexpr int kMcpMaxRestarts = 3;
+inline constexpr std::chrono::milliseconds kMcpRestartWindow = std::chrono::seconds(60);
+inline constexpr std::chrono::milliseconds kMcpRestartTimeout = std::chrono::seconds(120);
 
 struct McpServerSpec {
     std::string name;  // as declared in the workflow
@@ -42,6 +66,10 @@ struct McpServerSpec {
     bool network = false;    // when sandboxed: whether it may use the network
     SafetyClass default_safety = SafetyClass::kDestructive;
     std::map<std::string, SafetyClass> tool_safety;  // per-tool overrides
+    // The restart limit's window (tests shorten it) and the clock that measures it (nullptr:
+    // Clock::Real(); a fake clock must outlive the client). Only SteadyNow is used.
+    std::chrono::milliseconds restart_window = kMcpRestartWindow;
+    const Clock* clock = nullptr;
 };
 
 struct McpToolInfo {
@@ -66,14 +94,20 @@ class McpClient {
     virtual Awaitable<Result<ToolResult>> CallTool(std::string tool, std::string arguments,
                                                    std::string idempotency_key,
                                                    Deadline deadline) = 0;
-    // Kills the server; pending and later calls fail with kUnavailable. Also done when the
-    // client is destroyed. Callable from any thread.
+    // The tools as of the client's last successful tools/list: the newest ListTools answer or
+    // the refresh after a restart, whichever came last; empty before either. Callable from any
+    // thread.
+    virtual std::vector<McpToolInfo> LastToolList() const = 0;
+    // Kills the server; pending and later calls fail with kUnavailable, and the server is never
+    // restarted. Also done when the client is destroyed. Callable from any thread.
     virtual void Shutdown() = 0;
 };
 
 // Starts the server (through sandbox::StartProcess, with a scrubbed environment: PATH, HOME,
 // locale, TZ, TMPDIR, USER plus spec.env) and completes the initialize handshake
-// (initialize, then notifications/initialized) by `deadline`.
+// (initialize, then notifications/initialized) by `deadline`. A restart (see "A server that
+// exits") starts the process from a thread running `executor`, whose lifetime then bounds the
+// server's (StartProcess ties the child's parent-death signal to the forking thread).
 Awaitable<Result<std::shared_ptr<McpClient>>> StartMcpClient(Executor executor, McpServerSpec spec,
                                                              Deadline deadline);
 

@@ -7,6 +7,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -27,6 +29,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/clock.hpp"
 #include "core/json.hpp"
 #include "testing/mcp_servers.hpp"
 #include "testing/test_util.hpp"
@@ -38,6 +41,7 @@ namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsSupersetOf;
+using ::testing::Not;
 using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
@@ -87,6 +91,61 @@ McpServerSpec FakeServer(std::string mode, std::string name = "fake") {
     return spec;
 }
 
+// The fake server, recording each process it starts in `starts_file` (see the script), with
+// `later_mode` (if not empty) from its second start on.
+McpServerSpec CountedFakeServer(const fs::path& starts_file, std::string mode,
+                                std::string later_mode = "", std::string name = "fake") {
+    McpServerSpec spec = FakeServer(std::move(mode), std::move(name));
+    if (!later_mode.empty()) spec.args.push_back(std::move(later_mode));
+    spec.env["FAKE_MCP_STARTS_FILE"] = starts_file.string();
+    return spec;
+}
+
+// A clock whose steady time moves only when told to: the restart window in tests.
+class ManualClock : public Clock {
+  public:
+    SystemTime Now() const override { return std::chrono::system_clock::now(); }
+    SteadyTime SteadyNow() const override {
+        return base_ + std::chrono::nanoseconds(offset_.load());
+    }
+    void Advance(std::chrono::nanoseconds by) { offset_ += by.count(); }
+
+  private:
+    const SteadyTime base_ = std::chrono::steady_clock::now();
+    std::atomic<int64_t> offset_ = 0;
+};
+
+// Copies what the default logger writes while it lives (create and read it outside RunTest).
+class LogCapture {
+  public:
+    LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_)) {
+        spdlog::default_logger()->sinks().push_back(sink_);
+    }
+    ~LogCapture() {
+        auto& sinks = spdlog::default_logger()->sinks();
+        sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+    }
+    std::string text() const { return stream_.str(); }
+
+  private:
+    std::ostringstream stream_;
+    std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+};
+
+size_t Count(const std::string& text, const std::string& part) {
+    size_t count = 0;
+    for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) {
+        ++count;
+    }
+    return count;
+}
+
+std::vector<std::string> ToolNames(const std::vector<McpToolInfo>& tools) {
+    std::vector<std::string> names;
+    for (const McpToolInfo& tool : tools) names.push_back(tool.name);
+    return names;
+}
+
 Deadline StartDeadline() {
     return Deadline::After(60s);
 }
@@ -124,6 +183,29 @@ Awaitable<Outcomes> CallConcurrently(std::shared_ptr<McpClient> client,
 
 std::string Arguments(json::object arguments) {
     return json::serialize(arguments);
+}
+
+// The non-empty lines of `file` (none if it does not exist).
+std::vector<std::string> Lines(const fs::path& file) {
+    std::ifstream in(file);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) {
+        if (!line.empty()) lines.push_back(line);
+    }
+    return lines;
+}
+
+// Waits until `file` has `count` lines, checking every 10 ms for up to 20 s; false if it never
+// does. (The condition is what the test waits for; the interval only bounds the polling.)
+Awaitable<bool> WaitForLines(fs::path file, size_t count) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    auto give_up = std::chrono::steady_clock::now() + 20s;
+    while (Lines(file).size() < count) {
+        if (std::chrono::steady_clock::now() > give_up) co_return false;
+        timer.expires_after(10ms);
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -359,15 +441,17 @@ TEST_F(NpmServerTest, McpToolAdaptsAServerToolToTheToolInterface) {
     });
 }
 
-// The server dies (kill -9) while a call is in flight: that call fails at once, as do later ones.
-TEST_F(NpmServerTest, KilledMidCallFailsTheCallInFlightAndLaterCalls) {
+// The server dies (kill -9) while a call is in flight: that call fails at once and is not
+// retried; the next call starts the server again (a new process) and succeeds.
+TEST_F(NpmServerTest, KilledMidCallFailsTheCallInFlightAndTheNextCallRestartsTheServer) {
     testing::TempDir dir;
-    const fs::path pid_file = dir.path() / "server.pid";
+    const fs::path pid_file = dir.path() / "server.pids";
     RunTest([&](Executor executor) -> Awaitable<void> {
         McpServerSpec spec = Everything();
-        // The same server, through a shell that leaves its pid (exec keeps it) for the kill.
+        // The same server, through a shell that appends its pid (exec keeps it) for the kill,
+        // one line per start.
         spec.args = {"-c",
-                     "echo $$ > '" + pid_file.string() + "'; exec '" + spec.command + "' stdio"};
+                     "echo $$ >> '" + pid_file.string() + "'; exec '" + spec.command + "' stdio"};
         spec.command = "/bin/sh";
         auto started = co_await StartMcpClient(executor, spec, StartDeadline());
         CO_ASSERT_OK(started);
@@ -393,9 +477,9 @@ TEST_F(NpmServerTest, KilledMidCallFailsTheCallInFlightAndLaterCalls) {
         EXPECT_EQ(echo->content, "Echo: still here");
         CO_ASSERT_TRUE(!long_result.has_value());
 
-        std::ifstream pid_in(pid_file);
-        pid_t pid = 0;
-        pid_in >> pid;
+        std::vector<std::string> pids = Lines(pid_file);
+        CO_ASSERT_TRUE(pids.size() == 1u);
+        pid_t pid = std::stoi(pids[0]);
         CO_ASSERT_TRUE(pid > 0);
         CO_ASSERT_TRUE(::kill(pid, SIGKILL) == 0);
         if (!long_result) co_await long_done.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -405,10 +489,23 @@ TEST_F(NpmServerTest, KilledMidCallFailsTheCallInFlightAndLaterCalls) {
         EXPECT_THAT(long_result->error().message(), HasSubstr("MCP server 'everything' exited"));
         // Well before the call's own deadline: the exit is noticed, not waited out.
         EXPECT_GT(deadline.Remaining(), 20s);
+        // The failed call was not retried: no second process yet.
+        EXPECT_EQ(Lines(pid_file).size(), 1u);
 
-        auto later = co_await client->CallTool(echo_tool, echo_arguments, "", CallDeadline());
-        CO_ASSERT_TRUE(!later);
-        EXPECT_EQ(later.error().code(), ErrorCode::kUnavailable);
+        std::string after_arguments = Arguments({{"message", "back again"}});
+        auto later = co_await client->CallTool(echo_tool, after_arguments, "", CallDeadline());
+        CO_ASSERT_OK(later);
+        EXPECT_EQ(later->content, "Echo: back again");
+        EXPECT_FALSE(later->is_error);
+        // A new process served it, and the client refreshed its tool list.
+        pids = Lines(pid_file);
+        CO_ASSERT_TRUE(pids.size() == 2u);
+        pid_t new_pid = std::stoi(pids[1]);
+        EXPECT_NE(new_pid, pid);
+        EXPECT_EQ(::kill(new_pid, 0), 0) << "the restarted server is running";
+        std::vector<std::string> names;
+        for (const McpToolInfo& tool : client->LastToolList()) names.push_back(tool.name);
+        EXPECT_THAT(names, IsSupersetOf({"echo", "get-sum", "trigger-long-running-operation"}));
         client->Shutdown();
     });
 }
@@ -542,14 +639,16 @@ TEST_F(NpmServerTest, FilesystemServerRefusesPathsOutsideItsRoot) {
 // ---------------------------------------------------------------------------------------------
 // The fake server: behaviours the real servers do not show on demand.
 
-TEST(McpFakeServerTest, ServerExitingMidCallFailsPendingAndLaterCalls) {
+TEST(McpFakeServerTest, ServerExitingMidCallFailsEveryPendingCallAndTheServerComesBack) {
+    testing::TempDir dir;
+    const fs::path starts = dir.path() / "starts";
     RunTest([&](Executor executor) -> Awaitable<void> {
-        McpServerSpec spec = FakeServer("exit-on-call", "crashy");
+        McpServerSpec spec = CountedFakeServer(starts, "exit-on-call", "", "crashy");
         auto client = co_await StartMcpClient(executor, spec, StartDeadline());
         CO_ASSERT_OK(client);
         auto tools = co_await (*client)->ListTools(CallDeadline());
         CO_ASSERT_OK(tools);
-        EXPECT_EQ(tools->size(), 5u);
+        EXPECT_EQ(tools->size(), 6u);
 
         std::vector<std::pair<std::string, std::string>> calls(3, {"echo", R"({"message":"x"})"});
         Outcomes outcomes = co_await CallConcurrently(*client, calls, CallDeadline());
@@ -559,14 +658,268 @@ TEST(McpFakeServerTest, ServerExitingMidCallFailsPendingAndLaterCalls) {
             EXPECT_THAT(result.error().message(), HasSubstr("MCP server 'crashy' exited: "));
             EXPECT_THAT(result.error().message(), HasSubstr("the fake server gave up"));
         }
-        auto later = co_await (*client)->CallTool("echo", R"({"message":"y"})", "", CallDeadline());
-        CO_ASSERT_TRUE(!later);
-        EXPECT_EQ(later.error().code(), ErrorCode::kUnavailable);
-        EXPECT_THAT(later.error().message(), HasSubstr("MCP server 'crashy' exited: "));
+        // None of the three was retried.
+        EXPECT_EQ(Lines(starts).size(), 1u);
+        // The next request starts the server again.
         auto tools_again = co_await (*client)->ListTools(CallDeadline());
-        CO_ASSERT_TRUE(!tools_again);
-        EXPECT_EQ(tools_again.error().code(), ErrorCode::kUnavailable);
+        CO_ASSERT_OK(tools_again);
+        EXPECT_EQ(tools_again->size(), 6u);
+        EXPECT_EQ(tools_again->back().name, "start-2");
+        EXPECT_EQ(Lines(starts).size(), 2u);
+        (*client)->Shutdown();
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restarting a server that exited.
+
+TEST(McpRestartTest, ConcurrentCallsDuringARestartStartOneServer) {
+    testing::TempDir dir;
+    const fs::path starts = dir.path() / "starts";
+    RunTest(
+        [&](Executor executor) -> Awaitable<void> {
+            McpServerSpec spec = CountedFakeServer(starts, "normal");
+            auto client = co_await StartMcpClient(executor, spec, StartDeadline());
+            CO_ASSERT_OK(client);
+            auto first = co_await (*client)->CallTool("pid", "", "", CallDeadline());
+            CO_ASSERT_OK(first);
+            auto crash = co_await (*client)->CallTool("crash", "", "", CallDeadline());
+            CO_ASSERT_TRUE(!crash);
+            EXPECT_EQ(crash.error().code(), ErrorCode::kUnavailable);
+            EXPECT_THAT(crash.error().message(), HasSubstr("MCP server 'fake' exited: "));
+            EXPECT_THAT(crash.error().message(), HasSubstr("fake server: crashing on request"));
+            EXPECT_EQ(Lines(starts).size(), 1u);
+
+            // All eight find the server dead; the first starts a restart, the rest join it.
+            std::vector<std::pair<std::string, std::string>> calls(8, {"pid", ""});
+            Outcomes outcomes = co_await CallConcurrently(*client, calls, CallDeadline());
+            std::vector<std::string> pids = Lines(starts);
+            CO_ASSERT_TRUE(pids.size() == 2u);
+            EXPECT_EQ(pids[0], first->content);
+            EXPECT_NE(pids[1], pids[0]);
+            for (const Result<ToolResult>& result : outcomes.results) {
+                CO_ASSERT_OK(result);
+                EXPECT_EQ(result->content, pids[1]);
+            }
+            (*client)->Shutdown();
+        },
+        /*threads=*/2, 60s);
+}
+
+TEST(McpRestartTest, RestartRefreshesTheToolList) {
+    testing::TempDir dir;
+    const fs::path starts = dir.path() / "starts";
+    RunTest(
+        [&](Executor executor) -> Awaitable<void> {
+            McpServerSpec spec = CountedFakeServer(starts, "normal");
+            auto client = co_await StartMcpClient(executor, spec, StartDeadline());
+            CO_ASSERT_OK(client);
+            EXPECT_TRUE((*client)->LastToolList().empty());
+            auto tools = co_await (*client)->ListTools(CallDeadline());
+            CO_ASSERT_OK(tools);
+            EXPECT_EQ(tools->back().name, "start-1");
+            EXPECT_EQ(ToolNames((*client)->LastToolList()),
+                      std::vector<std::string>({"a", "b", "c", "d", "e", "start-1"}));
+            auto one = co_await (*client)->CallTool("start-1", "", "", CallDeadline());
+            CO_ASSERT_OK(one);
+            EXPECT_EQ(one->content, "start 1");
+            auto crash = co_await (*client)->CallTool("crash", "", "", CallDeadline());
+            CO_ASSERT_TRUE(!crash);
+
+            // The tool is gone from the restarted server: its own error, as for any unknown tool.
+            auto gone = co_await (*client)->CallTool("start-1", "", "", CallDeadline());
+            CO_ASSERT_TRUE(!gone);
+            EXPECT_EQ(gone.error().code(), ErrorCode::kInvalidArgument);
+            EXPECT_THAT(gone.error().message(), HasSubstr("Unknown tool: start-1"));
+            EXPECT_EQ(Lines(starts).size(), 2u);
+            // The restart listed the new server's tools before the call.
+            EXPECT_EQ(ToolNames((*client)->LastToolList()),
+                      std::vector<std::string>({"a", "b", "c", "d", "e", "start-2"}));
+            auto two = co_await (*client)->CallTool("start-2", "", "", CallDeadline());
+            CO_ASSERT_OK(two);
+            EXPECT_EQ(two->content, "start 2");
+            (*client)->Shutdown();
+        },
+        /*threads=*/1, 60s);
+}
+
+// A server that exits on every call: each crash but the fourth within the window is followed by a
+// restart; the fourth is not, until the window has passed (measured by a fake clock).
+TEST(McpRestartTest, RestartLimitStopsAServerThatKeepsCrashing) {
+    testing::TempDir dir;
+    const fs::path starts = dir.path() / "starts";
+    ManualClock clock;
+    LogCapture log;
+    RunTest(
+        [&](Executor executor) -> Awaitable<void> {
+            McpServerSpec spec = CountedFakeServer(starts, "exit-on-call", "", "crashy");
+            spec.env["FAKE_MCP_SECRET"] = "hunter2-do-not-log";
+            spec.restart_window = 5s;
+            spec.clock = &clock;
+            auto client = co_await StartMcpClient(executor, spec, StartDeadline());
+            CO_ASSERT_OK(client);
+            std::string arguments = Arguments({{"message", "argument-do-not-log"}});
+            // The first process and three restarts, each crashing on its call.
+            for (size_t call = 1; call <= 4; ++call) {
+                auto result = co_await (*client)->CallTool("echo", arguments, "", CallDeadline());
+                CO_ASSERT_TRUE(!result);
+                EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable);
+                EXPECT_THAT(result.error().message(), HasSubstr("MCP server 'crashy' exited: "));
+                EXPECT_THAT(result.error().message(), HasSubstr("the fake server gave up"));
+                EXPECT_EQ(Lines(starts).size(), call);
+            }
+            // The fourth exit in the window: no restart, for calls and listing alike.
+            std::string refusal = "MCP server 'crashy' exited 4 times in 5s; not restarting: ";
+            for (int attempt = 0; attempt < 2; ++attempt) {
+                auto start = std::chrono::steady_clock::now();
+                auto refused = co_await (*client)->CallTool("echo", arguments, "", CallDeadline());
+                CO_ASSERT_TRUE(!refused);
+                EXPECT_EQ(refused.error().code(), ErrorCode::kUnavailable);
+                EXPECT_THAT(refused.error().message(), HasSubstr(refusal));
+                EXPECT_THAT(refused.error().message(), HasSubstr("the fake server gave up"));
+                EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "fails fast";
+            }
+            auto listed = co_await (*client)->ListTools(CallDeadline());
+            CO_ASSERT_TRUE(!listed);
+            EXPECT_THAT(listed.error().message(), HasSubstr(refusal));
+            EXPECT_EQ(Lines(starts).size(), 4u) << "1 start + 3 restarts";
+
+            // Just short of the window after the restarts: still refused.
+            clock.Advance(5s - 1ms);
+            auto still = co_await (*client)->CallTool("echo", arguments, "", CallDeadline());
+            CO_ASSERT_TRUE(!still);
+            EXPECT_THAT(still.error().message(), HasSubstr(refusal));
+            EXPECT_EQ(Lines(starts).size(), 4u);
+            // The window has passed: the server is restarted (and lists its tools).
+            clock.Advance(1ms);
+            auto back = co_await (*client)->ListTools(CallDeadline());
+            CO_ASSERT_OK(back);
+            EXPECT_EQ(back->back().name, "start-5");
+            EXPECT_EQ(Lines(starts).size(), 5u);
+            (*client)->Shutdown();
+        },
+        /*threads=*/1, 90s);
+    std::string logged = log.text();
+    for (int k = 1; k <= 3; ++k) {
+        EXPECT_THAT(logged, HasSubstr("MCP server 'crashy' exited; restarting (restart " +
+                                      std::to_string(k) + " of 3 in 5s)"));
+    }
+    EXPECT_EQ(Count(logged, "exited; restarting (restart 1 of 3 in 5s)"), 2u)
+        << "once in the first window, once after it: " << logged;
+    EXPECT_THAT(logged, Not(HasSubstr("restart 4 of")));
+    EXPECT_THAT(logged, Not(HasSubstr("hunter2-do-not-log")));
+    EXPECT_THAT(logged, Not(HasSubstr("argument-do-not-log")));
+    EXPECT_THAT(logged, Not(HasSubstr(STROWGER_MCP_FAKE_SERVER)));
+}
+
+// The restarted server dies at start: every call waiting for that restart gets its error, and
+// failed restarts count towards the limit.
+TEST(McpRestartTest, AFailedRestartFailsEveryCallWaitingForIt) {
+    testing::TempDir dir;
+    const fs::path starts = dir.path() / "starts";
+    ManualClock clock;
+    RunTest(
+        [&](Executor executor) -> Awaitable<void> {
+            McpServerSpec spec = CountedFakeServer(starts, "normal", "exit-at-start");
+            spec.clock = &clock;
+            auto client = co_await StartMcpClient(executor, spec, StartDeadline());
+            CO_ASSERT_OK(client);
+            auto crash = co_await (*client)->CallTool("crash", "", "", CallDeadline());
+            CO_ASSERT_TRUE(!crash);
+            EXPECT_THAT(crash.error().message(), HasSubstr("crashing on request"));
+
+            std::vector<std::pair<std::string, std::string>> calls(6, {"echo", "{}"});
+            Outcomes outcomes = co_await CallConcurrently(*client, calls, CallDeadline());
+            EXPECT_EQ(Lines(starts).size(), 2u) << "one restart for all six calls";
+            for (const Result<ToolResult>& result : outcomes.results) {
+                CO_ASSERT_TRUE(!result);
+                EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable);
+                EXPECT_THAT(result.error().message(), HasSubstr("MCP server 'fake' exited: "));
+                EXPECT_THAT(result.error().message(), HasSubstr("missing configuration"));
+                EXPECT_EQ(result.error().message(), outcomes.results[0].error().message());
+            }
+            // Each later call tries again, up to the limit.
+            for (size_t started = 3; started <= 4; ++started) {
+                auto again = co_await (*client)->CallTool("echo", "{}", "", CallDeadline());
+                CO_ASSERT_TRUE(!again);
+                EXPECT_THAT(again.error().message(), HasSubstr("missing configuration"));
+                EXPECT_EQ(Lines(starts).size(), started);
+            }
+            auto refused = co_await (*client)->CallTool("echo", "{}", "", CallDeadline());
+            CO_ASSERT_TRUE(!refused);
+            EXPECT_EQ(refused.error().code(), ErrorCode::kUnavailable);
+            EXPECT_THAT(refused.error().message(),
+                        HasSubstr("MCP server 'fake' exited 4 times in 60s; not restarting: "));
+            EXPECT_THAT(refused.error().message(), HasSubstr("missing configuration"));
+            EXPECT_EQ(Lines(starts).size(), 4u);
+            (*client)->Shutdown();
+        },
+        /*threads=*/2, 60s);
+}
+
+TEST(McpRestartTest, NoRestartAfterShutdown) {
+    testing::TempDir dir;
+    const fs::path starts = dir.path() / "starts";
+    RunTest(
+        [&](Executor executor) -> Awaitable<void> {
+            McpServerSpec spec = CountedFakeServer(starts, "normal");
+            auto client = co_await StartMcpClient(executor, spec, StartDeadline());
+            CO_ASSERT_OK(client);
+            auto crash = co_await (*client)->CallTool("crash", "", "", CallDeadline());
+            CO_ASSERT_TRUE(!crash);
+            (*client)->Shutdown();
+            auto echo =
+                co_await (*client)->CallTool("echo", R"({"message": "x"})", "", CallDeadline());
+            CO_ASSERT_TRUE(!echo);
+            EXPECT_EQ(echo.error().code(), ErrorCode::kUnavailable);
+            EXPECT_THAT(echo.error().message(), HasSubstr("MCP server 'fake' was shut down"));
+            auto tools = co_await (*client)->ListTools(CallDeadline());
+            CO_ASSERT_TRUE(!tools);
+            EXPECT_THAT(tools.error().message(), HasSubstr("MCP server 'fake' was shut down"));
+            EXPECT_EQ(Lines(starts).size(), 1u);
+        },
+        /*threads=*/1, 60s);
+}
+
+// Shutdown while a restart waits for a server that never answers: the waiting call fails at
+// once (not at its deadline) and nothing is started again.
+TEST(McpRestartTest, ShutdownDuringARestartFailsTheWaitingCalls) {
+    testing::TempDir dir;
+    const fs::path starts = dir.path() / "starts";
+    RunTest(
+        [&](Executor executor) -> Awaitable<void> {
+            McpServerSpec spec = CountedFakeServer(starts, "normal", "silent");
+            auto client = co_await StartMcpClient(executor, spec, StartDeadline());
+            CO_ASSERT_OK(client);
+            auto crash = co_await (*client)->CallTool("crash", "", "", CallDeadline());
+            CO_ASSERT_TRUE(!crash);
+
+            std::optional<Result<ToolResult>> waiting;
+            asio::steady_timer waiting_done(executor, asio::steady_timer::time_point::max());
+            auto start = std::chrono::steady_clock::now();
+            auto call = (*client)->CallTool("echo", R"({"message": "x"})", "", CallDeadline());
+            asio::co_spawn(executor, std::move(call),
+                           [&](std::exception_ptr, Result<ToolResult> result) {
+                               waiting.emplace(std::move(result));
+                               waiting_done.cancel();
+                           });
+            // The restarted server is running (and will never answer the handshake).
+            bool restarted = co_await WaitForLines(starts, 2);
+            CO_ASSERT_TRUE(restarted);
+            CO_ASSERT_TRUE(!waiting.has_value());
+            (*client)->Shutdown();
+            if (!waiting) co_await waiting_done.async_wait(asio::as_tuple(asio::use_awaitable));
+            CO_ASSERT_TRUE(waiting.has_value());
+            CO_ASSERT_TRUE(!*waiting);
+            EXPECT_EQ(waiting->error().code(), ErrorCode::kUnavailable);
+            EXPECT_THAT(waiting->error().message(), HasSubstr("MCP server 'fake' was shut down"));
+            EXPECT_LT(std::chrono::steady_clock::now() - start, 20s);
+            auto later = co_await (*client)->CallTool("echo", "{}", "", CallDeadline());
+            CO_ASSERT_TRUE(!later);
+            EXPECT_THAT(later.error().message(), HasSubstr("was shut down"));
+            EXPECT_EQ(Lines(starts).size(), 2u);
+        },
+        /*threads=*/1, 60s);
 }
 
 TEST(McpFakeServerTest, ListToolsFollowsNextCursor) {

@@ -2,10 +2,15 @@
 // never on demand (pagination, server->client requests, JSON-RPC errors, oversized responses,
 // dying mid-call).
 //
-//   node fake_mcp_server.mjs <mode>
+//   node fake_mcp_server.mjs <mode> [<mode on later starts>]
 //
 // Modes: normal | exit-on-call (answers initialize and tools/list, exits on tools/call) |
 // exit-at-start | silent (never answers) | bad-version (answers initialize with 1999-01-01).
+//
+// With $FAKE_MCP_STARTS_FILE set, every start first appends its pid and a newline to that file
+// (so tests count the processes started and tell them apart); the start whose line is the n-th
+// is start n. The second mode, if given, applies from start 2 on (a server that fails to
+// restart). Start n also has a tool "start-<n>" (listed last) returning "start <n>".
 //
 // Tools in normal mode:
 //   echo {message}  -> text message          slow {ms, message} -> text message after ms
@@ -13,11 +18,20 @@
 //   ask             -> sends the client a ping and a sampling/createMessage request and reports
 //                      the answers: "ping=<result JSON> sampling=<error code>"
 //   seen            -> text JSON of the notification methods received so far
-//   fail            -> isError result        anything else       -> JSON-RPC error -32602
+//   fail            -> isError result        pid                 -> text of its pid
+//   crash           -> writes "fake server: crashing on request" to stderr and exits (status 4)
+//   anything else   -> JSON-RPC error -32602
+import fs from 'node:fs';
 import process from 'node:process';
 import readline from 'node:readline';
 
-const mode = process.argv[2] ?? 'normal';
+const startsFile = process.env.FAKE_MCP_STARTS_FILE;
+let startNumber = 0;
+if (startsFile) {
+  fs.appendFileSync(startsFile, `${process.pid}\n`);
+  startNumber = fs.readFileSync(startsFile, 'utf8').split('\n').filter((l) => l !== '').length;
+}
+const mode = (startNumber > 1 ? process.argv[3] : undefined) ?? process.argv[2] ?? 'normal';
 const seen = [];
 let initialized = false;
 let nextServerId = 1;
@@ -84,6 +98,14 @@ async function callTool(id, params) {
       return text(id, JSON.stringify(seen));
     case 'fail':
       return text(id, 'it went wrong', true);
+    case 'pid':
+      return text(id, String(process.pid));
+    case 'crash':
+      process.stderr.write('fake server: crashing on request\n', () => process.exit(4));
+      return;
+    case `start-${startNumber}`:
+      if (startNumber > 0) return text(id, `start ${startNumber}`);
+      // fall through
     default:
       return send({jsonrpc: '2.0', id, error: {code: -32602, message: `Unknown tool: ${params.name}`}});
   }
@@ -121,6 +143,7 @@ function handle(message) {
     const page = pages[params.cursor ?? ''];
     if (!page) return send({jsonrpc: '2.0', id, error: {code: -32602, message: 'bad cursor'}});
     const body = {tools: page.tools.map(tool)};
+    if (!page.next && startNumber > 0) body.tools.push(tool(`start-${startNumber}`));
     if (page.next) body.nextCursor = page.next;
     return result(id, body);
   }
