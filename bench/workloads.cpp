@@ -6,6 +6,10 @@
 //   strowger_bench W4  [--runs 1000] [--steps 10] [--concurrency 100] [--latency-ms 0]
 //                      [--provider openai] [--http-thread 1]
 //   strowger_bench RESUME [--runs 10000] [--steps 3] --store sqlite:PATH
+//   strowger_bench CONNECT [--runs 10000]
+//
+// CONNECT is the kernel's share of W3 over HTTP alone: --runs loopback TCP connections, one
+// request-sized write each, against a bare accept loop (connect_floor.cpp).
 //
 // RESUME: a child process starts the runs, waits until every one is in the middle of its
 // first model call (committed node.started), and exits without cleanup — a crash. The parent
@@ -47,6 +51,7 @@
 
 #include <sys/types.h>
 
+#include "connect_floor.hpp"
 #include "core/json.hpp"
 #include "engine/engine.hpp"
 #include "model/loader.hpp"
@@ -300,6 +305,7 @@ int Resume(const Flags& flags) {
 int Run(const Flags& flags) {
     if (flags.workload == "RESUME") return Resume(flags);
     RaiseFileLimit();
+    if (flags.workload == "CONNECT") return ConnectFloor(flags.runs > 0 ? flags.runs : 10000);
     if (flags.workload != "W1" && flags.workload != "W3" && flags.workload != "W4") {
         std::cerr << "unknown workload " << flags.workload << "\n";
         return 2;
@@ -506,9 +512,10 @@ int Run(const Flags& flags) {
 int main(int argc, char** argv) {
     strowger::bench::Flags flags;
     if (argc < 2) {
-        std::cerr << "usage: strowger_bench W1|W3|W4|RESUME [--runs N] [--steps N] "
+        std::cerr << "usage: strowger_bench W1|W3|W4|RESUME|CONNECT [--runs N] [--steps N] "
                      "[--concurrency N] [--latency-ms N] [--provider scripted|openai] "
-                     "[--store URL] [--mock PATH] [--http-thread N] [--threads N]\n";
+                     "[--store URL] [--mock PATH] [--http-thread N] [--threads N]\n"
+                     "       strowger_bench CONNECT [--runs N]\n";
         return 2;
     }
     flags.workload = argv[1];
