@@ -480,7 +480,9 @@ TEST_F(EngineTest, AQueuedRunCancelledOrPausedEndsWithoutStarting) {
     ASSERT_EQ(outcomes.size(), 3u);
     ASSERT_TRUE(decided);
     for (const auto& [run_id, status] : outcomes) {
-        if (run_id != paused && run_id != cancelled) EXPECT_EQ(status, RunStatus::kCompleted);
+        if (run_id != paused && run_id != cancelled) {
+            EXPECT_EQ(status, RunStatus::kCompleted);
+        }
     }
     EXPECT_EQ(outcomes[cancelled], RunStatus::kCancelled);
     EXPECT_EQ(outcomes[paused], RunStatus::kPaused);
