@@ -39,15 +39,19 @@ void MemoryStore::Pack(RunData& data, const ledger::Event& event) {
     slot.type_size = static_cast<uint16_t>(event.type_name.size());
     slot.node_size = static_cast<uint16_t>(event.node.size());
     slot.line_size = static_cast<uint32_t>(event.encoded.size());
-    data.bytes += event.type_name;
-    data.bytes += event.node;
-    data.bytes += event.encoded;
+    auto& bytes = data.bytes;
+    const size_t needed =
+        bytes.size() + event.type_name.size() + event.node.size() + event.encoded.size();
+    if (needed > bytes.capacity()) bytes.reserve(std::max(needed, bytes.capacity() * 3 / 2));
+    bytes.insert(bytes.end(), event.type_name.begin(), event.type_name.end());
+    bytes.insert(bytes.end(), event.node.begin(), event.node.end());
+    bytes.insert(bytes.end(), event.encoded.begin(), event.encoded.end());
     data.slots.push_back(slot);
 }
 
 StoredEvent MemoryStore::Unpack(const RunData& data, size_t index) {
     const Slot& slot = data.slots[index];
-    std::string_view bytes(data.bytes);
+    std::string_view bytes(data.bytes.data(), data.bytes.size());
     StoredEvent event;
     event.seq = static_cast<int64_t>(index) + 1;
     event.type = std::string(bytes.substr(slot.offset, slot.type_size));
@@ -133,7 +137,7 @@ Awaitable<Result<std::vector<StoredEvent>>> MemoryStore::ReadEvents(std::string 
     for (size_t i = static_cast<size_t>(std::max<int64_t>(query.after_seq, 0));
          i < data.slots.size(); ++i) {
         const Slot& slot = data.slots[i];
-        std::string type(std::string_view(data.bytes).substr(slot.offset, slot.type_size));
+        std::string type(data.bytes.data() + slot.offset, slot.type_size);
         if (!TypeMatches(query.types, type)) continue;
         out.push_back(Unpack(data, i));
         if (query.limit > 0 && static_cast<int64_t>(out.size()) >= query.limit) break;

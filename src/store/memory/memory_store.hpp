@@ -50,7 +50,7 @@ class MemoryStore : public Store {
     };
     struct RunData {
         RunRecord record;
-        std::string bytes;
+        std::vector<char> bytes;  // grown by half, not doubled (less slack per run)
         std::vector<Slot> slots;
     };
     static Status CheckFits(const RunData& data, const std::vector<ledger::Event>& events);
