@@ -3,6 +3,7 @@
 //   strowger_bench W1  [--runs 1000] [--steps 10] [--concurrency 0] [--store memory:|sqlite:PATH]
 //   strowger_bench W3  [--runs 10000] [--steps 3] [--latency-ms 1000] [--provider scripted|openai]
 //                      [--store ...] [--mock PATH-to-strowger_mock_model_server]
+//                      [--threads N] [--http-thread N]
 //   strowger_bench W4  [--runs 1000] [--steps 10] [--concurrency 100] [--latency-ms 0]
 //                      [--provider openai] [--http-thread 1]
 //   strowger_bench RESUME [--runs 10000] [--steps 3] --store sqlite:PATH
