@@ -176,6 +176,14 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
         case ledger::EventType::kToolCall:
             Print("  ⚙ " + Pad(node, 20) + " " + std::string(JsonString(data, "tool")));
             break;
+        case ledger::EventType::kLlmRetried: {
+            int64_t status = JsonInt(data, "http_status");
+            Print("  ↻ " + Pad(node, 20) + " model call try " +
+                  std::to_string(JsonInt(data, "try")) + " failed" +
+                  (status > 0 ? " (HTTP " + std::to_string(status) + ")" : std::string()) +
+                  ", tried again");
+            break;
+        }
         case ledger::EventType::kHumanTaskCreated:
             Print("⏸ " + Pad(node, 22) +
                   " waits for a human decision: " + Preview(JsonString(data, "title"), 120));

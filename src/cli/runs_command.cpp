@@ -235,6 +235,13 @@ std::string Summary(const ledger::Event& event) {
         case ledger::EventType::kNodeCompleted:
         case ledger::EventType::kNodeIterationCompleted:
             return Preview(JsonString(o, "output"), 80);
+        case ledger::EventType::kLlmRetried: {
+            std::string text = "try " + std::to_string(JsonInt(o, "try")) + " failed";
+            if (int64_t status = JsonInt(o, "http_status"); status > 0)
+                text += " (HTTP " + std::to_string(status) + ")";
+            return text + ", waited " + std::to_string(JsonInt(o, "delay_ms")) +
+                   "ms: " + Preview(JsonString(o, "error"), 60);
+        }
         case ledger::EventType::kNodeRetryScheduled:
             return "retry in " + std::to_string(JsonInt(o, "delay_ms")) +
                    "ms: " + Preview(JsonString(o, "error"), 60);

@@ -744,13 +744,31 @@ providers::CompletionRequest Run::BuildRequest(const PlanNode& node,
 Awaitable<Result<providers::Completion>> Run::StartModelCall(
     const PlanNode& node, const providers::ResolvedModel& model, const std::string& prompt,
     int64_t attempt, const AgentToolSet* tools, Deadline deadline,
-    std::unique_ptr<providers::StreamSink>& sink) {
+    std::unique_ptr<providers::StreamSink>& sink, Task& task) {
     providers::CompletionRequest request = BuildRequest(node, model, prompt, attempt, tools);
     if (engine_->wants_deltas_) {
         sink = std::make_unique<ObserverSink>(engine_, executor_, state_.run_id, node.id);
         request.stream = sink.get();
     }
+    task.retries.tries.clear();
+    request.retries = &task.retries;
     return model.provider->Complete(std::move(request), deadline);
+}
+
+void Run::PrependRetries(const PlanNode& node, Task& task, Step& step) const {
+    auto& tries = task.retries.tries;
+    if (tries.empty()) return;
+    const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
+    const auto turn = static_cast<int64_t>(ns.turns.size()) + 1;
+    std::vector<ledger::NewEvent> events;
+    events.reserve(tries.size() + step.events.size());
+    for (auto& t : tries) {
+        t.turn = turn;
+        events.push_back({node.id, ns.attempt, std::move(t)});
+    }
+    tries.clear();
+    for (auto& event : step.events) events.push_back(std::move(event));
+    step.events = std::move(events);
 }
 
 Deadline Run::ArmTimeout(const PlanNode& node, const std::shared_ptr<Task>& task,
@@ -1064,7 +1082,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     // model thinks).
                     std::unique_ptr<providers::StreamSink> sink;
                     auto call = StartModelCall(node, *model, prompt, ns.attempt, tools.get(),
-                                               deadline, sink);
+                                               deadline, sink, *task);
                     result = co_await std::move(call);
                     DisarmTimeout(node, *task, deadline, result);
                     co_await asio::this_coro::reset_cancellation_state();
@@ -1078,10 +1096,12 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 (void)started;
                 if (!result) {
                     step = OnFailure(node, result.error(), iteration);
+                    PrependRetries(node, *task, step);
                     break;
                 }
                 const int64_t tokens = result->usage.input_tokens + result->usage.output_tokens;
                 step = OnSuccess(node, std::move(*result), latency_ms, iteration, tools.get());
+                PrependRetries(node, *task, step);
                 if (hour_usage >= 0) {
                     (void)co_await engine_->store_->RecordUsage("agent:" + agent->name,
                                                                 engine_->clock_.Now(), tokens);

@@ -10,7 +10,7 @@
 namespace strowger::ledger {
 namespace {
 
-constexpr std::array<std::string_view, 21> kTypeNames = {
+constexpr std::array<std::string_view, static_cast<size_t>(EventType::kUnknown)> kTypeNames = {
     "run.created",
     "run.started",
     "run.resumed",
@@ -32,6 +32,7 @@ constexpr std::array<std::string_view, 21> kTypeNames = {
     "human_task.created",
     "human_task.decided",
     "budget.exceeded",
+    "llm.retried",
 };
 
 template <class... Ts>
@@ -122,6 +123,7 @@ EventType TypeOf(const Payload& payload) {
             [](const HumanTaskCreated&) { return EventType::kHumanTaskCreated; },
             [](const HumanTaskDecided&) { return EventType::kHumanTaskDecided; },
             [](const BudgetExceeded&) { return EventType::kBudgetExceeded; },
+            [](const LlmRetried&) { return EventType::kLlmRetried; },
             [](const UnknownPayload&) { return EventType::kUnknown; },
         },
         payload);
@@ -288,6 +290,14 @@ void AppendPayload(std::string& out, const Payload& payload) {
                     .Field("used", p.used)
                     .EndObject();
             },
+            [&](const LlmRetried& p) {
+                w.BeginObject()
+                    .Field("code", p.code)
+                    .Field("delay_ms", p.delay_ms)
+                    .Field("error", p.error);
+                if (p.http_status > 0) w.Field("http_status", p.http_status);
+                w.Field("try", p.try_number).Field("turn", p.turn).EndObject();
+            },
             [&](const UnknownPayload& p) { out += p.data.empty() ? "{}" : p.data; },
         },
         payload);
@@ -324,6 +334,7 @@ void ForEachText(Payload& payload, const std::function<void(std::string&)>& edit
                    [&](NodeRetryScheduled& p) { edit(p.error); },
                    [&](NodeFailed& p) { edit(p.error); },
                    [&](NodeSkipped& p) { edit(p.error); },
+                   [&](LlmRetried& p) { edit(p.error); },
                    [](auto&) {},
                },
                payload);
@@ -413,6 +424,10 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
                                     Str(o, "comment"), Str(o, "output")};
         case EventType::kBudgetExceeded:
             return BudgetExceeded{Str(o, "scope"), Str(o, "limit"), Str(o, "used"), Str(o, "max")};
+        case EventType::kLlmRetried:
+            return LlmRetried{JsonInt(o, "turn", 1),     JsonInt(o, "try", 1),
+                              Str(o, "error"),           Str(o, "code"),
+                              JsonInt(o, "http_status"), JsonInt(o, "delay_ms")};
         case EventType::kUnknown:
             break;
     }

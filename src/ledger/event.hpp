@@ -47,6 +47,7 @@ enum class EventType {
     kHumanTaskCreated,
     kHumanTaskDecided,
     kBudgetExceeded,
+    kLlmRetried,
     kUnknown,  // a type this version does not know; kept for verification
 };
 
@@ -183,17 +184,29 @@ struct BudgetExceeded {
     std::string used;
     std::string max;
 };
+// A model call's try that failed and was tried again by the provider layer (429, 5xx, a
+// dropped connection; see providers::ResilientProvider). Recorded with the call's outcome,
+// before its llm.response (or the step's failure): the ledger shows every try, not only the
+// last.
+struct LlmRetried {
+    int64_t turn = 1;
+    int64_t try_number = 1;  // the try that failed, from 1
+    std::string error;
+    std::string code;         // ErrorCodeName
+    int64_t http_status = 0;  // 0: none (not an HTTP answer)
+    int64_t delay_ms = 0;     // waited before the next try (Retry-After or backoff)
+};
 // A type this version does not know: its data is kept as is.
 struct UnknownPayload {
     std::string type;
     std::string data;  // canonical JSON as stored
 };
 
-using Payload =
-    std::variant<RunCreated, RunStarted, RunResumed, RunPaused, RunCancelled, RunCompleted,
-                 RunFailed, NodeStarted, LlmRequest, LlmResponse, NodeIterationCompleted,
-                 NodeCompleted, NodeRetryScheduled, NodeFailed, NodeSkipped, RunRetried, ToolCall,
-                 ToolResult, HumanTaskCreated, HumanTaskDecided, BudgetExceeded, UnknownPayload>;
+using Payload = std::variant<RunCreated, RunStarted, RunResumed, RunPaused, RunCancelled,
+                             RunCompleted, RunFailed, NodeStarted, LlmRequest, LlmResponse,
+                             NodeIterationCompleted, NodeCompleted, NodeRetryScheduled, NodeFailed,
+                             NodeSkipped, RunRetried, ToolCall, ToolResult, HumanTaskCreated,
+                             HumanTaskDecided, BudgetExceeded, LlmRetried, UnknownPayload>;
 
 EventType TypeOf(const Payload& payload);
 

@@ -151,6 +151,8 @@ TEST(EventTest, PayloadsRoundTrip) {
         NodeRetryScheduled{"boom", "unavailable", 200, FromUnixMicros(1700000000000000), 2},
         NodeSkipped{"error", "b is down"},
         RunRetried{"summary", {"summary", "publish"}, "alice"},
+        LlmRetried{2, 1, "openai: HTTP 429: slow down", "resource_exhausted", 429, 1500},
+        LlmRetried{1, 3, "openai: connection reset", "unavailable", 0, 800},
     };
     for (const auto& payload : payloads) {
         std::string data = EncodePayload(payload);
@@ -159,6 +161,14 @@ TEST(EventTest, PayloadsRoundTrip) {
         ASSERT_TRUE(decoded.has_value());
         EXPECT_EQ(EncodePayload(*decoded), data);
     }
+}
+
+TEST(EventTest, RetriedCallsHaveTheirErrorRedactedAndNoStatusWhenNotHttp) {
+    Payload retried = LlmRetried{1, 2, "bad key sk-123", "unauthenticated", 0, 10};
+    ForEachText(retried, [](std::string& text) { text = "[redacted]"; });
+    EXPECT_EQ(EncodePayload(retried),
+              R"({"code":"unauthenticated","delay_ms":10,"error":"[redacted]","try":2,"turn":1})");
+    EXPECT_EQ(EventTypeName(TypeOf(retried)), "llm.retried");
 }
 
 TEST(EventTest, EveryTypeHasANameThatRoundTrips) {

@@ -234,6 +234,7 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        }
                    },
                    [&](const BudgetExceeded&) {},
+                   [&](const LlmRetried&) {},
                    [&](const NodeIterationCompleted& p) {
                        if (!node) return;
                        node->iterations_done = p.iteration;

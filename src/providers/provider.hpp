@@ -9,6 +9,7 @@
 // Thread-safety: a Provider may be called concurrently from the engine's executor.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -59,6 +60,16 @@ class StreamSink {
     virtual void OnReset() {}
 };
 
+// Told of each failed try of a call that the provider layer tries again (429, 5xx, a dropped
+// connection): the engine records them in the ledger (llm.retried). Called on the calling
+// coroutine's thread, before the wait for the next try.
+class RetryListener {
+  public:
+    virtual ~RetryListener() = default;
+    virtual void OnRetry(const Error& error, int64_t failed_try,
+                         std::chrono::milliseconds delay) = 0;
+};
+
 struct CompletionRequest {
     std::string model;  // without the "provider:" prefix
     std::vector<Message> messages;
@@ -71,7 +82,8 @@ struct CompletionRequest {
     std::string agent;
     int64_t attempt = 1;
     int64_t turn = 1;
-    StreamSink* stream = nullptr;  // may be null
+    StreamSink* stream = nullptr;      // may be null
+    RetryListener* retries = nullptr;  // may be null
 };
 
 struct Usage {

@@ -866,6 +866,68 @@ steps:
 
 // --- 6. The OpenAI provider's tool-call round trip over the loopback mock ----------------------
 
+TEST_F(AgentCliTest, TriesTheProviderLayerRetriedAreInTheLedgerBeforeTheResponse) {
+    auto started = MockModelServer::Start({});
+    ASSERT_TRUE(started.has_value()) << started.error().message();
+    auto& mock = **started;
+    // A 429 asking for a 1 s pause, then a 503, then the answer.
+    MockRule limited;
+    limited.times = 1;
+    limited.behavior.status = 429;
+    limited.behavior.retry_after = "1";
+    limited.behavior.error_message = "slow down";
+    mock.AddRule(limited);
+    MockRule unavailable;
+    unavailable.times = 1;
+    unavailable.behavior.status = 503;
+    mock.AddRule(unavailable);
+    MockRule answer;
+    answer.behavior.reply = "third time lucky";
+    mock.AddRule(answer);
+    env_.Write("providers.yaml",
+               "providers:\n  openai:\n    base_url: " + mock.base_url() +
+                   "\n    api_key_env: \"\"\n    max_retries: 3\n"
+                   "    retry_initial_delay_ms: 10\n    retry_max_delay_ms: 20\n");
+    env_.Write("workflow.yaml", R"y(name: retried
+agents:
+  writer: {model: "openai:test-model"}
+steps:
+  - {name: write, agent_name: writer, prompt: "Write."}
+)y");
+    auto result = env_.Run({"--providers", "providers.yaml", "run", "workflow.yaml"});
+    std::string run_id = env_.WaitForOnlyRun();
+    auto events = env_.Events(run_id);
+    ASSERT_EQ(result.exit_code(), 0) << result.err << Describe(events);
+    EXPECT_EQ(result.out, "third time lucky\n");
+    EXPECT_EQ(mock.recorded_requests().size(), 3u);
+
+    // One step attempt, three tries: the two failed ones are recorded, in order, between the
+    // request and the response.
+    std::vector<std::string> types;
+    for (const auto& e : events) {
+        if (e.node == "write") types.push_back(e.type);
+    }
+    EXPECT_EQ(types, (std::vector<std::string>{"node.started", "llm.request", "llm.retried",
+                                               "llm.retried", "llm.response", "node.completed"}));
+    auto retried = All(events, "llm.retried");
+    ASSERT_EQ(retried.size(), 2u) << Describe(events);
+    EXPECT_EQ(JsonInt(retried[0]->data, "try"), 1);
+    EXPECT_EQ(JsonInt(retried[0]->data, "http_status"), 429);
+    EXPECT_EQ(JsonInt(retried[0]->data, "delay_ms"), 1000);  // as Retry-After asked
+    EXPECT_NE(Str(retried[0], "error").find("slow down"), std::string::npos) << retried[0]->line;
+    EXPECT_EQ(JsonInt(retried[1]->data, "try"), 2);
+    EXPECT_EQ(JsonInt(retried[1]->data, "http_status"), 503);
+    EXPECT_GE(JsonInt(retried[1]->data, "delay_ms"), 0);
+    EXPECT_LE(JsonInt(retried[1]->data, "delay_ms"), 20);
+    EXPECT_EQ(JsonInt(retried[1]->data, "turn"), 1);
+    // The chain still verifies, and `runs events` says what happened.
+    auto verify = env_.Run({"audit", "verify", run_id});
+    EXPECT_EQ(verify.exit_code(), 0) << verify.out << verify.err;
+    auto listed = env_.Run({"runs", "events", run_id, "--type", "llm.retried"});
+    EXPECT_NE(listed.out.find("try 1 failed (HTTP 429), waited 1000ms"), std::string::npos)
+        << listed.out;
+}
+
 TEST_F(AgentCliTest, OpenAiToolCallRoundTripWithTokensAndCostFromTheProvidersFile) {
     auto started = MockModelServer::Start({});
     ASSERT_TRUE(started.has_value()) << started.error().message();

@@ -64,6 +64,16 @@ class Run : public std::enable_shared_from_this<Run> {
         asio::cancellation_signal own_signal;
         asio::cancellation_signal* signal;
         Timeouts::Entry timeout;  // the current call's, on the engine's Timeouts
+        // Tries of the current model call that the provider layer retried (llm.retried).
+        struct RetryLog final : providers::RetryListener {
+            std::vector<ledger::LlmRetried> tries;
+            void OnRetry(const Error& error, int64_t failed_try,
+                         std::chrono::milliseconds delay) override {
+                tries.push_back({0, failed_try, error.message(),
+                                 std::string(ErrorCodeName(error.code())),
+                                 error.details().http_status, delay.count()});
+            }
+        } retries;
         bool in_call = false;
         bool timed_out = false;
     };
@@ -138,11 +148,13 @@ class Run : public std::enable_shared_from_this<Run> {
                                               const std::string& prompt, int64_t attempt,
                                               const AgentToolSet* tools) const;
     // Starts the model call of a turn; `sink` gets a stream sink when observers want deltas
-    // (it must outlive the call).
+    // (it must outlive the call); the provider layer's retries go to `task.retries`.
     Awaitable<Result<providers::Completion>> StartModelCall(
         const model::PlanNode& node, const providers::ResolvedModel& model,
         const std::string& prompt, int64_t attempt, const AgentToolSet* tools, Deadline deadline,
-        std::unique_ptr<providers::StreamSink>& sink);
+        std::unique_ptr<providers::StreamSink>& sink, Task& task);
+    // Puts an llm.retried event per retried try of the call just made before `step`'s events.
+    void PrependRetries(const model::PlanNode& node, Task& task, Step& step) const;
     // Arms the attempt's timeout; DisarmTimeout turns the result into the timeout error if it
     // fired.
     Deadline ArmTimeout(const model::PlanNode& node, const std::shared_ptr<Task>& task,

@@ -104,6 +104,7 @@ Awaitable<Result<Completion>> ResilientProvider::Run(CompletionRequest request, 
     const int64_t estimate = limiter_ ? EstimateTokens(request, options_.default_output_tokens) : 0;
     const int64_t max_attempts = 1 + std::max<int64_t>(0, options_.retry.max_retries);
     StreamSink* const stream = request.stream;
+    RetryListener* const listener = request.retries;
     try {
         for (int64_t attempt = 1;; ++attempt) {
             RateLimiter::Permit permit;
@@ -155,6 +156,7 @@ Awaitable<Result<Completion>> ResilientProvider::Run(CompletionRequest request, 
                                          ": cancelled before a retry");
             }
             if (on_retry_) on_retry_(error, attempt, delay);
+            if (listener) listener->OnRetry(error, attempt, delay);
             retries_.fetch_add(1, std::memory_order_relaxed);
             if (delay.count() > 0) {
                 Status slept = co_await Sleep(delay);

@@ -208,6 +208,42 @@ TEST_F(ResilientProviderTest, ServerErrorIsRetriedWithBackoffThenSucceeds) {
     EXPECT_EQ(provider->stats().gave_up, 0);
 }
 
+TEST_F(ResilientProviderTest, TheRequestsRetryListenerHearsEveryFailedTry) {
+    // The engine's per-call listener (for llm.retried) gets what the provider's hook gets, and
+    // nothing for the try that succeeded.
+    struct Listener final : RetryListener {
+        struct Try {
+            int64_t failed_try;
+            int http_status;
+            milliseconds delay;
+        };
+        std::vector<Try> tries;
+        void OnRetry(const Error& error, int64_t failed_try, milliseconds delay) override {
+            tries.push_back({failed_try, error.details().http_status, delay});
+        }
+    } listener;
+    MockBehavior limited;
+    limited.status = 429;
+    limited.retry_after = "0";
+    AddRule("listened", limited, 1);
+    MockBehavior failing;
+    failing.status = 502;
+    AddRule("listened", failing, 1);
+    auto provider = Make(FastRetries());
+    CompletionRequest request = Request("listened");
+    request.retries = &listener;
+    auto result = Call(provider, std::move(request));
+    ASSERT_TRUE(result) << result.error().ToString();
+    ASSERT_EQ(listener.tries.size(), 2u);
+    EXPECT_EQ(listener.tries[0].failed_try, 1);
+    EXPECT_EQ(listener.tries[0].http_status, 429);
+    EXPECT_EQ(listener.tries[0].delay, milliseconds(0));
+    EXPECT_EQ(listener.tries[1].failed_try, 2);
+    EXPECT_EQ(listener.tries[1].http_status, 502);
+    ASSERT_EQ(events_.retries.size(), 2u);
+    EXPECT_EQ(events_.retries[1].delay, listener.tries[1].delay);
+}
+
 TEST_F(ResilientProviderTest, ClientErrorsAreNotRetried) {
     struct Case {
         int status;
