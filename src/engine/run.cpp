@@ -971,16 +971,82 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task,
     co_return NodeResult::kCompleted;
 }
 
+Awaitable<std::optional<Run::NodeResult>> Run::EndEarly(int index) {
+    const PlanNode& node = plan_.nodes[static_cast<size_t>(index)];
+    std::optional<Step> early = Prologue(node);
+    if (!early) co_return std::nullopt;
+    NodeResult result = early->result;
+    if (!co_await Append(std::move(early->events), index)) co_return NodeResult::kStoreError;
+    if (result == NodeResult::kFailed) FailRun(node);
+    co_return result;
+}
+
+Awaitable<void> Run::ResolveTools(const PlanNode& node, std::shared_ptr<const AgentToolSet>& tools,
+                                  std::shared_ptr<const Error>& error) {
+    auto resolved = co_await engine_->ToolsFor(runtime_, node.agent);
+    if (resolved) {
+        tools = *resolved;
+    } else {
+        error = std::make_shared<const Error>(resolved.error());
+    }
+}
+
+Awaitable<int64_t> Run::HourUsage(const model::AgentSpec& agent) {
+    if (!agent.limits.max_tokens_per_hour) co_return -1;
+    auto usage = co_await engine_->store_->UsageSince(
+        "agent:" + agent.name, engine_->clock_.Now() - std::chrono::hours(1));
+    co_return usage ? *usage : 0;
+}
+
+Awaitable<void> Run::RecordHourUsage(const model::AgentSpec& agent, int64_t tokens) {
+    (void)co_await engine_->store_->RecordUsage("agent:" + agent.name, engine_->clock_.Now(),
+                                                tokens);
+}
+
+bool Run::OverBudget(const PlanNode& node, int64_t hour_usage, int64_t iteration, Step& step) {
+    std::optional<Step> over = CheckBudgets(node, 0, hour_usage, iteration);
+    if (!over) return false;
+    step = std::move(*over);
+    return true;
+}
+
+std::vector<ledger::NewEvent> Run::TurnRequestEvents(const PlanNode& node) const {
+    const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
+    const auto& model = runtime_->models[static_cast<size_t>(node.agent)];
+    std::vector<ledger::NewEvent> events;
+    events.push_back({node.id, ns.attempt,
+                      ledger::LlmRequest{model ? model->provider_name : "",
+                                         model ? model->model : "",
+                                         {},
+                                         {},
+                                         static_cast<int64_t>(ns.turns.size()) + 1}});
+    return events;
+}
+
+Result<providers::Completion> Run::NoCall(const Result<providers::ResolvedModel>& model,
+                                          const Error* tools_error) {
+    if (tools_error) return std::unexpected(*tools_error);
+    return std::unexpected(model ? Error() : model.error());
+}
+
+Run::Step Run::TimeoutFailure(const PlanNode& node, int64_t iteration) {
+    return OnFailure(node, TimeoutError(node), iteration);
+}
+
+Run::Step Run::MaxTurnsFailure(const PlanNode& node, int64_t max_turns, int64_t iteration) {
+    // It asks for tools in its last allowed turn: it did not finish.
+    Error error(ErrorCode::kAborted,
+                "the agent did not give a final answer within max_turns (" +
+                    std::to_string(max_turns) + ")",
+                ErrorDetails{0, -1, -1, "max_turns"});
+    return OnFailure(node, error, iteration);
+}
+
 Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> task) {
     co_await asio::this_coro::throw_if_cancelled(false);
     const PlanNode& node = plan_.nodes[static_cast<size_t>(index)];
     if (WaitsForHuman(node)) co_return NodeResult::kWaiting;
-    if (std::optional<Step> early = Prologue(node)) {
-        NodeResult result = early->result;
-        if (!co_await Append(std::move(early->events), index)) co_return NodeResult::kStoreError;
-        if (result == NodeResult::kFailed) FailRun(node);
-        co_return result;
-    }
+    if (std::optional<NodeResult> early = co_await EndEarly(index)) co_return *early;
     // Over the engine's cap on executing nodes: wait (not started yet) for a slot, held until
     // this coroutine ends.
     struct SlotHold {
@@ -1000,15 +1066,8 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
         runtime_->models[static_cast<size_t>(node.agent)];
     const model::AgentSpec* agent = plan_.AgentOf(node);
     std::shared_ptr<const AgentToolSet> tools;
-    std::optional<Error> tools_error;
-    if (!agent->tools.empty()) {
-        auto resolved = co_await engine_->ToolsFor(runtime_, node.agent);
-        if (resolved) {
-            tools = *resolved;
-        } else {
-            tools_error = resolved.error();
-        }
-    }
+    std::shared_ptr<const Error> tools_error;
+    if (!agent->tools.empty()) co_await ResolveTools(node, tools, tools_error);
     for (int64_t iteration = FirstIteration(node);; ++iteration) {
         std::string prompt = PromptFor(node, iteration);
         Step step;
@@ -1043,37 +1102,20 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                         co_await RunTools(index, task, tools, deadline, iteration);
                     co_await asio::this_coro::reset_cancellation_state();
                     if (tools_result == NodeResult::kFailed && task->timed_out) {
-                        step = OnFailure(node, TimeoutError(node), iteration);
+                        step = TimeoutFailure(node, iteration);
                         break;
                     }
                     if (tools_result != NodeResult::kCompleted) co_return tools_result;
                 }
                 if (!ns.turns.empty()) {
                     // Turn 2 and later: record the call (its messages are the turns so far).
-                    std::vector<ledger::NewEvent> request;
-                    request.push_back(
-                        {node.id, ns.attempt,
-                         ledger::LlmRequest{model ? model->provider_name : "",
-                                            model ? model->model : "",
-                                            {},
-                                            {},
-                                            static_cast<int64_t>(ns.turns.size()) + 1}});
+                    std::vector<ledger::NewEvent> request = TurnRequestEvents(node);
                     if (!co_await Append(std::move(request), index))
                         co_return NodeResult::kStoreError;
                 }
-                int64_t hour_usage = -1;
-                if (agent->limits.max_tokens_per_hour) {
-                    auto usage = co_await engine_->store_->UsageSince(
-                        "agent:" + agent->name, engine_->clock_.Now() - std::chrono::hours(1));
-                    hour_usage = usage ? *usage : 0;
-                }
-                if (std::optional<Step> over = CheckBudgets(node, 0, hour_usage, iteration)) {
-                    step = std::move(*over);
-                    break;
-                }
-                Result<providers::Completion> result =
-                    std::unexpected(model ? Error() : model.error());
-                if (tools_error) result = std::unexpected(*tools_error);
+                const int64_t hour_usage = co_await HourUsage(*agent);
+                if (OverBudget(node, hour_usage, iteration, step)) break;
+                Result<providers::Completion> result = NoCall(model, tools_error.get());
                 auto call_started = engine_->clock_.SteadyNow();
                 if (model && !tools_error) {
                     ArmTimeout(node, task, deadline);
@@ -1102,21 +1144,13 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 const int64_t tokens = result->usage.input_tokens + result->usage.output_tokens;
                 step = OnSuccess(node, std::move(*result), latency_ms, iteration, tools.get());
                 PrependRetries(node, *task, step);
-                if (hour_usage >= 0) {
-                    (void)co_await engine_->store_->RecordUsage("agent:" + agent->name,
-                                                                engine_->clock_.Now(), tokens);
-                }
+                if (hour_usage >= 0) co_await RecordHourUsage(*agent, tokens);
                 if (!step.tools) break;
                 if (!co_await Append(std::move(step.events), index))
                     co_return NodeResult::kStoreError;
                 if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
                 if (static_cast<int64_t>(ns.turns.size()) >= agent->max_turns) {
-                    // It asks for tools in its last allowed turn: it did not finish.
-                    Error error(ErrorCode::kAborted,
-                                "the agent did not give a final answer within max_turns (" +
-                                    std::to_string(agent->max_turns) + ")",
-                                ErrorDetails{0, -1, -1, "max_turns"});
-                    step = OnFailure(node, error, iteration);
+                    step = MaxTurnsFailure(node, agent->max_turns, iteration);
                     break;
                 }
             }
@@ -1132,9 +1166,12 @@ Awaitable<Result<RunOutcome>> Run::Main(std::shared_ptr<Run> self,
     co_await asio::this_coro::throw_if_cancelled(false);
     const bool resumed = !record;
     if (record) {
-        bool created = co_await Create(std::move(record));
-        if (!created && store_failed_) co_return std::unexpected(*notes_->store_error);
-        if (!created) co_return Outcome();
+        if (!co_await Create(std::move(record))) {
+            // Refused (a store error), or an idempotency key used before: that run is the
+            // outcome.
+            create_failed_ = store_failed_;
+            co_return FinalResult();
+        }
     }
     engine_->Register(state_.run_id, self);
     // Over the engine's cap on executing runs: wait, durable and pending, for a slot. A cancel
@@ -1151,10 +1188,7 @@ Awaitable<Result<RunOutcome>> Run::Main(std::shared_ptr<Run> self,
             run_slot = false;
         }
     }
-    if (run_slot) {
-        std::vector<ledger::NewEvent> begin = BeginEvents(resumed);
-        co_await Append(std::move(begin), -1);
-    }
+    if (run_slot) co_await Begin(resumed);
     while (!store_failed_) {
         if (!cancel_requested_ && !failed_ && !pause_requested_) {
             if (int only = SoleReadyNode(); only >= 0) {
@@ -1177,10 +1211,7 @@ Awaitable<Result<RunOutcome>> Run::Main(std::shared_ptr<Run> self,
             co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
             continue;
         }
-        Ending ending = EndEvents();
-        if (!ending.stop) continue;
-        if (!ending.events.empty()) co_await Append(std::move(ending.events), -1);
-        break;
+        if (co_await End()) break;
     }
     // Wait for stragglers (only after a store error can nodes still be running here).
     while (running_ > 0) {
@@ -1191,8 +1222,29 @@ Awaitable<Result<RunOutcome>> Run::Main(std::shared_ptr<Run> self,
     finished_ = true;
     if (run_slot && engine_->run_slots_.limited()) engine_->run_slots_.Release();
     engine_->Unregister(state_.run_id);
+    co_await ReleaseLease();
+    co_return FinalResult();
+}
+
+Awaitable<void> Run::Begin(bool resumed) {
+    std::vector<ledger::NewEvent> begin = BeginEvents(resumed);
+    co_await Append(std::move(begin), -1);
+}
+
+Awaitable<bool> Run::End() {
+    Ending ending = EndEvents();
+    if (!ending.stop) co_return false;
+    if (!ending.events.empty()) co_await Append(std::move(ending.events), -1);
+    co_return true;
+}
+
+Awaitable<void> Run::ReleaseLease() {
     (void)co_await engine_->store_->ReleaseLease(state_.run_id, engine_->options_.owner);
-    co_return Outcome();
+}
+
+Result<RunOutcome> Run::FinalResult() const {
+    if (create_failed_) return std::unexpected(*notes_->store_error);
+    return Outcome();
 }
 
 RunOutcome Run::Outcome() const {

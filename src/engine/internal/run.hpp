@@ -113,6 +113,27 @@ class Run : public std::enable_shared_from_this<Run> {
     Awaitable<bool> Append(std::vector<ledger::NewEvent> events, int node_index);
     Awaitable<NodeResult> ExecuteNode(int index, std::shared_ptr<Task> task);
     Awaitable<bool> SleepUntil(SystemTime due);
+    // ExecuteNode's frame stays allocated while the model thinks, and GCC 12 gives every
+    // local and temporary of a coroutine its own slot in it (a NewEvent is 240 B, an Error
+    // 96 B, a Result<...> ~100 B). So what does not wait on the model lives in these: helper
+    // coroutines, whose frames exist only while they run, and the plain functions below.
+    // The prologue's early ending (a decided reconciliation), appended: its result, or
+    // nullopt to go on with an attempt.
+    Awaitable<std::optional<NodeResult>> EndEarly(int index);
+    // The agent's tools (MCP servers started on first use); `error` set if they cannot be had.
+    Awaitable<void> ResolveTools(const model::PlanNode& node,
+                                 std::shared_ptr<const AgentToolSet>& tools,
+                                 std::shared_ptr<const Error>& error);
+    // The agent's tokens in the last hour, or -1 if it has no hourly quota.
+    Awaitable<int64_t> HourUsage(const model::AgentSpec& agent);
+    Awaitable<void> RecordHourUsage(const model::AgentSpec& agent, int64_t tokens);
+    // Main's steps that do not wait on nodes: run.started (or run.resumed); the ending once
+    // nothing runs (false: more to run); giving up the run's lease.
+    Awaitable<void> Begin(bool resumed);
+    Awaitable<bool> End();
+    Awaitable<void> ReleaseLease();
+    // What Main returns: the outcome, or the store's refusal to create the run.
+    Result<RunOutcome> FinalResult() const;
 
     // Decisions (plain functions).
     std::optional<Step> Prologue(const model::PlanNode& node) const;
@@ -127,6 +148,15 @@ class Run : public std::enable_shared_from_this<Run> {
     // quota). Checked before each model call and before tool calls (`new_tool_calls` > 0).
     std::optional<Step> CheckBudgets(const model::PlanNode& node, int64_t new_tool_calls,
                                      int64_t hour_usage, int64_t iteration);
+    // CheckBudgets before a model call, into `step`: true if a budget is exhausted.
+    bool OverBudget(const model::PlanNode& node, int64_t hour_usage, int64_t iteration, Step& step);
+    // llm.request of a turn after the first (its messages are the turns so far).
+    std::vector<ledger::NewEvent> TurnRequestEvents(const model::PlanNode& node) const;
+    // What a turn's result is when no call can be made: the model's or the tools' error.
+    static Result<providers::Completion> NoCall(const Result<providers::ResolvedModel>& model,
+                                                const Error* tools_error);
+    Step TimeoutFailure(const model::PlanNode& node, int64_t iteration);
+    Step MaxTurnsFailure(const model::PlanNode& node, int64_t max_turns, int64_t iteration);
     // Tools of the last turn that still have to run: opens approval tasks, or runs them (in
     // parallel) and appends their results. Returns kCompleted to go on with the next turn.
     Awaitable<NodeResult> RunTools(int index, std::shared_ptr<Task> task,
@@ -177,6 +207,7 @@ class Run : public std::enable_shared_from_this<Run> {
     std::string InputOf(const model::PlanNode& node) const;
     std::string Render(const model::PlanNode& node, std::string_view input) const;
     RunOutcome Outcome() const;
+    bool create_failed_ = false;  // the store refused to create the run
 
     std::shared_ptr<Engine::Impl> engine_;
     std::shared_ptr<PlanRuntime> runtime_;
