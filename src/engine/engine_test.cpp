@@ -406,7 +406,7 @@ TEST_F(EngineTest, MaxConcurrentRunsQueuesTheRestDurablyAndInOrder) {
     ASSERT_EQ(started.size(), 6u);
     std::vector<std::string> inputs;
     for (const auto& run_id : started) {
-        const std::string& created = Events(run_id).front().encoded;
+        const std::string created = Events(run_id).front().encoded;
         auto at = created.find("\"input\":\"");
         ASSERT_NE(at, std::string::npos) << created;
         inputs.push_back(created.substr(at + 9, 4));
