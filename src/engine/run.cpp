@@ -971,14 +971,10 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task,
     co_return NodeResult::kCompleted;
 }
 
-Awaitable<std::optional<Run::NodeResult>> Run::EndEarly(int index) {
-    const PlanNode& node = plan_.nodes[static_cast<size_t>(index)];
+std::unique_ptr<Run::Step> Run::PrologueStep(const PlanNode& node) const {
     std::optional<Step> early = Prologue(node);
-    if (!early) co_return std::nullopt;
-    NodeResult result = early->result;
-    if (!co_await Append(std::move(early->events), index)) co_return NodeResult::kStoreError;
-    if (result == NodeResult::kFailed) FailRun(node);
-    co_return result;
+    if (!early) return nullptr;
+    return std::make_unique<Step>(std::move(*early));
 }
 
 Awaitable<void> Run::ResolveTools(const PlanNode& node, std::shared_ptr<const AgentToolSet>& tools,
@@ -992,7 +988,6 @@ Awaitable<void> Run::ResolveTools(const PlanNode& node, std::shared_ptr<const Ag
 }
 
 Awaitable<int64_t> Run::HourUsage(const model::AgentSpec& agent) {
-    if (!agent.limits.max_tokens_per_hour) co_return -1;
     auto usage = co_await engine_->store_->UsageSince(
         "agent:" + agent.name, engine_->clock_.Now() - std::chrono::hours(1));
     co_return usage ? *usage : 0;
@@ -1046,7 +1041,12 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
     co_await asio::this_coro::throw_if_cancelled(false);
     const PlanNode& node = plan_.nodes[static_cast<size_t>(index)];
     if (WaitsForHuman(node)) co_return NodeResult::kWaiting;
-    if (std::optional<NodeResult> early = co_await EndEarly(index)) co_return *early;
+    if (std::unique_ptr<Step> early = PrologueStep(node)) {
+        NodeResult result = early->result;
+        if (!co_await Append(std::move(early->events), index)) co_return NodeResult::kStoreError;
+        if (result == NodeResult::kFailed) FailRun(node);
+        co_return result;
+    }
     // Over the engine's cap on executing nodes: wait (not started yet) for a slot, held until
     // this coroutine ends.
     struct SlotHold {
@@ -1113,7 +1113,8 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     if (!co_await Append(std::move(request), index))
                         co_return NodeResult::kStoreError;
                 }
-                const int64_t hour_usage = co_await HourUsage(*agent);
+                int64_t hour_usage = -1;  // no hourly quota
+                if (agent->limits.max_tokens_per_hour) hour_usage = co_await HourUsage(*agent);
                 if (OverBudget(node, hour_usage, iteration, step)) break;
                 Result<providers::Completion> result = NoCall(model, tools_error.get());
                 auto call_started = engine_->clock_.SteadyNow();
