@@ -395,12 +395,46 @@ class HttpClient::Impl {
                                                Deadline deadline,
                                                HttpClient::BodyChunkHandler on_chunk);
 
-    std::unique_ptr<Connection> AcquireIdle(const std::string& key);
-    void Release(const std::string& key, std::unique_ptr<Connection> connection);
     Result<std::unique_ptr<PlainCall>> PreparePlain(const HttpRequest& request,
                                                     Deadline deadline) const;
-    std::unique_ptr<PlainConnection> AcquireIdlePlain(const std::string& key);
-    void ReleasePlain(const std::string& key, std::unique_ptr<PlainConnection> connection);
+
+    // Keep-alive pools, by "scheme://host[ via proxy]": idle connections, newest last.
+    template <typename C>
+    using Pool = std::map<std::string, std::deque<std::unique_ptr<C>>>;
+    // The newest idle connection of `key` that looks alive and has not idled too long.
+    template <typename C>
+    std::unique_ptr<C> AcquireIdle(Pool<C>& pool, const std::string& key) {
+        std::lock_guard lock(mutex_);
+        auto it = pool.find(key);
+        if (it == pool.end()) return nullptr;
+        auto& list = it->second;
+        auto now = SteadyClock::now();
+        while (!list.empty()) {
+            std::unique_ptr<C> connection = std::move(list.back());
+            list.pop_back();
+            if (now - connection->idle_since > options_.idle_timeout) {
+                list.clear();  // the rest are older still
+                break;
+            }
+            if (connection->LooksAlive()) return connection;
+        }
+        return nullptr;
+    }
+    // Keeps `connection` for reuse; the oldest beyond the per-host cap is closed (after the
+    // lock is released).
+    template <typename C>
+    void Release(Pool<C>& pool, const std::string& key, std::unique_ptr<C> connection) {
+        if (options_.max_idle_connections_per_host == 0) return;
+        connection->idle_since = SteadyClock::now();
+        std::unique_ptr<C> evicted;
+        std::lock_guard lock(mutex_);
+        auto& list = pool[key];
+        list.push_back(std::move(connection));
+        if (list.size() > options_.max_idle_connections_per_host) {
+            evicted = std::move(list.front());
+            list.pop_front();
+        }
+    }
 
     Executor executor_;
     HttpClientOptions options_;
@@ -408,10 +442,9 @@ class HttpClient::Impl {
     asio::ssl::context tls_context_;
 
     mutable std::mutex mutex_;
-    std::map<std::string, std::deque<std::unique_ptr<Connection>>> idle_;  // GUARDED_BY(mutex_)
+    Pool<Connection> idle_;  // GUARDED_BY(mutex_)
     // Connections of the plain-http fast path (PlainExchange), apart: they have no beast stream.
-    std::map<std::string, std::deque<std::unique_ptr<PlainConnection>>>
-        plain_idle_;  // GUARDED_BY(mutex_)
+    Pool<PlainConnection> plain_idle_;  // GUARDED_BY(mutex_)
 
     std::atomic<int64_t> connections_opened_{0};
     std::atomic<int64_t> requests_sent_{0};
@@ -469,37 +502,6 @@ Status HttpClient::Impl::SetUpTls(const std::string& extra_ca_file, bool explici
     return OkStatus();
 }
 
-std::unique_ptr<Connection> HttpClient::Impl::AcquireIdle(const std::string& key) {
-    std::lock_guard lock(mutex_);
-    auto it = idle_.find(key);
-    if (it == idle_.end()) return nullptr;
-    auto& list = it->second;
-    auto now = SteadyClock::now();
-    while (!list.empty()) {
-        std::unique_ptr<Connection> connection = std::move(list.back());
-        list.pop_back();
-        if (now - connection->idle_since > options_.idle_timeout) {
-            list.clear();  // the rest are older still
-            break;
-        }
-        if (connection->LooksAlive()) return connection;
-    }
-    return nullptr;
-}
-
-void HttpClient::Impl::Release(const std::string& key, std::unique_ptr<Connection> connection) {
-    if (options_.max_idle_connections_per_host == 0) return;
-    connection->idle_since = SteadyClock::now();
-    std::unique_ptr<Connection> evicted;
-    std::lock_guard lock(mutex_);
-    auto& list = idle_[key];
-    list.push_back(std::move(connection));
-    if (list.size() > options_.max_idle_connections_per_host) {
-        evicted = std::move(list.front());
-        list.pop_front();
-    }
-}
-
 Awaitable<Result<HttpResponse>> HttpClient::Impl::Run(std::shared_ptr<Impl> self,
                                                       HttpRequest request, Deadline deadline,
                                                       HttpClient::BodyChunkHandler on_chunk) {
@@ -553,7 +555,7 @@ Awaitable<Result<HttpResponse>> HttpClient::Impl::Run(std::shared_ptr<Impl> self
     if (deadline.Expired()) {
         co_return DeadlineExceededError("http: deadline exceeded before sending to " + call.peer);
     }
-    std::unique_ptr<Connection> connection = self->AcquireIdle(call.pool_key);
+    std::unique_ptr<Connection> connection = self->AcquireIdle(self->idle_, call.pool_key);
     bool reused = connection != nullptr;
     if (!connection) connection = std::make_unique<Connection>(asio::make_strand(self->executor_));
     Executor strand = connection->executor;
@@ -590,7 +592,8 @@ Awaitable<Result<HttpResponse>> HttpClient::Impl::Exchange(std::shared_ptr<Impl>
                 outcome = co_await self->RoundTrip(*connection->tcp, connection->buffer, call);
             }
             if (outcome.result) {
-                if (outcome.keep_alive) self->Release(call.pool_key, std::move(connection));
+                if (outcome.keep_alive)
+                    self->Release(self->idle_, call.pool_key, std::move(connection));
                 co_return std::move(outcome.result);
             }
             if (reused && attempt == 0 && outcome.before_response &&
@@ -863,38 +866,6 @@ Awaitable<Outcome> HttpClient::Impl::RoundTrip(Stream& stream, beast::flat_buffe
     body.resize(used);
     outcome.keep_alive = parser->get().keep_alive();
     co_return outcome;
-}
-
-std::unique_ptr<PlainConnection> HttpClient::Impl::AcquireIdlePlain(const std::string& key) {
-    std::lock_guard lock(mutex_);
-    auto it = plain_idle_.find(key);
-    if (it == plain_idle_.end()) return nullptr;
-    auto& list = it->second;
-    auto now = SteadyClock::now();
-    while (!list.empty()) {
-        std::unique_ptr<PlainConnection> connection = std::move(list.back());
-        list.pop_back();
-        if (now - connection->idle_since > options_.idle_timeout) {
-            list.clear();  // the rest are older still
-            break;
-        }
-        if (connection->LooksAlive()) return connection;
-    }
-    return nullptr;
-}
-
-void HttpClient::Impl::ReleasePlain(const std::string& key,
-                                    std::unique_ptr<PlainConnection> connection) {
-    if (options_.max_idle_connections_per_host == 0) return;
-    connection->idle_since = SteadyClock::now();
-    std::unique_ptr<PlainConnection> evicted;
-    std::lock_guard lock(mutex_);
-    auto& list = plain_idle_[key];
-    list.push_back(std::move(connection));
-    if (list.size() > options_.max_idle_connections_per_host) {
-        evicted = std::move(list.front());
-        list.pop_front();
-    }
 }
 
 // ---- The plain-http fast path ----------------------------------------------------------------
@@ -1319,7 +1290,7 @@ class PlainExchange : public std::enable_shared_from_this<PlainExchange> {
         parser_.reset();
         if (keep_alive) {
             timer_.cancel();
-            impl_->ReleasePlain(call_->pool_key, std::move(connection_));
+            impl_->Release(impl_->plain_idle_, call_->pool_key, std::move(connection_));
         }
         Finish(std::move(response), false);
     }
@@ -1398,7 +1369,8 @@ struct PlainInitiation {
     template <typename Handler>
     void operator()(Handler&& handler, std::unique_ptr<PlainCall> call) {
         Executor handler_executor = asio::get_associated_executor(handler, impl->executor_);
-        std::unique_ptr<PlainConnection> connection = impl->AcquireIdlePlain(call->pool_key);
+        std::unique_ptr<PlainConnection> connection =
+            impl->AcquireIdle(impl->plain_idle_, call->pool_key);
         if (!connection) {
             // One thread runs the executor: its handlers never run concurrently, no strand needed.
             Executor on = impl->options_.single_threaded_executor
