@@ -155,13 +155,12 @@ void AppendJsonString(std::string& out, std::string_view text) {
     out += '"';
     size_t i = 0;
     while (i < text.size()) {
-        auto c = static_cast<unsigned char>(text[i]);
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            size_t run = PlainPrefix(text, i);
+        if (size_t run = PlainPrefix(text, i); run > 0) {
             out.append(text.data() + i, run);
             i += run;
             continue;
         }
+        auto c = static_cast<unsigned char>(text[i]);
         switch (c) {
             case '"':
                 out += "\\\"";

@@ -18,6 +18,11 @@ bool TypeMatches(const std::vector<std::string>& types, const std::string& type)
 }  // namespace
 
 Status MemoryStore::CheckFits(const RunData& data, const std::vector<ledger::Event>& events) {
+    for (size_t i = 1; i < events.size(); ++i) {
+        if (events[i].seq != events[i - 1].seq + 1) {
+            return InvalidArgumentError("run " + data.record.run_id + ": events not consecutive");
+        }
+    }
     size_t total = data.bytes.size();
     for (const auto& event : events) {
         if (event.type_name.size() > UINT16_MAX || event.node.size() > UINT16_MAX) {
@@ -71,7 +76,6 @@ Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
     if (run.events.empty() || run.events.front().seq != 1) {
         co_return InvalidArgumentError("a new run's events must start at seq 1");
     }
-    definitions_.emplace(run.definition_sha256, std::move(run.definition_json));
     RunData data;
     data.record.run_id = run.run_id;
     data.record.workflow = run.workflow;
@@ -83,12 +87,8 @@ Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
     data.record.head = {run.events.back().seq, run.events.back().hash};
     data.record.owner = run.owner;
     data.record.lease_until = run.lease_until;
-    for (size_t i = 0; i < run.events.size(); ++i) {
-        if (run.events[i].seq != static_cast<int64_t>(i) + 1) {
-            co_return InvalidArgumentError("a new run's events must be numbered from 1");
-        }
-    }
     STROWGER_CO_TRY(CheckFits(data, run.events));
+    definitions_.emplace(run.definition_sha256, std::move(run.definition_json));
     for (const auto& event : run.events) Pack(data, event);
     if (!run.idempotency_key.empty()) idempotency_[run.idempotency_key] = run.run_id;
     runs_.emplace(run.run_id, std::move(data));
@@ -107,12 +107,6 @@ Awaitable<Result<void>> MemoryStore::AppendEvents(std::string run_id,
         co_return MakeError(ErrorCode::kAborted, "run " + run_id + " head moved: expected seq " +
                                                      std::to_string(data.record.head.seq + 1) +
                                                      ", got " + std::to_string(events.front().seq));
-    }
-    for (size_t i = 1; i < events.size(); ++i) {
-        if (events[i].seq != events[i - 1].seq + 1) {
-            co_return InvalidArgumentError("run " + run_id +
-                                           ": appended events are not consecutive");
-        }
     }
     STROWGER_CO_TRY(CheckFits(data, events));
     data.record.head = {events.back().seq, events.back().hash};

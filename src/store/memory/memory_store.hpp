@@ -53,6 +53,8 @@ class MemoryStore : public Store {
         std::vector<char> bytes;  // grown by half, not doubled (less slack per run)
         std::vector<Slot> slots;
     };
+    // Whether `events` may be packed into `data`: consecutive seqs, names and sizes that fit a
+    // slot. Checked before anything changes.
     static Status CheckFits(const RunData& data, const std::vector<ledger::Event>& events);
     static void Pack(RunData& data, const ledger::Event& event);
     static StoredEvent Unpack(const RunData& data, size_t index);
