@@ -118,14 +118,7 @@ class AgentTest : public ::testing::Test {
 
     template <typename T>
     std::optional<T> Run(asio::io_context& io, Awaitable<T> awaitable) {
-        std::optional<T> result;
-        asio::co_spawn(io, std::move(awaitable), [&](std::exception_ptr e, T value) {
-            EXPECT_FALSE(e);
-            result.emplace(std::move(value));
-        });
-        io.restart();
-        io.run_for(std::chrono::seconds(20));
-        return result;
+        return testing::RunOn(io, std::move(awaitable));
     }
 
     std::vector<ledger::Event> Events(const std::string& run_id) {

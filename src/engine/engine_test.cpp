@@ -79,14 +79,7 @@ class EngineTest : public ::testing::Test {
     // Runs `awaitable` on io_ until it completes (or 20 s pass).
     template <typename T>
     std::optional<T> Run(Awaitable<T> awaitable) {
-        std::optional<T> result;
-        asio::co_spawn(io_, std::move(awaitable), [&](std::exception_ptr e, T value) {
-            EXPECT_FALSE(e);
-            result.emplace(std::move(value));
-        });
-        io_.restart();
-        io_.run_for(std::chrono::seconds(20));
-        return result;
+        return testing::RunOn(io_, std::move(awaitable));
     }
 
     std::vector<store::StoredEvent> Events(const std::string& run_id) {

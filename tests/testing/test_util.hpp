@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "core/asio.hpp"
@@ -35,6 +36,12 @@ std::string StrowgerBinary();
 // default value) if it does not finish within `timeout`.
 template <typename T>
 T RunSync(asio::awaitable<T> awaitable, std::chrono::seconds timeout = std::chrono::seconds(30));
+
+// Runs `awaitable` on `io` (restarted first, so it may have run before) until it completes or
+// `timeout` passes; nullopt if it did not complete. An exception is a test failure.
+template <typename T>
+std::optional<T> RunOn(asio::io_context& io, asio::awaitable<T> awaitable,
+                       std::chrono::seconds timeout = std::chrono::seconds(20));
 
 }  // namespace strowger::testing
 

@@ -27,4 +27,17 @@ T RunSync(asio::awaitable<T> awaitable, std::chrono::seconds timeout) {
     return std::move(*result);
 }
 
+template <typename T>
+std::optional<T> RunOn(asio::io_context& io, asio::awaitable<T> awaitable,
+                       std::chrono::seconds timeout) {
+    std::optional<T> result;
+    asio::co_spawn(io, std::move(awaitable), [&](std::exception_ptr e, T value) {
+        EXPECT_FALSE(e);
+        result.emplace(std::move(value));
+    });
+    io.restart();
+    io.run_for(timeout);
+    return result;
+}
+
 }  // namespace strowger::testing
