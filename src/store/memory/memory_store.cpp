@@ -1,6 +1,10 @@
 #include "store/memory/memory_store.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <utility>
 
 #include "core/strings.hpp"
 
@@ -16,6 +20,50 @@ bool TypeMatches(const std::vector<std::string>& types, const std::string& type)
 }
 
 }  // namespace
+
+MemoryStore::Bytes::Bytes(Bytes&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      capacity_(std::exchange(other.capacity_, 0)) {}
+
+MemoryStore::Bytes& MemoryStore::Bytes::operator=(Bytes&& other) noexcept {
+    if (this != &other) {
+        std::free(data_);
+        data_ = std::exchange(other.data_, nullptr);
+        size_ = std::exchange(other.size_, 0);
+        capacity_ = std::exchange(other.capacity_, 0);
+    }
+    return *this;
+}
+
+MemoryStore::Bytes::~Bytes() { std::free(data_); }
+
+void MemoryStore::Bytes::Resize(size_t capacity) {
+    void* grown = std::realloc(data_, capacity);
+    if (grown == nullptr) throw std::bad_alloc();
+    data_ = static_cast<char*>(grown);
+    capacity_ = capacity;
+}
+
+void MemoryStore::Bytes::Reserve(size_t needed) {
+    if (needed > capacity_) Resize(std::max(needed, capacity_ * 3 / 2));
+}
+
+void MemoryStore::Bytes::Append(std::string_view bytes) {
+    if (bytes.empty()) return;
+    std::memcpy(data_ + size_, bytes.data(), bytes.size());
+    size_ += bytes.size();
+}
+
+void MemoryStore::Bytes::ShrinkToFit() {
+    if (size_ == capacity_) return;
+    if (size_ == 0) {
+        std::free(std::exchange(data_, nullptr));
+        capacity_ = 0;
+        return;
+    }
+    Resize(size_);
+}
 
 Status MemoryStore::CheckFits(const RunData& data, const std::vector<ledger::Event>& events) {
     for (size_t i = 1; i < events.size(); ++i) {
@@ -45,12 +93,11 @@ void MemoryStore::Pack(RunData& data, const ledger::Event& event) {
     slot.node_size = static_cast<uint16_t>(event.node.size());
     slot.line_size = static_cast<uint32_t>(event.encoded.size());
     auto& bytes = data.bytes;
-    const size_t needed =
-        bytes.size() + event.type_name.size() + event.node.size() + event.encoded.size();
-    if (needed > bytes.capacity()) bytes.reserve(std::max(needed, bytes.capacity() * 3 / 2));
-    bytes.insert(bytes.end(), event.type_name.begin(), event.type_name.end());
-    bytes.insert(bytes.end(), event.node.begin(), event.node.end());
-    bytes.insert(bytes.end(), event.encoded.begin(), event.encoded.end());
+    bytes.Reserve(bytes.size() + event.type_name.size() + event.node.size() +
+                  event.encoded.size());
+    bytes.Append(event.type_name);
+    bytes.Append(event.node);
+    bytes.Append(event.encoded);
     data.slots.push_back(slot);
 }
 
@@ -115,7 +162,7 @@ Awaitable<Result<void>> MemoryStore::AppendEvents(std::string run_id,
     for (const auto& event : events) Pack(data, event);
     if (ledger::IsTerminal(status_after)) {
         // Nothing more will be appended: give back what the buffers' growth left unused.
-        data.bytes.shrink_to_fit();
+        data.bytes.ShrinkToFit();
         data.slots.shrink_to_fit();
     }
     co_return OkStatus();

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <unordered_map>
 
 #include "store/store.hpp"
@@ -48,9 +49,38 @@ class MemoryStore : public Store {
         uint16_t type_size = 0;
         uint16_t node_size = 0;
     };
+    // Bytes in one malloc'd block, grown and trimmed with realloc: glibc extends a block in
+    // place when the memory after it is free and always trims in place, so a finished run's
+    // buffer gives back its slack without being copied (std::vector copies in both cases).
+    class Bytes {
+      public:
+        Bytes() = default;
+        Bytes(Bytes&& other) noexcept;
+        Bytes& operator=(Bytes&& other) noexcept;
+        Bytes(const Bytes&) = delete;
+        Bytes& operator=(const Bytes&) = delete;
+        ~Bytes();
+
+        const char* data() const { return data_; }
+        size_t size() const { return size_; }
+        size_t capacity() const { return capacity_; }
+        // Grows the block to hold at least `needed` bytes (by half, not doubled: less slack
+        // per run). Throws std::bad_alloc as a vector would.
+        void Reserve(size_t needed);
+        // Appends within the capacity Reserve made.
+        void Append(std::string_view bytes);
+        void ShrinkToFit();
+
+      private:
+        void Resize(size_t capacity);
+
+        char* data_ = nullptr;
+        size_t size_ = 0;
+        size_t capacity_ = 0;
+    };
     struct RunData {
         RunRecord record;
-        std::vector<char> bytes;  // grown by half, not doubled (less slack per run)
+        Bytes bytes;
         std::vector<Slot> slots;
     };
     // Whether `events` may be packed into `data`: consecutive seqs, names and sizes that fit a
