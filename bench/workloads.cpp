@@ -240,9 +240,8 @@ int Resume(const Flags& flags) {
         CountingObserver started(ledger::EventType::kNodeStarted);
         engine.AddObserver(&started);
         for (int64_t i = 0; i < runs; ++i) {
-            asio::co_spawn(io,
-                           engine.StartRun({compiled.plan, "input " + std::to_string(i), {}, {}}),
-                           asio::detached);
+            engine.StartRun({compiled.plan, "input " + std::to_string(i), {}, {}},
+                            [](Result<engine::RunOutcome>) {});
         }
         while (started.count < runs) io.run_one();
         std::_Exit(0);  // the crash: nothing is closed, every run is mid-call
@@ -275,10 +274,9 @@ int Resume(const Flags& flags) {
             auto claimable = co_await (*store)->FindClaimable(statuses, Clock::Real().Now(), 0);
             if (!claimable) co_return;
             for (const auto& record : *claimable) {
-                asio::co_spawn(co_await asio::this_coro::executor, engine.ResumeRun(record.run_id),
-                               [&](std::exception_ptr, Result<engine::RunOutcome> r) {
-                                   if (r && r->status == ledger::RunStatus::kCompleted) ++completed;
-                               });
+                engine.ResumeRun(record.run_id, "restart", {}, [&](Result<engine::RunOutcome> r) {
+                    if (r && r->status == ledger::RunStatus::kCompleted) ++completed;
+                });
             }
         },
         asio::detached);
@@ -409,8 +407,7 @@ int Run(const Flags& flags) {
 
     // Warm-up: one run, so allocator pools, connections and caches exist before measuring.
     std::atomic<int64_t> done{0}, completed{0};
-    asio::co_spawn(io, engine.StartRun({compiled.plan, "warm-up", {}, {}}),
-                   [&](std::exception_ptr, Result<engine::RunOutcome>) {});
+    engine.StartRun({compiled.plan, "warm-up", {}, {}}, [](Result<engine::RunOutcome>) {});
     run_io();
     io.restart();
 
@@ -418,17 +415,17 @@ int Run(const Flags& flags) {
     int64_t rss_before = std::max(RssKb(), PeakRssKb());
     std::atomic<int64_t> started{0};
     std::function<void()> start_one;
-    auto on_done = [&](std::exception_ptr e, Result<engine::RunOutcome> r) {
+    // Runs are started the way a server starting many would: not awaited, the outcome handed
+    // to a handler (StartRun with an OutcomeHandler).
+    auto on_done = [&](Result<engine::RunOutcome> r) {
         ++done;
-        if (!e && r && r->status == ledger::RunStatus::kCompleted) ++completed;
+        if (r && r->status == ledger::RunStatus::kCompleted) ++completed;
         start_one();
     };
     start_one = [&] {
         int64_t number = ++started;
         if (number > runs) return;
-        asio::co_spawn(io,
-                       engine.StartRun({compiled.plan, "input " + std::to_string(number), {}, {}}),
-                       on_done);
+        engine.StartRun({compiled.plan, "input " + std::to_string(number), {}, {}}, on_done);
     };
     // While every run waits on its first model call, the memory is what waiting runs cost,
     // before their ledgers grow. Sampled halfway through the first step; over HTTP when the

@@ -356,23 +356,20 @@ int DoResume(const std::string& store_flag, const std::string& run_id, bool all,
         done.expires_at(asio::steady_timer::time_point::max());
         const std::string actor = DefaultActor();
         for (const auto& id : ids) {
-            // No co_await and no temporaries in the spawn expression (GCC 12 coroutine bug).
-            auto resume = engine.ResumeRun(id, "restart", actor);
-            asio::co_spawn(executor, std::move(resume),
-                           [&, id](std::exception_ptr, Result<engine::RunOutcome> r) {
-                               if (!r) {
-                                   std::cerr << "strowger: run " << id << ": "
-                                             << r.error().message() << "\n";
-                                   ++other;
-                               } else if (r->status == RunStatus::kCompleted) {
-                                   ++completed;
-                               } else if (r->status == RunStatus::kFailed) {
-                                   ++failed;
-                               } else {
-                                   ++other;
-                               }
-                               if (--pending == 0) done.cancel();
-                           });
+            // Not awaited one by one: a resumed run holds only its own frames while it waits.
+            engine.ResumeRun(id, "restart", actor, [&, id](Result<engine::RunOutcome> r) {
+                if (!r) {
+                    std::cerr << "strowger: run " << id << ": " << r.error().message() << "\n";
+                    ++other;
+                } else if (r->status == RunStatus::kCompleted) {
+                    ++completed;
+                } else if (r->status == RunStatus::kFailed) {
+                    ++failed;
+                } else {
+                    ++other;
+                }
+                if (--pending == 0) done.cancel();
+            });
         }
         co_await done.async_wait(asio::as_tuple(asio::use_awaitable));
         engine::RunOutcome summary;

@@ -33,6 +33,17 @@ Awaitable<Result<RunOutcome>> Fail(Error error) {
     co_return std::unexpected(std::move(error));
 }
 
+// Our coroutines report failures as values; an exception is a bug in a dependency.
+Error ThrownError(std::exception_ptr thrown) {
+    try {
+        std::rethrow_exception(thrown);
+    } catch (const std::exception& e) {
+        return Error(ErrorCode::kInternal, std::string("run execution threw: ") + e.what());
+    } catch (...) {
+        return Error(ErrorCode::kInternal, "run execution threw");
+    }
+}
+
 // A pinned definition was validated when its run was created; its tool names are not checked
 // again (a tool this process lacks fails the step that calls it, with the reason).
 model::CompileOptions SnapshotCompileOptions(const providers::ProviderRegistry& registry) {
@@ -108,9 +119,29 @@ Awaitable<Result<RunOutcome>> Engine::Impl::Drive(std::shared_ptr<Run> run,
     // the run's main signal (how nodes run inline are cancelled). This frame keeps the run —
     // and so the signal — alive until the spawned coroutine has completed.
     auto call = run->Main(run, std::move(record));
-    co_return co_await asio::co_spawn(
+    co_await asio::co_spawn(
         run->executor(), std::move(call),
         asio::bind_cancellation_slot(run->main_signal().slot(), asio::use_awaitable));
+    co_return run->FinalResult();
+}
+
+void Engine::Impl::Launch(std::shared_ptr<Run> run, std::unique_ptr<store::NewRun> record,
+                          Engine::OutcomeHandler done) {
+    Run& r = *run;
+    auto main = r.Main(run, std::move(record));
+    asio::co_spawn(
+        r.executor(), std::move(main),
+        asio::bind_cancellation_slot(
+            r.main_signal().slot(), [run = std::move(run), done = std::move(done)](
+                                        std::exception_ptr thrown) mutable {
+                // The spawned coroutine's cancellation state lives in the run's signal and is
+                // torn down after this handler returns: the run goes in a later handler.
+                Result<RunOutcome> outcome = thrown ? std::unexpected(ThrownError(thrown))
+                                                    : run->FinalResult();
+                auto executor = run->executor();
+                asio::post(executor, [run = std::move(run)] {});
+                done(std::move(outcome));
+            }));
 }
 
 Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::Load(std::string run_id) {
@@ -150,17 +181,27 @@ Awaitable<Status> Engine::Impl::AppendIdle(Loaded& loaded, ledger::NewEvent even
                                             loaded.state.status);
 }
 
-Awaitable<Result<RunOutcome>> Engine::Impl::ExecuteLoaded(Loaded loaded, std::string reason,
-                                                          std::string actor) {
+std::shared_ptr<Run> Engine::Impl::MakeRun(Loaded loaded, std::string reason, std::string actor) {
     auto plan = loaded.plan;
     auto run = std::make_shared<Run>(shared_from_this(), RuntimeFor(plan), std::move(loaded.state));
     run->SetResumeReason(std::move(reason), std::move(actor));
+    return run;
+}
+
+Awaitable<Result<RunOutcome>> Engine::Impl::ExecuteLoaded(Loaded loaded, std::string reason,
+                                                          std::string actor) {
+    auto run = MakeRun(std::move(loaded), std::move(reason), std::move(actor));
     std::unique_ptr<store::NewRun> no_record;
     co_return co_await Drive(std::move(run), std::move(no_record));
 }
 
 Awaitable<Result<RunOutcome>> Engine::Impl::Resume(std::string run_id, std::string reason,
                                                    std::string actor) {
+    STROWGER_CO_ASSIGN_OR_RETURN(auto loaded, co_await LoadForResume(std::move(run_id)));
+    co_return co_await ExecuteLoaded(std::move(loaded), std::move(reason), std::move(actor));
+}
+
+Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::LoadForResume(std::string run_id) {
     if (Find(run_id)) {
         co_return FailedPreconditionError("run " + run_id + " is already executing here");
     }
@@ -188,7 +229,7 @@ Awaitable<Result<RunOutcome>> Engine::Impl::Resume(std::string run_id, std::stri
                                           open.front()->task_id + " (`strowger approve " + run_id +
                                           " " + open.front()->task_id + "` or `strowger reject`)");
     }
-    co_return co_await ExecuteLoaded(std::move(*loaded), std::move(reason), std::move(actor));
+    co_return std::move(*loaded);
 }
 
 void Engine::Impl::Register(const std::string& run_id, std::shared_ptr<Run> run) {
@@ -256,6 +297,37 @@ Awaitable<Result<RunOutcome>> Engine::StartRun(StartRequest request) {
     auto prepared = impl_->Prepare(std::move(request), Impl::Lease::kTake);
     if (!prepared) return Fail(std::move(prepared).error());
     return Impl::Drive(std::move(prepared->run), std::move(prepared->record));
+}
+
+void Engine::StartRun(StartRequest request, OutcomeHandler done) {
+    auto prepared = impl_->Prepare(std::move(request), Impl::Lease::kTake);
+    if (!prepared) {
+        asio::post(impl_->executor_,
+                   [done = std::move(done), error = std::move(prepared).error()]() mutable {
+                       done(std::unexpected(std::move(error)));
+                   });
+        return;
+    }
+    Impl::Launch(std::move(prepared->run), std::move(prepared->record), std::move(done));
+}
+
+void Engine::ResumeRun(std::string run_id, std::string reason, std::string actor,
+                       OutcomeHandler done) {
+    // A coroutine only for the loading; the run itself is launched like a new one.
+    auto impl = impl_;
+    asio::co_spawn(impl->executor_, impl->LoadForResume(std::move(run_id)),
+                   [impl, reason = std::move(reason), actor = std::move(actor),
+                    done = std::move(done)](std::exception_ptr thrown,
+                                            Result<Impl::Loaded> loaded) mutable {
+                       if (thrown) loaded = std::unexpected(ThrownError(thrown));
+                       if (!loaded) {
+                           done(std::unexpected(std::move(loaded).error()));
+                           return;
+                       }
+                       auto run = impl->MakeRun(std::move(*loaded), std::move(reason),
+                                                std::move(actor));
+                       Impl::Launch(std::move(run), nullptr, std::move(done));
+                   });
 }
 
 Awaitable<Result<RunOutcome>> Engine::ResumeRun(std::string run_id, std::string reason,

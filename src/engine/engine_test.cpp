@@ -354,6 +354,98 @@ TEST_F(EngineTest, ThousandConcurrentRunsAllComplete) {
     EXPECT_EQ(completed, 1000);
 }
 
+TEST_F(EngineTest, RunsStartedWithAHandlerCompleteAndCanBeCancelled) {
+    auto plan = Compile(
+        "  - {name: one, agent_name: w, timeout_secs: 60}\n  - {name: two, agent_name: w}\n",
+        "latency_ms: 20\nrules:\n  - {when: {prompt_contains: stuck}, hang: true}\n"
+        "  - {reply_template: \"${step} of ${prompt}\"}\n");
+    auto registry = NewRegistry();
+    Engine engine(io_.get_executor(), store_, *registry);
+    CallbackObserver observer;
+    std::string stuck_id;
+    observer.on_event = [&](const ledger::Event& e) {
+        if (e.type == EventType::kLlmRequest && e.data.find("stuck") != std::string::npos) {
+            stuck_id = e.run_id;
+            EXPECT_TRUE(engine.Cancel(e.run_id, "test says stop", "tester"));
+        }
+    };
+    engine.AddObserver(&observer);
+    std::map<std::string, Result<RunOutcome>> outcomes;
+    for (std::string input : {"a", "stuck", "b"}) {
+        engine.StartRun({plan, input, {}, {}}, [&, input](Result<RunOutcome> outcome) {
+            EXPECT_FALSE(outcomes.contains(input)) << "handler called twice";
+            outcomes.emplace(input, std::move(outcome));
+        });
+    }
+    EXPECT_TRUE(outcomes.empty());  // nothing is awaited: StartRun returned at once
+    io_.run_for(std::chrono::seconds(20));
+    ASSERT_EQ(outcomes.size(), 3u);
+    for (std::string input : {"a", "b"}) {
+        const auto& outcome = outcomes.at(input);
+        ASSERT_TRUE(outcome.has_value()) << outcome.error().ToString();
+        EXPECT_EQ(outcome->status, RunStatus::kCompleted);
+        EXPECT_EQ(outcome->output, "two of one of " + input);
+    }
+    const auto& stuck = outcomes.at("stuck");
+    ASSERT_TRUE(stuck.has_value());
+    EXPECT_EQ(stuck->run_id, stuck_id);
+    EXPECT_EQ(stuck->status, RunStatus::kCancelled);
+    EXPECT_EQ(Events(stuck_id).back().type, "run.cancelled");
+    EXPECT_EQ(engine.ActiveRuns(), 0u);
+}
+
+TEST_F(EngineTest, AStartThatFailsReachesTheHandlerLater) {
+    auto registry = NewRegistry();
+    Engine engine(io_.get_executor(), store_, *registry);
+    std::optional<Result<RunOutcome>> outcome;
+    engine.StartRun({nullptr, "in", {}, {}}, [&](Result<RunOutcome> r) { outcome = std::move(r); });
+    EXPECT_FALSE(outcome.has_value());  // posted, not called from inside StartRun
+    io_.run_for(std::chrono::seconds(5));
+    ASSERT_TRUE(outcome.has_value());
+    ASSERT_FALSE(outcome->has_value());
+    EXPECT_EQ(outcome->error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(EngineTest, ResumeWithAHandlerContinuesAPausedRunAndRefusesAFinishedOne) {
+    auto plan = Compile(
+        "  - {name: one, agent_name: w}\n  - {name: two, agent_name: w}\n",
+        "latency_ms: 10\nrules:\n  - {reply_template: \"${step} done\"}\n");
+    auto registry = NewRegistry();
+    Engine engine(io_.get_executor(), store_, *registry);
+    CallbackObserver observer;
+    observer.on_event = [&](const ledger::Event& e) {
+        if (e.type == EventType::kNodeStarted && e.node == "one")
+            engine.Pause(e.run_id, "maintenance", "ops");
+    };
+    engine.AddObserver(&observer);
+    auto paused = Run(engine.StartRun({plan, "in", {}, {}}));
+    ASSERT_TRUE(paused && *paused);
+    ASSERT_EQ((*paused)->status, RunStatus::kPaused);
+    observer.on_event = nullptr;
+
+    const std::string run_id = (*paused)->run_id;
+    std::optional<Result<RunOutcome>> resumed;
+    engine.ResumeRun(run_id, "operator", "ops", [&](Result<RunOutcome> r) { resumed = std::move(r); });
+    io_.restart();
+    io_.run_for(std::chrono::seconds(10));
+    ASSERT_TRUE(resumed.has_value());
+    ASSERT_TRUE(resumed->has_value()) << resumed->error().ToString();
+    EXPECT_EQ((*resumed)->status, RunStatus::kCompleted);
+    EXPECT_EQ((*resumed)->output, "two done");
+    auto events = Events(run_id);
+    EXPECT_EQ(Count(events, "node.started", "one"), 1);
+    EXPECT_EQ(Count(events, "run.resumed", ""), 1);
+
+    std::optional<Result<RunOutcome>> again;
+    engine.ResumeRun(run_id, "operator", "ops", [&](Result<RunOutcome> r) { again = std::move(r); });
+    io_.restart();
+    io_.run_for(std::chrono::seconds(10));
+    ASSERT_TRUE(again.has_value());
+    ASSERT_FALSE(again->has_value());
+    EXPECT_EQ(again->error().code(), ErrorCode::kFailedPrecondition);
+    EXPECT_EQ(Events(run_id).size(), events.size());  // nothing appended
+}
+
 TEST_F(EngineTest, MaxConcurrentRunsQueuesTheRestDurablyAndInOrder) {
     auto plan = Compile("  - {name: a, agent_name: w}\n", "latency_ms: 30\ndefault: done\n");
     auto registry = NewRegistry();

@@ -457,6 +457,7 @@ std::string Run::PromptFor(const PlanNode& node, int64_t iteration) const {
 std::vector<ledger::NewEvent> Run::StartEvents(const PlanNode& node, int64_t attempt,
                                                int64_t iteration, const std::string& prompt) const {
     std::vector<ledger::NewEvent> events;
+    events.reserve(2);
     events.push_back({node.id, attempt, ledger::NodeStarted{iteration}});
     const auto& model = runtime_->models[static_cast<size_t>(node.agent)];
     if (model) {
@@ -503,6 +504,7 @@ Run::Step Run::OnSuccess(const PlanNode& node, providers::Completion completion,
     }
     Step step;
     const bool wants_tools = !response.tool_calls.empty();
+    step.events.reserve(wants_tools ? 1 : node.loop ? 3 : 2);
     step.events.push_back({node.id, attempt, std::move(response)});
     if (wants_tools) {
         step.tools = true;
@@ -698,12 +700,15 @@ Run::Ending Run::EndEvents() const {
 std::vector<providers::Message> Run::Conversation(const PlanNode& node,
                                                   const std::string& prompt) const {
     const auto* agent = plan_.AgentOf(node);
+    const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
+    size_t count = 2;  // system and user
+    for (const auto& turn : ns.turns) count += 1 + turn.calls.size();
     std::vector<providers::Message> messages;
+    messages.reserve(count);
     if (!agent->system_prompt.empty()) {
         messages.push_back({providers::Role::kSystem, agent->system_prompt, {}, {}, {}});
     }
     messages.push_back({providers::Role::kUser, prompt, {}, {}, {}});
-    const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
     for (const auto& turn : ns.turns) {
         providers::Message assistant{providers::Role::kAssistant, turn.content, {}, {}, {}};
         for (const auto& call : turn.calls) {
@@ -1162,8 +1167,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
     }
 }
 
-Awaitable<Result<RunOutcome>> Run::Main(std::shared_ptr<Run> self,
-                                        std::unique_ptr<store::NewRun> record) {
+Awaitable<void> Run::Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewRun> record) {
     co_await asio::this_coro::throw_if_cancelled(false);
     const bool resumed = !record;
     if (record) {
@@ -1171,7 +1175,7 @@ Awaitable<Result<RunOutcome>> Run::Main(std::shared_ptr<Run> self,
             // Refused (a store error), or an idempotency key used before: that run is the
             // outcome.
             create_failed_ = store_failed_;
-            co_return FinalResult();
+            co_return;
         }
     }
     engine_->Register(state_.run_id, self);
@@ -1224,7 +1228,6 @@ Awaitable<Result<RunOutcome>> Run::Main(std::shared_ptr<Run> self,
     if (run_slot && engine_->run_slots_.limited()) engine_->run_slots_.Release();
     engine_->Unregister(state_.run_id);
     co_await ReleaseLease();
-    co_return FinalResult();
 }
 
 Awaitable<void> Run::Begin(bool resumed) {

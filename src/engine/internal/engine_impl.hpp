@@ -78,12 +78,20 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     // Appends one event to a run that executes nowhere (the caller holds its lease).
     Awaitable<Status> AppendIdle(Loaded& loaded, ledger::NewEvent event);
     Awaitable<Result<RunOutcome>> Resume(std::string run_id, std::string reason, std::string actor);
+    // Resume's checks, lease and replay: the run, loaded and leased, ready to execute.
+    Awaitable<Result<Loaded>> LoadForResume(std::string run_id);
+    // The Run that executes a loaded run (after resume or retry).
+    std::shared_ptr<internal::Run> MakeRun(Loaded loaded, std::string reason, std::string actor);
     // Executes a loaded run (after resume or retry); the caller holds its lease.
     Awaitable<Result<RunOutcome>> ExecuteLoaded(Loaded loaded, std::string reason,
                                                 std::string actor);
     // Spawns `run`'s main coroutine on its executor and waits for it.
     static Awaitable<Result<RunOutcome>> Drive(std::shared_ptr<internal::Run> run,
                                                std::unique_ptr<store::NewRun> record);
+    // Spawns `run`'s main coroutine on its executor; `done` gets the outcome. Nothing waits
+    // on the run.
+    static void Launch(std::shared_ptr<internal::Run> run, std::unique_ptr<store::NewRun> record,
+                       Engine::OutcomeHandler done);
 
     void Register(const std::string& run_id, std::shared_ptr<internal::Run> run);
     void Unregister(const std::string& run_id);

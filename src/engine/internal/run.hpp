@@ -48,9 +48,11 @@ class Run : public std::enable_shared_from_this<Run> {
 
     // The run's main coroutine. With `record`, first creates the run in the store (for an
     // idempotency key used before, returns that run unexecuted). Runs until the run ends or
-    // stops. `self` keeps the run alive while it executes.
-    Awaitable<Result<RunOutcome>> Main(std::shared_ptr<Run> self,
-                                       std::unique_ptr<store::NewRun> record);
+    // stops. `self` keeps the run alive while it executes. Returns nothing (a result would take
+    // room in this frame and its spawner's while the run waits): FinalResult is the outcome.
+    Awaitable<void> Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewRun> record);
+    // Once Main has returned: the outcome, or the store's refusal to create the run.
+    Result<RunOutcome> FinalResult() const;
 
   private:
     // kWaiting: the node opened a human task (or waits for one) and stopped.
@@ -129,8 +131,6 @@ class Run : public std::enable_shared_from_this<Run> {
     Awaitable<void> Begin(bool resumed);
     Awaitable<bool> End();
     Awaitable<void> ReleaseLease();
-    // What Main returns: the outcome, or the store's refusal to create the run.
-    Result<RunOutcome> FinalResult() const;
 
     // Decisions (plain functions).
     std::optional<Step> Prologue(const model::PlanNode& node) const;
