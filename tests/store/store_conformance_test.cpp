@@ -130,6 +130,51 @@ TEST_P(StoreConformanceTest, CreatedRunReadsBackIdenticalLinesInOrder) {
     EXPECT_EQ(record->owner, "");
 }
 
+// A store keeps lines as they came, whatever they say: a chain broken by a wrong prev_hash or a
+// foreign run id reads back broken (audit verify must see it), and a payload that repeats the
+// header's values is not mistaken for the header.
+TEST_P(StoreConformanceTest, LinesThatBreakTheChainReadBackExactly) {
+    TestChain chain(RunIdFor(7));
+    NewRun run = MakeNewRun(chain);
+    std::vector<std::string> expected = Lines(run.events);
+    ASSERT_TRUE(RunSync(store_->CreateRun(run)).has_value());
+
+    ledger::ChainHead head = chain.head();
+    std::vector<ledger::Event> events;
+    auto seal = [&](std::string_view run_id, ledger::Payload payload) {
+        ledger::NewEvent event{"step1", 1, std::move(payload)};
+        events.push_back(ledger::Seal(head, run_id, fixtures::TimeAt(head.seq + 1), event));
+    };
+    // The header's values inside the payload, before the header's own members.
+    seal(chain.run_id(), ledger::UnknownPayload{"custom.echo", "{\"x\":{\"prev_hash\":\"" +
+                                                                  head.hash + "\",\"run_id\":\"" +
+                                                                  chain.run_id() + "\"}}"});
+    seal(chain.run_id(), ledger::NodeStarted{});
+    head.hash = std::string(64, 'f');  // the next line names a hash that is not the last one's
+    seal(chain.run_id(), ledger::NodeStarted{});
+    seal("01HZ-another-run", ledger::NodeStarted{});  // a line of another run
+    seal(chain.run_id(), ledger::NodeStarted{});       // back to normal after the breaks
+    head.hash.clear();                                  // an empty prev_hash
+    seal(chain.run_id(), ledger::NodeStarted{});
+    for (const auto& line : Lines(events)) expected.push_back(line);
+    ASSERT_TRUE(RunSync(store_->AppendEvents(chain.run_id(), events, RunStatus::kRunning)));
+
+    auto read = RunSync(store_->ReadEvents(chain.run_id(), EventQuery{}));
+    ASSERT_TRUE(read.has_value()) << read.error().ToString();
+    EXPECT_EQ(Lines(*read), expected);
+    EXPECT_FALSE(ledger::VerifyChain(chain.run_id(), Lines(*read), std::nullopt).ok());
+    // From the middle too: a line read alone is the same line.
+    for (int64_t after = 1; after < static_cast<int64_t>(expected.size()); ++after) {
+        EventQuery query;
+        query.after_seq = after;
+        query.limit = 1;
+        auto one = RunSync(store_->ReadEvents(chain.run_id(), query));
+        ASSERT_TRUE(one.has_value());
+        ASSERT_EQ(one->size(), 1u);
+        EXPECT_EQ(one->front().encoded, expected[static_cast<size_t>(after)]);
+    }
+}
+
 TEST_P(StoreConformanceTest, UsageSumsByKeyFromATimeOn) {
     auto now = std::chrono::system_clock::now();
     ASSERT_TRUE(RunSync(store_->RecordUsage("writer", now - std::chrono::minutes(90), 1000)));

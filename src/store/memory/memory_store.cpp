@@ -86,30 +86,122 @@ Status MemoryStore::CheckFits(const RunData& data, const std::vector<ledger::Eve
     return OkStatus();
 }
 
+std::string_view MemoryStore::KeptLine(const RunData& data, size_t index) {
+    const Slot& slot = data.slots[index];
+    return std::string_view(data.bytes.data(), data.bytes.size())
+        .substr(slot.offset + slot.type_size + slot.node_size, slot.line_size);
+}
+
+std::string_view MemoryStore::PreviousHash(const RunData& data, size_t index) {
+    static constexpr char kZeros[] =
+        "0000000000000000000000000000000000000000000000000000000000000000";
+    if (index == 0) return std::string_view(kZeros, 64);
+    const Slot& slot = data.slots[index - 1];
+    if (slot.hash_at == kKept) return {};
+    return KeptLine(data, index - 1).substr(slot.hash_at, 64);
+}
+
+namespace {
+
+// Where the value of the top-level string member `key` (`,"key":"` with its quotes) starts
+// in `line`, searching back from `before`; npos if it is not there. Top-level: the last
+// occurrence, as the members asked for come after "data" and every member after them is a
+// number or an escaped string, where `,"key":"` cannot occur. The search is short: these
+// members are near the end of a line.
+size_t ValueAt(std::string_view line, std::string_view key, size_t before = std::string_view::npos) {
+    size_t at = line.rfind(key, before);
+    return at == std::string_view::npos ? at : at + key.size();
+}
+
+// `at` (from ValueAt) starts a string value equal to `value`.
+bool ValueIs(std::string_view line, size_t at, std::string_view value) {
+    return at != std::string_view::npos && at + value.size() < line.size() &&
+           line.substr(at, value.size()) == value && line[at + value.size()] == '"';
+}
+
+}  // namespace
+
 void MemoryStore::Pack(RunData& data, const ledger::Event& event) {
+    const std::string_view line = event.encoded;
+    const size_t index = data.slots.size();
+    const std::string_view previous = PreviousHash(data, index);
+    const std::string_view run_id = data.record.run_id;
+    constexpr size_t npos = std::string_view::npos;
+    // Sorted members: ... "hash", "node", "prev_hash", "run_id", "seq", "time", "type", "v".
+    const size_t prev_found = ValueAt(line, R"(,"prev_hash":")");
+    const size_t hash_at =
+        ValueAt(line, R"(,"hash":")", prev_found == npos ? npos : prev_found - 14);
+    size_t prev_at = previous.size() == 64 && ValueIs(line, prev_found, previous) ? prev_found
+                                                                                   : npos;
+    size_t run_at = ValueAt(line, R"(,"run_id":")");
+    if (run_id.empty() || !ValueIs(line, run_at, run_id) ||
+        (prev_at != npos && run_at < prev_at + 64)) {
+        run_at = npos;
+    }
     Slot slot;
+    // Its own hash, where the next line finds the value it may leave out (nothing is left out
+    // before it: "hash" precedes "prev_hash" and "run_id").
+    if (hash_at != npos && hash_at + 64 < line.size() && line[hash_at + 64] == '"' &&
+        (prev_at == npos || hash_at + 64 <= prev_at) && (run_at == npos || hash_at + 64 <= run_at)) {
+        slot.hash_at = static_cast<uint32_t>(hash_at);
+    }
     slot.offset = static_cast<uint32_t>(data.bytes.size());
     slot.type_size = static_cast<uint16_t>(event.type_name.size());
     slot.node_size = static_cast<uint16_t>(event.node.size());
-    slot.line_size = static_cast<uint32_t>(event.encoded.size());
     auto& bytes = data.bytes;
-    bytes.Reserve(bytes.size() + event.type_name.size() + event.node.size() +
-                  event.encoded.size());
+    bytes.Reserve(bytes.size() + event.type_name.size() + event.node.size() + line.size());
     bytes.Append(event.type_name);
     bytes.Append(event.node);
-    bytes.Append(event.encoded);
+    // The line without the parts left out: [0, prev) [prev + 64, run) [run + n, end).
+    size_t kept_from = 0;
+    if (prev_at != std::string_view::npos) {
+        bytes.Append(line.substr(0, prev_at));
+        kept_from = prev_at + 64;
+        slot.prev_hash_at = static_cast<uint32_t>(prev_at);
+    }
+    if (run_at != std::string_view::npos) {
+        bytes.Append(line.substr(kept_from, run_at - kept_from));
+        slot.run_id_at = static_cast<uint32_t>(run_at);
+        kept_from = run_at + run_id.size();
+    }
+    bytes.Append(line.substr(kept_from));
+    slot.line_size = static_cast<uint32_t>(bytes.size() - slot.offset - slot.type_size -
+                                           slot.node_size);
     data.slots.push_back(slot);
 }
 
 StoredEvent MemoryStore::Unpack(const RunData& data, size_t index) {
     const Slot& slot = data.slots[index];
     std::string_view bytes(data.bytes.data(), data.bytes.size());
+    const std::string_view kept = KeptLine(data, index);
     StoredEvent event;
     event.seq = static_cast<int64_t>(index) + 1;
     event.type = std::string(bytes.substr(slot.offset, slot.type_size));
     event.node = std::string(bytes.substr(slot.offset + slot.type_size, slot.node_size));
-    event.encoded =
-        std::string(bytes.substr(slot.offset + slot.type_size + slot.node_size, slot.line_size));
+    if (slot.prev_hash_at == kKept && slot.run_id_at == kKept) {
+        event.encoded = std::string(kept);
+        return event;
+    }
+    std::string_view previous =
+        slot.prev_hash_at == kKept ? std::string_view() : PreviousHash(data, index);
+    std::string_view run_id =
+        slot.run_id_at == kKept ? std::string_view() : std::string_view(data.record.run_id);
+    std::string& line = event.encoded;
+    line.reserve(kept.size() + previous.size() + run_id.size());
+    size_t from = 0;  // in `kept`
+    if (slot.prev_hash_at != kKept) {
+        line.append(kept.substr(0, slot.prev_hash_at));
+        line.append(previous);
+        from = slot.prev_hash_at;
+    }
+    if (slot.run_id_at != kKept) {
+        // run_id_at counts the restored prev_hash; `kept` does not hold it.
+        size_t at = slot.run_id_at - (slot.prev_hash_at != kKept ? 64 : 0);
+        line.append(kept.substr(from, at - from));
+        line.append(run_id);
+        from = at;
+    }
+    line.append(kept.substr(from));
     return event;
 }
 

@@ -43,11 +43,20 @@ class MemoryStore : public Store {
     // A run's events, packed: each one's type, node and stored line back to back in `bytes`,
     // found through its slot (slots[seq - 1]). A few heap blocks per run instead of a few per
     // event: a benchmark keeps millions of events here.
+    //
+    // A line's `prev_hash` value is left out when it is the hash in the run's previous line (64
+    // zeros for the first), and its `run_id` value when it is the run's id: a quarter of a
+    // typical line, put back when the line is read. Any other line is kept as it came, so a
+    // broken chain reads back exactly as broken.
+    static constexpr uint32_t kKept = UINT32_MAX;
     struct Slot {
         uint32_t offset = 0;
-        uint32_t line_size = 0;
+        uint32_t line_size = 0;  // as kept, without what was left out
         uint16_t type_size = 0;
         uint16_t node_size = 0;
+        uint32_t prev_hash_at = kKept;  // where the previous hash goes back in the kept line
+        uint32_t run_id_at = kKept;     // where the run id goes back (after prev_hash is back)
+        uint32_t hash_at = kKept;       // where the line's own hash is (for the next line)
     };
     // Bytes in one malloc'd block, grown and trimmed with realloc: glibc extends a block in
     // place when the memory after it is free and always trims in place, so a finished run's
@@ -88,6 +97,10 @@ class MemoryStore : public Store {
     static Status CheckFits(const RunData& data, const std::vector<ledger::Event>& events);
     static void Pack(RunData& data, const ledger::Event& event);
     static StoredEvent Unpack(const RunData& data, size_t index);
+    // The line of event `index` as kept, and the previous event's hash as a line kept before it
+    // names it (64 zeros before the first).
+    static std::string_view KeptLine(const RunData& data, size_t index);
+    static std::string_view PreviousHash(const RunData& data, size_t index);
 
     std::mutex mutex_;
     std::map<std::string, RunData> runs_;                       // GUARDED_BY(mutex_)
