@@ -309,8 +309,8 @@ void Run::FailRun(const PlanNode& node) {
     if (failed_) return;
     failed_ = true;
     const auto& s = state_.nodes[static_cast<size_t>(node.index)];
-    notes().failure_message = s.error;
-    notes().failure_code = s.error_code;
+    notes().failure_message = s.error();
+    notes().failure_code = s.error_code();
     notes().failure_node = node.id;
     CancelTasks();  // fail fast: siblings (fan-out) stop now
     wake_.cancel();
@@ -360,7 +360,7 @@ bool Run::WaitsForHuman(const PlanNode& node) const {
     const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
     if (ns.status != NodeStatus::kWaiting) return false;
     for (const auto& task : state_.tasks) {
-        if (task.task_id == ns.waiting_task) return task.open();
+        if (task.task_id == ns.waiting_task()) return task.open();
     }
     return false;
 }
@@ -370,7 +370,7 @@ std::optional<Run::Step> Run::Prologue(const PlanNode& node) const {
     if (ns.status == NodeStatus::kWaiting) {
         // A decided reconciliation task ends here; a decided approval goes on in the loop.
         for (const auto& task : state_.tasks) {
-            if (task.task_id != ns.waiting_task || task.kind != "reconciliation" || task.open())
+            if (task.task_id != ns.waiting_task() || task.kind != "reconciliation" || task.open())
                 continue;
             Step step;
             if (task.decision == "reject") {
@@ -1078,7 +1078,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
         Step step;
         do {  // attempts
             if (ns.status == NodeStatus::kRetryWaiting) {
-                if (!co_await SleepUntil(ns.retry_due)) co_return NodeResult::kCancelled;
+                if (!co_await SleepUntil(ns.retry_due())) co_return NodeResult::kCancelled;
                 co_await asio::this_coro::reset_cancellation_state();
             }
             if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
@@ -1087,7 +1087,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
             bool continuing = false;
             if (ns.status == NodeStatus::kWaiting && !ns.turns.empty()) {
                 for (const auto& t : state_.tasks) {
-                    if (t.task_id == ns.waiting_task && t.kind == "tool_approval")
+                    if (t.task_id == ns.waiting_task() && t.kind == "tool_approval")
                         continuing = true;
                 }
             }

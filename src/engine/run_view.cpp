@@ -81,8 +81,8 @@ json::object RunRecordJson(const model::Plan* plan, const ledger::RunState& stat
         n["status"] = std::string(ledger::NodeStatusName(ns.status));
         n["attempts"] = ns.attempt;
         if (ns.iterations_done > 0) n["iterations"] = ns.iterations_done;
-        if (!ns.error.empty()) n["error"] = ns.error;
-        if (!ns.skip_reason.empty()) n["skip_reason"] = ns.skip_reason;
+        if (!ns.error().empty()) n["error"] = ns.error();
+        if (!ns.skip_reason().empty()) n["skip_reason"] = ns.skip_reason();
         nodes.push_back(std::move(n));
     }
     run["nodes"] = std::move(nodes);

@@ -200,7 +200,7 @@ TEST(RunStateTest, InterruptedNodeIsRunningAndRetryWaitingKeepsItsDueTime) {
     state.Apply(FromUnixMicros(4), 0,
                 {"a", 1, NodeRetryScheduled{"x", "unavailable", 5, FromUnixMicros(9), 0}});
     EXPECT_EQ(state.nodes[0].status, NodeStatus::kRetryWaiting);
-    EXPECT_EQ(ToUnixMicros(state.nodes[0].retry_due), 9);
+    EXPECT_EQ(ToUnixMicros(state.nodes[0].retry_due()), 9);
     EXPECT_EQ(state.nodes[0].failures_in_iteration, 1);
     state.Apply(FromUnixMicros(5), -1, {{}, 0, RunCancelled{"test", {}}});
     EXPECT_EQ(state.nodes[0].status, NodeStatus::kCancelled);

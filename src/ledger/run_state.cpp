@@ -152,10 +152,12 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                            node->failures_in_iteration = 0;
                        }
                        node->started_at = time;
-                       node->error.clear();
-                       node->error_code.clear();
+                       if (NodeNotes* notes = node->notes.get()) {
+                           notes->error.clear();
+                           notes->error_code.clear();
+                           notes->waiting_task.clear();
+                       }
                        node->turns.clear();
-                       node->waiting_task.clear();
                    },
                    [&](const LlmRequest& p) {
                        if (node && p.turn <= 1) node->prompt = p.prompt;
@@ -215,7 +217,7 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                                                            : RunStatus::kWaiting;
                        if (!node) return;
                        node->status = NodeStatus::kWaiting;
-                       node->waiting_task = p.task_id;
+                       node->notes.GetOrCreate().waiting_task = p.task_id;
                        if (node->turns.empty()) return;
                        if (ToolCallState* call = FindCall(node->turns.back(), p.call_id)) {
                            call->task_id = p.task_id;
@@ -266,22 +268,25 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                    [&](const NodeRetryScheduled& p) {
                        if (!node) return;
                        node->status = NodeStatus::kRetryWaiting;
-                       node->retry_due = p.due;
                        ++node->failures_in_iteration;
-                       node->error = p.error;
-                       node->error_code = p.code;
+                       NodeNotes& notes = node->notes.GetOrCreate();
+                       notes.retry_due = p.due;
+                       notes.error = p.error;
+                       notes.error_code = p.code;
                    },
                    [&](const NodeFailed& p) {
                        if (!node) return;
                        node->status = NodeStatus::kFailed;
-                       node->error = p.error;
-                       node->error_code = p.code;
+                       NodeNotes& notes = node->notes.GetOrCreate();
+                       notes.error = p.error;
+                       notes.error_code = p.code;
                    },
                    [&](const NodeSkipped& p) {
                        if (!node) return;
                        node->status = NodeStatus::kSkipped;
-                       node->skip_reason = p.reason;
-                       if (!p.error.empty()) node->error = p.error;
+                       NodeNotes& notes = node->notes.GetOrCreate();
+                       notes.skip_reason = p.reason;
+                       if (!p.error.empty()) notes.error = p.error;
                    },
                    [&](const RunRetried& p) {
                        status = RunStatus::kPending;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,41 @@ struct TurnState {
     int64_t tokens_out = 0;
 };
 
+// A unique_ptr that copies what it points to, so a struct holding one stays copyable.
+template <typename T>
+class ClonePtr {
+  public:
+    ClonePtr() = default;
+    ClonePtr(const ClonePtr& other) : ptr_(other.ptr_ ? std::make_unique<T>(*other.ptr_) : nullptr) {}
+    ClonePtr(ClonePtr&&) noexcept = default;
+    ClonePtr& operator=(const ClonePtr& other) {
+        if (this != &other) ptr_ = other.ptr_ ? std::make_unique<T>(*other.ptr_) : nullptr;
+        return *this;
+    }
+    ClonePtr& operator=(ClonePtr&&) noexcept = default;
+    ~ClonePtr() = default;
+
+    const T* get() const { return ptr_.get(); }
+    T* get() { return ptr_.get(); }
+    T& GetOrCreate() {
+        if (!ptr_) ptr_ = std::make_unique<T>();
+        return *ptr_;
+    }
+
+  private:
+    std::unique_ptr<T> ptr_;
+};
+
+// What a node rarely has (a failure, a skip, a wait for a human or a retry): apart, so a run's
+// nodes are small while they wait on a model (W3 holds every node of 10,000 runs).
+struct NodeNotes {
+    std::string error;
+    std::string error_code;
+    std::string skip_reason;
+    std::string waiting_task;  // the human task the node waits for (kWaiting)
+    SystemTime retry_due{};    // kRetryWaiting: when the next attempt is due
+};
+
 struct NodeState {
     NodeStatus status = NodeStatus::kPending;
     int64_t attempt = 0;    // last attempt started (numbers continue across iterations)
@@ -88,13 +124,9 @@ struct NodeState {
     int64_t tokens_out = 0;
     int64_t duration_ms = 0;
     SystemTime started_at{};
-    SystemTime retry_due{};
-    std::string error;
-    std::string error_code;
-    std::string skip_reason;
     // The agent conversation of the current attempt (empty until the model answers).
     std::vector<TurnState> turns;
-    std::string waiting_task;  // the human task the node waits for (kWaiting)
+    ClonePtr<NodeNotes> notes;  // null until one is set
     // Spent by this step over all its attempts, for its agent's budgets.
     int64_t spent_tokens = 0;
     int64_t spent_cost_nano_usd = 0;
@@ -102,6 +134,19 @@ struct NodeState {
 
     // Attempts made in the current iteration (or in total, for non-loops).
     int64_t AttemptsInIteration() const { return attempt - iteration_first_attempt + 1; }
+
+    const std::string& error() const { return notes.get() ? notes.get()->error : kNoNote; }
+    const std::string& error_code() const {
+        return notes.get() ? notes.get()->error_code : kNoNote;
+    }
+    const std::string& skip_reason() const {
+        return notes.get() ? notes.get()->skip_reason : kNoNote;
+    }
+    const std::string& waiting_task() const {
+        return notes.get() ? notes.get()->waiting_task : kNoNote;
+    }
+    SystemTime retry_due() const { return notes.get() ? notes.get()->retry_due : SystemTime{}; }
+    inline static const std::string kNoNote;
 };
 
 // One entry of the run's step results (LibreFang's StepResult): one per agent execution that
