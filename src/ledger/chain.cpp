@@ -21,9 +21,15 @@ Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewE
     thread_local std::string data;
     data.clear();
     AppendPayload(data, event.payload);
-    size_t slot = 0;
+    EventOffsets offsets;
     sealed.encoded = EncodeEventWithHashSlot(sealed.seq, run_id, time, sealed.type_name,
-                                             sealed.node, sealed.attempt, data, head.hash, &slot);
+                                             sealed.node, sealed.attempt, data, head.hash, &offsets);
+    const size_t slot = offsets.hash;
+    if (sealed.encoded.size() <= UINT32_MAX) {
+        sealed.hash_at = static_cast<uint32_t>(offsets.hash);
+        sealed.prev_hash_at = static_cast<uint32_t>(offsets.prev_hash);
+        sealed.run_id_at = static_cast<uint32_t>(offsets.run_id);
+    }
     std::string_view line(sealed.encoded);
     constexpr size_t kMemberPrefix = 9;  // ,"hash":"
     Sha256HexTo(head.hash, line.substr(0, slot - kMemberPrefix), line.substr(slot + 65),

@@ -436,20 +436,20 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
 
 namespace {
 
-// Writes the canonical event. With `hash_slot`, a `"hash":"<64 spaces>"` member is written in
-// its sorted place and its offset (of the first hex digit) stored there; `without_hash` then
-// gets the two pieces of the encoding that exclude it.
+// Writes the canonical event. With `offsets`, a `"hash":"<64 spaces>"` member is written in
+// its sorted place and its offset (of the first hex digit) stored there, with where the
+// prev_hash and run_id values went.
 void AppendEvent(std::string& out, int64_t seq, std::string_view run_id, SystemTime time,
                  std::string_view type_name, std::string_view node, int64_t attempt,
                  std::string_view data, std::string_view prev_hash, std::string_view hash,
-                 size_t* hash_slot) {
+                 EventOffsets* offsets) {
     JsonWriter w(out);
     w.BeginObject();
     if (attempt > 0) w.Field("attempt", attempt);
     w.Key("data").Raw(data);
-    if (hash_slot) {
+    if (offsets) {
         out += ",\"hash\":\"";
-        *hash_slot = out.size();
+        offsets->hash = out.size();
         out.append(64, ' ');
         out += '"';
     } else if (!hash.empty()) {
@@ -458,9 +458,23 @@ void AppendEvent(std::string& out, int64_t seq, std::string_view run_id, SystemT
     if (!node.empty()) w.Field("node", node);
     char formatted_time[kRfc3339Size];
     FormatRfc3339To(formatted_time, time);
-    w.Field("prev_hash", prev_hash)
-        .Field("run_id", run_id)
-        .Field("seq", seq)
+    // A value written as it is starts after its opening quote; one that needed escaping is not
+    // reported (0).
+    auto value_at = [&](std::string_view value, size_t start) -> size_t {
+        size_t at = start + 1;
+        return out.size() == at + value.size() + 1 && out.compare(at, value.size(), value) == 0
+                   ? at
+                   : 0;
+    };
+    w.Key("prev_hash");
+    size_t start = out.size();
+    w.String(prev_hash);
+    if (offsets) offsets->prev_hash = value_at(prev_hash, start);
+    w.Key("run_id");
+    start = out.size();
+    w.String(run_id);
+    if (offsets) offsets->run_id = value_at(run_id, start);
+    w.Field("seq", seq)
         .Field("time", std::string_view(formatted_time, kRfc3339Size))
         .Field("type", type_name)
         .Field("v", int64_t{kFormatVersion})
@@ -481,10 +495,10 @@ std::string EncodeEvent(int64_t seq, std::string_view run_id, SystemTime time,
 std::string EncodeEventWithHashSlot(int64_t seq, std::string_view run_id, SystemTime time,
                                     std::string_view type_name, std::string_view node,
                                     int64_t attempt, std::string_view data,
-                                    std::string_view prev_hash, size_t* hash_slot) {
+                                    std::string_view prev_hash, EventOffsets* offsets) {
     std::string out;
     out.reserve(data.size() + 320);
-    AppendEvent(out, seq, run_id, time, type_name, node, attempt, data, prev_hash, {}, hash_slot);
+    AppendEvent(out, seq, run_id, time, type_name, node, attempt, data, prev_hash, {}, offsets);
     return out;
 }
 

@@ -237,6 +237,11 @@ struct Event {
     std::string hash;
     // The canonical encoding of the whole event including `hash`: the stored/exported line.
     std::string encoded;
+    // Where Seal wrote the values of "hash", "prev_hash" and "run_id" in `encoded` (0: not
+    // known, as for a decoded event). A store may use them to find those values fast.
+    uint32_t hash_at = 0;
+    uint32_t prev_hash_at = 0;
+    uint32_t run_id_at = 0;
 };
 
 // Encodes a payload as canonical JSON (the `data` member).
@@ -250,13 +255,20 @@ std::string EncodeEvent(int64_t seq, std::string_view run_id, SystemTime time,
                         std::string_view type_name, std::string_view node, int64_t attempt,
                         std::string_view data, std::string_view prev_hash, std::string_view hash);
 
-// As EncodeEvent with a `"hash":"…"` member whose 64 characters, starting at *hash_slot, are
-// left for the caller to fill in. The encoding without the hash member is
-// line[0, *hash_slot - 9) + line[*hash_slot + 65, end).
+// Where EncodeEventWithHashSlot put things in the line.
+struct EventOffsets {
+    size_t hash = 0;       // the 64 characters of the hash slot
+    size_t prev_hash = 0;  // the value of "prev_hash" (0 if it needed escaping)
+    size_t run_id = 0;     // the value of "run_id" (0 if it needed escaping)
+};
+
+// As EncodeEvent with a `"hash":"…"` member whose 64 characters, starting at offsets->hash,
+// are left for the caller to fill in. The encoding without the hash member is
+// line[0, offsets->hash - 9) + line[offsets->hash + 65, end).
 std::string EncodeEventWithHashSlot(int64_t seq, std::string_view run_id, SystemTime time,
                                     std::string_view type_name, std::string_view node,
                                     int64_t attempt, std::string_view data,
-                                    std::string_view prev_hash, size_t* hash_slot);
+                                    std::string_view prev_hash, EventOffsets* offsets);
 
 // Parses a stored line (canonical JSON with hash). Fails with kDataLoss if the bytes are not
 // the canonical encoding of a version-1 event.

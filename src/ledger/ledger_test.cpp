@@ -49,6 +49,25 @@ TEST(ChainTest, HashIsSha256OfPrevHashAndEventWithoutHash) {
     EXPECT_EQ(*CanonicalJson(parsed), without_hash);
 }
 
+TEST(ChainTest, SealSaysWhereTheHashPrevHashAndRunIdAre) {
+    ChainHead head;
+    Event first = Seal(head, kRun, FromUnixMicros(1), {"step \"1\"", 1, NodeStarted{}});
+    Event second = Seal(head, kRun, FromUnixMicros(2), {"step", 1, RunCompleted{"a \"quoted\""}});
+    for (const Event* e : {&first, &second}) {
+        ASSERT_GT(e->hash_at, 0u);
+        EXPECT_EQ(e->encoded.substr(e->hash_at, 64), e->hash);
+        ASSERT_GT(e->prev_hash_at, 0u);
+        ASSERT_GT(e->run_id_at, 0u);
+        EXPECT_EQ(e->encoded.substr(e->run_id_at, std::string(kRun).size()), kRun);
+    }
+    EXPECT_EQ(first.encoded.substr(first.prev_hash_at, 64), std::string(64, '0'));
+    EXPECT_EQ(second.encoded.substr(second.prev_hash_at, 64), first.hash);
+    // A decoded event does not say.
+    auto decoded = DecodeEvent(second.encoded);
+    ASSERT_TRUE(decoded.has_value());
+    EXPECT_EQ(decoded->hash_at, 0u);
+}
+
 TEST(ChainTest, FlippedByteIsAHashMismatchAtThatEvent) {
     auto lines = MakeChain(5);
     auto pos = lines[2].find("\"node\":\"step\"");

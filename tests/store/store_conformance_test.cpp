@@ -154,6 +154,16 @@ TEST_P(StoreConformanceTest, LinesThatBreakTheChainReadBackExactly) {
     seal(chain.run_id(), ledger::NodeStarted{});
     seal("01HZ-another-run", ledger::NodeStarted{});  // a line of another run
     seal(chain.run_id(), ledger::NodeStarted{});       // back to normal after the breaks
+    {
+        // A line changed after sealing: the offsets Seal gave no longer point at its values.
+        ledger::ChainHead other = head;
+        ledger::Event changed = ledger::Seal(
+            other, chain.run_id(), fixtures::TimeAt(head.seq + 1),
+            ledger::NewEvent{"a-much-longer-step-name", 2, ledger::NodeCompleted{"x", 1, 2, 3, 0}});
+        seal(chain.run_id(), ledger::NodeStarted{});
+        events.back().encoded = changed.encoded;
+        head = other;
+    }
     head.hash.clear();                                  // an empty prev_hash
     seal(chain.run_id(), ledger::NodeStarted{});
     for (const auto& line : Lines(events)) expected.push_back(line);

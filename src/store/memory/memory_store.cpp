@@ -127,13 +127,21 @@ void MemoryStore::Pack(RunData& data, const ledger::Event& event) {
     const std::string_view previous = PreviousHash(data, index);
     const std::string_view run_id = data.record.run_id;
     constexpr size_t npos = std::string_view::npos;
-    // Sorted members: ... "hash", "node", "prev_hash", "run_id", "seq", "time", "type", "v".
-    const size_t prev_found = ValueAt(line, R"(,"prev_hash":")");
-    const size_t hash_at =
-        ValueAt(line, R"(,"hash":")", prev_found == npos ? npos : prev_found - 14);
+    // Where the values are: as Seal reported them, or found. (Either way only bytes equal to
+    // what is put back are left out, so the line reads back exactly.)
+    size_t prev_found, hash_at, run_at;
+    if (event.hash_at != 0) {
+        hash_at = event.hash_at;
+        prev_found = event.prev_hash_at != 0 ? event.prev_hash_at : npos;
+        run_at = event.run_id_at != 0 ? event.run_id_at : npos;
+    } else {
+        // Sorted members: ... "hash", "node", "prev_hash", "run_id", "seq", "time", "type", "v".
+        prev_found = ValueAt(line, R"(,"prev_hash":")");
+        hash_at = ValueAt(line, R"(,"hash":")", prev_found == npos ? npos : prev_found - 14);
+        run_at = ValueAt(line, R"(,"run_id":")");
+    }
     size_t prev_at = previous.size() == 64 && ValueIs(line, prev_found, previous) ? prev_found
                                                                                    : npos;
-    size_t run_at = ValueAt(line, R"(,"run_id":")");
     if (run_id.empty() || !ValueIs(line, run_at, run_id) ||
         (prev_at != npos && run_at < prev_at + 64)) {
         run_at = npos;
