@@ -1121,20 +1121,24 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 int64_t hour_usage = -1;  // no hourly quota
                 if (agent->limits.max_tokens_per_hour) hour_usage = co_await HourUsage(*agent);
                 if (OverBudget(node, hour_usage, iteration, step)) break;
-                Result<providers::Completion> result = NoCall(model, tools_error.get());
-                auto call_started = engine_->clock_.SteadyNow();
-                if (model && !tools_error) {
-                    ArmTimeout(node, task, deadline);
-                    // Started by a plain function, so the request is gone before the wait (as
-                    // a local or temporary here it would take room in this frame while the
-                    // model thinks).
-                    std::unique_ptr<providers::StreamSink> sink;
-                    auto call = StartModelCall(node, *model, prompt, ns.attempt, tools.get(),
-                                               deadline, sink, *task);
-                    result = co_await std::move(call);
-                    DisarmTimeout(node, *task, deadline, result);
-                    co_await asio::this_coro::reset_cancellation_state();
+                if (!model || tools_error) {  // no call can be made: the step fails
+                    if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                    step = OnFailure(node, NoCall(model, tools_error.get()).error(), iteration);
+                    PrependRetries(node, *task, step);
+                    break;
                 }
+                auto call_started = engine_->clock_.SteadyNow();
+                ArmTimeout(node, task, deadline);
+                // Started by a plain function, so the request is gone before the wait (as a
+                // local or temporary here it would take room in this frame while the model
+                // thinks). The result initialises its variable: assigned, it would take room
+                // twice (GCC keeps the awaited value in a temporary of its own).
+                std::unique_ptr<providers::StreamSink> sink;
+                auto call = StartModelCall(node, *model, prompt, ns.attempt, tools.get(), deadline,
+                                           sink, *task);
+                Result<providers::Completion> result = co_await std::move(call);
+                DisarmTimeout(node, *task, deadline, result);
+                co_await asio::this_coro::reset_cancellation_state();
                 // Interrupted because the run is ending (cancelled, or another node failed):
                 // the run's terminal event closes this node; no failure of its own to record.
                 if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;

@@ -74,16 +74,18 @@ void ReplaceAll(std::string& text, std::string_view from, std::string_view to) {
 
 }  // namespace
 
-Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadFile(const std::string& path) {
+Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadFile(const std::string& path,
+                                                                     Executor executor) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return NotFoundError(path + ": cannot read scripted provider file");
     std::ostringstream buffer;
     buffer << in.rdbuf();
-    return LoadText(buffer.str(), path);
+    return LoadText(buffer.str(), path, std::move(executor));
 }
 
 Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string_view text,
-                                                                     const std::string& file) {
+                                                                     const std::string& file,
+                                                                     Executor executor) {
     YAML::Node root;
     try {
         root = YAML::Load(std::string(text));
@@ -92,6 +94,7 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
                                     std::to_string(e.mark.column + 1) + ": syntax error: " + e.msg);
     }
     std::shared_ptr<ScriptedProvider> provider(new ScriptedProvider());
+    provider->executor_ = std::move(executor);
     provider->file_ = file;
     if (root.IsNull()) return provider;
     if (!root.IsMap()) return InvalidArgumentError(file + ": expected a mapping");
@@ -365,13 +368,14 @@ Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest reque
                                                          Deadline deadline) {
     // Not a coroutine: the answer is decided now and the request dropped, so a waiting call
     // holds only the answer and a timer.
-    return Deliver(Decide(request), deadline, request.stream);
+    return Deliver(Decide(request), deadline, request.stream, executor_);
 }
 
 Awaitable<Result<Completion>> ScriptedProvider::Deliver(Answer answer, Deadline deadline,
-                                                        StreamSink* stream) {
+                                                        StreamSink* stream,
+                                                        const Executor& executor) {
     if (answer.hang || answer.latency_ms > 0) {
-        asio::steady_timer timer(co_await asio::this_coro::executor);
+        asio::steady_timer timer(executor);
         if (answer.hang) {
             timer.expires_at(deadline.IsNever() ? asio::steady_timer::time_point::max()
                                                 : deadline.time());
@@ -395,7 +399,7 @@ void RegisterScriptedProvider(ProviderRegistry& registry) {
     auto mutex = std::make_shared<std::mutex>();
     registry.Register(
         "scripted",
-        [instances, mutex](std::string_view model,
+        [instances, mutex, executor = registry.executor()](std::string_view model,
                            std::string_view base_dir) -> Result<ResolvedModel> {
             std::filesystem::path path(model);
             if (path.is_relative() && !base_dir.empty())
@@ -406,7 +410,7 @@ void RegisterScriptedProvider(ProviderRegistry& registry) {
             std::lock_guard lock(*mutex);
             auto it = instances->find(key);
             if (it == instances->end()) {
-                auto loaded = ScriptedProvider::LoadFile(path.string());
+                auto loaded = ScriptedProvider::LoadFile(path.string(), executor);
                 if (!loaded) return std::unexpected(loaded.error());
                 it = instances->emplace(key, *loaded).first;
             }

@@ -49,10 +49,13 @@ class ScriptedProvider final : public Provider {
         int64_t used = 0;  // GUARDED_BY(ScriptedProvider::mutex_)
     };
 
-    // Parses a scripted file; errors name the file, line and field.
-    static Result<std::shared_ptr<ScriptedProvider>> LoadFile(const std::string& path);
+    // Parses a scripted file; errors name the file, line and field. Latencies are timed on
+    // `executor`.
+    static Result<std::shared_ptr<ScriptedProvider>> LoadFile(const std::string& path,
+                                                              Executor executor);
     static Result<std::shared_ptr<ScriptedProvider>> LoadText(std::string_view text,
-                                                              const std::string& file_name);
+                                                              const std::string& file_name,
+                                                              Executor executor);
 
     std::string_view name() const override { return "scripted"; }
     Awaitable<Result<Completion>> Complete(CompletionRequest request, Deadline deadline) override;
@@ -72,10 +75,13 @@ class ScriptedProvider final : public Provider {
 
     ScriptedProvider() = default;
     Answer Decide(const CompletionRequest& request);
+    // `executor` (the registry's, which outlives the call) makes the latency timer: asking the
+    // coroutine for its own would keep a copy in the waiting frame.
     static Awaitable<Result<Completion>> Deliver(Answer answer, Deadline deadline,
-                                                 StreamSink* stream);
+                                                 StreamSink* stream, const Executor& executor);
 
     std::string file_;
+    Executor executor_;  // the registry's
     int64_t default_latency_ms_ = 0;
     Pricing pricing_;
     std::optional<std::string> default_reply_;
