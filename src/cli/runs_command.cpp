@@ -150,10 +150,10 @@ int DoShow(const std::string& store_flag, const std::string& run_id, bool json_o
               << "workflow:   " << state.workflow
               << " (definition sha256:" << state.definition_sha256.substr(0, 12) << "…)\n"
               << "status:     " << ledger::RunStatusName(state.status) << "\n";
-    if (!state.error.empty()) std::cout << "error:      " << state.error << "\n";
-    if (!state.idempotency_key.empty())
-        std::cout << "idempotency key: " << state.idempotency_key << "\n";
-    if (!state.rerun_of.empty()) std::cout << "rerun of:   " << state.rerun_of << "\n";
+    if (!state.error().empty()) std::cout << "error:      " << state.error() << "\n";
+    if (!state.idempotency_key().empty())
+        std::cout << "idempotency key: " << state.idempotency_key() << "\n";
+    if (!state.rerun_of().empty()) std::cout << "rerun of:   " << state.rerun_of() << "\n";
     std::cout << "created:    " << ShortTime(state.created_at)
               << "   started: " << ShortTime(state.started_at)
               << "   ended: " << ShortTime(state.ended_at) << "\n"

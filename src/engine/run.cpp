@@ -77,7 +77,6 @@ Run::Run(std::shared_ptr<Engine::Impl> engine, std::shared_ptr<PlanRuntime> runt
       executor_(engine_->options_.single_threaded_executor
                     ? engine_->executor_
                     : Executor(asio::make_strand(engine_->executor_))),
-      wake_(executor_),
       state_(std::move(state)),
       in_flight_(plan_.nodes.size()) {
     state_.node_names = &plan_.node_ids;
@@ -109,7 +108,7 @@ void Run::RequestCancel(std::string reason, std::string actor) {
         self->notes().cancel_actor = std::move(actor);
         self->CancelTasks();
         if (self->queued_) self->main_signal_.emit(asio::cancellation_type::terminal);
-        self->wake_.cancel();
+        self->Wake();
     });
 }
 
@@ -121,7 +120,7 @@ void Run::RequestPause(std::string reason, std::string actor) {
         self->notes().pause_reason = std::move(reason);
         self->notes().pause_actor = std::move(actor);
         if (self->queued_) self->main_signal_.emit(asio::cancellation_type::terminal);
-        self->wake_.cancel();
+        self->Wake();
     });
 }
 
@@ -300,7 +299,7 @@ void Run::OnNodeDone(int index) {
     // The node's outcome is already in state_ (and failed_, see FailRun).
     in_flight_[static_cast<size_t>(index)].reset();
     --running_;
-    wake_.cancel();
+    Wake();
 }
 
 void Run::FailRun(const PlanNode& node) {
@@ -313,7 +312,7 @@ void Run::FailRun(const PlanNode& node) {
     notes().failure_code = s.error_code();
     notes().failure_node = node.id;
     CancelTasks();  // fail fast: siblings (fan-out) stop now
-    wake_.cancel();
+    Wake();
 }
 
 void Run::CancelTasks() {
@@ -1216,8 +1215,8 @@ Awaitable<void> Run::Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewR
         if (store_failed_) break;
         if (running_ > 0) {
             if (cancel_requested_ || failed_) CancelTasks();
-            wake_.expires_at(asio::steady_timer::time_point::max());
-            co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+            WakeTimer().expires_at(asio::steady_timer::time_point::max());
+            co_await wake_->async_wait(asio::as_tuple(asio::use_awaitable));
             continue;
         }
         if (co_await End()) break;
@@ -1225,8 +1224,8 @@ Awaitable<void> Run::Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewR
     // Wait for stragglers (only after a store error can nodes still be running here).
     while (running_ > 0) {
         CancelTasks();
-        wake_.expires_at(asio::steady_timer::time_point::max());
-        co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+        WakeTimer().expires_at(asio::steady_timer::time_point::max());
+        co_await wake_->async_wait(asio::as_tuple(asio::use_awaitable));
     }
     finished_ = true;
     if (run_slot && engine_->run_slots_.limited()) engine_->run_slots_.Release();
@@ -1264,9 +1263,9 @@ RunOutcome Run::Outcome() const {
     } else {
         outcome.status = state_.status;
         outcome.output = state_.output;
-        outcome.error = state_.error;
+        outcome.error = state_.error();
         outcome.error_code =
-            state_.error_code.empty() ? ErrorCode::kOk : ErrorCodeFromName(state_.error_code);
+            state_.error_code().empty() ? ErrorCode::kOk : ErrorCodeFromName(state_.error_code());
     }
     if (store_failed_ && notes_ && notes_->store_error) {
         outcome.error = "store error: " + notes_->store_error->message();

@@ -32,9 +32,9 @@ json::object RunRecordJson(const model::Plan* plan, const ledger::RunState& stat
         ledger::IsTerminal(state.status) && state.status == ledger::RunStatus::kCompleted
             ? json::value(state.output)
             : json::value(nullptr);
-    run["error"] = state.error.empty() ? json::value(nullptr) : json::value(state.error);
-    if (!state.idempotency_key.empty()) run["idempotency_key"] = state.idempotency_key;
-    if (!state.rerun_of.empty()) run["rerun_of"] = state.rerun_of;
+    run["error"] = state.error().empty() ? json::value(nullptr) : json::value(state.error());
+    if (!state.idempotency_key().empty()) run["idempotency_key"] = state.idempotency_key();
+    if (!state.rerun_of().empty()) run["rerun_of"] = state.rerun_of();
     run["created_at"] = TimeOrNull(state.created_at);
     run["started_at"] = TimeOrNull(state.started_at);
     run["completed_at"] = TimeOrNull(state.ended_at);

@@ -103,8 +103,10 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        workflow = p.workflow;
                        definition_sha256 = p.definition_sha256;
                        input = p.input;
-                       idempotency_key = p.idempotency_key;
-                       rerun_of = p.rerun_of;
+                       if (!p.idempotency_key.empty() || !p.rerun_of.empty()) {
+                           notes.GetOrCreate().idempotency_key = p.idempotency_key;
+                           notes.GetOrCreate().rerun_of = p.rerun_of;
+                       }
                        status = RunStatus::kPending;
                        created_at = time;
                    },
@@ -126,7 +128,7 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                    [&](const RunCancelled& p) {
                        CloseInFlightNodes();
                        status = RunStatus::kCancelled;
-                       cancel_reason = p.reason;
+                       notes.GetOrCreate().cancel_reason = p.reason;
                        ended_at = time;
                    },
                    [&](const RunCompleted& p) {
@@ -137,9 +139,10 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                    [&](const RunFailed& p) {
                        CloseInFlightNodes();
                        status = RunStatus::kFailed;
-                       error = p.error;
-                       error_code = p.code;
-                       failed_node = p.node;
+                       Notes& n = notes.GetOrCreate();
+                       n.error = p.error;
+                       n.error_code = p.code;
+                       n.failed_node = p.node;
                        ended_at = time;
                    },
                    [&](const NodeStarted& p) {
@@ -290,10 +293,12 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                    },
                    [&](const RunRetried& p) {
                        status = RunStatus::kPending;
-                       error.clear();
-                       error_code.clear();
-                       failed_node.clear();
-                       cancel_reason.clear();
+                       if (Notes* n = notes.get()) {
+                           n->error.clear();
+                           n->error_code.clear();
+                           n->failed_node.clear();
+                           n->cancel_reason.clear();
+                       }
                        output.clear();
                        ended_at = {};
                        for (const auto& name : p.cleared) {

@@ -192,18 +192,32 @@ class RunState {
     void CloseInFlightNodes();
 
   public:
+    // What a run rarely has: apart, like NodeNotes, so a waiting run's state is small.
+    struct Notes {
+        std::string idempotency_key;
+        std::string rerun_of;
+        std::string error;
+        std::string error_code;
+        std::string failed_node;
+        std::string cancel_reason;
+    };
+    const std::string& Note(std::string Notes::*field) const {
+        return notes.get() ? notes.get()->*field : NodeState::kNoNote;
+    }
+    const std::string& idempotency_key() const { return Note(&Notes::idempotency_key); }
+    const std::string& rerun_of() const { return Note(&Notes::rerun_of); }
+    const std::string& error() const { return Note(&Notes::error); }
+    const std::string& error_code() const { return Note(&Notes::error_code); }
+    const std::string& failed_node() const { return Note(&Notes::failed_node); }
+    const std::string& cancel_reason() const { return Note(&Notes::cancel_reason); }
+
     std::string run_id;
     std::string workflow;
     std::string definition_sha256;
     std::string input;
-    std::string idempotency_key;
-    std::string rerun_of;
     RunStatus status = RunStatus::kPending;
     std::string output;
-    std::string error;
-    std::string error_code;
-    std::string failed_node;
-    std::string cancel_reason;
+    ClonePtr<Notes> notes;  // null until one is set
     SystemTime created_at{};
     SystemTime started_at{};  // first run.started
     SystemTime updated_at{};

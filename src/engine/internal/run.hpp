@@ -212,7 +212,16 @@ class Run : public std::enable_shared_from_this<Run> {
     std::shared_ptr<PlanRuntime> runtime_;
     const model::Plan& plan_;
     Executor executor_;
-    asio::steady_timer wake_;  // the main coroutine waits on it while nodes run
+    // The main coroutine waits on it while nodes run (made on the first such wait: a run of
+    // sequential steps never needs it).
+    std::unique_ptr<asio::steady_timer> wake_;
+    asio::steady_timer& WakeTimer() {
+        if (!wake_) wake_ = std::make_unique<asio::steady_timer>(executor_);
+        return *wake_;
+    }
+    void Wake() {
+        if (wake_) wake_->cancel();
+    }
     ledger::RunState state_;
     std::vector<std::shared_ptr<Task>> in_flight_;  // by node index; null = not running
     asio::cancellation_signal main_signal_;
