@@ -65,10 +65,11 @@ void MemoryStore::Bytes::ShrinkToFit() {
     Resize(size_);
 }
 
-Status MemoryStore::CheckFits(const RunData& data, const std::vector<ledger::Event>& events) {
+Status MemoryStore::CheckFits(std::string_view run_id, const RunData& data,
+                              const std::vector<ledger::Event>& events) {
     for (size_t i = 1; i < events.size(); ++i) {
         if (events[i].seq != events[i - 1].seq + 1) {
-            return InvalidArgumentError("run " + data.record.run_id + ": events not consecutive");
+            return InvalidArgumentError("run " + std::string(run_id) + ": events not consecutive");
         }
     }
     size_t total = data.bytes.size();
@@ -81,7 +82,7 @@ Status MemoryStore::CheckFits(const RunData& data, const std::vector<ledger::Eve
     if (total > UINT32_MAX) {
         return MakeError(
             ErrorCode::kResourceExhausted,
-            "run " + data.record.run_id + ": ledger too large for the in-memory store");
+            "run " + std::string(run_id) + ": ledger too large for the in-memory store");
     }
     return OkStatus();
 }
@@ -121,11 +122,10 @@ bool ValueIs(std::string_view line, size_t at, std::string_view value) {
 
 }  // namespace
 
-void MemoryStore::Pack(RunData& data, const ledger::Event& event) {
+void MemoryStore::Pack(RunData& data, std::string_view run_id, const ledger::Event& event) {
     const std::string_view line = event.encoded;
     const size_t index = data.slots.size();
     const std::string_view previous = PreviousHash(data, index);
-    const std::string_view run_id = data.record.run_id;
     constexpr size_t npos = std::string_view::npos;
     // Where the values are: as Seal reported them, or found. (Either way only bytes equal to
     // what is put back are left out, so the line reads back exactly.)
@@ -178,7 +178,8 @@ void MemoryStore::Pack(RunData& data, const ledger::Event& event) {
     data.slots.push_back(slot);
 }
 
-StoredEvent MemoryStore::Unpack(const RunData& data, size_t index) {
+StoredEvent MemoryStore::Unpack(const RunData& data, std::string_view run_id_of_data,
+                                size_t index) {
     const Slot& slot = data.slots[index];
     std::string_view bytes(data.bytes.data(), data.bytes.size());
     const std::string_view kept = KeptLine(data, index);
@@ -193,7 +194,7 @@ StoredEvent MemoryStore::Unpack(const RunData& data, size_t index) {
     std::string_view previous =
         slot.prev_hash_at == kKept ? std::string_view() : PreviousHash(data, index);
     std::string_view run_id =
-        slot.run_id_at == kKept ? std::string_view() : std::string_view(data.record.run_id);
+        slot.run_id_at == kKept ? std::string_view() : run_id_of_data;
     std::string& line = event.encoded;
     line.reserve(kept.size() + previous.size() + run_id.size());
     size_t from = 0;  // in `kept`
@@ -213,6 +214,44 @@ StoredEvent MemoryStore::Unpack(const RunData& data, size_t index) {
     return event;
 }
 
+void MemoryStore::SetHead(RunData& data, const ledger::Event& last) {
+    data.record.head_seq = last.seq;
+    const Slot& slot = data.slots.back();
+    if (slot.hash_at != kKept &&
+        KeptLine(data, data.slots.size() - 1).substr(slot.hash_at, 64) == last.hash) {
+        data.record.head_hash.clear();
+    } else {
+        data.record.head_hash = last.hash;
+    }
+}
+
+std::string_view MemoryStore::HeadHash(const RunData& data) {
+    if (!data.record.head_hash.empty() || data.slots.empty()) return data.record.head_hash;
+    const Slot& slot = data.slots.back();
+    if (slot.hash_at == kKept) return data.record.head_hash;
+    return KeptLine(data, data.slots.size() - 1).substr(slot.hash_at, 64);
+}
+
+RunRecord MemoryStore::ToRunRecord(const std::string& run_id, const RunData& data) {
+    const Record& r = data.record;
+    RunRecord record;
+    record.run_id = run_id;
+    record.workflow = *r.workflow;
+    record.status = r.status;
+    record.definition_sha256 = *r.definition_sha256;
+    record.idempotency_key = r.idempotency_key;
+    record.created_at = r.created_at;
+    record.updated_at = r.updated_at;
+    record.head = {r.head_seq, std::string(HeadHash(data))};
+    if (r.owner) record.owner = *r.owner;
+    record.lease_until = r.lease_until;
+    return record;
+}
+
+const std::string* MemoryStore::Intern(const std::string& name) {
+    return &*names_.insert(name).first;
+}
+
 Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
     std::lock_guard lock(mutex_);
     if (!run.idempotency_key.empty()) {
@@ -224,19 +263,18 @@ Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
         co_return InvalidArgumentError("a new run's events must start at seq 1");
     }
     RunData data;
-    data.record.run_id = run.run_id;
-    data.record.workflow = run.workflow;
+    STROWGER_CO_TRY(CheckFits(run.run_id, data, run.events));
+    data.record.workflow = Intern(run.workflow);
     data.record.status = run.status;
-    data.record.definition_sha256 = run.definition_sha256;
+    data.record.definition_sha256 = Intern(run.definition_sha256);
     data.record.idempotency_key = run.idempotency_key;
     data.record.created_at = run.events.front().time;
     data.record.updated_at = run.events.back().time;
-    data.record.head = {run.events.back().seq, run.events.back().hash};
-    data.record.owner = run.owner;
+    if (!run.owner.empty()) data.record.owner = Intern(run.owner);
     data.record.lease_until = run.lease_until;
-    STROWGER_CO_TRY(CheckFits(data, run.events));
     definitions_.emplace(run.definition_sha256, std::move(run.definition_json));
-    for (const auto& event : run.events) Pack(data, event);
+    for (const auto& event : run.events) Pack(data, run.run_id, event);
+    SetHead(data, run.events.back());
     if (!run.idempotency_key.empty()) idempotency_[run.idempotency_key] = run.run_id;
     runs_.emplace(run.run_id, std::move(data));
     co_return CreateRunResult{run.run_id, true};
@@ -250,16 +288,16 @@ Awaitable<Result<void>> MemoryStore::AppendEvents(std::string run_id,
     if (it == runs_.end()) co_return NotFoundError("no run " + run_id);
     if (events.empty()) co_return OkStatus();
     RunData& data = it->second;
-    if (events.front().seq != data.record.head.seq + 1) {
+    if (events.front().seq != data.record.head_seq + 1) {
         co_return MakeError(ErrorCode::kAborted, "run " + run_id + " head moved: expected seq " +
-                                                     std::to_string(data.record.head.seq + 1) +
+                                                     std::to_string(data.record.head_seq + 1) +
                                                      ", got " + std::to_string(events.front().seq));
     }
-    STROWGER_CO_TRY(CheckFits(data, events));
-    data.record.head = {events.back().seq, events.back().hash};
+    STROWGER_CO_TRY(CheckFits(run_id, data, events));
     data.record.updated_at = events.back().time;
     data.record.status = status_after;
-    for (const auto& event : events) Pack(data, event);
+    for (const auto& event : events) Pack(data, run_id, event);
+    SetHead(data, events.back());
     if (ledger::IsTerminal(status_after)) {
         // Nothing more will be appended: give back what the buffers' growth left unused.
         data.bytes.ShrinkToFit();
@@ -280,7 +318,7 @@ Awaitable<Result<std::vector<StoredEvent>>> MemoryStore::ReadEvents(std::string 
         const Slot& slot = data.slots[i];
         std::string type(data.bytes.data() + slot.offset, slot.type_size);
         if (!TypeMatches(query.types, type)) continue;
-        out.push_back(Unpack(data, i));
+        out.push_back(Unpack(data, run_id, i));
         if (query.limit > 0 && static_cast<int64_t>(out.size()) >= query.limit) break;
     }
     co_return out;
@@ -290,7 +328,7 @@ Awaitable<Result<RunRecord>> MemoryStore::GetRun(std::string run_id) {
     std::lock_guard lock(mutex_);
     auto it = runs_.find(run_id);
     if (it == runs_.end()) co_return NotFoundError("no run " + run_id);
-    co_return it->second.record;
+    co_return ToRunRecord(it->first, it->second);
 }
 
 Awaitable<Result<RunPage>> MemoryStore::ListRuns(RunFilter filter) {
@@ -299,8 +337,8 @@ Awaitable<Result<RunPage>> MemoryStore::ListRuns(RunFilter filter) {
     auto begin =
         filter.before_run_id.empty() ? runs_.end() : runs_.lower_bound(filter.before_run_id);
     for (auto it = std::make_reverse_iterator(begin); it != runs_.rend(); ++it) {
-        const RunRecord& record = it->second.record;
-        if (!filter.workflow.empty() && record.workflow != filter.workflow) continue;
+        const Record& record = it->second.record;
+        if (!filter.workflow.empty() && *record.workflow != filter.workflow) continue;
         if (!filter.statuses.empty() && std::find(filter.statuses.begin(), filter.statuses.end(),
                                                   record.status) == filter.statuses.end()) {
             continue;
@@ -309,7 +347,7 @@ Awaitable<Result<RunPage>> MemoryStore::ListRuns(RunFilter filter) {
             page.next_cursor = page.runs.back().run_id;
             break;
         }
-        page.runs.push_back(record);
+        page.runs.push_back(ToRunRecord(it->first, it->second));
     }
     co_return page;
 }
@@ -333,10 +371,10 @@ Awaitable<Result<bool>> MemoryStore::TryLease(std::string run_id, std::string ow
     std::lock_guard lock(mutex_);
     auto it = runs_.find(run_id);
     if (it == runs_.end()) co_return NotFoundError("no run " + run_id);
-    RunRecord& record = it->second.record;
+    Record& record = it->second.record;
     auto now = std::chrono::system_clock::now();
-    if (!record.owner.empty() && record.owner != owner && record.lease_until > now) co_return false;
-    record.owner = owner;
+    if (record.owner && *record.owner != owner && record.lease_until > now) co_return false;
+    record.owner = owner.empty() ? nullptr : Intern(owner);
     record.lease_until = until;
     co_return true;
 }
@@ -344,7 +382,7 @@ Awaitable<Result<bool>> MemoryStore::TryLease(std::string run_id, std::string ow
 Awaitable<Result<void>> MemoryStore::RenewLeases(std::string owner, SystemTime until) {
     std::lock_guard lock(mutex_);
     for (auto& [id, data] : runs_) {
-        if (data.record.owner == owner) data.record.lease_until = until;
+        if (data.record.owner && *data.record.owner == owner) data.record.lease_until = until;
     }
     co_return OkStatus();
 }
@@ -352,8 +390,8 @@ Awaitable<Result<void>> MemoryStore::RenewLeases(std::string owner, SystemTime u
 Awaitable<Result<void>> MemoryStore::ReleaseLease(std::string run_id, std::string owner) {
     std::lock_guard lock(mutex_);
     auto it = runs_.find(run_id);
-    if (it != runs_.end() && it->second.record.owner == owner) {
-        it->second.record.owner.clear();
+    if (it != runs_.end() && it->second.record.owner && *it->second.record.owner == owner) {
+        it->second.record.owner = nullptr;
         it->second.record.lease_until = {};
     }
     co_return OkStatus();
@@ -364,10 +402,10 @@ Awaitable<Result<std::vector<RunRecord>>> MemoryStore::FindClaimable(
     std::lock_guard lock(mutex_);
     std::vector<RunRecord> out;
     for (const auto& [id, data] : runs_) {
-        const RunRecord& record = data.record;
+        const Record& record = data.record;
         if (std::find(statuses.begin(), statuses.end(), record.status) == statuses.end()) continue;
-        if (!record.owner.empty() && record.lease_until > now) continue;
-        out.push_back(record);
+        if (record.owner && record.lease_until > now) continue;
+        out.push_back(ToRunRecord(id, data));
         if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
     }
     co_return out;

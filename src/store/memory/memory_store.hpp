@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "store/store.hpp"
 
@@ -87,16 +88,37 @@ class MemoryStore : public Store {
         size_t size_ = 0;
         size_t capacity_ = 0;
     };
+    // What a RunRecord says of a run, kept small (10,000 waiting runs have one each): the
+    // workflow, definition hash and owner point into names_ (few distinct values), the run id
+    // is the map's key, and the head's hash is read from the last line where Seal said it is.
+    struct Record {
+        const std::string* workflow = nullptr;
+        const std::string* definition_sha256 = nullptr;
+        const std::string* owner = nullptr;  // null: no lease
+        std::string idempotency_key;
+        RunStatus status = RunStatus::kPending;
+        SystemTime created_at{};
+        SystemTime updated_at{};
+        SystemTime lease_until{};
+        int64_t head_seq = 0;
+        std::string head_hash;  // only when the last line does not say where its hash is
+    };
     struct RunData {
-        RunRecord record;
+        Record record;
         Bytes bytes;
         std::vector<Slot> slots;
     };
     // Whether `events` may be packed into `data`: consecutive seqs, names and sizes that fit a
     // slot. Checked before anything changes.
-    static Status CheckFits(const RunData& data, const std::vector<ledger::Event>& events);
-    static void Pack(RunData& data, const ledger::Event& event);
-    static StoredEvent Unpack(const RunData& data, size_t index);
+    static Status CheckFits(std::string_view run_id, const RunData& data,
+                            const std::vector<ledger::Event>& events);
+    static void Pack(RunData& data, std::string_view run_id, const ledger::Event& event);
+    static StoredEvent Unpack(const RunData& data, std::string_view run_id, size_t index);
+    // The head's hash after `last` was packed: kept only if the line does not give it.
+    static void SetHead(RunData& data, const ledger::Event& last);
+    static std::string_view HeadHash(const RunData& data);
+    static RunRecord ToRunRecord(const std::string& run_id, const RunData& data);
+    const std::string* Intern(const std::string& name);  // REQUIRES(mutex_)
     // The line of event `index` as kept, and the previous event's hash as a line kept before it
     // names it (64 zeros before the first).
     static std::string_view KeptLine(const RunData& data, size_t index);
@@ -106,6 +128,7 @@ class MemoryStore : public Store {
     std::map<std::string, RunData> runs_;                       // GUARDED_BY(mutex_)
     std::unordered_map<std::string, std::string> definitions_;  // GUARDED_BY(mutex_)
     std::unordered_map<std::string, std::string> idempotency_;  // GUARDED_BY(mutex_)
+    std::unordered_set<std::string> names_;                     // GUARDED_BY(mutex_)
     std::vector<ControlRequest> control_;                       // GUARDED_BY(mutex_)
     std::map<std::string, std::vector<std::pair<SystemTime, int64_t>>>
         usage_;  // GUARDED_BY(mutex_)
