@@ -1041,6 +1041,8 @@ Run::Step Run::MaxTurnsFailure(const PlanNode& node, int64_t max_turns, int64_t 
     return OnFailure(node, error, iteration);
 }
 
+// Its frame (1,016 B in the release build) is allocated for every step: keep it within glibc's
+// per-thread cache (requests up to 1,016 B; see ARCHITECTURE.md, rules of the code).
 Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> task) {
     co_await asio::this_coro::throw_if_cancelled(false);
     const PlanNode& node = plan_.nodes[static_cast<size_t>(index)];
@@ -1098,7 +1100,6 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
             // Observers run inside Append and may have cancelled the run (or a sibling failed).
             if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
             const Deadline deadline = Deadline::After(std::chrono::milliseconds(node.timeout_ms));
-            auto started = engine_->clock_.SteadyNow();
             step = Step{};
             while (true) {  // turns
                 if (HasUnfinishedCalls(ns)) {
@@ -1144,7 +1145,6 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 int64_t latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                          engine_->clock_.SteadyNow() - call_started)
                                          .count();
-                (void)started;
                 if (!result) {
                     step = OnFailure(node, result.error(), iteration);
                     PrependRetries(node, *task, step);
