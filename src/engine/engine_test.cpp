@@ -89,6 +89,25 @@ class EngineTest : public ::testing::Test {
         return events.value_or(std::vector<store::StoredEvent>{});
     }
 
+    // Makes `observer` (added to `engine`) pause every run as its step `node` starts.
+    static void PauseWhenStarted(Engine& engine, CallbackObserver& observer, std::string node) {
+        observer.on_event = [&engine, node](const ledger::Event& e) {
+            if (e.type == EventType::kNodeStarted && e.node == node)
+                engine.Pause(e.run_id, "maintenance", "ops");
+        };
+        engine.AddObserver(&observer);
+    }
+
+    // ResumeRun with an outcome handler, run on io_ until the handler has the outcome.
+    std::optional<Result<RunOutcome>> ResumeWithHandler(Engine& engine, const std::string& run_id) {
+        std::optional<Result<RunOutcome>> outcome;
+        engine.ResumeRun(run_id, "operator", "ops",
+                         [&](Result<RunOutcome> r) { outcome = std::move(r); });
+        io_.restart();
+        io_.run_for(std::chrono::seconds(10));
+        return outcome;
+    }
+
     static int Count(const std::vector<store::StoredEvent>& events, const std::string& type,
                      const std::string& node) {
         int n = 0;
@@ -192,11 +211,7 @@ TEST_F(EngineTest, PauseTakesEffectAtTheNextStepBoundaryAndResumeContinues) {
     auto registry = NewRegistry();
     Engine engine(io_.get_executor(), store_, *registry);
     CallbackObserver observer;
-    observer.on_event = [&](const ledger::Event& e) {
-        if (e.type == EventType::kNodeStarted && e.node == "one")
-            engine.Pause(e.run_id, "maintenance", "ops");
-    };
-    engine.AddObserver(&observer);
+    PauseWhenStarted(engine, observer, "one");
     auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
     ASSERT_TRUE(outcome && *outcome);
     EXPECT_EQ((*outcome)->status, RunStatus::kPaused);
@@ -413,21 +428,14 @@ TEST_F(EngineTest, ResumeWithAHandlerContinuesAPausedRunAndRefusesAFinishedOne) 
     auto registry = NewRegistry();
     Engine engine(io_.get_executor(), store_, *registry);
     CallbackObserver observer;
-    observer.on_event = [&](const ledger::Event& e) {
-        if (e.type == EventType::kNodeStarted && e.node == "one")
-            engine.Pause(e.run_id, "maintenance", "ops");
-    };
-    engine.AddObserver(&observer);
+    PauseWhenStarted(engine, observer, "one");
     auto paused = Run(engine.StartRun({plan, "in", {}, {}}));
     ASSERT_TRUE(paused && *paused);
     ASSERT_EQ((*paused)->status, RunStatus::kPaused);
     observer.on_event = nullptr;
 
     const std::string run_id = (*paused)->run_id;
-    std::optional<Result<RunOutcome>> resumed;
-    engine.ResumeRun(run_id, "operator", "ops", [&](Result<RunOutcome> r) { resumed = std::move(r); });
-    io_.restart();
-    io_.run_for(std::chrono::seconds(10));
+    auto resumed = ResumeWithHandler(engine, run_id);
     ASSERT_TRUE(resumed.has_value());
     ASSERT_TRUE(resumed->has_value()) << resumed->error().ToString();
     EXPECT_EQ((*resumed)->status, RunStatus::kCompleted);
@@ -436,10 +444,7 @@ TEST_F(EngineTest, ResumeWithAHandlerContinuesAPausedRunAndRefusesAFinishedOne) 
     EXPECT_EQ(Count(events, "node.started", "one"), 1);
     EXPECT_EQ(Count(events, "run.resumed", ""), 1);
 
-    std::optional<Result<RunOutcome>> again;
-    engine.ResumeRun(run_id, "operator", "ops", [&](Result<RunOutcome> r) { again = std::move(r); });
-    io_.restart();
-    io_.run_for(std::chrono::seconds(10));
+    auto again = ResumeWithHandler(engine, run_id);
     ASSERT_TRUE(again.has_value());
     ASSERT_FALSE(again->has_value());
     EXPECT_EQ(again->error().code(), ErrorCode::kFailedPrecondition);

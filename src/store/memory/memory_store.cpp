@@ -216,9 +216,8 @@ StoredEvent MemoryStore::Unpack(const RunData& data, std::string_view run_id_of_
 
 void MemoryStore::SetHead(RunData& data, const ledger::Event& last) {
     data.record.head_seq = last.seq;
-    const Slot& slot = data.slots.back();
-    if (slot.hash_at != kKept &&
-        KeptLine(data, data.slots.size() - 1).substr(slot.hash_at, 64) == last.hash) {
+    // The hash the next line follows is the head's, unless the last line does not say it.
+    if (PreviousHash(data, data.slots.size()) == last.hash) {
         data.record.head_hash.clear();
     } else {
         data.record.head_hash = last.hash;
@@ -227,9 +226,7 @@ void MemoryStore::SetHead(RunData& data, const ledger::Event& last) {
 
 std::string_view MemoryStore::HeadHash(const RunData& data) {
     if (!data.record.head_hash.empty() || data.slots.empty()) return data.record.head_hash;
-    const Slot& slot = data.slots.back();
-    if (slot.hash_at == kKept) return data.record.head_hash;
-    return KeptLine(data, data.slots.size() - 1).substr(slot.hash_at, 64);
+    return PreviousHash(data, data.slots.size());
 }
 
 RunRecord MemoryStore::ToRunRecord(const std::string& run_id, const RunData& data) {

@@ -120,7 +120,8 @@ class MemoryStore : public Store {
     static RunRecord ToRunRecord(const std::string& run_id, const RunData& data);
     const std::string* Intern(const std::string& name);  // REQUIRES(mutex_)
     // The line of event `index` as kept, and the previous event's hash as a line kept before it
-    // names it (64 zeros before the first).
+    // names it (64 zeros before the first; empty if that line does not say where it is) —
+    // with index = the number of events, the head's.
     static std::string_view KeptLine(const RunData& data, size_t index);
     static std::string_view PreviousHash(const RunData& data, size_t index);
 
