@@ -172,8 +172,8 @@ int DoShow(const std::string& store_flag, const std::string& run_id, bool json_o
         char time[32];
         std::snprintf(time, sizeof time, "%.2fs", static_cast<double>(ns.duration_ms) / 1000.0);
         std::string what = ns.status == ledger::NodeStatus::kCompleted ? Preview(ns.output, 60)
-                           : !ns.error().empty()                         ? Preview(ns.error(), 60)
-                           : !ns.skip_reason().empty()                   ? ns.skip_reason()
+                           : !ns.error().empty()                       ? Preview(ns.error(), 60)
+                           : !ns.skip_reason().empty()                 ? ns.skip_reason()
                                                                        : "";
         std::string label = std::string(ledger::NodeStatusName(ns.status));
         if (ns.iterations_done > 0) label += " ×" + std::to_string(ns.iterations_done);

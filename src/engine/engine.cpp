@@ -129,19 +129,18 @@ void Engine::Impl::Launch(std::shared_ptr<Run> run, std::unique_ptr<store::NewRu
                           Engine::OutcomeHandler done) {
     Run& r = *run;
     auto main = r.Main(run, std::move(record));
-    asio::co_spawn(
-        r.executor(), std::move(main),
-        asio::bind_cancellation_slot(
-            r.main_signal().slot(), [run = std::move(run), done = std::move(done)](
-                                        std::exception_ptr thrown) mutable {
-                // The spawned coroutine's cancellation state lives in the run's signal and is
-                // torn down after this handler returns: the run goes in a later handler.
-                Result<RunOutcome> outcome = thrown ? std::unexpected(ThrownError(thrown))
-                                                    : run->FinalResult();
-                auto executor = run->executor();
-                asio::post(executor, [run = std::move(run)] {});
-                done(std::move(outcome));
-            }));
+    // The spawned coroutine's cancellation state lives in the run's signal and is torn down
+    // after this handler returns: the run goes in a later handler.
+    auto finish = [run = std::move(run),
+                   done = std::move(done)](std::exception_ptr thrown) mutable {
+        Result<RunOutcome> outcome =
+            thrown ? std::unexpected(ThrownError(thrown)) : run->FinalResult();
+        auto executor = run->executor();
+        asio::post(executor, [run = std::move(run)] {});
+        done(std::move(outcome));
+    };
+    asio::co_spawn(r.executor(), std::move(main),
+                   asio::bind_cancellation_slot(r.main_signal().slot(), std::move(finish)));
 }
 
 Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::Load(std::string run_id) {
@@ -315,19 +314,18 @@ void Engine::ResumeRun(std::string run_id, std::string reason, std::string actor
                        OutcomeHandler done) {
     // A coroutine only for the loading; the run itself is launched like a new one.
     auto impl = impl_;
-    asio::co_spawn(impl->executor_, impl->LoadForResume(std::move(run_id)),
-                   [impl, reason = std::move(reason), actor = std::move(actor),
-                    done = std::move(done)](std::exception_ptr thrown,
-                                            Result<Impl::Loaded> loaded) mutable {
-                       if (thrown) loaded = std::unexpected(ThrownError(thrown));
-                       if (!loaded) {
-                           done(std::unexpected(std::move(loaded).error()));
-                           return;
-                       }
-                       auto run = impl->MakeRun(std::move(*loaded), std::move(reason),
-                                                std::move(actor));
-                       Impl::Launch(std::move(run), nullptr, std::move(done));
-                   });
+    asio::co_spawn(
+        impl->executor_, impl->LoadForResume(std::move(run_id)),
+        [impl, reason = std::move(reason), actor = std::move(actor), done = std::move(done)](
+            std::exception_ptr thrown, Result<Impl::Loaded> loaded) mutable {
+            if (thrown) loaded = std::unexpected(ThrownError(thrown));
+            if (!loaded) {
+                done(std::unexpected(std::move(loaded).error()));
+                return;
+            }
+            auto run = impl->MakeRun(std::move(*loaded), std::move(reason), std::move(actor));
+            Impl::Launch(std::move(run), nullptr, std::move(done));
+        });
 }
 
 Awaitable<Result<RunOutcome>> Engine::ResumeRun(std::string run_id, std::string reason,

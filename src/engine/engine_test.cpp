@@ -422,9 +422,8 @@ TEST_F(EngineTest, AStartThatFailsReachesTheHandlerLater) {
 }
 
 TEST_F(EngineTest, ResumeWithAHandlerContinuesAPausedRunAndRefusesAFinishedOne) {
-    auto plan = Compile(
-        "  - {name: one, agent_name: w}\n  - {name: two, agent_name: w}\n",
-        "latency_ms: 10\nrules:\n  - {reply_template: \"${step} done\"}\n");
+    auto plan = Compile("  - {name: one, agent_name: w}\n  - {name: two, agent_name: w}\n",
+                        "latency_ms: 10\nrules:\n  - {reply_template: \"${step} done\"}\n");
     auto registry = NewRegistry();
     Engine engine(io_.get_executor(), store_, *registry);
     CallbackObserver observer;

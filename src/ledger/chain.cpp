@@ -22,8 +22,9 @@ Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewE
     data.clear();
     AppendPayload(data, event.payload);
     EventOffsets offsets;
-    sealed.encoded = EncodeEventWithHashSlot(sealed.seq, run_id, time, sealed.type_name,
-                                             sealed.node, sealed.attempt, data, head.hash, &offsets);
+    sealed.encoded =
+        EncodeEventWithHashSlot(sealed.seq, run_id, time, sealed.type_name, sealed.node,
+                                sealed.attempt, data, head.hash, &offsets);
     const size_t slot = offsets.hash;
     if (sealed.encoded.size() <= UINT32_MAX) {
         sealed.hash_at = static_cast<uint32_t>(offsets.hash);

@@ -462,9 +462,8 @@ void AppendEvent(std::string& out, int64_t seq, std::string_view run_id, SystemT
     // reported (0).
     auto value_at = [&](std::string_view value, size_t start) -> size_t {
         size_t at = start + 1;
-        return out.size() == at + value.size() + 1 && out.compare(at, value.size(), value) == 0
-                   ? at
-                   : 0;
+        return out.size() == at + value.size() + 1 && out.compare(at, value.size(), value) == 0 ? at
+                                                                                                : 0;
     };
     w.Key("prev_hash");
     size_t start = out.size();

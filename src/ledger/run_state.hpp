@@ -81,7 +81,8 @@ template <typename T>
 class ClonePtr {
   public:
     ClonePtr() = default;
-    ClonePtr(const ClonePtr& other) : ptr_(other.ptr_ ? std::make_unique<T>(*other.ptr_) : nullptr) {}
+    ClonePtr(const ClonePtr& other)
+        : ptr_(other.ptr_ ? std::make_unique<T>(*other.ptr_) : nullptr) {}
     ClonePtr(ClonePtr&&) noexcept = default;
     ClonePtr& operator=(const ClonePtr& other) {
         if (this != &other) ptr_ = other.ptr_ ? std::make_unique<T>(*other.ptr_) : nullptr;

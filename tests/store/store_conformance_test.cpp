@@ -146,14 +146,14 @@ TEST_P(StoreConformanceTest, LinesThatBreakTheChainReadBackExactly) {
         events.push_back(ledger::Seal(head, run_id, fixtures::TimeAt(head.seq + 1), event));
     };
     // The header's values inside the payload, before the header's own members.
-    seal(chain.run_id(), ledger::UnknownPayload{"custom.echo", "{\"x\":{\"prev_hash\":\"" +
-                                                                  head.hash + "\",\"run_id\":\"" +
-                                                                  chain.run_id() + "\"}}"});
+    seal(chain.run_id(),
+         ledger::UnknownPayload{"custom.echo", "{\"x\":{\"prev_hash\":\"" + head.hash +
+                                                   "\",\"run_id\":\"" + chain.run_id() + "\"}}"});
     seal(chain.run_id(), ledger::NodeStarted{});
     head.hash = std::string(64, 'f');  // the next line names a hash that is not the last one's
     seal(chain.run_id(), ledger::NodeStarted{});
     seal("01HZ-another-run", ledger::NodeStarted{});  // a line of another run
-    seal(chain.run_id(), ledger::NodeStarted{});       // back to normal after the breaks
+    seal(chain.run_id(), ledger::NodeStarted{});      // back to normal after the breaks
     {
         // A line changed after sealing: the offsets Seal gave no longer point at its values.
         ledger::ChainHead other = head;
@@ -164,7 +164,7 @@ TEST_P(StoreConformanceTest, LinesThatBreakTheChainReadBackExactly) {
         events.back().encoded = changed.encoded;
         head = other;
     }
-    head.hash.clear();                                  // an empty prev_hash
+    head.hash.clear();  // an empty prev_hash
     seal(chain.run_id(), ledger::NodeStarted{});
     for (const auto& line : Lines(events)) expected.push_back(line);
     ASSERT_TRUE(RunSync(store_->AppendEvents(chain.run_id(), events, RunStatus::kRunning)));

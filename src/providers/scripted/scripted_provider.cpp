@@ -399,8 +399,8 @@ void RegisterScriptedProvider(ProviderRegistry& registry) {
     auto mutex = std::make_shared<std::mutex>();
     registry.Register(
         "scripted",
-        [instances, mutex, executor = registry.executor()](std::string_view model,
-                           std::string_view base_dir) -> Result<ResolvedModel> {
+        [instances, mutex, executor = registry.executor()](
+            std::string_view model, std::string_view base_dir) -> Result<ResolvedModel> {
             std::filesystem::path path(model);
             if (path.is_relative() && !base_dir.empty())
                 path = std::filesystem::path(base_dir) / path;

@@ -36,7 +36,9 @@ MemoryStore::Bytes& MemoryStore::Bytes::operator=(Bytes&& other) noexcept {
     return *this;
 }
 
-MemoryStore::Bytes::~Bytes() { std::free(data_); }
+MemoryStore::Bytes::~Bytes() {
+    std::free(data_);
+}
 
 void MemoryStore::Bytes::Resize(size_t capacity) {
     void* grown = std::realloc(data_, capacity);
@@ -109,7 +111,8 @@ namespace {
 // occurrence, as the members asked for come after "data" and every member after them is a
 // number or an escaped string, where `,"key":"` cannot occur. The search is short: these
 // members are near the end of a line.
-size_t ValueAt(std::string_view line, std::string_view key, size_t before = std::string_view::npos) {
+size_t ValueAt(std::string_view line, std::string_view key,
+               size_t before = std::string_view::npos) {
     size_t at = line.rfind(key, before);
     return at == std::string_view::npos ? at : at + key.size();
 }
@@ -140,8 +143,8 @@ void MemoryStore::Pack(RunData& data, std::string_view run_id, const ledger::Eve
         hash_at = ValueAt(line, R"(,"hash":")", prev_found == npos ? npos : prev_found - 14);
         run_at = ValueAt(line, R"(,"run_id":")");
     }
-    size_t prev_at = previous.size() == 64 && ValueIs(line, prev_found, previous) ? prev_found
-                                                                                   : npos;
+    size_t prev_at =
+        previous.size() == 64 && ValueIs(line, prev_found, previous) ? prev_found : npos;
     if (run_id.empty() || !ValueIs(line, run_at, run_id) ||
         (prev_at != npos && run_at < prev_at + 64)) {
         run_at = npos;
@@ -150,7 +153,8 @@ void MemoryStore::Pack(RunData& data, std::string_view run_id, const ledger::Eve
     // Its own hash, where the next line finds the value it may leave out (nothing is left out
     // before it: "hash" precedes "prev_hash" and "run_id").
     if (hash_at != npos && hash_at + 64 < line.size() && line[hash_at + 64] == '"' &&
-        (prev_at == npos || hash_at + 64 <= prev_at) && (run_at == npos || hash_at + 64 <= run_at)) {
+        (prev_at == npos || hash_at + 64 <= prev_at) &&
+        (run_at == npos || hash_at + 64 <= run_at)) {
         slot.hash_at = static_cast<uint32_t>(hash_at);
     }
     slot.offset = static_cast<uint32_t>(data.bytes.size());
@@ -173,8 +177,8 @@ void MemoryStore::Pack(RunData& data, std::string_view run_id, const ledger::Eve
         kept_from = run_at + run_id.size();
     }
     bytes.Append(line.substr(kept_from));
-    slot.line_size = static_cast<uint32_t>(bytes.size() - slot.offset - slot.type_size -
-                                           slot.node_size);
+    slot.line_size =
+        static_cast<uint32_t>(bytes.size() - slot.offset - slot.type_size - slot.node_size);
     data.slots.push_back(slot);
 }
 
@@ -193,8 +197,7 @@ StoredEvent MemoryStore::Unpack(const RunData& data, std::string_view run_id_of_
     }
     std::string_view previous =
         slot.prev_hash_at == kKept ? std::string_view() : PreviousHash(data, index);
-    std::string_view run_id =
-        slot.run_id_at == kKept ? std::string_view() : run_id_of_data;
+    std::string_view run_id = slot.run_id_at == kKept ? std::string_view() : run_id_of_data;
     std::string& line = event.encoded;
     line.reserve(kept.size() + previous.size() + run_id.size());
     size_t from = 0;  // in `kept`
