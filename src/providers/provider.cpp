@@ -1,8 +1,26 @@
 #include "providers/provider.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+
 #include <mutex>
 
 namespace strowger::providers {
+
+std::optional<Result<Completion>> Provider::Start(CompletionRequest request, Deadline deadline,
+                                                  const Executor& executor,
+                                                  asio::cancellation_slot cancel,
+                                                  CompletionHandler done) {
+    // co_spawn never completes inline: its handler is posted when the coroutine did not
+    // suspend.
+    asio::co_spawn(executor, Complete(std::move(request), deadline),
+                   asio::bind_cancellation_slot(
+                       cancel, [done = std::move(done)](std::exception_ptr thrown,
+                                                        Result<Completion> result) mutable {
+                           if (thrown) result = InternalError("model call threw");
+                           done(std::move(result));
+                       }));
+    return std::nullopt;
+}
 
 void ProviderRegistry::Register(std::string provider_name, Factory factory) {
     std::lock_guard lock(mutex_);

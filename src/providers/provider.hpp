@@ -20,6 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/cancellation_signal.hpp>
+
 #include "core/asio.hpp"
 #include "core/deadline.hpp"
 #include "core/result.hpp"
@@ -99,6 +101,9 @@ struct Completion {
     std::string model;          // as reported by the provider
 };
 
+// Gets the result of a call started with Provider::Start.
+using CompletionHandler = std::move_only_function<void(Result<Completion>)>;
+
 class Provider {
   public:
     virtual ~Provider() = default;
@@ -106,6 +111,18 @@ class Provider {
     virtual std::string_view name() const = 0;
     virtual Awaitable<Result<Completion>> Complete(CompletionRequest request,
                                                    Deadline deadline) = 0;
+
+    // The callback form of Complete, for a caller that holds no coroutine while the model
+    // thinks. Returns the result when it is known at once (`done` is then dropped uncalled).
+    // Otherwise returns nullopt and calls `done` once, later (never inside Start), on
+    // `executor`. Emitting on `cancel` (may be unconnected) cancels the call: `done` then gets
+    // kCancelled; once `done` is called, do not emit on it, and bind it again only from a
+    // later handler (the default's spawn still holds it while `done` runs). The default
+    // spawns Complete on `executor`.
+    virtual std::optional<Result<Completion>> Start(CompletionRequest request, Deadline deadline,
+                                                    const Executor& executor,
+                                                    asio::cancellation_slot cancel,
+                                                    CompletionHandler done);
 };
 
 // Price of a model, for cost accounting (USD per million tokens, as nano-USD per token).

@@ -371,27 +371,76 @@ Awaitable<Result<Completion>> ScriptedProvider::Complete(CompletionRequest reque
     return Deliver(Decide(request), deadline, request.stream, executor_);
 }
 
-Awaitable<Result<Completion>> ScriptedProvider::Deliver(Answer answer, Deadline deadline,
-                                                        StreamSink* stream,
-                                                        const Executor& executor) {
-    if (answer.hang || answer.latency_ms > 0) {
-        asio::steady_timer timer(executor);
-        if (answer.hang) {
-            timer.expires_at(deadline.IsNever() ? asio::steady_timer::time_point::max()
-                                                : deadline.time());
-        } else {
-            timer.expires_after(std::chrono::milliseconds(answer.latency_ms));
-        }
-        auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-        if (ec == asio::error::operation_aborted)
-            co_return CancelledError("scripted call cancelled");
+std::optional<Result<Completion>> ScriptedProvider::Start(CompletionRequest request,
+                                                          Deadline deadline,
+                                                          const Executor& executor,
+                                                          asio::cancellation_slot cancel,
+                                                          CompletionHandler done) {
+    Answer answer = Decide(request);
+    if (!answer.Waits()) return Finish({}, answer, deadline, request.stream);
+    // The timer's handler owns the call: while the model "thinks", the call is the answer, the
+    // timer and `done`.
+    struct Pending {
+        explicit Pending(const Executor& executor) : timer(executor) {}
+        asio::steady_timer timer;
+        Answer answer;
+        Deadline deadline = Deadline::Never();
+        StreamSink* stream = nullptr;
+        asio::cancellation_slot cancel;
+        CompletionHandler done;
+    };
+    auto pending = std::make_unique<Pending>(executor);
+    asio::steady_timer& timer = pending->timer;
+    Arm(timer, pending->answer = std::move(answer), deadline);
+    pending->deadline = deadline;
+    pending->stream = request.stream;
+    pending->done = std::move(done);
+    if (cancel.is_connected()) {
+        pending->cancel = cancel;
+        cancel.assign([&timer](asio::cancellation_type) { timer.cancel(); });
+    }
+    timer.async_wait([pending = std::move(pending)](const boost::system::error_code& ec) mutable {
+        if (pending->cancel.is_connected()) pending->cancel.clear();
+        Result<Completion> result = Finish(ec, pending->answer, pending->deadline, pending->stream);
+        CompletionHandler done = std::move(pending->done);
+        pending.reset();
+        done(std::move(result));
+    });
+    return std::nullopt;
+}
+
+void ScriptedProvider::Arm(asio::steady_timer& timer, const Answer& answer, Deadline deadline) {
+    if (answer.hang) {
+        timer.expires_at(deadline.IsNever() ? asio::steady_timer::time_point::max()
+                                            : deadline.time());
+    } else {
+        timer.expires_after(std::chrono::milliseconds(answer.latency_ms));
+    }
+}
+
+Result<Completion> ScriptedProvider::Finish(const boost::system::error_code& ec, Answer& answer,
+                                            Deadline deadline, StreamSink* stream) {
+    if (answer.Waits()) {
+        if (ec == asio::error::operation_aborted) return CancelledError("scripted call cancelled");
         if (answer.hang || (!deadline.IsNever() && deadline.Expired())) {
-            co_return DeadlineExceededError("scripted call passed its deadline");
+            return DeadlineExceededError("scripted call passed its deadline");
         }
     }
     if (answer.result && stream && !answer.result->content.empty())
         stream->OnDelta(answer.result->content);
-    co_return std::move(answer.result);
+    return std::move(answer.result);
+}
+
+Awaitable<Result<Completion>> ScriptedProvider::Deliver(Answer answer, Deadline deadline,
+                                                        StreamSink* stream,
+                                                        const Executor& executor) {
+    boost::system::error_code ec;
+    if (answer.Waits()) {
+        asio::steady_timer timer(executor);
+        Arm(timer, answer, deadline);
+        std::tie(ec) = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_return Finish(ec, answer, deadline, stream);
 }
 
 void RegisterScriptedProvider(ProviderRegistry& registry) {

@@ -59,6 +59,12 @@ class ScriptedProvider final : public Provider {
 
     std::string_view name() const override { return "scripted"; }
     Awaitable<Result<Completion>> Complete(CompletionRequest request, Deadline deadline) override;
+    // Without a coroutine: an answer with no latency is returned at once; a later one waits on
+    // a timer that holds the call.
+    std::optional<Result<Completion>> Start(CompletionRequest request, Deadline deadline,
+                                            const Executor& executor,
+                                            asio::cancellation_slot cancel,
+                                            CompletionHandler done) override;
 
     // Total calls answered (for tests).
     int64_t calls() const;
@@ -71,6 +77,7 @@ class ScriptedProvider final : public Provider {
         Result<Completion> result;
         int64_t latency_ms = 0;
         bool hang = false;
+        bool Waits() const { return hang || latency_ms > 0; }
     };
 
     ScriptedProvider() = default;
@@ -79,6 +86,11 @@ class ScriptedProvider final : public Provider {
     // coroutine for its own would keep a copy in the waiting frame.
     static Awaitable<Result<Completion>> Deliver(Answer answer, Deadline deadline,
                                                  StreamSink* stream, const Executor& executor);
+    // The latency timer's expiry for `answer`.
+    static void Arm(asio::steady_timer& timer, const Answer& answer, Deadline deadline);
+    // What the call returns once its latency (if any) has passed or `ec` ended the wait.
+    static Result<Completion> Finish(const boost::system::error_code& ec, Answer& answer,
+                                     Deadline deadline, StreamSink* stream);
 
     std::string file_;
     Executor executor_;  // the registry's
