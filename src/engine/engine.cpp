@@ -7,6 +7,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 
 #include "core/ids.hpp"
 #include "core/json.hpp"
@@ -33,7 +34,8 @@ Awaitable<Result<RunOutcome>> Fail(Error error) {
     co_return std::unexpected(std::move(error));
 }
 
-// Our coroutines report failures as values; an exception is a bug in a dependency.
+}  // namespace
+
 Error ThrownError(std::exception_ptr thrown) {
     try {
         std::rethrow_exception(thrown);
@@ -43,6 +45,8 @@ Error ThrownError(std::exception_ptr thrown) {
         return Error(ErrorCode::kInternal, "run execution threw");
     }
 }
+
+namespace {
 
 // A pinned definition was validated when its run was created; its tool names are not checked
 // again (a tool this process lacks fails the step that calls it, with the reason).
@@ -115,32 +119,24 @@ Result<Engine::Impl::Prepared> Engine::Impl::Prepare(StartRequest request, Lease
 
 Awaitable<Result<RunOutcome>> Engine::Impl::Drive(std::shared_ptr<Run> run,
                                                   std::unique_ptr<store::NewRun> record) {
-    // The run's main coroutine runs on the run's executor with its cancellation slot bound to
-    // the run's main signal (how nodes run inline are cancelled). This frame keeps the run —
-    // and so the signal — alive until the spawned coroutine has completed.
-    auto call = run->Main(run, std::move(record));
-    co_await asio::co_spawn(
-        run->executor(), std::move(call),
-        asio::bind_cancellation_slot(run->main_signal().slot(), asio::use_awaitable));
-    co_return run->FinalResult();
+    // Launched like any run; the awaiting coroutine is resumed on its own executor.
+    return asio::async_initiate<const asio::use_awaitable_t<>&, void(Result<RunOutcome>)>(
+        [](auto handler, std::shared_ptr<Run> launched, std::unique_ptr<store::NewRun> created) {
+            Launch(std::move(launched), std::move(created),
+                   [handler = std::move(handler)](Result<RunOutcome> outcome) mutable {
+                       auto executor = asio::get_associated_executor(handler);
+                       asio::post(executor, [handler = std::move(handler),
+                                             outcome = std::move(outcome)]() mutable {
+                           std::move(handler)(std::move(outcome));
+                       });
+                   });
+        },
+        asio::use_awaitable, std::move(run), std::move(record));
 }
 
 void Engine::Impl::Launch(std::shared_ptr<Run> run, std::unique_ptr<store::NewRun> record,
                           Engine::OutcomeHandler done) {
-    Run& r = *run;
-    auto main = r.Main(run, std::move(record));
-    // The spawned coroutine's cancellation state lives in the run's signal and is torn down
-    // after this handler returns: the run goes in a later handler.
-    auto finish = [run = std::move(run),
-                   done = std::move(done)](std::exception_ptr thrown) mutable {
-        Result<RunOutcome> outcome =
-            thrown ? std::unexpected(ThrownError(thrown)) : run->FinalResult();
-        auto executor = run->executor();
-        asio::post(executor, [run = std::move(run)] {});
-        done(std::move(outcome));
-    };
-    asio::co_spawn(r.executor(), std::move(main),
-                   asio::bind_cancellation_slot(r.main_signal().slot(), std::move(finish)));
+    Run::Launch(std::move(run), std::move(record), std::move(done));
 }
 
 Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::Load(std::string run_id) {

@@ -409,6 +409,145 @@ TEST_F(EngineTest, RunsStartedWithAHandlerCompleteAndCanBeCancelled) {
     EXPECT_EQ(engine.ActiveRuns(), 0u);
 }
 
+// A provider whose calls the test answers: Start keeps each call (its `done` and whether it
+// was cancelled); Complete, the coroutine form, must not be used for sequential steps.
+class ManualProvider final : public providers::Provider {
+  public:
+    struct Call {
+        std::string prompt;
+        providers::CompletionHandler done;
+        bool cancelled = false;
+    };
+    explicit ManualProvider(Executor executor) : executor_(std::move(executor)) {}
+    std::string_view name() const override { return "manual"; }
+    Awaitable<Result<providers::Completion>> Complete(providers::CompletionRequest,
+                                                      Deadline) override {
+        ADD_FAILURE() << "a sequential step's call must use Start";
+        co_return InternalError("Complete used");
+    }
+    std::optional<Result<providers::Completion>> Start(providers::CompletionRequest request,
+                                                       Deadline, const Executor& executor,
+                                                       asio::cancellation_slot cancel,
+                                                       providers::CompletionHandler done) override {
+        EXPECT_TRUE(cancel.is_connected());
+        auto call = std::make_shared<Call>();
+        call->prompt = request.messages.back().content;
+        call->done = std::move(done);
+        // On cancellation: answer kCancelled from a later handler (the slot's handler must not
+        // destroy itself).
+        cancel.assign([call, cancel, executor](asio::cancellation_type) mutable {
+            call->cancelled = true;
+            asio::post(executor, [call, cancel]() mutable {
+                cancel.clear();
+                if (call->done) std::exchange(call->done, nullptr)(CancelledError("cancelled"));
+            });
+        });
+        calls.push_back(call);
+        return std::nullopt;
+    }
+    // Answers the oldest unanswered call.
+    void Answer(std::string content) {
+        for (auto& call : calls) {
+            if (!call->done) continue;
+            providers::Completion completion;
+            completion.content = std::move(content);
+            completion.finish_reason = "stop";
+            asio::post(executor_, [call, completion = std::move(completion)]() mutable {
+                std::exchange(call->done, nullptr)(std::move(completion));
+            });
+            return;
+        }
+        ADD_FAILURE() << "no call to answer";
+    }
+    size_t Unanswered() const {
+        size_t n = 0;
+        for (const auto& call : calls) n += call->done ? 1 : 0;
+        return n;
+    }
+    std::vector<std::shared_ptr<Call>> calls;
+
+  private:
+    Executor executor_;
+};
+
+// Sequential steps whose calls go to a ManualProvider (registered as "manual").
+class ParkedCallTest : public EngineTest {
+  protected:
+    ParkedCallTest() {
+        registry_->Register("manual", [this](std::string_view model, std::string_view) {
+            return Result<providers::ResolvedModel>(
+                providers::ResolvedModel{provider_, "manual", std::string(model), {}});
+        });
+        std::string path = dir_.Write("manual.yaml",
+                                      "name: t\nagents:\n  w: {model: \"manual:m\"}\nsteps:\n"
+                                      "  - {name: one, agent_name: w}\n  - {name: two, agent_name: "
+                                      "w, prompt: \"2: {{input}}\"}\n");
+        auto loaded = model::LoadWorkflowFile(path);
+        auto compiled = model::Compile(loaded.workflow);
+        EXPECT_TRUE(compiled.ok());
+        plan_ = compiled.plan;
+    }
+    // Runs io_ until `done` holds (or 10 s of handlers pass).
+    void RunUntil(const std::function<bool()>& done) {
+        io_.restart();
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!done() && std::chrono::steady_clock::now() < until) {
+            io_.run_one_for(std::chrono::milliseconds(100));
+        }
+        EXPECT_TRUE(done());
+    }
+
+    std::shared_ptr<ManualProvider> provider_ =
+        std::make_shared<ManualProvider>(io_.get_executor());
+    std::unique_ptr<providers::ProviderRegistry> registry_ = NewRegistry();
+    std::shared_ptr<const model::Plan> plan_;
+    CallbackObserver observer_;
+};
+
+TEST_F(ParkedCallTest, AParkedCallGoesOnWhenAnsweredAndAPauseWaitsForIt) {
+    Engine engine(io_.get_executor(), store_, *registry_);
+    engine.AddObserver(&observer_);
+    std::optional<Result<RunOutcome>> outcome;
+    engine.StartRun({plan_, "in", {}, {}}, [&](Result<RunOutcome> r) { outcome = std::move(r); });
+    RunUntil([&] { return provider_->Unanswered() == 1; });
+    EXPECT_EQ(provider_->calls[0]->prompt, "in");
+    EXPECT_FALSE(outcome.has_value());
+    ASSERT_EQ(engine.ActiveRuns(), 1u);  // parked, and still found by run control
+    provider_->Answer("first");
+    RunUntil([&] { return provider_->calls.size() == 2; });
+    EXPECT_EQ(provider_->calls[1]->prompt, "2: first");
+    // Paused while its call is parked: the step finishes with the answer, then the run pauses.
+    const std::string run_id = observer_.events.at(0).run_id;
+    ASSERT_TRUE(engine.Pause(run_id, "maintenance", "ops"));
+    provider_->Answer("second");
+    RunUntil([&] { return outcome.has_value(); });
+    ASSERT_TRUE(*outcome) << outcome->error().ToString();
+    EXPECT_EQ((*outcome)->status, RunStatus::kPaused);
+    auto events = Events(run_id);
+    EXPECT_EQ(Count(events, "node.completed", "two"), 1);
+    EXPECT_EQ(events.back().type, "run.paused");
+    EXPECT_EQ(engine.ActiveRuns(), 0u);
+}
+
+TEST_F(ParkedCallTest, CancellingARunCancelsItsParkedCall) {
+    Engine engine(io_.get_executor(), store_, *registry_);
+    engine.AddObserver(&observer_);
+    std::optional<Result<RunOutcome>> outcome;
+    engine.StartRun({plan_, "in", {}, {}}, [&](Result<RunOutcome> r) { outcome = std::move(r); });
+    RunUntil([&] { return provider_->Unanswered() == 1; });
+    const std::string run_id = observer_.events.at(0).run_id;
+    ASSERT_TRUE(engine.Cancel(run_id, "test says stop", "tester"));
+    RunUntil([&] { return outcome.has_value(); });
+    EXPECT_TRUE(provider_->calls[0]->cancelled);
+    ASSERT_TRUE(*outcome) << outcome->error().ToString();
+    EXPECT_EQ((*outcome)->status, RunStatus::kCancelled);
+    auto events = Events(run_id);
+    EXPECT_EQ(events.back().type, "run.cancelled");
+    EXPECT_EQ(Count(events, "node.completed", "one"), 0);
+    EXPECT_EQ(provider_->calls.size(), 1u);
+    EXPECT_EQ(engine.ActiveRuns(), 0u);
+}
+
 TEST_F(EngineTest, AStartThatFailsReachesTheHandlerLater) {
     auto registry = NewRegistry();
     Engine engine(io_.get_executor(), store_, *registry);

@@ -297,6 +297,7 @@ void Run::StartNode(int index) {
 
 void Run::OnNodeDone(int index) {
     // The node's outcome is already in state_ (and failed_, see FailRun).
+    in_flight_[static_cast<size_t>(index)]->ReleaseSlot();
     in_flight_[static_cast<size_t>(index)].reset();
     --running_;
     Wake();
@@ -317,7 +318,7 @@ void Run::FailRun(const PlanNode& node) {
 
 void Run::CancelTasks() {
     for (auto& task : in_flight_) {
-        if (task) task->signal->emit(asio::cancellation_type::terminal);
+        if (task) task->Interrupt();
     }
 }
 
@@ -745,18 +746,54 @@ providers::CompletionRequest Run::BuildRequest(const PlanNode& node,
     return request;
 }
 
-Awaitable<Result<providers::Completion>> Run::StartModelCall(
-    const PlanNode& node, const providers::ResolvedModel& model, const std::string& prompt,
-    int64_t attempt, const AgentToolSet* tools, Deadline deadline,
-    std::unique_ptr<providers::StreamSink>& sink, Task& task) {
-    providers::CompletionRequest request = BuildRequest(node, model, prompt, attempt, tools);
+providers::CompletionRequest Run::CallRequest(const PlanNode& node,
+                                              const providers::ResolvedModel& model, Task& task) {
+    const auto attempt = state_.nodes[static_cast<size_t>(node.index)].attempt;
+    providers::CompletionRequest request =
+        BuildRequest(node, model, task.prompt, attempt, task.tools.get());
+    task.sink.reset();
     if (engine_->wants_deltas_) {
-        sink = std::make_unique<ObserverSink>(engine_, executor_, state_.run_id, node.id);
-        request.stream = sink.get();
+        task.sink = std::make_unique<ObserverSink>(engine_, executor_, state_.run_id, node.id);
+        request.stream = task.sink.get();
     }
     task.retries.tries.clear();
     request.retries = &task.retries;
-    return model.provider->Complete(std::move(request), deadline);
+    return request;
+}
+
+bool Run::StartInlineCall(const PlanNode& node, const providers::ResolvedModel& model, Task& task) {
+    task.parked = true;
+    auto ready = model.provider->Start(
+        CallRequest(node, model, task), task.deadline, executor_, task.own_signal.slot(),
+        [self = shared_from_this()](Result<providers::Completion> result) mutable {
+            self->OnAnswer(std::move(result));
+        });
+    if (!ready) return true;
+    task.parked = false;
+    task.answer = std::make_unique<Result<providers::Completion>>(std::move(*ready));
+    return false;
+}
+
+Awaitable<void> Run::AwaitModel(const PlanNode& node, const providers::ResolvedModel& model,
+                                std::shared_ptr<Task> task) {
+    auto call = model.provider->Complete(CallRequest(node, model, *task), task->deadline);
+    Result<providers::Completion> result = co_await std::move(call);
+    task->answer = std::make_unique<Result<providers::Completion>>(std::move(result));
+}
+
+void Run::OnAnswer(Result<providers::Completion> result) {
+    Task& task = *inline_task_;
+    task.parked = false;
+    task.answer = std::make_unique<Result<providers::Completion>>(std::move(result));
+    // The call may have answered before the spawn of the Main that parked it completed (it
+    // still holds main_signal_ then): that completion spawns Main again.
+    asio::post(executor_, [self = shared_from_this()]() mutable {
+        if (self->spawned_) {
+            self->respawn_ = true;
+            return;
+        }
+        Spawn(std::move(self), nullptr, true);
+    });
 }
 
 void Run::PrependRetries(const PlanNode& node, Task& task, Step& step) const {
@@ -775,32 +812,29 @@ void Run::PrependRetries(const PlanNode& node, Task& task, Step& step) const {
     step.events = std::move(events);
 }
 
-Deadline Run::ArmTimeout(const PlanNode& node, const std::shared_ptr<Task>& task,
-                         Deadline deadline) {
+void Run::ArmTimeout(const PlanNode& node, const std::shared_ptr<Task>& task) {
     // The attempt's timeout is enforced twice: callees get the deadline (so their I/O expires
     // on time), and this timer cancels the call outright if it is still running then.
     task->in_call = true;
     task->timed_out = false;
-    if (!deadline.IsNever()) {
-        engine_->timeouts_.Arm(task->timeout, deadline.time(),
+    if (!task->deadline.IsNever()) {
+        engine_->timeouts_.Arm(task->timeout, task->deadline.time(),
                                std::chrono::milliseconds(node.timeout_ms), task,
                                [](void* owner, uint64_t arm) {
                                    auto* expired = static_cast<Task*>(owner);
                                    // Stale: the call returned (and maybe another began).
                                    if (!expired->in_call || expired->timeout.arms() != arm) return;
                                    expired->timed_out = true;
-                                   expired->signal->emit(asio::cancellation_type::terminal);
+                                   expired->Interrupt();
                                });
     }
-    return deadline;
 }
 
-void Run::DisarmTimeout(const PlanNode& node, Task& task, Deadline deadline,
-                        Result<providers::Completion>& result) {
+void Run::DisarmTimeout(const PlanNode& node, Task& task, Result<providers::Completion>& result) {
     task.in_call = false;
     Timeouts::Disarm(task.timeout);
     if (!result && (task.timed_out || (result.error().code() == ErrorCode::kDeadlineExceeded &&
-                                       deadline.Expired()))) {
+                                       task.deadline.Expired()))) {
         result = std::unexpected(TimeoutError(node));
     }
 }
@@ -941,7 +975,7 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task,
     }
     // Wait for all of them; if this node is cancelled meanwhile (timeout, run cancel,
     // fail-fast), pass the cancellation on and keep waiting until they have all stopped.
-    Deadline armed = ArmTimeout(node, task, deadline);
+    ArmTimeout(node, task);
     while (*pending > 0) {
         co_await done->async_wait(asio::as_tuple(asio::use_awaitable));
         if (*pending > 0) {
@@ -951,7 +985,6 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task,
     }
     task->in_call = false;
     Timeouts::Disarm(task->timeout);
-    (void)armed;
     if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
     if (task->timed_out) co_return NodeResult::kFailed;  // the caller turns this into a timeout
 
@@ -1041,125 +1074,140 @@ Run::Step Run::MaxTurnsFailure(const PlanNode& node, int64_t max_turns, int64_t 
     return OnFailure(node, error, iteration);
 }
 
-// Its frame (1,016 B in the release build) is allocated for every step: keep it within glibc's
-// per-thread cache (requests up to 1,016 B; see ARCHITECTURE.md, rules of the code).
+// Its frame is allocated for every step: keep it within glibc's per-thread cache (requests up
+// to 1,016 B; see ARCHITECTURE.md, rules of the code). What spans the model call is in the
+// task: an inline node's call is parked (this coroutine returns kParked), and its answer
+// spawns Main again, which calls this again to go on after the call.
 Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> task) {
     co_await asio::this_coro::throw_if_cancelled(false);
     const PlanNode& node = plan_.nodes[static_cast<size_t>(index)];
-    if (WaitsForHuman(node)) co_return NodeResult::kWaiting;
-    if (std::unique_ptr<Step> early = PrologueStep(node)) {
-        NodeResult result = early->result;
-        if (!co_await Append(std::move(early->events), index)) co_return NodeResult::kStoreError;
-        if (result == NodeResult::kFailed) FailRun(node);
-        co_return result;
-    }
-    // Over the engine's cap on executing nodes: wait (not started yet) for a slot, held until
-    // this coroutine ends.
-    struct SlotHold {
-        Slots* slots = nullptr;
-        ~SlotHold() {
-            if (slots) slots->Release();
-        }
-    } node_slot;
-    if (engine_->node_slots_.limited()) {
-        if (!co_await engine_->node_slots_.Acquire()) co_return NodeResult::kCancelled;
-        node_slot.slots = &engine_->node_slots_;
-        co_await asio::this_coro::reset_cancellation_state();
-        if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
-    }
     const ledger::NodeState& ns = state_.nodes[static_cast<size_t>(index)];
     const Result<providers::ResolvedModel>& model =
         runtime_->models[static_cast<size_t>(node.agent)];
     const model::AgentSpec* agent = plan_.AgentOf(node);
-    std::shared_ptr<const AgentToolSet> tools;
-    std::shared_ptr<const Error> tools_error;
-    if (!agent->tools.empty()) co_await ResolveTools(node, tools, tools_error);
-    for (int64_t iteration = FirstIteration(node);; ++iteration) {
-        std::string prompt = PromptFor(node, iteration);
+    Task& t = *task;
+    bool resuming = t.answer != nullptr;  // a parked call answered: go on after it
+    if (!resuming) {
+        if (WaitsForHuman(node)) co_return NodeResult::kWaiting;
+        if (std::unique_ptr<Step> early = PrologueStep(node)) {
+            NodeResult result = early->result;
+            if (!co_await Append(std::move(early->events), index))
+                co_return NodeResult::kStoreError;
+            if (result == NodeResult::kFailed) FailRun(node);
+            co_return result;
+        }
+        // Over the engine's cap on executing nodes: wait (not started yet) for a slot, held
+        // until the node is done (OnNodeDone).
+        if (engine_->node_slots_.limited()) {
+            if (!co_await engine_->node_slots_.Acquire()) co_return NodeResult::kCancelled;
+            t.slot = &engine_->node_slots_;
+            co_await asio::this_coro::reset_cancellation_state();
+            if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+        }
+        t.tools.reset();
+        t.tools_error.reset();
+        if (!agent->tools.empty()) co_await ResolveTools(node, t.tools, t.tools_error);
+        t.iteration = FirstIteration(node);
+    }
+    for (;; ++t.iteration) {
+        if (!resuming) t.prompt = PromptFor(node, t.iteration);
         Step step;
         do {  // attempts
-            if (ns.status == NodeStatus::kRetryWaiting) {
-                if (!co_await SleepUntil(ns.retry_due())) co_return NodeResult::kCancelled;
-                co_await asio::this_coro::reset_cancellation_state();
-            }
-            if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
-            // A node that waited for a decided tool approval goes on with the same attempt;
-            // anything else (including an approved reconciliation) starts a new one.
-            bool continuing = false;
-            if (ns.status == NodeStatus::kWaiting && !ns.turns.empty()) {
-                for (const auto& t : state_.tasks) {
-                    if (t.task_id == ns.waiting_task() && t.kind == "tool_approval")
-                        continuing = true;
-                }
-            }
-            if (!continuing) {
-                std::vector<ledger::NewEvent> start =
-                    StartEvents(node, ns.attempt + 1, iteration, prompt);
-                if (!co_await Append(std::move(start), index)) co_return NodeResult::kStoreError;
-            }
-            // Observers run inside Append and may have cancelled the run (or a sibling failed).
-            if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
-            const Deadline deadline = Deadline::After(std::chrono::milliseconds(node.timeout_ms));
-            step = Step{};
-            while (true) {  // turns
-                if (HasUnfinishedCalls(ns)) {
-                    NodeResult tools_result =
-                        co_await RunTools(index, task, tools, deadline, iteration);
+            if (!resuming) {
+                if (ns.status == NodeStatus::kRetryWaiting) {
+                    if (!co_await SleepUntil(ns.retry_due())) co_return NodeResult::kCancelled;
                     co_await asio::this_coro::reset_cancellation_state();
-                    if (tools_result == NodeResult::kFailed && task->timed_out) {
-                        step = TimeoutFailure(node, iteration);
-                        break;
-                    }
-                    if (tools_result != NodeResult::kCompleted) co_return tools_result;
                 }
-                if (!ns.turns.empty()) {
-                    // Turn 2 and later: record the call (its messages are the turns so far).
-                    std::vector<ledger::NewEvent> request = TurnRequestEvents(node);
-                    if (!co_await Append(std::move(request), index))
+                if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                // A node that waited for a decided tool approval goes on with the same
+                // attempt; anything else (including an approved reconciliation) starts a new
+                // one.
+                bool continuing = false;
+                if (ns.status == NodeStatus::kWaiting && !ns.turns.empty()) {
+                    for (const auto& task_state : state_.tasks) {
+                        if (task_state.task_id == ns.waiting_task() &&
+                            task_state.kind == "tool_approval")
+                            continuing = true;
+                    }
+                }
+                if (!continuing) {
+                    std::vector<ledger::NewEvent> start =
+                        StartEvents(node, ns.attempt + 1, t.iteration, t.prompt);
+                    if (!co_await Append(std::move(start), index))
                         co_return NodeResult::kStoreError;
                 }
-                int64_t hour_usage = -1;  // no hourly quota
-                if (agent->limits.max_tokens_per_hour) hour_usage = co_await HourUsage(*agent);
-                if (OverBudget(node, hour_usage, iteration, step)) break;
-                if (!model || tools_error) {  // no call can be made: the step fails
-                    if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
-                    step = OnFailure(node, NoCall(model, tools_error.get()).error(), iteration);
-                    PrependRetries(node, *task, step);
-                    break;
+                // Observers run inside Append and may have cancelled the run (or a sibling
+                // failed).
+                if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                t.deadline = Deadline::After(std::chrono::milliseconds(node.timeout_ms));
+            }
+            step = Step{};
+            while (true) {  // turns
+                if (!resuming) {
+                    if (HasUnfinishedCalls(ns)) {
+                        NodeResult tools_result =
+                            co_await RunTools(index, task, t.tools, t.deadline, t.iteration);
+                        co_await asio::this_coro::reset_cancellation_state();
+                        if (tools_result == NodeResult::kFailed && t.timed_out) {
+                            step = TimeoutFailure(node, t.iteration);
+                            break;
+                        }
+                        if (tools_result != NodeResult::kCompleted) co_return tools_result;
+                    }
+                    if (!ns.turns.empty()) {
+                        // Turn 2 and later: record the call (its messages are the turns so
+                        // far).
+                        std::vector<ledger::NewEvent> request = TurnRequestEvents(node);
+                        if (!co_await Append(std::move(request), index))
+                            co_return NodeResult::kStoreError;
+                    }
+                    t.hour_usage = -1;  // no hourly quota
+                    if (agent->limits.max_tokens_per_hour) {
+                        int64_t usage = co_await HourUsage(*agent);
+                        t.hour_usage = usage;
+                    }
+                    if (OverBudget(node, t.hour_usage, t.iteration, step)) break;
+                    if (!model || t.tools_error) {  // no call can be made: the step fails
+                        if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                        step = OnFailure(node, NoCall(model, t.tools_error.get()).error(),
+                                         t.iteration);
+                        PrependRetries(node, t, step);
+                        break;
+                    }
+                    t.call_started = engine_->clock_.SteadyNow();
+                    ArmTimeout(node, task);
+                    if (task != inline_task_) {
+                        co_await AwaitModel(node, *model, task);
+                    } else if (StartInlineCall(node, *model, t)) {
+                        co_return NodeResult::kParked;
+                    }
                 }
-                auto call_started = engine_->clock_.SteadyNow();
-                ArmTimeout(node, task, deadline);
-                // Started by a plain function, so the request is gone before the wait (as a
-                // local or temporary here it would take room in this frame while the model
-                // thinks). The result initialises its variable: assigned, it would take room
-                // twice (GCC keeps the awaited value in a temporary of its own).
-                std::unique_ptr<providers::StreamSink> sink;
-                auto call = StartModelCall(node, *model, prompt, ns.attempt, tools.get(), deadline,
-                                           sink, *task);
-                Result<providers::Completion> result = co_await std::move(call);
-                DisarmTimeout(node, *task, deadline, result);
+                resuming = false;
+                std::unique_ptr<Result<providers::Completion>> result = std::move(t.answer);
+                DisarmTimeout(node, t, *result);
                 co_await asio::this_coro::reset_cancellation_state();
                 // Interrupted because the run is ending (cancelled, or another node failed):
                 // the run's terminal event closes this node; no failure of its own to record.
                 if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
                 int64_t latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         engine_->clock_.SteadyNow() - call_started)
+                                         engine_->clock_.SteadyNow() - t.call_started)
                                          .count();
-                if (!result) {
-                    step = OnFailure(node, result.error(), iteration);
-                    PrependRetries(node, *task, step);
+                if (!*result) {
+                    step = OnFailure(node, result->error(), t.iteration);
+                    PrependRetries(node, t, step);
                     break;
                 }
-                const int64_t tokens = result->usage.input_tokens + result->usage.output_tokens;
-                step = OnSuccess(node, std::move(*result), latency_ms, iteration, tools.get());
-                PrependRetries(node, *task, step);
-                if (hour_usage >= 0) co_await RecordHourUsage(*agent, tokens);
+                const int64_t tokens =
+                    (*result)->usage.input_tokens + (*result)->usage.output_tokens;
+                step = OnSuccess(node, std::move(**result), latency_ms, t.iteration, t.tools.get());
+                PrependRetries(node, t, step);
+                if (t.hour_usage >= 0) co_await RecordHourUsage(*agent, tokens);
                 if (!step.tools) break;
                 if (!co_await Append(std::move(step.events), index))
                     co_return NodeResult::kStoreError;
                 if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
                 if (static_cast<int64_t>(ns.turns.size()) >= agent->max_turns) {
-                    step = MaxTurnsFailure(node, agent->max_turns, iteration);
+                    step = MaxTurnsFailure(node, agent->max_turns, t.iteration);
                     break;
                 }
             }
@@ -1170,48 +1218,102 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
     }
 }
 
-Awaitable<void> Run::Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewRun> record) {
+void Run::Launch(std::shared_ptr<Run> run, std::unique_ptr<store::NewRun> record,
+                 Engine::OutcomeHandler done) {
+    run->done_ = std::move(done);
+    Spawn(std::move(run), std::move(record), false);
+}
+
+void Run::Spawn(std::shared_ptr<Run> self, std::unique_ptr<store::NewRun> record, bool continuing) {
+    Run& r = *self;
+    r.spawned_ = true;
+    auto main = r.Main(self, std::move(record), continuing);
+    // The spawned coroutine's cancellation state lives in main_signal_ and is torn down after
+    // this handler returns: the run goes (or Main is spawned again) in a later handler.
+    auto finish = [self = std::move(self)](std::exception_ptr thrown) mutable {
+        Run& run = *self;
+        run.spawned_ = false;
+        auto executor = run.executor_;
+        if (!thrown && run.parked_node_ >= 0) {
+            asio::post(executor, [self = std::move(self)]() mutable {
+                if (self->spawned_) return;  // spawned again: the new spawn holds the signal
+                if (self->respawn_) {        // the call answered already
+                    self->respawn_ = false;
+                    Spawn(std::move(self), nullptr, true);
+                    return;
+                }
+                // While the model thinks, the finished spawn's cancellation state (≈ 150 B)
+                // is not kept. The call's completion handler holds the run.
+                self->main_signal_.slot().clear();
+            });
+            return;
+        }
+        run.finished_ = true;
+        Result<RunOutcome> outcome =
+            thrown ? std::unexpected(ThrownError(thrown)) : run.FinalResult();
+        Engine::OutcomeHandler done = std::move(run.done_);
+        asio::post(executor, [self = std::move(self)] {});
+        done(std::move(outcome));
+    };
+    asio::co_spawn(r.executor_, std::move(main),
+                   asio::bind_cancellation_slot(r.main_signal_.slot(), std::move(finish)));
+}
+
+Awaitable<void> Run::Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewRun> record,
+                          bool continuing) {
     co_await asio::this_coro::throw_if_cancelled(false);
-    const bool resumed = !record;
-    if (record) {
-        if (!co_await Create(std::move(record))) {
-            // Refused (a store error), or an idempotency key used before: that run is the
-            // outcome.
-            create_failed_ = store_failed_;
-            co_return;
+    if (!continuing) {
+        const bool resumed = !record;
+        if (record) {
+            if (!co_await Create(std::move(record))) {
+                // Refused (a store error), or an idempotency key used before: that run is the
+                // outcome.
+                create_failed_ = store_failed_;
+                co_return;
+            }
         }
-    }
-    engine_->Register(state_.run_id, self);
-    // Over the engine's cap on executing runs: wait, durable and pending, for a slot. A cancel
-    // or pause meanwhile ends the wait (and the run, below) without starting it.
-    bool run_slot = !engine_->run_slots_.limited();
-    if (!run_slot) {
-        queued_ = true;
-        run_slot = co_await engine_->run_slots_.Acquire();
-        queued_ = false;
-        co_await asio::this_coro::reset_cancellation_state();
-        if (run_slot && (cancel_requested_ || pause_requested_)) {
-            // Granted just as it was told to stop: pass the slot on, start nothing.
-            engine_->run_slots_.Release();
-            run_slot = false;
+        engine_->Register(state_.run_id, self);
+        // Over the engine's cap on executing runs: wait, durable and pending, for a slot. A
+        // cancel or pause meanwhile ends the wait (and the run, below) without starting it.
+        run_slot_ = !engine_->run_slots_.limited();
+        if (!run_slot_) {
+            queued_ = true;
+            bool granted = co_await engine_->run_slots_.Acquire();
+            run_slot_ = granted;
+            queued_ = false;
+            co_await asio::this_coro::reset_cancellation_state();
+            if (run_slot_ && (cancel_requested_ || pause_requested_)) {
+                // Granted just as it was told to stop: pass the slot on, start nothing.
+                engine_->run_slots_.Release();
+                run_slot_ = false;
+            }
         }
+        if (run_slot_) co_await Begin(resumed);
     }
-    if (run_slot) co_await Begin(resumed);
     while (!store_failed_) {
-        if (!cancel_requested_ && !failed_ && !pause_requested_) {
-            if (int only = SoleReadyNode(); only >= 0) {
-                // Sequential steps (the common case) run on this coroutine: no spawn, no
-                // wake-up, no extra frame while the model thinks.
+        const bool go = !cancel_requested_ && !failed_ && !pause_requested_;
+        // The node whose parked call answered goes on first.
+        int only = parked_node_;
+        parked_node_ = -1;
+        if (only < 0 && go) only = SoleReadyNode();
+        if (only >= 0) {
+            // Sequential steps (the common case) run on this coroutine: no spawn, no wake-up;
+            // while the model thinks, the call is parked and no coroutine of the run exists.
+            if (!in_flight_[static_cast<size_t>(only)]) {
                 if (!inline_task_) inline_task_ = std::make_shared<Task>(executor_, &main_signal_);
                 in_flight_[static_cast<size_t>(only)] = inline_task_;
                 ++running_;
-                co_await ExecuteNode(only, inline_task_);
-                co_await asio::this_coro::reset_cancellation_state();
-                OnNodeDone(only);
-                continue;
             }
-            StartReadyNodes();
+            NodeResult result = co_await ExecuteNode(only, inline_task_);
+            if (result == NodeResult::kParked) {
+                parked_node_ = only;
+                co_return;
+            }
+            co_await asio::this_coro::reset_cancellation_state();
+            OnNodeDone(only);
+            continue;
         }
+        if (go) StartReadyNodes();
         if (store_failed_) break;
         if (running_ > 0) {
             if (cancel_requested_ || failed_) CancelTasks();
@@ -1228,7 +1330,7 @@ Awaitable<void> Run::Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewR
         co_await wake_->async_wait(asio::as_tuple(asio::use_awaitable));
     }
     finished_ = true;
-    if (run_slot && engine_->run_slots_.limited()) engine_->run_slots_.Release();
+    if (run_slot_ && engine_->run_slots_.limited()) engine_->run_slots_.Release();
     engine_->Unregister(state_.run_id);
     co_await ReleaseLease();
 }

@@ -15,6 +15,9 @@
 
 namespace strowger::engine {
 
+// Our coroutines report failures as values; an exception is a bug in a dependency.
+Error ThrownError(std::exception_ptr thrown);
+
 namespace internal {
 class Run;
 

@@ -4,8 +4,11 @@
 // that is single-threaded): the main coroutine, node coroutines, timers and control requests.
 // The state changes only through RunState::Apply on events as they are appended.
 //
-// Memory: a run waiting on a model call is this object, its main coroutine's frame, the
-// frame of the node it waits in and the provider's. Coroutines keep only what spans a
+// Memory: a run of sequential steps waiting on a model call is this object and the provider's
+// call (for the scripted provider, a timer holding the answer): the step's call is *parked*.
+// The main coroutine and the step's coroutine have returned; the loop state that spans the
+// call is in the Task, and the answer spawns the main coroutine again, which re-enters the
+// step after the call (see docs/design/waiting-runs.md). Coroutines keep only what spans a
 // suspension point: decisions (which events to append, whether to retry) are plain functions,
 // because GCC gives every coroutine local its own slot in the heap-allocated frame.
 #pragma once
@@ -46,26 +49,64 @@ class Run : public std::enable_shared_from_this<Run> {
     void RequestCancel(std::string reason, std::string actor);
     void RequestPause(std::string reason, std::string actor);
 
-    // The run's main coroutine. With `record`, first creates the run in the store (for an
-    // idempotency key used before, returns that run unexecuted). Runs until the run ends or
-    // stops. `self` keeps the run alive while it executes. Returns nothing (a result would take
-    // room in this frame and its spawner's while the run waits): FinalResult is the outcome.
-    Awaitable<void> Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewRun> record);
-    // Once Main has returned: the outcome, or the store's refusal to create the run.
-    Result<RunOutcome> FinalResult() const;
+    // Executes `run` on its executor: with `record`, first creates it in the store (for an
+    // idempotency key used before, `done` gets that run, unexecuted). `done` gets the outcome
+    // once the run ends or stops (never inside Launch). The run stays alive until then.
+    static void Launch(std::shared_ptr<Run> run, std::unique_ptr<store::NewRun> record,
+                       Engine::OutcomeHandler done);
 
   private:
-    // kWaiting: the node opened a human task (or waits for one) and stopped.
-    enum class NodeResult { kCompleted, kSkipped, kFailed, kCancelled, kStoreError, kWaiting };
+    // kWaiting: the node opened a human task (or waits for one) and stopped. kParked: an
+    // inline node's model call is under way and nothing waits for it (OnAnswer goes on).
+    enum class NodeResult {
+        kCompleted,
+        kSkipped,
+        kFailed,
+        kCancelled,
+        kStoreError,
+        kWaiting,
+        kParked
+    };
 
     // What a node task shares with timers and callbacks that may outlive a coroutine. A
     // spawned node has its own cancellation signal; a node run inline uses main_signal_.
     struct Task {
         Task(const Executor& executor, asio::cancellation_signal* shared_signal)
             : signal(shared_signal ? shared_signal : &own_signal), timeout(executor) {}
+        ~Task() { ReleaseSlot(); }
+        // A spawned node's; an inline node's parked call is bound to it.
         asio::cancellation_signal own_signal;
         asio::cancellation_signal* signal;
         Timeouts::Entry timeout;  // the current call's, on the engine's Timeouts
+        // ExecuteNode's loop state that spans a model call: here, not in its frame, so that an
+        // inline node's call can be parked and the answer re-enter the loop.
+        int64_t iteration = 0;
+        int64_t hour_usage = -1;  // the agent's tokens in the last hour (-1: no quota)
+        std::string prompt;
+        Deadline deadline = Deadline::Never();  // the attempt's
+        SteadyTime call_started{};
+        std::unique_ptr<providers::StreamSink> sink;  // the call's, when observers want deltas
+        std::shared_ptr<const AgentToolSet> tools;
+        std::shared_ptr<const Error> tools_error;  // set if the agent's tools cannot be had
+        // The call's result, from its return until ExecuteNode takes it. While it is set the
+        // call is over and (inline) the main coroutine is about to be spawned again.
+        std::unique_ptr<Result<providers::Completion>> answer;
+        Slots* slot = nullptr;  // the engine's node slot this node holds, if any
+        bool parked = false;    // an inline node's call is under way, bound to own_signal
+        // Cancels what the node is doing: its parked call, or whatever its coroutine awaits.
+        // Nothing between a parked call's answer and the node going on (it checks the run's
+        // flags then).
+        void Interrupt() {
+            if (parked) {
+                own_signal.emit(asio::cancellation_type::terminal);
+            } else if (!answer) {
+                signal->emit(asio::cancellation_type::terminal);
+            }
+        }
+        void ReleaseSlot() {
+            if (slot) slot->Release();
+            slot = nullptr;
+        }
         // Tries of the current model call that the provider layer retried (llm.retried).
         struct RetryLog final : providers::RetryListener {
             std::vector<ledger::LlmRetried> tries;
@@ -113,6 +154,21 @@ class Run : public std::enable_shared_from_this<Run> {
     // miscompiles a braced prvalue argument inside a co_await expression (it frees it
     // twice), so callers build the vector in a named local or a plain function.
     Awaitable<bool> Append(std::vector<ledger::NewEvent> events, int node_index);
+    // The run's main coroutine: runs until the run ends or stops, or an inline node's call is
+    // parked (then the answer spawns it again, `continuing`). Without `continuing`, first
+    // creates the run (`record`) or resumes it, and takes a run slot. `self` keeps the run
+    // alive while it executes. Returns nothing (a result would take room in this frame and its
+    // spawner's): FinalResult is the outcome.
+    Awaitable<void> Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewRun> record,
+                         bool continuing);
+    // Spawns Main; its completion hands the outcome to done_ unless a call was parked.
+    static void Spawn(std::shared_ptr<Run> self, std::unique_ptr<store::NewRun> record,
+                      bool continuing);
+    // The parked call's answer (on the run's executor): spawns Main again in a later handler.
+    void OnAnswer(Result<providers::Completion> result);
+    // Once Main has returned for good: the outcome, or the store's refusal to create the run.
+    Result<RunOutcome> FinalResult() const;
+    // Runs node `index` (again, after the call, when task->answer is set).
     Awaitable<NodeResult> ExecuteNode(int index, std::shared_ptr<Task> task);
     Awaitable<bool> SleepUntil(SystemTime due);
     // ExecuteNode's frame stays allocated while the model thinks, and GCC 12 gives every
@@ -176,19 +232,23 @@ class Run : public std::enable_shared_from_this<Run> {
                                               const providers::ResolvedModel& model,
                                               const std::string& prompt, int64_t attempt,
                                               const AgentToolSet* tools) const;
-    // Starts the model call of a turn; `sink` gets a stream sink when observers want deltas
-    // (it must outlive the call); the provider layer's retries go to `task.retries`.
-    Awaitable<Result<providers::Completion>> StartModelCall(
-        const model::PlanNode& node, const providers::ResolvedModel& model,
-        const std::string& prompt, int64_t attempt, const AgentToolSet* tools, Deadline deadline,
-        std::unique_ptr<providers::StreamSink>& sink, Task& task);
+    // The request of a turn's model call; `task.sink` gets a stream sink when observers want
+    // deltas; the provider layer's retries go to `task.retries`.
+    providers::CompletionRequest CallRequest(const model::PlanNode& node,
+                                             const providers::ResolvedModel& model, Task& task);
+    // Starts an inline node's model call: true if it is parked (OnAnswer goes on), false if
+    // it answered at once (task->answer). A spawned node's call is AwaitModel's.
+    bool StartInlineCall(const model::PlanNode& node, const providers::ResolvedModel& model,
+                         Task& task);
+    // A spawned node's model call: waits for it, into task->answer.
+    Awaitable<void> AwaitModel(const model::PlanNode& node, const providers::ResolvedModel& model,
+                               std::shared_ptr<Task> task);
     // Puts an llm.retried event per retried try of the call just made before `step`'s events.
     void PrependRetries(const model::PlanNode& node, Task& task, Step& step) const;
     // Arms the attempt's timeout; DisarmTimeout turns the result into the timeout error if it
     // fired.
-    Deadline ArmTimeout(const model::PlanNode& node, const std::shared_ptr<Task>& task,
-                        Deadline deadline);
-    void DisarmTimeout(const model::PlanNode& node, Task& task, Deadline deadline,
+    void ArmTimeout(const model::PlanNode& node, const std::shared_ptr<Task>& task);
+    void DisarmTimeout(const model::PlanNode& node, Task& task,
                        Result<providers::Completion>& result);
 
     // Scheduling.
@@ -206,7 +266,8 @@ class Run : public std::enable_shared_from_this<Run> {
     std::string InputOf(const model::PlanNode& node) const;
     std::string Render(const model::PlanNode& node, std::string_view input) const;
     RunOutcome Outcome() const;
-    bool create_failed_ = false;  // the store refused to create the run
+    bool create_failed_ = false;   // the store refused to create the run
+    Engine::OutcomeHandler done_;  // Launch's
 
     std::shared_ptr<Engine::Impl> engine_;
     std::shared_ptr<PlanRuntime> runtime_;
@@ -229,6 +290,10 @@ class Run : public std::enable_shared_from_this<Run> {
     std::unique_ptr<Notes> notes_;
     std::filesystem::path workspace_;
     uint32_t running_ = 0;
+    int parked_node_ = -1;   // the inline node whose call is parked, or -1
+    bool spawned_ = false;   // Main's spawn has not completed
+    bool respawn_ = false;   // the parked call answered while Main's spawn was completing
+    bool run_slot_ = false;  // the run holds a run slot (EngineOptions::max_concurrent_runs)
     bool cancel_requested_ = false;
     bool queued_ = false;  // waiting for a run slot (EngineOptions::max_concurrent_runs)
     bool pause_requested_ = false;
