@@ -28,6 +28,7 @@
 // engine's thread). Results are printed as one JSON object, with the CPU time of the bench
 // (cpu_s) and of the mock (mock_cpu_s), and for all-at-once runs when every run had committed
 // its k-th model request and response.
+#include <malloc.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -413,6 +414,9 @@ int Run(const Flags& flags) {
 
     // Peak resident memory while the runs are in flight, above what the process held before.
     int64_t rss_before = std::max(RssKb(), PeakRssKb());
+    // The heap's bytes in use (malloc's view: live blocks with their headers, not the holes
+    // between them), to tell what runs hold from what the allocator keeps around it.
+    const size_t heap_before = mallinfo2().uordblks + mallinfo2().hblkhd;
     std::atomic<int64_t> started{0};
     std::function<void()> start_one;
     // Runs are started the way a server starting many would: not awaited, the outcome handed
@@ -432,8 +436,11 @@ int Run(const Flags& flags) {
     // first answer arrives instead (starting 10,000 calls over new connections takes a good part
     // of the first step: halfway, not every run has its connection yet).
     int64_t rss_waiting = 0;
+    size_t heap_waiting = 0;
     auto sample_waiting = [&] {
         rss_waiting = RssKb();
+        heap_waiting = mallinfo2().uordblks + mallinfo2().hblkhd;
+        if (std::getenv("STROWGER_BENCH_MALLOC_INFO")) malloc_info(0, stderr);
         // For heaptrack: what is still allocated at exit is what waiting runs hold.
         if (std::getenv("STROWGER_BENCH_EXIT_WHEN_WAITING")) {
             if (mock_pid > 0) kill(mock_pid, SIGTERM);
@@ -499,6 +506,9 @@ int Run(const Flags& flags) {
         out["rss_waiting_kb"] = rss_waiting;
         out["rss_per_waiting_run_bytes"] = static_cast<double>(rss_waiting - rss_before) * 1024.0 /
                                            static_cast<double>(concurrency);
+        out["heap_per_waiting_run_bytes"] =
+            (static_cast<double>(heap_waiting) - static_cast<double>(heap_before)) /
+            static_cast<double>(concurrency);
     }
     std::cout << json::serialize(out) << std::endl;
     return completed == runs ? 0 : 1;
