@@ -1,6 +1,8 @@
 #include "core/clock.hpp"
 
 #include <charconv>
+#include <climits>
+#include <cstring>
 #include <ctime>
 
 namespace strowger {
@@ -71,6 +73,17 @@ void FormatRfc3339To(char* out, SystemTime time) {
     int64_t micros = ToUnixMicros(time);
     int64_t seconds = micros >= 0 ? micros / 1000000 : (micros - 999999) / 1000000;
     int64_t fraction = micros - seconds * 1000000;
+    // Times come in runs of the same second (every ledger event is stamped, and the store
+    // checks each line's): the date and time of day are kept from the last call.
+    thread_local int64_t cached_seconds = INT64_MIN;
+    thread_local char cached[19];
+    if (seconds == cached_seconds) {
+        std::memcpy(out, cached, 19);
+        out[19] = '.';
+        PutDigits(&out[20], fraction, 6);
+        out[26] = 'Z';
+        return;
+    }
     int64_t days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400;
     int64_t second_of_day = seconds - days * 86400;
     int64_t year;
@@ -91,6 +104,8 @@ void FormatRfc3339To(char* out, SystemTime time) {
     out[19] = '.';
     PutDigits(&out[20], fraction, 6);
     out[26] = 'Z';
+    std::memcpy(cached, out, 19);
+    cached_seconds = seconds;
 }
 
 Result<SystemTime> ParseRfc3339(std::string_view text) {
