@@ -166,6 +166,34 @@ TEST_P(StoreConformanceTest, LinesThatBreakTheChainReadBackExactly) {
     }
     head.hash.clear();  // an empty prev_hash
     seal(chain.run_id(), ledger::NodeStarted{});
+    // Lines a compact store must keep as they are: header values not in their canonical form,
+    // and a payload whose own members look like the header's.
+    auto edit = [&](std::string_view from, std::string_view to) {
+        std::string& line = events.back().encoded;
+        size_t at = line.rfind(from);
+        ASSERT_NE(at, std::string::npos) << line;
+        line.replace(at, from.size(), to);
+    };
+    seal(chain.run_id(), ledger::NodeStarted{});
+    edit(R"("hash":")" + events.back().hash.substr(0, 2), R"("hash":"AB)");  // uppercase hex
+    seal(chain.run_id(), ledger::NodeStarted{});
+    edit(R"("time":"2026-)", R"("time":"0000-)");  // year 0: canonical still
+    seal(chain.run_id(), ledger::NodeStarted{});
+    edit(R"(-09-)", R"(-13-)");  // no month 13
+    seal(chain.run_id(), ledger::NodeStarted{});
+    edit(R"({"attempt":1,)", R"({"attempt":01,)");
+    seal(chain.run_id(), ledger::NodeStarted{});
+    edit(R"("seq":)", R"("seq":0)");
+    seal(chain.run_id(), ledger::NodeStarted{});
+    edit(R"(,"v":1})", R"(,"v":1} )");
+    seal(chain.run_id(),
+         ledger::UnknownPayload{"custom.nested", R"({"a":{"b":1},"hash":")" + std::string(64, 'a') +
+                                                     R"(","node":"x","seq":1})"});
+    {
+        ledger::NewEvent quoted{"step\"with\\escapes", 1, ledger::NodeStarted{}};
+        events.push_back(
+            ledger::Seal(head, chain.run_id(), fixtures::TimeAt(head.seq + 1), quoted));
+    }
     for (const auto& line : Lines(events)) expected.push_back(line);
     ASSERT_TRUE(RunSync(store_->AppendEvents(chain.run_id(), events, RunStatus::kRunning)));
 
@@ -183,6 +211,40 @@ TEST_P(StoreConformanceTest, LinesThatBreakTheChainReadBackExactly) {
         ASSERT_EQ(one->size(), 1u);
         EXPECT_EQ(one->front().encoded, expected[static_cast<size_t>(after)]);
     }
+}
+
+// The in-memory store keeps a canonical line as its data and a 48-byte tail; a line it cannot
+// rebuild byte for byte (here: each names a hash that is not the previous line's) in full.
+TEST(MemoryStoreTest, KeepsCanonicalLinesCompactAndOthersInFull) {
+    auto store = std::make_shared<MemoryStore>();
+    TestChain chain(RunIdFor(1));
+    ASSERT_TRUE(RunSync(store->CreateRun(MakeNewRun(chain))).has_value());
+    auto events = chain.NodeEvents(20);
+    ASSERT_TRUE(RunSync(store->AppendEvents(chain.run_id(), events, RunStatus::kRunning)));
+    size_t text = 0, compact = 0;
+    for (const auto& line : Lines(*RunSync(store->ReadEvents(chain.run_id(), EventQuery{})))) {
+        text += line.size();
+    }
+    for (const auto& event : events) {
+        compact += event.data.size() + event.type_name.size() + event.node.size() + 48;
+    }
+    size_t kept = store->KeptBytesForTest(chain.run_id());
+    EXPECT_LT(kept, text * 2 / 5);
+    EXPECT_GE(kept, compact);
+
+    TestChain broken(RunIdFor(2));
+    ASSERT_TRUE(RunSync(store->CreateRun(MakeNewRun(broken))).has_value());
+    ledger::ChainHead head = broken.head();
+    std::vector<ledger::Event> unchained;
+    for (int i = 0; i < 20; ++i) {
+        head.hash = std::string(64, 'e');
+        unchained.push_back(ledger::Seal(head, broken.run_id(), fixtures::TimeAt(head.seq + 1),
+                                         ledger::NewEvent{"s", 1, ledger::NodeStarted{}}));
+    }
+    ASSERT_TRUE(RunSync(store->AppendEvents(broken.run_id(), unchained, RunStatus::kRunning)));
+    size_t unchained_text = 0;
+    for (const auto& event : unchained) unchained_text += event.encoded.size();
+    EXPECT_GT(store->KeptBytesForTest(broken.run_id()), unchained_text * 3 / 4);
 }
 
 TEST_P(StoreConformanceTest, UsageSumsByKeyFromATimeOn) {

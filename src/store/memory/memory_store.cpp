@@ -1,15 +1,20 @@
 #include "store/memory/memory_store.hpp"
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <utility>
 
 #include "core/strings.hpp"
 
 namespace strowger::store {
 namespace {
+
+constexpr char kZeroHash[] = "0000000000000000000000000000000000000000000000000000000000000000";
 
 bool TypeMatches(const std::vector<std::string>& types, const std::string& type) {
     if (types.empty()) return true;
@@ -95,11 +100,13 @@ std::string_view MemoryStore::KeptLine(const RunData& data, size_t index) {
         .substr(slot.offset + slot.type_size + slot.node_size, slot.line_size);
 }
 
-std::string_view MemoryStore::PreviousHash(const RunData& data, size_t index) {
-    static constexpr char kZeros[] =
-        "0000000000000000000000000000000000000000000000000000000000000000";
-    if (index == 0) return std::string_view(kZeros, 64);
+std::string_view MemoryStore::PreviousHash(const RunData& data, size_t index, HexHash& buffer) {
+    if (index == 0) return std::string_view(kZeroHash, 64);
     const Slot& slot = data.slots[index - 1];
+    if (slot.prev_hash_at == kCompact) {
+        AppendHex(buffer.data(), CompactTail(data, index - 1), 32);
+        return std::string_view(buffer.data(), 64);
+    }
     if (slot.hash_at == kKept) return {};
     return KeptLine(data, index - 1).substr(slot.hash_at, 64);
 }
@@ -123,12 +130,157 @@ bool ValueIs(std::string_view line, size_t at, std::string_view value) {
            line.substr(at, value.size()) == value && line[at + value.size()] == '"';
 }
 
+// Lowercase hex digits' values; 0x10 for anything else (uppercase is not the canonical form).
+// A table, not comparisons: hashes are random, and a branch per digit mispredicts half the
+// time.
+constexpr std::array<uint8_t, 256> kHexValues = [] {
+    std::array<uint8_t, 256> table{};
+    for (auto& v : table) v = 0x10;
+    for (int c = '0'; c <= '9'; ++c) table[static_cast<size_t>(c)] = static_cast<uint8_t>(c - '0');
+    for (int c = 'a'; c <= 'f'; ++c) {
+        table[static_cast<size_t>(c)] = static_cast<uint8_t>(c - 'a' + 10);
+    }
+    return table;
+}();
+
+// The 64 hex digits at `hex` as 32 bytes into `out`; false if one is not a lowercase digit.
+// Scalar: GCC's vectorised form of this loop spills to the stack and is slower.
+__attribute__((optimize("no-tree-vectorize"))) bool DecodeHash(const char* hex, char* out) {
+    unsigned invalid = 0;
+    for (size_t i = 0; i < 32; ++i) {
+        unsigned high = kHexValues[static_cast<unsigned char>(hex[2 * i])];
+        unsigned low = kHexValues[static_cast<unsigned char>(hex[2 * i + 1])];
+        invalid |= high | low;
+        out[i] = static_cast<char>((high << 4) | (low & 15));
+    }
+    return (invalid & 0x10) == 0;
+}
+
+// Appends the members of a compact line after its data object up to its hash's closing quote
+// excluded: `,"hash":"`. And after the hash: everything to the end of the line.
+void AppendAfterHash(std::string& out, std::string_view node, std::string_view prev_hash,
+                     std::string_view run_id, int64_t seq, SystemTime time, std::string_view type) {
+    out += '"';
+    if (!node.empty()) {
+        out += R"(,"node":")";
+        out += node;
+        out += '"';
+    }
+    out += R"(,"prev_hash":")";
+    out += prev_hash;
+    out += R"(","run_id":")";
+    out += run_id;
+    out += R"(","seq":)";
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof digits, seq).ptr;
+    out.append(digits, static_cast<size_t>(end - digits));
+    out += R"(,"time":")";
+    char formatted[kRfc3339Size];
+    FormatRfc3339To(formatted, time);
+    out.append(formatted, kRfc3339Size);
+    out += R"(","type":")";
+    out += type;
+    out += R"(","v":1})";
+}
+
+// `{"attempt":N,"data":` or `{"data":`: a compact line's start.
+void AppendStart(std::string& out, int64_t attempt) {
+    if (attempt > 0) {
+        out += R"({"attempt":)";
+        char digits[24];
+        auto end = std::to_chars(digits, digits + sizeof digits, attempt).ptr;
+        out.append(digits, static_cast<size_t>(end - digits));
+        out += ',';
+    } else {
+        out += '{';
+    }
+    out += R"("data":)";
+}
+
+constexpr std::string_view kHashKey = R"(,"hash":")";
+
 }  // namespace
+
+void MemoryStore::AppendHex(char* out, const char* bytes, size_t n) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; ++i) {
+        auto b = static_cast<unsigned char>(bytes[i]);
+        out[2 * i] = kHex[b >> 4];
+        out[2 * i + 1] = kHex[b & 15];
+    }
+}
+
+bool MemoryStore::HashIs(const RunData& data, size_t index, std::string_view hash) {
+    if (hash.size() != 64) return false;
+    if (index == 0) return hash == std::string_view(kZeroHash, 64);
+    const Slot& slot = data.slots[index - 1];
+    if (slot.prev_hash_at == kCompact) {
+        char binary[32];
+        return DecodeHash(hash.data(), binary) &&
+               std::memcmp(binary, CompactTail(data, index - 1), 32) == 0;
+    }
+    if (slot.hash_at == kKept) return false;
+    return KeptLine(data, index - 1).substr(slot.hash_at, 64) == hash;
+}
+
+const char* MemoryStore::CompactTail(const RunData& data, size_t index) {
+    const Slot& slot = data.slots[index];
+    return data.bytes.data() + slot.offset + slot.type_size + slot.node_size + slot.line_size -
+           kCompactTail;
+}
+
+bool MemoryStore::PackCompact(RunData& data, std::string_view run_id, const ledger::Event& event) {
+    // The line must be exactly what Rebuild writes from what is kept: the event's own header
+    // fields (type and node without escapes) around the line's data object and hash.
+    const std::string_view line = event.encoded;
+    const size_t index = data.slots.size();
+    const size_t hash_at = event.hash_at;
+    if (hash_at < kHashKey.size() || hash_at + 64 > line.size() || event.attempt < 0 ||
+        event.seq != static_cast<int64_t>(index) + 1 || event.type_name.size() > 64 ||
+        event.node.size() > 64 || run_id.size() > 64 ||
+        line.substr(hash_at - kHashKey.size(), kHashKey.size()) != kHashKey) {
+        return false;
+    }
+    thread_local std::string expected;  // what the parts around data and the hash must be
+    expected.clear();
+    AppendStart(expected, event.attempt);
+    const size_t data_at = expected.size();
+    const size_t data_end = hash_at - kHashKey.size();
+    if (data_end < data_at || line.substr(0, data_at) != expected) return false;
+    HexHash buffer;
+    const std::string_view previous = PreviousHash(data, index, buffer);
+    if (previous.size() != 64) return false;
+    expected.clear();
+    AppendAfterHash(expected, event.node, previous, run_id, event.seq, event.time, event.type_name);
+    if (line.substr(hash_at + 64) != expected) return false;
+    Tail tail;
+    if (!DecodeHash(line.data() + hash_at, tail.hash)) return false;
+    tail.time = event.time.time_since_epoch().count();
+    tail.attempt = event.attempt;
+    // A type or node that needs escaping is not what the line says (it has the escaped form).
+    const std::string_view data_json = line.substr(data_at, data_end - data_at);
+    Slot slot;
+    slot.offset = static_cast<uint32_t>(data.bytes.size());
+    slot.type_size = static_cast<uint16_t>(event.type_name.size());
+    slot.node_size = static_cast<uint16_t>(event.node.size());
+    slot.line_size = static_cast<uint32_t>(data_json.size() + kCompactTail);
+    slot.prev_hash_at = kCompact;
+    auto& bytes = data.bytes;
+    bytes.Reserve(bytes.size() + slot.type_size + slot.node_size + slot.line_size);
+    bytes.Append(event.type_name);
+    bytes.Append(event.node);
+    bytes.Append(data_json);
+    bytes.Append(std::string_view(reinterpret_cast<const char*>(&tail), kCompactTail));
+    data.slots.push_back(slot);
+    return true;
+}
 
 void MemoryStore::Pack(RunData& data, std::string_view run_id, const ledger::Event& event) {
     const std::string_view line = event.encoded;
     const size_t index = data.slots.size();
-    const std::string_view previous = PreviousHash(data, index);
+    if (PackCompact(data, run_id, event)) return;
+    HexHash buffer;
+    const std::string_view previous = PreviousHash(data, index, buffer);
     constexpr size_t npos = std::string_view::npos;
     // Where the values are: as Seal reported them, or found. (Either way only bytes equal to
     // what is put back are left out, so the line reads back exactly.)
@@ -191,12 +343,17 @@ StoredEvent MemoryStore::Unpack(const RunData& data, std::string_view run_id_of_
     event.seq = static_cast<int64_t>(index) + 1;
     event.type = std::string(bytes.substr(slot.offset, slot.type_size));
     event.node = std::string(bytes.substr(slot.offset + slot.type_size, slot.node_size));
+    HexHash buffer;
+    if (slot.prev_hash_at == kCompact) {
+        Rebuild(data, run_id_of_data, index, event);
+        return event;
+    }
     if (slot.prev_hash_at == kKept && slot.run_id_at == kKept) {
         event.encoded = std::string(kept);
         return event;
     }
     std::string_view previous =
-        slot.prev_hash_at == kKept ? std::string_view() : PreviousHash(data, index);
+        slot.prev_hash_at == kKept ? std::string_view() : PreviousHash(data, index, buffer);
     std::string_view run_id = slot.run_id_at == kKept ? std::string_view() : run_id_of_data;
     std::string& line = event.encoded;
     line.reserve(kept.size() + previous.size() + run_id.size());
@@ -217,19 +374,40 @@ StoredEvent MemoryStore::Unpack(const RunData& data, std::string_view run_id_of_
     return event;
 }
 
+void MemoryStore::Rebuild(const RunData& data, std::string_view run_id, size_t index,
+                          StoredEvent& event) {
+    const Slot& slot = data.slots[index];
+    std::string_view data_json(data.bytes.data() + slot.offset + slot.type_size + slot.node_size,
+                               slot.line_size - kCompactTail);
+    Tail tail;
+    std::memcpy(&tail, CompactTail(data, index), kCompactTail);
+    HexHash previous_buffer, hash;
+    std::string_view previous = PreviousHash(data, index, previous_buffer);
+    AppendHex(hash.data(), tail.hash, 32);
+    std::string& line = event.encoded;
+    line.reserve(data_json.size() + run_id.size() + event.type.size() + event.node.size() + 220);
+    AppendStart(line, tail.attempt);
+    line += data_json;
+    line += kHashKey;
+    line.append(hash.data(), 64);
+    AppendAfterHash(line, event.node, previous, run_id, static_cast<int64_t>(index) + 1,
+                    SystemTime(SystemTime::duration(tail.time)), event.type);
+}
+
 void MemoryStore::SetHead(RunData& data, const ledger::Event& last) {
     data.record.head_seq = last.seq;
     // The hash the next line follows is the head's, unless the last line does not say it.
-    if (PreviousHash(data, data.slots.size()) == last.hash) {
+    if (HashIs(data, data.slots.size(), last.hash)) {
         data.record.head_hash.clear();
     } else {
         data.record.head_hash = last.hash;
     }
 }
 
-std::string_view MemoryStore::HeadHash(const RunData& data) {
+std::string MemoryStore::HeadHash(const RunData& data) {
     if (!data.record.head_hash.empty() || data.slots.empty()) return data.record.head_hash;
-    return PreviousHash(data, data.slots.size());
+    HexHash buffer;
+    return std::string(PreviousHash(data, data.slots.size(), buffer));
 }
 
 RunRecord MemoryStore::ToRunRecord(const std::string& run_id, const RunData& data) {
@@ -242,10 +420,16 @@ RunRecord MemoryStore::ToRunRecord(const std::string& run_id, const RunData& dat
     record.idempotency_key = r.idempotency_key;
     record.created_at = r.created_at;
     record.updated_at = r.updated_at;
-    record.head = {r.head_seq, std::string(HeadHash(data))};
+    record.head = {r.head_seq, HeadHash(data)};
     if (r.owner) record.owner = *r.owner;
     record.lease_until = r.lease_until;
     return record;
+}
+
+size_t MemoryStore::KeptBytesForTest(const std::string& run_id) {
+    std::lock_guard lock(mutex_);
+    auto it = runs_.find(run_id);
+    return it == runs_.end() ? 0 : it->second.bytes.size();
 }
 
 const std::string* MemoryStore::Intern(const std::string& name) {

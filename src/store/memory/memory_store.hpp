@@ -3,6 +3,7 @@
 // Thread-safety: a mutex serialises all methods; they never suspend.
 #pragma once
 
+#include <array>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,6 +41,9 @@ class MemoryStore : public Store {
     Awaitable<Result<void>> RecordUsage(std::string key, SystemTime time, int64_t tokens) override;
     Awaitable<Result<int64_t>> UsageSince(std::string key, SystemTime since) override;
 
+    // Bytes kept for a run's events (tests).
+    size_t KeptBytesForTest(const std::string& run_id);
+
   private:
     // A run's events, packed: each one's type, node and stored line back to back in `bytes`,
     // found through its slot (slots[seq - 1]). A few heap blocks per run instead of a few per
@@ -49,7 +53,21 @@ class MemoryStore : public Store {
     // zeros for the first), and its `run_id` value when it is the run's id: a quarter of a
     // typical line, put back when the line is read. Any other line is kept as it came, so a
     // broken chain reads back exactly as broken.
+    //
+    //
+    // Most lines are kept *compact*: a line that is exactly what the ledger's canonical
+    // encoding writes from its event's header fields — with the previous line's hash, the
+    // run's id, its position as seq — is kept as its type, node, data object and a 48-byte
+    // Tail; the rest is rebuilt on reading (Rebuild). PackCompact compares the line with what
+    // Rebuild would write around its data object and hash before it keeps a line so.
     static constexpr uint32_t kKept = UINT32_MAX;
+    static constexpr uint32_t kCompact = UINT32_MAX - 1;  // in Slot::prev_hash_at
+    struct Tail {
+        char hash[32];    // binary
+        int64_t time;     // SystemTime's count
+        int64_t attempt;  // 0: the line has none
+    };
+    static constexpr size_t kCompactTail = sizeof(Tail);
     struct Slot {
         uint32_t offset = 0;
         uint32_t line_size = 0;  // as kept, without what was left out
@@ -113,17 +131,28 @@ class MemoryStore : public Store {
     static Status CheckFits(std::string_view run_id, const RunData& data,
                             const std::vector<ledger::Event>& events);
     static void Pack(RunData& data, std::string_view run_id, const ledger::Event& event);
+    // Packs `event` compact if it can be.
+    static bool PackCompact(RunData& data, std::string_view run_id, const ledger::Event& event);
+    // Whether `hash` is the hash of the line before event `index` (64 zeros for the first).
+    static bool HashIs(const RunData& data, size_t index, std::string_view hash);
+    // The Tail of compact event `index` (unaligned: copy it out).
+    static const char* CompactTail(const RunData& data, size_t index);
+    // The line of compact event `index`, into event.encoded.
+    static void Rebuild(const RunData& data, std::string_view run_id, size_t index,
+                        StoredEvent& event);
+    using HexHash = std::array<char, 64>;
+    static void AppendHex(char* out, const char* bytes, size_t n);
     static StoredEvent Unpack(const RunData& data, std::string_view run_id, size_t index);
     // The head's hash after `last` was packed: kept only if the line does not give it.
     static void SetHead(RunData& data, const ledger::Event& last);
-    static std::string_view HeadHash(const RunData& data);
+    static std::string HeadHash(const RunData& data);
     static RunRecord ToRunRecord(const std::string& run_id, const RunData& data);
     const std::string* Intern(const std::string& name);  // REQUIRES(mutex_)
     // The line of event `index` as kept, and the previous event's hash as a line kept before it
     // names it (64 zeros before the first; empty if that line does not say where it is) —
     // with index = the number of events, the head's.
     static std::string_view KeptLine(const RunData& data, size_t index);
-    static std::string_view PreviousHash(const RunData& data, size_t index);
+    static std::string_view PreviousHash(const RunData& data, size_t index, HexHash& buffer);
 
     std::mutex mutex_;
     std::map<std::string, RunData> runs_;                       // GUARDED_BY(mutex_)
