@@ -402,9 +402,9 @@ std::optional<Result<Completion>> ScriptedProvider::Start(CompletionRequest requ
     timer.async_wait([pending = std::move(pending)](const boost::system::error_code& ec) mutable {
         if (pending->cancel.is_connected()) pending->cancel.clear();
         Result<Completion> result = Finish(ec, pending->answer, pending->deadline, pending->stream);
-        CompletionHandler done = std::move(pending->done);
+        CompletionHandler then = std::move(pending->done);
         pending.reset();
-        done(std::move(result));
+        then(std::move(result));
     });
     return std::nullopt;
 }
