@@ -92,8 +92,8 @@ class MemoryStore : public Store {
         const char* data() const { return data_; }
         size_t size() const { return size_; }
         size_t capacity() const { return capacity_; }
-        // Grows the block to hold at least `needed` bytes (by half, not doubled: less slack
-        // per run). Throws std::bad_alloc as a vector would.
+        // Grows the block to hold at least `needed` bytes (exactly while it is small, then by
+        // half, not doubled: less slack per run). Throws std::bad_alloc as a vector would.
         void Reserve(size_t needed);
         // Appends within the capacity Reserve made.
         void Append(std::string_view bytes);
