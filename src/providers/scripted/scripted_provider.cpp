@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -378,11 +379,30 @@ std::optional<Result<Completion>> ScriptedProvider::Start(CompletionRequest requ
                                                           CompletionHandler done) {
     Answer answer = Decide(request);
     if (!answer.Waits()) return Finish({}, answer, deadline, request.stream);
+    // On an io_context's own executor (a single-threaded engine) the timer holds that
+    // executor, a pointer, instead of a type-erased copy (≈ 130 B less per waiting call, with
+    // the wait's work guards).
+    if (const auto* io = executor.target<asio::io_context::executor_type>()) {
+        Wait<asio::basic_waitable_timer<std::chrono::steady_clock,
+                                        asio::wait_traits<std::chrono::steady_clock>,
+                                        asio::io_context::executor_type>>(
+            *io, std::move(answer), deadline, request.stream, cancel, std::move(done));
+    } else {
+        Wait<asio::steady_timer>(executor, std::move(answer), deadline, request.stream, cancel,
+                                 std::move(done));
+    }
+    return std::nullopt;
+}
+
+template <typename Timer>
+void ScriptedProvider::Wait(const typename Timer::executor_type& executor, Answer answer,
+                            Deadline deadline, StreamSink* stream, asio::cancellation_slot cancel,
+                            CompletionHandler done) {
     // The timer's handler owns the call: while the model "thinks", the call is the answer, the
     // timer and `done`.
     struct Pending {
-        explicit Pending(const Executor& executor) : timer(executor) {}
-        asio::steady_timer timer;
+        explicit Pending(const typename Timer::executor_type& executor) : timer(executor) {}
+        Timer timer;
         Answer answer;
         Deadline deadline = Deadline::Never();
         StreamSink* stream = nullptr;
@@ -390,10 +410,11 @@ std::optional<Result<Completion>> ScriptedProvider::Start(CompletionRequest requ
         CompletionHandler done;
     };
     auto pending = std::make_unique<Pending>(executor);
-    asio::steady_timer& timer = pending->timer;
-    Arm(timer, pending->answer = std::move(answer), deadline);
+    Timer& timer = pending->timer;
+    Arm(timer, answer, deadline);
+    pending->answer = std::move(answer);
     pending->deadline = deadline;
-    pending->stream = request.stream;
+    pending->stream = stream;
     pending->done = std::move(done);
     if (cancel.is_connected()) {
         pending->cancel = cancel;
@@ -406,13 +427,12 @@ std::optional<Result<Completion>> ScriptedProvider::Start(CompletionRequest requ
         pending.reset();
         then(std::move(result));
     });
-    return std::nullopt;
 }
 
-void ScriptedProvider::Arm(asio::steady_timer& timer, const Answer& answer, Deadline deadline) {
+template <typename Timer>
+void ScriptedProvider::Arm(Timer& timer, const Answer& answer, Deadline deadline) {
     if (answer.hang) {
-        timer.expires_at(deadline.IsNever() ? asio::steady_timer::time_point::max()
-                                            : deadline.time());
+        timer.expires_at(deadline.IsNever() ? Timer::time_point::max() : deadline.time());
     } else {
         timer.expires_after(std::chrono::milliseconds(answer.latency_ms));
     }

@@ -86,8 +86,14 @@ class ScriptedProvider final : public Provider {
     // coroutine for its own would keep a copy in the waiting frame.
     static Awaitable<Result<Completion>> Deliver(Answer answer, Deadline deadline,
                                                  StreamSink* stream, const Executor& executor);
+    // Start's wait for a later answer, on a timer of type Timer.
+    template <typename Timer>
+    static void Wait(const typename Timer::executor_type& executor, Answer answer,
+                     Deadline deadline, StreamSink* stream, asio::cancellation_slot cancel,
+                     CompletionHandler done);
     // The latency timer's expiry for `answer`.
-    static void Arm(asio::steady_timer& timer, const Answer& answer, Deadline deadline);
+    template <typename Timer>
+    static void Arm(Timer& timer, const Answer& answer, Deadline deadline);
     // What the call returns once its latency (if any) has passed or `ec` ended the wait.
     static Result<Completion> Finish(const boost::system::error_code& ec, Answer& answer,
                                      Deadline deadline, StreamSink* stream);
