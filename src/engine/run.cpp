@@ -334,18 +334,19 @@ Awaitable<bool> Run::SleepUntil(SystemTime due) {
 // ---- Decisions ----------------------------------------------------------------------------
 
 const std::filesystem::path& Run::Workspace() {
-    if (workspace_.empty()) {
+    if (!workspace_) {
+        workspace_ = std::make_unique<std::filesystem::path>();
         if (!plan_.workspace.empty()) {
-            workspace_ = plan_.workspace;
+            *workspace_ = plan_.workspace;
         } else {
             std::filesystem::path root = engine_->options_.workspace_root;
             if (root.empty()) root = std::filesystem::temp_directory_path() / "strowger-workspaces";
-            workspace_ = root / state_.run_id;
+            *workspace_ = root / state_.run_id;
         }
         std::error_code ec;
-        std::filesystem::create_directories(workspace_, ec);
+        std::filesystem::create_directories(*workspace_, ec);
     }
-    return workspace_;
+    return *workspace_;
 }
 
 bool Run::HasUnfinishedCalls(const ledger::NodeState& ns) {
@@ -748,9 +749,10 @@ providers::CompletionRequest Run::BuildRequest(const PlanNode& node,
 
 providers::CompletionRequest Run::CallRequest(const PlanNode& node,
                                               const providers::ResolvedModel& model, Task& task) {
-    const auto attempt = state_.nodes[static_cast<size_t>(node.index)].attempt;
+    // The prompt is the one the attempt's llm.request recorded.
+    const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
     providers::CompletionRequest request =
-        BuildRequest(node, model, task.prompt, attempt, task.tools.get());
+        BuildRequest(node, model, ns.prompt, ns.attempt, task.tools.get());
     task.sink.reset();
     if (engine_->wants_deltas_) {
         task.sink = std::make_unique<ObserverSink>(engine_, executor_, state_.run_id, node.id);
@@ -1110,7 +1112,6 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
         t.iteration = FirstIteration(node);
     }
     for (;; ++t.iteration) {
-        if (!resuming) t.prompt = PromptFor(node, t.iteration);
         Step step;
         do {  // attempts
             if (!resuming) {
@@ -1131,8 +1132,8 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     }
                 }
                 if (!continuing) {
-                    std::vector<ledger::NewEvent> start =
-                        StartEvents(node, ns.attempt + 1, t.iteration, t.prompt);
+                    std::vector<ledger::NewEvent> start = StartEvents(
+                        node, ns.attempt + 1, t.iteration, PromptFor(node, t.iteration));
                     if (!co_await Append(std::move(start), index))
                         co_return NodeResult::kStoreError;
                 }

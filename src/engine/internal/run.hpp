@@ -79,10 +79,10 @@ class Run : public std::enable_shared_from_this<Run> {
         asio::cancellation_signal* signal;
         Timeouts::Entry timeout;  // the current call's, on the engine's Timeouts
         // ExecuteNode's loop state that spans a model call: here, not in its frame, so that an
-        // inline node's call can be parked and the answer re-enter the loop.
+        // inline node's call can be parked and the answer re-enter the loop. (The prompt is
+        // the node state's: the attempt's llm.request recorded it.)
         int64_t iteration = 0;
         int64_t hour_usage = -1;  // the agent's tokens in the last hour (-1: no quota)
-        std::string prompt;
         Deadline deadline = Deadline::Never();  // the attempt's
         SteadyTime call_started{};
         std::unique_ptr<providers::StreamSink> sink;  // the call's, when observers want deltas
@@ -288,7 +288,7 @@ class Run : public std::enable_shared_from_this<Run> {
     asio::cancellation_signal main_signal_;
     std::shared_ptr<Task> inline_task_;
     std::unique_ptr<Notes> notes_;
-    std::filesystem::path workspace_;
+    std::unique_ptr<std::filesystem::path> workspace_;  // made on first use (tools)
     uint32_t running_ = 0;
     int parked_node_ = -1;   // the inline node whose call is parked, or -1
     bool spawned_ = false;   // Main's spawn has not completed
