@@ -790,6 +790,7 @@ void Run::OnAnswer(Result<providers::Completion> result) {
     // The call may have answered before the spawn of the Main that parked it completed (it
     // still holds main_signal_ then): that completion spawns Main again.
     asio::post(executor_, [self = shared_from_this()]() mutable {
+        if (self->finished_) return;  // its outcome was given (Main threw)
         if (self->spawned_) {
             self->respawn_ = true;
             return;
