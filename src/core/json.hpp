@@ -13,6 +13,7 @@
 #include <boost/json/value.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -59,6 +60,21 @@ class JsonWriter {
     JsonWriter& BeginArray();
     JsonWriter& EndArray();
     JsonWriter& Key(std::string_view key);
+    // A string literal key is written as it is: the literal keys of our own formats need no
+    // escaping, and skipping the scan matters on the ledger's hot path.
+    template <size_t N>
+    JsonWriter& Key(const char (&key)[N]) {
+        Separate();
+        const size_t at = out_.size();
+        out_.resize(at + N + 2);  // '"', the N - 1 characters, '"', ':'
+        char* p = out_.data() + at;
+        p[0] = '"';
+        std::memcpy(p + 1, key, N - 1);
+        p[N] = '"';
+        p[N + 1] = ':';
+        after_key_ = true;
+        return *this;
+    }
     JsonWriter& String(std::string_view value);
     JsonWriter& Int(int64_t value);
     JsonWriter& Bool(bool value);
@@ -74,6 +90,26 @@ class JsonWriter {
     JsonWriter& Field(std::string_view key, int64_t value) { return Key(key).Int(value); }
     JsonWriter& Field(std::string_view key, int value) { return Key(key).Int(value); }
     JsonWriter& Field(std::string_view key, bool value) { return Key(key).Bool(value); }
+    template <size_t N>
+    JsonWriter& Field(const char (&key)[N], std::string_view value) {
+        return Key(key).String(value);
+    }
+    template <size_t N>
+    JsonWriter& Field(const char (&key)[N], const char* value) {
+        return Key(key).String(value);
+    }
+    template <size_t N>
+    JsonWriter& Field(const char (&key)[N], int64_t value) {
+        return Key(key).Int(value);
+    }
+    template <size_t N>
+    JsonWriter& Field(const char (&key)[N], int value) {
+        return Key(key).Int(value);
+    }
+    template <size_t N>
+    JsonWriter& Field(const char (&key)[N], bool value) {
+        return Key(key).Bool(value);
+    }
 
   private:
     void Separate();
