@@ -159,6 +159,7 @@ class CountingObserver : public engine::Observer {
     void OnEvent(const ledger::Event& event) override {
         if (event.type == type_) ++count;
     }
+    bool WantsData() const override { return false; }
     int64_t count = 0;
 
   private:
@@ -181,6 +182,7 @@ class WaveObserver : public engine::Observer {
             Mark(count, responses);
         }
     }
+    bool WantsData() const override { return false; }
     // Called at the first model response: every run has started its first call by then.
     std::function<void()> on_first_response;
     std::chrono::steady_clock::time_point t0;

@@ -268,6 +268,7 @@ Engine::~Engine() {
 void Engine::AddObserver(Observer* observer) {
     impl_->observers_.push_back(observer);
     if (observer->WantsDeltas()) impl_->wants_deltas_ = true;
+    if (observer->WantsData()) impl_->observers_want_data_ = true;
 }
 
 Awaitable<Result<RunOutcome>> Engine::CreateRun(StartRequest request) {

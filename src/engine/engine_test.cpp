@@ -548,6 +548,38 @@ TEST_F(ParkedCallTest, CancellingARunCancelsItsParkedCall) {
     EXPECT_EQ(engine.ActiveRuns(), 0u);
 }
 
+// Observers that do not read payloads spare the engine a copy of each; one that does gets them.
+TEST_F(EngineTest, PayloadsReachObserversOnlyWhenOneWantsThem) {
+    struct HeadersOnly : CallbackObserver {
+        bool WantsData() const override { return false; }
+    };
+    auto plan = Compile("  - {name: one, agent_name: w}\n", "default: ok\n");
+    auto registry = NewRegistry();
+    for (bool with_data_observer : {false, true}) {
+        Engine engine(io_.get_executor(), store_, *registry);
+        HeadersOnly headers;
+        CallbackObserver full;
+        engine.AddObserver(&headers);
+        if (with_data_observer) engine.AddObserver(&full);
+        auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
+        ASSERT_TRUE(outcome && *outcome);
+        ASSERT_FALSE(headers.events.empty());
+        const ledger::Event* response = nullptr;
+        for (const auto& e : headers.events) {
+            EXPECT_EQ(e.run_id, (*outcome)->run_id);
+            if (e.type == EventType::kLlmResponse) response = &e;
+        }
+        ASSERT_NE(response, nullptr);
+        EXPECT_EQ(response->node, "one");
+        if (with_data_observer) {
+            EXPECT_NE(response->data.find("\"content\":\"ok\""), std::string::npos);
+            EXPECT_EQ(full.events.size(), headers.events.size());
+        } else {
+            EXPECT_TRUE(response->data.empty());
+        }
+    }
+}
+
 TEST_F(EngineTest, AStartThatFailsReachesTheHandlerLater) {
     auto registry = NewRegistry();
     Engine engine(io_.get_executor(), store_, *registry);

@@ -18,6 +18,9 @@ class Observer {
     // fields (seq, run_id, time, type, node, attempt) and `data`; not its hashes or stored line
     // (read those from the store).
     virtual void OnEvent(const ledger::Event& event) { (void)event; }
+    // False if OnEvent never reads `data`: the engine then does not copy each event's payload
+    // for observers unless another one wants it. Asked when the observer is added.
+    virtual bool WantsData() const { return true; }
     // True if this observer wants OnDelta: model calls then stream (where the provider can),
     // which costs a little more than a plain call. Asked when the observer is added.
     virtual bool WantsDeltas() const { return false; }

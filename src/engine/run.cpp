@@ -164,7 +164,8 @@ Awaitable<bool> Run::Append(std::vector<ledger::NewEvent> events, int node_index
     sealed.reserve(events.size());
     for (auto& event : events) {
         auto now = engine_->clock_.Now();
-        sealed.push_back(ledger::Seal(state_.head, state_.run_id, now, event, observed));
+        sealed.push_back(
+            ledger::Seal(state_.head, state_.run_id, now, event, engine_->observers_want_data_));
         state_.Apply(now, event.node.empty() ? -1 : node_index, event);
     }
     // What observers get: the header fields and the payload, not the stored line (the run id

@@ -129,6 +129,7 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     Clock& clock_;
     Random& random_;
     std::vector<Observer*> observers_;  // set up before runs start
+    bool observers_want_data_ = false;  // one of them reads events' `data`
     bool wants_deltas_ = false;         // some observer wants streamed text
     internal::Timeouts timeouts_;       // attempt deadlines of all runs here
     internal::Slots run_slots_;         // options_.max_concurrent_runs
