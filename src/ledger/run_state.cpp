@@ -155,10 +155,10 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                            node->failures_in_iteration = 0;
                        }
                        node->started_at = time;
-                       if (NodeNotes* notes = node->notes.get()) {
-                           notes->error.clear();
-                           notes->error_code.clear();
-                           notes->waiting_task.clear();
+                       if (NodeNotes* node_notes = node->notes.get()) {
+                           node_notes->error.clear();
+                           node_notes->error_code.clear();
+                           node_notes->waiting_task.clear();
                        }
                        node->turns.clear();
                    },
@@ -272,24 +272,24 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        if (!node) return;
                        node->status = NodeStatus::kRetryWaiting;
                        ++node->failures_in_iteration;
-                       NodeNotes& notes = node->notes.GetOrCreate();
-                       notes.retry_due = p.due;
-                       notes.error = p.error;
-                       notes.error_code = p.code;
+                       NodeNotes& node_notes = node->notes.GetOrCreate();
+                       node_notes.retry_due = p.due;
+                       node_notes.error = p.error;
+                       node_notes.error_code = p.code;
                    },
                    [&](const NodeFailed& p) {
                        if (!node) return;
                        node->status = NodeStatus::kFailed;
-                       NodeNotes& notes = node->notes.GetOrCreate();
-                       notes.error = p.error;
-                       notes.error_code = p.code;
+                       NodeNotes& node_notes = node->notes.GetOrCreate();
+                       node_notes.error = p.error;
+                       node_notes.error_code = p.code;
                    },
                    [&](const NodeSkipped& p) {
                        if (!node) return;
                        node->status = NodeStatus::kSkipped;
-                       NodeNotes& notes = node->notes.GetOrCreate();
-                       notes.skip_reason = p.reason;
-                       if (!p.error.empty()) notes.error = p.error;
+                       NodeNotes& node_notes = node->notes.GetOrCreate();
+                       node_notes.skip_reason = p.reason;
+                       if (!p.error.empty()) node_notes.error = p.error;
                    },
                    [&](const RunRetried& p) {
                        status = RunStatus::kPending;
