@@ -171,10 +171,11 @@ class Run : public std::enable_shared_from_this<Run> {
     // Runs node `index` (again, after the call, when task->answer is set).
     Awaitable<NodeResult> ExecuteNode(int index, std::shared_ptr<Task> task);
     Awaitable<bool> SleepUntil(SystemTime due);
-    // ExecuteNode's frame stays allocated while the model thinks, and GCC 12 gives every
-    // local and temporary of a coroutine its own slot in it (a NewEvent is 240 B, an Error
-    // 96 B, a Result<...> ~100 B). So what does not wait on the model lives in these: helper
-    // coroutines, whose frames exist only while they run, and the plain functions below.
+    // ExecuteNode's frame is allocated for every step (and a fan-out node's stays allocated
+    // while its model thinks), and GCC 12 gives every local and temporary of a coroutine its
+    // own slot in it (a NewEvent is 240 B, an Error 96 B, a Result<...> ~100 B). So what does
+    // not wait on the model lives in these: helper coroutines, whose frames exist only while
+    // they run, and the plain functions below.
     // The agent's tools (MCP servers started on first use); `error` set if they cannot be had.
     Awaitable<void> ResolveTools(const model::PlanNode& node,
                                  std::shared_ptr<const AgentToolSet>& tools,
