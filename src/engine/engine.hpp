@@ -99,10 +99,10 @@ class Engine {
 
     // Gets a run's outcome when it is started or resumed without being awaited.
     using OutcomeHandler = std::move_only_function<void(Result<RunOutcome>)>;
-    // As StartRun, for a caller that starts many runs: returns at once, and `done` gets the
-    // outcome on the run's executor (an error from the start too, posted). Nothing of the
-    // caller's waits on the run, so a waiting run holds only its own coroutine frames: about
-    // 1 KB less per run than a coroutine of the caller's awaiting StartRun.
+    // As StartRun, for a caller that starts many runs: returns at once (the run is prepared
+    // and started when the engine's executor gets to it), and `done` gets the outcome on the
+    // run's executor (an error from the start too). Nothing of the caller's waits on the run,
+    // so a run of sequential steps waiting on its model holds no coroutine frame at all.
     void StartRun(StartRequest request, OutcomeHandler done);
 
     // Continues a run from its ledger: after a crash, a pause, or for a pending run. The run's
