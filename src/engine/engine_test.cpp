@@ -17,6 +17,7 @@
 #include "providers/builtin.hpp"
 #include "providers/scripted/scripted_provider.hpp"
 #include "store/memory/memory_store.hpp"
+#include "testing/mock_model_server.hpp"
 #include "testing/test_util.hpp"
 
 namespace strowger::engine {
@@ -578,6 +579,42 @@ TEST_F(EngineTest, PayloadsReachObserversOnlyWhenOneWantsThem) {
             EXPECT_TRUE(response->data.empty());
         }
     }
+}
+
+// Over HTTP the parked call is the default Start (a spawned Complete): a cancel reaches the
+// request on the wire, and the connection is closed rather than left waiting for the answer.
+TEST_F(ParkedCallTest, CancellingARunCancelsItsParkedHttpCallOnTheWire) {
+    auto server = testing::MockModelServer::Start({});
+    ASSERT_TRUE(server.has_value()) << server.error().ToString();
+    testing::MockRule hang;
+    hang.behavior.hang = true;
+    (*server)->AddRule(hang);
+    providers::ProvidersConfig config = providers::DefaultProvidersConfig();
+    providers::ProviderSettings openai;
+    openai.base_url = (*server)->base_url();
+    openai.api_key_env = "";
+    config.providers["openai"] = openai;
+    providers::ProviderRegistry registry(io_.get_executor());
+    providers::RegisterBuiltinProviders(registry, config);
+    std::string path = dir_.Write("http.yaml",
+                                  "name: t\nagents:\n  w: {model: \"openai:gpt-4o-mini\"}\n"
+                                  "steps:\n  - {name: one, agent_name: w, timeout_secs: 60}\n");
+    auto compiled = model::Compile(model::LoadWorkflowFile(path).workflow);
+    ASSERT_TRUE(compiled.ok());
+
+    Engine engine(io_.get_executor(), store_, registry);
+    engine.AddObserver(&observer_);
+    std::optional<Result<RunOutcome>> outcome;
+    engine.StartRun({compiled.plan, "in", {}, {}},
+                    [&](Result<RunOutcome> r) { outcome = std::move(r); });
+    RunUntil([&] { return (*server)->active_requests() == 1; });
+    ASSERT_EQ(engine.ActiveRuns(), 1u);
+    ASSERT_TRUE(engine.Cancel(observer_.events.at(0).run_id, "test says stop", "tester"));
+    RunUntil([&] { return outcome.has_value(); });
+    ASSERT_TRUE(*outcome) << outcome->error().ToString();
+    EXPECT_EQ((*outcome)->status, RunStatus::kCancelled);
+    EXPECT_TRUE((*server)->WaitForOpenConnectionsAtMost(0, std::chrono::seconds(10)));
+    EXPECT_EQ((*server)->requests(), 1);
 }
 
 TEST_F(EngineTest, AStartThatFailsReachesTheHandlerLater) {
