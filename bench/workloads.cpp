@@ -207,6 +207,12 @@ class WaveObserver : public engine::Observer {
     std::vector<double> responses;
 };
 
+// malloc's bytes in use: small blocks (with their headers) and mmap'd large ones.
+size_t HeapInUse() {
+    struct mallinfo2 info = mallinfo2();
+    return info.uordblks + info.hblkhd;
+}
+
 double CpuSeconds(const rusage& usage) {
     return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
            static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
@@ -418,7 +424,7 @@ int Run(const Flags& flags) {
     int64_t rss_before = std::max(RssKb(), PeakRssKb());
     // The heap's bytes in use (malloc's view: live blocks with their headers, not the holes
     // between them), to tell what runs hold from what the allocator keeps around it.
-    const size_t heap_before = mallinfo2().uordblks + mallinfo2().hblkhd;
+    const size_t heap_before = HeapInUse();
     std::atomic<int64_t> started{0};
     std::function<void()> start_one;
     // Runs are started the way a server starting many would: not awaited, the outcome handed
@@ -441,7 +447,7 @@ int Run(const Flags& flags) {
     size_t heap_waiting = 0;
     auto sample_waiting = [&] {
         rss_waiting = RssKb();
-        heap_waiting = mallinfo2().uordblks + mallinfo2().hblkhd;
+        heap_waiting = HeapInUse();
         if (std::getenv("STROWGER_BENCH_MALLOC_INFO")) malloc_info(0, stderr);
         // For heaptrack: what is still allocated at exit is what waiting runs hold.
         if (std::getenv("STROWGER_BENCH_EXIT_WHEN_WAITING")) {

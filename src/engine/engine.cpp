@@ -122,21 +122,16 @@ Awaitable<Result<RunOutcome>> Engine::Impl::Drive(std::shared_ptr<Run> run,
     // Launched like any run; the awaiting coroutine is resumed on its own executor.
     return asio::async_initiate<const asio::use_awaitable_t<>&, void(Result<RunOutcome>)>(
         [](auto handler, std::shared_ptr<Run> launched, std::unique_ptr<store::NewRun> created) {
-            Launch(std::move(launched), std::move(created),
-                   [handler = std::move(handler)](Result<RunOutcome> outcome) mutable {
-                       auto executor = asio::get_associated_executor(handler);
-                       asio::post(executor, [handler = std::move(handler),
-                                             outcome = std::move(outcome)]() mutable {
-                           std::move(handler)(std::move(outcome));
-                       });
-                   });
+            Run::Launch(std::move(launched), std::move(created),
+                        [handler = std::move(handler)](Result<RunOutcome> outcome) mutable {
+                            auto executor = asio::get_associated_executor(handler);
+                            asio::post(executor, [handler = std::move(handler),
+                                                  outcome = std::move(outcome)]() mutable {
+                                std::move(handler)(std::move(outcome));
+                            });
+                        });
         },
         asio::use_awaitable, std::move(run), std::move(record));
-}
-
-void Engine::Impl::Launch(std::shared_ptr<Run> run, std::unique_ptr<store::NewRun> record,
-                          Engine::OutcomeHandler done) {
-    Run::Launch(std::move(run), std::move(record), std::move(done));
 }
 
 Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::Load(std::string run_id) {
@@ -307,7 +302,7 @@ void Engine::StartRun(StartRequest request, OutcomeHandler done) {
             done(std::unexpected(std::move(prepared).error()));
             return;
         }
-        Impl::Launch(std::move(prepared->run), std::move(prepared->record), std::move(done));
+        Run::Launch(std::move(prepared->run), std::move(prepared->record), std::move(done));
     });
 }
 
@@ -325,7 +320,7 @@ void Engine::ResumeRun(std::string run_id, std::string reason, std::string actor
                 return;
             }
             auto run = impl->MakeRun(std::move(*loaded), std::move(reason), std::move(actor));
-            Impl::Launch(std::move(run), nullptr, std::move(done));
+            Run::Launch(std::move(run), nullptr, std::move(done));
         });
 }
 

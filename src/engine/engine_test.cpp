@@ -59,9 +59,13 @@ class EngineTest : public ::testing::Test {
     std::shared_ptr<const model::Plan> Compile(const std::string& steps,
                                                const std::string& script) {
         dir_.Write("script.yaml", script);
+        return CompileFor("scripted:script.yaml", steps);
+    }
+    // Writes a workflow whose agent `w` uses `model` and compiles it.
+    std::shared_ptr<const model::Plan> CompileFor(const std::string& model,
+                                                  const std::string& steps) {
         std::string path = dir_.Write(
-            "flow.yaml",
-            "name: t\nagents:\n  w: {model: \"scripted:script.yaml\"}\nsteps:\n" + steps);
+            "flow.yaml", "name: t\nagents:\n  w: {model: \"" + model + "\"}\nsteps:\n" + steps);
         auto loaded = model::LoadWorkflowFile(path);
         EXPECT_TRUE(loaded.ok()) << (loaded.diagnostics.empty() ? ""
                                                                 : loaded.diagnostics[0].ToString());
@@ -479,14 +483,9 @@ class ParkedCallTest : public EngineTest {
             return Result<providers::ResolvedModel>(
                 providers::ResolvedModel{provider_, "manual", std::string(model), {}});
         });
-        std::string path = dir_.Write("manual.yaml",
-                                      "name: t\nagents:\n  w: {model: \"manual:m\"}\nsteps:\n"
-                                      "  - {name: one, agent_name: w}\n  - {name: two, agent_name: "
-                                      "w, prompt: \"2: {{input}}\"}\n");
-        auto loaded = model::LoadWorkflowFile(path);
-        auto compiled = model::Compile(loaded.workflow);
-        EXPECT_TRUE(compiled.ok());
-        plan_ = compiled.plan;
+        plan_ = CompileFor("manual:m",
+                           "  - {name: one, agent_name: w}\n"
+                           "  - {name: two, agent_name: w, prompt: \"2: {{input}}\"}\n");
     }
     // Runs io_ until `done` holds (or 10 s of handlers pass).
     void RunUntil(const std::function<bool()>& done) {
@@ -596,17 +595,14 @@ TEST_F(ParkedCallTest, CancellingARunCancelsItsParkedHttpCallOnTheWire) {
     config.providers["openai"] = openai;
     providers::ProviderRegistry registry(io_.get_executor());
     providers::RegisterBuiltinProviders(registry, config);
-    std::string path = dir_.Write("http.yaml",
-                                  "name: t\nagents:\n  w: {model: \"openai:gpt-4o-mini\"}\n"
-                                  "steps:\n  - {name: one, agent_name: w, timeout_secs: 60}\n");
-    auto compiled = model::Compile(model::LoadWorkflowFile(path).workflow);
-    ASSERT_TRUE(compiled.ok());
+    auto plan =
+        CompileFor("openai:gpt-4o-mini", "  - {name: one, agent_name: w, timeout_secs: 60}\n");
+    ASSERT_NE(plan, nullptr);
 
     Engine engine(io_.get_executor(), store_, registry);
     engine.AddObserver(&observer_);
     std::optional<Result<RunOutcome>> outcome;
-    engine.StartRun({compiled.plan, "in", {}, {}},
-                    [&](Result<RunOutcome> r) { outcome = std::move(r); });
+    engine.StartRun({plan, "in", {}, {}}, [&](Result<RunOutcome> r) { outcome = std::move(r); });
     RunUntil([&] { return (*server)->active_requests() == 1; });
     ASSERT_EQ(engine.ActiveRuns(), 1u);
     ASSERT_TRUE(engine.Cancel(observer_.events.at(0).run_id, "test says stop", "tester"));

@@ -845,10 +845,9 @@ void Run::DisarmTimeout(const PlanNode& node, Task& task, Result<providers::Comp
 
 // ---- Coroutines ---------------------------------------------------------------------------
 
-Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task,
-                                         std::shared_ptr<const AgentToolSet> tools,
-                                         Deadline deadline, int64_t iteration) {
+Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task) {
     const PlanNode& node = plan_.nodes[static_cast<size_t>(index)];
+    const AgentToolSet* tools = task->tools.get();
     const ledger::NodeState& ns = state_.nodes[static_cast<size_t>(index)];
     const ledger::TurnState& turn = ns.turns.back();
     const int64_t attempt = ns.attempt;
@@ -928,7 +927,7 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task,
         co_return WaitsForHuman(node) ? NodeResult::kWaiting : NodeResult::kCompleted;
     }
     if (std::optional<Step> over =
-            CheckBudgets(node, static_cast<int64_t>(planned.size()), -1, iteration)) {
+            CheckBudgets(node, static_cast<int64_t>(planned.size()), -1, task->iteration)) {
         NodeResult result = over->result;
         if (!co_await Append(std::move(over->events), index)) co_return NodeResult::kStoreError;
         if (result == NodeResult::kFailed) FailRun(node);
@@ -958,7 +957,7 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task,
         context.idempotency_key = state_.run_id + "/" + node.id + "/" + std::to_string(attempt) +
                                   "/" + std::to_string(planned[i].call_index);
         context.workspace = workspace;
-        context.deadline = deadline;
+        context.deadline = task->deadline;
         context.grants = tools->grants;
         auto started = std::chrono::steady_clock::now();
         asio::co_spawn(executor_, planned[i].tool->Call(planned[i].arguments, std::move(context)),
@@ -1148,8 +1147,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
             while (true) {  // turns
                 if (!resuming) {
                     if (HasUnfinishedCalls(ns)) {
-                        NodeResult tools_result =
-                            co_await RunTools(index, task, t.tools, t.deadline, t.iteration);
+                        NodeResult tools_result = co_await RunTools(index, task);
                         co_await asio::this_coro::reset_cancellation_state();
                         if (tools_result == NodeResult::kFailed && t.timed_out) {
                             step = TimeoutFailure(node, t.iteration);

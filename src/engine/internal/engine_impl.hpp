@@ -88,13 +88,9 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     // Executes a loaded run (after resume or retry); the caller holds its lease.
     Awaitable<Result<RunOutcome>> ExecuteLoaded(Loaded loaded, std::string reason,
                                                 std::string actor);
-    // Spawns `run`'s main coroutine on its executor and waits for it.
+    // Launches `run` (Run::Launch) and waits for its outcome.
     static Awaitable<Result<RunOutcome>> Drive(std::shared_ptr<internal::Run> run,
                                                std::unique_ptr<store::NewRun> record);
-    // Spawns `run`'s main coroutine on its executor; `done` gets the outcome. Nothing waits
-    // on the run.
-    static void Launch(std::shared_ptr<internal::Run> run, std::unique_ptr<store::NewRun> record,
-                       Engine::OutcomeHandler done);
 
     void Register(const std::string& run_id, std::shared_ptr<internal::Run> run);
     void Unregister(const std::string& run_id);

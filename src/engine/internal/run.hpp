@@ -214,10 +214,9 @@ class Run : public std::enable_shared_from_this<Run> {
     Step TimeoutFailure(const model::PlanNode& node, int64_t iteration);
     Step MaxTurnsFailure(const model::PlanNode& node, int64_t max_turns, int64_t iteration);
     // Tools of the last turn that still have to run: opens approval tasks, or runs them (in
-    // parallel) and appends their results. Returns kCompleted to go on with the next turn.
-    Awaitable<NodeResult> RunTools(int index, std::shared_ptr<Task> task,
-                                   std::shared_ptr<const AgentToolSet> tools, Deadline deadline,
-                                   int64_t iteration);
+    // parallel) and appends their results, with the tools, deadline and iteration in `task`.
+    // Returns kCompleted to go on with the next turn.
+    Awaitable<NodeResult> RunTools(int index, std::shared_ptr<Task> task);
     // The conversation so far, as provider messages.
     std::vector<providers::Message> Conversation(const model::PlanNode& node,
                                                  const std::string& prompt) const;
