@@ -1,5 +1,7 @@
 #include "core/sha256.hpp"
 
+#include <cstring>
+
 // SHA256_* are deprecated in OpenSSL 3 in favour of EVP, which allocates per digest; they
 // remain supported and are what a per-event hash needs.
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -7,7 +9,8 @@
 
 namespace strowger {
 
-void Sha256HexTo(std::string_view a, std::string_view b, std::string_view c, char* out) {
+void Sha256HexTo(std::string_view a, std::string_view b, std::string_view c, char* out,
+                 unsigned char* binary) {
     // The low-level API: no allocation and no algorithm lookup per call (EVP_DigestInit_ex
     // allocates per init in OpenSSL 3, which costs more than hashing a ledger event).
     SHA256_CTX ctx;
@@ -17,6 +20,7 @@ void Sha256HexTo(std::string_view a, std::string_view b, std::string_view c, cha
     if (!c.empty()) SHA256_Update(&ctx, c.data(), c.size());
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256_Final(digest, &ctx);
+    if (binary != nullptr) std::memcpy(binary, digest, SHA256_DIGEST_LENGTH);
     static constexpr char kHex[] = "0123456789abcdef";
     for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
         out[2 * i] = kHex[digest[i] >> 4];

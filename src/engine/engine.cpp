@@ -67,6 +67,7 @@ Engine::Impl::Impl(Executor executor, std::shared_ptr<store::Store> store,
       options_(std::move(options)),
       clock_(clock),
       random_(random),
+      appends_at_once_(store_->AppendsAtOnce()),
       timeouts_(executor_),
       run_slots_(options_.max_concurrent_runs),
       node_slots_(options_.max_concurrent_nodes) {

@@ -322,34 +322,49 @@ TEST_F(EngineTest, ResumingAFinishedRunIsRefused) {
     EXPECT_EQ(resumed->error().code(), ErrorCode::kFailedPrecondition);
 }
 
-// A store whose appends start failing after a number of successful calls.
+// A store whose appends start failing after a number of successful calls; it appends at once
+// (as the in-memory store does) or only when awaited (as SQLite).
 class FailingStore : public store::MemoryStore {
   public:
-    explicit FailingStore(int ok_appends) : ok_appends_(ok_appends) {}
+    FailingStore(int ok_appends, bool at_once) : ok_appends_(ok_appends), at_once_(at_once) {}
+    bool AppendsAtOnce() const override { return at_once_; }
+    Result<void> AppendEventsAtOnce(std::string_view run_id, std::vector<ledger::Event>& events,
+                                    RunStatus status) override {
+        EXPECT_TRUE(at_once_);
+        if (ok_appends_-- <= 0) return UnavailableError("disk on fire");
+        return MemoryStore::AppendEventsAtOnce(run_id, events, status);
+    }
     Awaitable<Result<void>> AppendEvents(std::string run_id, std::vector<ledger::Event> events,
                                          RunStatus status) override {
+        EXPECT_FALSE(at_once_);
         if (ok_appends_-- <= 0) co_return UnavailableError("disk on fire");
-        co_return co_await MemoryStore::AppendEvents(std::move(run_id), std::move(events), status);
+        co_return MemoryStore::AppendEventsAtOnce(run_id, events, status);
     }
 
   private:
     int ok_appends_;
+    bool at_once_;
 };
 
 TEST_F(EngineTest, StoreFailureStopsTheRunWithoutLosingWhatWasCommitted) {
     auto plan =
         Compile("  - {name: a, agent_name: w}\n  - {name: b, agent_name: w}\n", "default: ok\n");
     auto registry = NewRegistry();
-    auto store = std::make_shared<FailingStore>(3);  // run.started, a started, a completed
-    Engine engine(io_.get_executor(), store, *registry);
-    auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
-    ASSERT_TRUE(outcome && *outcome);
-    EXPECT_EQ((*outcome)->error_code, ErrorCode::kUnavailable);
-    EXPECT_EQ((*outcome)->status, RunStatus::kRunning);  // still resumable
-    store::EventQuery all;
-    auto events = testing::RunSync(store->ReadEvents((*outcome)->run_id, all));
-    ASSERT_TRUE(events.has_value());
-    EXPECT_EQ(events->back().type, "node.completed");
+    for (bool at_once : {true, false}) {
+        SCOPED_TRACE(at_once ? "appends at once" : "appends when awaited");
+        // run.started, a started, a completed
+        auto store = std::make_shared<FailingStore>(3, at_once);
+        Engine engine(io_.get_executor(), store, *registry);
+        auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
+        ASSERT_TRUE(outcome && *outcome);
+        EXPECT_EQ((*outcome)->error_code, ErrorCode::kUnavailable);
+        EXPECT_EQ((*outcome)->status, RunStatus::kRunning);  // still resumable
+        store::EventQuery all;
+        auto events = testing::RunSync(store->ReadEvents((*outcome)->run_id, all));
+        ASSERT_TRUE(events.has_value());
+        EXPECT_EQ(events->back().type, "node.completed");
+        EXPECT_EQ(events->size(), 6u);  // run.created, run.started, a's four
+    }
 }
 
 TEST_F(EngineTest, ThousandConcurrentRunsAllComplete) {

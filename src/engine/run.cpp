@@ -156,25 +156,22 @@ void RedactSecrets(ledger::NewEvent& event) {
     });
 }
 
-Awaitable<bool> Run::Append(std::vector<ledger::NewEvent> events, int node_index) {
-    if (store_failed_) co_return false;
+void Run::SealEvents(std::vector<ledger::NewEvent>& events, int node_index, Sealed& out) {
     for (auto& event : events) RedactSecrets(event);
-    const bool observed = !engine_->observers_.empty();
-    std::vector<ledger::Event> sealed;
-    sealed.reserve(events.size());
+    out.events.reserve(events.size());
+    // One time for the events committed together.
+    const SystemTime now = engine_->clock_.Now();
     for (auto& event : events) {
-        auto now = engine_->clock_.Now();
-        sealed.push_back(
+        out.events.push_back(
             ledger::Seal(state_.head, state_.run_id, now, event, engine_->observers_want_data_));
         state_.Apply(now, event.node.empty() ? -1 : node_index, event);
     }
     // What observers get: the header fields and the payload, not the stored line (the run id
     // is added when they are told).
-    std::vector<ledger::Event> notify;
-    if (observed) {
-        notify.reserve(sealed.size());
-        for (auto& event : sealed) {
-            ledger::Event& copy = notify.emplace_back();
+    if (!engine_->observers_.empty()) {
+        out.notify.reserve(out.events.size());
+        for (auto& event : out.events) {
+            ledger::Event& copy = out.notify.emplace_back();
             copy.seq = event.seq;
             copy.time = event.time;
             copy.type = event.type;
@@ -184,14 +181,15 @@ Awaitable<bool> Run::Append(std::vector<ledger::NewEvent> events, int node_index
             copy.data = std::move(event.data);
         }
     }
-    auto appended =
-        co_await engine_->store_->AppendEvents(state_.run_id, std::move(sealed), state_.status);
+}
+
+bool Run::Committed(const Result<void>& appended, std::vector<ledger::Event>& notify) {
     if (!appended) {
         store_failed_ = true;
         notes().store_error = appended.error();
         spdlog::error("run {}: cannot append to the ledger: {}", state_.run_id,
                       appended.error().ToString());
-        co_return false;
+        return false;
     }
     if (!notify.empty()) {
         // One run id moved from event to event, not a copy in each.
@@ -202,7 +200,26 @@ Awaitable<bool> Run::Append(std::vector<ledger::NewEvent> events, int node_index
             run_id = std::move(event.run_id);
         }
     }
-    co_return true;
+    return true;
+}
+
+bool Run::AppendAtOnce(std::vector<ledger::NewEvent> events, int node_index) {
+    if (store_failed_) return false;
+    Sealed sealed;
+    SealEvents(events, node_index, sealed);
+    return Committed(
+        engine_->store_->AppendEventsAtOnce(state_.run_id, sealed.events, state_.status),
+        sealed.notify);
+}
+
+Awaitable<bool> Run::Append(std::vector<ledger::NewEvent> events, int node_index) {
+    if (engine_->appends_at_once_) co_return AppendAtOnce(std::move(events), node_index);
+    if (store_failed_) co_return false;
+    Sealed sealed;
+    SealEvents(events, node_index, sealed);
+    auto appended = co_await engine_->store_->AppendEvents(state_.run_id, std::move(sealed.events),
+                                                           state_.status);
+    co_return Committed(appended, sealed.notify);
 }
 
 // ---- Data flow ----------------------------------------------------------------------------
@@ -1135,8 +1152,13 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 if (!continuing) {
                     std::vector<ledger::NewEvent> start = StartEvents(
                         node, ns.attempt + 1, t.iteration, PromptFor(node, t.iteration));
-                    if (!co_await Append(std::move(start), index))
-                        co_return NodeResult::kStoreError;
+                    bool appended;
+                    if (engine_->appends_at_once_) {
+                        appended = AppendAtOnce(std::move(start), index);
+                    } else {
+                        appended = co_await Append(std::move(start), index);
+                    }
+                    if (!appended) co_return NodeResult::kStoreError;
                 }
                 // Observers run inside Append and may have cancelled the run (or a sibling
                 // failed).
@@ -1212,7 +1234,13 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     break;
                 }
             }
-            if (!co_await Append(std::move(step.events), index)) co_return NodeResult::kStoreError;
+            bool appended;
+            if (engine_->appends_at_once_) {
+                appended = AppendAtOnce(std::move(step.events), index);
+            } else {
+                appended = co_await Append(std::move(step.events), index);
+            }
+            if (!appended) co_return NodeResult::kStoreError;
         } while (step.retry);
         if (step.result == NodeResult::kFailed) FailRun(node);
         if (!step.more) co_return step.result;

@@ -34,7 +34,9 @@ Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewE
     std::string_view line(sealed.encoded);
     constexpr size_t kMemberPrefix = 9;  // ,"hash":"
     Sha256HexTo(head.hash, line.substr(0, slot - kMemberPrefix), line.substr(slot + 65),
-                sealed.encoded.data() + slot);
+                sealed.encoded.data() + slot, sealed.digest.data());
+    sealed.rebuildable = offsets.plain_names && sealed.hash_at != 0 && sealed.prev_hash_at != 0 &&
+                         sealed.run_id_at != 0;
     sealed.hash.assign(sealed.encoded, slot, 64);
     if (keep_data) sealed.data = data;
     head.seq = sealed.seq;

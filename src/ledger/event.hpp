@@ -7,6 +7,7 @@
 // Thread-safety: plain values.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -242,6 +243,12 @@ struct Event {
     uint32_t hash_at = 0;
     uint32_t prev_hash_at = 0;
     uint32_t run_id_at = 0;
+    // Set by Seal: `encoded` is the canonical encoding of the header fields above, the run id
+    // and previous hash at run_id_at and prev_hash_at, around the data object, with type_name
+    // and node written as they are (nothing to escape). A store may then keep the data object
+    // and rebuild the rest from those fields.
+    bool rebuildable = false;
+    std::array<unsigned char, 32> digest{};  // `hash` in binary, when set by Seal
 };
 
 // Encodes a payload as canonical JSON (the `data` member).
@@ -257,9 +264,10 @@ std::string EncodeEvent(int64_t seq, std::string_view run_id, SystemTime time,
 
 // Where EncodeEventWithHashSlot put things in the line.
 struct EventOffsets {
-    size_t hash = 0;       // the 64 characters of the hash slot
-    size_t prev_hash = 0;  // the value of "prev_hash" (0 if it needed escaping)
-    size_t run_id = 0;     // the value of "run_id" (0 if it needed escaping)
+    size_t hash = 0;           // the 64 characters of the hash slot
+    size_t prev_hash = 0;      // the value of "prev_hash" (0 if it needed escaping)
+    size_t run_id = 0;         // the value of "run_id" (0 if it needed escaping)
+    bool plain_names = false;  // "type" and "node" (if any) were written as they are
 };
 
 // As EncodeEvent with a `"hash":"…"` member whose 64 characters, starting at offsets->hash,

@@ -68,6 +68,40 @@ TEST(ChainTest, SealSaysWhereTheHashPrevHashAndRunIdAre) {
     EXPECT_EQ(decoded->hash_at, 0u);
 }
 
+// Seal says when its line is the canonical encoding of the event's fields with type and node
+// as they are (a store may rebuild it from them), and gives the hash in binary.
+TEST(ChainTest, SealSaysWhenItsLineCanBeRebuiltFromTheFields) {
+    ChainHead head;
+    Event plain = Seal(head, kRun, FromUnixMicros(1), {"step-1", 2, NodeStarted{}});
+    Event run_level = Seal(head, kRun, FromUnixMicros(2), {{}, 0, RunCompleted{"a \"quoted\""}});
+    Event quoted = Seal(head, kRun, FromUnixMicros(3), {"step \"1\"", 1, NodeStarted{}});
+    Event control = Seal(head, kRun, FromUnixMicros(4), {"step\x01", 1, NodeStarted{}});
+    Event unknown =
+        Seal(head, kRun, FromUnixMicros(5), {"s", 1, UnknownPayload{"custom\\type", "{}"}});
+    EXPECT_TRUE(plain.rebuildable);
+    EXPECT_TRUE(run_level.rebuildable);  // escapes in the data object do not matter
+    EXPECT_FALSE(quoted.rebuildable);
+    EXPECT_FALSE(control.rebuildable);
+    EXPECT_FALSE(unknown.rebuildable);
+    for (const Event* e : {&plain, &run_level, &quoted, &control, &unknown}) {
+        std::string hex;
+        for (unsigned char byte : e->digest) {
+            hex += "0123456789abcdef"[byte >> 4];
+            hex += "0123456789abcdef"[byte & 15];
+        }
+        EXPECT_EQ(hex, e->hash);
+    }
+    // Rebuilt from the fields, the line is the one sealed.
+    for (const Event* e : {&plain, &run_level}) {
+        auto decoded = DecodeEvent(e->encoded);
+        ASSERT_TRUE(decoded.has_value());
+        EXPECT_EQ(EncodeEvent(e->seq, kRun, e->time, e->type_name, e->node, e->attempt,
+                              decoded->data, decoded->prev_hash, e->hash),
+                  e->encoded);
+        EXPECT_FALSE(decoded->rebuildable);  // a decoded event does not say
+    }
+}
+
 TEST(ChainTest, FlippedByteIsAHashMismatchAtThatEvent) {
     auto lines = MakeChain(5);
     auto pos = lines[2].find("\"node\":\"step\"");

@@ -111,6 +111,13 @@ class Store {
     virtual Awaitable<Result<void>> AppendEvents(std::string run_id,
                                                  std::vector<ledger::Event> events,
                                                  RunStatus status_after) = 0;
+    // Whether AppendEventsAtOnce works: the store commits an append without waiting (the
+    // in-memory store). The engine then appends without suspending the run.
+    virtual bool AppendsAtOnce() const { return false; }
+    // AppendEvents, done before returning; only where AppendsAtOnce() (otherwise kInternal).
+    virtual Result<void> AppendEventsAtOnce(std::string_view run_id,
+                                            std::vector<ledger::Event>& events,
+                                            RunStatus status_after);
 
     virtual Awaitable<Result<std::vector<StoredEvent>>> ReadEvents(std::string run_id,
                                                                    EventQuery query) = 0;

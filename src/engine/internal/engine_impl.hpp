@@ -126,6 +126,7 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     Random& random_;
     std::vector<Observer*> observers_;  // set up before runs start
     bool observers_want_data_ = false;  // one of them reads events' `data`
+    const bool appends_at_once_;        // store_->AppendsAtOnce()
     bool wants_deltas_ = false;         // some observer wants streamed text
     internal::Timeouts timeouts_;       // attempt deadlines of all runs here
     internal::Slots run_slots_;         // options_.max_concurrent_runs

@@ -154,6 +154,19 @@ class Run : public std::enable_shared_from_this<Run> {
     // miscompiles a braced prvalue argument inside a co_await expression (it frees it
     // twice), so callers build the vector in a named local or a plain function.
     Awaitable<bool> Append(std::vector<ledger::NewEvent> events, int node_index);
+    // Append, done before returning: only where the store appends at once
+    // (engine_->appends_at_once_). Hot paths call it directly, saving Append's frame:
+    //     bool ok;
+    //     if (engine_->appends_at_once_) ok = AppendAtOnce(...); else ok = co_await Append(...);
+    bool AppendAtOnce(std::vector<ledger::NewEvent> events, int node_index);
+    struct Sealed {
+        std::vector<ledger::Event> events;
+        std::vector<ledger::Event> notify;  // for observers, if any
+    };
+    // Seals `events` onto the chain and applies them to the state.
+    void SealEvents(std::vector<ledger::NewEvent>& events, int node_index, Sealed& out);
+    // After the store's answer: tells observers, or records the failure. False on failure.
+    bool Committed(const Result<void>& appended, std::vector<ledger::Event>& notify);
     // The run's main coroutine: runs until the run ends or stops, or an inline node's call is
     // parked (then the answer spawns it again, `continuing`). Without `continuing`, first
     // creates the run (`record`) or resumes it, and takes a run slot. `self` keeps the run

@@ -234,6 +234,23 @@ const char* MemoryStore::CompactTail(const RunData& data, size_t index) {
            kCompactTail;
 }
 
+bool MemoryStore::SealedForRebuild(const RunData& data, std::string_view run_id,
+                                   const ledger::Event& event) {
+    // Seal says the line is the canonical encoding of the event's header fields, with type and
+    // node as they are: left to check is that it was sealed with the run id and previous hash
+    // Rebuild will use (its seq was checked by the caller).
+    if (!event.rebuildable) return false;
+    const std::string_view line = event.encoded;
+    const size_t run_at = event.run_id_at, prev_at = event.prev_hash_at;
+    if (run_at + run_id.size() >= line.size() || line[run_at + run_id.size()] != '"' ||
+        line.compare(run_at, run_id.size(), run_id) != 0 || prev_at + 64 > line.size()) {
+        return false;
+    }
+    HexHash buffer;
+    const std::string_view previous = PreviousHash(data, data.slots.size(), buffer);
+    return previous.size() == 64 && line.compare(prev_at, 64, previous) == 0;
+}
+
 bool MemoryStore::PackCompact(RunData& data, std::string_view run_id, const ledger::Event& event) {
     // The line must be exactly what Rebuild writes from what is kept: the event's own header
     // fields (type and node without escapes) around the line's data object and hash.
@@ -251,15 +268,21 @@ bool MemoryStore::PackCompact(RunData& data, std::string_view run_id, const ledg
     AppendStart(expected, event.attempt);
     const size_t data_at = expected.size();
     const size_t data_end = hash_at - kHashKey.size();
-    if (data_end < data_at || line.substr(0, data_at) != expected) return false;
-    HexHash buffer;
-    const std::string_view previous = PreviousHash(data, index, buffer);
-    if (previous.size() != 64) return false;
-    expected.clear();
-    AppendAfterHash(expected, event.node, previous, run_id, event.seq, event.time, event.type_name);
-    if (line.substr(hash_at + 64) != expected) return false;
+    if (data_end < data_at) return false;
     Tail tail;
-    if (!DecodeHash(line.data() + hash_at, tail.hash)) return false;
+    if (SealedForRebuild(data, run_id, event)) {
+        std::memcpy(tail.hash, event.digest.data(), sizeof tail.hash);
+    } else {
+        if (line.substr(0, data_at) != expected) return false;
+        HexHash buffer;
+        const std::string_view previous = PreviousHash(data, index, buffer);
+        if (previous.size() != 64) return false;
+        expected.clear();
+        AppendAfterHash(expected, event.node, previous, run_id, event.seq, event.time,
+                        event.type_name);
+        if (line.substr(hash_at + 64) != expected) return false;
+        if (!DecodeHash(line.data() + hash_at, tail.hash)) return false;
+    }
     tail.time = event.time.time_since_epoch().count();
     tail.attempt = event.attempt;
     // A type or node that needs escaping is not what the line says (it has the escaped form).
@@ -401,8 +424,10 @@ void MemoryStore::Rebuild(const RunData& data, std::string_view run_id, size_t i
 
 void MemoryStore::SetHead(RunData& data, const ledger::Event& last) {
     data.record.head_seq = last.seq;
-    // The hash the next line follows is the head's, unless the last line does not say it.
-    if (HashIs(data, data.slots.size(), last.hash)) {
+    // The hash the next line follows is the head's, unless the last line does not say it. (A
+    // sealed line kept compact holds its own hash.)
+    if ((last.rebuildable && data.slots.back().prev_hash_at == kCompact) ||
+        HashIs(data, data.slots.size(), last.hash)) {
         data.record.head_hash.clear();
     } else {
         data.record.head_hash = last.hash;
@@ -429,6 +454,19 @@ RunRecord MemoryStore::ToRunRecord(const std::string& run_id, const RunData& dat
     if (r.owner) record.owner = *r.owner;
     record.lease_until = r.lease_until;
     return record;
+}
+
+MemoryStore::RunData* MemoryStore::Find(std::string_view run_id) {
+    auto it = runs_.find(run_id);
+    return it == runs_.end() ? nullptr : &it->second;
+}
+
+std::vector<MemoryStore::Runs::iterator> MemoryStore::ByRunId() {
+    std::vector<Runs::iterator> sorted;
+    sorted.reserve(runs_.size());
+    for (auto it = runs_.begin(); it != runs_.end(); ++it) sorted.push_back(it);
+    std::sort(sorted.begin(), sorted.end(), [](auto a, auto b) { return a->first < b->first; });
+    return sorted;
 }
 
 size_t MemoryStore::KeptBytesForTest(const std::string& run_id) {
@@ -472,17 +510,24 @@ Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
 Awaitable<Result<void>> MemoryStore::AppendEvents(std::string run_id,
                                                   std::vector<ledger::Event> events,
                                                   RunStatus status_after) {
+    co_return AppendEventsAtOnce(run_id, events, status_after);
+}
+
+Result<void> MemoryStore::AppendEventsAtOnce(std::string_view run_id,
+                                             std::vector<ledger::Event>& events,
+                                             RunStatus status_after) {
     std::lock_guard lock(mutex_);
-    auto it = runs_.find(run_id);
-    if (it == runs_.end()) co_return NotFoundError("no run " + run_id);
-    if (events.empty()) co_return OkStatus();
-    RunData& data = it->second;
+    RunData* found = Find(run_id);
+    if (found == nullptr) return NotFoundError("no run " + std::string(run_id));
+    if (events.empty()) return OkStatus();
+    RunData& data = *found;
     if (events.front().seq != data.record.head_seq + 1) {
-        co_return MakeError(ErrorCode::kAborted, "run " + run_id + " head moved: expected seq " +
-                                                     std::to_string(data.record.head_seq + 1) +
-                                                     ", got " + std::to_string(events.front().seq));
+        return MakeError(ErrorCode::kAborted, "run " + std::string(run_id) +
+                                                  " head moved: expected seq " +
+                                                  std::to_string(data.record.head_seq + 1) +
+                                                  ", got " + std::to_string(events.front().seq));
     }
-    STROWGER_CO_TRY(CheckFits(run_id, data, events));
+    STROWGER_TRY(CheckFits(run_id, data, events));
     data.record.updated_at = events.back().time;
     data.record.status = status_after;
     for (const auto& event : events) Pack(data, run_id, event);
@@ -492,7 +537,7 @@ Awaitable<Result<void>> MemoryStore::AppendEvents(std::string run_id,
         data.bytes.ShrinkToFit();
         data.slots.shrink_to_fit();
     }
-    co_return OkStatus();
+    return OkStatus();
 }
 
 Awaitable<Result<std::vector<StoredEvent>>> MemoryStore::ReadEvents(std::string run_id,
@@ -523,9 +568,14 @@ Awaitable<Result<RunRecord>> MemoryStore::GetRun(std::string run_id) {
 Awaitable<Result<RunPage>> MemoryStore::ListRuns(RunFilter filter) {
     std::lock_guard lock(mutex_);
     RunPage page;
+    const std::vector<Runs::iterator> sorted = ByRunId();
     auto begin =
-        filter.before_run_id.empty() ? runs_.end() : runs_.lower_bound(filter.before_run_id);
-    for (auto it = std::make_reverse_iterator(begin); it != runs_.rend(); ++it) {
+        filter.before_run_id.empty()
+            ? sorted.end()
+            : std::lower_bound(sorted.begin(), sorted.end(), filter.before_run_id,
+                               [](auto it, const std::string& id) { return it->first < id; });
+    for (auto at = std::make_reverse_iterator(begin); at != sorted.rend(); ++at) {
+        const auto& it = *at;
         const Record& record = it->second.record;
         if (!filter.workflow.empty() && *record.workflow != filter.workflow) continue;
         if (!filter.statuses.empty() && std::find(filter.statuses.begin(), filter.statuses.end(),
@@ -590,7 +640,8 @@ Awaitable<Result<std::vector<RunRecord>>> MemoryStore::FindClaimable(
     std::vector<RunStatus> statuses, SystemTime now, int64_t limit) {
     std::lock_guard lock(mutex_);
     std::vector<RunRecord> out;
-    for (const auto& [id, data] : runs_) {
+    for (auto it : ByRunId()) {
+        const auto& [id, data] = *it;
         const Record& record = data.record;
         if (std::find(statuses.begin(), statuses.end(), record.status) == statuses.end()) continue;
         if (record.owner && record.lease_until > now) continue;
@@ -623,15 +674,16 @@ Awaitable<Result<std::vector<ControlRequest>>> MemoryStore::TakeControlRequests(
 Awaitable<Result<int64_t>> MemoryStore::PruneTerminalRuns(int64_t keep) {
     std::lock_guard lock(mutex_);
     int64_t seen = 0;
-    std::vector<std::string> doomed;
-    for (auto it = runs_.rbegin(); it != runs_.rend(); ++it) {
-        if (!ledger::IsTerminal(it->second.record.status)) continue;
-        if (++seen > keep) doomed.push_back(it->first);
+    std::vector<Runs::iterator> doomed;
+    const std::vector<Runs::iterator> sorted = ByRunId();
+    for (auto at = sorted.rbegin(); at != sorted.rend(); ++at) {
+        if (!ledger::IsTerminal((*at)->second.record.status)) continue;
+        if (++seen > keep) doomed.push_back(*at);
     }
-    for (const auto& id : doomed) {
-        const auto& key = runs_[id].record.idempotency_key;
+    for (auto it : doomed) {
+        const auto& key = it->second.record.idempotency_key;
         if (!key.empty()) idempotency_.erase(key);
-        runs_.erase(id);
+        runs_.erase(it);
     }
     co_return static_cast<int64_t>(doomed.size());
 }

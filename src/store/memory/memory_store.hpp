@@ -10,6 +10,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "store/store.hpp"
 
@@ -20,6 +21,9 @@ class MemoryStore : public Store {
     MemoryStore() = default;
 
     Awaitable<Result<CreateRunResult>> CreateRun(NewRun run) override;
+    bool AppendsAtOnce() const override { return true; }
+    Result<void> AppendEventsAtOnce(std::string_view run_id, std::vector<ledger::Event>& events,
+                                    RunStatus status_after) override;
     Awaitable<Result<void>> AppendEvents(std::string run_id, std::vector<ledger::Event> events,
                                          RunStatus status_after) override;
     Awaitable<Result<std::vector<StoredEvent>>> ReadEvents(std::string run_id,
@@ -133,6 +137,10 @@ class MemoryStore : public Store {
     static void Pack(RunData& data, std::string_view run_id, const ledger::Event& event);
     // Packs `event` compact if it can be.
     static bool PackCompact(RunData& data, std::string_view run_id, const ledger::Event& event);
+    // Whether Seal made `event` rebuildable with the run id and previous hash Rebuild uses:
+    // then PackCompact need not compare the line with a rebuilt one.
+    static bool SealedForRebuild(const RunData& data, std::string_view run_id,
+                                 const ledger::Event& event);
     // Whether `hash` is the hash of the line before event `index` (64 zeros for the first).
     static bool HashIs(const RunData& data, size_t index, std::string_view hash);
     // The Tail of compact event `index` (unaligned: copy it out).
@@ -154,8 +162,20 @@ class MemoryStore : public Store {
     static std::string_view KeptLine(const RunData& data, size_t index);
     static std::string_view PreviousHash(const RunData& data, size_t index, HexHash& buffer);
 
+    // Hashed, not ordered: every append finds its run, and run ids share their leading
+    // (time) characters, which an ordered map compares again at each level. The few listings
+    // sort what they return (ByRunId).
+    struct Hash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    using Runs = std::unordered_map<std::string, RunData, Hash, std::equal_to<>>;
+    RunData* Find(std::string_view run_id);  // REQUIRES(mutex_); null if none
+    // The runs in run id order (ids sort by time): oldest first.
+    std::vector<Runs::iterator> ByRunId();  // REQUIRES(mutex_)
+
     std::mutex mutex_;
-    std::map<std::string, RunData> runs_;                       // GUARDED_BY(mutex_)
+    Runs runs_;                                                 // GUARDED_BY(mutex_)
     std::unordered_map<std::string, std::string> definitions_;  // GUARDED_BY(mutex_)
     std::unordered_map<std::string, std::string> idempotency_;  // GUARDED_BY(mutex_)
     std::unordered_set<std::string> names_;                     // GUARDED_BY(mutex_)
