@@ -140,6 +140,10 @@ size_t PlainPrefix(std::string_view text, size_t from) {
 
 }  // namespace
 
+bool IsPlainJsonString(std::string_view text) {
+    return PlainPrefix(text, 0) == text.size();
+}
+
 void AppendJsonString(std::string& out, std::string_view text) {
     size_t plain = PlainPrefix(text, 0);
     if (plain == text.size()) {  // the common case: nothing to escape

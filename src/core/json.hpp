@@ -26,6 +26,9 @@ namespace json = boost::json;
 // Appends `text` as a canonical JSON string literal (with quotes). Invalid UTF-8 sequences are
 // replaced by U+FFFD so the output is always valid UTF-8.
 void AppendJsonString(std::string& out, std::string_view text);
+// Whether AppendJsonString writes `text` as it is (between quotes): printable ASCII other than
+// '"' and '\\'.
+bool IsPlainJsonString(std::string_view text);
 
 // Canonical encoding of `value`; kInvalidArgument if it contains a non-integer number.
 Result<std::string> CanonicalJson(const json::value& value);

@@ -99,7 +99,8 @@ Result<Engine::Impl::Prepared> Engine::Impl::Prepare(StartRequest request, Lease
     record->run_id = prepared.run->run_id();
     record->workflow = request.plan->workflow_name;
     record->definition_sha256 = request.plan->definition_sha256;
-    record->definition_json = request.plan->definition_json;
+    record->definition_json =
+        std::shared_ptr<const std::string>(request.plan, &request.plan->definition_json);
     record->idempotency_key = request.idempotency_key;
     ledger::NewEvent created{
         {},

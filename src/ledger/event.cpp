@@ -4,6 +4,8 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
+#include <iterator>
 
 #include "core/json.hpp"
 
@@ -436,6 +438,78 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
 
 namespace {
 
+constexpr std::string_view kHashSlot =
+    "                                                                ";
+static_assert(kHashSlot.size() == 64);
+
+// AppendEvent when no header string needs escaping (every line the engine seals, in
+// practice): the line's size is known up front, and its pieces are copied in one pass. False
+// (nothing written) otherwise.
+bool AppendPlainEvent(std::string& out, int64_t seq, std::string_view run_id, SystemTime time,
+                      std::string_view type_name, std::string_view node, int64_t attempt,
+                      std::string_view data, std::string_view prev_hash, std::string_view hash,
+                      EventOffsets* offsets) {
+    if (offsets != nullptr) hash = kHashSlot;
+    if (!IsPlainJsonString(type_name) || !IsPlainJsonString(node) || !IsPlainJsonString(run_id) ||
+        !IsPlainJsonString(prev_hash) || !IsPlainJsonString(hash)) {
+        return false;
+    }
+    char attempt_digits[24], seq_digits[24];
+    const std::string_view attempt_text(
+        attempt_digits,
+        attempt > 0
+            ? std::to_chars(attempt_digits, attempt_digits + 24, attempt).ptr - attempt_digits
+            : 0);
+    const std::string_view seq_text(
+        seq_digits, std::to_chars(seq_digits, seq_digits + 24, seq).ptr - seq_digits);
+    char time_text[kRfc3339Size];
+    FormatRfc3339To(time_text, time);
+    // Each member: its opening text (a separator, the key, an opening quote), its value, and
+    // its closing quote if a string.
+    const struct Member {
+        std::string_view open, value;
+        bool quoted, present;
+    } members[] = {
+        {R"({"attempt":)", attempt_text, false, attempt > 0},
+        {attempt > 0 ? R"(,"data":)" : R"({"data":)", data, false, true},
+        {R"(,"hash":")", hash, true, !hash.empty()},
+        {R"(,"node":")", node, true, !node.empty()},
+        {R"(,"prev_hash":")", prev_hash, true, true},
+        {R"(,"run_id":")", run_id, true, true},
+        {R"(,"seq":)", seq_text, false, true},
+        {R"(,"time":")", std::string_view(time_text, kRfc3339Size), true, true},
+        {R"(,"type":")", type_name, true, true},
+        {R"(,"v":1})", {}, false, true},
+    };
+    size_t size = 0;
+    for (const Member& m : members) {
+        if (m.present) size += m.open.size() + m.value.size() + (m.quoted ? 1 : 0);
+    }
+    const size_t start = out.size();
+    size_t at[std::size(members)] = {};  // where each value went
+    out.resize_and_overwrite(start + size, [&](char* p, size_t) {
+        size_t n = start;
+        for (size_t i = 0; i < std::size(members); ++i) {
+            const Member& m = members[i];
+            if (!m.present) continue;
+            std::memcpy(p + n, m.open.data(), m.open.size());
+            n += m.open.size();
+            at[i] = n;
+            std::memcpy(p + n, m.value.data(), m.value.size());
+            n += m.value.size();
+            if (m.quoted) p[n++] = '"';
+        }
+        return n;
+    });
+    if (offsets != nullptr) {
+        offsets->hash = at[2];
+        offsets->prev_hash = at[4];
+        offsets->run_id = at[5];
+        offsets->plain_names = true;
+    }
+    return true;
+}
+
 // Writes the canonical event. With `offsets`, a `"hash":"<64 spaces>"` member is written in
 // its sorted place and its offset (of the first hex digit) stored there, with where the
 // prev_hash and run_id values went.
@@ -443,6 +517,10 @@ void AppendEvent(std::string& out, int64_t seq, std::string_view run_id, SystemT
                  std::string_view type_name, std::string_view node, int64_t attempt,
                  std::string_view data, std::string_view prev_hash, std::string_view hash,
                  EventOffsets* offsets) {
+    if (AppendPlainEvent(out, seq, run_id, time, type_name, node, attempt, data, prev_hash, hash,
+                         offsets)) {
+        return;
+    }
     JsonWriter w(out);
     w.BeginObject();
     if (attempt > 0) w.Field("attempt", attempt);

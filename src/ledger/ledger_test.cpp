@@ -68,6 +68,40 @@ TEST(ChainTest, SealSaysWhereTheHashPrevHashAndRunIdAre) {
     EXPECT_EQ(decoded->hash_at, 0u);
 }
 
+// Lines are written in one pass when no header string needs escaping, through the JSON
+// writer otherwise: both are the canonical encoding of the same object.
+TEST(EventTest, EncodedLinesAreCanonicalWithAndWithoutEscapes) {
+    const std::string hash(64, 'c'), prev(64, 'd');
+    struct Case {
+        std::string node, type, run_id;
+        int64_t attempt;
+        std::string hash;
+    };
+    const Case cases[] = {
+        {"step", "node.started", kRun, 1, hash},  {"", "run.completed", kRun, 0, hash},
+        {"step", "node.started", kRun, 12, ""},   {"st\"ep", "node.started", kRun, 1, hash},
+        {"step", "custom\\type", kRun, 1, hash},  {"step", "node.started", "run\nid", 1, hash},
+        {"sté p", "node.started", kRun, 1, hash},
+    };
+    for (const Case& c : cases) {
+        const std::string data = R"({"a":"x\"y","b":1})";
+        std::string line = EncodeEvent(42, c.run_id, FromUnixMicros(1700000000123456), c.type,
+                                       c.node, c.attempt, data, prev, c.hash);
+        json::object expected;
+        if (c.attempt > 0) expected["attempt"] = c.attempt;
+        expected["data"] = json::parse(data);
+        if (!c.hash.empty()) expected["hash"] = c.hash;
+        if (!c.node.empty()) expected["node"] = c.node;
+        expected["prev_hash"] = prev;
+        expected["run_id"] = c.run_id;
+        expected["seq"] = 42;
+        expected["time"] = "2023-11-14T22:13:20.123456Z";
+        expected["type"] = c.type;
+        expected["v"] = 1;
+        EXPECT_EQ(line, *CanonicalJson(expected)) << c.node << " " << c.type;
+    }
+}
+
 // Seal says when its line is the canonical encoding of the event's fields with type and node
 // as they are (a store may rebuild it from them), and gives the hash in binary.
 TEST(ChainTest, SealSaysWhenItsLineCanBeRebuiltFromTheFields) {

@@ -247,6 +247,7 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        node->tokens_in += p.tokens_in;
                        node->tokens_out += p.tokens_out;
                        node->duration_ms += p.duration_ms;
+                       ReserveSteps();
                        steps.push_back(StepResult{
                            node_index, event.node + " (iter " + std::to_string(p.iteration) + ")",
                            node->prompt, p.output, p.tokens_in, p.tokens_out, p.duration_ms,
@@ -262,6 +263,7 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                            node->tokens_out = p.tokens_out;
                            node->duration_ms = p.duration_ms;
                            if (had_model_call) {
+                               ReserveSteps();
                                steps.push_back(StepResult{
                                    node_index, event.node, node->prompt, p.output, p.tokens_in,
                                    p.tokens_out, p.duration_ms, node->AttemptsInIteration()});

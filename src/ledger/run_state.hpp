@@ -191,6 +191,12 @@ class RunState {
   private:
     // At the run's end, nodes still in flight are marked cancelled.
     void CloseInFlightNodes();
+    // Before the first step result: room for one per node (a linear run's count), not a
+    // vector grown five times over ten steps. Not before: a run waiting on its first call
+    // has none.
+    void ReserveSteps() {
+        if (steps.capacity() == 0) steps.reserve(nodes.size());
+    }
 
   public:
     // What a run rarely has: apart, like NodeNotes, so a waiting run's state is small.

@@ -48,7 +48,8 @@ struct NewRun {
     std::string run_id;
     std::string workflow;
     std::string definition_sha256;
-    std::string definition_json;        // stored once per sha256
+    // Stored once per sha256; shared with the plan (not copied for each run). Null: "".
+    std::shared_ptr<const std::string> definition_json;
     std::string idempotency_key;        // "" = none
     std::vector<ledger::Event> events;  // sealed, from seq 1
     RunStatus status = RunStatus::kPending;

@@ -453,13 +453,13 @@ TEST_P(StoreConformanceTest, DefinitionSnapshotIsStoredOncePerSha) {
     TestChain first(RunIdFor(1));
     NewRun run = MakeNewRun(first, "wf");
     run.definition_sha256 = "abc123";
-    run.definition_json = "{\"version\":1}";
+    run.definition_json = std::make_shared<const std::string>("{\"version\":1}");
     ASSERT_TRUE(RunSync(store_->CreateRun(run)).has_value());
 
     TestChain second(RunIdFor(2));
     NewRun same = MakeNewRun(second, "wf");
     same.definition_sha256 = "abc123";
-    same.definition_json = "{\"ignored\":true}";
+    same.definition_json = std::make_shared<const std::string>("{\"ignored\":true}");
     ASSERT_TRUE(RunSync(store_->CreateRun(same)).has_value());
 
     auto definition = RunSync(store_->GetDefinition("abc123"));

@@ -84,7 +84,7 @@ inline NewRun MakeNewRun(TestChain& chain, std::string workflow = "wf",
     run.run_id = chain.run_id();
     run.workflow = workflow;
     run.definition_sha256 = "sha256-of-" + workflow;
-    run.definition_json = "{\"name\":\"" + workflow + "\"}";
+    run.definition_json = std::make_shared<const std::string>("{\"name\":\"" + workflow + "\"}");
     run.idempotency_key = idempotency_key;
     run.status = status;
     ledger::RunCreated created;

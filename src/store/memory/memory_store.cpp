@@ -499,7 +499,10 @@ Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
     data.record.updated_at = run.events.back().time;
     if (!run.owner.empty()) data.record.owner = Intern(run.owner);
     data.record.lease_until = run.lease_until;
-    definitions_.emplace(run.definition_sha256, std::move(run.definition_json));
+    if (!definitions_.contains(run.definition_sha256)) {
+        definitions_.emplace(run.definition_sha256,
+                             run.definition_json ? *run.definition_json : std::string());
+    }
     for (const auto& event : run.events) Pack(data, run.run_id, event);
     SetHead(data, run.events.back());
     if (!run.idempotency_key.empty()) idempotency_[run.idempotency_key] = run.run_id;

@@ -195,7 +195,8 @@ Result<CreateRunResult> ApplyCreateRun(Connection& db, const NewRun& run) {
             auto define,
             db.Prepare("INSERT OR IGNORE INTO definitions (sha256, json) VALUES (?, ?)"));
         define.Bind(1, run.definition_sha256);
-        define.Bind(2, run.definition_json);
+        define.Bind(
+            2, run.definition_json ? std::string_view(*run.definition_json) : std::string_view(""));
         STROWGER_TRY(define.Run());
     }
     {
