@@ -328,7 +328,7 @@ class FailingStore : public store::MemoryStore {
   public:
     FailingStore(int ok_appends, bool at_once) : ok_appends_(ok_appends), at_once_(at_once) {}
     bool AppendsAtOnce() const override { return at_once_; }
-    Result<void> AppendEventsAtOnce(std::string_view run_id, std::vector<ledger::Event>& events,
+    Result<void> AppendEventsAtOnce(std::string_view run_id, std::span<const ledger::Event> events,
                                     RunStatus status) override {
         EXPECT_TRUE(at_once_);
         if (ok_appends_-- <= 0) return UnavailableError("disk on fire");

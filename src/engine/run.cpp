@@ -158,32 +158,34 @@ void RedactSecrets(ledger::NewEvent& event) {
 
 void Run::SealEvents(std::vector<ledger::NewEvent>& events, int node_index, Sealed& out) {
     for (auto& event : events) RedactSecrets(event);
-    out.events.reserve(events.size());
+    out.count = events.size();
+    if (out.events.size() < out.count) out.events.resize(out.count);
     // One time for the events committed together.
     const SystemTime now = engine_->clock_.Now();
-    for (auto& event : events) {
-        out.events.push_back(
-            ledger::Seal(state_.head, state_.run_id, now, event, engine_->observers_want_data_));
-        state_.Apply(now, event.node.empty() ? -1 : node_index, event);
+    for (size_t i = 0; i < out.count; ++i) {
+        ledger::SealInto(out.events[i], state_.head, state_.run_id, now, events[i],
+                         engine_->observers_want_data_);
+        state_.Apply(now, events[i].node.empty() ? -1 : node_index, events[i]);
     }
     // What observers get: the header fields and the payload, not the stored line (the run id
     // is added when they are told).
     if (!engine_->observers_.empty()) {
-        out.notify.reserve(out.events.size());
-        for (auto& event : out.events) {
-            ledger::Event& copy = out.notify.emplace_back();
+        if (out.notify.size() < out.count) out.notify.resize(out.count);
+        for (size_t i = 0; i < out.count; ++i) {
+            ledger::Event& event = out.events[i];
+            ledger::Event& copy = out.notify[i];
             copy.seq = event.seq;
             copy.time = event.time;
             copy.type = event.type;
             copy.type_name = event.type_name;
             copy.node = event.node;
             copy.attempt = event.attempt;
-            copy.data = std::move(event.data);
+            copy.data.swap(event.data);
         }
     }
 }
 
-bool Run::Committed(const Result<void>& appended, std::vector<ledger::Event>& notify) {
+bool Run::Committed(const Result<void>& appended, Sealed& sealed) {
     if (!appended) {
         store_failed_ = true;
         notes().store_error = appended.error();
@@ -191,10 +193,11 @@ bool Run::Committed(const Result<void>& appended, std::vector<ledger::Event>& no
                       appended.error().ToString());
         return false;
     }
-    if (!notify.empty()) {
+    if (!engine_->observers_.empty()) {
         // One run id moved from event to event, not a copy in each.
         std::string run_id = state_.run_id;
-        for (auto& event : notify) {
+        for (size_t i = 0; i < sealed.count; ++i) {
+            ledger::Event& event = sealed.notify[i];
             event.run_id = std::move(run_id);
             engine_->Notify(event);
             run_id = std::move(event.run_id);
@@ -205,11 +208,18 @@ bool Run::Committed(const Result<void>& appended, std::vector<ledger::Event>& no
 
 bool Run::AppendAtOnce(std::vector<ledger::NewEvent> events, int node_index) {
     if (store_failed_) return false;
-    Sealed sealed;
+    // This thread's buffers, unless an observer appends from inside another append.
+    thread_local Sealed reused;
+    Sealed local;
+    Sealed& sealed = reused.busy ? local : reused;
+    sealed.busy = true;
     SealEvents(events, node_index, sealed);
-    return Committed(
-        engine_->store_->AppendEventsAtOnce(state_.run_id, sealed.events, state_.status),
-        sealed.notify);
+    auto appended = engine_->store_->AppendEventsAtOnce(
+        state_.run_id, std::span<const ledger::Event>(sealed.events.data(), sealed.count),
+        state_.status);
+    bool ok = Committed(appended, sealed);
+    sealed.busy = false;
+    return ok;
 }
 
 Awaitable<bool> Run::Append(std::vector<ledger::NewEvent> events, int node_index) {
@@ -219,7 +229,7 @@ Awaitable<bool> Run::Append(std::vector<ledger::NewEvent> events, int node_index
     SealEvents(events, node_index, sealed);
     auto appended = co_await engine_->store_->AppendEvents(state_.run_id, std::move(sealed.events),
                                                            state_.status);
-    co_return Committed(appended, sealed.notify);
+    co_return Committed(appended, sealed);
 }
 
 // ---- Data flow ----------------------------------------------------------------------------

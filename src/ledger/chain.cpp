@@ -7,12 +7,22 @@ namespace strowger::ledger {
 Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewEvent& event,
            bool keep_data) {
     Event sealed;
+    SealInto(sealed, head, run_id, time, event, keep_data);
+    return sealed;
+}
+
+void SealInto(Event& sealed, ChainHead& head, std::string_view run_id, SystemTime time,
+              const NewEvent& event, bool keep_data) {
     sealed.seq = head.seq + 1;
+    sealed.run_id.clear();
+    sealed.prev_hash.clear();
     sealed.time = time;
     sealed.type = TypeOf(event.payload);
-    sealed.type_name = sealed.type == EventType::kUnknown
-                           ? std::get<UnknownPayload>(event.payload).type
-                           : std::string(EventTypeName(sealed.type));
+    if (sealed.type == EventType::kUnknown) {
+        sealed.type_name = std::get<UnknownPayload>(event.payload).type;
+    } else {
+        sealed.type_name = EventTypeName(sealed.type);
+    }
     sealed.node = event.node;
     sealed.attempt = event.attempt;
     // The payload goes through a per-thread scratch buffer straight into the line. One
@@ -22,10 +32,11 @@ Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewE
     data.clear();
     AppendPayload(data, event.payload);
     EventOffsets offsets;
-    sealed.encoded =
-        EncodeEventWithHashSlot(sealed.seq, run_id, time, sealed.type_name, sealed.node,
-                                sealed.attempt, data, head.hash, &offsets);
+    sealed.encoded.clear();
+    AppendEventWithHashSlot(sealed.encoded, sealed.seq, run_id, time, sealed.type_name, sealed.node,
+                            sealed.attempt, data, head.hash, &offsets);
     const size_t slot = offsets.hash;
+    sealed.hash_at = sealed.prev_hash_at = sealed.run_id_at = 0;
     if (sealed.encoded.size() <= UINT32_MAX) {
         sealed.hash_at = static_cast<uint32_t>(offsets.hash);
         sealed.prev_hash_at = static_cast<uint32_t>(offsets.prev_hash);
@@ -38,10 +49,13 @@ Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewE
     sealed.rebuildable = offsets.plain_names && sealed.hash_at != 0 && sealed.prev_hash_at != 0 &&
                          sealed.run_id_at != 0;
     sealed.hash.assign(sealed.encoded, slot, 64);
-    if (keep_data) sealed.data = data;
+    if (keep_data) {
+        sealed.data = data;
+    } else {
+        sealed.data.clear();
+    }
     head.seq = sealed.seq;
     head.hash = sealed.hash;
-    return sealed;
 }
 
 VerifyReport VerifyChain(std::string_view run_id, const std::vector<std::string>& lines,

@@ -25,6 +25,9 @@ struct ChainHead {
 // otherwise it is left empty (the payload is inside `encoded`).
 Event Seal(ChainHead& head, std::string_view run_id, SystemTime time, const NewEvent& event,
            bool keep_data = false);
+// The same into `out`, whose strings' buffers are reused (every field is overwritten).
+void SealInto(Event& out, ChainHead& head, std::string_view run_id, SystemTime time,
+              const NewEvent& event, bool keep_data = false);
 
 struct VerifyIssue {
     int64_t seq = 0;     // first bad sequence number (for truncation: the first missing one)

@@ -588,6 +588,13 @@ std::string EncodeEventWithHashSlot(int64_t seq, std::string_view run_id, System
     return out;
 }
 
+void AppendEventWithHashSlot(std::string& out, int64_t seq, std::string_view run_id,
+                             SystemTime time, std::string_view type_name, std::string_view node,
+                             int64_t attempt, std::string_view data, std::string_view prev_hash,
+                             EventOffsets* offsets) {
+    AppendEvent(out, seq, run_id, time, type_name, node, attempt, data, prev_hash, {}, offsets);
+}
+
 Result<Event> DecodeEvent(std::string_view line) {
     auto parsed = ParseJson(line);
     if (!parsed || !parsed->is_object()) return DataLossError("malformed: not a JSON object");

@@ -277,6 +277,11 @@ std::string EncodeEventWithHashSlot(int64_t seq, std::string_view run_id, System
                                     std::string_view type_name, std::string_view node,
                                     int64_t attempt, std::string_view data,
                                     std::string_view prev_hash, EventOffsets* offsets);
+// The same, appended to `out`.
+void AppendEventWithHashSlot(std::string& out, int64_t seq, std::string_view run_id,
+                             SystemTime time, std::string_view type_name, std::string_view node,
+                             int64_t attempt, std::string_view data, std::string_view prev_hash,
+                             EventOffsets* offsets);
 
 // Parses a stored line (canonical JSON with hash). Fails with kDataLoss if the bytes are not
 // the canonical encoding of a version-1 event.

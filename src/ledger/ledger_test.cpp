@@ -68,6 +68,37 @@ TEST(ChainTest, SealSaysWhereTheHashPrevHashAndRunIdAre) {
     EXPECT_EQ(decoded->hash_at, 0u);
 }
 
+// Sealing into a used event (the engine reuses a thread's events' buffers) gives what sealing
+// into a new one gives, whatever the event held before.
+TEST(ChainTest, SealIntoAUsedEventIsSealingIntoANewOne) {
+    const NewEvent events[] = {
+        {"a-rather-long-step-name", 3, LlmRequest{"scripted", "m", "sys", std::string(300, 'p'), 1}},
+        {{}, 0, RunStarted{}},
+        {"s", 1, UnknownPayload{"custom\\type", R"({"x":1})"}},
+        {"s", 1, NodeStarted{}},
+    };
+    for (bool keep_data : {false, true}) {
+        ChainHead fresh_head, reused_head;
+        Event reused;
+        for (const NewEvent& event : events) {
+            Event fresh = Seal(fresh_head, kRun, FromUnixMicros(7), event, keep_data);
+            SealInto(reused, reused_head, kRun, FromUnixMicros(7), event, keep_data);
+            EXPECT_EQ(reused.encoded, fresh.encoded);
+            EXPECT_EQ(reused.hash, fresh.hash);
+            EXPECT_EQ(reused.type_name, fresh.type_name);
+            EXPECT_EQ(reused.node, fresh.node);
+            EXPECT_EQ(reused.attempt, fresh.attempt);
+            EXPECT_EQ(reused.data, fresh.data);
+            EXPECT_EQ(reused.rebuildable, fresh.rebuildable);
+            EXPECT_EQ(reused.digest, fresh.digest);
+            EXPECT_EQ(reused.hash_at, fresh.hash_at);
+            EXPECT_EQ(reused.prev_hash_at, fresh.prev_hash_at);
+            EXPECT_EQ(reused.run_id_at, fresh.run_id_at);
+            EXPECT_EQ(reused_head.hash, fresh_head.hash);
+        }
+    }
+}
+
 // Lines are written in one pass when no header string needs escaping, through the JSON
 // writer otherwise: both are the canonical encoding of the same object.
 TEST(EventTest, EncodedLinesAreCanonicalWithAndWithoutEscapes) {

@@ -57,7 +57,7 @@ Result<std::shared_ptr<Store>> OpenStoreBlocking(const std::string& url) {
                                 "\" (expected memory:, sqlite:PATH or postgres://...)");
 }
 
-Result<void> Store::AppendEventsAtOnce(std::string_view run_id, std::vector<ledger::Event>&,
+Result<void> Store::AppendEventsAtOnce(std::string_view run_id, std::span<const ledger::Event>,
                                        RunStatus) {
     return MakeError(ErrorCode::kInternal,
                      "run " + std::string(run_id) + ": this store does not append at once");

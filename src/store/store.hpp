@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -117,7 +118,7 @@ class Store {
     virtual bool AppendsAtOnce() const { return false; }
     // AppendEvents, done before returning; only where AppendsAtOnce() (otherwise kInternal).
     virtual Result<void> AppendEventsAtOnce(std::string_view run_id,
-                                            std::vector<ledger::Event>& events,
+                                            std::span<const ledger::Event> events,
                                             RunStatus status_after);
 
     virtual Awaitable<Result<std::vector<StoredEvent>>> ReadEvents(std::string run_id,

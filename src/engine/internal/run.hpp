@@ -159,14 +159,18 @@ class Run : public std::enable_shared_from_this<Run> {
     //     bool ok;
     //     if (engine_->appends_at_once_) ok = AppendAtOnce(...); else ok = co_await Append(...);
     bool AppendAtOnce(std::vector<ledger::NewEvent> events, int node_index);
+    // Sealed events, and what observers are told of them. Its vectors are only ever grown
+    // (`count` are in use): a thread's AppendAtOnce reuses one, strings' buffers included.
     struct Sealed {
         std::vector<ledger::Event> events;
         std::vector<ledger::Event> notify;  // for observers, if any
+        size_t count = 0;
+        bool busy = false;  // in use (an observer may append to another run from inside)
     };
-    // Seals `events` onto the chain and applies them to the state.
+    // Seals `events` onto the chain into `out` and applies them to the state.
     void SealEvents(std::vector<ledger::NewEvent>& events, int node_index, Sealed& out);
     // After the store's answer: tells observers, or records the failure. False on failure.
-    bool Committed(const Result<void>& appended, std::vector<ledger::Event>& notify);
+    bool Committed(const Result<void>& appended, Sealed& sealed);
     // The run's main coroutine: runs until the run ends or stops, or an inline node's call is
     // parked (then the answer spawns it again, `continuing`). Without `continuing`, first
     // creates the run (`record`) or resumes it, and takes a run slot. `self` keeps the run

@@ -78,7 +78,7 @@ void MemoryStore::Bytes::ShrinkToFit() {
 }
 
 Status MemoryStore::CheckFits(std::string_view run_id, const RunData& data,
-                              const std::vector<ledger::Event>& events) {
+                              std::span<const ledger::Event> events) {
     for (size_t i = 1; i < events.size(); ++i) {
         if (events[i].seq != events[i - 1].seq + 1) {
             return InvalidArgumentError("run " + std::string(run_id) + ": events not consecutive");
@@ -517,7 +517,7 @@ Awaitable<Result<void>> MemoryStore::AppendEvents(std::string run_id,
 }
 
 Result<void> MemoryStore::AppendEventsAtOnce(std::string_view run_id,
-                                             std::vector<ledger::Event>& events,
+                                             std::span<const ledger::Event> events,
                                              RunStatus status_after) {
     std::lock_guard lock(mutex_);
     RunData* found = Find(run_id);

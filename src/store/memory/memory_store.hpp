@@ -22,7 +22,7 @@ class MemoryStore : public Store {
 
     Awaitable<Result<CreateRunResult>> CreateRun(NewRun run) override;
     bool AppendsAtOnce() const override { return true; }
-    Result<void> AppendEventsAtOnce(std::string_view run_id, std::vector<ledger::Event>& events,
+    Result<void> AppendEventsAtOnce(std::string_view run_id, std::span<const ledger::Event> events,
                                     RunStatus status_after) override;
     Awaitable<Result<void>> AppendEvents(std::string run_id, std::vector<ledger::Event> events,
                                          RunStatus status_after) override;
@@ -133,7 +133,7 @@ class MemoryStore : public Store {
     // Whether `events` may be packed into `data`: consecutive seqs, names and sizes that fit a
     // slot. Checked before anything changes.
     static Status CheckFits(std::string_view run_id, const RunData& data,
-                            const std::vector<ledger::Event>& events);
+                            std::span<const ledger::Event> events);
     static void Pack(RunData& data, std::string_view run_id, const ledger::Event& event);
     // Packs `event` compact if it can be.
     static bool PackCompact(RunData& data, std::string_view run_id, const ledger::Event& event);
