@@ -511,7 +511,17 @@ class ParkedCallTest : public EngineTest {
         }
         EXPECT_TRUE(done());
     }
+    // Starts a run of plan_ on `engine` (its outcome into outcome_) and runs io_ until its
+    // first call is parked; returns the run's id.
+    std::string StartUntilParked(Engine& engine) {
+        engine.AddObserver(&observer_);
+        engine.StartRun({plan_, "in", {}, {}},
+                        [this](Result<RunOutcome> r) { outcome_ = std::move(r); });
+        RunUntil([&] { return provider_->Unanswered() == 1; });
+        return observer_.events.empty() ? std::string() : observer_.events.front().run_id;
+    }
 
+    std::optional<Result<RunOutcome>> outcome_;
     std::shared_ptr<ManualProvider> provider_ =
         std::make_shared<ManualProvider>(io_.get_executor());
     std::unique_ptr<providers::ProviderRegistry> registry_ = NewRegistry();
@@ -521,23 +531,19 @@ class ParkedCallTest : public EngineTest {
 
 TEST_F(ParkedCallTest, AParkedCallGoesOnWhenAnsweredAndAPauseWaitsForIt) {
     Engine engine(io_.get_executor(), store_, *registry_);
-    engine.AddObserver(&observer_);
-    std::optional<Result<RunOutcome>> outcome;
-    engine.StartRun({plan_, "in", {}, {}}, [&](Result<RunOutcome> r) { outcome = std::move(r); });
-    RunUntil([&] { return provider_->Unanswered() == 1; });
+    const std::string run_id = StartUntilParked(engine);
     EXPECT_EQ(provider_->calls[0]->prompt, "in");
-    EXPECT_FALSE(outcome.has_value());
+    EXPECT_FALSE(outcome_.has_value());
     ASSERT_EQ(engine.ActiveRuns(), 1u);  // parked, and still found by run control
     provider_->Answer("first");
     RunUntil([&] { return provider_->calls.size() == 2; });
     EXPECT_EQ(provider_->calls[1]->prompt, "2: first");
     // Paused while its call is parked: the step finishes with the answer, then the run pauses.
-    const std::string run_id = observer_.events.at(0).run_id;
     ASSERT_TRUE(engine.Pause(run_id, "maintenance", "ops"));
     provider_->Answer("second");
-    RunUntil([&] { return outcome.has_value(); });
-    ASSERT_TRUE(*outcome) << outcome->error().ToString();
-    EXPECT_EQ((*outcome)->status, RunStatus::kPaused);
+    RunUntil([&] { return outcome_.has_value(); });
+    ASSERT_TRUE(*outcome_) << outcome_->error().ToString();
+    EXPECT_EQ((*outcome_)->status, RunStatus::kPaused);
     auto events = Events(run_id);
     EXPECT_EQ(Count(events, "node.completed", "two"), 1);
     EXPECT_EQ(events.back().type, "run.paused");
@@ -546,16 +552,12 @@ TEST_F(ParkedCallTest, AParkedCallGoesOnWhenAnsweredAndAPauseWaitsForIt) {
 
 TEST_F(ParkedCallTest, CancellingARunCancelsItsParkedCall) {
     Engine engine(io_.get_executor(), store_, *registry_);
-    engine.AddObserver(&observer_);
-    std::optional<Result<RunOutcome>> outcome;
-    engine.StartRun({plan_, "in", {}, {}}, [&](Result<RunOutcome> r) { outcome = std::move(r); });
-    RunUntil([&] { return provider_->Unanswered() == 1; });
-    const std::string run_id = observer_.events.at(0).run_id;
+    const std::string run_id = StartUntilParked(engine);
     ASSERT_TRUE(engine.Cancel(run_id, "test says stop", "tester"));
-    RunUntil([&] { return outcome.has_value(); });
+    RunUntil([&] { return outcome_.has_value(); });
     EXPECT_TRUE(provider_->calls[0]->cancelled);
-    ASSERT_TRUE(*outcome) << outcome->error().ToString();
-    EXPECT_EQ((*outcome)->status, RunStatus::kCancelled);
+    ASSERT_TRUE(*outcome_) << outcome_->error().ToString();
+    EXPECT_EQ((*outcome_)->status, RunStatus::kCancelled);
     auto events = Events(run_id);
     EXPECT_EQ(events.back().type, "run.cancelled");
     EXPECT_EQ(Count(events, "node.completed", "one"), 0);

@@ -46,8 +46,8 @@ void SealInto(Event& sealed, ChainHead& head, std::string_view run_id, SystemTim
     constexpr size_t kMemberPrefix = 9;  // ,"hash":"
     Sha256HexTo(head.hash, line.substr(0, slot - kMemberPrefix), line.substr(slot + 65),
                 sealed.encoded.data() + slot, sealed.digest.data());
-    sealed.rebuildable = offsets.plain_names && sealed.hash_at != 0 && sealed.prev_hash_at != 0 &&
-                         sealed.run_id_at != 0;
+    // Written in one pass: every header value where the offsets say (unless past 4 GiB).
+    sealed.rebuildable = offsets.plain && sealed.hash_at != 0;
     sealed.hash.assign(sealed.encoded, slot, 64);
     if (keep_data) {
         sealed.data = data;

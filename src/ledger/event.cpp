@@ -505,7 +505,7 @@ bool AppendPlainEvent(std::string& out, int64_t seq, std::string_view run_id, Sy
         offsets->hash = at[2];
         offsets->prev_hash = at[4];
         offsets->run_id = at[5];
-        offsets->plain_names = true;
+        offsets->plain = true;
     }
     return true;
 }
@@ -533,12 +533,7 @@ void AppendEvent(std::string& out, int64_t seq, std::string_view run_id, SystemT
     } else if (!hash.empty()) {
         w.Field("hash", hash);
     }
-    size_t node_at = 0;
-    if (!node.empty()) {
-        w.Key("node");
-        node_at = out.size();
-        w.String(node);
-    }
+    if (!node.empty()) w.Field("node", node);
     char formatted_time[kRfc3339Size];
     FormatRfc3339To(formatted_time, time);
     // A value written as it is starts after its opening quote; one that needed escaping is not
@@ -556,15 +551,11 @@ void AppendEvent(std::string& out, int64_t seq, std::string_view run_id, SystemT
     start = out.size();
     w.String(run_id);
     if (offsets) offsets->run_id = value_at(run_id, start);
-    w.Field("seq", seq).Field("time", std::string_view(formatted_time, kRfc3339Size)).Key("type");
-    start = out.size();
-    w.String(type_name);
-    if (offsets) {
-        offsets->plain_names = value_at(type_name, start) != 0 &&
-                               (node.empty() || (out.compare(node_at + 1, node.size(), node) == 0 &&
-                                                 out[node_at + 1 + node.size()] == '"'));
-    }
-    w.Field("v", int64_t{kFormatVersion}).EndObject();
+    w.Field("seq", seq)
+        .Field("time", std::string_view(formatted_time, kRfc3339Size))
+        .Field("type", type_name)
+        .Field("v", int64_t{kFormatVersion})
+        .EndObject();
 }
 
 }  // namespace

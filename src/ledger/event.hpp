@@ -264,10 +264,10 @@ std::string EncodeEvent(int64_t seq, std::string_view run_id, SystemTime time,
 
 // Where EncodeEventWithHashSlot put things in the line.
 struct EventOffsets {
-    size_t hash = 0;           // the 64 characters of the hash slot
-    size_t prev_hash = 0;      // the value of "prev_hash" (0 if it needed escaping)
-    size_t run_id = 0;         // the value of "run_id" (0 if it needed escaping)
-    bool plain_names = false;  // "type" and "node" (if any) were written as they are
+    size_t hash = 0;       // the 64 characters of the hash slot
+    size_t prev_hash = 0;  // the value of "prev_hash" (0 if it needed escaping)
+    size_t run_id = 0;     // the value of "run_id" (0 if it needed escaping)
+    bool plain = false;    // no header string needed escaping: all were written as they are
 };
 
 // As EncodeEvent with a `"hash":"…"` member whose 64 characters, starting at offsets->hash,

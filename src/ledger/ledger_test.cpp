@@ -72,7 +72,8 @@ TEST(ChainTest, SealSaysWhereTheHashPrevHashAndRunIdAre) {
 // into a new one gives, whatever the event held before.
 TEST(ChainTest, SealIntoAUsedEventIsSealingIntoANewOne) {
     const NewEvent events[] = {
-        {"a-rather-long-step-name", 3, LlmRequest{"scripted", "m", "sys", std::string(300, 'p'), 1}},
+        {"a-rather-long-step-name", 3,
+         LlmRequest{"scripted", "m", "sys", std::string(300, 'p'), 1}},
         {{}, 0, RunStarted{}},
         {"s", 1, UnknownPayload{"custom\\type", R"({"x":1})"}},
         {"s", 1, NodeStarted{}},

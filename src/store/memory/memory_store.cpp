@@ -461,10 +461,12 @@ MemoryStore::RunData* MemoryStore::Find(std::string_view run_id) {
     return it == runs_.end() ? nullptr : &it->second;
 }
 
-std::vector<MemoryStore::Runs::iterator> MemoryStore::ByRunId() {
+template <typename Keep>
+std::vector<MemoryStore::Runs::iterator> MemoryStore::ByRunId(Keep keep) {
     std::vector<Runs::iterator> sorted;
-    sorted.reserve(runs_.size());
-    for (auto it = runs_.begin(); it != runs_.end(); ++it) sorted.push_back(it);
+    for (auto it = runs_.begin(); it != runs_.end(); ++it) {
+        if (keep(*it)) sorted.push_back(it);
+    }
     std::sort(sorted.begin(), sorted.end(), [](auto a, auto b) { return a->first < b->first; });
     return sorted;
 }
@@ -571,25 +573,19 @@ Awaitable<Result<RunRecord>> MemoryStore::GetRun(std::string run_id) {
 Awaitable<Result<RunPage>> MemoryStore::ListRuns(RunFilter filter) {
     std::lock_guard lock(mutex_);
     RunPage page;
-    const std::vector<Runs::iterator> sorted = ByRunId();
-    auto begin =
-        filter.before_run_id.empty()
-            ? sorted.end()
-            : std::lower_bound(sorted.begin(), sorted.end(), filter.before_run_id,
-                               [](auto it, const std::string& id) { return it->first < id; });
-    for (auto at = std::make_reverse_iterator(begin); at != sorted.rend(); ++at) {
-        const auto& it = *at;
-        const Record& record = it->second.record;
-        if (!filter.workflow.empty() && *record.workflow != filter.workflow) continue;
-        if (!filter.statuses.empty() && std::find(filter.statuses.begin(), filter.statuses.end(),
-                                                  record.status) == filter.statuses.end()) {
-            continue;
-        }
+    const std::vector<Runs::iterator> listed = ByRunId([&](const auto& entry) {
+        const Record& record = entry.second.record;
+        return (filter.before_run_id.empty() || entry.first < filter.before_run_id) &&
+               (filter.workflow.empty() || *record.workflow == filter.workflow) &&
+               (filter.statuses.empty() || std::find(filter.statuses.begin(), filter.statuses.end(),
+                                                     record.status) != filter.statuses.end());
+    });
+    for (auto at = listed.rbegin(); at != listed.rend(); ++at) {
         if (filter.limit > 0 && static_cast<int64_t>(page.runs.size()) >= filter.limit) {
             page.next_cursor = page.runs.back().run_id;
             break;
         }
-        page.runs.push_back(ToRunRecord(it->first, it->second));
+        page.runs.push_back(ToRunRecord((*at)->first, (*at)->second));
     }
     co_return page;
 }
@@ -643,12 +639,13 @@ Awaitable<Result<std::vector<RunRecord>>> MemoryStore::FindClaimable(
     std::vector<RunStatus> statuses, SystemTime now, int64_t limit) {
     std::lock_guard lock(mutex_);
     std::vector<RunRecord> out;
-    for (auto it : ByRunId()) {
-        const auto& [id, data] = *it;
-        const Record& record = data.record;
-        if (std::find(statuses.begin(), statuses.end(), record.status) == statuses.end()) continue;
-        if (record.owner && record.lease_until > now) continue;
-        out.push_back(ToRunRecord(id, data));
+    const std::vector<Runs::iterator> claimable = ByRunId([&](const auto& entry) {
+        const Record& record = entry.second.record;
+        return std::find(statuses.begin(), statuses.end(), record.status) != statuses.end() &&
+               !(record.owner && record.lease_until > now);
+    });
+    for (auto it : claimable) {
+        out.push_back(ToRunRecord(it->first, it->second));
         if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
     }
     co_return out;
@@ -676,19 +673,17 @@ Awaitable<Result<std::vector<ControlRequest>>> MemoryStore::TakeControlRequests(
 
 Awaitable<Result<int64_t>> MemoryStore::PruneTerminalRuns(int64_t keep) {
     std::lock_guard lock(mutex_);
-    int64_t seen = 0;
-    std::vector<Runs::iterator> doomed;
-    const std::vector<Runs::iterator> sorted = ByRunId();
-    for (auto at = sorted.rbegin(); at != sorted.rend(); ++at) {
-        if (!ledger::IsTerminal((*at)->second.record.status)) continue;
-        if (++seen > keep) doomed.push_back(*at);
-    }
-    for (auto it : doomed) {
-        const auto& key = it->second.record.idempotency_key;
+    std::vector<Runs::iterator> terminal =
+        ByRunId([](const auto& entry) { return ledger::IsTerminal(entry.second.record.status); });
+    // All but the newest `keep`.
+    const size_t doomed =
+        terminal.size() - std::min<size_t>(terminal.size(), std::max<int64_t>(keep, 0));
+    for (size_t i = 0; i < doomed; ++i) {
+        const auto& key = terminal[i]->second.record.idempotency_key;
         if (!key.empty()) idempotency_.erase(key);
-        runs_.erase(it);
+        runs_.erase(terminal[i]);
     }
-    co_return static_cast<int64_t>(doomed.size());
+    co_return static_cast<int64_t>(doomed);
 }
 
 Awaitable<Result<void>> MemoryStore::RecordUsage(std::string key, SystemTime time, int64_t tokens) {

@@ -164,15 +164,17 @@ class MemoryStore : public Store {
 
     // Hashed, not ordered: every append finds its run, and run ids share their leading
     // (time) characters, which an ordered map compares again at each level. The few listings
-    // sort what they return (ByRunId).
+    // sort what they select (ByRunId).
     struct Hash {
         using is_transparent = void;
         size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
     };
     using Runs = std::unordered_map<std::string, RunData, Hash, std::equal_to<>>;
     RunData* Find(std::string_view run_id);  // REQUIRES(mutex_); null if none
-    // The runs in run id order (ids sort by time): oldest first.
-    std::vector<Runs::iterator> ByRunId();  // REQUIRES(mutex_)
+    // The runs `keep` accepts (called with a runs_ entry), in run id order (ids sort by
+    // time): oldest first. Only those are sorted.
+    template <typename Keep>
+    std::vector<Runs::iterator> ByRunId(Keep keep);  // REQUIRES(mutex_)
 
     std::mutex mutex_;
     Runs runs_;                                                 // GUARDED_BY(mutex_)
