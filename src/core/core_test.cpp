@@ -3,6 +3,8 @@
 #include <boost/json.hpp>
 
 #include <cstdio>
+#include <initializer_list>
+#include <vector>
 
 #include "core/clock.hpp"
 #include "core/ids.hpp"
@@ -33,8 +35,9 @@ TEST(CanonicalJsonTest, EscapesExactlyLikePythonJsonDumpsWithoutAsciiEscaping) {
 }
 
 TEST(CanonicalJsonTest, EscapesEveryByteAtEveryPositionOfAWord) {
-    // The scan for bytes to escape goes eight at a time: check each byte value at each offset
-    // (and in the byte-wise tail) against a plain byte-by-byte escaping.
+    // The scan for bytes to escape goes sixteen, then eight, then one at a time: check each
+    // byte value at each offset of a text that takes all three against a plain byte-by-byte
+    // escaping.
     auto expected_for = [](unsigned char c) -> std::string {
         switch (c) {
             case '"':
@@ -62,16 +65,19 @@ TEST(CanonicalJsonTest, EscapesEveryByteAtEveryPositionOfAWord) {
         if (c >= 0x80) return "\xEF\xBF\xBD";  // a lone byte is never valid UTF-8
         return std::string(1, static_cast<char>(c));
     };
+    constexpr size_t kSize = 16 + 16 + 8 + 3;
     for (int value = 0; value < 256; ++value) {
-        for (size_t at = 0; at < 19; ++at) {
-            std::string text(19, 'a');
+        for (size_t at = 0; at < kSize; ++at) {
+            std::string text(kSize, 'a');
             text[at] = static_cast<char>(value);
             std::string out;
             AppendJsonString(out, text);
             std::string expected = "\"" + std::string(at, 'a') +
                                    expected_for(static_cast<unsigned char>(value)) +
-                                   std::string(18 - at, 'a') + "\"";
+                                   std::string(kSize - 1 - at, 'a') + "\"";
             ASSERT_EQ(out, expected) << "byte " << value << " at " << at;
+            const bool plain = value >= 0x20 && value < 0x80 && value != '"' && value != '\\';
+            ASSERT_EQ(IsPlainJsonString(text), plain) << "byte " << value << " at " << at;
         }
     }
 }
@@ -107,6 +113,30 @@ TEST(JsonWriterTest, WritesCompactJson) {
         .EndArray();
     w.Key("c").BeginObject().EndObject().EndObject();
     EXPECT_EQ(out, R"({"a":1,"b":["x",false,null],"c":{}})");
+}
+
+TEST(HexTest, EncodesEveryByteAtEveryPosition) {
+    // Sixteen bytes at a time, then one at a time: lengths on both sides of a block.
+    auto reference = [](const std::vector<unsigned char>& bytes) {
+        std::string hex;
+        for (unsigned char b : bytes) {
+            char digits[3];
+            std::snprintf(digits, sizeof digits, "%02x", b);
+            hex += digits;
+        }
+        return hex;
+    };
+    for (size_t size : std::initializer_list<size_t>{0, 1, 15, 16, 17, 32, 33}) {
+        for (int value = 0; value < 256; ++value) {
+            std::vector<unsigned char> bytes(size);
+            for (size_t i = 0; i < size; ++i) {
+                bytes[i] = static_cast<unsigned char>((value + 37 * i) & 0xFF);
+            }
+            std::string hex(2 * size, '?');
+            HexEncode(bytes.data(), size, hex.data());
+            ASSERT_EQ(hex, reference(bytes)) << "size " << size << " first byte " << value;
+        }
+    }
 }
 
 TEST(Sha256Test, KnownVector) {

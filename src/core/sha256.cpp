@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "core/strings.hpp"
+
 // SHA256_* are deprecated in OpenSSL 3 in favour of EVP, which allocates per digest; they
 // remain supported and are what a per-event hash needs.
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -21,11 +23,7 @@ void Sha256HexTo(std::string_view a, std::string_view b, std::string_view c, cha
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256_Final(digest, &ctx);
     if (binary != nullptr) std::memcpy(binary, digest, SHA256_DIGEST_LENGTH);
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
-        out[2 * i] = kHex[digest[i] >> 4];
-        out[2 * i + 1] = kHex[digest[i] & 15];
-    }
+    HexEncode(digest, SHA256_DIGEST_LENGTH, out);
 }
 
 std::string Sha256Hex(std::string_view a, std::string_view b) {

@@ -2,7 +2,39 @@
 
 #include <algorithm>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace strowger {
+
+void HexEncode(const unsigned char* bytes, size_t n, char* out) {
+    size_t i = 0;
+#if defined(__SSE2__)
+    // Each byte's two nibbles side by side, then '0' + v, plus 'a' - '0' - 10 where v > 9.
+    const __m128i low_nibble = _mm_set1_epi8(0x0F);
+    const __m128i nine = _mm_set1_epi8(9);
+    const __m128i zero = _mm_set1_epi8('0');
+    const __m128i letters = _mm_set1_epi8('a' - '0' - 10);
+    auto digits = [&](__m128i v) {
+        return _mm_add_epi8(_mm_add_epi8(v, zero), _mm_and_si128(_mm_cmpgt_epi8(v, nine), letters));
+    };
+    for (; i + 16 <= n; i += 16) {
+        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + i));
+        const __m128i high = _mm_and_si128(_mm_srli_epi16(b, 4), low_nibble);
+        const __m128i low = _mm_and_si128(b, low_nibble);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i),
+                         digits(_mm_unpacklo_epi8(high, low)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i + 16),
+                         digits(_mm_unpackhi_epi8(high, low)));
+    }
+#endif
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (; i < n; ++i) {
+        out[2 * i] = kHex[bytes[i] >> 4];
+        out[2 * i + 1] = kHex[bytes[i] & 15];
+    }
+}
 
 std::string AsciiLower(std::string_view text) {
     std::string out(text);

@@ -21,6 +21,9 @@ std::string Join(const std::vector<std::string>& parts, std::string_view separat
 size_t EditDistance(std::string_view a, std::string_view b);
 // The candidate closest to `word` if it is close enough to be a likely typo, else "".
 std::string ClosestMatch(std::string_view word, const std::vector<std::string_view>& candidates);
+// The `n` bytes at `bytes` as 2n lowercase hex digits at `out`: sixteen bytes at a time where
+// the CPU allows (a ledger event's hash is hex encoded as it is sealed).
+void HexEncode(const unsigned char* bytes, size_t n, char* out);
 // First `max_bytes` bytes on a UTF-8 boundary, with "…" appended if cut; newlines shown as ⏎.
 std::string Preview(std::string_view text, size_t max_bytes);
 
