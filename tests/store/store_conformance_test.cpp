@@ -250,6 +250,37 @@ TEST(MemoryStoreTest, KeepsCanonicalLinesCompactAndOthersInFull) {
     EXPECT_GT(store->KeptBytesForTest(broken.run_id()), unchained_text * 3 / 4);
 }
 
+// Pruned runs give their events' memory back; the runs left read back whole.
+TEST(MemoryStoreTest, PruningGivesBackWhatThePrunedRunsKept) {
+    auto store = std::make_shared<MemoryStore>();
+    std::vector<TestChain> chains;
+    for (int i = 1; i <= 3; ++i) {
+        chains.emplace_back(RunIdFor(i));
+        TestChain& chain = chains.back();
+        ASSERT_TRUE(RunSync(store->CreateRun(MakeNewRun(chain))).has_value());
+        ASSERT_TRUE(
+            RunSync(store->AppendEvents(chain.run_id(), chain.NodeEvents(40),
+                                        i == 1 ? RunStatus::kRunning : RunStatus::kCompleted)));
+    }
+    const size_t active = store->KeptBytesForTest(RunIdFor(1));
+    EXPECT_EQ(store->KeptBytesForTest(),
+              active + store->KeptBytesForTest(RunIdFor(2)) + store->KeptBytesForTest(RunIdFor(3)));
+    auto before = Lines(*RunSync(store->ReadEvents(RunIdFor(1), EventQuery{})));
+    // Run 3 was the last one appended to: pruning it must not leave it findable.
+    auto pruned = RunSync(store->PruneTerminalRuns(0));
+    ASSERT_TRUE(pruned.has_value());
+    EXPECT_EQ(*pruned, 2);
+    EXPECT_EQ(store->KeptBytesForTest(), active);
+    EXPECT_EQ(CodeOf(RunSync(
+                  store->AppendEvents(RunIdFor(3), chains[2].NodeEvents(1), RunStatus::kRunning))),
+              ErrorCode::kNotFound);
+    EXPECT_EQ(Lines(*RunSync(store->ReadEvents(RunIdFor(1), EventQuery{}))), before);
+    ASSERT_TRUE(
+        RunSync(store->AppendEvents(RunIdFor(1), chains[0].NodeEvents(2), RunStatus::kCompleted)));
+    EXPECT_EQ(RunSync(store->PruneTerminalRuns(0)).value_or(-1), 1);
+    EXPECT_EQ(store->KeptBytesForTest(), 0u);
+}
+
 TEST_P(StoreConformanceTest, UsageSumsByKeyFromATimeOn) {
     auto now = std::chrono::system_clock::now();
     ASSERT_TRUE(RunSync(store_->RecordUsage("writer", now - std::chrono::minutes(90), 1000)));

@@ -16,7 +16,7 @@ namespace {
 
 constexpr char kZeroHash[] = "0000000000000000000000000000000000000000000000000000000000000000";
 
-bool TypeMatches(const std::vector<std::string>& types, const std::string& type) {
+bool TypeMatches(const std::vector<std::string>& types, std::string_view type) {
     if (types.empty()) return true;
     for (const auto& t : types) {
         if (t == type || (EndsWith(t, ".") && StartsWith(type, t))) return true;
@@ -26,90 +26,80 @@ bool TypeMatches(const std::vector<std::string>& types, const std::string& type)
 
 }  // namespace
 
-MemoryStore::Bytes::Bytes(Bytes&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)),
-      capacity_(std::exchange(other.capacity_, 0)) {}
-
-MemoryStore::Bytes& MemoryStore::Bytes::operator=(Bytes&& other) noexcept {
-    if (this != &other) {
-        std::free(data_);
-        data_ = std::exchange(other.data_, nullptr);
-        size_ = std::exchange(other.size_, 0);
-        capacity_ = std::exchange(other.capacity_, 0);
-    }
-    return *this;
-}
-
-MemoryStore::Bytes::~Bytes() {
-    std::free(data_);
-}
-
-void MemoryStore::Bytes::Resize(size_t capacity) {
-    void* grown = std::realloc(data_, capacity);
-    if (grown == nullptr) throw std::bad_alloc();
-    data_ = static_cast<char*>(grown);
-    capacity_ = capacity;
-}
-
-void MemoryStore::Bytes::Reserve(size_t needed) {
-    if (needed <= capacity_) return;
-    // Exactly what is needed while the buffer is small: a run waiting on its first model call
-    // has four events (≈ 500 B), and growing by half would leave ≈ 200 B unused in each of
-    // 10,000 waiting runs. The few extra reallocs of small buffers cost little.
-    constexpr size_t kExactBelow = 1024;
-    Resize(capacity_ < kExactBelow ? needed : std::max(needed, capacity_ * 3 / 2));
-}
-
-void MemoryStore::Bytes::Append(std::string_view bytes) {
-    if (bytes.empty()) return;
-    std::memcpy(data_ + size_, bytes.data(), bytes.size());
-    size_ += bytes.size();
-}
-
-void MemoryStore::Bytes::ShrinkToFit() {
-    if (size_ == capacity_) return;
-    if (size_ == 0) {
-        std::free(std::exchange(data_, nullptr));
-        capacity_ = 0;
-        return;
-    }
-    Resize(size_);
-}
-
-Status MemoryStore::CheckFits(std::string_view run_id, const RunData& data,
-                              std::span<const ledger::Event> events) {
+Status MemoryStore::CheckFits(std::string_view run_id, std::span<const ledger::Event> events) {
     for (size_t i = 1; i < events.size(); ++i) {
         if (events[i].seq != events[i - 1].seq + 1) {
             return InvalidArgumentError("run " + std::string(run_id) + ": events not consecutive");
         }
     }
-    size_t total = data.bytes.size();
     for (const auto& event : events) {
         if (event.type_name.size() > UINT16_MAX || event.node.size() > UINT16_MAX) {
             return InvalidArgumentError("event type or node name too long for the in-memory store");
         }
-        total += event.type_name.size() + event.node.size() + event.encoded.size();
-    }
-    if (total > UINT32_MAX) {
-        return MakeError(
-            ErrorCode::kResourceExhausted,
-            "run " + std::string(run_id) + ": ledger too large for the in-memory store");
+        if (event.encoded.empty() ||
+            event.type_name.size() + event.node.size() + event.encoded.size() > UINT32_MAX) {
+            return MakeError(ErrorCode::kResourceExhausted,
+                             "run " + std::string(run_id) +
+                                 ": event empty or too large for the in-memory store");
+        }
     }
     return OkStatus();
 }
 
-std::string_view MemoryStore::KeptLine(const RunData& data, size_t index) {
+std::string_view MemoryStore::TypeOf(const RunData& data, size_t index) const {
     const Slot& slot = data.slots[index];
-    return std::string_view(data.bytes.data(), data.bytes.size())
-        .substr(slot.offset + slot.type_size + slot.node_size, slot.line_size);
+    return std::string_view(arena_.At(slot.bytes), slot.type_size);
 }
 
-std::string_view MemoryStore::PreviousHash(const RunData& data, size_t index, HexHash& buffer) {
+std::string_view MemoryStore::NodeOf(const RunData& data, size_t index) const {
+    const Slot& slot = data.slots[index];
+    return std::string_view(arena_.At(slot.bytes) + slot.type_size, slot.node_size);
+}
+
+std::string_view MemoryStore::KeptLine(const RunData& data, size_t index) const {
+    const Slot& slot = data.slots[index];
+    return std::string_view(arena_.At(slot.bytes) + slot.type_size + slot.node_size,
+                            slot.line_size);
+}
+
+void MemoryStore::AddSlot(RunData& data, Slot slot, std::string_view type, std::string_view node,
+                          std::initializer_list<std::string_view> line) {
+    size_t line_size = 0;
+    for (std::string_view part : line) line_size += part.size();
+    slot.type_size = static_cast<uint16_t>(type.size());
+    slot.node_size = static_cast<uint16_t>(node.size());
+    slot.line_size = static_cast<uint32_t>(line_size);
+    data.slots.push_back(slot);  // first: if the allocation below throws, nothing to give back
+    char* at = nullptr;
+    try {
+        data.slots.back().bytes = arena_.Allocate(type.size() + node.size() + line_size, &at);
+    } catch (...) {
+        data.slots.pop_back();
+        throw;
+    }
+    auto append = [&at](std::string_view part) {
+        if (part.empty()) return;
+        std::memcpy(at, part.data(), part.size());
+        at += part.size();
+    };
+    append(type);
+    append(node);
+    for (std::string_view part : line) append(part);
+}
+
+void MemoryStore::Release(const RunData& data) {
+    for (const Slot& slot : data.slots) {
+        arena_.Free(slot.bytes, slot.type_size + slot.node_size + size_t{slot.line_size});
+    }
+}
+
+std::string_view MemoryStore::PreviousHash(const RunData& data, size_t index,
+                                           HexHash& buffer) const {
     if (index == 0) return std::string_view(kZeroHash, 64);
     const Slot& slot = data.slots[index - 1];
     if (slot.prev_hash_at == kCompact) {
-        AppendHex(buffer.data(), CompactTail(data, index - 1), 32);
+        HexEncode(reinterpret_cast<const unsigned char*>(CompactTail(data, index - 1)), 32,
+                  buffer.data());
         return std::string_view(buffer.data(), 64);
     }
     if (slot.hash_at == kKept) return {};
@@ -206,16 +196,7 @@ constexpr std::string_view kHashKey = R"(,"hash":")";
 
 }  // namespace
 
-void MemoryStore::AppendHex(char* out, const char* bytes, size_t n) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; ++i) {
-        auto b = static_cast<unsigned char>(bytes[i]);
-        out[2 * i] = kHex[b >> 4];
-        out[2 * i + 1] = kHex[b & 15];
-    }
-}
-
-bool MemoryStore::HashIs(const RunData& data, size_t index, std::string_view hash) {
+bool MemoryStore::HashIs(const RunData& data, size_t index, std::string_view hash) const {
     if (hash.size() != 64) return false;
     if (index == 0) return hash == std::string_view(kZeroHash, 64);
     const Slot& slot = data.slots[index - 1];
@@ -228,14 +209,13 @@ bool MemoryStore::HashIs(const RunData& data, size_t index, std::string_view has
     return KeptLine(data, index - 1).substr(slot.hash_at, 64) == hash;
 }
 
-const char* MemoryStore::CompactTail(const RunData& data, size_t index) {
+const char* MemoryStore::CompactTail(const RunData& data, size_t index) const {
     const Slot& slot = data.slots[index];
-    return data.bytes.data() + slot.offset + slot.type_size + slot.node_size + slot.line_size -
-           kCompactTail;
+    return arena_.At(slot.bytes) + slot.type_size + slot.node_size + slot.line_size - kCompactTail;
 }
 
 bool MemoryStore::SealedForRebuild(const RunData& data, std::string_view run_id,
-                                   const ledger::Event& event) {
+                                   const ledger::Event& event) const {
     // Seal says the line is the canonical encoding of the event's header fields, with type and
     // node as they are: left to check is that it was sealed with the run id and previous hash
     // Rebuild will use (its seq was checked by the caller).
@@ -263,17 +243,26 @@ bool MemoryStore::PackCompact(RunData& data, std::string_view run_id, const ledg
         line.substr(hash_at - kHashKey.size(), kHashKey.size()) != kHashKey) {
         return false;
     }
-    thread_local std::string expected;  // what the parts around data and the hash must be
-    expected.clear();
-    AppendStart(expected, event.attempt);
-    const size_t data_at = expected.size();
     const size_t data_end = hash_at - kHashKey.size();
-    if (data_end < data_at) return false;
+    size_t data_at;
     Tail tail;
     if (SealedForRebuild(data, run_id, event)) {
+        // Where AppendStart's text ends: `{"attempt":N,"data":` or `{"data":`.
+        data_at = 1 + 7;
+        if (event.attempt > 0) {
+            char digits[24];
+            data_at +=
+                11 + static_cast<size_t>(
+                         std::to_chars(digits, digits + sizeof digits, event.attempt).ptr - digits);
+        }
+        if (data_end < data_at) return false;
         std::memcpy(tail.hash, event.digest.data(), sizeof tail.hash);
     } else {
-        if (line.substr(0, data_at) != expected) return false;
+        thread_local std::string expected;  // what the parts around data and the hash must be
+        expected.clear();
+        AppendStart(expected, event.attempt);
+        data_at = expected.size();
+        if (data_end < data_at || line.substr(0, data_at) != expected) return false;
         HexHash buffer;
         const std::string_view previous = PreviousHash(data, index, buffer);
         if (previous.size() != 64) return false;
@@ -288,18 +277,9 @@ bool MemoryStore::PackCompact(RunData& data, std::string_view run_id, const ledg
     // A type or node that needs escaping is not what the line says (it has the escaped form).
     const std::string_view data_json = line.substr(data_at, data_end - data_at);
     Slot slot;
-    slot.offset = static_cast<uint32_t>(data.bytes.size());
-    slot.type_size = static_cast<uint16_t>(event.type_name.size());
-    slot.node_size = static_cast<uint16_t>(event.node.size());
-    slot.line_size = static_cast<uint32_t>(data_json.size() + kCompactTail);
     slot.prev_hash_at = kCompact;
-    auto& bytes = data.bytes;
-    bytes.Reserve(bytes.size() + slot.type_size + slot.node_size + slot.line_size);
-    bytes.Append(event.type_name);
-    bytes.Append(event.node);
-    bytes.Append(data_json);
-    bytes.Append(std::string_view(reinterpret_cast<const char*>(&tail), kCompactTail));
-    data.slots.push_back(slot);
+    AddSlot(data, slot, event.type_name, event.node,
+            {data_json, std::string_view(reinterpret_cast<const char*>(&tail), kCompactTail)});
     return true;
 }
 
@@ -337,40 +317,31 @@ void MemoryStore::Pack(RunData& data, std::string_view run_id, const ledger::Eve
         (run_at == npos || hash_at + 64 <= run_at)) {
         slot.hash_at = static_cast<uint32_t>(hash_at);
     }
-    slot.offset = static_cast<uint32_t>(data.bytes.size());
-    slot.type_size = static_cast<uint16_t>(event.type_name.size());
-    slot.node_size = static_cast<uint16_t>(event.node.size());
-    auto& bytes = data.bytes;
-    bytes.Reserve(bytes.size() + event.type_name.size() + event.node.size() + line.size());
-    bytes.Append(event.type_name);
-    bytes.Append(event.node);
     // The line without the parts left out: [0, prev) [prev + 64, run) [run + n, end).
+    std::string_view before_prev, before_run;
     size_t kept_from = 0;
     if (prev_at != std::string_view::npos) {
-        bytes.Append(line.substr(0, prev_at));
+        before_prev = line.substr(0, prev_at);
         kept_from = prev_at + 64;
         slot.prev_hash_at = static_cast<uint32_t>(prev_at);
     }
     if (run_at != std::string_view::npos) {
-        bytes.Append(line.substr(kept_from, run_at - kept_from));
+        before_run = line.substr(kept_from, run_at - kept_from);
         slot.run_id_at = static_cast<uint32_t>(run_at);
         kept_from = run_at + run_id.size();
     }
-    bytes.Append(line.substr(kept_from));
-    slot.line_size =
-        static_cast<uint32_t>(bytes.size() - slot.offset - slot.type_size - slot.node_size);
-    data.slots.push_back(slot);
+    AddSlot(data, slot, event.type_name, event.node,
+            {before_prev, before_run, line.substr(kept_from)});
 }
 
 StoredEvent MemoryStore::Unpack(const RunData& data, std::string_view run_id_of_data,
-                                size_t index) {
+                                size_t index) const {
     const Slot& slot = data.slots[index];
-    std::string_view bytes(data.bytes.data(), data.bytes.size());
     const std::string_view kept = KeptLine(data, index);
     StoredEvent event;
     event.seq = static_cast<int64_t>(index) + 1;
-    event.type = std::string(bytes.substr(slot.offset, slot.type_size));
-    event.node = std::string(bytes.substr(slot.offset + slot.type_size, slot.node_size));
+    event.type = std::string(TypeOf(data, index));
+    event.node = std::string(NodeOf(data, index));
     HexHash buffer;
     if (slot.prev_hash_at == kCompact) {
         Rebuild(data, run_id_of_data, index, event);
@@ -403,15 +374,14 @@ StoredEvent MemoryStore::Unpack(const RunData& data, std::string_view run_id_of_
 }
 
 void MemoryStore::Rebuild(const RunData& data, std::string_view run_id, size_t index,
-                          StoredEvent& event) {
-    const Slot& slot = data.slots[index];
-    std::string_view data_json(data.bytes.data() + slot.offset + slot.type_size + slot.node_size,
-                               slot.line_size - kCompactTail);
+                          StoredEvent& event) const {
+    const std::string_view data_json =
+        KeptLine(data, index).substr(0, data.slots[index].line_size - kCompactTail);
     Tail tail;
     std::memcpy(&tail, CompactTail(data, index), kCompactTail);
     HexHash previous_buffer, hash;
     std::string_view previous = PreviousHash(data, index, previous_buffer);
-    AppendHex(hash.data(), tail.hash, 32);
+    HexEncode(reinterpret_cast<const unsigned char*>(tail.hash), 32, hash.data());
     std::string& line = event.encoded;
     line.reserve(data_json.size() + run_id.size() + event.type.size() + event.node.size() + 220);
     AppendStart(line, tail.attempt);
@@ -422,7 +392,7 @@ void MemoryStore::Rebuild(const RunData& data, std::string_view run_id, size_t i
                     SystemTime(SystemTime::duration(tail.time)), event.type);
 }
 
-void MemoryStore::SetHead(RunData& data, const ledger::Event& last) {
+void MemoryStore::SetHead(RunData& data, const ledger::Event& last) const {
     data.record.head_seq = last.seq;
     // The hash the next line follows is the head's, unless the last line does not say it. (A
     // sealed line kept compact holds its own hash.)
@@ -434,13 +404,13 @@ void MemoryStore::SetHead(RunData& data, const ledger::Event& last) {
     }
 }
 
-std::string MemoryStore::HeadHash(const RunData& data) {
+std::string MemoryStore::HeadHash(const RunData& data) const {
     if (!data.record.head_hash.empty() || data.slots.empty()) return data.record.head_hash;
     HexHash buffer;
     return std::string(PreviousHash(data, data.slots.size(), buffer));
 }
 
-RunRecord MemoryStore::ToRunRecord(const std::string& run_id, const RunData& data) {
+RunRecord MemoryStore::ToRunRecord(const std::string& run_id, const RunData& data) const {
     const Record& r = data.record;
     RunRecord record;
     record.run_id = run_id;
@@ -457,8 +427,11 @@ RunRecord MemoryStore::ToRunRecord(const std::string& run_id, const RunData& dat
 }
 
 MemoryStore::RunData* MemoryStore::Find(std::string_view run_id) {
+    if (last_found_ != nullptr && last_found_->first == run_id) return &last_found_->second;
     auto it = runs_.find(run_id);
-    return it == runs_.end() ? nullptr : &it->second;
+    if (it == runs_.end()) return nullptr;
+    last_found_ = &*it;
+    return &it->second;
 }
 
 template <typename Keep>
@@ -474,7 +447,17 @@ std::vector<MemoryStore::Runs::iterator> MemoryStore::ByRunId(Keep keep) {
 size_t MemoryStore::KeptBytesForTest(const std::string& run_id) {
     std::lock_guard lock(mutex_);
     auto it = runs_.find(run_id);
-    return it == runs_.end() ? 0 : it->second.bytes.size();
+    if (it == runs_.end()) return 0;
+    size_t kept = 0;
+    for (const Slot& slot : it->second.slots) {
+        kept += slot.type_size + slot.node_size + size_t{slot.line_size};
+    }
+    return kept;
+}
+
+size_t MemoryStore::KeptBytesForTest() {
+    std::lock_guard lock(mutex_);
+    return arena_.live_bytes();
 }
 
 const std::string* MemoryStore::Intern(const std::string& name) {
@@ -491,8 +474,8 @@ Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
     if (run.events.empty() || run.events.front().seq != 1) {
         co_return InvalidArgumentError("a new run's events must start at seq 1");
     }
+    STROWGER_CO_TRY(CheckFits(run.run_id, run.events));
     RunData data;
-    STROWGER_CO_TRY(CheckFits(run.run_id, data, run.events));
     data.record.workflow = Intern(run.workflow);
     data.record.status = run.status;
     data.record.definition_sha256 = Intern(run.definition_sha256);
@@ -505,10 +488,15 @@ Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
         definitions_.emplace(run.definition_sha256,
                              run.definition_json ? *run.definition_json : std::string());
     }
-    for (const auto& event : run.events) Pack(data, run.run_id, event);
+    try {
+        for (const auto& event : run.events) Pack(data, run.run_id, event);
+    } catch (...) {
+        Release(data);
+        throw;
+    }
     SetHead(data, run.events.back());
     if (!run.idempotency_key.empty()) idempotency_[run.idempotency_key] = run.run_id;
-    runs_.emplace(run.run_id, std::move(data));
+    last_found_ = &*runs_.emplace(run.run_id, std::move(data)).first;
     co_return CreateRunResult{run.run_id, true};
 }
 
@@ -532,14 +520,13 @@ Result<void> MemoryStore::AppendEventsAtOnce(std::string_view run_id,
                                                   std::to_string(data.record.head_seq + 1) +
                                                   ", got " + std::to_string(events.front().seq));
     }
-    STROWGER_TRY(CheckFits(run_id, data, events));
+    STROWGER_TRY(CheckFits(run_id, events));
     data.record.updated_at = events.back().time;
     data.record.status = status_after;
     for (const auto& event : events) Pack(data, run_id, event);
     SetHead(data, events.back());
     if (ledger::IsTerminal(status_after)) {
-        // Nothing more will be appended: give back what the buffers' growth left unused.
-        data.bytes.ShrinkToFit();
+        // Nothing more will be appended: give back what the slots' growth left unused.
         data.slots.shrink_to_fit();
     }
     return OkStatus();
@@ -554,9 +541,7 @@ Awaitable<Result<std::vector<StoredEvent>>> MemoryStore::ReadEvents(std::string 
     std::vector<StoredEvent> out;
     for (size_t i = static_cast<size_t>(std::max<int64_t>(query.after_seq, 0));
          i < data.slots.size(); ++i) {
-        const Slot& slot = data.slots[i];
-        std::string type(data.bytes.data() + slot.offset, slot.type_size);
-        if (!TypeMatches(query.types, type)) continue;
+        if (!TypeMatches(query.types, TypeOf(data, i))) continue;
         out.push_back(Unpack(data, run_id, i));
         if (query.limit > 0 && static_cast<int64_t>(out.size()) >= query.limit) break;
     }
@@ -627,10 +612,10 @@ Awaitable<Result<void>> MemoryStore::RenewLeases(std::string owner, SystemTime u
 
 Awaitable<Result<void>> MemoryStore::ReleaseLease(std::string run_id, std::string owner) {
     std::lock_guard lock(mutex_);
-    auto it = runs_.find(run_id);
-    if (it != runs_.end() && it->second.record.owner && *it->second.record.owner == owner) {
-        it->second.record.owner = nullptr;
-        it->second.record.lease_until = {};
+    RunData* data = Find(run_id);
+    if (data != nullptr && data->record.owner && *data->record.owner == owner) {
+        data->record.owner = nullptr;
+        data->record.lease_until = {};
     }
     co_return OkStatus();
 }
@@ -681,6 +666,8 @@ Awaitable<Result<int64_t>> MemoryStore::PruneTerminalRuns(int64_t keep) {
     for (size_t i = 0; i < doomed; ++i) {
         const auto& key = terminal[i]->second.record.idempotency_key;
         if (!key.empty()) idempotency_.erase(key);
+        Release(terminal[i]->second);
+        if (last_found_ == &*terminal[i]) last_found_ = nullptr;
         runs_.erase(terminal[i]);
     }
     co_return static_cast<int64_t>(doomed);

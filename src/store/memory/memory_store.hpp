@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "store/memory/arena.hpp"
 #include "store/store.hpp"
 
 namespace strowger::store {
@@ -45,13 +47,14 @@ class MemoryStore : public Store {
     Awaitable<Result<void>> RecordUsage(std::string key, SystemTime time, int64_t tokens) override;
     Awaitable<Result<int64_t>> UsageSince(std::string key, SystemTime since) override;
 
-    // Bytes kept for a run's events (tests).
+    // Bytes kept for a run's events, and for all runs' (tests).
     size_t KeptBytesForTest(const std::string& run_id);
+    size_t KeptBytesForTest();
 
   private:
-    // A run's events, packed: each one's type, node and stored line back to back in `bytes`,
-    // found through its slot (slots[seq - 1]). A few heap blocks per run instead of a few per
-    // event: a benchmark keeps millions of events here.
+    // A run's events, packed: each one's type, node and stored line back to back in one
+    // allocation of the store's arena, found through its slot (slots[seq - 1]). No heap block
+    // per event or per run: a benchmark keeps millions of events here.
     //
     // A line's `prev_hash` value is left out when it is the hash in the run's previous line (64
     // zeros for the first), and its `run_id` value when it is the run's id: a quarter of a
@@ -73,42 +76,13 @@ class MemoryStore : public Store {
     };
     static constexpr size_t kCompactTail = sizeof(Tail);
     struct Slot {
-        uint32_t offset = 0;
+        Arena::Ref bytes;        // type, node, line
         uint32_t line_size = 0;  // as kept, without what was left out
         uint16_t type_size = 0;
         uint16_t node_size = 0;
         uint32_t prev_hash_at = kKept;  // where the previous hash goes back in the kept line
         uint32_t run_id_at = kKept;     // where the run id goes back (after prev_hash is back)
         uint32_t hash_at = kKept;       // where the line's own hash is (for the next line)
-    };
-    // Bytes in one malloc'd block, grown and trimmed with realloc: glibc extends a block in
-    // place when the memory after it is free and always trims in place, so a finished run's
-    // buffer gives back its slack without being copied (std::vector copies in both cases).
-    class Bytes {
-      public:
-        Bytes() = default;
-        Bytes(Bytes&& other) noexcept;
-        Bytes& operator=(Bytes&& other) noexcept;
-        Bytes(const Bytes&) = delete;
-        Bytes& operator=(const Bytes&) = delete;
-        ~Bytes();
-
-        const char* data() const { return data_; }
-        size_t size() const { return size_; }
-        size_t capacity() const { return capacity_; }
-        // Grows the block to hold at least `needed` bytes (exactly while it is small, then by
-        // half, not doubled: less slack per run). Throws std::bad_alloc as a vector would.
-        void Reserve(size_t needed);
-        // Appends within the capacity Reserve made.
-        void Append(std::string_view bytes);
-        void ShrinkToFit();
-
-      private:
-        void Resize(size_t capacity);
-
-        char* data_ = nullptr;
-        size_t size_ = 0;
-        size_t capacity_ = 0;
     };
     // What a RunRecord says of a run, kept small (10,000 waiting runs have one each): the
     // workflow, definition hash and owner point into names_ (few distinct values), the run id
@@ -127,40 +101,47 @@ class MemoryStore : public Store {
     };
     struct RunData {
         Record record;
-        Bytes bytes;
         std::vector<Slot> slots;
     };
     // Whether `events` may be packed into `data`: consecutive seqs, names and sizes that fit a
     // slot. Checked before anything changes.
-    static Status CheckFits(std::string_view run_id, const RunData& data,
-                            std::span<const ledger::Event> events);
-    static void Pack(RunData& data, std::string_view run_id, const ledger::Event& event);
+    static Status CheckFits(std::string_view run_id, std::span<const ledger::Event> events);
+    // The members below read or write the arena: REQUIRES(mutex_).
+    void Pack(RunData& data, std::string_view run_id, const ledger::Event& event);
     // Packs `event` compact if it can be.
-    static bool PackCompact(RunData& data, std::string_view run_id, const ledger::Event& event);
+    bool PackCompact(RunData& data, std::string_view run_id, const ledger::Event& event);
+    // Adds `slot` for the next event: `type`, `node` and the parts of its line as kept, copied
+    // into a new allocation (the slot's sizes are set from them).
+    void AddSlot(RunData& data, Slot slot, std::string_view type, std::string_view node,
+                 std::initializer_list<std::string_view> line);
+    // Gives back what a run's events hold.
+    void Release(const RunData& data);
     // Whether Seal made `event` rebuildable with the run id and previous hash Rebuild uses:
     // then PackCompact need not compare the line with a rebuilt one.
-    static bool SealedForRebuild(const RunData& data, std::string_view run_id,
-                                 const ledger::Event& event);
+    bool SealedForRebuild(const RunData& data, std::string_view run_id,
+                          const ledger::Event& event) const;
     // Whether `hash` is the hash of the line before event `index` (64 zeros for the first).
-    static bool HashIs(const RunData& data, size_t index, std::string_view hash);
+    bool HashIs(const RunData& data, size_t index, std::string_view hash) const;
     // The Tail of compact event `index` (unaligned: copy it out).
-    static const char* CompactTail(const RunData& data, size_t index);
+    const char* CompactTail(const RunData& data, size_t index) const;
     // The line of compact event `index`, into event.encoded.
-    static void Rebuild(const RunData& data, std::string_view run_id, size_t index,
-                        StoredEvent& event);
+    void Rebuild(const RunData& data, std::string_view run_id, size_t index,
+                 StoredEvent& event) const;
     using HexHash = std::array<char, 64>;
-    static void AppendHex(char* out, const char* bytes, size_t n);
-    static StoredEvent Unpack(const RunData& data, std::string_view run_id, size_t index);
+    StoredEvent Unpack(const RunData& data, std::string_view run_id, size_t index) const;
     // The head's hash after `last` was packed: kept only if the line does not give it.
-    static void SetHead(RunData& data, const ledger::Event& last);
-    static std::string HeadHash(const RunData& data);
-    static RunRecord ToRunRecord(const std::string& run_id, const RunData& data);
+    void SetHead(RunData& data, const ledger::Event& last) const;
+    std::string HeadHash(const RunData& data) const;
+    RunRecord ToRunRecord(const std::string& run_id, const RunData& data) const;
     const std::string* Intern(const std::string& name);  // REQUIRES(mutex_)
-    // The line of event `index` as kept, and the previous event's hash as a line kept before it
-    // names it (64 zeros before the first; empty if that line does not say where it is) —
-    // with index = the number of events, the head's.
-    static std::string_view KeptLine(const RunData& data, size_t index);
-    static std::string_view PreviousHash(const RunData& data, size_t index, HexHash& buffer);
+    // Event `index`'s type and node, and its line as kept.
+    std::string_view TypeOf(const RunData& data, size_t index) const;
+    std::string_view NodeOf(const RunData& data, size_t index) const;
+    std::string_view KeptLine(const RunData& data, size_t index) const;
+    // The previous event's hash as a line kept before it names it (64 zeros before the first;
+    // empty if that line does not say where it is) — with index = the number of events, the
+    // head's.
+    std::string_view PreviousHash(const RunData& data, size_t index, HexHash& buffer) const;
 
     // Hashed, not ordered: every append finds its run, and run ids share their leading
     // (time) characters, which an ordered map compares again at each level. The few listings
@@ -177,7 +158,11 @@ class MemoryStore : public Store {
     std::vector<Runs::iterator> ByRunId(Keep keep);  // REQUIRES(mutex_)
 
     std::mutex mutex_;
-    Runs runs_;                                                 // GUARDED_BY(mutex_)
+    Arena arena_;  // GUARDED_BY(mutex_); before runs_, which refer into it
+    Runs runs_;    // GUARDED_BY(mutex_)
+    // The run Find found last (appends come in runs of the same run's): its entry in runs_,
+    // which stays where it is until erased. Null: none.
+    Runs::value_type* last_found_ = nullptr;                    // GUARDED_BY(mutex_)
     std::unordered_map<std::string, std::string> definitions_;  // GUARDED_BY(mutex_)
     std::unordered_map<std::string, std::string> idempotency_;  // GUARDED_BY(mutex_)
     std::unordered_set<std::string> names_;                     // GUARDED_BY(mutex_)
