@@ -194,13 +194,12 @@ bool Run::Committed(const Result<void>& appended, Sealed& sealed) {
         return false;
     }
     if (!engine_->observers_.empty()) {
-        // One run id moved from event to event, not a copy in each.
-        std::string run_id = state_.run_id;
+        // Assigned, not constructed: a thread's sealed events are reused (AppendAtOnce), and
+        // so are their strings' buffers.
         for (size_t i = 0; i < sealed.count; ++i) {
             ledger::Event& event = sealed.notify[i];
-            event.run_id = std::move(run_id);
+            event.run_id.assign(state_.run_id);
             engine_->Notify(event);
-            run_id = std::move(event.run_id);
         }
     }
     return true;

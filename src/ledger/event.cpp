@@ -66,15 +66,28 @@ EventType EventTypeFromName(std::string_view name) {
     return EventType::kUnknown;
 }
 
-std::string FormatUsd(int64_t nano_usd) {
-    bool negative = nano_usd < 0;
-    uint64_t v =
+size_t FormatUsdTo(char* out, int64_t nano_usd) {
+    const bool negative = nano_usd < 0;
+    const uint64_t v =
         negative ? static_cast<uint64_t>(-(nano_usd + 1)) + 1 : static_cast<uint64_t>(nano_usd);
-    std::string whole = std::to_string(v / 1000000000ull);
-    std::string fraction = std::to_string(v % 1000000000ull);
-    fraction.insert(0, 9 - fraction.size(), '0');
-    while (fraction.size() > 1 && fraction.back() == '0') fraction.pop_back();
-    return (negative ? "-" : "") + whole + "." + fraction;
+    char* p = out;
+    if (negative) *p++ = '-';
+    p = std::to_chars(p, out + kUsdSize, v / 1000000000ull).ptr;
+    *p++ = '.';
+    // Nine digits of fraction, then the trailing zeros dropped (one digit stays: "0.0").
+    uint64_t fraction = v % 1000000000ull;
+    for (int i = 8; i >= 0; --i) {
+        p[i] = static_cast<char>('0' + fraction % 10);
+        fraction /= 10;
+    }
+    size_t digits = 9;
+    while (digits > 1 && p[digits - 1] == '0') --digits;
+    return static_cast<size_t>(p + digits - out);
+}
+
+std::string FormatUsd(int64_t nano_usd) {
+    char text[kUsdSize];
+    return std::string(text, FormatUsdTo(text, nano_usd));
 }
 
 Result<int64_t> ParseUsd(std::string_view text) {
@@ -187,9 +200,10 @@ void AppendPayload(std::string& out, const Payload& payload) {
                     .EndObject();
             },
             [&](const LlmResponse& p) {
+                char cost[kUsdSize];
                 w.BeginObject()
                     .Field("content", p.content)
-                    .Field("cost_usd", FormatUsd(p.cost_nano_usd))
+                    .Field("cost_usd", std::string_view(cost, FormatUsdTo(cost, p.cost_nano_usd)))
                     .Field("finish_reason", p.finish_reason)
                     .Field("latency_ms", p.latency_ms)
                     .Field("tokens_in", p.tokens_in)
@@ -449,9 +463,13 @@ bool AppendPlainEvent(std::string& out, int64_t seq, std::string_view run_id, Sy
                       std::string_view type_name, std::string_view node, int64_t attempt,
                       std::string_view data, std::string_view prev_hash, std::string_view hash,
                       EventOffsets* offsets) {
-    if (offsets != nullptr) hash = kHashSlot;
+    if (offsets != nullptr) {
+        hash = kHashSlot;  // plain
+    } else if (!IsPlainJsonString(hash)) {
+        return false;
+    }
     if (!IsPlainJsonString(type_name) || !IsPlainJsonString(node) || !IsPlainJsonString(run_id) ||
-        !IsPlainJsonString(prev_hash) || !IsPlainJsonString(hash)) {
+        !IsPlainJsonString(prev_hash)) {
         return false;
     }
     char attempt_digits[24], seq_digits[24];

@@ -57,6 +57,9 @@ EventType EventTypeFromName(std::string_view name);
 
 // Costs are kept as integer nano-dollars and written as decimal strings ("0.00042").
 std::string FormatUsd(int64_t nano_usd);
+// The same into `out` (at least kUsdSize bytes); returns the length.
+inline constexpr size_t kUsdSize = 32;
+size_t FormatUsdTo(char* out, int64_t nano_usd);
 Result<int64_t> ParseUsd(std::string_view text);
 
 struct RunCreated {

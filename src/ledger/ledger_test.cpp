@@ -304,6 +304,14 @@ TEST(EventTest, UsdAmountsAreExactDecimalStrings) {
     EXPECT_EQ(FormatUsd(0), "0.0");
     EXPECT_EQ(FormatUsd(420000), "0.00042");
     EXPECT_EQ(FormatUsd(1500000000), "1.5");
+    EXPECT_EQ(FormatUsd(1), "0.000000001");
+    EXPECT_EQ(FormatUsd(-420000), "-0.00042");
+    EXPECT_EQ(FormatUsd(12000000000), "12.0");
+    EXPECT_EQ(FormatUsd(INT64_MAX), "9223372036.854775807");
+    EXPECT_EQ(FormatUsd(INT64_MIN), "-9223372036.854775808");
+    for (int64_t amount : {int64_t{0}, int64_t{7}, int64_t{-1}, int64_t{123456789012}}) {
+        EXPECT_EQ(*ParseUsd(FormatUsd(amount)), amount) << amount;
+    }
     EXPECT_EQ(*ParseUsd("0.00042"), 420000);
     EXPECT_EQ(*ParseUsd("12"), 12000000000);
     EXPECT_FALSE(ParseUsd("1.0000000001").has_value());
