@@ -185,6 +185,8 @@ class Run : public std::enable_shared_from_this<Run> {
     void OnAnswer(Result<providers::Completion> result);
     // Once Main has returned for good: the outcome, or the store's refusal to create the run.
     Result<RunOutcome> FinalResult() const;
+    // Gives back what a finished run held (its outcome was handed over).
+    void Shed();
     // Runs node `index` (again, after the call, when task->answer is set).
     Awaitable<NodeResult> ExecuteNode(int index, std::shared_ptr<Task> task);
     Awaitable<bool> SleepUntil(SystemTime due);
