@@ -250,6 +250,30 @@ TEST(MemoryStoreTest, KeepsCanonicalLinesCompactAndOthersInFull) {
     EXPECT_GT(store->KeptBytesForTest(broken.run_id()), unchained_text * 3 / 4);
 }
 
+// A finished run's slots move off the heap; appending to it again (a retry) moves them back,
+// and every line reads back as appended.
+TEST(MemoryStoreTest, ARunAppendedToAfterItFinishedReadsBackWhole) {
+    auto store = std::make_shared<MemoryStore>();
+    TestChain chain(RunIdFor(1));
+    NewRun created = MakeNewRun(chain);
+    std::vector<ledger::Event> all = created.events;
+    ASSERT_TRUE(RunSync(store->CreateRun(std::move(created))).has_value());
+    for (RunStatus status : {RunStatus::kFailed, RunStatus::kRunning, RunStatus::kCompleted}) {
+        auto events = chain.NodeEvents(7);
+        all.insert(all.end(), events.begin(), events.end());
+        ASSERT_TRUE(RunSync(store->AppendEvents(chain.run_id(), events, status)));
+        auto read = RunSync(store->ReadEvents(chain.run_id(), EventQuery{}));
+        ASSERT_TRUE(read.has_value());
+        ASSERT_EQ(read->size(), all.size());
+        for (size_t i = 0; i < all.size(); ++i) {
+            EXPECT_EQ((*read)[i].encoded, all[i].encoded) << "seq " << i + 1;
+        }
+    }
+    auto record = RunSync(store->GetRun(chain.run_id()));
+    ASSERT_TRUE(record.has_value());
+    EXPECT_EQ(record->head.hash, chain.head().hash);
+}
+
 // Pruned runs give their events' memory back; the runs left read back whole.
 TEST(MemoryStoreTest, PruningGivesBackWhatThePrunedRunsKept) {
     auto store = std::make_shared<MemoryStore>();

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <new>
 
 namespace strowger::store {
@@ -65,11 +66,15 @@ void Arena::Unmap(uint32_t index) {
     unused_.push_back(index);
 }
 
-Arena::Ref Arena::Allocate(size_t size, char** at) {
+Arena::Ref Arena::Allocate(size_t size, char** at, size_t align) {
     uint32_t index;
     if (size > kLargest) {
-        index = Map(size);
+        index = Map(size);  // page-aligned
     } else {
+        if (current_ != UINT32_MAX) {
+            Block& block = blocks_[current_];
+            block.used = std::min(block.size, (block.used + align - 1) & ~(align - 1));
+        }
         if (current_ == UINT32_MAX || blocks_[current_].size - blocks_[current_].used < size) {
             // The full block stays until its last allocation is freed.
             const uint32_t full = current_;

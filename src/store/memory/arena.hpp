@@ -29,8 +29,9 @@ class Arena {
     Arena& operator=(const Arena&) = delete;
     ~Arena();
 
-    // `size` bytes (1 to UINT32_MAX), their address at `*at`. Throws std::bad_alloc.
-    Ref Allocate(size_t size, char** at);
+    // `size` bytes (1 to UINT32_MAX) at a multiple of `align` (a power of two up to a page),
+    // their address at `*at`. Throws std::bad_alloc.
+    Ref Allocate(size_t size, char** at, size_t align = 1);
     char* At(Ref ref) const { return blocks_[ref.block].base + ref.offset; }
     // Gives back the allocation of `size` bytes at `ref`.
     void Free(Ref ref, size_t size);

@@ -69,12 +69,13 @@ void MemoryStore::AddSlot(RunData& data, Slot slot, std::string_view type, std::
     slot.type_size = static_cast<uint16_t>(type.size());
     slot.node_size = static_cast<uint16_t>(node.size());
     slot.line_size = static_cast<uint32_t>(line_size);
-    data.slots.push_back(slot);  // first: if the allocation below throws, nothing to give back
+    // Added first: if the allocation below throws, there is nothing to give back.
+    Slot& added = data.slots.Add(arena_, slot);
     char* at = nullptr;
     try {
-        data.slots.back().bytes = arena_.Allocate(type.size() + node.size() + line_size, &at);
+        added.bytes = arena_.Allocate(type.size() + node.size() + line_size, &at);
     } catch (...) {
-        data.slots.pop_back();
+        data.slots.RemoveLast();
         throw;
     }
     auto append = [&at](std::string_view part) {
@@ -87,10 +88,41 @@ void MemoryStore::AddSlot(RunData& data, Slot slot, std::string_view type, std::
     for (std::string_view part : line) append(part);
 }
 
-void MemoryStore::Release(const RunData& data) {
+void MemoryStore::Release(RunData& data) {
     for (const Slot& slot : data.slots) {
         arena_.Free(slot.bytes, slot.type_size + slot.node_size + size_t{slot.line_size});
     }
+    data.slots.Release(arena_);
+}
+
+MemoryStore::Slot& MemoryStore::SlotList::Add(Arena& arena, const Slot& slot) {
+    if (settled_ != nullptr) {
+        growing_.reserve(settled_size_ + 1);
+        growing_.assign(settled_, settled_ + settled_size_);
+        Release(arena);
+    }
+    return growing_.emplace_back(slot);
+}
+
+void MemoryStore::SlotList::RemoveLast() {
+    growing_.pop_back();
+}
+
+void MemoryStore::SlotList::Settle(Arena& arena) {
+    if (settled_ != nullptr || growing_.empty()) return;
+    char* at = nullptr;
+    settled_at_ = arena.Allocate(growing_.size() * sizeof(Slot), &at, alignof(Slot));
+    std::memcpy(at, growing_.data(), growing_.size() * sizeof(Slot));
+    settled_ = reinterpret_cast<const Slot*>(at);
+    settled_size_ = static_cast<uint32_t>(growing_.size());
+    std::vector<Slot>().swap(growing_);
+}
+
+void MemoryStore::SlotList::Release(Arena& arena) {
+    if (settled_ == nullptr) return;
+    arena.Free(settled_at_, settled_size_ * sizeof(Slot));
+    settled_ = nullptr;
+    settled_size_ = 0;
 }
 
 std::string_view MemoryStore::PreviousHash(const RunData& data, size_t index,
@@ -452,7 +484,7 @@ size_t MemoryStore::KeptBytesForTest(const std::string& run_id) {
     for (const Slot& slot : it->second.slots) {
         kept += slot.type_size + slot.node_size + size_t{slot.line_size};
     }
-    return kept;
+    return kept + it->second.slots.settled_bytes();
 }
 
 size_t MemoryStore::KeptBytesForTest() {
@@ -495,6 +527,7 @@ Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
         throw;
     }
     SetHead(data, run.events.back());
+    if (ledger::IsTerminal(run.status)) data.slots.Settle(arena_);
     if (!run.idempotency_key.empty()) idempotency_[run.idempotency_key] = run.run_id;
     last_found_ = &*runs_.emplace(run.run_id, std::move(data)).first;
     co_return CreateRunResult{run.run_id, true};
@@ -526,8 +559,8 @@ Result<void> MemoryStore::AppendEventsAtOnce(std::string_view run_id,
     for (const auto& event : events) Pack(data, run_id, event);
     SetHead(data, events.back());
     if (ledger::IsTerminal(status_after)) {
-        // Nothing more will be appended: give back what the slots' growth left unused.
-        data.slots.shrink_to_fit();
+        // Nothing more is likely to be appended.
+        data.slots.Settle(arena_);
     }
     return OkStatus();
 }

@@ -47,7 +47,8 @@ class MemoryStore : public Store {
     Awaitable<Result<void>> RecordUsage(std::string key, SystemTime time, int64_t tokens) override;
     Awaitable<Result<int64_t>> UsageSince(std::string key, SystemTime since) override;
 
-    // Bytes kept for a run's events, and for all runs' (tests).
+    // Bytes kept for a run's events (with its slots once it is finished), and for all runs'
+    // (tests).
     size_t KeptBytesForTest(const std::string& run_id);
     size_t KeptBytesForTest();
 
@@ -99,9 +100,36 @@ class MemoryStore : public Store {
         int64_t head_seq = 0;
         std::string head_hash;  // only when the last line does not say where its hash is
     };
+    // A run's slots: in a vector while the run grows; once it is finished, copied into the
+    // arena (settled). On the heap they would sit among the short-lived allocations of the
+    // runs still going, and the heap would grow by a page every few runs. An append to a
+    // settled run (a retry) moves them back into a vector.
+    class SlotList {
+      public:
+        size_t size() const { return settled_ != nullptr ? settled_size_ : growing_.size(); }
+        bool empty() const { return size() == 0; }
+        const Slot& operator[](size_t i) const { return data()[i]; }
+        const Slot& back() const { return data()[size() - 1]; }
+        const Slot* begin() const { return data(); }
+        const Slot* end() const { return data() + size(); }
+        // Appends `slot` and returns it (in the vector).
+        Slot& Add(Arena& arena, const Slot& slot);
+        void RemoveLast();  // of a growing list
+        void Settle(Arena& arena);
+        void Release(Arena& arena);  // of the settled copy
+        size_t settled_bytes() const { return settled_ != nullptr ? size() * sizeof(Slot) : 0; }
+
+      private:
+        const Slot* data() const { return settled_ != nullptr ? settled_ : growing_.data(); }
+
+        std::vector<Slot> growing_;
+        const Slot* settled_ = nullptr;
+        Arena::Ref settled_at_;
+        uint32_t settled_size_ = 0;
+    };
     struct RunData {
         Record record;
-        std::vector<Slot> slots;
+        SlotList slots;
     };
     // Whether `events` may be packed into `data`: consecutive seqs, names and sizes that fit a
     // slot. Checked before anything changes.
@@ -115,7 +143,7 @@ class MemoryStore : public Store {
     void AddSlot(RunData& data, Slot slot, std::string_view type, std::string_view node,
                  std::initializer_list<std::string_view> line);
     // Gives back what a run's events hold.
-    void Release(const RunData& data);
+    void Release(RunData& data);
     // Whether Seal made `event` rebuildable with the run id and previous hash Rebuild uses:
     // then PackCompact need not compare the line with a rebuilt one.
     bool SealedForRebuild(const RunData& data, std::string_view run_id,
