@@ -35,9 +35,9 @@ TEST(CanonicalJsonTest, EscapesExactlyLikePythonJsonDumpsWithoutAsciiEscaping) {
 }
 
 TEST(CanonicalJsonTest, EscapesEveryByteAtEveryPositionOfAWord) {
-    // The scan for bytes to escape goes sixteen, then eight, then one at a time: check each
-    // byte value at each offset of a text that takes all three against a plain byte-by-byte
-    // escaping.
+    // The scan for bytes to escape goes sixteen or eight bytes at a time, the last block
+    // overlapping the one before, and one at a time below eight: check each byte value at
+    // each offset of texts of every kind of length against a plain byte-by-byte escaping.
     auto expected_for = [](unsigned char c) -> std::string {
         switch (c) {
             case '"':
@@ -65,19 +65,20 @@ TEST(CanonicalJsonTest, EscapesEveryByteAtEveryPositionOfAWord) {
         if (c >= 0x80) return "\xEF\xBF\xBD";  // a lone byte is never valid UTF-8
         return std::string(1, static_cast<char>(c));
     };
-    constexpr size_t kSize = 16 + 16 + 8 + 3;
-    for (int value = 0; value < 256; ++value) {
-        for (size_t at = 0; at < kSize; ++at) {
-            std::string text(kSize, 'a');
-            text[at] = static_cast<char>(value);
-            std::string out;
-            AppendJsonString(out, text);
-            std::string expected = "\"" + std::string(at, 'a') +
-                                   expected_for(static_cast<unsigned char>(value)) +
-                                   std::string(kSize - 1 - at, 'a') + "\"";
-            ASSERT_EQ(out, expected) << "byte " << value << " at " << at;
-            const bool plain = value >= 0x20 && value < 0x80 && value != '"' && value != '\\';
-            ASSERT_EQ(IsPlainJsonString(text), plain) << "byte " << value << " at " << at;
+    for (size_t size : std::initializer_list<size_t>{1, 7, 8, 13, 16, 19, 32, 43}) {
+        for (int value = 0; value < 256; ++value) {
+            for (size_t at = 0; at < size; ++at) {
+                std::string text(size, 'a');
+                text[at] = static_cast<char>(value);
+                std::string out;
+                AppendJsonString(out, text);
+                std::string expected = "\"" + std::string(at, 'a') +
+                                       expected_for(static_cast<unsigned char>(value)) +
+                                       std::string(size - 1 - at, 'a') + "\"";
+                ASSERT_EQ(out, expected) << "byte " << value << " at " << at;
+                const bool plain = value >= 0x20 && value < 0x80 && value != '"' && value != '\\';
+                ASSERT_EQ(IsPlainJsonString(text), plain) << "byte " << value << " at " << at;
+            }
         }
     }
 }

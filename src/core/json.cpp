@@ -110,50 +110,71 @@ Status AppendCanonical(std::string& out, const json::value& value) {
     return InternalError("unreachable json kind");
 }
 
-// How many leading bytes of text[from..] need no escaping: printable ASCII other than '"'
-// and '\\'. Sixteen or eight bytes at a time (this runs over every string of every ledger
-// event).
-size_t PlainPrefix(std::string_view text, size_t from) {
-    size_t i = from;
 #if defined(__SSE2__)
-    // As signed bytes, control characters and bytes >= 0x80 are both below 0x20.
-    const __m128i space = _mm_set1_epi8(0x20);
-    const __m128i quote = _mm_set1_epi8('"');
-    const __m128i backslash = _mm_set1_epi8('\\');
-    for (; i + 16 <= text.size(); i += 16) {
-        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
-        const __m128i special =
-            _mm_or_si128(_mm_cmplt_epi8(x, space),
-                         _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)));
-        if (const int mask = _mm_movemask_epi8(special); mask != 0) {
-            return i - from + static_cast<size_t>(std::countr_zero(static_cast<unsigned>(mask)));
-        }
-    }
+// The first byte of the 16 at `p` that needs escaping (16 if none). As signed bytes, control
+// characters and bytes >= 0x80 are both below 0x20.
+inline size_t FirstSpecial16(const char* p) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i special = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+                                         _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                                                      _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
+    const auto mask = static_cast<unsigned>(_mm_movemask_epi8(special));
+    return mask == 0 ? 16 : static_cast<size_t>(std::countr_zero(mask));
+}
 #endif
+
+// The first byte of the 8 at `p` that needs escaping (8 if none).
+inline size_t FirstSpecial8(const char* p) {
     constexpr uint64_t kHigh = 0x8080808080808080ULL;
     constexpr uint64_t kLow7 = 0x7F7F7F7F7F7F7F7FULL;
     constexpr uint64_t kOnes = 0x0101010101010101ULL;
-    while (i + 8 <= text.size()) {
-        uint64_t x;
-        std::memcpy(&x, text.data() + i, 8);
-        // Per byte, on its low 7 bits y (no sum below carries into the next byte): the high
-        // bit of y + 0x60 is set iff y >= 0x20, of (y ^ c) + 0x7F iff y != c.
-        uint64_t y = x & kLow7;
-        uint64_t printable = y + kOnes * 0x60;
-        uint64_t not_quote = (y ^ (kOnes * '"')) + kLow7;
-        uint64_t not_backslash = (y ^ (kOnes * '\\')) + kLow7;
-        uint64_t special = ~(printable & not_quote & not_backslash & ~x) & kHigh;
-        if (special != 0) {
-            int first = std::endian::native == std::endian::little ? std::countr_zero(special)
-                                                                   : std::countl_zero(special);
-            return i - from + static_cast<size_t>(first / 8);
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    // Per byte, on its low 7 bits y (no sum below carries into the next byte): the high bit of
+    // y + 0x60 is set iff y >= 0x20, of (y ^ c) + 0x7F iff y != c.
+    const uint64_t y = x & kLow7;
+    const uint64_t printable = y + kOnes * 0x60;
+    const uint64_t not_quote = (y ^ (kOnes * '"')) + kLow7;
+    const uint64_t not_backslash = (y ^ (kOnes * '\\')) + kLow7;
+    const uint64_t special = ~(printable & not_quote & not_backslash & ~x) & kHigh;
+    if (special == 0) return 8;
+    const int first = std::endian::native == std::endian::little ? std::countr_zero(special)
+                                                                 : std::countl_zero(special);
+    return static_cast<size_t>(first / 8);
+}
+
+// How many leading bytes of text[from..] need no escaping: printable ASCII other than '"'
+// and '\\'. Sixteen (or eight) bytes at a time, the last block overlapping the one before it
+// rather than going byte by byte: this runs over every string of every ledger event, most of
+// them short. (In an overlapping block the bytes before `i` are known plain, so the first
+// special byte found is at `i` or after.)
+size_t PlainPrefix(std::string_view text, size_t from) {
+    const char* p = text.data();
+    const size_t n = text.size();
+    size_t i = from;
+#if defined(__SSE2__)
+    if (n - i >= 16) {
+        for (; i + 16 <= n; i += 16) {
+            if (size_t at = FirstSpecial16(p + i); at < 16) return i + at - from;
         }
-        i += 8;
+        if (i < n) {
+            if (size_t at = FirstSpecial16(p + n - 16); at < 16) return n - 16 + at - from;
+        }
+        return n - from;
     }
-    while (i < text.size()) {
-        auto c = static_cast<unsigned char>(text[i]);
+#endif
+    if (n - i >= 8) {
+        for (; i + 8 <= n; i += 8) {
+            if (size_t at = FirstSpecial8(p + i); at < 8) return i + at - from;
+        }
+        if (i < n) {
+            if (size_t at = FirstSpecial8(p + n - 8); at < 8) return n - 8 + at - from;
+        }
+        return n - from;
+    }
+    for (; i < n; ++i) {
+        auto c = static_cast<unsigned char>(p[i]);
         if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
-        ++i;
     }
     return i - from;
 }
