@@ -344,65 +344,11 @@ const json::array* JsonArray(const json::object& object, std::string_view key) {
     return &it->value().get_array();
 }
 
-void JsonWriter::Separate() {
-    if (after_key_) {
-        after_key_ = false;
-        return;
-    }
-    if (depth_ > 0) {
-        uint64_t bit = uint64_t{1} << (depth_ - 1);
-        if (need_comma_ & bit) out_ += ',';
-        need_comma_ |= bit;
-    }
-}
-
-JsonWriter& JsonWriter::BeginObject() {
-    Separate();
-    out_ += '{';
-    ++depth_;
-    need_comma_ &= ~(uint64_t{1} << (depth_ - 1));
-    return *this;
-}
-
-JsonWriter& JsonWriter::EndObject() {
-    out_ += '}';
-    --depth_;
-    return *this;
-}
-
-JsonWriter& JsonWriter::BeginArray() {
-    Separate();
-    out_ += '[';
-    ++depth_;
-    need_comma_ &= ~(uint64_t{1} << (depth_ - 1));
-    return *this;
-}
-
-JsonWriter& JsonWriter::EndArray() {
-    out_ += ']';
-    --depth_;
-    return *this;
-}
-
 JsonWriter& JsonWriter::Key(std::string_view key) {
     Separate();
     AppendJsonString(out_, key);
     out_ += ':';
     after_key_ = true;
-    return *this;
-}
-
-JsonWriter& JsonWriter::String(std::string_view value) {
-    Separate();
-    AppendJsonString(out_, value);
-    return *this;
-}
-
-JsonWriter& JsonWriter::Int(int64_t value) {
-    Separate();
-    char buf[32];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-    out_.append(buf, end);
     return *this;
 }
 
@@ -415,12 +361,6 @@ JsonWriter& JsonWriter::Bool(bool value) {
 JsonWriter& JsonWriter::Null() {
     Separate();
     out_ += "null";
-    return *this;
-}
-
-JsonWriter& JsonWriter::Raw(std::string_view encoded) {
-    Separate();
-    out_ += encoded;
     return *this;
 }
 

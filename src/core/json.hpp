@@ -12,6 +12,7 @@
 #include <boost/json/fwd.hpp>
 #include <boost/json/value.hpp>
 
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -58,10 +59,31 @@ class JsonWriter {
   public:
     explicit JsonWriter(std::string& out) : out_(out) {}
 
-    JsonWriter& BeginObject();
-    JsonWriter& EndObject();
-    JsonWriter& BeginArray();
-    JsonWriter& EndArray();
+    // The small ones inline: the ledger writes a few dozen tokens per event.
+    JsonWriter& BeginObject() {
+        Separate();
+        out_ += '{';
+        ++depth_;
+        need_comma_ &= ~(uint64_t{1} << (depth_ - 1));
+        return *this;
+    }
+    JsonWriter& EndObject() {
+        out_ += '}';
+        --depth_;
+        return *this;
+    }
+    JsonWriter& BeginArray() {
+        Separate();
+        out_ += '[';
+        ++depth_;
+        need_comma_ &= ~(uint64_t{1} << (depth_ - 1));
+        return *this;
+    }
+    JsonWriter& EndArray() {
+        out_ += ']';
+        --depth_;
+        return *this;
+    }
     JsonWriter& Key(std::string_view key);
     // A string literal key is written as it is: the literal keys of our own formats need no
     // escaping, and skipping the scan matters on the ledger's hot path.
@@ -78,12 +100,26 @@ class JsonWriter {
         after_key_ = true;
         return *this;
     }
-    JsonWriter& String(std::string_view value);
-    JsonWriter& Int(int64_t value);
+    JsonWriter& String(std::string_view value) {
+        Separate();
+        AppendJsonString(out_, value);
+        return *this;
+    }
+    JsonWriter& Int(int64_t value) {
+        Separate();
+        char digits[24];
+        const char* end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+        out_.append(digits, static_cast<size_t>(end - digits));
+        return *this;
+    }
     JsonWriter& Bool(bool value);
     JsonWriter& Null();
     // Inserts already-encoded JSON (must itself be canonical for canonical output).
-    JsonWriter& Raw(std::string_view encoded);
+    JsonWriter& Raw(std::string_view encoded) {
+        Separate();
+        out_ += encoded;
+        return *this;
+    }
 
     // Convenience: Key(k).String(v) etc.
     JsonWriter& Field(std::string_view key, std::string_view value) {
@@ -115,7 +151,17 @@ class JsonWriter {
     }
 
   private:
-    void Separate();
+    void Separate() {
+        if (after_key_) {
+            after_key_ = false;
+            return;
+        }
+        if (depth_ > 0) {
+            const uint64_t bit = uint64_t{1} << (depth_ - 1);
+            if (need_comma_ & bit) out_ += ',';
+            need_comma_ |= bit;
+        }
+    }
 
     std::string& out_;
     // One bit per nesting level: whether the next element needs a comma. 64 levels is far
