@@ -513,7 +513,7 @@ bool AppendPlainEvent(std::string& out, int64_t seq, std::string_view run_id, Sy
             std::memcpy(p + n, m.open.data(), m.open.size());
             n += m.open.size();
             at[i] = n;
-            std::memcpy(p + n, m.value.data(), m.value.size());
+            if (!m.value.empty()) std::memcpy(p + n, m.value.data(), m.value.size());
             n += m.value.size();
             if (m.quoted) p[n++] = '"';
         }
