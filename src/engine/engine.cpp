@@ -229,6 +229,15 @@ void Engine::Impl::Register(const std::string& run_id, std::shared_ptr<Run> run)
     active_[run_id] = std::move(run);
 }
 
+void Engine::Impl::ForgetRuns() {
+    decltype(active_) forgotten;
+    {
+        std::lock_guard lock(mutex_);
+        forgotten.swap(active_);
+    }
+    // Released here, outside the lock: a run that goes now takes its tasks with it.
+}
+
 void Engine::Impl::Unregister(const std::string& run_id) {
     std::lock_guard lock(mutex_);
     active_.erase(run_id);
@@ -260,6 +269,7 @@ Engine::Engine(Executor executor, std::shared_ptr<store::Store> store,
 
 Engine::~Engine() {
     impl_->StopMcpServers();
+    impl_->ForgetRuns();
 }
 
 void Engine::AddObserver(Observer* observer) {

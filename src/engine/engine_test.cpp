@@ -265,6 +265,9 @@ TEST_F(EngineTest, AbandonedRunResumesFromItsLedgerWithoutRedoingFinishedSteps) 
         first_io.run_for(std::chrono::seconds(10));
         ASSERT_FALSE(run_id.empty());
     }
+    // Nothing of the abandoned "process" is left holding the store: the run and the engine's
+    // internals did not keep each other alive.
+    EXPECT_EQ(store_.use_count(), 1);
     // The same store (the "disk") holds a running run with step two started, not finished.
     auto record = testing::RunSync(store_->GetRun(run_id));
     ASSERT_TRUE(record.has_value());

@@ -110,6 +110,9 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
                                                 std::string comment, std::string output);
     // Shuts MCP servers down (engine destruction).
     void StopMcpServers();
+    // Drops the registry of active runs (engine destruction): each holds the engine's
+    // internals, so a run abandoned mid-flight (its executor stopped) would keep both alive.
+    void ForgetRuns();
 
     void Notify(const ledger::Event& event) {
         for (auto* observer : observers_) observer->OnEvent(event);
