@@ -143,35 +143,32 @@ inline size_t FirstSpecial8(const char* p) {
     return static_cast<size_t>(first / 8);
 }
 
+// Where the first byte of p[i..n) that needs escaping is (n if none), `kWidth` bytes at a time
+// (n - i >= kWidth), the last block overlapping the one before it rather than going byte by
+// byte. (In an overlapping block the bytes before `i` are known plain, so the first special
+// byte found is at `i` or after.)
+template <size_t kWidth, size_t (*kFirstSpecial)(const char*)>
+size_t FirstSpecialInBlocks(const char* p, size_t i, size_t n) {
+    for (; i + kWidth <= n; i += kWidth) {
+        if (size_t at = kFirstSpecial(p + i); at < kWidth) return i + at;
+    }
+    if (i < n) {
+        if (size_t at = kFirstSpecial(p + n - kWidth); at < kWidth) return n - kWidth + at;
+    }
+    return n;
+}
+
 // How many leading bytes of text[from..] need no escaping: printable ASCII other than '"'
-// and '\\'. Sixteen (or eight) bytes at a time, the last block overlapping the one before it
-// rather than going byte by byte: this runs over every string of every ledger event, most of
-// them short. (In an overlapping block the bytes before `i` are known plain, so the first
-// special byte found is at `i` or after.)
+// and '\\'. Sixteen (or eight) bytes at a time: this runs over every string of every ledger
+// event, most of them short.
 size_t PlainPrefix(std::string_view text, size_t from) {
     const char* p = text.data();
     const size_t n = text.size();
-    size_t i = from;
 #if defined(__SSE2__)
-    if (n - i >= 16) {
-        for (; i + 16 <= n; i += 16) {
-            if (size_t at = FirstSpecial16(p + i); at < 16) return i + at - from;
-        }
-        if (i < n) {
-            if (size_t at = FirstSpecial16(p + n - 16); at < 16) return n - 16 + at - from;
-        }
-        return n - from;
-    }
+    if (n - from >= 16) return FirstSpecialInBlocks<16, FirstSpecial16>(p, from, n) - from;
 #endif
-    if (n - i >= 8) {
-        for (; i + 8 <= n; i += 8) {
-            if (size_t at = FirstSpecial8(p + i); at < 8) return i + at - from;
-        }
-        if (i < n) {
-            if (size_t at = FirstSpecial8(p + n - 8); at < 8) return n - 8 + at - from;
-        }
-        return n - from;
-    }
+    if (n - from >= 8) return FirstSpecialInBlocks<8, FirstSpecial8>(p, from, n) - from;
+    size_t i = from;
     for (; i < n; ++i) {
         auto c = static_cast<unsigned char>(p[i]);
         if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;

@@ -60,30 +60,10 @@ class JsonWriter {
     explicit JsonWriter(std::string& out) : out_(out) {}
 
     // The small ones inline: the ledger writes a few dozen tokens per event.
-    JsonWriter& BeginObject() {
-        Separate();
-        out_ += '{';
-        ++depth_;
-        need_comma_ &= ~(uint64_t{1} << (depth_ - 1));
-        return *this;
-    }
-    JsonWriter& EndObject() {
-        out_ += '}';
-        --depth_;
-        return *this;
-    }
-    JsonWriter& BeginArray() {
-        Separate();
-        out_ += '[';
-        ++depth_;
-        need_comma_ &= ~(uint64_t{1} << (depth_ - 1));
-        return *this;
-    }
-    JsonWriter& EndArray() {
-        out_ += ']';
-        --depth_;
-        return *this;
-    }
+    JsonWriter& BeginObject() { return Open('{'); }
+    JsonWriter& EndObject() { return Close('}'); }
+    JsonWriter& BeginArray() { return Open('['); }
+    JsonWriter& EndArray() { return Close(']'); }
     JsonWriter& Key(std::string_view key);
     // A string literal key is written as it is: the literal keys of our own formats need no
     // escaping, and skipping the scan matters on the ledger's hot path.
@@ -151,6 +131,18 @@ class JsonWriter {
     }
 
   private:
+    JsonWriter& Open(char bracket) {
+        Separate();
+        out_ += bracket;
+        ++depth_;
+        need_comma_ &= ~(uint64_t{1} << (depth_ - 1));
+        return *this;
+    }
+    JsonWriter& Close(char bracket) {
+        out_ += bracket;
+        --depth_;
+        return *this;
+    }
     void Separate() {
         if (after_key_) {
             after_key_ = false;

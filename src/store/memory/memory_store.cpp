@@ -210,18 +210,20 @@ void AppendAfterHash(std::string& out, std::string_view node, std::string_view p
     out += R"(","v":1})";
 }
 
-// `{"attempt":N,"data":` or `{"data":`: a compact line's start.
-void AppendStart(std::string& out, int64_t attempt) {
+// `{"attempt":N,"data":` or `{"data":`: a compact line's start, written into `buffer`.
+using StartBuffer = char[48];
+std::string_view LineStart(int64_t attempt, StartBuffer& buffer) {
+    constexpr std::string_view kAttempt = R"({"attempt":)", kData = R"("data":)";
+    char* p = buffer;
     if (attempt > 0) {
-        out += R"({"attempt":)";
-        char digits[24];
-        auto end = std::to_chars(digits, digits + sizeof digits, attempt).ptr;
-        out.append(digits, static_cast<size_t>(end - digits));
-        out += ',';
+        p = std::copy(kAttempt.begin(), kAttempt.end(), p);
+        p = std::to_chars(p, p + 24, attempt).ptr;
+        *p++ = ',';
     } else {
-        out += '{';
+        *p++ = '{';
     }
-    out += R"("data":)";
+    p = std::copy(kData.begin(), kData.end(), p);
+    return std::string_view(buffer, static_cast<size_t>(p - buffer));
 }
 
 constexpr std::string_view kHashKey = R"(,"hash":")";
@@ -276,28 +278,20 @@ bool MemoryStore::PackCompact(RunData& data, std::string_view run_id, const ledg
         return false;
     }
     const size_t data_end = hash_at - kHashKey.size();
-    size_t data_at;
+    StartBuffer start_buffer;
+    const std::string_view start = LineStart(event.attempt, start_buffer);
+    const size_t data_at = start.size();
+    if (data_end < data_at) return false;
     Tail tail;
     if (SealedForRebuild(data, run_id, event)) {
-        // Where AppendStart's text ends: `{"attempt":N,"data":` or `{"data":`.
-        data_at = 1 + 7;
-        if (event.attempt > 0) {
-            char digits[24];
-            data_at +=
-                11 + static_cast<size_t>(
-                         std::to_chars(digits, digits + sizeof digits, event.attempt).ptr - digits);
-        }
-        if (data_end < data_at) return false;
         std::memcpy(tail.hash, event.digest.data(), sizeof tail.hash);
     } else {
-        thread_local std::string expected;  // what the parts around data and the hash must be
-        expected.clear();
-        AppendStart(expected, event.attempt);
-        data_at = expected.size();
-        if (data_end < data_at || line.substr(0, data_at) != expected) return false;
+        // The parts around data and the hash must be what Rebuild writes.
+        if (line.substr(0, data_at) != start) return false;
         HexHash buffer;
         const std::string_view previous = PreviousHash(data, index, buffer);
         if (previous.size() != 64) return false;
+        thread_local std::string expected;
         expected.clear();
         AppendAfterHash(expected, event.node, previous, run_id, event.seq, event.time,
                         event.type_name);
@@ -416,7 +410,8 @@ void MemoryStore::Rebuild(const RunData& data, std::string_view run_id, size_t i
     HexEncode(reinterpret_cast<const unsigned char*>(tail.hash), 32, hash.data());
     std::string& line = event.encoded;
     line.reserve(data_json.size() + run_id.size() + event.type.size() + event.node.size() + 220);
-    AppendStart(line, tail.attempt);
+    StartBuffer start_buffer;
+    line += LineStart(tail.attempt, start_buffer);
     line += data_json;
     line += kHashKey;
     line.append(hash.data(), 64);
