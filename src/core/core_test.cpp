@@ -14,6 +14,7 @@
 #include "core/result.hpp"
 #include "core/sha256.hpp"
 #include "core/strings.hpp"
+#include "core/yaml.hpp"
 
 namespace strowger {
 namespace {
@@ -193,6 +194,87 @@ TEST(RedactTest, RegisteredSecretsAndPatternsAreReplaced) {
     ASSERT_TRUE(RegisterSecretPattern("tok_[a-z]{8}"));
     EXPECT_EQ(Redact("key sk-test-1234567890 and tok_abcdefgh."), "key [REDACTED] and [REDACTED].");
     EXPECT_FALSE(RegisterSecretPattern("("));
+}
+
+}  // namespace
+}  // namespace strowger
+
+namespace strowger {
+namespace {
+
+TEST(EscapeControlTest, TerminalSequencesCannotReachTheTerminal) {
+    EXPECT_EQ(EscapeControl("\x1b[2J\x1b]0;pwned\x07"), "\\x1b[2J\\x1b]0;pwned\\x07");
+    EXPECT_EQ(EscapeControl(std::string("a\0b", 3)), "a\\x00b");
+    EXPECT_EQ(EscapeControl("line 1\nline 2\tend"), "line 1\nline 2\tend");
+    EXPECT_EQ(EscapeControl("line 1\nx\t", Newlines::kEscape), "line 1\\nx\\t");
+    EXPECT_EQ(EscapeControl("del\x7f"), "del\\x7f");
+    // C1 CSI (U+009B) is a control on some terminals; U+00A0 and beyond are text.
+    EXPECT_EQ(EscapeControl("\xc2\x9b" "2J \xc2\xa0 é 日本 😀"), "\\xc2\\x9b2J \xc2\xa0 é 日本 😀");
+    // Not UTF-8: a lone continuation byte, a truncated sequence, an overlong form.
+    EXPECT_EQ(EscapeControl("\x80 \xe6\x97 \xc0\xaf"), "\\x80 \\xe6\\x97 \\xc0\\xaf");
+}
+
+TEST(CapForMessageTest, LongTextIsCutWithItsSizeStated) {
+    std::string body(5'000'000, 'x');
+    std::string capped = CapForMessage(body);
+    EXPECT_LE(capped.size(), kMessageQuoteBytes + 40);
+    EXPECT_NE(capped.find("(5000000 bytes in all)"), std::string::npos);
+    EXPECT_EQ(CapForMessage("short"), "short");
+    // Cut on a character boundary, never inside one.
+    std::string wide;
+    for (int i = 0; i < 1000; ++i) wide += "日";
+    std::string cut = CapForMessage(wide, 10);
+    EXPECT_EQ(cut.substr(0, 12), "日日日日");
+    // Binary input is escaped, so the message is printable.
+    std::string binary;
+    for (int i = 0; i < 256; ++i) binary += static_cast<char>(i);
+    for (char c : CapForMessage(binary, 4096)) {
+        auto u = static_cast<unsigned char>(c);
+        EXPECT_TRUE(u >= 0x20 || u == '\n' || u == '\t') << static_cast<int>(u);
+    }
+}
+
+TEST(YamlTest, ParsesOrdinaryDocuments) {
+    auto root = ParseYaml("a: [1, 2, {b: c}]\nd: &x {e: 1}\nf: *x\n");
+    ASSERT_TRUE(root.has_value()) << root.error().message;
+    EXPECT_EQ((*root)["f"]["e"].as<int>(), 1);
+}
+
+TEST(YamlTest, RefusesNestedAliasesThatExpandTooFar) {
+    // Ten aliases wide, eight deep: 10^8 nodes once expanded.
+    std::string text = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (int level = 1; level <= 8; ++level) {
+        std::string prev = "*l" + std::to_string(level - 1);
+        text += "l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+        for (int i = 0; i < 10; ++i) text += (i ? ", " : "") + prev;
+        text += "]\n";
+    }
+    auto root = ParseYaml(text);
+    ASSERT_FALSE(root.has_value());
+    EXPECT_NE(root.error().message.find("too many nodes once aliases are expanded"),
+              std::string::npos);
+    EXPECT_GT(root.error().line, 0);
+}
+
+TEST(YamlTest, RefusesDeepNestingWithAClearMessage) {
+    for (int depth : {100, 100'000}) {
+        std::string text(static_cast<size_t>(depth), '[');
+        text += std::string(static_cast<size_t>(depth), ']');
+        auto root = ParseYaml(text);
+        ASSERT_FALSE(root.has_value()) << depth;
+        EXPECT_NE(root.error().message.find("nested deeper than 64 levels"), std::string::npos)
+            << root.error().message;
+    }
+    std::string ok(60, '[');
+    ok += std::string(60, ']');
+    EXPECT_TRUE(ParseYaml(ok).has_value());
+}
+
+TEST(YamlTest, SyntaxErrorsHaveAPosition) {
+    auto root = ParseYaml("a: 1\nb: [unclosed\n");
+    ASSERT_FALSE(root.has_value());
+    EXPECT_NE(root.error().message.find("syntax error"), std::string::npos);
+    EXPECT_GT(root.error().line, 0);
 }
 
 }  // namespace

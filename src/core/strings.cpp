@@ -1,6 +1,7 @@
 #include "core/strings.hpp"
 
 #include <algorithm>
+#include <cstdint>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -149,6 +150,106 @@ std::string Preview(std::string_view text, size_t max_bytes) {
         i += n;
     }
     if (i < text.size()) out += "\xE2\x80\xA6";  // …
+    return out;
+}
+
+namespace {
+
+// Length of the valid UTF-8 sequence at text[i], or 0 if the bytes there are not one.
+size_t Utf8SequenceLength(std::string_view text, size_t i) {
+    auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+    unsigned char c = byte(i);
+    if (c < 0x80) return 1;
+    size_t n = 0;
+    uint32_t code = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        code = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        code = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        code = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (i + n > text.size()) return 0;
+    for (size_t k = 1; k < n; ++k) {
+        if ((byte(i + k) & 0xC0) != 0x80) return 0;
+        code = (code << 6) | (byte(i + k) & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    if ((n == 3 && code < 0x800) || (n == 4 && (code < 0x10000 || code > 0x10FFFF)) ||
+        (code >= 0xD800 && code <= 0xDFFF)) {
+        return 0;
+    }
+    return n;
+}
+
+void AppendHexByte(std::string& out, unsigned char c) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out += "\\x";
+    out += kHex[c >> 4];
+    out += kHex[c & 0xF];
+}
+
+// Appends text[i, end) escaped; returns where it stopped (at `end` or before a sequence that
+// would pass `max_out` bytes of output).
+size_t AppendEscaped(std::string& out, std::string_view text, size_t i, size_t end,
+                     Newlines newlines, size_t max_out) {
+    while (i < end && out.size() < max_out) {
+        auto c = static_cast<unsigned char>(text[i]);
+        size_t n = Utf8SequenceLength(text, i);
+        if (n == 0) {
+            AppendHexByte(out, c);
+            ++i;
+            continue;
+        }
+        if (n == 1) {
+            if (c == '\n' || c == '\t') {
+                if (newlines == Newlines::kKeep) {
+                    out += static_cast<char>(c);
+                } else {
+                    out += c == '\n' ? "\\n" : "\\t";
+                }
+            } else if (c < 0x20 || c == 0x7F) {
+                AppendHexByte(out, c);
+            } else {
+                out += static_cast<char>(c);
+            }
+            ++i;
+            continue;
+        }
+        if (n == 2 && c == 0xC2 && static_cast<unsigned char>(text[i + 1]) < 0xA0) {
+            // C1 control (U+0080..U+009F): CSI and OSC on some terminals.
+            AppendHexByte(out, c);
+            AppendHexByte(out, static_cast<unsigned char>(text[i + 1]));
+            i += 2;
+            continue;
+        }
+        out.append(text.substr(i, n));
+        i += n;
+    }
+    return i;
+}
+
+}  // namespace
+
+std::string EscapeControl(std::string_view text, Newlines newlines) {
+    std::string out;
+    out.reserve(text.size());
+    AppendEscaped(out, text, 0, text.size(), newlines, SIZE_MAX);
+    return out;
+}
+
+std::string CapForMessage(std::string_view text, size_t max_bytes) {
+    std::string out;
+    out.reserve(std::min(text.size(), max_bytes) + 32);
+    size_t stopped = AppendEscaped(out, text, 0, text.size(), Newlines::kKeep, max_bytes);
+    if (stopped < text.size()) {
+        out += "\xE2\x80\xA6 (" + std::to_string(text.size()) + " bytes in all)";
+    }
     return out;
 }
 

@@ -27,4 +27,18 @@ void HexEncode(const unsigned char* bytes, size_t n, char* out);
 // First `max_bytes` bytes on a UTF-8 boundary, with "…" appended if cut; newlines shown as ⏎.
 std::string Preview(std::string_view text, size_t max_bytes);
 
+// Text quoted from input or from a server's answer inside a message (an error, a log line):
+// at most `max_bytes` of it (cut on a UTF-8 boundary), with control characters and invalid
+// UTF-8 escaped (EscapeControl), and "… (N bytes in all)" appended when it was cut. Keeps a
+// 5 MB HTTP body or a binary file from becoming a 5 MB message.
+inline constexpr size_t kMessageQuoteBytes = 2048;
+std::string CapForMessage(std::string_view text, size_t max_bytes = kMessageQuoteBytes);
+
+// `text` safe to print on a terminal: C0 control characters other than newline and tab, DEL,
+// C1 controls (U+0080–U+009F) and bytes that are not UTF-8 are written as \xNN (so an ESC
+// sequence in a model's reply cannot clear the screen or set the window title). Newlines and
+// tabs are kept unless `newlines` is kEscape (then \\n, \\t). Valid UTF-8 is kept as is.
+enum class Newlines { kKeep, kEscape };
+std::string EscapeControl(std::string_view text, Newlines newlines = Newlines::kKeep);
+
 }  // namespace strowger
