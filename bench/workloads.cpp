@@ -83,7 +83,25 @@ struct Flags {
     // --threads N: the engine's io_context (runs, and the HTTP client unless --http-thread) is
     // run by N threads; 1 = one thread and no strands, as in the CLI.
     int64_t threads = 1;
+    // --sign 0: the engines make no signed checkpoints (as before they existed); 1 (default):
+    // they sign with a key made for the process, as the CLI does with the store's.
+    int64_t sign = 1;
 };
+
+// The bench's ledger key: one per process, shared by the crashing child and the resumer.
+std::shared_ptr<const SigningKey> BenchKey() {
+    static std::shared_ptr<const SigningKey> key =
+        std::make_shared<const SigningKey>(*SigningKey::Generate());
+    return key;
+}
+
+// Signs checkpoints (and verifies them on every read) like the CLI, unless --sign 0.
+void AddSigner(const Flags& flags, engine::EngineOptions& options, Executor executor,
+               std::shared_ptr<store::Store> store) {
+    if (flags.sign == 0) return;
+    options.signer =
+        audit::CheckpointSigner::Create(std::move(executor), std::move(store), BenchKey());
+}
 
 int64_t RssKb() {
     std::ifstream status("/proc/self/status");
@@ -245,6 +263,7 @@ int Resume(const Flags& flags) {
         if (!compiled.ok() || !store) std::_Exit(3);
         engine::EngineOptions options;
         options.single_threaded_executor = true;
+        AddSigner(flags, options, io.get_executor(), *store);
         engine::Engine engine(io.get_executor(), *store, registry, options);
         CountingObserver started(ledger::EventType::kNodeStarted);
         engine.AddObserver(&started);
@@ -269,6 +288,7 @@ int Resume(const Flags& flags) {
     if (!store) return 1;
     engine::EngineOptions options;
     options.single_threaded_executor = true;
+    AddSigner(flags, options, io.get_executor(), *store);
     engine::Engine engine(io.get_executor(), *store, registry, options);
     CountingObserver resumed(ledger::EventType::kRunResumed);
     engine.AddObserver(&resumed);
@@ -412,6 +432,7 @@ int Run(const Flags& flags) {
     }
     engine::EngineOptions options;
     options.single_threaded_executor = threads == 1;  // else a strand per run
+    AddSigner(flags, options, io.get_executor(), *store);
     engine::Engine engine(io.get_executor(), *store, registry, options);
 
     // Warm-up: one run, so allocator pools, connections and caches exist before measuring.
@@ -530,7 +551,7 @@ int main(int argc, char** argv) {
     if (argc < 2) {
         std::cerr << "usage: strowger_bench W1|W3|W4|RESUME|CONNECT [--runs N] [--steps N] "
                      "[--concurrency N] [--latency-ms N] [--provider scripted|openai] "
-                     "[--store URL] [--mock PATH] [--http-thread N] [--threads N]\n"
+                     "[--store URL] [--mock PATH] [--http-thread N] [--threads N] [--sign 0|1]\n"
                      "       strowger_bench CONNECT [--runs N]\n";
         return 2;
     }
@@ -556,6 +577,8 @@ int main(int argc, char** argv) {
             flags.http_threads = std::stoll(value);
         else if (flag == "--threads")
             flags.threads = std::stoll(value);
+        else if (flag == "--sign")
+            flags.sign = std::stoll(value);
         else {
             std::cerr << "unknown flag " << flag << "\n";
             return 2;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "audit/key.hpp"
 #include "cli/progress.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
@@ -89,7 +90,8 @@ bool SetUpProvidersOrReport(Executor executor, const std::string& providers_flag
 }
 
 Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag,
-                                               const std::string& providers_flag) {
+                                               const std::string& providers_flag,
+                                               const KeyUse& key_use) {
     std::unique_ptr<Context> context(new Context());
     context->registry_ = std::make_unique<providers::ProviderRegistry>(context->io_.get_executor());
     engine::EngineOptions options;
@@ -104,6 +106,19 @@ Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag,
     auto store = store::OpenStoreBlocking(url);
     if (!store) return std::unexpected(store.error().WithPrefix("cannot open store " + url + ": "));
     context->store_ = *store;
+    context->store_url_ = url;
+    if (!key_use.pubkey_file.empty()) {
+        auto key = VerifyingKey::ReadFileBlocking(key_use.pubkey_file);
+        if (!key) return std::unexpected(key.error().WithPrefix("--pubkey: "));
+        context->verifying_key_ = std::make_shared<const VerifyingKey>(std::move(*key));
+        options.ledger_key = context->verifying_key_;
+    } else {
+        STROWGER_ASSIGN_OR_RETURN(context->signing_key_, audit::LoadLedgerKeyBlocking(url));
+        context->verifying_key_ =
+            std::make_shared<const VerifyingKey>(context->signing_key_->verifying_key());
+        options.signer = audit::CheckpointSigner::Create(context->io_.get_executor(),
+                                                         context->store_, context->signing_key_);
+    }
     // Runs without a workflow `workspace` work in <state dir>/workspaces/<run id>.
     if (StartsWith(url, "sqlite:")) {
         options.workspace_root =
@@ -113,6 +128,17 @@ Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag,
     context->engine_ = std::make_unique<engine::Engine>(
         context->io_.get_executor(), context->store_, *context->registry_, options);
     return context;
+}
+
+Context::~Context() {
+    // Only when something waits: running io_ again resumes whatever a command left queued,
+    // and ExecuteWithProgress (which leaves handlers of its own behind) flushes itself.
+    if (!engine_ || !engine_->CheckpointsPending()) return;
+    auto flushed = Await(engine_->FlushCheckpoints());
+    if (!flushed) {
+        PrintError("cannot store signed checkpoints: " + flushed.error().message() +
+                   " (`strowger runs resume --all` signs them later)");
+    }
 }
 
 std::string DefaultActor() {
@@ -197,6 +223,10 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
         auto execute = [&]() -> Awaitable<void> {
             auto result = co_await std::move(start);
             if (progress) progress->Suspend();  // its redraw timer would keep io.run() going
+            // The run's stop is signed before anything reads it back (or another process does).
+            if (auto flushed = co_await engine.FlushCheckpoints(); !flushed) {
+                PrintError("cannot store signed checkpoints: " + flushed.error().message());
+            }
             if (result && json_output) loaded = co_await engine.LoadRun(result->run_id);
             outcome = std::move(result);
             signals.cancel();

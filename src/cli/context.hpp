@@ -15,15 +15,32 @@
 
 namespace strowger::cli {
 
+// How a command uses the store's ledger key (docs/design/audit.md).
+struct KeyUse {
+    // Verify with this public key file instead of the store's key, and sign nothing (an
+    // auditor's `audit verify --pubkey FILE`): the private key is never read or created.
+    std::string pubkey_file;
+};
+
 class Context {
   public:
     // Opens the store named by `store_flag` (else $STROWGER_STORE, else the default file), with
-    // the providers configured by `providers_flag` (see SetUpProvidersAndTools).
+    // the providers configured by `providers_flag` (see SetUpProvidersAndTools), and the
+    // store's ledger key (created on first use): the engine signs checkpoints with it and
+    // verifies every run it reads.
     static Result<std::unique_ptr<Context>> Open(const std::string& store_flag,
-                                                 const std::string& providers_flag = "");
+                                                 const std::string& providers_flag = "",
+                                                 const KeyUse& key_use = {});
+    // Stores the checkpoints the engine has queued.
+    ~Context();
 
     asio::io_context& io() { return io_; }
     store::Store& store() { return *store_; }
+    const std::string& store_url() const { return store_url_; }
+    // The key checkpoints are verified with (null: none could be had).
+    std::shared_ptr<const VerifyingKey> verifying_key() const { return verifying_key_; }
+    // The store's signing key (null with KeyUse::pubkey_file).
+    std::shared_ptr<const SigningKey> signing_key() const { return signing_key_; }
     engine::Engine& engine() { return *engine_; }
     providers::ProviderRegistry& registry() { return *registry_; }
 
@@ -50,6 +67,9 @@ class Context {
     asio::io_context io_;
     std::unique_ptr<providers::ProviderRegistry> registry_;
     std::shared_ptr<store::Store> store_;
+    std::string store_url_;
+    std::shared_ptr<const SigningKey> signing_key_;
+    std::shared_ptr<const VerifyingKey> verifying_key_;
     std::unique_ptr<engine::Engine> engine_;
 };
 

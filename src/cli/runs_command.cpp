@@ -335,6 +335,13 @@ int DoResume(const std::string& store_flag, const std::string& run_id, bool all,
         return ExecuteWithProgress(*context, engine.ResumeRun(run_id, "operator", DefaultActor()),
                                    progress, json_output);
     }
+    // Stops a crash left unsigned are signed first (each after its ledger verifies).
+    if (auto recovered = context->Await(engine.SignUnsignedStops()); !recovered) {
+        return ReportError(recovered.error());
+    } else if (*recovered > 0) {
+        std::cerr << "strowger: signed the stops of " << *recovered
+                  << " runs that a crash left unsigned\n";
+    }
     // --all: every run that was executing or pending when its process stopped; paused runs
     // stay paused until resumed by name.
     std::vector<RunStatus> statuses = {RunStatus::kRunning, RunStatus::kPending};
@@ -345,7 +352,7 @@ int DoResume(const std::string& store_flag, const std::string& run_id, bool all,
         std::cerr << "strowger: no interrupted runs to resume\n";
         return 0;
     }
-    int64_t completed = 0, failed = 0, other = 0;
+    int64_t completed = 0, failed = 0, other = 0, elsewhere = 0, refused = 0;
     auto resume_all = [&]() -> Awaitable<Result<engine::RunOutcome>> {
         std::vector<std::string> ids;
         for (const auto& record : *claimable) ids.push_back(record.run_id);
@@ -359,8 +366,14 @@ int DoResume(const std::string& store_flag, const std::string& run_id, bool all,
             // Not awaited one by one: a resumed run holds only its own frames while it waits.
             engine.ResumeRun(id, "restart", actor, [&, id](Result<engine::RunOutcome> r) {
                 if (!r) {
-                    std::cerr << "strowger: run " << id << ": " << r.error().message() << "\n";
-                    ++other;
+                    // Another process took it between the listing and our lease (another
+                    // `resume --all`): not ours to report.
+                    if (r.error().code() == ErrorCode::kAborted) {
+                        ++elsewhere;
+                    } else {
+                        PrintError("run " + id + ": " + r.error().message());
+                        ++refused;
+                    }
                 } else if (r->status == RunStatus::kCompleted) {
                     ++completed;
                 } else if (r->status == RunStatus::kFailed) {
@@ -377,8 +390,13 @@ int DoResume(const std::string& store_flag, const std::string& run_id, bool all,
         co_return summary;
     };
     context->Await(resume_all());
-    std::cout << "resumed " << claimable->size() << " runs: " << completed << " completed, "
-              << failed << " failed, " << other << " other\n";
+    const int64_t resumed = static_cast<int64_t>(claimable->size()) - elsewhere - refused;
+    std::cout << "resumed " << resumed << " runs: " << completed << " completed, " << failed
+              << " failed, " << other << " other";
+    if (elsewhere > 0) std::cout << "; " << elsewhere << " taken by another process";
+    if (refused > 0) std::cout << "; " << refused << " refused";
+    std::cout << "\n";
+    if (refused > 0) return ToInt(ExitCode::kInternal);
     return failed + other > 0 ? ToInt(ExitCode::kRunFailed) : 0;
 }
 

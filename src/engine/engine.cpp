@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -11,6 +13,7 @@
 
 #include "core/ids.hpp"
 #include "core/json.hpp"
+#include "core/sha256.hpp"
 #include "engine/internal/engine_impl.hpp"
 #include "engine/internal/run.hpp"
 #include "ledger/chain.hpp"
@@ -70,7 +73,12 @@ Engine::Impl::Impl(Executor executor, std::shared_ptr<store::Store> store,
       appends_at_once_(store_->AppendsAtOnce()),
       timeouts_(executor_),
       run_slots_(options_.max_concurrent_runs),
-      node_slots_(options_.max_concurrent_nodes) {
+      node_slots_(options_.max_concurrent_nodes),
+      signer_(options_.signer),
+      verifier_(options_.ledger_key ? options_.ledger_key
+                                    : (options_.signer ? std::make_shared<const VerifyingKey>(
+                                                             options_.signer->key().verifying_key())
+                                                       : nullptr)) {
     if (options_.owner.empty()) options_.owner = DefaultOwner(random_);
 }
 
@@ -136,41 +144,159 @@ Awaitable<Result<RunOutcome>> Engine::Impl::Drive(std::shared_ptr<Run> run,
         asio::use_awaitable, std::move(run), std::move(record));
 }
 
-Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::Load(std::string run_id) {
-    Loaded loaded;
-    STROWGER_CO_ASSIGN_OR_RETURN(loaded.record, co_await store_->GetRun(run_id));
+Result<std::shared_ptr<const model::Plan>> Engine::Impl::PlanFor(const std::string& sha256,
+                                                                 const std::string* definition) {
     {
         std::lock_guard lock(mutex_);
-        auto it = runtimes_.find(loaded.record.definition_sha256);
-        if (it != runtimes_.end()) loaded.plan = it->second->plan;
+        auto it = runtimes_.find(sha256);
+        if (it != runtimes_.end()) return it->second->plan;
     }
-    if (!loaded.plan) {
-        STROWGER_CO_ASSIGN_OR_RETURN(
-            auto definition, co_await store_->GetDefinition(loaded.record.definition_sha256));
-        STROWGER_CO_ASSIGN_OR_RETURN(
-            loaded.plan, CompileSnapshot(definition, SnapshotCompileOptions(providers_)));
-    }
+    if (definition == nullptr) return std::shared_ptr<const model::Plan>();
+    return CompileSnapshot(*definition, SnapshotCompileOptions(providers_));
+}
+
+namespace {
+
+std::string Short(std::string_view hash) {
+    return std::string(hash.substr(0, 12)) + "\xE2\x80\xA6";
+}
+
+}  // namespace
+
+Awaitable<Result<Engine::Impl::Verified>> Engine::Impl::Verify(std::string run_id, bool load) {
+    Verified out;
+    Engine::Verification& v = out.verification;
+    STROWGER_CO_ASSIGN_OR_RETURN(v.record, co_await store_->GetRun(run_id));
     store::EventQuery all_events;
-    STROWGER_CO_ASSIGN_OR_RETURN(auto events, co_await store_->ReadEvents(run_id, all_events));
-    STROWGER_CO_ASSIGN_OR_RETURN(loaded.state, ReplayRun(*loaded.plan, events));
-    if (loaded.state.head.seq != loaded.record.head.seq ||
-        loaded.state.head.hash != loaded.record.head.hash) {
-        co_return DataLossError("run " + run_id +
-                                ": ledger does not match its recorded head (run `strowger audit "
-                                "verify " +
-                                run_id + "`)");
+    STROWGER_CO_ASSIGN_OR_RETURN(auto stored, co_await store_->ReadEvents(run_id, all_events));
+    // 1-2. The chain, every hash recomputed, ending at the head the store recorded.
+    std::vector<ledger::Event> events;
+    {
+        std::vector<std::string> lines;
+        lines.reserve(stored.size());
+        for (auto& event : stored) lines.push_back(std::move(event.encoded));
+        events.reserve(lines.size());
+        auto report = ledger::VerifyChain(run_id, lines, v.record.head, &events);
+        v.events = report.events;
+        v.head = report.head;
+        if (!report.ok()) {
+            v.finding =
+                audit::Finding{report.issue->seq, report.issue->reason, report.issue->detail};
+            co_return out;
+        }
     }
-    co_return loaded;
+    v.hashes.reserve(events.size());
+    for (const auto& event : events) v.hashes.push_back(event.hash);
+    if (events.empty() || events.front().type != ledger::EventType::kRunCreated) {
+        v.finding = audit::Finding{1, "malformed", "the ledger does not begin with run.created"};
+        co_return out;
+    }
+    // 3. The pinned definition: run.created's hash, the record's, and the snapshot's own.
+    std::string pinned;
+    {
+        auto created = ledger::DecodePayload(events.front().type, events.front().type_name,
+                                             events.front().data);
+        if (!created) {
+            v.finding = audit::Finding{1, "malformed", created.error().message()};
+            co_return out;
+        }
+        pinned = std::get<ledger::RunCreated>(*created).definition_sha256;
+    }
+    if (pinned != v.record.definition_sha256) {
+        v.finding = audit::Finding{1, "definition mismatch",
+                                   "run.created pins " + Short(pinned) + ", the run row names " +
+                                       Short(v.record.definition_sha256)};
+        co_return out;
+    }
+    std::shared_ptr<const model::Plan> plan;
+    {
+        auto cached = PlanFor(pinned, nullptr);
+        if (cached && *cached) plan = *cached;
+    }
+    if (!plan) {
+        auto definition = co_await store_->GetDefinition(pinned);
+        if (!definition) {
+            if (definition.error().code() != ErrorCode::kNotFound) {
+                co_return std::unexpected(definition.error());
+            }
+            v.finding =
+                audit::Finding{1, "definition missing",
+                               "the pinned definition " + Short(pinned) + " is not in the store"};
+            co_return out;
+        }
+        std::string actual = Sha256Hex(*definition);
+        if (actual != pinned) {
+            v.finding = audit::Finding{1, "definition mismatch",
+                                       "the stored definition hashes to " + Short(actual) +
+                                           ", run.created pins " + Short(pinned)};
+            co_return out;
+        }
+        auto compiled = PlanFor(pinned, &*definition);
+        if (!compiled) {
+            v.finding =
+                audit::Finding{1, "definition does not compile", compiled.error().message()};
+            co_return out;
+        }
+        plan = *compiled;
+    }
+    // 4. The status the events replay to is the status the store gives.
+    auto state = ReplayVerified(*plan, events);
+    if (!state) {
+        v.finding = audit::Finding{v.head.seq, "malformed", state.error().message()};
+        co_return out;
+    }
+    if (state->status != v.record.status) {
+        v.finding = audit::Finding{
+            v.head.seq, "status mismatch",
+            "the run row says " + std::string(ledger::RunStatusName(v.record.status)) +
+                ", its ledger ends " + std::string(ledger::RunStatusName(state->status)) +
+                " (seq " + std::to_string(v.head.seq) + ", " + events.back().type_name + ")"};
+        co_return out;
+    }
+    // 5. Signed checkpoints.
+    {
+        auto signer = signer_;
+        auto pending = [signer](const ledger::CheckpointLeaf& leaf) {
+            return signer && signer->Pending(leaf);
+        };
+        auto checked = co_await verifier_.CheckRun(*store_, v.record, v.hashes, pending);
+        if (!checked) co_return std::unexpected(checked.error());
+        if (*checked) {
+            v.finding = std::move(**checked);
+            co_return out;
+        }
+    }
+    if (load) {
+        Loaded loaded;
+        loaded.record = v.record;
+        loaded.plan = std::move(plan);
+        loaded.state = std::move(*state);
+        out.loaded = std::move(loaded);
+    }
+    co_return out;
+}
+
+Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::Load(std::string run_id) {
+    STROWGER_CO_ASSIGN_OR_RETURN(auto verified, co_await Verify(run_id, true));
+    if (verified.verification.finding) {
+        co_return DataLossError("run " + run_id + ": ledger does not verify " +
+                                verified.verification.finding->Describe() +
+                                "; nothing was done (see `strowger audit verify " + run_id + "`)");
+    }
+    co_return std::move(*verified.loaded);
 }
 
 Awaitable<Status> Engine::Impl::AppendIdle(Loaded& loaded, ledger::NewEvent event) {
     internal::RedactSecrets(event);
     auto now = clock_.Now();
     std::vector<ledger::Event> sealed;
+    const int64_t before = loaded.state.head.seq;
     sealed.push_back(ledger::Seal(loaded.state.head, loaded.state.run_id, now, event));
     loaded.state.Apply(now, -1, event);
-    co_return co_await store_->AppendEvents(loaded.state.run_id, std::move(sealed),
-                                            loaded.state.status);
+    auto appended =
+        co_await store_->AppendEvents(loaded.state.run_id, std::move(sealed), loaded.state.status);
+    if (appended) MaybeCheckpoint(loaded.state, before);
+    co_return appended;
 }
 
 std::shared_ptr<Run> Engine::Impl::MakeRun(Loaded loaded, std::string reason, std::string actor) {
@@ -207,8 +333,11 @@ Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::LoadForResume(std::string 
         bool leased,
         co_await store_->TryLease(run_id, options_.owner, clock_.Now() + options_.lease_duration));
     if (!leased) {
-        co_return MakeError(ErrorCode::kAborted,
-                            "run " + run_id + " is being executed by " + record.owner);
+        // Who holds it now: the owner read before the attempt may be the dead process whose
+        // lease another resumer has just taken over.
+        auto holder = co_await store_->GetRun(run_id);
+        co_return MakeError(ErrorCode::kAborted, "run " + run_id + " is being executed by " +
+                                                     (holder ? holder->owner : record.owner));
     }
     auto loaded = co_await Load(run_id);
     if (!loaded) {
@@ -500,6 +629,44 @@ Awaitable<void> Engine::Supervise(std::chrono::milliseconds poll_interval) {
     }
 }
 
+Awaitable<Result<Engine::Verification>> Engine::VerifyRun(std::string run_id) {
+    STROWGER_CO_ASSIGN_OR_RETURN(auto verified, co_await impl_->Verify(std::move(run_id), false));
+    co_return std::move(verified.verification);
+}
+
+Awaitable<Status> Engine::FlushCheckpoints() {
+    if (!impl_->signer_) co_return OkStatus();
+    co_return co_await impl_->signer_->Flush();
+}
+
+bool Engine::CheckpointsPending() const {
+    return impl_->signer_ && impl_->signer_->HasPending();
+}
+
+Awaitable<Result<int64_t>> Engine::SignUnsignedStops() {
+    if (!impl_->signer_) co_return int64_t{0};
+    auto impl = impl_;
+    audit::CheckpointSigner::VerifyFn verified =
+        [impl](store::RunRecord record) -> Awaitable<Result<bool>> {
+        // Its chain, definition and status must verify; its checkpoints too, except the stop
+        // being recovered.
+        auto checked = co_await impl->Verify(record.run_id, false);
+        if (!checked) co_return std::unexpected(checked.error());
+        const auto& finding = checked->verification.finding;
+        if (finding && finding->reason != "unsigned stop") {
+            spdlog::warn("run {}: not signing its stop: ledger does not verify {}", record.run_id,
+                         finding->Describe());
+            co_return false;
+        }
+        co_return true;
+    };
+    co_return co_await impl_->signer_->RecoverUnsignedStops(std::move(verified));
+}
+
+audit::CheckpointVerifier& Engine::checkpoint_verifier() {
+    return impl_->verifier_;
+}
+
 Awaitable<Result<Engine::LoadedRun>> Engine::LoadRun(std::string run_id) {
     STROWGER_CO_ASSIGN_OR_RETURN(auto loaded, co_await impl_->Load(std::move(run_id)));
     co_return LoadedRun{std::move(loaded.record), std::move(loaded.plan), std::move(loaded.state)};
@@ -512,6 +679,11 @@ Awaitable<Result<std::shared_ptr<const model::Plan>>> Engine::LoadPinnedPlan(std
         if (it != impl_->runtimes_.end()) co_return it->second->plan;
     }
     STROWGER_CO_ASSIGN_OR_RETURN(auto definition, co_await impl_->store_->GetDefinition(sha256));
+    if (Sha256Hex(definition) != sha256) {
+        co_return DataLossError("the stored definition " + sha256.substr(0, 12) +
+                                "\xE2\x80\xA6 does not hash to its SHA-256 (see `strowger audit "
+                                "verify`)");
+    }
     co_return CompileSnapshot(definition, SnapshotCompileOptions(impl_->providers_));
 }
 
@@ -524,16 +696,30 @@ const std::string& Engine::owner() const {
 
 Result<ledger::RunState> ReplayRun(const model::Plan& plan,
                                    const std::vector<store::StoredEvent>& events) {
+    if (events.empty()) return ledger::RunState(plan.nodes.size());
+    std::vector<std::string> lines;
+    lines.reserve(events.size());
+    for (const auto& stored : events) lines.push_back(stored.encoded);
+    std::string run_id;
+    if (auto first = ledger::DecodeEvent(lines.front())) run_id = first->run_id;
+    std::vector<ledger::Event> decoded;
+    decoded.reserve(lines.size());
+    auto report = ledger::VerifyChain(run_id, lines, std::nullopt, &decoded);
+    if (!report.ok()) {
+        return DataLossError("run " + run_id + ": ledger broken at seq " +
+                             std::to_string(report.issue->seq) + ": " + report.issue->reason +
+                             " (run `strowger audit verify`)");
+    }
+    return ReplayVerified(plan, decoded);
+}
+
+Result<ledger::RunState> ReplayVerified(const model::Plan& plan,
+                                        std::vector<ledger::Event>& events) {
     ledger::RunState state(plan.nodes.size());
     state.node_names = &plan.node_ids;
     std::unordered_map<std::string_view, int> index;
     for (const auto& node : plan.nodes) index.emplace(node.id, node.index);
-    for (const auto& stored : events) {
-        STROWGER_ASSIGN_OR_RETURN(auto event, ledger::DecodeEvent(stored.encoded));
-        if (event.seq != state.head.seq + 1 || event.prev_hash != state.head.hash) {
-            return DataLossError("run " + event.run_id + ": ledger broken at seq " +
-                                 std::to_string(event.seq) + " (run `strowger audit verify`)");
-        }
+    for (auto& event : events) {
         STROWGER_ASSIGN_OR_RETURN(auto payload,
                                   ledger::DecodePayload(event.type, event.type_name, event.data));
         int node_index = -1;
@@ -550,7 +736,7 @@ Result<ledger::RunState> ReplayRun(const model::Plan& plan,
         state.head.seq = event.seq;
         state.head.hash = event.hash;
         state.Apply(event.time, node_index,
-                    ledger::NewEvent{event.node, event.attempt, std::move(payload)});
+                    ledger::NewEvent{std::move(event.node), event.attempt, std::move(payload)});
     }
     return state;
 }

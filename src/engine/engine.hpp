@@ -21,8 +21,11 @@
 #include <string>
 #include <vector>
 
+#include "audit/signer.hpp"
+#include "audit/verifier.hpp"
 #include "core/asio.hpp"
 #include "core/clock.hpp"
+#include "core/ed25519.hpp"
 #include "core/random.hpp"
 #include "core/result.hpp"
 #include "engine/observer.hpp"
@@ -58,6 +61,12 @@ struct EngineOptions {
     // it without starting it.
     int64_t max_concurrent_runs = 0;
     int64_t max_concurrent_nodes = 0;
+    // Signs checkpoints of runs' heads at every stop and every ledger::kCheckpointEvery events
+    // (docs/design/audit.md). Null: none are made (tests and benchmarks that do not need them).
+    std::shared_ptr<audit::CheckpointSigner> signer;
+    // The key every read of a run verifies its checkpoints with; defaults to the signer's.
+    // Null (and no signer): signatures are not checked — chains, definitions and statuses are.
+    std::shared_ptr<const VerifyingKey> ledger_key;
 };
 
 struct StartRequest {
@@ -152,6 +161,28 @@ class Engine {
     // and renews this engine's leases. Returns when cancelled (asio cancellation).
     Awaitable<void> Supervise(std::chrono::milliseconds poll_interval);
 
+    // Verifies a stored run as every read path does (docs/design/audit.md): its chain with
+    // every hash recomputed, the head and status its record gives, its pinned definition's
+    // SHA-256, and its signed checkpoints. A store error is an error; what is wrong with the
+    // run is `finding`.
+    struct Verification {
+        store::RunRecord record;
+        int64_t events = 0;
+        ledger::ChainHead head;  // of the verified prefix
+        std::optional<audit::Finding> finding;
+        std::vector<std::string> hashes;  // of events 1..events
+        bool ok() const { return !finding.has_value(); }
+    };
+    Awaitable<Result<Verification>> VerifyRun(std::string run_id);
+    // Signs and stores the checkpoints this engine has queued (call before exiting).
+    Awaitable<Status> FlushCheckpoints();
+    bool CheckpointsPending() const;
+    // Signs the heads of stopped runs a crash left unsigned, each after it verifies. Returns
+    // how many were signed.
+    Awaitable<Result<int64_t>> SignUnsignedStops();
+    // The checkpoint verifier every read uses.
+    audit::CheckpointVerifier& checkpoint_verifier();
+
     // A stored run as it stands: its record, pinned plan and state replayed from its ledger.
     struct LoadedRun {
         store::RunRecord record;
@@ -172,9 +203,13 @@ class Engine {
     std::shared_ptr<Impl> impl_;
 };
 
-// Rebuilds a run's state from its stored events (decoding and applying each).
+// Rebuilds a run's state from its stored events: verifies the chain (every hash recomputed;
+// kDataLoss naming the seq otherwise), then applies each event.
 Result<ledger::RunState> ReplayRun(const model::Plan& plan,
                                    const std::vector<store::StoredEvent>& events);
+// The same from events ledger::VerifyChain has decoded and verified.
+Result<ledger::RunState> ReplayVerified(const model::Plan& plan,
+                                        std::vector<ledger::Event>& events);
 
 // What a workflow is checked against when it is compiled: the provider names `registry` knows
 // and, as tool names, the built-in tools plus those in `tools` (if given).

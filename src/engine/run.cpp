@@ -193,6 +193,7 @@ bool Run::Committed(const Result<void>& appended, Sealed& sealed) {
                       appended.error().ToString());
         return false;
     }
+    engine_->MaybeCheckpoint(state_, state_.head.seq - static_cast<int64_t>(sealed.count));
     if (!engine_->observers_.empty()) {
         // Assigned, not constructed: a thread's sealed events are reused (AppendAtOnce), and
         // so are their strings' buffers.

@@ -59,7 +59,8 @@ void SealInto(Event& sealed, ChainHead& head, std::string_view run_id, SystemTim
 }
 
 VerifyReport VerifyChain(std::string_view run_id, const std::vector<std::string>& lines,
-                         const std::optional<ChainHead>& expected_head) {
+                         const std::optional<ChainHead>& expected_head,
+                         std::vector<Event>* decoded_events) {
     VerifyReport report;
     for (const auto& line : lines) {
         int64_t expected_seq = report.head.seq + 1;
@@ -104,6 +105,7 @@ VerifyReport VerifyChain(std::string_view run_id, const std::vector<std::string>
         report.head.seq = event.seq;
         report.head.hash = event.hash;
         ++report.events;
+        if (decoded_events != nullptr) decoded_events->push_back(std::move(*decoded));
     }
     if (expected_head) {
         if (expected_head->seq > report.head.seq) {

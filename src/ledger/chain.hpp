@@ -45,7 +45,9 @@ struct VerifyReport {
 
 // Verifies stored event lines in storage order. `expected_head`, if given, is the head the
 // store recorded when it last appended; a chain that ends early is reported "truncated".
+// With `decoded`, the events of the verified prefix are appended to it, decoded.
 VerifyReport VerifyChain(std::string_view run_id, const std::vector<std::string>& lines,
-                         const std::optional<ChainHead>& expected_head = std::nullopt);
+                         const std::optional<ChainHead>& expected_head = std::nullopt,
+                         std::vector<Event>* decoded = nullptr);
 
 }  // namespace strowger::ledger

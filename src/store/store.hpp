@@ -24,6 +24,7 @@
 #include "core/clock.hpp"
 #include "core/result.hpp"
 #include "ledger/chain.hpp"
+#include "ledger/checkpoint.hpp"
 #include "ledger/event.hpp"
 #include "ledger/run_state.hpp"
 
@@ -43,6 +44,7 @@ struct RunRecord {
     ledger::ChainHead head;  // last appended event
     std::string owner;       // lease holder ("" = none)
     SystemTime lease_until{};
+    int64_t checkpoint_seq = 0;  // the highest seq a signed checkpoint covers (0: none)
 };
 
 struct NewRun {
@@ -88,6 +90,16 @@ struct RunFilter {
 struct RunPage {
     std::vector<RunRecord> runs;  // newest first
     std::string next_cursor;      // pass as before_run_id; "" = no more
+};
+
+// A signed checkpoint of a run (docs/formats/checkpoint_v1.md): its head at `seq` is leaf
+// `leaf_index` of batch `batch_seq` of the store's batch log.
+struct StoredCheckpoint {
+    std::string run_id;
+    int64_t seq = 0;
+    std::string head;
+    int64_t batch_seq = 0;
+    int64_t leaf_index = 0;
 };
 
 // A request from another process to pause or cancel a run it does not execute.
@@ -159,6 +171,27 @@ class Store {
     virtual Awaitable<Result<void>> RecordUsage(std::string key, SystemTime time,
                                                 int64_t tokens) = 0;
     virtual Awaitable<Result<int64_t>> UsageSince(std::string key, SystemTime since) = 0;
+
+    // Signed checkpoints (docs/design/audit.md). The store keeps them; it neither signs nor
+    // verifies. AppendCheckpointBatch appends `batch` (with its leaves) to the store's batch
+    // log, a checkpoint row per leaf whose run exists, and raises those runs' checkpoint_seq.
+    // kAborted if batch.batch_seq is not the last batch's + 1 (another process appended
+    // first: sign again on top of it).
+    virtual Awaitable<Result<void>> AppendCheckpointBatch(ledger::CheckpointBatch batch) = 0;
+    // The last batch of the log (with its leaves), or nullopt if there is none.
+    virtual Awaitable<Result<std::optional<ledger::CheckpointBatch>>> LastCheckpointBatch() = 0;
+    // Batches with batch_seq >= `first`, in order, up to `limit` (with their leaves).
+    virtual Awaitable<Result<std::vector<ledger::CheckpointBatch>>> ReadCheckpointBatches(
+        int64_t first, int64_t limit) = 0;
+    // A run's checkpoint rows, by seq.
+    virtual Awaitable<Result<std::vector<StoredCheckpoint>>> ReadCheckpoints(
+        std::string run_id) = 0;
+    // Runs at a stop (ledger::IsStop) whose head no checkpoint covers (checkpoint_seq <
+    // head.seq), oldest first from after `after_run_id` ("" = the start), up to `limit`: what a
+    // crash between a stop and its signature
+    // leaves (and runs made before signing existed).
+    virtual Awaitable<Result<std::vector<RunRecord>>> FindUnsignedStops(std::string after_run_id,
+                                                                        int64_t limit) = 0;
 };
 
 // Opens a store from a URL: "memory:", "sqlite:PATH" (PATH may be relative), and later

@@ -191,7 +191,7 @@ TEST_F(AgentCliTest, BuiltinToolsRunInTheSandboxAndAreRecorded) {
     auto verify = env_.Run({"audit", "verify", run_id});
     EXPECT_EQ(verify.exit_code(), 0) << verify.out << verify.err;
     EXPECT_TRUE(verify.out.starts_with(run_id + ": ok (" + std::to_string(events.size()) +
-                                       " events, head "))
+                                       " events, 1 signed checkpoints, head "))
         << verify.out;
 }
 

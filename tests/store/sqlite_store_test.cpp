@@ -55,6 +55,22 @@ void ExecRaw(const std::string& path, const std::string& sql) {
     sqlite3_close(db);
 }
 
+// The first column of the first row of `sql`, as an integer (-1 if none).
+int64_t QueryInt(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    int64_t value = -1;
+    if (sqlite3_open(path.c_str(), &db) == SQLITE_OK) {
+        sqlite3_stmt* statement = nullptr;
+        if (sqlite3_prepare_v2(db, sql.c_str(), -1, &statement, nullptr) == SQLITE_OK &&
+            sqlite3_step(statement) == SQLITE_ROW) {
+            value = sqlite3_column_int64(statement, 0);
+        }
+        sqlite3_finalize(statement);
+    }
+    sqlite3_close(db);
+    return value;
+}
+
 std::string IntegrityCheck(const std::string& path) {
     sqlite3* db = nullptr;
     std::string result = "cannot open";
@@ -505,6 +521,28 @@ TEST_P(SqliteStoreTest, OpenRefusesANewerSchema) {
     EXPECT_EQ(opened.error().code(), ErrorCode::kFailedPrecondition);
     EXPECT_NE(opened.error().message().find(path_), std::string::npos) << opened.error().message();
     EXPECT_NE(opened.error().message().find("99"), std::string::npos);
+}
+
+TEST_P(SqliteStoreTest, AVersionOneFileMigratesAndKeepsItsRuns) {
+    // A store written before signed checkpoints (schema version 1), with one finished run.
+    TestChain chain(RunIdFor(1));
+    ASSERT_TRUE(RunSync(store_->CreateRun(MakeNewRun(chain, "wf", "", RunStatus::kCompleted)))
+                    .has_value());
+    store_.reset();
+    ExecRaw(path_,
+            "DROP TABLE checkpoints; DROP TABLE checkpoint_batches; DROP INDEX runs_unsigned; "
+            "ALTER TABLE runs DROP COLUMN checkpoint_seq; PRAGMA user_version=1");
+    auto reopened = SqliteStore::OpenBlocking(path_, Options());
+    ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+    std::shared_ptr<SqliteStore> store = *reopened;
+    auto record = RunSync(store->GetRun(RunIdFor(1)));
+    ASSERT_TRUE(record.has_value()) << record.error().ToString();
+    EXPECT_EQ(record->checkpoint_seq, 0);
+    // Its stop is unsigned until a process signs it.
+    EXPECT_EQ(fixtures::RunIds(*RunSync(store->FindUnsignedStops("", 10))),
+              std::vector<std::string>{RunIdFor(1)});
+    auto version = QueryInt(path_, "PRAGMA user_version");
+    EXPECT_EQ(version, 2);
 }
 
 TEST_P(SqliteStoreTest, OpenRefusesAForeignDatabase) {

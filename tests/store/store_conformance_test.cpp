@@ -700,6 +700,75 @@ TEST_P(StoreConformanceTest, PruneKeepsNewestTerminalRunsAndNeverActiveOnes) {
     EXPECT_EQ(RunSync(store_->FindByIdempotencyKey("key-1")), RunIdFor(1));
 }
 
+TEST_P(StoreConformanceTest, CheckpointBatchesChainAndRaiseEachRunsCheckpointSeq) {
+    TestChain a = Create(1, "wf", RunStatus::kRunning);
+    TestChain b = Create(2, "wf", RunStatus::kRunning);
+    ASSERT_TRUE(Append(a, 3, RunStatus::kCompleted).has_value());
+    ASSERT_TRUE(Append(b, 2, RunStatus::kWaiting).has_value());
+    auto none = RunSync(store_->LastCheckpointBatch());
+    ASSERT_TRUE(none.has_value());
+    EXPECT_FALSE(none->has_value());
+    // Both stops are unsigned, oldest first; a cursor skips past a run.
+    auto unsigned_stops = RunSync(store_->FindUnsignedStops("", 10));
+    ASSERT_TRUE(unsigned_stops.has_value());
+    EXPECT_EQ(RunIds(*unsigned_stops), (std::vector<std::string>{RunIdFor(1), RunIdFor(2)}));
+    unsigned_stops = RunSync(store_->FindUnsignedStops(RunIdFor(1), 10));
+    EXPECT_EQ(RunIds(*unsigned_stops), (std::vector<std::string>{RunIdFor(2)}));
+
+    ledger::CheckpointBatch first;
+    first.batch_seq = 1;
+    first.prev_hash = std::string(ledger::kGenesisHash);
+    first.key_id = "0123456789abcdef";
+    first.signed_at = fixtures::TimeAt(10);
+    first.signature = std::string(128, '5');
+    first.leaves = {{a.run_id(), 4, a.head().hash},
+                    {b.run_id(), 1, "not-checked-by-the-store"},
+                    {"no-such-run", 7, std::string(64, '7')}};
+    first.root = ledger::ComputeRoot(first.leaves);
+    ASSERT_TRUE(RunSync(store_->AppendCheckpointBatch(first)).has_value());
+    // Not the next in the log: refused, nothing written.
+    ledger::CheckpointBatch stale = first;
+    stale.leaves = {{b.run_id(), 3, b.head().hash}};
+    EXPECT_EQ(CodeOf(RunSync(store_->AppendCheckpointBatch(stale))), ErrorCode::kAborted);
+    ledger::CheckpointBatch second = stale;
+    second.batch_seq = 2;
+    second.prev_hash = ledger::BatchHash(first);
+    second.recovered = true;
+    ASSERT_TRUE(RunSync(store_->AppendCheckpointBatch(second)).has_value());
+
+    auto last = RunSync(store_->LastCheckpointBatch());
+    ASSERT_TRUE(last.has_value() && last->has_value());
+    EXPECT_EQ((*last)->batch_seq, 2);
+    EXPECT_TRUE((*last)->recovered);
+    EXPECT_EQ((*last)->leaves, second.leaves);
+    auto batches = RunSync(store_->ReadCheckpointBatches(1, 10));
+    ASSERT_TRUE(batches.has_value());
+    ASSERT_EQ(batches->size(), 2u);
+    EXPECT_EQ(ledger::BatchHash((*batches)[0]), ledger::BatchHash(first));
+    EXPECT_EQ((*batches)[0].leaves, first.leaves);  // the missing run's leaf is kept in the log
+    EXPECT_EQ((*batches)[0].signed_at, fixtures::TimeAt(10));
+    EXPECT_EQ(RunSync(store_->ReadCheckpointBatches(2, 10))->size(), 1u);
+
+    auto rows = RunSync(store_->ReadCheckpoints(b.run_id()));
+    ASSERT_TRUE(rows.has_value());
+    ASSERT_EQ(rows->size(), 2u);
+    EXPECT_EQ((*rows)[0].seq, 1);
+    EXPECT_EQ((*rows)[0].batch_seq, 1);
+    EXPECT_EQ((*rows)[0].leaf_index, 1);
+    EXPECT_EQ((*rows)[1].seq, 3);
+    EXPECT_EQ((*rows)[1].batch_seq, 2);
+    EXPECT_EQ((*rows)[1].head, b.head().hash);
+    EXPECT_TRUE(RunSync(store_->ReadCheckpoints("no-such-run"))->empty());
+    EXPECT_EQ(RunSync(store_->GetRun(a.run_id()))->checkpoint_seq, 4);
+    EXPECT_EQ(RunSync(store_->GetRun(b.run_id()))->checkpoint_seq, 3);
+    EXPECT_TRUE(RunSync(store_->FindUnsignedStops("", 10))->empty());
+
+    // Pruning a run drops its rows; the signed log keeps its leaves.
+    ASSERT_TRUE(RunSync(store_->PruneTerminalRuns(0)).has_value());
+    EXPECT_TRUE(RunSync(store_->ReadCheckpoints(a.run_id()))->empty());
+    EXPECT_EQ(RunSync(store_->ReadCheckpointBatches(1, 10))->size(), 2u);
+}
+
 // Appends `count` single-event batches to `chain`'s run, one after another.
 Awaitable<void> AppendMany(std::shared_ptr<Store> store, TestChain chain, int count,
                            Status* outcome) {

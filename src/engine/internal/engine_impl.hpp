@@ -78,6 +78,21 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
         ledger::RunState state;
     };
     Awaitable<Result<Loaded>> Load(std::string run_id);
+    // Load's reading and checking: the verification, and the loaded run when it found nothing.
+    struct Verified {
+        Engine::Verification verification;
+        std::optional<Loaded> loaded;
+    };
+    Awaitable<Result<Verified>> Verify(std::string run_id, bool load);
+    // The pinned plan for `sha256` (cached), compiled from `definition` when not cached.
+    Result<std::shared_ptr<const model::Plan>> PlanFor(const std::string& sha256,
+                                                       const std::string* definition);
+    // Queues a checkpoint of the run's head if the append from `before` made one due.
+    void MaybeCheckpoint(const ledger::RunState& state, int64_t before) {
+        if (signer_ && ledger::CheckpointDue(before, state.head.seq, state.status)) {
+            signer_->Add({state.run_id, state.head.seq, state.head.hash});
+        }
+    }
     // Appends one event to a run that executes nowhere (the caller holds its lease).
     Awaitable<Status> AppendIdle(Loaded& loaded, ledger::NewEvent event);
     Awaitable<Result<RunOutcome>> Resume(std::string run_id, std::string reason, std::string actor);
@@ -134,6 +149,8 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     internal::Timeouts timeouts_;       // attempt deadlines of all runs here
     internal::Slots run_slots_;         // options_.max_concurrent_runs
     internal::Slots node_slots_;        // options_.max_concurrent_nodes
+    std::shared_ptr<audit::CheckpointSigner> signer_;  // options_.signer
+    audit::CheckpointVerifier verifier_;                // with options_.ledger_key
 
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::shared_ptr<internal::Run>> active_;  // GUARDED_BY(mutex_)

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include "core/strings.hpp"
@@ -450,6 +451,7 @@ RunRecord MemoryStore::ToRunRecord(const std::string& run_id, const RunData& dat
     record.head = {r.head_seq, HeadHash(data)};
     if (r.owner) record.owner = *r.owner;
     record.lease_until = r.lease_until;
+    record.checkpoint_seq = r.checkpoint_seq;
     return record;
 }
 
@@ -695,6 +697,7 @@ Awaitable<Result<int64_t>> MemoryStore::PruneTerminalRuns(int64_t keep) {
         const auto& key = terminal[i]->second.record.idempotency_key;
         if (!key.empty()) idempotency_.erase(key);
         Release(terminal[i]->second);
+        checkpoints_.erase(terminal[i]->first);
         if (last_found_ == &*terminal[i]) last_found_ = nullptr;
         runs_.erase(terminal[i]);
     }
@@ -719,6 +722,73 @@ Awaitable<Result<int64_t>> MemoryStore::UsageSince(std::string key, SystemTime s
         }
     }
     co_return total;
+}
+
+Awaitable<Result<void>> MemoryStore::AppendCheckpointBatch(ledger::CheckpointBatch batch) {
+    std::lock_guard lock(mutex_);
+    const auto expected = static_cast<int64_t>(batches_.size()) + 1;
+    if (batch.batch_seq != expected) {
+        co_return MakeError(ErrorCode::kAborted, "checkpoint batch log moved: expected batch " +
+                                                     std::to_string(expected) + ", got " +
+                                                     std::to_string(batch.batch_seq));
+    }
+    for (size_t i = 0; i < batch.leaves.size(); ++i) {
+        const auto& leaf = batch.leaves[i];
+        RunData* data = Find(leaf.run_id);
+        if (data == nullptr) continue;
+        auto& rows = checkpoints_[leaf.run_id];
+        StoredCheckpoint row{leaf.run_id, leaf.seq, leaf.head, batch.batch_seq,
+                             static_cast<int64_t>(i)};
+        auto at = std::upper_bound(rows.begin(), rows.end(), row, [](const auto& a, const auto& b) {
+            return std::tie(a.seq, a.batch_seq) < std::tie(b.seq, b.batch_seq);
+        });
+        rows.insert(at, std::move(row));
+        data->record.checkpoint_seq = std::max(data->record.checkpoint_seq, leaf.seq);
+    }
+    batches_.push_back(std::move(batch));
+    co_return OkStatus();
+}
+
+Awaitable<Result<std::optional<ledger::CheckpointBatch>>> MemoryStore::LastCheckpointBatch() {
+    std::lock_guard lock(mutex_);
+    if (batches_.empty()) co_return std::optional<ledger::CheckpointBatch>();
+    co_return std::optional<ledger::CheckpointBatch>(batches_.back());
+}
+
+Awaitable<Result<std::vector<ledger::CheckpointBatch>>> MemoryStore::ReadCheckpointBatches(
+    int64_t first, int64_t limit) {
+    std::lock_guard lock(mutex_);
+    std::vector<ledger::CheckpointBatch> out;
+    for (int64_t seq = std::max<int64_t>(first, 1);
+         seq <= static_cast<int64_t>(batches_.size()) &&
+         (limit <= 0 || static_cast<int64_t>(out.size()) < limit);
+         ++seq) {
+        out.push_back(batches_[static_cast<size_t>(seq - 1)]);
+    }
+    co_return out;
+}
+
+Awaitable<Result<std::vector<StoredCheckpoint>>> MemoryStore::ReadCheckpoints(std::string run_id) {
+    std::lock_guard lock(mutex_);
+    auto it = checkpoints_.find(run_id);
+    if (it == checkpoints_.end()) co_return std::vector<StoredCheckpoint>();
+    co_return it->second;
+}
+
+Awaitable<Result<std::vector<RunRecord>>> MemoryStore::FindUnsignedStops(std::string after_run_id,
+                                                                         int64_t limit) {
+    std::lock_guard lock(mutex_);
+    std::vector<RunRecord> out;
+    const std::vector<Runs::iterator> unsigned_stops = ByRunId([&](const auto& entry) {
+        const Record& record = entry.second.record;
+        return entry.first > after_run_id && ledger::IsStop(record.status) &&
+               record.checkpoint_seq < record.head_seq;
+    });
+    for (auto it : unsigned_stops) {
+        out.push_back(ToRunRecord(it->first, it->second));
+        if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
+    }
+    co_return out;
 }
 
 }  // namespace strowger::store

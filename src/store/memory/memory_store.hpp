@@ -46,6 +46,13 @@ class MemoryStore : public Store {
     Awaitable<Result<int64_t>> PruneTerminalRuns(int64_t keep) override;
     Awaitable<Result<void>> RecordUsage(std::string key, SystemTime time, int64_t tokens) override;
     Awaitable<Result<int64_t>> UsageSince(std::string key, SystemTime since) override;
+    Awaitable<Result<void>> AppendCheckpointBatch(ledger::CheckpointBatch batch) override;
+    Awaitable<Result<std::optional<ledger::CheckpointBatch>>> LastCheckpointBatch() override;
+    Awaitable<Result<std::vector<ledger::CheckpointBatch>>> ReadCheckpointBatches(
+        int64_t first, int64_t limit) override;
+    Awaitable<Result<std::vector<StoredCheckpoint>>> ReadCheckpoints(std::string run_id) override;
+    Awaitable<Result<std::vector<RunRecord>>> FindUnsignedStops(std::string after_run_id,
+                                                                        int64_t limit) override;
 
     // Bytes kept for a run's events (with its slots once it is finished), and for all runs'
     // (tests).
@@ -98,6 +105,7 @@ class MemoryStore : public Store {
         SystemTime updated_at{};
         SystemTime lease_until{};
         int64_t head_seq = 0;
+        int64_t checkpoint_seq = 0;
         std::string head_hash;  // only when the last line does not say where its hash is
     };
     // A run's slots: in a vector while the run grows; once it is finished, copied into the
@@ -197,6 +205,9 @@ class MemoryStore : public Store {
     std::vector<ControlRequest> control_;                       // GUARDED_BY(mutex_)
     std::map<std::string, std::vector<std::pair<SystemTime, int64_t>>>
         usage_;  // GUARDED_BY(mutex_)
+    std::vector<ledger::CheckpointBatch> batches_;  // GUARDED_BY(mutex_); batch_seq = index + 1
+    std::unordered_map<std::string, std::vector<StoredCheckpoint>>
+        checkpoints_;  // GUARDED_BY(mutex_); by run
 };
 
 }  // namespace strowger::store

@@ -33,7 +33,7 @@ using sqlite::Statement;
 namespace {
 
 // Bumped by each migration; a file with a higher version was written by a newer Strowger.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 // PRAGMA application_id of a Strowger store ("STRW").
 constexpr int64_t kApplicationId = 0x53545257;
 
@@ -95,12 +95,37 @@ CREATE TABLE usage (
 );
 CREATE INDEX usage_by_key ON usage (key, time);
 )sql",
+    // Version 2: signed checkpoints (docs/formats/checkpoint_v1.md).
+    R"sql(
+CREATE TABLE checkpoint_batches (
+    batch_seq  INTEGER PRIMARY KEY NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    root       TEXT NOT NULL,
+    key_id     TEXT NOT NULL,
+    signed_at  INTEGER NOT NULL,                   -- unix microseconds
+    recovered  INTEGER NOT NULL,
+    signature  TEXT NOT NULL,
+    leaves     TEXT NOT NULL                       -- "run_id seq head\n" per leaf, in order
+);
+CREATE TABLE checkpoints (
+    run_id     TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    head       TEXT NOT NULL,
+    batch_seq  INTEGER NOT NULL,
+    leaf_index INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq, batch_seq)
+) WITHOUT ROWID;
+ALTER TABLE runs ADD COLUMN checkpoint_seq INTEGER NOT NULL DEFAULT 0;
+-- Runs whose head no signature covers yet: few (those executing, and stops a crash left
+-- unsigned), found without scanning every run.
+CREATE INDEX runs_unsigned ON runs (run_id) WHERE checkpoint_seq < head_seq;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 constexpr std::string_view kRunColumns =
     "run_id, workflow, status, definition_sha256, idempotency_key, created_at, updated_at, "
-    "head_seq, head_hash, owner, lease_until";
+    "head_seq, head_hash, owner, lease_until, checkpoint_seq";
 
 // SQLite's default limit on host parameters is 32766; stay far below it.
 constexpr size_t kMaxInList = 500;
@@ -129,6 +154,7 @@ Result<RunRecord> ReadRunRecord(const Statement& row) {
     record.head.hash = row.Text(8);
     record.owner = row.Text(9);
     record.lease_until = FromUnixMicros(row.Int(10));
+    record.checkpoint_seq = row.Int(11);
     return record;
 }
 
@@ -378,9 +404,11 @@ Result<int64_t> ApplyPruneTerminalRuns(Connection& db, int64_t keep) {
             doomed.push_back(select.Text(0));
         }
     }
+    // The batch log keeps the leaves of pruned runs: it is signed, and it is what lets
+    // `audit verify` tell a pruned run from a forged one (docs/design/audit.md).
     for (const char* sql :
          {"DELETE FROM events WHERE run_id = ?", "DELETE FROM control_requests WHERE run_id = ?",
-          "DELETE FROM runs WHERE run_id = ?"}) {
+          "DELETE FROM checkpoints WHERE run_id = ?", "DELETE FROM runs WHERE run_id = ?"}) {
         STROWGER_ASSIGN_OR_RETURN(auto remove, db.Prepare(sql));
         for (const auto& run_id : doomed) {
             remove.Bind(1, run_id);
@@ -390,7 +418,129 @@ Result<int64_t> ApplyPruneTerminalRuns(Connection& db, int64_t keep) {
     return static_cast<int64_t>(doomed.size());
 }
 
+Result<void> ApplyAppendCheckpointBatch(Connection& db, const ledger::CheckpointBatch& batch) {
+    int64_t last = 0;
+    {
+        STROWGER_ASSIGN_OR_RETURN(auto select,
+                                  db.Prepare("SELECT MAX(batch_seq) FROM checkpoint_batches"));
+        STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
+        if (row && !select.IsNull(0)) last = select.Int(0);
+    }
+    if (batch.batch_seq != last + 1) {
+        return MakeError(ErrorCode::kAborted, "checkpoint batch log moved: expected batch " +
+                                                  std::to_string(last + 1) + ", got " +
+                                                  std::to_string(batch.batch_seq));
+    }
+    {
+        STROWGER_ASSIGN_OR_RETURN(
+            auto insert,
+            db.Prepare("INSERT INTO checkpoint_batches (batch_seq, prev_hash, root, key_id, "
+                       "signed_at, recovered, signature, leaves) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+        insert.Bind(1, batch.batch_seq);
+        insert.Bind(2, batch.prev_hash);
+        insert.Bind(3, batch.root);
+        insert.Bind(4, batch.key_id);
+        insert.Bind(5, ToUnixMicros(batch.signed_at));
+        insert.Bind(6, int64_t{batch.recovered ? 1 : 0});
+        insert.Bind(7, batch.signature);
+        insert.Bind(8, ledger::EncodeLeaves(batch.leaves));
+        STROWGER_TRY(insert.Run());
+    }
+    STROWGER_ASSIGN_OR_RETURN(
+        auto row, db.Prepare("INSERT OR IGNORE INTO checkpoints (run_id, seq, head, batch_seq, "
+                             "leaf_index) SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM runs "
+                             "WHERE run_id = ?)"));
+    STROWGER_ASSIGN_OR_RETURN(auto raise,
+                              db.Prepare("UPDATE runs SET checkpoint_seq = ? WHERE run_id = ? AND "
+                                         "checkpoint_seq < ?"));
+    for (size_t i = 0; i < batch.leaves.size(); ++i) {
+        const auto& leaf = batch.leaves[i];
+        row.Bind(1, leaf.run_id);
+        row.Bind(2, leaf.seq);
+        row.Bind(3, leaf.head);
+        row.Bind(4, batch.batch_seq);
+        row.Bind(5, static_cast<int64_t>(i));
+        row.Bind(6, leaf.run_id);
+        STROWGER_TRY(row.Run());
+        raise.Bind(1, leaf.seq);
+        raise.Bind(2, leaf.run_id);
+        raise.Bind(3, leaf.seq);
+        STROWGER_TRY(raise.Run());
+    }
+    return OkStatus();
+}
+
 // ---- Reads: each runs on a read-pool thread, inside a read transaction (one snapshot). ----
+
+Result<std::vector<ledger::CheckpointBatch>> QueryCheckpointBatches(Connection& db, int64_t first,
+                                                                    int64_t limit, bool last_only) {
+    STROWGER_ASSIGN_OR_RETURN(
+        auto select,
+        db.Prepare(last_only ? "SELECT batch_seq, prev_hash, root, key_id, signed_at, recovered, "
+                               "signature, leaves FROM checkpoint_batches ORDER BY batch_seq "
+                               "DESC LIMIT 1"
+                             : "SELECT batch_seq, prev_hash, root, key_id, signed_at, recovered, "
+                               "signature, leaves FROM checkpoint_batches WHERE batch_seq >= ? "
+                               "ORDER BY batch_seq LIMIT ?"));
+    if (!last_only) {
+        select.Bind(1, first);
+        select.Bind(2, limit > 0 ? limit : int64_t{-1});
+    }
+    std::vector<ledger::CheckpointBatch> out;
+    for (;;) {
+        STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
+        if (!row) break;
+        ledger::CheckpointBatch batch;
+        batch.batch_seq = select.Int(0);
+        batch.prev_hash = select.Text(1);
+        batch.root = select.Text(2);
+        batch.key_id = select.Text(3);
+        batch.signed_at = FromUnixMicros(select.Int(4));
+        batch.recovered = select.Int(5) != 0;
+        batch.signature = select.Text(6);
+        auto leaves = ledger::DecodeLeaves(select.Text(7));
+        if (!leaves) {
+            return std::unexpected(leaves.error().WithPrefix(
+                "checkpoint batch " + std::to_string(batch.batch_seq) + ": "));
+        }
+        batch.leaves = std::move(*leaves);
+        out.push_back(std::move(batch));
+    }
+    return out;
+}
+
+Result<std::vector<StoredCheckpoint>> QueryCheckpoints(Connection& db, const std::string& run_id) {
+    STROWGER_ASSIGN_OR_RETURN(
+        auto select, db.Prepare("SELECT seq, head, batch_seq, leaf_index FROM checkpoints WHERE "
+                                "run_id = ? ORDER BY seq, batch_seq"));
+    select.Bind(1, run_id);
+    std::vector<StoredCheckpoint> out;
+    for (;;) {
+        STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
+        if (!row) break;
+        out.push_back(
+            StoredCheckpoint{run_id, select.Int(0), select.Text(1), select.Int(2), select.Int(3)});
+    }
+    return out;
+}
+
+Result<std::vector<RunRecord>> QueryUnsignedStops(Connection& db, const std::string& after,
+                                                  int64_t limit) {
+    STROWGER_ASSIGN_OR_RETURN(
+        auto select, db.Prepare("SELECT " + std::string(kRunColumns) +
+                                " FROM runs WHERE checkpoint_seq < head_seq AND run_id > ? AND "
+                                "status NOT IN ('running', 'pending') ORDER BY run_id LIMIT ?"));
+    select.Bind(1, after);
+    select.Bind(2, limit > 0 ? limit : int64_t{-1});
+    std::vector<RunRecord> out;
+    for (;;) {
+        STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
+        if (!row) break;
+        STROWGER_ASSIGN_OR_RETURN(auto record, ReadRunRecord(select));
+        out.push_back(std::move(record));
+    }
+    return out;
+}
 
 Result<std::vector<StoredEvent>> QueryEvents(Connection& db, const std::string& run_id,
                                              const EventQuery& query) {
@@ -1134,6 +1284,40 @@ Awaitable<Result<int64_t>> SqliteStore::UsageSince(std::string key, SystemTime s
 }
 
 // ---- URL, owners ----
+
+Awaitable<Result<void>> SqliteStore::AppendCheckpointBatch(ledger::CheckpointBatch batch) {
+    return impl_->Write<void>([batch = std::move(batch)](Connection& db) {
+        return ApplyAppendCheckpointBatch(db, batch);
+    });
+}
+
+Awaitable<Result<std::optional<ledger::CheckpointBatch>>> SqliteStore::LastCheckpointBatch() {
+    return impl_->Read<std::optional<ledger::CheckpointBatch>>(
+        [](Connection& db) -> Result<std::optional<ledger::CheckpointBatch>> {
+            STROWGER_ASSIGN_OR_RETURN(auto batches, QueryCheckpointBatches(db, 0, 1, true));
+            if (batches.empty()) return std::nullopt;
+            return std::move(batches.front());
+        });
+}
+
+Awaitable<Result<std::vector<ledger::CheckpointBatch>>> SqliteStore::ReadCheckpointBatches(
+    int64_t first, int64_t limit) {
+    return impl_->Read<std::vector<ledger::CheckpointBatch>>(
+        [first, limit](Connection& db) { return QueryCheckpointBatches(db, first, limit, false); });
+}
+
+Awaitable<Result<std::vector<StoredCheckpoint>>> SqliteStore::ReadCheckpoints(std::string run_id) {
+    return impl_->Read<std::vector<StoredCheckpoint>>(
+        [run_id = std::move(run_id)](Connection& db) { return QueryCheckpoints(db, run_id); });
+}
+
+Awaitable<Result<std::vector<RunRecord>>> SqliteStore::FindUnsignedStops(std::string after_run_id,
+                                                                         int64_t limit) {
+    return impl_->Read<std::vector<RunRecord>>(
+        [after = std::move(after_run_id), limit](Connection& db) {
+            return QueryUnsignedStops(db, after, limit);
+        });
+}
 
 Result<SqliteUrl> ParseSqliteUrl(std::string_view url) {
     constexpr std::string_view kScheme = "sqlite:";

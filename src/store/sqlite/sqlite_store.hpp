@@ -104,6 +104,13 @@ class SqliteStore final : public Store {
     Awaitable<Result<int64_t>> PruneTerminalRuns(int64_t keep) override;
     Awaitable<Result<void>> RecordUsage(std::string key, SystemTime time, int64_t tokens) override;
     Awaitable<Result<int64_t>> UsageSince(std::string key, SystemTime since) override;
+    Awaitable<Result<void>> AppendCheckpointBatch(ledger::CheckpointBatch batch) override;
+    Awaitable<Result<std::optional<ledger::CheckpointBatch>>> LastCheckpointBatch() override;
+    Awaitable<Result<std::vector<ledger::CheckpointBatch>>> ReadCheckpointBatches(
+        int64_t first, int64_t limit) override;
+    Awaitable<Result<std::vector<StoredCheckpoint>>> ReadCheckpoints(std::string run_id) override;
+    Awaitable<Result<std::vector<RunRecord>>> FindUnsignedStops(std::string after_run_id,
+                                                                        int64_t limit) override;
 
     // Lets the writer finish every queued request (their waiters complete), waits for running
     // reads, then closes the connections. Later calls fail with kFailedPrecondition. Idempotent.
