@@ -261,35 +261,60 @@ std::string Summary(const ledger::Event& event) {
     }
 }
 
+// Whether `type` is one `--type` asked for (an entry ending in '.' matches a prefix).
+bool TypeWanted(const std::vector<std::string>& types, std::string_view type) {
+    if (types.empty()) return true;
+    for (const auto& t : types) {
+        if (t == type || (EndsWith(t, ".") && StartsWith(type, t))) return true;
+    }
+    return false;
+}
+
 int DoEvents(const EventsFlags& flags, const GlobalFlags& global) {
     auto context = OpenOrReport(flags.store, global);
     if (!context) return ToInt(ExitCode::kInternal);
-    int64_t after = flags.after;
+    // What is printed is verified first (docs/design/audit.md): the ledger as it stands, then
+    // each event --follow sees arrive, against the chain so far.
+    auto verified = context->Await(context->engine().VerifyRun(flags.run_id));
+    if (!verified) return ReportError(verified.error());
+    if (verified->finding) {
+        PrintError("run " + flags.run_id + ": ledger does not verify " +
+                   verified->finding->Describe() +
+                   "; nothing was shown (see `strowger audit verify " + flags.run_id + "`)");
+        return ToInt(ExitCode::kInternal);
+    }
+    int64_t after = std::max<int64_t>(flags.after, 0);
+    ledger::ChainHead head;
+    if (after > 0) {
+        after = std::min<int64_t>(after, static_cast<int64_t>(verified->hashes.size()));
+        if (after > 0) head = {after, verified->hashes[static_cast<size_t>(after - 1)]};
+    }
     int64_t printed = 0;
     while (true) {
         store::EventQuery query;
         query.after_seq = after;
-        query.types = flags.types;
-        query.limit = flags.limit > 0 ? flags.limit - printed : 0;
         auto events = context->Await(context->store().ReadEvents(flags.run_id, query));
         if (!events) return ReportError(events.error());
         for (const auto& stored : *events) {
+            ledger::Event event;
+            if (auto issue = ledger::VerifyNext(head, flags.run_id, stored.encoded, &event)) {
+                PrintError("run " + flags.run_id + ": ledger does not verify at seq " +
+                           std::to_string(issue->seq) + ": " + issue->reason);
+                return ToInt(ExitCode::kInternal);
+            }
             after = stored.seq;
+            if (!TypeWanted(flags.types, stored.type)) continue;
             ++printed;
             if (flags.json) {
                 std::cout << stored.encoded << "\n";
-                continue;
+            } else {
+                std::string where =
+                    event.node.empty() ? "" : event.node + "#" + std::to_string(event.attempt);
+                std::cout << Pad(std::to_string(event.seq), 6)
+                          << FormatRfc3339(event.time).substr(11, 15) << "  "
+                          << Pad(event.type_name, 26) << Pad(where, 22) << Summary(event) << "\n";
             }
-            auto event = ledger::DecodeEvent(stored.encoded);
-            if (!event) {
-                std::cout << stored.seq << "  (malformed: " << event.error().message() << ")\n";
-                continue;
-            }
-            std::string where =
-                event->node.empty() ? "" : event->node + "#" + std::to_string(event->attempt);
-            std::cout << Pad(std::to_string(event->seq), 6)
-                      << FormatRfc3339(event->time).substr(11, 15) << "  "
-                      << Pad(event->type_name, 26) << Pad(where, 22) << Summary(*event) << "\n";
+            if (flags.limit > 0 && printed >= flags.limit) break;
         }
         std::cout.flush();
         if (!flags.follow || (flags.limit > 0 && printed >= flags.limit)) return 0;

@@ -166,9 +166,18 @@ std::string Short(std::string_view hash) {
 Awaitable<Result<Engine::Impl::Verified>> Engine::Impl::Verify(std::string run_id, bool load) {
     Verified out;
     Engine::Verification& v = out.verification;
-    STROWGER_CO_ASSIGN_OR_RETURN(v.record, co_await store_->GetRun(run_id));
-    store::EventQuery all_events;
-    STROWGER_CO_ASSIGN_OR_RETURN(auto stored, co_await store_->ReadEvents(run_id, all_events));
+    // The record and the events are two reads: a run executing in another process may append
+    // between them. A record whose head moved meanwhile is read again; one whose head did not
+    // move while more events exist is what verification reports.
+    std::vector<store::StoredEvent> stored;
+    for (int tries = 0; tries < 5; ++tries) {
+        STROWGER_CO_ASSIGN_OR_RETURN(v.record, co_await store_->GetRun(run_id));
+        store::EventQuery all_events;
+        STROWGER_CO_ASSIGN_OR_RETURN(stored, co_await store_->ReadEvents(run_id, all_events));
+        if (static_cast<int64_t>(stored.size()) <= v.record.head.seq) break;
+        STROWGER_CO_ASSIGN_OR_RETURN(auto again, co_await store_->GetRun(run_id));
+        if (again.head.seq == v.record.head.seq) break;
+    }
     // 1-2. The chain, every hash recomputed, ending at the head the store recorded.
     std::vector<ledger::Event> events;
     {

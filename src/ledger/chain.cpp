@@ -58,54 +58,56 @@ void SealInto(Event& sealed, ChainHead& head, std::string_view run_id, SystemTim
     head.hash = sealed.hash;
 }
 
+std::optional<VerifyIssue> VerifyNext(ChainHead& head, std::string_view run_id,
+                                      std::string_view line, Event* out) {
+    int64_t expected_seq = head.seq + 1;
+    auto decoded = DecodeEvent(line);
+    if (!decoded) return VerifyIssue{expected_seq, "malformed", decoded.error().message()};
+    const Event& event = *decoded;
+    if (event.run_id != run_id) {
+        return VerifyIssue{event.seq, "wrong run", "event belongs to run " + event.run_id};
+    }
+    if (event.seq <= head.seq) {
+        return VerifyIssue{expected_seq, "reorder",
+                           "expected seq " + std::to_string(expected_seq) + ", found " +
+                               std::to_string(event.seq)};
+    }
+    if (event.seq != expected_seq) {
+        return VerifyIssue{expected_seq, "gap",
+                           "expected seq " + std::to_string(expected_seq) + ", found " +
+                               std::to_string(event.seq)};
+    }
+    if (event.prev_hash != head.hash) {
+        return VerifyIssue{event.seq, "prev_hash mismatch",
+                           "prev_hash does not match the hash of seq " + std::to_string(head.seq)};
+    }
+    std::string body = EncodeEvent(event.seq, event.run_id, event.time, event.type_name, event.node,
+                                   event.attempt, event.data, event.prev_hash, {});
+    std::string actual = Sha256Hex(event.prev_hash, body);
+    if (actual != event.hash) {
+        return VerifyIssue{event.seq, "hash mismatch",
+                           "stored " + event.hash.substr(0, 12) + "\xE2\x80\xA6, computed " +
+                               actual.substr(0, 12) + "\xE2\x80\xA6"};
+    }
+    head.seq = event.seq;
+    head.hash = event.hash;
+    if (out != nullptr) *out = std::move(*decoded);
+    return std::nullopt;
+}
+
 VerifyReport VerifyChain(std::string_view run_id, const std::vector<std::string>& lines,
                          const std::optional<ChainHead>& expected_head,
                          std::vector<Event>* decoded_events) {
     VerifyReport report;
     for (const auto& line : lines) {
-        int64_t expected_seq = report.head.seq + 1;
-        auto decoded = DecodeEvent(line);
-        if (!decoded) {
-            report.issue = VerifyIssue{expected_seq, "malformed", decoded.error().message()};
+        Event event;
+        if (auto issue = VerifyNext(report.head, run_id, line,
+                                    decoded_events != nullptr ? &event : nullptr)) {
+            report.issue = std::move(issue);
             return report;
         }
-        const Event& event = *decoded;
-        if (event.run_id != run_id) {
-            report.issue =
-                VerifyIssue{event.seq, "wrong run", "event belongs to run " + event.run_id};
-            return report;
-        }
-        if (event.seq <= report.head.seq) {
-            report.issue = VerifyIssue{expected_seq, "reorder",
-                                       "expected seq " + std::to_string(expected_seq) + ", found " +
-                                           std::to_string(event.seq)};
-            return report;
-        }
-        if (event.seq != expected_seq) {
-            report.issue = VerifyIssue{expected_seq, "gap",
-                                       "expected seq " + std::to_string(expected_seq) + ", found " +
-                                           std::to_string(event.seq)};
-            return report;
-        }
-        if (event.prev_hash != report.head.hash) {
-            report.issue = VerifyIssue{
-                event.seq, "prev_hash mismatch",
-                "prev_hash does not match the hash of seq " + std::to_string(report.head.seq)};
-            return report;
-        }
-        std::string body = EncodeEvent(event.seq, event.run_id, event.time, event.type_name,
-                                       event.node, event.attempt, event.data, event.prev_hash, {});
-        std::string actual = Sha256Hex(event.prev_hash, body);
-        if (actual != event.hash) {
-            report.issue = VerifyIssue{
-                event.seq, "hash mismatch",
-                "stored " + event.hash.substr(0, 12) + "…, computed " + actual.substr(0, 12) + "…"};
-            return report;
-        }
-        report.head.seq = event.seq;
-        report.head.hash = event.hash;
         ++report.events;
-        if (decoded_events != nullptr) decoded_events->push_back(std::move(*decoded));
+        if (decoded_events != nullptr) decoded_events->push_back(std::move(event));
     }
     if (expected_head) {
         if (expected_head->seq > report.head.seq) {

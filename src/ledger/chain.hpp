@@ -50,4 +50,10 @@ VerifyReport VerifyChain(std::string_view run_id, const std::vector<std::string>
                          const std::optional<ChainHead>& expected_head = std::nullopt,
                          std::vector<Event>* decoded = nullptr);
 
+// Verifies one more stored line of `run_id`'s chain after `head` (as VerifyChain does for each
+// line) and advances `head` past it; the issue if it does not follow. With `decoded`, the
+// event is put there.
+std::optional<VerifyIssue> VerifyNext(ChainHead& head, std::string_view run_id,
+                                      std::string_view line, Event* decoded = nullptr);
+
 }  // namespace strowger::ledger
