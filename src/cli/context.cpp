@@ -19,6 +19,7 @@
 #include "providers/builtin.hpp"
 #include "providers/command/command_provider.hpp"
 #include "providers/config/providers_config.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 #include "tools/builtin/builtin_tools.hpp"
 #include "tools/sandbox/sandbox.hpp"
 
@@ -88,11 +89,10 @@ bool SetUpProvidersOrReport(Executor executor, const std::string& providers_flag
     return set_up.has_value();
 }
 
-Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag,
-                                               const std::string& providers_flag) {
+Result<std::unique_ptr<Context>> Context::WithoutStore(const std::string& providers_flag) {
     std::unique_ptr<Context> context(new Context());
     context->registry_ = std::make_unique<providers::ProviderRegistry>(context->io_.get_executor());
-    engine::EngineOptions options;
+    engine::EngineOptions& options = context->options_;
     options.single_threaded_executor = true;  // io_ is run by this thread only
     STROWGER_ASSIGN_OR_RETURN(options.max_concurrent_runs,
                               LimitFromEnv("STROWGER_MAX_CONCURRENT_RUNS"));
@@ -100,18 +100,35 @@ Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag,
                               LimitFromEnv("STROWGER_MAX_CONCURRENT_NODES"));
     STROWGER_TRY(SetUpProvidersAndTools(context->io_.get_executor(), providers_flag,
                                         *context->registry_, options));
+    return context;
+}
+
+Status Context::OpenStore(const std::string& store_flag) {
     std::string url = StoreUrl(store_flag);
-    auto store = store::OpenStoreBlocking(url);
-    if (!store) return std::unexpected(store.error().WithPrefix("cannot open store " + url + ": "));
-    context->store_ = *store;
-    // Runs without a workflow `workspace` work in <state dir>/workspaces/<run id>.
+    auto fail = [&](const Error& error) {
+        return std::unexpected(error.WithPrefix("cannot open store " + url + ": "));
+    };
+    // Worked out before the store is opened, which creates its file: an error here must leave
+    // nothing behind. (A bare file name has an empty parent: the working directory.)
     if (StartsWith(url, "sqlite:")) {
-        options.workspace_root =
-            std::filesystem::absolute(std::filesystem::path(url.substr(7)).parent_path()) /
-            "workspaces";
+        auto parsed = store::ParseSqliteUrl(url);
+        if (!parsed) return fail(parsed.error());
+        std::error_code ec;
+        auto file = std::filesystem::absolute(parsed->path, ec);
+        if (ec) return fail(InvalidArgumentError(parsed->path + ": " + ec.message()).error());
+        options_.workspace_root = file.lexically_normal().parent_path() / "workspaces";
     }
-    context->engine_ = std::make_unique<engine::Engine>(
-        context->io_.get_executor(), context->store_, *context->registry_, options);
+    auto store = store::OpenStoreBlocking(url);
+    if (!store) return fail(store.error());
+    store_ = *store;
+    engine_ = std::make_unique<engine::Engine>(io_.get_executor(), store_, *registry_, options_);
+    return OkStatus();
+}
+
+Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag,
+                                               const std::string& providers_flag) {
+    STROWGER_ASSIGN_OR_RETURN(auto context, WithoutStore(providers_flag));
+    STROWGER_TRY(context->OpenStore(store_flag));
     return context;
 }
 

@@ -21,6 +21,12 @@ class Context {
     // the providers configured by `providers_flag` (see SetUpProvidersAndTools).
     static Result<std::unique_ptr<Context>> Open(const std::string& store_flag,
                                                  const std::string& providers_flag = "");
+    // The providers and tools, without the store: `run` checks its workflow and input before
+    // it opens the store, so that bad input leaves nothing behind. OpenStore completes it.
+    static Result<std::unique_ptr<Context>> WithoutStore(const std::string& providers_flag);
+    // Opens the store and the engine over it (once). An sqlite: store keeps the workspaces of
+    // runs without a workflow `workspace` in the directory of its file.
+    Status OpenStore(const std::string& store_flag);
 
     asio::io_context& io() { return io_; }
     store::Store& store() { return *store_; }
@@ -48,6 +54,7 @@ class Context {
     Context() : io_(1) {}
 
     asio::io_context io_;
+    engine::EngineOptions options_;
     std::unique_ptr<providers::ProviderRegistry> registry_;
     std::shared_ptr<store::Store> store_;
     std::unique_ptr<engine::Engine> engine_;

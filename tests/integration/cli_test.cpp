@@ -1169,5 +1169,67 @@ TEST_F(SecretsTest, NoEventContainsTheApiKey) {
     EXPECT_EQ(DataString(FindEvent(events_, "run.created"), "input"), "key=[REDACTED] end");
 }
 
+// --- bad input: store URLs, workflows, terminals --------------------------------------------
+
+// The top-level entries of the test's directory (but the harness's out/): what a command wrote.
+std::set<std::string> Entries(const CliEnvironment& env) {
+    std::set<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(env.dir())) {
+        std::string name = entry.path().filename().string();
+        if (name != "out") names.insert(name);
+    }
+    return names;
+}
+
+using StoreUrlTest = CliTest;
+
+// `--store sqlite:x.db` has no directory part: x.db is in the working directory (it aborted
+// with "filesystem_error: cannot make absolute path" after creating the file).
+TEST_F(StoreUrlTest, AFileNameAloneIsAFileInTheWorkingDirectory) {
+    WriteWorkflow(kThreeSteps);
+    for (const std::string url : {"sqlite:x.db", "sqlite:y.db?synchronous=full"}) {
+        SCOPED_TRACE(url);
+        auto result = env_.Run({"run", "workflow.yaml", "--input", "hi", "--store", url});
+        EXPECT_EQ(result.exit_code(), 0) << result.err;
+        EXPECT_EQ(result.out, std::string(kThreeStepsOutput) + "\n");
+        EXPECT_EQ(result.err, "");
+        auto listed = env_.Run({"runs", "list", "--json", "--store", url});
+        EXPECT_EQ(listed.exit_code(), 0) << listed.err;
+        auto record = ParseOrFail(listed.out);
+        const auto* runs = record.is_object() ? JsonArray(record.get_object(), "runs") : nullptr;
+        ASSERT_NE(runs, nullptr);
+        ASSERT_EQ(runs->size(), 1u);
+        EXPECT_EQ(String((*runs)[0], "status"), "completed");
+    }
+    EXPECT_TRUE(std::filesystem::is_regular_file(env_.dir() / "x.db"));
+    EXPECT_TRUE(std::filesystem::is_regular_file(env_.dir() / "y.db"));
+    EXPECT_FALSE(std::filesystem::exists(env_.store_path()));  // not the default store
+}
+
+TEST_F(StoreUrlTest, BadStoreUrlsAreRefusedBeforeAnythingIsWritten) {
+    WriteWorkflow(kThreeSteps);
+    const auto before = Entries(env_);
+    struct Case {
+        std::string url, message;
+    };
+    for (const Case& c : std::vector<Case>{
+             {"sqlite:sub/", "store path sub/ is a directory: name a file in it, e.g. "
+                             "sqlite:sub/strowger.db"},
+             {"sqlite:.", "store path . is a directory"},
+             {"sqlite:", "has no path (expected sqlite:PATH)"},
+             {"sqlite:x.db?cache=shared", "unknown parameter \"cache\""},
+             {"bogus:x.db", "unknown store URL \"bogus:x.db\""},
+         }) {
+        SCOPED_TRACE(c.url);
+        auto result = env_.Run({"run", "workflow.yaml", "--input", "hi", "--store", c.url});
+        EXPECT_EQ(result.exit_code(), 5);
+        EXPECT_EQ(result.out, "");
+        EXPECT_TRUE(result.err.starts_with("strowger: cannot open store " + c.url + ": "))
+            << result.err;
+        EXPECT_NE(result.err.find(c.message), std::string::npos) << result.err;
+        EXPECT_EQ(Entries(env_), before);
+    }
+}
+
 }  // namespace
 }  // namespace strowger::testing
