@@ -11,16 +11,19 @@ namespace strowger::cli {
 namespace {
 
 // Verifies one run's chain against the head the store recorded; prints one line.
+// Run ids and the store's messages are escaped: a tampered store could hold anything.
 bool VerifyOne(Context& context, const std::string& run_id) {
+    auto line = [](std::string_view text) { return Shown(text, Newlines::kEscape); };
     auto record = context.Await(context.store().GetRun(run_id));
     if (!record) {
-        std::cout << run_id << ": cannot read: " << record.error().message() << "\n";
+        std::cout << line(run_id) << ": cannot read: " << line(record.error().message()) << "\n";
         return false;
     }
     store::EventQuery all;
     auto events = context.Await(context.store().ReadEvents(run_id, all));
     if (!events) {
-        std::cout << run_id << ": cannot read events: " << events.error().message() << "\n";
+        std::cout << line(run_id) << ": cannot read events: " << line(events.error().message())
+                  << "\n";
         return false;
     }
     std::vector<std::string> lines;
@@ -28,12 +31,13 @@ bool VerifyOne(Context& context, const std::string& run_id) {
     for (auto& event : *events) lines.push_back(std::move(event.encoded));
     auto report = ledger::VerifyChain(run_id, lines, record->head);
     if (report.ok()) {
-        std::cout << run_id << ": ok (" << report.events << " events, head "
+        std::cout << line(run_id) << ": ok (" << report.events << " events, head "
                   << report.head.hash.substr(0, 16) << "…)\n";
         return true;
     }
-    std::cout << run_id << ": BROKEN at seq " << report.issue->seq << ": " << report.issue->reason;
-    if (!report.issue->detail.empty()) std::cout << " (" << report.issue->detail << ")";
+    std::cout << line(run_id) << ": BROKEN at seq " << report.issue->seq << ": "
+              << line(report.issue->reason);
+    if (!report.issue->detail.empty()) std::cout << " (" << line(report.issue->detail) << ")";
     std::cout << "\n";
     return false;
 }

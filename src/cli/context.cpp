@@ -36,7 +36,7 @@ Result<int64_t> LimitFromEnv(const char* name) {
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
     if (ec != std::errc() || end != text.data() + text.size() || parsed < 0) {
         return InvalidArgumentError(std::string(name) + ": expected a whole number >= 0 (0 = no " +
-                                    "limit), got \"" + std::string(text) + "\"");
+                                    "limit), got \"" + CapForMessage(text) + "\"");
     }
     return parsed;
 }
@@ -150,9 +150,13 @@ bool PromptForDecisions(Context& context, const std::string& run_id) {
     }
     auto open = loaded->state.OpenTasks();
     for (const auto* task : open) {
-        std::cerr << "\n── human task " << task->task_id << " ──\n" << task->title << "\n";
-        if (!task->tool.empty()) std::cerr << "  tool:      " << task->tool << "\n";
-        if (!task->arguments.empty()) std::cerr << "  arguments: " << task->arguments << "\n";
+        // What a model asked for, on the user's terminal: escaped.
+        std::cerr << "\n── human task " << Shown(task->task_id) << " ──\n"
+                  << Shown(task->title) << "\n";
+        if (!task->tool.empty()) std::cerr << "  tool:      " << Shown(task->tool) << "\n";
+        if (!task->arguments.empty()) {
+            std::cerr << "  arguments: " << Shown(task->arguments) << "\n";
+        }
         std::cerr << (task->kind == "reconciliation"
                           ? "Run the step again? [y]es / [n]o (fail it) / [s]kip: "
                           : "Allow this call? [y]es / [n]o / [s]kip (decide later): ")
@@ -256,8 +260,8 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
     }
     const engine::RunOutcome& result = **outcome;
     if (result.existing) {
-        std::cerr << "strowger: idempotency key already used by run " << result.run_id << " ("
-                  << ledger::RunStatusName(result.status) << "); not started again\n";
+        PrintError("idempotency key already used by run " + result.run_id + " (" +
+                   std::string(ledger::RunStatusName(result.status)) + "); not started again");
     }
     if (json_output) {
         if (loaded && *loaded) {
@@ -271,7 +275,9 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
             std::cout << json::serialize(minimal) << "\n";
         }
     } else if (result.status == ledger::RunStatus::kCompleted && !result.existing) {
-        std::cout << result.output;
+        // The workflow's output: its exact bytes for a pipe or a file (`run f.yaml > out.txt`),
+        // escaped on a terminal.
+        std::cout << ForStdout(result.output);
         if (result.output.empty() || result.output.back() != '\n') std::cout << "\n";
     }
     std::cout.flush();
