@@ -18,11 +18,14 @@ Result<std::shared_ptr<Store>> OpenSqliteStoreBlocking(const std::string& url) {
     if (ec) return InvalidArgumentError("store path " + parsed.path + ": " + ec.message());
     path = path.lexically_normal();
     // Checked before anything is created: "sqlite:data/" would otherwise make data/ and then
-    // fail to open it as a database.
-    if (!path.has_filename() || std::filesystem::is_directory(path, ec)) {
-        return InvalidArgumentError("store path " + parsed.path +
-                                    " is a directory: name a file in it, e.g. sqlite:" +
-                                    (std::filesystem::path(parsed.path) / "strowger.db").string());
+    // fail to open it as a database. (An existing directory stays kUnavailable, as SQLite's
+    // refusal was.)
+    const bool names_directory = !path.has_filename();
+    if (names_directory || std::filesystem::is_directory(path, ec)) {
+        return MakeError(names_directory ? ErrorCode::kInvalidArgument : ErrorCode::kUnavailable,
+                         "store path " + path.string() +
+                             " is a directory: name a file in it, e.g. sqlite:" +
+                             (std::filesystem::path(parsed.path) / "strowger.db").string());
     }
     if (path.has_parent_path()) {
         std::filesystem::create_directories(path.parent_path(), ec);

@@ -1220,9 +1220,9 @@ TEST_F(StoreUrlTest, BadStoreUrlsAreRefusedBeforeAnythingIsWritten) {
         std::string url, message;
     };
     for (const Case& c : std::vector<Case>{
-             {"sqlite:sub/", "store path sub/ is a directory: name a file in it, e.g. "
-                             "sqlite:sub/strowger.db"},
-             {"sqlite:.", "store path . is a directory"},
+             {"sqlite:sub/",
+              "/sub/ is a directory: name a file in it, e.g. sqlite:sub/strowger.db"},
+             {"sqlite:.", " is a directory: name a file in it, e.g. sqlite:./strowger.db"},
              {"sqlite:", "has no path (expected sqlite:PATH)"},
              {"sqlite:x.db?cache=shared", "unknown parameter \"cache\""},
              {"bogus:x.db", "unknown store URL \"bogus:x.db\""},
@@ -1263,8 +1263,9 @@ TEST_F(BadWorkflowTest, DeepNestingAndAliasBombsAreRefusedWithTheirPosition) {
     for (const Case& c : std::vector<Case>{
              {"deep.yaml", "deep.yaml:2:"},
              {"bomb.yaml", "bomb.yaml:2:30: too many nodes once aliases are expanded (more than "},
-             {"flows/flow.yaml", "flows/agents/writer.yaml:2:30: too many nodes once aliases are "
-                                 "expanded (more than "},
+             {"flows/flow.yaml",
+              "flows/agents/writer.yaml:2:30: too many nodes once aliases are "
+              "expanded (more than "},
          }) {
         SCOPED_TRACE(c.file);
         auto validated = env_.Run({"validate", c.file});
