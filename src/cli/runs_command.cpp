@@ -113,7 +113,7 @@ int DoList(const ListFlags& flags, const GlobalFlags& global) {
                   << r.head.seq << "\n";
     }
     if (!page->next_cursor.empty()) {
-        std::cerr << "(more: --before " << page->next_cursor << ")\n";
+        std::cerr << "(more: --before " << Shown(page->next_cursor, Newlines::kEscape) << ")\n";
     }
     return 0;
 }
