@@ -209,7 +209,9 @@ TEST(EscapeControlTest, TerminalSequencesCannotReachTheTerminal) {
     EXPECT_EQ(EscapeControl("line 1\nx\t", Newlines::kEscape), "line 1\\nx\\t");
     EXPECT_EQ(EscapeControl("del\x7f"), "del\\x7f");
     // C1 CSI (U+009B) is a control on some terminals; U+00A0 and beyond are text.
-    EXPECT_EQ(EscapeControl("\xc2\x9b" "2J \xc2\xa0 é 日本 😀"), "\\xc2\\x9b2J \xc2\xa0 é 日本 😀");
+    EXPECT_EQ(EscapeControl("\xc2\x9b"
+                            "2J \xc2\xa0 é 日本 😀"),
+              "\\xc2\\x9b2J \xc2\xa0 é 日本 😀");
     // Not UTF-8: a lone continuation byte, a truncated sequence, an overlong form.
     EXPECT_EQ(EscapeControl("\x80 \xe6\x97 \xc0\xaf"), "\\x80 \\xe6\\x97 \\xc0\\xaf");
 }
@@ -275,6 +277,78 @@ TEST(YamlTest, SyntaxErrorsHaveAPosition) {
     ASSERT_FALSE(root.has_value());
     EXPECT_NE(root.error().message.find("syntax error"), std::string::npos);
     EXPECT_GT(root.error().line, 0);
+}
+
+// ParseYamlTree is ParseYaml's compact twin: the same tree, the same limits, the same errors.
+TEST(YamlTreeTest, HoldsWhatYamlCppReads) {
+    auto tree = ParseYamlTree(
+        "a: [1, 'two', {b: c}]\nd: &x {e: 1}\nf: *x\ng:\nh: null\n\"i\": |\n  block\n");
+    ASSERT_TRUE(tree.has_value()) << tree.error().message;
+    YamlNode root = tree->root();
+    ASSERT_TRUE(root.IsMap());
+    ASSERT_EQ(root.size(), 6u);
+    EXPECT_EQ(root.Key(0).Scalar(), "a");
+    EXPECT_EQ(root.Key(0).line(), 1);
+    EXPECT_EQ(root.Key(0).column(), 1);
+    YamlNode a = root.Find("a");
+    ASSERT_TRUE(a.IsSequence());
+    ASSERT_EQ(a.size(), 3u);
+    EXPECT_EQ(a[0].Scalar(), "1");
+    EXPECT_EQ(a[0].Tag(), "?");  // plain
+    EXPECT_EQ(a[1].Scalar(), "two");
+    EXPECT_EQ(a[1].Tag(), "!");  // quoted
+    EXPECT_EQ(a[2].Find("b").Scalar(), "c");
+    EXPECT_EQ(a[2].line(), 1);
+    EXPECT_EQ(a[2].column(), 15);
+    // An alias is the node it refers to, position included (as in yaml-cpp).
+    YamlNode f = root.Find("f");
+    ASSERT_TRUE(f.IsMap());
+    EXPECT_EQ(f.Find("e").Scalar(), "1");
+    EXPECT_EQ(f.line(), 2);
+    EXPECT_TRUE(root.Find("g").IsNull());
+    EXPECT_TRUE(root.Find("g").IsDefined());
+    EXPECT_TRUE(root.Find("h").IsNull());
+    EXPECT_EQ(root.Find("i").Scalar(), "block\n");
+    EXPECT_FALSE(root.Find("missing").IsDefined());
+    EXPECT_EQ(root.Find("missing").line(), 0);
+
+    auto empty = ParseYamlTree("");
+    ASSERT_TRUE(empty.has_value());
+    EXPECT_TRUE(empty->root().IsNull());
+    EXPECT_EQ(empty->root().line(), 0);
+}
+
+TEST(YamlTreeTest, RefusesWhatParseYamlRefusesWithTheSameErrors) {
+    std::string bomb = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (int level = 1; level <= 8; ++level) {
+        std::string prev = "*l" + std::to_string(level - 1);
+        bomb += "l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+        for (int i = 0; i < 10; ++i) bomb += (i ? ", " : "") + prev;
+        bomb += "]\n";
+    }
+    std::string deep(100'000, '[');
+    deep += std::string(100'000, ']');
+    std::string shallow_deep(100, '[');
+    shallow_deep += std::string(100, ']');
+    for (const std::string& text : {bomb, deep, shallow_deep, std::string("a: 1\nb: [unclosed\n"),
+                                    std::string("a: *undefined\n"), std::string("- &a [*a]\n")}) {
+        SCOPED_TRACE(text.substr(0, 40));
+        auto nodes = ParseYaml(text);
+        auto tree = ParseYamlTree(text);
+        ASSERT_FALSE(nodes.has_value());
+        ASSERT_FALSE(tree.has_value());
+        EXPECT_EQ(tree.error().message, nodes.error().message);
+        EXPECT_EQ(tree.error().line, nodes.error().line);
+        EXPECT_EQ(tree.error().column, nodes.error().column);
+    }
+    auto bombed = ParseYamlTree(bomb);
+    ASSERT_FALSE(bombed.has_value());
+    EXPECT_EQ(bombed.error().message,
+              "too many nodes once aliases are expanded (more than 1000000)");
+    auto deepened = ParseYamlTree(deep);
+    ASSERT_FALSE(deepened.has_value());
+    EXPECT_EQ(deepened.error().message, "nested deeper than 64 levels");
+    EXPECT_EQ(deepened.error().line, 1);
 }
 
 }  // namespace

@@ -1,7 +1,5 @@
 #include "model/loader.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -9,9 +7,10 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
 
+#include "core/json.hpp"
 #include "core/strings.hpp"
+#include "core/yaml.hpp"
 
 namespace strowger::model {
 namespace {
@@ -28,38 +27,36 @@ class Reader {
     Reader(std::string file, Workflow& workflow, std::vector<Diagnostic>& diagnostics)
         : file_(std::move(file)), workflow_(workflow), diagnostics_(diagnostics) {}
 
-    SourcePos Pos(const YAML::Node& node) const {
-        const auto mark = node.Mark();
-        if (mark.line < 0) return SourcePos{file_, 0, 0};
-        return SourcePos{file_, mark.line + 1, mark.column + 1};
+    SourcePos Pos(const YamlNode& node) const {
+        return SourcePos{file_, node.line(), node.column()};
     }
 
-    void Error(const YAML::Node& node, const std::string& path, std::string message) {
+    void Error(const YamlNode& node, const std::string& path, std::string message) {
         diagnostics_.push_back({Diagnostic::Severity::kError, Pos(node), path, std::move(message)});
     }
     void Error(SourcePos pos, const std::string& path, std::string message) {
         diagnostics_.push_back(
             {Diagnostic::Severity::kError, std::move(pos), path, std::move(message)});
     }
-    void Warn(const YAML::Node& node, const std::string& path, std::string message) {
+    void Warn(const YamlNode& node, const std::string& path, std::string message) {
         diagnostics_.push_back(
             {Diagnostic::Severity::kWarning, Pos(node), path, std::move(message)});
     }
 
-    void Record(const std::string& path, const YAML::Node& node) {
-        workflow_.positions.emplace(path, Pos(node));
+    void Record(const std::string& path, const YamlNode& node) {
+        workflow_.positions.Record(path, Pos(node));
     }
 
-    static std::string KindName(const YAML::Node& node) {
-        switch (node.Type()) {
-            case YAML::NodeType::Null:
+    static std::string KindName(const YamlNode& node) {
+        switch (node.kind()) {
+            case YamlNode::Kind::kNull:
                 return "null";
-            case YAML::NodeType::Sequence:
+            case YamlNode::Kind::kSequence:
                 return "a list";
-            case YAML::NodeType::Map:
+            case YamlNode::Kind::kMap:
                 return "a mapping";
-            case YAML::NodeType::Scalar:
-                return node.Tag() == "!" ? "a string" : "\"" + node.Scalar() + "\"";
+            case YamlNode::Kind::kScalar:
+                return node.Tag() == "!" ? "a string" : Quote(node.Scalar());
             default:
                 return "nothing";
         }
@@ -68,99 +65,125 @@ class Reader {
     // Iterates a mapping, reporting duplicate keys and keys outside `known` (with a
     // suggestion). Calls visit(key, value, path) for each known key.
     template <typename Visit>
-    void ForEachField(const YAML::Node& map, const std::string& path,
+    void ForEachField(const YamlNode& map, const std::string& path,
                       const std::vector<std::string_view>& known, Visit visit) {
-        std::set<std::string> seen;
-        for (auto it = map.begin(); it != map.end(); ++it) {
-            const YAML::Node key_node = it->first;  // a copy: `it->` yields a temporary proxy
-            std::string key = key_node.IsScalar() ? key_node.Scalar() : std::string();
+        // Known fields seen, by their index in `known` (a set of strings per mapping cost two
+        // allocations a field in a large workflow); unknown ones in a set, rarely used.
+        std::vector<bool> seen_known(known.size(), false);
+        std::set<std::string, std::less<>> seen_unknown;
+        for (size_t i = 0; i < map.size(); ++i) {
+            const YamlNode key_node = map.Key(i);
+            const YamlNode value = map.Value(i);
+            std::string key(key_node.Scalar());
             std::string field_path = path.empty() ? key : path + "." + key;
             if (!key_node.IsScalar()) {
                 Error(key_node, path, "field names must be strings");
                 continue;
             }
-            if (!seen.insert(key).second) {
-                Error(key_node, field_path, "duplicate field \"" + key + "\"");
+            auto known_at = std::find(known.begin(), known.end(), key);
+            bool duplicate = false;
+            if (known_at != known.end()) {
+                auto index = static_cast<size_t>(known_at - known.begin());
+                duplicate = seen_known[index];
+                seen_known[index] = true;
+            } else {
+                duplicate = !seen_unknown.insert(key).second;
+            }
+            if (duplicate) {
+                Error(key_node, field_path, "duplicate field " + Quote(key));
                 continue;
             }
-            if (std::find(known.begin(), known.end(), key) == known.end()) {
-                std::string message = "unknown field \"" + key + "\"";
+            if (known_at == known.end()) {
+                std::string message = "unknown field " + Quote(key);
                 std::string suggestion = ClosestMatch(key, known);
                 if (!suggestion.empty()) message += " (did you mean \"" + suggestion + "\"?)";
                 Error(key_node, field_path, std::move(message));
                 continue;
             }
-            Record(field_path, it->second);
-            visit(key, it->second, field_path);
+            Record(field_path, value);
+            visit(key, value, field_path);
         }
     }
 
-    bool ExpectMap(const YAML::Node& node, const std::string& path) {
+    // A scalar as text that is valid UTF-8 (invalid sequences become U+FFFD, with a warning),
+    // so that a name is one string in the plan, the ledger and the store's columns.
+    std::string Text(const YamlNode& node, const std::string& path) {
+        std::string_view scalar = node.Scalar();
+        if (IsValidUtf8(scalar)) return std::string(scalar);
+        Warn(node, path, "not valid UTF-8: each invalid byte sequence is replaced by U+FFFD");
+        return ToValidUtf8(scalar);
+    }
+    // A mapping's key as text ("" if it is not a scalar).
+    std::string KeyText(const YamlNode& key, const std::string& parent_path) {
+        return key.IsScalar() ? Text(key, parent_path) : std::string();
+    }
+
+    bool ExpectMap(const YamlNode& node, const std::string& path) {
         if (node.IsMap()) return true;
         Error(node, path, "expected a mapping, got " + KindName(node));
         return false;
     }
 
-    std::optional<std::string> String(const YAML::Node& node, const std::string& path) {
+    std::optional<std::string> String(const YamlNode& node, const std::string& path) {
         if (node.IsNull()) return std::string();
         if (!node.IsScalar()) {
             Error(node, path, "expected a string, got " + KindName(node));
             return std::nullopt;
         }
-        return node.Scalar();
+        return Text(node, path);
     }
 
     // An integer >= min. Accepts plain decimal scalars (YAML or JSON numbers) only.
-    std::optional<int64_t> Integer(const YAML::Node& node, const std::string& path, int64_t min,
+    std::optional<int64_t> Integer(const YamlNode& node, const std::string& path, int64_t min,
                                    std::string_view what) {
         if (!node.IsScalar() || node.Tag() == "!") {
             Error(node, path, "expected " + std::string(what) + ", got " + KindName(node));
             return std::nullopt;
         }
-        const std::string& text = node.Scalar();
+        const std::string_view text = node.Scalar();
         int64_t value = 0;
         const char* begin = text.data();
         if (!text.empty() && text[0] == '+') ++begin;
         auto [end, ec] = std::from_chars(begin, text.data() + text.size(), value);
         if (ec == std::errc::result_out_of_range) {
-            Error(node, path, "number " + text + " is too large");
+            Error(node, path, "number " + Excerpt(text) + " is too large");
             return std::nullopt;
         }
         if (ec != std::errc() || end != text.data() + text.size()) {
-            Error(node, path, "expected " + std::string(what) + ", got \"" + text + "\"");
+            Error(node, path, "expected " + std::string(what) + ", got " + Quote(text));
             return std::nullopt;
         }
         if (value < min) {
-            Error(node, path, "must be " + std::string(what) + ", got " + text);
+            Error(node, path, "must be " + std::string(what) + ", got " + Excerpt(text));
             return std::nullopt;
         }
         return value;
     }
 
-    std::optional<double> Number(const YAML::Node& node, const std::string& path, double min,
+    std::optional<double> Number(const YamlNode& node, const std::string& path, double min,
                                  bool min_exclusive, std::string_view what) {
         if (!node.IsScalar() || node.Tag() == "!") {
             Error(node, path, "expected " + std::string(what) + ", got " + KindName(node));
             return std::nullopt;
         }
-        const std::string& text = node.Scalar();
+        const std::string_view text = node.Scalar();
         double value = 0;
         auto [end, ec] = std::from_chars(text.data() + (text.starts_with('+') ? 1 : 0),
                                          text.data() + text.size(), value);
         if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
-            Error(node, path, "expected " + std::string(what) + ", got \"" + text + "\"");
+            Error(node, path, "expected " + std::string(what) + ", got " + Quote(text));
             return std::nullopt;
         }
         if (value < min || (min_exclusive && value == min)) {
-            Error(node, path, "must be " + std::string(what) + ", got " + text);
+            Error(node, path, "must be " + std::string(what) + ", got " + Excerpt(text));
             return std::nullopt;
         }
         return value;
     }
 
-    std::optional<bool> Bool(const YAML::Node& node, const std::string& path) {
+    std::optional<bool> Bool(const YamlNode& node, const std::string& path) {
         if (node.IsScalar() && node.Tag() != "!") {
-            const std::string& text = node.Scalar();
+            const std::string_view text = node.Scalar();
             if (text == "true" || text == "True") return true;
             if (text == "false" || text == "False") return false;
         }
@@ -168,7 +191,7 @@ class Reader {
         return std::nullopt;
     }
 
-    std::optional<std::vector<std::string>> StringList(const YAML::Node& node,
+    std::optional<std::vector<std::string>> StringList(const YamlNode& node,
                                                        const std::string& path) {
         if (node.IsNull()) return std::vector<std::string>{};
         if (!node.IsSequence()) {
@@ -183,13 +206,13 @@ class Reader {
                 continue;
             }
             Record(item_path, node[i]);
-            out.push_back(node[i].Scalar());
+            out.push_back(Text(node[i], item_path));
         }
         return out;
     }
 
     template <size_t N>
-    std::optional<std::string> OneOf(const YAML::Node& node, const std::string& path,
+    std::optional<std::string> OneOf(const YamlNode& node, const std::string& path,
                                      std::string_view what, const std::string_view (&values)[N]) {
         auto text = String(node, path);
         if (!text) return std::nullopt;
@@ -197,7 +220,7 @@ class Reader {
             if (v == *text) return text;
         }
         std::string message =
-            "unknown " + std::string(what) + " \"" + *text + "\" (expected one of ";
+            "unknown " + std::string(what) + " " + Quote(*text) + " (expected one of ";
         for (size_t i = 0; i < N; ++i) {
             if (i > 0) message += ", ";
             message += values[i];
@@ -207,11 +230,11 @@ class Reader {
         return std::nullopt;
     }
 
-    void ReadLimits(const YAML::Node& node, const std::string& path, AgentLimits& limits) {
+    void ReadLimits(const YamlNode& node, const std::string& path, AgentLimits& limits) {
         if (!ExpectMap(node, path)) return;
         ForEachField(node, path,
                      {"max_tokens", "max_cost_usd", "max_tool_calls", "max_tokens_per_hour"},
-                     [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+                     [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "max_cost_usd") {
                              limits.max_cost_usd = Number(value, p, 0, true, "a positive number");
                          } else {
@@ -223,14 +246,14 @@ class Reader {
                      });
     }
 
-    void ReadAgent(const YAML::Node& node, const std::string& path, AgentSpec& agent) {
+    void ReadAgent(const YamlNode& node, const std::string& path, AgentSpec& agent) {
         agent.pos = Pos(node);
         if (!ExpectMap(node, path)) return;
         ForEachField(node, path,
                      {"name", "id", "description", "model", "system_prompt", "tools", "max_turns",
                       "temperature", "max_output_tokens", "limits", "base_dir", "require_approval",
                       "network", "http_hosts", "private_addresses", "sandbox"},
-                     [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+                     [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "name") {
                              if (auto v = String(value, p)) agent.name = *v;
                          } else if (key == "id") {
@@ -268,12 +291,12 @@ class Reader {
                      });
     }
 
-    void ReadSandbox(const YAML::Node& node, const std::string& path, SandboxSettings& sandbox) {
+    void ReadSandbox(const YamlNode& node, const std::string& path, SandboxSettings& sandbox) {
         if (!ExpectMap(node, path)) return;
         ForEachField(node, path,
                      {"cpu_seconds", "memory_mb", "max_processes", "max_open_files",
                       "max_file_size_mb", "timeout_secs", "max_output_kb"},
-                     [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+                     [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          auto v = Integer(value, p, 1, "a positive integer");
                          if (key == "cpu_seconds") sandbox.cpu_seconds = v;
                          if (key == "memory_mb") sandbox.memory_mb = v;
@@ -285,10 +308,10 @@ class Reader {
                      });
     }
 
-    void ReadRunLimits(const YAML::Node& node, const std::string& path, RunLimits& limits) {
+    void ReadRunLimits(const YamlNode& node, const std::string& path, RunLimits& limits) {
         if (!ExpectMap(node, path)) return;
         ForEachField(node, path, {"max_tokens", "max_cost_usd", "max_tool_calls"},
-                     [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+                     [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "max_cost_usd") {
                              limits.max_cost_usd = Number(value, p, 0, true, "a positive number");
                          } else {
@@ -299,33 +322,34 @@ class Reader {
                      });
     }
 
-    void ReadMcpServers(const YAML::Node& node, const std::string& path,
+    void ReadMcpServers(const YamlNode& node, const std::string& path,
                         const std::string& base_dir) {
         if (!ExpectMap(node, path)) return;
         std::set<std::string> seen;
-        for (auto it = node.begin(); it != node.end(); ++it) {
-            std::string name = it->first.IsScalar() ? it->first.Scalar() : "";
+        for (size_t i = 0; i < node.size(); ++i) {
+            const YamlNode name_node = node.Key(i);
+            std::string name = KeyText(name_node, path);
             std::string server_path = path + "." + name;
             if (!seen.insert(name).second) {
-                Error(it->first, server_path, "duplicate MCP server \"" + name + "\"");
+                Error(name_node, server_path, "duplicate MCP server " + Quote(name));
                 continue;
             }
             if (name.empty() || name.find('/') != std::string::npos) {
-                Error(it->first, server_path,
+                Error(name_node, server_path,
                       "an MCP server name must be non-empty and have no '/'");
                 continue;
             }
-            Record(server_path, it->first);
+            Record(server_path, name_node);
             McpServerSpec server;
             server.name = name;
             server.base_dir = base_dir;
-            server.pos = Pos(it->first);
-            const YAML::Node spec = it->second;
+            server.pos = Pos(name_node);
+            const YamlNode spec = node.Value(i);
             if (!ExpectMap(spec, server_path)) continue;
             ForEachField(
                 spec, server_path,
                 {"command", "args", "env", "sandboxed", "network", "safety", "tools", "base_dir"},
-                [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+                [&](const std::string& key, const YamlNode& value, const std::string& p) {
                     if (key == "command") {
                         if (auto v = String(value, p)) server.command = *v;
                     } else if (key == "base_dir") {
@@ -334,9 +358,10 @@ class Reader {
                         if (auto v = StringList(value, p)) server.args = *v;
                     } else if (key == "env") {
                         if (!ExpectMap(value, p)) return;
-                        for (auto e = value.begin(); e != value.end(); ++e) {
-                            if (auto v = String(e->second, p + "." + e->first.Scalar())) {
-                                server.env[e->first.Scalar()] = *v;
+                        for (size_t e = 0; e < value.size(); ++e) {
+                            std::string variable = KeyText(value.Key(e), p);
+                            if (auto v = String(value.Value(e), p + "." + variable)) {
+                                server.env[variable] = *v;
                             }
                         }
                     } else if (key == "sandboxed") {
@@ -348,13 +373,15 @@ class Reader {
                             server.safety = *v;
                     } else if (key == "tools") {
                         if (!ExpectMap(value, p)) return;
-                        for (auto t = value.begin(); t != value.end(); ++t) {
-                            std::string tool_path = p + "." + t->first.Scalar();
+                        for (size_t t = 0; t < value.size(); ++t) {
+                            const YamlNode tool = value.Value(t);
+                            std::string tool_name = KeyText(value.Key(t), p);
+                            std::string tool_path = p + "." + tool_name;
                             McpToolSettings settings;
-                            if (!ExpectMap(t->second, tool_path)) continue;
+                            if (!ExpectMap(tool, tool_path)) continue;
                             ForEachField(
-                                t->second, tool_path, {"safety", "require_approval"},
-                                [&](const std::string& k, const YAML::Node& v2,
+                                tool, tool_path, {"safety", "require_approval"},
+                                [&](const std::string& k, const YamlNode& v2,
                                     const std::string& p2) {
                                     if (k == "safety") {
                                         if (auto v = OneOf(v2, p2, "safety class", kSafetyClasses))
@@ -363,7 +390,7 @@ class Reader {
                                         settings.require_approval = *v;
                                     }
                                 });
-                            server.tools[t->first.Scalar()] = settings;
+                            server.tools[tool_name] = settings;
                         }
                     }
                 });
@@ -374,10 +401,10 @@ class Reader {
         }
     }
 
-    void ReadBackoff(const YAML::Node& node, const std::string& path, BackoffSpec& backoff) {
+    void ReadBackoff(const YamlNode& node, const std::string& path, BackoffSpec& backoff) {
         if (!ExpectMap(node, path)) return;
         ForEachField(node, path, {"initial_delay_ms", "max_delay_ms", "multiplier", "jitter"},
-                     [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+                     [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "initial_delay_ms") {
                              if (auto v = Integer(value, p, 0, "an integer >= 0"))
                                  backoff.initial_delay_ms = *v;
@@ -390,9 +417,9 @@ class Reader {
                          } else if (key == "jitter") {
                              if (auto v = Number(value, p, 0, false, "a number between 0 and 1")) {
                                  if (*v > 1) {
-                                     Error(
-                                         value, p,
-                                         "must be a number between 0 and 1, got " + value.Scalar());
+                                     Error(value, p,
+                                           "must be a number between 0 and 1, got " +
+                                               Excerpt(value.Scalar()));
                                  } else {
                                      backoff.jitter = *v;
                                  }
@@ -404,8 +431,7 @@ class Reader {
         }
     }
 
-    void ReadStep(const YAML::Node& node, const std::string& path, StepSpec& step) {
-        step.pos = Pos(node);
+    void ReadStep(const YamlNode& node, const std::string& path, StepSpec& step) {
         if (!ExpectMap(node, path)) return;
         std::optional<int64_t> timeout_secs;
         std::optional<int64_t> timeout_ms;
@@ -413,14 +439,12 @@ class Reader {
                      {"name", "agent_name", "agent_id", "agent", "prompt", "mode", "timeout_secs",
                       "timeout_ms", "error_mode", "max_retries", "output_var", "condition",
                       "max_iterations", "until", "retry", "depends_on"},
-                     [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+                     [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "name") {
                              if (auto v = String(value, p)) step.name = *v;
                          } else if (key == "agent_name" || key == "agent") {
-                             step.agent_pos = Pos(value);
                              if (auto v = String(value, p)) step.agent_name = *v;
                          } else if (key == "agent_id") {
-                             step.agent_pos = Pos(value);
                              if (auto v = String(value, p)) step.agent_id = *v;
                          } else if (key == "prompt") {
                              if (auto v = String(value, p)) step.prompt = *v;
@@ -459,7 +483,7 @@ class Reader {
                          } else if (key == "depends_on") {
                              step.has_depends_on = true;
                              if (value.IsScalar()) {
-                                 step.depends_on = {value.Scalar()};
+                                 step.depends_on = {Text(value, p)};
                              } else if (auto v = StringList(value, p)) {
                                  step.depends_on = *v;
                              }
@@ -475,31 +499,33 @@ class Reader {
         }
     }
 
-    void ReadAgentsField(const YAML::Node& node, const std::string& path,
+    void ReadAgentsField(const YamlNode& node, const std::string& path,
                          const std::string& base_dir) {
         if (node.IsNull()) return;
         if (node.IsMap()) {
             // name -> agent
             std::set<std::string> seen;
-            for (auto it = node.begin(); it != node.end(); ++it) {
-                std::string name = it->first.IsScalar() ? it->first.Scalar() : "";
+            for (size_t i = 0; i < node.size(); ++i) {
+                const YamlNode key = node.Key(i);
+                const YamlNode value = node.Value(i);
+                std::string name = KeyText(key, path);
                 std::string agent_path = path + "." + name;
                 if (!seen.insert(name).second) {
-                    Error(it->first, agent_path, "duplicate agent \"" + name + "\"");
+                    Error(key, agent_path, "duplicate agent " + Quote(name));
                     continue;
                 }
-                Record(agent_path, it->first);
+                Record(agent_path, key);
                 AgentSpec agent;
                 agent.name = name;
                 agent.base_dir = base_dir;
-                ReadAgent(it->second, agent_path, agent);
+                ReadAgent(value, agent_path, agent);
                 if (agent.name != name) {
                     Error(
-                        it->second["name"], agent_path + ".name",
-                        "agent name \"" + agent.name + "\" differs from its key \"" + name + "\"");
+                        value.Find("name"), agent_path + ".name",
+                        "agent name " + Quote(agent.name) + " differs from its key " + Quote(name));
                     agent.name = name;
                 }
-                agent.pos = Pos(it->first);
+                agent.pos = Pos(key);
                 workflow_.agents.push_back(std::move(agent));
             }
         } else if (node.IsSequence()) {
@@ -512,7 +538,7 @@ class Reader {
                     Error(node[i], agent_path + ".name", "an agent needs a name");
                     continue;
                 }
-                workflow_.positions.emplace(path + "." + agent.name, Pos(node[i]));
+                workflow_.positions.Record(path + "." + agent.name, Pos(node[i]));
                 workflow_.agents.push_back(std::move(agent));
             }
         } else {
@@ -520,7 +546,7 @@ class Reader {
         }
     }
 
-    void ReadWorkflow(const YAML::Node& root) {
+    void ReadWorkflow(const YamlNode& root) {
         if (!root.IsMap()) {
             Error(root, "", "a workflow file must be a mapping, got " + KindName(root));
             return;
@@ -530,7 +556,7 @@ class Reader {
             root, "",
             {"name", "description", "agents", "steps", "nodes", "edges", "id", "version",
              "created_at", "mcp_servers", "limits", "workspace"},
-            [&](const std::string& key, const YAML::Node& value, const std::string& p) {
+            [&](const std::string& key, const YamlNode& value, const std::string& p) {
                 if (key == "name") {
                     if (auto v = String(value, p)) workflow_.name = *v;
                 } else if (key == "description") {
@@ -543,6 +569,7 @@ class Reader {
                         Error(value, p, "expected a list of steps, got " + KindName(value));
                         return;
                     }
+                    workflow_.steps.reserve(value.size());
                     for (size_t i = 0; i < value.size(); ++i) {
                         std::string step_path = "steps[" + std::to_string(i) + "]";
                         Record(step_path, value[i]);
@@ -567,7 +594,7 @@ class Reader {
         if (!have_steps && root.IsMap()) {
             Error(root, "steps", "a workflow needs a list of steps");
         } else if (have_steps && workflow_.steps.empty()) {
-            Error(root["steps"], "steps", "a workflow needs at least one step");
+            Error(root.Find("steps"), "steps", "a workflow needs at least one step");
         }
         if (workflow_.name.empty()) {
             Error(root, "name", "a workflow needs a name");
@@ -580,16 +607,22 @@ class Reader {
     std::vector<Diagnostic>& diagnostics_;
 };
 
-std::optional<YAML::Node> ParseYaml(std::string_view text, const std::string& file,
-                                    std::vector<Diagnostic>& diagnostics) {
-    try {
-        return YAML::Load(std::string(text));
-    } catch (const YAML::Exception& e) {
+// Through core's ParseYamlTree (ParseYaml's compact twin: a workflow of 100,000 steps would
+// take 350 MB as yaml-cpp nodes), which refuses deep nesting and alias bombs before anything
+// walks the tree. Its node bound grows with the file: a file cannot hold more nodes than bytes
+// without aliases, and a workflow of 200,000 steps (or its pinned definition) has millions.
+std::optional<YamlTree> Parse(std::string_view text, const std::string& file,
+                              std::vector<Diagnostic>& diagnostics) {
+    YamlLimits limits;
+    limits.max_nodes = std::max<int64_t>(limits.max_nodes, static_cast<int64_t>(text.size()));
+    auto tree = ParseYamlTree(text, limits);
+    if (!tree) {
+        const YamlError& error = tree.error();
         diagnostics.push_back({Diagnostic::Severity::kError,
-                               SourcePos{file, e.mark.line + 1, e.mark.column + 1}, "",
-                               "syntax error: " + e.msg});
+                               SourcePos{file, error.line, error.column}, "", error.message});
         return std::nullopt;
     }
+    return std::move(*tree);
 }
 
 std::optional<std::string> ReadFile(const std::string& path, std::string& error) {
@@ -598,9 +631,20 @@ std::optional<std::string> ReadFile(const std::string& path, std::string& error)
         error = std::string("cannot read file: ") + std::strerror(errno);
         return std::nullopt;
     }
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
+    // Read into one string of the file's size (a stream buffer's copy would double a large
+    // file's footprint).
+    std::string text;
+    std::error_code ec;
+    if (auto size = fs::file_size(path, ec); !ec) text.reserve(size);
+    char chunk[64 * 1024];
+    while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+        text.append(chunk, static_cast<size_t>(in.gcount()));
+    }
+    if (in.bad()) {
+        error = std::string("cannot read file: ") + std::strerror(errno);
+        return std::nullopt;
+    }
+    return text;
 }
 
 void LoadAgentDir(const std::string& dir, Workflow& workflow,
@@ -623,21 +667,29 @@ void LoadAgentDir(const std::string& dir, Workflow& workflow,
                 {Diagnostic::Severity::kError, SourcePos{file.string()}, "", error});
             continue;
         }
-        auto root = ParseYaml(*text, file.string(), diagnostics);
-        if (!root) continue;
+        auto tree = Parse(*text, file.string(), diagnostics);
+        if (!tree) continue;
+        const YamlNode root = tree->root();
         Reader reader(file.string(), workflow, diagnostics);
         AgentSpec agent;
-        agent.name = file.stem().string();
+        std::string stem = file.stem().string();
+        agent.name = ToValidUtf8(stem);
         agent.base_dir = dir;
         std::string path = "agents." + agent.name;
-        reader.ReadAgent(*root, path, agent);
-        agent.pos = reader.Pos(*root);
+        if (agent.name != stem) {
+            diagnostics.push_back(
+                {Diagnostic::Severity::kWarning, SourcePos{file.string()}, path,
+                 "the file name is not valid UTF-8: each invalid byte sequence is replaced by "
+                 "U+FFFD in the agent's name"});
+        }
+        reader.ReadAgent(root, path, agent);
+        agent.pos = reader.Pos(root);
         if (const auto* existing = workflow.FindAgentByName(agent.name)) {
             // Inline definitions win over agent files of the same name.
             (void)existing;
             continue;
         }
-        workflow.positions.emplace("agents." + agent.name, agent.pos);
+        workflow.positions.Record("agents." + agent.name, agent.pos);
         workflow.agents.push_back(std::move(agent));
     }
 }
@@ -649,10 +701,10 @@ LoadResult LoadWorkflowText(std::string_view text, const std::string& file_name,
     LoadResult result;
     result.workflow.source_file = file_name;
     result.workflow.base_dir = base_dir;
-    auto root = ParseYaml(text, file_name, result.diagnostics);
-    if (!root) return result;
+    auto tree = Parse(text, file_name, result.diagnostics);
+    if (!tree) return result;
     Reader reader(file_name, result.workflow, result.diagnostics);
-    reader.ReadWorkflow(*root);
+    reader.ReadWorkflow(tree->root());
     if (options.sibling_agents && !base_dir.empty()) {
         LoadAgentDir((fs::path(base_dir) / "agents").string(), result.workflow, result.diagnostics);
     }

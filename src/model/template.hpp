@@ -11,12 +11,35 @@
 // Thread-safety: immutable after Parse.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace strowger::model {
+
+// The nodes whose output_var sets a variable and that a placeholder may read, latest first: a
+// view of the tail of one list shared by every placeholder of the variable. (Copies would hold
+// n²/2 entries where each of n steps sets and reads one variable, as a refinement loop does.)
+class SourceList {
+  public:
+    SourceList() = default;
+    // all[offset], all[offset + 1], ...; `all` is never changed afterwards.
+    SourceList(std::shared_ptr<const std::vector<int>> all, size_t offset)
+        : all_(std::move(all)), offset_(offset) {}
+
+    const int* begin() const { return all_ ? all_->data() + offset_ : nullptr; }
+    const int* end() const { return all_ ? all_->data() + all_->size() : nullptr; }
+    size_t size() const { return static_cast<size_t>(end() - begin()); }
+    bool empty() const { return size() == 0; }
+    int operator[](size_t i) const { return begin()[i]; }
+    std::vector<int> ToVector() const { return std::vector<int>(begin(), end()); }
+
+  private:
+    std::shared_ptr<const std::vector<int>> all_;
+    size_t offset_ = 0;
+};
 
 class Template {
   public:
@@ -25,8 +48,9 @@ class Template {
         Kind kind = Kind::kLiteral;
         std::string text;  // literal text, or the variable name
         std::string raw;   // the placeholder as written, rendered when there is no value
-        // For variables: nodes whose output_var sets it, latest first (filled by Compile).
-        std::vector<int> sources;
+        // For variables: earlier nodes whose output_var sets it, latest first (filled by
+        // Compile).
+        SourceList sources;
     };
 
     Template() = default;

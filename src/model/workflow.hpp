@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace strowger::model {
@@ -93,8 +94,7 @@ struct StepSpec {
     BackoffSpec retry;
     std::vector<std::string> depends_on;  // extension: turns the list into a DAG
     bool has_depends_on = false;
-    SourcePos pos;
-    SourcePos agent_pos;  // of the agent_name / agent_id field, for "Agent not found"
+    // Positions are in Workflow::positions ("steps[2]", "steps[2].agent_name").
 };
 
 // Per-tool settings of an MCP server.
@@ -124,6 +124,36 @@ struct RunLimits {
     std::optional<int64_t> max_tool_calls;
 };
 
+// Source positions by field path ("steps[2].mode"), compactly: a workflow records one for every
+// field it reads (400,000 for 100,000 steps), and a std::map of them took 60 MB. An open-address
+// table of 20-byte slots over one string of all the paths.
+class FieldPositions {
+  public:
+    // Records `pos` for `path` unless `path` has a position already.
+    void Record(std::string_view path, const SourcePos& pos);
+    // The position recorded for `path`, if any.
+    std::optional<SourcePos> Find(std::string_view path) const;
+    size_t size() const { return used_; }
+
+  private:
+    struct Slot {
+        uint32_t path_begin = 0;  // in paths_
+        uint32_t path_size = kEmpty;
+        uint32_t file = 0;  // in files_
+        int32_t line = 0;
+        int32_t column = 0;
+    };
+    static constexpr uint32_t kEmpty = UINT32_MAX;
+
+    size_t SlotOf(std::string_view path) const;  // its slot, or the empty one it would take
+    void Grow();
+
+    std::string paths_;
+    std::vector<std::string> files_;
+    std::vector<Slot> slots_;  // a power of two in size, at most half full
+    size_t used_ = 0;
+};
+
 struct Workflow {
     std::string name;
     std::string description;
@@ -139,7 +169,7 @@ struct Workflow {
     std::string base_dir;     // directory of source_file
     // Source position of every field that was read, by field path ("steps[2].mode",
     // "agents.writer.model"); validation uses it to point at the offending text.
-    std::map<std::string, SourcePos> positions;
+    FieldPositions positions;
 
     // Position of `path`, else of its closest recorded parent, else of the file itself.
     SourcePos PositionOf(const std::string& path) const;
