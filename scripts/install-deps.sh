@@ -9,7 +9,7 @@ packages=(
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libssl-dev openssl libsqlite3-dev sqlite3 libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  bubblewrap clang-format procps
+  libre2-dev bubblewrap clang-format procps
 )
 # Node.js and npm run the MCP servers of the tests (npm ci from tests/mcp_servers). Debian's,
 # unless a node is already installed (e.g. from NodeSource, which bundles npm).

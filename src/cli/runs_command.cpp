@@ -387,6 +387,10 @@ int DoResume(const std::string& store_flag, const std::string& run_id, bool all,
     auto claimable =
         context->Await(context->store().FindClaimable(statuses, Clock::Real().Now(), 0));
     if (!claimable) return ReportError(claimable.error());
+    // And waiting runs whose durable timer (a human task's timeout) is due.
+    auto due = context->Await(context->store().FindDueRuns(Clock::Real().Now(), 0));
+    if (!due) return ReportError(due.error());
+    for (auto& record : *due) claimable->push_back(std::move(record));
     if (claimable->empty()) {
         std::cerr << "strowger: no interrupted runs to resume\n";
         return 0;

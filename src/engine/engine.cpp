@@ -16,6 +16,7 @@
 #include "core/sha256.hpp"
 #include "engine/internal/engine_impl.hpp"
 #include "engine/internal/run.hpp"
+#include "engine/nodes/node_type.hpp"
 #include "ledger/chain.hpp"
 #include "model/loader.hpp"
 
@@ -353,7 +354,11 @@ Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::LoadForResume(std::string 
         (void)co_await store_->ReleaseLease(run_id, options_.owner);
         co_return std::unexpected(loaded.error());
     }
-    if (auto open = loaded->state.OpenTasks(); !open.empty()) {
+    // Open tasks keep the run waiting, unless a task's timeout is due (a durable timer): then
+    // the run goes on and its node applies on_timeout.
+    const auto wake = loaded->state.WakeAt();
+    const bool timer_due = wake && *wake <= clock_.Now();
+    if (auto open = loaded->state.OpenTasks(); !open.empty() && !timer_due) {
         (void)co_await store_->ReleaseLease(run_id, options_.owner);
         co_return FailedPreconditionError("run " + run_id + " waits for a human decision on task " +
                                           open.front()->task_id + " (`strowger approve " + run_id +
@@ -753,6 +758,7 @@ Result<ledger::RunState> ReplayVerified(const model::Plan& plan,
 model::CompileOptions CompileOptionsFor(const providers::ProviderRegistry& registry,
                                         const tools::ToolRegistry* tools) {
     model::CompileOptions options;
+    options.node_types = &NodeTypes();
     options.known_providers = registry.Names();
     options.known_tools = tools::BuiltinToolNames();
     if (tools) {

@@ -80,6 +80,7 @@ Run::Run(std::shared_ptr<Engine::Impl> engine, std::shared_ptr<PlanRuntime> runt
       state_(std::move(state)),
       in_flight_(plan_.nodes.size()) {
     state_.node_names = &plan_.node_ids;
+    if (plan_.dag) join_cancelled_.assign(plan_.nodes.size(), 0);
 }
 
 Run::Notes& Run::notes() {
@@ -242,6 +243,7 @@ std::string Run::EffectiveOutput(int index) const {
 }
 
 std::string Run::InputOf(const PlanNode& node) const {
+    if (plan_.dag) return DagInput(node);
     if (node.inputs.empty()) return state_.input;
     if (node.inputs.size() == 1) return EffectiveOutput(node.inputs.front());
     std::string joined;
@@ -253,20 +255,24 @@ std::string Run::InputOf(const PlanNode& node) const {
 }
 
 std::string Run::Render(const PlanNode& node, std::string_view input) const {
-    return node.prompt.Render(
-        [&](const model::Template::Segment& segment) -> std::optional<std::string_view> {
-            if (segment.kind == model::Template::Segment::Kind::kInput) return input;
-            for (int source : segment.sources) {
-                const auto& s = state_.nodes[static_cast<size_t>(source)];
-                if (s.status == NodeStatus::kCompleted) return std::string_view(s.output);
-            }
-            return std::nullopt;
-        });
+    std::string prompt = RenderTemplate(node.prompt, input);
+    if (!node.upstream_section) return prompt;
+    // CMDC's dep_results: the upstream outputs as a labelled section, one entry per dependency.
+    std::string section;
+    for (int e : node.in_edges) {
+        if (EdgeStateOf(e) != EdgeState::kCarries) continue;
+        int from = plan_.edges[static_cast<size_t>(e)].from;
+        section += "\n\n### " + plan_.nodes[static_cast<size_t>(from)].id + "\n" +
+                   state_.nodes[static_cast<size_t>(from)].output;
+    }
+    if (!section.empty()) prompt += "\n\n## Upstream outputs" + section;
+    return prompt;
 }
 
 // ---- Scheduling ---------------------------------------------------------------------------
 
 bool Run::Ready(const PlanNode& node) const {
+    if (plan_.dag) return DagReady(node);
     const auto& s = state_.nodes[static_cast<size_t>(node.index)];
     if (ledger::IsFinished(s.status) || in_flight_[static_cast<size_t>(node.index)]) return false;
     if (WaitsForHuman(node)) return false;
@@ -303,8 +309,11 @@ void Run::StartNode(int index) {
     in_flight_[static_cast<size_t>(index)] = task;
     ++running_;
     auto& signal = *task->signal;
+    auto execute = plan_.nodes[static_cast<size_t>(index)].kind == model::NodeKind::kTyped
+                       ? ExecuteTyped(index, std::move(task))
+                       : ExecuteNode(index, std::move(task));
     asio::co_spawn(
-        executor_, ExecuteNode(index, std::move(task)),
+        executor_, std::move(execute),
         asio::bind_cancellation_slot(signal.slot(), [self = shared_from_this(), index](
                                                         std::exception_ptr error, NodeResult) {
             if (error) {
@@ -335,6 +344,11 @@ void Run::FailRun(const PlanNode& node) {
     // Called as soon as node.failed is appended, not when the node's coroutine completes (its
     // completion handler is posted, and the scheduler must not start dependents meanwhile).
     if (failed_) return;
+    if (plan_.dag && node.fork >= 0) {
+        // Inside a fork's branch: the branch is settled, and its join decides.
+        Wake();
+        return;
+    }
     failed_ = true;
     const auto& s = state_.nodes[static_cast<size_t>(node.index)];
     notes().failure_message = s.error();
@@ -389,7 +403,13 @@ bool Run::WaitsForHuman(const PlanNode& node) const {
     const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
     if (ns.status != NodeStatus::kWaiting) return false;
     for (const auto& task : state_.tasks) {
-        if (task.task_id == ns.waiting_task()) return task.open();
+        if (task.task_id != ns.waiting_task()) continue;
+        // A human_task whose timeout is due: its node goes on (it applies on_timeout).
+        if (task.open() && task.details && task.details->due &&
+            *task.details->due <= engine_->clock_.Now()) {
+            return false;
+        }
+        return task.open();
     }
     return false;
 }
@@ -453,6 +473,12 @@ std::optional<Run::Step> Run::Prologue(const PlanNode& node) const {
         return std::nullopt;
     }
     if (ns.status != NodeStatus::kPending) return std::nullopt;  // resumed: its gate passed
+    if (Pruned(node)) {
+        Step step;
+        step.events.push_back({node.id, 0, ledger::NodeSkipped{"pruned", {}}});
+        step.result = NodeResult::kSkipped;
+        return step;
+    }
     if (node.conditional && !ContainsIgnoreCase(InputOf(node), node.condition)) {
         Step step;
         step.events.push_back({node.id, 0, ledger::NodeSkipped{"condition_not_met", {}}});
@@ -597,14 +623,16 @@ Run::Step Run::OnFailure(const PlanNode& node, const Error& error, int64_t itera
         return step;
     }
     std::string message;
+    const char* what = plan_.dag ? "Node '" : "Step '";
     if (node.error_mode == model::ErrorMode::kRetry && StepRetryable(error)) {
-        message = "Step '" + node.id + "' failed after " + std::to_string(node.max_attempts - 1) +
+        message = what + node.id + "' failed after " + std::to_string(node.max_attempts - 1) +
                   " retries: " + error_text;
     } else if (error.details().reason == "timeout") {
-        message = "Step '" + node.id + "' timed out after " + FormatSeconds(node.timeout_ms);
+        message = what + node.id + "' timed out after " + FormatSeconds(node.timeout_ms);
     } else {
-        message = "Step '" + node.id + "' failed: " + error_text;
+        message = what + node.id + "' failed: " + error_text;
     }
+    if (plan_.dag) return DagFailure(node, error, std::move(message));
     step.events.push_back({node.id, attempt, ledger::NodeFailed{std::move(message), code}});
     step.result = NodeResult::kFailed;
     return step;
@@ -715,7 +743,9 @@ Run::Ending Run::EndEvents() const {
         }
         if (all_done) {
             ending.events.push_back(
-                {{}, 0, ledger::RunCompleted{EffectiveOutput(plan_.output_node)}});
+                {{}, 0,
+                 ledger::RunCompleted{plan_.output_node >= 0 ? EffectiveOutput(plan_.output_node)
+                                                            : DagOutput()}});
         } else if (!waiting) {
             // Nothing runnable, nothing running, nobody to wait for: only a broken plan.
             ending.events.push_back(
@@ -962,7 +992,7 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task) 
     }
     // tool.call events are committed before any tool starts.
     if (!co_await Append(std::move(now), index)) co_return NodeResult::kStoreError;
-    if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+    if (NodeStopped(index)) co_return NodeResult::kCancelled;
 
     // Run the calls concurrently; each gets the attempt's deadline and its idempotency key.
     struct Outcome {
@@ -1015,7 +1045,7 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task) 
     }
     task->in_call = false;
     Timeouts::Disarm(task->timeout);
-    if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+    if (NodeStopped(index)) co_return NodeResult::kCancelled;
     if (task->timed_out) co_return NodeResult::kFailed;  // the caller turns this into a timeout
 
     std::vector<ledger::NewEvent> results;
@@ -1132,7 +1162,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
             if (!co_await engine_->node_slots_.Acquire()) co_return NodeResult::kCancelled;
             t.slot = &engine_->node_slots_;
             co_await asio::this_coro::reset_cancellation_state();
-            if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+            if (NodeStopped(index)) co_return NodeResult::kCancelled;
         }
         t.tools.reset();
         t.tools_error.reset();
@@ -1147,7 +1177,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     if (!co_await SleepUntil(ns.retry_due())) co_return NodeResult::kCancelled;
                     co_await asio::this_coro::reset_cancellation_state();
                 }
-                if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                if (NodeStopped(index)) co_return NodeResult::kCancelled;
                 // A node that waited for a decided tool approval goes on with the same
                 // attempt; anything else (including an approved reconciliation) starts a new
                 // one.
@@ -1172,7 +1202,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 }
                 // Observers run inside Append and may have cancelled the run (or a sibling
                 // failed).
-                if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                if (NodeStopped(index)) co_return NodeResult::kCancelled;
                 t.deadline = Deadline::After(std::chrono::milliseconds(node.timeout_ms));
             }
             step = Step{};
@@ -1201,7 +1231,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     }
                     if (OverBudget(node, t.hour_usage, t.iteration, step)) break;
                     if (!model || t.tools_error) {  // no call can be made: the step fails
-                        if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                        if (NodeStopped(index)) co_return NodeResult::kCancelled;
                         step = OnFailure(node, NoCall(model, t.tools_error.get()).error(),
                                          t.iteration);
                         PrependRetries(node, t, step);
@@ -1221,7 +1251,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 co_await asio::this_coro::reset_cancellation_state();
                 // Interrupted because the run is ending (cancelled, or another node failed):
                 // the run's terminal event closes this node; no failure of its own to record.
-                if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                if (NodeStopped(index)) co_return NodeResult::kCancelled;
                 int64_t latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                          engine_->clock_.SteadyNow() - t.call_started)
                                          .count();
@@ -1238,7 +1268,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 if (!step.tools) break;
                 if (!co_await Append(std::move(step.events), index))
                     co_return NodeResult::kStoreError;
-                if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                if (NodeStopped(index)) co_return NodeResult::kCancelled;
                 if (static_cast<int64_t>(ns.turns.size()) >= agent->max_turns) {
                     step = MaxTurnsFailure(node, agent->max_turns, t.iteration);
                     break;
@@ -1331,6 +1361,7 @@ Awaitable<void> Run::Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewR
         if (run_slot_) co_await Begin(resumed);
     }
     while (!store_failed_) {
+        if (!join_cancelled_.empty() && !co_await SettleDag()) break;
         const bool go = !cancel_requested_ && !failed_ && !pause_requested_;
         // The node whose parked call answered goes on first.
         int only = parked_node_;
@@ -1344,7 +1375,12 @@ Awaitable<void> Run::Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewR
                 in_flight_[static_cast<size_t>(only)] = inline_task_;
                 ++running_;
             }
-            NodeResult result = co_await ExecuteNode(only, inline_task_);
+            NodeResult result;
+            if (plan_.nodes[static_cast<size_t>(only)].kind == model::NodeKind::kTyped) {
+                result = co_await ExecuteTyped(only, inline_task_);
+            } else {
+                result = co_await ExecuteNode(only, inline_task_);
+            }
             if (result == NodeResult::kParked) {
                 parked_node_ = only;
                 // A spawn that never suspended posts its completion, which then runs after

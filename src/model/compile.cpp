@@ -12,14 +12,18 @@
 #include "core/json.hpp"
 #include "core/sha256.hpp"
 #include "core/strings.hpp"
+#include "model/internal/compile_common.hpp"
 #include "model/plan.hpp"
 
 namespace strowger::model {
 namespace {
 
-std::string StepPath(size_t i) {
-    return "steps[" + std::to_string(i) + "]";
-}
+std::string StepPath(size_t i);
+
+}  // namespace
+
+namespace internal {
+
 
 // `dir` made absolute (against the current directory), normalised; "." if empty.
 std::string AbsoluteDir(const std::string& dir) {
@@ -35,6 +39,86 @@ std::string AbsoluteWorkspace(const Workflow& workflow) {
     std::filesystem::path workspace(workflow.workspace);
     if (workspace.is_relative()) workspace = std::filesystem::path(workflow.base_dir) / workspace;
     return AbsoluteDir(workspace.string());
+}
+
+
+void CheckAgent(const Workflow& workflow, const CompileOptions& options, const AgentSpec& agent,
+                const std::string& path, std::vector<Diagnostic>& diagnostics) {
+    auto Error = [&](const std::string& at, std::string message) {
+        diagnostics.push_back(
+            {Diagnostic::Severity::kError, workflow.PositionOf(at), at, std::move(message)});
+    };
+    std::vector<std::string_view> names(options.known_tools.begin(), options.known_tools.end());
+    for (const auto& server : workflow.mcp_servers) names.push_back(server.name);
+    for (size_t i = 0; i < agent.tools.size(); ++i) {
+        const std::string& tool = agent.tools[i];
+        std::string tool_path = path + ".tools[" + std::to_string(i) + "]";
+        auto slash = tool.find('/');
+        if (slash != std::string::npos) {
+            std::string server = tool.substr(0, slash);
+            if (!workflow.FindMcpServer(server)) {
+                std::vector<std::string_view> servers;
+                for (const auto& s : workflow.mcp_servers) servers.push_back(s.name);
+                std::string message =
+                    "unknown MCP server " + Quote(server) + " in tool " + Quote(tool);
+                std::string suggestion = ClosestMatch(server, servers);
+                if (!suggestion.empty()) message += " (did you mean " + Quote(suggestion) + "?)";
+                Error(tool_path, std::move(message));
+            } else if (slash + 1 >= tool.size()) {
+                Error(tool_path, Quote(tool) + " names no tool of the server");
+            }
+            continue;
+        }
+        if (options.known_tools.empty()) continue;
+        if (std::find(options.known_tools.begin(), options.known_tools.end(), tool) ==
+            options.known_tools.end()) {
+            std::string message = "unknown tool " + Quote(tool) + " (expected one of " +
+                                  Join(options.known_tools, ", ") + ", or <mcp_server>/<tool>)";
+            std::string suggestion = ClosestMatch(tool, names);
+            if (!suggestion.empty())
+                message =
+                    "unknown tool " + Quote(tool) + " (did you mean " + Quote(suggestion) + "?)";
+            Error(tool_path, std::move(message));
+        }
+    }
+    for (size_t i = 0; i < agent.require_approval.size(); ++i) {
+        const std::string& tool = agent.require_approval[i];
+        if (std::find(agent.tools.begin(), agent.tools.end(), tool) == agent.tools.end()) {
+            Error(path + ".require_approval[" + std::to_string(i) + "]",
+                  Quote(tool) + " is not one of the agent's tools");
+        }
+    }
+    for (const auto& host : agent.http_hosts) {
+        if (host.empty() || host.find_first_of(" /:") != std::string::npos) {
+            Error(path + ".http_hosts",
+                  Quote(host) + " is not a host name (e.g. api.github.com or *.example.org)");
+        }
+    }
+    if (agent.model.empty()) {
+        Error(path, "agent " + Quote(agent.name) + " needs a model (provider:model)");
+        return;
+    }
+    auto colon = agent.model.find(':');
+    std::string provider = agent.model.substr(0, colon);
+    if (colon == std::string::npos || colon + 1 >= agent.model.size()) {
+        Error(path + ".model", "model " + Quote(agent.model) +
+                                   " must be written provider:model, e.g. openai:gpt-4o-mini");
+    } else if (!options.known_providers.empty() &&
+               std::find(options.known_providers.begin(), options.known_providers.end(),
+                         provider) == options.known_providers.end()) {
+        Error(path + ".model", "unknown provider " + Quote(provider) + " (expected one of " +
+                                   Join(options.known_providers, ", ") + ")");
+    }
+}
+
+}  // namespace internal
+
+namespace {
+
+using namespace internal;
+
+std::string StepPath(size_t i) {
+    return "steps[" + std::to_string(i) + "]";
 }
 
 class Compiler {
@@ -80,83 +164,9 @@ class Compiler {
             {Diagnostic::Severity::kWarning, workflow_.PositionOf(path), path, std::move(message)});
     }
 
-    void CheckTools(const AgentSpec& agent, const std::string& path) {
-        std::vector<std::string_view> names(options_.known_tools.begin(),
-                                            options_.known_tools.end());
-        for (const auto& server : workflow_.mcp_servers) names.push_back(server.name);
-        for (size_t i = 0; i < agent.tools.size(); ++i) {
-            const std::string& tool = agent.tools[i];
-            std::string tool_path = path + ".tools[" + std::to_string(i) + "]";
-            auto slash = tool.find('/');
-            if (slash != std::string::npos) {
-                std::string server = tool.substr(0, slash);
-                if (!workflow_.FindMcpServer(server)) {
-                    std::vector<std::string_view> servers;
-                    for (const auto& s : workflow_.mcp_servers) servers.push_back(s.name);
-                    std::string message =
-                        "unknown MCP server " + Quote(server) + " in tool " + Quote(tool);
-                    std::string suggestion = ClosestMatch(server, servers);
-                    if (!suggestion.empty())
-                        message += " (did you mean " + Quote(suggestion) + "?)";
-                    Error(tool_path, std::move(message));
-                } else if (slash + 1 >= tool.size()) {
-                    Error(tool_path, Quote(tool) + " names no tool of the server");
-                }
-                continue;
-            }
-            if (options_.known_tools.empty()) continue;
-            if (std::find(options_.known_tools.begin(), options_.known_tools.end(), tool) ==
-                options_.known_tools.end()) {
-                std::string message = "unknown tool " + Quote(tool) + " (expected one of " +
-                                      Join(options_.known_tools, ", ") +
-                                      ", or <mcp_server>/<tool>)";
-                std::string suggestion = ClosestMatch(tool, names);
-                if (!suggestion.empty())
-                    message = "unknown tool " + Quote(tool) + " (did you mean " +
-                              Quote(suggestion) + "?)";
-                Error(tool_path, std::move(message));
-            }
-        }
-        for (size_t i = 0; i < agent.require_approval.size(); ++i) {
-            const std::string& tool = agent.require_approval[i];
-            if (std::find(agent.tools.begin(), agent.tools.end(), tool) == agent.tools.end()) {
-                Error(path + ".require_approval[" + std::to_string(i) + "]",
-                      Quote(tool) + " is not one of the agent's tools");
-            }
-        }
-        for (const auto& host : agent.http_hosts) {
-            if (host.empty() || host.find_first_of(" /:") != std::string::npos) {
-                Error(path + ".http_hosts",
-                      Quote(host) + " is not a host name (e.g. api.github.com or *.example.org)");
-            }
-        }
-    }
-
     void CheckAgents(Plan& plan) {
         for (const auto& agent : workflow_.agents) {
-            std::string path = "agents." + agent.name;
-            CheckTools(agent, path);
-            if (agent.model.empty()) {
-                Error(path, "agent " + Quote(agent.name) + " needs a model (provider:model)");
-            } else {
-                auto colon = agent.model.find(':');
-                std::string provider = agent.model.substr(0, colon);
-                if (colon == std::string::npos || colon + 1 >= agent.model.size()) {
-                    Error(path + ".model", "model " + Quote(agent.model) +
-                                               " must be written provider:model, e.g. "
-                                               "openai:gpt-4o-mini");
-                } else if (!options_.known_providers.empty() &&
-                           std::find(options_.known_providers.begin(),
-                                     options_.known_providers.end(),
-                                     provider) == options_.known_providers.end()) {
-                    std::vector<std::string_view> names(options_.known_providers.begin(),
-                                                        options_.known_providers.end());
-                    std::string message = "unknown provider " + Quote(provider) +
-                                          " (expected one of " +
-                                          Join(options_.known_providers, ", ") + ")";
-                    Error(path + ".model", std::move(message));
-                }
-            }
+            internal::CheckAgent(workflow_, options_, agent, "agents." + agent.name, diagnostics_);
             plan.agents.push_back(agent);
         }
     }
@@ -528,23 +538,9 @@ class Compiler {
     }
 
     void Finish(Plan& plan) {
-        // Layers: longest path from a root, computed in Kahn's (topological) order.
-        int max_layer = 0;
-        for (int index : order_) {
-            PlanNode& node = plan.nodes[static_cast<size_t>(index)];
-            int layer = 0;
-            for (int d : node.deps)
-                layer = std::max(layer, plan.nodes[static_cast<size_t>(d)].layer + 1);
-            node.layer = layer;
-            max_layer = std::max(max_layer, layer);
-        }
-        plan.layers.assign(static_cast<size_t>(max_layer) + 1, {});
-        for (const auto& node : plan.nodes)
-            plan.layers[static_cast<size_t>(node.layer)].push_back(node.index);
         plan.output_node = static_cast<int>(plan.nodes.size()) - 1;
-        for (const auto& node : plan.nodes) plan.node_ids.push_back(node.id);
-        plan.definition_json = SnapshotJson(workflow_);
-        plan.definition_sha256 = Sha256Hex(plan.definition_json);
+        plan.inputs = workflow_.inputs;
+        FinishPlan(workflow_, order_, plan);
     }
 
     const Workflow& workflow_;
@@ -552,6 +548,10 @@ class Compiler {
     std::vector<Diagnostic>& diagnostics_;
     std::vector<int> order_;
 };
+
+}  // namespace
+
+namespace internal {
 
 json::value DoubleValue(double v) {
     return json::value(v);
@@ -651,6 +651,87 @@ void AppendSnapshot(std::string& out, const json::value& value) {
     (void)AppendCanonicalJson(out, value);
 }
 
+void FinishPlan(const Workflow& workflow, const std::vector<int>& order, Plan& plan) {
+    // Layers: longest path from a root, computed in Kahn's (topological) order.
+    int max_layer = 0;
+    for (int index : order) {
+        PlanNode& node = plan.nodes[static_cast<size_t>(index)];
+        int layer = 0;
+        for (int d : node.deps) layer = std::max(layer, plan.nodes[static_cast<size_t>(d)].layer + 1);
+        node.layer = layer;
+        max_layer = std::max(max_layer, layer);
+    }
+    plan.layers.assign(static_cast<size_t>(max_layer) + 1, {});
+    for (const auto& node : plan.nodes)
+        plan.layers[static_cast<size_t>(node.layer)].push_back(node.index);
+    plan.node_ids.clear();
+    for (const auto& node : plan.nodes) plan.node_ids.push_back(node.id);
+    if (plan.definition_json.empty()) plan.definition_json = SnapshotJson(workflow);
+    plan.definition_sha256 = Sha256Hex(plan.definition_json);
+}
+
+json::object CommonSnapshot(const Workflow& workflow) {
+    json::object root;
+    root["name"] = workflow.name;
+    root["description"] = workflow.description;
+    json::object agents;
+    for (const auto& agent : workflow.agents) agents[agent.name] = AgentJson(agent);
+    root["agents"] = std::move(agents);
+    if (!workflow.mcp_servers.empty()) {
+        json::object servers;
+        for (const auto& server : workflow.mcp_servers) {
+            json::object o;
+            o["command"] = server.command;
+            json::array args;
+            for (const auto& a : server.args) args.emplace_back(a);
+            o["args"] = std::move(args);
+            json::object env;
+            for (const auto& [k, v] : server.env) env[k] = v;
+            o["env"] = std::move(env);
+            o["sandboxed"] = server.sandboxed;
+            o["network"] = server.network;
+            o["safety"] = server.safety;
+            json::object tools;
+            for (const auto& [name, settings] : server.tools) {
+                json::object t;
+                if (!settings.safety.empty()) t["safety"] = settings.safety;
+                t["require_approval"] = settings.require_approval;
+                tools[name] = std::move(t);
+            }
+            o["tools"] = std::move(tools);
+            o["base_dir"] = AbsoluteDir(server.base_dir);
+            servers[server.name] = std::move(o);
+        }
+        root["mcp_servers"] = std::move(servers);
+    }
+    json::object limits;
+    if (workflow.limits.max_tokens) limits["max_tokens"] = *workflow.limits.max_tokens;
+    if (workflow.limits.max_cost_usd)
+        limits["max_cost_usd"] = DoubleValue(*workflow.limits.max_cost_usd);
+    if (workflow.limits.max_tool_calls) limits["max_tool_calls"] = *workflow.limits.max_tool_calls;
+    if (!limits.empty()) root["limits"] = std::move(limits);
+    if (!workflow.workspace.empty()) root["workspace"] = AbsoluteWorkspace(workflow);
+    // Typed inputs: only when declared, so a workflow without them keeps its hash.
+    if (!workflow.inputs.empty()) {
+        json::array inputs;
+        for (const auto& input : workflow.inputs) {
+            json::object o;
+            o["name"] = input.name;
+            o["type"] = input.type;
+            if (input.required) o["required"] = true;
+            if (input.default_value) o["default"] = *input.default_value;
+            if (!input.description.empty()) o["description"] = input.description;
+            inputs.push_back(std::move(o));
+        }
+        root["inputs"] = std::move(inputs);
+    }
+    return root;
+}
+
+}  // namespace internal
+
+namespace {
+
 // A step of the snapshot, as AppendSnapshot would write it as a JSON object (keys sorted), but
 // written directly: as JSON values, the steps took more memory and time than the rest of
 // compiling (2.5 KB a step).
@@ -721,55 +802,22 @@ std::vector<int> Plan::WithDescendants(int index) const {
 
 CompileResult Compile(const Workflow& workflow, const CompileOptions& options) {
     CompileResult result;
+    if (workflow.dag) {
+        result.plan = CompileDag(workflow, options, result.diagnostics);
+        if (HasErrors(result.diagnostics)) result.plan.reset();
+        return result;
+    }
     Compiler compiler(workflow, options, result.diagnostics);
     result.plan = compiler.Run();
     return result;
 }
 
 std::string SnapshotJson(const Workflow& workflow) {
-    json::object root;
-    root["name"] = workflow.name;
-    root["description"] = workflow.description;
-    json::object agents;
-    for (const auto& agent : workflow.agents) agents[agent.name] = AgentJson(agent);
-    root["agents"] = std::move(agents);
+    if (workflow.dag) return DagSnapshotJson(workflow, {});
+    json::object root = CommonSnapshot(workflow);
     // The steps are written one at a time, below: as one tree of JSON values they took more
     // memory than the rest of compiling (2.5 KB a step).
     root["steps"] = nullptr;
-    if (!workflow.mcp_servers.empty()) {
-        json::object servers;
-        for (const auto& server : workflow.mcp_servers) {
-            json::object o;
-            o["command"] = server.command;
-            json::array args;
-            for (const auto& a : server.args) args.emplace_back(a);
-            o["args"] = std::move(args);
-            json::object env;
-            for (const auto& [k, v] : server.env) env[k] = v;
-            o["env"] = std::move(env);
-            o["sandboxed"] = server.sandboxed;
-            o["network"] = server.network;
-            o["safety"] = server.safety;
-            json::object tools;
-            for (const auto& [name, settings] : server.tools) {
-                json::object t;
-                if (!settings.safety.empty()) t["safety"] = settings.safety;
-                t["require_approval"] = settings.require_approval;
-                tools[name] = std::move(t);
-            }
-            o["tools"] = std::move(tools);
-            o["base_dir"] = AbsoluteDir(server.base_dir);
-            servers[server.name] = std::move(o);
-        }
-        root["mcp_servers"] = std::move(servers);
-    }
-    json::object limits;
-    if (workflow.limits.max_tokens) limits["max_tokens"] = *workflow.limits.max_tokens;
-    if (workflow.limits.max_cost_usd)
-        limits["max_cost_usd"] = DoubleValue(*workflow.limits.max_cost_usd);
-    if (workflow.limits.max_tool_calls) limits["max_tool_calls"] = *workflow.limits.max_tool_calls;
-    if (!limits.empty()) root["limits"] = std::move(limits);
-    if (!workflow.workspace.empty()) root["workspace"] = AbsoluteWorkspace(workflow);
     // AppendSnapshot(root) with the steps array written in place of its placeholder.
     std::vector<const json::key_value_pair*> members;
     for (const auto& m : root) members.push_back(&m);

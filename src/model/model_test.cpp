@@ -223,7 +223,7 @@ TEST(ValidateTest, WarningsForVariablesAndModes) {
 TEST(ValidateTest, WorkflowNeedsNameAndSteps) {
     auto d = Check("description: nothing\n");
     ASSERT_EQ(d.size(), 2u);
-    EXPECT_EQ(d[0], "flow.yaml:1:1: steps: a workflow needs a list of steps");
+    EXPECT_EQ(d[0], "flow.yaml:1:1: steps: a workflow needs a list of steps (or nodes and edges)");
     EXPECT_EQ(d[1], "flow.yaml:1:1: name: a workflow needs a name");
 }
 

@@ -44,13 +44,23 @@ class SourceList {
 class Template {
   public:
     struct Segment {
-        enum class Kind { kLiteral, kInput, kVariable };
+        // kInput: {{input}}, {{input.a.b}} — the node's input (a field of it, parsed as JSON).
+        // kVariable: {{name}} — what Compile resolves it to: a variable (`sources`), or
+        // kNode / kRunInput / kExtra after resolution.
+        // kRunInput: {{run.input}}, {{run.input.a}}, or a declared input {{amount}} (path
+        // ["amount"]). kNode: {{node_id}}, {{node_id.output}}, {{node_id.a.b}}: a node's
+        // output (`node`). kExtra: a name the renderer supplies ({{item}}, {{index}},
+        // {{event}}).
+        enum class Kind { kLiteral, kInput, kVariable, kRunInput, kNode, kExtra };
         Kind kind = Kind::kLiteral;
-        std::string text;  // literal text, or the variable name
+        std::string text;  // literal text, or the name before the first '.'
         std::string raw;   // the placeholder as written, rendered when there is no value
         // For variables: earlier nodes whose output_var sets it, latest first (filled by
         // Compile).
         SourceList sources;
+        // The fields after the name ("{{plan.tasks}}": ["tasks"]): a field of a JSON value.
+        std::vector<std::string> path;
+        int node = -1;  // kNode
     };
 
     Template() = default;

@@ -32,6 +32,34 @@ std::string_view ErrorModeName(ErrorMode mode) {
     return "fail";
 }
 
+std::string_view BackoffKindName(BackoffKind kind) {
+    switch (kind) {
+        case BackoffKind::kConstant:
+            return "constant";
+        case BackoffKind::kLinear:
+            return "linear";
+        case BackoffKind::kExponential:
+            return "exponential";
+    }
+    return "exponential";
+}
+
+std::string_view OnErrorName(OnError on_error) {
+    switch (on_error) {
+        case OnError::kFail:
+            return "fail";
+        case OnError::kContinue:
+            return "continue";
+        case OnError::kSkip:
+            return "skip";
+        case OnError::kFallback:
+            return "fallback";
+        case OnError::kEmitSignal:
+            return "emit_signal";
+    }
+    return "fail";
+}
+
 size_t FieldPositions::SlotOf(std::string_view path) const {
     size_t mask = slots_.size() - 1;
     size_t i = std::hash<std::string_view>()(path) & mask;

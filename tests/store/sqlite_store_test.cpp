@@ -530,6 +530,7 @@ TEST_P(SqliteStoreTest, AVersionOneFileMigratesAndKeepsItsRuns) {
                     .has_value());
     store_.reset();
     ExecRaw(path_,
+            "DROP INDEX runs_by_wake_at; ALTER TABLE runs DROP COLUMN wake_at; "
             "DROP TABLE checkpoints; DROP TABLE checkpoint_batches; DROP INDEX runs_unsigned; "
             "ALTER TABLE runs DROP COLUMN checkpoint_seq; PRAGMA user_version=1");
     auto reopened = SqliteStore::OpenBlocking(path_, Options());
@@ -542,7 +543,7 @@ TEST_P(SqliteStoreTest, AVersionOneFileMigratesAndKeepsItsRuns) {
     EXPECT_EQ(fixtures::RunIds(*RunSync(store->FindUnsignedStops("", 10))),
               std::vector<std::string>{RunIdFor(1)});
     auto version = QueryInt(path_, "PRAGMA user_version");
-    EXPECT_EQ(version, 2);
+    EXPECT_EQ(version, 3);
 }
 
 TEST_P(SqliteStoreTest, OpenRefusesAForeignDatabase) {
