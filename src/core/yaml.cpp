@@ -29,6 +29,7 @@ std::optional<YamlError> CheckBounds(const YAML::Node& root, const YamlLimits& l
     std::vector<Frame> stack;
     stack.push_back({root, 0});
     int64_t nodes = 0;
+    int64_t scalar_bytes = 0;
     while (!stack.empty()) {
         Frame frame = std::move(stack.back());
         stack.pop_back();
@@ -37,10 +38,18 @@ std::optional<YamlError> CheckBounds(const YAML::Node& root, const YamlLimits& l
                            "too many nodes once aliases are expanded (more than " +
                                std::to_string(limits.max_nodes) + ")");
         }
+        if (frame.node.IsScalar()) {
+            scalar_bytes += static_cast<int64_t>(frame.node.Scalar().size());
+            if (scalar_bytes > limits.max_scalar_bytes) {
+                return ErrorAt(frame.node.Mark(),
+                               "too much text once aliases are expanded (more than " +
+                                   std::to_string(limits.max_scalar_bytes) + " bytes)");
+            }
+        }
         if (!frame.node.IsMap() && !frame.node.IsSequence()) continue;
         if (frame.depth + 1 > limits.max_depth) {
-            return ErrorAt(frame.node.Mark(), "nested deeper than " +
-                                                  std::to_string(limits.max_depth) + " levels");
+            return ErrorAt(frame.node.Mark(),
+                           "nested deeper than " + std::to_string(limits.max_depth) + " levels");
         }
         if (frame.node.IsMap()) {
             for (auto it = frame.node.begin(); it != frame.node.end(); ++it) {
@@ -63,8 +72,8 @@ std::expected<YAML::Node, YamlError> ParseYaml(std::string_view text, const Yaml
     try {
         root = YAML::Load(std::string(text));
     } catch (const YAML::DeepRecursion& e) {
-        return std::unexpected(ErrorAt(e.mark, "nested deeper than " +
-                                                   std::to_string(limits.max_depth) + " levels"));
+        return std::unexpected(
+            ErrorAt(e.mark, "nested deeper than " + std::to_string(limits.max_depth) + " levels"));
     } catch (const YAML::Exception& e) {
         return std::unexpected(ErrorAt(e.mark, "syntax error: " + e.msg));
     }
