@@ -1,11 +1,13 @@
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
 #include <boost/json.hpp>
 
 #include <cmath>
 #include <cstdio>
 #include <initializer_list>
 #include <limits>
+#include <sstream>
 #include <vector>
 
 #include "core/checked_math.hpp"
@@ -219,6 +221,17 @@ TEST(RedactTest, ContainsSecretFindsRegisteredValues) {
     EXPECT_FALSE(ContainsSecret("{\"content\": \"pw=hunter2-registered\"}"));
     RegisterSecret("short");  // under 6 bytes: ignored, too likely a false match
     EXPECT_FALSE(ContainsSecret("a short text"));
+}
+
+TEST(RedactTest, LogMessagesAreRedactedWhoeverFormattedThem) {
+    RegisterSecret("log-secret-8d7c6b5a");
+    std::ostringstream out;
+    auto sink = RedactingSink(std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+    spdlog::logger logger("redact-test", sink);
+    logger.set_pattern("%v");
+    logger.warn("server said: {}", "bad key log-secret-8d7c6b5a");
+    logger.warn("nothing to hide");
+    EXPECT_EQ(out.str(), "server said: bad key [REDACTED]\nnothing to hide\n");
 }
 
 TEST(CheckedMathTest, SumsAndProductsSaturateInsteadOfOverflowing) {

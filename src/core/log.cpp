@@ -28,13 +28,44 @@ Redactor& GetRedactor() {
     return redactor;
 }
 
+class RedactingSinkImpl final : public spdlog::sinks::sink {
+  public:
+    explicit RedactingSinkImpl(std::shared_ptr<spdlog::sinks::sink> inner)
+        : inner_(std::move(inner)) {}
+
+    void log(const spdlog::details::log_msg& msg) override {
+        const std::string_view payload(msg.payload.data(), msg.payload.size());
+        if (!ContainsSecret(payload)) {
+            inner_->log(msg);
+            return;
+        }
+        const std::string redacted = Redact(payload);
+        spdlog::details::log_msg copy = msg;
+        copy.payload = spdlog::string_view_t(redacted.data(), redacted.size());
+        inner_->log(copy);
+    }
+    void flush() override { inner_->flush(); }
+    void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
+    void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override {
+        inner_->set_formatter(std::move(formatter));
+    }
+
+  private:
+    std::shared_ptr<spdlog::sinks::sink> inner_;
+};
+
 }  // namespace
 
 void InitLogging(std::string_view level) {
-    auto logger = spdlog::stderr_color_mt("strowger");
+    auto sink = RedactingSink(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    auto logger = std::make_shared<spdlog::logger>("strowger", std::move(sink));
     logger->set_pattern("%^%Y-%m-%dT%H:%M:%S.%e %l%$ %v");
     spdlog::set_default_logger(logger);
     spdlog::set_level(spdlog::level::from_str(std::string(level)));
+}
+
+std::shared_ptr<spdlog::sinks::sink> RedactingSink(std::shared_ptr<spdlog::sinks::sink> inner) {
+    return std::make_shared<RedactingSinkImpl>(std::move(inner));
 }
 
 void RegisterSecret(std::string_view secret) {

@@ -11,15 +11,21 @@
 // Thread-safety: all functions are thread-safe.
 #pragma once
 
+#include <spdlog/sinks/sink.h>
 #include <spdlog/spdlog.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 
 namespace strowger {
 
-// Sets up the default logger on stderr; `level` is trace|debug|info|warn|error|off.
+// Sets up the default logger on stderr; `level` is trace|debug|info|warn|error|off. Every
+// message goes through RedactingSink.
 void InitLogging(std::string_view level);
+// A sink that writes to `inner` each message with its secrets redacted (Redact), whoever
+// formatted it.
+std::shared_ptr<spdlog::sinks::sink> RedactingSink(std::shared_ptr<spdlog::sinks::sink> inner);
 
 // Adds a literal secret value (ignored if shorter than 6 bytes: too likely a false match).
 void RegisterSecret(std::string_view secret);
