@@ -40,7 +40,8 @@ class FakeTool : public tools::Tool {
     tools::SafetyClass safety() const override { return safety_; }
     Awaitable<Result<tools::ToolResult>> Call(std::string arguments,
                                               tools::ToolContext context) override {
-        calls.push_back({arguments, context.idempotency_key, context.workspace.string()});
+        calls.push_back({arguments, context.idempotency_key, context.workspace.string(),
+                         context.grants.sandbox});
         ++in_flight;
         max_in_flight = std::max(max_in_flight, in_flight);
         if (hang || latency_ms > 0) {
@@ -59,6 +60,7 @@ class FakeTool : public tools::Tool {
 
     struct Seen {
         std::string arguments, idempotency_key, workspace;
+        tools::SandboxLimits sandbox;
     };
     std::vector<Seen> calls;
     int in_flight = 0;
@@ -605,6 +607,29 @@ TEST_F(AgentTest, AToolCallWhoseArgumentsHoldASecretIsRefusedNotRunRedacted) {
     for (const auto& event : events) {
         EXPECT_EQ(event.encoded.find(secret), std::string::npos) << event.type_name;
     }
+}
+
+// A workflow's sandbox numbers may be any positive int64: their conversion to bytes and
+// milliseconds saturates (timeout_secs * 1000 wrapped to -1000 ms).
+TEST_F(AgentTest, HugeSandboxLimitsSaturateInsteadOfWrapping) {
+    const std::string most = "9223372036854775807";
+    auto plan = Compile("tools: [probe], sandbox: {timeout_secs: " + most + ", memory_mb: " + most +
+                            ", max_file_size_mb: " + most + ", max_output_kb: " + most + "}",
+                        "  - {name: s, agent_name: a, prompt: Go}\n",
+                        "rules:\n  - when: {prompt_contains: Go}\n"
+                        "    tool_calls: [{name: probe, arguments: {}}]\n  - {reply: done}\n");
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
+    auto outcome = Run(io, engine->StartRun({plan, "", {}, {}}));
+    ASSERT_TRUE(outcome && *outcome);
+    EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
+    ASSERT_EQ(probe_->calls.size(), 1u);
+    const tools::SandboxLimits& limits = probe_->calls[0].sandbox;
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    EXPECT_EQ(limits.wall_timeout_ms, kMax);
+    EXPECT_EQ(limits.memory_bytes, kMax);
+    EXPECT_EQ(limits.max_file_size_bytes, kMax);
+    EXPECT_EQ(limits.max_output_bytes, kMax);
 }
 
 }  // namespace
