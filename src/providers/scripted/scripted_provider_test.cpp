@@ -127,7 +127,7 @@ TEST_F(ScriptedFileTest, UsageCountsMustBeIntegersFromZeroToABillion) {
     EXPECT_EQ(LoadError(head + "1000000001}\n"),
               "script.yaml:3:27: rules[0].usage.input_tokens: expected an integer from 0 to "
               "1000000000, got 1000000001");
-    for (const std::string& bad : {"-4", "1.5", "twelve", "0x10"}) {
+    for (const char* bad : {"-4", "1.5", "twelve", "0x10"}) {
         EXPECT_NE(LoadError(head + bad + "}\n")
                       .find("rules[0].usage.input_tokens: expected an "
                             "integer from 0 to 1000000000, got"),
@@ -149,10 +149,10 @@ TEST_F(ScriptedFileTest, UsageCountsMustBeIntegersFromZeroToABillion) {
 }
 
 TEST_F(ScriptedFileTest, PricesMustBeSaneNumbers) {
-    for (const std::string& bad : {"-1", "1e300", ".nan", ".inf", "cheap"}) {
-        std::string message = LoadError("prices: {input_per_mtok: " + bad + "}\n");
-        EXPECT_NE(message.find("script.yaml:1:26: prices.input_per_mtok: expected a number from 0 "
-                               "to 1000000, got " +
+    for (const char* bad : {"-1", "1e300", ".nan", ".inf", "cheap"}) {
+        std::string message = LoadError(std::string("prices: {input_per_mtok: ") + bad + "}\n");
+        EXPECT_NE(message.find(std::string("script.yaml:1:26: prices.input_per_mtok: expected a "
+                                           "number from 0 to 1000000, got ") +
                                bad),
                   std::string::npos)
             << message;
