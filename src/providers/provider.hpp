@@ -96,7 +96,8 @@ struct Usage {
 
 // The most tokens one call may report on either side. A provider that reports more (or a
 // negative count, or one that is not an integer) is broken or hostile: its answer is a protocol
-// error (kInternal, not retried), never a count that budgets and prices would be computed from.
+// error (kInternal, a malformed answer: the provider layer does not retry it; the step's
+// error_mode decides), never a count that budgets and prices would be computed from.
 inline constexpr int64_t kMaxTokensPerCall = 1'000'000'000;
 
 // OK if both counts of `usage` are in 0..kMaxTokensPerCall; else the protocol error
@@ -148,8 +149,9 @@ struct Pricing {
     }
 };
 
-// The most a price may be, in USD per million tokens (a thousand times the dearest model's
-// list price): a price file or scripted file with more is refused.
+// The most a price may be, in USD per million tokens (far above any model's list price): a
+// providers file or scripted file with more is refused. With kMaxTokensPerCall, one call's
+// cost stays below 2 * 10^18 nano-USD.
 inline constexpr double kMaxUsdPerMillionTokens = 1'000'000;
 
 // A provider instance plus the model name to pass it.
