@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates python3
   libboost1.81-dev libboost-json1.81-dev
-  libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libre2-dev
   libssl-dev openssl libsqlite3-dev sqlite3 libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libre2-dev bubblewrap clang-format procps

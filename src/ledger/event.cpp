@@ -119,7 +119,11 @@ Result<int64_t> ParseUsd(std::string_view text) {
         }
         for (size_t i = fraction.size(); i < 9; ++i) f *= 10;
     }
-    int64_t nanos = w * 1000000000 + f;
+    int64_t nanos = 0;
+    if (__builtin_mul_overflow(w, int64_t{1000000000}, &nanos) ||
+        __builtin_add_overflow(nanos, f, &nanos)) {
+        return InvalidArgumentError("bad USD amount");
+    }
     return negative ? -nanos : nanos;
 }
 
