@@ -68,6 +68,7 @@ struct RunCreated {
     std::string input;
     std::string idempotency_key;
     std::string rerun_of;
+    std::string actor;  // who started it (an API token's name); "" = not recorded
 };
 struct RunStarted {};
 struct RunResumed {
