@@ -88,9 +88,7 @@ std::optional<std::string> PercentDecode(std::string_view text, bool plus_is_spa
 
 bool SplitTarget(std::string_view target, std::string& path, Fields& query) {
     size_t mark = target.find('?');
-    auto decoded = PercentDecode(target.substr(0, mark), false);
-    if (!decoded) return false;
-    path = std::move(*decoded);
+    path = std::string(target.substr(0, mark));
     if (mark == std::string_view::npos) return true;
     std::string_view rest = target.substr(mark + 1);
     size_t hash = rest.find('#');

@@ -35,7 +35,8 @@ using Fields = std::vector<std::pair<std::string, std::string>>;
 struct Request {
     std::string method;  // "GET", "POST", ...
     std::string target;  // as received
-    std::string path;    // percent-decoded, without the query
+    std::string path;    // as received (percent-encoded), without the query: the router
+                         // splits it at '/' and decodes each segment
     Fields query;        // percent-decoded, in order
     Fields headers;      // names lower-cased, in order
     std::string body;
@@ -72,7 +73,8 @@ struct Response {
 
 // Percent-decodes `text` ('+' as a space when `plus_is_space`); nullopt for a bad escape.
 std::optional<std::string> PercentDecode(std::string_view text, bool plus_is_space);
-// Splits a target into its decoded path and query; nullopt for a bad escape.
+// Splits a target into its path (as it is) and its decoded query; false for a bad escape in the
+// query.
 bool SplitTarget(std::string_view target, std::string& path, Fields& query);
 // The standard reason phrase of a status ("Not Found").
 std::string_view ReasonPhrase(int status);

@@ -35,7 +35,14 @@ void Router::Add(Route route) {
 const Route* Router::Match(const std::string& method, const std::string& path,
                            std::map<std::string, std::string, std::less<>>& params,
                            std::vector<std::string>& allowed) const {
-    auto segments = PathSegments(path);
+    // Segments decoded one by one: an encoded '/' (%2F) stays inside its segment (task ids
+    // such as "deploy/1/1" are one path parameter).
+    std::vector<std::string> segments;
+    for (auto raw : PathSegments(path)) {
+        auto decoded = PercentDecode(raw, false);
+        if (!decoded) return nullptr;
+        segments.push_back(std::move(*decoded));
+    }
     const Route* found = nullptr;
     for (size_t r = 0; r < routes_.size(); ++r) {
         const auto& pattern = compiled_[r].segments;
@@ -57,7 +64,7 @@ const Route* Router::Match(const std::string& method, const std::string& path,
         for (size_t i = 0; i < pattern.size(); ++i) {
             const auto& p = pattern[i];
             if (p.size() >= 2 && p.front() == '{') {
-                params.emplace(p.substr(1, p.size() - 2), std::string(segments[i]));
+                params.emplace(p.substr(1, p.size() - 2), segments[i]);
             }
         }
     }
@@ -116,7 +123,9 @@ Awaitable<Response> Router::Dispatch(Request request) {
     const Route* route = Match(request.method, request.path, params, allowed);
     Response response;
     if (!route) {
-        if (allowed.empty()) {
+        if (!PercentDecode(request.path, false)) {
+            response = Problem(400, "the path has a bad percent-escape");
+        } else if (allowed.empty()) {
             response = Problem(404, "no endpoint " + request.path);
         } else {
             std::string allow;

@@ -255,6 +255,18 @@ Awaitable<Response> ListRuns(Service* s, Request request) {
     }
     const std::string source = request.Query("trigger_source").value_or("");
     json::array runs;
+    if (!since && source.empty()) {
+        // Only filters the store applies: its page and cursor as they are.
+        filter.limit = *limit;
+        auto page = co_await s->store->ListRuns(filter);
+        if (!page) co_return ProblemFor(page.error());
+        for (const auto& record : page->runs) runs.push_back(Summary(record));
+        json::object out;
+        out["runs"] = std::move(runs);
+        out["next_cursor"] = page->next_cursor.empty() ? json::value(nullptr)
+                                                       : json::value(page->next_cursor);
+        co_return JsonResponse(200, out);
+    }
     // Pages of the store until `limit` runs pass the filters the store does not apply; ids sort
     // by time, so the first run created before `since` ends the listing.
     int64_t scanned = 0;

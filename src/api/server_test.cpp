@@ -457,14 +457,16 @@ TEST(HttpTest, TargetsSplitAndDecode) {
     std::string path;
     Fields query;
     ASSERT_TRUE(SplitTarget("/api/runs/a%2Fb?status=running&x=1+2&empty=&flag", path, query));
-    EXPECT_EQ(path, "/api/runs/a/b");
+    EXPECT_EQ(path, "/api/runs/a%2Fb");  // the router decodes segment by segment
     ASSERT_EQ(query.size(), 4u);
     EXPECT_EQ(query[0], (std::pair<std::string, std::string>("status", "running")));
     EXPECT_EQ(query[1].second, "1 2");
     EXPECT_EQ(query[2].second, "");
     EXPECT_EQ(query[3].first, "flag");
-    EXPECT_FALSE(SplitTarget("/a%2", path, query));
-    EXPECT_FALSE(SplitTarget("/a%g1", path, query));
+    EXPECT_FALSE(SplitTarget("/a?x=%2", path, query));
+    EXPECT_FALSE(SplitTarget("/a?%g1=1", path, query));
+    EXPECT_EQ(PercentDecode("a%2Fb", false), std::optional<std::string>("a/b"));
+    EXPECT_EQ(PercentDecode("a%2", false), std::nullopt);
 }
 
 }  // namespace

@@ -156,6 +156,17 @@ Awaitable<Result<store::RunRecord>> Service::WaitForStop(std::string run_id,
 Awaitable<Result<json::object>> Service::RunRecord(std::string run_id) {
     STROWGER_CO_ASSIGN_OR_RETURN(auto loaded, co_await engine.LoadRun(run_id));
     json::object run = engine::RunRecordJson(loaded.plan.get(), loaded.state);
+    // What `strowger runs show` prints of each node, for its --server form.
+    if (auto* nodes = run["nodes"].if_array()) {
+        for (size_t i = 0; i < nodes->size() && i < loaded.state.nodes.size(); ++i) {
+            auto& node = (*nodes)[i].as_object();
+            const auto& state = loaded.state.nodes[i];
+            node["input_tokens"] = state.tokens_in;
+            node["output_tokens"] = state.tokens_out;
+            node["duration_ms"] = state.duration_ms;
+            if (state.status == ledger::NodeStatus::kCompleted) node["output"] = state.output;
+        }
+    }
     json::array open_tasks;
     for (const auto* task : loaded.state.OpenTasks()) {
         json::object t;

@@ -47,6 +47,8 @@ class ApiClient {
     Status Follow(const std::string& path, const std::function<bool(const http::SseEvent&)>& on_event);
 
     const std::string& server() const { return server_; }
+    // The loop calls run on (a live display redraws on it while a stream is read).
+    Executor executor() { return io_.get_executor(); }
 
   private:
     ApiClient() : io_(1) {}

@@ -33,6 +33,8 @@ int Main(int argc, char** argv) {
     AddApproveCommands(app, global, exit_code);
     AddServeCommand(app, global, exit_code);
     AddTokenCommand(app, global, exit_code);
+    AddWorkflowCommand(app, global, exit_code);
+    AddTasksCommand(app, global, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

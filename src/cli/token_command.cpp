@@ -68,7 +68,7 @@ T RunLocal(asio::io_context& io, Awaitable<T> awaitable) {
 
 int DoToken(const std::string& action, const TokenFlags& flags, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
-    std::string server = ServerUrl(flags.server);
+    std::string server = RemoteServer(flags.server, flags.store);
     if (!server.empty()) {
         auto client = ConnectOrReport(server);
         if (!client) return ToInt(ExitCode::kInternal);

@@ -297,7 +297,11 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     std::string task_id(JsonString(task, "task_id"));
     EXPECT_EQ(JsonString(task, "tool"), "read_file");
     Expect(404, "GET", "/api/tasks?run_id=01ZZZZZZZZZZZZZZZZZZZZZZZZ");
-    std::string decision_path = "/api/runs/" + waiting + "/tasks/" + task_id + "/decision";
+    std::string encoded_task = task_id;  // "look/1/1": one path segment, its '/' escaped
+    for (size_t at = 0; (at = encoded_task.find('/', at)) != std::string::npos;) {
+        encoded_task.replace(at, 1, "%2F");
+    }
+    std::string decision_path = "/api/runs/" + waiting + "/tasks/" + encoded_task + "/decision";
     Expect(400, "POST", decision_path, R"({"action":"maybe"})");
     std::string approver = serve_->MakeToken("alice", "approver");
     std::string op = serve_->MakeToken("bob", "operator");

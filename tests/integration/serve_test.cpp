@@ -207,7 +207,9 @@ TEST_F(ServeTest, SigtermLetsTheModelCallFinishExitsZeroAndTheNextStartFinishesT
     }
     ServeProcess again(env_);
     ASSERT_TRUE(again.ok());
-    EXPECT_EQ(WaitStatus(again, run), "completed");
+    EXPECT_NE(again.process().Stderr().find("1 runs resumed"), std::string::npos);
+    // (It is resumed as the daemon starts: until then its status is still `paused`.)
+    EXPECT_TRUE(WaitFor([&] { return env_.RunStatus(run) == "completed"; }, 20s));
     Events events = env_.Events(run);
     EXPECT_EQ(Count(events, "node.started", "long"), 1) << Describe(events);
     EXPECT_EQ(Count(events, "node.completed", "short"), 1) << Describe(events);

@@ -35,7 +35,13 @@ def main():
         candidates.sort(key=lambda o: o[0].count("{"))
         where = f"{method} {path} -> {status}"
         if not candidates:
-            problems.append(f"{where}: no documented operation")
+            # The router's own answers to paths and methods it does not serve: problem details.
+            if status in (404, 405):
+                schema = {"$ref": "#/components/schemas/Problem", "components": doc["components"]}
+                for e in Draft202012Validator(schema).iter_errors(json.loads(record["body"])):
+                    problems.append(f"{where}: {e.message[:300]}")
+            else:
+                problems.append(f"{where}: no documented operation")
             continue
         template, _, _, op = candidates[0]
         key = (template, method)
