@@ -104,7 +104,9 @@ Run::Notes& Run::notes() {
 
 ledger::Event Run::SealCreated(const ledger::NewEvent& event) {
     auto now = engine_->clock_.Now();
-    ledger::Event sealed = ledger::Seal(state_.head, state_.run_id, now, event);
+    // With its payload in `data` when observers read it (they are told once it is created).
+    ledger::Event sealed = ledger::Seal(state_.head, state_.run_id, now, event,
+                                        engine_->observers_want_data_);
     state_.Apply(now, -1, event);
     return sealed;
 }
@@ -142,13 +144,28 @@ void Run::RequestPause(std::string reason, std::string actor) {
 // ---- Ledger -------------------------------------------------------------------------------
 
 Awaitable<bool> Run::Create(std::unique_ptr<store::NewRun> record) {
+    // Observers are told of run.created too, once it is committed (its header and payload).
+    std::optional<ledger::Event> notify;
+    if (!engine_->observers_.empty() && !record->events.empty()) {
+        const ledger::Event& event = record->events.front();
+        notify.emplace();
+        notify->seq = event.seq;
+        notify->time = event.time;
+        notify->type = event.type;
+        notify->type_name = event.type_name;
+        notify->run_id = state_.run_id;
+        if (engine_->observers_want_data_) notify->data = event.data;
+    }
     auto created = co_await engine_->store_->CreateRun(std::move(*record));
     if (!created) {
         store_failed_ = true;
         notes().store_error = created.error();
         co_return false;
     }
-    if (created->created) co_return true;
+    if (created->created) {
+        if (notify) engine_->Notify(*notify);
+        co_return true;
+    }
     // An idempotency key used before: report that run, do nothing.
     existing_ = true;
     state_.run_id = created->run_id;

@@ -179,7 +179,9 @@ void AppendPayload(std::string& out, const Payload& payload) {
     std::visit(
         Overloaded{
             [&](const RunCreated& p) {
-                w.BeginObject().Field("definition_sha256", p.definition_sha256);
+                w.BeginObject();
+                OptionalField(w, "actor", p.actor);
+                w.Field("definition_sha256", p.definition_sha256);
                 OptionalField(w, "idempotency_key", p.idempotency_key);
                 w.Field("input", p.input);
                 OptionalField(w, "parent_node", p.parent_node);
@@ -477,7 +479,7 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
             return RunCreated{Str(o, "workflow"),        Str(o, "definition_sha256"),
                               Str(o, "input"),           Str(o, "idempotency_key"),
                               Str(o, "rerun_of"),        Str(o, "parent_run"),
-                              Str(o, "parent_node")};
+                              Str(o, "parent_node"),     Str(o, "actor")};
         case EventType::kRunStarted:
             return RunStarted{};
         case EventType::kRunResumed:
