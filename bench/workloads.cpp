@@ -7,6 +7,9 @@
 //   strowger_bench W4  [--runs 1000] [--steps 10] [--concurrency 100] [--latency-ms 0]
 //                      [--provider openai] [--http-thread 1]
 //   strowger_bench RESUME [--runs 10000] [--steps 3] --store sqlite:PATH
+//   strowger_bench W2  [--form linear|dag] [--runs 1000] [--concurrency 100] [--store ...]
+//   strowger_bench DAG100 [--runs 100] [--concurrency 0] [--store ...] [--form linear|dag]
+//   strowger_bench HUMAN [--runs 100000] [--concurrency 1000] --store sqlite:PATH
 //   strowger_bench CONNECT [--runs 10000]
 //
 // CONNECT is the kernel's share of W3 over HTTP alone: --runs loopback TCP connections, one
@@ -17,6 +20,15 @@
 // then resumes every interrupted run from the store and reports how long until all of them
 // are executing again (run.resumed committed) and until all have completed (the interrupted
 // attempt is retried; the scripted model answers attempt 2 at once).
+//
+// W2 is 1 -> 8 parallel -> join -> 1 with an instant scripted model, 100 runs in flight: the
+// linear form's fan_out/collect or the DAG form's fork/join (--form); runs per second. DAG100
+// is CMDC's benchmark shape, a layered DAG of 10 layers of 10 agent nodes, each node depending
+// on every node of the layer before; with --form linear the same 100 calls as a chain, so the
+// difference per node is what scheduling a graph costs. HUMAN: a child process starts the runs
+// (--concurrency at a time), each of which stops waiting in a human_task with a 1 s timeout,
+// and reports its resident memory once all are waiting; then it exits (the restart) and the
+// parent fires every due timer (FindDueRuns + resume) and reports how long that took.
 //
 // W1 measures steps per second with an instant scripted provider. W3 starts every run at
 // once against a slow model and reports the wall time and the resident memory per run in
@@ -86,6 +98,8 @@ struct Flags {
     // --sign 0: the engines make no signed checkpoints (as before they existed); 1 (default):
     // they sign with a key made for the process, as the CLI does with the store's.
     int64_t sign = 1;
+    // W2 / DAG100: "linear" (steps) or "dag" (nodes + edges).
+    std::string form = "dag";
 };
 
 // The bench's ledger key: one per process, shared by the crashing child and the resumer.
@@ -139,6 +153,71 @@ std::string WriteWorkflow(const fs::path& dir, int64_t steps, const std::string&
     for (int64_t i = 1; i <= steps; ++i) {
         flow << "  - {name: s" << i << ", agent_name: a, prompt: \"Step " << i
              << " of {{input}}\", timeout_secs: 60}\n";
+    }
+    std::ofstream(dir / "flow.yaml") << flow.str();
+    return (dir / "flow.yaml").string();
+}
+
+// W2's shape, 1 -> 8 parallel -> join -> 1, in either form: 10 model calls per run.
+std::string WriteFanOutWorkflow(const fs::path& dir, const std::string& form,
+                                const std::string& model) {
+    fs::create_directories(dir);
+    std::ofstream(dir / "script.yaml") << "rules:\n  - {reply_template: \"${step} ok\"}\n";
+    std::ostringstream flow;
+    flow << "name: w2\n";
+    if (form == "linear") {
+        flow << "agents:\n  a: {model: \"" << model << "\"}\nsteps:\n"
+             << "  - {name: first, agent_name: a, prompt: \"Plan {{input}}\"}\n";
+        for (int i = 1; i <= 8; ++i) {
+            flow << "  - {name: p" << i << ", agent_name: a, prompt: \"Part " << i
+                 << " of {{input}}\", mode: fan_out}\n";
+        }
+        flow << "  - {name: gather, agent_name: a, prompt: unused, mode: collect}\n"
+             << "  - {name: last, agent_name: a, prompt: \"Sum up {{input}}\"}\n";
+    } else {
+        flow << "default_model: \"" << model << "\"\nnodes:\n"
+             << "  - {id: first, type: agent, config: {prompt: \"Plan {{input}}\"}}\n"
+             << "  - {id: split, type: fork}\n";
+        for (int i = 1; i <= 8; ++i) {
+            flow << "  - {id: p" << i << ", type: agent, config: {prompt: \"Part " << i
+                 << " of {{input}}\", upstream: false}}\n";
+        }
+        flow << "  - {id: join, type: join, config: {mode: all}}\n"
+             << "  - {id: last, type: agent, config: {prompt: \"Sum up {{input}}\", upstream: "
+                "false}}\nedges:\n  - {from: first, to: split}\n";
+        for (int i = 1; i <= 8; ++i) {
+            flow << "  - {from: split, to: p" << i << "}\n  - {from: p" << i << ", to: join}\n";
+        }
+        flow << "  - {from: join, to: last}\n";
+    }
+    std::ofstream(dir / "flow.yaml") << flow.str();
+    return (dir / "flow.yaml").string();
+}
+
+// DAG100: 10 layers of 10 agent nodes, every node of a layer depending on every node of the
+// layer before (900 edges); --form linear: the same 100 calls as a chain of steps.
+std::string WriteLayeredWorkflow(const fs::path& dir, const std::string& form,
+                                 const std::string& model) {
+    constexpr int kLayers = 10, kWidth = 10;
+    if (form == "linear") return WriteWorkflow(dir, kLayers * kWidth, model, 0);
+    fs::create_directories(dir);
+    std::ofstream(dir / "script.yaml") << "rules:\n  - {reply_template: \"${step} ok\"}\n";
+    std::ostringstream flow;
+    flow << "name: dag100\ndefault_model: \"" << model << "\"\nnodes:\n";
+    for (int l = 0; l < kLayers; ++l) {
+        for (int n = 0; n < kWidth; ++n) {
+            flow << "  - {id: l" << l << "n" << n << ", type: agent, config: {prompt: \"Node "
+                 << l << "." << n << "\", upstream: false}}\n";
+        }
+    }
+    flow << "edges:\n";
+    for (int l = 1; l < kLayers; ++l) {
+        for (int from = 0; from < kWidth; ++from) {
+            for (int to = 0; to < kWidth; ++to) {
+                flow << "  - {from: l" << l - 1 << "n" << from << ", to: l" << l << "n" << to
+                     << "}\n";
+            }
+        }
     }
     std::ofstream(dir / "flow.yaml") << flow.str();
     return (dir / "flow.yaml").string();
@@ -252,6 +331,7 @@ int Resume(const Flags& flags) {
     std::ofstream(dir / "script.yaml") << "rules:\n  - {when: {step: s1, attempt: 1}, hang: "
                                           "true}\n  - {reply_template: \"${step} ok\"}\n";
 
+    BenchKey();  // made before the fork: the child signs with the key the parent verifies with
     pid_t child = fork();
     if (child == 0) {
         asio::io_context io(1);
@@ -330,24 +410,174 @@ int Resume(const Flags& flags) {
     return completed == runs ? 0 : 1;
 }
 
+// HUMAN: runs waiting for people hold nothing in memory, and their durable timers fire after a
+// restart. The child starts `runs` runs, `concurrency` at a time, of a workflow whose human_task
+// times out after 1 s, and reports its RSS once every run is waiting; it then exits without
+// cleanup (the restart). The parent finds the due runs and resumes them all at once; it
+// reports how long until every timer had fired and every run completed.
+int Human(const Flags& flags) {
+    RaiseFileLimit();
+    int64_t runs = flags.runs > 0 ? flags.runs : 100000;
+    int64_t concurrency = flags.concurrency > 0 ? flags.concurrency : 1000;
+    if (flags.store.rfind("sqlite:", 0) != 0) {
+        std::cerr << "HUMAN needs --store sqlite:PATH\n";
+        return 2;
+    }
+    fs::path dir = fs::temp_directory_path() / ("strowger-bench-human-" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    std::ofstream(dir / "script.yaml") << "rules:\n  - {reply_template: \"${step} ok\"}\n";
+    std::ofstream(dir / "flow.yaml")
+        << "name: human\ndefault_model: \"scripted:script.yaml\"\nnodes:\n"
+           "  - {id: review, type: human_task, config: {title: \"Review {{input}}\", timeout_ms: "
+           "1000, on_timeout: proceed_with_default, default_output: \"late\"}}\n"
+           "  - {id: after, type: agent, config: {prompt: \"After {{input}}\"}}\n"
+           "edges:\n  - {from: review, to: after, signal: timeout}\n";
+    const std::string flow = (dir / "flow.yaml").string();
+    int report[2];
+    if (pipe(report) != 0) return 1;
+    BenchKey();  // made before the fork: the child signs with the key the parent verifies with
+
+    pid_t child = fork();
+    if (child == 0) {
+        close(report[0]);
+        asio::io_context io(1);
+        providers::ProviderRegistry registry(io.get_executor());
+        providers::RegisterBuiltinProviders(registry);
+        auto compiled = model::Compile(model::LoadWorkflowFile(flow).workflow,
+                                       engine::CompileOptionsFor(registry));
+        auto store = store::OpenStoreBlocking(flags.store);
+        if (!compiled.ok() || !store) std::_Exit(3);
+        engine::EngineOptions options;
+        options.single_threaded_executor = true;
+        AddSigner(flags, options, io.get_executor(), *store);
+        engine::Engine engine(io.get_executor(), *store, registry, options);
+        const int64_t rss_before = RssKb();
+        int64_t started = 0, waiting = 0;
+        std::function<void()> start_one = [&] {
+            if (started >= runs) return;
+            ++started;
+            engine.StartRun({compiled.plan, "item " + std::to_string(started), {}, {}},
+                            [&](Result<engine::RunOutcome> r) {
+                                if (r && r->status == ledger::RunStatus::kWaiting) ++waiting;
+                                start_one();
+                            });
+        };
+        auto t0 = std::chrono::steady_clock::now();
+        for (int64_t i = 0; i < concurrency; ++i) start_one();
+        io.run();
+        // Signing is asynchronous: flush it, as the CLI does before exiting.
+        asio::co_spawn(io, engine.FlushCheckpoints(), asio::detached);
+        io.restart();
+        io.run();
+        double start_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        malloc_trim(0);
+        json::object out;
+        out["started_s"] = start_s;
+        out["waiting"] = waiting;
+        out["rss_before_kb"] = rss_before;
+        out["rss_all_waiting_kb"] = RssKb();
+        out["rss_peak_kb"] = PeakRssKb();
+        std::string text = json::serialize(out);
+        if (write(report[1], text.data(), text.size()) < 0) std::_Exit(4);
+        std::_Exit(0);  // the restart: nothing is closed
+    }
+    close(report[1]);
+    std::string child_report;
+    char buffer[4096];
+    for (ssize_t n; (n = read(report[0], buffer, sizeof buffer)) > 0;) child_report.append(buffer, n);
+    close(report[0]);
+    int status = 0;
+    waitpid(child, &status, 0);
+    auto parsed = ParseJson(child_report);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !parsed || !parsed->is_object()) {
+        std::cerr << "the child failed\n";
+        return 1;
+    }
+    // Every timer is due a second after its run was created.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+
+    asio::io_context io(1);
+    providers::ProviderRegistry registry(io.get_executor());
+    providers::RegisterBuiltinProviders(registry);
+    auto store = store::OpenStoreBlocking(flags.store);
+    if (!store) return 1;
+    engine::EngineOptions options;
+    options.single_threaded_executor = true;
+    AddSigner(flags, options, io.get_executor(), *store);
+    engine::Engine engine(io.get_executor(), *store, registry, options);
+    CountingObserver fired(ledger::EventType::kHumanTaskCompleted);
+    engine.AddObserver(&fired);
+    auto t0 = std::chrono::steady_clock::now();
+    double fired_s = 0;
+    int64_t due = 0, completed = 0;
+    std::string first_error;
+    asio::co_spawn(
+        io,
+        [&]() -> Awaitable<void> {
+            auto found = co_await (*store)->FindDueRuns(Clock::Real().Now(), 0);
+            if (!found) co_return;
+            due = static_cast<int64_t>(found->size());
+            for (const auto& record : *found) {
+                engine.ResumeRun(record.run_id, "timer", {}, [&](Result<engine::RunOutcome> r) {
+                    if (r && r->status == ledger::RunStatus::kCompleted) {
+                        ++completed;
+                    } else if (first_error.empty()) {
+                        first_error = r ? r->error : r.error().message();
+                    }
+                });
+            }
+        },
+        asio::detached);
+    while (io.run_one()) {
+        if (fired_s == 0 && fired.count >= runs) {
+            fired_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        }
+    }
+    double done_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    json::object out = parsed->get_object();
+    out["workload"] = "HUMAN";
+    out["store"] = flags.store;
+    out["runs"] = runs;
+    out["concurrency"] = concurrency;
+    out["due_after_restart"] = due;
+    out["all_timers_fired_s"] = fired_s;
+    out["completed"] = completed;
+    out["all_completed_s"] = done_s;
+    if (!first_error.empty()) out["first_error"] = first_error;
+    std::cout << json::serialize(out) << std::endl;
+    return completed == runs ? 0 : 1;
+}
+
 int Run(const Flags& flags) {
     if (flags.workload == "RESUME") return Resume(flags);
     RaiseFileLimit();
     if (flags.workload == "CONNECT") return ConnectFloor(flags.runs > 0 ? flags.runs : 10000);
-    if (flags.workload != "W1" && flags.workload != "W3" && flags.workload != "W4") {
+    if (flags.workload == "HUMAN") return Human(flags);
+    bool w2 = flags.workload == "W2";
+    bool dag100 = flags.workload == "DAG100";
+    if (flags.workload != "W1" && flags.workload != "W3" && flags.workload != "W4" && !w2 &&
+        !dag100) {
         std::cerr << "unknown workload " << flags.workload << "\n";
         return 2;
     }
-    // W1 and W4 are throughput (10 instant steps per run; W4 over HTTP), W3 is concurrency.
+    if ((w2 || dag100) && flags.form != "linear" && flags.form != "dag") {
+        std::cerr << "--form is linear or dag\n";
+        return 2;
+    }
+    // W1 and W4 are throughput (10 instant steps per run; W4 over HTTP), W3 is concurrency;
+    // W2 and DAG100 are throughput of graphs (model calls per run: 10 and 100).
     bool w3 = flags.workload == "W3";
     bool w4 = flags.workload == "W4";
-    int64_t runs = flags.runs > 0 ? flags.runs : (w3 ? 10000 : 1000);
-    int64_t steps = flags.steps > 0 ? flags.steps : (w3 ? 3 : 10);
+    int64_t runs = flags.runs > 0 ? flags.runs : (w3 ? 10000 : dag100 ? 100 : 1000);
+    int64_t steps = w2 ? 10 : dag100 ? 100 : flags.steps > 0 ? flags.steps : (w3 ? 3 : 10);
     int64_t latency = flags.latency_ms >= 0 ? flags.latency_ms : (w3 ? 1000 : 0);
     std::string provider = !flags.provider.empty() ? flags.provider : (w4 ? "openai" : "scripted");
     // W4 keeps 100 runs in flight (so at most 100 calls and connections): enough to keep the
     // engine, the HTTP thread and the mock busy on two cores without a 1,000-connection burst.
-    int64_t concurrency = flags.concurrency > 0 ? flags.concurrency : (w4 ? 100 : runs);
+    int64_t concurrency = flags.concurrency > 0 ? flags.concurrency : (w4 || w2 ? 100 : runs);
     fs::path dir = fs::temp_directory_path() / ("strowger-bench-" + std::to_string(getpid()));
 
     fs::create_directories(dir);
@@ -419,7 +649,10 @@ int Run(const Flags& flags) {
     } else {
         providers::RegisterBuiltinProviders(registry);
     }
-    auto loaded = model::LoadWorkflowFile(WriteWorkflow(dir, steps, model, latency));
+    auto loaded = model::LoadWorkflowFile(
+        w2       ? WriteFanOutWorkflow(dir, flags.form, model)
+        : dag100 ? WriteLayeredWorkflow(dir, flags.form, model)
+                 : WriteWorkflow(dir, steps, model, latency));
     auto compiled = model::Compile(loaded.workflow, engine::CompileOptionsFor(registry));
     if (!compiled.ok()) {
         for (const auto& d : compiled.diagnostics) std::cerr << d.ToString() << "\n";
@@ -518,9 +751,14 @@ int Run(const Flags& flags) {
     out["completed"] = completed.load();
     out["wall_s"] = wall;
     out["steps_per_s"] = static_cast<double>(runs * steps) / wall;
+    if (w2 || dag100) {
+        out["form"] = flags.form;
+        out["runs_per_s"] = static_cast<double>(runs) / wall;
+        out["us_per_node"] = wall * 1e6 / static_cast<double>(runs * steps);
+    }
     out["cpu_s"] = CpuSeconds(cpu_after) - CpuSeconds(cpu_before);
     if (mock_cpu >= 0) out["mock_cpu_s"] = mock_cpu;  // its whole life, warm-up included
-    if (concurrency == runs) {
+    if (concurrency == runs && !w2 && !dag100) {
         json::array requests, responses;
         for (double t : waves.requests) requests.push_back(t);
         for (double t : waves.responses) responses.push_back(t);
@@ -549,9 +787,10 @@ int Run(const Flags& flags) {
 int main(int argc, char** argv) {
     strowger::bench::Flags flags;
     if (argc < 2) {
-        std::cerr << "usage: strowger_bench W1|W3|W4|RESUME|CONNECT [--runs N] [--steps N] "
+        std::cerr << "usage: strowger_bench W1|W2|W3|W4|DAG100|HUMAN|RESUME|CONNECT [--runs N] [--steps N] "
                      "[--concurrency N] [--latency-ms N] [--provider scripted|openai] "
-                     "[--store URL] [--mock PATH] [--http-thread N] [--threads N] [--sign 0|1]\n"
+                     "[--store URL] [--mock PATH] [--http-thread N] [--threads N] [--sign 0|1] "
+                     "[--form linear|dag]\n"
                      "       strowger_bench CONNECT [--runs N]\n";
         return 2;
     }
@@ -579,6 +818,8 @@ int main(int argc, char** argv) {
             flags.threads = std::stoll(value);
         else if (flag == "--sign")
             flags.sign = std::stoll(value);
+        else if (flag == "--form")
+            flags.form = value;
         else {
             std::cerr << "unknown flag " << flag << "\n";
             return 2;

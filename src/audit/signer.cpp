@@ -73,7 +73,8 @@ int64_t CheckpointSigner::batches_signed() const {
     return batches_signed_copy_;
 }
 
-Awaitable<void> CheckpointSigner::Drain(std::shared_ptr<CheckpointSigner> self) {
+// `self` keeps the signer alive while the coroutine runs.
+Awaitable<void> CheckpointSigner::Drain([[maybe_unused]] std::shared_ptr<CheckpointSigner> self) {
     while (true) {
         std::vector<ledger::CheckpointLeaf> leaves;
         {

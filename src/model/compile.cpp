@@ -772,6 +772,8 @@ std::string_view NodeKindName(NodeKind kind) {
             return "agent";
         case NodeKind::kCollect:
             return "collect";
+        case NodeKind::kTyped:
+            return "typed";
     }
     return "agent";
 }

@@ -944,6 +944,9 @@ std::string DagSnapshotJson(const Workflow& workflow,
     root["edges"] = std::move(edges);
     if (!workflow.output.empty()) root["output"] = workflow.output;
     if (!workflow.default_model.empty()) root["default_model"] = workflow.default_model;
+    // Inline agents and the default model resolve relative model files against it, also when
+    // the run is resumed from this snapshot in another directory.
+    root["base_dir"] = AbsoluteDir(workflow.base_dir);
     json::object defaults = PolicyJson(workflow.default_policy);
     if (!defaults.empty()) root["policies"] = json::object{{"default", std::move(defaults)}};
     if (!workflow.schema_version.empty()) root["schema_version"] = workflow.schema_version;

@@ -371,5 +371,36 @@ TEST_F(ServeTest, RetentionKeepsTheNewestFinishedRunsOfAWorkflow) {
     EXPECT_EQ(ids, expected);
 }
 
+TEST_F(ServeTest, AHumanTasksTimerFiresInTheDaemonAfterAKillNineWhileWaiting) {
+    const std::string workflow = R"({"name": "gated", "default_model": "openai:m", "nodes": [
+        {"id": "draft", "type": "agent", "config": {"prompt": "Draft {{input}}"}},
+        {"id": "review", "type": "human_task", "config": {"title": "Review", "timeout_ms": 1500,
+         "on_timeout": "proceed_with_default", "default_output": "nobody came"}},
+        {"id": "publish", "type": "agent", "config": {"prompt": "Publish {{input}}"}},
+        {"id": "expired", "type": "agent", "config": {"prompt": "Expired: {{input}}"}}],
+      "edges": [{"from": "draft", "to": "review"},
+                {"from": "review", "to": "publish", "signal": "approved"},
+                {"from": "review", "to": "expired", "signal": "timeout"}]})";
+    std::string run_id;
+    {
+        ServeProcess serve(env_);
+        ASSERT_TRUE(serve.ok());
+        ASSERT_EQ(serve.Admin("POST", "/api/workflows", workflow).status, 201);
+        run_id = Start(serve, "gated", "memo");
+        EXPECT_EQ(WaitStatus(serve, run_id), "waiting");
+        ASSERT_TRUE(serve.process().Signal(SIGKILL));
+        serve.process().Wait(10s);
+    }
+    // Restarted (the timer came due while nothing ran, or comes due soon): it fires here.
+    ServeProcess serve(env_);
+    ASSERT_TRUE(serve.ok());
+    EXPECT_EQ(WaitStatus(serve, run_id), "completed");
+    auto events = env_.Events(run_id);
+    EXPECT_EQ(Count(events, "llm.request", "draft"), 1);
+    EXPECT_EQ(Count(events, "llm.request", "expired"), 1);
+    EXPECT_EQ(Count(events, "llm.request", "publish"), 0);
+    EXPECT_EQ(Count(events, "human_task.completed", "review"), 1);
+}
+
 }  // namespace
 }  // namespace strowger::testing

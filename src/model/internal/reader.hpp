@@ -565,7 +565,8 @@ class Reader {
             root, "",
             {"name", "description", "agents", "steps", "nodes", "edges", "id", "version",
              "created_at", "mcp_servers", "limits", "workspace", "inputs", "output",
-             "default_model", "policies", "metadata", "schema_version", "workflow_id", "mode"},
+             "default_model", "policies", "metadata", "schema_version", "workflow_id", "mode",
+             "base_dir"},
             [&](const std::string& key, const YamlNode& value, const std::string& p) {
                 if (key == "name") {
                     if (auto v = String(value, p)) workflow_.name = *v;
@@ -598,6 +599,10 @@ class Reader {
                     if (auto v = String(value, p)) workflow_.output = *v;
                 } else if (key == "default_model") {
                     if (auto v = String(value, p)) workflow_.default_model = *v;
+                } else if (key == "base_dir") {
+                    // What a pinned DAG snapshot records: the directory the workflow's relative
+                    // paths (scripted model files, subworkflows) were resolved against.
+                    if (auto v = String(value, p)) workflow_.base_dir = *v;
                 } else if (key == "policies") {
                     ReadPolicies(value, p);
                 } else if (key == "metadata") {
