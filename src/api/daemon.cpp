@@ -63,7 +63,7 @@ class Daemon::Impl {
           store_(store),
           options_(std::move(options)),
           clock_(clock),
-          hub_(executor, EventHub::Options{65536, 1024, options_.stream_deltas}),
+          hub_(executor, EventHub::Options{8192, 1024, options_.stream_deltas}),
           engine_(std::make_unique<engine::Engine>(executor, store, providers,
                                                    std::move(engine_options), clock, random)),
           tokens_(store, clock),
