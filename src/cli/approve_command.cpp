@@ -44,14 +44,16 @@ int DoDecide(const DecideFlags& flags, const std::string& decision, const Global
                          ? ExitCode::kInternal
                          : ExitCode::kUsage);
     }
-    std::cerr << "run " << flags.run_id << ": task " << *decided << " "
-              << (decision == "approve" ? "approved" : "rejected") << " by " << actor << "\n";
+    std::cerr << "run " << Shown(flags.run_id, Newlines::kEscape) << ": task "
+              << Shown(*decided, Newlines::kEscape) << " "
+              << (decision == "approve" ? "approved" : "rejected") << " by "
+              << Shown(actor, Newlines::kEscape) << "\n";
     if (flags.no_resume) return 0;
     // Go on with the run here, like `runs resume` (unless other tasks are still open).
     auto loaded = (*context)->Await(engine.LoadRun(flags.run_id));
     if (loaded && !loaded->state.OpenTasks().empty()) {
-        std::cerr << "strowger: run " << flags.run_id << " still has "
-                  << loaded->state.OpenTasks().size() << " open task(s)\n";
+        PrintError("run " + flags.run_id + " still has " +
+                   std::to_string(loaded->state.OpenTasks().size()) + " open task(s)");
         return ToInt(ExitCode::kWaiting);
     }
     return ExecuteWithProgress(**context, engine.ResumeRun(flags.run_id, "decided", actor),

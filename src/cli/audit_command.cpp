@@ -51,11 +51,13 @@ using SignedLeaves = std::map<std::string, std::vector<ledger::CheckpointLeaf>, 
 // Verifies one run as every read path does, plus what only an audit checks: the leaves the
 // batch log signed for it (found even if its checkpoint rows were deleted) and its anchors.
 // Prints one line; returns false if anything is wrong.
+// Run ids and the store's messages are escaped: a tampered store could hold anything.
 bool VerifyOne(Context& context, const std::string& run_id, const SignedLeaves& leaves,
                const std::vector<audit::Anchor>& anchors, int& store_errors) {
+    auto line = [](std::string_view text) { return Shown(text, Newlines::kEscape); };
     auto verified = context.Await(context.engine().VerifyRun(run_id));
     if (!verified) {
-        std::cout << run_id << ": cannot read: " << verified.error().message() << "\n";
+        std::cout << line(run_id) << ": cannot read: " << line(verified.error().message()) << "\n";
         ++store_errors;
         return false;
     }
@@ -109,10 +111,10 @@ bool VerifyOne(Context& context, const std::string& run_id, const SignedLeaves& 
         }
     }
     if (finding) {
-        std::cout << run_id << ": BROKEN " << EscapeControl(finding->Describe()) << "\n";
+        std::cout << line(run_id) << ": BROKEN " << line(finding->Describe()) << "\n";
         return false;
     }
-    std::cout << run_id << ": ok (" << verified->events << " events, " << signed_leaves
+    std::cout << line(run_id) << ": ok (" << verified->events << " events, " << signed_leaves
               << " signed checkpoints, head " << Short(verified->head.hash) << ")\n";
     return true;
 }
@@ -202,7 +204,8 @@ int DoVerify(const VerifyFlags& flags, const GlobalFlags& global) {
         std::set<std::string, std::less<>> present(ids.begin(), ids.end());
         for (const auto& anchor : anchors) {
             if (anchor.kind == audit::Anchor::Kind::kRun && !present.count(anchor.run_id)) {
-                std::cout << anchor.run_id << ": BROKEN: missing (anchored at seq " << anchor.seq
+                std::cout << Shown(anchor.run_id, Newlines::kEscape)
+                          << ": BROKEN: missing (anchored at seq " << anchor.seq
                           << ", anchors line " << anchor.line << ")\n";
                 ++broken;
             }

@@ -38,11 +38,23 @@ ExitCode ExitCodeFor(ledger::RunStatus status) {
 }
 
 void PrintError(std::string_view message) {
-    std::cerr << "strowger: " << message << "\n";
+    std::cerr << "strowger: " << CapForMessage(message, kErrorBytes) << "\n";
 }
 
 bool StderrIsTerminal() {
     return isatty(STDERR_FILENO) == 1;
+}
+
+bool StdoutIsTerminal() {
+    return isatty(STDOUT_FILENO) == 1;
+}
+
+std::string Shown(std::string_view text, Newlines newlines) {
+    return EscapeControl(text, newlines);
+}
+
+std::string ForStdout(std::string_view text) {
+    return StdoutIsTerminal() ? EscapeControl(text) : std::string(text);
 }
 
 void AddWorkflowFlags(CLI::App* command, WorkflowFlags& flags) {
@@ -79,7 +91,10 @@ Result<std::string> ResolveInput(const InputFlags& flags) {
             buffer << std::cin.rdbuf();
         } else {
             std::ifstream in(*flags.file, std::ios::binary);
-            if (!in) return InvalidArgumentError(*flags.file + ": cannot read input file");
+            if (!in) {
+                return InvalidArgumentError(CapForMessage(*flags.file) +
+                                            ": cannot read input file");
+            }
             buffer << in.rdbuf();
         }
         return buffer.str();
@@ -139,7 +154,7 @@ std::shared_ptr<const model::Plan> LoadPlan(const std::string& file, const Workf
     auto loaded = LoadAndCompile(file, flags, registry);
     for (const auto& d : loaded.diagnostics) {
         if (d.severity == model::Diagnostic::Severity::kError || warnings == Warnings::kPrint) {
-            std::cerr << d.ToString() << "\n";
+            std::cerr << d.ToString() << "\n";  // one escaped line
         }
     }
     return loaded.plan;
@@ -163,7 +178,8 @@ void SetUpProcess(const std::string& log_level) {
             std::string pattern =
                 all.substr(start, end == std::string::npos ? std::string::npos : end - start);
             if (!pattern.empty() && !RegisterSecretPattern(pattern)) {
-                PrintError("STROWGER_REDACT_PATTERNS: not a valid regular expression: " + pattern);
+                PrintError("STROWGER_REDACT_PATTERNS: not a valid regular expression: " +
+                           CapForMessage(pattern));
             }
             if (end == std::string::npos) break;
             start = end + (all.compare(end, 2, ";;") == 0 ? 2 : 1);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "core/strings.hpp"
 #include "ledger/run_state.hpp"
 #include "model/diagnostic.hpp"
 #include "model/plan.hpp"
@@ -31,9 +32,22 @@ inline int ToInt(ExitCode code) {
 }
 ExitCode ExitCodeFor(ledger::RunStatus status);
 
-// Prints "strowger: <message>" on stderr.
+// Prints "strowger: <message>" on stderr, safe for a terminal: control characters escaped and
+// at most kErrorBytes of it (CapForMessage), since a message may quote a model's reply, a file
+// or an argument. Everything the CLI writes to stderr from a run or a user is escaped.
+inline constexpr size_t kErrorBytes = 16 * 1024;
 void PrintError(std::string_view message);
 bool StderrIsTerminal();
+bool StdoutIsTerminal();
+
+// Text from a run or a user (outputs, prompts, names, errors, tool arguments) for a human
+// reader: control characters escaped (EscapeControl), so a model's reply cannot clear the
+// screen or retitle the window. Newlines are kept, or escaped for one-line fields (kEscape).
+// `--json` output and files keep the exact bytes; `run`'s output does on a pipe (ForStdout).
+std::string Shown(std::string_view text, Newlines newlines = Newlines::kKeep);
+// `text` as Shown when stdout is a terminal, else unchanged: for data that a pipe must get
+// exactly (the workflow's output, a DOT graph).
+std::string ForStdout(std::string_view text);
 
 struct WorkflowFlags {
     std::vector<std::string> agent_dirs;

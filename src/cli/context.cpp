@@ -20,6 +20,7 @@
 #include "providers/builtin.hpp"
 #include "providers/command/command_provider.hpp"
 #include "providers/config/providers_config.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 #include "tools/builtin/builtin_tools.hpp"
 #include "tools/sandbox/sandbox.hpp"
 
@@ -36,7 +37,7 @@ Result<int64_t> LimitFromEnv(const char* name) {
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
     if (ec != std::errc() || end != text.data() + text.size() || parsed < 0) {
         return InvalidArgumentError(std::string(name) + ": expected a whole number >= 0 (0 = no " +
-                                    "limit), got \"" + std::string(text) + "\"");
+                                    "limit), got \"" + CapForMessage(text) + "\"");
     }
     return parsed;
 }
@@ -89,12 +90,10 @@ bool SetUpProvidersOrReport(Executor executor, const std::string& providers_flag
     return set_up.has_value();
 }
 
-Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag,
-                                               const std::string& providers_flag,
-                                               const KeyUse& key_use) {
+Result<std::unique_ptr<Context>> Context::WithoutStore(const std::string& providers_flag) {
     std::unique_ptr<Context> context(new Context());
     context->registry_ = std::make_unique<providers::ProviderRegistry>(context->io_.get_executor());
-    engine::EngineOptions options;
+    engine::EngineOptions& options = context->options_;
     options.single_threaded_executor = true;  // io_ is run by this thread only
     STROWGER_ASSIGN_OR_RETURN(options.max_concurrent_runs,
                               LimitFromEnv("STROWGER_MAX_CONCURRENT_RUNS"));
@@ -102,31 +101,47 @@ Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag,
                               LimitFromEnv("STROWGER_MAX_CONCURRENT_NODES"));
     STROWGER_TRY(SetUpProvidersAndTools(context->io_.get_executor(), providers_flag,
                                         *context->registry_, options));
+    return context;
+}
+
+Status Context::OpenStore(const std::string& store_flag, const KeyUse& key_use) {
     std::string url = StoreUrl(store_flag);
+    auto fail = [&](const Error& error) {
+        return std::unexpected(error.WithPrefix("cannot open store " + url + ": "));
+    };
+    // Worked out before the store is opened, which creates its file: an error here must leave
+    // nothing behind. (A bare file name has an empty parent: the working directory.)
+    if (StartsWith(url, "sqlite:")) {
+        auto parsed = store::ParseSqliteUrl(url);
+        if (!parsed) return fail(parsed.error());
+        std::error_code ec;
+        auto file = std::filesystem::absolute(parsed->path, ec);
+        if (ec) return fail(InvalidArgumentError(parsed->path + ": " + ec.message()).error());
+        options_.workspace_root = file.lexically_normal().parent_path() / "workspaces";
+    }
     auto store = store::OpenStoreBlocking(url);
-    if (!store) return std::unexpected(store.error().WithPrefix("cannot open store " + url + ": "));
-    context->store_ = *store;
-    context->store_url_ = url;
+    if (!store) return fail(store.error());
+    store_ = *store;
+    store_url_ = url;
     if (!key_use.pubkey_file.empty()) {
         auto key = VerifyingKey::ReadFileBlocking(key_use.pubkey_file);
         if (!key) return std::unexpected(key.error().WithPrefix("--pubkey: "));
-        context->verifying_key_ = std::make_shared<const VerifyingKey>(std::move(*key));
-        options.ledger_key = context->verifying_key_;
+        verifying_key_ = std::make_shared<const VerifyingKey>(std::move(*key));
+        options_.ledger_key = verifying_key_;
     } else {
-        STROWGER_ASSIGN_OR_RETURN(context->signing_key_, audit::LoadLedgerKeyBlocking(url));
-        context->verifying_key_ =
-            std::make_shared<const VerifyingKey>(context->signing_key_->verifying_key());
-        options.signer = audit::CheckpointSigner::Create(context->io_.get_executor(),
-                                                         context->store_, context->signing_key_);
+        STROWGER_ASSIGN_OR_RETURN(signing_key_, audit::LoadLedgerKeyBlocking(url));
+        verifying_key_ = std::make_shared<const VerifyingKey>(signing_key_->verifying_key());
+        options_.signer = audit::CheckpointSigner::Create(io_.get_executor(), store_, signing_key_);
     }
-    // Runs without a workflow `workspace` work in <state dir>/workspaces/<run id>.
-    if (StartsWith(url, "sqlite:")) {
-        options.workspace_root =
-            std::filesystem::absolute(std::filesystem::path(url.substr(7)).parent_path()) /
-            "workspaces";
-    }
-    context->engine_ = std::make_unique<engine::Engine>(
-        context->io_.get_executor(), context->store_, *context->registry_, options);
+    engine_ = std::make_unique<engine::Engine>(io_.get_executor(), store_, *registry_, options_);
+    return OkStatus();
+}
+
+Result<std::unique_ptr<Context>> Context::Open(const std::string& store_flag,
+                                               const std::string& providers_flag,
+                                               const KeyUse& key_use) {
+    STROWGER_ASSIGN_OR_RETURN(auto context, WithoutStore(providers_flag));
+    STROWGER_TRY(context->OpenStore(store_flag, key_use));
     return context;
 }
 
@@ -159,9 +174,13 @@ bool PromptForDecisions(Context& context, const std::string& run_id) {
     }
     auto open = loaded->state.OpenTasks();
     for (const auto* task : open) {
-        std::cerr << "\n── human task " << task->task_id << " ──\n" << task->title << "\n";
-        if (!task->tool.empty()) std::cerr << "  tool:      " << task->tool << "\n";
-        if (!task->arguments.empty()) std::cerr << "  arguments: " << task->arguments << "\n";
+        // What a model asked for, on the user's terminal: escaped.
+        std::cerr << "\n── human task " << Shown(task->task_id) << " ──\n"
+                  << Shown(task->title) << "\n";
+        if (!task->tool.empty()) std::cerr << "  tool:      " << Shown(task->tool) << "\n";
+        if (!task->arguments.empty()) {
+            std::cerr << "  arguments: " << Shown(task->arguments) << "\n";
+        }
         std::cerr << (task->kind == "reconciliation"
                           ? "Run the step again? [y]es / [n]o (fail it) / [s]kip: "
                           : "Allow this call? [y]es / [n]o / [s]kip (decide later): ")
@@ -269,8 +288,8 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
     }
     const engine::RunOutcome& result = **outcome;
     if (result.existing) {
-        std::cerr << "strowger: idempotency key already used by run " << result.run_id << " ("
-                  << ledger::RunStatusName(result.status) << "); not started again\n";
+        PrintError("idempotency key already used by run " + result.run_id + " (" +
+                   std::string(ledger::RunStatusName(result.status)) + "); not started again");
     }
     if (json_output) {
         if (loaded && *loaded) {
@@ -284,7 +303,9 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
             std::cout << json::serialize(minimal) << "\n";
         }
     } else if (result.status == ledger::RunStatus::kCompleted && !result.existing) {
-        std::cout << result.output;
+        // The workflow's output: its exact bytes for a pipe or a file (`run f.yaml > out.txt`),
+        // escaped on a terminal.
+        std::cout << ForStdout(result.output);
         if (result.output.empty() || result.output.back() != '\n') std::cout << "\n";
     }
     std::cout.flush();

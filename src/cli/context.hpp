@@ -31,6 +31,12 @@ class Context {
     static Result<std::unique_ptr<Context>> Open(const std::string& store_flag,
                                                  const std::string& providers_flag = "",
                                                  const KeyUse& key_use = {});
+    // The providers and tools, without the store: `run` checks its workflow and input before
+    // it opens the store, so that bad input leaves nothing behind. OpenStore completes it.
+    static Result<std::unique_ptr<Context>> WithoutStore(const std::string& providers_flag);
+    // Opens the store, its ledger key and the engine over it (once). An sqlite: store keeps
+    // the workspaces of runs without a workflow `workspace` in the directory of its file.
+    Status OpenStore(const std::string& store_flag, const KeyUse& key_use = {});
     // Stores the checkpoints the engine has queued.
     ~Context();
 
@@ -65,6 +71,7 @@ class Context {
     Context() : io_(1) {}
 
     asio::io_context io_;
+    engine::EngineOptions options_;
     std::unique_ptr<providers::ProviderRegistry> registry_;
     std::shared_ptr<store::Store> store_;
     std::string store_url_;

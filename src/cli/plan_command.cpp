@@ -56,7 +56,17 @@ void AddPlanCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
                                    : flags->format == "dot"     ? model::PlanFormat::kDot
                                    : flags->format == "mermaid" ? model::PlanFormat::kMermaid
                                                                 : model::PlanFormat::kText;
-        std::cout << model::FormatPlan(*plan, format, input);
+        // The text form is a report for a person: its names and prompts are escaped. JSON
+        // escapes control characters itself; DOT and Mermaid are data for a pipe, escaped only
+        // on a terminal.
+        std::string formatted = model::FormatPlan(*plan, format, input);
+        if (format == model::PlanFormat::kText) {
+            std::cout << Shown(formatted);
+        } else if (format == model::PlanFormat::kJson) {
+            std::cout << formatted;
+        } else {
+            std::cout << ForStdout(formatted);
+        }
         exit_code = ToInt(ExitCode::kOk);
     });
 }

@@ -64,7 +64,9 @@ void ProgressDisplay::Tick() {
 
 void ProgressDisplay::Print(const std::string& line) {
     if (status_shown_) std::cerr << "\r\033[2K";
-    std::cerr << line << "\n";
+    // Step names, errors and task titles come from the workflow and the models: escaped, on
+    // one line.
+    std::cerr << EscapeControl(line, Newlines::kEscape) << "\n";
     status_shown_ = false;
     if (mode_ == Mode::kLive) Redraw();
 }
@@ -87,7 +89,7 @@ void ProgressDisplay::Redraw() {
         line += ";";
     }
     line.pop_back();
-    std::cerr << "\r\033[2K" << Preview(line, 200) << std::flush;
+    std::cerr << "\r\033[2K" << EscapeControl(Preview(line, 200), Newlines::kEscape) << std::flush;
     status_shown_ = true;
 }
 

@@ -28,17 +28,23 @@ int DoRun(const RunFlags& flags, const GlobalFlags& global) {
         return RemoteRun(flags.server, flags.file, *input, flags.idempotency_key, flags.progress,
                          flags.json);
     }
-    auto context = Context::Open(flags.store, global.providers_file);
+    auto context = Context::WithoutStore(global.providers_file);
     if (!context) {
         PrintError(context.error().message());
         return ToInt(ExitCode::kInternal);
     }
+    // The workflow and the input are checked before the store is opened: a bad one leaves no
+    // store file and no run behind.
     auto plan = LoadPlan(flags.file, flags.workflow, (*context)->registry(), Warnings::kHide);
     if (!plan) return ToInt(ExitCode::kUsage);
     auto input = ResolveInput(flags.input);
     if (!input) {
         PrintError(input.error().message());
         return ToInt(ExitCode::kUsage);
+    }
+    if (auto opened = (*context)->OpenStore(flags.store); !opened) {
+        PrintError(opened.error().message());
+        return ToInt(ExitCode::kInternal);
     }
     engine::StartRequest request;
     request.plan = plan;

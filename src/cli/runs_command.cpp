@@ -74,7 +74,7 @@ int DoList(const ListFlags& flags, const GlobalFlags& global) {
         bool ok = false;
         RunStatus status = ledger::RunStatusFromName(name, &ok);
         if (!ok) {
-            PrintError("--status: unknown status \"" + name +
+            PrintError("--status: unknown status \"" + CapForMessage(name) +
                        "\" (expected pending, running, paused, waiting, completed, failed, "
                        "cancelled, needs_reconciliation)");
             return ToInt(ExitCode::kUsage);
@@ -107,12 +107,14 @@ int DoList(const ListFlags& flags, const GlobalFlags& global) {
     std::cout << Pad("RUN", 28) << Pad("STATUS", 12) << Pad("WORKFLOW", 24) << Pad("CREATED", 22)
               << Pad("UPDATED", 22) << "EVENTS\n";
     for (const auto& r : page->runs) {
-        std::cout << Pad(r.run_id, 28) << Pad(std::string(ledger::RunStatusName(r.status)), 12)
-                  << Pad(Preview(r.workflow, 22), 24) << Pad(ShortTime(r.created_at), 22)
-                  << Pad(ShortTime(r.updated_at), 22) << r.head.seq << "\n";
+        std::cout << Pad(Shown(r.run_id, Newlines::kEscape), 28)
+                  << Pad(std::string(ledger::RunStatusName(r.status)), 12)
+                  << Pad(Shown(Preview(r.workflow, 22), Newlines::kEscape), 24)
+                  << Pad(ShortTime(r.created_at), 22) << Pad(ShortTime(r.updated_at), 22)
+                  << r.head.seq << "\n";
     }
     if (!page->next_cursor.empty()) {
-        std::cerr << "(more: --before " << page->next_cursor << ")\n";
+        std::cerr << "(more: --before " << Shown(page->next_cursor, Newlines::kEscape) << ")\n";
     }
     return 0;
 }
@@ -147,21 +149,24 @@ int DoShow(const std::string& store_flag, const std::string& run_id, bool json_o
         std::cout << json::serialize(record) << "\n";
         return 0;
     }
-    std::cout << "run:        " << state.run_id << "\n"
-              << "workflow:   " << state.workflow
+    // Everything that came from the workflow, the input or the models is escaped: this is a
+    // report for a person (--json has the exact text).
+    auto line = [](std::string_view text) { return Shown(text, Newlines::kEscape); };
+    std::cout << "run:        " << line(state.run_id) << "\n"
+              << "workflow:   " << line(state.workflow)
               << " (definition sha256:" << state.definition_sha256.substr(0, 12) << "…)\n"
               << "status:     " << ledger::RunStatusName(state.status) << "\n";
-    if (!state.error().empty()) std::cout << "error:      " << state.error() << "\n";
+    if (!state.error().empty()) std::cout << "error:      " << Shown(state.error()) << "\n";
     if (!state.idempotency_key().empty())
-        std::cout << "idempotency key: " << state.idempotency_key() << "\n";
-    if (!state.rerun_of().empty()) std::cout << "rerun of:   " << state.rerun_of() << "\n";
+        std::cout << "idempotency key: " << line(state.idempotency_key()) << "\n";
+    if (!state.rerun_of().empty()) std::cout << "rerun of:   " << line(state.rerun_of()) << "\n";
     std::cout << "created:    " << ShortTime(state.created_at)
               << "   started: " << ShortTime(state.started_at)
               << "   ended: " << ShortTime(state.ended_at) << "\n"
               << "tokens:     " << state.tokens_in << " in, " << state.tokens_out
               << " out   cost: $" << ledger::FormatUsd(state.cost_nano_usd)
               << "   model calls: " << state.model_calls << "   events: " << state.head.seq << "\n"
-              << "input:      " << Preview(state.input, 100) << "\n\n";
+              << "input:      " << line(Preview(state.input, 100)) << "\n\n";
     std::cout << Pad("STEP", 24) << Pad("STATE", 14) << Pad("ATTEMPTS", 10) << Pad("TOKENS", 14)
               << Pad("TIME", 10) << "OUTPUT\n";
     for (size_t i = 0; i < plan.nodes.size(); ++i) {
@@ -178,19 +183,22 @@ int DoShow(const std::string& store_flag, const std::string& run_id, bool json_o
                                                                        : "";
         std::string label = std::string(ledger::NodeStatusName(ns.status));
         if (ns.iterations_done > 0) label += " ×" + std::to_string(ns.iterations_done);
-        std::cout << Pad(node.id, 24) << Pad(label, 14) << Pad(std::to_string(ns.attempt), 10)
-                  << Pad(tokens, 14) << Pad(ns.attempt ? time : "-", 10) << what << "\n";
+        std::cout << Pad(line(node.id), 24) << Pad(label, 14) << Pad(std::to_string(ns.attempt), 10)
+                  << Pad(tokens, 14) << Pad(ns.attempt ? time : "-", 10) << line(what) << "\n";
     }
     if (auto open = state.OpenTasks(); !open.empty()) {
-        std::cout << "\nwaiting for a human decision (`strowger approve " << state.run_id
-                  << " TASK` or `strowger reject " << state.run_id << " TASK --reason ...`):\n";
+        std::cout << "\nwaiting for a human decision (`strowger approve " << line(state.run_id)
+                  << " TASK` or `strowger reject " << line(state.run_id)
+                  << " TASK --reason ...`):\n";
         for (const auto* task : open) {
-            std::cout << "  " << task->task_id << "  " << task->title << "\n";
-            if (!task->tool.empty()) std::cout << "    tool:      " << task->tool << "\n";
-            if (!task->arguments.empty()) std::cout << "    arguments: " << task->arguments << "\n";
+            std::cout << "  " << line(task->task_id) << "  " << line(task->title) << "\n";
+            if (!task->tool.empty()) std::cout << "    tool:      " << line(task->tool) << "\n";
+            if (!task->arguments.empty())
+                std::cout << "    arguments: " << line(task->arguments) << "\n";
         }
     }
-    if (state.status == RunStatus::kCompleted) std::cout << "\noutput:\n" << state.output << "\n";
+    if (state.status == RunStatus::kCompleted)
+        std::cout << "\noutput:\n" << Shown(state.output) << "\n";
     return 0;
 }
 
@@ -309,11 +317,15 @@ int DoEvents(const EventsFlags& flags, const GlobalFlags& global) {
             if (flags.json) {
                 std::cout << stored.encoded << "\n";
             } else {
+                // Names and summaries come from the workflow and the models: escaped, one line
+                // per event (--json has the exact lines).
                 std::string where =
                     event.node.empty() ? "" : event.node + "#" + std::to_string(event.attempt);
                 std::cout << Pad(std::to_string(event.seq), 6)
                           << FormatRfc3339(event.time).substr(11, 15) << "  "
-                          << Pad(event.type_name, 26) << Pad(where, 22) << Summary(event) << "\n";
+                          << Pad(Shown(event.type_name, Newlines::kEscape), 26)
+                          << Pad(Shown(where, Newlines::kEscape), 22)
+                          << Shown(Summary(event), Newlines::kEscape) << "\n";
             }
             if (flags.limit > 0 && printed >= flags.limit) break;
         }
@@ -341,11 +353,13 @@ int DoControl(const std::string& store_flag, const std::string& run_id, store::C
         actor.empty() ? DefaultActor() : actor));
     if (!result) return ReportError(result.error());
     if (*result == engine::Engine::ControlResult::kRequested) {
-        std::cout << "run " << run_id << ": " << (cancel ? "cancel" : "pause")
+        std::cout << "run " << Shown(run_id, Newlines::kEscape) << ": "
+                  << (cancel ? "cancel" : "pause")
                   << " requested; the process executing it applies it "
                   << (cancel ? "at once" : "at the next step boundary") << "\n";
     } else {
-        std::cout << "run " << run_id << ": " << (cancel ? "cancelled" : "paused") << "\n";
+        std::cout << "run " << Shown(run_id, Newlines::kEscape) << ": "
+                  << (cancel ? "cancelled" : "paused") << "\n";
     }
     return 0;
 }
@@ -374,6 +388,10 @@ int DoResume(const std::string& store_flag, const std::string& run_id, bool all,
     auto claimable =
         context->Await(context->store().FindClaimable(statuses, Clock::Real().Now(), 0));
     if (!claimable) return ReportError(claimable.error());
+    // And waiting runs whose durable timer (a human task's timeout) is due.
+    auto due = context->Await(context->store().FindDueRuns(Clock::Real().Now(), 0));
+    if (!due) return ReportError(due.error());
+    for (auto& record : *due) claimable->push_back(std::move(record));
     if (claimable->empty()) {
         std::cerr << "strowger: no interrupted runs to resume\n";
         return 0;

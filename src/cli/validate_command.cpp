@@ -35,8 +35,8 @@ void AddValidateCommand(CLI::App& app, const GlobalFlags& global, int& exit_code
         for (const auto& file : flags->files) {
             auto plan = LoadPlan(file, flags->workflow, registry, Warnings::kPrint);
             if (plan) {
-                std::cout << file << ": ok (" << plan->nodes.size() << " steps, "
-                          << plan->agents.size() << " agents)\n";
+                std::cout << Shown(file, Newlines::kEscape) << ": ok (" << plan->nodes.size()
+                          << " steps, " << plan->agents.size() << " agents)\n";
             } else {
                 all_ok = false;
             }

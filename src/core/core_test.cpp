@@ -1,11 +1,16 @@
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
 #include <boost/json.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <initializer_list>
+#include <limits>
+#include <sstream>
 #include <vector>
 
+#include "core/checked_math.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
@@ -196,6 +201,54 @@ TEST(RedactTest, RegisteredSecretsAndPatternsAreReplaced) {
     EXPECT_FALSE(RegisterSecretPattern("("));
 }
 
+TEST(RedactTest, PatternsAreRe2AndTakeTimeLinearInTheText) {
+    // Nested quantifiers backtrack exponentially in an ECMAScript engine (std::regex took
+    // minutes on 28 'a's, and overflowed the stack on a long text); RE2 does not backtrack.
+    ASSERT_TRUE(RegisterSecretPattern("x(a+)+y"));
+    const std::string no_match = "x" + std::string(28, 'a') + "!";
+    EXPECT_EQ(Redact(no_match), no_match);
+    EXPECT_FALSE(ContainsSecret(no_match));
+    const std::string long_match = "<x" + std::string(100'000, 'a') + "y>";
+    EXPECT_EQ(Redact(long_match), "<[REDACTED]>");
+    EXPECT_TRUE(ContainsSecret(long_match));
+    // ECMAScript-only syntax (a lookahead) is refused rather than read some other way.
+    EXPECT_FALSE(RegisterSecretPattern("sk-(?=live)\\w+"));
+}
+
+TEST(RedactTest, ContainsSecretFindsRegisteredValues) {
+    RegisterSecret("hunter2-registered-value");
+    EXPECT_TRUE(ContainsSecret("{\"content\": \"pw=hunter2-registered-value\"}"));
+    EXPECT_FALSE(ContainsSecret("{\"content\": \"pw=hunter2-registered\"}"));
+    RegisterSecret("short");  // under 6 bytes: ignored, too likely a false match
+    EXPECT_FALSE(ContainsSecret("a short text"));
+}
+
+TEST(RedactTest, LogMessagesAreRedactedWhoeverFormattedThem) {
+    RegisterSecret("log-secret-8d7c6b5a");
+    std::ostringstream out;
+    auto sink = RedactingSink(std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+    spdlog::logger logger("redact-test", sink);
+    logger.set_pattern("%v");
+    logger.warn("server said: {}", "bad key log-secret-8d7c6b5a");
+    logger.warn("nothing to hide");
+    EXPECT_EQ(out.str(), "server said: bad key [REDACTED]\nnothing to hide\n");
+}
+
+TEST(CheckedMathTest, SumsAndProductsSaturateInsteadOfOverflowing) {
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+    EXPECT_EQ(SaturatingAdd(kMax, 1), kMax);
+    EXPECT_EQ(SaturatingAdd(kMin, -1), kMin);
+    EXPECT_EQ(SaturatingAdd(40, 2), 42);
+    EXPECT_EQ(SaturatingMul(int64_t{1} << 40, int64_t{1} << 40), kMax);
+    EXPECT_EQ(SaturatingMul(-(int64_t{1} << 40), int64_t{1} << 40), kMin);
+    EXPECT_EQ(SaturatingMul(6, 7), 42);
+    EXPECT_EQ(SaturatingFromDouble(1e300), kMax);
+    EXPECT_EQ(SaturatingFromDouble(-1e300), kMin);
+    EXPECT_EQ(SaturatingFromDouble(std::nan("")), 0);
+    EXPECT_EQ(SaturatingFromDouble(42.9), 42);
+}
+
 }  // namespace
 }  // namespace strowger
 
@@ -209,7 +262,9 @@ TEST(EscapeControlTest, TerminalSequencesCannotReachTheTerminal) {
     EXPECT_EQ(EscapeControl("line 1\nx\t", Newlines::kEscape), "line 1\\nx\\t");
     EXPECT_EQ(EscapeControl("del\x7f"), "del\\x7f");
     // C1 CSI (U+009B) is a control on some terminals; U+00A0 and beyond are text.
-    EXPECT_EQ(EscapeControl("\xc2\x9b" "2J \xc2\xa0 é 日本 😀"), "\\xc2\\x9b2J \xc2\xa0 é 日本 😀");
+    EXPECT_EQ(EscapeControl("\xc2\x9b"
+                            "2J \xc2\xa0 é 日本 😀"),
+              "\\xc2\\x9b2J \xc2\xa0 é 日本 😀");
     // Not UTF-8: a lone continuation byte, a truncated sequence, an overlong form.
     EXPECT_EQ(EscapeControl("\x80 \xe6\x97 \xc0\xaf"), "\\x80 \\xe6\\x97 \\xc0\\xaf");
 }
@@ -256,6 +311,21 @@ TEST(YamlTest, RefusesNestedAliasesThatExpandTooFar) {
     EXPECT_GT(root.error().line, 0);
 }
 
+TEST(YamlTest, RefusesAliasesOfALongStringThatExpandTooFar) {
+    // Few nodes, but each alias is the whole megabyte again: 100 MiB once walked.
+    std::string text = "big: &big \"" + std::string(1 << 20, 'x') + "\"\nmany: [";
+    for (int i = 0; i < 100; ++i) text += (i ? ", " : "") + std::string("*big");
+    text += "]\n";
+    auto root = ParseYaml(text);
+    ASSERT_FALSE(root.has_value());
+    EXPECT_NE(root.error().message.find("too much text once aliases are expanded"),
+              std::string::npos)
+        << root.error().message;
+    YamlLimits roomy;
+    roomy.max_scalar_bytes = int64_t{200} << 20;
+    EXPECT_TRUE(ParseYaml(text, roomy).has_value());
+}
+
 TEST(YamlTest, RefusesDeepNestingWithAClearMessage) {
     for (int depth : {100, 100'000}) {
         std::string text(static_cast<size_t>(depth), '[');
@@ -275,6 +345,78 @@ TEST(YamlTest, SyntaxErrorsHaveAPosition) {
     ASSERT_FALSE(root.has_value());
     EXPECT_NE(root.error().message.find("syntax error"), std::string::npos);
     EXPECT_GT(root.error().line, 0);
+}
+
+// ParseYamlTree is ParseYaml's compact twin: the same tree, the same limits, the same errors.
+TEST(YamlTreeTest, HoldsWhatYamlCppReads) {
+    auto tree = ParseYamlTree(
+        "a: [1, 'two', {b: c}]\nd: &x {e: 1}\nf: *x\ng:\nh: null\n\"i\": |\n  block\n");
+    ASSERT_TRUE(tree.has_value()) << tree.error().message;
+    YamlNode root = tree->root();
+    ASSERT_TRUE(root.IsMap());
+    ASSERT_EQ(root.size(), 6u);
+    EXPECT_EQ(root.Key(0).Scalar(), "a");
+    EXPECT_EQ(root.Key(0).line(), 1);
+    EXPECT_EQ(root.Key(0).column(), 1);
+    YamlNode a = root.Find("a");
+    ASSERT_TRUE(a.IsSequence());
+    ASSERT_EQ(a.size(), 3u);
+    EXPECT_EQ(a[0].Scalar(), "1");
+    EXPECT_EQ(a[0].Tag(), "?");  // plain
+    EXPECT_EQ(a[1].Scalar(), "two");
+    EXPECT_EQ(a[1].Tag(), "!");  // quoted
+    EXPECT_EQ(a[2].Find("b").Scalar(), "c");
+    EXPECT_EQ(a[2].line(), 1);
+    EXPECT_EQ(a[2].column(), 15);
+    // An alias is the node it refers to, position included (as in yaml-cpp).
+    YamlNode f = root.Find("f");
+    ASSERT_TRUE(f.IsMap());
+    EXPECT_EQ(f.Find("e").Scalar(), "1");
+    EXPECT_EQ(f.line(), 2);
+    EXPECT_TRUE(root.Find("g").IsNull());
+    EXPECT_TRUE(root.Find("g").IsDefined());
+    EXPECT_TRUE(root.Find("h").IsNull());
+    EXPECT_EQ(root.Find("i").Scalar(), "block\n");
+    EXPECT_FALSE(root.Find("missing").IsDefined());
+    EXPECT_EQ(root.Find("missing").line(), 0);
+
+    auto empty = ParseYamlTree("");
+    ASSERT_TRUE(empty.has_value());
+    EXPECT_TRUE(empty->root().IsNull());
+    EXPECT_EQ(empty->root().line(), 0);
+}
+
+TEST(YamlTreeTest, RefusesWhatParseYamlRefusesWithTheSameErrors) {
+    std::string bomb = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (int level = 1; level <= 8; ++level) {
+        std::string prev = "*l" + std::to_string(level - 1);
+        bomb += "l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+        for (int i = 0; i < 10; ++i) bomb += (i ? ", " : "") + prev;
+        bomb += "]\n";
+    }
+    std::string deep(100'000, '[');
+    deep += std::string(100'000, ']');
+    std::string shallow_deep(100, '[');
+    shallow_deep += std::string(100, ']');
+    for (const std::string& text : {bomb, deep, shallow_deep, std::string("a: 1\nb: [unclosed\n"),
+                                    std::string("a: *undefined\n"), std::string("- &a [*a]\n")}) {
+        SCOPED_TRACE(text.substr(0, 40));
+        auto nodes = ParseYaml(text);
+        auto tree = ParseYamlTree(text);
+        ASSERT_FALSE(nodes.has_value());
+        ASSERT_FALSE(tree.has_value());
+        EXPECT_EQ(tree.error().message, nodes.error().message);
+        EXPECT_EQ(tree.error().line, nodes.error().line);
+        EXPECT_EQ(tree.error().column, nodes.error().column);
+    }
+    auto bombed = ParseYamlTree(bomb);
+    ASSERT_FALSE(bombed.has_value());
+    EXPECT_EQ(bombed.error().message,
+              "too many nodes once aliases are expanded (more than 1000000)");
+    auto deepened = ParseYamlTree(deep);
+    ASSERT_FALSE(deepened.has_value());
+    EXPECT_EQ(deepened.error().message, "nested deeper than 64 levels");
+    EXPECT_EQ(deepened.error().line, 1);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "core/sha256.hpp"
 #include "engine/internal/engine_impl.hpp"
 #include "engine/internal/run.hpp"
+#include "engine/nodes/node_type.hpp"
 #include "ledger/chain.hpp"
 #include "model/loader.hpp"
 
@@ -110,12 +111,14 @@ Result<Engine::Impl::Prepared> Engine::Impl::Prepare(StartRequest request, Lease
     record->definition_json =
         std::shared_ptr<const std::string>(request.plan, &request.plan->definition_json);
     record->idempotency_key = request.idempotency_key;
-    ledger::NewEvent created{
-        {},
-        0,
-        ledger::RunCreated{request.plan->workflow_name, request.plan->definition_sha256,
-                           ToValidUtf8(request.input), request.idempotency_key, request.rerun_of,
-                           std::move(request.actor)}};
+    ledger::RunCreated run_created;
+    run_created.workflow = request.plan->workflow_name;
+    run_created.definition_sha256 = request.plan->definition_sha256;
+    run_created.input = ToValidUtf8(request.input);
+    run_created.idempotency_key = request.idempotency_key;
+    run_created.rerun_of = request.rerun_of;
+    run_created.actor = std::move(request.actor);
+    ledger::NewEvent created{{}, 0, std::move(run_created)};
     // The input too: a secret in it never reaches the ledger (nor, then, any prompt).
     internal::RedactSecrets(created);
     record->events.push_back(prepared.run->SealCreated(created));
@@ -354,7 +357,11 @@ Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::LoadForResume(std::string 
         (void)co_await store_->ReleaseLease(run_id, options_.owner);
         co_return std::unexpected(loaded.error());
     }
-    if (auto open = loaded->state.OpenTasks(); !open.empty()) {
+    // Open tasks keep the run waiting, unless a task's timeout is due (a durable timer): then
+    // the run goes on and its node applies on_timeout.
+    const auto wake = loaded->state.WakeAt();
+    const bool timer_due = wake && *wake <= clock_.Now();
+    if (auto open = loaded->state.OpenTasks(); !open.empty() && !timer_due) {
         (void)co_await store_->ReleaseLease(run_id, options_.owner);
         co_return FailedPreconditionError("run " + run_id + " waits for a human decision on task " +
                                           open.front()->task_id + " (`strowger approve " + run_id +
@@ -797,6 +804,7 @@ Result<ledger::RunState> ReplayVerified(const model::Plan& plan,
 model::CompileOptions CompileOptionsFor(const providers::ProviderRegistry& registry,
                                         const tools::ToolRegistry* tools) {
     model::CompileOptions options;
+    options.node_types = &NodeTypes();
     options.known_providers = registry.Names();
     options.known_tools = tools::BuiltinToolNames();
     if (tools) {

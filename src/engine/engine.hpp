@@ -152,11 +152,15 @@ class Engine {
 
     // Records a human decision on an open task of a run that is not executing anywhere
     // ("approve" or "reject"; for a reconciliation task, approve with `output` accepts that
-    // output instead of running the step again). Does not continue the run: ResumeRun does.
-    // `task_id` may be empty when the run has exactly one open task. Returns the task id.
+    // output instead of running the step again; a human_task node's task also takes
+    // "request_changes" and "progress", and completes on a terminal decision or its quorum's
+    // last approval). The same `idempotency_key` twice records one decision. Does not
+    // continue the run: ResumeRun does. `task_id` may be empty when the run has exactly one
+    // open task. Returns the task id.
     Awaitable<Result<std::string>> Decide(std::string run_id, std::string task_id,
                                           std::string decision, std::string actor,
-                                          std::string comment, std::string output);
+                                          std::string comment, std::string output,
+                                          std::string idempotency_key = {});
 
     // Starts a new run with the same input and pinned definition as `run_id`.
     Awaitable<Result<RunOutcome>> RerunRun(std::string run_id);

@@ -6,6 +6,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/strand.hpp>
 
+#include "core/checked_math.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
@@ -57,6 +58,19 @@ class ObserverSink final : public providers::StreamSink {
     std::string node_;
 };
 
+constexpr std::string_view kSecretInArguments =
+    "error: the arguments contain a secret value (a registered key or a match of a secret "
+    "pattern); the call was refused, so that the ledger records what runs";
+
+// A completion reporting usage out of range (a negative or absurd count, from a broken or
+// hostile provider) is that provider's protocol error: no budget or price is computed from it.
+void RejectBadUsage(Result<providers::Completion>& result, const std::string& provider) {
+    if (!result) return;
+    if (Status usage = providers::CheckUsage(provider, result->usage); !usage) {
+        result = std::unexpected(std::move(usage).error());
+    }
+}
+
 }  // namespace
 
 std::string FormatSeconds(int64_t ms) {
@@ -80,6 +94,7 @@ Run::Run(std::shared_ptr<Engine::Impl> engine, std::shared_ptr<PlanRuntime> runt
       state_(std::move(state)),
       in_flight_(plan_.nodes.size()) {
     state_.node_names = &plan_.node_ids;
+    if (plan_.dag) join_cancelled_.assign(plan_.nodes.size(), 0);
 }
 
 Run::Notes& Run::notes() {
@@ -259,6 +274,7 @@ std::string Run::EffectiveOutput(int index) const {
 }
 
 std::string Run::InputOf(const PlanNode& node) const {
+    if (plan_.dag) return DagInput(node);
     if (node.inputs.empty()) return state_.input;
     if (node.inputs.size() == 1) return EffectiveOutput(node.inputs.front());
     std::string joined;
@@ -270,20 +286,24 @@ std::string Run::InputOf(const PlanNode& node) const {
 }
 
 std::string Run::Render(const PlanNode& node, std::string_view input) const {
-    return node.prompt.Render(
-        [&](const model::Template::Segment& segment) -> std::optional<std::string_view> {
-            if (segment.kind == model::Template::Segment::Kind::kInput) return input;
-            for (int source : segment.sources) {
-                const auto& s = state_.nodes[static_cast<size_t>(source)];
-                if (s.status == NodeStatus::kCompleted) return std::string_view(s.output);
-            }
-            return std::nullopt;
-        });
+    std::string prompt = RenderTemplate(node.prompt, input);
+    if (!node.upstream_section) return prompt;
+    // CMDC's dep_results: the upstream outputs as a labelled section, one entry per dependency.
+    std::string section;
+    for (int e : node.in_edges) {
+        if (EdgeStateOf(e) != EdgeState::kCarries) continue;
+        int from = plan_.edges[static_cast<size_t>(e)].from;
+        section += "\n\n### " + plan_.nodes[static_cast<size_t>(from)].id + "\n" +
+                   state_.nodes[static_cast<size_t>(from)].output;
+    }
+    if (!section.empty()) prompt += "\n\n## Upstream outputs" + section;
+    return prompt;
 }
 
 // ---- Scheduling ---------------------------------------------------------------------------
 
 bool Run::Ready(const PlanNode& node) const {
+    if (plan_.dag) return DagReady(node);
     const auto& s = state_.nodes[static_cast<size_t>(node.index)];
     if (ledger::IsFinished(s.status) || in_flight_[static_cast<size_t>(node.index)]) return false;
     if (WaitsForHuman(node)) return false;
@@ -320,8 +340,11 @@ void Run::StartNode(int index) {
     in_flight_[static_cast<size_t>(index)] = task;
     ++running_;
     auto& signal = *task->signal;
+    auto execute = plan_.nodes[static_cast<size_t>(index)].kind == model::NodeKind::kTyped
+                       ? ExecuteTyped(index, std::move(task))
+                       : ExecuteNode(index, std::move(task));
     asio::co_spawn(
-        executor_, ExecuteNode(index, std::move(task)),
+        executor_, std::move(execute),
         asio::bind_cancellation_slot(signal.slot(), [self = shared_from_this(), index](
                                                         std::exception_ptr error, NodeResult) {
             if (error) {
@@ -352,6 +375,11 @@ void Run::FailRun(const PlanNode& node) {
     // Called as soon as node.failed is appended, not when the node's coroutine completes (its
     // completion handler is posted, and the scheduler must not start dependents meanwhile).
     if (failed_) return;
+    if (plan_.dag && node.fork >= 0) {
+        // Inside a fork's branch: the branch is settled, and its join decides.
+        Wake();
+        return;
+    }
     failed_ = true;
     const auto& s = state_.nodes[static_cast<size_t>(node.index)];
     notes().failure_message = s.error();
@@ -406,7 +434,13 @@ bool Run::WaitsForHuman(const PlanNode& node) const {
     const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
     if (ns.status != NodeStatus::kWaiting) return false;
     for (const auto& task : state_.tasks) {
-        if (task.task_id == ns.waiting_task()) return task.open();
+        if (task.task_id != ns.waiting_task()) continue;
+        // A human_task whose timeout is due: its node goes on (it applies on_timeout).
+        if (task.open() && task.details && task.details->due &&
+            *task.details->due <= engine_->clock_.Now()) {
+            return false;
+        }
+        return task.open();
     }
     return false;
 }
@@ -470,6 +504,12 @@ std::optional<Run::Step> Run::Prologue(const PlanNode& node) const {
         return std::nullopt;
     }
     if (ns.status != NodeStatus::kPending) return std::nullopt;  // resumed: its gate passed
+    if (Pruned(node)) {
+        Step step;
+        step.events.push_back({node.id, 0, ledger::NodeSkipped{"pruned", {}}});
+        step.result = NodeResult::kSkipped;
+        return step;
+    }
     if (node.conditional && !ContainsIgnoreCase(InputOf(node), node.condition)) {
         Step step;
         step.events.push_back({node.id, 0, ledger::NodeSkipped{"condition_not_met", {}}});
@@ -550,17 +590,31 @@ Run::Step Run::OnSuccess(const PlanNode& node, providers::Completion completion,
     }
     Step step;
     const bool wants_tools = !response.tool_calls.empty();
-    step.events.reserve(wants_tools ? 1 : node.loop ? 3 : 2);
+    step.events.reserve(wants_tools ? 1 + response.tool_calls.size() : node.loop ? 3 : 2);
+    // Redaction changes what is recorded (these arguments too), never what a tool executes: a
+    // call whose arguments hold a secret would run with arguments the ledger does not show, so
+    // it is refused. Its result is committed with the response, so a resumed run sees it
+    // finished and never runs it either.
+    std::vector<ledger::NewEvent> refused;
+    if (wants_tools && HaveSecrets()) {
+        for (const auto& call : response.tool_calls) {
+            if (!ContainsSecret(call.arguments)) continue;
+            refused.push_back(
+                {node.id, attempt,
+                 ledger::ToolResult{call.id, std::string(kSecretInArguments), true, 0}});
+        }
+    }
     step.events.push_back({node.id, attempt, std::move(response)});
     if (wants_tools) {
+        for (auto& event : refused) step.events.push_back(std::move(event));
         step.tools = true;
         return step;
     }
     // Totals over the attempt's turns (the response above is not applied yet).
     int64_t tokens_in = usage.input_tokens, tokens_out = usage.output_tokens;
     for (const auto& past : ns.turns) {
-        tokens_in += past.tokens_in;
-        tokens_out += past.tokens_out;
+        tokens_in = SaturatingAdd(tokens_in, past.tokens_in);
+        tokens_out = SaturatingAdd(tokens_out, past.tokens_out);
     }
     if (!node.loop) {
         step.events.push_back(
@@ -573,10 +627,11 @@ Run::Step Run::OnSuccess(const PlanNode& node, providers::Completion completion,
         {node.id, attempt,
          ledger::NodeIterationCompleted{iteration, content, tokens_in, tokens_out, latency_ms}});
     if (stop) {
-        step.events.push_back({node.id, attempt,
-                               ledger::NodeCompleted{std::move(content), ns.tokens_in + tokens_in,
-                                                     ns.tokens_out + tokens_out,
-                                                     ns.duration_ms + latency_ms, iteration}});
+        step.events.push_back(
+            {node.id, attempt,
+             ledger::NodeCompleted{std::move(content), SaturatingAdd(ns.tokens_in, tokens_in),
+                                   SaturatingAdd(ns.tokens_out, tokens_out),
+                                   ns.duration_ms + latency_ms, iteration}});
     }
     step.more = !stop;
     return step;
@@ -614,14 +669,16 @@ Run::Step Run::OnFailure(const PlanNode& node, const Error& error, int64_t itera
         return step;
     }
     std::string message;
+    const char* what = plan_.dag ? "Node '" : "Step '";
     if (node.error_mode == model::ErrorMode::kRetry && StepRetryable(error)) {
-        message = "Step '" + node.id + "' failed after " + std::to_string(node.max_attempts - 1) +
+        message = what + node.id + "' failed after " + std::to_string(node.max_attempts - 1) +
                   " retries: " + error_text;
     } else if (error.details().reason == "timeout") {
-        message = "Step '" + node.id + "' timed out after " + FormatSeconds(node.timeout_ms);
+        message = what + node.id + "' timed out after " + FormatSeconds(node.timeout_ms);
     } else {
-        message = "Step '" + node.id + "' failed: " + error_text;
+        message = what + node.id + "' failed: " + error_text;
     }
+    if (plan_.dag) return DagFailure(node, error, std::move(message));
     step.events.push_back({node.id, attempt, ledger::NodeFailed{std::move(message), code}});
     step.result = NodeResult::kFailed;
     return step;
@@ -632,7 +689,7 @@ std::optional<Run::Step> Run::CheckBudgets(const PlanNode& node, int64_t new_too
     const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
     const auto* agent = plan_.AgentOf(node);
     const auto& run_limits = plan_.limits;
-    auto usd = [](double dollars) { return static_cast<int64_t>(dollars * 1e9 + 0.5); };
+    auto usd = [](double dollars) { return SaturatingFromDouble(dollars * 1e9 + 0.5); };
     struct Check {
         const char* scope;
         const char* limit;
@@ -661,7 +718,7 @@ std::optional<Run::Step> Run::CheckBudgets(const PlanNode& node, int64_t new_too
                               usd(*agent->limits.max_cost_usd), true});
         }
         if (run_limits.max_tokens) {
-            checks.push_back({"run", "tokens", state_.tokens_in + state_.tokens_out,
+            checks.push_back({"run", "tokens", SaturatingAdd(state_.tokens_in, state_.tokens_out),
                               *run_limits.max_tokens, false});
         }
         if (run_limits.max_cost_usd) {
@@ -732,7 +789,9 @@ Run::Ending Run::EndEvents() const {
         }
         if (all_done) {
             ending.events.push_back(
-                {{}, 0, ledger::RunCompleted{EffectiveOutput(plan_.output_node)}});
+                {{}, 0,
+                 ledger::RunCompleted{plan_.output_node >= 0 ? EffectiveOutput(plan_.output_node)
+                                                            : DagOutput()}});
         } else if (!waiting) {
             // Nothing runnable, nothing running, nobody to wait for: only a broken plan.
             ending.events.push_back(
@@ -979,7 +1038,7 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task) 
     }
     // tool.call events are committed before any tool starts.
     if (!co_await Append(std::move(now), index)) co_return NodeResult::kStoreError;
-    if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+    if (NodeStopped(index)) co_return NodeResult::kCancelled;
 
     // Run the calls concurrently; each gets the attempt's deadline and its idempotency key.
     struct Outcome {
@@ -1032,7 +1091,7 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task) 
     }
     task->in_call = false;
     Timeouts::Disarm(task->timeout);
-    if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+    if (NodeStopped(index)) co_return NodeResult::kCancelled;
     if (task->timed_out) co_return NodeResult::kFailed;  // the caller turns this into a timeout
 
     std::vector<ledger::NewEvent> results;
@@ -1149,7 +1208,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
             if (!co_await engine_->node_slots_.Acquire()) co_return NodeResult::kCancelled;
             t.slot = &engine_->node_slots_;
             co_await asio::this_coro::reset_cancellation_state();
-            if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+            if (NodeStopped(index)) co_return NodeResult::kCancelled;
         }
         t.tools.reset();
         t.tools_error.reset();
@@ -1164,7 +1223,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     if (!co_await SleepUntil(ns.retry_due())) co_return NodeResult::kCancelled;
                     co_await asio::this_coro::reset_cancellation_state();
                 }
-                if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                if (NodeStopped(index)) co_return NodeResult::kCancelled;
                 // A node that waited for a decided tool approval goes on with the same
                 // attempt; anything else (including an approved reconciliation) starts a new
                 // one.
@@ -1189,7 +1248,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 }
                 // Observers run inside Append and may have cancelled the run (or a sibling
                 // failed).
-                if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                if (NodeStopped(index)) co_return NodeResult::kCancelled;
                 t.deadline = Deadline::After(std::chrono::milliseconds(node.timeout_ms));
             }
             step = Step{};
@@ -1218,7 +1277,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     }
                     if (OverBudget(node, t.hour_usage, t.iteration, step)) break;
                     if (!model || t.tools_error) {  // no call can be made: the step fails
-                        if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                        if (NodeStopped(index)) co_return NodeResult::kCancelled;
                         step = OnFailure(node, NoCall(model, t.tools_error.get()).error(),
                                          t.iteration);
                         PrependRetries(node, t, step);
@@ -1235,10 +1294,11 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 resuming = false;
                 std::unique_ptr<Result<providers::Completion>> result = std::move(t.answer);
                 DisarmTimeout(node, t, *result);
+                RejectBadUsage(*result, model->provider_name);
                 co_await asio::this_coro::reset_cancellation_state();
                 // Interrupted because the run is ending (cancelled, or another node failed):
                 // the run's terminal event closes this node; no failure of its own to record.
-                if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                if (NodeStopped(index)) co_return NodeResult::kCancelled;
                 int64_t latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                          engine_->clock_.SteadyNow() - t.call_started)
                                          .count();
@@ -1248,14 +1308,14 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     break;
                 }
                 const int64_t tokens =
-                    (*result)->usage.input_tokens + (*result)->usage.output_tokens;
+                    SaturatingAdd((*result)->usage.input_tokens, (*result)->usage.output_tokens);
                 step = OnSuccess(node, std::move(**result), latency_ms, t.iteration, t.tools.get());
                 PrependRetries(node, t, step);
                 if (t.hour_usage >= 0) co_await RecordHourUsage(*agent, tokens);
                 if (!step.tools) break;
                 if (!co_await Append(std::move(step.events), index))
                     co_return NodeResult::kStoreError;
-                if (cancel_requested_ || failed_) co_return NodeResult::kCancelled;
+                if (NodeStopped(index)) co_return NodeResult::kCancelled;
                 if (static_cast<int64_t>(ns.turns.size()) >= agent->max_turns) {
                     step = MaxTurnsFailure(node, agent->max_turns, t.iteration);
                     break;
@@ -1348,6 +1408,7 @@ Awaitable<void> Run::Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewR
         if (run_slot_) co_await Begin(resumed);
     }
     while (!store_failed_) {
+        if (!join_cancelled_.empty() && !co_await SettleDag()) break;
         const bool go = !cancel_requested_ && !failed_ && !pause_requested_;
         // The node whose parked call answered goes on first.
         int only = parked_node_;
@@ -1361,7 +1422,12 @@ Awaitable<void> Run::Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewR
                 in_flight_[static_cast<size_t>(only)] = inline_task_;
                 ++running_;
             }
-            NodeResult result = co_await ExecuteNode(only, inline_task_);
+            NodeResult result;
+            if (plan_.nodes[static_cast<size_t>(only)].kind == model::NodeKind::kTyped) {
+                result = co_await ExecuteTyped(only, inline_task_);
+            } else {
+                result = co_await ExecuteNode(only, inline_task_);
+            }
             if (result == NodeResult::kParked) {
                 parked_node_ = only;
                 // A spawn that never suspended posts its completion, which then runs after

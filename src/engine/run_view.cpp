@@ -83,9 +83,29 @@ json::object RunRecordJson(const model::Plan* plan, const ledger::RunState& stat
         if (ns.iterations_done > 0) n["iterations"] = ns.iterations_done;
         if (!ns.error().empty()) n["error"] = ns.error();
         if (!ns.skip_reason().empty()) n["skip_reason"] = ns.skip_reason();
+        if (plan && plan->dag) n["type"] = plan->nodes[i].type_name;
+        if (!ns.signal().empty()) n["signal"] = ns.signal();
         nodes.push_back(std::move(n));
     }
     run["nodes"] = std::move(nodes);
+    // CMDC's structured error for a failed DAG run: the node, why, and what completed.
+    if (plan && plan->dag && state.status == ledger::RunStatus::kFailed) {
+        json::object failure;
+        failure["node_id"] = state.failed_node();
+        std::string reason = state.error();
+        if (auto cut = reason.find("' failed: "); cut != std::string::npos) {
+            reason = reason.substr(cut + 10);
+        }
+        failure["reason"] = reason;
+        json::object completed;
+        for (size_t i = 0; i < state.nodes.size(); ++i) {
+            if (state.nodes[i].status == ledger::NodeStatus::kCompleted) {
+                completed[plan->nodes[i].id] = state.nodes[i].output;
+            }
+        }
+        failure["completed"] = std::move(completed);
+        run["failure"] = std::move(failure);
+    }
     return run;
 }
 

@@ -5,8 +5,12 @@
 
 #include <algorithm>
 
+#include "core/checked_math.hpp"
 #include "core/strings.hpp"
 #include "engine/internal/engine_impl.hpp"
+#include <boost/json.hpp>
+
+#include "core/json.hpp"
 #include "engine/internal/run.hpp"
 
 namespace strowger::engine {
@@ -21,13 +25,18 @@ tools::ToolGrants GrantsFor(const model::AgentSpec& agent, const tools::SandboxL
     grants.private_addresses = agent.private_addresses;
     grants.sandbox = defaults;
     const auto& s = agent.sandbox;
+    // The workflow's numbers are any positive int64: the conversions saturate.
     if (s.cpu_seconds) grants.sandbox.cpu_seconds = *s.cpu_seconds;
-    if (s.memory_mb) grants.sandbox.memory_bytes = *s.memory_mb << 20;
+    if (s.memory_mb) grants.sandbox.memory_bytes = SaturatingMul(*s.memory_mb, int64_t{1} << 20);
     if (s.max_processes) grants.sandbox.max_processes = *s.max_processes;
     if (s.max_open_files) grants.sandbox.max_open_files = *s.max_open_files;
-    if (s.max_file_size_mb) grants.sandbox.max_file_size_bytes = *s.max_file_size_mb << 20;
-    if (s.timeout_secs) grants.sandbox.wall_timeout_ms = *s.timeout_secs * 1000;
-    if (s.max_output_kb) grants.sandbox.max_output_bytes = *s.max_output_kb << 10;
+    if (s.max_file_size_mb) {
+        grants.sandbox.max_file_size_bytes = SaturatingMul(*s.max_file_size_mb, int64_t{1} << 20);
+    }
+    if (s.timeout_secs) grants.sandbox.wall_timeout_ms = SaturatingMul(*s.timeout_secs, 1000);
+    if (s.max_output_kb) {
+        grants.sandbox.max_output_bytes = SaturatingMul(*s.max_output_kb, int64_t{1} << 10);
+    }
     return grants;
 }
 
@@ -202,7 +211,8 @@ Awaitable<Result<std::shared_ptr<const internal::AgentToolSet>>> Engine::Impl::T
 
 Awaitable<Result<std::string>> Engine::Impl::DecideLeased(std::string run_id, std::string task_id,
                                                           std::string decision, std::string actor,
-                                                          std::string comment, std::string output) {
+                                                          std::string comment, std::string output,
+                                                          std::string idempotency_key) {
     STROWGER_CO_ASSIGN_OR_RETURN(auto loaded, co_await Load(run_id));
     auto open = loaded.state.OpenTasks();
     const ledger::HumanTask* task = nullptr;
@@ -216,6 +226,12 @@ Awaitable<Result<std::string>> Engine::Impl::DecideLeased(std::string run_id, st
         }
         task = open.front();
     } else {
+        // A decision already recorded under this key is that decision, even once the task
+        // closed (a retried request).
+        if (const ledger::HumanTask* any = loaded.state.FindTask(task_id);
+            any != nullptr && any->HasDecision(idempotency_key)) {
+            co_return any->task_id;
+        }
         for (const auto* t : open) {
             if (t->task_id == task_id) task = t;
         }
@@ -223,37 +239,82 @@ Awaitable<Result<std::string>> Engine::Impl::DecideLeased(std::string run_id, st
             co_return NotFoundError("run " + run_id + " has no open task '" + task_id + "'");
         }
     }
+    if (task->HasDecision(idempotency_key)) co_return task->task_id;
     if (!output.empty() && task->kind != "reconciliation") {
         co_return InvalidArgumentError("an output can only be given for a reconciliation task");
     }
+    if (task->kind != "task" && decision != "approve" && decision != "reject") {
+        co_return InvalidArgumentError("task " + task->task_id + " takes approve or reject, not " +
+                                       decision);
+    }
     std::string id = task->task_id;
-    ledger::NewEvent event{task->node_index >= 0
-                               ? loaded.plan->nodes[static_cast<size_t>(task->node_index)].id
-                               : std::string(),
-                           0, ledger::HumanTaskDecided{id, decision, actor, comment, output}};
+    const std::string node =
+        task->node_index >= 0 ? loaded.plan->nodes[static_cast<size_t>(task->node_index)].id
+                              : std::string();
+    ledger::NewEvent event{node, 0,
+                           ledger::HumanTaskDecided{id, decision, actor, comment, output,
+                                                    idempotency_key}};
     STROWGER_CO_TRY(co_await AppendIdle(loaded, std::move(event)));
+    if (task->kind != "task" || decision == "progress") co_return id;
+    // A human_task's task: a terminal decision, or the quorum's last approval, completes it.
+    const ledger::HumanTask* now = loaded.state.FindTask(id);
+    const int64_t required = now->details ? now->details->required_count : 1;
+    std::string signal;
+    if (decision == "reject") {
+        signal = "rejected";
+    } else if (decision == "request_changes") {
+        signal = "request_changes";
+    } else if (static_cast<int64_t>(now->Approvals()) >= required) {
+        signal = "approved";
+    }
+    if (signal.empty()) co_return id;
+    json::array approvals;
+    for (const auto& d : now->decisions) {
+        if (d.action == "approve") approvals.emplace_back(d.actor);
+    }
+    json::object result{{"decision", signal}, {"actor", actor}, {"comment", comment},
+                        {"approvals", std::move(approvals)}};
+    auto text = CanonicalJson(result);
+    ledger::NewEvent completed{
+        node, 0,
+        ledger::HumanTaskCompleted{id, signal, text ? *text : json::serialize(result), "decided"}};
+    STROWGER_CO_TRY(co_await AppendIdle(loaded, std::move(completed)));
     co_return id;
 }
 
 Awaitable<Result<std::string>> Engine::Decide(std::string run_id, std::string task_id,
                                               std::string decision, std::string actor,
-                                              std::string comment, std::string output) {
-    if (decision != "approve" && decision != "reject") {
-        co_return InvalidArgumentError("decision must be approve or reject, not \"" + decision +
-                                       "\"");
+                                              std::string comment, std::string output,
+                                              std::string idempotency_key) {
+    if (decision != "approve" && decision != "reject" && decision != "request_changes" &&
+        decision != "progress") {
+        co_return InvalidArgumentError(
+            "decision must be approve, reject, request_changes or progress, not \"" + decision +
+            "\"");
     }
     if (impl_->Find(run_id)) {
         co_return FailedPreconditionError("run " + run_id +
                                           " is executing; decide its tasks once it waits");
     }
-    auto until = impl_->clock_.Now() + impl_->options_.lease_duration;
-    STROWGER_CO_ASSIGN_OR_RETURN(
-        bool leased, co_await impl_->store_->TryLease(run_id, impl_->options_.owner, until));
+    // Another decider (a quorum's other approver) holds the lease only for a moment: wait a
+    // little for it, but not for a process executing the run.
+    asio::steady_timer backoff(co_await asio::this_coro::executor);
+    bool leased = false;
+    for (int tries = 0; tries < 60 && !leased; ++tries) {
+        auto until = impl_->clock_.Now() + impl_->options_.lease_duration;
+        STROWGER_CO_ASSIGN_OR_RETURN(
+            leased, co_await impl_->store_->TryLease(run_id, impl_->options_.owner, until));
+        if (leased) break;
+        STROWGER_CO_ASSIGN_OR_RETURN(auto record, co_await impl_->store_->GetRun(run_id));
+        if (record.status == ledger::RunStatus::kRunning) break;
+        backoff.expires_after(std::chrono::milliseconds(50));
+        co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
     if (!leased)
         co_return MakeError(ErrorCode::kAborted, "run " + run_id + " is executing elsewhere");
-    auto decided =
-        co_await impl_->DecideLeased(run_id, std::move(task_id), std::move(decision),
-                                     std::move(actor), std::move(comment), std::move(output));
+    auto decided = co_await impl_->DecideLeased(
+        run_id, std::move(task_id), std::move(decision), std::move(actor), std::move(comment),
+        std::move(output), std::move(idempotency_key));
     (void)co_await impl_->store_->ReleaseLease(run_id, impl_->options_.owner);
     co_return decided;
 }

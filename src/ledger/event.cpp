@@ -35,6 +35,15 @@ constexpr std::array<std::string_view, static_cast<size_t>(EventType::kUnknown)>
     "human_task.decided",
     "budget.exceeded",
     "llm.retried",
+    "node.signal",
+    "node.cancelled",
+    "router.decided",
+    "condition.evaluated",
+    "gate.evaluated",
+    "metric.evaluated",
+    "human_task.completed",
+    "subworkflow.started",
+    "for_each.item_completed",
 };
 
 template <class... Ts>
@@ -110,7 +119,11 @@ Result<int64_t> ParseUsd(std::string_view text) {
         }
         for (size_t i = fraction.size(); i < 9; ++i) f *= 10;
     }
-    int64_t nanos = w * 1000000000 + f;
+    int64_t nanos = 0;
+    if (__builtin_mul_overflow(w, int64_t{1000000000}, &nanos) ||
+        __builtin_add_overflow(nanos, f, &nanos)) {
+        return InvalidArgumentError("bad USD amount");
+    }
     return negative ? -nanos : nanos;
 }
 
@@ -139,6 +152,15 @@ EventType TypeOf(const Payload& payload) {
             [](const HumanTaskDecided&) { return EventType::kHumanTaskDecided; },
             [](const BudgetExceeded&) { return EventType::kBudgetExceeded; },
             [](const LlmRetried&) { return EventType::kLlmRetried; },
+            [](const NodeSignal&) { return EventType::kNodeSignal; },
+            [](const NodeCancelled&) { return EventType::kNodeCancelled; },
+            [](const RouterDecided&) { return EventType::kRouterDecided; },
+            [](const ConditionEvaluated&) { return EventType::kConditionEvaluated; },
+            [](const GateEvaluated&) { return EventType::kGateEvaluated; },
+            [](const MetricEvaluated&) { return EventType::kMetricEvaluated; },
+            [](const HumanTaskCompleted&) { return EventType::kHumanTaskCompleted; },
+            [](const SubworkflowStarted&) { return EventType::kSubworkflowStarted; },
+            [](const ItemCompleted&) { return EventType::kItemCompleted; },
             [](const UnknownPayload&) { return EventType::kUnknown; },
         },
         payload);
@@ -162,6 +184,8 @@ void AppendPayload(std::string& out, const Payload& payload) {
                 w.Field("definition_sha256", p.definition_sha256);
                 OptionalField(w, "idempotency_key", p.idempotency_key);
                 w.Field("input", p.input);
+                OptionalField(w, "parent_node", p.parent_node);
+                OptionalField(w, "parent_run", p.parent_run);
                 OptionalField(w, "rerun_of", p.rerun_of);
                 w.Field("workflow", p.workflow).EndObject();
             },
@@ -193,8 +217,9 @@ void AppendPayload(std::string& out, const Payload& payload) {
                 w.EndObject();
             },
             [&](const LlmRequest& p) {
-                w.BeginObject()
-                    .Field("model", p.model)
+                w.BeginObject();
+                OptionalField(w, "label", p.label);
+                w.Field("model", p.model)
                     .Field("prompt", p.prompt)
                     .Field("provider", p.provider)
                     .Field("system_prompt", p.system_prompt)
@@ -206,8 +231,9 @@ void AppendPayload(std::string& out, const Payload& payload) {
                 w.BeginObject()
                     .Field("content", p.content)
                     .Field("cost_usd", std::string_view(cost, FormatUsdTo(cost, p.cost_nano_usd)))
-                    .Field("finish_reason", p.finish_reason)
-                    .Field("latency_ms", p.latency_ms)
+                    .Field("finish_reason", p.finish_reason);
+                OptionalField(w, "label", p.label);
+                w.Field("latency_ms", p.latency_ms)
                     .Field("tokens_in", p.tokens_in)
                     .Field("tokens_out", p.tokens_out);
                 if (!p.tool_calls.empty()) {
@@ -233,10 +259,13 @@ void AppendPayload(std::string& out, const Payload& payload) {
                     .EndObject();
             },
             [&](const NodeCompleted& p) {
-                w.BeginObject().Field("duration_ms", p.duration_ms);
+                w.BeginObject();
+                if (!p.detail.empty()) w.Key("detail").Raw(p.detail);
+                w.Field("duration_ms", p.duration_ms);
                 if (p.iterations > 0) w.Field("iterations", p.iterations);
-                w.Field("output", p.output)
-                    .Field("tokens_in", p.tokens_in)
+                w.Field("output", p.output);
+                OptionalField(w, "signal", p.signal);
+                w.Field("tokens_in", p.tokens_in)
                     .Field("tokens_out", p.tokens_out)
                     .EndObject();
             },
@@ -288,6 +317,20 @@ void AppendPayload(std::string& out, const Payload& payload) {
                 w.BeginObject();
                 OptionalField(w, "arguments", p.arguments);
                 OptionalField(w, "call_id", p.call_id);
+                if (const TaskDetails* d = p.details.get()) {
+                    w.Key("details").BeginObject();
+                    w.Field("approval_mode", d->approval_mode);
+                    w.Key("assignees").BeginArray();
+                    for (const auto& a : d->assignees) w.String(a);
+                    w.EndArray();
+                    OptionalField(w, "default_output", d->default_output);
+                    OptionalField(w, "default_signal", d->default_signal);
+                    OptionalField(w, "description", d->description);
+                    if (d->due) w.Field("due", FormatRfc3339(*d->due));
+                    OptionalField(w, "on_timeout", d->on_timeout);
+                    w.Field("required_count", d->required_count);
+                    w.EndObject();
+                }
                 w.Field("kind", p.kind).Field("task_id", p.task_id).Field("title", p.title);
                 OptionalField(w, "tool", p.tool);
                 w.EndObject();
@@ -297,6 +340,7 @@ void AppendPayload(std::string& out, const Payload& payload) {
                 OptionalField(w, "actor", p.actor);
                 OptionalField(w, "comment", p.comment);
                 w.Field("decision", p.decision);
+                OptionalField(w, "idempotency_key", p.idempotency_key);
                 OptionalField(w, "output", p.output);
                 w.Field("task_id", p.task_id).EndObject();
             },
@@ -315,6 +359,60 @@ void AppendPayload(std::string& out, const Payload& payload) {
                     .Field("error", p.error);
                 if (p.http_status > 0) w.Field("http_status", p.http_status);
                 w.Field("try", p.try_number).Field("turn", p.turn).EndObject();
+            },
+            [&](const NodeSignal& p) {
+                w.BeginObject();
+                OptionalField(w, "reason", p.reason);
+                w.Field("signal", p.signal).EndObject();
+            },
+            [&](const NodeCancelled& p) { w.BeginObject().Field("reason", p.reason).EndObject(); },
+            [&](const RouterDecided& p) {
+                w.BeginObject().Field("branch", p.branch);
+                if (p.fallback) w.Field("fallback", true);
+                w.Field("reason", p.reason).Field("strategy", p.strategy).EndObject();
+            },
+            [&](const ConditionEvaluated& p) {
+                w.BeginObject()
+                    .Field("left", p.left)
+                    .Field("operator", p.op)
+                    .Field("result", p.result)
+                    .Field("right", p.right)
+                    .EndObject();
+            },
+            [&](const GateEvaluated& p) {
+                w.BeginObject().Field("criterion", p.criterion);
+                OptionalField(w, "detail", p.detail);
+                w.Field("method", p.method).Field("passed", p.passed).EndObject();
+            },
+            [&](const MetricEvaluated& p) {
+                w.BeginObject()
+                    .Field("bound", p.bound)
+                    .Field("metric", p.metric)
+                    .Field("passed", p.passed)
+                    .Field("threshold", p.threshold)
+                    .Field("value", p.value)
+                    .EndObject();
+            },
+            [&](const HumanTaskCompleted& p) {
+                w.BeginObject()
+                    .Field("output", p.output)
+                    .Field("reason", p.reason)
+                    .Field("signal", p.signal)
+                    .Field("task_id", p.task_id)
+                    .EndObject();
+            },
+            [&](const SubworkflowStarted& p) {
+                w.BeginObject()
+                    .Field("child_run_id", p.child_run_id)
+                    .Field("definition_sha256", p.definition_sha256)
+                    .Field("workflow", p.workflow)
+                    .EndObject();
+            },
+            [&](const ItemCompleted& p) {
+                w.BeginObject();
+                OptionalField(w, "error", p.error);
+                if (p.failed) w.Field("failed", true);
+                w.Field("index", p.index).Field("output", p.output).EndObject();
             },
             [&](const UnknownPayload& p) { out += p.data.empty() ? "{}" : p.data; },
         },
@@ -353,6 +451,18 @@ void ForEachText(Payload& payload, const std::function<void(std::string&)>& edit
                    [&](NodeFailed& p) { edit(p.error); },
                    [&](NodeSkipped& p) { edit(p.error); },
                    [&](LlmRetried& p) { edit(p.error); },
+                   [&](NodeSignal& p) { edit(p.reason); },
+                   [&](RouterDecided& p) { edit(p.reason); },
+                   [&](ConditionEvaluated& p) {
+                       edit(p.left);
+                       edit(p.right);
+                   },
+                   [&](GateEvaluated& p) { edit(p.detail); },
+                   [&](HumanTaskCompleted& p) { edit(p.output); },
+                   [&](ItemCompleted& p) {
+                       edit(p.output);
+                       edit(p.error);
+                   },
                    [](auto&) {},
                },
                payload);
@@ -366,8 +476,10 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
     const json::object& o = parsed->get_object();
     switch (type) {
         case EventType::kRunCreated:
-            return RunCreated{Str(o, "workflow"), Str(o, "definition_sha256"), Str(o, "input"),
-                              Str(o, "idempotency_key"), Str(o, "rerun_of"), Str(o, "actor")};
+            return RunCreated{Str(o, "workflow"),        Str(o, "definition_sha256"),
+                              Str(o, "input"),           Str(o, "idempotency_key"),
+                              Str(o, "rerun_of"),        Str(o, "parent_run"),
+                              Str(o, "parent_node"),     Str(o, "actor")};
         case EventType::kRunStarted:
             return RunStarted{};
         case EventType::kRunResumed:
@@ -383,14 +495,15 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
         case EventType::kNodeStarted:
             return NodeStarted{JsonInt(o, "iteration")};
         case EventType::kLlmRequest:
-            return LlmRequest{Str(o, "provider"), Str(o, "model"), Str(o, "system_prompt"),
-                              Str(o, "prompt"), JsonInt(o, "turn", 1)};
+            return LlmRequest{Str(o, "provider"), Str(o, "model"),        Str(o, "system_prompt"),
+                              Str(o, "prompt"),   JsonInt(o, "turn", 1), Str(o, "label")};
         case EventType::kLlmResponse: {
             auto cost = ParseUsd(JsonString(o, "cost_usd", "0"));
             LlmResponse response{Str(o, "content"),       {},
                                  JsonInt(o, "tokens_in"), JsonInt(o, "tokens_out"),
                                  cost ? *cost : 0,        JsonInt(o, "latency_ms"),
-                                 Str(o, "finish_reason"), JsonInt(o, "turn", 1)};
+                                 Str(o, "finish_reason"), JsonInt(o, "turn", 1),
+                                 Str(o, "label")};
             if (const json::array* calls = JsonArray(o, "tool_calls")) {
                 for (const auto& call : *calls) {
                     if (!call.is_object()) continue;
@@ -406,9 +519,17 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
                                           JsonInt(o, "tokens_in"), JsonInt(o, "tokens_out"),
                                           JsonInt(o, "duration_ms")};
         case EventType::kNodeCompleted:
-            return NodeCompleted{Str(o, "output"), JsonInt(o, "tokens_in"),
-                                 JsonInt(o, "tokens_out"), JsonInt(o, "duration_ms"),
-                                 JsonInt(o, "iterations")};
+        {
+            NodeCompleted completed{Str(o, "output"),          JsonInt(o, "tokens_in"),
+                                    JsonInt(o, "tokens_out"),  JsonInt(o, "duration_ms"),
+                                    JsonInt(o, "iterations"), Str(o, "signal"), {}};
+            if (const json::value* detail = o.if_contains("detail")) {
+                auto text = CanonicalJson(*detail);
+                if (!text) return DataLossError("node.completed: detail is not canonical");
+                completed.detail = std::move(*text);
+            }
+            return completed;
+        }
         case EventType::kNodeRetryScheduled: {
             auto due = ParseRfc3339(JsonString(o, "due"));
             if (!due) return DataLossError("node.retry_scheduled: bad due time");
@@ -434,12 +555,61 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
         case EventType::kToolResult:
             return ToolResult{Str(o, "call_id"), Str(o, "content"), JsonBool(o, "is_error"),
                               JsonInt(o, "duration_ms")};
-        case EventType::kHumanTaskCreated:
-            return HumanTaskCreated{Str(o, "task_id"), Str(o, "kind"), Str(o, "title"),
-                                    Str(o, "call_id"), Str(o, "tool"), Str(o, "arguments")};
+        case EventType::kHumanTaskCreated: {
+            HumanTaskCreated created{Str(o, "task_id"), Str(o, "kind"), Str(o, "title"),
+                                     Str(o, "call_id"), Str(o, "tool"), Str(o, "arguments"),
+                                     nullptr};
+            if (const json::object* d = JsonObject(o, "details")) {
+                auto details = std::make_shared<TaskDetails>();
+                details->description = Str(*d, "description");
+                if (const json::array* assignees = JsonArray(*d, "assignees")) {
+                    for (const auto& a : *assignees) {
+                        if (a.is_string()) details->assignees.emplace_back(a.get_string());
+                    }
+                }
+                details->approval_mode = Str(*d, "approval_mode");
+                details->required_count = JsonInt(*d, "required_count", 1);
+                if (d->contains("due")) {
+                    auto due = ParseRfc3339(JsonString(*d, "due"));
+                    if (!due) return DataLossError("human_task.created: bad due time");
+                    details->due = *due;
+                }
+                details->on_timeout = Str(*d, "on_timeout");
+                details->default_signal = Str(*d, "default_signal");
+                details->default_output = Str(*d, "default_output");
+                created.details = std::move(details);
+            }
+            return created;
+        }
         case EventType::kHumanTaskDecided:
-            return HumanTaskDecided{Str(o, "task_id"), Str(o, "decision"), Str(o, "actor"),
-                                    Str(o, "comment"), Str(o, "output")};
+            return HumanTaskDecided{Str(o, "task_id"), Str(o, "decision"),
+                                    Str(o, "actor"),   Str(o, "comment"),
+                                    Str(o, "output"),  Str(o, "idempotency_key")};
+        case EventType::kNodeSignal:
+            return NodeSignal{Str(o, "signal"), Str(o, "reason")};
+        case EventType::kNodeCancelled:
+            return NodeCancelled{Str(o, "reason")};
+        case EventType::kRouterDecided:
+            return RouterDecided{Str(o, "strategy"), Str(o, "branch"), Str(o, "reason"),
+                                 JsonBool(o, "fallback")};
+        case EventType::kConditionEvaluated:
+            return ConditionEvaluated{Str(o, "left"), Str(o, "operator"), Str(o, "right"),
+                                      JsonBool(o, "result")};
+        case EventType::kGateEvaluated:
+            return GateEvaluated{Str(o, "criterion"), Str(o, "method"), JsonBool(o, "passed"),
+                                 Str(o, "detail")};
+        case EventType::kMetricEvaluated:
+            return MetricEvaluated{Str(o, "metric"), Str(o, "value"), Str(o, "bound"),
+                                   Str(o, "threshold"), JsonBool(o, "passed")};
+        case EventType::kHumanTaskCompleted:
+            return HumanTaskCompleted{Str(o, "task_id"), Str(o, "signal"), Str(o, "output"),
+                                      Str(o, "reason")};
+        case EventType::kSubworkflowStarted:
+            return SubworkflowStarted{Str(o, "child_run_id"), Str(o, "workflow"),
+                                      Str(o, "definition_sha256")};
+        case EventType::kItemCompleted:
+            return ItemCompleted{JsonInt(o, "index"), Str(o, "output"), JsonBool(o, "failed"),
+                                 Str(o, "error")};
         case EventType::kBudgetExceeded:
             return BudgetExceeded{Str(o, "scope"), Str(o, "limit"), Str(o, "used"), Str(o, "max")};
         case EventType::kLlmRetried:

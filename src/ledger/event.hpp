@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +50,16 @@ enum class EventType {
     kHumanTaskDecided,
     kBudgetExceeded,
     kLlmRetried,
+    // The DAG form (docs/design/dag.md).
+    kNodeSignal,
+    kNodeCancelled,
+    kRouterDecided,
+    kConditionEvaluated,
+    kGateEvaluated,
+    kMetricEvaluated,
+    kHumanTaskCompleted,
+    kSubworkflowStarted,
+    kItemCompleted,
     kUnknown,  // a type this version does not know; kept for verification
 };
 
@@ -68,6 +79,9 @@ struct RunCreated {
     std::string input;
     std::string idempotency_key;
     std::string rerun_of;
+    // A child run (a subworkflow node's): its parent run and node.
+    std::string parent_run;
+    std::string parent_node;
     std::string actor;  // who started it (an API token's name); "" = not recorded
 };
 struct RunStarted {};
@@ -106,6 +120,9 @@ struct LlmRequest {
     std::string system_prompt;
     std::string prompt;
     int64_t turn = 1;
+    // A call inside a node that makes several (a debate's "round 2/ProPython"): its answer is
+    // reused by a later attempt of the node instead of calling again.
+    std::string label;
 };
 struct ToolCallRequest {
     std::string id;
@@ -121,6 +138,7 @@ struct LlmResponse {
     int64_t latency_ms = 0;
     std::string finish_reason;
     int64_t turn = 1;
+    std::string label;  // as its llm.request's
 };
 struct NodeIterationCompleted {
     int64_t iteration = 1;
@@ -135,6 +153,11 @@ struct NodeCompleted {
     int64_t tokens_out = 0;
     int64_t duration_ms = 0;
     int64_t iterations = 0;  // loops only
+    // DAG: the signal (a router's branch, a condition's "true"/"false", ...) that decides
+    // which outgoing edges carry.
+    std::string signal;
+    // DAG: what the node's type tells about how it decided (a vote's counts), JSON.
+    std::string detail;
 };
 struct NodeRetryScheduled {
     std::string error;
@@ -166,22 +189,36 @@ struct ToolResult {
     bool is_error = false;
     int64_t duration_ms = 0;
 };
-// A decision a human must make: approving a tool call, or reconciling a step interrupted
-// after a non-idempotent tool call.
+// What a human_task node asks (kind "task"); rare, so held apart.
+struct TaskDetails {
+    std::string description;
+    std::vector<std::string> assignees;
+    std::string approval_mode = "single";  // "single" | "quorum"
+    int64_t required_count = 1;
+    std::optional<SystemTime> due;  // timeout_ms after creation
+    std::string on_timeout;         // "proceed_with_default" | "fail" | "reject"
+    std::string default_signal;
+    std::string default_output;
+};
+// A decision a human must make: approving a tool call, reconciling a step interrupted after
+// a non-idempotent tool call, or a human_task node's task.
 struct HumanTaskCreated {
     std::string task_id;
-    std::string kind;  // "tool_approval" | "reconciliation"
+    std::string kind;  // "tool_approval" | "reconciliation" | "task"
     std::string title;
     std::string call_id;    // tool_approval
     std::string tool;       // tool_approval
     std::string arguments;  // tool_approval
+    std::shared_ptr<const TaskDetails> details;  // task
 };
 struct HumanTaskDecided {
     std::string task_id;
-    std::string decision;  // "approve" | "reject"
+    // "approve" | "reject"; a task also "request_changes" | "progress".
+    std::string decision;
     std::string actor;
     std::string comment;
     std::string output;  // reconciliation: an output to accept instead of running again
+    std::string idempotency_key;  // the same key twice records one decision
 };
 struct BudgetExceeded {
     std::string scope;  // "step" | "run" | "agent_hour"
@@ -201,6 +238,63 @@ struct LlmRetried {
     int64_t http_status = 0;  // 0: none (not an HTTP answer)
     int64_t delay_ms = 0;     // waited before the next try (Retry-After or backoff)
 };
+// ---- The DAG form (docs/design/dag.md). ----
+// A node's policy turned its failure into a signal (on_error: emit_signal), or a decision of
+// its own emitted one.
+struct NodeSignal {
+    std::string signal;
+    std::string reason;
+};
+// A node stopped before it finished: a join fired without it, or a fail_fast join failed.
+struct NodeCancelled {
+    std::string reason;
+};
+struct RouterDecided {
+    std::string strategy;  // rule | random | llm
+    std::string branch;
+    std::string reason;  // the rule that matched, the draw, the model's answer
+    bool fallback = false;
+};
+struct ConditionEvaluated {
+    std::string left;
+    std::string op;
+    std::string right;
+    bool result = false;
+};
+struct GateEvaluated {
+    std::string criterion;
+    std::string method;  // contains | regex | json_path | judge
+    bool passed = false;
+    std::string detail;
+};
+struct MetricEvaluated {
+    std::string metric;
+    std::string value;
+    std::string bound;  // min | max
+    std::string threshold;
+    bool passed = false;
+};
+// A human_task's task is settled (decided, quorum reached, or timed out).
+struct HumanTaskCompleted {
+    std::string task_id;
+    std::string signal;  // approved | rejected | request_changes | the timeout's
+    std::string output;
+    std::string reason;  // decided | timeout
+};
+// A subworkflow node created its child run (before starting it).
+struct SubworkflowStarted {
+    std::string child_run_id;
+    std::string workflow;
+    std::string definition_sha256;
+};
+// A for_each item's branch finished.
+struct ItemCompleted {
+    int64_t index = 0;
+    std::string output;
+    bool failed = false;
+    std::string error;
+};
+
 // A type this version does not know: its data is kept as is.
 struct UnknownPayload {
     std::string type;
@@ -211,7 +305,10 @@ using Payload = std::variant<RunCreated, RunStarted, RunResumed, RunPaused, RunC
                              RunCompleted, RunFailed, NodeStarted, LlmRequest, LlmResponse,
                              NodeIterationCompleted, NodeCompleted, NodeRetryScheduled, NodeFailed,
                              NodeSkipped, RunRetried, ToolCall, ToolResult, HumanTaskCreated,
-                             HumanTaskDecided, BudgetExceeded, LlmRetried, UnknownPayload>;
+                             HumanTaskDecided, BudgetExceeded, LlmRetried, NodeSignal,
+                             NodeCancelled, RouterDecided, ConditionEvaluated, GateEvaluated,
+                             MetricEvaluated, HumanTaskCompleted, SubworkflowStarted,
+                             ItemCompleted, UnknownPayload>;
 
 EventType TypeOf(const Payload& payload);
 

@@ -1,7 +1,11 @@
 #include "ledger/run_state.hpp"
 
+#include <algorithm>
+
 #include <array>
 #include <variant>
+
+#include "core/checked_math.hpp"
 
 namespace strowger::ledger {
 namespace {
@@ -74,6 +78,41 @@ HumanTask* RunState::FindTask(std::string_view task_id) {
         if (task.task_id == task_id) return &task;
     }
     return nullptr;
+}
+
+const HumanTask* RunState::FindTask(std::string_view task_id) const {
+    for (const auto& task : tasks) {
+        if (task.task_id == task_id) return &task;
+    }
+    return nullptr;
+}
+
+std::optional<SystemTime> RunState::WakeAt() const {
+    std::optional<SystemTime> earliest;
+    for (const auto& task : tasks) {
+        if (!task.open() || !task.details || !task.details->due) continue;
+        if (!earliest || *task.details->due < *earliest) earliest = *task.details->due;
+    }
+    return earliest;
+}
+
+size_t HumanTask::Approvals() const {
+    std::vector<std::string_view> actors;
+    for (const auto& d : decisions) {
+        if (d.action != "approve") continue;
+        if (std::find(actors.begin(), actors.end(), d.actor) == actors.end()) {
+            actors.push_back(d.actor);
+        }
+    }
+    return actors.size();
+}
+
+bool HumanTask::HasDecision(std::string_view idempotency_key) const {
+    if (idempotency_key.empty()) return false;
+    for (const auto& d : decisions) {
+        if (d.idempotency_key == idempotency_key) return true;
+    }
+    return false;
 }
 
 std::vector<const HumanTask*> RunState::OpenTasks() const {
@@ -163,16 +202,25 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        node->turns.clear();
                    },
                    [&](const LlmRequest& p) {
-                       if (node && p.turn <= 1) node->prompt = p.prompt;
+                       if (node && p.turn <= 1 && p.label.empty()) node->prompt = p.prompt;
                    },
                    [&](const LlmResponse& p) {
-                       tokens_in += p.tokens_in;
-                       tokens_out += p.tokens_out;
-                       cost_nano_usd += p.cost_nano_usd;
+                       // Saturating: counts are the provider's (checked when they arrive) or
+                       // a ledger's (which may have been written by anything).
+                       tokens_in = SaturatingAdd(tokens_in, p.tokens_in);
+                       tokens_out = SaturatingAdd(tokens_out, p.tokens_out);
+                       cost_nano_usd = SaturatingAdd(cost_nano_usd, p.cost_nano_usd);
                        ++model_calls;
                        if (!node) return;
-                       node->spent_tokens += p.tokens_in + p.tokens_out;
-                       node->spent_cost_nano_usd += p.cost_nano_usd;
+                       node->spent_tokens = SaturatingAdd(node->spent_tokens,
+                                                          SaturatingAdd(p.tokens_in, p.tokens_out));
+                       node->spent_cost_nano_usd =
+                           SaturatingAdd(node->spent_cost_nano_usd, p.cost_nano_usd);
+                       if (!p.label.empty()) {
+                           // A call inside a typed node: its answer, kept for later attempts.
+                           node->notes.GetOrCreate().answers.emplace_back(p.label, p.content);
+                           return;
+                       }
                        TurnState turn;
                        turn.turn = p.turn;
                        turn.content = p.content;
@@ -214,6 +262,7 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        task.call_id = p.call_id;
                        task.tool = p.tool;
                        task.arguments = p.arguments;
+                       task.details = p.details;
                        task.created_at = time;
                        tasks.push_back(std::move(task));
                        status = p.kind == "reconciliation" ? RunStatus::kNeedsReconciliation
@@ -228,6 +277,12 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                    },
                    [&](const HumanTaskDecided& p) {
                        if (HumanTask* task = FindTask(p.task_id)) {
+                           if (task->kind == "task") {
+                               if (task->HasDecision(p.idempotency_key)) return;
+                               task->decisions.push_back(
+                                   {p.decision, p.actor, p.comment, p.idempotency_key, time});
+                               if (p.decision == "progress") return;
+                           }
                            task->decision = p.decision;
                            task->actor = p.actor;
                            task->comment = p.comment;
@@ -240,13 +295,47 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                    },
                    [&](const BudgetExceeded&) {},
                    [&](const LlmRetried&) {},
+                   [&](const HumanTaskCompleted& p) {
+                       if (HumanTask* task = FindTask(p.task_id)) {
+                           task->completed = true;
+                           task->signal = p.signal;
+                           task->output = p.output;
+                       }
+                       if (OpenTasks().empty() && status == RunStatus::kWaiting) {
+                           // Decided by an idle process: ready to go on (run.resumed follows);
+                           // timed out inside the executing run: it goes on now.
+                           status = p.reason == "timeout" ? RunStatus::kRunning
+                                                          : RunStatus::kPending;
+                       }
+                   },
+                   [&](const NodeSignal& p) {
+                       if (node) node->notes.GetOrCreate().signal = p.signal;
+                   },
+                   [&](const NodeCancelled& p) {
+                       if (!node) return;
+                       node->status = NodeStatus::kCancelled;
+                       node->notes.GetOrCreate().cancel_reason = p.reason;
+                   },
+                   [&](const RouterDecided&) {},
+                   [&](const ConditionEvaluated&) {},
+                   [&](const GateEvaluated&) {},
+                   [&](const MetricEvaluated&) {},
+                   [&](const SubworkflowStarted& p) {
+                       if (node) node->notes.GetOrCreate().child_run_id = p.child_run_id;
+                   },
+                   [&](const ItemCompleted& p) {
+                       if (!node) return;
+                       NodeNotes& n = node->notes.GetOrCreate();
+                       n.items.emplace_back(p.index, p.failed ? p.error : p.output);
+                       if (p.failed) n.failed_items.push_back(p.index);
+                   },
                    [&](const NodeIterationCompleted& p) {
                        if (!node) return;
                        node->iterations_done = p.iteration;
                        node->output = p.output;
-                       node->tokens_in += p.tokens_in;
-                       node->tokens_out += p.tokens_out;
-                       node->duration_ms += p.duration_ms;
+                       node->tokens_in = SaturatingAdd(node->tokens_in, p.tokens_in);
+                       node->tokens_out = SaturatingAdd(node->tokens_out, p.tokens_out);
+                       node->duration_ms = SaturatingAdd(node->duration_ms, p.duration_ms);
                        ReserveSteps();
                        steps.push_back(StepResult{
                            node_index, event.node + " (iter " + std::to_string(p.iteration) + ")",
@@ -258,6 +347,7 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        bool had_model_call = !node->prompt.empty();
                        node->status = NodeStatus::kCompleted;
                        node->output = p.output;
+                       if (!p.signal.empty()) node->notes.GetOrCreate().signal = p.signal;
                        if (p.iterations == 0) {
                            node->tokens_in = p.tokens_in;
                            node->tokens_out = p.tokens_out;

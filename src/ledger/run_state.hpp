@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,15 @@ struct NodeNotes {
     std::string skip_reason;
     std::string waiting_task;  // the human task the node waits for (kWaiting)
     SystemTime retry_due{};    // kRetryWaiting: when the next attempt is due
+    // The DAG form.
+    std::string signal;  // what the node completed with (router branch, condition, ...)
+    std::string cancel_reason;  // node.cancelled
+    // Answers of labelled model calls, over every attempt (NodeRun::Ask reuses them).
+    std::vector<std::pair<std::string, std::string>> answers;
+    // for_each: the items that finished, by index (output, or the error if it failed).
+    std::vector<std::pair<int64_t, std::string>> items;
+    std::vector<int64_t> failed_items;
+    std::string child_run_id;  // subworkflow
 };
 
 struct NodeState {
@@ -147,6 +157,15 @@ struct NodeState {
         return notes.get() ? notes.get()->waiting_task : kNoNote;
     }
     SystemTime retry_due() const { return notes.get() ? notes.get()->retry_due : SystemTime{}; }
+    const std::string& signal() const { return notes.get() ? notes.get()->signal : kNoNote; }
+    // The answer an earlier call labelled `label` got, or null.
+    const std::string* Answer(std::string_view label) const {
+        if (!notes.get()) return nullptr;
+        for (const auto& [l, answer] : notes.get()->answers) {
+            if (l == label) return &answer;
+        }
+        return nullptr;
+    }
     inline static const std::string kNoNote;
 };
 
@@ -166,18 +185,34 @@ struct StepResult {
 // A decision a human must make (human_task.created), and what they decided.
 struct HumanTask {
     std::string task_id;
-    std::string kind;  // "tool_approval" | "reconciliation"
+    std::string kind;  // "tool_approval" | "reconciliation" | "task"
     int node_index = -1;
     std::string title;
     std::string call_id;
     std::string tool;
     std::string arguments;
     SystemTime created_at{};
-    std::string decision;  // "" while open, else "approve" | "reject"
+    std::string decision;  // "" while open, else "approve" | "reject" (last, for a task)
     std::string actor;
     std::string comment;
     std::string output;
-    bool open() const { return decision.empty(); }
+    // A human_task node's task (kind "task").
+    std::shared_ptr<const TaskDetails> details;
+    struct Decision {
+        std::string action;  // approve | reject | request_changes | progress
+        std::string actor;
+        std::string comment;
+        std::string idempotency_key;
+        SystemTime time{};
+    };
+    std::vector<Decision> decisions;
+    bool completed = false;  // human_task.completed
+    std::string signal;      // what it completed with
+    bool open() const { return kind == "task" ? !completed : decision.empty(); }
+    // Distinct actors who approved (a quorum counts them).
+    size_t Approvals() const;
+    // Whether a decision with this idempotency key is recorded.
+    bool HasDecision(std::string_view idempotency_key) const;
 };
 
 class RunState {
@@ -243,8 +278,11 @@ class RunState {
     std::vector<HumanTask> tasks;
 
     HumanTask* FindTask(std::string_view task_id);
+    const HumanTask* FindTask(std::string_view task_id) const;
     // Open tasks, oldest first.
     std::vector<const HumanTask*> OpenTasks() const;
+    // The earliest due time of an open task's timeout (a durable timer), if any.
+    std::optional<SystemTime> WakeAt() const;
 };
 
 }  // namespace strowger::ledger

@@ -3,20 +3,27 @@
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <memory>
 #include <set>
+#include <unordered_map>
 
 #include "core/json.hpp"
 #include "core/sha256.hpp"
 #include "core/strings.hpp"
+#include "model/internal/compile_common.hpp"
 #include "model/plan.hpp"
 
 namespace strowger::model {
 namespace {
 
-std::string StepPath(size_t i) {
-    return "steps[" + std::to_string(i) + "]";
-}
+std::string StepPath(size_t i);
+
+}  // namespace
+
+namespace internal {
+
 
 // `dir` made absolute (against the current directory), normalised; "." if empty.
 std::string AbsoluteDir(const std::string& dir) {
@@ -32,6 +39,86 @@ std::string AbsoluteWorkspace(const Workflow& workflow) {
     std::filesystem::path workspace(workflow.workspace);
     if (workspace.is_relative()) workspace = std::filesystem::path(workflow.base_dir) / workspace;
     return AbsoluteDir(workspace.string());
+}
+
+
+void CheckAgent(const Workflow& workflow, const CompileOptions& options, const AgentSpec& agent,
+                const std::string& path, std::vector<Diagnostic>& diagnostics) {
+    auto Error = [&](const std::string& at, std::string message) {
+        diagnostics.push_back(
+            {Diagnostic::Severity::kError, workflow.PositionOf(at), at, std::move(message)});
+    };
+    std::vector<std::string_view> names(options.known_tools.begin(), options.known_tools.end());
+    for (const auto& server : workflow.mcp_servers) names.push_back(server.name);
+    for (size_t i = 0; i < agent.tools.size(); ++i) {
+        const std::string& tool = agent.tools[i];
+        std::string tool_path = path + ".tools[" + std::to_string(i) + "]";
+        auto slash = tool.find('/');
+        if (slash != std::string::npos) {
+            std::string server = tool.substr(0, slash);
+            if (!workflow.FindMcpServer(server)) {
+                std::vector<std::string_view> servers;
+                for (const auto& s : workflow.mcp_servers) servers.push_back(s.name);
+                std::string message =
+                    "unknown MCP server " + Quote(server) + " in tool " + Quote(tool);
+                std::string suggestion = ClosestMatch(server, servers);
+                if (!suggestion.empty()) message += " (did you mean " + Quote(suggestion) + "?)";
+                Error(tool_path, std::move(message));
+            } else if (slash + 1 >= tool.size()) {
+                Error(tool_path, Quote(tool) + " names no tool of the server");
+            }
+            continue;
+        }
+        if (options.known_tools.empty()) continue;
+        if (std::find(options.known_tools.begin(), options.known_tools.end(), tool) ==
+            options.known_tools.end()) {
+            std::string message = "unknown tool " + Quote(tool) + " (expected one of " +
+                                  Join(options.known_tools, ", ") + ", or <mcp_server>/<tool>)";
+            std::string suggestion = ClosestMatch(tool, names);
+            if (!suggestion.empty())
+                message =
+                    "unknown tool " + Quote(tool) + " (did you mean " + Quote(suggestion) + "?)";
+            Error(tool_path, std::move(message));
+        }
+    }
+    for (size_t i = 0; i < agent.require_approval.size(); ++i) {
+        const std::string& tool = agent.require_approval[i];
+        if (std::find(agent.tools.begin(), agent.tools.end(), tool) == agent.tools.end()) {
+            Error(path + ".require_approval[" + std::to_string(i) + "]",
+                  Quote(tool) + " is not one of the agent's tools");
+        }
+    }
+    for (const auto& host : agent.http_hosts) {
+        if (host.empty() || host.find_first_of(" /:") != std::string::npos) {
+            Error(path + ".http_hosts",
+                  Quote(host) + " is not a host name (e.g. api.github.com or *.example.org)");
+        }
+    }
+    if (agent.model.empty()) {
+        Error(path, "agent " + Quote(agent.name) + " needs a model (provider:model)");
+        return;
+    }
+    auto colon = agent.model.find(':');
+    std::string provider = agent.model.substr(0, colon);
+    if (colon == std::string::npos || colon + 1 >= agent.model.size()) {
+        Error(path + ".model", "model " + Quote(agent.model) +
+                                   " must be written provider:model, e.g. openai:gpt-4o-mini");
+    } else if (!options.known_providers.empty() &&
+               std::find(options.known_providers.begin(), options.known_providers.end(),
+                         provider) == options.known_providers.end()) {
+        Error(path + ".model", "unknown provider " + Quote(provider) + " (expected one of " +
+                                   Join(options.known_providers, ", ") + ")");
+    }
+}
+
+}  // namespace internal
+
+namespace {
+
+using namespace internal;
+
+std::string StepPath(size_t i) {
+    return "steps[" + std::to_string(i) + "]";
 }
 
 class Compiler {
@@ -77,88 +164,18 @@ class Compiler {
             {Diagnostic::Severity::kWarning, workflow_.PositionOf(path), path, std::move(message)});
     }
 
-    void CheckTools(const AgentSpec& agent, const std::string& path) {
-        std::vector<std::string_view> names(options_.known_tools.begin(),
-                                            options_.known_tools.end());
-        for (const auto& server : workflow_.mcp_servers) names.push_back(server.name);
-        for (size_t i = 0; i < agent.tools.size(); ++i) {
-            const std::string& tool = agent.tools[i];
-            std::string tool_path = path + ".tools[" + std::to_string(i) + "]";
-            auto slash = tool.find('/');
-            if (slash != std::string::npos) {
-                std::string server = tool.substr(0, slash);
-                if (!workflow_.FindMcpServer(server)) {
-                    std::vector<std::string_view> servers;
-                    for (const auto& s : workflow_.mcp_servers) servers.push_back(s.name);
-                    std::string message =
-                        "unknown MCP server \"" + server + "\" in tool \"" + tool + "\"";
-                    std::string suggestion = ClosestMatch(server, servers);
-                    if (!suggestion.empty()) message += " (did you mean \"" + suggestion + "\"?)";
-                    Error(tool_path, std::move(message));
-                } else if (slash + 1 >= tool.size()) {
-                    Error(tool_path, "\"" + tool + "\" names no tool of the server");
-                }
-                continue;
-            }
-            if (options_.known_tools.empty()) continue;
-            if (std::find(options_.known_tools.begin(), options_.known_tools.end(), tool) ==
-                options_.known_tools.end()) {
-                std::string message = "unknown tool \"" + tool + "\" (expected one of " +
-                                      Join(options_.known_tools, ", ") +
-                                      ", or <mcp_server>/<tool>)";
-                std::string suggestion = ClosestMatch(tool, names);
-                if (!suggestion.empty())
-                    message =
-                        "unknown tool \"" + tool + "\" (did you mean \"" + suggestion + "\"?)";
-                Error(tool_path, std::move(message));
-            }
-        }
-        for (size_t i = 0; i < agent.require_approval.size(); ++i) {
-            const std::string& tool = agent.require_approval[i];
-            if (std::find(agent.tools.begin(), agent.tools.end(), tool) == agent.tools.end()) {
-                Error(path + ".require_approval[" + std::to_string(i) + "]",
-                      "\"" + tool + "\" is not one of the agent's tools");
-            }
-        }
-        for (const auto& host : agent.http_hosts) {
-            if (host.empty() || host.find_first_of(" /:") != std::string::npos) {
-                Error(path + ".http_hosts",
-                      "\"" + host + "\" is not a host name (e.g. api.github.com or *.example.org)");
-            }
-        }
-    }
-
     void CheckAgents(Plan& plan) {
         for (const auto& agent : workflow_.agents) {
-            std::string path = "agents." + agent.name;
-            CheckTools(agent, path);
-            if (agent.model.empty()) {
-                Error(path, "agent \"" + agent.name + "\" needs a model (provider:model)");
-            } else {
-                auto colon = agent.model.find(':');
-                std::string provider = agent.model.substr(0, colon);
-                if (colon == std::string::npos || colon + 1 >= agent.model.size()) {
-                    Error(path + ".model", "model \"" + agent.model +
-                                               "\" must be written provider:model, e.g. "
-                                               "openai:gpt-4o-mini");
-                } else if (!options_.known_providers.empty() &&
-                           std::find(options_.known_providers.begin(),
-                                     options_.known_providers.end(),
-                                     provider) == options_.known_providers.end()) {
-                    std::vector<std::string_view> names(options_.known_providers.begin(),
-                                                        options_.known_providers.end());
-                    std::string message = "unknown provider \"" + provider +
-                                          "\" (expected one of " +
-                                          Join(options_.known_providers, ", ") + ")";
-                    Error(path + ".model", std::move(message));
-                }
-            }
+            internal::CheckAgent(workflow_, options_, agent, "agents." + agent.name, diagnostics_);
             plan.agents.push_back(agent);
         }
     }
 
     void BuildNodes(Plan& plan) {
-        std::map<std::string, size_t> first_index;
+        plan.nodes.reserve(workflow_.steps.size());
+        // Views of the workflow's step names, which outlive this.
+        std::unordered_map<std::string_view, size_t> first_index;
+        first_index.reserve(workflow_.steps.size());
         for (size_t i = 0; i < workflow_.steps.size(); ++i) {
             const StepSpec& step = workflow_.steps[i];
             std::string path = StepPath(i);
@@ -185,8 +202,8 @@ class Compiler {
             auto [it, inserted] = first_index.emplace(step.name, i);
             if (!inserted) {
                 SourcePos first = workflow_.PositionOf(StepPath(it->second));
-                Error(path + ".name", "duplicate step name \"" + step.name + "\" (first used by " +
-                                          StepPath(it->second) + " at line " +
+                Error(path + ".name", "duplicate step name " + Quote(step.name) +
+                                          " (first used by " + StepPath(it->second) + " at line " +
                                           std::to_string(first.line) + ")");
             }
             if (node.kind == NodeKind::kAgent) {
@@ -198,7 +215,7 @@ class Compiler {
                     std::string field = !step.agent_name.empty() ? ".agent_name"
                                         : !step.agent_id.empty() ? ".agent_id"
                                                                  : "";
-                    std::string message = "Agent not found for step '" + step.name + "'";
+                    std::string message = "Agent not found for step " + Quote(step.name, '\'');
                     std::string wanted = !step.agent_name.empty() ? step.agent_name : step.agent_id;
                     if (wanted.empty()) {
                         message += " (give agent_name or agent_id)";
@@ -206,9 +223,9 @@ class Compiler {
                         std::vector<std::string_view> names;
                         for (const auto& a : workflow_.agents) names.push_back(a.name);
                         std::string suggestion = ClosestMatch(wanted, names);
-                        message += ": no agent named \"" + wanted + "\"";
+                        message += ": no agent named " + Quote(wanted);
                         if (!suggestion.empty())
-                            message += " (did you mean \"" + suggestion + "\"?)";
+                            message += " (did you mean " + Quote(suggestion) + "?)";
                     }
                     Error(path + field, std::move(message));
                 } else {
@@ -286,7 +303,11 @@ class Compiler {
     }
 
     void WireDependsOn(Plan& plan) {
-        std::map<std::string, int> by_name;
+        bool any = std::any_of(workflow_.steps.begin(), workflow_.steps.end(),
+                               [](const StepSpec& step) { return step.has_depends_on; });
+        if (!any) return;
+        std::unordered_map<std::string_view, int> by_name;
+        by_name.reserve(plan.nodes.size());
         for (const auto& node : plan.nodes) by_name.emplace(node.id, node.index);
         std::vector<std::string_view> names;
         for (const auto& node : plan.nodes) names.push_back(node.id);
@@ -301,9 +322,10 @@ class Compiler {
                 std::string path = StepPath(i) + ".depends_on[" + std::to_string(k) + "]";
                 auto it = by_name.find(name);
                 if (it == by_name.end()) {
-                    std::string message = "unknown step \"" + name + "\"";
+                    std::string message = "unknown step " + Quote(name);
                     std::string suggestion = ClosestMatch(name, names);
-                    if (!suggestion.empty()) message += " (did you mean \"" + suggestion + "\"?)";
+                    if (!suggestion.empty())
+                        message += " (did you mean " + Quote(suggestion) + "?)";
                     Error(path, std::move(message));
                     continue;
                 }
@@ -367,64 +389,142 @@ class Compiler {
         std::string cycle;
         for (size_t k = static_cast<size_t>(seen_at[static_cast<size_t>(current)]); k < walk.size();
              ++k) {
-            cycle += plan.nodes[static_cast<size_t>(walk[k])].id + " -> ";
+            cycle += Excerpt(plan.nodes[static_cast<size_t>(walk[k])].id) + " -> ";
         }
-        cycle += plan.nodes[static_cast<size_t>(current)].id;
+        cycle += Excerpt(plan.nodes[static_cast<size_t>(current)].id);
         Error(StepPath(static_cast<size_t>(current)) + ".depends_on", "dependency cycle: " + cycle);
         return false;
     }
 
-    // Ancestors of every node (plans are small).
-    std::vector<std::set<int>> Ancestors(const Plan& plan) {
-        std::vector<std::set<int>> ancestors(plan.nodes.size());
-        for (int index : order_) {
-            auto& mine = ancestors[static_cast<size_t>(index)];
-            for (int d : plan.nodes[static_cast<size_t>(index)].deps) {
-                mine.insert(d);
-                const auto& theirs = ancestors[static_cast<size_t>(d)];
-                mine.insert(theirs.begin(), theirs.end());
+    // Which nodes are ancestors of which, in the graph as wired before variable reads add
+    // edges, in memory linear in the plan: sets of ancestors would take n²/2 entries for n
+    // sequential steps. Two summaries answer most questions at once, and a search pruned by
+    // them answers the rest:
+    //   * every node listed before covered_[v] is an ancestor of v (for a sequential chain,
+    //     every node before v);
+    //   * no ancestor of v is listed after highest_[v] (for the linear form, v - 1).
+    class Ancestry {
+      public:
+        Ancestry(const Plan& plan, const std::vector<int>& order) : plan_(plan) {
+            size_t n = plan.nodes.size();
+            covered_.assign(n, 0);
+            highest_.assign(n, -1);
+            position_.assign(n, 0);
+            deps_.resize(n);
+            visited_.assign(n, -1);
+            for (size_t k = 0; k < order.size(); ++k) {
+                int v = order[k];
+                const auto& deps = plan.nodes[static_cast<size_t>(v)].deps;
+                position_[static_cast<size_t>(v)] = static_cast<int>(k);
+                deps_[static_cast<size_t>(v)] = deps.size();
+                std::vector<int> sorted(deps.begin(), deps.end());
+                std::sort(sorted.begin(), sorted.end());
+                int covered = 0;
+                int highest = -1;
+                for (int d : sorted) {
+                    covered = std::max(covered, covered_[static_cast<size_t>(d)]);
+                    highest = std::max({highest, d, highest_[static_cast<size_t>(d)]});
+                }
+                // Each dependency is an ancestor too: extend the prefix over consecutive ones.
+                for (int d : sorted) {
+                    if (d == covered) ++covered;
+                }
+                covered_[static_cast<size_t>(v)] = covered;
+                highest_[static_cast<size_t>(v)] = highest;
             }
         }
-        return ancestors;
-    }
+
+        // Whether `a` is an ancestor of `b` (a != b).
+        bool IsAncestor(int a, int b) {
+            if (Certain(a, b)) return true;
+            if (Impossible(a, b)) return false;
+            ++search_;
+            std::vector<int> stack = {b};
+            visited_[static_cast<size_t>(b)] = search_;
+            while (!stack.empty()) {
+                int current = stack.back();
+                stack.pop_back();
+                const auto& deps = plan_.nodes[static_cast<size_t>(current)].deps;
+                for (size_t k = 0; k < deps_[static_cast<size_t>(current)]; ++k) {
+                    int d = deps[k];
+                    if (d == a || Certain(a, d)) return true;
+                    if (visited_[static_cast<size_t>(d)] == search_ || Impossible(a, d)) continue;
+                    visited_[static_cast<size_t>(d)] = search_;
+                    stack.push_back(d);
+                }
+            }
+            return false;
+        }
+
+        int covered(int v) const { return covered_[static_cast<size_t>(v)]; }
+
+      private:
+        bool Certain(int a, int b) const { return a < covered_[static_cast<size_t>(b)]; }
+        bool Impossible(int a, int b) const {
+            return a > highest_[static_cast<size_t>(b)] ||
+                   position_[static_cast<size_t>(a)] >= position_[static_cast<size_t>(b)];
+        }
+
+        const Plan& plan_;
+        std::vector<int> covered_;
+        std::vector<int> highest_;
+        std::vector<int> position_;  // in a topological order
+        std::vector<size_t> deps_;   // how many of a node's deps were wired before
+        std::vector<int> visited_;   // by search number
+        int search_ = 0;
+    };
 
     void ResolveVariables(Plan& plan) {
-        auto ancestors = Ancestors(plan);
-        std::set<std::string> used;
+        Ancestry ancestry(plan, order_);
+        // Setters of each variable, latest first, shared by every placeholder reading it.
+        std::map<std::string, std::shared_ptr<std::vector<int>>, std::less<>> setters;
+        for (auto it = plan.nodes.rbegin(); it != plan.nodes.rend(); ++it) {
+            if (it->output_var.empty()) continue;
+            auto& list = setters[it->output_var];
+            if (!list) list = std::make_shared<std::vector<int>>();
+            list->push_back(it->index);
+        }
+        std::set<std::string, std::less<>> used;
+        std::vector<int> added_for(plan.nodes.size(), -1);  // edges added by variable reads
         for (auto& node : plan.nodes) {
+            const int v = node.index;
             for (auto& segment : node.prompt.mutable_segments()) {
                 if (segment.kind != Template::Segment::Kind::kVariable) continue;
                 used.insert(segment.text);
-                // Setters earlier in the list, latest first.
-                for (int k = node.index - 1; k >= 0; --k) {
-                    const PlanNode& setter = plan.nodes[static_cast<size_t>(k)];
-                    if (setter.output_var == segment.text) segment.sources.push_back(k);
+                auto found = setters.find(segment.text);
+                if (found != setters.end()) {
+                    const auto& all = *found->second;
+                    // Setters earlier in the list, latest first.
+                    auto first = std::partition_point(all.begin(), all.end(),
+                                                      [&](int setter) { return setter >= v; });
+                    segment.sources =
+                        SourceList(found->second, static_cast<size_t>(first - all.begin()));
                 }
                 if (segment.sources.empty()) {
-                    std::string path = StepPath(static_cast<size_t>(node.index)) + ".prompt";
-                    bool later = false;
-                    for (size_t k = static_cast<size_t>(node.index); k < plan.nodes.size(); ++k) {
-                        later = later || plan.nodes[k].output_var == segment.text;
-                    }
+                    std::string path = StepPath(static_cast<size_t>(v)) + ".prompt";
+                    bool later = found != setters.end();
                     Warn(path, "{{" + segment.text + "}} is not set by an earlier step" +
                                    (later ? " (a later step sets it)" : "") +
                                    "; it stays as written");
                     continue;
                 }
                 // A variable read must see its setters finished: depend on them if the wiring
-                // does not already make them ancestors.
+                // does not already make them ancestors. Setters listed before covered(v) are
+                // ancestors (so none of them depends on this step): only later ones are checked.
                 for (int source : segment.sources) {
-                    if (ancestors[static_cast<size_t>(source)].count(node.index)) {
-                        Error(StepPath(static_cast<size_t>(node.index)) + ".prompt",
-                              "{{" + segment.text + "}} reads step '" +
-                                  plan.nodes[static_cast<size_t>(source)].id +
-                                  "', which depends on this step");
+                    if (source < ancestry.covered(v)) break;
+                    if (ancestry.IsAncestor(v, source)) {
+                        Error(StepPath(static_cast<size_t>(v)) + ".prompt",
+                              "{{" + segment.text + "}} reads step " +
+                                  Quote(plan.nodes[static_cast<size_t>(source)].id, '\'') +
+                                  ", which depends on this step");
                         continue;
                     }
-                    if (!ancestors[static_cast<size_t>(node.index)].count(source)) {
+                    if (added_for[static_cast<size_t>(source)] != v &&
+                        !ancestry.IsAncestor(source, v)) {
                         node.deps.push_back(source);
-                        plan.nodes[static_cast<size_t>(source)].dependents.push_back(node.index);
-                        ancestors[static_cast<size_t>(node.index)].insert(source);
+                        plan.nodes[static_cast<size_t>(source)].dependents.push_back(v);
+                        added_for[static_cast<size_t>(source)] = v;
                     }
                 }
             }
@@ -432,29 +532,15 @@ class Compiler {
         for (const auto& node : plan.nodes) {
             if (!node.output_var.empty() && !used.count(node.output_var)) {
                 Warn(StepPath(static_cast<size_t>(node.index)) + ".output_var",
-                     "variable \"" + node.output_var + "\" is never used");
+                     "variable " + Quote(node.output_var) + " is never used");
             }
         }
     }
 
     void Finish(Plan& plan) {
-        // Layers: longest path from a root, computed in Kahn's (topological) order.
-        int max_layer = 0;
-        for (int index : order_) {
-            PlanNode& node = plan.nodes[static_cast<size_t>(index)];
-            int layer = 0;
-            for (int d : node.deps)
-                layer = std::max(layer, plan.nodes[static_cast<size_t>(d)].layer + 1);
-            node.layer = layer;
-            max_layer = std::max(max_layer, layer);
-        }
-        plan.layers.assign(static_cast<size_t>(max_layer) + 1, {});
-        for (const auto& node : plan.nodes)
-            plan.layers[static_cast<size_t>(node.layer)].push_back(node.index);
         plan.output_node = static_cast<int>(plan.nodes.size()) - 1;
-        for (const auto& node : plan.nodes) plan.node_ids.push_back(node.id);
-        plan.definition_json = SnapshotJson(workflow_);
-        plan.definition_sha256 = Sha256Hex(plan.definition_json);
+        plan.inputs = workflow_.inputs;
+        FinishPlan(workflow_, order_, plan);
     }
 
     const Workflow& workflow_;
@@ -462,6 +548,10 @@ class Compiler {
     std::vector<Diagnostic>& diagnostics_;
     std::vector<int> order_;
 };
+
+}  // namespace
+
+namespace internal {
 
 json::value DoubleValue(double v) {
     return json::value(v);
@@ -519,13 +609,17 @@ json::object AgentJson(const AgentSpec& agent) {
 
 // Doubles are written in shortest round-trip form; the snapshot is hashed as bytes, so it
 // only needs to be deterministic for this implementation.
+std::string SnapshotDouble(double value) {
+    char buf[64];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    std::string text(buf, end);
+    if (text.find_first_of(".eE") == std::string::npos) text += ".0";
+    return text;
+}
+
 void AppendSnapshot(std::string& out, const json::value& value) {
     if (value.is_double()) {
-        char buf[64];
-        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value.get_double());
-        std::string text(buf, end);
-        if (text.find_first_of(".eE") == std::string::npos) text += ".0";
-        out += text;
+        out += SnapshotDouble(value.get_double());
         return;
     }
     if (value.is_object()) {
@@ -555,6 +649,119 @@ void AppendSnapshot(std::string& out, const json::value& value) {
         return;
     }
     (void)AppendCanonicalJson(out, value);
+}
+
+void FinishPlan(const Workflow& workflow, const std::vector<int>& order, Plan& plan) {
+    // Layers: longest path from a root, computed in Kahn's (topological) order.
+    int max_layer = 0;
+    for (int index : order) {
+        PlanNode& node = plan.nodes[static_cast<size_t>(index)];
+        int layer = 0;
+        for (int d : node.deps) layer = std::max(layer, plan.nodes[static_cast<size_t>(d)].layer + 1);
+        node.layer = layer;
+        max_layer = std::max(max_layer, layer);
+    }
+    plan.layers.assign(static_cast<size_t>(max_layer) + 1, {});
+    for (const auto& node : plan.nodes)
+        plan.layers[static_cast<size_t>(node.layer)].push_back(node.index);
+    plan.node_ids.clear();
+    for (const auto& node : plan.nodes) plan.node_ids.push_back(node.id);
+    if (plan.definition_json.empty()) plan.definition_json = SnapshotJson(workflow);
+    plan.definition_sha256 = Sha256Hex(plan.definition_json);
+}
+
+json::object CommonSnapshot(const Workflow& workflow) {
+    json::object root;
+    root["name"] = workflow.name;
+    root["description"] = workflow.description;
+    json::object agents;
+    for (const auto& agent : workflow.agents) agents[agent.name] = AgentJson(agent);
+    root["agents"] = std::move(agents);
+    if (!workflow.mcp_servers.empty()) {
+        json::object servers;
+        for (const auto& server : workflow.mcp_servers) {
+            json::object o;
+            o["command"] = server.command;
+            json::array args;
+            for (const auto& a : server.args) args.emplace_back(a);
+            o["args"] = std::move(args);
+            json::object env;
+            for (const auto& [k, v] : server.env) env[k] = v;
+            o["env"] = std::move(env);
+            o["sandboxed"] = server.sandboxed;
+            o["network"] = server.network;
+            o["safety"] = server.safety;
+            json::object tools;
+            for (const auto& [name, settings] : server.tools) {
+                json::object t;
+                if (!settings.safety.empty()) t["safety"] = settings.safety;
+                t["require_approval"] = settings.require_approval;
+                tools[name] = std::move(t);
+            }
+            o["tools"] = std::move(tools);
+            o["base_dir"] = AbsoluteDir(server.base_dir);
+            servers[server.name] = std::move(o);
+        }
+        root["mcp_servers"] = std::move(servers);
+    }
+    json::object limits;
+    if (workflow.limits.max_tokens) limits["max_tokens"] = *workflow.limits.max_tokens;
+    if (workflow.limits.max_cost_usd)
+        limits["max_cost_usd"] = DoubleValue(*workflow.limits.max_cost_usd);
+    if (workflow.limits.max_tool_calls) limits["max_tool_calls"] = *workflow.limits.max_tool_calls;
+    if (!limits.empty()) root["limits"] = std::move(limits);
+    if (!workflow.workspace.empty()) root["workspace"] = AbsoluteWorkspace(workflow);
+    // Typed inputs: only when declared, so a workflow without them keeps its hash.
+    if (!workflow.inputs.empty()) {
+        json::array inputs;
+        for (const auto& input : workflow.inputs) {
+            json::object o;
+            o["name"] = input.name;
+            o["type"] = input.type;
+            if (input.required) o["required"] = true;
+            if (input.default_value) o["default"] = *input.default_value;
+            if (!input.description.empty()) o["description"] = input.description;
+            inputs.push_back(std::move(o));
+        }
+        root["inputs"] = std::move(inputs);
+    }
+    return root;
+}
+
+}  // namespace internal
+
+namespace {
+
+// A step of the snapshot, as AppendSnapshot would write it as a JSON object (keys sorted), but
+// written directly: as JSON values, the steps took more memory and time than the rest of
+// compiling (2.5 KB a step).
+void AppendStepSnapshot(std::string& out, const StepSpec& step) {
+    JsonWriter w(out);
+    w.BeginObject();
+    if (!step.agent_id.empty()) w.Field("agent_id", step.agent_id);
+    if (!step.agent_name.empty()) w.Field("agent_name", step.agent_name);
+    if (!step.condition.empty()) w.Field("condition", step.condition);
+    if (step.has_depends_on) {
+        w.Key("depends_on").BeginArray();
+        for (const auto& d : step.depends_on) w.String(d);
+        w.EndArray();
+    }
+    w.Field("error_mode", ErrorModeName(step.error_mode));
+    w.Field("max_iterations", step.max_iterations);
+    w.Field("max_retries", step.max_retries);
+    w.Field("mode", StepModeName(step.mode));
+    w.Field("name", step.name);
+    if (!step.output_var.empty()) w.Field("output_var", step.output_var);
+    w.Field("prompt", step.prompt);
+    w.Key("retry").BeginObject();
+    w.Field("initial_delay_ms", step.retry.initial_delay_ms);
+    w.Key("jitter").Raw(SnapshotDouble(step.retry.jitter));
+    w.Field("max_delay_ms", step.retry.max_delay_ms);
+    w.Key("multiplier").Raw(SnapshotDouble(step.retry.multiplier));
+    w.EndObject();
+    w.Field("timeout_ms", step.timeout_ms);
+    if (!step.until.empty()) w.Field("until", step.until);
+    w.EndObject();
 }
 
 }  // namespace
@@ -595,83 +802,51 @@ std::vector<int> Plan::WithDescendants(int index) const {
 
 CompileResult Compile(const Workflow& workflow, const CompileOptions& options) {
     CompileResult result;
+    if (workflow.dag) {
+        result.plan = CompileDag(workflow, options, result.diagnostics);
+        if (HasErrors(result.diagnostics)) result.plan.reset();
+        return result;
+    }
     Compiler compiler(workflow, options, result.diagnostics);
     result.plan = compiler.Run();
     return result;
 }
 
 std::string SnapshotJson(const Workflow& workflow) {
-    json::object root;
-    root["name"] = workflow.name;
-    root["description"] = workflow.description;
-    json::object agents;
-    for (const auto& agent : workflow.agents) agents[agent.name] = AgentJson(agent);
-    root["agents"] = std::move(agents);
-    json::array steps;
+    if (workflow.dag) return DagSnapshotJson(workflow, {});
+    json::object root = CommonSnapshot(workflow);
+    // The steps are written one at a time, below: as one tree of JSON values they took more
+    // memory than the rest of compiling (2.5 KB a step).
+    root["steps"] = nullptr;
+    // AppendSnapshot(root) with the steps array written in place of its placeholder.
+    std::vector<const json::key_value_pair*> members;
+    for (const auto& m : root) members.push_back(&m);
+    std::sort(members.begin(), members.end(), [](auto* x, auto* y) { return x->key() < y->key(); });
+    std::string out = "{";
+    size_t estimate = out.size();
     for (const auto& step : workflow.steps) {
-        json::object s;
-        s["name"] = step.name;
-        if (!step.agent_name.empty()) s["agent_name"] = step.agent_name;
-        if (!step.agent_id.empty()) s["agent_id"] = step.agent_id;
-        s["prompt"] = step.prompt;
-        s["mode"] = std::string(StepModeName(step.mode));
-        s["timeout_ms"] = step.timeout_ms;
-        s["error_mode"] = std::string(ErrorModeName(step.error_mode));
-        s["max_retries"] = step.max_retries;
-        if (!step.output_var.empty()) s["output_var"] = step.output_var;
-        if (!step.condition.empty()) s["condition"] = step.condition;
-        s["max_iterations"] = step.max_iterations;
-        if (!step.until.empty()) s["until"] = step.until;
-        json::object retry;
-        retry["initial_delay_ms"] = step.retry.initial_delay_ms;
-        retry["max_delay_ms"] = step.retry.max_delay_ms;
-        retry["multiplier"] = DoubleValue(step.retry.multiplier);
-        retry["jitter"] = DoubleValue(step.retry.jitter);
-        s["retry"] = std::move(retry);
-        if (step.has_depends_on) {
-            json::array deps;
-            for (const auto& d : step.depends_on) deps.emplace_back(d);
-            s["depends_on"] = std::move(deps);
-        }
-        steps.push_back(std::move(s));
+        estimate += 256 + step.name.size() + step.agent_name.size() + step.agent_id.size() +
+                    step.prompt.size() + step.output_var.size() + step.condition.size() +
+                    step.until.size() + 8 * step.depends_on.size();
+        for (const auto& d : step.depends_on) estimate += d.size();
     }
-    root["steps"] = std::move(steps);
-    if (!workflow.mcp_servers.empty()) {
-        json::object servers;
-        for (const auto& server : workflow.mcp_servers) {
-            json::object o;
-            o["command"] = server.command;
-            json::array args;
-            for (const auto& a : server.args) args.emplace_back(a);
-            o["args"] = std::move(args);
-            json::object env;
-            for (const auto& [k, v] : server.env) env[k] = v;
-            o["env"] = std::move(env);
-            o["sandboxed"] = server.sandboxed;
-            o["network"] = server.network;
-            o["safety"] = server.safety;
-            json::object tools;
-            for (const auto& [name, settings] : server.tools) {
-                json::object t;
-                if (!settings.safety.empty()) t["safety"] = settings.safety;
-                t["require_approval"] = settings.require_approval;
-                tools[name] = std::move(t);
-            }
-            o["tools"] = std::move(tools);
-            o["base_dir"] = AbsoluteDir(server.base_dir);
-            servers[server.name] = std::move(o);
+    out.reserve(estimate);
+    for (size_t i = 0; i < members.size(); ++i) {
+        if (i) out += ',';
+        AppendJsonString(out, members[i]->key());
+        out += ':';
+        if (members[i]->key() != "steps") {
+            AppendSnapshot(out, members[i]->value());
+            continue;
         }
-        root["mcp_servers"] = std::move(servers);
+        out += '[';
+        for (size_t k = 0; k < workflow.steps.size(); ++k) {
+            if (k) out += ',';
+            AppendStepSnapshot(out, workflow.steps[k]);
+        }
+        out += ']';
     }
-    json::object limits;
-    if (workflow.limits.max_tokens) limits["max_tokens"] = *workflow.limits.max_tokens;
-    if (workflow.limits.max_cost_usd)
-        limits["max_cost_usd"] = DoubleValue(*workflow.limits.max_cost_usd);
-    if (workflow.limits.max_tool_calls) limits["max_tool_calls"] = *workflow.limits.max_tool_calls;
-    if (!limits.empty()) root["limits"] = std::move(limits);
-    if (!workflow.workspace.empty()) root["workspace"] = AbsoluteWorkspace(workflow);
-    std::string out;
-    AppendSnapshot(out, root);
+    out += '}';
     return out;
 }
 

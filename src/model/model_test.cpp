@@ -223,7 +223,7 @@ TEST(ValidateTest, WarningsForVariablesAndModes) {
 TEST(ValidateTest, WorkflowNeedsNameAndSteps) {
     auto d = Check("description: nothing\n");
     ASSERT_EQ(d.size(), 2u);
-    EXPECT_EQ(d[0], "flow.yaml:1:1: steps: a workflow needs a list of steps");
+    EXPECT_EQ(d[0], "flow.yaml:1:1: steps: a workflow needs a list of steps (or nodes and edges)");
     EXPECT_EQ(d[1], "flow.yaml:1:1: name: a workflow needs a name");
 }
 
@@ -408,6 +408,204 @@ TEST(PlanFormatTest, DotAndMermaidShowEveryEdge) {
     std::string text = FormatPlan(*plan, PlanFormat::kText, std::string("INPUT"));
     EXPECT_NE(text.find("layer 2 (concurrent):"), std::string::npos);
     EXPECT_NE(text.find("| INPUT"), std::string::npos);
+}
+
+// --- Large workflows: compile time and memory linear in the steps ------------------------------
+
+std::string SequentialSteps(int n, const std::string& step_fields) {
+    std::string text = std::string(kAgents) + "steps:\n";
+    for (int i = 0; i < n; ++i) {
+        text += "  - {name: s" + std::to_string(i) + ", agent_name: w" + step_fields + "}\n";
+    }
+    return text;
+}
+
+// Each of 20,000 steps sets {{draft}} and reads the one before: the refinement loop written
+// out. Ancestor sets made this quadratic (4,000 steps: 394 MB); it must just finish.
+TEST(CompileTest, TwentyThousandStepsThatEachReadThePreviousOnesVariable) {
+    constexpr int kSteps = 20'000;
+    auto plan =
+        CompileOk(SequentialSteps(kSteps, ", prompt: \"Improve {{draft}}\", output_var: draft"));
+    ASSERT_TRUE(plan);
+    ASSERT_EQ(plan->nodes.size(), static_cast<size_t>(kSteps));
+    const PlanNode& last = plan->nodes.back();
+    // Its setters are already its ancestors: no edge is added.
+    EXPECT_EQ(last.deps, std::vector<int>{kSteps - 2});
+    const auto& segments = last.prompt.segments();
+    ASSERT_EQ(segments.size(), 2u);
+    const SourceList& sources = segments[1].sources;
+    ASSERT_EQ(sources.size(), static_cast<size_t>(kSteps - 1));  // every earlier step, latest first
+    EXPECT_EQ(sources[0], kSteps - 2);
+    EXPECT_EQ(sources[sources.size() - 1], 0);
+    EXPECT_TRUE(plan->nodes[0].prompt.segments()[1].sources.empty());
+    EXPECT_EQ(plan->layers.size(), static_cast<size_t>(kSteps));
+}
+
+// Twenty thousand fan-out steps reading a variable set before the fan-out, then one collect.
+TEST(CompileTest, TwentyThousandFanOutStepsReadingOneVariable) {
+    constexpr int kSteps = 20'000;
+    std::string text =
+        std::string(kAgents) + "steps:\n  - {name: first, agent_name: w, " + "output_var: topic}\n";
+    for (int i = 0; i < kSteps; ++i) {
+        text += "  - {name: f" + std::to_string(i) +
+                ", agent_name: w, mode: fan_out, prompt: \"{{topic}} {{input}}\"}\n";
+    }
+    text += "  - {name: all, mode: collect}\n";
+    auto plan = CompileOk(text);
+    ASSERT_TRUE(plan);
+    ASSERT_EQ(plan->nodes.size(), static_cast<size_t>(kSteps + 2));
+    EXPECT_EQ(plan->nodes[kSteps].deps, std::vector<int>{0});
+    EXPECT_EQ(plan->nodes.back().deps.size(), static_cast<size_t>(kSteps));
+    EXPECT_EQ(plan->layers.size(), 3u);
+}
+
+// Reads whose setters the wiring does not already make ancestors get an edge; a read of a step
+// that depends on the reader is an error (the diagnostics the ancestor sets gave).
+TEST(CompileTest, VariableReadsAddEdgesOnlyWhereTheWiringDoesNot) {
+    auto plan = CompileOk(std::string(kAgents) +
+                          "steps:\n"
+                          "  - {name: a, agent_name: w, output_var: x}\n"
+                          "  - {name: f1, agent_name: w, mode: fan_out, output_var: y}\n"
+                          "  - {name: f2, agent_name: w, mode: fan_out, prompt: \"{{y}} {{x}} "
+                          "{{y}}\"}\n"
+                          "  - {name: d, agent_name: w, depends_on: [a], prompt: \"{{y}}\"}\n"
+                          "  - {name: e, agent_name: w, prompt: \"{{x}} {{y}}\"}\n");
+    ASSERT_TRUE(plan);
+    // f2 and f1 are siblings: reading {{y}} makes f2 wait for f1 (once); a is an ancestor.
+    EXPECT_EQ(plan->nodes[2].deps, (std::vector<int>{0, 1}));
+    // d depends on a only; {{y}} adds f1.
+    EXPECT_EQ(plan->nodes[3].deps, (std::vector<int>{0, 1}));
+    // e follows d. f1 became d's dependency through a variable read, after the wiring: the
+    // read of {{y}} still adds it (as the ancestor sets did), while a is an ancestor already.
+    EXPECT_EQ(plan->nodes[4].deps, (std::vector<int>{3, 1}));
+    EXPECT_EQ(plan->nodes[4].prompt.segments()[0].sources.ToVector(), std::vector<int>{0});
+
+    auto cycle = Check(std::string(kAgents) +
+                       "steps:\n"
+                       "  - {name: a, agent_name: w, output_var: x, depends_on: [c]}\n"
+                       "  - {name: b, agent_name: w, depends_on: []}\n"
+                       "  - {name: c, agent_name: w, prompt: \"{{x}}\", depends_on: [b]}\n");
+    ASSERT_EQ(cycle.size(), 1u);
+    EXPECT_EQ(cycle[0],
+              "flow.yaml:7:38: steps[2].prompt: {{x}} reads step 'a', which depends on this step");
+}
+
+// --- Bad input: bounded parsing, short printable messages, one spelling of each name ---------
+
+TEST(ValidateTest, DeepNestingIsRefusedWithItsPosition) {
+    std::string deep =
+        "name: deep\nsteps: " + std::string(100'000, '[') + std::string(100'000, ']') + "\n";
+    auto d = Check(deep);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].rfind("flow.yaml:2:", 0), 0u) << d[0];
+    EXPECT_NE(d[0].find(": nested deeper than 64 levels"), std::string::npos) << d[0];
+}
+
+TEST(ValidateTest, AliasBombIsRefused) {
+    std::string text = "name: bomb\nx0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+    for (int level = 1; level <= 9; ++level) {
+        std::string prev = "*x" + std::to_string(level - 1);
+        text += "x" + std::to_string(level) + ": &x" + std::to_string(level) + " [";
+        for (int i = 0; i < 10; ++i) text += (i ? ", " : "") + prev;
+        text += "]\n";
+    }
+    text += "steps: *x9\n";
+    auto d = Check(text);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_NE(d[0].find("too many nodes once aliases are expanded"), std::string::npos) << d[0];
+    EXPECT_EQ(d[0].rfind("flow.yaml:", 0), 0u) << d[0];
+}
+
+// Every diagnostic is one line of printable text of bounded length, whatever it quotes.
+void ExpectShortAndPrintable(const std::vector<std::string>& diagnostics, size_t max_bytes) {
+    ASSERT_FALSE(diagnostics.empty());
+    for (const auto& d : diagnostics) {
+        EXPECT_LE(d.size(), max_bytes) << d.substr(0, 200);
+        for (char c : d) {
+            auto u = static_cast<unsigned char>(c);
+            ASSERT_TRUE(u >= 0x20 && u != 0x7f) << "byte " << int(u) << " in " << d.substr(0, 200);
+        }
+    }
+}
+
+TEST(ValidateTest, MessagesQuoteAtMostAFewHundredBytesOfInputEscaped) {
+    // A binary file: a scalar of 256 KB with NULs, ESCs and bytes that are not UTF-8.
+    std::string binary;
+    for (int i = 0; i < 256 * 1024; ++i) binary += static_cast<char>((i * 7919) % 256);
+    binary[0] = 'x';
+    ExpectShortAndPrintable(Check(binary), 1024);
+
+    // A megabyte name used twice, a megabyte mode, a name of terminal controls, and an unknown
+    // field (a YAML key is at most 1,024 characters) of them.
+    std::string huge(1 << 20, 'n');
+    std::string controls = "\\e[2J\\e]0;pwned\\a\\nb";
+    auto d = Check(std::string(kAgents) + "steps:\n  - {name: \"" + huge +
+                   "\", agent_name: w}\n  - {name: \"" + huge + "\", agent_name: w, mode: \"" +
+                   huge + "\"}\n  - {name: \"" + controls + "\", agent_name: nobody, \"" +
+                   controls + std::string(900, 'k') + "\": 1}\n");
+    ExpectShortAndPrintable(d, 1024);
+    std::string all;
+    for (const auto& line : d) all += line + "\n";
+    EXPECT_NE(all.find("duplicate step name \"nnnn"), std::string::npos) << all.substr(0, 500);
+    EXPECT_NE(all.find("(1048576 bytes in all)"), std::string::npos);
+    EXPECT_NE(all.find("Agent not found for step '\\x1b[2J\\x1b]0;pwned\\x07\\nb'"),
+              std::string::npos)
+        << all;
+    // The unknown field's name is in the path too: capped there as well.
+    EXPECT_NE(all.find(".\\x1b[2J\\x1b]0;pwned\\x07\\nbkkkk"), std::string::npos) << all;
+    EXPECT_NE(all.find(": unknown field \"\\x1b[2J"), std::string::npos) << all;
+}
+
+TEST(ValidateTest, NamesThatAreNotUtf8AreRepairedWithAWarning) {
+    LoadOptions options;
+    options.sibling_agents = false;
+    auto loaded = LoadWorkflowText(std::string(kAgents) +
+                                       "steps:\n"
+                                       "  - {name: \"caf\xe9\", agent_name: w, output_var: v}\n"
+                                       "  - {name: b, agent_name: w, depends_on: [\"caf\xe9\"], "
+                                       "prompt: \"{{v}}\"}\n",
+                                   "flow.yaml", "", options);
+    ASSERT_TRUE(loaded.ok());
+    std::vector<std::string> warnings;
+    for (const auto& d : loaded.diagnostics) warnings.push_back(d.ToString());
+    EXPECT_EQ(warnings, (std::vector<std::string>{
+                            "flow.yaml:5:12: warning: steps[0].name: not valid UTF-8: each invalid "
+                            "byte sequence is replaced by U+FFFD",
+                            "flow.yaml:6:43: warning: steps[1].depends_on[0]: not valid UTF-8: "
+                            "each invalid byte sequence is replaced by U+FFFD",
+                        }));
+    auto compiled = Compile(loaded.workflow);
+    ASSERT_TRUE(compiled.ok());
+    EXPECT_EQ(compiled.plan->nodes[0].id, "caf\xef\xbf\xbd");
+    EXPECT_EQ(compiled.plan->nodes[1].deps, std::vector<int>{0});
+    // The pinned definition has the same name, so a resumed run's plan agrees.
+    EXPECT_NE(compiled.plan->definition_json.find("\"name\":\"caf\xef\xbf\xbd\""),
+              std::string::npos);
+}
+
+// The snapshot is hashed to pin runs: its bytes must not change (a step with every field).
+TEST(CompileTest, SnapshotOfAStepIsStable) {
+    auto plan =
+        CompileOk(std::string(kAgents) +
+                  "steps:\n"
+                  "  - {name: a, agent_name: w, output_var: v}\n"
+                  "  - {name: \"b \\\"q\\\"\", agent_id: w, prompt: \"P {{v}}\", mode: loop, "
+                  "until: DONE, max_iterations: 2, condition: c, error_mode: retry, "
+                  "max_retries: 1, timeout_ms: 1500, depends_on: [a], "
+                  "retry: {initial_delay_ms: 5, max_delay_ms: 50, multiplier: 1.5, "
+                  "jitter: 0}}\n");
+    ASSERT_TRUE(plan);
+    std::string steps = plan->definition_json.substr(plan->definition_json.find("\"steps\":"));
+    EXPECT_EQ(steps.substr(0, steps.find("]}") + 2),
+              "\"steps\":[{\"agent_name\":\"w\",\"error_mode\":\"fail\",\"max_iterations\":5,"
+              "\"max_retries\":3,\"mode\":\"sequential\",\"name\":\"a\",\"output_var\":\"v\","
+              "\"prompt\":\"{{input}}\",\"retry\":{\"initial_delay_ms\":100,\"jitter\":0.2,"
+              "\"max_delay_ms\":2000,\"multiplier\":2.0},\"timeout_ms\":120000},"
+              "{\"agent_id\":\"w\",\"condition\":\"c\",\"depends_on\":[\"a\"],"
+              "\"error_mode\":\"retry\",\"max_iterations\":2,\"max_retries\":1,\"mode\":\"loop\","
+              "\"name\":\"b \\\"q\\\"\",\"prompt\":\"P {{v}}\",\"retry\":{\"initial_delay_ms\":5,"
+              "\"jitter\":0.0,\"max_delay_ms\":50,\"multiplier\":1.5},\"timeout_ms\":1500,"
+              "\"until\":\"DONE\"}]}");
 }
 
 }  // namespace

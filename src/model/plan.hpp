@@ -24,14 +24,15 @@
 #include <vector>
 
 #include "model/diagnostic.hpp"
+#include "model/node_type.hpp"
 #include "model/template.hpp"
 #include "model/workflow.hpp"
 
 namespace strowger::model {
 
-// Persisted in the ledger by name. Later kinds (tool, router, condition, fork, join,
-// human_task, gate, ...) are added here without changing how plans are executed.
-enum class NodeKind { kAgent, kCollect };
+// kAgent: the agent loop (linear steps and DAG `agent` nodes); kCollect: the linear form's
+// collect; kTyped: a DAG node executed by its type (engine/nodes/, docs/design/dag.md).
+enum class NodeKind { kAgent, kCollect, kTyped };
 std::string_view NodeKindName(NodeKind kind);
 
 inline constexpr std::string_view kCollectSeparator = "\n\n---\n\n";
@@ -65,8 +66,33 @@ struct PlanNode {
     // A fan-out step's failure fails the run whatever its error_mode says (LibreFang).
     bool failure_fails_run = true;
 
-    std::string output_var;
-    int layer = 0;  // longest path from a root, for display
+    std::string output_var;  // linear: output_var; DAG: config.output_key
+    int layer = 0;           // longest path from a root, for display
+
+    // ---- The DAG form (docs/design/dag.md). ----
+    const NodeTypeInfo* type = nullptr;  // every DAG node, agents included
+    std::string type_name;               // its name, as persisted
+    std::shared_ptr<const NodeConfig> config;
+    std::vector<int> in_edges;   // into Plan::edges, in the order the edges were written
+    std::vector<int> out_edges;
+    OnError on_error = OnError::kFail;  // policy.on_error (linear: from error_mode)
+    std::string fallback_output;        // on_error fallback
+    std::string error_signal;           // on_error emit_signal
+    // An agent node appends the upstream outputs to its prompt (CMDC's dep_results).
+    bool upstream_section = false;
+    // Fork regions: a node inside a fork's branch has the fork's index and which of the
+    // fork's outgoing edges begins its branch; a fork knows its join and a join its fork.
+    int fork = -1;
+    int branch = -1;
+    int join = -1;
+};
+
+// An edge of the DAG form: carries from `from` to `to` when `from` completed with no label,
+// or with a signal equal to `label`.
+struct PlanEdge {
+    int from = -1;
+    int to = -1;
+    std::string label;
 };
 
 struct Plan {
@@ -76,9 +102,13 @@ struct Plan {
     std::vector<McpServerSpec> mcp_servers;
     RunLimits limits;
     std::string workspace;              // absolute, or "" for a directory per run
-    std::vector<PlanNode> nodes;        // in the order of the steps
+    bool dag = false;                   // written as nodes + edges
+    std::vector<PlanNode> nodes;        // in the order of the steps (or nodes)
+    std::vector<PlanEdge> edges;        // the DAG form's
+    std::vector<int> sinks;             // DAG nodes without outgoing edges
+    std::vector<InputSpec> inputs;      // typed inputs (both forms)
     std::vector<std::string> node_ids;  // nodes[i].id, for name lookups by index
-    int output_node = -1;               // its effective output is the run's output
+    int output_node = -1;  // its effective output is the run's output (-1, DAG: the sinks')
     std::vector<std::vector<int>> layers;
     // The resolved workflow as canonical JSON, and its SHA-256: what a run is pinned to.
     std::string definition_json;
@@ -93,6 +123,12 @@ struct Plan {
 };
 
 struct CompileOptions {
+    // The node types of the DAG form (the engine's registry). Null: a DAG workflow is an
+    // error ("node types are not available").
+    const NodeTypeRegistry* node_types = nullptr;
+    // The model of agent nodes that name none (`strowger run --model`); else the workflow's
+    // default_model.
+    std::string default_model;
     // Provider names an agent's model may use ("openai", "scripted", ...). Empty: no check.
     std::vector<std::string> known_providers;
     // Built-in tool names an agent may list ("shell", "read_file", ...); MCP tools are

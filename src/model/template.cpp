@@ -28,14 +28,34 @@ Template Template::Parse(std::string_view text) {
                 while (j < text.size() && text[j] == ' ') ++j;
                 if (text.compare(j, 2, "}}") == 0) {
                     if (!literal.empty()) {
-                        t.segments_.push_back(
-                            {Segment::Kind::kLiteral, std::move(literal), {}, {}});
+                        Segment segment;
+                        segment.text = std::move(literal);
+                        t.segments_.push_back(std::move(segment));
                         literal.clear();
                     }
                     std::string name(text.substr(name_start, name_end - name_start));
                     Segment segment;
-                    segment.kind =
-                        name == "input" ? Segment::Kind::kInput : Segment::Kind::kVariable;
+                    // "a.b.c": the name "a" and the path ["b", "c"].
+                    size_t dot = name.find('.');
+                    if (dot != std::string::npos) {
+                        size_t start = dot + 1;
+                        while (start <= name.size()) {
+                            size_t next = name.find('.', start);
+                            if (next == std::string::npos) next = name.size();
+                            segment.path.push_back(name.substr(start, next - start));
+                            start = next + 1;
+                        }
+                        name.resize(dot);
+                    }
+                    if (name == "input") {
+                        segment.kind = Segment::Kind::kInput;
+                    } else if (name == "run" && !segment.path.empty() &&
+                               segment.path.front() == "input") {
+                        segment.kind = Segment::Kind::kRunInput;
+                        segment.path.erase(segment.path.begin());
+                    } else {
+                        segment.kind = Segment::Kind::kVariable;
+                    }
                     segment.text = std::move(name);
                     segment.raw = std::string(text.substr(i, j + 2 - i));
                     t.segments_.push_back(std::move(segment));
@@ -48,7 +68,9 @@ Template Template::Parse(std::string_view text) {
         ++i;
     }
     if (!literal.empty()) {
-        t.segments_.push_back({Segment::Kind::kLiteral, std::move(literal), {}, {}});
+        Segment segment;
+        segment.text = std::move(literal);
+        t.segments_.push_back(std::move(segment));
     }
     return t;
 }

@@ -6,10 +6,13 @@
 // Thread-safety: plain values.
 #pragma once
 
+#include <boost/json/value.hpp>
+
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace strowger::model {
@@ -30,11 +33,20 @@ std::string_view ErrorModeName(ErrorMode mode);
 
 // Exponential backoff between retry attempts: delay(k) = min(max, initial * multiplier^(k-1)),
 // then reduced by up to `jitter` (a fraction) at random.
+// Persisted by name.
+enum class BackoffKind { kConstant, kLinear, kExponential };
+enum class OnError { kFail, kContinue, kSkip, kFallback, kEmitSignal };
+std::string_view BackoffKindName(BackoffKind kind);
+std::string_view OnErrorName(OnError on_error);
+
+// Exponential (the linear form's) backoff: as above. Constant: initial_delay_ms every time;
+// linear: initial_delay_ms * k; both capped at max_delay_ms and reduced by the jitter.
 struct BackoffSpec {
     int64_t initial_delay_ms = 100;
     int64_t max_delay_ms = 2000;
     double multiplier = 2.0;
     double jitter = 0.2;
+    BackoffKind kind = BackoffKind::kExponential;
 };
 
 struct AgentLimits {
@@ -93,8 +105,7 @@ struct StepSpec {
     BackoffSpec retry;
     std::vector<std::string> depends_on;  // extension: turns the list into a DAG
     bool has_depends_on = false;
-    SourcePos pos;
-    SourcePos agent_pos;  // of the agent_name / agent_id field, for "Agent not found"
+    // Positions are in Workflow::positions ("steps[2]", "steps[2].agent_name").
 };
 
 // Per-tool settings of an MCP server.
@@ -124,12 +135,93 @@ struct RunLimits {
     std::optional<int64_t> max_tool_calls;
 };
 
+// Source positions by field path ("steps[2].mode"), compactly: a workflow records one for every
+// field it reads (400,000 for 100,000 steps), and a std::map of them took 60 MB. An open-address
+// table of 20-byte slots over one string of all the paths.
+class FieldPositions {
+  public:
+    // Records `pos` for `path` unless `path` has a position already.
+    void Record(std::string_view path, const SourcePos& pos);
+    // The position recorded for `path`, if any.
+    std::optional<SourcePos> Find(std::string_view path) const;
+    size_t size() const { return used_; }
+
+  private:
+    struct Slot {
+        uint32_t path_begin = 0;  // in paths_
+        uint32_t path_size = kEmpty;
+        uint32_t file = 0;  // in files_
+        int32_t line = 0;
+        int32_t column = 0;
+    };
+    static constexpr uint32_t kEmpty = UINT32_MAX;
+
+    size_t SlotOf(std::string_view path) const;  // its slot, or the empty one it would take
+    void Grow();
+
+    std::string paths_;
+    std::vector<std::string> files_;
+    std::vector<Slot> slots_;  // a power of two in size, at most half full
+    size_t used_ = 0;
+};
+
+// ---- The DAG form (CMDC's WorkflowSpec; docs/formats/workflow.md "DAG form"). ----
+
+// A node's execution policy; unset fields take the defaults of docs/formats/workflow.md.
+struct PolicySpec {
+    std::optional<int64_t> retries;           // attempts after the first
+    std::optional<int64_t> timeout_ms;        // per attempt
+    std::optional<BackoffKind> backoff;
+    std::optional<int64_t> initial_delay_ms;
+    std::optional<int64_t> max_delay_ms;
+    std::optional<OnError> on_error;
+    std::optional<std::string> fallback_output;  // on_error: fallback
+    std::string signal;                          // on_error: emit_signal
+};
+
+struct NodeSpec {
+    std::string id;
+    std::string type;             // as written ("human_approval" normalises to "human_task" later)
+    boost::json::value config;    // an object (or null); positions under "nodes[i].config"
+    PolicySpec policy;
+};
+
+struct EdgeSpec {
+    std::string from;
+    std::string to;
+    std::string branch;  // carries only if the source's branch (or signal) is this
+    std::string signal;  // the same, spelled as a signal
+    std::string label;   // for display
+    boost::json::value metadata;
+};
+
+// A typed input of the workflow (`inputs:`), checked before a run is created.
+struct InputSpec {
+    std::string name;
+    std::string type = "string";  // string | number | boolean | object | array
+    bool required = false;
+    std::optional<boost::json::value> default_value;
+    std::string description;
+};
+
 struct Workflow {
     std::string name;
     std::string description;
     // Agents by name, in the order they were declared (inline first, then agent files).
     std::vector<AgentSpec> agents;
     std::vector<StepSpec> steps;
+    // The DAG form: `nodes` + `edges` instead of `steps`.
+    bool dag = false;
+    std::vector<NodeSpec> nodes;
+    std::vector<EdgeSpec> edges;
+    std::string output;         // the node whose output is the run's ("" = the sinks')
+    std::string default_model;  // for agent nodes that name no agent and no model
+    PolicySpec default_policy;  // `policies.default`
+    // CMDC's WorkflowSpec envelope: kept in the snapshot, not interpreted.
+    std::string schema_version, workflow_id, version, mode;
+    boost::json::value metadata;
+    // Typed inputs (both forms); empty = the input is text.
+    std::vector<InputSpec> inputs;
     std::vector<McpServerSpec> mcp_servers;
     RunLimits limits;
     // Where tools read and write: a directory (relative to the workflow file) shared by every
@@ -139,7 +231,7 @@ struct Workflow {
     std::string base_dir;     // directory of source_file
     // Source position of every field that was read, by field path ("steps[2].mode",
     // "agents.writer.model"); validation uses it to point at the offending text.
-    std::map<std::string, SourcePos> positions;
+    FieldPositions positions;
 
     // Position of `path`, else of its closest recorded parent, else of the file itself.
     SourcePos PositionOf(const std::string& path) const;

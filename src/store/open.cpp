@@ -9,14 +9,24 @@
 namespace strowger::store {
 namespace {
 
-// "sqlite:PATH[?synchronous=...]": PATH relative to the working directory; its directory is
-// created if missing.
+// "sqlite:PATH[?synchronous=...]": PATH relative to the working directory (a bare file name
+// is a file there); its directory is created if missing.
 Result<std::shared_ptr<Store>> OpenSqliteStoreBlocking(const std::string& url) {
     STROWGER_ASSIGN_OR_RETURN(auto parsed, ParseSqliteUrl(url));
     std::error_code ec;
     std::filesystem::path path = std::filesystem::absolute(parsed.path, ec);
     if (ec) return InvalidArgumentError("store path " + parsed.path + ": " + ec.message());
     path = path.lexically_normal();
+    // Checked before anything is created: "sqlite:data/" would otherwise make data/ and then
+    // fail to open it as a database. (An existing directory stays kUnavailable, as SQLite's
+    // refusal was.)
+    const bool names_directory = !path.has_filename();
+    if (names_directory || std::filesystem::is_directory(path, ec)) {
+        return MakeError(names_directory ? ErrorCode::kInvalidArgument : ErrorCode::kUnavailable,
+                         "store path " + path.string() +
+                             " is a directory: name a file in it, e.g. sqlite:" +
+                             (std::filesystem::path(parsed.path) / "strowger.db").string());
+    }
     if (path.has_parent_path()) {
         std::filesystem::create_directories(path.parent_path(), ec);
         if (ec) {

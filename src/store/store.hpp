@@ -45,6 +45,7 @@ struct RunRecord {
     std::string owner;       // lease holder ("" = none)
     SystemTime lease_until{};
     int64_t checkpoint_seq = 0;  // the highest seq a signed checkpoint covers (0: none)
+    SystemTime wake_at{};        // a durable timer: resume the run then ({}: none)
 };
 
 struct NewRun {
@@ -228,6 +229,14 @@ class Store {
     virtual Awaitable<Result<void>> RecordUsage(std::string key, SystemTime time,
                                                 int64_t tokens) = 0;
     virtual Awaitable<Result<int64_t>> UsageSince(std::string key, SystemTime since) = 0;
+
+    // Durable timers (a human task's timeout, docs/design/dag.md): the run is to be resumed
+    // at `due` ({} clears it). Set before the run stops waiting, so a crash in between leaves a
+    // timer that finds a run still executing (harmless), never a waiting run without one.
+    virtual Awaitable<Result<void>> SetWakeAt(std::string run_id, SystemTime due) = 0;
+    // Waiting runs whose timer is due at `now` and whose lease is free, soonest first.
+    virtual Awaitable<Result<std::vector<RunRecord>>> FindDueRuns(SystemTime now,
+                                                                  int64_t limit) = 0;
 
     // Signed checkpoints (docs/design/audit.md). The store keeps them; it neither signs nor
     // verifies. AppendCheckpointBatch appends `batch` (with its leaves) to the store's batch

@@ -1045,5 +1045,257 @@ TEST_F(SecretsTest, NoEventContainsTheApiKey) {
     EXPECT_EQ(DataString(FindEvent(events_, "run.created"), "input"), "key=[REDACTED] end");
 }
 
+// --- bad input: store URLs, workflows, terminals --------------------------------------------
+
+// The top-level entries of the test's directory (but the harness's out/): what a command wrote.
+std::set<std::string> Entries(const CliEnvironment& env) {
+    std::set<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(env.dir())) {
+        std::string name = entry.path().filename().string();
+        if (name != "out") names.insert(name);
+    }
+    return names;
+}
+
+bool HasControlBytes(const std::string& text) {
+    return std::any_of(text.begin(), text.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return (u < 0x20 && u != '\n' && u != '\t' && u != '\r') || u == 0x7f;
+    });
+}
+
+using StoreUrlTest = CliTest;
+
+// `--store sqlite:x.db` has no directory part: x.db is in the working directory (it aborted
+// with "filesystem_error: cannot make absolute path" after creating the file).
+TEST_F(StoreUrlTest, AFileNameAloneIsAFileInTheWorkingDirectory) {
+    WriteWorkflow(kThreeSteps);
+    for (const std::string url : {"sqlite:x.db", "sqlite:y.db?synchronous=full"}) {
+        SCOPED_TRACE(url);
+        auto result = env_.Run({"run", "workflow.yaml", "--input", "hi", "--store", url});
+        EXPECT_EQ(result.exit_code(), 0) << result.err;
+        EXPECT_EQ(result.out, std::string(kThreeStepsOutput) + "\n");
+        EXPECT_EQ(result.err, "");
+        auto listed = env_.Run({"runs", "list", "--json", "--store", url});
+        EXPECT_EQ(listed.exit_code(), 0) << listed.err;
+        auto record = ParseOrFail(listed.out);
+        const auto* runs = record.is_object() ? JsonArray(record.get_object(), "runs") : nullptr;
+        ASSERT_NE(runs, nullptr);
+        ASSERT_EQ(runs->size(), 1u);
+        EXPECT_EQ(String((*runs)[0], "status"), "completed");
+    }
+    EXPECT_TRUE(std::filesystem::is_regular_file(env_.dir() / "x.db"));
+    EXPECT_TRUE(std::filesystem::is_regular_file(env_.dir() / "y.db"));
+    EXPECT_FALSE(std::filesystem::exists(env_.store_path()));  // not the default store
+}
+
+TEST_F(StoreUrlTest, BadStoreUrlsAreRefusedBeforeAnythingIsWritten) {
+    WriteWorkflow(kThreeSteps);
+    const auto before = Entries(env_);
+    struct Case {
+        std::string url, message;
+    };
+    for (const Case& c : std::vector<Case>{
+             {"sqlite:sub/",
+              "/sub/ is a directory: name a file in it, e.g. sqlite:sub/strowger.db"},
+             {"sqlite:.", " is a directory: name a file in it, e.g. sqlite:./strowger.db"},
+             {"sqlite:", "has no path (expected sqlite:PATH)"},
+             {"sqlite:x.db?cache=shared", "unknown parameter \"cache\""},
+             {"bogus:x.db", "unknown store URL \"bogus:x.db\""},
+         }) {
+        SCOPED_TRACE(c.url);
+        auto result = env_.Run({"run", "workflow.yaml", "--input", "hi", "--store", c.url});
+        EXPECT_EQ(result.exit_code(), 5);
+        EXPECT_EQ(result.out, "");
+        EXPECT_TRUE(result.err.starts_with("strowger: cannot open store " + c.url + ": "))
+            << result.err;
+        EXPECT_NE(result.err.find(c.message), std::string::npos) << result.err;
+        EXPECT_EQ(Entries(env_), before);
+    }
+}
+
+using BadWorkflowTest = CliTest;
+
+// Deep nesting and alias bombs, in the workflow or in an agent file, are refused with their
+// position by validate and by run, and run writes nothing (no store file, no run).
+TEST_F(BadWorkflowTest, DeepNestingAndAliasBombsAreRefusedWithTheirPosition) {
+    env_.Write("script.yaml", kEchoScript);
+    env_.Write("deep.yaml", "name: deep\nsteps: " + std::string(100'000, '[') +
+                                std::string(100'000, ']') + "\n");
+    std::string bomb = "x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+    for (int level = 1; level <= 9; ++level) {
+        std::string prev = "*x" + std::to_string(level - 1);
+        bomb += "x" + std::to_string(level) + ": &x" + std::to_string(level) + " [";
+        for (int i = 0; i < 10; ++i) bomb += (i ? ", " : "") + prev;
+        bomb += "]\n";
+    }
+    env_.Write("bomb.yaml", "name: bomb\n" + bomb + "steps: *x9\n");
+    env_.Write("flows/agents/writer.yaml", "model: \"scripted:../script.yaml\"\n" + bomb);
+    env_.Write("flows/flow.yaml", "name: f\nsteps:\n  - {name: a, agent_name: writer}\n");
+    const auto before = Entries(env_);
+    struct Case {
+        std::string file, message;
+    };
+    for (const Case& c : std::vector<Case>{
+             {"deep.yaml", "deep.yaml:2:"},
+             {"bomb.yaml", "bomb.yaml:2:30: too many nodes once aliases are expanded (more than "},
+             {"flows/flow.yaml",
+              "flows/agents/writer.yaml:2:30: too many nodes once aliases are "
+              "expanded (more than "},
+         }) {
+        SCOPED_TRACE(c.file);
+        auto validated = env_.Run({"validate", c.file});
+        EXPECT_EQ(validated.exit_code(), 2);
+        EXPECT_TRUE(validated.err.starts_with(c.message)) << validated.err;
+        if (c.file == "deep.yaml") {
+            EXPECT_NE(validated.err.find(": nested deeper than 64 levels\n"), std::string::npos)
+                << validated.err;
+        }
+        auto run = env_.Run({"run", c.file, "--input", "hi"});
+        EXPECT_EQ(run.exit_code(), 2);
+        EXPECT_EQ(run.err, validated.err);
+        EXPECT_EQ(Entries(env_), before);  // no store file
+    }
+}
+
+// A binary file gives a few short printable lines (a 256 KB file gave a 377 KB message).
+TEST_F(BadWorkflowTest, ABinaryFileGivesAShortPrintableMessage) {
+    env_.Write("script.yaml", kEchoScript);
+    std::string binary = "name: ";
+    uint32_t state = 12345;
+    while (binary.size() < 256 * 1024) {
+        state = state * 1103515245 + 12345;
+        char c = static_cast<char>(state >> 24);
+        // Bytes of every kind, NUL and ESC included, but nothing YAML reads as syntax.
+        if (c == '\n' || c == ':' || c == '#' || c == '"' || c == '\'' || c == '\\' || c == '[' ||
+            c == '{' || c == '&' || c == '*' || c == '!' || c == '|' || c == '>' || c == '%' ||
+            c == '@' || c == '`' || c == ',' || c == ']' || c == '}' || c == '-' || c == '?') {
+            continue;
+        }
+        binary += c;
+    }
+    env_.Write("binary.yaml", binary);
+    const auto before = Entries(env_);
+    auto validated = env_.Run({"validate", "binary.yaml"});
+    EXPECT_EQ(validated.exit_code(), 2);
+    EXPECT_EQ(validated.out, "");
+    EXPECT_LT(validated.err.size(), 4096u) << validated.err.substr(0, 500);
+    EXPECT_TRUE(validated.err.starts_with("binary.yaml:")) << validated.err.substr(0, 500);
+    EXPECT_EQ(validated.err.find('\0'), std::string::npos);
+    EXPECT_FALSE(HasControlBytes(validated.err)) << validated.err.substr(0, 500);
+    auto run = env_.Run({"run", "binary.yaml", "--input", "hi"});
+    EXPECT_EQ(run.exit_code(), 2);
+    EXPECT_EQ(run.err, validated.err);
+    EXPECT_EQ(Entries(env_), before);
+}
+
+// A step name that is not UTF-8 becomes one spelling (U+FFFD for the bad byte) in the plan, the
+// ledger lines and the store's node column; validate names the field in a warning.
+TEST_F(BadWorkflowTest, NamesThatAreNotUtf8HaveOneSpellingEverywhere) {
+    WriteWorkflow(
+        "name: latin1\nagents:\n  writer: {model: \"scripted:script.yaml\"}\n"
+        "steps:\n  - {name: \"caf\xe9\", agent_name: writer, prompt: \"A {{input}}\"}\n");
+    const std::string repaired = "caf\xef\xbf\xbd";
+    auto validated = env_.Run({"validate", "workflow.yaml"});
+    EXPECT_EQ(validated.exit_code(), 0) << validated.err;
+    EXPECT_EQ(validated.err,
+              "workflow.yaml:5:12: warning: steps[0].name: not valid UTF-8: each invalid byte "
+              "sequence is replaced by U+FFFD\n");
+
+    auto run = env_.Run({"run", "workflow.yaml", "--input", "hi"});
+    EXPECT_EQ(run.exit_code(), 0) << run.err;
+    EXPECT_EQ(run.out, repaired + "(A hi)\n");
+    std::string run_id = env_.WaitForOnlyRun();
+    EXPECT_EQ(QueryColumn(env_.store_path(), "SELECT DISTINCT node FROM events WHERE node != ''"),
+              std::vector<std::string>{repaired});
+    auto events = env_.Events(run_id);
+    const auto* started = FindEvent(events, "node.started");
+    ASSERT_NE(started, nullptr) << Describe(events);
+    EXPECT_EQ(started->node, repaired);
+    EXPECT_EQ(String(ParseOrFail(started->line), "node"), repaired);
+
+    auto plan = env_.Run({"plan", "workflow.yaml", "--format", "json"});
+    EXPECT_EQ(plan.exit_code(), 0) << plan.err;
+    EXPECT_NE(plan.out.find("\"" + repaired + "\""), std::string::npos) << plan.out;
+}
+
+// A model's reply of terminal controls (clear the screen, set the window title).
+constexpr char kControlReply[] = "\x1b[2J\x1b]0;pwned\x07X";
+constexpr char kControlReplyEscaped[] = "\\x1b[2J\\x1b]0;pwned\\x07X";
+
+class TerminalEscapeTest : public CliTest {
+  protected:
+    void SetUp() override {
+        WriteWorkflow(
+            "name: esc\nagents:\n  writer: {model: \"scripted:script.yaml\"}\n"
+            "steps:\n  - {name: \"a\\e[31m\", agent_name: writer, prompt: \"A {{input}}\"}\n",
+            "rules:\n  - {reply: \"\\e[2J\\e]0;pwned\\aX\"}\n");
+    }
+
+    // Runs `strowger args...` on a pseudo-terminal to its end; what the terminal showed.
+    std::string OnTerminal(const std::vector<std::string>& args) {
+        auto terminal = env_.StartInTerminal(args);
+        auto status = terminal->Wait(seconds(20));
+        EXPECT_EQ(status.ToString(), "exit 0") << terminal->transcript();
+        return terminal->transcript();
+    }
+};
+
+// On a terminal, nothing a model wrote reaches the screen as a control sequence: not the
+// output, not the live display (the step's name has one too), not `runs show`/`runs events`.
+TEST_F(TerminalEscapeTest, ModelTextNeverReachesATerminalRaw) {
+    std::string run = OnTerminal({"run", "workflow.yaml", "--input", "hi", "--progress", "always"});
+    EXPECT_EQ(run.find("\x1b[2J"), std::string::npos) << run;
+    EXPECT_EQ(run.find("\x1b]0;"), std::string::npos) << run;
+    EXPECT_EQ(run.find("\x1b[31m"), std::string::npos) << run;
+    EXPECT_EQ(run.find('\x07'), std::string::npos) << run;
+    EXPECT_NE(run.find(kControlReplyEscaped), std::string::npos) << run;
+    EXPECT_NE(run.find("a\\x1b[31m"), std::string::npos) << run;  // the live display
+    std::string run_id = env_.WaitForOnlyRun();
+
+    // Our own display: no escape sequence at all without the live status line.
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"run", "workflow.yaml", "--input", "hi", "--progress", "never"},
+             {"runs", "show", run_id},
+             {"runs", "events", run_id},
+             {"runs", "list"}}) {
+        SCOPED_TRACE(args[0] + " " + args[1]);
+        std::string shown = OnTerminal(args);
+        EXPECT_EQ(shown.find('\x1b'), std::string::npos) << shown;
+        EXPECT_EQ(shown.find('\x07'), std::string::npos) << shown;
+    }
+    EXPECT_NE(OnTerminal({"runs", "show", run_id}).find(kControlReplyEscaped), std::string::npos);
+}
+
+// --json keeps the exact text (JSON-escaped), on a terminal too; so does a pipe.
+TEST_F(TerminalEscapeTest, JsonAndPipesKeepTheExactBytes) {
+    std::string json =
+        OnTerminal({"run", "workflow.yaml", "--input", "hi", "--json", "--progress", "never"});
+    EXPECT_NE(json.find("\\u001b[2J\\u001b]0;pwned\\u0007X"), std::string::npos) << json;
+    std::string run_id = env_.WaitForOnlyRun();
+    auto record = ParseOrFail(Lines(env_.Run({"runs", "show", run_id, "--json"}).out).at(0));
+    EXPECT_EQ(String(record, "output"), kControlReply);
+
+    // `strowger run f.yaml > out.txt`: the workflow's output, byte for byte.
+    auto piped = env_.Run({"run", "workflow.yaml", "--input", "hi"});
+    EXPECT_EQ(piped.exit_code(), 0) << piped.err;
+    EXPECT_EQ(piped.out, std::string(kControlReply) + "\n");
+    // A report for a person is escaped wherever it goes.
+    auto shown = env_.Run({"runs", "show", run_id});
+    EXPECT_EQ(shown.out.find('\x1b'), std::string::npos) << shown.out;
+    EXPECT_NE(shown.out.find(kControlReplyEscaped), std::string::npos) << shown.out;
+    auto events = env_.Run({"runs", "events", run_id, "--json"});
+    EXPECT_NE(events.out.find("\\u001b[2J"), std::string::npos) << events.out;
+}
+
+// stderr is escaped whatever it is: a step's error quoting a model.
+TEST_F(TerminalEscapeTest, ErrorsOnStderrAreEscaped) {
+    env_.Write("script.yaml", "rules:\n  - {error: \"\\e[2Jboom\\e]0;pwned\\a\"}\n");
+    auto result = env_.Run({"run", "workflow.yaml", "--input", "hi"});
+    EXPECT_EQ(result.exit_code(), 1);
+    EXPECT_EQ(result.err.find('\x1b'), std::string::npos) << result.err;
+    EXPECT_NE(result.err.find("\\x1b[2Jboom\\x1b]0;pwned\\x07"), std::string::npos) << result.err;
+}
+
 }  // namespace
 }  // namespace strowger::testing

@@ -535,6 +535,7 @@ TEST_P(SqliteStoreTest, AVersionOneFileMigratesAndKeepsItsRuns) {
                     .has_value());
     store_.reset();
     ExecRaw(path_,
+            "DROP INDEX runs_by_wake_at; ALTER TABLE runs DROP COLUMN wake_at; "
             "DROP TABLE checkpoints; DROP TABLE checkpoint_batches; DROP INDEX runs_unsigned; "
             "ALTER TABLE runs DROP COLUMN checkpoint_seq; " DROP_DAEMON_STATE
             "PRAGMA user_version=1");
@@ -548,19 +549,19 @@ TEST_P(SqliteStoreTest, AVersionOneFileMigratesAndKeepsItsRuns) {
     EXPECT_EQ(fixtures::RunIds(*RunSync(store->FindUnsignedStops("", 10))),
               std::vector<std::string>{RunIdFor(1)});
     auto version = QueryInt(path_, "PRAGMA user_version");
-    EXPECT_EQ(version, 3);
+    EXPECT_EQ(version, 4);
 }
 
-TEST_P(SqliteStoreTest, AVersionTwoFileGetsTheDaemonStateTables) {
+TEST_P(SqliteStoreTest, AVersionThreeFileGetsTheDaemonStateTables) {
     TestChain chain(RunIdFor(1));
     ASSERT_TRUE(RunSync(store_->CreateRun(MakeNewRun(chain, "wf", "", RunStatus::kCompleted)))
                     .has_value());
     store_.reset();
-    ExecRaw(path_, DROP_DAEMON_STATE "PRAGMA user_version=2");
+    ExecRaw(path_, DROP_DAEMON_STATE "PRAGMA user_version=3");
     auto reopened = SqliteStore::OpenBlocking(path_, Options());
     ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
     std::shared_ptr<SqliteStore> store = *reopened;
-    EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 3);
+    EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 4);
     ASSERT_TRUE(RunSync(store->PutRetentionPolicy({"", 1, 1})).has_value());
     ASSERT_TRUE(
         RunSync(store->PutRunAnnotation({RunIdFor(1), "wf_1", 1, "api", "{}", "", ""})).has_value());

@@ -122,7 +122,8 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     // Engine::Decide once the run is leased.
     Awaitable<Result<std::string>> DecideLeased(std::string run_id, std::string task_id,
                                                 std::string decision, std::string actor,
-                                                std::string comment, std::string output);
+                                                std::string comment, std::string output,
+                                                std::string idempotency_key);
     // Shuts MCP servers down (engine destruction).
     void StopMcpServers();
     // Drops the registry of active runs (engine destruction): each holds the engine's

@@ -16,12 +16,14 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/internal/engine_impl.hpp"
+#include "engine/nodes/node_type.hpp"
 #include "ledger/chain.hpp"
 #include "ledger/run_state.hpp"
 
@@ -29,6 +31,9 @@ namespace strowger::engine::internal {
 
 // Replaces registered secrets in the event's free-text fields (no-op when none are registered).
 void RedactSecrets(ledger::NewEvent& event);
+
+// A DAG edge as the run stands: its source has not settled, it carries, or it is dead.
+enum class EdgeState { kPending, kCarries, kDead };
 
 class Run : public std::enable_shared_from_this<Run> {
   public:
@@ -279,6 +284,36 @@ class Run : public std::enable_shared_from_this<Run> {
     void FailRun(const model::PlanNode& node);
     void CancelTasks();
     bool Stopping() const { return cancel_requested_ || failed_ || store_failed_; }
+
+    // ---- The DAG form (run_dag.cpp; docs/design/dag.md). ----
+    class TypedNodeRun;
+    friend class TypedNodeRun;
+    EdgeState EdgeStateOf(int edge) const;
+    bool DagReady(const model::PlanNode& node) const;
+    // Every incoming edge is dead: the node is pruned (node.skipped, reason pruned).
+    bool Pruned(const model::PlanNode& node) const;
+    // One attempt (and its retries) of a node executed by its type.
+    Awaitable<NodeResult> ExecuteTyped(int index, std::shared_ptr<Task> task);
+    // Appends node.cancelled for the nodes a join cancelled, once they stopped.
+    Awaitable<bool> SettleDag();
+    // Cancels what still runs in the fork region of a join that fired or failed.
+    void CancelBranches(const model::PlanNode& join);
+    // A DAG node's {{input}} (its carrying edges' sources) and the run's output when no node
+    // is named (the sinks' outputs as a JSON object).
+    std::string DagInput(const model::PlanNode& node) const;
+    std::string DagOutput() const;
+    // A failure after the node's retries, by its policy's on_error.
+    Step DagFailure(const model::PlanNode& node, const Error& error, std::string message);
+    // The run is stopping, or a join cancelled this node.
+    bool NodeStopped(int index) const {
+        return cancel_requested_ || failed_ ||
+               (!join_cancelled_.empty() && join_cancelled_[static_cast<size_t>(index)]);
+    }
+    // Renders any template of the plan (both forms): `input` for {{input}}, `extras` for
+    // the names a node supplies ({{item}}).
+    std::string RenderTemplate(const model::Template& text, std::string_view input,
+                               const std::map<std::string, std::string>* extras = nullptr) const;
+    std::vector<char> join_cancelled_;  // by node; empty unless the plan is a DAG
 
     // Data flow.
     std::string EffectiveOutput(int index) const;

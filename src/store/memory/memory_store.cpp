@@ -452,6 +452,7 @@ RunRecord MemoryStore::ToRunRecord(const std::string& run_id, const RunData& dat
     if (r.owner) record.owner = *r.owner;
     record.lease_until = r.lease_until;
     record.checkpoint_seq = r.checkpoint_seq;
+    record.wake_at = r.wake_at;
     return record;
 }
 
@@ -725,6 +726,36 @@ Awaitable<Result<int64_t>> MemoryStore::UsageSince(std::string key, SystemTime s
         }
     }
     co_return total;
+}
+
+Awaitable<Result<void>> MemoryStore::SetWakeAt(std::string run_id, SystemTime due) {
+    std::lock_guard lock(mutex_);
+    RunData* data = Find(run_id);
+    if (data == nullptr) co_return NotFoundError("no run " + run_id);
+    data->record.wake_at = due;
+    co_return OkStatus();
+}
+
+Awaitable<Result<std::vector<RunRecord>>> MemoryStore::FindDueRuns(SystemTime now,
+                                                                   int64_t limit) {
+    std::lock_guard lock(mutex_);
+    std::vector<std::pair<SystemTime, Runs::iterator>> due;
+    for (auto it = runs_.begin(); it != runs_.end(); ++it) {
+        const Record& r = it->second.record;
+        if (r.status == RunStatus::kWaiting && r.wake_at != SystemTime{} && r.wake_at <= now &&
+            !(r.owner && r.lease_until > now)) {
+            due.emplace_back(r.wake_at, it);
+        }
+    }
+    std::sort(due.begin(), due.end(), [](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first < b.first : a.second->first < b.second->first;
+    });
+    std::vector<RunRecord> out;
+    for (const auto& [time, it] : due) {
+        out.push_back(ToRunRecord(it->first, it->second));
+        if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
+    }
+    co_return out;
 }
 
 Awaitable<Result<void>> MemoryStore::AppendCheckpointBatch(ledger::CheckpointBatch batch) {

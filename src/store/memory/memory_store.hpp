@@ -46,6 +46,8 @@ class MemoryStore : public Store {
     Awaitable<Result<int64_t>> PruneTerminalRuns(int64_t keep) override;
     Awaitable<Result<void>> RecordUsage(std::string key, SystemTime time, int64_t tokens) override;
     Awaitable<Result<int64_t>> UsageSince(std::string key, SystemTime since) override;
+    Awaitable<Result<void>> SetWakeAt(std::string run_id, SystemTime due) override;
+    Awaitable<Result<std::vector<RunRecord>>> FindDueRuns(SystemTime now, int64_t limit) override;
     Awaitable<Result<void>> AppendCheckpointBatch(ledger::CheckpointBatch batch) override;
     Awaitable<Result<std::optional<ledger::CheckpointBatch>>> LastCheckpointBatch() override;
     Awaitable<Result<std::vector<ledger::CheckpointBatch>>> ReadCheckpointBatches(
@@ -121,6 +123,7 @@ class MemoryStore : public Store {
         SystemTime lease_until{};
         int64_t head_seq = 0;
         int64_t checkpoint_seq = 0;
+        SystemTime wake_at{};
         std::string head_hash;  // only when the last line does not say where its hash is
     };
     // A run's slots: in a vector while the run grows; once it is finished, copied into the

@@ -34,7 +34,7 @@ using sqlite::Statement;
 namespace {
 
 // Bumped by each migration; a file with a higher version was written by a newer Strowger.
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 // PRAGMA application_id of a Strowger store ("STRW").
 constexpr int64_t kApplicationId = 0x53545257;
 
@@ -121,7 +121,12 @@ ALTER TABLE runs ADD COLUMN checkpoint_seq INTEGER NOT NULL DEFAULT 0;
 -- unsigned), found without scanning every run.
 CREATE INDEX runs_unsigned ON runs (run_id) WHERE checkpoint_seq < head_seq;
 )sql",
-    // Version 3, "daemon state": the daemon's workflow registry, API tokens, retention policies
+    // Version 3: durable timers (a human task's timeout; docs/design/dag.md).
+    R"sql(
+ALTER TABLE runs ADD COLUMN wake_at INTEGER NOT NULL DEFAULT 0;  -- unix microseconds, 0 = none
+CREATE INDEX runs_by_wake_at ON runs (wake_at) WHERE wake_at > 0;
+)sql",
+    // Version 4, "daemon state": the daemon's workflow registry, API tokens, retention policies
     // and run annotations (docs/formats/daemon_state_v1.md).
     sqlite::kDaemonStateMigration,
 };
@@ -129,7 +134,7 @@ static_assert(std::size(kMigrations) == kSchemaVersion);
 
 constexpr std::string_view kRunColumns =
     "run_id, workflow, status, definition_sha256, idempotency_key, created_at, updated_at, "
-    "head_seq, head_hash, owner, lease_until, checkpoint_seq";
+    "head_seq, head_hash, owner, lease_until, checkpoint_seq, wake_at";
 
 // SQLite's default limit on host parameters is 32766; stay far below it.
 constexpr size_t kMaxInList = 500;
@@ -159,6 +164,7 @@ Result<RunRecord> ReadRunRecord(const Statement& row) {
     record.owner = row.Text(9);
     record.lease_until = FromUnixMicros(row.Int(10));
     record.checkpoint_seq = row.Int(11);
+    if (row.Int(12) > 0) record.wake_at = FromUnixMicros(row.Int(12));
     return record;
 }
 
@@ -1294,6 +1300,43 @@ Awaitable<Result<int64_t>> SqliteStore::UsageSince(std::string key, SystemTime s
 }
 
 // ---- URL, owners ----
+
+Awaitable<Result<void>> SqliteStore::SetWakeAt(std::string run_id, SystemTime due) {
+    return impl_->Write<void>([run_id = std::move(run_id), due](Connection& db) -> Status {
+        STROWGER_ASSIGN_OR_RETURN(auto set,
+                                  db.Prepare("UPDATE runs SET wake_at = ? WHERE run_id = ?"));
+        set.Bind(1, due == SystemTime{} ? int64_t{0} : ToUnixMicros(due));
+        set.Bind(2, run_id);
+        STROWGER_TRY(set.Run());
+        if (sqlite3_changes(db.handle()) == 0) return NotFoundError("no run " + run_id);
+        return OkStatus();
+    });
+}
+
+Awaitable<Result<std::vector<RunRecord>>> SqliteStore::FindDueRuns(SystemTime now,
+                                                                   int64_t limit) {
+    return impl_->Read<std::vector<RunRecord>>(
+        [now, limit](Connection& db) -> Result<std::vector<RunRecord>> {
+            STROWGER_ASSIGN_OR_RETURN(
+                auto select,
+                db.Prepare("SELECT " + std::string(kRunColumns) +
+                           " FROM runs WHERE wake_at > 0 AND wake_at <= ? AND status = 'waiting' "
+                           "AND (owner IS NULL OR lease_until <= ?) ORDER BY wake_at, run_id "
+                           "LIMIT ?"));
+            const int64_t micros = ToUnixMicros(now);
+            select.Bind(1, micros);
+            select.Bind(2, micros);
+            select.Bind(3, limit > 0 ? limit : int64_t{-1});
+            std::vector<RunRecord> out;
+            for (;;) {
+                STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
+                if (!row) break;
+                STROWGER_ASSIGN_OR_RETURN(auto record, ReadRunRecord(select));
+                out.push_back(std::move(record));
+            }
+            return out;
+        });
+}
 
 Awaitable<Result<void>> SqliteStore::AppendCheckpointBatch(ledger::CheckpointBatch batch) {
     return impl_->Write<void>([batch = std::move(batch)](Connection& db) {

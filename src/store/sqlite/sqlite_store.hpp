@@ -104,6 +104,8 @@ class SqliteStore final : public Store {
     Awaitable<Result<int64_t>> PruneTerminalRuns(int64_t keep) override;
     Awaitable<Result<void>> RecordUsage(std::string key, SystemTime time, int64_t tokens) override;
     Awaitable<Result<int64_t>> UsageSince(std::string key, SystemTime since) override;
+    Awaitable<Result<void>> SetWakeAt(std::string run_id, SystemTime due) override;
+    Awaitable<Result<std::vector<RunRecord>>> FindDueRuns(SystemTime now, int64_t limit) override;
     Awaitable<Result<void>> AppendCheckpointBatch(ledger::CheckpointBatch batch) override;
     Awaitable<Result<std::optional<ledger::CheckpointBatch>>> LastCheckpointBatch() override;
     Awaitable<Result<std::vector<ledger::CheckpointBatch>>> ReadCheckpointBatches(

@@ -1,0 +1,507 @@
+// The DAG form in the run's actor (docs/design/dag.md): which edges carry, which nodes are
+// ready or pruned, joins, typed nodes' attempts and policies, and NodeRun — what a node type
+// sees of its run. Run stays the scheduler and owner of state; node types are in nodes/.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/json.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include "core/checked_math.hpp"
+#include "core/json.hpp"
+#include "core/strings.hpp"
+#include "engine/backoff.hpp"
+#include "engine/internal/run.hpp"
+#include "engine/nodes/join.hpp"
+
+namespace strowger::engine::internal {
+
+using ledger::NodeStatus;
+using model::PlanNode;
+
+namespace {
+
+// A field of a JSON text: "" path is the text itself; a string field is its string, any
+// other value its compact JSON. nullopt if the text is not JSON or has no such field.
+std::optional<std::string> FieldOf(std::string_view text, const std::vector<std::string>& path) {
+    if (path.empty()) return std::string(text);
+    auto parsed = ParseJson(text);
+    if (!parsed) return std::nullopt;
+    const json::value* at = &*parsed;
+    for (const auto& field : path) {
+        if (at->is_object()) {
+            at = at->get_object().if_contains(field);
+        } else if (at->is_array()) {
+            size_t index = 0;
+            auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), index);
+            if (ec != std::errc() || end != field.data() + field.size() ||
+                index >= at->get_array().size()) {
+                return std::nullopt;
+            }
+            at = &at->get_array()[index];
+        } else {
+            return std::nullopt;
+        }
+        if (at == nullptr) return std::nullopt;
+    }
+    return JsonText(*at);
+}
+
+}  // namespace
+
+// ---- Templates ----------------------------------------------------------------------------
+
+std::string Run::RenderTemplate(const model::Template& text, std::string_view input,
+                                const std::map<std::string, std::string>* extras) const {
+    using Kind = model::Template::Segment::Kind;
+    std::string scratch;  // a field's value, for the lookup's view
+    return text.Render([&](const model::Template::Segment& segment)
+                           -> std::optional<std::string_view> {
+        std::optional<std::string_view> whole;
+        switch (segment.kind) {
+            case Kind::kInput:
+                whole = input;
+                break;
+            case Kind::kRunInput:
+                whole = state_.input;
+                break;
+            case Kind::kNode: {
+                const auto& s = state_.nodes[static_cast<size_t>(segment.node)];
+                if (s.status == NodeStatus::kCompleted) whole = s.output;
+                break;
+            }
+            case Kind::kVariable:
+                for (int source : segment.sources) {
+                    const auto& s = state_.nodes[static_cast<size_t>(source)];
+                    if (s.status == NodeStatus::kCompleted) {
+                        whole = s.output;
+                        break;
+                    }
+                }
+                break;
+            case Kind::kExtra:
+                if (extras != nullptr) {
+                    if (auto it = extras->find(segment.text); it != extras->end()) {
+                        whole = it->second;
+                    }
+                }
+                break;
+            case Kind::kLiteral:
+                break;
+        }
+        // The linear form leaves what has no value as written (LibreFang); in the DAG form a
+        // node that did not run, or a field that is not there, is empty.
+        const auto missing = [&]() -> std::optional<std::string_view> {
+            if (plan_.dag) return std::string_view();
+            return std::nullopt;
+        };
+        if (!whole) return missing();
+        if (segment.path.empty()) return whole;
+        auto field = FieldOf(*whole, segment.path);
+        if (!field) return missing();
+        scratch = std::move(*field);
+        return std::string_view(scratch);
+    });
+}
+
+// ---- Edges and readiness ------------------------------------------------------------------
+
+EdgeState Run::EdgeStateOf(int edge) const {
+    const model::PlanEdge& e = plan_.edges[static_cast<size_t>(edge)];
+    const auto& source = state_.nodes[static_cast<size_t>(e.from)];
+    switch (source.status) {
+        case NodeStatus::kCompleted:
+            return e.label.empty() || e.label == source.signal() ? EdgeState::kCarries
+                                                                 : EdgeState::kDead;
+        case NodeStatus::kSkipped:
+        case NodeStatus::kCancelled:
+        case NodeStatus::kFailed:
+            return EdgeState::kDead;
+        default:
+            return EdgeState::kPending;
+    }
+}
+
+bool Run::Pruned(const PlanNode& node) const {
+    if (!plan_.dag || node.in_edges.empty()) return false;
+    for (int e : node.in_edges) {
+        if (EdgeStateOf(e) != EdgeState::kDead) return false;
+    }
+    return true;
+}
+
+namespace {
+
+// The join's branches, counted from its incoming edges.
+nodes::JoinCounts CountBranches(const model::Plan& plan, const ledger::RunState& state,
+                                const PlanNode& join,
+                                const std::function<EdgeState(int)>& edge_state) {
+    nodes::JoinCounts counts;
+    for (int e : join.in_edges) {
+        ++counts.total;
+        const int from = plan.edges[static_cast<size_t>(e)].from;
+        const int branch = plan.nodes[static_cast<size_t>(from)].branch;
+        bool branch_failed = false;
+        for (const auto& member : plan.nodes) {
+            if (member.fork == join.join && member.branch == branch && branch >= 0 &&
+                state.nodes[static_cast<size_t>(member.index)].status == NodeStatus::kFailed) {
+                branch_failed = true;
+            }
+        }
+        switch (edge_state(e)) {
+            case EdgeState::kCarries:
+                ++counts.carried;
+                break;
+            case EdgeState::kDead:
+                ++(branch_failed ? counts.failed : counts.dead);
+                break;
+            case EdgeState::kPending:
+                // A failure inside the branch settles it before its end node knows.
+                ++(branch_failed ? counts.failed : counts.pending);
+                break;
+        }
+    }
+    return counts;
+}
+
+}  // namespace
+
+bool Run::DagReady(const PlanNode& node) const {
+    const auto& s = state_.nodes[static_cast<size_t>(node.index)];
+    if (ledger::IsFinished(s.status) || in_flight_[static_cast<size_t>(node.index)]) return false;
+    if (WaitsForHuman(node)) return false;
+    if (node.type != nullptr && node.type->IsJoin() && node.config) {
+        auto counts = CountBranches(plan_, state_, node, [&](int e) { return EdgeStateOf(e); });
+        return nodes::DecideJoin(*node.config, counts, nullptr) != nodes::JoinVerdict::kWait;
+    }
+    for (int e : node.in_edges) {
+        if (EdgeStateOf(e) == EdgeState::kPending) return false;
+    }
+    return true;
+}
+
+std::string Run::DagInput(const PlanNode& node) const {
+    if (node.in_edges.empty()) return state_.input;
+    std::string joined;
+    int count = 0;
+    for (int e : node.in_edges) {
+        if (EdgeStateOf(e) != EdgeState::kCarries) continue;
+        if (count++ > 0) joined += model::kCollectSeparator;
+        joined += state_.nodes[static_cast<size_t>(plan_.edges[static_cast<size_t>(e)].from)].output;
+    }
+    return joined;
+}
+
+std::string Run::DagOutput() const {
+    json::object outputs;
+    for (int sink : plan_.sinks) {
+        const auto& s = state_.nodes[static_cast<size_t>(sink)];
+        if (s.status != NodeStatus::kCompleted) continue;
+        auto parsed = ParseJson(s.output);
+        outputs[plan_.nodes[static_cast<size_t>(sink)].id] =
+            parsed && (parsed->is_object() || parsed->is_array()) ? *parsed
+                                                                  : json::value(s.output);
+    }
+    auto text = CanonicalJson(outputs);
+    return text ? *text : json::serialize(outputs);
+}
+
+// ---- Joins cancelling branches ------------------------------------------------------------
+
+void Run::CancelBranches(const PlanNode& join) {
+    for (const auto& member : plan_.nodes) {
+        if (member.fork != join.join) continue;
+        const auto& s = state_.nodes[static_cast<size_t>(member.index)];
+        if (ledger::IsFinished(s.status)) continue;
+        if (in_flight_[static_cast<size_t>(member.index)]) {
+            join_cancelled_[static_cast<size_t>(member.index)] = 1;
+            in_flight_[static_cast<size_t>(member.index)]->Interrupt();
+        } else if (s.status != NodeStatus::kPending) {
+            // Waiting for a retry or a human: stopped where it is.
+            join_cancelled_[static_cast<size_t>(member.index)] = 1;
+        }
+    }
+}
+
+Awaitable<bool> Run::SettleDag() {
+    for (const auto& node : plan_.nodes) {
+        const auto i = static_cast<size_t>(node.index);
+        if (!join_cancelled_[i] || in_flight_[i]) continue;
+        if (ledger::IsFinished(state_.nodes[i].status)) {
+            join_cancelled_[i] = 0;
+            continue;
+        }
+        std::vector<ledger::NewEvent> events;
+        const PlanNode& fork = plan_.nodes[static_cast<size_t>(node.fork)];
+        const PlanNode& join = plan_.nodes[static_cast<size_t>(fork.join)];
+        events.push_back({node.id, state_.nodes[i].attempt,
+                          ledger::NodeCancelled{"cancelled by join " + join.id}});
+        join_cancelled_[i] = 0;
+        if (!co_await Append(std::move(events), node.index)) co_return false;
+    }
+    co_return true;
+}
+
+// ---- Failures by policy -------------------------------------------------------------------
+
+Run::Step Run::DagFailure(const PlanNode& node, const Error& error, std::string message) {
+    const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
+    const int64_t attempt = ns.attempt;
+    const std::string code(ErrorCodeName(error.code()));
+    Step step;
+    ledger::NodeCompleted completed;
+    completed.output = "";
+    switch (node.on_error) {
+        case model::OnError::kFail:
+            step.events.push_back({node.id, attempt, ledger::NodeFailed{std::move(message), code}});
+            step.result = NodeResult::kFailed;
+            return step;
+        case model::OnError::kSkip:
+            step.events.push_back({node.id, attempt, ledger::NodeSkipped{"error", message}});
+            step.result = NodeResult::kSkipped;
+            return step;
+        case model::OnError::kContinue:
+            step.events.push_back({node.id, attempt, ledger::NodeSignal{"", message}});
+            break;
+        case model::OnError::kFallback:
+            completed.output = node.fallback_output;
+            step.events.push_back({node.id, attempt, ledger::NodeSignal{"", message}});
+            break;
+        case model::OnError::kEmitSignal:
+            completed.signal = node.error_signal;
+            step.events.push_back({node.id, attempt, ledger::NodeSignal{node.error_signal, message}});
+            break;
+    }
+    step.events.push_back({node.id, attempt, std::move(completed)});
+    step.result = NodeResult::kCompleted;
+    return step;
+}
+
+// ---- NodeRun ------------------------------------------------------------------------------
+
+class Run::TypedNodeRun final : public NodeRun {
+  public:
+    TypedNodeRun(Run& run, int index, std::shared_ptr<Task> task)
+        : run_(run), index_(index), task_(std::move(task)) {}
+
+    const model::Plan& plan() const override { return run_.plan_; }
+    const PlanNode& node() const override { return run_.plan_.nodes[static_cast<size_t>(index_)]; }
+    int64_t attempt() const override { return state().attempt; }
+    const ledger::NodeState& state() const override {
+        return run_.state_.nodes[static_cast<size_t>(index_)];
+    }
+    const ledger::RunState& run_state() const override { return run_.state_; }
+
+    std::vector<Upstream> Upstreams() const override {
+        std::vector<Upstream> out;
+        for (int e : node().in_edges) {
+            if (run_.EdgeStateOf(e) != EdgeState::kCarries) continue;
+            int from = run_.plan_.edges[static_cast<size_t>(e)].from;
+            out.push_back({from, run_.plan_.nodes[static_cast<size_t>(from)].id,
+                           run_.state_.nodes[static_cast<size_t>(from)].output});
+        }
+        return out;
+    }
+    std::string Input() const override { return run_.DagInput(node()); }
+    const std::string& RunInput() const override { return run_.state_.input; }
+    std::string OutputOf(int index) const override {
+        const auto& s = run_.state_.nodes[static_cast<size_t>(index)];
+        return s.status == NodeStatus::kCompleted ? s.output : std::string();
+    }
+    std::string Render(const model::Template& text,
+                       const std::map<std::string, std::string>& extras) const override {
+        return run_.RenderTemplate(text, Input(), &extras);
+    }
+
+    Awaitable<bool> Record(std::vector<ledger::Payload> payloads) override {
+        std::vector<ledger::NewEvent> events;
+        events.reserve(payloads.size());
+        for (auto& payload : payloads) {
+            events.push_back({node().id, attempt(), std::move(payload)});
+        }
+        if (!co_await run_.Append(std::move(events), index_)) co_return false;
+        co_return !run_.NodeStopped(index_);
+    }
+
+    Awaitable<Result<std::string>> Ask(int agent, std::string label, std::string prompt) override {
+        if (const std::string* answer = state().Answer(label)) co_return *answer;
+        const auto& model = run_.runtime_->models[static_cast<size_t>(agent)];
+        if (!model) co_return std::unexpected(model.error());
+        const model::AgentSpec& spec = run_.plan_.agents[static_cast<size_t>(agent)];
+        // Budgets: the run's, and the agent's per step (this node's spending).
+        if (auto over = OverBudget(spec)) co_return std::unexpected(*over);
+        {
+            std::vector<ledger::Payload> request;
+            request.push_back(
+                ledger::LlmRequest{model->provider_name, model->model, {}, prompt, 1, label});
+            if (!co_await Record(std::move(request))) {
+                co_return CancelledError("the run is stopping");
+            }
+        }
+        providers::CompletionRequest call;
+        call.model = model->model;
+        if (!spec.system_prompt.empty()) {
+            call.messages.push_back({providers::Role::kSystem, spec.system_prompt, {}, {}, {}});
+        }
+        call.messages.push_back({providers::Role::kUser, prompt, {}, {}, {}});
+        call.temperature = spec.temperature;
+        call.max_output_tokens = spec.max_output_tokens;
+        call.run_id = run_.state_.run_id;
+        call.node = node().id;
+        call.agent = spec.name;
+        call.attempt = attempt();
+        call.turn = 1;
+        const auto started = run_.engine_->clock_.SteadyNow();
+        auto completion = co_await model->provider->Complete(std::move(call), task_->deadline);
+        if (run_.NodeStopped(index_)) co_return CancelledError("the run is stopping");
+        if (!completion) co_return std::unexpected(completion.error());
+        const int64_t latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       run_.engine_->clock_.SteadyNow() - started)
+                                       .count();
+        std::string content = ToValidUtf8(completion->content);
+        ledger::LlmResponse response{content,
+                                     {},
+                                     completion->usage.input_tokens,
+                                     completion->usage.output_tokens,
+                                     model->pricing.CostNanoUsd(completion->usage),
+                                     latency_ms,
+                                     completion->finish_reason,
+                                     1,
+                                     label};
+        std::vector<ledger::Payload> recorded;
+        recorded.push_back(std::move(response));
+        if (!co_await Record(std::move(recorded))) co_return CancelledError("the run is stopping");
+        co_return content;
+    }
+
+    Awaitable<bool> ArmTimer(SystemTime due) override {
+        auto set = co_await run_.engine_->store_->SetWakeAt(run_.state_.run_id, due);
+        if (!set) {
+            run_.store_failed_ = true;
+            run_.notes().store_error = set.error();
+            co_return false;
+        }
+        co_return true;
+    }
+
+    Random& random() override { return run_.engine_->random_; }
+    SystemTime Now() const override { return run_.engine_->clock_.Now(); }
+
+  private:
+    std::optional<Error> OverBudget(const model::AgentSpec& agent) const {
+        const auto& ns = state();
+        const auto& limits = run_.plan_.limits;
+        auto usd = [](double dollars) { return SaturatingFromDouble(dollars * 1e9 + 0.5); };
+        auto over = [](const char* what, int64_t used, int64_t max) -> std::optional<Error> {
+            if (used < max) return std::nullopt;
+            return Error(ErrorCode::kResourceExhausted,
+                         std::string("budget exceeded: ") + what + " " + std::to_string(used) +
+                             " >= " + std::to_string(max),
+                         ErrorDetails{0, -1, -1, "budget_exceeded"});
+        };
+        if (agent.limits.max_tokens) {
+            if (auto e = over("tokens", ns.spent_tokens, *agent.limits.max_tokens)) return e;
+        }
+        if (agent.limits.max_cost_usd) {
+            if (auto e = over("cost (nano-USD)", ns.spent_cost_nano_usd,
+                              usd(*agent.limits.max_cost_usd))) {
+                return e;
+            }
+        }
+        const auto& rs = run_.state_;
+        if (limits.max_tokens) {
+            const int64_t used = SaturatingAdd(rs.tokens_in, rs.tokens_out);
+            if (auto e = over("run tokens", used, *limits.max_tokens)) return e;
+        }
+        if (limits.max_cost_usd) {
+            if (auto e = over("run cost (nano-USD)", rs.cost_nano_usd, usd(*limits.max_cost_usd))) {
+                return e;
+            }
+        }
+        return std::nullopt;
+    }
+
+    Run& run_;
+    int index_;
+    std::shared_ptr<Task> task_;
+};
+
+// ---- Typed nodes --------------------------------------------------------------------------
+
+Awaitable<Run::NodeResult> Run::ExecuteTyped(int index, std::shared_ptr<Task> task) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    const PlanNode& node = plan_.nodes[static_cast<size_t>(index)];
+    const ledger::NodeState& ns = state_.nodes[static_cast<size_t>(index)];
+    if (WaitsForHuman(node)) co_return NodeResult::kWaiting;
+    if (ns.status == NodeStatus::kPending && Pruned(node)) {
+        std::vector<ledger::NewEvent> pruned;
+        pruned.push_back({node.id, 0, ledger::NodeSkipped{"pruned", {}}});
+        if (!co_await Append(std::move(pruned), index)) co_return NodeResult::kStoreError;
+        co_return NodeResult::kSkipped;
+    }
+    const NodeType& type = AsNodeType(*node.type);
+    while (true) {  // attempts
+        if (ns.status == NodeStatus::kRetryWaiting) {
+            if (!co_await SleepUntil(ns.retry_due())) co_return NodeResult::kCancelled;
+            co_await asio::this_coro::reset_cancellation_state();
+        }
+        if (NodeStopped(index)) co_return NodeResult::kCancelled;
+        // A node back from waiting for a human goes on with the same attempt; anything else
+        // (a crash mid-attempt included: its labelled calls are answered from the ledger, so
+        // what finished is not done again) starts a new one.
+        if (ns.status != NodeStatus::kWaiting) {
+            std::vector<ledger::NewEvent> start;
+            start.push_back({node.id, ns.attempt + 1, ledger::NodeStarted{0}});
+            if (!co_await Append(std::move(start), index)) co_return NodeResult::kStoreError;
+        }
+        if (NodeStopped(index)) co_return NodeResult::kCancelled;
+        task->deadline = Deadline::After(std::chrono::milliseconds(node.timeout_ms));
+        // The attempt's timeout interrupts whatever the type awaits.
+        task->in_call = true;
+        task->timed_out = false;
+        engine_->timeouts_.Arm(task->timeout, task->deadline.time(),
+                               std::chrono::milliseconds(node.timeout_ms), task,
+                               [](void* owner, uint64_t arm) {
+                                   auto* expired = static_cast<Task*>(owner);
+                                   if (!expired->in_call || expired->timeout.arms() != arm) return;
+                                   expired->timed_out = true;
+                                   expired->Interrupt();
+                               });
+        TypedNodeRun view(*this, index, task);
+        NodeOutcome outcome = co_await type.Execute(view);
+        task->in_call = false;
+        Timeouts::Disarm(task->timeout);
+        co_await asio::this_coro::reset_cancellation_state();
+        if (task->timed_out && !NodeStopped(index)) {
+            outcome = NodeOutcome::Failed(
+                Error(ErrorCode::kDeadlineExceeded,
+                      "timed out after " + FormatSeconds(node.timeout_ms),
+                      ErrorDetails{0, -1, -1, "timeout"}));
+        }
+        if (NodeStopped(index)) co_return NodeResult::kCancelled;
+        Step step;
+        switch (outcome.kind) {
+            case NodeOutcome::Kind::kStopped:
+                co_return store_failed_ ? NodeResult::kStoreError : NodeResult::kCancelled;
+            case NodeOutcome::Kind::kWaiting:
+                co_return NodeResult::kWaiting;
+            case NodeOutcome::Kind::kCompleted: {
+                ledger::NodeCompleted completed;
+                completed.output = std::move(outcome.output);
+                completed.signal = std::move(outcome.signal);
+                completed.detail = std::move(outcome.detail);
+                step.events.push_back({node.id, ns.attempt, std::move(completed)});
+                break;
+            }
+            case NodeOutcome::Kind::kFailed:
+                step = OnFailure(node, outcome.error, 0);
+                break;
+        }
+        if (!co_await Append(std::move(step.events), index)) co_return NodeResult::kStoreError;
+        if (step.retry) continue;
+        if (node.type->IsJoin()) CancelBranches(node);
+        if (step.result == NodeResult::kFailed) FailRun(node);
+        co_return step.result;
+    }
+}
+
+}  // namespace strowger::engine::internal
