@@ -67,6 +67,12 @@ metric() {  # metric NAME_WITH_LABELS
     awk -v name="$1" '$1 == name {print $2}'
 }
 now() { date +%s.%N; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }  # the daemon's user + system time
+cpu_per() {  # cpu_per TICKS COUNT: the daemon's CPU per item (µs) and what one core would do
+  local us
+  us=$(echo "$1 * 1000000 / $(getconf CLK_TCK) / $2" | bc -l)
+  printf "daemon CPU %.1f µs each: %.0f/s on one whole core" "$us" "$(echo "1000000 / $us" | bc -l)"
+}
 drained() {  # waits until no run is executing in the daemon
   until [ "$(metric strowger_runs_executing)" = 0 ]; do sleep 0.05; done
 }
@@ -76,13 +82,16 @@ post() {  # post STORE_URL LABEL
   before=$(metric 'strowger_runs_total{status="completed"}')
   echo "== POST /api/runs, one-step instant workflow, $2 (wrk -t1 -c$connections -d$duration)"
   t0=$(now)
+  c0=$(cpu_ticks)
   TOKEN=$token WORKFLOW=instant taskset -c 1 wrk -t1 -c"$connections" -d"$duration" \
     -s "$here/wrk/post_run.lua" "http://127.0.0.1:$port" | sed -n '/Requests\/sec/p;/Latency /p;/requests in/p;/Non-2xx/p'
   drained
   t1=$(now)
+  c1=$(cpu_ticks)
   after=$(metric 'strowger_runs_total{status="completed"}')
   echo "completed runs: $((after - before)) in $(printf %.2f "$(echo "$t1 - $t0" | bc)") s:" \
     "$(echo "($after - $before) / ($t1 - $t0)" | bc) runs/s created and completed;" \
+    "$(cpu_per $((c1 - c0)) $((after - before)));" \
     "answers: $(metric 'strowger_http_requests_total{route="/api/runs",method="POST",status="202"}') x 202"
   stop
 }
@@ -97,8 +106,11 @@ case $what in
     curl -s -o /dev/null -H "Authorization: Bearer $token" \
       "http://127.0.0.1:$port/api/runs/$run/wait?timeout_ms=10000"
     echo "== GET /api/runs/$run (wrk -t1 -c$connections -d$duration)"
+    c0=$(cpu_ticks)
     TOKEN=$token taskset -c 1 wrk -t1 -c"$connections" -d"$duration" -s "$here/wrk/get.lua" \
-      "http://127.0.0.1:$port/api/runs/$run" | sed -n '/Requests\/sec/p;/Latency /p'
+      "http://127.0.0.1:$port/api/runs/$run" | tee "$dir/wrk.out" | sed -n '/Requests\/sec/p;/Latency /p;/Non-2xx/p'
+    c1=$(cpu_ticks)
+    echo "$(cpu_per $((c1 - c0)) "$(awk '/requests in/ {print $1}' "$dir/wrk.out")")"
     stop ;;&
   idle|all)
     start "sqlite:$dir/idle.db"
@@ -124,12 +136,16 @@ case $what in
     done
     stop
     echo "stored runs: $(sqlite3 "$db" 'SELECT count(*) FROM runs')"
-    for attempt in 1 2 3; do
-      t0=$(date +%s.%N)
-      start "sqlite:$db"
-      until curl -sf "http://127.0.0.1:$port/readyz" > /dev/null; do sleep 0.005; done
-      t1=$(date +%s.%N)
-      echo "start-up to ready: $(echo "$t1 - $t0" | bc) s (RSS $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status))"
-      stop
+    # The same start-up on an empty store, for comparison: what does not depend on stored runs.
+    for store in "sqlite:$db" "sqlite:$dir/empty.db"; do
+      for attempt in 1 2 3; do
+        t0=$(now)
+        start "$store"
+        until curl -sf "http://127.0.0.1:$port/readyz" > /dev/null; do sleep 0.005; done
+        t1=$(now)
+        echo "start-up to ready, $store: $(printf %.3f "$(echo "$t1 - $t0" | bc)") s; daemon CPU" \
+          "$(echo "$(cpu_ticks) * 1000 / $(getconf CLK_TCK)" | bc) ms; RSS $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"
+        stop
+      done
     done ;;
 esac

@@ -371,5 +371,28 @@ TEST_F(ServeTest, RetentionKeepsTheNewestFinishedRunsOfAWorkflow) {
     EXPECT_EQ(ids, expected);
 }
 
+TEST_F(ServeTest, AHumanTasksTimeoutFiresInTheDaemonWithoutADecision) {
+    ServeProcess serve(env_);
+    ASSERT_TRUE(serve.ok());
+    ASSERT_EQ(serve.Admin("POST", "/api/workflows",
+                          "name: timed\nnodes:\n  - {id: approve, type: human_task, config: "
+                          "{title: Approve, timeout_ms: 300, default_output: went ahead}}\n")
+                  .status,
+              201);
+    std::string run = Start(serve, "timed", "x");
+    // The run stops waiting for a decision; its durable timer resumes it in the daemon.
+    ASSERT_TRUE(WaitFor([&] { return env_.RunStatus(run) == "completed"; }, 20s))
+        << env_.RunStatus(run) << ": " << Describe(env_.Events(run));
+    Events events = env_.Events(run);
+    EXPECT_EQ(Count(events, "human_task.created", "approve"), 1) << Describe(events);
+    const auto* completed = FindEvent(events, "human_task.completed");
+    ASSERT_NE(completed, nullptr) << Describe(events);
+    EXPECT_EQ(JsonString(completed->data, "reason"), "timeout");
+    EXPECT_EQ(Count(events, "human_task.decided", "approve"), 0) << Describe(events);
+    const auto* resumed = FindEvent(events, "run.resumed");
+    ASSERT_NE(resumed, nullptr) << Describe(events);
+    EXPECT_EQ(JsonString(resumed->data, "actor"), "serve");
+}
+
 }  // namespace
 }  // namespace strowger::testing
