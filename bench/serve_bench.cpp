@@ -1,15 +1,17 @@
 // Event-stream benchmarks against a running `strowger serve` (docs/performance.md, "Daemon"):
 //
 //   strowger_serve_bench sse --port P --token T --workflow W [--runs 10000] [--subscribers 1000]
-//     starts --runs runs of W (POST /api/runs on one keep-alive connection) and follows the
-//     first --subscribers of them, each on its own event stream, until they end; reports the
+//     starts --runs runs of W (POST /api/runs, pipelined on one keep-alive connection, from a
+//     thread of its own) and follows the first --subscribers of them, each on its own event
+//     stream, until they end; reports the
 //     delivery delay of every event committed after its stream was open (receipt time minus the
 //     event's `time`), p50/p99/max.
 //   strowger_serve_bench idle --port P --token T --pid PID [--subscribers 1000]
 //     opens --subscribers streams of GET /api/events and reports the daemon's RSS before and
 //     after: memory per open stream.
 //
-// One thread, poll(2) over every stream: the client is not what is measured.
+// The streams are read by one thread, poll(2) over all of them: the client is not what is
+// measured.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,7 +29,9 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -171,15 +176,79 @@ std::string Get(const Args& args, const std::string& target) {
 }
 
 int Sse(const Args& args) {
-    int control = Connect(args.port);
-    std::string buffer;
+    // The runs are started from a thread of their own, 64 requests in flight on one keep-alive
+    // connection (pipelined), so that this thread only reads the streams: what is timed is the
+    // daemon's delivery, not the client's turn between two blocking requests.
+    std::mutex mutex;
+    std::vector<std::string> to_follow;  // run ids not yet followed
+    std::atomic<bool> creating{true};
+    std::atomic<int> failed{0};
+    auto started = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point created;
+    std::thread creator([&] {
+        int control = Connect(args.port);
+        std::string buffer;
+        constexpr int kWindow = 64;
+        int sent = 0, answered = 0;
+        while (answered < args.runs) {
+            std::string batch;
+            while (sent < args.runs && sent - answered < kWindow) {
+                std::string body = "{\"workflow\":\"" + args.workflow + "\",\"input\":\"bench " +
+                                   std::to_string(sent) + "\"}";
+                batch += "POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                         args.token + "\r\nContent-Type: application/json\r\nContent-Length: " +
+                         std::to_string(body.size()) + "\r\n\r\n" + body;
+                ++sent;
+            }
+            if (!batch.empty()) SendAll(control, batch);
+            std::string reply = ReadResponse(control, buffer);
+            size_t at = reply.find("\"run_id\":\"");
+            if (at == std::string::npos) {
+                std::fprintf(stderr, "start failed: %s\n", reply.c_str());
+                failed = 1;
+                break;
+            }
+            if (answered < args.subscribers) {
+                std::lock_guard lock(mutex);
+                to_follow.push_back(reply.substr(at + 10, 26));
+            }
+            ++answered;
+        }
+        created = std::chrono::steady_clock::now();
+        close(control);
+        creating = false;
+    });
     std::vector<Stream> streams;
     std::vector<int64_t> delays;
-    auto poll_streams = [&](int timeout_ms) {
-        std::vector<pollfd> fds;
-        for (auto& s : streams) fds.push_back({s.fd, POLLIN, 0});
-        if (fds.empty()) return;
-        if (poll(fds.data(), fds.size(), timeout_ms) <= 0) return;
+    std::vector<pollfd> fds;
+    while (true) {
+        std::vector<std::string> fresh;
+        {
+            std::lock_guard lock(mutex);
+            fresh.swap(to_follow);
+        }
+        for (const auto& run_id : fresh) {
+            Stream stream;
+            stream.fd = Connect(args.port);
+            stream.opened_us = NowMicros();
+            SendAll(stream.fd, Get(args, "/api/runs/" + run_id + "/events"));
+            streams.push_back(std::move(stream));
+        }
+        const bool still_creating = creating.load();
+        bool all = true;
+        for (const auto& s : streams) all = all && s.ended;
+        if (!still_creating && all && static_cast<int>(streams.size()) >=
+                                          std::min(args.subscribers, args.runs)) {
+            break;
+        }
+        if (failed || (!still_creating && std::chrono::steady_clock::now() - created >
+                                              std::chrono::seconds(120))) {
+            std::fprintf(stderr, "timed out waiting for the streams to end\n");
+            break;
+        }
+        fds.clear();
+        for (auto& s : streams) fds.push_back({s.ended ? -1 : s.fd, POLLIN, 0});
+        if (fds.empty() || poll(fds.data(), fds.size(), 2) <= 0) continue;
         int64_t now = NowMicros();
         for (size_t i = 0; i < fds.size(); ++i) {
             if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
@@ -191,52 +260,19 @@ int Sse(const Args& args) {
             if (n == 0) streams[i].ended = true;
             Consume(streams[i], delays, now);
         }
-    };
-    auto started = std::chrono::steady_clock::now();
-    for (int i = 0; i < args.runs; ++i) {
-        std::string body = "{\"workflow\":\"" + args.workflow + "\",\"input\":\"bench " +
-                           std::to_string(i) + "\"}";
-        SendAll(control, "POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                             args.token + "\r\nContent-Type: application/json\r\nContent-Length: " +
-                             std::to_string(body.size()) + "\r\n\r\n" + body);
-        std::string reply = ReadResponse(control, buffer);
-        size_t at = reply.find("\"run_id\":\"");
-        if (at == std::string::npos) {
-            std::fprintf(stderr, "start failed: %s\n", reply.c_str());
-            return 1;
-        }
-        std::string run_id = reply.substr(at + 10, 26);
-        if (i < args.subscribers) {
-            Stream stream;
-            stream.fd = Connect(args.port);
-            stream.opened_us = NowMicros();
-            SendAll(stream.fd, Get(args, "/api/runs/" + run_id + "/events"));
-            streams.push_back(std::move(stream));
-        }
-        if (i % 100 == 99) poll_streams(0);
     }
-    auto created = std::chrono::steady_clock::now();
-    while (true) {
-        bool all = true;
-        for (const auto& s : streams) all = all && s.ended;
-        if (all) break;
-        if (std::chrono::steady_clock::now() - created > std::chrono::seconds(120)) {
-            std::fprintf(stderr, "timed out waiting for the streams to end\n");
-            break;
-        }
-        poll_streams(100);
-    }
+    creator.join();
     std::sort(delays.begin(), delays.end());
     auto pct = [&](double p) {
         if (delays.empty()) return 0.0;
         return delays[std::min(delays.size() - 1, static_cast<size_t>(p * delays.size()))] / 1000.0;
     };
     std::printf("runs %d, streams %zu, created in %.2f s, events timed %zu\n", args.runs,
-                streams.size(),
-                std::chrono::duration<double>(created - started).count(), delays.size());
+                streams.size(), std::chrono::duration<double>(created - started).count(),
+                delays.size());
     std::printf("delivery delay ms: p50 %.2f  p99 %.2f  max %.2f\n", pct(0.50), pct(0.99),
                 delays.empty() ? 0.0 : delays.back() / 1000.0);
-    return 0;
+    return failed ? 1 : 0;
 }
 
 int Idle(const Args& args) {

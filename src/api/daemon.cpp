@@ -63,7 +63,7 @@ class Daemon::Impl {
           store_(store),
           options_(std::move(options)),
           clock_(clock),
-          hub_(executor, EventHub::Options{65536, 1024, options_.stream_deltas}),
+          hub_(executor, EventHub::Options{8192, 1024, options_.stream_deltas}),
           engine_(std::make_unique<engine::Engine>(executor, store, providers,
                                                    std::move(engine_options), clock, random)),
           tokens_(store, clock),
@@ -113,6 +113,7 @@ class Daemon::Impl {
                                std::function<Awaitable<void>()> tick);
     Awaitable<void> WatchDirectory();
     Awaitable<void> PruneOnce();
+    Awaitable<void> WakeDueRuns();
     Awaitable<Result<std::vector<std::string>>> RunsToResume();
     void StopBackground() {
         for (auto& signal : stop_slots_) signal.emit(asio::cancellation_type::terminal);
@@ -153,6 +154,9 @@ Awaitable<Result<std::vector<std::string>>> Daemon::Impl::RunsToResume() {
     STROWGER_CO_ASSIGN_OR_RETURN(auto claimable,
                                  co_await store_->FindClaimable(unfinished, clock_.Now(), 0));
     for (const auto& record : claimable) ids.push_back(record.run_id);
+    // Waiting runs whose durable timer fell due while no daemon ran.
+    STROWGER_CO_ASSIGN_OR_RETURN(auto due, co_await store_->FindDueRuns(clock_.Now(), 0));
+    for (const auto& record : due) ids.push_back(record.run_id);
     // Runs the last drain paused (its run.paused says so): the rest of the paused runs wait
     // for someone to resume them.
     std::vector<ledger::RunStatus> stopped = {ledger::RunStatus::kPaused};
@@ -214,6 +218,7 @@ Awaitable<Result<Daemon::StartReport>> Daemon::Impl::Start() {
         }
     }));
     Spawn(Background(options_.retention_interval, [this]() { return PruneOnce(); }));
+    Spawn(Background(options_.timer_interval, [this]() { return WakeDueRuns(); }));
     if (!options_.workflows_dir.empty()) Spawn(WatchDirectory());
     co_return report;
 }
@@ -227,6 +232,20 @@ Awaitable<void> Daemon::Impl::Background(std::chrono::milliseconds interval,
         auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
         if (ec || service_.draining) co_return;
         co_await tick();
+    }
+}
+
+// Durable timers: a waiting run whose wake_at is due (and whose lease nobody holds) resumes
+// here; its node applies what the timer means (a human task's on_timeout).
+Awaitable<void> Daemon::Impl::WakeDueRuns() {
+    auto due = co_await store_->FindDueRuns(clock_.Now(), 0);
+    if (!due) {
+        spdlog::warn("durable timers: {}", due.error().message());
+        co_return;
+    }
+    for (const auto& record : *due) {
+        if (service_.IsExecutingHere(record.run_id)) continue;
+        engine_->ResumeRun(record.run_id, "restart", "serve", service_.DoneHandler(record.run_id));
     }
 }
 

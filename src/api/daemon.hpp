@@ -49,6 +49,8 @@ struct DaemonOptions {
     std::chrono::milliseconds token_refresh{2'000};
     std::chrono::milliseconds retention_interval{60'000};
     int64_t retention_slice = 1000;  // runs deleted per store call
+    // How often waiting runs whose durable timer (a human task's timeout) is due are resumed.
+    std::chrono::milliseconds timer_interval{1'000};
     int max_restarts = 3;
     std::chrono::milliseconds restart_window{60'000};
     std::chrono::milliseconds restart_backoff{200};  // doubled at each restart

@@ -27,7 +27,7 @@ namespace strowger::api {
 class EventHub final : public engine::Observer {
   public:
     struct Options {
-        size_t ring_capacity = 65536;
+        size_t ring_capacity = 8192;  // ≈ 0.3 KB each
         size_t max_pending_deltas = 1024;  // per follower; the oldest are dropped beyond
         bool deltas = true;                // ask the engine to stream model calls
     };

@@ -664,7 +664,12 @@ Awaitable<Response> ListTasks(Service* s, Request request) {
         }
         for (const auto* task : loaded->state.OpenTasks()) {
             // Tool approvals and reconciliations name no assignee: any approver may decide.
-            (void)assignee;
+            static const std::vector<std::string> kNobody;
+            const auto& assignees = task->details ? task->details->assignees : kNobody;
+            if (!assignee.empty() && !assignees.empty() &&
+                std::find(assignees.begin(), assignees.end(), assignee) == assignees.end()) {
+                continue;
+            }
             json::object t;
             t["run_id"] = run_id;
             t["workflow"] = loaded->state.workflow;
@@ -677,7 +682,9 @@ Awaitable<Response> ListTasks(Service* s, Request request) {
             }
             if (!task->tool.empty()) t["tool"] = task->tool;
             if (!task->arguments.empty()) t["arguments"] = task->arguments;
-            t["assignees"] = json::array();
+            json::array names;
+            for (const auto& name : assignees) names.emplace_back(name);
+            t["assignees"] = std::move(names);
             t["created_at"] = FormatRfc3339(task->created_at);
             tasks.push_back(std::move(t));
         }
@@ -694,8 +701,12 @@ Awaitable<Response> Decide(Service* s, Request request) {
     const std::string run_id = request.Param("id");
     const std::string task_id = request.Param("task");
     std::string action(JsonString(*body, "action"));
-    if (action != "approve" && action != "reject") {
-        co_return FieldProblem("action", "required: \"approve\" or \"reject\"");
+    // A human_task node's task also takes request_changes and progress (a quorum's task
+    // stays open until its last approval); other tasks take approve or reject (the engine says).
+    if (action != "approve" && action != "reject" && action != "request_changes" &&
+        action != "progress") {
+        co_return FieldProblem("action",
+                               "required: \"approve\", \"reject\", \"request_changes\" or \"progress\"");
     }
     std::string comment(JsonString(*body, "comment"));
     std::string output(JsonString(*body, "output"));
@@ -718,7 +729,10 @@ Awaitable<Response> Decide(Service* s, Request request) {
             co_return RawJsonResponse(200, it->second.response);
         }
     }
-    auto decided = co_await s->engine.Decide(run_id, task_id, action, request.actor, comment, output);
+    // The key goes into the ledger too (human_task.decided), so a retried decision is
+    // recognised after a restart as well.
+    auto decided =
+        co_await s->engine.Decide(run_id, task_id, action, request.actor, comment, output, key);
     if (!decided && decided.error().code() == ErrorCode::kNotFound) {
         // A task that exists but is no longer open was decided already: a conflict, not 404.
         auto loaded = co_await s->engine.LoadRun(run_id);

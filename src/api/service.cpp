@@ -16,7 +16,7 @@
 namespace strowger::api::internal {
 namespace {
 
-constexpr size_t kDetailCacheEntries = 4096;
+constexpr size_t kDetailCacheEntries = 1024;
 constexpr size_t kOutcomesKept = 4096;
 // How long a start or resume may take to commit its first event before the request gives up
 // waiting (the run goes on).

@@ -190,11 +190,16 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
             Print("⏸ " + Pad(node, 22) +
                   " waits for a human decision: " + Preview(JsonString(data, "title"), 120));
             break;
-        case ledger::EventType::kHumanTaskDecided:
+        case ledger::EventType::kHumanTaskDecided: {
+            const std::string_view decision = JsonString(data, "decision");
             Print("  " + Pad(node, 22) + " " +
-                  (JsonString(data, "decision") == "approve" ? "approved" : "rejected") + " by " +
-                  std::string(JsonString(data, "actor")));
+                  (decision == "approve"           ? "approved"
+                   : decision == "request_changes" ? "asked for changes"
+                   : decision == "progress"        ? "reported progress"
+                                                   : "rejected") +
+                  " by " + std::string(JsonString(data, "actor")));
             break;
+        }
         case ledger::EventType::kBudgetExceeded:
             Print("✗ " + Pad(node, 22) +
                   " budget exceeded: " + std::string(JsonString(data, "limit")) + " " +

@@ -184,7 +184,9 @@ TEST_F(ServeCliTest, RunsCommandsThroughTheDaemonPrintWhatTheyPrintOnTheStore) {
     EXPECT_EQ(ended.err, ended_local.err);
     // The actor of a mutation made through the daemon is the token's name.
     for (const auto& event : env_.Events(slow)) {
-        if (event.type == "run.paused") EXPECT_EQ(JsonString(event.data, "actor"), "admin");
+        if (event.type == "run.paused") {
+            EXPECT_EQ(JsonString(event.data, "actor"), "admin");
+        }
     }
 }
 

@@ -400,6 +400,66 @@ TEST_F(ServeTest, AHumanTasksTimerFiresInTheDaemonAfterAKillNineWhileWaiting) {
     EXPECT_EQ(Count(events, "llm.request", "expired"), 1);
     EXPECT_EQ(Count(events, "llm.request", "publish"), 0);
     EXPECT_EQ(Count(events, "human_task.completed", "review"), 1);
+
+TEST_F(ServeTest, AHumanTasksTimeoutFiresInTheDaemonWithoutADecision) {
+    ServeProcess serve(env_);
+    ASSERT_TRUE(serve.ok());
+    ASSERT_EQ(serve.Admin("POST", "/api/workflows",
+                          "name: timed\nnodes:\n  - {id: approve, type: human_task, config: "
+                          "{title: Approve, timeout_ms: 300, default_output: went ahead}}\n")
+                  .status,
+              201);
+    std::string run = Start(serve, "timed", "x");
+    // The run stops waiting for a decision; its durable timer resumes it in the daemon.
+    ASSERT_TRUE(WaitFor([&] { return env_.RunStatus(run) == "completed"; }, 20s))
+        << env_.RunStatus(run) << ": " << Describe(env_.Events(run));
+    Events events = env_.Events(run);
+    EXPECT_EQ(Count(events, "human_task.created", "approve"), 1) << Describe(events);
+    const auto* completed = FindEvent(events, "human_task.completed");
+    ASSERT_NE(completed, nullptr) << Describe(events);
+    EXPECT_EQ(JsonString(completed->data, "reason"), "timeout");
+    EXPECT_EQ(Count(events, "human_task.decided", "approve"), 0) << Describe(events);
+    const auto* resumed = FindEvent(events, "run.resumed");
+    ASSERT_NE(resumed, nullptr) << Describe(events);
+    EXPECT_EQ(JsonString(resumed->data, "actor"), "serve");
+}
+
+TEST_F(ServeTest, HumanTaskNodesAreListedByAssigneeAndTakeEveryDecisionWithADurableKey) {
+    ServeProcess serve(env_);
+    ASSERT_TRUE(serve.ok());
+    ASSERT_EQ(serve.Admin("POST", "/api/workflows",
+                          "name: review\nnodes:\n  - {id: review, type: human_task, config: "
+                          "{task_id: review, title: Review, assignee_refs: [alice]}}\n")
+                  .status,
+              201);
+    std::string run = Start(serve, "review", "x");
+    ASSERT_TRUE(WaitFor([&] { return env_.RunStatus(run) == "waiting"; }, 20s));
+    auto tasks = [&](const std::string& query) {
+        auto reply = serve.Admin("GET", "/api/tasks" + query);
+        EXPECT_EQ(reply.status, 200) << reply.Describe();
+        return reply.object().at("tasks").as_array();
+    };
+    EXPECT_TRUE(tasks("?assignee=bob").empty());
+    auto mine = tasks("?assignee=alice");
+    ASSERT_EQ(mine.size(), 1u);
+    EXPECT_EQ(JsonString(mine[0].as_object(), "task_id"), "review");
+    EXPECT_EQ(boost::json::serialize(mine[0].as_object().at("assignees")), R"(["alice"])");
+    EXPECT_EQ(tasks("").size(), 1u);
+    const std::string decision = R"({"action":"request_changes","comment":"more","idempotency_key":"k1"})";
+    auto decided = serve.Admin("POST", "/api/runs/" + run + "/tasks/review/decision", decision);
+    EXPECT_EQ(decided.status, 200) << decided.Describe();
+    EXPECT_EQ(JsonString(decided.object(), "decision"), "request_changes");
+    EXPECT_EQ(WaitStatus(serve, run), "completed");
+    Events events = env_.Events(run);
+    const auto* recorded = FindEvent(events, "human_task.decided");
+    ASSERT_NE(recorded, nullptr) << Describe(events);
+    EXPECT_EQ(JsonString(recorded->data, "idempotency_key"), "k1");
+    const auto* completed = FindEvent(events, "human_task.completed");
+    ASSERT_NE(completed, nullptr) << Describe(events);
+    EXPECT_EQ(JsonString(completed->data, "signal"), "request_changes");
+    auto unknown = serve.Admin("POST", "/api/runs/" + run + "/tasks/review/decision",
+                               R"({"action":"maybe"})");
+    EXPECT_EQ(unknown.status, 400) << unknown.Describe();
 }
 
 }  // namespace

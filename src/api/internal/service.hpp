@@ -68,6 +68,7 @@ class Service {
     std::vector<std::string> ExecutingHere() const {
         return std::vector<std::string>(executing_.begin(), executing_.end());
     }
+    bool IsExecutingHere(const std::string& run_id) const { return executing_.contains(run_id); }
     // The outcome the engine handed over for a run executing here, if it has ended.
     const Result<engine::RunOutcome>* Outcome(const std::string& run_id) const;
 
