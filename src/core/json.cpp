@@ -361,4 +361,48 @@ JsonWriter& JsonWriter::Null() {
     return *this;
 }
 
+std::string JsonText(const json::value& value) {
+    if (value.is_string()) return std::string(value.get_string());
+    if (value.is_double()) {
+        char buffer[64];
+        auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value.get_double());
+        if (ec == std::errc()) return std::string(buffer, end);
+    }
+    if (value.is_array() || value.is_object()) {
+        // Nested doubles are written the same way.
+        std::string out;
+        if (value.is_array()) {
+            out += '[';
+            bool first = true;
+            for (const auto& item : value.get_array()) {
+                if (!first) out += ',';
+                first = false;
+                if (item.is_string()) {
+                    AppendJsonString(out, item.get_string());
+                } else {
+                    out += JsonText(item);
+                }
+            }
+            out += ']';
+        } else {
+            out += '{';
+            bool first = true;
+            for (const auto& member : value.get_object()) {
+                if (!first) out += ',';
+                first = false;
+                AppendJsonString(out, member.key());
+                out += ':';
+                if (member.value().is_string()) {
+                    AppendJsonString(out, member.value().get_string());
+                } else {
+                    out += JsonText(member.value());
+                }
+            }
+            out += '}';
+        }
+        return out;
+    }
+    return json::serialize(value);
+}
+
 }  // namespace strowger

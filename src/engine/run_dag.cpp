@@ -42,8 +42,7 @@ std::optional<std::string> FieldOf(std::string_view text, const std::vector<std:
         }
         if (at == nullptr) return std::nullopt;
     }
-    if (at->is_string()) return std::string(at->get_string());
-    return json::serialize(*at);
+    return JsonText(*at);
 }
 
 }  // namespace
@@ -66,8 +65,7 @@ std::string Run::RenderTemplate(const model::Template& text, std::string_view in
                 break;
             case Kind::kNode: {
                 const auto& s = state_.nodes[static_cast<size_t>(segment.node)];
-                if (s.status != NodeStatus::kCompleted) return std::nullopt;
-                whole = s.output;
+                if (s.status == NodeStatus::kCompleted) whole = s.output;
                 break;
             }
             case Kind::kVariable:
@@ -89,9 +87,16 @@ std::string Run::RenderTemplate(const model::Template& text, std::string_view in
             case Kind::kLiteral:
                 break;
         }
-        if (!whole || segment.path.empty()) return whole;
+        // The linear form leaves what has no value as written (LibreFang); in the DAG form a
+        // node that did not run, or a field that is not there, is empty.
+        const auto missing = [&]() -> std::optional<std::string_view> {
+            if (plan_.dag) return std::string_view();
+            return std::nullopt;
+        };
+        if (!whole) return missing();
+        if (segment.path.empty()) return whole;
         auto field = FieldOf(*whole, segment.path);
-        if (!field) return std::nullopt;
+        if (!field) return missing();
         scratch = std::move(*field);
         return std::string_view(scratch);
     });
