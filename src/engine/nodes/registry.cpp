@@ -22,6 +22,7 @@ constexpr Entry kTypes[] = {
     {"human_task", nodes::HumanTaskNode},
     {"gate", nodes::GateNode},
     {"eval_gate", nodes::EvalGateNode},
+    {"debate", nodes::DebateNode},
 };
 
 // CMDC normalises these to human_task.
