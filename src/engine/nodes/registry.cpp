@@ -23,6 +23,7 @@ constexpr Entry kTypes[] = {
     {"gate", nodes::GateNode},
     {"eval_gate", nodes::EvalGateNode},
     {"debate", nodes::DebateNode},
+    {"hierarchy", nodes::HierarchyNode},
 };
 
 // CMDC normalises these to human_task.
