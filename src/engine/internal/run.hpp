@@ -244,6 +244,9 @@ class Run : public std::enable_shared_from_this<Run> {
     // The conversation so far, as provider messages.
     std::vector<providers::Message> Conversation(const model::PlanNode& node,
                                                  const std::string& prompt) const;
+    // An agent node in mode pool: its pool's earlier exchanges (run_agent.cpp).
+    void AppendPoolTurns(const model::PlanNode& node,
+                         std::vector<providers::Message>& messages) const;
     // The last turn asked for tools that have not all returned.
     static bool HasUnfinishedCalls(const ledger::NodeState& ns);
     // The tools phase needs a human decision, or the node waits on an undecided task.

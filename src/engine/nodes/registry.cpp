@@ -22,6 +22,8 @@ constexpr Entry kTypes[] = {
     {"human_task", nodes::HumanTaskNode},
     {"gate", nodes::GateNode},
     {"eval_gate", nodes::EvalGateNode},
+    {"debate", nodes::DebateNode},
+    {"hierarchy", nodes::HierarchyNode},
 };
 
 // CMDC normalises these to human_task.

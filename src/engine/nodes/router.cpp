@@ -23,8 +23,9 @@ struct Rule {
 struct RouterConfig {
     std::string strategy;
     std::vector<Rule> rules;
-    std::vector<std::string> branches;
-    std::string fallback;  // default / fallback branch ("" = none)
+    std::vector<std::string> branches;  // the fallback last, unless already one of them
+    size_t choices = 0;                 // random: the first `choices` branches
+    std::string fallback;               // default / fallback branch ("" = none)
     int agent = -1;        // llm
     model::Template prompt;
 };
@@ -128,7 +129,11 @@ class RouterType final : public NodeType {
                               "{{input}}"),
                 "prompt", {"branches"});
         }
-        if (!c.fallback.empty()) c.branches.push_back(c.fallback);
+        c.choices = c.branches.size();
+        if (!c.fallback.empty() &&
+            std::find(c.branches.begin(), c.branches.end(), c.fallback) == c.branches.end()) {
+            c.branches.push_back(c.fallback);
+        }
         // Every branch must be on an outgoing edge (CMDC), and every labelled edge a branch.
         auto labels = context.OutgoingLabels();
         for (const auto& branch : c.branches) {
@@ -163,7 +168,7 @@ class RouterType final : public NodeType {
             // Drawn from the run and the node: the same on every replay of this decision.
             std::string seed = Sha256Hex(run.run_state().run_id, run.node().id);
             uint64_t draw = std::stoull(seed.substr(0, 15), nullptr, 16);
-            size_t options = c.branches.size() - (c.fallback.empty() ? 0 : 1);
+            size_t options = c.choices;
             decided.branch = c.branches[draw % std::max<size_t>(options, 1)];
             decided.reason = "draw " + std::to_string(draw % std::max<size_t>(options, 1)) +
                              " of " + std::to_string(options);

@@ -18,6 +18,8 @@ const NodeType& JoinNode();
 const NodeType& HumanTaskNode();
 const NodeType& GateNode();
 const NodeType& EvalGateNode();
+const NodeType& DebateNode();
+const NodeType& HierarchyNode();
 
 // An agent node's config beyond what PlanNode holds (agent, prompt).
 struct AgentNodeConfig {

@@ -306,6 +306,33 @@ int64_t ScriptedProvider::calls() const {
     return calls_;
 }
 
+namespace {
+
+// ${history}: the messages before the last user or tool message, system prompts left out,
+// as "role: content" joined with " | " (what a shared conversation carries).
+std::string History(const std::vector<Message>& messages) {
+    size_t last = messages.size();
+    for (size_t i = messages.size(); i-- > 0;) {
+        if (messages[i].role == Role::kUser || messages[i].role == Role::kTool) {
+            last = i;
+            break;
+        }
+    }
+    std::string out;
+    for (size_t i = 0; i < last; ++i) {
+        const char* role = messages[i].role == Role::kUser        ? "user"
+                           : messages[i].role == Role::kAssistant ? "assistant"
+                           : messages[i].role == Role::kTool      ? "tool"
+                                                                  : nullptr;
+        if (role == nullptr) continue;
+        if (!out.empty()) out += " | ";
+        out += std::string(role) + ": " + messages[i].content;
+    }
+    return out.empty() ? "(none)" : out;
+}
+
+}  // namespace
+
 ScriptedProvider::Answer ScriptedProvider::Decide(const CompletionRequest& request) {
     std::string_view prompt;
     std::string_view system;
@@ -370,6 +397,9 @@ ScriptedProvider::Answer ScriptedProvider::Decide(const CompletionRequest& reque
                     ReplaceAll(text, "${step}", request.node);
                     ReplaceAll(text, "${call}", std::to_string(call));
                     ReplaceAll(text, "${attempt}", std::to_string(request.attempt));
+                    if (text.find("${history}") != std::string::npos) {
+                        ReplaceAll(text, "${history}", History(request.messages));
+                    }
                 }
                 completion.content = std::move(text);
             } else if (!rule.replies.empty()) {

@@ -1,0 +1,178 @@
+// Multi-agent DAG nodes killed mid-flight (issue 18): `strowger run` is killed with SIGKILL
+// while a debate is in its second round and while a hierarchy's workers are in flight, then
+// `strowger runs resume --all` finishes the run. Every sub-call whose answer was committed
+// before the kill (by its label) must not be asked again; the call in flight is asked again.
+//
+// The scripted model hangs on one call while the node's first attempt runs (`attempt: 1`),
+// so the kill lands with that call open and the others answered; the resumed attempt (2)
+// gets an answer.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/json.hpp"
+#include "integration/harness.hpp"
+#include "integration/process.hpp"
+
+namespace strowger::testing {
+namespace {
+
+using std::chrono::seconds;
+using Events = std::vector<LedgerEvent>;
+
+// Requests and responses per sub-call label.
+struct Calls {
+    std::map<std::string, int> requests;
+    std::map<std::string, int> responses;
+};
+
+Calls CallsOf(const Events& events) {
+    Calls calls;
+    for (const auto& e : events) {
+        std::string label(JsonString(e.data, "label"));
+        if (label.empty()) continue;
+        if (e.type == "llm.request") ++calls.requests[label];
+        if (e.type == "llm.response") ++calls.responses[label];
+    }
+    return calls;
+}
+
+class DagCrashTest : public ::testing::Test {
+  protected:
+    // Starts `strowger run`, waits until the ledger has a request for `hung` and a response
+    // for each of `answered`, and kills the process. Returns the ledger it left.
+    Events RunAndKill(const std::string& input, const std::string& hung,
+                      const std::vector<std::string>& answered) {
+        auto child = env_.Start({"run", "workflow.yaml", "--input", input});
+        bool reached = false;
+        WaitFor(
+            [&] {
+                if (run_id_.empty()) {
+                    auto ids = env_.RunIds();
+                    if (ids.size() == 1) run_id_ = ids[0];
+                }
+                if (run_id_.empty()) return false;
+                Calls calls = CallsOf(env_.Events(run_id_));
+                reached = calls.requests[hung] == 1;
+                for (const auto& label : answered) reached = reached && calls.responses[label] == 1;
+                return reached;
+            },
+            seconds(20));
+        EXPECT_TRUE(reached) << "never got to the kill point; ledger: "
+                             << Describe(env_.Events(run_id_)) << "\nstderr: " << child->Stderr();
+        EXPECT_TRUE(child->Signal(SIGKILL));
+        EXPECT_EQ(child->Wait(seconds(10)).status.signal, SIGKILL);
+        EXPECT_NE(env_.RunStatus(run_id_), "completed");
+        return env_.Events(run_id_);
+    }
+
+    // `runs resume --all` to the end; returns the whole ledger.
+    Events ResumeAll() {
+        auto result = env_.Run({"runs", "resume", "--all"});
+        EXPECT_EQ(result.exit_code(), 0) << result.status.ToString() << "\n" << result.err;
+        EXPECT_EQ(result.out, "resumed 1 runs: 1 completed, 0 failed, 0 other\n") << result.err;
+        EXPECT_EQ(env_.RunStatus(run_id_), "completed");
+        return env_.Events(run_id_);
+    }
+
+    // Each call answered before the kill was asked once in the whole ledger; the hung call
+    // twice (killed, then again) with one answer; every label of `all` answered exactly once.
+    void CheckNothingAskedTwice(const Events& killed, const Events& end, const std::string& hung,
+                                const std::vector<std::string>& all) {
+        Calls before = CallsOf(killed);
+        Calls after = CallsOf(end);
+        EXPECT_EQ(before.responses.count(hung), 0u) << hung << " was answered before the kill";
+        for (const auto& [label, count] : before.responses) {
+            EXPECT_EQ(count, 1) << label;
+            EXPECT_EQ(after.requests[label], 1) << label << " was asked again after the resume";
+        }
+        EXPECT_EQ(after.requests[hung], 2) << Describe(end);
+        for (const auto& label : all) {
+            EXPECT_EQ(after.responses[label], 1) << label << "; ledger: " << Describe(end);
+        }
+        EXPECT_EQ(after.responses.size(), all.size()) << Describe(end);
+        EXPECT_EQ(CountEvents(end, "run.resumed"), 1);
+    }
+
+    CliEnvironment env_;
+    std::string run_id_;
+};
+
+TEST_F(DagCrashTest, DebateKilledMidRoundDoesNotReargueFinishedCalls) {
+    env_.Write("workflow.yaml", R"(name: debate_crash
+default_model: "scripted:script.yaml"
+agents:
+  Alice: {model: "scripted:script.yaml", system_prompt: "You argue for Python."}
+  Bob: {model: "scripted:script.yaml", system_prompt: "You argue for Rust."}
+  Judge: {model: "scripted:script.yaml", system_prompt: "You judge."}
+nodes:
+  - id: debate
+    type: debate
+    config: {topic: "{{input}}", debaters: [Alice, Bob], judge: Judge, max_rounds: 3}
+edges: []
+)");
+    // Round 2: Alice answers, Bob hangs in the first attempt.
+    env_.Write("script.yaml", R"(rules:
+  - {when: {agent: Bob, prompt_contains: "round 2 of 3", attempt: 1}, hang: true}
+  - {when: {agent: Judge}, reply_template: "verdict after: ${prompt}"}
+  - {reply_template: "${agent} argues"}
+)");
+    Events killed = RunAndKill("Which language?", "round2/debater:Bob",
+                               {"round1/debater:Alice", "round1/debater:Bob",
+                                "round2/debater:Alice"});
+    Events end = ResumeAll();
+    CheckNothingAskedTwice(killed, end, "round2/debater:Bob",
+                           {"round1/debater:Alice", "round1/debater:Bob", "round2/debater:Alice",
+                            "round2/debater:Bob", "round3/debater:Alice", "round3/debater:Bob",
+                            "round3/judge"});
+    // The judge saw every argument, the replayed ones included.
+    const LedgerEvent* completed = FindEvent(end, "node.completed", "debate");
+    ASSERT_NE(completed, nullptr);
+    std::string output(JsonString(completed->data, "output"));
+    EXPECT_NE(output.find("### Round 2 — Alice\nAlice argues\n\n### Round 2 — Bob\nBob argues"),
+              std::string::npos)
+        << output;
+}
+
+TEST_F(DagCrashTest, HierarchyKilledWithWorkersInFlightDoesNotRedoFinishedTasks) {
+    env_.Write("workflow.yaml", R"(name: hierarchy_crash
+default_model: "scripted:script.yaml"
+agents:
+  Lead: {model: "scripted:script.yaml", system_prompt: "You plan."}
+  Ann: {model: "scripted:script.yaml", system_prompt: "You work."}
+  Ben: {model: "scripted:script.yaml", system_prompt: "You work."}
+  Editor: {model: "scripted:script.yaml", system_prompt: "You merge."}
+nodes:
+  - id: team
+    type: hierarchy
+    config: {goal: "{{input}}", manager: Lead, workers: [Ann, Ben], synthesizer: Editor,
+             max_parallel: 2}
+edges: []
+)");
+    // Four tasks, two at once: Ann's task 3 hangs in the first attempt; Ben goes on to task 4.
+    env_.Write("script.yaml", R"(rules:
+  - {when: {agent: Lead}, reply: "[\"one\", \"two\", \"three\", \"four\"]"}
+  - {when: {agent: Ann, prompt_contains: "three", attempt: 1}, hang: true}
+  - {when: {agent: Editor}, reply_template: "merged: ${prompt}"}
+  - {reply_template: "${agent} did it"}
+)");
+    Events killed = RunAndKill("Ship it", "task3/worker:Ann",
+                               {"manager", "task1/worker:Ann", "task2/worker:Ben",
+                                "task4/worker:Ben"});
+    Events end = ResumeAll();
+    CheckNothingAskedTwice(killed, end, "task3/worker:Ann",
+                           {"manager", "task1/worker:Ann", "task2/worker:Ben", "task3/worker:Ann",
+                            "task4/worker:Ben", "synthesizer"});
+    const LedgerEvent* completed = FindEvent(end, "node.completed", "team");
+    ASSERT_NE(completed, nullptr);
+    EXPECT_NE(std::string(JsonString(completed->data, "output")).find("### Task 4 — Ben"),
+              std::string::npos);
+}
+
+}  // namespace
+}  // namespace strowger::testing
