@@ -233,7 +233,17 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        ++tool_calls;
                        if (!node) return;
                        ++node->spent_tool_calls;
-                       if (node->turns.empty()) return;
+                       if (node->turns.empty()) {
+                           // A tool node's call: no model turn asked for it.
+                           TurnState turn;
+                           turn.turn = p.turn;
+                           ToolCallState state;
+                           state.call_id = p.call_id;
+                           state.tool = p.tool;
+                           state.arguments = p.arguments;
+                           turn.calls.push_back(std::move(state));
+                           node->turns.push_back(std::move(turn));
+                       }
                        if (ToolCallState* call = FindCall(node->turns.back(), p.call_id)) {
                            call->started = true;
                            call->safety = p.safety;

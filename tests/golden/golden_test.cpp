@@ -16,6 +16,7 @@
 #include "providers/builtin.hpp"
 #include "store/memory/memory_store.hpp"
 #include "testing/test_util.hpp"
+#include "tools/builtin/builtin_tools.hpp"
 
 namespace strowger {
 namespace {
@@ -126,7 +127,14 @@ TEST_P(GoldenTest, MatchesExpected) {
                                        : compiled.diagnostics[0].ToString());
 
     auto store = std::make_shared<store::MemoryStore>();
-    engine::Engine engine(io.get_executor(), store, registry);
+    // The file tools (read_file, write_file, list_dir, grep), in a workspace of the case's
+    // own: what tool nodes call offline.
+    testing::TempDir workspaces;
+    engine::EngineOptions options;
+    options.tools = std::make_shared<tools::ToolRegistry>();
+    tools::RegisterBuiltinTools(*options.tools, nullptr, nullptr);
+    options.workspace_root = workspaces.path();
+    engine::Engine engine(io.get_executor(), store, registry, std::move(options));
     engine::StartRequest request;
     request.plan = compiled.plan;
     request.input = input;

@@ -105,6 +105,18 @@ class NodeRun {
     virtual Awaitable<Result<std::string>> Ask(int agent, std::string label,
                                                std::string prompt) = 0;
 
+    // One call of tool `tool` (a built-in, or "<server>/<tool>" of a declared MCP server) with
+    // `arguments` (JSON text), the way an agent's tool calls run: a human approves it first
+    // when `require_approval` or its MCP server says so (human_task.created, kind
+    // tool_approval: then Waiting; a rejection fails); tool.call (its safety class and
+    // idempotency key "<run>/<node>/<attempt>/1") is committed before the tool starts, in the
+    // run's workspace and sandbox (default grants), and tool.result after. A crash between the
+    // two is reconciled as for an agent: a new attempt if the tool is read_only or
+    // idempotent_write, else a reconciliation task. Completed with the tool's content, or
+    // Failed (the call's error, or the tool's own failure report).
+    virtual Awaitable<NodeOutcome> CallTool(std::string tool, std::string arguments,
+                                            bool require_approval) = 0;
+
     // A durable timer: the run is resumed at `due` by whatever process executes runs then
     // (the store's wake_at). False if the run is stopping.
     virtual Awaitable<bool> ArmTimer(SystemTime due) = 0;

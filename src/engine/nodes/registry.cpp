@@ -22,6 +22,7 @@ constexpr Entry kTypes[] = {
     {"human_task", nodes::HumanTaskNode},
     {"gate", nodes::GateNode},
     {"eval_gate", nodes::EvalGateNode},
+    {"tool", nodes::ToolNode},
 };
 
 // CMDC normalises these to human_task.

@@ -18,6 +18,7 @@ const NodeType& JoinNode();
 const NodeType& HumanTaskNode();
 const NodeType& GateNode();
 const NodeType& EvalGateNode();
+const NodeType& ToolNode();
 
 // An agent node's config beyond what PlanNode holds (agent, prompt).
 struct AgentNodeConfig {
