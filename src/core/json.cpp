@@ -6,11 +6,14 @@
 #include <bit>
 #include <charconv>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+
+#include "core/checked_math.hpp"
 
 namespace strowger {
 namespace {
@@ -318,8 +321,12 @@ int64_t JsonInt(const json::object& object, std::string_view key, int64_t fallba
     auto it = object.find(key);
     if (it == object.end()) return fallback;
     if (it->value().is_int64()) return it->value().get_int64();
-    if (it->value().is_uint64()) return static_cast<int64_t>(it->value().get_uint64());
-    if (it->value().is_double()) return static_cast<int64_t>(it->value().get_double());
+    // Saturated: a huge number in a file is not undefined behaviour here.
+    if (it->value().is_uint64()) {
+        return static_cast<int64_t>(
+            std::min<uint64_t>(it->value().get_uint64(), std::numeric_limits<int64_t>::max()));
+    }
+    if (it->value().is_double()) return SaturatingFromDouble(it->value().get_double());
     return fallback;
 }
 

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/checked_math.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
 #include "engine/backoff.hpp"
@@ -477,7 +478,7 @@ class Run::TypedNodeRun final : public NodeRun {
     std::optional<Error> OverBudget(const model::AgentSpec& agent) const {
         const auto& ns = state();
         const auto& limits = run_.plan_.limits;
-        auto usd = [](double dollars) { return static_cast<int64_t>(dollars * 1e9 + 0.5); };
+        auto usd = [](double dollars) { return SaturatingFromDouble(dollars * 1e9 + 0.5); };
         auto over = [](const char* what, int64_t used, int64_t max) -> std::optional<Error> {
             if (used < max) return std::nullopt;
             return Error(ErrorCode::kResourceExhausted,
@@ -496,9 +497,8 @@ class Run::TypedNodeRun final : public NodeRun {
         }
         const auto& rs = run_.state_;
         if (limits.max_tokens) {
-            if (auto e = over("run tokens", rs.tokens_in + rs.tokens_out, *limits.max_tokens)) {
-                return e;
-            }
+            const int64_t used = SaturatingAdd(rs.tokens_in, rs.tokens_out);
+            if (auto e = over("run tokens", used, *limits.max_tokens)) return e;
         }
         if (limits.max_cost_usd) {
             if (auto e = over("run cost (nano-USD)", rs.cost_nano_usd, usd(*limits.max_cost_usd))) {
