@@ -8,6 +8,7 @@
 
 #include "core/checked_math.hpp"
 #include "core/json.hpp"
+#include "core/log.hpp"
 #include "core/strings.hpp"
 #include "engine/backoff.hpp"
 #include "engine/internal/run.hpp"
@@ -407,6 +408,20 @@ class Run::TypedNodeRun final : public NodeRun {
                       "budget exceeded: run tool_calls " + std::to_string(run_.state_.tool_calls + 1) +
                           " > " + std::to_string(*max),
                       ErrorDetails{0, -1, -1, "budget_exceeded"}));
+        }
+        // Arguments holding a secret would run with what the ledger does not show (it is
+        // redacted there): refused, as an agent's call is.
+        if (HaveSecrets() && ContainsSecret(arguments)) {
+            std::vector<ledger::Payload> refused;
+            refused.push_back(ledger::ToolResult{
+                call_id, "error: the arguments contain a secret value; the call was refused",
+                true, 0});
+            if (!co_await Record(std::move(refused))) co_return NodeOutcome::Stopped();
+            co_return NodeOutcome::Failed(
+                Error(ErrorCode::kPermissionDenied,
+                      "tool " + name + ": the arguments contain a secret value (a registered "
+                                       "key or a match of a secret pattern); the call was refused",
+                      ErrorDetails{0, -1, -1, "secret_in_arguments"}));
         }
         const std::string key = run_.state_.run_id + "/" + n.id + suffix;
         {

@@ -336,8 +336,7 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                    [&](const ItemCompleted& p) {
                        if (!node) return;
                        NodeNotes& n = node->notes.GetOrCreate();
-                       n.items.emplace_back(p.index, p.failed ? p.error : p.output);
-                       if (p.failed) n.failed_items.push_back(p.index);
+                       n.items.push_back({p.index, p.failed ? p.error : p.output, p.failed});
                    },
                    [&](const NodeIterationCompleted& p) {
                        if (!node) return;

@@ -62,6 +62,14 @@ json::object Normalise(const model::Plan& plan, const ledger::RunState& state,
         if (decoded && !decoded->node.empty()) {
             line += " " + decoded->node + "#" + std::to_string(decoded->attempt);
         }
+        // A sub-call of a node that makes several (docs/design/dag.md "Sub-calls").
+        if (decoded && (event.type == "llm.request" || event.type == "llm.response")) {
+            auto data = ParseJson(decoded->data);
+            if (data && data->is_object()) {
+                std::string label(JsonString(data->get_object(), "label"));
+                if (!label.empty()) line += " [" + label + "]";
+            }
+        }
         sequence.emplace_back(line);
     }
     out["events"] = std::move(sequence);

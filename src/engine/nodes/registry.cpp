@@ -23,6 +23,7 @@ constexpr Entry kTypes[] = {
     {"gate", nodes::GateNode},
     {"eval_gate", nodes::EvalGateNode},
     {"tool", nodes::ToolNode},
+    {"for_each", nodes::ForEachNode},
 };
 
 // CMDC normalises these to human_task.

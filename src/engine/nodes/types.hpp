@@ -19,6 +19,7 @@ const NodeType& HumanTaskNode();
 const NodeType& GateNode();
 const NodeType& EvalGateNode();
 const NodeType& ToolNode();
+const NodeType& ForEachNode();
 
 // An agent node's config beyond what PlanNode holds (agent, prompt).
 struct AgentNodeConfig {
