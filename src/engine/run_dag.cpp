@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/checked_math.hpp"
+#include "core/ids.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
@@ -474,6 +475,46 @@ class Run::TypedNodeRun final : public NodeRun {
                                                 ErrorDetails{0, -1, -1, "tool_failed"}));
         }
         co_return NodeOutcome::Completed(std::move(content));
+    }
+
+    Awaitable<Result<ChildResult>> RunChild(std::shared_ptr<const model::Plan> plan,
+                                            std::string input) override {
+        std::string child_id =
+            state().notes.get() ? state().notes.get()->child_run_id : std::string();
+        if (child_id.empty()) {
+            // The parent's budgets bound the child: none may be spent already.
+            const auto& limits = run_.plan_.limits;
+            const auto& rs = run_.state_;
+            if ((limits.max_tokens && rs.tokens_in + rs.tokens_out >= *limits.max_tokens) ||
+                (limits.max_cost_usd &&
+                 rs.cost_nano_usd >= static_cast<int64_t>(*limits.max_cost_usd * 1e9 + 0.5))) {
+                co_return std::unexpected(Error(ErrorCode::kResourceExhausted,
+                                                "budget exceeded: the run's budget is spent",
+                                                ErrorDetails{0, -1, -1, "budget_exceeded"}));
+            }
+            child_id = NewRunId(run_.engine_->clock_, run_.engine_->random_);
+            std::vector<ledger::Payload> started;
+            started.push_back(ledger::SubworkflowStarted{child_id, plan->workflow_name,
+                                                         plan->definition_sha256});
+            if (!co_await Record(std::move(started))) {
+                co_return CancelledError("the run is stopping");
+            }
+        }
+        StartRequest request;
+        request.plan = std::move(plan);
+        request.input = std::move(input);
+        request.run_id = child_id;
+        request.parent_run = run_.state_.run_id;
+        request.parent_node = node().id;
+        auto outcome = co_await run_.engine_->RunChild(std::move(request));
+        if (run_.NodeStopped(index_)) co_return CancelledError("the run is stopping");
+        if (!outcome) co_return std::unexpected(outcome.error());
+        ChildResult result;
+        result.run_id = child_id;
+        result.status = outcome->status;
+        result.output = std::move(outcome->output);
+        result.error = std::move(outcome->error);
+        co_return result;
     }
 
     Awaitable<bool> ArmTimer(SystemTime due) override {

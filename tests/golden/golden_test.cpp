@@ -55,6 +55,10 @@ json::object Normalise(const model::Plan& plan, const ledger::RunState& state,
     }
     out["step_results"] = std::move(steps);
     out["nodes"] = record["nodes"];
+    // A subworkflow's child run id is new every run.
+    for (auto& node : out["nodes"].as_array()) {
+        if (auto* child = node.as_object().if_contains("child_run")) *child = "(child run id)";
+    }
     json::array sequence;
     for (const auto& event : events) {
         auto decoded = ledger::DecodeEvent(event.encoded);

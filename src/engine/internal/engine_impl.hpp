@@ -103,6 +103,9 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     // Executes a loaded run (after resume or retry); the caller holds its lease.
     Awaitable<Result<RunOutcome>> ExecuteLoaded(Loaded loaded, std::string reason,
                                                 std::string actor);
+    // A subworkflow node's child run `request.run_id`: created and executed if it does not
+    // exist, resumed if it is unfinished, read if it ended; its outcome.
+    Awaitable<Result<RunOutcome>> RunChild(StartRequest request);
     // Launches `run` (Run::Launch) and waits for its outcome.
     static Awaitable<Result<RunOutcome>> Drive(std::shared_ptr<internal::Run> run,
                                                std::unique_ptr<store::NewRun> record);

@@ -117,6 +117,20 @@ class NodeRun {
     virtual Awaitable<NodeOutcome> CallTool(std::string tool, std::string arguments,
                                             bool require_approval) = 0;
 
+    // Runs `plan` with `input` as this node's child run in the same store: the first time it
+    // records subworkflow.started with the child's new id (before the child is created, and
+    // its run.created names this run and node); a later attempt re-attaches to that child
+    // (read if it ended, resumed if not). A run whose token or cost budget is spent starts no
+    // child. (The child's own usage is in its ledger; it is not yet added to the parent's.)
+    struct ChildResult {
+        std::string run_id;
+        ledger::RunStatus status = ledger::RunStatus::kPending;
+        std::string output;
+        std::string error;
+    };
+    virtual Awaitable<Result<ChildResult>> RunChild(std::shared_ptr<const model::Plan> plan,
+                                                    std::string input) = 0;
+
     // A durable timer: the run is resumed at `due` by whatever process executes runs then
     // (the store's wake_at). False if the run is stopping.
     virtual Awaitable<bool> ArmTimer(SystemTime due) = 0;

@@ -24,6 +24,7 @@ constexpr Entry kTypes[] = {
     {"eval_gate", nodes::EvalGateNode},
     {"tool", nodes::ToolNode},
     {"for_each", nodes::ForEachNode},
+    {"subworkflow", nodes::SubworkflowNode},
 };
 
 // CMDC normalises these to human_task.
