@@ -1,8 +1,10 @@
-// DAG node types killed mid-flight (issue 18's crash tests): `strowger run` is killed with
-// SIGKILL while a for_each has finished some items and not others; `strowger runs resume`
-// then finishes the run, and no item that had completed before the kill is asked again (its
-// labelled llm.request appears once in the whole ledger). The scripted provider answers each
-// item by its prompt after a latency, so the kill lands between two items.
+// DAG node types killed mid-flight (issue 18's crash tests), through the binary:
+// * a for_each that has finished some items and not others: `strowger runs resume` finishes
+//   the run, and no item that had completed before the kill is asked again (its labelled
+//   llm.request appears once in the whole ledger);
+// * a subworkflow whose child run is half done: resuming the parent re-attaches to the same
+//   child (no second child run), which does not redo its finished node.
+// The scripted provider answers by prompt after a latency, so each kill lands where meant.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -44,6 +46,10 @@ constexpr char kScript[] = R"(rules:
   - {when: {step: each}, reply_template: "did ${prompt}", latency_ms: 300}
   - {reply_template: "${prompt}"}
 )";
+
+bool Has(const Events& events, const std::string& type, const std::string& node) {
+    return FindEvent(events, type, node) != nullptr;
+}
 
 int64_t ItemsCompleted(const Events& events) {
     return CountEvents(events, "for_each.item_completed", "each");
@@ -136,6 +142,111 @@ TEST(DagCrashTest, ForEachResumedAfterKillRunsOnlyUnfinishedItems) {
     EXPECT_EQ(CountEvents(events, "llm.request", "plan"), 1);
     auto audit = env.Run({"audit", "verify", run_id});
     EXPECT_EQ(audit.exit_code(), 0) << audit.out << audit.err;
+}
+
+constexpr char kParent[] = R"(name: parent
+default_model: "scripted:script.yaml"
+nodes:
+  - {id: start, type: agent, config: {prompt: "Start {{input}}"}}
+  - {id: child, type: subworkflow, config: {workflow: child.yaml}}
+  - {id: finish, type: agent, config: {prompt: "Finish {{input}}"}}
+edges:
+  - {from: start, to: child}
+  - {from: child, to: finish}
+output: finish
+)";
+
+constexpr char kChild[] = R"(name: child
+default_model: "scripted:script.yaml"
+nodes:
+  - {id: quick, type: agent, config: {prompt: "Quick {{input}}"}}
+  - {id: slow, type: agent, config: {prompt: "Slow {{input}}"}}
+edges:
+  - {from: quick, to: slow}
+)";
+
+constexpr char kChildScript[] = R"(rules:
+  - {when: {step: slow}, reply_template: "slow(${prompt})", latency_ms: 1500}
+  - {reply_template: "${step}(${prompt})"}
+)";
+
+TEST(DagCrashTest, SubworkflowResumedAfterKillReattachesToTheSameChild) {
+    std::string expected;
+    {
+        CliEnvironment env;
+        env.Write("workflow.yaml", kParent);
+        env.Write("child.yaml", kChild);
+        env.Write("script.yaml", kChildScript);
+        auto result = env.Run({"run", "workflow.yaml", "--input", "x"});
+        ASSERT_EQ(result.exit_code(), 0) << result.err;
+        expected = result.out;
+    }
+    CliEnvironment env;
+    env.Write("workflow.yaml", kParent);
+    env.Write("child.yaml", kChild);
+    env.Write("script.yaml", kChildScript);
+    auto child = env.Start({"run", "workflow.yaml", "--input", "x"});
+    std::string parent_id, child_id;
+    bool reached = false;
+    WaitFor(
+        [&] {
+            auto ids = env.RunIds();
+            if (ids.size() < 2) return false;
+            parent_id = ids[0];
+            child_id = ids[1];
+            auto events = env.Events(child_id);
+            reached = Has(events, "llm.request", "slow");
+            return reached;
+        },
+        seconds(20));
+    ASSERT_TRUE(reached) << child->Stderr();
+    ASSERT_TRUE(child->Signal(SIGKILL));
+    EXPECT_EQ(child->Wait(seconds(10)).status.signal, SIGKILL);
+    EXPECT_NE(env.RunStatus(parent_id), "completed");
+    EXPECT_NE(env.RunStatus(child_id), "completed");
+
+    // The parent recorded the child's id before the child existed; the child names its parent.
+    const Events parent_before = env.Events(parent_id);
+    const LedgerEvent* started = FindEvent(parent_before, "subworkflow.started", "child");
+    ASSERT_NE(started, nullptr) << Describe(parent_before);
+    EXPECT_EQ(JsonString(started->data, "child_run_id"), child_id);
+    const Events child_before = env.Events(child_id);
+    ASSERT_FALSE(child_before.empty());
+    EXPECT_EQ(JsonString(child_before.front().data, "parent_run"), parent_id);
+    EXPECT_EQ(JsonString(child_before.front().data, "parent_node"), "child");
+
+    auto resumed = env.Run({"runs", "resume", parent_id});
+    EXPECT_EQ(resumed.exit_code(), 0) << resumed.err;
+    EXPECT_EQ(resumed.out, expected) << resumed.err;
+
+    EXPECT_EQ(env.RunIds().size(), 2u) << "a second child run was started";
+    EXPECT_EQ(env.RunStatus(parent_id), "completed");
+    EXPECT_EQ(env.RunStatus(child_id), "completed");
+    const Events child_events = env.Events(child_id);
+    EXPECT_EQ(CountEvents(child_events, "llm.request", "quick"), 1) << Describe(child_events);
+    EXPECT_EQ(CountEvents(child_events, "node.completed", "slow"), 1) << Describe(child_events);
+    const Events parent_events = env.Events(parent_id);
+    EXPECT_EQ(CountEvents(parent_events, "subworkflow.started"), 1) << Describe(parent_events);
+    EXPECT_EQ(CountEvents(parent_events, "llm.request", "start"), 1) << Describe(parent_events);
+
+    // `runs show` of the parent names the child run.
+    auto show = env.Run({"runs", "show", parent_id, "--json"});
+    EXPECT_EQ(show.exit_code(), 0) << show.err;
+    auto record = ParseJson(show.out);
+    ASSERT_TRUE(record && record->is_object()) << show.out;
+    std::string named;
+    if (const auto* nodes = JsonArray(record->get_object(), "nodes")) {
+        for (const auto& node : *nodes) {
+            if (JsonString(node.get_object(), "id") == "child") {
+                named = std::string(JsonString(node.get_object(), "child_run"));
+            }
+        }
+    }
+    EXPECT_EQ(named, child_id) << show.out;
+    for (const auto& id : {parent_id, child_id}) {
+        auto audit = env.Run({"audit", "verify", id});
+        EXPECT_EQ(audit.exit_code(), 0) << audit.out << audit.err;
+    }
 }
 
 }  // namespace
