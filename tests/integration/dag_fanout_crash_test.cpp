@@ -165,10 +165,10 @@ edges:
   - {from: quick, to: slow}
 )";
 
-constexpr char kChildScript[] = R"(rules:
+constexpr char kChildScript[] = R"yaml(rules:
   - {when: {step: slow}, reply_template: "slow(${prompt})", latency_ms: 1500}
   - {reply_template: "${step}(${prompt})"}
-)";
+)yaml";
 
 TEST(DagCrashTest, SubworkflowResumedAfterKillReattachesToTheSameChild) {
     std::string expected;
