@@ -4,6 +4,8 @@
 //   llm.request appears once in the whole ledger);
 // * a subworkflow whose child run is half done: resuming the parent re-attaches to the same
 //   child (no second child run), which does not redo its finished node.
+// * a tool node that needs approval: the run waits before any tool.call; `strowger approve`
+//   runs the call once and the run goes on; `strowger reject` fails the node.
 // The scripted provider answers by prompt after a latency, so each kill lands where meant.
 #include <gtest/gtest.h>
 
@@ -245,6 +247,67 @@ TEST(DagCrashTest, SubworkflowResumedAfterKillReattachesToTheSameChild) {
     EXPECT_EQ(named, child_id) << show.out;
     for (const auto& id : {parent_id, child_id}) {
         auto audit = env.Run({"audit", "verify", id});
+        EXPECT_EQ(audit.exit_code(), 0) << audit.out << audit.err;
+    }
+}
+
+constexpr char kApproval[] = R"(name: approval
+default_model: "scripted:script.yaml"
+nodes:
+  - {id: draft, type: agent, config: {prompt: "Draft {{input}}"}}
+  - {id: publish, type: tool, config: {tool_name: write_file, require_approval: true, args: {path: "out/{{run.input}}.md", content: "{{draft}}"}}}
+  - {id: notify, type: agent, config: {prompt: "Notify {{publish}}", upstream: false}}
+edges:
+  - {from: draft, to: publish}
+  - {from: publish, to: notify}
+output: notify
+)";
+
+constexpr char kEchoScript[] = R"yaml(rules:
+  - {reply_template: "${step}: ${prompt}"}
+)yaml";
+
+TEST(DagToolTest, ApprovedToolNodeRunsOnceAndRejectedFails) {
+    for (const std::string decision : {"approve", "reject"}) {
+        CliEnvironment env;
+        env.Write("workflow.yaml", kApproval);
+        env.Write("script.yaml", kEchoScript);
+        auto waiting = env.Run({"run", "workflow.yaml", "--input", "notes"});
+        EXPECT_EQ(waiting.exit_code(), 3) << waiting.out << waiting.err;
+        auto ids = env.RunIds();
+        ASSERT_EQ(ids.size(), 1u);
+        const std::string run_id = ids[0];
+        EXPECT_EQ(env.RunStatus(run_id), "waiting");
+        Events events = env.Events(run_id);
+        const LedgerEvent* task = FindEvent(events, "human_task.created", "publish");
+        ASSERT_NE(task, nullptr) << Describe(events);
+        EXPECT_EQ(JsonString(task->data, "task_id"), "publish/1/1");
+        EXPECT_EQ(JsonString(task->data, "kind"), "tool_approval");
+        EXPECT_EQ(CountEvents(events, "tool.call"), 0);
+
+        auto decided = decision == "approve" ? env.Run({"approve", run_id})
+                                             : env.Run({"reject", run_id, "--reason", "no"});
+        events = env.Events(run_id);
+        if (decision == "approve") {
+            EXPECT_EQ(decided.exit_code(), 0) << decided.err;
+            EXPECT_EQ(decided.out, "notify: Notify wrote 18 bytes to out/notes.md\n") << decided.err;
+            EXPECT_EQ(env.RunStatus(run_id), "completed");
+            EXPECT_EQ(CountEvents(events, "tool.call", "publish"), 1) << Describe(events);
+            const LedgerEvent* call = FindEvent(events, "tool.call", "publish");
+            EXPECT_EQ(JsonString(call->data, "idempotency_key"), run_id + "/publish/1/1");
+            EXPECT_EQ(JsonString(call->data, "safety"), "idempotent_write");
+            EXPECT_EQ(CountEvents(events, "tool.result", "publish"), 1);
+        } else {
+            EXPECT_NE(decided.exit_code(), 0) << decided.out << decided.err;
+            EXPECT_EQ(env.RunStatus(run_id), "failed");
+            EXPECT_EQ(CountEvents(events, "tool.call"), 0) << Describe(events);
+            const LedgerEvent* failed = FindEvent(events, "node.failed", "publish");
+            ASSERT_NE(failed, nullptr) << Describe(events);
+            EXPECT_NE(JsonString(failed->data, "error").find("a human rejected the call of "
+                                                             "write_file"),
+                      std::string_view::npos);
+        }
+        auto audit = env.Run({"audit", "verify", run_id});
         EXPECT_EQ(audit.exit_code(), 0) << audit.out << audit.err;
     }
 }
