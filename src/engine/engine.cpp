@@ -118,6 +118,8 @@ Result<Engine::Impl::Prepared> Engine::Impl::Prepare(StartRequest request, Lease
     run_created.idempotency_key = request.idempotency_key;
     run_created.rerun_of = request.rerun_of;
     run_created.actor = std::move(request.actor);
+    run_created.parent_run = std::move(request.parent_run);
+    run_created.parent_node = std::move(request.parent_node);
     ledger::NewEvent created{{}, 0, std::move(run_created)};
     // The input too: a secret in it never reaches the ledger (nor, then, any prompt).
     internal::RedactSecrets(created);
@@ -330,6 +332,29 @@ Awaitable<Result<RunOutcome>> Engine::Impl::Resume(std::string run_id, std::stri
                                                    std::string actor) {
     STROWGER_CO_ASSIGN_OR_RETURN(auto loaded, co_await LoadForResume(std::move(run_id)));
     co_return co_await ExecuteLoaded(std::move(loaded), std::move(reason), std::move(actor));
+}
+
+Awaitable<Result<RunOutcome>> Engine::Impl::RunChild(StartRequest request) {
+    const std::string run_id = request.run_id;
+    auto record = co_await store_->GetRun(run_id);
+    if (!record) {
+        if (record.error().code() != ErrorCode::kNotFound) co_return std::unexpected(record.error());
+        // Recorded by the parent (subworkflow.started) but never created: create it now.
+        auto prepared = Prepare(std::move(request), Lease::kTake);
+        if (!prepared) co_return std::unexpected(std::move(prepared).error());
+        co_return co_await Drive(std::move(prepared->run), std::move(prepared->record));
+    }
+    if (ledger::IsTerminal(record->status)) {
+        STROWGER_CO_ASSIGN_OR_RETURN(auto loaded, co_await Load(run_id));
+        RunOutcome outcome;
+        outcome.run_id = run_id;
+        outcome.status = loaded.state.status;
+        outcome.output = loaded.state.output;
+        outcome.error = loaded.state.error();
+        co_return outcome;
+    }
+    STROWGER_CO_ASSIGN_OR_RETURN(auto loaded, co_await LoadForResume(run_id));
+    co_return co_await ExecuteLoaded(std::move(loaded), "parent resumed", "");
 }
 
 Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::LoadForResume(std::string run_id) {

@@ -78,6 +78,9 @@ struct StartRequest {
     // (the daemon answers 202 with it) makes it with NewRunId.
     std::string run_id;
     std::string actor;  // who starts it, recorded in run.created ("" = not recorded)
+    // A child run (a subworkflow node's): its parent run and node, in run.created.
+    std::string parent_run;
+    std::string parent_node;
 };
 
 struct RunOutcome {

@@ -7,7 +7,9 @@
 #include <spdlog/spdlog.h>
 
 #include "core/checked_math.hpp"
+#include "core/ids.hpp"
 #include "core/json.hpp"
+#include "core/log.hpp"
 #include "core/strings.hpp"
 #include "engine/backoff.hpp"
 #include "engine/internal/run.hpp"
@@ -373,6 +375,148 @@ class Run::TypedNodeRun final : public NodeRun {
         co_return content;
     }
 
+    Awaitable<NodeOutcome> CallTool(std::string name, std::string arguments,
+                                    bool require_approval) override {
+        const PlanNode& n = node();
+        auto resolved = co_await run_.engine_->ToolNamed(run_.runtime_, name);
+        if (!resolved) co_return NodeOutcome::Failed(resolved.error());
+        const std::string call_id = "1";
+        const std::string suffix = "/" + std::to_string(attempt()) + "/1";
+        if (require_approval || resolved->require_approval) {
+            const std::string task_id = n.id + suffix;
+            const ledger::HumanTask* task = run_.state_.FindTask(task_id);
+            if (task == nullptr) {
+                std::vector<ledger::Payload> ask;
+                ask.push_back(ledger::HumanTaskCreated{task_id, "tool_approval",
+                                                       "Node " + n.id + " wants to call " + name,
+                                                       call_id, name, arguments});
+                if (!co_await Record(std::move(ask))) co_return NodeOutcome::Stopped();
+                co_return NodeOutcome::Waiting();
+            }
+            if (task->open()) co_return NodeOutcome::Waiting();
+            if (task->decision == "reject") {
+                co_return NodeOutcome::Failed(Error(
+                    ErrorCode::kPermissionDenied,
+                    "a human rejected the call of " + name + " (" + task->actor +
+                        (task->comment.empty() ? ")" : ": " + task->comment + ")"),
+                    ErrorDetails{0, -1, -1, "rejected"}));
+            }
+        }
+        if (const auto& max = run_.plan_.limits.max_tool_calls;
+            max && run_.state_.tool_calls + 1 > *max) {
+            co_return NodeOutcome::Failed(
+                Error(ErrorCode::kResourceExhausted,
+                      "budget exceeded: run tool_calls " + std::to_string(run_.state_.tool_calls + 1) +
+                          " > " + std::to_string(*max),
+                      ErrorDetails{0, -1, -1, "budget_exceeded"}));
+        }
+        // Arguments holding a secret would run with what the ledger does not show (it is
+        // redacted there): refused, as an agent's call is.
+        if (HaveSecrets() && ContainsSecret(arguments)) {
+            std::vector<ledger::Payload> refused;
+            refused.push_back(ledger::ToolResult{
+                call_id, "error: the arguments contain a secret value; the call was refused",
+                true, 0});
+            if (!co_await Record(std::move(refused))) co_return NodeOutcome::Stopped();
+            co_return NodeOutcome::Failed(
+                Error(ErrorCode::kPermissionDenied,
+                      "tool " + name + ": the arguments contain a secret value (a registered "
+                                       "key or a match of a secret pattern); the call was refused",
+                      ErrorDetails{0, -1, -1, "secret_in_arguments"}));
+        }
+        const std::string key = run_.state_.run_id + "/" + n.id + suffix;
+        {
+            std::vector<ledger::Payload> call;
+            call.push_back(ledger::ToolCall{call_id, name, arguments, key,
+                                            std::string(tools::SafetyClassName(resolved->safety)),
+                                            1});
+            if (!co_await Record(std::move(call))) co_return NodeOutcome::Stopped();
+        }
+        tools::ToolContext context;
+        context.run_id = run_.state_.run_id;
+        context.node = n.id;
+        context.attempt = attempt();
+        context.call_index = 1;
+        context.idempotency_key = key;
+        context.workspace = run_.Workspace();
+        context.deadline = task_->deadline;
+        context.grants = run_.engine_->DefaultGrants();
+        const auto started = std::chrono::steady_clock::now();
+        auto result = co_await resolved->tool->Call(std::move(arguments), std::move(context));
+        // Stopped or timed out: the call stays unfinished in this attempt (as an agent's).
+        if (run_.NodeStopped(index_)) co_return NodeOutcome::Stopped();
+        if (task_->timed_out) co_return NodeOutcome::Failed(Error(ErrorCode::kDeadlineExceeded, "timed out"));
+        ledger::ToolResult recorded;
+        recorded.call_id = call_id;
+        recorded.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now() - started)
+                                   .count();
+        if (result) {
+            recorded.content = ToValidUtf8(result->content);
+            recorded.is_error = result->is_error;
+        } else {
+            recorded.content = "error: " + result.error().message();
+            recorded.is_error = true;
+        }
+        std::string content = recorded.content;
+        const bool failed = recorded.is_error;
+        {
+            std::vector<ledger::Payload> done;
+            done.push_back(std::move(recorded));
+            if (!co_await Record(std::move(done))) co_return NodeOutcome::Stopped();
+        }
+        if (!result) {
+            co_return NodeOutcome::Failed(result.error().WithPrefix("tool " + name + ": "));
+        }
+        if (failed) {
+            co_return NodeOutcome::Failed(Error(ErrorCode::kAborted,
+                                                "tool " + name + " failed: " +
+                                                    CapForMessage(content, 500),
+                                                ErrorDetails{0, -1, -1, "tool_failed"}));
+        }
+        co_return NodeOutcome::Completed(std::move(content));
+    }
+
+    Awaitable<Result<ChildResult>> RunChild(std::shared_ptr<const model::Plan> plan,
+                                            std::string input) override {
+        std::string child_id =
+            state().notes.get() ? state().notes.get()->child_run_id : std::string();
+        if (child_id.empty()) {
+            // The parent's budgets bound the child: none may be spent already.
+            const auto& limits = run_.plan_.limits;
+            const auto& rs = run_.state_;
+            if ((limits.max_tokens && rs.tokens_in + rs.tokens_out >= *limits.max_tokens) ||
+                (limits.max_cost_usd &&
+                 rs.cost_nano_usd >= static_cast<int64_t>(*limits.max_cost_usd * 1e9 + 0.5))) {
+                co_return std::unexpected(Error(ErrorCode::kResourceExhausted,
+                                                "budget exceeded: the run's budget is spent",
+                                                ErrorDetails{0, -1, -1, "budget_exceeded"}));
+            }
+            child_id = NewRunId(run_.engine_->clock_, run_.engine_->random_);
+            std::vector<ledger::Payload> started;
+            started.push_back(ledger::SubworkflowStarted{child_id, plan->workflow_name,
+                                                         plan->definition_sha256});
+            if (!co_await Record(std::move(started))) {
+                co_return CancelledError("the run is stopping");
+            }
+        }
+        StartRequest request;
+        request.plan = std::move(plan);
+        request.input = std::move(input);
+        request.run_id = child_id;
+        request.parent_run = run_.state_.run_id;
+        request.parent_node = node().id;
+        auto outcome = co_await run_.engine_->RunChild(std::move(request));
+        if (run_.NodeStopped(index_)) co_return CancelledError("the run is stopping");
+        if (!outcome) co_return std::unexpected(outcome.error());
+        ChildResult result;
+        result.run_id = child_id;
+        result.status = outcome->status;
+        result.output = std::move(outcome->output);
+        result.error = std::move(outcome->error);
+        co_return result;
+    }
+
     Awaitable<bool> ArmTimer(SystemTime due) override {
         auto set = co_await run_.engine_->store_->SetWakeAt(run_.state_.run_id, due);
         if (!set) {
@@ -427,6 +571,15 @@ class Run::TypedNodeRun final : public NodeRun {
 
 // ---- Typed nodes --------------------------------------------------------------------------
 
+namespace {
+
+bool WaitsOnReconciliationIn(const ledger::RunState& state, const ledger::NodeState& ns) {
+    const ledger::HumanTask* task = state.FindTask(ns.waiting_task());
+    return task != nullptr && task->kind == "reconciliation";
+}
+
+}  // namespace
+
 Awaitable<Run::NodeResult> Run::ExecuteTyped(int index, std::shared_ptr<Task> task) {
     co_await asio::this_coro::throw_if_cancelled(false);
     const PlanNode& node = plan_.nodes[static_cast<size_t>(index)];
@@ -445,10 +598,22 @@ Awaitable<Run::NodeResult> Run::ExecuteTyped(int index, std::shared_ptr<Task> ta
             co_await asio::this_coro::reset_cancellation_state();
         }
         if (NodeStopped(index)) co_return NodeResult::kCancelled;
-        // A node back from waiting for a human goes on with the same attempt; anything else
-        // (a crash mid-attempt included: its labelled calls are answered from the ledger, so
-        // what finished is not done again) starts a new one.
-        if (ns.status != NodeStatus::kWaiting) {
+        // Interrupted after a tool call (a tool node), or back from a reconciliation: as for
+        // an agent (Prologue).
+        if (ns.status == NodeStatus::kRunning || ns.status == NodeStatus::kWaiting) {
+            if (std::unique_ptr<Step> early = PrologueStep(node)) {
+                NodeResult result = early->result;
+                if (!co_await Append(std::move(early->events), index))
+                    co_return NodeResult::kStoreError;
+                if (result == NodeResult::kFailed) FailRun(node);
+                co_return result;
+            }
+        }
+        // A node back from waiting for a human goes on with the same attempt (an approved
+        // reconciliation excepted); anything else (a crash mid-attempt included: its labelled
+        // calls are answered from the ledger, so what finished is not done again) starts a
+        // new one.
+        if (ns.status != NodeStatus::kWaiting || WaitsOnReconciliationIn(state_, ns)) {
             std::vector<ledger::NewEvent> start;
             start.push_back({node.id, ns.attempt + 1, ledger::NodeStarted{0}});
             if (!co_await Append(std::move(start), index)) co_return NodeResult::kStoreError;

@@ -85,6 +85,9 @@ json::object RunRecordJson(const model::Plan* plan, const ledger::RunState& stat
         if (!ns.skip_reason().empty()) n["skip_reason"] = ns.skip_reason();
         if (plan && plan->dag) n["type"] = plan->nodes[i].type_name;
         if (!ns.signal().empty()) n["signal"] = ns.signal();
+        if (ns.notes.get() && !ns.notes.get()->child_run_id.empty()) {
+            n["child_run"] = ns.notes.get()->child_run_id;  // a subworkflow's child run
+        }
         nodes.push_back(std::move(n));
     }
     run["nodes"] = std::move(nodes);

@@ -135,6 +135,59 @@ void Engine::Impl::StopMcpServers() {
     mcp_.clear();
 }
 
+Awaitable<Result<internal::AgentTool>> Engine::Impl::ToolNamed(
+    std::shared_ptr<internal::PlanRuntime> runtime, std::string name) {
+    const model::Plan& plan = *runtime->plan;
+    internal::AgentTool entry;
+    entry.name = name;
+    auto slash = name.find('/');
+    if (slash == std::string::npos) {
+        entry.tool = options_.tools ? options_.tools->Find(name) : nullptr;
+        if (!entry.tool) {
+            std::string message = "tool '" + name + "' is not available in this process";
+            if (auto why = options_.unavailable_tools.find(name);
+                why != options_.unavailable_tools.end()) {
+                message += ": " + why->second;
+            }
+            co_return FailedPreconditionError(std::move(message));
+        }
+        entry.safety = entry.tool->safety();
+        co_return entry;
+    }
+    std::string server_name = name.substr(0, slash);
+    std::string tool_name = name.substr(slash + 1);
+    const model::McpServerSpec* server = nullptr;
+    for (const auto& s : plan.mcp_servers) {
+        if (s.name == server_name) server = &s;
+    }
+    if (server == nullptr) co_return NotFoundError("no MCP server '" + server_name + "'");
+    STROWGER_CO_ASSIGN_OR_RETURN(auto client,
+                                 co_await McpClientFor(plan.definition_sha256, *server));
+    std::vector<tools::mcp::McpToolInfo> available;
+    {
+        std::lock_guard lock(mutex_);
+        available = mcp_[plan.definition_sha256 + "/" + server_name]->tools;
+    }
+    auto info = std::find_if(available.begin(), available.end(),
+                             [&](const auto& t) { return t.name == tool_name; });
+    if (info == available.end()) {
+        std::vector<std::string> names;
+        for (const auto& t : available) names.push_back(t.name);
+        co_return NotFoundError("MCP server '" + server_name + "' has no tool '" + tool_name +
+                                "' (it has: " + Join(names, ", ") + ")");
+    }
+    entry.tool = tools::mcp::MakeMcpTool(client, *info);
+    entry.safety = entry.tool->safety();
+    if (auto it = server->tools.find(tool_name); it != server->tools.end()) {
+        entry.require_approval = it->second.require_approval;
+    }
+    co_return entry;
+}
+
+tools::ToolGrants Engine::Impl::DefaultGrants() const {
+    return GrantsFor(model::AgentSpec{}, options_.default_sandbox);
+}
+
 Awaitable<Result<std::shared_ptr<const internal::AgentToolSet>>> Engine::Impl::ToolsFor(
     std::shared_ptr<internal::PlanRuntime> runtime, int agent) {
     {
@@ -151,50 +204,9 @@ Awaitable<Result<std::shared_ptr<const internal::AgentToolSet>>> Engine::Impl::T
     for (const auto& name : spec.tools) {
         bool approval = std::find(spec.require_approval.begin(), spec.require_approval.end(),
                                   name) != spec.require_approval.end();
-        internal::AgentTool entry;
-        entry.name = name;
-        auto slash = name.find('/');
-        if (slash == std::string::npos) {
-            entry.tool = options_.tools ? options_.tools->Find(name) : nullptr;
-            if (!entry.tool) {
-                std::string message = "tool '" + name + "' is not available in this process";
-                if (auto why = options_.unavailable_tools.find(name);
-                    why != options_.unavailable_tools.end()) {
-                    message += ": " + why->second;
-                }
-                co_return FailedPreconditionError(std::move(message));
-            }
-            entry.safety = entry.tool->safety();
-        } else {
-            std::string server_name = name.substr(0, slash);
-            std::string tool_name = name.substr(slash + 1);
-            const model::McpServerSpec* server = nullptr;
-            for (const auto& s : plan.mcp_servers) {
-                if (s.name == server_name) server = &s;
-            }
-            if (server == nullptr) co_return NotFoundError("no MCP server '" + server_name + "'");
-            STROWGER_CO_ASSIGN_OR_RETURN(auto client,
-                                         co_await McpClientFor(plan.definition_sha256, *server));
-            std::vector<tools::mcp::McpToolInfo> available;
-            {
-                std::lock_guard lock(mutex_);
-                available = mcp_[plan.definition_sha256 + "/" + server_name]->tools;
-            }
-            auto info = std::find_if(available.begin(), available.end(),
-                                     [&](const auto& t) { return t.name == tool_name; });
-            if (info == available.end()) {
-                std::vector<std::string> names;
-                for (const auto& t : available) names.push_back(t.name);
-                co_return NotFoundError("MCP server '" + server_name + "' has no tool '" +
-                                        tool_name + "' (it has: " + Join(names, ", ") + ")");
-            }
-            entry.tool = tools::mcp::MakeMcpTool(client, *info);
-            entry.safety = entry.tool->safety();
-            if (auto it = server->tools.find(tool_name); it != server->tools.end()) {
-                approval = approval || it->second.require_approval;
-            }
-        }
-        entry.require_approval = approval;
+        STROWGER_CO_ASSIGN_OR_RETURN(internal::AgentTool entry,
+                                     co_await ToolNamed(runtime, name));
+        entry.require_approval = entry.require_approval || approval;
         providers::ToolSpec model_spec = entry.tool->spec();
         model_spec.name = ModelFacingName(name);
         set->specs.push_back(std::move(model_spec));

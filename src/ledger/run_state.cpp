@@ -239,7 +239,17 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        ++tool_calls;
                        if (!node) return;
                        ++node->spent_tool_calls;
-                       if (node->turns.empty()) return;
+                       if (node->turns.empty()) {
+                           // A tool node's call: no model turn asked for it.
+                           TurnState turn;
+                           turn.turn = p.turn;
+                           ToolCallState state;
+                           state.call_id = p.call_id;
+                           state.tool = p.tool;
+                           state.arguments = p.arguments;
+                           turn.calls.push_back(std::move(state));
+                           node->turns.push_back(std::move(turn));
+                       }
                        if (ToolCallState* call = FindCall(node->turns.back(), p.call_id)) {
                            call->started = true;
                            call->safety = p.safety;
@@ -326,8 +336,7 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                    [&](const ItemCompleted& p) {
                        if (!node) return;
                        NodeNotes& n = node->notes.GetOrCreate();
-                       n.items.emplace_back(p.index, p.failed ? p.error : p.output);
-                       if (p.failed) n.failed_items.push_back(p.index);
+                       n.items.push_back({p.index, p.failed ? p.error : p.output, p.failed});
                    },
                    [&](const NodeIterationCompleted& p) {
                        if (!node) return;

@@ -116,9 +116,14 @@ struct NodeNotes {
     std::string cancel_reason;  // node.cancelled
     // Answers of labelled model calls, over every attempt (NodeRun::Ask reuses them).
     std::vector<std::pair<std::string, std::string>> answers;
-    // for_each: the items that finished, by index (output, or the error if it failed).
-    std::vector<std::pair<int64_t, std::string>> items;
-    std::vector<int64_t> failed_items;
+    // for_each: the items that finished, in ledger order over every attempt (an item that
+    // failed in one attempt may complete in a later one).
+    struct Item {
+        int64_t index = 0;
+        std::string output;  // or the error, if it failed
+        bool failed = false;
+    };
+    std::vector<Item> items;
     std::string child_run_id;  // subworkflow
 };
 

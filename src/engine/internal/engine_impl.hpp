@@ -103,6 +103,9 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     // Executes a loaded run (after resume or retry); the caller holds its lease.
     Awaitable<Result<RunOutcome>> ExecuteLoaded(Loaded loaded, std::string reason,
                                                 std::string actor);
+    // A subworkflow node's child run `request.run_id`: created and executed if it does not
+    // exist, resumed if it is unfinished, read if it ended; its outcome.
+    Awaitable<Result<RunOutcome>> RunChild(StartRequest request);
     // Launches `run` (Run::Launch) and waits for its outcome.
     static Awaitable<Result<RunOutcome>> Drive(std::shared_ptr<internal::Run> run,
                                                std::unique_ptr<store::NewRun> record);
@@ -116,6 +119,12 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     // The tools of `agent` of `runtime`'s plan, starting MCP servers on first use.
     Awaitable<Result<std::shared_ptr<const internal::AgentToolSet>>> ToolsFor(
         std::shared_ptr<internal::PlanRuntime> runtime, int agent);
+    // One tool by name (a built-in, or "<server>/<tool>" of the plan's MCP servers): its
+    // safety class, and require_approval as the MCP server's settings give it.
+    Awaitable<Result<internal::AgentTool>> ToolNamed(
+        std::shared_ptr<internal::PlanRuntime> runtime, std::string name);
+    // What a call made outside any agent (a tool node) is granted: the default sandbox.
+    tools::ToolGrants DefaultGrants() const;
     // A started MCP server of a definition, shared by its runs (started once).
     Awaitable<Result<std::shared_ptr<tools::mcp::McpClient>>> McpClientFor(
         std::string definition_sha256, model::McpServerSpec server);

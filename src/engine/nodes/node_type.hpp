@@ -105,6 +105,32 @@ class NodeRun {
     virtual Awaitable<Result<std::string>> Ask(int agent, std::string label,
                                                std::string prompt) = 0;
 
+    // One call of tool `tool` (a built-in, or "<server>/<tool>" of a declared MCP server) with
+    // `arguments` (JSON text), the way an agent's tool calls run: a human approves it first
+    // when `require_approval` or its MCP server says so (human_task.created, kind
+    // tool_approval: then Waiting; a rejection fails); tool.call (its safety class and
+    // idempotency key "<run>/<node>/<attempt>/1") is committed before the tool starts, in the
+    // run's workspace and sandbox (default grants), and tool.result after. A crash between the
+    // two is reconciled as for an agent: a new attempt if the tool is read_only or
+    // idempotent_write, else a reconciliation task. Completed with the tool's content, or
+    // Failed (the call's error, or the tool's own failure report).
+    virtual Awaitable<NodeOutcome> CallTool(std::string tool, std::string arguments,
+                                            bool require_approval) = 0;
+
+    // Runs `plan` with `input` as this node's child run in the same store: the first time it
+    // records subworkflow.started with the child's new id (before the child is created, and
+    // its run.created names this run and node); a later attempt re-attaches to that child
+    // (read if it ended, resumed if not). A run whose token or cost budget is spent starts no
+    // child. (The child's own usage is in its ledger; it is not yet added to the parent's.)
+    struct ChildResult {
+        std::string run_id;
+        ledger::RunStatus status = ledger::RunStatus::kPending;
+        std::string output;
+        std::string error;
+    };
+    virtual Awaitable<Result<ChildResult>> RunChild(std::shared_ptr<const model::Plan> plan,
+                                                    std::string input) = 0;
+
     // A durable timer: the run is resumed at `due` by whatever process executes runs then
     // (the store's wake_at). False if the run is stopping.
     virtual Awaitable<bool> ArmTimer(SystemTime due) = 0;

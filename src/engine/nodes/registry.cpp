@@ -24,6 +24,9 @@ constexpr Entry kTypes[] = {
     {"eval_gate", nodes::EvalGateNode},
     {"debate", nodes::DebateNode},
     {"hierarchy", nodes::HierarchyNode},
+    {"tool", nodes::ToolNode},
+    {"for_each", nodes::ForEachNode},
+    {"subworkflow", nodes::SubworkflowNode},
 };
 
 // CMDC normalises these to human_task.

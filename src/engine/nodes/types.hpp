@@ -20,6 +20,9 @@ const NodeType& GateNode();
 const NodeType& EvalGateNode();
 const NodeType& DebateNode();
 const NodeType& HierarchyNode();
+const NodeType& ToolNode();
+const NodeType& ForEachNode();
+const NodeType& SubworkflowNode();
 
 // An agent node's config beyond what PlanNode holds (agent, prompt).
 struct AgentNodeConfig {
