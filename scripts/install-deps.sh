@@ -6,10 +6,11 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates python3
   libboost1.81-dev libboost-json1.81-dev
-  libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libre2-dev
   libssl-dev openssl libsqlite3-dev sqlite3 libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libre2-dev bubblewrap clang-format procps
+  python3-jsonschema wrk
 )
 # Node.js and npm run the MCP servers of the tests (npm ci from tests/mcp_servers). Debian's,
 # unless a node is already installed (e.g. from NodeSource, which bundles npm).

@@ -4,12 +4,14 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/context.hpp"
+#include "cli/remote.hpp"
 
 namespace strowger::cli {
 namespace {
 
 struct DecideFlags {
     std::string store;
+    std::string server;
     std::string run_id;
     std::string task_id;
     std::string actor;
@@ -22,6 +24,10 @@ struct DecideFlags {
 
 int DoDecide(const DecideFlags& flags, const std::string& decision, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
+    if (auto daemon = RemoteServer(flags.server, flags.store); !daemon.empty()) {
+        return RemoteDecide(daemon, flags.run_id, flags.task_id, decision, flags.comment,
+                            flags.output, flags.no_resume, flags.progress, flags.json);
+    }
     auto context = Context::Open(flags.store, global.providers_file);
     if (!context) {
         PrintError(context.error().message());
@@ -65,6 +71,10 @@ void AddDecideCommand(CLI::App& app, const GlobalFlags& global, int& exit_code,
     cmd->add_option("run", flags->run_id, "Run id")->required();
     cmd->add_option("task", flags->task_id, "Task id (default: the run's only open task)");
     cmd->add_option("--store", flags->store, "Run store URL")->type_name("URL");
+    cmd->add_option("--server", flags->server,
+                    "Through this daemon's API (default: $STROWGER_SERVER unless --store); the "
+                    "actor is the token's name")
+        ->type_name("URL");
     cmd->add_option("--actor", flags->actor,
                     "Who decides (default: $USER); recorded in the ledger");
     if (approve) {

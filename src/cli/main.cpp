@@ -31,6 +31,10 @@ int Main(int argc, char** argv) {
     AddRunsCommand(app, global, exit_code);
     AddAuditCommand(app, global, exit_code);
     AddApproveCommands(app, global, exit_code);
+    AddServeCommand(app, global, exit_code);
+    AddTokenCommand(app, global, exit_code);
+    AddWorkflowCommand(app, global, exit_code);
+    AddTasksCommand(app, global, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

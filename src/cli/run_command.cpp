@@ -1,6 +1,7 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/context.hpp"
+#include "cli/remote.hpp"
 
 namespace strowger::cli {
 namespace {
@@ -10,6 +11,7 @@ struct RunFlags {
     InputFlags input;
     WorkflowFlags workflow;
     std::string store;
+    std::string server;
     bool json = false;
     std::string idempotency_key;
     std::string progress = "auto";
@@ -17,6 +19,15 @@ struct RunFlags {
 
 int DoRun(const RunFlags& flags, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
+    if (!flags.server.empty()) {
+        auto input = ResolveInput(flags.input);
+        if (!input) {
+            PrintError(input.error().message());
+            return ToInt(ExitCode::kUsage);
+        }
+        return RemoteRun(flags.server, flags.file, *input, flags.idempotency_key, flags.progress,
+                         flags.json);
+    }
     auto context = Context::WithoutStore(global.providers_file);
     if (!context) {
         PrintError(context.error().message());
@@ -57,6 +68,10 @@ void AddRunCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     cmd->add_option("--store", flags->store,
                     "Run store: sqlite:PATH or memory: (default: $STROWGER_STORE, else "
                     "sqlite under $XDG_STATE_HOME/strowger or ~/.local/state/strowger)")
+        ->type_name("URL");
+    cmd->add_option("--server", flags->server,
+                    "Submit to this daemon (the file becomes a workflow version there) and "
+                    "follow the run's events")
         ->type_name("URL");
     cmd->add_flag("--json", flags->json, "Print the run record as JSON instead of the output");
     cmd->add_option(

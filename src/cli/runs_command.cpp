@@ -10,6 +10,7 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/context.hpp"
+#include "cli/remote.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
 #include "engine/run_view.hpp"
@@ -456,11 +457,17 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         "  strowger runs resume --all\n"
         "  strowger runs retry 01JD3M6K9Q3V8C6Y2W5T0R1N7H --step summary");
     auto store = std::make_shared<std::string>();
-    auto add_store = [store](CLI::App* cmd) {
+    auto server = std::make_shared<std::string>();
+    auto add_store = [store, server](CLI::App* cmd) {
         cmd->add_option("--store", *store,
                         "Run store URL (default: $STROWGER_STORE or the default sqlite file)")
             ->type_name("URL");
+        cmd->add_option("--server", *server,
+                        "Through this daemon's API (default: $STROWGER_SERVER unless --store)")
+            ->type_name("URL");
     };
+    // The daemon to go through, "" for the store.
+    auto remote = [store, server] { return RemoteServer(*server, *store); };
 
     auto list = std::make_shared<ListFlags>();
     auto* list_cmd = runs->add_subcommand("list", "List runs, newest first");
@@ -471,8 +478,13 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         ->check(CLI::PositiveNumber);
     list_cmd->add_option("--before", list->before, "Cursor: only runs older than this run id");
     list_cmd->add_flag("--json", list->json, "JSON output");
-    list_cmd->callback([list, store, &global, &exit_code] {
+    list_cmd->callback([list, store, remote, &global, &exit_code] {
         list->store = *store;
+        if (auto daemon = remote(); !daemon.empty()) {
+            exit_code = RemoteRunsList(daemon, list->statuses, list->workflow, list->limit,
+                                       list->before, list->json);
+            return;
+        }
         exit_code = DoList(*list, global);
     });
 
@@ -483,8 +495,13 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     add_store(show_cmd);
     show_cmd->add_option("run", *show_id, "Run id")->required();
     show_cmd->add_flag("--json", *show_json, "The run record as JSON");
-    show_cmd->callback(
-        [=, &global, &exit_code] { exit_code = DoShow(*store, *show_id, *show_json, global); });
+    show_cmd->callback([=, &global, &exit_code] {
+        if (auto daemon = remote(); !daemon.empty()) {
+            exit_code = RemoteRunsShow(daemon, *show_id, *show_json);
+            return;
+        }
+        exit_code = DoShow(*store, *show_id, *show_json, global);
+    });
 
     auto events = std::make_shared<EventsFlags>();
     auto* events_cmd = runs->add_subcommand("events", "Print a run's ledger events");
@@ -497,8 +514,13 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     events_cmd->add_flag("--follow,-f", events->follow,
                          "Keep printing new events until the run ends");
     events_cmd->add_flag("--json", events->json, "The canonical stored lines (JSON Lines)");
-    events_cmd->callback([events, store, &global, &exit_code] {
+    events_cmd->callback([events, store, remote, &global, &exit_code] {
         events->store = *store;
+        if (auto daemon = remote(); !daemon.empty()) {
+            exit_code = RemoteRunsEvents(daemon, events->run_id, events->types, events->after,
+                                         events->limit, events->follow, events->json);
+            return;
+        }
         exit_code = DoEvents(*events, global);
     });
 
@@ -517,6 +539,10 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         cmd->add_option("--reason", flags->reason, "Recorded in the ledger");
         cmd->add_option("--actor", flags->actor, "Who is asking (default: $USER)");
         cmd->callback([=, &global, &exit_code] {
+            if (auto daemon = remote(); !daemon.empty()) {
+                exit_code = RemoteControl(daemon, flags->run_id, cancel, flags->reason);
+                return;
+            }
             exit_code =
                 DoControl(*store, flags->run_id, action, flags->reason, flags->actor, global);
         });
@@ -545,6 +571,17 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
             exit_code = ToInt(ExitCode::kUsage);
             return;
         }
+        if (auto daemon = remote(); !daemon.empty()) {
+            if (resume->all) {
+                PrintError("runs resume --all: the daemon resumes every interrupted run itself "
+                           "when it starts");
+                exit_code = ToInt(ExitCode::kUsage);
+                return;
+            }
+            exit_code = RemoteContinue(daemon, resume->run_id, "resume", "", resume->progress,
+                                       resume->json);
+            return;
+        }
         exit_code =
             DoResume(*store, resume->run_id, resume->all, resume->progress, resume->json, global);
     });
@@ -565,6 +602,11 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         ->check(CLI::IsMember({"auto", "always", "never"}));
     retry_cmd->add_flag("--json", retry->json, "Print the run record as JSON");
     retry_cmd->callback([=, &global, &exit_code] {
+        if (auto daemon = remote(); !daemon.empty()) {
+            exit_code = RemoteContinue(daemon, retry->run_id, "retry", retry->step,
+                                       retry->progress, retry->json);
+            return;
+        }
         auto context = OpenOrReport(*store, global);
         if (!context) {
             exit_code = ToInt(ExitCode::kInternal);
@@ -591,6 +633,11 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         ->check(CLI::IsMember({"auto", "always", "never"}));
     rerun_cmd->add_flag("--json", rerun->json, "Print the run record as JSON");
     rerun_cmd->callback([=, &global, &exit_code] {
+        if (auto daemon = remote(); !daemon.empty()) {
+            exit_code = RemoteContinue(daemon, rerun->run_id, "rerun", "", rerun->progress,
+                                       rerun->json);
+            return;
+        }
         auto context = OpenOrReport(*store, global);
         if (!context) {
             exit_code = ToInt(ExitCode::kInternal);

@@ -1,11 +1,16 @@
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
 #include <boost/json.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <initializer_list>
+#include <limits>
+#include <sstream>
 #include <vector>
 
+#include "core/checked_math.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
@@ -196,6 +201,54 @@ TEST(RedactTest, RegisteredSecretsAndPatternsAreReplaced) {
     EXPECT_FALSE(RegisterSecretPattern("("));
 }
 
+TEST(RedactTest, PatternsAreRe2AndTakeTimeLinearInTheText) {
+    // Nested quantifiers backtrack exponentially in an ECMAScript engine (std::regex took
+    // minutes on 28 'a's, and overflowed the stack on a long text); RE2 does not backtrack.
+    ASSERT_TRUE(RegisterSecretPattern("x(a+)+y"));
+    const std::string no_match = "x" + std::string(28, 'a') + "!";
+    EXPECT_EQ(Redact(no_match), no_match);
+    EXPECT_FALSE(ContainsSecret(no_match));
+    const std::string long_match = "<x" + std::string(100'000, 'a') + "y>";
+    EXPECT_EQ(Redact(long_match), "<[REDACTED]>");
+    EXPECT_TRUE(ContainsSecret(long_match));
+    // ECMAScript-only syntax (a lookahead) is refused rather than read some other way.
+    EXPECT_FALSE(RegisterSecretPattern("sk-(?=live)\\w+"));
+}
+
+TEST(RedactTest, ContainsSecretFindsRegisteredValues) {
+    RegisterSecret("hunter2-registered-value");
+    EXPECT_TRUE(ContainsSecret("{\"content\": \"pw=hunter2-registered-value\"}"));
+    EXPECT_FALSE(ContainsSecret("{\"content\": \"pw=hunter2-registered\"}"));
+    RegisterSecret("short");  // under 6 bytes: ignored, too likely a false match
+    EXPECT_FALSE(ContainsSecret("a short text"));
+}
+
+TEST(RedactTest, LogMessagesAreRedactedWhoeverFormattedThem) {
+    RegisterSecret("log-secret-8d7c6b5a");
+    std::ostringstream out;
+    auto sink = RedactingSink(std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+    spdlog::logger logger("redact-test", sink);
+    logger.set_pattern("%v");
+    logger.warn("server said: {}", "bad key log-secret-8d7c6b5a");
+    logger.warn("nothing to hide");
+    EXPECT_EQ(out.str(), "server said: bad key [REDACTED]\nnothing to hide\n");
+}
+
+TEST(CheckedMathTest, SumsAndProductsSaturateInsteadOfOverflowing) {
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+    EXPECT_EQ(SaturatingAdd(kMax, 1), kMax);
+    EXPECT_EQ(SaturatingAdd(kMin, -1), kMin);
+    EXPECT_EQ(SaturatingAdd(40, 2), 42);
+    EXPECT_EQ(SaturatingMul(int64_t{1} << 40, int64_t{1} << 40), kMax);
+    EXPECT_EQ(SaturatingMul(-(int64_t{1} << 40), int64_t{1} << 40), kMin);
+    EXPECT_EQ(SaturatingMul(6, 7), 42);
+    EXPECT_EQ(SaturatingFromDouble(1e300), kMax);
+    EXPECT_EQ(SaturatingFromDouble(-1e300), kMin);
+    EXPECT_EQ(SaturatingFromDouble(std::nan("")), 0);
+    EXPECT_EQ(SaturatingFromDouble(42.9), 42);
+}
+
 }  // namespace
 }  // namespace strowger
 
@@ -256,6 +309,21 @@ TEST(YamlTest, RefusesNestedAliasesThatExpandTooFar) {
     EXPECT_NE(root.error().message.find("too many nodes once aliases are expanded"),
               std::string::npos);
     EXPECT_GT(root.error().line, 0);
+}
+
+TEST(YamlTest, RefusesAliasesOfALongStringThatExpandTooFar) {
+    // Few nodes, but each alias is the whole megabyte again: 100 MiB once walked.
+    std::string text = "big: &big \"" + std::string(1 << 20, 'x') + "\"\nmany: [";
+    for (int i = 0; i < 100; ++i) text += (i ? ", " : "") + std::string("*big");
+    text += "]\n";
+    auto root = ParseYaml(text);
+    ASSERT_FALSE(root.has_value());
+    EXPECT_NE(root.error().message.find("too much text once aliases are expanded"),
+              std::string::npos)
+        << root.error().message;
+    YamlLimits roomy;
+    roomy.max_scalar_bytes = int64_t{200} << 20;
+    EXPECT_TRUE(ParseYaml(text, roomy).has_value());
 }
 
 TEST(YamlTest, RefusesDeepNestingWithAClearMessage) {

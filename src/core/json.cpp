@@ -6,11 +6,14 @@
 #include <bit>
 #include <charconv>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+
+#include "core/checked_math.hpp"
 
 namespace strowger {
 namespace {
@@ -318,8 +321,12 @@ int64_t JsonInt(const json::object& object, std::string_view key, int64_t fallba
     auto it = object.find(key);
     if (it == object.end()) return fallback;
     if (it->value().is_int64()) return it->value().get_int64();
-    if (it->value().is_uint64()) return static_cast<int64_t>(it->value().get_uint64());
-    if (it->value().is_double()) return static_cast<int64_t>(it->value().get_double());
+    // Saturated: a huge number in a file is not undefined behaviour here.
+    if (it->value().is_uint64()) {
+        return static_cast<int64_t>(
+            std::min<uint64_t>(it->value().get_uint64(), std::numeric_limits<int64_t>::max()));
+    }
+    if (it->value().is_double()) return SaturatingFromDouble(it->value().get_double());
     return fallback;
 }
 
@@ -359,6 +366,50 @@ JsonWriter& JsonWriter::Null() {
     Separate();
     out_ += "null";
     return *this;
+}
+
+std::string JsonText(const json::value& value) {
+    if (value.is_string()) return std::string(value.get_string());
+    if (value.is_double()) {
+        char buffer[64];
+        auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value.get_double());
+        if (ec == std::errc()) return std::string(buffer, end);
+    }
+    if (value.is_array() || value.is_object()) {
+        // Nested doubles are written the same way.
+        std::string out;
+        if (value.is_array()) {
+            out += '[';
+            bool first = true;
+            for (const auto& item : value.get_array()) {
+                if (!first) out += ',';
+                first = false;
+                if (item.is_string()) {
+                    AppendJsonString(out, item.get_string());
+                } else {
+                    out += JsonText(item);
+                }
+            }
+            out += ']';
+        } else {
+            out += '{';
+            bool first = true;
+            for (const auto& member : value.get_object()) {
+                if (!first) out += ',';
+                first = false;
+                AppendJsonString(out, member.key());
+                out += ':';
+                if (member.value().is_string()) {
+                    AppendJsonString(out, member.value().get_string());
+                } else {
+                    out += JsonText(member.value());
+                }
+            }
+            out += '}';
+        }
+        return out;
+    }
+    return json::serialize(value);
 }
 
 }  // namespace strowger

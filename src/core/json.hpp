@@ -42,6 +42,10 @@ bool IsValidUtf8(std::string_view text);
 // Copy of `text` with invalid UTF-8 sequences replaced by U+FFFD.
 std::string ToValidUtf8(std::string_view text);
 
+// A JSON value as text for a prompt or a message: a string as it is, a number in shortest
+// round-trip decimal form ("0.82", not Boost.JSON's "8.2E-1"), anything else as compact JSON.
+std::string JsonText(const json::value& value);
+
 // Parses `text`; the error message says where parsing stopped.
 Result<json::value> ParseJson(std::string_view text);
 

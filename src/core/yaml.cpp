@@ -43,11 +43,20 @@ std::optional<YamlError> CheckBounds(const YAML::Node& root, const YamlLimits& l
     std::vector<Frame> stack;
     stack.push_back({root, 0});
     int64_t nodes = 0;
+    int64_t scalar_bytes = 0;
     while (!stack.empty()) {
         Frame frame = std::move(stack.back());
         stack.pop_back();
         if (++nodes > limits.max_nodes) {
             return ErrorAt(frame.node.Mark(), TooManyNodes(limits));
+        }
+        if (frame.node.IsScalar()) {
+            scalar_bytes += static_cast<int64_t>(frame.node.Scalar().size());
+            if (scalar_bytes > limits.max_scalar_bytes) {
+                return ErrorAt(frame.node.Mark(),
+                               "too much text once aliases are expanded (more than " +
+                                   std::to_string(limits.max_scalar_bytes) + " bytes)");
+            }
         }
         if (!frame.node.IsMap() && !frame.node.IsSequence()) continue;
         if (frame.depth + 1 > limits.max_depth) {

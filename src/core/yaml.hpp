@@ -24,6 +24,9 @@ struct YamlLimits {
     int max_depth = 64;
     // Nodes counted as a walker would meet them: every alias expanded.
     int64_t max_nodes = 1'000'000;
+    // Bytes of scalars (keys and values) counted the same way: a few aliases of one long
+    // string are as large, once walked, as a billion laughs.
+    int64_t max_scalar_bytes = int64_t{64} << 20;
 };
 
 struct YamlError {
@@ -32,8 +35,9 @@ struct YamlError {
     std::string message;  // without the position
 };
 
-// Parses one YAML document. A syntax error, nesting past max_depth or more than max_nodes
-// nodes once aliases are expanded is an error with the position where it was found.
+// Parses one YAML document. A syntax error, nesting past max_depth, or more than max_nodes
+// nodes or max_scalar_bytes of scalars once aliases are expanded is an error with the position
+// where it was found.
 std::expected<YAML::Node, YamlError> ParseYaml(std::string_view text,
                                                const YamlLimits& limits = {});
 

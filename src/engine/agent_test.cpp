@@ -7,13 +7,19 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "core/json.hpp"
+#include "core/log.hpp"
 #include "engine/engine.hpp"
 #include "ledger/chain.hpp"
 #include "model/loader.hpp"
 #include "providers/builtin.hpp"
 #include "store/memory/memory_store.hpp"
 #include "testing/test_util.hpp"
+#include "tools/builtin/builtin_tools.hpp"
 #include "tools/tool.hpp"
 
 namespace strowger::engine {
@@ -34,7 +40,8 @@ class FakeTool : public tools::Tool {
     tools::SafetyClass safety() const override { return safety_; }
     Awaitable<Result<tools::ToolResult>> Call(std::string arguments,
                                               tools::ToolContext context) override {
-        calls.push_back({arguments, context.idempotency_key, context.workspace.string()});
+        calls.push_back({arguments, context.idempotency_key, context.workspace.string(),
+                         context.grants.sandbox});
         ++in_flight;
         max_in_flight = std::max(max_in_flight, in_flight);
         if (hang || latency_ms > 0) {
@@ -53,6 +60,7 @@ class FakeTool : public tools::Tool {
 
     struct Seen {
         std::string arguments, idempotency_key, workspace;
+        tools::SandboxLimits sandbox;
     };
     std::vector<Seen> calls;
     int in_flight = 0;
@@ -87,7 +95,7 @@ class AgentTest : public ::testing::Test {
         EXPECT_TRUE(loaded.ok()) << (loaded.diagnostics.empty() ? ""
                                                                 : loaded.diagnostics[0].ToString());
         model::CompileOptions options;
-        options.known_tools = {"probe", "deploy"};
+        options.known_tools = {"probe", "deploy", "write_file"};
         auto compiled = model::Compile(loaded.workflow, options);
         EXPECT_TRUE(compiled.ok())
             << (compiled.diagnostics.empty() ? "" : compiled.diagnostics[0].ToString());
@@ -467,6 +475,161 @@ TEST_F(AgentTest, HourlyQuotaSurvivesANewEngineOnTheSameStore) {
     EXPECT_EQ((*second)->status, RunStatus::kFailed);
     EXPECT_EQ((*second)->error,
               "Step 's' failed: budget exceeded: tokens_per_hour 110 >= 100 (agent a, last hour)");
+}
+
+// Budgets hold whatever the counts: the dearest price times the most tokens a call may report,
+// five times over, is past int64_t; the sum saturates (it wrapped to a negative cost before,
+// and the sixth call went ahead).
+TEST_F(AgentTest, ACostBudgetStillStopsARunWhoseCostPassesInt64) {
+    std::string steps;
+    for (int i = 1; i <= 6; ++i) {
+        steps += "  - {name: s" + std::to_string(i) + ", agent_name: a, prompt: Go}\n";
+    }
+    auto plan = Compile("", steps,
+                        "prices: {input_per_mtok: 1000000, output_per_mtok: 1000000}\n"
+                        "rules:\n  - {reply: ok, usage: {input_tokens: 1000000000, "
+                        "output_tokens: 1000000000}}\n",
+                        "limits: {max_cost_usd: 1000000000000}\n");
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
+    auto outcome = Run(io, engine->StartRun({plan, "", {}, {}}));
+    ASSERT_TRUE(outcome && *outcome);
+    EXPECT_EQ((*outcome)->status, RunStatus::kFailed);
+    EXPECT_EQ((*outcome)->error,
+              "Step 's6' failed: budget exceeded: cost_usd 9223372036.854775807 >= "
+              "9223372036.854775807 (run)");
+    auto loaded = Run(io, engine->LoadRun((*outcome)->run_id));
+    ASSERT_TRUE(loaded && *loaded);
+    EXPECT_EQ((*loaded)->state.cost_nano_usd, std::numeric_limits<int64_t>::max());
+    EXPECT_EQ((*loaded)->state.tokens_in, 5'000'000'000);
+    auto types = Types(Events((*outcome)->run_id));
+    EXPECT_EQ(std::count(types.begin(), types.end(), "llm.response"), 5);
+}
+
+// A provider that reports whatever usage it is given.
+class LyingProvider : public providers::Provider {
+  public:
+    explicit LyingProvider(providers::Usage usage) : usage_(usage) {}
+    std::string_view name() const override { return "liar"; }
+    Awaitable<Result<providers::Completion>> Complete(providers::CompletionRequest,
+                                                      Deadline) override {
+        providers::Completion completion;
+        completion.content = "ok";
+        completion.finish_reason = "stop";
+        completion.usage = usage_;
+        co_return completion;
+    }
+
+  private:
+    providers::Usage usage_;
+};
+
+TEST_F(AgentTest, UsageOutOfRangeFromAnyProviderIsAProtocolErrorAndNeverRecorded) {
+    const std::vector<std::pair<providers::Usage, std::string>> cases = {
+        {{-4, 1}, "input_tokens = -4"},
+        {{1, std::numeric_limits<int64_t>::max()}, "output_tokens = 9223372036854775807"},
+        {{1'000'000'001, 0}, "input_tokens = 1000000001"},
+    };
+    for (const auto& [usage, what] : cases) {
+        auto process = Boot();
+        auto& [io, providers, engine] = *process;
+        auto liar = std::make_shared<LyingProvider>(usage);
+        providers.Register(
+            "liar",
+            [liar](std::string_view model, std::string_view) -> Result<providers::ResolvedModel> {
+                return providers::ResolvedModel{liar, "liar", std::string(model), {1000, 1000}};
+            });
+        std::string path = dir_.Write("liar.yaml",
+                                      "name: t\nlimits: {max_tokens: 100}\nagents:\n"
+                                      "  a: {model: \"liar:m\"}\nsteps:\n"
+                                      "  - {name: s, agent_name: a, prompt: Go}\n"
+                                      "  - {name: t, agent_name: a, prompt: Go}\n");
+        auto loaded = model::LoadWorkflowFile(path);
+        ASSERT_TRUE(loaded.ok());
+        auto compiled = model::Compile(loaded.workflow, {});
+        ASSERT_TRUE(compiled.ok());
+        auto outcome = Run(io, engine->StartRun({compiled.plan, "", {}, {}}));
+        ASSERT_TRUE(outcome && *outcome);
+        EXPECT_EQ((*outcome)->status, RunStatus::kFailed) << what;
+        EXPECT_EQ((*outcome)->error, "Step 's' failed: liar: usage reports " + what +
+                                         " (expected an integer from 0 to 1000000000)");
+        EXPECT_EQ((*outcome)->error_code, ErrorCode::kInternal);
+        auto types = Types(Events((*outcome)->run_id));
+        EXPECT_EQ(std::count(types.begin(), types.end(), "llm.response"), 0) << what;
+    }
+}
+
+// Redaction is for what is recorded: a tool call whose arguments hold a registered secret is
+// refused (it would have run with "[REDACTED]" in place of the key, which is what the ledger
+// shows); the other calls of the turn run with their arguments exactly as the model wrote them.
+TEST_F(AgentTest, AToolCallWhoseArgumentsHoldASecretIsRefusedNotRunRedacted) {
+    registry_->Register(tools::builtin::MakeWriteFileTool());
+    const std::string secret = "agent-test-secret-5f0e1d2c3b";
+    RegisterSecret(secret);
+    auto plan = Compile(
+        "tools: [write_file]", "  - {name: s, agent_name: a, prompt: Go}\n",
+        "rules:\n"
+        "  - when: {prompt_contains: Go}\n"
+        "    tool_calls:\n"
+        "      - {name: write_file, arguments: {path: key.txt, content: \"key=" +
+            secret +
+            "\"}}\n"
+            "      - {name: write_file, arguments: {path: plain.txt, content: \"no key here\"}}\n"
+            "  - {reply: done}\n");
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
+    auto outcome = Run(io, engine->StartRun({plan, "", {}, {}}));
+    ASSERT_TRUE(outcome && *outcome) << (outcome ? (*outcome).error().ToString() : "");
+    EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
+    const auto workspace = dir_.path() / "workspaces" / (*outcome)->run_id;
+    EXPECT_FALSE(std::filesystem::exists(workspace / "key.txt"));  // not "key=[REDACTED]"
+    std::ifstream plain(workspace / "plain.txt");
+    std::stringstream written;
+    written << plain.rdbuf();
+    EXPECT_EQ(written.str(), "no key here");
+
+    auto events = Events((*outcome)->run_id);
+    std::vector<std::string> expected = {"run.created",  "run.started",    "node.started",
+                                         "llm.request",  "llm.response",   "tool.result",
+                                         "tool.call",    "tool.result",    "llm.request",
+                                         "llm.response", "node.completed", "run.completed"};
+    EXPECT_EQ(Types(events), expected);
+    auto response = Data(events[4]);
+    EXPECT_EQ(response["tool_calls"].as_array()[0].as_object()["arguments"].as_string(),
+              "{\"path\":\"key.txt\",\"content\":\"key=[REDACTED]\"}");
+    auto refusal = Data(events[5]);
+    EXPECT_EQ(refusal["call_id"].as_string(), "call_1_1");
+    EXPECT_TRUE(refusal["is_error"].as_bool());
+    EXPECT_NE(std::string(refusal["content"].as_string()).find("contain a secret value"),
+              std::string::npos);
+    EXPECT_EQ(Data(events[6])["arguments"].as_string(),
+              "{\"path\":\"plain.txt\",\"content\":\"no key here\"}");
+    for (const auto& event : events) {
+        EXPECT_EQ(event.encoded.find(secret), std::string::npos) << event.type_name;
+    }
+}
+
+// A workflow's sandbox numbers may be any positive int64: their conversion to bytes and
+// milliseconds saturates (timeout_secs * 1000 wrapped to -1000 ms).
+TEST_F(AgentTest, HugeSandboxLimitsSaturateInsteadOfWrapping) {
+    const std::string most = "9223372036854775807";
+    auto plan = Compile("tools: [probe], sandbox: {timeout_secs: " + most + ", memory_mb: " + most +
+                            ", max_file_size_mb: " + most + ", max_output_kb: " + most + "}",
+                        "  - {name: s, agent_name: a, prompt: Go}\n",
+                        "rules:\n  - when: {prompt_contains: Go}\n"
+                        "    tool_calls: [{name: probe, arguments: {}}]\n  - {reply: done}\n");
+    auto process = Boot();
+    auto& [io, providers, engine] = *process;
+    auto outcome = Run(io, engine->StartRun({plan, "", {}, {}}));
+    ASSERT_TRUE(outcome && *outcome);
+    EXPECT_EQ((*outcome)->status, RunStatus::kCompleted);
+    ASSERT_EQ(probe_->calls.size(), 1u);
+    const tools::SandboxLimits& limits = probe_->calls[0].sandbox;
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    EXPECT_EQ(limits.wall_timeout_ms, kMax);
+    EXPECT_EQ(limits.memory_bytes, kMax);
+    EXPECT_EQ(limits.max_file_size_bytes, kMax);
+    EXPECT_EQ(limits.max_output_bytes, kMax);
 }
 
 }  // namespace

@@ -100,7 +100,7 @@ std::shared_ptr<internal::PlanRuntime> Engine::Impl::RuntimeFor(
 Result<Engine::Impl::Prepared> Engine::Impl::Prepare(StartRequest request, Lease lease) {
     if (!request.plan) return InvalidArgumentError("no plan");
     ledger::RunState state(request.plan->nodes.size());
-    state.run_id = NewRunId(clock_, random_);
+    state.run_id = request.run_id.empty() ? NewRunId(clock_, random_) : std::move(request.run_id);
     Prepared prepared;
     prepared.run =
         std::make_shared<Run>(shared_from_this(), RuntimeFor(request.plan), std::move(state));
@@ -111,11 +111,14 @@ Result<Engine::Impl::Prepared> Engine::Impl::Prepare(StartRequest request, Lease
     record->definition_json =
         std::shared_ptr<const std::string>(request.plan, &request.plan->definition_json);
     record->idempotency_key = request.idempotency_key;
-    ledger::NewEvent created{
-        {},
-        0,
-        ledger::RunCreated{request.plan->workflow_name, request.plan->definition_sha256,
-                           ToValidUtf8(request.input), request.idempotency_key, request.rerun_of}};
+    ledger::RunCreated run_created;
+    run_created.workflow = request.plan->workflow_name;
+    run_created.definition_sha256 = request.plan->definition_sha256;
+    run_created.input = ToValidUtf8(request.input);
+    run_created.idempotency_key = request.idempotency_key;
+    run_created.rerun_of = request.rerun_of;
+    run_created.actor = std::move(request.actor);
+    ledger::NewEvent created{{}, 0, std::move(run_created)};
     // The input too: a secret in it never reaches the ledger (nor, then, any prompt).
     internal::RedactSecrets(created);
     record->events.push_back(prepared.run->SealCreated(created));
@@ -445,6 +448,21 @@ Awaitable<Result<RunOutcome>> Engine::StartRun(StartRequest request) {
     return Impl::Drive(std::move(prepared->run), std::move(prepared->record));
 }
 
+namespace {
+
+// A run whose execution threw (ThrownError: kInternal) is forgotten by the engine: its
+// coroutines are gone and its ledger is all that is left of it, so it can be resumed again.
+Engine::OutcomeHandler ForgetIfThrown(std::shared_ptr<Engine::Impl> impl, std::string run_id,
+                                      Engine::OutcomeHandler done) {
+    return [impl = std::move(impl), run_id = std::move(run_id),
+            done = std::move(done)](Result<RunOutcome> outcome) mutable {
+        if (!outcome && outcome.error().code() == ErrorCode::kInternal) impl->Unregister(run_id);
+        done(std::move(outcome));
+    };
+}
+
+}  // namespace
+
 void Engine::StartRun(StartRequest request, OutcomeHandler done) {
     // Prepared when the executor gets to it, not now: a burst of starts then holds only the
     // requests until each run is under way, and each run's start-up memory is freed before
@@ -457,7 +475,9 @@ void Engine::StartRun(StartRequest request, OutcomeHandler done) {
             done(std::unexpected(std::move(prepared).error()));
             return;
         }
-        Run::Launch(std::move(prepared->run), std::move(prepared->record), std::move(done));
+        std::string run_id = prepared->run->run_id();
+        Run::Launch(std::move(prepared->run), std::move(prepared->record),
+                    ForgetIfThrown(impl, std::move(run_id), std::move(done)));
     });
 }
 
@@ -474,8 +494,9 @@ void Engine::ResumeRun(std::string run_id, std::string reason, std::string actor
                 done(std::unexpected(std::move(loaded).error()));
                 return;
             }
+            std::string id = loaded->state.run_id;
             auto run = impl->MakeRun(std::move(*loaded), std::move(reason), std::move(actor));
-            Run::Launch(std::move(run), nullptr, std::move(done));
+            Run::Launch(std::move(run), nullptr, ForgetIfThrown(impl, std::move(id), std::move(done)));
         });
 }
 
@@ -610,6 +631,31 @@ Awaitable<Result<RunOutcome>> Engine::RerunRun(std::string run_id) {
     request.input = loaded.state.input;
     request.rerun_of = run_id;
     co_return co_await StartRun(std::move(request));
+}
+
+Awaitable<Status> Engine::FailRun(std::string run_id, std::string error, std::string code) {
+    if (impl_->Find(run_id)) {
+        co_return FailedPreconditionError("run " + run_id + " is executing here");
+    }
+    STROWGER_CO_ASSIGN_OR_RETURN(auto record, co_await impl_->store_->GetRun(run_id));
+    if (ledger::IsTerminal(record.status)) {
+        co_return FailedPreconditionError("run " + run_id + " has ended (" +
+                                          std::string(ledger::RunStatusName(record.status)) + ")");
+    }
+    auto until = impl_->clock_.Now() + impl_->options_.lease_duration;
+    STROWGER_CO_ASSIGN_OR_RETURN(
+        bool leased, co_await impl_->store_->TryLease(run_id, impl_->options_.owner, until));
+    if (!leased) {
+        co_return MakeError(ErrorCode::kAborted, "run " + run_id + " is leased by " + record.owner);
+    }
+    auto loaded = co_await impl_->Load(run_id);
+    Status appended = loaded ? OkStatus() : Status(std::unexpected(loaded.error()));
+    if (loaded) {
+        ledger::NewEvent event{{}, 0, ledger::RunFailed{std::move(error), std::move(code), {}}};
+        appended = co_await impl_->AppendIdle(*loaded, std::move(event));
+    }
+    (void)co_await impl_->store_->ReleaseLease(run_id, impl_->options_.owner);
+    co_return appended;
 }
 
 Awaitable<void> Engine::Supervise(std::chrono::milliseconds poll_interval) {

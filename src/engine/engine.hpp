@@ -74,6 +74,10 @@ struct StartRequest {
     std::string input;
     std::string idempotency_key;  // "" = none
     std::string rerun_of;         // run id this run repeats, if any
+    // The new run's id ("" = a new ULID); a caller that must know it before the run is created
+    // (the daemon answers 202 with it) makes it with NewRunId.
+    std::string run_id;
+    std::string actor;  // who starts it, recorded in run.created ("" = not recorded)
 };
 
 struct RunOutcome {
@@ -160,6 +164,12 @@ class Engine {
 
     // Starts a new run with the same input and pinned definition as `run_id`.
     Awaitable<Result<RunOutcome>> RerunRun(std::string run_id);
+
+    // Ends an unfinished run that executes nowhere with run.failed (`error`, code
+    // "supervisor" ...): what a supervisor does with a run that keeps failing unexpectedly.
+    // kFailedPrecondition if the run has ended or executes here, kAborted if another process
+    // holds its lease.
+    Awaitable<Status> FailRun(std::string run_id, std::string error, std::string code);
 
     // While it runs: applies control requests other processes left for runs executing here,
     // and renews this engine's leases. Returns when cancelled (asio cancellation).

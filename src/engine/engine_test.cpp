@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include "core/log.hpp"
 #include "ledger/chain.hpp"
 #include "model/loader.hpp"
 #include "providers/builtin.hpp"
@@ -811,6 +812,95 @@ TEST_F(EngineTest, AQueuedRunCancelledOrPausedEndsWithoutStarting) {
     ASSERT_TRUE(resumed && *resumed);
     EXPECT_EQ((*resumed)->status, RunStatus::kCompleted);
     EXPECT_EQ((*resumed)->output, "done");
+}
+
+}  // namespace
+}  // namespace strowger::engine
+
+namespace strowger::engine {
+namespace {
+
+// A key the model streams in two deltas: what the ledger keeps of the answer is assembled
+// before it is redacted, never redacted delta by delta: the text of a streamed answer, the
+// failure of a stream cut after the key, and a malformed tool input quoted in an error (where
+// the quote's cap fell inside the key, and redacting after the cap left its first half).
+TEST_F(EngineTest, AKeySplitAcrossStreamedDeltasIsRedactedInTheLedger) {
+    const std::string key = "sk-live-split-0123456789abcdef";
+    RegisterSecret(key);
+    const std::string first = key.substr(0, 12), second = key.substr(12);
+    auto server = testing::MockModelServer::Start({});
+    ASSERT_TRUE(server.has_value()) << server.error().ToString();
+    testing::MockRule whole;
+    whole.node = "whole";
+    whole.behavior.stream_deltas = {"the key is " + first, second + " ok"};
+    (*server)->AddRule(whole);
+    testing::MockRule cut;
+    cut.node = "cut";
+    cut.behavior.stream_deltas = {"the key is " + first, second + " ok", " and", " more"};
+    cut.behavior.stream_cut_after_chunks = 3;
+    (*server)->AddRule(cut);
+    // An Anthropic tool_use whose input (not JSON: it never closes) arrives in two pieces.
+    auto event = [](const std::string& type, const std::string& data) {
+        return "event: " + type + "\ndata: " + data + "\n\n";
+    };
+    auto partial = [&](const std::string& json) {
+        return event("content_block_delta",
+                     R"({"type":"content_block_delta","index":0,"delta":{"type":)"
+                     R"("input_json_delta","partial_json":)" +
+                         json + "}}");
+    };
+    testing::MockRule tool;
+    tool.node = "tool";
+    tool.behavior.stream_body =
+        event("message_start",
+              R"({"type":"message_start","message":{"model":"c","usage":{"input_tokens":1}}})") +
+        event("content_block_start",
+              R"({"type":"content_block_start","index":0,"content_block":{"type":"tool_use",)"
+              R"("id":"toolu_1","name":"probe","input":{}}})") +
+        partial(R"("{\"a\": \")" + std::string(280, 'x') + first + R"(")") +
+        partial("\"" + second + "\"") +
+        event("content_block_stop", R"({"type":"content_block_stop","index":0})") +
+        event("message_delta", R"({"type":"message_delta","delta":{"stop_reason":"tool_use"},)"
+                               R"("usage":{"output_tokens":5}})") +
+        event("message_stop", R"({"type":"message_stop"})");
+    (*server)->AddRule(tool);
+
+    providers::ProvidersConfig config = providers::DefaultProvidersConfig();
+    providers::ProviderSettings settings;
+    settings.api_key_env = "";
+    settings.retry.max_retries = 0;
+    settings.base_url = (*server)->base_url();
+    config.providers["openai"] = settings;
+    settings.base_url = (*server)->anthropic_base_url();
+    config.providers["anthropic"] = settings;
+    providers::ProviderRegistry registry(io_.get_executor());
+    providers::RegisterBuiltinProviders(registry, config);
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"whole", "openai:gpt-4o-mini"}, {"cut", "openai:gpt-4o-mini"}, {"tool", "anthropic:c"}};
+    for (const auto& [node, model] : cases) {
+        auto plan = CompileFor(model, "  - {name: " + node + ", agent_name: w, prompt: go}\n");
+        ASSERT_NE(plan, nullptr);
+        Engine engine(io_.get_executor(), store_, registry);
+        DeltaObserver live(true);  // makes the calls stream
+        engine.AddObserver(&live);
+        auto outcome = Run(engine.StartRun({plan, "in", {}, {}}));
+        ASSERT_TRUE(outcome && *outcome);
+        EXPECT_EQ((*outcome)->status, node == "whole" ? RunStatus::kCompleted : RunStatus::kFailed)
+            << node;
+        auto events = Events((*outcome)->run_id);
+        ASSERT_GE(events.size(), 2u);
+        if (node == "whole") {
+            EXPECT_NE(events[4].encoded.find("the key is [REDACTED] ok"), std::string::npos)
+                << events[4].encoded;
+        } else if (node == "tool") {
+            EXPECT_NE(events[4].encoded.find("is not a JSON object"), std::string::npos)
+                << events[4].encoded;
+        }
+        for (const auto& e : events) {
+            EXPECT_EQ(e.encoded.find(first), std::string::npos) << node << ": " << e.encoded;
+            EXPECT_EQ(e.encoded.find(second), std::string::npos) << node << ": " << e.encoded;
+        }
+    }
 }
 
 }  // namespace

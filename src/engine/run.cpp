@@ -6,6 +6,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/strand.hpp>
 
+#include "core/checked_math.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
@@ -57,6 +58,19 @@ class ObserverSink final : public providers::StreamSink {
     std::string node_;
 };
 
+constexpr std::string_view kSecretInArguments =
+    "error: the arguments contain a secret value (a registered key or a match of a secret "
+    "pattern); the call was refused, so that the ledger records what runs";
+
+// A completion reporting usage out of range (a negative or absurd count, from a broken or
+// hostile provider) is that provider's protocol error: no budget or price is computed from it.
+void RejectBadUsage(Result<providers::Completion>& result, const std::string& provider) {
+    if (!result) return;
+    if (Status usage = providers::CheckUsage(provider, result->usage); !usage) {
+        result = std::unexpected(std::move(usage).error());
+    }
+}
+
 }  // namespace
 
 std::string FormatSeconds(int64_t ms) {
@@ -90,7 +104,9 @@ Run::Notes& Run::notes() {
 
 ledger::Event Run::SealCreated(const ledger::NewEvent& event) {
     auto now = engine_->clock_.Now();
-    ledger::Event sealed = ledger::Seal(state_.head, state_.run_id, now, event);
+    // With its payload in `data` when observers read it (they are told once it is created).
+    ledger::Event sealed = ledger::Seal(state_.head, state_.run_id, now, event,
+                                        engine_->observers_want_data_);
     state_.Apply(now, -1, event);
     return sealed;
 }
@@ -128,13 +144,28 @@ void Run::RequestPause(std::string reason, std::string actor) {
 // ---- Ledger -------------------------------------------------------------------------------
 
 Awaitable<bool> Run::Create(std::unique_ptr<store::NewRun> record) {
+    // Observers are told of run.created too, once it is committed (its header and payload).
+    std::optional<ledger::Event> notify;
+    if (!engine_->observers_.empty() && !record->events.empty()) {
+        const ledger::Event& event = record->events.front();
+        notify.emplace();
+        notify->seq = event.seq;
+        notify->time = event.time;
+        notify->type = event.type;
+        notify->type_name = event.type_name;
+        notify->run_id = state_.run_id;
+        if (engine_->observers_want_data_) notify->data = event.data;
+    }
     auto created = co_await engine_->store_->CreateRun(std::move(*record));
     if (!created) {
         store_failed_ = true;
         notes().store_error = created.error();
         co_return false;
     }
-    if (created->created) co_return true;
+    if (created->created) {
+        if (notify) engine_->Notify(*notify);
+        co_return true;
+    }
     // An idempotency key used before: report that run, do nothing.
     existing_ = true;
     state_.run_id = created->run_id;
@@ -559,17 +590,31 @@ Run::Step Run::OnSuccess(const PlanNode& node, providers::Completion completion,
     }
     Step step;
     const bool wants_tools = !response.tool_calls.empty();
-    step.events.reserve(wants_tools ? 1 : node.loop ? 3 : 2);
+    step.events.reserve(wants_tools ? 1 + response.tool_calls.size() : node.loop ? 3 : 2);
+    // Redaction changes what is recorded (these arguments too), never what a tool executes: a
+    // call whose arguments hold a secret would run with arguments the ledger does not show, so
+    // it is refused. Its result is committed with the response, so a resumed run sees it
+    // finished and never runs it either.
+    std::vector<ledger::NewEvent> refused;
+    if (wants_tools && HaveSecrets()) {
+        for (const auto& call : response.tool_calls) {
+            if (!ContainsSecret(call.arguments)) continue;
+            refused.push_back(
+                {node.id, attempt,
+                 ledger::ToolResult{call.id, std::string(kSecretInArguments), true, 0}});
+        }
+    }
     step.events.push_back({node.id, attempt, std::move(response)});
     if (wants_tools) {
+        for (auto& event : refused) step.events.push_back(std::move(event));
         step.tools = true;
         return step;
     }
     // Totals over the attempt's turns (the response above is not applied yet).
     int64_t tokens_in = usage.input_tokens, tokens_out = usage.output_tokens;
     for (const auto& past : ns.turns) {
-        tokens_in += past.tokens_in;
-        tokens_out += past.tokens_out;
+        tokens_in = SaturatingAdd(tokens_in, past.tokens_in);
+        tokens_out = SaturatingAdd(tokens_out, past.tokens_out);
     }
     if (!node.loop) {
         step.events.push_back(
@@ -582,10 +627,11 @@ Run::Step Run::OnSuccess(const PlanNode& node, providers::Completion completion,
         {node.id, attempt,
          ledger::NodeIterationCompleted{iteration, content, tokens_in, tokens_out, latency_ms}});
     if (stop) {
-        step.events.push_back({node.id, attempt,
-                               ledger::NodeCompleted{std::move(content), ns.tokens_in + tokens_in,
-                                                     ns.tokens_out + tokens_out,
-                                                     ns.duration_ms + latency_ms, iteration}});
+        step.events.push_back(
+            {node.id, attempt,
+             ledger::NodeCompleted{std::move(content), SaturatingAdd(ns.tokens_in, tokens_in),
+                                   SaturatingAdd(ns.tokens_out, tokens_out),
+                                   ns.duration_ms + latency_ms, iteration}});
     }
     step.more = !stop;
     return step;
@@ -643,7 +689,7 @@ std::optional<Run::Step> Run::CheckBudgets(const PlanNode& node, int64_t new_too
     const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
     const auto* agent = plan_.AgentOf(node);
     const auto& run_limits = plan_.limits;
-    auto usd = [](double dollars) { return static_cast<int64_t>(dollars * 1e9 + 0.5); };
+    auto usd = [](double dollars) { return SaturatingFromDouble(dollars * 1e9 + 0.5); };
     struct Check {
         const char* scope;
         const char* limit;
@@ -672,7 +718,7 @@ std::optional<Run::Step> Run::CheckBudgets(const PlanNode& node, int64_t new_too
                               usd(*agent->limits.max_cost_usd), true});
         }
         if (run_limits.max_tokens) {
-            checks.push_back({"run", "tokens", state_.tokens_in + state_.tokens_out,
+            checks.push_back({"run", "tokens", SaturatingAdd(state_.tokens_in, state_.tokens_out),
                               *run_limits.max_tokens, false});
         }
         if (run_limits.max_cost_usd) {
@@ -1248,6 +1294,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 resuming = false;
                 std::unique_ptr<Result<providers::Completion>> result = std::move(t.answer);
                 DisarmTimeout(node, t, *result);
+                RejectBadUsage(*result, model->provider_name);
                 co_await asio::this_coro::reset_cancellation_state();
                 // Interrupted because the run is ending (cancelled, or another node failed):
                 // the run's terminal event closes this node; no failure of its own to record.
@@ -1261,7 +1308,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     break;
                 }
                 const int64_t tokens =
-                    (*result)->usage.input_tokens + (*result)->usage.output_tokens;
+                    SaturatingAdd((*result)->usage.input_tokens, (*result)->usage.output_tokens);
                 step = OnSuccess(node, std::move(**result), latency_ms, t.iteration, t.tools.get());
                 PrependRetries(node, t, step);
                 if (t.hour_usage >= 0) co_await RecordHourUsage(*agent, tokens);

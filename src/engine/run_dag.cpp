@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/checked_math.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
 #include "engine/backoff.hpp"
@@ -42,8 +43,7 @@ std::optional<std::string> FieldOf(std::string_view text, const std::vector<std:
         }
         if (at == nullptr) return std::nullopt;
     }
-    if (at->is_string()) return std::string(at->get_string());
-    return json::serialize(*at);
+    return JsonText(*at);
 }
 
 }  // namespace
@@ -66,8 +66,7 @@ std::string Run::RenderTemplate(const model::Template& text, std::string_view in
                 break;
             case Kind::kNode: {
                 const auto& s = state_.nodes[static_cast<size_t>(segment.node)];
-                if (s.status != NodeStatus::kCompleted) return std::nullopt;
-                whole = s.output;
+                if (s.status == NodeStatus::kCompleted) whole = s.output;
                 break;
             }
             case Kind::kVariable:
@@ -89,9 +88,16 @@ std::string Run::RenderTemplate(const model::Template& text, std::string_view in
             case Kind::kLiteral:
                 break;
         }
-        if (!whole || segment.path.empty()) return whole;
+        // The linear form leaves what has no value as written (LibreFang); in the DAG form a
+        // node that did not run, or a field that is not there, is empty.
+        const auto missing = [&]() -> std::optional<std::string_view> {
+            if (plan_.dag) return std::string_view();
+            return std::nullopt;
+        };
+        if (!whole) return missing();
+        if (segment.path.empty()) return whole;
         auto field = FieldOf(*whole, segment.path);
-        if (!field) return std::nullopt;
+        if (!field) return missing();
         scratch = std::move(*field);
         return std::string_view(scratch);
     });
@@ -384,7 +390,7 @@ class Run::TypedNodeRun final : public NodeRun {
     std::optional<Error> OverBudget(const model::AgentSpec& agent) const {
         const auto& ns = state();
         const auto& limits = run_.plan_.limits;
-        auto usd = [](double dollars) { return static_cast<int64_t>(dollars * 1e9 + 0.5); };
+        auto usd = [](double dollars) { return SaturatingFromDouble(dollars * 1e9 + 0.5); };
         auto over = [](const char* what, int64_t used, int64_t max) -> std::optional<Error> {
             if (used < max) return std::nullopt;
             return Error(ErrorCode::kResourceExhausted,
@@ -403,9 +409,8 @@ class Run::TypedNodeRun final : public NodeRun {
         }
         const auto& rs = run_.state_;
         if (limits.max_tokens) {
-            if (auto e = over("run tokens", rs.tokens_in + rs.tokens_out, *limits.max_tokens)) {
-                return e;
-            }
+            const int64_t used = SaturatingAdd(rs.tokens_in, rs.tokens_out);
+            if (auto e = over("run tokens", used, *limits.max_tokens)) return e;
         }
         if (limits.max_cost_usd) {
             if (auto e = over("run cost (nano-USD)", rs.cost_nano_usd, usd(*limits.max_cost_usd))) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "core/checked_math.hpp"
 #include "core/strings.hpp"
 #include "engine/internal/engine_impl.hpp"
 #include <boost/json.hpp>
@@ -24,13 +25,18 @@ tools::ToolGrants GrantsFor(const model::AgentSpec& agent, const tools::SandboxL
     grants.private_addresses = agent.private_addresses;
     grants.sandbox = defaults;
     const auto& s = agent.sandbox;
+    // The workflow's numbers are any positive int64: the conversions saturate.
     if (s.cpu_seconds) grants.sandbox.cpu_seconds = *s.cpu_seconds;
-    if (s.memory_mb) grants.sandbox.memory_bytes = *s.memory_mb << 20;
+    if (s.memory_mb) grants.sandbox.memory_bytes = SaturatingMul(*s.memory_mb, int64_t{1} << 20);
     if (s.max_processes) grants.sandbox.max_processes = *s.max_processes;
     if (s.max_open_files) grants.sandbox.max_open_files = *s.max_open_files;
-    if (s.max_file_size_mb) grants.sandbox.max_file_size_bytes = *s.max_file_size_mb << 20;
-    if (s.timeout_secs) grants.sandbox.wall_timeout_ms = *s.timeout_secs * 1000;
-    if (s.max_output_kb) grants.sandbox.max_output_bytes = *s.max_output_kb << 10;
+    if (s.max_file_size_mb) {
+        grants.sandbox.max_file_size_bytes = SaturatingMul(*s.max_file_size_mb, int64_t{1} << 20);
+    }
+    if (s.timeout_secs) grants.sandbox.wall_timeout_ms = SaturatingMul(*s.timeout_secs, 1000);
+    if (s.max_output_kb) {
+        grants.sandbox.max_output_bytes = SaturatingMul(*s.max_output_kb, int64_t{1} << 10);
+    }
     return grants;
 }
 

@@ -119,7 +119,11 @@ Result<int64_t> ParseUsd(std::string_view text) {
         }
         for (size_t i = fraction.size(); i < 9; ++i) f *= 10;
     }
-    int64_t nanos = w * 1000000000 + f;
+    int64_t nanos = 0;
+    if (__builtin_mul_overflow(w, int64_t{1000000000}, &nanos) ||
+        __builtin_add_overflow(nanos, f, &nanos)) {
+        return InvalidArgumentError("bad USD amount");
+    }
     return negative ? -nanos : nanos;
 }
 
@@ -175,7 +179,9 @@ void AppendPayload(std::string& out, const Payload& payload) {
     std::visit(
         Overloaded{
             [&](const RunCreated& p) {
-                w.BeginObject().Field("definition_sha256", p.definition_sha256);
+                w.BeginObject();
+                OptionalField(w, "actor", p.actor);
+                w.Field("definition_sha256", p.definition_sha256);
                 OptionalField(w, "idempotency_key", p.idempotency_key);
                 w.Field("input", p.input);
                 OptionalField(w, "parent_node", p.parent_node);
@@ -473,7 +479,7 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
             return RunCreated{Str(o, "workflow"),        Str(o, "definition_sha256"),
                               Str(o, "input"),           Str(o, "idempotency_key"),
                               Str(o, "rerun_of"),        Str(o, "parent_run"),
-                              Str(o, "parent_node")};
+                              Str(o, "parent_node"),     Str(o, "actor")};
         case EventType::kRunStarted:
             return RunStarted{};
         case EventType::kRunResumed:

@@ -82,6 +82,7 @@ struct RunCreated {
     // A child run (a subworkflow node's): its parent run and node.
     std::string parent_run;
     std::string parent_node;
+    std::string actor;  // who started it (an API token's name); "" = not recorded
 };
 struct RunStarted {};
 struct RunResumed {

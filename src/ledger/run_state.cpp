@@ -5,6 +5,8 @@
 #include <array>
 #include <variant>
 
+#include "core/checked_math.hpp"
+
 namespace strowger::ledger {
 namespace {
 
@@ -203,13 +205,17 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        if (node && p.turn <= 1 && p.label.empty()) node->prompt = p.prompt;
                    },
                    [&](const LlmResponse& p) {
-                       tokens_in += p.tokens_in;
-                       tokens_out += p.tokens_out;
-                       cost_nano_usd += p.cost_nano_usd;
+                       // Saturating: counts are the provider's (checked when they arrive) or
+                       // a ledger's (which may have been written by anything).
+                       tokens_in = SaturatingAdd(tokens_in, p.tokens_in);
+                       tokens_out = SaturatingAdd(tokens_out, p.tokens_out);
+                       cost_nano_usd = SaturatingAdd(cost_nano_usd, p.cost_nano_usd);
                        ++model_calls;
                        if (!node) return;
-                       node->spent_tokens += p.tokens_in + p.tokens_out;
-                       node->spent_cost_nano_usd += p.cost_nano_usd;
+                       node->spent_tokens = SaturatingAdd(node->spent_tokens,
+                                                          SaturatingAdd(p.tokens_in, p.tokens_out));
+                       node->spent_cost_nano_usd =
+                           SaturatingAdd(node->spent_cost_nano_usd, p.cost_nano_usd);
                        if (!p.label.empty()) {
                            // A call inside a typed node: its answer, kept for later attempts.
                            node->notes.GetOrCreate().answers.emplace_back(p.label, p.content);
@@ -327,9 +333,9 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                        if (!node) return;
                        node->iterations_done = p.iteration;
                        node->output = p.output;
-                       node->tokens_in += p.tokens_in;
-                       node->tokens_out += p.tokens_out;
-                       node->duration_ms += p.duration_ms;
+                       node->tokens_in = SaturatingAdd(node->tokens_in, p.tokens_in);
+                       node->tokens_out = SaturatingAdd(node->tokens_out, p.tokens_out);
+                       node->duration_ms = SaturatingAdd(node->duration_ms, p.duration_ms);
                        ReserveSteps();
                        steps.push_back(StepResult{
                            node_index, event.node + " (iter " + std::to_string(p.iteration) + ")",

@@ -6,6 +6,17 @@
 
 namespace strowger::providers {
 
+Status CheckUsage(std::string_view provider, const Usage& usage) {
+    auto check = [&](const char* field, int64_t count) -> Status {
+        if (count >= 0 && count <= kMaxTokensPerCall) return OkStatus();
+        return InternalError(std::string(provider) + ": usage reports " + field + " = " +
+                             std::to_string(count) + " (expected an integer from 0 to " +
+                             std::to_string(kMaxTokensPerCall) + ")");
+    };
+    STROWGER_TRY(check("input_tokens", usage.input_tokens));
+    return check("output_tokens", usage.output_tokens);
+}
+
 std::optional<Result<Completion>> Provider::Start(CompletionRequest request, Deadline deadline,
                                                   const Executor& executor,
                                                   asio::cancellation_slot cancel,

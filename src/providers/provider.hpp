@@ -23,6 +23,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 
 #include "core/asio.hpp"
+#include "core/checked_math.hpp"
 #include "core/deadline.hpp"
 #include "core/result.hpp"
 
@@ -93,6 +94,18 @@ struct Usage {
     int64_t output_tokens = 0;
 };
 
+// The most tokens one call may report on either side. A provider that reports more (or a
+// negative count, or one that is not an integer) is broken or hostile: its answer is a protocol
+// error (kInternal, a malformed answer: the provider layer does not retry it; the step's
+// error_mode decides), never a count that budgets and prices would be computed from.
+inline constexpr int64_t kMaxTokensPerCall = 1'000'000'000;
+
+// OK if both counts of `usage` are in 0..kMaxTokensPerCall; else the protocol error
+// "<provider>: usage reports <field> = <value> (...)". Providers check the counts they parse
+// with the fields' own names; the engine checks every completion with this, whatever its
+// provider.
+Status CheckUsage(std::string_view provider, const Usage& usage);
+
 struct Completion {
     std::string content;
     std::vector<ToolCall> tool_calls;
@@ -129,11 +142,17 @@ class Provider {
 struct Pricing {
     int64_t input_nano_usd_per_token = 0;
     int64_t output_nano_usd_per_token = 0;
+    // Saturates at INT64_MAX nano-USD (≈ $9.2 billion) rather than overflowing.
     int64_t CostNanoUsd(const Usage& usage) const {
-        return usage.input_tokens * input_nano_usd_per_token +
-               usage.output_tokens * output_nano_usd_per_token;
+        return SaturatingAdd(SaturatingMul(usage.input_tokens, input_nano_usd_per_token),
+                             SaturatingMul(usage.output_tokens, output_nano_usd_per_token));
     }
 };
+
+// The most a price may be, in USD per million tokens (far above any model's list price): a
+// providers file or scripted file with more is refused. With kMaxTokensPerCall, one call's
+// cost stays below 2 * 10^18 nano-USD.
+inline constexpr double kMaxUsdPerMillionTokens = 1'000'000;
 
 // A provider instance plus the model name to pass it.
 struct ResolvedModel {

@@ -112,6 +112,63 @@ struct ControlRequest {
     std::string actor;
 };
 
+
+// ---- The daemon's records (docs/formats/daemon_state_v1.md) ----
+
+// One immutable version of a workflow in the daemon's registry.
+struct WorkflowVersion {
+    std::string workflow_id;
+    int64_t version = 0;  // assigned by PutWorkflowVersion
+    std::string name;
+    std::string description;
+    std::string definition_sha256;
+    std::string source;         // as submitted
+    std::string source_format;  // "json" | "yaml"
+    std::string origin;         // "api" | "file:<path>"
+    std::string actor;
+    SystemTime created_at{};
+};
+
+// An API token as stored: never the token itself, only its SHA-256.
+struct ApiToken {
+    std::string name;
+    std::string role;  // "viewer" | "operator" | "approver" | "admin"
+    std::string token_sha256;
+    std::string created_by;
+    SystemTime created_at{};
+    SystemTime revoked_at{};  // {} = live
+    bool live() const { return revoked_at == SystemTime{}; }
+};
+
+// Which finished runs to delete: `workflow` "" is the default for workflows without their own.
+struct RetentionPolicy {
+    std::string workflow;
+    int64_t keep_days = 0;   // 0 = no age limit
+    int64_t keep_count = 0;  // per workflow; 0 = no count limit
+};
+
+// One slice of retention: deletes finished (terminal) runs of the workflows it names that are
+// beyond the newest `keep_count` of their workflow or were last updated before
+// `finished_before`, at most `max_runs` of them (oldest first). Never touches other runs.
+struct PruneRequest {
+    std::string workflow;             // a workflow name; "" = every workflow not in `except`
+    std::vector<std::string> except;  // workflow names left alone when `workflow` is ""
+    int64_t keep_count = 0;           // 0 = no count limit
+    SystemTime finished_before{};     // {} = no age limit
+    int64_t max_runs = 1000;
+};
+
+// What the API knows of a run that its ledger does not say.
+struct RunAnnotation {
+    std::string run_id;
+    std::string workflow_id;
+    int64_t workflow_version = 0;
+    std::string trigger_source;
+    std::string metadata = "{}";  // a compact JSON object
+    std::string request_sha256;
+    std::string actor;
+};
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -201,6 +258,40 @@ class Store {
     // leaves (and runs made before signing existed).
     virtual Awaitable<Result<std::vector<RunRecord>>> FindUnsignedStops(std::string after_run_id,
                                                                         int64_t limit) = 0;
+
+    // ---- The daemon's records (docs/formats/daemon_state_v1.md) ----
+
+    // Stores `version` as the next version of its workflow (creating the workflow, with its
+    // origin, if it is new) and returns it as stored (version and created_at set). If the
+    // latest version has the same definition_sha256, stores nothing and returns that one.
+    // kNotFound if the workflow was deleted.
+    virtual Awaitable<Result<WorkflowVersion>> PutWorkflowVersion(WorkflowVersion version) = 0;
+    // Every version of the live workflow `workflow_id` ("" = of every live workflow), by
+    // workflow id, then version.
+    virtual Awaitable<Result<std::vector<WorkflowVersion>>> ListWorkflowVersions(
+        std::string workflow_id) = 0;
+    // Marks a workflow deleted (its versions stay). kNotFound if there is no live one.
+    virtual Awaitable<Result<void>> DeleteWorkflow(std::string workflow_id, SystemTime at) = 0;
+
+    // kAlreadyExists if a token of that name (live or revoked) or that hash exists.
+    virtual Awaitable<Result<void>> PutToken(ApiToken token) = 0;
+    // Every token, live and revoked, by name.
+    virtual Awaitable<Result<std::vector<ApiToken>>> ListTokens() = 0;
+    // kNotFound if there is no such token; revoking a revoked one changes nothing.
+    virtual Awaitable<Result<void>> RevokeToken(std::string name, SystemTime at) = 0;
+
+    // Adds or replaces the policy for policy.workflow.
+    virtual Awaitable<Result<void>> PutRetentionPolicy(RetentionPolicy policy) = 0;
+    virtual Awaitable<Result<std::vector<RetentionPolicy>>> ListRetentionPolicies() = 0;
+    // kNotFound if there is none for `workflow`.
+    virtual Awaitable<Result<void>> DeleteRetentionPolicy(std::string workflow) = 0;
+    // Returns how many runs were deleted (with their events, checkpoints and annotations).
+    virtual Awaitable<Result<int64_t>> PruneRuns(PruneRequest request) = 0;
+
+    // Adds or replaces the annotation of annotation.run_id (which must exist: kNotFound).
+    virtual Awaitable<Result<void>> PutRunAnnotation(RunAnnotation annotation) = 0;
+    // kNotFound if the run has none.
+    virtual Awaitable<Result<RunAnnotation>> GetRunAnnotation(std::string run_id) = 0;
 };
 
 // Opens a store from a URL: "memory:", "sqlite:PATH" (PATH may be relative), and later

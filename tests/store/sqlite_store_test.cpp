@@ -23,6 +23,11 @@
 #include "store/store_test_util.hpp"
 #include "testing/test_util.hpp"
 
+// What schema version 3 ("daemon state") added, to make files of earlier versions.
+#define DROP_DAEMON_STATE                                                                   \
+    "DROP TABLE workflows; DROP TABLE workflow_versions; DROP TABLE api_tokens; "          \
+    "DROP TABLE retention_policies; DROP TABLE run_annotations; "
+
 namespace strowger::store {
 
 void PrintTo(SqliteSync sync, std::ostream* out) {
@@ -532,7 +537,8 @@ TEST_P(SqliteStoreTest, AVersionOneFileMigratesAndKeepsItsRuns) {
     ExecRaw(path_,
             "DROP INDEX runs_by_wake_at; ALTER TABLE runs DROP COLUMN wake_at; "
             "DROP TABLE checkpoints; DROP TABLE checkpoint_batches; DROP INDEX runs_unsigned; "
-            "ALTER TABLE runs DROP COLUMN checkpoint_seq; PRAGMA user_version=1");
+            "ALTER TABLE runs DROP COLUMN checkpoint_seq; " DROP_DAEMON_STATE
+            "PRAGMA user_version=1");
     auto reopened = SqliteStore::OpenBlocking(path_, Options());
     ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
     std::shared_ptr<SqliteStore> store = *reopened;
@@ -543,7 +549,23 @@ TEST_P(SqliteStoreTest, AVersionOneFileMigratesAndKeepsItsRuns) {
     EXPECT_EQ(fixtures::RunIds(*RunSync(store->FindUnsignedStops("", 10))),
               std::vector<std::string>{RunIdFor(1)});
     auto version = QueryInt(path_, "PRAGMA user_version");
-    EXPECT_EQ(version, 3);
+    EXPECT_EQ(version, 4);
+}
+
+TEST_P(SqliteStoreTest, AVersionThreeFileGetsTheDaemonStateTables) {
+    TestChain chain(RunIdFor(1));
+    ASSERT_TRUE(RunSync(store_->CreateRun(MakeNewRun(chain, "wf", "", RunStatus::kCompleted)))
+                    .has_value());
+    store_.reset();
+    ExecRaw(path_, DROP_DAEMON_STATE "PRAGMA user_version=3");
+    auto reopened = SqliteStore::OpenBlocking(path_, Options());
+    ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+    std::shared_ptr<SqliteStore> store = *reopened;
+    EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 4);
+    ASSERT_TRUE(RunSync(store->PutRetentionPolicy({"", 1, 1})).has_value());
+    ASSERT_TRUE(
+        RunSync(store->PutRunAnnotation({RunIdFor(1), "wf_1", 1, "api", "{}", "", ""})).has_value());
+    EXPECT_EQ(RunSync(store->GetRunAnnotation(RunIdFor(1)))->workflow_id, "wf_1");
 }
 
 TEST_P(SqliteStoreTest, OpenRefusesAForeignDatabase) {

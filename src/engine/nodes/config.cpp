@@ -1,5 +1,6 @@
 #include "engine/nodes/config.hpp"
 
+#include "core/json.hpp"
 #include "core/strings.hpp"
 #include "model/diagnostic.hpp"
 
@@ -23,8 +24,7 @@ const json::value* Field(const model::NodeCompileContext& context, std::string_v
 }
 
 std::string Text(const json::value& value) {
-    if (value.is_string()) return std::string(value.get_string());
-    return json::serialize(value);
+    return JsonText(value);
 }
 
 std::optional<std::string> String(model::NodeCompileContext& context, std::string_view field,

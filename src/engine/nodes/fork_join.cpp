@@ -156,7 +156,7 @@ Awaitable<NodeOutcome> JoinType::Execute(NodeRun& run) const {
     JoinVerdict verdict = DecideJoin(*run.node().config, counts, &why);
     if (verdict == JoinVerdict::kFail) {
         co_return NodeOutcome::Failed(
-            Error(ErrorCode::kFailedPrecondition, "join '" + run.node().id + "' failed: " + why));
+            Error(ErrorCode::kFailedPrecondition, why));
     }
     auto text = CanonicalJson(outputs);
     co_return NodeOutcome::Completed(text ? *text : json::serialize(outputs));

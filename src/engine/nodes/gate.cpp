@@ -106,7 +106,7 @@ class GateType final : public NodeType {
                 needs_judge = true;
             } else if (item.is_object()) {
                 const auto& o = item.get_object();
-                criterion.text = json::serialize(item);
+                criterion.text = JsonText(item);
                 if (const auto* v = o.if_contains("contains")) {
                     criterion.method = "contains";
                     criterion.needle = Text(*v);
@@ -321,13 +321,13 @@ class EvalGateType final : public NodeType {
                 value = AsNumber(json::value(shown));
             } else {
                 value = metric.literal.to_number<double>();
-                shown = json::serialize(metric.literal);
+                shown = JsonText(metric.literal);
             }
             ledger::MetricEvaluated verdict;
             verdict.metric = metric.name;
             verdict.value = CapForMessage(shown, 100);
             verdict.bound = metric.bound;
-            verdict.threshold = json::serialize(json::value(metric.threshold));
+            verdict.threshold = JsonText(json::value(metric.threshold));
             verdict.passed = value && (metric.bound == "min" ? *value >= metric.threshold
                                                              : *value <= metric.threshold);
             if (!verdict.passed) {

@@ -22,10 +22,25 @@ std::string FinishReason(std::string_view stop_reason, bool has_tool_calls) {
     return std::string(stop_reason);
 }
 
-// Input tokens as billed: the uncached part plus cache writes and reads.
-int64_t InputTokens(const json::object& usage) {
-    return JsonInt(usage, "input_tokens") + JsonInt(usage, "cache_creation_input_tokens") +
-           JsonInt(usage, "cache_read_input_tokens");
+// Input tokens as billed: the uncached part plus cache writes and reads, each checked
+// (UsageCount), and their sum too.
+Result<int64_t> InputTokens(const json::object& usage, std::string_view provider,
+                            Delivery delivery) {
+    int64_t total = 0;
+    for (std::string_view key :
+         {"input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"}) {
+        STROWGER_ASSIGN_OR_RETURN(int64_t count, UsageCount(usage, key, provider, delivery));
+        total += count;  // three counts of at most kMaxTokensPerCall each
+    }
+    if (total > kMaxTokensPerCall) {
+        std::string what = "usage reports " + std::to_string(total) +
+                           " input tokens in all (input_tokens + cache_creation_input_tokens + "
+                           "cache_read_input_tokens; expected at most " +
+                           std::to_string(kMaxTokensPerCall) + ")";
+        return std::unexpected(delivery == Delivery::kStream ? MalformedStream(provider, what)
+                                                             : Malformed(provider, what).error());
+    }
+    return total;
 }
 
 // The error an `error` stream event (or error body) of type `type` stands for.
@@ -57,9 +72,8 @@ Error TypedError(std::string_view provider, std::string_view type, std::string_v
         }
     }
     if (type == "overloaded_error") details.reason = "overloaded";
-    std::string text = std::string(provider) + ": stream error: " + std::string(type);
-    if (!message.empty()) text += ": " + std::string(message);
-    if (HaveSecrets()) text = Redact(text);
+    std::string text = std::string(provider) + ": stream error: " + ServerText(type, 64);
+    if (!message.empty()) text += ": " + ServerText(message);
     return Error(code, std::move(text), std::move(details));
 }
 
@@ -83,6 +97,7 @@ AnthropicProvider::AnthropicProvider(AnthropicConfig config,
                                      std::shared_ptr<http::HttpClient> client)
     : config_(std::move(config)), client_(std::move(client)), key_(config_.api_key_env) {
     config_.base_url = WithoutTrailingSlash(std::move(config_.base_url));
+    RegisterHeaderSecrets(config_.extra_headers);
     url_ = config_.base_url + (EndsWith(config_.base_url, "/v1") ? "/messages" : "/v1/messages");
 }
 
@@ -198,7 +213,7 @@ Result<Completion> ParseMessagesBody(std::string_view body, std::string_view pro
     if (content == nullptr) {
         std::string what = "no content";
         if (const json::object* error = JsonObject(root, "error")) {
-            what += " (error: " + std::string(JsonString(*error, "message")) + ")";
+            what += " (error: " + ServerText(JsonString(*error, "message")) + ")";
         }
         return Malformed(provider, what);
     }
@@ -224,9 +239,13 @@ Result<Completion> ParseMessagesBody(std::string_view body, std::string_view pro
     }
     completion.finish_reason =
         FinishReason(JsonString(root, "stop_reason"), !completion.tool_calls.empty());
-    if (const json::object* usage = JsonObject(root, "usage")) {
-        completion.usage.input_tokens = InputTokens(*usage);
-        completion.usage.output_tokens = JsonInt(*usage, "output_tokens");
+    STROWGER_ASSIGN_OR_RETURN(const json::object* usage,
+                              UsageObject(root, provider, Delivery::kBody));
+    if (usage) {
+        STROWGER_ASSIGN_OR_RETURN(completion.usage.input_tokens,
+                                  InputTokens(*usage, provider, Delivery::kBody));
+        STROWGER_ASSIGN_OR_RETURN(completion.usage.output_tokens,
+                                  UsageCount(*usage, "output_tokens", provider, Delivery::kBody));
     }
     completion.model = std::string(JsonString(root, "model"));
     return completion;
@@ -337,9 +356,15 @@ Status MessagesStreamParser::OnEvent(const http::SseEvent& event) {
             return Fail(MalformedStream(provider_, "message_start without message"));
         started_ = true;
         model_ = std::string(JsonString(*message, "model"));
-        if (const json::object* usage = JsonObject(*message, "usage")) {
-            usage_.input_tokens = InputTokens(*usage);
-            usage_.output_tokens = JsonInt(*usage, "output_tokens");
+        auto usage = UsageObject(*message, provider_, Delivery::kStream);
+        if (!usage) return Fail(std::move(usage).error());
+        if (*usage) {
+            auto input = InputTokens(**usage, provider_, Delivery::kStream);
+            if (!input) return Fail(std::move(input).error());
+            auto output = UsageCount(**usage, "output_tokens", provider_, Delivery::kStream);
+            if (!output) return Fail(std::move(output).error());
+            usage_.input_tokens = *input;
+            usage_.output_tokens = *output;
         }
     } else if (type == "content_block_start") {
         const json::object* start = JsonObject(object, "content_block");
@@ -403,12 +428,16 @@ Status MessagesStreamParser::OnEvent(const http::SseEvent& event) {
                 stop_reason_ = std::string(reason);
             }
         }
-        if (const json::object* usage = JsonObject(object, "usage")) {
+        auto usage = UsageObject(object, provider_, Delivery::kStream);
+        if (!usage) return Fail(std::move(usage).error());
+        if (*usage) {
             // Cumulative counts; input tokens appear here only in newer API versions.
-            if (usage->contains("output_tokens")) {
-                usage_.output_tokens = JsonInt(*usage, "output_tokens");
-            }
-            if (int64_t input = InputTokens(*usage); input > 0) usage_.input_tokens = input;
+            auto output = UsageCount(**usage, "output_tokens", provider_, Delivery::kStream);
+            if (!output) return Fail(std::move(output).error());
+            if ((*usage)->contains("output_tokens")) usage_.output_tokens = *output;
+            auto input = InputTokens(**usage, provider_, Delivery::kStream);
+            if (!input) return Fail(std::move(input).error());
+            if (*input > 0) usage_.input_tokens = *input;
         }
     } else if (type == "message_stop") {
         done_ = true;

@@ -60,6 +60,7 @@ struct AnthropicConfig {
     int64_t default_max_tokens = 4096;
     // Per call; the call's own deadline applies too, whichever is earlier.
     std::chrono::milliseconds timeout{std::chrono::minutes(10)};
+    // Added to every request; their values are registered as secrets (RegisterHeaderSecrets).
     http::Headers extra_headers;
 };
 

@@ -482,3 +482,126 @@ TEST(AnthropicRegistryTest, RegistersWithEnvironmentBaseUrl) {
 
 }  // namespace
 }  // namespace strowger::providers
+
+namespace strowger::providers {
+namespace {
+
+std::string MessageWithUsage(const std::string& usage) {
+    return R"({"id":"msg_1","type":"message","role":"assistant","model":"claude-test",)"
+           R"("content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":)" +
+           usage + "}";
+}
+
+TEST_F(AnthropicProviderTest, UsageCountsThatAreNotSaneAreAProtocolError) {
+    struct Case {
+        std::string usage;
+        std::string message;
+    };
+    const std::string range = " (expected an integer from 0 to 1000000000)";
+    const std::vector<Case> cases = {
+        {R"({"input_tokens":-4,"output_tokens":1})", "usage.input_tokens is -4" + range},
+        {R"({"input_tokens":9223372036854775807,"output_tokens":1})",
+         "usage.input_tokens is 9223372036854775807" + range},
+        {R"({"input_tokens":1,"output_tokens":0.5})", "usage.output_tokens is 5E-1" + range},
+        {R"({"input_tokens":1,"output_tokens":"7"})", R"(usage.output_tokens is "7")" + range},
+        {R"({"input_tokens":1,"cache_read_input_tokens":-100,"output_tokens":1})",
+         "usage.cache_read_input_tokens is -100" + range},
+        // Each part in range, their sum not.
+        {R"({"input_tokens":600000000,"cache_creation_input_tokens":600000000,)"
+         R"("output_tokens":1})",
+         "usage reports 1200000000 input tokens in all (input_tokens + "
+         "cache_creation_input_tokens + cache_read_input_tokens; expected at most 1000000000)"},
+    };
+    int n = 0;
+    for (const Case& c : cases) {
+        MockBehavior behavior;
+        behavior.body = MessageWithUsage(c.usage);
+        std::string node = "usage-" + std::to_string(++n);
+        AddRule(node, behavior);
+        auto result = Call(SimpleRequest("x", node));
+        ASSERT_FALSE(result) << c.usage;
+        EXPECT_EQ(result.error().code(), ErrorCode::kInternal) << c.usage;
+        EXPECT_EQ(result.error().message(), "anthropic: malformed response body: " + c.message);
+    }
+    // Streamed: in message_start and in message_delta.
+    const std::string start_ok =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"c\","
+        "\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n";
+    const std::string rest =
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+        "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n";
+    auto delta = [](const std::string& usage) {
+        return "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+               "\"end_turn\"},\"usage\":" +
+               usage + "}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    };
+    struct StreamCase {
+        std::string body;
+        std::string message;
+    };
+    const std::vector<StreamCase> streams = {
+        {"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"c\","
+         "\"usage\":{\"input_tokens\":-9,\"output_tokens\":1}}}\n\n" +
+             rest + delta(R"({"output_tokens":2})"),
+         "usage.input_tokens is -9" + range},
+        {start_ok + rest + delta(R"({"output_tokens":1e12})"),
+         "usage.output_tokens is 1E12" + range},
+        {start_ok + rest + delta(R"({"output_tokens":"many"})"),
+         R"(usage.output_tokens is "many")" + range},
+    };
+    for (const StreamCase& c : streams) {
+        MockBehavior behavior;
+        behavior.stream_body = c.body;
+        std::string node = "stream-usage-" + std::to_string(++n);
+        AddRule(node, behavior);
+        RecordingSink sink;
+        CompletionRequest request = SimpleRequest("x", node);
+        request.stream = &sink;
+        auto result = Call(request);
+        ASSERT_FALSE(result) << c.body;
+        EXPECT_EQ(result.error().code(), ErrorCode::kInternal);
+        EXPECT_EQ(result.error().message(), "anthropic: malformed stream: " + c.message);
+    }
+    // The same stream with sane counts completes.
+    MockBehavior good;
+    good.stream_body = start_ok + rest + delta(R"({"output_tokens":2})");
+    AddRule("stream-good", good);
+    RecordingSink sink;
+    CompletionRequest request = SimpleRequest("x", "stream-good");
+    request.stream = &sink;
+    auto result = Call(request);
+    ASSERT_TRUE(result) << result.error().ToString();
+    EXPECT_EQ(result->usage.input_tokens, 3);
+    EXPECT_EQ(result->usage.output_tokens, 2);
+}
+
+TEST_F(AnthropicProviderTest, HugeErrorBodiesAndStreamErrorsAreCapped) {
+    MockBehavior body;
+    body.status = 500;
+    body.error_message = std::string(5'000'000, 'e');
+    AddRule("huge", body);
+    auto result = Call(SimpleRequest("x", "huge"));
+    ASSERT_FALSE(result);
+    EXPECT_LT(result.error().message().size(), 2200u);
+    EXPECT_TRUE(result.error().message().ends_with("… (5000000 bytes in all)"));
+
+    MockBehavior stream;
+    stream.stream_body = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"" +
+                         std::string(100'000, 't') + "\",\"message\":\"" +
+                         std::string(1'000'000, 'm') + "\"}}\n\n";
+    AddRule("huge-stream", stream);
+    RecordingSink sink;
+    CompletionRequest request = SimpleRequest("x", "huge-stream");
+    request.stream = &sink;
+    result = Call(request);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable);
+    EXPECT_LT(result.error().message().size(), 2400u);
+    EXPECT_TRUE(result.error().message().ends_with("… (1000000 bytes in all)"));
+}
+
+}  // namespace
+}  // namespace strowger::providers

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/json.hpp"
+#include "core/log.hpp"
 #include "core/strings.hpp"
 #include "tools/sandbox/blocking.hpp"
 
@@ -125,9 +126,10 @@ Result<Completion> ToCompletion(tools::sandbox::SandboxResult run, const std::st
                                      "` passed the call's deadline; its process tree was killed");
     }
     if (run.exit_code != 0) {
-        std::string tail = run.stderr_data.size() > kStderrTailBytes
-                               ? run.stderr_data.substr(run.stderr_data.size() - kStderrTailBytes)
-                               : run.stderr_data;
+        // Redacted before it is cut: a key the cut fell inside would no longer be found.
+        std::string all = HaveSecrets() ? Redact(run.stderr_data) : std::move(run.stderr_data);
+        std::string tail =
+            all.size() > kStderrTailBytes ? all.substr(all.size() - kStderrTailBytes) : all;
         while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
         std::string how = run.signal != 0 ? "was killed by signal " + std::to_string(run.signal)
                                           : "exited with " + std::to_string(run.exit_code);

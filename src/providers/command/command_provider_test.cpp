@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/log.hpp"
 #include "core/strings.hpp"
 #include "testing/test_util.hpp"
 
@@ -141,6 +142,23 @@ TEST(CommandPromptTest, WithoutSystemOrUserMessages) {
     EXPECT_EQ(CommandPrompt({Msg(Role::kUser, "q"), Msg(Role::kTool, "tool output")}), "q");
     EXPECT_EQ(CommandPrompt({Msg(Role::kTool, "tool output")}), "tool output");
     EXPECT_EQ(CommandPrompt({}), "");
+}
+
+TEST_F(CommandProviderTest, AKeyInStderrIsRedactedBeforeTheTailIsCut) {
+    // The last 2,000 bytes of stderr start 21 bytes into the key: cut first, its rest was
+    // left for no redaction to find.
+    const std::string key = "cmd-secret-0123456789abcdefghij";
+    RegisterSecret(key);
+    // (The command line names the key in pieces: the message quotes the command line too.)
+    auto result = Complete(
+        "printf '%s%s%s' cmd-secret-0123456789 abcde fghij >&2; head -c 1990 /dev/zero | "
+        "tr '\\0' y >&2; echo >&2; exit 3",
+        {Msg(Role::kUser, "go")});
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().details().exit_code, 3);
+    EXPECT_EQ(result.error().message().find(key.substr(21)), std::string::npos)
+        << result.error().message().substr(0, 120);
+    EXPECT_NE(result.error().message().find("yyyy"), std::string::npos);
 }
 
 }  // namespace

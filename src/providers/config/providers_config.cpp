@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/strings.hpp"
+#include "core/yaml.hpp"
 
 namespace strowger::providers {
 namespace {
@@ -56,7 +57,7 @@ class Reader {
             case YAML::NodeType::Map:
                 return "a mapping";
             case YAML::NodeType::Scalar:
-                return "\"" + node.Scalar() + "\"";
+                return "\"" + CapForMessage(node.Scalar(), 200) + "\"";
             default:
                 return "nothing";
         }
@@ -131,11 +132,12 @@ class Reader {
         return value;
     }
 
-    // A finite number >= min (and > min if `exclusive`).
+    // A finite number >= min (and > min if `exclusive`), and <= max.
     std::optional<double> Number(const YAML::Node& node, const std::string& path, double min,
-                                 bool exclusive) {
+                                 bool exclusive, double max = HUGE_VAL) {
         std::string expected = std::string("a number ") + (exclusive ? "> " : ">= ") +
                                (min == 0 ? std::string("0") : std::to_string(min));
+        if (max != HUGE_VAL) expected += " and <= " + std::to_string(static_cast<int64_t>(max));
         if (!node.IsScalar() || node.Tag() == "!") {
             Problem(node, path, "expected " + expected + ", got " + KindName(node));
             return std::nullopt;
@@ -146,7 +148,7 @@ class Reader {
         if (!text.empty() && text[0] == '+') ++begin;
         auto [end, ec] = std::from_chars(begin, text.data() + text.size(), value);
         bool ok = ec == std::errc() && end == text.data() + text.size() && std::isfinite(value) &&
-                  (exclusive ? value > min : value >= min);
+                  (exclusive ? value > min : value >= min) && value <= max;
         if (!ok) {
             Problem(node, path, "expected " + expected + ", got " + KindName(node));
             return std::nullopt;
@@ -167,7 +169,8 @@ class Reader {
                         std::string trimmed(Trim(*url));
                         if (auto parsed = http::ParseUrl(trimmed); !parsed) {
                             Problem(value, field_path,
-                                    "expected an http:// or https:// URL, got \"" + *url + "\"");
+                                    "expected an http:// or https:// URL, got \"" +
+                                        CapForMessage(*url, 200) + "\"");
                         } else {
                             settings.base_url = trimmed;
                         }
@@ -235,15 +238,16 @@ class Reader {
                 std::set<std::string> given;
                 std::vector<std::string_view> fields(std::begin(kPriceFields),
                                                      std::end(kPriceFields));
-                ForEachField(value, model_path, fields, "dot",
-                             [&](const std::string& key, const YAML::Node& number,
-                                 const std::string& field_path) {
-                                 auto parsed = Number(number, field_path, 0, false);
-                                 if (!parsed) return;
-                                 given.insert(key);
-                                 (key == "input_per_mtok" ? price.input_per_mtok
-                                                          : price.output_per_mtok) = *parsed;
-                             });
+                ForEachField(
+                    value, model_path, fields, "dot",
+                    [&](const std::string& key, const YAML::Node& number,
+                        const std::string& field_path) {
+                        auto parsed = Number(number, field_path, 0, false, kMaxUsdPerMillionTokens);
+                        if (!parsed) return;
+                        given.insert(key);
+                        (key == "input_per_mtok" ? price.input_per_mtok : price.output_per_mtok) =
+                            *parsed;
+                    });
                 for (std::string_view field : kPriceFields) {
                     if (!given.contains(std::string(field))) {
                         Problem(value, model_path, "missing field \"" + std::string(field) + "\"");
@@ -394,9 +398,21 @@ ProvidersConfig DefaultProvidersConfig() {
 }
 
 Result<ProvidersConfig> ParseProvidersConfig(std::string_view text, const std::string& file_name) {
-    YAML::Node root;
+    auto parsed = ParseYaml(text);
+    if (!parsed) {
+        std::string where = file_name;
+        if (parsed.error().line > 0) {
+            where += ":" + std::to_string(parsed.error().line) + ":" +
+                     std::to_string(parsed.error().column);
+        }
+        return InvalidArgumentError(where + ": " + parsed.error().message);
+    }
+    const YAML::Node root = std::move(*parsed);
+    ProvidersConfig config;
+    config.source = file_name;
+    Reader reader(file_name);
     try {
-        root = YAML::Load(std::string(text));
+        reader.ReadRoot(root, config);
     } catch (const YAML::Exception& e) {
         std::string where = file_name;
         if (e.mark.line >= 0) {
@@ -404,14 +420,6 @@ Result<ProvidersConfig> ParseProvidersConfig(std::string_view text, const std::s
                 ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
         }
         return InvalidArgumentError(where + ": " + e.msg);
-    }
-    ProvidersConfig config;
-    config.source = file_name;
-    Reader reader(file_name);
-    try {
-        reader.ReadRoot(root, config);
-    } catch (const YAML::Exception& e) {
-        return InvalidArgumentError(file_name + ": " + e.msg);
     }
     if (!reader.problems().empty()) return InvalidArgumentError(Join(reader.problems(), "\n"));
     return config;

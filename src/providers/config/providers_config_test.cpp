@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "core/log.hpp"
 #include "providers/builtin.hpp"
 #include "providers/limits/resilient_provider.hpp"
 #include "providers/openai/openai_provider.hpp"
@@ -152,7 +153,7 @@ TEST(ProvidersConfigTest, ReportsEveryProblemWithPositionAndPath) {
                   "p.yaml:9:15: providers.openai.base_url: expected an http:// or https:// URL, "
                   "got \"ftp://host\"",
                   "p.yaml:11:32: providers.openai.prices[\"gpt-4o\"].input_per_mtok: expected a "
-                  "number >= 0, got \"-1\"",
+                  "number >= 0 and <= 1000000, got \"-1\"",
                   "p.yaml:11:15: providers.openai.prices[\"gpt-4o\"]: missing field "
                   "\"input_per_mtok\"",
                   "p.yaml:11:15: providers.openai.prices[\"gpt-4o\"]: missing field "
@@ -299,6 +300,59 @@ TEST(BuiltinProvidersTest, NoConfigOverloadUsesDefaults) {
     ASSERT_NE(resilient, nullptr);
     EXPECT_EQ(resilient->options().retry.max_retries, 3);
     EXPECT_EQ(resilient->limiter(), nullptr);
+}
+
+TEST(ProvidersConfigTest, ExpandingAliasesAndAbsurdPricesAreRefusedWithAPosition) {
+    std::string text = "x:\n  l0: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+    for (int level = 1; level <= 7; ++level) {
+        text += "  l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+        for (int i = 0; i < 10; ++i) text += (i ? ", *l" : "*l") + std::to_string(level - 1);
+        text += "]\n";
+    }
+    auto bomb = ParseProvidersConfig(text + "providers: {openai: {headers: *l7}}\n", "p.yaml");
+    ASSERT_FALSE(bomb);
+    EXPECT_EQ(bomb.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_TRUE(bomb.error().message().starts_with("p.yaml:"));
+    EXPECT_NE(bomb.error().message().find("too many nodes once aliases are expanded"),
+              std::string::npos)
+        << bomb.error().message();
+    ExpectErrors(
+        "providers:\n  openai:\n    prices: {m: {input_per_mtok: 1e300, "
+        "output_per_mtok: 1}}\n",
+        {"p.yaml:3:34: providers.openai.prices[\"m\"].input_per_mtok: expected a "
+         "number >= 0 and <= 1000000, got \"1e300\"",
+         "p.yaml:3:17: providers.openai.prices[\"m\"]: missing field "
+         "\"input_per_mtok\""});
+}
+
+TEST(BuiltinProvidersTest, HeaderValuesOfTheFileAreSecretsRedactedWhenEchoed) {
+    IoThread io;
+    auto server = MockModelServer::Start({});
+    ASSERT_TRUE(server) << server.error().ToString();
+    const std::string credential = "team-credential-7c1f9e20d4";
+    testing::MockRule echo;
+    echo.behavior.status = 403;
+    echo.behavior.error_message = "forbidden for X-Custom-Auth " + credential;
+    (*server)->AddRule(echo);
+    auto config = ParseProvidersConfig(
+        "providers:\n  openai:\n    api_key_env: \"\"\n"
+        "    max_retries: 0\n    base_url: " +
+            (*server)->base_url() + "\n    headers: {X-Custom-Auth: \"" + credential + "\"}\n",
+        "test.yaml");
+    ASSERT_TRUE(config) << config.error().message();
+    ProviderRegistry registry(io.executor());
+    RegisterBuiltinProviders(registry, *config);
+    auto model = registry.Resolve("openai:m", "");
+    ASSERT_TRUE(model) << model.error().ToString();
+    CompletionRequest request;
+    request.model = model->model;
+    request.messages.push_back(Message{Role::kUser, "hi", {}, {}, {}});
+    auto result = RunSync(model->provider->Complete(request, Deadline::After(seconds(10))));
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code(), ErrorCode::kPermissionDenied);
+    EXPECT_EQ(result.error().message(), "openai: HTTP 403: forbidden for X-Custom-Auth [REDACTED]");
+    ASSERT_EQ((*server)->recorded_requests().size(), 1u);
+    EXPECT_EQ((*server)->recorded_requests()[0].Header("x-custom-auth"), credential);
 }
 
 }  // namespace

@@ -751,7 +751,7 @@ Awaitable<Status> HttpClient::Impl::OpenTunnel(beast::tcp_stream& stream,
     if (status / 100 != 2) {
         co_return UnavailableError("http: " + proxy_name + " refused CONNECT to " + call.peer +
                                    ": " + std::to_string(status) + " " +
-                                   std::string(parser.get().reason()));
+                                   CapForMessage(parser.get().reason(), 200));
     }
     co_return OkStatus();
 }

@@ -499,11 +499,13 @@ TEST_F(HttpClientTest, HttpProxyGetsAbsoluteFormRequests) {
     EXPECT_EQ(recorded[0].Header("proxy-authorization"), "Basic cHJveHktdXNlcjpwcm94eS1wYXNz");
 }
 
-// A minimal CONNECT proxy that tunnels every CONNECT to `upstream_port` on 127.0.0.1.
+// A minimal CONNECT proxy that tunnels every CONNECT to `upstream_port` on 127.0.0.1, or
+// answers each with `refusal` (a status line and headers) when it is given.
 class TunnelProxy {
   public:
-    explicit TunnelProxy(uint16_t upstream_port)
+    explicit TunnelProxy(uint16_t upstream_port, std::string refusal = {})
         : upstream_port_(upstream_port),
+          refusal_(std::move(refusal)),
           acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
         asio::co_spawn(io_, Accept(), asio::detached);
         thread_ = std::thread([this] { io_.run(); });
@@ -537,6 +539,10 @@ class TunnelProxy {
             std::lock_guard lock(mutex_);
             first_line_ = head.substr(0, head.find("\r\n"));
         }
+        if (!refusal_.empty()) {
+            co_await asio::async_write(client, asio::buffer(refusal_), kTuple);
+            co_return;
+        }
         tcp::socket upstream(io_);
         tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), upstream_port_);
         auto [connect_ec] = co_await upstream.async_connect(endpoint, kTuple);
@@ -565,6 +571,7 @@ class TunnelProxy {
     }
 
     uint16_t upstream_port_;
+    std::string refusal_;
     asio::io_context io_;
     tcp::acceptor acceptor_;
     std::thread thread_;
@@ -649,6 +656,23 @@ TEST_F(HttpClientTlsTest, HttpsGoesThroughConnectTunnel) {
     ASSERT_EQ(recorded.size(), 1u);
     EXPECT_EQ(recorded[0].target, "/v1/chat/completions");
     EXPECT_EQ(recorded[0].Header("host"), "model.invalid");
+}
+
+TEST_F(HttpClientTlsTest, AProxysRefusalIsQuotedCapped) {
+    TunnelProxy proxy(server_->port(),
+                      "HTTP/1.1 403 " + std::string(6000, 'r') + "\r\nContent-Length: 0\r\n\r\n");
+    ProxyConfig config;
+    config.https_proxy = "127.0.0.1:" + std::to_string(proxy.port());
+    auto client = TrustingClient(config);
+    auto result = RunSync(
+        client->Send(ChatRequest("https://model.invalid/v1", "refused"), Deadline::After(kWait)));
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable);
+    EXPECT_NE(result.error().message().find("refused CONNECT to model.invalid:443: 403 rrr"),
+              std::string::npos)
+        << result.error().message().substr(0, 200);
+    EXPECT_TRUE(result.error().message().ends_with("… (6000 bytes in all)"));
+    EXPECT_LT(result.error().message().size(), 400u);
 }
 
 }  // namespace

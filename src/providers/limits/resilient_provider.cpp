@@ -54,7 +54,8 @@ int64_t EstimateTokens(const CompletionRequest& request, int64_t default_output_
         bytes += tool.name.size() + tool.description.size() + tool.parameters_schema.size();
     }
     int64_t output = request.max_output_tokens.value_or(default_output_tokens);
-    return static_cast<int64_t>((bytes + 3) / 4) + std::max<int64_t>(0, output);
+    // max_output_tokens is the workflow's, any int64.
+    return SaturatingAdd(static_cast<int64_t>((bytes + 3) / 4), std::max<int64_t>(0, output));
 }
 
 std::chrono::milliseconds BackoffDelay(const RetryPolicy& policy, int64_t retry,
@@ -124,8 +125,9 @@ Awaitable<Result<Completion>> ResilientProvider::Run(CompletionRequest request, 
                              : inner_->Complete(request, deadline);
             Result<Completion> result = co_await std::move(call);
             if (permit) {
-                permit.Finish(result ? result->usage.input_tokens + result->usage.output_tokens
-                                     : 0);
+                permit.Finish(
+                    result ? SaturatingAdd(result->usage.input_tokens, result->usage.output_tokens)
+                           : 0);
             }
             if (result) co_return result;
 

@@ -35,21 +35,22 @@ std::string_view RoleName(Role role) {
 }
 
 // The human-readable error a server put in its body: {"error": {"message": ...}},
-// {"error": "..."} or {"message": ...}; else a preview of the body.
+// {"error": "..."} or {"message": ...}; else a preview of the body. Capped either way (a 5 MB
+// body must not become a 5 MB error in the ledger and on the terminal).
 std::string ErrorMessageFromBody(std::string_view body, std::string* code) {
     auto parsed = ParseJson(body);
     if (parsed && parsed->is_object()) {
         const json::object& object = parsed->as_object();
         if (const json::object* error = JsonObject(object, "error")) {
-            if (code) *code = std::string(JsonString(*error, "code"));
+            if (code) *code = ServerText(JsonString(*error, "code"), 64);
             if (auto message = JsonString(*error, "message"); !message.empty()) {
-                return std::string(message);
+                return ServerText(message);
             }
         }
         if (auto message = JsonString(object, "error"); !message.empty())
-            return std::string(message);
+            return ServerText(message);
         if (auto message = JsonString(object, "message"); !message.empty()) {
-            return std::string(message);
+            return ServerText(message);
         }
     }
     return BodyPreview(body);
@@ -124,6 +125,7 @@ Result<std::string> ApiKeySource::Read() const {
 OpenAiProvider::OpenAiProvider(OpenAiConfig config, std::shared_ptr<http::HttpClient> client)
     : config_(std::move(config)), client_(std::move(client)), key_(config_.api_key_env) {
     config_.base_url = WithoutTrailingSlash(std::move(config_.base_url));
+    RegisterHeaderSecrets(config_.extra_headers);
     url_ = config_.base_url + "/chat/completions";
 }
 
@@ -245,9 +247,14 @@ Result<Completion> ParseChatCompletionsBody(std::string_view body, std::string_v
     if (completion.finish_reason.empty()) {
         completion.finish_reason = completion.tool_calls.empty() ? "stop" : "tool_calls";
     }
-    if (const json::object* usage = JsonObject(root, "usage")) {
-        completion.usage.input_tokens = JsonInt(*usage, "prompt_tokens");
-        completion.usage.output_tokens = JsonInt(*usage, "completion_tokens");
+    STROWGER_ASSIGN_OR_RETURN(const json::object* usage,
+                              UsageObject(root, provider, Delivery::kBody));
+    if (usage) {
+        STROWGER_ASSIGN_OR_RETURN(completion.usage.input_tokens,
+                                  UsageCount(*usage, "prompt_tokens", provider, Delivery::kBody));
+        STROWGER_ASSIGN_OR_RETURN(
+            completion.usage.output_tokens,
+            UsageCount(*usage, "completion_tokens", provider, Delivery::kBody));
     }
     completion.model = std::string(JsonString(root, "model"));
     return completion;
@@ -446,16 +453,22 @@ Status ChatCompletionStreamParser::OnChunk(const json::object& chunk) {
         std::string message;
         if (error->is_object()) message = std::string(JsonString(error->as_object(), "message"));
         if (error->is_string()) message = std::string(error->as_string());
-        if (message.empty()) message = BodyPreview(json::serialize(*error));
+        message = message.empty() ? BodyPreview(json::serialize(*error)) : ServerText(message);
         ErrorDetails details;
         details.reason = "stream_error";
         return Fail(Error(ErrorCode::kUnavailable, provider_ + ": stream error: " + message,
                           std::move(details)));
     }
     if (model_.empty()) model_ = std::string(JsonString(chunk, "model"));
-    if (const json::object* usage = JsonObject(chunk, "usage")) {
-        usage_.input_tokens = JsonInt(*usage, "prompt_tokens");
-        usage_.output_tokens = JsonInt(*usage, "completion_tokens");
+    auto usage = UsageObject(chunk, provider_, Delivery::kStream);
+    if (!usage) return Fail(std::move(usage).error());
+    if (*usage) {
+        auto input = UsageCount(**usage, "prompt_tokens", provider_, Delivery::kStream);
+        if (!input) return Fail(std::move(input).error());
+        auto output = UsageCount(**usage, "completion_tokens", provider_, Delivery::kStream);
+        if (!output) return Fail(std::move(output).error());
+        usage_.input_tokens = *input;
+        usage_.output_tokens = *output;
     }
     const json::value* choices = chunk.if_contains("choices");
     if (choices == nullptr || choices->is_null()) return OkStatus();

@@ -55,6 +55,7 @@ struct OpenAiConfig {
     std::string api_key_env = "OPENAI_API_KEY";
     // Per call; the call's own deadline applies too, whichever is earlier.
     std::chrono::milliseconds timeout{std::chrono::minutes(10)};
+    // Added to every request; their values are registered as secrets (RegisterHeaderSecrets).
     http::Headers extra_headers;
 };
 

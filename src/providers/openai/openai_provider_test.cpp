@@ -552,3 +552,174 @@ TEST_F(OpenAiProviderTest, RegistryServesKeylessOllamaAndSharesInstances) {
 
 }  // namespace
 }  // namespace strowger::providers
+
+namespace strowger::providers {
+namespace {
+
+// A chat.completion body with `usage` as given (JSON text).
+std::string BodyWithUsage(const std::string& usage) {
+    return R"({"id":"c","object":"chat.completion","model":"gpt-test","choices":[{"index":0,)"
+           R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":)" +
+           usage + "}";
+}
+
+TEST_F(OpenAiProviderTest, UsageCountsThatAreNotSaneAreAProtocolError) {
+    const std::string expected = " (expected an integer from 0 to 1000000000)";
+    struct Case {
+        std::string value;   // as sent
+        std::string quoted;  // as the message quotes it
+    };
+    const std::vector<Case> cases = {
+        {"-4", "-4"},
+        {"9223372036854775807", "9223372036854775807"},
+        {"18446744073709551615", "18446744073709551615"},
+        {"1000000001", "1000000001"},
+        {"12.5", "1.25E1"},
+        {"1e300", "1E300"},
+        {R"("12")", R"("12")"},
+        {"[1]", "[1]"},
+    };
+    int n = 0;
+    for (const Case& c : cases) {
+        MockBehavior behavior;
+        behavior.body =
+            BodyWithUsage(R"({"prompt_tokens":)" + c.value + R"(,"completion_tokens":3})");
+        std::string node = "usage-" + std::to_string(++n);
+        server_->AddRule(NodeRule(node, behavior));
+        auto result = Call(SimpleRequest("x", node));
+        ASSERT_FALSE(result) << c.value;
+        EXPECT_EQ(result.error().code(), ErrorCode::kInternal) << c.value;
+        EXPECT_EQ(result.error().message(),
+                  "openai: malformed response body: usage.prompt_tokens is " + c.quoted + expected);
+    }
+    // The output side too, and a huge string is quoted capped, with its size.
+    MockBehavior huge;
+    huge.body = BodyWithUsage(R"({"prompt_tokens":1,"completion_tokens":")" +
+                              std::string(100'000, '9') + R"("})");
+    server_->AddRule(NodeRule("usage-huge", huge));
+    auto result = Call(SimpleRequest("x", "usage-huge"));
+    ASSERT_FALSE(result);
+    EXPECT_TRUE(result.error().message().starts_with(
+        "openai: malformed response body: usage.completion_tokens is \"999"))
+        << result.error().message();
+    EXPECT_NE(result.error().message().find("(100002 bytes in all)"), std::string::npos);
+    EXPECT_LT(result.error().message().size(), 300u);
+    // A usage that is not an object, and the limits themselves.
+    MockBehavior not_object;
+    not_object.body = BodyWithUsage(R"("lots")");
+    server_->AddRule(NodeRule("usage-string", not_object));
+    result = Call(SimpleRequest("x", "usage-string"));
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().message(),
+              "openai: malformed response body: usage is \"lots\" (expected an object)");
+    MockBehavior edge;
+    edge.body = BodyWithUsage(R"({"prompt_tokens":1000000000,"completion_tokens":7.0})");
+    server_->AddRule(NodeRule("usage-edge", edge));
+    result = Call(SimpleRequest("x", "usage-edge"));
+    ASSERT_TRUE(result) << result.error().ToString();
+    EXPECT_EQ(result->usage.input_tokens, 1'000'000'000);
+    EXPECT_EQ(result->usage.output_tokens, 7);
+}
+
+TEST_F(OpenAiProviderTest, OllamaSharesTheUsageCheckAndStreamsAreCheckedToo) {
+    OpenAiConfig config = DefaultOllamaConfig();
+    config.base_url = server_->base_url();
+    auto ollama = std::make_shared<OpenAiProvider>(config, client_);
+    MockBehavior behavior;
+    behavior.body = BodyWithUsage(R"({"prompt_tokens":5,"completion_tokens":-1})");
+    server_->AddRule(NodeRule("ollama-negative", behavior));
+    auto result =
+        RunSync(ollama->Complete(SimpleRequest("x", "ollama-negative"), Deadline::After(kWait)));
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code(), ErrorCode::kInternal);
+    EXPECT_EQ(result.error().message(),
+              "ollama: malformed response body: usage.completion_tokens is -1 (expected an "
+              "integer from 0 to 1000000000)");
+
+    struct Sink : StreamSink {
+        void OnDelta(std::string_view) override {}
+    } sink;
+    for (const std::string& value : {std::string("-4"), std::string("2.5"), std::string("\"9\""),
+                                     std::string("9223372036854775807")}) {
+        MockBehavior streamed;
+        streamed.stream_body =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},"
+            "\"finish_reason\":\"stop\"}]}\n\n"
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":" +
+            value + ",\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
+        std::string node = "stream-usage-" + std::to_string(value.size());
+        server_->AddRule(NodeRule(node, streamed));
+        CompletionRequest request = SimpleRequest("x", node);
+        request.stream = &sink;
+        result = Call(request);
+        ASSERT_FALSE(result) << value;
+        EXPECT_EQ(result.error().code(), ErrorCode::kInternal) << value;
+        EXPECT_TRUE(result.error().message().starts_with(
+            "openai: malformed stream: usage.prompt_tokens is "))
+            << result.error().message();
+    }
+}
+
+TEST_F(OpenAiProviderTest, AHugeErrorBodyBecomesACappedMessageWithItsSize) {
+    MockBehavior json_message;
+    json_message.status = 500;
+    json_message.error_message = std::string(5'000'000, 'e');
+    server_->AddRule(NodeRule("huge-json", json_message));
+    auto result = Call(SimpleRequest("x", "huge-json"));
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable);
+    EXPECT_LT(result.error().message().size(), 2200u);
+    EXPECT_TRUE(result.error().message().ends_with("… (5000000 bytes in all)"))
+        << result.error().message().substr(result.error().message().size() - 60);
+
+    MockBehavior plain;
+    plain.status = 500;
+    plain.body = std::string(5'000'000, 'p');
+    server_->AddRule(NodeRule("huge-plain", plain));
+    result = Call(SimpleRequest("x", "huge-plain"));
+    ASSERT_FALSE(result);
+    EXPECT_LT(result.error().message().size(), 400u);
+    EXPECT_TRUE(result.error().message().ends_with("… (5000000 bytes in all)"));
+
+    struct Sink : StreamSink {
+        void OnDelta(std::string_view) override {}
+    } sink;
+    MockBehavior stream_error;
+    stream_error.stream_body =
+        "data: {\"error\":{\"message\":\"" + std::string(1'000'000, 's') + "\"}}\n\n";
+    server_->AddRule(NodeRule("huge-stream-error", stream_error));
+    CompletionRequest request = SimpleRequest("x", "huge-stream-error");
+    request.stream = &sink;
+    result = Call(request);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable);
+    EXPECT_LT(result.error().message().size(), 2200u);
+    EXPECT_TRUE(result.error().message().ends_with("… (1000000 bytes in all)"));
+}
+
+TEST_F(OpenAiProviderTest, ExtraHeaderValuesAreSecretsAndEchoesOfThemAreRedacted) {
+    OpenAiConfig config;
+    config.base_url = server_->base_url();
+    config.api_key_env = "";
+    config.extra_headers = {{"X-Custom-Auth", "custom-credential-0123456789"},
+                            {"HTTP-Referer", "https://example.com/strowger"}};
+    auto provider = std::make_shared<OpenAiProvider>(config, client_);
+    // A server echoing the header in its error body; the value sits across the 2 KB cap, so
+    // redacting after capping would leave its first half.
+    MockBehavior echo;
+    echo.status = 401;
+    echo.error_message =
+        std::string(2020, '.') + " bad X-Custom-Auth: custom-credential-0123456789";
+    server_->AddRule(NodeRule("echo", echo));
+    auto result = RunSync(provider->Complete(SimpleRequest("x", "echo"), Deadline::After(kWait)));
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().message().find("custom-c"), std::string::npos)
+        << result.error().message();
+    EXPECT_EQ(Redact("auth custom-credential-0123456789"), "auth [REDACTED]");
+    EXPECT_TRUE(ContainsSecret("x custom-credential-0123456789 y"));
+    // A header known to carry no credential (a site's URL) stays ordinary text.
+    EXPECT_FALSE(ContainsSecret("see https://example.com/strowger"));
+}
+
+}  // namespace
+}  // namespace strowger::providers

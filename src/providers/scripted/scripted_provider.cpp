@@ -1,5 +1,6 @@
 #include "providers/scripted/scripted_provider.hpp"
 
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,6 +15,7 @@
 
 #include "core/json.hpp"
 #include "core/strings.hpp"
+#include "core/yaml.hpp"
 
 namespace strowger::providers {
 namespace {
@@ -26,12 +28,17 @@ std::string Where(const std::string& file, const YAML::Node& node, const std::st
     return out + ": " + path + ": ";
 }
 
-Result<int64_t> ReadInt(const std::string& file, const YAML::Node& node, const std::string& path) {
+Result<int64_t> ReadInt(const std::string& file, const YAML::Node& node, const std::string& path,
+                        int64_t max = INT64_MAX) {
     int64_t value = 0;
     const std::string& text = node.IsScalar() ? node.Scalar() : std::string();
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (!node.IsScalar() || ec != std::errc() || end != text.data() + text.size() || value < 0) {
-        return InvalidArgumentError(Where(file, node, path) + "expected an integer >= 0");
+    if (!node.IsScalar() || ec != std::errc() || end != text.data() + text.size() || value < 0 ||
+        value > max) {
+        std::string expected = max == INT64_MAX ? std::string("an integer >= 0")
+                                                : "an integer from 0 to " + std::to_string(max);
+        return InvalidArgumentError(Where(file, node, path) + "expected " + expected + ", got " +
+                                    CapForMessage(text, 64));
     }
     return value;
 }
@@ -87,13 +94,32 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadFile(const std::
 Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string_view text,
                                                                      const std::string& file,
                                                                      Executor executor) {
-    YAML::Node root;
-    try {
-        root = YAML::Load(std::string(text));
-    } catch (const YAML::Exception& e) {
-        return InvalidArgumentError(file + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                    std::to_string(e.mark.column + 1) + ": syntax error: " + e.msg);
+    auto parsed = ParseYaml(text);
+    if (!parsed) {
+        const YamlError& error = parsed.error();
+        std::string where = file;
+        if (error.line > 0)
+            where += ":" + std::to_string(error.line) + ":" + std::to_string(error.column);
+        return InvalidArgumentError(where + ": " + error.message);
     }
+    const YAML::Node root = std::move(*parsed);
+    // yaml-cpp throws on a subscript of the wrong kind of node (`usage: 5` then
+    // `usage["input_tokens"]`): such a file is an error like any other.
+    try {
+        return FromYaml(root, file, std::move(executor));
+    } catch (const YAML::Exception& e) {
+        std::string where = file;
+        if (e.mark.line >= 0) {
+            where +=
+                ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
+        }
+        return InvalidArgumentError(where + ": " + e.msg);
+    }
+}
+
+Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::FromYaml(const YAML::Node& root,
+                                                                     const std::string& file,
+                                                                     Executor executor) {
     std::shared_ptr<ScriptedProvider> provider(new ScriptedProvider());
     provider->executor_ = std::move(executor);
     provider->file_ = file;
@@ -110,11 +136,19 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
                 const YAML::Node& v = value[field];
                 if (!v) return 0;
                 double dollars = 0;
+                bool ok = true;
                 try {
                     dollars = v.as<double>();
                 } catch (const YAML::Exception&) {
-                    return InvalidArgumentError(Where(file, v, std::string("prices.") + field) +
-                                                "expected a number");
+                    ok = false;
+                }
+                // NaN fails both comparisons.
+                if (!ok || !(dollars >= 0 && dollars <= kMaxUsdPerMillionTokens)) {
+                    return InvalidArgumentError(
+                        Where(file, v, std::string("prices.") + field) +
+                        "expected a number from 0 to " +
+                        std::to_string(static_cast<int64_t>(kMaxUsdPerMillionTokens)) + ", got " +
+                        CapForMessage(v.IsScalar() ? v.Scalar() : std::string("a collection"), 64));
                 }
                 return static_cast<int64_t>(dollars * 1000.0 + 0.5);
             };
@@ -158,13 +192,15 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
                                 STROWGER_ASSIGN_OR_RETURN(
                                     rule.attempt, ReadInt(file, c->second, fp + "." + cond));
                             } else if (cond == "prompt_regex") {
-                                try {
-                                    rule.prompt_regex = std::regex(s);
-                                } catch (const std::regex_error& e) {
+                                RE2::Options options;
+                                options.set_log_errors(false);
+                                auto re = std::make_shared<const RE2>(s, options);
+                                if (!re->ok()) {
                                     return InvalidArgumentError(
                                         Where(file, c->second, fp + "." + cond) +
-                                        "bad regular expression: " + e.what());
+                                        "bad regular expression (RE2 syntax): " + re->error());
                                 }
+                                rule.prompt_regex = std::move(re);
                             } else {
                                 return InvalidArgumentError(Where(file, c->first, fp + "." + cond) +
                                                             "unknown condition \"" + cond + "\"");
@@ -203,15 +239,19 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::LoadText(std::string
                     } else if (field == "latency_ms") {
                         STROWGER_ASSIGN_OR_RETURN(rule.latency_ms, ReadInt(file, v, fp));
                     } else if (field == "usage") {
+                        // A provider's answer is held to kMaxTokensPerCall; so is the
+                        // scripted one.
                         if (v["input_tokens"]) {
                             STROWGER_ASSIGN_OR_RETURN(
                                 rule.input_tokens,
-                                ReadInt(file, v["input_tokens"], fp + ".input_tokens"));
+                                ReadInt(file, v["input_tokens"], fp + ".input_tokens",
+                                        kMaxTokensPerCall));
                         }
                         if (v["output_tokens"]) {
                             STROWGER_ASSIGN_OR_RETURN(
                                 rule.output_tokens,
-                                ReadInt(file, v["output_tokens"], fp + ".output_tokens"));
+                                ReadInt(file, v["output_tokens"], fp + ".output_tokens",
+                                        kMaxTokensPerCall));
                         }
                     } else if (field == "finish_reason") {
                         rule.finish_reason = v.Scalar();
@@ -299,7 +339,8 @@ ScriptedProvider::Answer ScriptedProvider::Decide(const CompletionRequest& reque
                 system.find(rule.system_contains) == std::string_view::npos)
                 continue;
             if (rule.prompt_regex &&
-                !std::regex_search(prompt.begin(), prompt.end(), *rule.prompt_regex))
+                !RE2::PartialMatch(re2::StringPiece(prompt.data(), prompt.size()),
+                                   *rule.prompt_regex))
                 continue;
             chosen = &rule;
             break;

@@ -6,12 +6,19 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include "core/result.hpp"
 #include "providers/provider.hpp"
+
+namespace re2 {
+class RE2;
+}  // namespace re2
+
+namespace YAML {
+class Node;
+}  // namespace YAML
 
 namespace strowger::providers {
 
@@ -27,7 +34,9 @@ class ScriptedProvider final : public Provider {
         std::string agent;
         std::string step;
         std::string prompt_contains;
-        std::optional<std::regex> prompt_regex;
+        // RE2 syntax, searched in the prompt (linear time: a pattern cannot stall the event
+        // loop whatever the prompt). Shared: rules are copied while the file is read.
+        std::shared_ptr<const re2::RE2> prompt_regex;
         std::string system_contains;
         int64_t attempt = 0;  // 0 = any
         int64_t times = -1;   // -1 = unlimited
@@ -49,8 +58,8 @@ class ScriptedProvider final : public Provider {
         int64_t used = 0;  // GUARDED_BY(ScriptedProvider::mutex_)
     };
 
-    // Parses a scripted file; errors name the file, line and field. Latencies are timed on
-    // `executor`.
+    // Parses a scripted file (through ParseYaml: bounded nesting and alias expansion); errors
+    // name the file, line, column and field. Latencies are timed on `executor`.
     static Result<std::shared_ptr<ScriptedProvider>> LoadFile(const std::string& path,
                                                               Executor executor);
     static Result<std::shared_ptr<ScriptedProvider>> LoadText(std::string_view text,
@@ -81,6 +90,10 @@ class ScriptedProvider final : public Provider {
     };
 
     ScriptedProvider() = default;
+    // LoadText's walk of the parsed file (it may throw YAML::Exception).
+    static Result<std::shared_ptr<ScriptedProvider>> FromYaml(const YAML::Node& root,
+                                                              const std::string& file,
+                                                              Executor executor);
     Answer Decide(const CompletionRequest& request);
     // `executor` (the registry's, which outlives the call) makes the latency timer: asking the
     // coroutine for its own would keep a copy in the waiting frame.

@@ -694,15 +694,18 @@ Awaitable<Result<int64_t>> MemoryStore::PruneTerminalRuns(int64_t keep) {
     // All but the newest `keep`.
     const size_t doomed =
         terminal.size() - std::min<size_t>(terminal.size(), std::max<int64_t>(keep, 0));
-    for (size_t i = 0; i < doomed; ++i) {
-        const auto& key = terminal[i]->second.record.idempotency_key;
-        if (!key.empty()) idempotency_.erase(key);
-        Release(terminal[i]->second);
-        checkpoints_.erase(terminal[i]->first);
-        if (last_found_ == &*terminal[i]) last_found_ = nullptr;
-        runs_.erase(terminal[i]);
-    }
+    for (size_t i = 0; i < doomed; ++i) EraseRun(terminal[i]);
     co_return static_cast<int64_t>(doomed);
+}
+
+void MemoryStore::EraseRun(Runs::iterator run) {
+    const auto& key = run->second.record.idempotency_key;
+    if (!key.empty()) idempotency_.erase(key);
+    Release(run->second);
+    checkpoints_.erase(run->first);
+    annotations_.erase(run->first);
+    if (last_found_ == &*run) last_found_ = nullptr;
+    runs_.erase(run);
 }
 
 Awaitable<Result<void>> MemoryStore::RecordUsage(std::string key, SystemTime time, int64_t tokens) {

@@ -56,6 +56,21 @@ class MemoryStore : public Store {
     Awaitable<Result<std::vector<RunRecord>>> FindUnsignedStops(std::string after_run_id,
                                                                         int64_t limit) override;
 
+    // The daemon's records (memory_daemon_state.cpp).
+    Awaitable<Result<WorkflowVersion>> PutWorkflowVersion(WorkflowVersion version) override;
+    Awaitable<Result<std::vector<WorkflowVersion>>> ListWorkflowVersions(
+        std::string workflow_id) override;
+    Awaitable<Result<void>> DeleteWorkflow(std::string workflow_id, SystemTime at) override;
+    Awaitable<Result<void>> PutToken(ApiToken token) override;
+    Awaitable<Result<std::vector<ApiToken>>> ListTokens() override;
+    Awaitable<Result<void>> RevokeToken(std::string name, SystemTime at) override;
+    Awaitable<Result<void>> PutRetentionPolicy(RetentionPolicy policy) override;
+    Awaitable<Result<std::vector<RetentionPolicy>>> ListRetentionPolicies() override;
+    Awaitable<Result<void>> DeleteRetentionPolicy(std::string workflow) override;
+    Awaitable<Result<int64_t>> PruneRuns(PruneRequest request) override;
+    Awaitable<Result<void>> PutRunAnnotation(RunAnnotation annotation) override;
+    Awaitable<Result<RunAnnotation>> GetRunAnnotation(std::string run_id) override;
+
     // Bytes kept for a run's events (with its slots once it is finished), and for all runs'
     // (tests).
     size_t KeptBytesForTest(const std::string& run_id);
@@ -211,6 +226,19 @@ class MemoryStore : public Store {
     std::vector<ledger::CheckpointBatch> batches_;  // GUARDED_BY(mutex_); batch_seq = index + 1
     std::unordered_map<std::string, std::vector<StoredCheckpoint>>
         checkpoints_;  // GUARDED_BY(mutex_); by run
+    // Deletes a run and what belongs to it (idempotency key, checkpoints, annotation).
+    void EraseRun(Runs::iterator run);  // REQUIRES(mutex_)
+    // The daemon's records.
+    struct WorkflowEntry {
+        std::string origin;
+        SystemTime created_at{};
+        bool deleted = false;
+        std::vector<WorkflowVersion> versions;  // by version, from 1
+    };
+    std::map<std::string, WorkflowEntry> workflows_;                 // GUARDED_BY(mutex_)
+    std::map<std::string, ApiToken> tokens_;                         // GUARDED_BY(mutex_)
+    std::map<std::string, RetentionPolicy> retention_;               // GUARDED_BY(mutex_)
+    std::unordered_map<std::string, RunAnnotation> annotations_;     // GUARDED_BY(mutex_)
 };
 
 }  // namespace strowger::store

@@ -23,6 +23,7 @@
 
 #include "core/log.hpp"
 #include "core/strings.hpp"
+#include "store/sqlite/daemon_state_sql.hpp"
 #include "store/sqlite/sqlite_connection.hpp"
 
 namespace strowger::store {
@@ -33,13 +34,13 @@ using sqlite::Statement;
 namespace {
 
 // Bumped by each migration; a file with a higher version was written by a newer Strowger.
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 // PRAGMA application_id of a Strowger store ("STRW").
 constexpr int64_t kApplicationId = 0x53545257;
 
 // kMigrations[i] takes the schema from version i to version i + 1. Never edit a released
 // migration; append a new one.
-constexpr const char* kMigrations[] = {
+const char* const kMigrations[] = {
     R"sql(
 CREATE TABLE runs (
     run_id            TEXT PRIMARY KEY NOT NULL,
@@ -125,6 +126,9 @@ CREATE INDEX runs_unsigned ON runs (run_id) WHERE checkpoint_seq < head_seq;
 ALTER TABLE runs ADD COLUMN wake_at INTEGER NOT NULL DEFAULT 0;  -- unix microseconds, 0 = none
 CREATE INDEX runs_by_wake_at ON runs (wake_at) WHERE wake_at > 0;
 )sql",
+    // Version 4, "daemon state": the daemon's workflow registry, API tokens, retention policies
+    // and run annotations (docs/formats/daemon_state_v1.md).
+    sqlite::kDaemonStateMigration,
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -390,6 +394,23 @@ constexpr RunStatus kAllStatuses[] = {
     RunStatus::kCancelled, RunStatus::kNeedsReconciliation,
 };
 
+// Deletes runs with everything that belongs to them. The batch log keeps the leaves of deleted
+// runs: it is signed, and it is what lets `audit verify` tell a pruned run from a forged one
+// (docs/design/audit.md).
+Result<int64_t> DeleteRuns(Connection& db, const std::vector<std::string>& doomed) {
+    for (const char* sql :
+         {"DELETE FROM events WHERE run_id = ?", "DELETE FROM control_requests WHERE run_id = ?",
+          "DELETE FROM checkpoints WHERE run_id = ?", "DELETE FROM run_annotations WHERE run_id = ?",
+          "DELETE FROM runs WHERE run_id = ?"}) {
+        STROWGER_ASSIGN_OR_RETURN(auto remove, db.Prepare(sql));
+        for (const auto& run_id : doomed) {
+            remove.Bind(1, run_id);
+            STROWGER_TRY(remove.Run());
+        }
+    }
+    return static_cast<int64_t>(doomed.size());
+}
+
 Result<int64_t> ApplyPruneTerminalRuns(Connection& db, int64_t keep) {
     std::vector<std::string_view> terminal;
     for (RunStatus status : kAllStatuses) {
@@ -410,18 +431,7 @@ Result<int64_t> ApplyPruneTerminalRuns(Connection& db, int64_t keep) {
             doomed.push_back(select.Text(0));
         }
     }
-    // The batch log keeps the leaves of pruned runs: it is signed, and it is what lets
-    // `audit verify` tell a pruned run from a forged one (docs/design/audit.md).
-    for (const char* sql :
-         {"DELETE FROM events WHERE run_id = ?", "DELETE FROM control_requests WHERE run_id = ?",
-          "DELETE FROM checkpoints WHERE run_id = ?", "DELETE FROM runs WHERE run_id = ?"}) {
-        STROWGER_ASSIGN_OR_RETURN(auto remove, db.Prepare(sql));
-        for (const auto& run_id : doomed) {
-            remove.Bind(1, run_id);
-            STROWGER_TRY(remove.Run());
-        }
-    }
-    return static_cast<int64_t>(doomed.size());
+    return DeleteRuns(db, doomed);
 }
 
 Result<void> ApplyAppendCheckpointBatch(Connection& db, const ledger::CheckpointBatch& batch) {
@@ -1360,6 +1370,80 @@ Awaitable<Result<std::vector<RunRecord>>> SqliteStore::FindUnsignedStops(std::st
         [after = std::move(after_run_id), limit](Connection& db) {
             return QueryUnsignedStops(db, after, limit);
         });
+}
+
+// ---- The daemon's records (the SQL is in daemon_state_sql.cpp) ----
+
+Awaitable<Result<WorkflowVersion>> SqliteStore::PutWorkflowVersion(WorkflowVersion version) {
+    return impl_->Write<WorkflowVersion>([version = std::move(version)](Connection& db) {
+        return sqlite::ApplyPutWorkflowVersion(db, version);
+    });
+}
+
+Awaitable<Result<std::vector<WorkflowVersion>>> SqliteStore::ListWorkflowVersions(
+    std::string workflow_id) {
+    return impl_->Read<std::vector<WorkflowVersion>>(
+        [id = std::move(workflow_id)](Connection& db) {
+            return sqlite::QueryWorkflowVersions(db, id);
+        });
+}
+
+Awaitable<Result<void>> SqliteStore::DeleteWorkflow(std::string workflow_id, SystemTime at) {
+    return impl_->Write<void>([id = std::move(workflow_id), at](Connection& db) {
+        return sqlite::ApplyDeleteWorkflow(db, id, at);
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::PutToken(ApiToken token) {
+    return impl_->Write<void>(
+        [token = std::move(token)](Connection& db) { return sqlite::ApplyPutToken(db, token); });
+}
+
+Awaitable<Result<std::vector<ApiToken>>> SqliteStore::ListTokens() {
+    return impl_->Read<std::vector<ApiToken>>(
+        [](Connection& db) { return sqlite::QueryTokens(db); });
+}
+
+Awaitable<Result<void>> SqliteStore::RevokeToken(std::string name, SystemTime at) {
+    return impl_->Write<void>([name = std::move(name), at](Connection& db) {
+        return sqlite::ApplyRevokeToken(db, name, at);
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::PutRetentionPolicy(RetentionPolicy policy) {
+    return impl_->Write<void>([policy = std::move(policy)](Connection& db) {
+        return sqlite::ApplyPutRetentionPolicy(db, policy);
+    });
+}
+
+Awaitable<Result<std::vector<RetentionPolicy>>> SqliteStore::ListRetentionPolicies() {
+    return impl_->Read<std::vector<RetentionPolicy>>(
+        [](Connection& db) { return sqlite::QueryRetentionPolicies(db); });
+}
+
+Awaitable<Result<void>> SqliteStore::DeleteRetentionPolicy(std::string workflow) {
+    return impl_->Write<void>([workflow = std::move(workflow)](Connection& db) {
+        return sqlite::ApplyDeleteRetentionPolicy(db, workflow);
+    });
+}
+
+Awaitable<Result<int64_t>> SqliteStore::PruneRuns(PruneRequest request) {
+    return impl_->Write<int64_t>([request = std::move(request)](Connection& db) -> Result<int64_t> {
+        STROWGER_ASSIGN_OR_RETURN(auto doomed, sqlite::QueryRunsToPrune(db, request));
+        return DeleteRuns(db, doomed);
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::PutRunAnnotation(RunAnnotation annotation) {
+    return impl_->Write<void>([annotation = std::move(annotation)](Connection& db) {
+        return sqlite::ApplyPutRunAnnotation(db, annotation);
+    });
+}
+
+Awaitable<Result<RunAnnotation>> SqliteStore::GetRunAnnotation(std::string run_id) {
+    return impl_->Read<RunAnnotation>([run_id = std::move(run_id)](Connection& db) {
+        return sqlite::QueryRunAnnotation(db, run_id);
+    });
 }
 
 Result<SqliteUrl> ParseSqliteUrl(std::string_view url) {

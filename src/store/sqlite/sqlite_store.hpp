@@ -113,6 +113,19 @@ class SqliteStore final : public Store {
     Awaitable<Result<std::vector<StoredCheckpoint>>> ReadCheckpoints(std::string run_id) override;
     Awaitable<Result<std::vector<RunRecord>>> FindUnsignedStops(std::string after_run_id,
                                                                         int64_t limit) override;
+    Awaitable<Result<WorkflowVersion>> PutWorkflowVersion(WorkflowVersion version) override;
+    Awaitable<Result<std::vector<WorkflowVersion>>> ListWorkflowVersions(
+        std::string workflow_id) override;
+    Awaitable<Result<void>> DeleteWorkflow(std::string workflow_id, SystemTime at) override;
+    Awaitable<Result<void>> PutToken(ApiToken token) override;
+    Awaitable<Result<std::vector<ApiToken>>> ListTokens() override;
+    Awaitable<Result<void>> RevokeToken(std::string name, SystemTime at) override;
+    Awaitable<Result<void>> PutRetentionPolicy(RetentionPolicy policy) override;
+    Awaitable<Result<std::vector<RetentionPolicy>>> ListRetentionPolicies() override;
+    Awaitable<Result<void>> DeleteRetentionPolicy(std::string workflow) override;
+    Awaitable<Result<int64_t>> PruneRuns(PruneRequest request) override;
+    Awaitable<Result<void>> PutRunAnnotation(RunAnnotation annotation) override;
+    Awaitable<Result<RunAnnotation>> GetRunAnnotation(std::string run_id) override;
 
     // Lets the writer finish every queued request (their waiters complete), waits for running
     // reads, then closes the connections. Later calls fail with kFailedPrecondition. Idempotent.
