@@ -170,19 +170,21 @@ constexpr const char* kSchemas = R"json({
                    "title": {"type": "string"}, "step": {"type": "string"},
                    "tool": {"type": "string"}, "arguments": {"type": "string"},
                    "assignees": {"type": "array", "items": {"type": "string"}},
+                   "approval_mode": {"enum": ["single", "quorum"]},
+                   "required_count": {"type": "integer"}, "approvals": {"type": "integer"},
                    "created_at": {"$ref": "#/components/schemas/Time"}}
   },
   "TaskList": {"type": "object", "required": ["tasks"],
                "properties": {"tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}}}},
   "DecisionRequest": {
     "type": "object", "required": ["action"],
-    "properties": {"action": {"enum": ["approve", "reject"]}, "comment": {"type": "string"},
+    "properties": {"action": {"enum": ["approve", "reject", "request_changes", "progress"]}, "comment": {"type": "string"},
                    "output": {"type": "string"}, "idempotency_key": {"type": "string"}}
   },
   "Decision": {
     "type": "object", "required": ["run_id", "task_id", "decision", "actor", "status"],
     "properties": {"run_id": {"type": "string"}, "task_id": {"type": "string"},
-                   "decision": {"enum": ["approve", "reject"]}, "actor": {"type": "string"},
+                   "decision": {"enum": ["approve", "reject", "request_changes", "progress"]}, "actor": {"type": "string"},
                    "status": {"type": "string"}}
   },
   "WorkflowDefinition": {

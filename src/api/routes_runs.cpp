@@ -15,6 +15,7 @@
 #include "core/sha256.hpp"
 #include "core/strings.hpp"
 #include "ledger/chain.hpp"
+#include "model/inputs.hpp"
 
 namespace strowger::api::internal {
 namespace {
@@ -129,9 +130,23 @@ Awaitable<Response> StartFromRegistry(Service* s, StartArgs args, Service::Start
         co_return Problem(409, "version " + std::to_string(version) + " of workflow " +
                                    workflow_id + " does not compile here: " + args.version->error);
     }
+    // The workflow's typed inputs, checked before the run is created (as `strowger run` does).
+    auto applied = model::ApplyInputs(args.version->plan->inputs,
+                                      model::GivenInput{args.input, args.input_json, {}});
+    if (!applied.ok()) {
+        std::vector<FieldError> errors;
+        for (const auto& problem : applied.problems) {
+            errors.push_back(FieldError{
+                problem.input.empty() ? std::string("input") : "input." + problem.input,
+                problem.message});
+        }
+        co_return Problem(400, "the input does not match the workflow's inputs: " +
+                                   applied.problems.front().message,
+                          std::move(errors));
+    }
     engine::StartRequest request;
     request.plan = args.version->plan;
-    request.input = args.input;
+    request.input = applied.input;
     request.idempotency_key = args.idempotency_key;
     request.run_id = NewRunId(s->clock, s->random);
     request.actor = args.actor;
@@ -196,6 +211,9 @@ Awaitable<Response> PostRun(Service* s, Request request) {
                           {FieldError{"version", "no such version"}});
     }
     args.input = InputText(*body);
+    if (auto it = body->find("input"); it != body->end()) {
+        args.input_json = !it->value().is_null() && !it->value().is_string();
+    }
     std::string header_key = request.Header("idempotency-key");
     if (auto key = body->find("idempotency_key"); key != body->end() && !key->value().is_null()) {
         if (!key->value().is_string() || key->value().as_string().empty()) {
@@ -664,7 +682,11 @@ Awaitable<Response> ListTasks(Service* s, Request request) {
         }
         for (const auto* task : loaded->state.OpenTasks()) {
             // Tool approvals and reconciliations name no assignee: any approver may decide.
-            (void)assignee;
+            if (!assignee.empty() && task->details && !task->details->assignees.empty() &&
+                std::find(task->details->assignees.begin(), task->details->assignees.end(),
+                          assignee) == task->details->assignees.end()) {
+                continue;
+            }
             json::object t;
             t["run_id"] = run_id;
             t["workflow"] = loaded->state.workflow;
@@ -677,7 +699,14 @@ Awaitable<Response> ListTasks(Service* s, Request request) {
             }
             if (!task->tool.empty()) t["tool"] = task->tool;
             if (!task->arguments.empty()) t["arguments"] = task->arguments;
-            t["assignees"] = json::array();
+            json::array assignees;
+            if (task->details) {
+                for (const auto& ref : task->details->assignees) assignees.emplace_back(ref);
+                t["approval_mode"] = task->details->approval_mode;
+                t["required_count"] = task->details->required_count;
+                t["approvals"] = static_cast<int64_t>(task->Approvals());
+            }
+            t["assignees"] = std::move(assignees);
             t["created_at"] = FormatRfc3339(task->created_at);
             tasks.push_back(std::move(t));
         }
@@ -694,8 +723,10 @@ Awaitable<Response> Decide(Service* s, Request request) {
     const std::string run_id = request.Param("id");
     const std::string task_id = request.Param("task");
     std::string action(JsonString(*body, "action"));
-    if (action != "approve" && action != "reject") {
-        co_return FieldProblem("action", "required: \"approve\" or \"reject\"");
+    if (action != "approve" && action != "reject" && action != "request_changes" &&
+        action != "progress") {
+        co_return FieldProblem(
+            "action", "required: \"approve\", \"reject\", \"request_changes\" or \"progress\"");
     }
     std::string comment(JsonString(*body, "comment"));
     std::string output(JsonString(*body, "output"));
@@ -718,7 +749,8 @@ Awaitable<Response> Decide(Service* s, Request request) {
             co_return RawJsonResponse(200, it->second.response);
         }
     }
-    auto decided = co_await s->engine.Decide(run_id, task_id, action, request.actor, comment, output);
+    auto decided =
+        co_await s->engine.Decide(run_id, task_id, action, request.actor, comment, output, key);
     if (!decided && decided.error().code() == ErrorCode::kNotFound) {
         // A task that exists but is no longer open was decided already: a conflict, not 404.
         auto loaded = co_await s->engine.LoadRun(run_id);
