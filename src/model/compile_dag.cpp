@@ -233,7 +233,10 @@ class DagCompiler {
             }
             ReadAgentField(agent, key, value, at);
         }
-        if (agent.model.empty()) agent.model = DefaultModel();
+        if (agent.model.empty()) {
+            agent.model = DefaultModel();
+            agent.base_dir = DefaultModelDir();
+        }
         if (agent.model.empty()) {
             Error(path, "agent " + Quote(agent.name) +
                             " has no model: give it one, or set the workflow's default_model "
@@ -267,7 +270,7 @@ class DagCompiler {
         AgentSpec agent;
         agent.name = name;
         agent.model = model;
-        agent.base_dir = workflow_.base_dir;
+        agent.base_dir = DefaultModelDir();
         CheckAgent(workflow_, options_, agent, path, diagnostics_);
         plan.agents.push_back(std::move(agent));
         return static_cast<int>(plan.agents.size() - 1);
@@ -363,6 +366,12 @@ class DagCompiler {
     std::string DefaultModel() const {
         return !options_.default_model.empty() ? options_.default_model
                                                : workflow_.default_model;
+    }
+
+    std::string DefaultModelDir() const {
+        return !options_.default_model.empty() && !options_.default_model_dir.empty()
+                   ? options_.default_model_dir
+                   : workflow_.base_dir;
     }
 
     const InputSpec* FindInput(std::string_view name) const {
