@@ -4,6 +4,8 @@
 // decided from the command line.
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -196,11 +198,11 @@ TEST_F(DagCliTest, AQuorumIsDecidedByTwoActorsThroughTheCli) {
     ASSERT_EQ(mine.exit_code(), 0) << mine.err;
     auto listed = ParseJson(mine.out);
     ASSERT_TRUE(listed.has_value()) << mine.out;
-    const auto& tasks = listed->at("tasks").as_array();
+    const auto& tasks = listed->as_object().at("tasks").as_array();
     ASSERT_EQ(tasks.size(), 1u) << mine.out;
-    EXPECT_EQ(tasks[0].at("task_id").as_string(), "legal");
-    EXPECT_EQ(tasks[0].at("approval_mode").as_string(), "quorum");
-    EXPECT_EQ(tasks[0].at("required_count").as_int64(), 2);
+    EXPECT_EQ(tasks[0].as_object().at("task_id").as_string(), "legal");
+    EXPECT_EQ(tasks[0].as_object().at("approval_mode").as_string(), "quorum");
+    EXPECT_EQ(tasks[0].as_object().at("required_count").as_int64(), 2);
     auto others = env_.Run({"tasks", "list", "--assignee", "role:finance", "--json"});
     ASSERT_EQ(others.exit_code(), 0) << others.err;
     EXPECT_EQ(others.out, "{\"tasks\":[]}\n");
@@ -230,7 +232,7 @@ TEST_F(DagCliTest, AQuorumIsDecidedByTwoActorsThroughTheCli) {
     EXPECT_EQ(DataString(completed, "signal"), "approved");
     auto output = ParseJson(DataString(completed, "output"));
     ASSERT_TRUE(output.has_value());
-    EXPECT_EQ(json::serialize(output->at("approvals")), R"(["ana","bob"])");
+    EXPECT_EQ(json::serialize(output->as_object().at("approvals")), R"(["ana","bob"])");
     EXPECT_EQ(DataString(FindEvent(events, "node.skipped", "revise"), "reason"), "pruned");
 }
 
@@ -247,6 +249,92 @@ TEST_F(DagCliTest, RequestChangesTakesItsOwnEdge) {
     auto events = env_.Events(run);
     EXPECT_EQ(DataString(FindEvent(events, "human_task.completed"), "signal"), "request_changes");
     EXPECT_EQ(DataString(FindEvent(events, "node.skipped", "publish"), "reason"), "pruned");
+}
+
+// --- plan and the dry run ---------------------------------------------------------------------
+
+TEST_F(DagCliTest, PlanShowsLayersSignalsAndTheDryRunPath) {
+    env_.Write("routed.yaml", kTypedDag);
+    auto text = env_.Run({"plan", "routed.yaml", "--set", "amount=250000"});
+    ASSERT_EQ(text.exit_code(), 0) << text.err;
+    EXPECT_NE(text.out.find("layer 1:\n  risk [condition] emits: true, false\n"), std::string::npos)
+        << text.out;
+    EXPECT_NE(text.out.find("    from: risk (on \"true\")\n"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("output: a JSON object of the sinks' outputs (legal, auto)"),
+              std::string::npos)
+        << text.out;
+    EXPECT_NE(text.out.find("  risk: runs, signal \"true\" (250000 gte 100000)\n"),
+              std::string::npos)
+        << text.out;
+    EXPECT_NE(text.out.find("would run: risk, legal\npruned: auto\nunknown until run time: "
+                            "(none)\n"),
+              std::string::npos)
+        << text.out;
+    EXPECT_TRUE(env_.RunIds().empty()) << "plan stored a run";
+
+    auto json = env_.Run({"plan", "routed.yaml", "--format", "json", "--input-json",
+                          R"({"amount": 5})"});
+    ASSERT_EQ(json.exit_code(), 0) << json.err;
+    auto parsed = ParseJson(json.out);
+    ASSERT_TRUE(parsed.has_value()) << json.out;
+    const auto& dry = parsed->as_object().at("dry_run").as_object();
+    EXPECT_EQ(json::serialize(dry.at("runs")), R"(["risk","auto"])");
+    EXPECT_EQ(json::serialize(dry.at("pruned")), R"(["legal"])");
+    EXPECT_EQ(dry.at("input").as_string(), R"({"amount":5,"region":"eu"})");
+    EXPECT_EQ(json::serialize(parsed->as_object().at("edges")),
+              R"([{"from":"risk","to":"legal","signal":"true"},)"
+              R"({"from":"risk","to":"auto","signal":"false"}])");
+
+    auto missing = env_.Run({"plan", "routed.yaml", "--set", "region=us"});
+    EXPECT_EQ(missing.exit_code(), 2);
+    EXPECT_EQ(missing.err, "strowger: input \"amount\" (number) is required\n");
+}
+
+TEST_F(DagCliTest, PlanLeavesWhatAModelOrAPersonDecidesUnknown) {
+    env_.Write("quorum.yaml", kQuorum);
+    auto text = env_.Run({"plan", "quorum.yaml", "--input", "the contract"});
+    ASSERT_EQ(text.exit_code(), 0) << text.err;
+    EXPECT_NE(text.out.find("would run: draft, legal\npruned: (none)\nunknown until run time: "
+                            "publish, revise\n"),
+              std::string::npos)
+        << text.out;
+    auto dot = env_.Run({"plan", "quorum.yaml", "--format", "dot"});
+    ASSERT_EQ(dot.exit_code(), 0) << dot.err;
+    EXPECT_NE(dot.out.find("\"legal\" -> \"publish\" [label=\"approved\"];"), std::string::npos)
+        << dot.out;
+    EXPECT_NE(dot.out.find("shape=hexagon"), std::string::npos) << dot.out;
+    auto mermaid = env_.Run({"plan", "quorum.yaml", "--format", "mermaid"});
+    ASSERT_EQ(mermaid.exit_code(), 0) << mermaid.err;
+    EXPECT_NE(mermaid.out.find("  n1 -->|\"request_changes\"| n3\n"), std::string::npos)
+        << mermaid.out;
+}
+
+// --- init --------------------------------------------------------------------------------------
+
+TEST_F(DagCliTest, InitWritesARunnableTemplate) {
+    auto list = env_.Run({"init", "--list"});
+    ASSERT_EQ(list.exit_code(), 0) << list.err;
+    for (const char* name : {"contract_review", "debate_review", "order_delay_diagnosis",
+                             "rag_release_gate", "ticket_triage"}) {
+        EXPECT_NE(("\n" + list.out).find(std::string("\n") + name + " "), std::string::npos)
+            << name << " in:\n" << list.out;
+    }
+    auto init = env_.Run({"init", "--template", "ticket_triage", "triage"});
+    ASSERT_EQ(init.exit_code(), 0) << init.err;
+    EXPECT_TRUE(std::filesystem::exists(env_.dir() / "triage" / "ticket_triage.yaml"));
+    EXPECT_TRUE(std::filesystem::exists(env_.dir() / "triage" / "ticket_triage.replies.yaml"));
+    auto run = env_.Run({"run", "triage/ticket_triage.yaml", "--set",
+                         "ticket=The app crashes on start"});
+    ASSERT_EQ(run.exit_code(), 0) << run.err;
+    EXPECT_EQ(run.out,
+              "Hello! Polish this reply to the customer; keep it under 80 words:\n\nDraft: please "
+              "update to 4.2.1, which fixes the crash on start.\n");
+    auto again = env_.Run({"init", "--template", "ticket_triage", "triage"});
+    EXPECT_EQ(again.exit_code(), 2);
+    EXPECT_NE(again.err.find("exists; use --force"), std::string::npos) << again.err;
+    auto typo = env_.Run({"init", "--template", "ticket_triag"});
+    EXPECT_EQ(typo.exit_code(), 2);
+    EXPECT_NE(typo.err.find("(did you mean \"ticket_triage\"?)"), std::string::npos) << typo.err;
 }
 
 }  // namespace
