@@ -150,14 +150,14 @@ LoadedPlan LoadAndCompile(const std::string& file, const WorkflowFlags& flags,
     }
     // Cross-reference checks run even when the loader found problems, so one validation shows
     // every error; a plan only comes out of an error-free file.
-    auto options = engine::CompileOptionsFor(registry);
+    auto compile_options = engine::CompileOptionsFor(registry);
     if (!flags.model_override.empty()) {
         // --model is also the DAG form's default_model (agent nodes that name no agent).
         std::error_code ec;
-        options.default_model = flags.model_override;
-        options.default_model_dir = std::filesystem::current_path(ec).string();
+        compile_options.default_model = flags.model_override;
+        compile_options.default_model_dir = std::filesystem::current_path(ec).string();
     }
-    auto compiled = model::Compile(loaded.workflow, options);
+    auto compiled = model::Compile(loaded.workflow, compile_options);
     result.diagnostics.insert(result.diagnostics.end(), compiled.diagnostics.begin(),
                               compiled.diagnostics.end());
     // Resolve each model now, so a missing scripted file is reported with its position instead

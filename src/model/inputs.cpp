@@ -5,6 +5,7 @@
 #include "core/json.hpp"
 #include "core/strings.hpp"
 #include "model/diagnostic.hpp"
+#include "model/internal/compile_common.hpp"
 
 namespace strowger::model {
 namespace {
@@ -189,7 +190,8 @@ AppliedInputs ApplyInputs(const std::vector<InputSpec>& inputs, const GivenInput
         }
         object[input.name] = std::move(*values[i]);
     }
-    if (result.problems.empty()) result.input = CompactJson(object);
+    // Keys sorted and numbers in shortest form ("12.5", not "1.25E1"), as the snapshot does.
+    if (result.problems.empty()) internal::AppendSnapshot(result.input, object);
     return result;
 }
 

@@ -42,9 +42,9 @@ struct AppliedInputs {
 // The run's input. Without declared inputs: `text` unchanged (a --set is a problem). With
 // them: a JSON object fills them by name; any other value (or text) is the value of the
 // workflow's only input (with several, it must be an object); --set values override; defaults
-// fill the rest. The input is then the compact JSON object of the values, in declaration
-// order. Problems: an undeclared name (with a did-you-mean), a value of the wrong type, a
-// missing required input, a malformed --set.
+// fill the rest. The input is then the compact JSON object of the values, keys sorted,
+// numbers in shortest form. Problems: an undeclared name (with a did-you-mean), a value of
+// the wrong type, a missing required input, a malformed --set.
 AppliedInputs ApplyInputs(const std::vector<InputSpec>& inputs, const GivenInput& given);
 
 }  // namespace strowger::model

@@ -23,7 +23,7 @@ TEST(InputsTest, WithoutDeclaredInputsTheTextIsTheInput) {
     EXPECT_NE(set.Message().find("declares no inputs"), std::string::npos);
 }
 
-TEST(InputsTest, JsonObjectSetsAndDefaultsMakeOneObjectInDeclarationOrder) {
+TEST(InputsTest, JsonObjectSetsAndDefaultsMakeOneObjectWithSortedKeys) {
     auto applied = ApplyInputs(Declared(), GivenInput{R"({"urgent": true, "amount": 12})", true,
                                                       {"amount=120000.5", "flags={\"a\":[1]}"}});
     ASSERT_TRUE(applied.ok()) << applied.Message();

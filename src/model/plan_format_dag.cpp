@@ -40,8 +40,7 @@ std::optional<std::string> FieldOf(std::string_view text, const std::vector<std:
         }
         if (at == nullptr) return std::nullopt;
     }
-    if (at->is_string()) return std::string(at->get_string());
-    return json::serialize(*at);
+    return JsonText(*at);
 }
 
 class DryRunner {

@@ -134,7 +134,7 @@ TEST_F(DagCliTest, ValidateWarnsAboutUnusedInputsAndChecksAGivenInput) {
     auto result = env_.Run({"validate", "typed.yaml"});
     EXPECT_EQ(result.exit_code(), 0) << result.err;
     EXPECT_EQ(result.out, "typed.yaml: ok (1 steps, 1 agents, 3 inputs)\n");
-    EXPECT_NE(result.err.find("typed.yaml:7:5: inputs[2]: input \"notes\" is never read by a "
+    EXPECT_NE(result.err.find("typed.yaml:7:5: warning: inputs[2]: input \"notes\" is never read by a "
                               "template"),
               std::string::npos)
         << result.err;
