@@ -170,6 +170,8 @@ constexpr const char* kSchemas = R"json({
                    "title": {"type": "string"}, "step": {"type": "string"},
                    "tool": {"type": "string"}, "arguments": {"type": "string"},
                    "assignees": {"type": "array", "items": {"type": "string"}},
+                   "approval_mode": {"enum": ["single", "quorum"]},
+                   "required_count": {"type": "integer"}, "approvals": {"type": "integer"},
                    "created_at": {"$ref": "#/components/schemas/Time"}}
   },
   "TaskList": {"type": "object", "required": ["tasks"],

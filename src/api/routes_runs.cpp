@@ -15,6 +15,7 @@
 #include "core/sha256.hpp"
 #include "core/strings.hpp"
 #include "ledger/chain.hpp"
+#include "model/inputs.hpp"
 
 namespace strowger::api::internal {
 namespace {
@@ -129,9 +130,23 @@ Awaitable<Response> StartFromRegistry(Service* s, StartArgs args, Service::Start
         co_return Problem(409, "version " + std::to_string(version) + " of workflow " +
                                    workflow_id + " does not compile here: " + args.version->error);
     }
+    // The workflow's typed inputs, checked before the run is created (as `strowger run` does).
+    auto applied = model::ApplyInputs(args.version->plan->inputs,
+                                      model::GivenInput{args.input, args.input_json, {}});
+    if (!applied.ok()) {
+        std::vector<FieldError> errors;
+        for (const auto& problem : applied.problems) {
+            errors.push_back(FieldError{
+                problem.input.empty() ? std::string("input") : "input." + problem.input,
+                problem.message});
+        }
+        co_return Problem(400, "the input does not match the workflow's inputs: " +
+                                   applied.problems.front().message,
+                          std::move(errors));
+    }
     engine::StartRequest request;
     request.plan = args.version->plan;
-    request.input = args.input;
+    request.input = applied.input;
     request.idempotency_key = args.idempotency_key;
     request.run_id = NewRunId(s->clock, s->random);
     request.actor = args.actor;
@@ -196,6 +211,9 @@ Awaitable<Response> PostRun(Service* s, Request request) {
                           {FieldError{"version", "no such version"}});
     }
     args.input = InputText(*body);
+    if (auto it = body->find("input"); it != body->end()) {
+        args.input_json = !it->value().is_null() && !it->value().is_string();
+    }
     std::string header_key = request.Header("idempotency-key");
     if (auto key = body->find("idempotency_key"); key != body->end() && !key->value().is_null()) {
         if (!key->value().is_string() || key->value().as_string().empty()) {
@@ -664,10 +682,9 @@ Awaitable<Response> ListTasks(Service* s, Request request) {
         }
         for (const auto* task : loaded->state.OpenTasks()) {
             // Tool approvals and reconciliations name no assignee: any approver may decide.
-            static const std::vector<std::string> kNobody;
-            const auto& assignees = task->details ? task->details->assignees : kNobody;
-            if (!assignee.empty() && !assignees.empty() &&
-                std::find(assignees.begin(), assignees.end(), assignee) == assignees.end()) {
+            if (!assignee.empty() && task->details && !task->details->assignees.empty() &&
+                std::find(task->details->assignees.begin(), task->details->assignees.end(),
+                          assignee) == task->details->assignees.end()) {
                 continue;
             }
             json::object t;
@@ -682,9 +699,14 @@ Awaitable<Response> ListTasks(Service* s, Request request) {
             }
             if (!task->tool.empty()) t["tool"] = task->tool;
             if (!task->arguments.empty()) t["arguments"] = task->arguments;
-            json::array names;
-            for (const auto& name : assignees) names.emplace_back(name);
-            t["assignees"] = std::move(names);
+            json::array assignees;
+            if (task->details) {
+                for (const auto& ref : task->details->assignees) assignees.emplace_back(ref);
+                t["approval_mode"] = task->details->approval_mode;
+                t["required_count"] = task->details->required_count;
+                t["approvals"] = static_cast<int64_t>(task->Approvals());
+            }
+            t["assignees"] = std::move(assignees);
             t["created_at"] = FormatRfc3339(task->created_at);
             tasks.push_back(std::move(t));
         }
@@ -701,12 +723,10 @@ Awaitable<Response> Decide(Service* s, Request request) {
     const std::string run_id = request.Param("id");
     const std::string task_id = request.Param("task");
     std::string action(JsonString(*body, "action"));
-    // A human_task node's task also takes request_changes and progress (a quorum's task
-    // stays open until its last approval); other tasks take approve or reject (the engine says).
     if (action != "approve" && action != "reject" && action != "request_changes" &&
         action != "progress") {
-        co_return FieldProblem("action",
-                               "required: \"approve\", \"reject\", \"request_changes\" or \"progress\"");
+        co_return FieldProblem(
+            "action", "required: \"approve\", \"reject\", \"request_changes\" or \"progress\"");
     }
     std::string comment(JsonString(*body, "comment"));
     std::string output(JsonString(*body, "output"));

@@ -134,6 +134,7 @@ Awaitable<Response> RunWorkflow(Service* s, Request request) {
     if (auto input = body->find("input"); input != body->end() && !input->value().is_null()) {
         args.input = input->value().is_string() ? std::string(input->value().as_string())
                                                 : CompactJson(input->value());
+        args.input_json = !input->value().is_string();
     }
     args.idempotency_key = request.Header("idempotency-key");
     args.actor = request.actor;

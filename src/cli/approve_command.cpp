@@ -33,31 +33,9 @@ int DoDecide(const DecideFlags& flags, const std::string& decision, const Global
         PrintError(context.error().message());
         return ToInt(ExitCode::kInternal);
     }
-    auto& engine = (*context)->engine();
-    std::string actor = flags.actor.empty() ? DefaultActor() : flags.actor;
-    auto decided = (*context)->Await(
-        engine.Decide(flags.run_id, flags.task_id, decision, actor, flags.comment, flags.output));
-    if (!decided) {
-        PrintError(decided.error().message());
-        return ToInt(decided.error().code() == ErrorCode::kInternal ||
-                             decided.error().code() == ErrorCode::kDataLoss
-                         ? ExitCode::kInternal
-                         : ExitCode::kUsage);
-    }
-    std::cerr << "run " << Shown(flags.run_id, Newlines::kEscape) << ": task "
-              << Shown(*decided, Newlines::kEscape) << " "
-              << (decision == "approve" ? "approved" : "rejected") << " by "
-              << Shown(actor, Newlines::kEscape) << "\n";
-    if (flags.no_resume) return 0;
-    // Go on with the run here, like `runs resume` (unless other tasks are still open).
-    auto loaded = (*context)->Await(engine.LoadRun(flags.run_id));
-    if (loaded && !loaded->state.OpenTasks().empty()) {
-        PrintError("run " + flags.run_id + " still has " +
-                   std::to_string(loaded->state.OpenTasks().size()) + " open task(s)");
-        return ToInt(ExitCode::kWaiting);
-    }
-    return ExecuteWithProgress(**context, engine.ResumeRun(flags.run_id, "decided", actor),
-                               flags.progress, flags.json);
+    return DecideOnStore(**context, flags.run_id, flags.task_id, decision, flags.actor,
+                         flags.comment, flags.output, "", flags.no_resume, flags.progress,
+                         flags.json);
 }
 
 void AddDecideCommand(CLI::App& app, const GlobalFlags& global, int& exit_code,
@@ -103,6 +81,51 @@ void AddDecideCommand(CLI::App& app, const GlobalFlags& global, int& exit_code,
 }
 
 }  // namespace
+
+int DecideOnStore(Context& context, const std::string& run_id, const std::string& task_id,
+                  const std::string& decision, const std::string& actor_flag,
+                  const std::string& comment, const std::string& output,
+                  const std::string& idempotency_key, bool no_resume,
+                  const std::string& progress, bool json_output) {
+    auto& engine = context.engine();
+    std::string actor = actor_flag.empty() ? DefaultActor() : actor_flag;
+    auto decided = context.Await(
+        engine.Decide(run_id, task_id, decision, actor, comment, output, idempotency_key));
+    if (!decided) {
+        PrintError(decided.error().message());
+        return ToInt(decided.error().code() == ErrorCode::kInternal ||
+                             decided.error().code() == ErrorCode::kDataLoss
+                         ? ExitCode::kInternal
+                         : ExitCode::kUsage);
+    }
+    const char* done = decision == "approve"           ? "approved"
+                       : decision == "reject"          ? "rejected"
+                       : decision == "request_changes" ? "sent back for changes"
+                                                       : "noted (progress)";
+    std::cerr << "run " << Shown(run_id, Newlines::kEscape) << ": task "
+              << Shown(*decided, Newlines::kEscape) << " " << done << " by "
+              << Shown(actor, Newlines::kEscape) << "\n";
+    if (no_resume) return 0;
+    // Go on with the run here, like `runs resume` (unless other tasks are still open).
+    auto loaded = context.Await(engine.LoadRun(run_id));
+    if (loaded && !loaded->state.OpenTasks().empty()) {
+        const auto open = loaded->state.OpenTasks();
+        std::string waiting = "run " + run_id + " still waits: ";
+        for (size_t i = 0; i < open.size(); ++i) {
+            const auto* task = open[i];
+            if (i > 0) waiting += ", ";
+            waiting += "task " + task->task_id;
+            if (task->details && task->details->approval_mode == "quorum") {
+                waiting += " (" + std::to_string(task->Approvals()) + " of " +
+                           std::to_string(task->details->required_count) + " approvals)";
+            }
+        }
+        PrintError(waiting);
+        return ToInt(ExitCode::kWaiting);
+    }
+    return ExecuteWithProgress(context, engine.ResumeRun(run_id, "decided", actor), progress,
+                               json_output);
+}
 
 void AddApproveCommands(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     AddDecideCommand(app, global, exit_code, "approve");

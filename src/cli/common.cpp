@@ -13,6 +13,7 @@
 #include "core/log.hpp"
 #include "core/strings.hpp"
 #include "engine/engine.hpp"
+#include "model/inputs.hpp"
 #include "model/loader.hpp"
 #include "store/store.hpp"
 
@@ -81,6 +82,31 @@ void AddInputFlags(CLI::App* command, InputFlags& flags) {
                      ->type_name("JSON");
     text->excludes(file)->excludes(json);
     file->excludes(json);
+    command
+        ->add_option("--set", flags.sets,
+                     "A typed input: name=value, read by the input's type (repeatable; after "
+                     "--input-json)")
+        ->type_name("NAME=VALUE")
+        ->allow_extra_args(false);
+}
+
+bool HasInput(const InputFlags& flags) {
+    return flags.text || flags.file || flags.json || !flags.sets.empty();
+}
+
+std::optional<std::string> RunInputOrReport(const InputFlags& flags, const model::Plan& plan) {
+    auto text = ResolveInput(flags);
+    if (!text) {
+        PrintError(text.error().message());
+        return std::nullopt;
+    }
+    model::GivenInput given{*text, flags.json.has_value(), flags.sets};
+    auto applied = model::ApplyInputs(plan.inputs, given);
+    if (!applied.ok()) {
+        for (const auto& problem : applied.problems) PrintError(problem.message);
+        return std::nullopt;
+    }
+    return applied.input;
 }
 
 Result<std::string> ResolveInput(const InputFlags& flags) {
@@ -124,7 +150,14 @@ LoadedPlan LoadAndCompile(const std::string& file, const WorkflowFlags& flags,
     }
     // Cross-reference checks run even when the loader found problems, so one validation shows
     // every error; a plan only comes out of an error-free file.
-    auto compiled = model::Compile(loaded.workflow, engine::CompileOptionsFor(registry));
+    auto compile_options = engine::CompileOptionsFor(registry);
+    if (!flags.model_override.empty()) {
+        // --model is also the DAG form's default_model (agent nodes that name no agent).
+        std::error_code ec;
+        compile_options.default_model = flags.model_override;
+        compile_options.default_model_dir = std::filesystem::current_path(ec).string();
+    }
+    auto compiled = model::Compile(loaded.workflow, compile_options);
     result.diagnostics.insert(result.diagnostics.end(), compiled.diagnostics.begin(),
                               compiled.diagnostics.end());
     // Resolve each model now, so a missing scripted file is reported with its position instead

@@ -59,10 +59,17 @@ struct InputFlags {
     std::optional<std::string> text;
     std::optional<std::string> file;
     std::optional<std::string> json;
+    std::vector<std::string> sets;  // --set name=value (typed inputs)
 };
 void AddInputFlags(CLI::App* command, InputFlags& flags);
 // The run input from the flags ("" if none); kInvalidArgument for unreadable files or bad JSON.
 Result<std::string> ResolveInput(const InputFlags& flags);
+// Whether any input flag was given.
+bool HasInput(const InputFlags& flags);
+// The run's input from the flags, checked against the workflow's typed inputs
+// (model::ApplyInputs: defaults applied, the result a JSON object); prints every problem,
+// each naming its input, and returns nullopt.
+std::optional<std::string> RunInputOrReport(const InputFlags& flags, const model::Plan& plan);
 
 struct LoadedPlan {
     std::shared_ptr<const model::Plan> plan;     // null if there are errors

@@ -104,4 +104,13 @@ std::string DefaultActor();
 int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> start,
                         const std::string& progress_mode, bool json_output);
 
+// Records a decision on a run's open task (Engine::Decide) and, unless `no_resume` or another
+// task still waits, continues the run here with live progress; returns the exit code. Shared
+// by approve, reject and tasks decide.
+int DecideOnStore(Context& context, const std::string& run_id, const std::string& task_id,
+                  const std::string& decision, const std::string& actor,
+                  const std::string& comment, const std::string& output,
+                  const std::string& idempotency_key, bool no_resume,
+                  const std::string& progress, bool json_output);
+
 }  // namespace strowger::cli

@@ -35,6 +35,7 @@ int Main(int argc, char** argv) {
     AddTokenCommand(app, global, exit_code);
     AddWorkflowCommand(app, global, exit_code);
     AddTasksCommand(app, global, exit_code);
+    AddInitCommand(app, global, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -43,14 +43,12 @@ void AddPlanCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
             return;
         }
         std::optional<std::string> input;
-        if (flags->input.text || flags->input.file || flags->input.json) {
-            auto resolved = ResolveInput(flags->input);
-            if (!resolved) {
-                PrintError(resolved.error().message());
+        if (HasInput(flags->input)) {
+            input = RunInputOrReport(flags->input, *plan);
+            if (!input) {
                 exit_code = ToInt(ExitCode::kUsage);
                 return;
             }
-            input = *resolved;
         }
         model::PlanFormat format = flags->format == "json"      ? model::PlanFormat::kJson
                                    : flags->format == "dot"     ? model::PlanFormat::kDot

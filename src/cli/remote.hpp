@@ -40,8 +40,9 @@ int RemoteContinue(const std::string& server, const std::string& run_id, const s
 int RemoteDecide(const std::string& server, const std::string& run_id, std::string task_id,
                  const std::string& decision, const std::string& comment,
                  const std::string& output, bool no_resume, const std::string& progress,
-                 bool json_output);
-int RemoteTasksList(const std::string& server, const std::string& run_id, bool json_output);
+                 bool json_output, const std::string& idempotency_key = "");
+int RemoteTasksList(const std::string& server, const std::string& run_id,
+                    const std::string& assignee, bool json_output);
 // Registers FILE (or makes it the next version of its workflow), starts it and follows it.
 int RemoteRun(const std::string& server, const std::string& file, const std::string& input,
               const std::string& idempotency_key, const std::string& progress, bool json_output);

@@ -474,7 +474,7 @@ int RemoteContinue(const std::string& server, const std::string& run_id, const s
 int RemoteDecide(const std::string& server, const std::string& run_id, std::string task_id,
                  const std::string& decision, const std::string& comment,
                  const std::string& output, bool no_resume, const std::string& progress,
-                 bool json_output) {
+                 bool json_output, const std::string& idempotency_key) {
     auto client = ConnectOrReport(server);
     if (!client) return ToInt(ExitCode::kInternal);
     if (task_id.empty()) {
@@ -494,6 +494,7 @@ int RemoteDecide(const std::string& server, const std::string& run_id, std::stri
     body["action"] = decision;
     if (!comment.empty()) body["comment"] = comment;
     if (!output.empty()) body["output"] = output;
+    if (!idempotency_key.empty()) body["idempotency_key"] = idempotency_key;
     auto reply = client->Checked("POST",
                                  "/api/runs/" + PercentEncode(run_id) + "/tasks/" +
                                      PercentEncode(task_id) + "/decision",
@@ -501,8 +502,11 @@ int RemoteDecide(const std::string& server, const std::string& run_id, std::stri
     if (!reply) return ReportRemoteError(reply.error());
     const auto& decided = reply->json.as_object();
     std::cerr << "run " << run_id << ": task " << Str(decided, "task_id") << " "
-              << (decision == "approve" ? "approved" : "rejected") << " by "
-              << Str(decided, "actor") << "\n";
+              << (decision == "approve"           ? "approved"
+                  : decision == "reject"          ? "rejected"
+                  : decision == "request_changes" ? "sent back for changes"
+                                                  : "noted (progress)")
+              << " by " << Str(decided, "actor") << "\n";
     if (Str(decided, "status") == "waiting") {
         std::cerr << "strowger: run " << run_id << " still has open task(s)\n";
         return ToInt(ExitCode::kWaiting);
@@ -512,11 +516,15 @@ int RemoteDecide(const std::string& server, const std::string& run_id, std::stri
     return FollowAndReport(*client, run_id, progress, json_output);
 }
 
-int RemoteTasksList(const std::string& server, const std::string& run_id, bool json_output) {
+int RemoteTasksList(const std::string& server, const std::string& run_id,
+                    const std::string& assignee, bool json_output) {
     auto client = ConnectOrReport(server);
     if (!client) return ToInt(ExitCode::kInternal);
     std::string target = "/api/tasks";
-    if (!run_id.empty()) target += "?run_id=" + PercentEncode(run_id);
+    std::string query;
+    if (!run_id.empty()) query += "&run_id=" + PercentEncode(run_id);
+    if (!assignee.empty()) query += "&assignee=" + PercentEncode(assignee);
+    if (!query.empty()) target += "?" + query.substr(1);
     auto reply = client->Checked("GET", target);
     if (!reply) return ReportRemoteError(reply.error());
     const auto& tasks = reply->json.as_object().at("tasks").as_array();

@@ -20,6 +20,11 @@ struct RunFlags {
 int DoRun(const RunFlags& flags, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
     if (!flags.server.empty()) {
+        if (!flags.input.sets.empty()) {
+            PrintError("--set needs the workflow's inputs, which --server checks: give the "
+                       "inputs as --input-json '{\"name\": value}'");
+            return ToInt(ExitCode::kUsage);
+        }
         auto input = ResolveInput(flags.input);
         if (!input) {
             PrintError(input.error().message());
@@ -37,11 +42,8 @@ int DoRun(const RunFlags& flags, const GlobalFlags& global) {
     // store file and no run behind.
     auto plan = LoadPlan(flags.file, flags.workflow, (*context)->registry(), Warnings::kHide);
     if (!plan) return ToInt(ExitCode::kUsage);
-    auto input = ResolveInput(flags.input);
-    if (!input) {
-        PrintError(input.error().message());
-        return ToInt(ExitCode::kUsage);
-    }
+    auto input = RunInputOrReport(flags.input, *plan);
+    if (!input) return ToInt(ExitCode::kUsage);
     if (auto opened = (*context)->OpenStore(flags.store); !opened) {
         PrintError(opened.error().message());
         return ToInt(ExitCode::kInternal);
@@ -87,6 +89,7 @@ void AddRunCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         "  strowger run examples/code-review.json --input-file src/main.cpp\n"
         "  strowger run flow.yaml --input 'quantum batteries' --model scripted:replies.yaml\n"
         "  strowger run flow.yaml --input-json '{\"ticket\": 42}' --json | jq .step_results\n"
+        "  strowger run review.yaml --set amount=120000 --set customer=ACME\n"
         "  strowger run flow.yaml --idempotency-key nightly-2026-11-21");
     cmd->callback([flags, &global, &exit_code] { exit_code = DoRun(*flags, global); });
 }

@@ -489,6 +489,7 @@ class Compiler {
         for (auto& node : plan.nodes) {
             const int v = node.index;
             for (auto& segment : node.prompt.mutable_segments()) {
+                input_use_.Note(segment, node.inputs.empty());
                 if (segment.kind != Template::Segment::Kind::kVariable) continue;
                 used.insert(segment.text);
                 auto found = setters.find(segment.text);
@@ -499,6 +500,13 @@ class Compiler {
                                                       [&](int setter) { return setter >= v; });
                     segment.sources =
                         SourceList(found->second, static_cast<size_t>(first - all.begin()));
+                }
+                if (segment.sources.empty() && FindInput(segment.text)) {
+                    // A typed input: {{amount}} is {{run.input.amount}}.
+                    segment.kind = Template::Segment::Kind::kRunInput;
+                    segment.path.insert(segment.path.begin(), segment.text);
+                    input_use_.NoteInput(segment.text);
+                    continue;
                 }
                 if (segment.sources.empty()) {
                     std::string path = StepPath(static_cast<size_t>(v)) + ".prompt";
@@ -537,7 +545,15 @@ class Compiler {
         }
     }
 
+    const InputSpec* FindInput(std::string_view name) const {
+        for (const auto& input : workflow_.inputs) {
+            if (input.name == name) return &input;
+        }
+        return nullptr;
+    }
+
     void Finish(Plan& plan) {
+        input_use_.Report(workflow_, diagnostics_);
         plan.output_node = static_cast<int>(plan.nodes.size()) - 1;
         plan.inputs = workflow_.inputs;
         FinishPlan(workflow_, order_, plan);
@@ -547,11 +563,39 @@ class Compiler {
     const CompileOptions& options_;
     std::vector<Diagnostic>& diagnostics_;
     std::vector<int> order_;
+    InputUse input_use_;
 };
 
 }  // namespace
 
 namespace internal {
+
+void InputUse::Note(const Template::Segment& segment, bool input_is_run_input) {
+    using Kind = Template::Segment::Kind;
+    if (segment.kind == Kind::kRunInput || (segment.kind == Kind::kInput && input_is_run_input)) {
+        if (segment.path.empty()) {
+            all_ = true;
+        } else {
+            used_.insert(segment.path.front());
+        }
+    }
+}
+
+void InputUse::Report(const Workflow& workflow, std::vector<Diagnostic>& diagnostics) const {
+    if (all_) return;
+    for (size_t i = 0; i < workflow.inputs.size(); ++i) {
+        const InputSpec& input = workflow.inputs[i];
+        if (used_.count(input.name)) continue;
+        std::string path = "inputs";
+        if (workflow.positions.Find("inputs[" + std::to_string(i) + "]")) {
+            path = "inputs[" + std::to_string(i) + "]";
+        } else if (workflow.positions.Find("inputs." + input.name)) {
+            path = "inputs." + input.name;
+        }
+        diagnostics.push_back({Diagnostic::Severity::kWarning, workflow.PositionOf(path), path,
+                               "input " + Quote(input.name) + " is never read by a template"});
+    }
+}
 
 json::value DoubleValue(double v) {
     return json::value(v);

@@ -93,10 +93,11 @@ class DagCompiler {
             Error("nodes", "node types are not available to this compiler");
             return nullptr;
         }
+        // Every check runs even after an error (a cycle, an unknown edge target), so one
+        // validation shows every problem; a plan only comes out of an error-free graph.
         BuildNodes(*plan);
         BuildEdges(*plan);
-        if (HasErrors(diagnostics_)) return nullptr;
-        if (!TopologicalOrder(*plan)) return nullptr;
+        TopologicalOrder(*plan);
         AnalyseForks(*plan);
         CollectOutputKeys(*plan);
         CompileNodes(*plan);
@@ -124,6 +125,7 @@ class DagCompiler {
                            const std::string& path, const std::vector<std::string>& extras) {
         Template parsed = Template::Parse(text);
         for (auto& segment : parsed.mutable_segments()) {
+            input_use_.Note(segment, plan.nodes[index].in_edges.empty());
             if (segment.kind == Template::Segment::Kind::kInput ||
                 segment.kind == Template::Segment::Kind::kRunInput) {
                 continue;
@@ -169,7 +171,7 @@ class DagCompiler {
             if (auto input = FindInput(name)) {
                 segment.kind = Template::Segment::Kind::kRunInput;
                 segment.path.insert(segment.path.begin(), input->name);
-                used_inputs_.insert(name);
+                input_use_.NoteInput(name);
                 continue;
             }
             std::vector<std::string_view> candidates;
@@ -231,7 +233,10 @@ class DagCompiler {
             }
             ReadAgentField(agent, key, value, at);
         }
-        if (agent.model.empty()) agent.model = DefaultModel();
+        if (agent.model.empty()) {
+            agent.model = DefaultModel();
+            agent.base_dir = DefaultModelDir();
+        }
         if (agent.model.empty()) {
             Error(path, "agent " + Quote(agent.name) +
                             " has no model: give it one, or set the workflow's default_model "
@@ -265,7 +270,7 @@ class DagCompiler {
         AgentSpec agent;
         agent.name = name;
         agent.model = model;
-        agent.base_dir = workflow_.base_dir;
+        agent.base_dir = DefaultModelDir();
         CheckAgent(workflow_, options_, agent, path, diagnostics_);
         plan.agents.push_back(std::move(agent));
         return static_cast<int>(plan.agents.size() - 1);
@@ -361,6 +366,12 @@ class DagCompiler {
     std::string DefaultModel() const {
         return !options_.default_model.empty() ? options_.default_model
                                                : workflow_.default_model;
+    }
+
+    std::string DefaultModelDir() const {
+        return !options_.default_model.empty() && !options_.default_model_dir.empty()
+                   ? options_.default_model_dir
+                   : workflow_.base_dir;
     }
 
     const InputSpec* FindInput(std::string_view name) const {
@@ -594,9 +605,12 @@ class DagCompiler {
                 if (--pending[static_cast<size_t>(d)] == 0) ready.push_back(d);
             }
         }
-        if (order_.size() == plan.nodes.size()) {
+        auto finish_order = [&] {
             position_.assign(plan.nodes.size(), 0);
             for (size_t i = 0; i < order_.size(); ++i) position_[static_cast<size_t>(order_[i])] = static_cast<int>(i);
+        };
+        if (order_.size() == plan.nodes.size()) {
+            finish_order();
             return true;
         }
         // Walk back from a node left over until a node repeats: that is a cycle.
@@ -628,6 +642,11 @@ class DagCompiler {
         cycle.push_back(cycle.front());
         Error(NodePath(static_cast<size_t>(at)),
               "the edges make a cycle: " + Join(cycle, " -> ") + " (a workflow is acyclic)");
+        // The nodes on or after the cycle last, so that the other checks still run.
+        for (size_t i = 0; i < pending.size(); ++i) {
+            if (pending[i] > 0) order_.push_back(static_cast<int>(i));
+        }
+        finish_order();
         return false;
     }
 
@@ -841,13 +860,7 @@ class DagCompiler {
         }
     }
 
-    void CheckInputsUsed() {
-        for (const auto& input : workflow_.inputs) {
-            if (!used_inputs_.count(input.name)) {
-                Warn("inputs", "input " + Quote(input.name) + " is never used by a template");
-            }
-        }
-    }
+    void CheckInputsUsed() { input_use_.Report(workflow_, diagnostics_); }
 
     const Workflow& workflow_;
     const CompileOptions& options_;
@@ -860,7 +873,7 @@ class DagCompiler {
     std::vector<int> position_;
     mutable std::map<std::pair<int, int>, bool> ancestor_cache_;
     std::map<int, std::vector<std::string>> signals_;
-    std::set<std::string, std::less<>> used_inputs_;
+    InputUse input_use_;
     std::set<std::string, std::less<>> used_names_;
     std::map<std::string, json::object> pins_;
 };

@@ -3,6 +3,7 @@
 // registry); here it is read as JSON with every field's position kept.
 #include <boost/json.hpp>
 
+#include "model/inputs.hpp"
 #include "model/internal/reader.hpp"
 
 namespace strowger::model::internal {
@@ -245,6 +246,11 @@ void Reader::ReadInputs(const YamlNode& node, const std::string& path) {
         if (input.name.empty()) {
             Error(value, p + ".name", "an input needs a name");
             return;
+        }
+        if (input.default_value && !input.default_value->is_null() &&
+            !MatchesInputType(*input.default_value, input.type)) {
+            Error(value, p + ".default",
+                  "the default of input " + Quote(input.name) + " is not a " + input.type);
         }
         for (const auto& other : workflow_.inputs) {
             if (other.name == input.name) {

@@ -13,6 +13,7 @@
 #include <boost/json/value.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,6 +79,26 @@ class NodeCompileContext {
     const boost::json::object& config_;
 };
 
+// CMDC's dry run (`strowger plan --input`): what the plan knows of a node before run time.
+class DryRunContext {
+  public:
+    virtual ~DryRunContext() = default;
+    // The node's {{input}}; nullopt when it is not knowable (a model's answer upstream).
+    virtual std::optional<std::string> Input() const = 0;
+    // A template of the node rendered with the sample input and the values known so far;
+    // nullopt when it reads one that is not knowable.
+    virtual std::optional<std::string> Render(const Template& text) const = 0;
+};
+
+// What a node would do, decided without calling a model.
+struct DryOutcome {
+    bool fails = false;       // the node would fail (`why`)
+    std::string output;       // its output, when it completes
+    bool output_known = true;
+    std::string signal;       // its signal ("" none)
+    std::string why;          // one line: what decided it ("left 250000 gte right 100000")
+};
+
 class NodeTypeInfo {
   public:
     virtual ~NodeTypeInfo() = default;
@@ -91,6 +112,12 @@ class NodeTypeInfo {
     virtual std::shared_ptr<const NodeConfig> Compile(NodeCompileContext& context) const = 0;
     // The signals a compiled node may complete with, for edge checks ("*": any).
     virtual std::vector<std::string> Signals(const NodeConfig&) const { return {}; }
+    // The outcome when it is deterministic given `context` (a condition, a rule router, a
+    // gate's checks); nullopt when only running it can tell (a model's answer, a person's
+    // decision, a random draw).
+    virtual std::optional<DryOutcome> DryRun(const NodeConfig&, const DryRunContext&) const {
+        return std::nullopt;
+    }
     virtual bool IsFork() const { return false; }
     virtual bool IsJoin() const { return false; }
 };

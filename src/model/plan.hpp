@@ -129,6 +129,9 @@ struct CompileOptions {
     // The model of agent nodes that name none (`strowger run --model`); else the workflow's
     // default_model.
     std::string default_model;
+    // Where a relative path in `default_model` (scripted:FILE) is read from: the current
+    // directory for --model; "" = the workflow's directory.
+    std::string default_model_dir;
     // Provider names an agent's model may use ("openai", "scripted", ...). Empty: no check.
     std::vector<std::string> known_providers;
     // Built-in tool names an agent may list ("shell", "read_file", ...); MCP tools are

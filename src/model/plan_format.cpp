@@ -6,6 +6,7 @@
 
 #include "core/json.hpp"
 #include "core/strings.hpp"
+#include "model/internal/plan_format_dag.hpp"
 
 namespace strowger::model {
 namespace {
@@ -227,6 +228,18 @@ std::string Mermaid(const Plan& plan) {
 
 std::string FormatPlan(const Plan& plan, PlanFormat format,
                        const std::optional<std::string>& input) {
+    if (plan.dag) {
+        switch (format) {
+            case PlanFormat::kText:
+                return internal::DagText(plan, input);
+            case PlanFormat::kJson:
+                return internal::DagJson(plan, input);
+            case PlanFormat::kDot:
+                return internal::DagDot(plan);
+            case PlanFormat::kMermaid:
+                return internal::DagMermaid(plan);
+        }
+    }
     switch (format) {
         case PlanFormat::kText:
             return Text(plan, input);

@@ -12,6 +12,7 @@
 #include "engine/engine.hpp"
 #include "engine/run_view.hpp"
 #include "ledger/chain.hpp"
+#include "model/inputs.hpp"
 #include "model/loader.hpp"
 #include "providers/builtin.hpp"
 #include "store/memory/memory_store.hpp"
@@ -133,7 +134,13 @@ TEST_P(GoldenTest, MatchesExpected) {
             agent.base_dir = dir.string();
         }
     }
-    auto compiled = model::Compile(loaded.workflow, engine::CompileOptionsFor(registry));
+    auto options = engine::CompileOptionsFor(registry);
+    if (spec["model"]) {
+        // As --model: also the DAG form's default model.
+        options.default_model = spec["model"].as<std::string>();
+        options.default_model_dir = dir.string();
+    }
+    auto compiled = model::Compile(loaded.workflow, options);
     ASSERT_TRUE(compiled.ok()) << (compiled.diagnostics.empty()
                                        ? ""
                                        : compiled.diagnostics[0].ToString());
@@ -149,7 +156,14 @@ TEST_P(GoldenTest, MatchesExpected) {
     engine::Engine engine(io.get_executor(), store, registry, std::move(options));
     engine::StartRequest request;
     request.plan = compiled.plan;
-    request.input = input;
+    // Typed inputs are checked and filled as `strowger run` does (case.yaml `set:` is --set).
+    model::GivenInput given{input, false, {}};
+    if (spec["set"]) {
+        for (const auto& set : spec["set"]) given.sets.push_back(set.as<std::string>());
+    }
+    auto applied = model::ApplyInputs(compiled.plan->inputs, given);
+    ASSERT_TRUE(applied.ok()) << applied.Message();
+    request.input = applied.input;
     std::optional<Result<engine::RunOutcome>> outcome;
     asio::co_spawn(io, engine.StartRun(request),
                    [&](std::exception_ptr e, Result<engine::RunOutcome> r) {

@@ -120,6 +120,7 @@ struct StartArgs {
     const WorkflowRegistry::Entry* workflow = nullptr;
     const WorkflowRegistry::Version* version = nullptr;
     std::string input;
+    bool input_json = false;  // `input` is a JSON value (the request's input was not a string)
     std::string idempotency_key;
     std::string trigger_source = "api";
     std::string metadata = "{}";  // compact JSON object

@@ -42,6 +42,24 @@ bool Truthy(std::string_view text) {
     return true;
 }
 
+bool Evaluate(const std::string& left, const std::string& op, const std::string& right) {
+    bool result = false;
+    auto l = Number(left), r = Number(right);
+    const bool numbers = l && r;
+    int compare = numbers ? (*l < *r ? -1 : *l > *r ? 1 : 0) : left.compare(right);
+    if (op == "eq") result = numbers ? compare == 0 : left == right;
+    if (op == "neq") result = numbers ? compare != 0 : left != right;
+    if (op == "gt") result = compare > 0;
+    if (op == "gte") result = compare >= 0;
+    if (op == "lt") result = compare < 0;
+    if (op == "lte") result = compare <= 0;
+    if (op == "contains") result = left.find(right) != std::string::npos;
+    if (op == "not_contains") result = left.find(right) == std::string::npos;
+    if (op == "is_truthy") result = Truthy(left);
+    if (op == "is_falsy") result = !Truthy(left);
+    return result;
+}
+
 class ConditionType final : public NodeType {
   public:
     std::string_view name() const override { return "condition"; }
@@ -91,24 +109,25 @@ class ConditionType final : public NodeType {
         return {"true", "false"};
     }
 
+    std::optional<model::DryOutcome> DryRun(const model::NodeConfig& config,
+                                            const model::DryRunContext& context) const override {
+        const auto& c = static_cast<const Config<ConditionConfig>&>(config).value;
+        auto left = context.Render(c.left);
+        auto right = context.Render(c.right);
+        if (!left || !right) return std::nullopt;
+        model::DryOutcome outcome;
+        outcome.signal = Evaluate(*left, c.op, *right) ? "true" : "false";
+        outcome.output = outcome.signal;
+        outcome.why = CapForMessage(*left, 60) + " " + c.op +
+                      (c.op == "is_truthy" || c.op == "is_falsy" ? "" : " " + CapForMessage(*right, 60));
+        return outcome;
+    }
+
     Awaitable<NodeOutcome> Execute(NodeRun& run) const override {
         const auto& c = run.config<Config<ConditionConfig>>().value;
         std::string left = run.Render(c.left);
         std::string right = run.Render(c.right);
-        bool result = false;
-        auto l = Number(left), r = Number(right);
-        const bool numbers = l && r;
-        int compare = numbers ? (*l < *r ? -1 : *l > *r ? 1 : 0) : left.compare(right);
-        if (c.op == "eq") result = numbers ? compare == 0 : left == right;
-        if (c.op == "neq") result = numbers ? compare != 0 : left != right;
-        if (c.op == "gt") result = compare > 0;
-        if (c.op == "gte") result = compare >= 0;
-        if (c.op == "lt") result = compare < 0;
-        if (c.op == "lte") result = compare <= 0;
-        if (c.op == "contains") result = left.find(right) != std::string::npos;
-        if (c.op == "not_contains") result = left.find(right) == std::string::npos;
-        if (c.op == "is_truthy") result = Truthy(left);
-        if (c.op == "is_falsy") result = !Truthy(left);
+        const bool result = Evaluate(left, c.op, right);
         std::vector<ledger::Payload> events;
         events.push_back(ledger::ConditionEvaluated{left, c.op, right, result});
         if (!co_await run.Record(std::move(events))) co_return NodeOutcome::Stopped();

@@ -35,6 +35,15 @@ class ForkType final : public NodeType {
         CheckFields(context, {"output_key"});
         return std::make_shared<Config<int>>();
     }
+    std::optional<model::DryOutcome> DryRun(const model::NodeConfig&,
+                                            const model::DryRunContext& context) const override {
+        model::DryOutcome outcome;
+        auto input = context.Input();
+        outcome.output_known = input.has_value();
+        if (input) outcome.output = *input;
+        outcome.why = "starts its branches";
+        return outcome;
+    }
     Awaitable<NodeOutcome> Execute(NodeRun& run) const override {
         co_return NodeOutcome::Completed(run.Input());
     }

@@ -149,6 +149,33 @@ class RouterType final : public NodeType {
         return static_cast<const Config<RouterConfig>&>(config).value.branches;
     }
 
+    std::optional<model::DryOutcome> DryRun(const model::NodeConfig& config,
+                                            const model::DryRunContext& context) const override {
+        const auto& c = static_cast<const Config<RouterConfig>&>(config).value;
+        if (c.strategy != "rule") return std::nullopt;
+        auto input = context.Input();
+        if (!input) return std::nullopt;
+        model::DryOutcome outcome;
+        outcome.output = *input;
+        for (const auto& rule : c.rules) {
+            bool match = rule.regex ? re2::RE2::PartialMatch(*input, *rule.regex)
+                                    : ContainsIgnoreCase(*input, rule.pattern);
+            if (match) {
+                outcome.signal = rule.branch;
+                outcome.why = "matched " + rule.pattern;
+                return outcome;
+            }
+        }
+        if (c.fallback.empty()) {
+            outcome.fails = true;
+            outcome.why = "no rule matched and no default branch";
+        } else {
+            outcome.signal = c.fallback;
+            outcome.why = "no rule matched: the default branch";
+        }
+        return outcome;
+    }
+
     Awaitable<NodeOutcome> Execute(NodeRun& run) const override {
         const auto& c = run.config<Config<RouterConfig>>().value;
         const std::string input = run.Input();

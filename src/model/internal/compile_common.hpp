@@ -5,6 +5,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,21 @@ boost::json::object CommonSnapshot(const Workflow& workflow);
 // Layers (longest path from a root, in `order`, a topological order), node ids, the
 // snapshot and its hash.
 void FinishPlan(const Workflow& workflow, const std::vector<int>& order, Plan& plan);
+
+// Which typed inputs templates read (for the unused-input warning): `segment` reads the run's
+// input when it is {{run.input...}}, or {{input...}} in a node whose input is the run's
+// (`input_is_run_input`). {{run.input}} as a whole reads every input.
+class InputUse {
+  public:
+    void Note(const Template::Segment& segment, bool input_is_run_input);
+    void NoteInput(const std::string& name) { used_.insert(name); }
+    // A warning at `inputs` for each declared input nothing reads.
+    void Report(const Workflow& workflow, std::vector<Diagnostic>& diagnostics) const;
+
+  private:
+    bool all_ = false;
+    std::set<std::string, std::less<>> used_;
+};
 
 // The DAG form's compiler (compile_dag.cpp).
 std::shared_ptr<Plan> CompileDag(const Workflow& workflow, const CompileOptions& options,
