@@ -102,6 +102,20 @@ TEST(CanonicalJsonTest, RefusesNonIntegerNumbers) {
     EXPECT_EQ(encoded.error().code(), ErrorCode::kInvalidArgument);
 }
 
+TEST(JsonLookupTest, IntegersOutsideTheRangeOfInt64AreTheFallback) {
+    auto parsed = ParseJson(R"({"big":1.44444e58,"small":-1e19,"edge":9223372036854775808.0,)"
+                            R"("fraction":-2.75,"int":-7,"text":"3"})");
+    ASSERT_TRUE(parsed);
+    const json::object& o = parsed->get_object();
+    EXPECT_EQ(JsonInt(o, "big", -1), -1);
+    EXPECT_EQ(JsonInt(o, "small", -1), -1);
+    EXPECT_EQ(JsonInt(o, "edge", -1), -1);
+    EXPECT_EQ(JsonInt(o, "fraction", -1), -2);
+    EXPECT_EQ(JsonInt(o, "int", -1), -7);
+    EXPECT_EQ(JsonInt(o, "text", -1), -1);
+    EXPECT_EQ(JsonInt(o, "missing", -1), -1);
+}
+
 TEST(JsonWriterTest, WritesCompactJson) {
     std::string out;
     JsonWriter w(out);

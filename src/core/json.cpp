@@ -319,7 +319,12 @@ int64_t JsonInt(const json::object& object, std::string_view key, int64_t fallba
     if (it == object.end()) return fallback;
     if (it->value().is_int64()) return it->value().get_int64();
     if (it->value().is_uint64()) return static_cast<int64_t>(it->value().get_uint64());
-    if (it->value().is_double()) return static_cast<int64_t>(it->value().get_double());
+    if (it->value().is_double()) {
+        // Converting a double outside int64_t's range is undefined (ledger_fuzz found 1e58).
+        double value = it->value().get_double();
+        constexpr double kTwoTo63 = 9223372036854775808.0;
+        if (value >= -kTwoTo63 && value < kTwoTo63) return static_cast<int64_t>(value);
+    }
     return fallback;
 }
 
