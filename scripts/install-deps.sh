@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Strowger needs to build and test, from Debian 12's packages, if missing.
 # Safe to run again: it does nothing when everything is already there.
+# Usage: scripts/install-deps.sh [fuzz]   (fuzz: also clang and libFuzzer, for scripts/fuzz.sh)
 set -euo pipefail
 
 packages=(
@@ -16,6 +17,11 @@ packages=(
 # unless a node is already installed (e.g. from NodeSource, which bundles npm).
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)
+fi
+# The fuzz preset (docs/testing.md): clang 14, its libFuzzer and sanitizer runtimes, and
+# llvm-symbolizer for readable crash reports.
+if [ "${1:-}" = "fuzz" ]; then
+  packages+=(clang libclang-rt-14-dev llvm-14)
 fi
 
 missing=()

@@ -138,6 +138,10 @@ Result<SystemTime> ParseRfc3339(std::string_view text) {
     if (zone != "Z" && zone != "z" && zone != "+00:00") {
         return InvalidArgumentError("RFC 3339 time must be UTC: \"" + std::string(text) + "\"");
     }
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
+        second > 60) {
+        return InvalidArgumentError("not an RFC 3339 time: \"" + std::string(text) + "\"");
+    }
     std::tm tm{};
     tm.tm_year = year - 1900;
     tm.tm_mon = month - 1;
@@ -146,6 +150,13 @@ Result<SystemTime> ParseRfc3339(std::string_view text) {
     tm.tm_min = minute;
     tm.tm_sec = second;
     int64_t seconds = timegm(&tm);
+    // SystemTime counts nanoseconds in 64 bits: 1677-09-21 to 2262-04-11 (converting a time
+    // outside is undefined; ledger_fuzz found year 4052).
+    constexpr int64_t kLimit =
+        std::chrono::duration_cast<std::chrono::seconds>(SystemTime::duration::max()).count();
+    if (seconds <= -kLimit || seconds >= kLimit) {
+        return InvalidArgumentError("time out of range: \"" + std::string(text) + "\"");
+    }
     return FromUnixMicros(seconds * 1000000 + micros);
 }
 

@@ -37,7 +37,8 @@ std::string FormatRfc3339(SystemTime time);
 // The same into out[0..kRfc3339Size) (no allocation; ledger events carry one each).
 inline constexpr size_t kRfc3339Size = 27;
 void FormatRfc3339To(char* out, SystemTime time);
-// Parses the format above (fraction optional, 'Z' or +00:00 required).
+// Parses the format above (fraction optional, 'Z' or +00:00 required). kInvalidArgument also for
+// a field out of range and for a time SystemTime cannot hold (before 1677 or after 2262).
 Result<SystemTime> ParseRfc3339(std::string_view text);
 
 }  // namespace strowger

@@ -107,6 +107,20 @@ TEST(CanonicalJsonTest, RefusesNonIntegerNumbers) {
     EXPECT_EQ(encoded.error().code(), ErrorCode::kInvalidArgument);
 }
 
+TEST(JsonLookupTest, IntegersOutsideTheRangeOfInt64AreTheFallback) {
+    auto parsed = ParseJson(R"({"big":1.44444e58,"small":-1e19,"edge":9223372036854775808.0,)"
+                            R"("fraction":-2.75,"int":-7,"text":"3"})");
+    ASSERT_TRUE(parsed);
+    const json::object& o = parsed->get_object();
+    EXPECT_EQ(JsonInt(o, "big", -1), -1);
+    EXPECT_EQ(JsonInt(o, "small", -1), -1);
+    EXPECT_EQ(JsonInt(o, "edge", -1), -1);
+    EXPECT_EQ(JsonInt(o, "fraction", -1), -2);
+    EXPECT_EQ(JsonInt(o, "int", -1), -7);
+    EXPECT_EQ(JsonInt(o, "text", -1), -1);
+    EXPECT_EQ(JsonInt(o, "missing", -1), -1);
+}
+
 TEST(JsonWriterTest, WritesCompactJson) {
     std::string out;
     JsonWriter w(out);
@@ -160,6 +174,22 @@ TEST(ClockTest, Rfc3339RoundTripsWithMicroseconds) {
     EXPECT_EQ(ToUnixMicros(*parsed), 1795000000123456);
     EXPECT_EQ(ParseRfc3339("2026-11-18T11:06:40+02:00").error().code(),
               ErrorCode::kInvalidArgument);
+}
+
+TEST(ClockTest, Rfc3339TimesOutOfRangeAreInvalid) {
+    EXPECT_TRUE(ParseRfc3339("2262-04-10T23:59:59.999999Z"));
+    EXPECT_TRUE(ParseRfc3339("1677-09-22T00:00:00Z"));
+    EXPECT_TRUE(ParseRfc3339("2016-12-31T23:59:60Z"));  // a leap second
+    for (const char* text : {"4052-07-07T01:09:28.182594Z", "9999-12-31T23:59:59Z",
+                             "2262-04-12T00:00:00Z", "1600-01-01T00:00:00Z",
+                             "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z",
+                             "2026-01-00T00:00:00Z", "2026-01-32T00:00:00Z",
+                             "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z",
+                             "2026-01-01T00:00:61Z"}) {
+        auto parsed = ParseRfc3339(text);
+        ASSERT_FALSE(parsed) << text;
+        EXPECT_EQ(parsed.error().code(), ErrorCode::kInvalidArgument) << text;
+    }
 }
 
 TEST(IdsTest, RunIdsSortByCreationTime) {

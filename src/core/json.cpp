@@ -321,12 +321,19 @@ int64_t JsonInt(const json::object& object, std::string_view key, int64_t fallba
     auto it = object.find(key);
     if (it == object.end()) return fallback;
     if (it->value().is_int64()) return it->value().get_int64();
-    // Saturated: a huge number in a file is not undefined behaviour here.
+    // A number outside int64_t's range is the fallback (converting it is undefined: ledger_fuzz
+    // found 1e58), as is any other wrong value.
     if (it->value().is_uint64()) {
-        return static_cast<int64_t>(
-            std::min<uint64_t>(it->value().get_uint64(), std::numeric_limits<int64_t>::max()));
+        uint64_t value = it->value().get_uint64();
+        if (value <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+            return static_cast<int64_t>(value);
+        }
     }
-    if (it->value().is_double()) return SaturatingFromDouble(it->value().get_double());
+    if (it->value().is_double()) {
+        double value = it->value().get_double();
+        constexpr double kTwoTo63 = 9223372036854775808.0;
+        if (value >= -kTwoTo63 && value < kTwoTo63) return static_cast<int64_t>(value);
+    }
     return fallback;
 }
 

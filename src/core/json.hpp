@@ -49,7 +49,8 @@ std::string JsonText(const json::value& value);
 // Parses `text`; the error message says where parsing stopped.
 Result<json::value> ParseJson(std::string_view text);
 
-// Lookups that do not throw. Missing key or wrong type yields the fallback.
+// Lookups that do not throw. Missing key or wrong type yields the fallback (for JsonInt, also a
+// number outside int64_t's range; a fraction is truncated).
 std::string_view JsonString(const json::object& object, std::string_view key,
                             std::string_view fallback = {});
 int64_t JsonInt(const json::object& object, std::string_view key, int64_t fallback = 0);

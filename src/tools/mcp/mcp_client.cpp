@@ -727,7 +727,8 @@ Awaitable<Result<ToolResult>> CallToolOnStrand(std::shared_ptr<McpConnection> co
 // Starts the server's process and its session's reader and writer (not the handshake).
 Result<std::shared_ptr<McpConnection>> Launch(const Executor& strand, const McpServerSpec& spec) {
     Result<std::unique_ptr<sandbox::Process>> process =
-        sandbox::StartProcess(strand, MakeProcessSpec(spec));
+        spec.start_process ? spec.start_process(strand, MakeProcessSpec(spec))
+                           : sandbox::StartProcess(strand, MakeProcessSpec(spec));
     if (!process) return std::unexpected(process.error().WithPrefix(Quoted(spec.name) + ": "));
     auto connection = std::make_shared<McpConnection>(strand, spec.name, std::move(*process));
     connection->Start();

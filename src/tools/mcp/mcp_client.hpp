@@ -35,6 +35,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -70,6 +71,10 @@ struct McpServerSpec {
     // Clock::Real(); a fake clock must outlive the client). Only SteadyNow is used.
     std::chrono::milliseconds restart_window = kMcpRestartWindow;
     const Clock* clock = nullptr;
+    // Starts the server's process (each start and restart); null: sandbox::StartProcess. The MCP
+    // fuzzer (tests/fuzz/mcp_fuzz.cpp) puts a scripted process here.
+    std::function<Result<std::unique_ptr<sandbox::Process>>(Executor, sandbox::ProcessSpec)>
+        start_process;
 };
 
 struct McpToolInfo {
