@@ -394,12 +394,15 @@ TEST_F(ServeTest, AHumanTasksTimerFiresInTheDaemonAfterAKillNineWhileWaiting) {
     // Restarted (the timer came due while nothing ran, or comes due soon): it fires here.
     ServeProcess serve(env_);
     ASSERT_TRUE(serve.ok());
-    EXPECT_EQ(WaitStatus(serve, run_id), "completed");
+    // /wait answers at once for a waiting run: poll the store until the timer has fired.
+    EXPECT_TRUE(WaitFor([&] { return env_.RunStatus(run_id) == "completed"; }, 20s))
+        << env_.RunStatus(run_id);
     auto events = env_.Events(run_id);
     EXPECT_EQ(Count(events, "llm.request", "draft"), 1);
     EXPECT_EQ(Count(events, "llm.request", "expired"), 1);
     EXPECT_EQ(Count(events, "llm.request", "publish"), 0);
     EXPECT_EQ(Count(events, "human_task.completed", "review"), 1);
+}
 
 TEST_F(ServeTest, AHumanTasksTimeoutFiresInTheDaemonWithoutADecision) {
     ServeProcess serve(env_);

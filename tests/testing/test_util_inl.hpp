@@ -19,10 +19,16 @@ namespace strowger::testing {
 // the test's thread exits, its fixtures have joined every I/O thread. Only an io_context that
 // ran out of work is kept: one with coroutines still suspended in it (a timeout) is destroyed at
 // once, while what those coroutines refer to still exists.
-inline void KeepUntilThreadExit(std::unique_ptr<asio::io_context> io) {
+inline std::vector<std::unique_ptr<asio::io_context>>& FinishedIoContexts() {
     thread_local std::vector<std::unique_ptr<asio::io_context>> finished;
-    finished.push_back(std::move(io));
+    return finished;
 }
+inline void KeepUntilThreadExit(std::unique_ptr<asio::io_context> io) {
+    FinishedIoContexts().push_back(std::move(io));
+}
+// Destroys the io_contexts kept so far (each holds a few descriptors): for a test that counts
+// its process's descriptors, once no other thread can still be signalling them.
+inline void ReleaseFinishedIoContexts() { FinishedIoContexts().clear(); }
 
 template <typename T>
 T RunSync(asio::awaitable<T> awaitable, std::chrono::seconds timeout) {

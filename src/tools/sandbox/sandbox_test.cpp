@@ -421,11 +421,13 @@ TEST_F(SandboxTest, CancellationKillsTheTreeAndReturnsCancelled) {
 }
 
 TEST_F(SandboxTest, NoDescriptorsOrZombiesAreLeft) {
+    testing::ReleaseFinishedIoContexts();
     size_t before = OpenDescriptors();
     for (int i = 0; i < 3; ++i) {
         ASSERT_TRUE(Run(Shell("echo hi")));
         ASSERT_TRUE(Run(Shell("sleep 30"), Deadline::After(std::chrono::milliseconds(100))));
     }
+    testing::ReleaseFinishedIoContexts();  // the harness's, not the sandbox's
     EXPECT_EQ(OpenDescriptors(), before);
     int status = 0;
     EXPECT_EQ(waitpid(-1, &status, WNOHANG), -1);
