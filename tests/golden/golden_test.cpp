@@ -136,13 +136,13 @@ TEST_P(GoldenTest, MatchesExpected) {
             agent.base_dir = dir.string();
         }
     }
-    auto options = engine::CompileOptionsFor(registry);
+    auto compile_options = engine::CompileOptionsFor(registry);
     if (spec["model"]) {
         // As --model: also the DAG form's default model.
-        options.default_model = spec["model"].as<std::string>();
-        options.default_model_dir = dir.string();
+        compile_options.default_model = spec["model"].as<std::string>();
+        compile_options.default_model_dir = dir.string();
     }
-    auto compiled = model::Compile(loaded.workflow, options);
+    auto compiled = model::Compile(loaded.workflow, compile_options);
     ASSERT_TRUE(compiled.ok()) << (compiled.diagnostics.empty()
                                        ? ""
                                        : compiled.diagnostics[0].ToString());
