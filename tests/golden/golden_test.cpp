@@ -7,9 +7,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "core/json.hpp"
 #include "engine/engine.hpp"
+#include "engine/nodes/node_type.hpp"
 #include "engine/run_view.hpp"
 #include "ledger/chain.hpp"
 #include "model/inputs.hpp"
@@ -212,6 +214,31 @@ TEST_P(GoldenTest, MatchesExpected) {
     std::string expected_text = testing::ReadFileOrDie(expected_file.string());
     EXPECT_EQ(expected_text, actual_text)
         << "case " << GetParam() << " (" << spec["description"].as<std::string>("") << ")";
+}
+
+// Issue 18: together the templates of `strowger init` use every node type, and each has its
+// golden case.
+TEST(Templates, TogetherUseEveryNodeTypeAndEachHasAGoldenCase) {
+    fs::path templates = fs::path(testing::SourceDir()) / "templates";
+    std::set<std::string> used;
+    int count = 0;
+    for (const auto& dir : fs::directory_iterator(templates)) {
+        if (!dir.is_directory()) continue;
+        ++count;
+        std::string name = dir.path().filename().string();
+        EXPECT_TRUE(fs::exists(dir.path() / (name + ".yaml"))) << name;
+        EXPECT_TRUE(fs::exists(GoldenDir() / ("template_" + name) / "expected.json")) << name;
+        for (const auto& file : fs::directory_iterator(dir.path())) {
+            std::string file_name = file.path().filename().string();
+            if (!file_name.ends_with(".yaml") || file_name.ends_with(".replies.yaml")) continue;
+            YAML::Node workflow = YAML::LoadFile(file.path().string());
+            for (const auto& node : workflow["nodes"]) used.insert(node["type"].as<std::string>());
+        }
+    }
+    EXPECT_GE(count, 5);
+    for (std::string_view type : engine::NodeTypes().Names()) {
+        EXPECT_TRUE(used.contains(std::string(type))) << "no template uses " << type;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, GoldenTest, ::testing::ValuesIn(CaseNames()),

@@ -323,6 +323,8 @@ TEST_F(DagCliTest, InitWritesARunnableTemplate) {
     ASSERT_EQ(init.exit_code(), 0) << init.err;
     EXPECT_TRUE(std::filesystem::exists(env_.dir() / "triage" / "ticket_triage.yaml"));
     EXPECT_TRUE(std::filesystem::exists(env_.dir() / "triage" / "ticket_triage.replies.yaml"));
+    // The child workflow its subworkflow node runs.
+    EXPECT_TRUE(std::filesystem::exists(env_.dir() / "triage" / "polish_reply.yaml"));
     auto run = env_.Run({"run", "triage/ticket_triage.yaml", "--set",
                          "ticket=The app crashes on start"});
     ASSERT_EQ(run.exit_code(), 0) << run.err;
@@ -332,6 +334,14 @@ TEST_F(DagCliTest, InitWritesARunnableTemplate) {
     auto again = env_.Run({"init", "--template", "ticket_triage", "triage"});
     EXPECT_EQ(again.exit_code(), 2);
     EXPECT_NE(again.err.find("exists; use --force"), std::string::npos) << again.err;
+    // A tool node reads the data file written beside the workflow (workspace: ".").
+    auto delay = env_.Run({"init", "--template", "order_delay_diagnosis", "delay"});
+    ASSERT_EQ(delay.exit_code(), 0) << delay.err;
+    EXPECT_NE(delay.out.find("delay_playbook.md"), std::string::npos) << delay.out;
+    auto diagnosis = env_.Run({"run", "delay/order_delay_diagnosis.yaml", "--set",
+                               "order_id=SO-7", "--set", "days_late=1"});
+    ASSERT_EQ(diagnosis.exit_code(), 0) << diagnosis.err;
+    EXPECT_NE(diagnosis.out.find("We are sorry"), std::string::npos) << diagnosis.out;
     auto typo = env_.Run({"init", "--template", "ticket_triag"});
     EXPECT_EQ(typo.exit_code(), 2);
     EXPECT_NE(typo.err.find("(did you mean \"ticket_triage\"?)"), std::string::npos) << typo.err;
