@@ -220,4 +220,73 @@ void SetUpProcess(const std::string& log_level) {
     }
 }
 
+int ReportError(const Error& error) {
+    PrintError(error.message());
+    switch (error.code()) {
+        case ErrorCode::kNotFound:
+        case ErrorCode::kFailedPrecondition:
+        case ErrorCode::kInvalidArgument:
+        case ErrorCode::kAborted:
+            return ToInt(ExitCode::kUsage);
+        default:
+            return ToInt(ExitCode::kInternal);
+    }
+}
+
+std::string EventSummary(const ledger::Event& event) {
+    auto parsed = ParseJson(event.data);
+    if (!parsed || !parsed->is_object()) return {};
+    const auto& o = parsed->get_object();
+    switch (event.type) {
+        case ledger::EventType::kRunCreated:
+            return "input: " + Preview(JsonString(o, "input"), 80);
+        case ledger::EventType::kRunCompleted:
+            return "output: " + Preview(JsonString(o, "output"), 80);
+        case ledger::EventType::kRunFailed:
+            return std::string(JsonString(o, "error"));
+        case ledger::EventType::kRunPaused:
+        case ledger::EventType::kRunResumed:
+        case ledger::EventType::kRunCancelled: {
+            std::string text(JsonString(o, "reason"));
+            if (auto actor = JsonString(o, "actor"); !actor.empty())
+                text += " (by " + std::string(actor) + ")";
+            return text;
+        }
+        case ledger::EventType::kLlmRequest:
+            return std::string(JsonString(o, "provider")) + ":" +
+                   std::string(JsonString(o, "model")) + " " + Preview(JsonString(o, "prompt"), 60);
+        case ledger::EventType::kLlmResponse:
+            return std::to_string(JsonInt(o, "tokens_in")) + "→" +
+                   std::to_string(JsonInt(o, "tokens_out")) + " tokens " +
+                   std::to_string(JsonInt(o, "latency_ms")) + "ms " +
+                   Preview(JsonString(o, "content"), 50);
+        case ledger::EventType::kNodeCompleted:
+        case ledger::EventType::kNodeIterationCompleted:
+            return Preview(JsonString(o, "output"), 80);
+        case ledger::EventType::kLlmRetried: {
+            std::string text = "try " + std::to_string(JsonInt(o, "try")) + " failed";
+            if (int64_t status = JsonInt(o, "http_status"); status > 0)
+                text += " (HTTP " + std::to_string(status) + ")";
+            return text + ", waited " + std::to_string(JsonInt(o, "delay_ms")) +
+                   "ms: " + Preview(JsonString(o, "error"), 60);
+        }
+        case ledger::EventType::kNodeRetryScheduled:
+            return "retry in " + std::to_string(JsonInt(o, "delay_ms")) +
+                   "ms: " + Preview(JsonString(o, "error"), 60);
+        case ledger::EventType::kNodeFailed:
+            return std::string(JsonString(o, "error"));
+        case ledger::EventType::kNodeSkipped:
+            return std::string(JsonString(o, "reason")) + " " + Preview(JsonString(o, "error"), 60);
+        case ledger::EventType::kRunRetried: {
+            std::string text = "cleared:";
+            if (const auto* cleared = JsonArray(o, "cleared")) {
+                for (const auto& n : *cleared) text += " " + std::string(n.get_string());
+            }
+            return text;
+        }
+        default:
+            return {};
+    }
+}
+
 }  // namespace strowger::cli

@@ -10,6 +10,7 @@
 
 #include "core/result.hpp"
 #include "core/strings.hpp"
+#include "ledger/event.hpp"
 #include "ledger/run_state.hpp"
 #include "model/diagnostic.hpp"
 #include "model/plan.hpp"
@@ -92,5 +93,13 @@ std::string StoreUrl(const std::string& flag);
 
 // Applies --log-level (default warn) and registers secrets from the environment.
 void SetUpProcess(const std::string& log_level);
+
+// Prints `error` and returns the exit code for it: 2 for what the caller got wrong (not found,
+// a failed precondition, an invalid argument, a conflict), 5 for the rest (store or server
+// unreachable, internal errors). The same for the store and for a daemon's answers.
+int ReportError(const Error& error);
+
+// The one-line summary of an event that `runs events` prints (on the store and via --server).
+std::string EventSummary(const ledger::Event& event);
 
 }  // namespace strowger::cli

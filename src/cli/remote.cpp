@@ -13,17 +13,5 @@ std::unique_ptr<ApiClient> ConnectOrReport(const std::string& server) {
     return std::move(*client);
 }
 
-int ReportRemoteError(const Error& error) {
-    PrintError(error.message());
-    switch (error.code()) {
-        case ErrorCode::kNotFound:
-        case ErrorCode::kFailedPrecondition:
-        case ErrorCode::kInvalidArgument:
-        case ErrorCode::kAborted:
-            return ToInt(ExitCode::kUsage);
-        default:
-            return ToInt(ExitCode::kInternal);
-    }
-}
 
 }  // namespace strowger::cli

@@ -14,9 +14,6 @@ namespace strowger::cli {
 // Connects to `server` with the token from $STROWGER_TOKEN or the token file; prints the
 // error and returns null if it cannot.
 std::unique_ptr<ApiClient> ConnectOrReport(const std::string& server);
-// Prints `error` and returns the exit code for it: 2 for what the caller got wrong (400, 404,
-// 409, 422), 5 for the rest (cannot connect, 5xx, 401/403).
-int ReportRemoteError(const Error& error);
 
 // The daemon a command talks to: --server, else $STROWGER_SERVER unless --store was given;
 // "" = the store, as without a daemon.

@@ -55,67 +55,11 @@ std::string PercentEncode(std::string_view text) {
     return out;
 }
 
-// The event summary `runs events` prints (as on the store).
-std::string Summary(const ledger::Event& event) {
-    auto parsed = ParseJson(event.data);
-    if (!parsed || !parsed->is_object()) return {};
-    const auto& o = parsed->get_object();
-    switch (event.type) {
-        case ledger::EventType::kRunCreated:
-            return "input: " + Preview(JsonString(o, "input"), 80);
-        case ledger::EventType::kRunCompleted:
-            return "output: " + Preview(JsonString(o, "output"), 80);
-        case ledger::EventType::kRunFailed:
-            return std::string(JsonString(o, "error"));
-        case ledger::EventType::kRunPaused:
-        case ledger::EventType::kRunResumed:
-        case ledger::EventType::kRunCancelled: {
-            std::string text(JsonString(o, "reason"));
-            if (auto actor = JsonString(o, "actor"); !actor.empty())
-                text += " (by " + std::string(actor) + ")";
-            return text;
-        }
-        case ledger::EventType::kLlmRequest:
-            return std::string(JsonString(o, "provider")) + ":" +
-                   std::string(JsonString(o, "model")) + " " + Preview(JsonString(o, "prompt"), 60);
-        case ledger::EventType::kLlmResponse:
-            return std::to_string(JsonInt(o, "tokens_in")) + "→" +
-                   std::to_string(JsonInt(o, "tokens_out")) + " tokens " +
-                   std::to_string(JsonInt(o, "latency_ms")) + "ms " +
-                   Preview(JsonString(o, "content"), 50);
-        case ledger::EventType::kNodeCompleted:
-        case ledger::EventType::kNodeIterationCompleted:
-            return Preview(JsonString(o, "output"), 80);
-        case ledger::EventType::kLlmRetried: {
-            std::string text = "try " + std::to_string(JsonInt(o, "try")) + " failed";
-            if (int64_t status = JsonInt(o, "http_status"); status > 0)
-                text += " (HTTP " + std::to_string(status) + ")";
-            return text + ", waited " + std::to_string(JsonInt(o, "delay_ms")) +
-                   "ms: " + Preview(JsonString(o, "error"), 60);
-        }
-        case ledger::EventType::kNodeRetryScheduled:
-            return "retry in " + std::to_string(JsonInt(o, "delay_ms")) +
-                   "ms: " + Preview(JsonString(o, "error"), 60);
-        case ledger::EventType::kNodeFailed:
-            return std::string(JsonString(o, "error"));
-        case ledger::EventType::kNodeSkipped:
-            return std::string(JsonString(o, "reason")) + " " + Preview(JsonString(o, "error"), 60);
-        case ledger::EventType::kRunRetried: {
-            std::string text = "cleared:";
-            if (const auto* cleared = JsonArray(o, "cleared")) {
-                for (const auto& n : *cleared) text += " " + std::string(n.get_string());
-            }
-            return text;
-        }
-        default:
-            return {};
-    }
-}
 
 void PrintEvent(const ledger::Event& event) {
     std::string where = event.node.empty() ? "" : event.node + "#" + std::to_string(event.attempt);
     std::cout << Pad(std::to_string(event.seq), 6) << FormatRfc3339(event.time).substr(11, 15)
-              << "  " << Pad(event.type_name, 26) << Pad(where, 22) << Summary(event) << "\n";
+              << "  " << Pad(event.type_name, 26) << Pad(where, 22) << EventSummary(event) << "\n";
 }
 
 // Follows a run's event stream with the live display until the run ends or stops (paused,
@@ -166,12 +110,12 @@ int FollowAndReport(ApiClient& client, const std::string& run_id, const std::str
         PrintError(broken.error().message());
         return ToInt(ExitCode::kInternal);
     }
-    if (!followed) return ReportRemoteError(followed.error());
+    if (!followed) return ReportError(followed.error());
     // The run as it stands once it stopped executing.
     auto waited = client.Checked("GET", "/api/runs/" + run_id + "/wait?timeout_ms=5000");
-    if (!waited) return ReportRemoteError(waited.error());
+    if (!waited) return ReportError(waited.error());
     auto record = client.Checked("GET", "/api/workflows/runs/" + run_id);
-    if (!record) return ReportRemoteError(record.error());
+    if (!record) return ReportError(record.error());
     json::object run = record->json.as_object();
     RunStatus status = StatusOf(Str(run, "status"));
     if (existing) {
@@ -250,7 +194,7 @@ int RemoteRunsList(const std::string& server, const std::vector<std::string>& st
     if (!workflow.empty()) target += "&workflow=" + PercentEncode(workflow);
     if (!before.empty()) target += "&cursor=" + PercentEncode(before);
     auto reply = client->Checked("GET", target);
-    if (!reply) return ReportRemoteError(reply.error());
+    if (!reply) return ReportError(reply.error());
     const auto& page = reply->json.as_object();
     std::string next = page.at("next_cursor").is_string()
                            ? std::string(page.at("next_cursor").as_string())
@@ -291,7 +235,7 @@ int RemoteRunsShow(const std::string& server, const std::string& run_id, bool js
     auto client = ConnectOrReport(server);
     if (!client) return ToInt(ExitCode::kInternal);
     auto reply = client->Checked("GET", "/api/workflows/runs/" + PercentEncode(run_id));
-    if (!reply) return ReportRemoteError(reply.error());
+    if (!reply) return ReportError(reply.error());
     json::object run = reply->json.as_object();
     if (json_output) {
         for (const char* extra : {"workflow_id", "workflow_version", "trigger_source", "metadata"}) {
@@ -402,13 +346,13 @@ int RemoteRunsEvents(const std::string& server, const std::string& run_id,
             auto reply = client->Checked(
                 "GET", "/api/runs/" + PercentEncode(run_id) + "/events?limit=10000&after=" +
                            std::to_string(cursor));
-            if (!reply) return ReportRemoteError(reply.error());
+            if (!reply) return ReportError(reply.error());
             const auto& page = reply->json.as_object();
             const auto& events = page.at("events").as_array();
             for (const auto& value : events) {
                 // The canonical encoding of what was sent is the stored line itself.
                 auto line = CanonicalJson(value);
-                if (!line) return ReportRemoteError(line.error());
+                if (!line) return ReportError(line.error());
                 int code = handle(*line, std::string(value.as_object().at("type").as_string()));
                 if (code >= 0) {
                     std::cout.flush();
@@ -434,7 +378,7 @@ int RemoteRunsEvents(const std::string& server, const std::string& run_id,
                                        }
                                        return true;
                                    });
-    if (!followed) return ReportRemoteError(followed.error());
+    if (!followed) return ReportError(followed.error());
     return result;
 }
 
@@ -447,7 +391,7 @@ int RemoteControl(const std::string& server, const std::string& run_id, bool can
     auto reply = client->Checked(
         "POST", "/api/runs/" + PercentEncode(run_id) + (cancel ? "/cancel" : "/pause"),
         json::serialize(body));
-    if (!reply) return ReportRemoteError(reply.error());
+    if (!reply) return ReportError(reply.error());
     if (Str(reply->json.as_object(), "result") == "requested") {
         std::cout << "run " << run_id << ": " << (cancel ? "cancel" : "pause")
                   << " requested; the process executing it applies it "
@@ -466,7 +410,7 @@ int RemoteContinue(const std::string& server, const std::string& run_id, const s
     if (!step.empty()) body["step"] = step;
     auto reply = client->Checked("POST", "/api/runs/" + PercentEncode(run_id) + "/" + action,
                                  json::serialize(body));
-    if (!reply) return ReportRemoteError(reply.error());
+    if (!reply) return ReportError(reply.error());
     std::string followed = Str(reply->json.as_object(), "run_id");
     return FollowAndReport(*client, followed, progress, json_output);
 }
@@ -479,7 +423,7 @@ int RemoteDecide(const std::string& server, const std::string& run_id, std::stri
     if (!client) return ToInt(ExitCode::kInternal);
     if (task_id.empty()) {
         auto tasks = client->Checked("GET", "/api/tasks?run_id=" + PercentEncode(run_id));
-        if (!tasks) return ReportRemoteError(tasks.error());
+        if (!tasks) return ReportError(tasks.error());
         const auto& open = tasks->json.as_object().at("tasks").as_array();
         if (open.size() != 1) {
             std::vector<std::string> ids;
@@ -499,7 +443,7 @@ int RemoteDecide(const std::string& server, const std::string& run_id, std::stri
                                  "/api/runs/" + PercentEncode(run_id) + "/tasks/" +
                                      PercentEncode(task_id) + "/decision",
                                  json::serialize(body));
-    if (!reply) return ReportRemoteError(reply.error());
+    if (!reply) return ReportError(reply.error());
     const auto& decided = reply->json.as_object();
     std::cerr << "run " << run_id << ": task " << Str(decided, "task_id") << " "
               << (decision == "approve"           ? "approved"
@@ -526,7 +470,7 @@ int RemoteTasksList(const std::string& server, const std::string& run_id,
     if (!assignee.empty()) query += "&assignee=" + PercentEncode(assignee);
     if (!query.empty()) target += "?" + query.substr(1);
     auto reply = client->Checked("GET", target);
-    if (!reply) return ReportRemoteError(reply.error());
+    if (!reply) return ReportError(reply.error());
     const auto& tasks = reply->json.as_object().at("tasks").as_array();
     if (json_output) {
         std::cout << json::serialize(reply->json) << "\n";
@@ -552,19 +496,19 @@ int RemoteRun(const std::string& server, const std::string& file, const std::str
     // daemon validates it (a problem lists every error with its line:column).
     std::string workflow_id;
     auto created = client->Call("POST", "/api/workflows", text.str());
-    if (!created) return ReportRemoteError(created.error());
+    if (!created) return ReportError(created.error());
     if (created->status == 201) {
         workflow_id = Str(created->json.as_object(), "workflow_id");
     } else if (created->status == 409) {
         auto name = model::LoadWorkflowFile(file).workflow.name;
         auto existing = client->Checked("GET", "/api/workflows/" + PercentEncode(name));
-        if (!existing) return ReportRemoteError(existing.error());
+        if (!existing) return ReportError(existing.error());
         workflow_id = Str(existing->json.as_object(), "id");
         auto updated = client->Checked("PUT", "/api/workflows/" + workflow_id, text.str());
-        if (!updated) return ReportRemoteError(updated.error());
+        if (!updated) return ReportError(updated.error());
     } else {
         auto checked = client->Checked("POST", "/api/workflows", text.str());
-        return ReportRemoteError(checked.error());
+        return ReportError(checked.error());
     }
     json::object body;
     body["workflow"] = workflow_id;
@@ -572,7 +516,7 @@ int RemoteRun(const std::string& server, const std::string& file, const std::str
     body["trigger_source"] = "cli";
     if (!idempotency_key.empty()) body["idempotency_key"] = idempotency_key;
     auto started = client->Checked("POST", "/api/runs", json::serialize(body));
-    if (!started) return ReportRemoteError(started.error());
+    if (!started) return ReportError(started.error());
     const auto& run = started->json.as_object();
     return FollowAndReport(*client, Str(run, "run_id"), progress, json_output,
                            JsonBool(run, "existing"));

@@ -77,7 +77,7 @@ int DoToken(const std::string& action, const TokenFlags& flags, const GlobalFlag
             body["name"] = flags.name;
             body["role"] = flags.role;
             auto reply = client->Checked("POST", "/api/tokens", json::serialize(body));
-            if (!reply) return ReportRemoteError(reply.error());
+            if (!reply) return ReportError(reply.error());
             std::cout << JsonString(reply->json.as_object(), "token") << "\n";
             std::cerr << "strowger: token " << flags.name << " (" << flags.role
                       << ") created; it is shown only now\n";
@@ -85,12 +85,12 @@ int DoToken(const std::string& action, const TokenFlags& flags, const GlobalFlag
         }
         if (action == "list") {
             auto reply = client->Checked("GET", "/api/tokens");
-            if (!reply) return ReportRemoteError(reply.error());
+            if (!reply) return ReportError(reply.error());
             PrintTokens(reply->json.as_object().at("tokens").as_array());
             return 0;
         }
         auto reply = client->Checked("DELETE", "/api/tokens/" + flags.name);
-        if (!reply) return ReportRemoteError(reply.error());
+        if (!reply) return ReportError(reply.error());
         std::cout << "revoked " << flags.name << "\n";
         return 0;
     }

@@ -40,7 +40,7 @@ int DoWorkflow(const std::string& action, const WorkflowFlags2& flags, const Glo
     if (!client) return ToInt(ExitCode::kUsage);
     if (action == "list") {
         auto reply = client->Checked("GET", "/api/workflows");
-        if (!reply) return ReportRemoteError(reply.error());
+        if (!reply) return ReportError(reply.error());
         if (flags.json) {
             std::cout << json::serialize(reply->json) << "\n";
             return 0;
@@ -66,19 +66,19 @@ int DoWorkflow(const std::string& action, const WorkflowFlags2& flags, const Glo
         std::ostringstream text;
         text << in.rdbuf();
         auto reply = client->Checked("POST", "/api/workflows", text.str());
-        if (!reply) return ReportRemoteError(reply.error());
+        if (!reply) return ReportError(reply.error());
         std::cout << JsonString(reply->json.as_object(), "workflow_id") << "\n";
         return 0;
     }
     if (action == "get") {
         auto reply = client->Checked("GET", "/api/workflows/" + flags.id);
-        if (!reply) return ReportRemoteError(reply.error());
+        if (!reply) return ReportError(reply.error());
         std::cout << json::serialize(reply->json) << "\n";
         return 0;
     }
     if (action == "delete") {
         auto reply = client->Checked("DELETE", "/api/workflows/" + flags.id);
-        if (!reply) return ReportRemoteError(reply.error());
+        if (!reply) return ReportError(reply.error());
         std::cout << "removed " << JsonString(reply->json.as_object(), "workflow_id") << "\n";
         return 0;
     }
@@ -87,7 +87,7 @@ int DoWorkflow(const std::string& action, const WorkflowFlags2& flags, const Glo
     body["input"] = flags.input;
     auto reply = client->Call("POST", "/api/workflows/" + flags.id + "/run?wait=true",
                               json::serialize(body));
-    if (!reply) return ReportRemoteError(reply.error());
+    if (!reply) return ReportError(reply.error());
     const json::object empty;
     const auto& o = reply->json.is_object() ? reply->json.as_object() : empty;
     if (reply->status == 200) {
@@ -113,7 +113,7 @@ int DoWorkflow(const std::string& action, const WorkflowFlags2& flags, const Glo
         return ToInt(ExitCodeFor(ledger::RunStatusFromName(status)));
     }
     auto checked = client->Checked("GET", "/api/workflows/" + flags.id);
-    return ReportRemoteError(checked ? Error(CodeForStatus(reply->status),
+    return ReportError(checked ? Error(CodeForStatus(reply->status),
                                              std::string(JsonString(o, "detail")))
                                      : checked.error());
 }

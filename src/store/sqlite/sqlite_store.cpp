@@ -1,3 +1,6 @@
+// Over 1,000 lines on purpose: the SQLite store's statements, its migrations and its single
+// writer thread (group commits) share one private connection and statement cache; the daemon's
+// records already live apart (daemon_state_sql.cpp). The next split is the checkpoint tables.
 #include "store/sqlite/sqlite_store.hpp"
 
 #include <signal.h>

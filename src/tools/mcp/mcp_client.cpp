@@ -1,3 +1,5 @@
+// Just over 1,000 lines: the MCP client's process supervision, JSON-RPC framing and tool
+// calls share one private session type; split it when it grows further.
 #include "tools/mcp/mcp_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
