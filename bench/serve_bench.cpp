@@ -237,12 +237,12 @@ int Sse(const Args& args) {
         const bool still_creating = creating.load();
         bool all = true;
         for (const auto& s : streams) all = all && s.ended;
-        if (!still_creating && all && static_cast<int>(streams.size()) >=
-                                          std::min(args.subscribers, args.runs)) {
+        if (!still_creating && all &&
+            static_cast<int>(streams.size()) >= std::min(args.subscribers, args.runs)) {
             break;
         }
-        if (failed || (!still_creating && std::chrono::steady_clock::now() - created >
-                                              std::chrono::seconds(120))) {
+        if (failed || (!still_creating &&
+                       std::chrono::steady_clock::now() - created > std::chrono::seconds(120))) {
             std::fprintf(stderr, "timed out waiting for the streams to end\n");
             break;
         }

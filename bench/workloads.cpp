@@ -206,8 +206,8 @@ std::string WriteLayeredWorkflow(const fs::path& dir, const std::string& form,
     flow << "name: dag100\ndefault_model: \"" << model << "\"\nnodes:\n";
     for (int l = 0; l < kLayers; ++l) {
         for (int n = 0; n < kWidth; ++n) {
-            flow << "  - {id: l" << l << "n" << n << ", type: agent, config: {prompt: \"Node "
-                 << l << "." << n << "\", upstream: false}}\n";
+            flow << "  - {id: l" << l << "n" << n << ", type: agent, config: {prompt: \"Node " << l
+                 << "." << n << "\", upstream: false}}\n";
         }
     }
     flow << "edges:\n";
@@ -485,7 +485,8 @@ int Human(const Flags& flags) {
     close(report[1]);
     std::string child_report;
     char buffer[4096];
-    for (ssize_t n; (n = read(report[0], buffer, sizeof buffer)) > 0;) child_report.append(buffer, n);
+    for (ssize_t n; (n = read(report[0], buffer, sizeof buffer)) > 0;)
+        child_report.append(buffer, n);
     close(report[0]);
     int status = 0;
     waitpid(child, &status, 0);
@@ -649,10 +650,9 @@ int Run(const Flags& flags) {
     } else {
         providers::RegisterBuiltinProviders(registry);
     }
-    auto loaded = model::LoadWorkflowFile(
-        w2       ? WriteFanOutWorkflow(dir, flags.form, model)
-        : dag100 ? WriteLayeredWorkflow(dir, flags.form, model)
-                 : WriteWorkflow(dir, steps, model, latency));
+    auto loaded = model::LoadWorkflowFile(w2       ? WriteFanOutWorkflow(dir, flags.form, model)
+                                          : dag100 ? WriteLayeredWorkflow(dir, flags.form, model)
+                                                   : WriteWorkflow(dir, steps, model, latency));
     auto compiled = model::Compile(loaded.workflow, engine::CompileOptionsFor(registry));
     if (!compiled.ok()) {
         for (const auto& d : compiled.diagnostics) std::cerr << d.ToString() << "\n";
@@ -787,7 +787,8 @@ int Run(const Flags& flags) {
 int main(int argc, char** argv) {
     strowger::bench::Flags flags;
     if (argc < 2) {
-        std::cerr << "usage: strowger_bench W1|W2|W3|W4|DAG100|HUMAN|RESUME|CONNECT [--runs N] [--steps N] "
+        std::cerr << "usage: strowger_bench W1|W2|W3|W4|DAG100|HUMAN|RESUME|CONNECT [--runs N] "
+                     "[--steps N] "
                      "[--concurrency N] [--latency-ms N] [--provider scripted|openai] "
                      "[--store URL] [--mock PATH] [--http-thread N] [--threads N] [--sign 0|1] "
                      "[--form linear|dag]\n"

@@ -83,7 +83,8 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 Status CheckTokenName(std::string_view name) {
     bool ok = !name.empty() && name.size() <= 64;
     for (char c : name) {
-        ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+        ok =
+            ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
     }
     if (!ok) {
         return InvalidArgumentError("a token name is 1 to 64 characters of A-Z a-z 0-9 . _ -");
@@ -173,8 +174,7 @@ std::optional<Identity> TokenRegistry::Authenticate(std::string_view token) cons
     return found->identity;
 }
 
-Awaitable<Result<TokenRegistry::Created>> TokenRegistry::Create(std::string name,
-                                                                std::string role,
+Awaitable<Result<TokenRegistry::Created>> TokenRegistry::Create(std::string name, std::string role,
                                                                 std::string created_by) {
     STROWGER_CO_TRY(CheckTokenName(name));
     bool known = false;

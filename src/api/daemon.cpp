@@ -33,10 +33,9 @@ class FaultInjector final : public engine::Observer {
     void OnEvent(const ledger::Event& event) override {
         if (event.type == ledger::EventType::kRunCreated) {
             if (event.data.find(kFaultMarker) != std::string::npos) {
-                marked_[event.run_id] = event.data.find(std::string(kFaultMarker) + ":once") !=
-                                                std::string::npos
-                                            ? 1
-                                            : -1;
+                marked_[event.run_id] =
+                    event.data.find(std::string(kFaultMarker) + ":once") != std::string::npos ? 1
+                                                                                              : -1;
             }
             return;
         }
@@ -68,14 +67,14 @@ class Daemon::Impl {
                                                    std::move(engine_options), clock, random)),
           tokens_(store, clock),
           workflows_(store, providers, RegistryOptions(options_), clock, random),
-          service_(executor, store, *engine_, workflows_, hub_, tokens_, metrics_, options_,
-                   clock, random),
+          service_(executor, store, *engine_, workflows_, hub_, tokens_, metrics_, options_, clock,
+                   random),
           router_([this](std::string_view token) { return tokens_.Authenticate(token); }) {
         if (options_.inject_faults) engine_->AddObserver(&faults_);
         engine_->AddObserver(&hub_);
         engine_->AddObserver(&metrics_);
-        router_.SetObserver([this](const std::string& route, const std::string& method,
-                                   int status, std::chrono::nanoseconds elapsed) {
+        router_.SetObserver([this](const std::string& route, const std::string& method, int status,
+                                   std::chrono::nanoseconds elapsed) {
             metrics_.ObserveRequest(route, method, status, elapsed);
         });
         internal::AddAdminRoutes(router_, service_);
@@ -123,9 +122,9 @@ class Daemon::Impl {
         }
     }
     void Spawn(Awaitable<void> work) {
-        asio::co_spawn(executor_, std::move(work),
-                       asio::bind_cancellation_slot(stop_slots_.emplace_back().slot(),
-                                                    asio::detached));
+        asio::co_spawn(
+            executor_, std::move(work),
+            asio::bind_cancellation_slot(stop_slots_.emplace_back().slot(), asio::detached));
     }
 
     Executor executor_;
@@ -179,7 +178,8 @@ Awaitable<Result<Daemon::StartReport>> Daemon::Impl::Start() {
     StartReport report;
     STROWGER_CO_TRY(co_await tokens_.Refresh());
     if (tokens_.tokens().empty()) {
-        STROWGER_CO_ASSIGN_OR_RETURN(auto admin, co_await tokens_.Create("admin", "admin", "serve"));
+        STROWGER_CO_ASSIGN_OR_RETURN(auto admin,
+                                     co_await tokens_.Create("admin", "admin", "serve"));
         report.admin_token = admin.token;
     }
     STROWGER_CO_TRY(co_await workflows_.Load());
@@ -264,7 +264,8 @@ Awaitable<void> Daemon::Impl::PruneOnce() {
         request.workflow = p.workflow;
         if (p.workflow.empty()) request.except = named;
         request.keep_count = p.keep_count;
-        if (p.keep_days > 0) request.finished_before = clock_.Now() - std::chrono::hours(24 * p.keep_days);
+        if (p.keep_days > 0)
+            request.finished_before = clock_.Now() - std::chrono::hours(24 * p.keep_days);
         request.max_runs = options_.retention_slice;
         // In slices, so writers of runs are never held up for long.
         while (!service_.draining) {

@@ -51,8 +51,8 @@ void EventHub::OnEvent(const ledger::Event& event) {
     w.EndObject();
     ring_.push_back(std::move(recent));
     if (ring_.size() > options_.ring_capacity) ring_.pop_front();
-    const bool status_event =
-        event.type_name.compare(0, 4, "run.") == 0 || event.type_name.compare(0, 11, "human_task.") == 0;
+    const bool status_event = event.type_name.compare(0, 4, "run.") == 0 ||
+                              event.type_name.compare(0, 11, "human_task.") == 0;
     Signal(event.run_id, status_event, nullptr, {}, {});
 }
 

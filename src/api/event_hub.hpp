@@ -27,7 +27,7 @@ namespace strowger::api {
 class EventHub final : public engine::Observer {
   public:
     struct Options {
-        size_t ring_capacity = 8192;  // ≈ 0.3 KB each
+        size_t ring_capacity = 8192;       // ≈ 0.3 KB each
         size_t max_pending_deltas = 1024;  // per follower; the oldest are dropped beyond
         bool deltas = true;                // ask the engine to stream model calls
     };
@@ -83,7 +83,8 @@ class EventHub final : public engine::Observer {
     // stops being told when it is destroyed. Follow before reading what it signals about: a
     // signal between the read and the wait is kept, not lost.
     enum class Only { kAll, kStatus };
-    std::shared_ptr<Follower> Follow(const std::string& run_id, bool deltas, Only only = Only::kAll);
+    std::shared_ptr<Follower> Follow(const std::string& run_id, bool deltas,
+                                     Only only = Only::kAll);
     // Signals the followers of `run_id` (its outcome was handed over).
     void WakeRun(const std::string& run_id);
 

@@ -7,7 +7,7 @@ namespace strowger::api {
 namespace {
 
 const std::vector<double> kLatencyBounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                            1,     2.5,  5,     10,   30,  60,  120};
+                                            1,     2.5,  5,     10,   30,  60,   120};
 const std::vector<double> kRequestBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                             0.05,   0.1,   0.25,   0.5,   1,    5};
 
@@ -80,8 +80,7 @@ void Metrics::OnEvent(const ledger::Event& event) {
         case EventType::kRunStarted: {
             auto it = created_.find(event.run_id);
             if (it != created_.end()) {
-                queue_wait_.Observe(
-                    std::chrono::duration<double>(event.time - it->second).count());
+                queue_wait_.Observe(std::chrono::duration<double>(event.time - it->second).count());
                 created_.erase(it);
             }
             break;
@@ -161,12 +160,14 @@ std::string Metrics::Render(const Gauges& gauges) const {
         out += "strowger_node_executions_total{outcome=\"" + Label(outcome) + "\"} " +
                std::to_string(count) + "\n";
     }
-    Header(out, "strowger_model_calls_total", "counter", "Model calls answered, by provider and model");
+    Header(out, "strowger_model_calls_total", "counter",
+           "Model calls answered, by provider and model");
     for (const auto& [key, stats] : models_) {
         out += "strowger_model_calls_total{provider=\"" + Label(key.provider) + "\",model=\"" +
                Label(key.model) + "\"} " + std::to_string(stats.calls) + "\n";
     }
-    Header(out, "strowger_model_tokens_total", "counter", "Tokens by provider, model and direction");
+    Header(out, "strowger_model_tokens_total", "counter",
+           "Tokens by provider, model and direction");
     for (const auto& [key, stats] : models_) {
         std::string labels =
             "provider=\"" + Label(key.provider) + "\",model=\"" + Label(key.model) + "\"";
@@ -175,11 +176,12 @@ std::string Metrics::Render(const Gauges& gauges) const {
         out += "strowger_model_tokens_total{" + labels + ",direction=\"out\"} " +
                std::to_string(stats.tokens_out) + "\n";
     }
-    Header(out, "strowger_model_cost_usd_total", "counter", "Cost in US dollars by provider and model");
+    Header(out, "strowger_model_cost_usd_total", "counter",
+           "Cost in US dollars by provider and model");
     for (const auto& [key, stats] : models_) {
         out += "strowger_model_cost_usd_total{provider=\"" + Label(key.provider) + "\",model=\"" +
-               Label(key.model) + "\"} " +
-               Number(static_cast<double>(stats.cost_nano_usd) / 1e9) + "\n";
+               Label(key.model) + "\"} " + Number(static_cast<double>(stats.cost_nano_usd) / 1e9) +
+               "\n";
     }
     Header(out, "strowger_provider_latency_seconds", "histogram", "Model call latency by provider");
     for (const auto& [provider, histogram] : provider_latency_) {
@@ -189,13 +191,15 @@ std::string Metrics::Render(const Gauges& gauges) const {
     Header(out, "strowger_run_queue_wait_seconds", "histogram",
            "Time from run.created to run.started (waiting for a slot)");
     queue_wait_.Render(out, "strowger_run_queue_wait_seconds", "");
-    Header(out, "strowger_http_requests_total", "counter", "HTTP requests by route, method, status");
+    Header(out, "strowger_http_requests_total", "counter",
+           "HTTP requests by route, method, status");
     for (const auto& [key, count] : requests_) {
         out += "strowger_http_requests_total{route=\"" + Label(key.route) + "\",method=\"" +
                Label(key.method) + "\",status=\"" + std::to_string(key.status) + "\"} " +
                std::to_string(count) + "\n";
     }
-    Header(out, "strowger_http_request_seconds", "histogram", "HTTP request handling time by route");
+    Header(out, "strowger_http_request_seconds", "histogram",
+           "HTTP request handling time by route");
     for (const auto& [route, histogram] : request_latency_) {
         histogram.Render(out, "strowger_http_request_seconds", "route=\"" + Label(route) + "\",");
     }

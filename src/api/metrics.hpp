@@ -22,7 +22,8 @@ namespace strowger::api {
 // A cumulative histogram with fixed bucket bounds (seconds).
 class Histogram {
   public:
-    explicit Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
+    explicit Histogram(std::vector<double> bounds)
+        : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
     void Observe(double seconds);
     // Appends the _bucket, _sum and _count lines of `name` with `labels` ("" or `a="b",`).
     void Render(std::string& out, const std::string& name, const std::string& labels) const;

@@ -389,8 +389,8 @@ std::string OpenApiDocument(const Router& router) {
         for (const auto& r : responses) {
             json::object object = ResponseObject(r);
             // Event routes answer text/event-stream too.
-            if (r.status == 200 && (route.operation_id == "runEvents" ||
-                                    route.operation_id == "allEvents")) {
+            if (r.status == 200 &&
+                (route.operation_id == "runEvents" || route.operation_id == "allEvents")) {
                 json::object stream;
                 stream["schema"] = json::object{{"type", "string"}};
                 object["content"].as_object()["text/event-stream"] = std::move(stream);

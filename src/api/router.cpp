@@ -85,13 +85,13 @@ Response Router::Authorize(const Route& route, Request& request) const {
     if (route.role == Role::kPublic) return Response{};
     std::string header = request.Header("authorization");
     std::string_view token;
-    if (header.size() > 7 && (header.compare(0, 7, "Bearer ") == 0 ||
-                              header.compare(0, 7, "bearer ") == 0)) {
+    if (header.size() > 7 &&
+        (header.compare(0, 7, "Bearer ") == 0 || header.compare(0, 7, "bearer ") == 0)) {
         token = std::string_view(header).substr(7);
     }
     if (token.empty()) {
-        Response response = Problem(401, "this endpoint needs `Authorization: Bearer <token>`",
-                                    {}, "urn:strowger:problem:unauthenticated");
+        Response response = Problem(401, "this endpoint needs `Authorization: Bearer <token>`", {},
+                                    "urn:strowger:problem:unauthenticated");
         response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"strowger\"");
         return response;
     }

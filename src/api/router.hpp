@@ -28,7 +28,7 @@ namespace strowger::api {
 // A parameter in the query string, a header or the path, as documented.
 struct ParamDoc {
     std::string name;
-    std::string in = "query";   // "query" | "path" | "header"
+    std::string in = "query";     // "query" | "path" | "header"
     std::string type = "string";  // JSON Schema type: "string" | "integer" | "boolean"
     std::string description;
     bool required = false;

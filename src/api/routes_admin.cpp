@@ -173,7 +173,8 @@ void AddAdminRoutes(Router& router, Service& service) {
     add("GET", "/readyz", Role::kPublic, "readyz",
         "Ready: the store answers and unfinished runs were resumed", "health",
         [s](Request r) { return Readyz(s, std::move(r)); },
-        {Ok(200, "Ready", "Health"), Ok(503, "Not ready (starting, draining, store down)", "Problem")});
+        {Ok(200, "Ready", "Health"),
+         Ok(503, "Not ready (starting, draining, store down)", "Problem")});
     add("GET", "/metrics", s->options.metrics_public ? Role::kPublic : Role::kViewer, "metrics",
         "Prometheus metrics (text exposition format)", "health",
         [s](Request r) { return MetricsText(s, std::move(r)); },
@@ -181,7 +182,8 @@ void AddAdminRoutes(Router& router, Service& service) {
     add("GET", "/api/openapi.json", Role::kViewer, "openapi",
         "This API's OpenAPI 3.1 document (generated from the route table)", "health",
         [s](Request r) { return OpenApi(s, std::move(r)); }, {Ok(200, "The document", "Object")});
-    add("POST", "/api/tokens", Role::kAdmin, "createToken",
+    add(
+        "POST", "/api/tokens", Role::kAdmin, "createToken",
         "Create an API token (its text is in this response only)", "tokens",
         [s](Request r) { return CreateToken(s, std::move(r)); },
         {Ok(201, "Created", "TokenCreated"), Ok(409, "The name is taken", "Problem")},
@@ -195,7 +197,8 @@ void AddAdminRoutes(Router& router, Service& service) {
     add("GET", "/api/retention", Role::kViewer, "listRetention", "Retention policies", "retention",
         [s](Request r) { return ListRetention(s, std::move(r)); },
         {Ok(200, "Policies", "RetentionList")});
-    add("PUT", "/api/retention/{workflow}", Role::kAdmin, "putRetention",
+    add(
+        "PUT", "/api/retention/{workflow}", Role::kAdmin, "putRetention",
         "Set the retention policy of a workflow (by name; * for the default)", "retention",
         [s](Request r) { return PutRetention(s, std::move(r)); },
         {Ok(200, "Set", "RetentionPolicy")}, "RetentionRequest");

@@ -101,8 +101,8 @@ Awaitable<Response> StartFromRegistry(Service* s, StartArgs args, Service::Start
     };
     auto conflict = [&](const std::string& run_id) {
         return Problem(409,
-                       "idempotency key \"" + args.idempotency_key + "\" was used by run " + run_id +
-                           " with a different request",
+                       "idempotency key \"" + args.idempotency_key + "\" was used by run " +
+                           run_id + " with a different request",
                        {FieldError{"idempotency_key", "used before with a different body"}},
                        "urn:strowger:problem:idempotency-conflict");
     };
@@ -136,13 +136,14 @@ Awaitable<Response> StartFromRegistry(Service* s, StartArgs args, Service::Start
     if (!applied.ok()) {
         std::vector<FieldError> errors;
         for (const auto& problem : applied.problems) {
-            errors.push_back(FieldError{
-                problem.input.empty() ? std::string("input") : "input." + problem.input,
-                problem.message});
+            errors.push_back(
+                FieldError{problem.input.empty() ? std::string("input") : "input." + problem.input,
+                           problem.message});
         }
-        co_return Problem(400, "the input does not match the workflow's inputs: " +
-                                   applied.problems.front().message,
-                          std::move(errors));
+        co_return Problem(
+            400,
+            "the input does not match the workflow's inputs: " + applied.problems.front().message,
+            std::move(errors));
     }
     engine::StartRequest request;
     request.plan = args.version->plan;
@@ -205,10 +206,9 @@ Awaitable<Response> PostRun(Service* s, Request request) {
     }
     args.version = args.workflow->Find(version);
     if (!args.version) {
-        co_return Problem(404,
-                          "workflow " + args.workflow->id + " has no version " +
-                              std::to_string(version),
-                          {FieldError{"version", "no such version"}});
+        co_return Problem(
+            404, "workflow " + args.workflow->id + " has no version " + std::to_string(version),
+            {FieldError{"version", "no such version"}});
     }
     args.input = InputText(*body);
     if (auto it = body->find("input"); it != body->end()) {
@@ -281,8 +281,8 @@ Awaitable<Response> ListRuns(Service* s, Request request) {
         for (const auto& record : page->runs) runs.push_back(Summary(record));
         json::object out;
         out["runs"] = std::move(runs);
-        out["next_cursor"] = page->next_cursor.empty() ? json::value(nullptr)
-                                                       : json::value(page->next_cursor);
+        out["next_cursor"] =
+            page->next_cursor.empty() ? json::value(nullptr) : json::value(page->next_cursor);
         co_return JsonResponse(200, out);
     }
     // Pages of the store until `limit` runs pass the filters the store does not apply; ids sort
@@ -412,12 +412,12 @@ Awaitable<void> StreamRun(Service* s, EventStreamArgs args, StreamWriter& writer
             AppendFrame(frames, "", "delta", json::serialize(data));
             follower->deltas.pop_front();
         }
-        const bool ended =
-            last_type == "run.completed" || last_type == "run.failed" || last_type == "run.cancelled";
+        const bool ended = last_type == "run.completed" || last_type == "run.failed" ||
+                           last_type == "run.cancelled";
         if (ended) {
             AppendFrame(frames, "", "end",
-                        "{\"run_id\":\"" + args.run_id + "\",\"last_seq\":" +
-                            std::to_string(args.after) + "}");
+                        "{\"run_id\":\"" + args.run_id +
+                            "\",\"last_seq\":" + std::to_string(args.after) + "}");
         }
         // (An `if` each: GCC 12 mishandles co_await inside && and ?:.)
         if (!frames.empty()) {
@@ -456,10 +456,9 @@ Awaitable<Response> RunEvents(Service* s, Request request) {
     auto verified = co_await s->engine.VerifyRun(run_id);
     if (!verified) co_return ProblemFor(verified.error());
     if (verified->finding) {
-        co_return Problem(500,
-                          "run " + run_id + ": ledger does not verify " +
-                              verified->finding->Describe(),
-                          {}, "urn:strowger:problem:ledger-does-not-verify");
+        co_return Problem(
+            500, "run " + run_id + ": ledger does not verify " + verified->finding->Describe(), {},
+            "urn:strowger:problem:ledger-does-not-verify");
     }
     ledger::ChainHead head;
     *after = std::min<int64_t>(*after, static_cast<int64_t>(verified->hashes.size()));
@@ -520,10 +519,10 @@ Awaitable<void> StreamAll(Service* s, AllEventsArgs args, StreamWriter& writer) 
                         "{\"missed_after\":" + std::to_string(args.after) +
                             ",\"resumed_at\":" + std::to_string(s->hub.first_id()) + "}");
         }
-        auto recent = s->hub.Since(args.after, 1000, [&](const EventHub::Recent& r) {
-            return KeepRecent(args, r);
-        });
-        for (const auto* event : recent) AppendFrame(frames, std::to_string(event->id), event->type, event->json);
+        auto recent = s->hub.Since(args.after, 1000,
+                                   [&](const EventHub::Recent& r) { return KeepRecent(args, r); });
+        for (const auto* event : recent)
+            AppendFrame(frames, std::to_string(event->id), event->type, event->json);
         args.after = s->hub.last_id();
         // (An `if` each: GCC 12 mishandles co_await inside && and ?:.)
         if (!frames.empty()) {
@@ -742,9 +741,10 @@ Awaitable<Response> Decide(Service* s, Request request) {
     if (!key.empty()) {
         if (auto it = s->decisions.find(key); it != s->decisions.end()) {
             if (it->second.request_sha256 != request_sha) {
-                co_return Problem(409, "idempotency key \"" + key + "\" was used for another decision",
-                                  {FieldError{"idempotency_key", "used before with a different body"}},
-                                  "urn:strowger:problem:idempotency-conflict");
+                co_return Problem(
+                    409, "idempotency key \"" + key + "\" was used for another decision",
+                    {FieldError{"idempotency_key", "used before with a different body"}},
+                    "urn:strowger:problem:idempotency-conflict");
             }
             co_return RawJsonResponse(200, it->second.response);
         }
@@ -757,8 +757,8 @@ Awaitable<Response> Decide(Service* s, Request request) {
         // A task that exists but is no longer open was decided already: a conflict, not 404.
         auto loaded = co_await s->engine.LoadRun(run_id);
         if (loaded && loaded->state.FindTask(task_id) != nullptr) {
-            co_return Problem(409, "task " + task_id + " of run " + run_id +
-                                       " was decided already");
+            co_return Problem(409,
+                              "task " + task_id + " of run " + run_id + " was decided already");
         }
     }
     if (!decided) co_return ProblemFor(decided.error());
@@ -807,7 +807,8 @@ void AddRunRoutes(Router& router, Service& service) {
     };
     const ParamDoc idempotency{"Idempotency-Key", "header", "string",
                                "Same key and same body: the same run; another body: 409"};
-    add("POST", "/api/runs", Role::kOperator, "startRun",
+    add(
+        "POST", "/api/runs", Role::kOperator, "startRun",
         "Start a run of a registered workflow (by id or name, optionally a version)",
         [s](Request r) { return PostRun(s, std::move(r)); },
         {Ok(202, "Created; executing", "RunStarted"),
@@ -815,7 +816,8 @@ void AddRunRoutes(Router& router, Service& service) {
          Ok(409, "Idempotency key used with another body", "Problem")},
         {idempotency}, "StartRunRequest");
     add("GET", "/api/runs", Role::kViewer, "listRuns", "List runs, newest first",
-        [s](Request r) { return ListRuns(s, std::move(r)); }, {Ok(200, "A page of runs", "RunPage")},
+        [s](Request r) { return ListRuns(s, std::move(r)); },
+        {Ok(200, "A page of runs", "RunPage")},
         {{"workflow", "query", "string", "Workflow id or name"},
          {"status", "query", "string", "Statuses, comma-separated"},
          {"since", "query", "string", "Only runs created at or after this RFC 3339 time"},
@@ -825,8 +827,7 @@ void AddRunRoutes(Router& router, Service& service) {
     add("GET", "/api/runs/{id}", Role::kViewer, "getRun",
         "A run, verified: {run, node_runs, events}",
         [s](Request r) { return GetRun(s, std::move(r)); },
-        {Ok(200, "The run", "RunStatus"),
-         Ok(500, "The run's ledger does not verify", "Problem")});
+        {Ok(200, "The run", "RunStatus"), Ok(500, "The run's ledger does not verify", "Problem")});
     add("GET", "/api/runs/{id}/wait", Role::kViewer, "awaitRun",
         "Wait until the run ends or stops (waiting, paused), or the timeout",
         [s](Request r) { return WaitRun(s, std::move(r)); },
@@ -854,29 +855,33 @@ void AddRunRoutes(Router& router, Service& service) {
          {"limit", "query", "integer", "1-10000 (default 1000)"},
          {"stream", "query", "boolean", "true: text/event-stream"},
          {"Last-Event-ID", "header", "integer", "Resume a stream after this id"}});
-    add("POST", "/api/runs/{id}/pause", Role::kOperator, "pauseRun",
+    add(
+        "POST", "/api/runs/{id}/pause", Role::kOperator, "pauseRun",
         "Pause a run at its next step boundary",
         [s](Request r) { return Control(s, std::move(r), store::ControlAction::kPause); },
         {Ok(202, "Pause applied or requested", "ControlResult"),
          Ok(409, "The run has ended", "Problem")},
         {}, "ReasonRequest");
-    add("POST", "/api/runs/{id}/cancel", Role::kOperator, "cancelRun",
+    add(
+        "POST", "/api/runs/{id}/cancel", Role::kOperator, "cancelRun",
         "Cancel a run (in-flight model calls are aborted)",
         [s](Request r) { return Control(s, std::move(r), store::ControlAction::kCancel); },
         {Ok(202, "Cancel applied or requested", "ControlResult"),
          Ok(409, "The run has ended", "Problem")},
         {}, "ReasonRequest");
-    add("POST", "/api/runs/{id}/resume", Role::kOperator, "resumeRun",
+    add(
+        "POST", "/api/runs/{id}/resume", Role::kOperator, "resumeRun",
         "Continue a paused or interrupted run in the daemon",
         [s](Request r) { return Resume(s, std::move(r)); },
         {Ok(202, "Executing again", "RunState"),
          Ok(409, "Ended, executing, or waiting for a decision", "Problem")},
         {}, "ReasonRequest");
-    add("POST", "/api/runs/{id}/retry", Role::kOperator, "retryRun",
+    add(
+        "POST", "/api/runs/{id}/retry", Role::kOperator, "retryRun",
         "Reopen a finished run from its failed step, or from `step` and everything after it",
         [s](Request r) { return Retry(s, std::move(r), ""); },
-        {Ok(202, "Executing again", "RunState"), Ok(409, "The run has not ended", "Problem")},
-        {}, "RetryRequest");
+        {Ok(202, "Executing again", "RunState"), Ok(409, "The run has not ended", "Problem")}, {},
+        "RetryRequest");
     add("POST", "/api/runs/{id}/rerun", Role::kOperator, "rerunRun",
         "Start a new run with the same input and pinned definition",
         [s](Request r) { return Rerun(s, std::move(r)); },
@@ -889,19 +894,22 @@ void AddRunRoutes(Router& router, Service& service) {
         },
         {Ok(202, "Executing again", "RunState"), Ok(409, "The run has not ended", "Problem")});
     // LibreFang's run controls: the same operations under /api/workflows/runs/{id}/...
-    add("POST", "/api/workflows/runs/{id}/pause", Role::kOperator, "pauseWorkflowRun",
+    add(
+        "POST", "/api/workflows/runs/{id}/pause", Role::kOperator, "pauseWorkflowRun",
         "Pause a run (LibreFang path)",
         [s](Request r) { return Control(s, std::move(r), store::ControlAction::kPause); },
         {Ok(202, "Pause applied or requested", "ControlResult"),
          Ok(409, "The run has ended", "Problem")},
         {}, "ReasonRequest");
-    add("POST", "/api/workflows/runs/{id}/cancel", Role::kOperator, "cancelWorkflowRun",
+    add(
+        "POST", "/api/workflows/runs/{id}/cancel", Role::kOperator, "cancelWorkflowRun",
         "Cancel a run (LibreFang path)",
         [s](Request r) { return Control(s, std::move(r), store::ControlAction::kCancel); },
         {Ok(202, "Cancel applied or requested", "ControlResult"),
          Ok(409, "The run has ended", "Problem")},
         {}, "ReasonRequest");
-    add("POST", "/api/workflows/runs/{id}/resume", Role::kOperator, "resumeWorkflowRun",
+    add(
+        "POST", "/api/workflows/runs/{id}/resume", Role::kOperator, "resumeWorkflowRun",
         "Resume a run (LibreFang path)", [s](Request r) { return Resume(s, std::move(r)); },
         {Ok(202, "Executing again", "RunState"),
          Ok(409, "Ended, executing, or waiting for a decision", "Problem")},
@@ -915,7 +923,8 @@ void AddRunRoutes(Router& router, Service& service) {
         {{"assignee", "query", "string",
           "Only tasks this assignee may decide (tasks naming nobody: everyone)"},
          {"run_id", "query", "string", "Only this run's"}});
-    add("POST", "/api/runs/{id}/tasks/{task}/decision", Role::kApprover, "decideTask",
+    add(
+        "POST", "/api/runs/{id}/tasks/{task}/decision", Role::kApprover, "decideTask",
         "Approve or reject an open human task; the run continues when none is left",
         [s](Request r) { return Decide(s, std::move(r)); },
         {Ok(200, "Decided", "Decision"),

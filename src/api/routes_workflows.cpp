@@ -126,8 +126,9 @@ Awaitable<Response> RunWorkflow(Service* s, Request request) {
     if (auto v = body->find("version"); v != body->end() && v->value().is_int64()) {
         args.version = entry->Find(v->value().as_int64());
         if (!args.version) {
-            co_return Problem(404, "workflow " + entry->id + " has no version " +
-                                       std::to_string(v->value().as_int64()),
+            co_return Problem(404,
+                              "workflow " + entry->id + " has no version " +
+                                  std::to_string(v->value().as_int64()),
                               {FieldError{"version", "no such version"}});
         }
     }
@@ -162,12 +163,14 @@ Awaitable<Response> RunWorkflow(Service* s, Request request) {
             co_return JsonResponse(200, out);
         }
         // The failure, as problem details naming the run.
-        std::string error = (*run)["error"].is_string() ? std::string((*run)["error"].as_string())
-                                                        : std::string(ledger::RunStatusName(record->status));
-        Response failed = Problem(422, "run " + started.run_id + " " +
-                                           std::string(ledger::RunStatusName(record->status)) +
-                                           ": " + error,
-                                  {}, "urn:strowger:problem:run-failed");
+        std::string error = (*run)["error"].is_string()
+                                ? std::string((*run)["error"].as_string())
+                                : std::string(ledger::RunStatusName(record->status));
+        Response failed =
+            Problem(422,
+                    "run " + started.run_id + " " +
+                        std::string(ledger::RunStatusName(record->status)) + ": " + error,
+                    {}, "urn:strowger:problem:run-failed");
         // Extension members: which run, how it ended, what it produced so far.
         auto parsed = ParseJson(failed.body);
         json::object extended = parsed ? parsed->as_object() : json::object();
@@ -274,7 +277,8 @@ void AddWorkflowRoutes(Router& router, Service& service) {
         route.request_schema = std::move(request_schema);
         router.Add(std::move(route));
     };
-    add("POST", "/api/workflows", Role::kAdmin, "createWorkflow",
+    add(
+        "POST", "/api/workflows", Role::kAdmin, "createWorkflow",
         "Register a workflow (LibreFang's body, or any Strowger workflow as JSON or YAML)",
         [s](Request r) { return CreateWorkflow(s, std::move(r)); },
         {Ok(201, "Registered as version 1", "WorkflowCreated"),
@@ -288,7 +292,8 @@ void AddWorkflowRoutes(Router& router, Service& service) {
         "A workflow (by id or name): its latest definition and every version",
         [s](Request r) { return GetWorkflow(s, std::move(r)); },
         {Ok(200, "The workflow", "WorkflowDetail")});
-    add("PUT", "/api/workflows/{id}", Role::kAdmin, "updateWorkflow",
+    add(
+        "PUT", "/api/workflows/{id}", Role::kAdmin, "updateWorkflow",
         "Replace a workflow's definition: a new version (running runs keep theirs)",
         [s](Request r) { return UpdateWorkflow(s, std::move(r)); },
         {Ok(200, "Updated (changed: false when the definition was the same)", "WorkflowUpdated"),
@@ -299,7 +304,8 @@ void AddWorkflowRoutes(Router& router, Service& service) {
         "Delete a workflow (its runs stay)",
         [s](Request r) { return DeleteWorkflow(s, std::move(r)); },
         {Ok(200, "Removed", "WorkflowRemoved")});
-    add("POST", "/api/workflows/{id}/run", Role::kOperator, "runWorkflow",
+    add(
+        "POST", "/api/workflows/{id}/run", Role::kOperator, "runWorkflow",
         "Run a workflow: 202 {run_id}; with wait=true, 200 {run_id, output, status, "
         "step_results} or 422 with the failure (202 {run_id, status} if not done in time)",
         [s](Request r) { return RunWorkflow(s, std::move(r)); },
@@ -311,7 +317,8 @@ void AddWorkflowRoutes(Router& router, Service& service) {
          {"timeout_ms", "query", "integer", "With wait=true, answer after this long at most"},
          {"Idempotency-Key", "header", "string", "Same key: the same run"}},
         "WorkflowRunRequest");
-    add("POST", "/api/workflows/{id}/dry-run", Role::kViewer, "dryRunWorkflow",
+    add(
+        "POST", "/api/workflows/{id}/dry-run", Role::kViewer, "dryRunWorkflow",
         "The plan a run would follow, with no model calls",
         [s](Request r) { return DryRun(s, std::move(r)); },
         {Ok(200, "The plan", "DryRun"), Ok(409, "Does not compile here", "Problem")}, {},

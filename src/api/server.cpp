@@ -85,10 +85,7 @@ Response LimitResponse(int status, std::string_view title, std::string_view deta
 class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   public:
     Impl(Executor executor, Handler handler, ServerLimits limits)
-        : executor_(executor),
-          acceptor_(executor),
-          handler_(std::move(handler)),
-          limits_(limits) {}
+        : executor_(executor), acceptor_(executor), handler_(std::move(handler)), limits_(limits) {}
 
     // One client connection.
     struct Connection : std::enable_shared_from_this<Connection> {
@@ -248,7 +245,8 @@ Awaitable<void> HttpServer::Impl::Stream(std::shared_ptr<Connection> connection,
     ChunkWriter writer(*this, *connection);
     std::string head = Head(response, false, true) + "\r\n";
     connection->Arm(limits_.write_timeout);
-    auto [ec, written] = co_await asio::async_write(connection->socket, asio::buffer(head), kUseTuple);
+    auto [ec, written] =
+        co_await asio::async_write(connection->socket, asio::buffer(head), kUseTuple);
     connection->Disarm();
     if (!ec) {
         // A client that goes away (or sends anything) ends the stream: a read watches for it.
@@ -294,8 +292,8 @@ Awaitable<void> HttpServer::Impl::Session(std::shared_ptr<Connection> connection
         connection->state = Connection::State::kIdle;
         if (buffer.size() == 0) {
             connection->Arm(first ? limits_.header_timeout : limits_.idle_timeout);
-            auto [ec, n] = co_await connection->socket.async_read_some(buffer.prepare(4096),
-                                                                      kUseTuple);
+            auto [ec, n] =
+                co_await connection->socket.async_read_some(buffer.prepare(4096), kUseTuple);
             connection->Disarm();
             if (ec) break;  // closed, idle too long, or the server is draining
             buffer.commit(n);
@@ -314,8 +312,8 @@ Awaitable<void> HttpServer::Impl::Session(std::shared_ptr<Connection> connection
             refusal = LimitResponse(413, "Content Too Large",
                                     "the request body exceeds the server's limit");
         } else if (head_ec && connection->expired) {
-            refusal = LimitResponse(408, "Request Timeout",
-                                    "the request header did not arrive in time");
+            refusal =
+                LimitResponse(408, "Request Timeout", "the request header did not arrive in time");
         } else if (head_ec == bhttp::error::end_of_stream || head_ec == asio::error::eof ||
                    head_ec == asio::error::operation_aborted ||
                    head_ec == asio::error::connection_reset) {

@@ -145,9 +145,8 @@ std::string Get(const std::string& target, const std::string& extra = "") {
 class ServerTest : public ::testing::Test {
   protected:
     void Start(ServerLimits limits = {}) {
-        router_ = std::make_unique<Router>([this](std::string_view token) {
-            return tokens_.Authenticate(token);
-        });
+        router_ = std::make_unique<Router>(
+            [this](std::string_view token) { return tokens_.Authenticate(token); });
         Route hello;
         hello.method = "GET";
         hello.pattern = "/hello/{name}";
@@ -402,8 +401,8 @@ TEST_F(ServerTest, StreamsAreChunkedAndEndWhenTheClientGoesAway) {
     }  // closed
     ASSERT_EQ(ended.wait_for(5s), std::future_status::ready);
     EXPECT_TRUE(ended.get());
-    EXPECT_TRUE(WaitFor(
-        [&] { return OnServer([&] { return server_->stats().streams_open; }) == 0; }, 5s));
+    EXPECT_TRUE(
+        WaitFor([&] { return OnServer([&] { return server_->stats().streams_open; }) == 0; }, 5s));
 }
 
 TEST_F(ServerTest, StopAcceptingClosesIdleConnectionsAndRefusesNewOnes) {

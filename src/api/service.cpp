@@ -262,10 +262,9 @@ void Service::Supervise(const std::string& run_id, const Error& error) {
     while (!history.empty() && now - history.front() > options.restart_window) history.pop_front();
     const int attempt = static_cast<int>(history.size()) + 1;
     if (attempt > options.max_restarts || draining) {
-        std::string reason = "execution failed unexpectedly " + std::to_string(attempt) +
-                             " times within " +
-                             std::to_string(options.restart_window.count() / 1000) +
-                             "s; last: " + error.message();
+        std::string reason =
+            "execution failed unexpectedly " + std::to_string(attempt) + " times within " +
+            std::to_string(options.restart_window.count() / 1000) + "s; last: " + error.message();
         if (draining) reason = "execution failed unexpectedly while draining: " + error.message();
         spdlog::error("run {}: {}; failing it", run_id, reason);
         if (!draining) {
@@ -326,9 +325,9 @@ std::optional<int64_t> QueryInt(const Request& request, std::string_view name, i
     int64_t value = 0;
     auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
     if (ec != std::errc() || end != text->data() + text->size() || value < min || value > max) {
-        problem = FieldProblem(std::string(name), "expected a whole number from " +
-                                                      std::to_string(min) + " to " +
-                                                      std::to_string(max));
+        problem =
+            FieldProblem(std::string(name), "expected a whole number from " + std::to_string(min) +
+                                                " to " + std::to_string(max));
         return std::nullopt;
     }
     return value;
@@ -340,8 +339,8 @@ Response DiagnosticsProblem(const std::vector<model::Diagnostic>& diagnostics) {
     for (const auto& d : diagnostics) {
         if (d.severity != model::Diagnostic::Severity::kError) continue;
         if (first.empty()) first = d.ToString();
-        errors.push_back(FieldError{d.path.empty() ? "body" : d.path, d.message, d.pos.line,
-                                    d.pos.column});
+        errors.push_back(
+            FieldError{d.path.empty() ? "body" : d.path, d.message, d.pos.line, d.pos.column});
     }
     return Problem(422, "the workflow definition is not valid: " + first, std::move(errors),
                    "urn:strowger:problem:invalid-workflow");

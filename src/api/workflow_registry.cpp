@@ -82,11 +82,10 @@ WorkflowRegistry::Compiled WorkflowRegistry::Compile(std::string_view text,
                                           resolved.error().message()});
         }
     }
-    std::stable_sort(result.diagnostics.begin(), result.diagnostics.end(),
-                     [](const auto& x, const auto& y) {
-                         return std::tie(x.pos.line, x.pos.column) <
-                                std::tie(y.pos.line, y.pos.column);
-                     });
+    std::stable_sort(
+        result.diagnostics.begin(), result.diagnostics.end(), [](const auto& x, const auto& y) {
+            return std::tie(x.pos.line, x.pos.column) < std::tie(y.pos.line, y.pos.column);
+        });
     if (loaded.ok() && !model::HasErrors(result.diagnostics)) result.plan = compiled.plan;
     return result;
 }
@@ -151,9 +150,11 @@ bool WorkflowRegistry::NameTaken(const std::string& name, const std::string& exc
     return false;
 }
 
-Awaitable<Result<const WorkflowRegistry::Entry*>> WorkflowRegistry::Put(
-    std::string id, std::string origin, std::string text, std::string actor,
-    const Compiled& compiled) {
+Awaitable<Result<const WorkflowRegistry::Entry*>> WorkflowRegistry::Put(std::string id,
+                                                                        std::string origin,
+                                                                        std::string text,
+                                                                        std::string actor,
+                                                                        const Compiled& compiled) {
     store::WorkflowVersion record;
     record.workflow_id = id;
     record.name = compiled.plan->workflow_name;
@@ -186,8 +187,8 @@ Awaitable<Result<const WorkflowRegistry::Entry*>> WorkflowRegistry::Create(std::
         co_return AlreadyExistsError("a workflow named \"" + compiled.plan->workflow_name +
                                      "\" exists");
     }
-    co_return co_await Put(NewWorkflowId(clock_, random_), "api", std::move(text),
-                           std::move(actor), compiled);
+    co_return co_await Put(NewWorkflowId(clock_, random_), "api", std::move(text), std::move(actor),
+                           compiled);
 }
 
 Awaitable<Result<const WorkflowRegistry::Entry*>> WorkflowRegistry::Update(std::string id,

@@ -75,8 +75,7 @@ class WorkflowRegistry {
 
     // A new workflow from `text`. kInvalidArgument if it does not compile (diagnostics in
     // `compiled`), kAlreadyExists if a live workflow has its name.
-    Awaitable<Result<const Entry*>> Create(std::string text, std::string actor,
-                                           Compiled& compiled);
+    Awaitable<Result<const Entry*>> Create(std::string text, std::string actor, Compiled& compiled);
     // A new version of workflow `id` (none if the definition did not change). kNotFound,
     // kInvalidArgument (diagnostics in `compiled`), kAlreadyExists (the new name is taken).
     Awaitable<Result<const Entry*>> Update(std::string id, std::string text, std::string actor,

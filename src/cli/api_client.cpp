@@ -58,7 +58,8 @@ Result<std::unique_ptr<ApiClient>> ApiClient::Connect(const std::string& server_
         if (!file || file->empty()) {
             return MakeError(ErrorCode::kUnauthenticated,
                              "no API token: set STROWGER_TOKEN or write one to " +
-                                 api::DefaultTokenFile() + " (`strowger serve` does at first start)");
+                                 api::DefaultTokenFile() +
+                                 " (`strowger serve` does at first start)");
         }
         client->token_ = *file;
     }
@@ -107,8 +108,7 @@ Result<ApiClient::Reply> ApiClient::Call(const std::string& method, const std::s
 }
 
 Result<ApiClient::Reply> ApiClient::Checked(const std::string& method, const std::string& path,
-                                            const std::string& body,
-                                            const http::Headers& headers) {
+                                            const std::string& body, const http::Headers& headers) {
     STROWGER_ASSIGN_OR_RETURN(auto reply, Call(method, path, body, headers));
     if (reply.status < 400) return reply;
     std::string detail;
@@ -128,8 +128,7 @@ Result<ApiClient::Reply> ApiClient::Checked(const std::string& method, const std
             }
         }
     }
-    return MakeError(CodeForStatus(reply.status), detail,
-                     ErrorDetails{reply.status, -1, -1, ""});
+    return MakeError(CodeForStatus(reply.status), detail, ErrorDetails{reply.status, -1, -1, ""});
 }
 
 Status ApiClient::Follow(const std::string& path,

@@ -44,7 +44,8 @@ class ApiClient {
     // Follows an event stream (GET `path`, text/event-stream), reconnecting with
     // Last-Event-ID when the connection drops, until `on_event` returns false or the server
     // ends the stream with an `end` event. `on_event` gets every event (deltas too).
-    Status Follow(const std::string& path, const std::function<bool(const http::SseEvent&)>& on_event);
+    Status Follow(const std::string& path,
+                  const std::function<bool(const http::SseEvent&)>& on_event);
 
     const std::string& server() const { return server_; }
     // The loop calls run on (a live display redraws on it while a stream is read).

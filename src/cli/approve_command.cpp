@@ -85,8 +85,8 @@ void AddDecideCommand(CLI::App& app, const GlobalFlags& global, int& exit_code,
 int DecideOnStore(Context& context, const std::string& run_id, const std::string& task_id,
                   const std::string& decision, const std::string& actor_flag,
                   const std::string& comment, const std::string& output,
-                  const std::string& idempotency_key, bool no_resume,
-                  const std::string& progress, bool json_output) {
+                  const std::string& idempotency_key, bool no_resume, const std::string& progress,
+                  bool json_output) {
     auto& engine = context.engine();
     std::string actor = actor_flag.empty() ? DefaultActor() : actor_flag;
     auto decided = context.Await(

@@ -108,9 +108,8 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
 // task still waits, continues the run here with live progress; returns the exit code. Shared
 // by approve, reject and tasks decide.
 int DecideOnStore(Context& context, const std::string& run_id, const std::string& task_id,
-                  const std::string& decision, const std::string& actor,
-                  const std::string& comment, const std::string& output,
-                  const std::string& idempotency_key, bool no_resume,
+                  const std::string& decision, const std::string& actor, const std::string& comment,
+                  const std::string& output, const std::string& idempotency_key, bool no_resume,
                   const std::string& progress, bool json_output);
 
 }  // namespace strowger::cli

@@ -63,8 +63,8 @@ int DoInit(const InitFlags& flags) {
     if (it == templates.end()) {
         std::vector<std::string_view> names;
         for (const auto& [name, files] : templates) names.push_back(name);
-        std::string message = "no template named \"" + CapForMessage(flags.template_name, 64) +
-                              "\"";
+        std::string message =
+            "no template named \"" + CapForMessage(flags.template_name, 64) + "\"";
         std::string suggestion = ClosestMatch(flags.template_name, names);
         if (!suggestion.empty()) message += " (did you mean \"" + suggestion + "\"?)";
         message += "; strowger init --list shows them";
@@ -109,7 +109,8 @@ int DoInit(const InitFlags& flags) {
 void AddInitCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     auto flags = std::make_shared<InitFlags>();
     auto* cmd = app.add_subcommand(
-        "init", "Write a runnable workflow from a template, with a scripted model to try it offline");
+        "init",
+        "Write a runnable workflow from a template, with a scripted model to try it offline");
     cmd->add_option("--template,-t", flags->template_name, "Template name (see --list)")
         ->type_name("NAME");
     cmd->add_option("dir", flags->dir, "Directory to write into (default: the current one)");

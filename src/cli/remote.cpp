@@ -13,5 +13,4 @@ std::unique_ptr<ApiClient> ConnectOrReport(const std::string& server) {
     return std::move(*client);
 }
 
-
 }  // namespace strowger::cli

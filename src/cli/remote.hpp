@@ -4,8 +4,8 @@
 
 #include <cstdint>
 #include <memory>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "cli/api_client.hpp"
 
@@ -35,9 +35,9 @@ int RemoteControl(const std::string& server, const std::string& run_id, bool can
 int RemoteContinue(const std::string& server, const std::string& run_id, const std::string& action,
                    const std::string& step, const std::string& progress, bool json_output);
 int RemoteDecide(const std::string& server, const std::string& run_id, std::string task_id,
-                 const std::string& decision, const std::string& comment,
-                 const std::string& output, bool no_resume, const std::string& progress,
-                 bool json_output, const std::string& idempotency_key = "");
+                 const std::string& decision, const std::string& comment, const std::string& output,
+                 bool no_resume, const std::string& progress, bool json_output,
+                 const std::string& idempotency_key = "");
 int RemoteTasksList(const std::string& server, const std::string& run_id,
                     const std::string& assignee, bool json_output);
 // Registers FILE (or makes it the next version of its workflow), starts it and follows it.

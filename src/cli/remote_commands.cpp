@@ -55,7 +55,6 @@ std::string PercentEncode(std::string_view text) {
     return out;
 }
 
-
 void PrintEvent(const ledger::Event& event) {
     std::string where = event.node.empty() ? "" : event.node + "#" + std::to_string(event.attempt);
     std::cout << Pad(std::to_string(event.seq), 6) << FormatRfc3339(event.time).substr(11, 15)
@@ -77,8 +76,8 @@ int FollowAndReport(ApiClient& client, const std::string& run_id, const std::str
     // Verified as they come: the chain so far, from the first event.
     ledger::ChainHead head;
     Status broken = OkStatus();
-    auto followed = client.Follow(
-        "/api/runs/" + run_id + "/events", [&](const http::SseEvent& sse) -> bool {
+    auto followed =
+        client.Follow("/api/runs/" + run_id + "/events", [&](const http::SseEvent& sse) -> bool {
             if (sse.event == "delta") {
                 if (progress) {
                     auto parsed = ParseJson(sse.data);
@@ -130,7 +129,8 @@ int FollowAndReport(ApiClient& client, const std::string& run_id, const std::str
         }
         if (auto* nodes = run["nodes"].if_array()) {
             for (auto& node : *nodes) {
-                for (const char* extra : {"input_tokens", "output_tokens", "duration_ms", "output"}) {
+                for (const char* extra :
+                     {"input_tokens", "output_tokens", "duration_ms", "output"}) {
                     node.as_object().erase(extra);
                 }
             }
@@ -238,12 +238,14 @@ int RemoteRunsShow(const std::string& server, const std::string& run_id, bool js
     if (!reply) return ReportError(reply.error());
     json::object run = reply->json.as_object();
     if (json_output) {
-        for (const char* extra : {"workflow_id", "workflow_version", "trigger_source", "metadata"}) {
+        for (const char* extra :
+             {"workflow_id", "workflow_version", "trigger_source", "metadata"}) {
             run.erase(extra);
         }
         if (auto* nodes = run["nodes"].if_array()) {
             for (auto& node : *nodes) {
-                for (const char* extra : {"input_tokens", "output_tokens", "duration_ms", "output"}) {
+                for (const char* extra :
+                     {"input_tokens", "output_tokens", "duration_ms", "output"}) {
                     node.as_object().erase(extra);
                 }
             }
@@ -282,11 +284,12 @@ int RemoteRunsShow(const std::string& server, const std::string& run_id, bool js
         std::snprintf(time, sizeof time, "%.2fs",
                       static_cast<double>(JsonInt(node, "duration_ms")) / 1000.0);
         std::string node_status = Str(node, "status");
-        std::string what = node_status == "completed"   ? Preview(Str(node, "output"), 60)
+        std::string what = node_status == "completed"    ? Preview(Str(node, "output"), 60)
                            : !Str(node, "error").empty() ? Preview(Str(node, "error"), 60)
                                                          : Str(node, "skip_reason");
         std::string label = node_status;
-        if (JsonInt(node, "iterations") > 0) label += " ×" + std::to_string(JsonInt(node, "iterations"));
+        if (JsonInt(node, "iterations") > 0)
+            label += " ×" + std::to_string(JsonInt(node, "iterations"));
         int64_t attempts = JsonInt(node, "attempts");
         std::cout << Pad(Str(node, "id"), 24) << Pad(label, 14) << Pad(std::to_string(attempts), 10)
                   << Pad(tokens, 14) << Pad(attempts ? time : "-", 10) << what << "\n";
@@ -298,7 +301,8 @@ int RemoteRunsShow(const std::string& server, const std::string& run_id, bool js
         for (const auto& value : open) {
             const auto& task = value.as_object();
             std::cout << "  " << Str(task, "task_id") << "  " << Str(task, "title") << "\n";
-            if (!Str(task, "tool").empty()) std::cout << "    tool:      " << Str(task, "tool") << "\n";
+            if (!Str(task, "tool").empty())
+                std::cout << "    tool:      " << Str(task, "tool") << "\n";
             if (!Str(task, "arguments").empty())
                 std::cout << "    arguments: " << Str(task, "arguments") << "\n";
         }
@@ -343,9 +347,9 @@ int RemoteRunsEvents(const std::string& server, const std::string& run_id,
     if (!follow) {
         int64_t cursor = 0;
         while (true) {
-            auto reply = client->Checked(
-                "GET", "/api/runs/" + PercentEncode(run_id) + "/events?limit=10000&after=" +
-                           std::to_string(cursor));
+            auto reply =
+                client->Checked("GET", "/api/runs/" + PercentEncode(run_id) +
+                                           "/events?limit=10000&after=" + std::to_string(cursor));
             if (!reply) return ReportError(reply.error());
             const auto& page = reply->json.as_object();
             const auto& events = page.at("events").as_array();
@@ -416,9 +420,9 @@ int RemoteContinue(const std::string& server, const std::string& run_id, const s
 }
 
 int RemoteDecide(const std::string& server, const std::string& run_id, std::string task_id,
-                 const std::string& decision, const std::string& comment,
-                 const std::string& output, bool no_resume, const std::string& progress,
-                 bool json_output, const std::string& idempotency_key) {
+                 const std::string& decision, const std::string& comment, const std::string& output,
+                 bool no_resume, const std::string& progress, bool json_output,
+                 const std::string& idempotency_key) {
     auto client = ConnectOrReport(server);
     if (!client) return ToInt(ExitCode::kInternal);
     if (task_id.empty()) {
@@ -439,10 +443,10 @@ int RemoteDecide(const std::string& server, const std::string& run_id, std::stri
     if (!comment.empty()) body["comment"] = comment;
     if (!output.empty()) body["output"] = output;
     if (!idempotency_key.empty()) body["idempotency_key"] = idempotency_key;
-    auto reply = client->Checked("POST",
-                                 "/api/runs/" + PercentEncode(run_id) + "/tasks/" +
-                                     PercentEncode(task_id) + "/decision",
-                                 json::serialize(body));
+    auto reply = client->Checked(
+        "POST",
+        "/api/runs/" + PercentEncode(run_id) + "/tasks/" + PercentEncode(task_id) + "/decision",
+        json::serialize(body));
     if (!reply) return ReportError(reply.error());
     const auto& decided = reply->json.as_object();
     std::cerr << "run " << run_id << ": task " << Str(decided, "task_id") << " "

@@ -21,8 +21,9 @@ int DoRun(const RunFlags& flags, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
     if (!flags.server.empty()) {
         if (!flags.input.sets.empty()) {
-            PrintError("--set needs the workflow's inputs, which --server checks: give the "
-                       "inputs as --input-json '{\"name\": value}'");
+            PrintError(
+                "--set needs the workflow's inputs, which --server checks: give the "
+                "inputs as --input-json '{\"name\": value}'");
             return ToInt(ExitCode::kUsage);
         }
         auto input = ResolveInput(flags.input);

@@ -42,7 +42,6 @@ std::unique_ptr<Context> OpenOrReport(const std::string& store, const GlobalFlag
     return std::move(*context);
 }
 
-
 // --- list ----------------------------------------------------------------------------------
 
 struct ListFlags {
@@ -201,7 +200,6 @@ struct EventsFlags {
     bool follow = false;
     bool json = false;
 };
-
 
 // Whether `type` is one `--type` asked for (an entry ending in '.' matches a prefix).
 bool TypeWanted(const std::vector<std::string>& types, std::string_view type) {
@@ -506,8 +504,9 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         }
         if (auto daemon = remote(); !daemon.empty()) {
             if (resume->all) {
-                PrintError("runs resume --all: the daemon resumes every interrupted run itself "
-                           "when it starts");
+                PrintError(
+                    "runs resume --all: the daemon resumes every interrupted run itself "
+                    "when it starts");
                 exit_code = ToInt(ExitCode::kUsage);
                 return;
             }
@@ -536,8 +535,8 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     retry_cmd->add_flag("--json", retry->json, "Print the run record as JSON");
     retry_cmd->callback([=, &global, &exit_code] {
         if (auto daemon = remote(); !daemon.empty()) {
-            exit_code = RemoteContinue(daemon, retry->run_id, "retry", retry->step,
-                                       retry->progress, retry->json);
+            exit_code = RemoteContinue(daemon, retry->run_id, "retry", retry->step, retry->progress,
+                                       retry->json);
             return;
         }
         auto context = OpenOrReport(*store, global);
@@ -567,8 +566,8 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     rerun_cmd->add_flag("--json", rerun->json, "Print the run record as JSON");
     rerun_cmd->callback([=, &global, &exit_code] {
         if (auto daemon = remote(); !daemon.empty()) {
-            exit_code = RemoteContinue(daemon, rerun->run_id, "rerun", "", rerun->progress,
-                                       rerun->json);
+            exit_code =
+                RemoteContinue(daemon, rerun->run_id, "rerun", "", rerun->progress, rerun->json);
             return;
         }
         auto context = OpenOrReport(*store, global);

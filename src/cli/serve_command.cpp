@@ -81,8 +81,9 @@ int DoServe(const ServeFlags& flags, const GlobalFlags& global) {
     providers::ProviderRegistry registry(io.get_executor());
     engine::EngineOptions engine_options;
     engine_options.single_threaded_executor = true;  // io is run by this thread only
-    for (auto [name, cap] : {std::pair{"STROWGER_MAX_CONCURRENT_RUNS", &engine_options.max_concurrent_runs},
-                             std::pair{"STROWGER_MAX_CONCURRENT_NODES", &engine_options.max_concurrent_nodes}}) {
+    for (auto [name, cap] :
+         {std::pair{"STROWGER_MAX_CONCURRENT_RUNS", &engine_options.max_concurrent_runs},
+          std::pair{"STROWGER_MAX_CONCURRENT_NODES", &engine_options.max_concurrent_nodes}}) {
         auto value = CapFromEnv(name);
         if (!value) {
             PrintError(value.error().message());

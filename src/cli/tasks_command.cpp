@@ -123,8 +123,7 @@ int DoTasksList(const TasksFlags& flags, const GlobalFlags& global) {
         const auto& t = value.as_object();
         std::cout << Pad(std::string(JsonString(t, "run_id")), 28)
                   << Pad(std::string(JsonString(t, "task_id")), 22)
-                  << Pad(std::string(JsonString(t, "kind")), 16) << JsonString(t, "title")
-                  << "\n";
+                  << Pad(std::string(JsonString(t, "kind")), 16) << JsonString(t, "title") << "\n";
     }
     return 0;
 }
@@ -141,8 +140,8 @@ int DoTaskDecide(const TaskDecideFlags& flags, const GlobalFlags& global) {
         return ToInt(ExitCode::kInternal);
     }
     return DecideOnStore(**context, flags.run_id, flags.task_id, flags.action, flags.actor,
-                         flags.comment, "", flags.idempotency_key, flags.no_resume,
-                         flags.progress, flags.json);
+                         flags.comment, "", flags.idempotency_key, flags.no_resume, flags.progress,
+                         flags.json);
 }
 
 }  // namespace
@@ -166,8 +165,9 @@ void AddTasksCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
 
     auto decide_flags = std::make_shared<TaskDecideFlags>();
     auto* decide = tasks->add_subcommand(
-        "decide", "Decide on an open task: approve, reject, request_changes, or progress (a note "
-                  "that leaves it open); the run continues once nothing waits");
+        "decide",
+        "Decide on an open task: approve, reject, request_changes, or progress (a note "
+        "that leaves it open); the run continues once nothing waits");
     decide->add_option("run", decide_flags->run_id, "Run id")->required();
     decide->add_option("task", decide_flags->task_id, "Task id")->required();
     decide->add_option("--action", decide_flags->action, "The decision")
@@ -176,12 +176,14 @@ void AddTasksCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     decide->add_option("--comment", decide_flags->comment, "Recorded with the decision");
     decide->add_option("--actor", decide_flags->actor,
                        "Who decides (default: $USER; with --server, the token's name)");
-    decide->add_option("--idempotency-key", decide_flags->idempotency_key,
-                       "The same key twice records one decision")
+    decide
+        ->add_option("--idempotency-key", decide_flags->idempotency_key,
+                     "The same key twice records one decision")
         ->type_name("KEY");
     decide->add_option("--store", decide_flags->store, "Run store URL")->type_name("URL");
-    decide->add_option("--server", decide_flags->server,
-                       "Through this daemon's API (default: $STROWGER_SERVER unless --store)")
+    decide
+        ->add_option("--server", decide_flags->server,
+                     "Through this daemon's API (default: $STROWGER_SERVER unless --store)")
         ->type_name("URL");
     decide->add_flag("--no-resume", decide_flags->no_resume,
                      "Only record the decision; do not continue the run here");
@@ -195,9 +197,8 @@ void AddTasksCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         "  strowger tasks decide 01JD3M6K9Q3V8C6Y2W5T0R1N7H legal --action approve --actor ana\n"
         "  strowger tasks decide RUN legal --action request_changes --comment 'clause 4'\n"
         "  strowger tasks decide RUN legal --action progress --comment 'reading it now'");
-    decide->callback([decide_flags, &global, &exit_code] {
-        exit_code = DoTaskDecide(*decide_flags, global);
-    });
+    decide->callback(
+        [decide_flags, &global, &exit_code] { exit_code = DoTaskDecide(*decide_flags, global); });
 }
 
 }  // namespace strowger::cli

@@ -59,9 +59,8 @@ json::object TokenJson(const store::ApiToken& token) {
 template <typename T>
 T RunLocal(asio::io_context& io, Awaitable<T> awaitable) {
     std::optional<T> result;
-    asio::co_spawn(io, std::move(awaitable), [&](std::exception_ptr, T value) {
-        result.emplace(std::move(value));
-    });
+    asio::co_spawn(io, std::move(awaitable),
+                   [&](std::exception_ptr, T value) { result.emplace(std::move(value)); });
     io.run();
     return std::move(*result);
 }
@@ -128,7 +127,7 @@ int DoToken(const std::string& action, const TokenFlags& flags, const GlobalFlag
     if (!revoked) {
         PrintError(revoked.error().message());
         return ToInt(revoked.error().code() == ErrorCode::kNotFound ? ExitCode::kUsage
-                                                                     : ExitCode::kInternal);
+                                                                    : ExitCode::kInternal);
     }
     std::cout << "revoked " << flags.name << "\n";
     return 0;
@@ -154,14 +153,16 @@ void AddTokenCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     create->add_option("--role", flags->role, "viewer, operator, approver or admin")
         ->check(CLI::IsMember({"viewer", "operator", "approver", "admin"}))
         ->capture_default_str();
-    create->callback([flags, &global, &exit_code] { exit_code = DoToken("create", *flags, global); });
+    create->callback(
+        [flags, &global, &exit_code] { exit_code = DoToken("create", *flags, global); });
     auto* list = token->add_subcommand("list", "List tokens (never their text)");
     common(list);
     list->callback([flags, &global, &exit_code] { exit_code = DoToken("list", *flags, global); });
     auto* revoke = token->add_subcommand("revoke", "Revoke a token for good");
     common(revoke);
     revoke->add_option("name", flags->name, "The token's name")->required();
-    revoke->callback([flags, &global, &exit_code] { exit_code = DoToken("revoke", *flags, global); });
+    revoke->callback(
+        [flags, &global, &exit_code] { exit_code = DoToken("revoke", *flags, global); });
 }
 
 }  // namespace strowger::cli

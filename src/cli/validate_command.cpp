@@ -44,8 +44,7 @@ void AddValidateCommand(CLI::App& app, const GlobalFlags& global, int& exit_code
             if (plan) {
                 std::cout << Shown(file, Newlines::kEscape) << ": ok (";
                 if (plan->dag) {
-                    std::cout << plan->nodes.size() << " nodes, " << plan->edges.size()
-                              << " edges";
+                    std::cout << plan->nodes.size() << " nodes, " << plan->edges.size() << " edges";
                 } else {
                     std::cout << plan->nodes.size() << " steps";
                 }

@@ -113,9 +113,9 @@ int DoWorkflow(const std::string& action, const WorkflowFlags2& flags, const Glo
         return ToInt(ExitCodeFor(ledger::RunStatusFromName(status)));
     }
     auto checked = client->Checked("GET", "/api/workflows/" + flags.id);
-    return ReportError(checked ? Error(CodeForStatus(reply->status),
-                                             std::string(JsonString(o, "detail")))
-                                     : checked.error());
+    return ReportError(
+        checked ? Error(CodeForStatus(reply->status), std::string(JsonString(o, "detail")))
+                : checked.error());
 }
 
 }  // namespace
@@ -131,7 +131,8 @@ void AddWorkflowCommand(CLI::App& app, const GlobalFlags& global, int& exit_code
     auto* list = workflow->add_subcommand("list", "List workflows: id, name, steps, version");
     server(list);
     list->add_flag("--json", flags->json, "JSON output");
-    list->callback([flags, &global, &exit_code] { exit_code = DoWorkflow("list", *flags, global); });
+    list->callback(
+        [flags, &global, &exit_code] { exit_code = DoWorkflow("list", *flags, global); });
     auto* create = workflow->add_subcommand("create", "Register a workflow file (JSON or YAML)");
     server(create);
     create->add_option("file", flags->file, "Workflow file")->required()->check(CLI::ExistingFile);

@@ -138,8 +138,7 @@ Result<SystemTime> ParseRfc3339(std::string_view text) {
     if (zone != "Z" && zone != "z" && zone != "+00:00") {
         return InvalidArgumentError("RFC 3339 time must be UTC: \"" + std::string(text) + "\"");
     }
-    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
-        second > 60) {
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
         return InvalidArgumentError("not an RFC 3339 time: \"" + std::string(text) + "\"");
     }
     std::tm tm{};

@@ -180,12 +180,11 @@ TEST(ClockTest, Rfc3339TimesOutOfRangeAreInvalid) {
     EXPECT_TRUE(ParseRfc3339("2262-04-10T23:59:59.999999Z"));
     EXPECT_TRUE(ParseRfc3339("1677-09-22T00:00:00Z"));
     EXPECT_TRUE(ParseRfc3339("2016-12-31T23:59:60Z"));  // a leap second
-    for (const char* text : {"4052-07-07T01:09:28.182594Z", "9999-12-31T23:59:59Z",
-                             "2262-04-12T00:00:00Z", "1600-01-01T00:00:00Z",
-                             "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z",
-                             "2026-01-00T00:00:00Z", "2026-01-32T00:00:00Z",
-                             "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z",
-                             "2026-01-01T00:00:61Z"}) {
+    for (const char* text :
+         {"4052-07-07T01:09:28.182594Z", "9999-12-31T23:59:59Z", "2262-04-12T00:00:00Z",
+          "1600-01-01T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z",
+          "2026-01-00T00:00:00Z", "2026-01-32T00:00:00Z", "2026-01-01T24:00:00Z",
+          "2026-01-01T00:60:00Z", "2026-01-01T00:00:61Z"}) {
         auto parsed = ParseRfc3339(text);
         ASSERT_FALSE(parsed) << text;
         EXPECT_EQ(parsed.error().code(), ErrorCode::kInvalidArgument) << text;

@@ -338,7 +338,8 @@ Awaitable<Result<RunOutcome>> Engine::Impl::RunChild(StartRequest request) {
     const std::string run_id = request.run_id;
     auto record = co_await store_->GetRun(run_id);
     if (!record) {
-        if (record.error().code() != ErrorCode::kNotFound) co_return std::unexpected(record.error());
+        if (record.error().code() != ErrorCode::kNotFound)
+            co_return std::unexpected(record.error());
         // Recorded by the parent (subworkflow.started) but never created: create it now.
         auto prepared = Prepare(std::move(request), Lease::kTake);
         if (!prepared) co_return std::unexpected(std::move(prepared).error());
@@ -493,17 +494,17 @@ void Engine::StartRun(StartRequest request, OutcomeHandler done) {
     // requests until each run is under way, and each run's start-up memory is freed before
     // the next one's is taken (allocated all at once, it leaves holes among the runs' lasting
     // memory: ≈ 1 KB per run in W3).
-    asio::post(impl_->executor_, [impl = impl_, request = std::move(request),
-                                  done = std::move(done)]() mutable {
-        auto prepared = impl->Prepare(std::move(request), Impl::Lease::kTake);
-        if (!prepared) {
-            done(std::unexpected(std::move(prepared).error()));
-            return;
-        }
-        std::string run_id = prepared->run->run_id();
-        Run::Launch(std::move(prepared->run), std::move(prepared->record),
-                    ForgetIfThrown(impl, std::move(run_id), std::move(done)));
-    });
+    asio::post(impl_->executor_,
+               [impl = impl_, request = std::move(request), done = std::move(done)]() mutable {
+                   auto prepared = impl->Prepare(std::move(request), Impl::Lease::kTake);
+                   if (!prepared) {
+                       done(std::unexpected(std::move(prepared).error()));
+                       return;
+                   }
+                   std::string run_id = prepared->run->run_id();
+                   Run::Launch(std::move(prepared->run), std::move(prepared->record),
+                               ForgetIfThrown(impl, std::move(run_id), std::move(done)));
+               });
 }
 
 void Engine::ResumeRun(std::string run_id, std::string reason, std::string actor,
@@ -521,7 +522,8 @@ void Engine::ResumeRun(std::string run_id, std::string reason, std::string actor
             }
             std::string id = loaded->state.run_id;
             auto run = impl->MakeRun(std::move(*loaded), std::move(reason), std::move(actor));
-            Run::Launch(std::move(run), nullptr, ForgetIfThrown(impl, std::move(id), std::move(done)));
+            Run::Launch(std::move(run), nullptr,
+                        ForgetIfThrown(impl, std::move(id), std::move(done)));
         });
 }
 

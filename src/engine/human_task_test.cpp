@@ -62,14 +62,13 @@ edges:
 
 // One process's view of the store: its own connection, registry, engine and thread of work.
 struct Process {
-    explicit Process(const std::string& store_url, Clock& clock)
-        : registry(io.get_executor()) {
+    explicit Process(const std::string& store_url, Clock& clock) : registry(io.get_executor()) {
         providers::RegisterBuiltinProviders(registry);
         auto opened = store::OpenStoreBlocking(store_url);
         EXPECT_TRUE(opened.has_value()) << opened.error().message();
         store = *opened;
-        engine = std::make_unique<Engine>(io.get_executor(), store, registry, EngineOptions{},
-                                          clock);
+        engine =
+            std::make_unique<Engine>(io.get_executor(), store, registry, EngineOptions{}, clock);
     }
     template <typename T>
     std::optional<T> Run(Awaitable<T> awaitable) {
@@ -100,8 +99,8 @@ class HumanTaskTest : public ::testing::Test {
     std::string StartWaitingRun() {
         Process process(url_, clock_);
         auto outcome = process.Run(process.engine->StartRun({plan_, "the memo", {}, {}}));
-        EXPECT_TRUE(outcome && *outcome) << (outcome && !*outcome ? outcome->error().message()
-                                                                  : "no outcome");
+        EXPECT_TRUE(outcome && *outcome)
+            << (outcome && !*outcome ? outcome->error().message() : "no outcome");
         if (!outcome || !*outcome) return "";
         EXPECT_EQ((*outcome)->status, RunStatus::kWaiting);
         return (*outcome)->run_id;
@@ -161,8 +160,8 @@ TEST_F(HumanTaskTest, ADecisionsIdempotencyKeyUsedTwiceRecordsOneDecision) {
     ASSERT_FALSE(run_id.empty());
     Process process(url_, clock_);
     for (int i = 0; i < 2; ++i) {
-        auto decided = process.Run(process.engine->Decide(run_id, "review", "progress", "alice",
-                                                          "halfway", "", "key-1"));
+        auto decided = process.Run(
+            process.engine->Decide(run_id, "review", "progress", "alice", "halfway", "", "key-1"));
         ASSERT_TRUE(decided && *decided)
             << (decided && !*decided ? decided->error().message() : "");
     }
@@ -183,10 +182,12 @@ TEST_F(HumanTaskTest, QuorumDecisionsFromTwoProcessesAtOnceAreBothRecorded) {
         Process process(url_, clock_);
         ++ready;
         while (ready.load() < 2) std::this_thread::yield();  // a start line, not a wait
-        auto decided = process.Run(process.engine->Decide(
-            run_id, "review", "approve", i == 0 ? "alice" : "bob", "yes", ""));
-        if (!decided) errors[i] = "no outcome";
-        else if (!*decided) errors[i] = decided->error().message();
+        auto decided = process.Run(process.engine->Decide(run_id, "review", "approve",
+                                                          i == 0 ? "alice" : "bob", "yes", ""));
+        if (!decided)
+            errors[i] = "no outcome";
+        else if (!*decided)
+            errors[i] = decided->error().message();
     };
     std::thread a(decide, 0), b(decide, 1);
     a.join();

@@ -64,8 +64,8 @@ Run::Notes& Run::notes() {
 ledger::Event Run::SealCreated(const ledger::NewEvent& event) {
     auto now = engine_->clock_.Now();
     // With its payload in `data` when observers read it (they are told once it is created).
-    ledger::Event sealed = ledger::Seal(state_.head, state_.run_id, now, event,
-                                        engine_->observers_want_data_);
+    ledger::Event sealed =
+        ledger::Seal(state_.head, state_.run_id, now, event, engine_->observers_want_data_);
     state_.Apply(now, -1, event);
     return sealed;
 }
@@ -748,9 +748,10 @@ Run::Ending Run::EndEvents() const {
         }
         if (all_done) {
             ending.events.push_back(
-                {{}, 0,
+                {{},
+                 0,
                  ledger::RunCompleted{plan_.output_node >= 0 ? EffectiveOutput(plan_.output_node)
-                                                            : DagOutput()}});
+                                                             : DagOutput()}});
         } else if (!waiting) {
             // Nothing runnable, nothing running, nobody to wait for: only a broken plan.
             ending.events.push_back(

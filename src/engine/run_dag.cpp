@@ -56,53 +56,53 @@ std::string Run::RenderTemplate(const model::Template& text, std::string_view in
                                 const std::map<std::string, std::string>* extras) const {
     using Kind = model::Template::Segment::Kind;
     std::string scratch;  // a field's value, for the lookup's view
-    return text.Render([&](const model::Template::Segment& segment)
-                           -> std::optional<std::string_view> {
-        std::optional<std::string_view> whole;
-        switch (segment.kind) {
-            case Kind::kInput:
-                whole = input;
-                break;
-            case Kind::kRunInput:
-                whole = state_.input;
-                break;
-            case Kind::kNode: {
-                const auto& s = state_.nodes[static_cast<size_t>(segment.node)];
-                if (s.status == NodeStatus::kCompleted) whole = s.output;
-                break;
+    return text.Render(
+        [&](const model::Template::Segment& segment) -> std::optional<std::string_view> {
+            std::optional<std::string_view> whole;
+            switch (segment.kind) {
+                case Kind::kInput:
+                    whole = input;
+                    break;
+                case Kind::kRunInput:
+                    whole = state_.input;
+                    break;
+                case Kind::kNode: {
+                    const auto& s = state_.nodes[static_cast<size_t>(segment.node)];
+                    if (s.status == NodeStatus::kCompleted) whole = s.output;
+                    break;
+                }
+                case Kind::kVariable:
+                    for (int source : segment.sources) {
+                        const auto& s = state_.nodes[static_cast<size_t>(source)];
+                        if (s.status == NodeStatus::kCompleted) {
+                            whole = s.output;
+                            break;
+                        }
+                    }
+                    break;
+                case Kind::kExtra:
+                    if (extras != nullptr) {
+                        if (auto it = extras->find(segment.text); it != extras->end()) {
+                            whole = it->second;
+                        }
+                    }
+                    break;
+                case Kind::kLiteral:
+                    break;
             }
-            case Kind::kVariable:
-                for (int source : segment.sources) {
-                    const auto& s = state_.nodes[static_cast<size_t>(source)];
-                    if (s.status == NodeStatus::kCompleted) {
-                        whole = s.output;
-                        break;
-                    }
-                }
-                break;
-            case Kind::kExtra:
-                if (extras != nullptr) {
-                    if (auto it = extras->find(segment.text); it != extras->end()) {
-                        whole = it->second;
-                    }
-                }
-                break;
-            case Kind::kLiteral:
-                break;
-        }
-        // The linear form leaves what has no value as written (LibreFang); in the DAG form a
-        // node that did not run, or a field that is not there, is empty.
-        const auto missing = [&]() -> std::optional<std::string_view> {
-            if (plan_.dag) return std::string_view();
-            return std::nullopt;
-        };
-        if (!whole) return missing();
-        if (segment.path.empty()) return whole;
-        auto field = FieldOf(*whole, segment.path);
-        if (!field) return missing();
-        scratch = std::move(*field);
-        return std::string_view(scratch);
-    });
+            // The linear form leaves what has no value as written (LibreFang); in the DAG form a
+            // node that did not run, or a field that is not there, is empty.
+            const auto missing = [&]() -> std::optional<std::string_view> {
+                if (plan_.dag) return std::string_view();
+                return std::nullopt;
+            };
+            if (!whole) return missing();
+            if (segment.path.empty()) return whole;
+            auto field = FieldOf(*whole, segment.path);
+            if (!field) return missing();
+            scratch = std::move(*field);
+            return std::string_view(scratch);
+        });
 }
 
 // ---- Edges and readiness ------------------------------------------------------------------
@@ -188,7 +188,8 @@ std::string Run::DagInput(const PlanNode& node) const {
     for (int e : node.in_edges) {
         if (EdgeStateOf(e) != EdgeState::kCarries) continue;
         if (count++ > 0) joined += model::kCollectSeparator;
-        joined += state_.nodes[static_cast<size_t>(plan_.edges[static_cast<size_t>(e)].from)].output;
+        joined +=
+            state_.nodes[static_cast<size_t>(plan_.edges[static_cast<size_t>(e)].from)].output;
     }
     return joined;
 }
@@ -200,8 +201,7 @@ std::string Run::DagOutput() const {
         if (s.status != NodeStatus::kCompleted) continue;
         auto parsed = ParseJson(s.output);
         outputs[plan_.nodes[static_cast<size_t>(sink)].id] =
-            parsed && (parsed->is_object() || parsed->is_array()) ? *parsed
-                                                                  : json::value(s.output);
+            parsed && (parsed->is_object() || parsed->is_array()) ? *parsed : json::value(s.output);
     }
     auto text = CanonicalJson(outputs);
     return text ? *text : json::serialize(outputs);
@@ -270,7 +270,8 @@ Run::Step Run::DagFailure(const PlanNode& node, const Error& error, std::string 
             break;
         case model::OnError::kEmitSignal:
             completed.signal = node.error_signal;
-            step.events.push_back({node.id, attempt, ledger::NodeSignal{node.error_signal, message}});
+            step.events.push_back(
+                {node.id, attempt, ledger::NodeSignal{node.error_signal, message}});
             break;
     }
     step.events.push_back({node.id, attempt, std::move(completed)});
@@ -395,33 +396,34 @@ class Run::TypedNodeRun final : public NodeRun {
             }
             if (task->open()) co_return NodeOutcome::Waiting();
             if (task->decision == "reject") {
-                co_return NodeOutcome::Failed(Error(
-                    ErrorCode::kPermissionDenied,
-                    "a human rejected the call of " + name + " (" + task->actor +
-                        (task->comment.empty() ? ")" : ": " + task->comment + ")"),
-                    ErrorDetails{0, -1, -1, "rejected"}));
+                co_return NodeOutcome::Failed(
+                    Error(ErrorCode::kPermissionDenied,
+                          "a human rejected the call of " + name + " (" + task->actor +
+                              (task->comment.empty() ? ")" : ": " + task->comment + ")"),
+                          ErrorDetails{0, -1, -1, "rejected"}));
             }
         }
         if (const auto& max = run_.plan_.limits.max_tool_calls;
             max && run_.state_.tool_calls + 1 > *max) {
-            co_return NodeOutcome::Failed(
-                Error(ErrorCode::kResourceExhausted,
-                      "budget exceeded: run tool_calls " + std::to_string(run_.state_.tool_calls + 1) +
-                          " > " + std::to_string(*max),
-                      ErrorDetails{0, -1, -1, "budget_exceeded"}));
+            co_return NodeOutcome::Failed(Error(ErrorCode::kResourceExhausted,
+                                                "budget exceeded: run tool_calls " +
+                                                    std::to_string(run_.state_.tool_calls + 1) +
+                                                    " > " + std::to_string(*max),
+                                                ErrorDetails{0, -1, -1, "budget_exceeded"}));
         }
         // Arguments holding a secret would run with what the ledger does not show (it is
         // redacted there): refused, as an agent's call is.
         if (HaveSecrets() && ContainsSecret(arguments)) {
             std::vector<ledger::Payload> refused;
             refused.push_back(ledger::ToolResult{
-                call_id, "error: the arguments contain a secret value; the call was refused",
-                true, 0});
+                call_id, "error: the arguments contain a secret value; the call was refused", true,
+                0});
             if (!co_await Record(std::move(refused))) co_return NodeOutcome::Stopped();
             co_return NodeOutcome::Failed(
                 Error(ErrorCode::kPermissionDenied,
-                      "tool " + name + ": the arguments contain a secret value (a registered "
-                                       "key or a match of a secret pattern); the call was refused",
+                      "tool " + name +
+                          ": the arguments contain a secret value (a registered "
+                          "key or a match of a secret pattern); the call was refused",
                       ErrorDetails{0, -1, -1, "secret_in_arguments"}));
         }
         const std::string key = run_.state_.run_id + "/" + n.id + suffix;
@@ -445,7 +447,8 @@ class Run::TypedNodeRun final : public NodeRun {
         auto result = co_await resolved->tool->Call(std::move(arguments), std::move(context));
         // Stopped or timed out: the call stays unfinished in this attempt (as an agent's).
         if (run_.NodeStopped(index_)) co_return NodeOutcome::Stopped();
-        if (task_->timed_out) co_return NodeOutcome::Failed(Error(ErrorCode::kDeadlineExceeded, "timed out"));
+        if (task_->timed_out)
+            co_return NodeOutcome::Failed(Error(ErrorCode::kDeadlineExceeded, "timed out"));
         ledger::ToolResult recorded;
         recorded.call_id = call_id;
         recorded.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -469,10 +472,9 @@ class Run::TypedNodeRun final : public NodeRun {
             co_return NodeOutcome::Failed(result.error().WithPrefix("tool " + name + ": "));
         }
         if (failed) {
-            co_return NodeOutcome::Failed(Error(ErrorCode::kAborted,
-                                                "tool " + name + " failed: " +
-                                                    CapForMessage(content, 500),
-                                                ErrorDetails{0, -1, -1, "tool_failed"}));
+            co_return NodeOutcome::Failed(Error(
+                ErrorCode::kAborted, "tool " + name + " failed: " + CapForMessage(content, 500),
+                ErrorDetails{0, -1, -1, "tool_failed"}));
         }
         co_return NodeOutcome::Completed(std::move(content));
     }
@@ -494,8 +496,8 @@ class Run::TypedNodeRun final : public NodeRun {
             }
             child_id = NewRunId(run_.engine_->clock_, run_.engine_->random_);
             std::vector<ledger::Payload> started;
-            started.push_back(ledger::SubworkflowStarted{child_id, plan->workflow_name,
-                                                         plan->definition_sha256});
+            started.push_back(
+                ledger::SubworkflowStarted{child_id, plan->workflow_name, plan->definition_sha256});
             if (!co_await Record(std::move(started))) {
                 co_return CancelledError("the run is stopping");
             }
@@ -637,10 +639,9 @@ Awaitable<Run::NodeResult> Run::ExecuteTyped(int index, std::shared_ptr<Task> ta
         Timeouts::Disarm(task->timeout);
         co_await asio::this_coro::reset_cancellation_state();
         if (task->timed_out && !NodeStopped(index)) {
-            outcome = NodeOutcome::Failed(
-                Error(ErrorCode::kDeadlineExceeded,
-                      "timed out after " + FormatSeconds(node.timeout_ms),
-                      ErrorDetails{0, -1, -1, "timeout"}));
+            outcome = NodeOutcome::Failed(Error(ErrorCode::kDeadlineExceeded,
+                                                "timed out after " + FormatSeconds(node.timeout_ms),
+                                                ErrorDetails{0, -1, -1, "timeout"}));
         }
         if (NodeStopped(index)) co_return NodeResult::kCancelled;
         Step step;

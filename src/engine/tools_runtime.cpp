@@ -5,10 +5,10 @@
 
 #include <algorithm>
 
+#include <boost/json.hpp>
 #include "core/checked_math.hpp"
 #include "core/strings.hpp"
 #include "engine/internal/engine_impl.hpp"
-#include <boost/json.hpp>
 
 #include "core/json.hpp"
 #include "engine/internal/run.hpp"
@@ -204,8 +204,7 @@ Awaitable<Result<std::shared_ptr<const internal::AgentToolSet>>> Engine::Impl::T
     for (const auto& name : spec.tools) {
         bool approval = std::find(spec.require_approval.begin(), spec.require_approval.end(),
                                   name) != spec.require_approval.end();
-        STROWGER_CO_ASSIGN_OR_RETURN(internal::AgentTool entry,
-                                     co_await ToolNamed(runtime, name));
+        STROWGER_CO_ASSIGN_OR_RETURN(internal::AgentTool entry, co_await ToolNamed(runtime, name));
         entry.require_approval = entry.require_approval || approval;
         providers::ToolSpec model_spec = entry.tool->spec();
         model_spec.name = ModelFacingName(name);
@@ -260,12 +259,11 @@ Awaitable<Result<std::string>> Engine::Impl::DecideLeased(std::string run_id, st
                                        decision);
     }
     std::string id = task->task_id;
-    const std::string node =
-        task->node_index >= 0 ? loaded.plan->nodes[static_cast<size_t>(task->node_index)].id
-                              : std::string();
-    ledger::NewEvent event{node, 0,
-                           ledger::HumanTaskDecided{id, decision, actor, comment, output,
-                                                    idempotency_key}};
+    const std::string node = task->node_index >= 0
+                                 ? loaded.plan->nodes[static_cast<size_t>(task->node_index)].id
+                                 : std::string();
+    ledger::NewEvent event{
+        node, 0, ledger::HumanTaskDecided{id, decision, actor, comment, output, idempotency_key}};
     STROWGER_CO_TRY(co_await AppendIdle(loaded, std::move(event)));
     if (task->kind != "task" || decision == "progress") co_return id;
     // A human_task's task: a terminal decision, or the quorum's last approval, completes it.
@@ -284,7 +282,9 @@ Awaitable<Result<std::string>> Engine::Impl::DecideLeased(std::string run_id, st
     for (const auto& d : now->decisions) {
         if (d.action == "approve") approvals.emplace_back(d.actor);
     }
-    json::object result{{"decision", signal}, {"actor", actor}, {"comment", comment},
+    json::object result{{"decision", signal},
+                        {"actor", actor},
+                        {"comment", comment},
                         {"approvals", std::move(approvals)}};
     auto text = CanonicalJson(result);
     ledger::NewEvent completed{
@@ -324,9 +324,9 @@ Awaitable<Result<std::string>> Engine::Decide(std::string run_id, std::string ta
     }
     if (!leased)
         co_return MakeError(ErrorCode::kAborted, "run " + run_id + " is executing elsewhere");
-    auto decided = co_await impl_->DecideLeased(
-        run_id, std::move(task_id), std::move(decision), std::move(actor), std::move(comment),
-        std::move(output), std::move(idempotency_key));
+    auto decided = co_await impl_->DecideLeased(run_id, std::move(task_id), std::move(decision),
+                                                std::move(actor), std::move(comment),
+                                                std::move(output), std::move(idempotency_key));
     (void)co_await impl_->store_->ReleaseLease(run_id, impl_->options_.owner);
     co_return decided;
 }

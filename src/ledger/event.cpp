@@ -265,9 +265,7 @@ void AppendPayload(std::string& out, const Payload& payload) {
                 if (p.iterations > 0) w.Field("iterations", p.iterations);
                 w.Field("output", p.output);
                 OptionalField(w, "signal", p.signal);
-                w.Field("tokens_in", p.tokens_in)
-                    .Field("tokens_out", p.tokens_out)
-                    .EndObject();
+                w.Field("tokens_in", p.tokens_in).Field("tokens_out", p.tokens_out).EndObject();
             },
             [&](const NodeRetryScheduled& p) {
                 w.BeginObject()
@@ -476,10 +474,10 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
     const json::object& o = parsed->get_object();
     switch (type) {
         case EventType::kRunCreated:
-            return RunCreated{Str(o, "workflow"),        Str(o, "definition_sha256"),
-                              Str(o, "input"),           Str(o, "idempotency_key"),
-                              Str(o, "rerun_of"),        Str(o, "parent_run"),
-                              Str(o, "parent_node"),     Str(o, "actor")};
+            return RunCreated{Str(o, "workflow"),    Str(o, "definition_sha256"),
+                              Str(o, "input"),       Str(o, "idempotency_key"),
+                              Str(o, "rerun_of"),    Str(o, "parent_run"),
+                              Str(o, "parent_node"), Str(o, "actor")};
         case EventType::kRunStarted:
             return RunStarted{};
         case EventType::kRunResumed:
@@ -495,7 +493,7 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
         case EventType::kNodeStarted:
             return NodeStarted{JsonInt(o, "iteration")};
         case EventType::kLlmRequest:
-            return LlmRequest{Str(o, "provider"), Str(o, "model"),        Str(o, "system_prompt"),
+            return LlmRequest{Str(o, "provider"), Str(o, "model"),       Str(o, "system_prompt"),
                               Str(o, "prompt"),   JsonInt(o, "turn", 1), Str(o, "label")};
         case EventType::kLlmResponse: {
             auto cost = ParseUsd(JsonString(o, "cost_usd", "0"));
@@ -518,11 +516,14 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
             return NodeIterationCompleted{JsonInt(o, "iteration", 1), Str(o, "output"),
                                           JsonInt(o, "tokens_in"), JsonInt(o, "tokens_out"),
                                           JsonInt(o, "duration_ms")};
-        case EventType::kNodeCompleted:
-        {
-            NodeCompleted completed{Str(o, "output"),          JsonInt(o, "tokens_in"),
-                                    JsonInt(o, "tokens_out"),  JsonInt(o, "duration_ms"),
-                                    JsonInt(o, "iterations"), Str(o, "signal"), {}};
+        case EventType::kNodeCompleted: {
+            NodeCompleted completed{Str(o, "output"),
+                                    JsonInt(o, "tokens_in"),
+                                    JsonInt(o, "tokens_out"),
+                                    JsonInt(o, "duration_ms"),
+                                    JsonInt(o, "iterations"),
+                                    Str(o, "signal"),
+                                    {}};
             if (const json::value* detail = o.if_contains("detail")) {
                 auto text = CanonicalJson(*detail);
                 if (!text) return DataLossError("node.completed: detail is not canonical");
@@ -556,9 +557,9 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
             return ToolResult{Str(o, "call_id"), Str(o, "content"), JsonBool(o, "is_error"),
                               JsonInt(o, "duration_ms")};
         case EventType::kHumanTaskCreated: {
-            HumanTaskCreated created{Str(o, "task_id"), Str(o, "kind"), Str(o, "title"),
-                                     Str(o, "call_id"), Str(o, "tool"), Str(o, "arguments"),
-                                     nullptr};
+            HumanTaskCreated created{
+                Str(o, "task_id"), Str(o, "kind"),      Str(o, "title"), Str(o, "call_id"),
+                Str(o, "tool"),    Str(o, "arguments"), nullptr};
             if (const json::object* d = JsonObject(o, "details")) {
                 auto details = std::make_shared<TaskDetails>();
                 details->description = Str(*d, "description");

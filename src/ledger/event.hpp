@@ -206,9 +206,9 @@ struct HumanTaskCreated {
     std::string task_id;
     std::string kind;  // "tool_approval" | "reconciliation" | "task"
     std::string title;
-    std::string call_id;    // tool_approval
-    std::string tool;       // tool_approval
-    std::string arguments;  // tool_approval
+    std::string call_id;                         // tool_approval
+    std::string tool;                            // tool_approval
+    std::string arguments;                       // tool_approval
     std::shared_ptr<const TaskDetails> details;  // task
 };
 struct HumanTaskDecided {
@@ -217,7 +217,7 @@ struct HumanTaskDecided {
     std::string decision;
     std::string actor;
     std::string comment;
-    std::string output;  // reconciliation: an output to accept instead of running again
+    std::string output;           // reconciliation: an output to accept instead of running again
     std::string idempotency_key;  // the same key twice records one decision
 };
 struct BudgetExceeded {
@@ -301,14 +301,14 @@ struct UnknownPayload {
     std::string data;  // canonical JSON as stored
 };
 
-using Payload = std::variant<RunCreated, RunStarted, RunResumed, RunPaused, RunCancelled,
-                             RunCompleted, RunFailed, NodeStarted, LlmRequest, LlmResponse,
-                             NodeIterationCompleted, NodeCompleted, NodeRetryScheduled, NodeFailed,
-                             NodeSkipped, RunRetried, ToolCall, ToolResult, HumanTaskCreated,
-                             HumanTaskDecided, BudgetExceeded, LlmRetried, NodeSignal,
-                             NodeCancelled, RouterDecided, ConditionEvaluated, GateEvaluated,
-                             MetricEvaluated, HumanTaskCompleted, SubworkflowStarted,
-                             ItemCompleted, UnknownPayload>;
+using Payload =
+    std::variant<RunCreated, RunStarted, RunResumed, RunPaused, RunCancelled, RunCompleted,
+                 RunFailed, NodeStarted, LlmRequest, LlmResponse, NodeIterationCompleted,
+                 NodeCompleted, NodeRetryScheduled, NodeFailed, NodeSkipped, RunRetried, ToolCall,
+                 ToolResult, HumanTaskCreated, HumanTaskDecided, BudgetExceeded, LlmRetried,
+                 NodeSignal, NodeCancelled, RouterDecided, ConditionEvaluated, GateEvaluated,
+                 MetricEvaluated, HumanTaskCompleted, SubworkflowStarted, ItemCompleted,
+                 UnknownPayload>;
 
 EventType TypeOf(const Payload& payload);
 

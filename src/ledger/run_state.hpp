@@ -112,7 +112,7 @@ struct NodeNotes {
     std::string waiting_task;  // the human task the node waits for (kWaiting)
     SystemTime retry_due{};    // kRetryWaiting: when the next attempt is due
     // The DAG form.
-    std::string signal;  // what the node completed with (router branch, condition, ...)
+    std::string signal;         // what the node completed with (router branch, condition, ...)
     std::string cancel_reason;  // node.cancelled
     // Answers of labelled model calls, over every attempt (NodeRun::Ask reuses them).
     std::vector<std::pair<std::string, std::string>> answers;

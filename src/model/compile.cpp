@@ -24,7 +24,6 @@ std::string StepPath(size_t i);
 
 namespace internal {
 
-
 // `dir` made absolute (against the current directory), normalised; "." if empty.
 std::string AbsoluteDir(const std::string& dir) {
     std::error_code ec;
@@ -40,7 +39,6 @@ std::string AbsoluteWorkspace(const Workflow& workflow) {
     if (workspace.is_relative()) workspace = std::filesystem::path(workflow.base_dir) / workspace;
     return AbsoluteDir(workspace.string());
 }
-
 
 void CheckAgent(const Workflow& workflow, const CompileOptions& options, const AgentSpec& agent,
                 const std::string& path, std::vector<Diagnostic>& diagnostics) {
@@ -701,7 +699,8 @@ void FinishPlan(const Workflow& workflow, const std::vector<int>& order, Plan& p
     for (int index : order) {
         PlanNode& node = plan.nodes[static_cast<size_t>(index)];
         int layer = 0;
-        for (int d : node.deps) layer = std::max(layer, plan.nodes[static_cast<size_t>(d)].layer + 1);
+        for (int d : node.deps)
+            layer = std::max(layer, plan.nodes[static_cast<size_t>(d)].layer + 1);
         node.layer = layer;
         max_layer = std::max(max_layer, layer);
     }

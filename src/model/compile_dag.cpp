@@ -31,10 +31,19 @@ std::string EdgePath(size_t i) {
 }
 
 // Agent fields an inline agent may have (in a node's config, or as a reference object).
-constexpr std::string_view kAgentFields[] = {
-    "name",  "model",       "system_prompt", "tools",   "require_approval", "max_turns",
-    "limits", "temperature", "max_output_tokens", "network", "http_hosts", "private_addresses",
-    "description"};
+constexpr std::string_view kAgentFields[] = {"name",
+                                             "model",
+                                             "system_prompt",
+                                             "tools",
+                                             "require_approval",
+                                             "max_turns",
+                                             "limits",
+                                             "temperature",
+                                             "max_output_tokens",
+                                             "network",
+                                             "http_hosts",
+                                             "private_addresses",
+                                             "description"};
 
 class DagCompiler;
 
@@ -48,7 +57,7 @@ class Context final : public NodeCompileContext {
     void Error(const std::string& field, std::string message) override;
     void Warn(const std::string& field, std::string message) override;
     Template ParseTemplate(std::string_view text, const std::string& field,
-                          const std::vector<std::string>& extras) override;
+                           const std::vector<std::string>& extras) override;
     int ResolveAgent(const json::value& reference, const std::string& field) override;
     int DefaultAgent(const std::string& field) override;
     bool KnownTool(std::string_view name) const override;
@@ -161,7 +170,8 @@ class DagCompiler {
                     if (IsAncestor(setter, static_cast<int>(index))) list->push_back(setter);
                 }
                 if (list->empty()) {
-                    Warn(path, "{{" + name + "}} is set (output_key) only by nodes that do not "
+                    Warn(path, "{{" + name +
+                                   "}} is set (output_key) only by nodes that do not "
                                    "run before this one: it stays as written");
                 }
                 segment.sources = SourceList(list, 0);
@@ -191,8 +201,8 @@ class DagCompiler {
         if (reference.is_string()) {
             std::string_view name = reference.get_string();
             for (size_t i = 0; i < plan.agents.size(); ++i) {
-                if (plan.agents[i].name == name || (!plan.agents[i].id.empty() &&
-                                                    plan.agents[i].id == name)) {
+                if (plan.agents[i].name == name ||
+                    (!plan.agents[i].id.empty() && plan.agents[i].id == name)) {
                     return static_cast<int>(i);
                 }
             }
@@ -205,8 +215,9 @@ class DagCompiler {
             return -1;
         }
         if (!reference.is_object()) {
-            Error(path, "expected an agent name or an agent (a mapping with model, "
-                        "system_prompt, tools, ...)");
+            Error(path,
+                  "expected an agent name or an agent (a mapping with model, "
+                  "system_prompt, tools, ...)");
             return -1;
         }
         const json::object& o = reference.get_object();
@@ -294,9 +305,9 @@ class DagCompiler {
         std::string text;
         std::string child_file;
         std::string base_dir = workflow_.base_dir;
-        if (const json::object* pinned =
-                spec.config.is_object() ? JsonObject(spec.config.get_object(), "definition")
-                                        : nullptr) {
+        if (const json::object* pinned = spec.config.is_object()
+                                             ? JsonObject(spec.config.get_object(), "definition")
+                                             : nullptr) {
             auto canonical = CanonicalJsonOrSnapshot(*pinned);
             text = canonical;
             child_file = "<pinned definition of node " + spec.id + ">";
@@ -364,8 +375,7 @@ class DagCompiler {
     }
 
     std::string DefaultModel() const {
-        return !options_.default_model.empty() ? options_.default_model
-                                               : workflow_.default_model;
+        return !options_.default_model.empty() ? options_.default_model : workflow_.default_model;
     }
 
     std::string DefaultModelDir() const {
@@ -494,8 +504,9 @@ class DagCompiler {
             node.type = options_.node_types->Find(spec.type);
             if (node.type == nullptr && !spec.type.empty()) {
                 auto names = options_.node_types->Names();
-                std::string message = "unknown node type " + Quote(spec.type) +
-                                      " (expected one of " + Join(std::vector<std::string>(names.begin(), names.end()), ", ") + ")";
+                std::string message =
+                    "unknown node type " + Quote(spec.type) + " (expected one of " +
+                    Join(std::vector<std::string>(names.begin(), names.end()), ", ") + ")";
                 std::string suggestion = ClosestMatch(spec.type, names);
                 if (!suggestion.empty()) {
                     message = "unknown node type " + Quote(spec.type) + " (did you mean " +
@@ -513,7 +524,9 @@ class DagCompiler {
     }
 
     static void ApplyPolicy(PlanNode& node, const PolicySpec& own, const PolicySpec& defaults) {
-        auto pick = [&](const auto& field) { return (own.*field) ? (own.*field) : (defaults.*field); };
+        auto pick = [&](const auto& field) {
+            return (own.*field) ? (own.*field) : (defaults.*field);
+        };
         auto retries = pick(&PolicySpec::retries);
         node.max_attempts = 1 + (retries ? *retries : 0);
         node.error_mode = node.max_attempts > 1 ? ErrorMode::kRetry : ErrorMode::kFail;
@@ -591,7 +604,8 @@ class DagCompiler {
     // Kahn's algorithm; on a cycle, reports it as a path of ids.
     bool TopologicalOrder(const Plan& plan) {
         std::vector<int> pending(plan.nodes.size(), 0);
-        for (const auto& node : plan.nodes) pending[static_cast<size_t>(node.index)] = static_cast<int>(node.deps.size());
+        for (const auto& node : plan.nodes)
+            pending[static_cast<size_t>(node.index)] = static_cast<int>(node.deps.size());
         std::deque<int> ready;
         for (const auto& node : plan.nodes) {
             if (node.deps.empty()) ready.push_back(node.index);
@@ -607,7 +621,8 @@ class DagCompiler {
         }
         auto finish_order = [&] {
             position_.assign(plan.nodes.size(), 0);
-            for (size_t i = 0; i < order_.size(); ++i) position_[static_cast<size_t>(order_[i])] = static_cast<int>(i);
+            for (size_t i = 0; i < order_.size(); ++i)
+                position_[static_cast<size_t>(order_[i])] = static_cast<int>(i);
         };
         if (order_.size() == plan.nodes.size()) {
             finish_order();
@@ -635,7 +650,8 @@ class DagCompiler {
             }
         }
         std::vector<std::string> cycle;
-        for (size_t i = static_cast<size_t>(seen_at[static_cast<size_t>(at)]); i < path.size(); ++i) {
+        for (size_t i = static_cast<size_t>(seen_at[static_cast<size_t>(at)]); i < path.size();
+             ++i) {
             cycle.push_back(plan.nodes[static_cast<size_t>(path[i])].id);
         }
         std::reverse(cycle.begin(), cycle.end());
@@ -715,7 +731,8 @@ class DagCompiler {
                               "node " + Quote(node.id, '\'') + " is in two branches of fork " +
                                   Quote(fork.id, '\'') + " (branches meet only at its join)");
                     }
-                    for (int e : node.out_edges) stack.push_back(plan.edges[static_cast<size_t>(e)].to);
+                    for (int e : node.out_edges)
+                        stack.push_back(plan.edges[static_cast<size_t>(e)].to);
                 }
                 joins_of_branch.push_back(std::move(joins));
             }
@@ -727,8 +744,8 @@ class DagCompiler {
                 common = std::move(both);
             }
             if (common.empty()) {
-                Error(path, "the branches of fork " + Quote(fork.id, '\'') +
-                                " never meet at a join");
+                Error(path,
+                      "the branches of fork " + Quote(fork.id, '\'') + " never meet at a join");
                 continue;
             }
             if (common.size() > 1) {
@@ -740,11 +757,14 @@ class DagCompiler {
             }
             int join = *common.begin();
             if (join_fork[static_cast<size_t>(join)] >= 0) {
-                Error(NodePath(static_cast<size_t>(join)),
-                      "join " + Quote(plan.nodes[static_cast<size_t>(join)].id, '\'') +
-                          " closes two forks (" +
-                          Quote(plan.nodes[static_cast<size_t>(join_fork[static_cast<size_t>(join)])].id, '\'') + " and " +
-                          Quote(fork.id, '\'') + ")");
+                Error(
+                    NodePath(static_cast<size_t>(join)),
+                    "join " + Quote(plan.nodes[static_cast<size_t>(join)].id, '\'') +
+                        " closes two forks (" +
+                        Quote(plan.nodes[static_cast<size_t>(join_fork[static_cast<size_t>(join)])]
+                                  .id,
+                              '\'') +
+                        " and " + Quote(fork.id, '\'') + ")");
                 continue;
             }
             join_fork[static_cast<size_t>(join)] = fork.index;
@@ -774,8 +794,10 @@ class DagCompiler {
                 Error(path, "join " + Quote(node.id, '\'') + " closes no fork (a dangling join)");
             }
             if (node.in_edges.size() < 2) {
-                Error(path, "join " + Quote(node.id, '\'') + " needs at least two incoming "
-                                "branches, it has " + std::to_string(node.in_edges.size()));
+                Error(path, "join " + Quote(node.id, '\'') +
+                                " needs at least two incoming "
+                                "branches, it has " +
+                                std::to_string(node.in_edges.size()));
             }
         }
     }
@@ -817,7 +839,8 @@ class DagCompiler {
             if (node.type == nullptr) continue;
             const NodeSpec& spec = workflow_.nodes[static_cast<size_t>(index)];
             static const json::object kEmpty;
-            const json::object& config = spec.config.is_object() ? spec.config.get_object() : kEmpty;
+            const json::object& config =
+                spec.config.is_object() ? spec.config.get_object() : kEmpty;
             Context context(*this, plan, static_cast<size_t>(index), spec, config);
             node.config = node.type->Compile(context);
             if (node.config) signals_[index] = node.type->Signals(*node.config);

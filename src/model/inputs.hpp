@@ -27,12 +27,12 @@ struct GivenInput {
 bool MatchesInputType(const boost::json::value& value, std::string_view type);
 
 struct InputProblem {
-    std::string input;  // the input's name ("" for a problem with the input as a whole)
+    std::string input;    // the input's name ("" for a problem with the input as a whole)
     std::string message;  // names the input
 };
 
 struct AppliedInputs {
-    std::string input;                  // the run's input (when `problems` is empty)
+    std::string input;                   // the run's input (when `problems` is empty)
     std::vector<InputProblem> problems;  // every problem at once
     bool ok() const { return problems.empty(); }
     // The problems, one per line.

@@ -1,7 +1,7 @@
 #include "model/inputs.hpp"
 
-#include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 namespace strowger::model {
 namespace {
@@ -24,7 +24,8 @@ TEST(InputsTest, WithoutDeclaredInputsTheTextIsTheInput) {
 }
 
 TEST(InputsTest, JsonObjectSetsAndDefaultsMakeOneObjectWithSortedKeys) {
-    auto applied = ApplyInputs(Declared(), GivenInput{R"({"urgent": true, "amount": 12})", true,
+    auto applied = ApplyInputs(Declared(), GivenInput{R"({"urgent": true, "amount": 12})",
+                                                      true,
                                                       {"amount=120000.5", "flags={\"a\":[1]}"}});
     ASSERT_TRUE(applied.ok()) << applied.Message();
     EXPECT_EQ(applied.input,

@@ -92,11 +92,11 @@ class DryRunContext {
 
 // What a node would do, decided without calling a model.
 struct DryOutcome {
-    bool fails = false;       // the node would fail (`why`)
-    std::string output;       // its output, when it completes
+    bool fails = false;  // the node would fail (`why`)
+    std::string output;  // its output, when it completes
     bool output_known = true;
-    std::string signal;       // its signal ("" none)
-    std::string why;          // one line: what decided it ("left 250000 gte right 100000")
+    std::string signal;  // its signal ("" none)
+    std::string why;     // one line: what decided it ("left 250000 gte right 100000")
 };
 
 class NodeTypeInfo {

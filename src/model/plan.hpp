@@ -73,7 +73,7 @@ struct PlanNode {
     const NodeTypeInfo* type = nullptr;  // every DAG node, agents included
     std::string type_name;               // its name, as persisted
     std::shared_ptr<const NodeConfig> config;
-    std::vector<int> in_edges;   // into Plan::edges, in the order the edges were written
+    std::vector<int> in_edges;  // into Plan::edges, in the order the edges were written
     std::vector<int> out_edges;
     OnError on_error = OnError::kFail;  // policy.on_error (linear: from error_mode)
     std::string fallback_output;        // on_error fallback

@@ -97,7 +97,8 @@ class DryRunner {
             EdgeState state = Edge(e);
             if (state == EdgeState::kMaybe) return std::nullopt;
             if (state == EdgeState::kDead) continue;
-            const DryNode& from = nodes_[static_cast<size_t>(plan_.edges[static_cast<size_t>(e)].from)];
+            const DryNode& from =
+                nodes_[static_cast<size_t>(plan_.edges[static_cast<size_t>(e)].from)];
             if (!from.output_known) return std::nullopt;
             if (!first) joined += kCollectSeparator;
             joined += from.output;
@@ -111,55 +112,56 @@ class DryRunner {
         using Kind = Template::Segment::Kind;
         bool unknown = false;
         std::string scratch;
-        std::string out = text.Render([&](const Template::Segment& segment)
-                                          -> std::optional<std::string_view> {
-            std::optional<std::string> whole;
-            switch (segment.kind) {
-                case Kind::kInput:
-                    whole = InputOf(index);
-                    if (!whole) unknown = true;
-                    break;
-                case Kind::kRunInput:
-                    whole = input_;
-                    break;
-                case Kind::kNode: {
-                    const DryNode& n = nodes_[static_cast<size_t>(segment.node)];
-                    if (n.status == DryStatus::kRuns && n.output_known) {
-                        whole = n.output;
-                    } else if (n.status == DryStatus::kRuns || n.status == DryStatus::kUnknown) {
-                        unknown = true;
-                    }
-                    break;
-                }
-                case Kind::kVariable:
-                    for (int source : segment.sources) {
-                        const DryNode& n = nodes_[static_cast<size_t>(source)];
-                        if (n.status == DryStatus::kPruned || n.status == DryStatus::kFails) {
-                            continue;
-                        }
+        std::string out =
+            text.Render([&](const Template::Segment& segment) -> std::optional<std::string_view> {
+                std::optional<std::string> whole;
+                switch (segment.kind) {
+                    case Kind::kInput:
+                        whole = InputOf(index);
+                        if (!whole) unknown = true;
+                        break;
+                    case Kind::kRunInput:
+                        whole = input_;
+                        break;
+                    case Kind::kNode: {
+                        const DryNode& n = nodes_[static_cast<size_t>(segment.node)];
                         if (n.status == DryStatus::kRuns && n.output_known) {
                             whole = n.output;
-                        } else {
+                        } else if (n.status == DryStatus::kRuns ||
+                                   n.status == DryStatus::kUnknown) {
                             unknown = true;
                         }
                         break;
                     }
-                    break;
-                case Kind::kExtra:
-                    unknown = true;
-                    break;
-                case Kind::kLiteral:
-                    break;
-            }
-            if (!whole) return std::nullopt;
-            if (!segment.path.empty()) {
-                auto field = FieldOf(*whole, segment.path);
-                if (!field) return std::nullopt;
-                whole = std::move(field);
-            }
-            scratch = std::move(*whole);
-            return std::string_view(scratch);
-        });
+                    case Kind::kVariable:
+                        for (int source : segment.sources) {
+                            const DryNode& n = nodes_[static_cast<size_t>(source)];
+                            if (n.status == DryStatus::kPruned || n.status == DryStatus::kFails) {
+                                continue;
+                            }
+                            if (n.status == DryStatus::kRuns && n.output_known) {
+                                whole = n.output;
+                            } else {
+                                unknown = true;
+                            }
+                            break;
+                        }
+                        break;
+                    case Kind::kExtra:
+                        unknown = true;
+                        break;
+                    case Kind::kLiteral:
+                        break;
+                }
+                if (!whole) return std::nullopt;
+                if (!segment.path.empty()) {
+                    auto field = FieldOf(*whole, segment.path);
+                    if (!field) return std::nullopt;
+                    whole = std::move(field);
+                }
+                scratch = std::move(*whole);
+                return std::string_view(scratch);
+            });
         if (unknown) return std::nullopt;
         return out;
     }
@@ -197,12 +199,12 @@ class DryRunner {
             return;
         }
         // Only running it can tell its output; its signal is known when it emits none.
-        const bool emits = node.type != nullptr && node.config &&
-                           !node.type->Signals(*node.config).empty();
+        const bool emits =
+            node.type != nullptr && node.config && !node.type->Signals(*node.config).empty();
         result.signal_known = !emits && node.on_error != OnError::kEmitSignal;
         result.why = node.kind == NodeKind::kAgent ? "its output comes from a model"
-                     : emits ? "only running it decides its signal"
-                             : "its output is known only when it runs";
+                     : emits                       ? "only running it decides its signal"
+                                                   : "its output is known only when it runs";
     }
 
     const Plan& plan_;
@@ -304,8 +306,8 @@ std::vector<DryNode> DryRun(const Plan& plan, const std::string& input) {
 
 std::string DagText(const Plan& plan, const std::optional<std::string>& input) {
     std::ostringstream out;
-    out << "workflow: " << plan.workflow_name << " (a graph: " << plan.nodes.size()
-        << " nodes, " << plan.edges.size() << " edges)\n";
+    out << "workflow: " << plan.workflow_name << " (a graph: " << plan.nodes.size() << " nodes, "
+        << plan.edges.size() << " edges)\n";
     if (!plan.description.empty()) out << "description: " << plan.description << "\n";
     out << "definition: sha256:" << plan.definition_sha256 << "\n";
     if (!plan.inputs.empty()) {
@@ -460,8 +462,10 @@ std::string DagJson(const Plan& plan, const std::optional<std::string>& input) {
         json::object d;
         d["input"] = *input;
         json::array list;
-        json::object by_status{{"runs", json::array()}, {"pruned", json::array()},
-                               {"unknown", json::array()}, {"fails", json::array()}};
+        json::object by_status{{"runs", json::array()},
+                               {"pruned", json::array()},
+                               {"unknown", json::array()},
+                               {"fails", json::array()}};
         for (const auto& layer : plan.layers) {
             for (int index : layer) {
                 const DryNode& node = dry[static_cast<size_t>(index)];

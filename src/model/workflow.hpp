@@ -169,8 +169,8 @@ class FieldPositions {
 
 // A node's execution policy; unset fields take the defaults of docs/formats/workflow.md.
 struct PolicySpec {
-    std::optional<int64_t> retries;           // attempts after the first
-    std::optional<int64_t> timeout_ms;        // per attempt
+    std::optional<int64_t> retries;     // attempts after the first
+    std::optional<int64_t> timeout_ms;  // per attempt
     std::optional<BackoffKind> backoff;
     std::optional<int64_t> initial_delay_ms;
     std::optional<int64_t> max_delay_ms;
@@ -181,8 +181,8 @@ struct PolicySpec {
 
 struct NodeSpec {
     std::string id;
-    std::string type;             // as written ("human_approval" normalises to "human_task" later)
-    boost::json::value config;    // an object (or null); positions under "nodes[i].config"
+    std::string type;           // as written ("human_approval" normalises to "human_task" later)
+    boost::json::value config;  // an object (or null); positions under "nodes[i].config"
     PolicySpec policy;
 };
 

@@ -112,7 +112,6 @@ struct ControlRequest {
     std::string actor;
 };
 
-
 // ---- The daemon's records (docs/formats/daemon_state_v1.md) ----
 
 // One immutable version of a workflow in the daemon's registry.

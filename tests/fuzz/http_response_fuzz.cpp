@@ -77,8 +77,8 @@ Awaitable<void> Serve(std::shared_ptr<Server> server, std::shared_ptr<tcp::socke
     std::string_view rest = server->response;
     while (!rest.empty()) {
         size_t n = std::min(server->piece, rest.size());
-        auto [ec, written] = co_await asio::async_write(*socket, asio::buffer(rest.data(), n),
-                                                        kUseTuple);
+        auto [ec, written] =
+            co_await asio::async_write(*socket, asio::buffer(rest.data(), n), kUseTuple);
         if (ec) co_return;
         rest.remove_prefix(n);
     }
@@ -108,7 +108,8 @@ Awaitable<void> Call(std::shared_ptr<Server> server, uint8_t mode) {
     bool proxy = mode & 4;
     auto client = proxy ? world.proxied : world.direct;
     // Loopback targets are never proxied: through the proxy, the target is a name.
-    std::string base = proxy ? "http://model.invalid" : "http://127.0.0.1:" + std::to_string(world.port);
+    std::string base =
+        proxy ? "http://model.invalid" : "http://127.0.0.1:" + std::to_string(world.port);
     std::unique_ptr<providers::Provider> provider;
     if (anthropic) {
         providers::AnthropicConfig config;

@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <optional>
 #include <vector>
 
 #include "ledger/chain.hpp"
@@ -42,8 +42,7 @@ struct Replay {
         return static_cast<int>(names.size() - 1);
     }
 
-    void Apply(SystemTime time, const std::string& node, int64_t attempt,
-               ledger::Payload payload) {
+    void Apply(SystemTime time, const std::string& node, int64_t attempt, ledger::Payload payload) {
         std::optional<int> index = IndexOf(node);
         if (!index) return;
         state.Apply(time, *index, ledger::NewEvent{node, attempt, std::move(payload)});

@@ -18,9 +18,9 @@
 #include <string_view>
 #include <vector>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
-#include <spdlog/spdlog.h>
 
 #include "core/asio.hpp"
 #include "tools/mcp/mcp_client.hpp"
@@ -114,8 +114,9 @@ Awaitable<void> Session(std::shared_ptr<Script> script, asio::io_context& io, bo
     mcp::McpServerSpec spec;
     spec.name = "fuzz";
     spec.command = "scripted";
-    spec.start_process = [script](Executor executor,
-                                  sandbox::ProcessSpec) -> Result<std::unique_ptr<sandbox::Process>> {
+    spec.start_process = [script](
+                             Executor executor,
+                             sandbox::ProcessSpec) -> Result<std::unique_ptr<sandbox::Process>> {
         if (script->replies.empty() || ++script->starts > 8) {
             return UnavailableError("scripted server: nothing more to say");
         }
@@ -149,8 +150,7 @@ Awaitable<void> Session(std::shared_ptr<Script> script, asio::io_context& io, bo
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     // The client's log (set STROWGER_FUZZ_LOG=1 to see it when replaying an input).
-    spdlog::set_level(std::getenv("STROWGER_FUZZ_LOG") ? spdlog::level::debug
-                                                       : spdlog::level::off);
+    spdlog::set_level(std::getenv("STROWGER_FUZZ_LOG") ? spdlog::level::debug : spdlog::level::off);
     return 0;
 }
 

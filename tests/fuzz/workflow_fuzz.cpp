@@ -26,8 +26,8 @@ model::CompileOptions Options(bool with_tools) {
     model::CompileOptions options;
     options.known_providers = {"scripted", "openai", "ollama", "anthropic", "command"};
     if (with_tools) {
-        options.known_tools = {"shell", "read_file", "write_file", "list_dir", "grep",
-                               "http_request"};
+        options.known_tools = {"shell",    "read_file", "write_file",
+                               "list_dir", "grep",      "http_request"};
     }
     return options;
 }
@@ -48,8 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!loaded.ok()) return 0;
     auto compiled = model::Compile(loaded.workflow, Options(/*with_tools=*/true));
     if (!compiled.ok()) return 0;
-    for (auto format : {model::PlanFormat::kText, model::PlanFormat::kJson,
-                        model::PlanFormat::kDot, model::PlanFormat::kMermaid}) {
+    for (auto format : {model::PlanFormat::kText, model::PlanFormat::kJson, model::PlanFormat::kDot,
+                        model::PlanFormat::kMermaid}) {
         (void)model::FormatPlan(*compiled.plan, format, std::string("input"));
     }
 

@@ -112,8 +112,7 @@ TEST_F(DagCliTest, BadInputsAreRefusedBeforeAnythingIsStored) {
     env_.Write("typed.yaml", kTypedLinear);
     auto missing = env_.Run({"run", "typed.yaml"});
     EXPECT_EQ(missing.exit_code(), 2);
-    EXPECT_EQ(missing.err,
-              "strowger: input \"amount\" (number) is required: order value in EUR\n");
+    EXPECT_EQ(missing.err, "strowger: input \"amount\" (number) is required: order value in EUR\n");
     auto wrong = env_.Run({"run", "typed.yaml", "--input-json",
                            R"({"amount": "lots", "custmer": "x"})", "--set", "notes"});
     EXPECT_EQ(wrong.exit_code(), 2);
@@ -134,9 +133,10 @@ TEST_F(DagCliTest, ValidateWarnsAboutUnusedInputsAndChecksAGivenInput) {
     auto result = env_.Run({"validate", "typed.yaml"});
     EXPECT_EQ(result.exit_code(), 0) << result.err;
     EXPECT_EQ(result.out, "typed.yaml: ok (1 steps, 1 agents, 3 inputs)\n");
-    EXPECT_NE(result.err.find("typed.yaml:7:5: warning: inputs[2]: input \"notes\" is never read by a "
-                              "template"),
-              std::string::npos)
+    EXPECT_NE(
+        result.err.find("typed.yaml:7:5: warning: inputs[2]: input \"notes\" is never read by a "
+                        "template"),
+        std::string::npos)
         << result.err;
     auto bad = env_.Run({"validate", "typed.yaml", "--set", "amount=x"});
     EXPECT_EQ(bad.exit_code(), 2);
@@ -147,10 +147,13 @@ TEST_F(DagCliTest, TypedInputsRouteADag) {
     env_.Write("routed.yaml", kTypedDag);
     auto big = env_.Run({"run", "routed.yaml", "--set", "amount=250000"});
     ASSERT_EQ(big.exit_code(), 0) << big.err;
-    EXPECT_EQ(big.out, R"j({"legal":"legal(Legal review of 250000 in eu)"})j" "\n");  // sinks
-    auto small = env_.Run({"run", "routed.yaml", "--input-json", R"({"amount": 99, "region": "us"})"});
+    EXPECT_EQ(big.out, R"j({"legal":"legal(Legal review of 250000 in eu)"})j"
+                       "\n");  // sinks
+    auto small =
+        env_.Run({"run", "routed.yaml", "--input-json", R"({"amount": 99, "region": "us"})"});
     ASSERT_EQ(small.exit_code(), 0) << small.err;
-    EXPECT_EQ(small.out, R"j({"auto":"auto(Auto report for 99)"})j" "\n");
+    EXPECT_EQ(small.out, R"j({"auto":"auto(Auto report for 99)"})j"
+                         "\n");
     auto ids = env_.RunIds();
     ASSERT_EQ(ids.size(), 2u);
     auto events = env_.Events(ids[1]);
@@ -177,7 +180,9 @@ TEST_F(DagCliTest, ValidateReportsEveryGraphProblemAtOnce) {
     EXPECT_NE(result.err.find("broken.yaml:4:5: nodes[0]: the edges make a cycle: b -> a -> b"),
               std::string::npos)
         << result.err;
-    EXPECT_NE(result.err.find("broken.yaml:6:68: nodes[2].config.operator: unknown operator \"sideways\""), std::string::npos)
+    EXPECT_NE(result.err.find(
+                  "broken.yaml:6:68: nodes[2].config.operator: unknown operator \"sideways\""),
+              std::string::npos)
         << result.err;
     EXPECT_NE(result.err.find("broken.yaml:10:19: edges[2].to: unknown node \"nowhere\""),
               std::string::npos)
@@ -212,17 +217,17 @@ TEST_F(DagCliTest, AQuorumIsDecidedByTwoActorsThroughTheCli) {
         auto first = env_.Run({"tasks", "decide", run, "legal", "--action", "approve", "--actor",
                                "ana", "--comment", "fine by me", "--idempotency-key", "ana-1"});
         EXPECT_EQ(first.exit_code(), 3) << first.err;
-        EXPECT_NE(first.err.find("task legal (1 of 2 approvals)"), std::string::npos)
-            << first.err;
+        EXPECT_NE(first.err.find("task legal (1 of 2 approvals)"), std::string::npos) << first.err;
     }
-    auto note = env_.Run({"tasks", "decide", run, "legal", "--action", "progress", "--actor",
-                          "bob", "--comment", "reading clause 4"});
+    auto note = env_.Run({"tasks", "decide", run, "legal", "--action", "progress", "--actor", "bob",
+                          "--comment", "reading clause 4"});
     EXPECT_EQ(note.exit_code(), 3) << note.err;
     EXPECT_EQ(env_.RunStatus(run), "waiting");
 
     auto second = env_.Run({"approve", run, "legal", "--actor", "bob"});
     ASSERT_EQ(second.exit_code(), 0) << second.err;
-    EXPECT_EQ(second.out, R"j({"publish":"publish(Publish)"})j" "\n");  // revise pruned
+    EXPECT_EQ(second.out, R"j({"publish":"publish(Publish)"})j"
+                          "\n");  // revise pruned
     EXPECT_EQ(env_.RunStatus(run), "completed");
 
     auto events = env_.Events(run);
@@ -245,7 +250,8 @@ TEST_F(DagCliTest, RequestChangesTakesItsOwnEdge) {
     auto sent_back = env_.Run({"tasks", "decide", run, "legal", "--action", "request_changes",
                                "--actor", "ana", "--comment", "clause 4"});
     ASSERT_EQ(sent_back.exit_code(), 0) << sent_back.err;
-    EXPECT_EQ(sent_back.out, R"j({"revise":"revise(Revise)"})j" "\n");
+    EXPECT_EQ(sent_back.out, R"j({"revise":"revise(Revise)"})j"
+                             "\n");
     auto events = env_.Events(run);
     EXPECT_EQ(DataString(FindEvent(events, "human_task.completed"), "signal"), "request_changes");
     EXPECT_EQ(DataString(FindEvent(events, "node.skipped", "publish"), "reason"), "pruned");
@@ -272,8 +278,8 @@ TEST_F(DagCliTest, PlanShowsLayersSignalsAndTheDryRunPath) {
         << text.out;
     EXPECT_TRUE(env_.RunIds().empty()) << "plan stored a run";
 
-    auto json = env_.Run({"plan", "routed.yaml", "--format", "json", "--input-json",
-                          R"({"amount": 5})"});
+    auto json =
+        env_.Run({"plan", "routed.yaml", "--format", "json", "--input-json", R"({"amount": 5})"});
     ASSERT_EQ(json.exit_code(), 0) << json.err;
     auto parsed = ParseJson(json.out);
     ASSERT_TRUE(parsed.has_value()) << json.out;
@@ -317,7 +323,8 @@ TEST_F(DagCliTest, InitWritesARunnableTemplate) {
     for (const char* name : {"contract_review", "debate_review", "order_delay_diagnosis",
                              "rag_release_gate", "ticket_triage"}) {
         EXPECT_NE(("\n" + list.out).find(std::string("\n") + name + " "), std::string::npos)
-            << name << " in:\n" << list.out;
+            << name << " in:\n"
+            << list.out;
     }
     auto init = env_.Run({"init", "--template", "ticket_triage", "triage"});
     ASSERT_EQ(init.exit_code(), 0) << init.err;
@@ -325,8 +332,8 @@ TEST_F(DagCliTest, InitWritesARunnableTemplate) {
     EXPECT_TRUE(std::filesystem::exists(env_.dir() / "triage" / "ticket_triage.replies.yaml"));
     // The child workflow its subworkflow node runs.
     EXPECT_TRUE(std::filesystem::exists(env_.dir() / "triage" / "polish_reply.yaml"));
-    auto run = env_.Run({"run", "triage/ticket_triage.yaml", "--set",
-                         "ticket=The app crashes on start"});
+    auto run =
+        env_.Run({"run", "triage/ticket_triage.yaml", "--set", "ticket=The app crashes on start"});
     ASSERT_EQ(run.exit_code(), 0) << run.err;
     EXPECT_EQ(run.out,
               "Hello! Polish this reply to the customer; keep it under 80 words:\n\nDraft: please "
@@ -338,8 +345,8 @@ TEST_F(DagCliTest, InitWritesARunnableTemplate) {
     auto delay = env_.Run({"init", "--template", "order_delay_diagnosis", "delay"});
     ASSERT_EQ(delay.exit_code(), 0) << delay.err;
     EXPECT_NE(delay.out.find("delay_playbook.md"), std::string::npos) << delay.out;
-    auto diagnosis = env_.Run({"run", "delay/order_delay_diagnosis.yaml", "--set",
-                               "order_id=SO-7", "--set", "days_late=1"});
+    auto diagnosis = env_.Run({"run", "delay/order_delay_diagnosis.yaml", "--set", "order_id=SO-7",
+                               "--set", "days_late=1"});
     ASSERT_EQ(diagnosis.exit_code(), 0) << diagnosis.err;
     EXPECT_NE(diagnosis.out.find("We are sorry"), std::string::npos) << diagnosis.out;
     auto typo = env_.Run({"init", "--template", "ticket_triag"});

@@ -122,14 +122,14 @@ edges: []
   - {when: {agent: Judge}, reply_template: "verdict after: ${prompt}"}
   - {reply_template: "${agent} argues"}
 )");
-    Events killed = RunAndKill("Which language?", "round2/debater:Bob",
-                               {"round1/debater:Alice", "round1/debater:Bob",
-                                "round2/debater:Alice"});
+    Events killed =
+        RunAndKill("Which language?", "round2/debater:Bob",
+                   {"round1/debater:Alice", "round1/debater:Bob", "round2/debater:Alice"});
     Events end = ResumeAll();
-    CheckNothingAskedTwice(killed, end, "round2/debater:Bob",
-                           {"round1/debater:Alice", "round1/debater:Bob", "round2/debater:Alice",
-                            "round2/debater:Bob", "round3/debater:Alice", "round3/debater:Bob",
-                            "round3/judge"});
+    CheckNothingAskedTwice(
+        killed, end, "round2/debater:Bob",
+        {"round1/debater:Alice", "round1/debater:Bob", "round2/debater:Alice", "round2/debater:Bob",
+         "round3/debater:Alice", "round3/debater:Bob", "round3/judge"});
     // The judge saw every argument, the replayed ones included.
     const LedgerEvent* completed = FindEvent(end, "node.completed", "debate");
     ASSERT_NE(completed, nullptr);
@@ -161,9 +161,9 @@ edges: []
   - {when: {agent: Editor}, reply_template: "merged: ${prompt}"}
   - {reply_template: "${agent} did it"}
 )");
-    Events killed = RunAndKill("Ship it", "task3/worker:Ann",
-                               {"manager", "task1/worker:Ann", "task2/worker:Ben",
-                                "task4/worker:Ben"});
+    Events killed =
+        RunAndKill("Ship it", "task3/worker:Ann",
+                   {"manager", "task1/worker:Ann", "task2/worker:Ben", "task4/worker:Ben"});
     Events end = ResumeAll();
     CheckNothingAskedTwice(killed, end, "task3/worker:Ann",
                            {"manager", "task1/worker:Ann", "task2/worker:Ben", "task3/worker:Ann",

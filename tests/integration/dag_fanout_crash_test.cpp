@@ -290,7 +290,8 @@ TEST(DagToolTest, ApprovedToolNodeRunsOnceAndRejectedFails) {
         events = env.Events(run_id);
         if (decision == "approve") {
             EXPECT_EQ(decided.exit_code(), 0) << decided.err;
-            EXPECT_EQ(decided.out, "notify: Notify wrote 18 bytes to out/notes.md\n") << decided.err;
+            EXPECT_EQ(decided.out, "notify: Notify wrote 18 bytes to out/notes.md\n")
+                << decided.err;
             EXPECT_EQ(env.RunStatus(run_id), "completed");
             EXPECT_EQ(CountEvents(events, "tool.call", "publish"), 1) << Describe(events);
             const LedgerEvent* call = FindEvent(events, "tool.call", "publish");
@@ -303,8 +304,9 @@ TEST(DagToolTest, ApprovedToolNodeRunsOnceAndRejectedFails) {
             EXPECT_EQ(CountEvents(events, "tool.call"), 0) << Describe(events);
             const LedgerEvent* failed = FindEvent(events, "node.failed", "publish");
             ASSERT_NE(failed, nullptr) << Describe(events);
-            EXPECT_NE(JsonString(failed->data, "error").find("a human rejected the call of "
-                                                             "write_file"),
+            EXPECT_NE(JsonString(failed->data, "error")
+                          .find("a human rejected the call of "
+                                "write_file"),
                       std::string_view::npos);
         }
         auto audit = env.Run({"audit", "verify", run_id});

@@ -196,8 +196,8 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     Expect(404, "GET", "/api/workflows/runs/01ZZZZZZZZZZZZZZZZZZZZZZZZ");
 
     // LibreFang's run controls on a slow run.
-    std::string lf_run =
-        Field(Expect(202, "POST", "/api/workflows/" + slow + "/run", R"({"input":"lf"})"), "run_id");
+    std::string lf_run = Field(
+        Expect(202, "POST", "/api/workflows/" + slow + "/run", R"({"input":"lf"})"), "run_id");
     Expect(202, "POST", "/api/workflows/runs/" + lf_run + "/pause", R"({"reason":"lunch"})");
     EXPECT_EQ(WaitStatus(lf_run), "paused");
     Expect(202, "POST", "/api/workflows/runs/" + lf_run + "/resume", "{}");
@@ -229,7 +229,8 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     auto header_again = Expect(200, "POST", "/api/runs", R"({"workflow":"hello","input":{"n":1}})",
                                "-", {{"Idempotency-Key", "k-1"}});
     EXPECT_EQ(Field(header_again, "run_id"), run);
-    Expect(409, "POST", "/api/runs", R"({"workflow":"hello","input":"other","idempotency_key":"k-1"})");
+    Expect(409, "POST", "/api/runs",
+           R"({"workflow":"hello","input":"other","idempotency_key":"k-1"})");
     Expect(400, "POST", "/api/runs", R"({"input":"no workflow"})");
     Expect(404, "POST", "/api/runs", R"({"workflow":"nope"})");
     Expect(404, "POST", "/api/runs", R"({"workflow":"hello","version":9})");
@@ -277,7 +278,7 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
 
     // Retry and rerun.
     Expect(202, "POST", "/api/runs/" + failed_run + "/retry", "{}");
-    EXPECT_EQ(WaitStatus(failed_run), "failed");  // the model still refuses
+    EXPECT_EQ(WaitStatus(failed_run), "failed");               // the model still refuses
     Expect(409, "POST", "/api/runs/" + run + "/retry", "{}");  // completed: name a step
     Expect(202, "POST", "/api/runs/" + run + "/nodes/polish/retry", "{}");
     EXPECT_EQ(WaitStatus(run), "completed");
@@ -288,8 +289,8 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     Expect(404, "POST", "/api/runs/01ZZZZZZZZZZZZZZZZZZZZZZZZ/rerun", "{}");
 
     // Human tasks.
-    std::string waiting =
-        Field(Expect(202, "POST", "/api/runs", R"({"workflow":"approval","input":"here"})"), "run_id");
+    std::string waiting = Field(
+        Expect(202, "POST", "/api/runs", R"({"workflow":"approval","input":"here"})"), "run_id");
     EXPECT_EQ(WaitStatus(waiting), "waiting");
     auto tasks = Expect(200, "GET", "/api/tasks?assignee=someone");
     ASSERT_EQ(tasks.object().at("tasks").as_array().size(), 1u) << tasks.body;
@@ -306,11 +307,13 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     std::string approver = serve_->MakeToken("alice", "approver");
     std::string op = serve_->MakeToken("bob", "operator");
     Expect(403, "POST", decision_path, R"({"action":"approve"})", op);
-    auto decided = Expect(200, "POST", decision_path,
-                          R"({"action":"approve","comment":"fine","idempotency_key":"d-1"})", approver);
+    auto decided =
+        Expect(200, "POST", decision_path,
+               R"({"action":"approve","comment":"fine","idempotency_key":"d-1"})", approver);
     EXPECT_EQ(Field(decided, "actor"), "alice");
-    auto replay = Expect(200, "POST", decision_path,
-                         R"({"action":"approve","comment":"fine","idempotency_key":"d-1"})", approver);
+    auto replay =
+        Expect(200, "POST", decision_path,
+               R"({"action":"approve","comment":"fine","idempotency_key":"d-1"})", approver);
     EXPECT_EQ(replay.body, decided.body);
     Expect(409, "POST", decision_path, R"({"action":"reject","idempotency_key":"d-1"})", approver);
     Expect(409, "POST", decision_path, R"({"action":"approve"})", approver);
@@ -345,8 +348,8 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     ASSERT_EQ(document.status, 200);
     std::string openapi = env_.Write("openapi.json", document.body);
     std::string responses = env_.Write("responses.jsonl", recorded_);
-    auto check = env_.RunProgram({"python3", SourceDir() + "/tests/integration/validate_openapi.py",
-                                  openapi, responses});
+    auto check = env_.RunProgram(
+        {"python3", SourceDir() + "/tests/integration/validate_openapi.py", openapi, responses});
     EXPECT_EQ(check.exit_code(), 0) << check.out << check.err;
 }
 
@@ -386,7 +389,8 @@ TEST_F(ServeApiTest, EveryRouteChecksItsTokenAndRole) {
             EXPECT_EQ(serve_->Call(method, target, body, "stg_" + std::string(43, 'A')).status, 401)
                 << where;
             EXPECT_EQ(serve_->Call(method, target, body, revoked).status, 401) << where;
-            auto in_url = serve_->Call(method, target + "?access_token=" + serve_->admin_token(), body);
+            auto in_url =
+                serve_->Call(method, target + "?access_token=" + serve_->admin_token(), body);
             EXPECT_EQ(in_url.status, 400) << where << ": " << in_url.Describe();
             auto as_viewer = serve_->Call(method, target, body, viewer);
             if (role == "viewer") {

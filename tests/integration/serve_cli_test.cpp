@@ -94,8 +94,10 @@ TEST_F(ServeCliTest, WorkflowCommandsRegisterListGetRunAndDelete) {
     auto again = Remote({"workflow", "create", file});
     EXPECT_EQ(again.exit_code(), 2);
     EXPECT_NE(again.err.find("exists"), std::string::npos) << again.err;
-    auto invalid = Remote({"workflow", "create",
-                           env_.Write("bad.json", R"({"name":"bad","steps":[{"name":"s","agent_name":"x","prompt":"p"}]})")});
+    auto invalid = Remote(
+        {"workflow", "create",
+         env_.Write("bad.json",
+                    R"({"name":"bad","steps":[{"name":"s","agent_name":"x","prompt":"p"}]})")});
     EXPECT_EQ(invalid.exit_code(), 2);
     EXPECT_NE(invalid.err.find("steps[0].agent_name (line 1:"), std::string::npos) << invalid.err;
     auto list = Remote({"workflow", "list"});
@@ -125,8 +127,8 @@ TEST_F(ServeCliTest, RunsCommandsThroughTheDaemonPrintWhatTheyPrintOnTheStore) {
     std::string file = env_.Write("flow.json", kFlow);
     auto submitted = Remote({"run", file, "--input", "hello", "--progress", "always"});
     ASSERT_EQ(submitted.exit_code(), 0) << submitted.err;
-    auto here = env_.Run({"run", file, "--input", "hello", "--store", "sqlite:" +
-                                                                          (env_.dir() / "other.db").string()});
+    auto here = env_.Run({"run", file, "--input", "hello", "--store",
+                          "sqlite:" + (env_.dir() / "other.db").string()});
     EXPECT_EQ(submitted.out, here.out);
     EXPECT_NE(submitted.err.find("✓ draft"), std::string::npos) << submitted.err;  // live lines
     auto runs = env_.RunIds();
@@ -146,7 +148,8 @@ TEST_F(ServeCliTest, RunsCommandsThroughTheDaemonPrintWhatTheyPrintOnTheStore) {
     ExpectSame({"runs", "show", run});
     ExpectSame({"runs", "show", run, "--json"});
     ExpectSame({"runs", "events", run});
-    ExpectSame({"runs", "events", run, "--json", "--type", "node.", "--after", "2", "--limit", "3"});
+    ExpectSame(
+        {"runs", "events", run, "--json", "--type", "node.", "--after", "2", "--limit", "3"});
     ExpectSame({"runs", "events", run, "--follow"});
     ExpectSame({"runs", "show", "01ZZZZZZZZZZZZZZZZZZZZZZZZ"});
     ExpectSame({"runs", "list", "--status", "sleeping"});
@@ -198,7 +201,8 @@ rules:
       - {name: read_file, arguments: {path: "notes.txt"}}
 )");
     std::string approval = R"({"name": "approval", "agents": {"reader": {"model": "scripted:)" +
-                           script + R"(", "tools": ["read_file"], "require_approval": ["read_file"]}},
+                           script +
+                           R"(", "tools": ["read_file"], "require_approval": ["read_file"]}},
       "steps": [{"name": "look", "agent_name": "reader", "prompt": "Look {{input}}"}]})";
     ASSERT_EQ(serve_->Admin("POST", "/api/workflows", approval).status, 201);
     auto waiting = Remote({"workflow", "run", "approval", "here"});
@@ -249,10 +253,12 @@ TEST_F(ServeCliTest, TokenCommandsThroughTheDaemonAndOnTheStore) {
     auto local = Local({"token", "create", "ops", "--role", "viewer"});
     ASSERT_EQ(local.exit_code(), 0) << local.err;
     std::string ops = local.out.substr(0, local.out.find('\n'));
-    EXPECT_TRUE(WaitFor([&] { return serve_->Call("GET", "/api/runs", "", ops).status == 200; }, 10s));
+    EXPECT_TRUE(
+        WaitFor([&] { return serve_->Call("GET", "/api/runs", "", ops).status == 200; }, 10s));
     EXPECT_EQ(serve_->Call("POST", "/api/runs", "{}", ops).status, 403);
     ASSERT_EQ(Local({"token", "revoke", "ops"}).exit_code(), 0);
-    EXPECT_TRUE(WaitFor([&] { return serve_->Call("GET", "/api/runs", "", ops).status == 401; }, 10s));
+    EXPECT_TRUE(
+        WaitFor([&] { return serve_->Call("GET", "/api/runs", "", ops).status == 401; }, 10s));
     auto listed = Local({"token", "list"});
     EXPECT_NE(listed.out.find("ops"), std::string::npos);
     // A wrong token: the command says so.

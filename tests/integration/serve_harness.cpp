@@ -63,8 +63,9 @@ std::string Request(const std::string& method, const std::string& target, const 
     std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
     for (const auto& [name, value] : headers) request += name + ": " + value + "\r\n";
     if (!body.empty() || method == "POST" || method == "PUT") {
-        request += "Content-Type: application/json\r\nContent-Length: " +
-                   std::to_string(body.size()) + "\r\n";
+        request +=
+            "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\n";
     }
     if (!keep_alive) request += "Connection: close\r\n";
     return request + "\r\n" + body;
@@ -277,8 +278,8 @@ HttpReply ServeProcess::Admin(const std::string& method, const std::string& targ
 }
 
 std::string ServeProcess::MakeToken(const std::string& name, const std::string& role) {
-    auto reply = Admin("POST", "/api/tokens",
-                       R"({"name":")" + name + R"(","role":")" + role + R"("})");
+    auto reply =
+        Admin("POST", "/api/tokens", R"({"name":")" + name + R"(","role":")" + role + R"("})");
     EXPECT_EQ(reply.status, 201) << reply.Describe();
     return std::string(JsonString(reply.object(), "token"));
 }

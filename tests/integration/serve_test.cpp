@@ -32,11 +32,12 @@ constexpr char kProviders[] = "providers:\n  openai: {max_retries: 0}\n";
 
 std::string Workflow(const std::string& name, const std::vector<std::string>& steps,
                      const std::string& prompt = "Do") {
-    std::string text = "{\"name\": \"" + name + "\", \"agents\": {\"bot\": {\"model\": \"openai:m\"}}, \"steps\": [";
+    std::string text = "{\"name\": \"" + name +
+                       "\", \"agents\": {\"bot\": {\"model\": \"openai:m\"}}, \"steps\": [";
     for (size_t i = 0; i < steps.size(); ++i) {
         if (i > 0) text += ",";
-        text += "{\"name\": \"" + steps[i] + "\", \"agent_name\": \"bot\", \"prompt\": \"" + prompt +
-                " " + steps[i] + " {{input}}\"}";
+        text += "{\"name\": \"" + steps[i] + "\", \"agent_name\": \"bot\", \"prompt\": \"" +
+                prompt + " " + steps[i] + " {{input}}\"}";
     }
     return text + "]}";
 }
@@ -62,8 +63,9 @@ class ServeTest : public ::testing::Test {
         mock_->AddRule(rule);
     }
     std::string Start(ServeProcess& serve, const std::string& workflow, const std::string& input) {
-        auto reply = serve.Admin("POST", "/api/runs",
-                                 R"({"workflow":")" + workflow + R"(","input":")" + input + R"("})");
+        auto reply =
+            serve.Admin("POST", "/api/runs",
+                        R"({"workflow":")" + workflow + R"(","input":")" + input + R"("})");
         EXPECT_EQ(reply.status, 202) << reply.Describe();
         return std::string(JsonString(reply.object(), "run_id"));
     }
@@ -81,8 +83,9 @@ TEST_F(ServeTest, EventStreamsResumeWithLastEventIdLosingAndRepeatingNothing) {
     for (const char* step : {"s1", "s2", "s3", "s4"}) Latency(step, 150);
     ServeProcess serve(env_);
     ASSERT_TRUE(serve.ok());
-    ASSERT_EQ(serve.Admin("POST", "/api/workflows", Workflow("four", {"s1", "s2", "s3", "s4"})).status,
-              201);
+    ASSERT_EQ(
+        serve.Admin("POST", "/api/workflows", Workflow("four", {"s1", "s2", "s3", "s4"})).status,
+        201);
     std::string run = Start(serve, "four", "stream me please");
     std::vector<std::string> ids;
     std::map<std::string, std::string> lines;
@@ -107,9 +110,9 @@ TEST_F(ServeTest, EventStreamsResumeWithLastEventIdLosingAndRepeatingNothing) {
     ASSERT_FALSE(last.empty());
     bool ended = false;
     {
-        EventStream second(serve.port(), "/api/runs/" + run + "/events",
-                           {{"Authorization", "Bearer " + serve.admin_token()},
-                            {"Last-Event-ID", last}});
+        EventStream second(
+            serve.port(), "/api/runs/" + run + "/events",
+            {{"Authorization", "Bearer " + serve.admin_token()}, {"Last-Event-ID", last}});
         ASSERT_EQ(second.status(), 200);
         while (auto event = second.Next()) {
             if (event->event == "delta") {
@@ -141,7 +144,8 @@ TEST_F(ServeTest, KillNineMidRunThenRestartResumesEveryRunAndNoFinishedStepRunsA
     {
         ServeProcess serve(env_);
         ASSERT_TRUE(serve.ok());
-        ASSERT_EQ(serve.Admin("POST", "/api/workflows", Workflow("abc", {"a", "b", "c"})).status, 201);
+        ASSERT_EQ(serve.Admin("POST", "/api/workflows", Workflow("abc", {"a", "b", "c"})).status,
+                  201);
         for (int i = 0; i < 5; ++i) runs.push_back(Start(serve, "abc", "run " + std::to_string(i)));
         // Every run has finished its first step and not its last.
         ASSERT_TRUE(WaitFor(
@@ -189,10 +193,12 @@ TEST_F(ServeTest, SigtermLetsTheModelCallFinishExitsZeroAndTheNextStartFinishesT
     {
         ServeProcess serve(env_);
         ASSERT_TRUE(serve.ok());
-        ASSERT_EQ(serve.Admin("POST", "/api/workflows", Workflow("drain", {"long", "short"})).status,
-                  201);
+        ASSERT_EQ(
+            serve.Admin("POST", "/api/workflows", Workflow("drain", {"long", "short"})).status,
+            201);
         run = Start(serve, "drain", "x");
-        ASSERT_TRUE(WaitFor([&] { return Count(env_.Events(run), "llm.request", "long") == 1; }, 10s));
+        ASSERT_TRUE(
+            WaitFor([&] { return Count(env_.Events(run), "llm.request", "long") == 1; }, 10s));
         ASSERT_TRUE(serve.process().Signal(SIGTERM));
         // Not accepting any more, while it drains.
         ASSERT_TRUE(WaitFor([&] { return serve.Call("GET", "/healthz").status != 200; }, 5s));
@@ -227,7 +233,9 @@ TEST_F(ServeTest, HotReloadMakesNewVersionsKeepsRunningRunsOnTheirsAndRefusesInv
         }
         std::filesystem::rename(tmp, dir / "flow.yaml");  // atomically, as editors do
     };
-    write("name: flow\nagents: {bot: {model: \"openai:m\"}}\nsteps:\n  - {name: step, agent_name: bot, prompt: \"One {{input}}\"}\n");
+    write(
+        "name: flow\nagents: {bot: {model: \"openai:m\"}}\nsteps:\n  - {name: step, agent_name: "
+        "bot, prompt: \"One {{input}}\"}\n");
     ServeProcess serve(env_, {"--workflows", dir.string()});
     ASSERT_TRUE(serve.ok());
     auto version = [&] {
@@ -235,8 +243,11 @@ TEST_F(ServeTest, HotReloadMakesNewVersionsKeepsRunningRunsOnTheirsAndRefusesInv
     };
     ASSERT_EQ(version(), 1);
     std::string first = Start(serve, "flow", "a");
-    ASSERT_TRUE(WaitFor([&] { return Count(env_.Events(first), "llm.request", "step") == 1; }, 10s));
-    write("name: flow\nagents: {bot: {model: \"openai:m\"}}\nsteps:\n  - {name: step, agent_name: bot, prompt: \"Two {{input}}\"}\n");
+    ASSERT_TRUE(
+        WaitFor([&] { return Count(env_.Events(first), "llm.request", "step") == 1; }, 10s));
+    write(
+        "name: flow\nagents: {bot: {model: \"openai:m\"}}\nsteps:\n  - {name: step, agent_name: "
+        "bot, prompt: \"Two {{input}}\"}\n");
     ASSERT_TRUE(WaitFor([&] { return version() == 2; }, 10s));
     std::string second = Start(serve, "flow", "b");
     EXPECT_EQ(WaitStatus(serve, first), "completed");
@@ -259,13 +270,16 @@ TEST_F(ServeTest, HotReloadMakesNewVersionsKeepsRunningRunsOnTheirsAndRefusesInv
     // SIGHUP reloads too: a new file appears without waiting for inotify's word.
     {
         std::ofstream out(dir / "other.yaml");
-        out << "name: other\nagents: {bot: {model: \"openai:m\"}}\nsteps:\n  - {name: s, agent_name: bot, prompt: \"x\"}\n";
+        out << "name: other\nagents: {bot: {model: \"openai:m\"}}\nsteps:\n  - {name: s, "
+               "agent_name: bot, prompt: \"x\"}\n";
     }
     ASSERT_TRUE(serve.process().Signal(SIGHUP));
-    ASSERT_TRUE(WaitFor([&] { return serve.Admin("GET", "/api/workflows/other").status == 200; }, 10s));
+    ASSERT_TRUE(
+        WaitFor([&] { return serve.Admin("GET", "/api/workflows/other").status == 200; }, 10s));
     // A removed file takes its workflow away.
     std::filesystem::remove(dir / "other.yaml");
-    ASSERT_TRUE(WaitFor([&] { return serve.Admin("GET", "/api/workflows/other").status == 404; }, 10s));
+    ASSERT_TRUE(
+        WaitFor([&] { return serve.Admin("GET", "/api/workflows/other").status == 404; }, 10s));
 }
 
 // Raw bytes from a bad client.
@@ -298,8 +312,8 @@ TEST_F(ServeTest, SlowAndOversizedRequestsGet4xxAndTheDaemonCarriesOn) {
     ASSERT_TRUE(serve.ok());
     std::string slow = SendAndRead(serve.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow:");
     EXPECT_EQ(slow.substr(0, 12), "HTTP/1.1 408") << slow;
-    std::string big_header =
-        SendAndRead(serve.port(), "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(4096, 'a') + "\r\n\r\n");
+    std::string big_header = SendAndRead(
+        serve.port(), "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(4096, 'a') + "\r\n\r\n");
     EXPECT_EQ(big_header.substr(0, 12), "HTTP/1.1 431") << big_header;
     std::string big_body = SendAndRead(
         serve.port(), "POST /api/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
@@ -407,9 +421,10 @@ TEST_F(ServeTest, AHumanTasksTimerFiresInTheDaemonAfterAKillNineWhileWaiting) {
 TEST_F(ServeTest, AHumanTasksTimeoutFiresInTheDaemonWithoutADecision) {
     ServeProcess serve(env_);
     ASSERT_TRUE(serve.ok());
-    ASSERT_EQ(serve.Admin("POST", "/api/workflows",
-                          "name: timed\nnodes:\n  - {id: approve, type: human_task, config: "
-                          "{title: Approve, timeout_ms: 300, default_output: went ahead}}\n")
+    ASSERT_EQ(serve
+                  .Admin("POST", "/api/workflows",
+                         "name: timed\nnodes:\n  - {id: approve, type: human_task, config: "
+                         "{title: Approve, timeout_ms: 300, default_output: went ahead}}\n")
                   .status,
               201);
     std::string run = Start(serve, "timed", "x");
@@ -430,9 +445,10 @@ TEST_F(ServeTest, AHumanTasksTimeoutFiresInTheDaemonWithoutADecision) {
 TEST_F(ServeTest, HumanTaskNodesAreListedByAssigneeAndTakeEveryDecisionWithADurableKey) {
     ServeProcess serve(env_);
     ASSERT_TRUE(serve.ok());
-    ASSERT_EQ(serve.Admin("POST", "/api/workflows",
-                          "name: review\nnodes:\n  - {id: review, type: human_task, config: "
-                          "{task_id: review, title: Review, assignee_refs: [alice]}}\n")
+    ASSERT_EQ(serve
+                  .Admin("POST", "/api/workflows",
+                         "name: review\nnodes:\n  - {id: review, type: human_task, config: "
+                         "{task_id: review, title: Review, assignee_refs: [alice]}}\n")
                   .status,
               201);
     std::string run = Start(serve, "review", "x");
@@ -448,7 +464,8 @@ TEST_F(ServeTest, HumanTaskNodesAreListedByAssigneeAndTakeEveryDecisionWithADura
     EXPECT_EQ(JsonString(mine[0].as_object(), "task_id"), "review");
     EXPECT_EQ(boost::json::serialize(mine[0].as_object().at("assignees")), R"(["alice"])");
     EXPECT_EQ(tasks("").size(), 1u);
-    const std::string decision = R"({"action":"request_changes","comment":"more","idempotency_key":"k1"})";
+    const std::string decision =
+        R"({"action":"request_changes","comment":"more","idempotency_key":"k1"})";
     auto decided = serve.Admin("POST", "/api/runs/" + run + "/tasks/review/decision", decision);
     EXPECT_EQ(decided.status, 200) << decided.Describe();
     EXPECT_EQ(JsonString(decided.object(), "decision"), "request_changes");
@@ -460,8 +477,8 @@ TEST_F(ServeTest, HumanTaskNodesAreListedByAssigneeAndTakeEveryDecisionWithADura
     const auto* completed = FindEvent(events, "human_task.completed");
     ASSERT_NE(completed, nullptr) << Describe(events);
     EXPECT_EQ(JsonString(completed->data, "signal"), "request_changes");
-    auto unknown = serve.Admin("POST", "/api/runs/" + run + "/tasks/review/decision",
-                               R"({"action":"maybe"})");
+    auto unknown =
+        serve.Admin("POST", "/api/runs/" + run + "/tasks/review/decision", R"({"action":"maybe"})");
     EXPECT_EQ(unknown.status, 400) << unknown.Describe();
 }
 

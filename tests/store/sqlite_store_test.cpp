@@ -24,8 +24,8 @@
 #include "testing/test_util.hpp"
 
 // What schema version 3 ("daemon state") added, to make files of earlier versions.
-#define DROP_DAEMON_STATE                                                                   \
-    "DROP TABLE workflows; DROP TABLE workflow_versions; DROP TABLE api_tokens; "          \
+#define DROP_DAEMON_STATE                                                         \
+    "DROP TABLE workflows; DROP TABLE workflow_versions; DROP TABLE api_tokens; " \
     "DROP TABLE retention_policies; DROP TABLE run_annotations; "
 
 namespace strowger::store {
@@ -531,8 +531,8 @@ TEST_P(SqliteStoreTest, OpenRefusesANewerSchema) {
 TEST_P(SqliteStoreTest, AVersionOneFileMigratesAndKeepsItsRuns) {
     // A store written before signed checkpoints (schema version 1), with one finished run.
     TestChain chain(RunIdFor(1));
-    ASSERT_TRUE(RunSync(store_->CreateRun(MakeNewRun(chain, "wf", "", RunStatus::kCompleted)))
-                    .has_value());
+    ASSERT_TRUE(
+        RunSync(store_->CreateRun(MakeNewRun(chain, "wf", "", RunStatus::kCompleted))).has_value());
     store_.reset();
     ExecRaw(path_,
             "DROP INDEX runs_by_wake_at; ALTER TABLE runs DROP COLUMN wake_at; "
@@ -554,8 +554,8 @@ TEST_P(SqliteStoreTest, AVersionOneFileMigratesAndKeepsItsRuns) {
 
 TEST_P(SqliteStoreTest, AVersionThreeFileGetsTheDaemonStateTables) {
     TestChain chain(RunIdFor(1));
-    ASSERT_TRUE(RunSync(store_->CreateRun(MakeNewRun(chain, "wf", "", RunStatus::kCompleted)))
-                    .has_value());
+    ASSERT_TRUE(
+        RunSync(store_->CreateRun(MakeNewRun(chain, "wf", "", RunStatus::kCompleted))).has_value());
     store_.reset();
     ExecRaw(path_, DROP_DAEMON_STATE "PRAGMA user_version=3");
     auto reopened = SqliteStore::OpenBlocking(path_, Options());
@@ -563,8 +563,8 @@ TEST_P(SqliteStoreTest, AVersionThreeFileGetsTheDaemonStateTables) {
     std::shared_ptr<SqliteStore> store = *reopened;
     EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 4);
     ASSERT_TRUE(RunSync(store->PutRetentionPolicy({"", 1, 1})).has_value());
-    ASSERT_TRUE(
-        RunSync(store->PutRunAnnotation({RunIdFor(1), "wf_1", 1, "api", "{}", "", ""})).has_value());
+    ASSERT_TRUE(RunSync(store->PutRunAnnotation({RunIdFor(1), "wf_1", 1, "api", "{}", "", ""}))
+                    .has_value());
     EXPECT_EQ(RunSync(store->GetRunAnnotation(RunIdFor(1)))->workflow_id, "wf_1");
 }
 

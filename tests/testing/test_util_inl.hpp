@@ -28,7 +28,9 @@ inline void KeepUntilThreadExit(std::unique_ptr<asio::io_context> io) {
 }
 // Destroys the io_contexts kept so far (each holds a few descriptors): for a test that counts
 // its process's descriptors, once no other thread can still be signalling them.
-inline void ReleaseFinishedIoContexts() { FinishedIoContexts().clear(); }
+inline void ReleaseFinishedIoContexts() {
+    FinishedIoContexts().clear();
+}
 
 template <typename T>
 T RunSync(asio::awaitable<T> awaitable, std::chrono::seconds timeout) {

@@ -121,8 +121,8 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
         std::shared_ptr<internal::PlanRuntime> runtime, int agent);
     // One tool by name (a built-in, or "<server>/<tool>" of the plan's MCP servers): its
     // safety class, and require_approval as the MCP server's settings give it.
-    Awaitable<Result<internal::AgentTool>> ToolNamed(
-        std::shared_ptr<internal::PlanRuntime> runtime, std::string name);
+    Awaitable<Result<internal::AgentTool>> ToolNamed(std::shared_ptr<internal::PlanRuntime> runtime,
+                                                     std::string name);
     // What a call made outside any agent (a tool node) is granted: the default sandbox.
     tools::ToolGrants DefaultGrants() const;
     // A started MCP server of a definition, shared by its runs (started once).
@@ -152,15 +152,15 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     EngineOptions options_;
     Clock& clock_;
     Random& random_;
-    std::vector<Observer*> observers_;  // set up before runs start
-    bool observers_want_data_ = false;  // one of them reads events' `data`
-    const bool appends_at_once_;        // store_->AppendsAtOnce()
-    bool wants_deltas_ = false;         // some observer wants streamed text
-    internal::Timeouts timeouts_;       // attempt deadlines of all runs here
-    internal::Slots run_slots_;         // options_.max_concurrent_runs
-    internal::Slots node_slots_;        // options_.max_concurrent_nodes
+    std::vector<Observer*> observers_;                 // set up before runs start
+    bool observers_want_data_ = false;                 // one of them reads events' `data`
+    const bool appends_at_once_;                       // store_->AppendsAtOnce()
+    bool wants_deltas_ = false;                        // some observer wants streamed text
+    internal::Timeouts timeouts_;                      // attempt deadlines of all runs here
+    internal::Slots run_slots_;                        // options_.max_concurrent_runs
+    internal::Slots node_slots_;                       // options_.max_concurrent_nodes
     std::shared_ptr<audit::CheckpointSigner> signer_;  // options_.signer
-    audit::CheckpointVerifier verifier_;                // with options_.ledger_key
+    audit::CheckpointVerifier verifier_;               // with options_.ledger_key
 
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::shared_ptr<internal::Run>> active_;  // GUARDED_BY(mutex_)

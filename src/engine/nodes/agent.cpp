@@ -11,8 +11,8 @@ namespace strowger::engine::nodes {
 namespace {
 
 constexpr std::string_view kInlineAgentFields[] = {
-    "model", "system_prompt", "tools", "require_approval", "max_turns", "limits", "temperature",
-    "max_output_tokens", "network", "http_hosts", "private_addresses"};
+    "model",       "system_prompt",     "tools",   "require_approval", "max_turns",        "limits",
+    "temperature", "max_output_tokens", "network", "http_hosts",       "private_addresses"};
 
 class AgentType final : public NodeType {
   public:
@@ -58,8 +58,9 @@ class AgentType final : public NodeType {
         }
         if (const json::value* agent = Field(context, "agent")) {
             if (inline_agent) {
-                context.Error("agent", "give agent, or the agent's own fields (model, "
-                                       "system_prompt, ...), not both");
+                context.Error("agent",
+                              "give agent, or the agent's own fields (model, "
+                              "system_prompt, ...), not both");
             }
             node.agent = context.ResolveAgent(*agent, "agent");
         } else if (inline_agent) {

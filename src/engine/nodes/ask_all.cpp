@@ -35,8 +35,7 @@ Awaitable<std::vector<Result<std::string>>> AskAll(NodeRun& run, std::vector<Ask
                                                    size_t max_parallel) {
     auto executor = co_await asio::this_coro::executor;
     auto shared = std::make_shared<Shared>(executor);
-    shared->results.assign(calls.size(),
-                           std::unexpected(Error(ErrorCode::kCancelled, "not run")));
+    shared->results.assign(calls.size(), std::unexpected(Error(ErrorCode::kCancelled, "not run")));
     shared->calls = std::move(calls);
     const size_t lanes = std::min(std::max<size_t>(max_parallel, 1), shared->calls.size());
     if (lanes == 0) co_return std::move(shared->results);

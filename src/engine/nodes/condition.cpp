@@ -13,7 +13,6 @@
 namespace strowger::engine::nodes {
 namespace {
 
-
 struct ConditionConfig {
     model::Template left;
     std::string op;
@@ -118,8 +117,9 @@ class ConditionType final : public NodeType {
         model::DryOutcome outcome;
         outcome.signal = Evaluate(*left, c.op, *right) ? "true" : "false";
         outcome.output = outcome.signal;
-        outcome.why = CapForMessage(*left, 60) + " " + c.op +
-                      (c.op == "is_truthy" || c.op == "is_falsy" ? "" : " " + CapForMessage(*right, 60));
+        outcome.why =
+            CapForMessage(*left, 60) + " " + c.op +
+            (c.op == "is_truthy" || c.op == "is_falsy" ? "" : " " + CapForMessage(*right, 60));
         return outcome;
     }
 

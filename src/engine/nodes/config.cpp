@@ -40,8 +40,8 @@ std::optional<std::string> String(model::NodeCompileContext& context, std::strin
 std::optional<std::string> RequiredString(model::NodeCompileContext& context,
                                           std::string_view field) {
     if (Field(context, field) == nullptr) {
-        context.Error("", "a " + std::string(context.spec().type) + " node needs " +
-                              std::string(field));
+        context.Error(
+            "", "a " + std::string(context.spec().type) + " node needs " + std::string(field));
         return std::nullopt;
     }
     return String(context, field);
@@ -54,8 +54,8 @@ std::optional<std::string> OneOf(model::NodeCompileContext& context, std::string
     for (auto v : values) {
         if (v == *text) return text;
     }
-    std::string message = "unknown " + std::string(field) + " " + model::Quote(*text) +
-                          " (expected one of ";
+    std::string message =
+        "unknown " + std::string(field) + " " + model::Quote(*text) + " (expected one of ";
     bool first = true;
     for (auto v : values) {
         if (!first) message += ", ";

@@ -38,8 +38,8 @@ std::string Transcript(const std::vector<Argument>& arguments) {
 }
 
 NodeOutcome Failure(std::string_view part, const Error& error) {
-    return NodeOutcome::Failed(Error(error.code(), "debate failed: " + std::string(part) + ": " +
-                                                       std::string(error.message())));
+    return NodeOutcome::Failed(Error(
+        error.code(), "debate failed: " + std::string(part) + ": " + std::string(error.message())));
 }
 
 class DebateType final : public NodeType {
@@ -65,8 +65,8 @@ class DebateType final : public NodeType {
 
     std::shared_ptr<const model::NodeConfig> Compile(
         model::NodeCompileContext& context) const override {
-        CheckFields(context, {"topic", "debaters", "judge", "max_rounds", "consensus",
-                              "output_key"});
+        CheckFields(context,
+                    {"topic", "debaters", "judge", "max_rounds", "consensus", "output_key"});
         auto config = std::make_shared<Config<DebateConfig>>();
         DebateConfig& c = config->value;
         if (auto topic = RequiredString(context, "topic")) {
@@ -108,8 +108,9 @@ class DebateType final : public NodeType {
             const json::value* until = o != nullptr ? o->if_contains("until") : nullptr;
             if (o == nullptr || until == nullptr || !until->is_string() ||
                 Trim(until->get_string()).empty() || o->size() != 1) {
-                context.Error("consensus", "expected {until: TEXT}: the text the judge's round "
-                                           "verdict contains when the debaters agree");
+                context.Error("consensus",
+                              "expected {until: TEXT}: the text the judge's round "
+                              "verdict contains when the debaters agree");
             } else {
                 c.until = std::string(until->get_string());
             }
@@ -143,18 +144,20 @@ class DebateType final : public NodeType {
             auto answers = co_await AskAll(run, std::move(calls), c.debaters.size());
             for (size_t i = 0; i < answers.size(); ++i) {
                 if (!answers[i]) co_return Failure("debater_round", answers[i].error());
-                arguments.push_back({round, AgentName(run.plan(), c.debaters[i]),
-                                     std::move(*answers[i])});
+                arguments.push_back(
+                    {round, AgentName(run.plan(), c.debaters[i]), std::move(*answers[i])});
             }
             const bool last = round >= c.max_rounds;
             if (!last && c.until.empty()) continue;
-            std::string prompt = "Debate topic: " + topic + "\n\nArguments:" +
-                                 Transcript(arguments) + "\n\n";
+            std::string prompt =
+                "Debate topic: " + topic + "\n\nArguments:" + Transcript(arguments) + "\n\n";
             if (last) {
                 prompt += "The debate is over: give your final verdict.";
             } else {
-                prompt += "Give your verdict on round " + r + ". If the debaters have reached "
-                          "consensus, say \"" + c.until + "\".";
+                prompt += "Give your verdict on round " + r +
+                          ". If the debaters have reached "
+                          "consensus, say \"" +
+                          c.until + "\".";
             }
             auto judged = co_await run.Ask(c.judge, "round" + r + "/judge", std::move(prompt));
             if (!judged) co_return Failure("judge", judged.error());

@@ -52,10 +52,10 @@ struct Shared {
     std::vector<Slot> slots;
     size_t next = 0;
     size_t running = 0;
-    bool stop = false;          // no new items (fail_fast failure, or the node stopping)
-    bool stopped = false;       // the node is stopping: nothing more may be recorded
-    bool record_failed = false; // a Record returned false (the run is stopping)
-    asio::steady_timer done;    // cancelled when the last worker ends
+    bool stop = false;           // no new items (fail_fast failure, or the node stopping)
+    bool stopped = false;        // the node is stopping: nothing more may be recorded
+    bool record_failed = false;  // a Record returned false (the run is stopping)
+    asio::steady_timer done;     // cancelled when the last worker ends
     std::vector<asio::cancellation_signal> signals;  // by worker
 };
 
@@ -136,8 +136,9 @@ class ForEachType final : public NodeType {
         ForEachConfig& c = config->value;
         const json::value* items = Field(context, "items");
         if (items == nullptr) {
-            context.Error("items", "a for_each needs items (a template yielding a JSON array, "
-                                   "e.g. \"{{plan.tasks}}\", or a list)");
+            context.Error("items",
+                          "a for_each needs items (a template yielding a JSON array, "
+                          "e.g. \"{{plan.tasks}}\", or a list)");
         } else if (items->is_string()) {
             c.items = context.ParseTemplate(items->get_string(), "items");
         } else if (items->is_array()) {
@@ -146,8 +147,9 @@ class ForEachType final : public NodeType {
             context.Error("items", "expected a template yielding a JSON array, or a list");
         }
         if (Field(context, "workflow") != nullptr) {
-            context.Error("workflow", "for_each over a subworkflow is not supported yet: give "
-                                      "node (an agent node)");
+            context.Error("workflow",
+                          "for_each over a subworkflow is not supported yet: give "
+                          "node (an agent node)");
         }
         const json::value* node = Field(context, "node");
         if (node == nullptr || !node->is_object()) {
@@ -167,18 +169,18 @@ class ForEachType final : public NodeType {
         const std::string text = c.literal_items ? *c.literal_items : run.Render(c.items);
         auto parsed = ParseJson(text);
         if (!parsed || !parsed->is_array()) {
-            co_return NodeOutcome::Failed(Error(
-                ErrorCode::kInvalidArgument,
-                "items is not a JSON array: " + CapForMessage(text, 200),
-                ErrorDetails{0, -1, -1, "items"}));
+            co_return NodeOutcome::Failed(
+                Error(ErrorCode::kInvalidArgument,
+                      "items is not a JSON array: " + CapForMessage(text, 200),
+                      ErrorDetails{0, -1, -1, "items"}));
         }
         const json::array& items = parsed->get_array();
         if (static_cast<int64_t>(items.size()) > c.max_items) {
-            co_return NodeOutcome::Failed(Error(
-                ErrorCode::kInvalidArgument,
-                std::to_string(items.size()) +
-                    " items, more than max_items " + std::to_string(c.max_items),
-                ErrorDetails{0, -1, -1, "items"}));
+            co_return NodeOutcome::Failed(Error(ErrorCode::kInvalidArgument,
+                                                std::to_string(items.size()) +
+                                                    " items, more than max_items " +
+                                                    std::to_string(c.max_items),
+                                                ErrorDetails{0, -1, -1, "items"}));
         }
         auto shared = std::make_shared<Shared>(co_await asio::this_coro::executor);
         shared->slots.resize(items.size());
@@ -239,13 +241,11 @@ class ForEachType final : public NodeType {
                 if (first == nullptr && slot.error) first = &*slot.error;
             }
         }
-        const bool fail = c.fail_strategy == "tolerate"
-                              ? !items.empty() && completed == 0
-                              : !failures.empty();
+        const bool fail =
+            c.fail_strategy == "tolerate" ? !items.empty() && completed == 0 : !failures.empty();
         if (fail) {
-            std::string message = std::string("item") +
-                                  (failures.size() == 1 ? " " : "s ") + Join(failures, ", ") +
-                                  " failed";
+            std::string message = std::string("item") + (failures.size() == 1 ? " " : "s ") +
+                                  Join(failures, ", ") + " failed";
             if (first != nullptr) message += ": " + first->message();
             co_return NodeOutcome::Failed(Error(first ? first->code() : ErrorCode::kAborted,
                                                 std::move(message),
@@ -265,8 +265,9 @@ class ForEachType final : public NodeType {
                                 ForEachConfig& c) {
         for (const auto& [key, unused] : node) {
             if (key != "type" && key != "config") {
-                context.Error("node." + std::string(key), "unknown field (node has type and "
-                                                          "config)");
+                context.Error("node." + std::string(key),
+                              "unknown field (node has type and "
+                              "config)");
             }
         }
         if (const auto* type = node.if_contains("type");
@@ -299,14 +300,17 @@ class ForEachType final : public NodeType {
                        std::end(kItemAgentFields)) {
                 own[key] = value;
             } else {
-                context.Error(at, "unknown field of an item's agent node (prompt, agent, model, "
-                                  "system_prompt, temperature, max_output_tokens, limits): an "
-                                  "item makes one model call, without tools");
+                context.Error(at,
+                              "unknown field of an item's agent node (prompt, agent, model, "
+                              "system_prompt, temperature, max_output_tokens, limits): an "
+                              "item makes one model call, without tools");
             }
         }
         if (!own.empty()) {
-            if (c.agent >= 0) context.Error("node.config.agent", "give agent, or the agent's "
-                                                                 "own fields, not both");
+            if (c.agent >= 0)
+                context.Error("node.config.agent",
+                              "give agent, or the agent's "
+                              "own fields, not both");
             own["name"] = context.spec().id + "/item";
             c.agent = context.ResolveAgent(own, "node.config");
         } else if (!config->contains("agent")) {

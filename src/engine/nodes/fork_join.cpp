@@ -70,9 +70,8 @@ class JoinType final : public NodeType {
         auto config = std::make_shared<Config<JoinConfig>>();
         JoinConfig& c = config->value;
         c.mode = OneOf(context, "mode", {"all", "any", "n_of_m"}).value_or("all");
-        c.fail_strategy =
-            OneOf(context, "fail_strategy", {"fail_fast", "wait_all", "tolerate"})
-                .value_or("fail_fast");
+        c.fail_strategy = OneOf(context, "fail_strategy", {"fail_fast", "wait_all", "tolerate"})
+                              .value_or("fail_fast");
         if (c.mode == "n_of_m") {
             auto n = Integer(context, "n", 1);
             if (!n) {
@@ -164,8 +163,7 @@ Awaitable<NodeOutcome> JoinType::Execute(NodeRun& run) const {
     (void)c;
     JoinVerdict verdict = DecideJoin(*run.node().config, counts, &why);
     if (verdict == JoinVerdict::kFail) {
-        co_return NodeOutcome::Failed(
-            Error(ErrorCode::kFailedPrecondition, why));
+        co_return NodeOutcome::Failed(Error(ErrorCode::kFailedPrecondition, why));
     }
     auto text = CanonicalJson(outputs);
     co_return NodeOutcome::Completed(text ? *text : json::serialize(outputs));

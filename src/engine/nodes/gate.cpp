@@ -116,8 +116,8 @@ class GateType final : public NodeType {
                     options.set_log_errors(false);
                     auto regex = std::make_shared<re2::RE2>(Text(*r), options);
                     if (!regex->ok()) {
-                        context.Error(at + ".regex", "not a regular expression (RE2): " +
-                                                         regex->error());
+                        context.Error(at + ".regex",
+                                      "not a regular expression (RE2): " + regex->error());
                         continue;
                     }
                     criterion.regex = std::move(regex);
@@ -130,8 +130,8 @@ class GateType final : public NodeType {
                     if (path.empty()) criterion.path.clear();
                     criterion.op = o.contains("op") ? Text(o.at("op")) : "eq";
                     static const std::vector<std::string> ops = {
-                        "eq", "neq", "gt", "gte", "lt", "lte", "contains", "not_contains",
-                        "exists"};
+                        "eq",  "neq",      "gt",           "gte",   "lt",
+                        "lte", "contains", "not_contains", "exists"};
                     if (std::find(ops.begin(), ops.end(), criterion.op) == ops.end()) {
                         context.Error(at + ".op", "unknown op " + model::Quote(criterion.op));
                     }
@@ -140,8 +140,9 @@ class GateType final : public NodeType {
                     }
                     if (o.contains("value")) criterion.value = o.at("value");
                 } else {
-                    context.Error(at, "expected a criterion: text for the judge, or "
-                                      "{contains}, {regex} or {json_path, op, value}");
+                    context.Error(at,
+                                  "expected a criterion: text for the judge, or "
+                                  "{contains}, {regex} or {json_path, op, value}");
                     continue;
                 }
             } else {
@@ -198,7 +199,8 @@ class GateType final : public NodeType {
                 std::string prompt =
                     "Judge whether the text below meets this criterion: " + criterion.text +
                     "\n\nAnswer PASS or FAIL on the first line, then one line of reason."
-                    "\n\nText:\n" + input;
+                    "\n\nText:\n" +
+                    input;
                 auto answer = co_await run.Ask(c.judge, "criterion " + std::to_string(i + 1),
                                                std::move(prompt));
                 if (!answer) co_return NodeOutcome::Failed(answer.error());
@@ -251,8 +253,9 @@ class EvalGateType final : public NodeType {
         model::NodeCompileContext& context) const override {
         CheckFields(context, {"metrics", "thresholds", "gate_module", "output_key"});
         if (Field(context, "gate_module") != nullptr) {
-            context.Error("gate_module", "gate_module delegates to an Elixir module, which "
-                                         "Strowger cannot call: give metrics and thresholds");
+            context.Error("gate_module",
+                          "gate_module delegates to an Elixir module, which "
+                          "Strowger cannot call: give metrics and thresholds");
         }
         auto config = std::make_shared<Config<EvalGateConfig>>();
         const json::value* metrics = Field(context, "metrics");
@@ -277,7 +280,8 @@ class EvalGateType final : public NodeType {
             if (value->is_number()) {
                 metric.literal = *value;
             } else if (value->is_string()) {
-                metric.source = context.ParseTemplate(value->get_string(), "metrics." + metric.name);
+                metric.source =
+                    context.ParseTemplate(value->get_string(), "metrics." + metric.name);
                 metric.has_template = true;
             } else {
                 context.Error("metrics." + metric.name, "expected a number or a template");
@@ -303,7 +307,8 @@ class EvalGateType final : public NodeType {
         }
         for (const auto& [name, value] : metrics->get_object()) {
             if (!thresholds->get_object().contains(name)) {
-                context.Warn("metrics." + std::string(name), "metric has no threshold: not checked");
+                context.Warn("metrics." + std::string(name),
+                             "metric has no threshold: not checked");
             }
         }
         return config;
@@ -331,8 +336,8 @@ class EvalGateType final : public NodeType {
             verdict.passed = value && (metric.bound == "min" ? *value >= metric.threshold
                                                              : *value <= metric.threshold);
             if (!verdict.passed) {
-                failures.push_back(metric.name + " = " + verdict.value + " (" + metric.bound +
-                                   " " + verdict.threshold + ")");
+                failures.push_back(metric.name + " = " + verdict.value + " (" + metric.bound + " " +
+                                   verdict.threshold + ")");
             }
             events.push_back(std::move(verdict));
         }

@@ -29,8 +29,8 @@ struct HierarchyConfig {
 };
 
 NodeOutcome Failure(std::string_view part, const Error& error) {
-    return NodeOutcome::Failed(Error(error.code(), "hierarchy failed: " + std::string(part) +
-                                                       ": " + std::string(error.message())));
+    return NodeOutcome::Failed(Error(error.code(), "hierarchy failed: " + std::string(part) + ": " +
+                                                       std::string(error.message())));
 }
 
 // The manager's answer as a list of tasks: a JSON array of strings (or of objects, each taken
@@ -45,9 +45,9 @@ Result<std::vector<std::string>> ParseTasks(std::string_view answer) {
         }
     }
     const auto bad = [&](std::string why) -> Result<std::vector<std::string>> {
-        return std::unexpected(Error(ErrorCode::kInvalidArgument,
-                                     why + " (the answer was " +
-                                         model::Quote(CapForMessage(Trim(answer), 200)) + ")"));
+        return std::unexpected(Error(
+            ErrorCode::kInvalidArgument,
+            why + " (the answer was " + model::Quote(CapForMessage(Trim(answer), 200)) + ")"));
     };
     auto parsed = ParseJson(text);
     if (!parsed || !parsed->is_array()) return bad("expected a JSON list of tasks");
@@ -100,8 +100,8 @@ class HierarchyType final : public NodeType {
 
     std::shared_ptr<const model::NodeConfig> Compile(
         model::NodeCompileContext& context) const override {
-        CheckFields(context, {"goal", "manager", "tasks", "workers", "synthesizer",
-                              "worker_assign", "max_parallel", "output_key"});
+        CheckFields(context, {"goal", "manager", "tasks", "workers", "synthesizer", "worker_assign",
+                              "max_parallel", "output_key"});
         auto config = std::make_shared<Config<HierarchyConfig>>();
         HierarchyConfig& c = config->value;
         if (auto goal = RequiredString(context, "goal")) {
@@ -111,8 +111,7 @@ class HierarchyType final : public NodeType {
         if (Field(context, "tasks") != nullptr) {
             if (auto tasks = StringList(context, "tasks")) {
                 if (tasks->empty() || tasks->size() > kMaxTasks) {
-                    context.Error("tasks", "expected 1 to " + std::to_string(kMaxTasks) +
-                                               " tasks");
+                    context.Error("tasks", "expected 1 to " + std::to_string(kMaxTasks) + " tasks");
                 }
                 for (size_t i = 0; i < tasks->size(); ++i) {
                     if (Trim((*tasks)[i]).empty()) {
@@ -127,8 +126,9 @@ class HierarchyType final : public NodeType {
         } else if (manager != nullptr) {
             c.manager = context.ResolveAgent(*manager, "manager");
         } else {
-            context.Error("", "a hierarchy needs a manager (an agent splitting the goal into "
-                              "tasks) or static tasks");
+            context.Error("",
+                          "a hierarchy needs a manager (an agent splitting the goal into "
+                          "tasks) or static tasks");
         }
         const json::value* workers = Field(context, "workers");
         if (workers == nullptr || !workers->is_array() || workers->get_array().empty()) {
@@ -194,28 +194,27 @@ class HierarchyType final : public NodeType {
         }
         std::vector<AskCall> calls;
         for (const auto& a : assignments) {
-            std::string prompt = "Goal:\n" + goal + "\n\nYour task (" +
-                                 std::to_string(a.task + 1) + " of " +
-                                 std::to_string(tasks.size()) + "):\n" + tasks[a.task];
-            calls.push_back({a.worker,
-                             "task" + std::to_string(a.task + 1) + "/worker:" +
-                                 AgentName(run.plan(), a.worker),
-                             std::move(prompt)});
+            std::string prompt = "Goal:\n" + goal + "\n\nYour task (" + std::to_string(a.task + 1) +
+                                 " of " + std::to_string(tasks.size()) + "):\n" + tasks[a.task];
+            calls.push_back(
+                {a.worker,
+                 "task" + std::to_string(a.task + 1) + "/worker:" + AgentName(run.plan(), a.worker),
+                 std::move(prompt)});
         }
-        auto answers =
-            co_await AskAll(run, std::move(calls), static_cast<size_t>(c.max_parallel));
+        auto answers = co_await AskAll(run, std::move(calls), static_cast<size_t>(c.max_parallel));
         for (auto& answer : answers) {
             if (!answer) co_return Failure("worker", answer.error());
         }
         std::string output;
         if (c.synthesizer >= 0) {
-            std::string prompt = "Goal:\n" + goal + "\n\nCombine the workers' results into one "
+            std::string prompt = "Goal:\n" + goal +
+                                 "\n\nCombine the workers' results into one "
                                  "answer.";
             for (size_t k = 0; k < assignments.size(); ++k) {
                 const auto& a = assignments[k];
                 prompt += "\n\n### Task " + std::to_string(a.task + 1) + " — " +
-                          AgentName(run.plan(), a.worker) + "\n" + tasks[a.task] +
-                          "\n\nResult:\n" + *answers[k];
+                          AgentName(run.plan(), a.worker) + "\n" + tasks[a.task] + "\n\nResult:\n" +
+                          *answers[k];
             }
             auto answer = co_await run.Ask(c.synthesizer, "synthesizer", std::move(prompt));
             if (!answer) co_return Failure("synthesizer", answer.error());

@@ -107,8 +107,8 @@ class HumanTaskType final : public NodeType {
                 // rather than a waiting task without its timer.
                 if (!co_await run.ArmTimer(*details->due)) co_return NodeOutcome::Stopped();
             }
-            ledger::HumanTaskCreated created{c.task_id, "task", run.Render(c.title), {}, {}, {},
-                                             std::move(details)};
+            ledger::HumanTaskCreated created{c.task_id, "task", run.Render(c.title), {},
+                                             {},        {},     std::move(details)};
             std::vector<ledger::Payload> events;
             events.push_back(std::move(created));
             if (!co_await run.Record(std::move(events))) co_return NodeOutcome::Stopped();
@@ -126,8 +126,8 @@ class HumanTaskType final : public NodeType {
             ledger::HumanTaskCompleted completed;
             completed.task_id = c.task_id;
             completed.signal = reject ? "rejected" : details->default_signal;
-            completed.output = reject ? R"({"decision":"rejected","timed_out":true})"
-                                      : details->default_output;
+            completed.output =
+                reject ? R"({"decision":"rejected","timed_out":true})" : details->default_output;
             completed.reason = "timeout";
             std::string output = completed.output, signal = completed.signal;
             std::vector<ledger::Payload> events;

@@ -26,7 +26,7 @@ struct RouterConfig {
     std::vector<std::string> branches;  // the fallback last, unless already one of them
     size_t choices = 0;                 // random: the first `choices` branches
     std::string fallback;               // default / fallback branch ("" = none)
-    int agent = -1;        // llm
+    int agent = -1;                     // llm
     model::Template prompt;
 };
 
@@ -96,8 +96,8 @@ class RouterType final : public NodeType {
                     auto regex = std::make_shared<re2::RE2>(
                         rule.pattern.substr(1, rule.pattern.size() - 2), options);
                     if (!regex->ok()) {
-                        context.Error(at + ".pattern", "not a regular expression (RE2): " +
-                                                           regex->error());
+                        context.Error(at + ".pattern",
+                                      "not a regular expression (RE2): " + regex->error());
                         continue;
                     }
                     rule.regex = std::move(regex);
@@ -120,8 +120,8 @@ class RouterType final : public NodeType {
                 agent = Field(context, "agent");
                 field = "agent";
             }
-            c.agent = agent != nullptr ? context.ResolveAgent(*agent, field)
-                                       : context.DefaultAgent("");
+            c.agent =
+                agent != nullptr ? context.ResolveAgent(*agent, field) : context.DefaultAgent("");
             c.prompt = context.ParseTemplate(
                 String(context, "prompt")
                     .value_or("Choose the one branch that fits the input best. Answer with "

@@ -55,8 +55,9 @@ class SubworkflowType final : public NodeType {
         if (!c.child) return nullptr;
         if (const json::value* mapping = Field(context, "input_mapping")) {
             if (!mapping->is_object()) {
-                context.Error("input_mapping", "expected a mapping of the child's inputs to "
-                                               "templates");
+                context.Error("input_mapping",
+                              "expected a mapping of the child's inputs to "
+                              "templates");
                 return nullptr;
             }
             c.has_mapping = true;
@@ -106,12 +107,12 @@ class SubworkflowType final : public NodeType {
         auto child = co_await run.RunChild(c.child, std::move(input));
         if (!child) co_return NodeOutcome::Failed(child.error());
         if (child->status != ledger::RunStatus::kCompleted) {
-            co_return NodeOutcome::Failed(Error(
-                ErrorCode::kAborted,
-                "child run " + child->run_id + " (" + c.file + ") " +
-                    std::string(ledger::RunStatusName(child->status)) +
-                    (child->error.empty() ? "" : ": " + child->error),
-                ErrorDetails{0, -1, -1, "child_failed"}));
+            co_return NodeOutcome::Failed(
+                Error(ErrorCode::kAborted,
+                      "child run " + child->run_id + " (" + c.file + ") " +
+                          std::string(ledger::RunStatusName(child->status)) +
+                          (child->error.empty() ? "" : ": " + child->error),
+                      ErrorDetails{0, -1, -1, "child_failed"}));
         }
         co_return NodeOutcome::Completed(std::move(child->output));
     }

@@ -14,7 +14,7 @@ namespace {
 
 struct ToolConfig {
     std::string tool;
-    json::value args = json::object();         // the shape; string values are templates
+    json::value args = json::object();       // the shape; string values are templates
     std::vector<model::Template> templates;  // the string values, depth-first in order
     bool require_approval = false;
 };

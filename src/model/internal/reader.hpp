@@ -25,9 +25,11 @@ namespace strowger::model::internal {
 
 namespace fs = std::filesystem;
 
-inline constexpr std::string_view kModes[] = {"sequential", "fan_out", "collect", "conditional", "loop"};
+inline constexpr std::string_view kModes[] = {"sequential", "fan_out", "collect", "conditional",
+                                              "loop"};
 inline constexpr std::string_view kErrorModes[] = {"fail", "skip", "retry"};
-inline constexpr std::string_view kSafetyClasses[] = {"read_only", "idempotent_write", "destructive"};
+inline constexpr std::string_view kSafetyClasses[] = {"read_only", "idempotent_write",
+                                                      "destructive"};
 
 // Collects diagnostics while walking a yaml-cpp tree of one file.
 class Reader {
@@ -562,11 +564,11 @@ class Reader {
         bool have_steps = false;
         bool have_nodes = false;
         ForEachField(
-            root, "",
-            {"name", "description", "agents", "steps", "nodes", "edges", "id", "version",
-             "created_at", "mcp_servers", "limits", "workspace", "inputs", "output",
-             "default_model", "policies", "metadata", "schema_version", "workflow_id", "mode",
-             "base_dir"},
+            root, "", {"name",     "description", "agents",         "steps",       "nodes",
+                       "edges",    "id",          "version",        "created_at",  "mcp_servers",
+                       "limits",   "workspace",   "inputs",         "output",      "default_model",
+                       "policies", "metadata",    "schema_version", "workflow_id", "mode",
+                       "base_dir"},
             [&](const std::string& key, const YamlNode& value, const std::string& p) {
                 if (key == "name") {
                     if (auto v = String(value, p)) workflow_.name = *v;
@@ -668,6 +670,5 @@ class Reader {
     Workflow& workflow_;
     std::vector<Diagnostic>& diagnostics_;
 };
-
 
 }  // namespace strowger::model::internal

@@ -736,8 +736,7 @@ Awaitable<Result<void>> MemoryStore::SetWakeAt(std::string run_id, SystemTime du
     co_return OkStatus();
 }
 
-Awaitable<Result<std::vector<RunRecord>>> MemoryStore::FindDueRuns(SystemTime now,
-                                                                   int64_t limit) {
+Awaitable<Result<std::vector<RunRecord>>> MemoryStore::FindDueRuns(SystemTime now, int64_t limit) {
     std::lock_guard lock(mutex_);
     std::vector<std::pair<SystemTime, Runs::iterator>> due;
     for (auto it = runs_.begin(); it != runs_.end(); ++it) {

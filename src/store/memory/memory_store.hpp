@@ -54,7 +54,7 @@ class MemoryStore : public Store {
         int64_t first, int64_t limit) override;
     Awaitable<Result<std::vector<StoredCheckpoint>>> ReadCheckpoints(std::string run_id) override;
     Awaitable<Result<std::vector<RunRecord>>> FindUnsignedStops(std::string after_run_id,
-                                                                        int64_t limit) override;
+                                                                int64_t limit) override;
 
     // The daemon's records (memory_daemon_state.cpp).
     Awaitable<Result<WorkflowVersion>> PutWorkflowVersion(WorkflowVersion version) override;
@@ -222,7 +222,7 @@ class MemoryStore : public Store {
     std::unordered_set<std::string> names_;                     // GUARDED_BY(mutex_)
     std::vector<ControlRequest> control_;                       // GUARDED_BY(mutex_)
     std::map<std::string, std::vector<std::pair<SystemTime, int64_t>>>
-        usage_;  // GUARDED_BY(mutex_)
+        usage_;                                     // GUARDED_BY(mutex_)
     std::vector<ledger::CheckpointBatch> batches_;  // GUARDED_BY(mutex_); batch_seq = index + 1
     std::unordered_map<std::string, std::vector<StoredCheckpoint>>
         checkpoints_;  // GUARDED_BY(mutex_); by run
@@ -235,10 +235,10 @@ class MemoryStore : public Store {
         bool deleted = false;
         std::vector<WorkflowVersion> versions;  // by version, from 1
     };
-    std::map<std::string, WorkflowEntry> workflows_;                 // GUARDED_BY(mutex_)
-    std::map<std::string, ApiToken> tokens_;                         // GUARDED_BY(mutex_)
-    std::map<std::string, RetentionPolicy> retention_;               // GUARDED_BY(mutex_)
-    std::unordered_map<std::string, RunAnnotation> annotations_;     // GUARDED_BY(mutex_)
+    std::map<std::string, WorkflowEntry> workflows_;              // GUARDED_BY(mutex_)
+    std::map<std::string, ApiToken> tokens_;                      // GUARDED_BY(mutex_)
+    std::map<std::string, RetentionPolicy> retention_;            // GUARDED_BY(mutex_)
+    std::unordered_map<std::string, RunAnnotation> annotations_;  // GUARDED_BY(mutex_)
 };
 
 }  // namespace strowger::store

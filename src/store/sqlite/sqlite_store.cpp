@@ -403,8 +403,8 @@ constexpr RunStatus kAllStatuses[] = {
 Result<int64_t> DeleteRuns(Connection& db, const std::vector<std::string>& doomed) {
     for (const char* sql :
          {"DELETE FROM events WHERE run_id = ?", "DELETE FROM control_requests WHERE run_id = ?",
-          "DELETE FROM checkpoints WHERE run_id = ?", "DELETE FROM run_annotations WHERE run_id = ?",
-          "DELETE FROM runs WHERE run_id = ?"}) {
+          "DELETE FROM checkpoints WHERE run_id = ?",
+          "DELETE FROM run_annotations WHERE run_id = ?", "DELETE FROM runs WHERE run_id = ?"}) {
         STROWGER_ASSIGN_OR_RETURN(auto remove, db.Prepare(sql));
         for (const auto& run_id : doomed) {
             remove.Bind(1, run_id);
@@ -1316,8 +1316,7 @@ Awaitable<Result<void>> SqliteStore::SetWakeAt(std::string run_id, SystemTime du
     });
 }
 
-Awaitable<Result<std::vector<RunRecord>>> SqliteStore::FindDueRuns(SystemTime now,
-                                                                   int64_t limit) {
+Awaitable<Result<std::vector<RunRecord>>> SqliteStore::FindDueRuns(SystemTime now, int64_t limit) {
     return impl_->Read<std::vector<RunRecord>>(
         [now, limit](Connection& db) -> Result<std::vector<RunRecord>> {
             STROWGER_ASSIGN_OR_RETURN(
@@ -1385,10 +1384,9 @@ Awaitable<Result<WorkflowVersion>> SqliteStore::PutWorkflowVersion(WorkflowVersi
 
 Awaitable<Result<std::vector<WorkflowVersion>>> SqliteStore::ListWorkflowVersions(
     std::string workflow_id) {
-    return impl_->Read<std::vector<WorkflowVersion>>(
-        [id = std::move(workflow_id)](Connection& db) {
-            return sqlite::QueryWorkflowVersions(db, id);
-        });
+    return impl_->Read<std::vector<WorkflowVersion>>([id = std::move(workflow_id)](Connection& db) {
+        return sqlite::QueryWorkflowVersions(db, id);
+    });
 }
 
 Awaitable<Result<void>> SqliteStore::DeleteWorkflow(std::string workflow_id, SystemTime at) {

@@ -112,7 +112,7 @@ class SqliteStore final : public Store {
         int64_t first, int64_t limit) override;
     Awaitable<Result<std::vector<StoredCheckpoint>>> ReadCheckpoints(std::string run_id) override;
     Awaitable<Result<std::vector<RunRecord>>> FindUnsignedStops(std::string after_run_id,
-                                                                        int64_t limit) override;
+                                                                int64_t limit) override;
     Awaitable<Result<WorkflowVersion>> PutWorkflowVersion(WorkflowVersion version) override;
     Awaitable<Result<std::vector<WorkflowVersion>>> ListWorkflowVersions(
         std::string workflow_id) override;
