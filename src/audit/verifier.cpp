@@ -94,8 +94,17 @@ Awaitable<Result<std::optional<Finding>>> CheckpointVerifier::CheckRun(
     if (!rows) co_return std::unexpected(rows.error());
     const auto length = static_cast<int64_t>(hashes.size());
     int64_t covered = 0;
+    std::optional<int64_t> head_now;  // the record's head, reread once if needed
     for (const auto& row : *rows) {
         if (row.seq > length) {
+            // A live run may have appended and signed more since its events were read: a row
+            // past the read prefix is a truncation only if the stored head does not reach it.
+            if (!head_now) {
+                auto now = co_await store.GetRun(record.run_id);
+                if (!now) co_return std::unexpected(now.error());
+                head_now = now->head.seq;
+            }
+            if (*head_now >= row.seq && *head_now > record.head.seq) continue;
             co_return Finding{row.seq, "truncated",
                               "batch " + std::to_string(row.batch_seq) + " signed seq " +
                                   std::to_string(row.seq) + "; the ledger ends at seq " +
