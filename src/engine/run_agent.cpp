@@ -428,7 +428,7 @@ Awaitable<void> Run::ResolveTools(const PlanNode& node, std::shared_ptr<const Ag
                                   std::shared_ptr<const Error>& error) {
     auto resolved = co_await engine_->ToolsFor(runtime_, node.agent);
     if (resolved) {
-        tools = *resolved;
+        tools = WithSubagents(node, *resolved);
     } else {
         error = std::make_shared<const Error>(resolved.error());
     }
