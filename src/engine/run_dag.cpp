@@ -434,9 +434,17 @@ class Run::TypedNodeRun final : public NodeRun {
     }
 
     Awaitable<Result<ChildResult>> RunChild(std::shared_ptr<const model::Plan> plan,
-                                            std::string input) override {
-        std::string child_id =
-            state().notes.get() ? state().notes.get()->child_run_id : std::string();
+                                            std::string input, int64_t item) override {
+        // The child recorded for this node (or this item), if any; whether it was charged.
+        auto recorded = [this, item]() -> std::pair<std::string, bool> {
+            const ledger::NodeNotes* notes = state().notes.get();
+            if (notes == nullptr) return {};
+            if (item < 0) return {notes->child_run_id, notes->child_charged};
+            const auto* child = notes->ItemChildOf(item);
+            return child ? std::pair(child->child_run_id, child->charged)
+                         : std::pair<std::string, bool>();
+        };
+        std::string child_id = recorded().first;
         if (child_id.empty()) {
             // The parent's budgets bound the child: none may be spent already.
             const auto budget = run_.Budget();
@@ -450,8 +458,8 @@ class Run::TypedNodeRun final : public NodeRun {
             }
             child_id = NewRunId(run_.engine_->clock_, run_.engine_->random_);
             std::vector<ledger::Payload> started;
-            started.push_back(
-                ledger::SubworkflowStarted{child_id, plan->workflow_name, plan->definition_sha256});
+            started.push_back(ledger::SubworkflowStarted{child_id, plan->workflow_name,
+                                                         plan->definition_sha256, item});
             if (!co_await Record(std::move(started))) {
                 co_return CancelledError("the run is stopping");
             }
@@ -477,13 +485,12 @@ class Run::TypedNodeRun final : public NodeRun {
         auto outcome = co_await run_.engine_->RunChild(std::move(request));
         if (run_.NodeStopped(index_)) co_return CancelledError("the run is stopping");
         if (!outcome) co_return std::unexpected(outcome.error());
-        const ledger::NodeNotes* notes = state().notes.get();
-        if (ledger::IsTerminal(outcome->status) && !(notes && notes->child_charged)) {
+        if (ledger::IsTerminal(outcome->status) && !recorded().second) {
             // What the child spent is this run's spending too: charged once, in the ledger.
             std::vector<ledger::Payload> ended;
             ended.push_back(ledger::SubworkflowEnded{
                 child_id, std::string(ledger::RunStatusName(outcome->status)), outcome->tokens_in,
-                outcome->tokens_out, outcome->cost_nano_usd});
+                outcome->tokens_out, outcome->cost_nano_usd, item});
             if (!co_await Record(std::move(ended))) co_return CancelledError("the run is stopping");
         }
         ChildResult result;

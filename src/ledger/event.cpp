@@ -410,16 +410,17 @@ void AppendPayload(std::string& out, const Payload& payload) {
             [&](const SubworkflowStarted& p) {
                 w.BeginObject()
                     .Field("child_run_id", p.child_run_id)
-                    .Field("definition_sha256", p.definition_sha256)
-                    .Field("workflow", p.workflow)
-                    .EndObject();
+                    .Field("definition_sha256", p.definition_sha256);
+                if (p.index >= 0) w.Field("index", p.index);
+                w.Field("workflow", p.workflow).EndObject();
             },
             [&](const SubworkflowEnded& p) {
                 char cost[kUsdSize];
                 w.BeginObject()
                     .Field("child_run_id", p.child_run_id)
-                    .Field("cost_usd", std::string_view(cost, FormatUsdTo(cost, p.cost_nano_usd)))
-                    .Field("status", p.status)
+                    .Field("cost_usd", std::string_view(cost, FormatUsdTo(cost, p.cost_nano_usd)));
+                if (p.index >= 0) w.Field("index", p.index);
+                w.Field("status", p.status)
                     .Field("tokens_in", p.tokens_in)
                     .Field("tokens_out", p.tokens_out)
                     .EndObject();
@@ -633,12 +634,17 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
                                       Str(o, "reason")};
         case EventType::kSubworkflowStarted:
             return SubworkflowStarted{Str(o, "child_run_id"), Str(o, "workflow"),
-                                      Str(o, "definition_sha256")};
+                                      Str(o, "definition_sha256"),
+                                      o.contains("index") ? JsonInt(o, "index") : -1};
         case EventType::kSubworkflowEnded: {
             auto cost = ParseUsd(JsonString(o, "cost_usd", "0"));
             if (!cost) return std::unexpected(cost.error());
-            return SubworkflowEnded{Str(o, "child_run_id"), Str(o, "status"),
-                                    JsonInt(o, "tokens_in"), JsonInt(o, "tokens_out"), *cost};
+            return SubworkflowEnded{Str(o, "child_run_id"),
+                                    Str(o, "status"),
+                                    JsonInt(o, "tokens_in"),
+                                    JsonInt(o, "tokens_out"),
+                                    *cost,
+                                    o.contains("index") ? JsonInt(o, "index") : -1};
         }
         case EventType::kItemCompleted:
             return ItemCompleted{JsonInt(o, "index"), Str(o, "output"), JsonBool(o, "failed"),

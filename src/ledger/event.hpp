@@ -291,6 +291,7 @@ struct SubworkflowStarted {
     std::string child_run_id;
     std::string workflow;
     std::string definition_sha256;
+    int64_t index = -1;  // a for_each item's child: the item's index; -1: the node's child
 };
 // A subworkflow node's child run ended: what it spent, charged to this run's budgets.
 struct SubworkflowEnded {
@@ -299,6 +300,7 @@ struct SubworkflowEnded {
     int64_t tokens_in = 0;
     int64_t tokens_out = 0;
     int64_t cost_nano_usd = 0;
+    int64_t index = -1;  // as in SubworkflowStarted
 };
 // A for_each item's branch finished.
 struct ItemCompleted {
@@ -320,8 +322,8 @@ using Payload =
                  NodeCompleted, NodeRetryScheduled, NodeFailed, NodeSkipped, RunRetried, ToolCall,
                  ToolResult, HumanTaskCreated, HumanTaskDecided, BudgetExceeded, LlmRetried,
                  NodeSignal, NodeCancelled, RouterDecided, ConditionEvaluated, GateEvaluated,
-                 MetricEvaluated, HumanTaskCompleted, SubworkflowStarted, ItemCompleted, SubworkflowEnded,
-                 UnknownPayload>;
+                 MetricEvaluated, HumanTaskCompleted, SubworkflowStarted, ItemCompleted,
+                 SubworkflowEnded, UnknownPayload>;
 
 EventType TypeOf(const Payload& payload);
 

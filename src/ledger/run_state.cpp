@@ -335,7 +335,15 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
             [&](const GateEvaluated&) {},
             [&](const MetricEvaluated&) {},
             [&](const SubworkflowStarted& p) {
-                if (node) node->notes.GetOrCreate().child_run_id = p.child_run_id;
+                if (!node) return;
+                NodeNotes& n = node->notes.GetOrCreate();
+                if (p.index < 0) {
+                    n.child_run_id = p.child_run_id;
+                } else if (NodeNotes::ItemChild* c = n.ItemChildOf(p.index)) {
+                    *c = {p.index, p.child_run_id, false};
+                } else {
+                    n.item_children.push_back({p.index, p.child_run_id, false});
+                }
             },
             [&](const SubworkflowEnded& p) {
                 // The child's spending, charged to this run (once: the node is marked).
@@ -347,7 +355,12 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                     SaturatingAdd(node->spent_tokens, SaturatingAdd(p.tokens_in, p.tokens_out));
                 node->spent_cost_nano_usd =
                     SaturatingAdd(node->spent_cost_nano_usd, p.cost_nano_usd);
-                node->notes.GetOrCreate().child_charged = true;
+                NodeNotes& n = node->notes.GetOrCreate();
+                if (p.index < 0) {
+                    n.child_charged = true;
+                } else if (NodeNotes::ItemChild* c = n.ItemChildOf(p.index)) {
+                    c->charged = true;
+                }
             },
             [&](const ItemCompleted& p) {
                 if (!node) return;

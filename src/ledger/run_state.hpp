@@ -124,8 +124,24 @@ struct NodeNotes {
         bool failed = false;
     };
     std::vector<Item> items;
-    std::string child_run_id;  // subworkflow
+    std::string child_run_id;    // subworkflow
     bool child_charged = false;  // subworkflow.ended: the child's usage is in this run's totals
+    // A for_each over a subworkflow: each item's child, and whether it was charged.
+    struct ItemChild {
+        int64_t index = 0;
+        std::string child_run_id;
+        bool charged = false;
+    };
+    std::vector<ItemChild> item_children;
+    ItemChild* ItemChildOf(int64_t index) {
+        for (auto& c : item_children) {
+            if (c.index == index) return &c;
+        }
+        return nullptr;
+    }
+    const ItemChild* ItemChildOf(int64_t index) const {
+        return const_cast<NodeNotes*>(this)->ItemChildOf(index);
+    }
 };
 
 struct NodeState {

@@ -16,6 +16,7 @@
 
 #include "core/json.hpp"
 #include "core/strings.hpp"
+#include "engine/nodes/child_input.hpp"
 #include "engine/nodes/config.hpp"
 #include "engine/nodes/types.hpp"
 #include "model/plan.hpp"
@@ -31,6 +32,7 @@ struct ForEachConfig {
     std::optional<std::string> literal_items;  // items given as a list
     int agent = -1;
     model::Template prompt;
+    std::optional<ChildInput> workflow;  // items run this child workflow instead of an agent
     int64_t max_parallel = 4;
     int64_t max_items = 10'000;
     std::string fail_strategy = "fail_fast";
@@ -63,6 +65,20 @@ std::string ItemText(const json::value& item) {
     return item.is_string() ? std::string(item.get_string()) : JsonText(item);
 }
 
+// Item `i` as a child run of `workflow` (its input: the mapping, else the item).
+Awaitable<Result<std::string>> RunItemChild(NodeRun& run, const ChildInput& workflow,
+                                            const std::map<std::string, std::string>& extras,
+                                            size_t i) {
+    auto child = co_await run.RunChild(workflow.child,
+                                       RenderChildInput(run, workflow, extras.at("item"), extras),
+                                       static_cast<int64_t>(i));
+    if (!child) co_return std::unexpected(child.error());
+    if (child->status != ledger::RunStatus::kCompleted) {
+        co_return std::unexpected(ChildFailure(*child, workflow.file));
+    }
+    co_return std::move(child->output);
+}
+
 Awaitable<void> Work(NodeRun& run, const ForEachConfig& c, const json::array& items,
                      std::shared_ptr<Shared> shared, size_t worker) {
     while (!shared->stop) {
@@ -73,8 +89,14 @@ Awaitable<void> Work(NodeRun& run, const ForEachConfig& c, const json::array& it
         const size_t i = shared->next++;
         std::map<std::string, std::string> extras{{"item", ItemText(items[i])},
                                                   {"index", std::to_string(i)}};
-        std::string prompt = run.Render(c.prompt, extras);
-        auto answer = co_await run.Ask(c.agent, "item " + std::to_string(i), std::move(prompt));
+        // (No conditional expression around co_await: GCC 12 miscompiles it.)
+        Result<std::string> answer = std::unexpected(CancelledError("not run"));
+        if (c.workflow) {
+            answer = co_await RunItemChild(run, *c.workflow, extras, i);
+        } else {
+            answer = co_await run.Ask(c.agent, "item " + std::to_string(i),
+                                      run.Render(c.prompt, extras));
+        }
         if (shared->stopped || (shared->stop && !answer)) break;  // cancelled: not recorded
         ledger::ItemCompleted completed;
         completed.index = static_cast<int64_t>(i);
@@ -112,15 +134,18 @@ class ForEachType final : public NodeType {
   public:
     std::string_view name() const override { return "for_each"; }
     std::string_view summary() const override {
-        return "dynamic fan-out: one agent call per item of a JSON array, at most max_parallel "
-               "at once, each durable; the outputs as a JSON array";
+        return "dynamic fan-out: one agent call or child run per item of a JSON array, at most "
+               "max_parallel at once, each durable; the outputs as a JSON array";
     }
     json::object ConfigSchema() const override {
-        return json::parse(R"({"type":"object","required":["items","node"],"properties":{
+        return json::parse(R"({"type":"object","required":["items"],"properties":{
             "items":{"description":"a template yielding a JSON array, or a list",
                      "oneOf":[{"type":"string"},{"type":"array"}]},
             "node":{"type":"object","properties":{"type":{"enum":["agent"]},
                     "config":{"type":"object"}},"additionalProperties":false},
+            "workflow":{"type":"string","description":"a workflow file each item runs as a child run"},
+            "input_mapping":{"type":"object","additionalProperties":{"type":"string"}},
+            "definition":{"type":"object","description":"the pinned child, written by Strowger"},
             "max_parallel":{"type":"integer","minimum":1,"default":4},
             "max_items":{"type":"integer","minimum":1,"default":10000},
             "fail_strategy":{"enum":["fail_fast","wait_all","tolerate"],"default":"fail_fast"},
@@ -130,8 +155,8 @@ class ForEachType final : public NodeType {
 
     std::shared_ptr<const model::NodeConfig> Compile(
         model::NodeCompileContext& context) const override {
-        CheckFields(context, {"items", "node", "workflow", "max_parallel", "max_items",
-                              "fail_strategy", "output_key"});
+        CheckFields(context, {"items", "node", "workflow", "input_mapping", "definition",
+                              "max_parallel", "max_items", "fail_strategy", "output_key"});
         auto config = std::make_shared<Config<ForEachConfig>>();
         ForEachConfig& c = config->value;
         const json::value* items = Field(context, "items");
@@ -146,17 +171,20 @@ class ForEachType final : public NodeType {
         } else {
             context.Error("items", "expected a template yielding a JSON array, or a list");
         }
-        if (Field(context, "workflow") != nullptr) {
-            context.Error("workflow",
-                          "for_each over a subworkflow is not supported yet: give "
-                          "node (an agent node)");
-        }
         const json::value* node = Field(context, "node");
-        if (node == nullptr || !node->is_object()) {
-            context.Error("node", "a for_each needs node: {type: agent, config: {prompt: ...}}");
+        if (Field(context, "workflow") != nullptr) {
+            // Each item runs the child workflow: {{item}} / {{index}} in input_mapping.
+            if (node != nullptr) context.Error("node", "give node or workflow, not both");
+            c.workflow.emplace();
+            if (!CompileChildInput(context, *c.workflow, {"item", "index"})) return nullptr;
+        } else if (node == nullptr || !node->is_object()) {
+            context.Error("node",
+                          "a for_each needs node: {type: agent, config: {prompt: ...}}, or "
+                          "workflow: a file each item runs as a child run");
             return nullptr;
+        } else {
+            CompileItemNode(context, node->get_object(), c);
         }
-        CompileItemNode(context, node->get_object(), c);
         if (auto n = Integer(context, "max_parallel", 1)) c.max_parallel = *n;
         if (auto n = Integer(context, "max_items", 1)) c.max_items = *n;
         c.fail_strategy = OneOf(context, "fail_strategy", {"fail_fast", "wait_all", "tolerate"})

@@ -129,8 +129,9 @@ class NodeRun {
         std::string output;
         std::string error;
     };
+    // `item` >= 0: the child of that for_each item (each item has its own); -1: the node's.
     virtual Awaitable<Result<ChildResult>> RunChild(std::shared_ptr<const model::Plan> plan,
-                                                    std::string input) = 0;
+                                                    std::string input, int64_t item) = 0;
 
     // A durable timer: the run is resumed at `due` by whatever process executes runs then
     // (the store's wake_at). False if the run is stopping.
