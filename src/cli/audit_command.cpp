@@ -141,8 +141,7 @@ int DoVerify(const VerifyFlags& flags, const GlobalFlags& global) {
     key_use.pubkey_file = flags.pubkey;
     auto context = Context::Open(flags.store, global.providers_file, key_use);
     if (!context) {
-        PrintError(context.error().message());
-        return ToInt(ExitCode::kInternal);
+        return ReportError(context.error());
     }
     Context& ctx = **context;
 
@@ -284,8 +283,7 @@ int DoExport(const std::string& store_flag, const std::string& run_id, const std
     SetUpProcess(global.log_level);
     auto context = Context::Open(store_flag, global.providers_file);
     if (!context) {
-        PrintError(context.error().message());
-        return ToInt(ExitCode::kInternal);
+        return ReportError(context.error());
     }
     store::EventQuery all;
     auto events = (*context)->Await((*context)->store().ReadEvents(run_id, all));
@@ -337,8 +335,7 @@ int DoPubkey(const std::string& store_flag, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
     auto context = Context::Open(store_flag, global.providers_file);
     if (!context) {
-        PrintError(context.error().message());
-        return ToInt(ExitCode::kInternal);
+        return ReportError(context.error());
     }
     std::cout << (*context)->verifying_key()->Pem();
     return 0;
@@ -349,8 +346,7 @@ int DoAnchor(const std::string& store_flag, std::vector<std::string> run_ids, bo
     SetUpProcess(global.log_level);
     auto context = Context::Open(store_flag, global.providers_file);
     if (!context) {
-        PrintError(context.error().message());
-        return ToInt(ExitCode::kInternal);
+        return ReportError(context.error());
     }
     Context& ctx = **context;
     if (all) {

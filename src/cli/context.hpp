@@ -96,7 +96,12 @@ Status SetUpProvidersAndTools(Executor executor, const std::string& providers_fl
 bool SetUpProvidersOrReport(Executor executor, const std::string& providers_flag,
                             providers::ProviderRegistry& registry);
 
-// $USER (or "unknown"): who is recorded as the actor of a pause, cancel or retry by default.
+// A run named on the command line: its full id, `last` (the newest run) or a unique prefix of
+// an id. kNotFound for none, kInvalidArgument for a prefix several runs start.
+Result<std::string> ResolveRunId(Context& context, const std::string& text);
+
+// $USER (else the OS account): who is recorded as the actor of a pause, cancel or retry by
+// default.
 std::string DefaultActor();
 
 // Runs `start` (a run-executing engine call) with live progress, signals and lease renewal,

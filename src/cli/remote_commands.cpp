@@ -56,7 +56,9 @@ std::string PercentEncode(std::string_view text) {
 }
 
 void PrintEvent(const ledger::Event& event) {
-    std::string where = event.node.empty() ? "" : event.node + "#" + std::to_string(event.attempt);
+    std::string where = event.node.empty()   ? ""
+                        : event.attempt <= 0 ? event.node
+                                             : event.node + "#" + std::to_string(event.attempt);
     std::cout << Pad(std::to_string(event.seq), 6) << FormatRfc3339(event.time).substr(11, 15)
               << "  " << Pad(event.type_name, 26) << Pad(where, 22) << EventSummary(event) << "\n";
 }

@@ -1,4 +1,6 @@
 // strowger runs list|show|events|resume|pause|cancel|retry|rerun|prune
+#include <unistd.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/json.hpp>
 
@@ -27,8 +29,12 @@ std::string ShortTime(SystemTime time) {
     return text.substr(0, 19) + "Z";  // to the second
 }
 
+// `text` and spaces to `width` columns (a code point is a column), and always at least two
+// spaces: a wide value must not run into the next column.
 std::string Pad(const std::string& text, size_t width) {
-    return text.size() >= width ? text : text + std::string(width - text.size(), ' ');
+    size_t columns = 0;
+    for (char c : text) columns += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    return text + std::string(columns + 2 > width ? 2 : width - columns, ' ');
 }
 
 // Opens the store or prints why not; null on failure.
@@ -108,31 +114,19 @@ int DoList(const ListFlags& flags, const GlobalFlags& global) {
 
 // --- show ----------------------------------------------------------------------------------
 
-int DoShow(const std::string& store_flag, const std::string& run_id, bool json_output,
+int DoShow(const std::string& store_flag, const std::string& run_arg, bool json_output,
            const GlobalFlags& global) {
     auto context = OpenOrReport(store_flag, global);
     if (!context) return ToInt(ExitCode::kInternal);
+    auto resolved = ResolveRunId(*context, run_arg);
+    if (!resolved) return ReportError(resolved.error());
+    const std::string& run_id = *resolved;
     auto loaded = context->Await(context->engine().LoadRun(run_id));
     if (!loaded) return ReportError(loaded.error());
     const auto& plan = *loaded->plan;
     const auto& state = loaded->state;
     if (json_output) {
-        json::object record = engine::RunRecordJson(&plan, state);
-        // The human tasks the run waits for (tool approvals, reconciliations).
-        json::array open_tasks;
-        for (const auto* task : state.OpenTasks()) {
-            json::object t;
-            t["task_id"] = task->task_id;
-            t["kind"] = task->kind;
-            t["title"] = task->title;
-            if (task->node_index >= 0 && static_cast<size_t>(task->node_index) < plan.nodes.size())
-                t["step"] = plan.nodes[static_cast<size_t>(task->node_index)].id;
-            if (!task->tool.empty()) t["tool"] = task->tool;
-            if (!task->arguments.empty()) t["arguments"] = task->arguments;
-            t["created_at"] = FormatRfc3339(task->created_at);
-            open_tasks.push_back(std::move(t));
-        }
-        record["open_tasks"] = std::move(open_tasks);
+        json::object record = RunRecord(&plan, state);
         std::cout << json::serialize(record) << "\n";
         return 0;
     }
@@ -170,7 +164,9 @@ int DoShow(const std::string& store_flag, const std::string& run_id, bool json_o
                                                                        : "";
         std::string label = std::string(ledger::NodeStatusName(ns.status));
         if (ns.iterations_done > 0) label += " ×" + std::to_string(ns.iterations_done);
-        std::cout << Pad(line(node.id), 24) << Pad(label, 14) << Pad(std::to_string(ns.attempt), 10)
+        // A loop's iterations are not retries: its attempts are the tries of one iteration.
+        const int64_t attempts = node.loop ? ns.AttemptsInIteration() : ns.attempt;
+        std::cout << Pad(line(node.id), 24) << Pad(label, 14) << Pad(std::to_string(attempts), 10)
                   << Pad(tokens, 14) << Pad(ns.attempt ? time : "-", 10) << line(what) << "\n";
     }
     if (auto open = state.OpenTasks(); !open.empty()) {
@@ -210,9 +206,12 @@ bool TypeWanted(const std::vector<std::string>& types, std::string_view type) {
     return false;
 }
 
-int DoEvents(const EventsFlags& flags, const GlobalFlags& global) {
+int DoEvents(EventsFlags flags, const GlobalFlags& global) {
     auto context = OpenOrReport(flags.store, global);
     if (!context) return ToInt(ExitCode::kInternal);
+    auto resolved = ResolveRunId(*context, flags.run_id);
+    if (!resolved) return ReportError(resolved.error());
+    flags.run_id = *resolved;
     // What is printed is verified first (docs/design/audit.md): the ledger as it stands, then
     // each event --follow sees arrive, against the chain so far.
     auto verified = context->Await(context->engine().VerifyRun(flags.run_id));
@@ -250,8 +249,11 @@ int DoEvents(const EventsFlags& flags, const GlobalFlags& global) {
             } else {
                 // Names and summaries come from the workflow and the models: escaped, one line
                 // per event (--json has the exact lines).
-                std::string where =
-                    event.node.empty() ? "" : event.node + "#" + std::to_string(event.attempt);
+                // node#attempt; a node's event outside any attempt (a decision) has none.
+                std::string where = event.node.empty()   ? ""
+                                    : event.attempt <= 0 ? event.node
+                                                         : event.node + "#" +
+                                                               std::to_string(event.attempt);
                 std::cout << Pad(std::to_string(event.seq), 6)
                           << FormatRfc3339(event.time).substr(11, 15) << "  "
                           << Pad(Shown(event.type_name, Newlines::kEscape), 26)
@@ -273,10 +275,14 @@ int DoEvents(const EventsFlags& flags, const GlobalFlags& global) {
 
 // --- control -------------------------------------------------------------------------------
 
-int DoControl(const std::string& store_flag, const std::string& run_id, store::ControlAction action,
-              const std::string& reason, const std::string& actor, const GlobalFlags& global) {
+int DoControl(const std::string& store_flag, const std::string& run_arg,
+              store::ControlAction action, const std::string& reason, const std::string& actor,
+              const GlobalFlags& global) {
     auto context = OpenOrReport(store_flag, global);
     if (!context) return ToInt(ExitCode::kInternal);
+    auto resolved = ResolveRunId(*context, run_arg);
+    if (!resolved) return ReportError(resolved.error());
+    const std::string& run_id = *resolved;
     const bool cancel = action == store::ControlAction::kCancel;
     auto result = context->Await(context->engine().Control(
         run_id, action,
@@ -303,7 +309,10 @@ int DoResume(const std::string& store_flag, const std::string& run_id, bool all,
     if (!context) return ToInt(ExitCode::kInternal);
     auto& engine = context->engine();
     if (!all) {
-        return ExecuteWithProgress(*context, engine.ResumeRun(run_id, "operator", DefaultActor()),
+        auto resolved = ResolveRunId(*context, run_id);
+        if (!resolved) return ReportError(resolved.error());
+        return ExecuteWithProgress(*context,
+                                   engine.ResumeRun(*resolved, "operator", DefaultActor()),
                                    progress, json_output);
     }
     // Stops a crash left unsigned are signed first (each after its ledger verifies).
@@ -463,7 +472,7 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         auto flags = std::make_shared<ControlFlags>();
         auto* cmd =
             runs->add_subcommand(cancel ? "cancel" : "pause",
-                                 cancel ? "Cancel a run (aborts in-flight model calls; final)"
+                                 cancel ? "Cancel a run (aborts in-flight model calls; `runs retry` can reopen it)"
                                         : "Pause a run at its next step boundary");
         add_store(cmd);
         cmd->add_option("run", flags->run_id, "Run id")->required();
@@ -545,9 +554,14 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
             return;
         }
         auto& engine = context->engine();
+        auto resolved = ResolveRunId(*context, retry->run_id);
+        if (!resolved) {
+            exit_code = ReportError(resolved.error());
+            return;
+        }
         exit_code = ExecuteWithProgress(
             *context,
-            engine.RetryRun(retry->run_id, retry->step,
+            engine.RetryRun(*resolved, retry->step,
                             retry->actor.empty() ? DefaultActor() : retry->actor),
             retry->progress, retry->json);
     });
@@ -576,7 +590,12 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
             return;
         }
         auto& engine = context->engine();
-        exit_code = ExecuteWithProgress(*context, engine.RerunRun(rerun->run_id), rerun->progress,
+        auto resolved = ResolveRunId(*context, rerun->run_id);
+        if (!resolved) {
+            exit_code = ReportError(resolved.error());
+            return;
+        }
+        exit_code = ExecuteWithProgress(*context, engine.RerunRun(*resolved), rerun->progress,
                                         rerun->json);
     });
 
@@ -588,11 +607,54 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     prune_cmd->add_option("--keep", *keep, "Finished runs to keep")
         ->required()
         ->check(CLI::NonNegativeNumber);
+    auto dry_run = std::make_shared<bool>(false);
+    auto yes = std::make_shared<bool>(false);
+    prune_cmd->add_flag("--dry-run", *dry_run, "Only say how many runs would be deleted");
+    prune_cmd->add_flag("--yes,-y", *yes, "Do not ask on a terminal");
+    prune_cmd->footer(
+        "On a terminal, asks before deleting (--yes does not).\n\n"
+        "Examples:\n"
+        "  strowger runs prune --keep 1000 --dry-run\n"
+        "  strowger runs prune --keep 1000 --yes");
     prune_cmd->callback([=, &global, &exit_code] {
         auto context = OpenOrReport(*store, global);
         if (!context) {
             exit_code = ToInt(ExitCode::kInternal);
             return;
+        }
+        // How many would go: the finished runs beyond the newest --keep.
+        store::RunFilter finished;
+        finished.statuses = {RunStatus::kCompleted, RunStatus::kFailed, RunStatus::kCancelled};
+        finished.limit = 1000;
+        int64_t total = 0;
+        while (true) {
+            auto page = context->Await(context->store().ListRuns(finished));
+            if (!page) {
+                exit_code = ReportError(page.error());
+                return;
+            }
+            total += static_cast<int64_t>(page->runs.size());
+            if (page->next_cursor.empty()) break;
+            finished.before_run_id = page->next_cursor;
+        }
+        const int64_t doomed = std::max<int64_t>(0, total - *keep);
+        if (*dry_run) {
+            std::cout << "would delete " << doomed << " of " << total
+                      << " finished runs (keeping the newest " << *keep << ")\n";
+            exit_code = 0;
+            return;
+        }
+        if (doomed > 0 && !*yes && isatty(STDIN_FILENO) == 1) {
+            std::cerr << "Delete " << doomed << " of " << total
+                      << " finished runs and their ledgers for good? [y/N] " << std::flush;
+            std::string answer;
+            std::getline(std::cin, answer);
+            answer = AsciiLower(Trim(answer));
+            if (answer != "y" && answer != "yes") {
+                std::cerr << "nothing deleted\n";
+                exit_code = 0;
+                return;
+            }
         }
         auto pruned = context->Await(context->store().PruneTerminalRuns(*keep));
         if (!pruned) {
