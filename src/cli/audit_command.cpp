@@ -43,6 +43,7 @@ struct VerifyFlags {
     bool all = false;
     std::string anchors;
     std::string pubkey;
+    bool json = false;
 };
 
 // The leaves the batch log signed, by run.
@@ -117,6 +118,56 @@ bool VerifyOne(Context& context, const std::string& run_id, const SignedLeaves& 
     std::cout << line(run_id) << ": ok (" << verified->events << " events, " << signed_leaves
               << " signed checkpoints, head " << Short(verified->head.hash) << ")\n";
     return true;
+}
+
+int DoVerify(const VerifyFlags& flags, const GlobalFlags& global);
+
+// `audit verify --json`: the text report's lines as one object (docs/formats/run_record_v1.md):
+// {"format": "strowger.audit_verify.v1", "ok", "runs": [{"run_id", "ok", "detail"}],
+//  "batch_log": {"ok", "detail"}, "summary"}.
+int DoVerifyJson(VerifyFlags flags, const GlobalFlags& global) {
+    flags.json = false;
+    std::ostringstream captured;
+    std::streambuf* original = std::cout.rdbuf(captured.rdbuf());
+    int code = DoVerify(flags, global);
+    std::cout.rdbuf(original);
+    json::array runs;
+    json::object batch_log;
+    batch_log["ok"] = true;
+    batch_log["detail"] = "";
+    std::string summary;
+    std::istringstream lines(captured.str());
+    for (std::string text; std::getline(lines, text);) {
+        auto colon = text.find(": ");
+        if (colon == std::string::npos) {
+            summary = text;
+            continue;
+        }
+        std::string subject = text.substr(0, colon);
+        std::string rest = text.substr(colon + 2);
+        if (subject == "checkpoint batch log") {
+            batch_log["ok"] = false;
+            batch_log["detail"] = rest;
+            continue;
+        }
+        if (subject.find(' ') != std::string::npos) {
+            summary = text;
+            continue;
+        }
+        json::object run;
+        run["run_id"] = subject;
+        run["ok"] = StartsWith(rest, "ok");
+        run["detail"] = rest;
+        runs.push_back(std::move(run));
+    }
+    json::object out;
+    out["format"] = "strowger.audit_verify.v1";
+    out["ok"] = code == 0;
+    out["runs"] = std::move(runs);
+    out["batch_log"] = std::move(batch_log);
+    if (!summary.empty()) out["summary"] = summary;
+    std::cout << json::serialize(out) << "\n";
+    return code;
 }
 
 int DoVerify(const VerifyFlags& flags, const GlobalFlags& global) {
@@ -418,6 +469,8 @@ void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     verify->add_option("--store", verify_flags->store, "Run store URL")->type_name("URL");
     auto* id_option = verify->add_option("run", verify_flags->run_ids, "Run id(s)");
     auto* all_option = verify->add_flag("--all", verify_flags->all, "Every run in the store");
+    verify->add_flag("--json", verify_flags->json,
+                     "One JSON object: each run's result (docs/formats/run_record_v1.md)");
     id_option->excludes(all_option);
     verify
         ->add_option("--anchors", verify_flags->anchors,
@@ -440,7 +493,8 @@ void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
             exit_code = ToInt(ExitCode::kUsage);
             return;
         }
-        exit_code = DoVerify(*verify_flags, global);
+        exit_code = verify_flags->json ? DoVerifyJson(*verify_flags, global)
+                                       : DoVerify(*verify_flags, global);
     });
 
     struct ExportFlags {

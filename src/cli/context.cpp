@@ -270,10 +270,42 @@ bool PromptForDecisions(Context& context, const std::string& run_id) {
 
 }  // namespace
 
+namespace {
+
+// `run --stream`: the final step's text on stdout as the model writes it (escaped on a
+// terminal). A step tried again streams again.
+class StreamPrinter final : public engine::Observer {
+  public:
+    explicit StreamPrinter(std::string node) : node_(std::move(node)) {}
+    bool WantsData() const override { return false; }
+    bool WantsDeltas() const override { return true; }
+    void OnDelta(std::string_view, std::string_view node, std::string_view text) override {
+        if (node != node_ || text.empty()) return;
+        std::cout << ForStdout(text) << std::flush;
+        streamed_ = true;
+        ends_with_newline_ = text.back() == '\n';
+    }
+    bool streamed() const { return streamed_; }
+    bool ends_with_newline() const { return ends_with_newline_; }
+
+  private:
+    std::string node_;
+    bool streamed_ = false;
+    bool ends_with_newline_ = false;
+};
+
+}  // namespace
+
 int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> start,
-                        const std::string& progress_mode, bool json_output) {
+                        const std::string& progress_mode, bool json_output,
+                        const std::string& stream_node) {
     auto& io = context.io();
     auto& engine = context.engine();
+    std::optional<StreamPrinter> stream;
+    if (!stream_node.empty() && !json_output) {
+        stream.emplace(stream_node);
+        engine.AddObserver(&*stream);
+    }
     std::optional<ProgressDisplay> progress;
     bool live = StderrIsTerminal();
     if (progress_mode == "always" || (progress_mode == "auto" && live)) {
@@ -377,10 +409,17 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
             std::cout << json::serialize(minimal) << "\n";
         }
     } else if (result.status == ledger::RunStatus::kCompleted && !result.existing) {
-        // The workflow's output: its exact bytes for a pipe or a file (`run f.yaml > out.txt`),
-        // escaped on a terminal.
-        std::cout << ForStdout(result.output);
-        if (result.output.empty() || result.output.back() != '\n') std::cout << "\n";
+        if (stream && stream->streamed()) {
+            // Already printed as it came.
+            if (!stream->ends_with_newline()) std::cout << "\n";
+        } else {
+            // The workflow's output: its exact bytes for a pipe or a file (`run f.yaml >
+            // out.txt`), escaped on a terminal.
+            std::cout << ForStdout(result.output);
+            if (result.output.empty() || result.output.back() != '\n') std::cout << "\n";
+        }
+    } else if (stream && stream->streamed()) {
+        std::cout << "\n";  // the streamed text of a run that did not complete
     }
     std::cout.flush();
     if (result.error_code != ErrorCode::kOk && result.status != ledger::RunStatus::kFailed) {
@@ -389,8 +428,8 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
     }
     switch (result.status) {
         case ledger::RunStatus::kFailed:
-            PrintError("run " + result.run_id + " failed: " + result.error +
-                       "\n  once the cause is fixed, `strowger runs retry " + result.run_id +
+            PrintError("run " + result.run_id + " failed: " + result.error);
+            PrintError("once the cause is fixed, `strowger runs retry " + result.run_id +
                        "` continues from the failed step");
             break;
         case ledger::RunStatus::kCancelled:

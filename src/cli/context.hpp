@@ -106,8 +106,11 @@ std::string DefaultActor();
 
 // Runs `start` (a run-executing engine call) with live progress, signals and lease renewal,
 // prints the outcome like `strowger run` does, and returns the exit code.
+// `stream_node` (run --stream): that node's model text is printed on stdout as it arrives,
+// instead of the output at the end.
 int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> start,
-                        const std::string& progress_mode, bool json_output);
+                        const std::string& progress_mode, bool json_output,
+                        const std::string& stream_node = "");
 
 // Records a decision on a run's open task (Engine::Decide) and, unless `no_resume` or another
 // task still waits, continues the run here with live progress; returns the exit code. Shared

@@ -20,6 +20,7 @@ struct RunFlags {
     bool json = false;
     std::string idempotency_key;
     std::string progress = "auto";
+    bool stream = false;
 };
 
 // A --idempotency-key used before (CMDC's and the daemon's rule): the same workflow and input
@@ -97,8 +98,12 @@ int DoRun(const RunFlags& flags, const GlobalFlags& global) {
     request.plan = plan;
     request.input = std::move(*input);
     request.idempotency_key = flags.idempotency_key;
+    std::string stream_node;
+    if (flags.stream && plan->output_node >= 0) {
+        stream_node = plan->nodes[static_cast<size_t>(plan->output_node)].id;
+    }
     return ExecuteWithProgress(**context, engine.StartRun(std::move(request)), flags.progress,
-                               flags.json);
+                               flags.json, stream_node);
 }
 
 }  // namespace
@@ -124,6 +129,8 @@ void AddRunCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
            "--idempotency-key", flags->idempotency_key,
            "Return the existing run if this key was used before, instead of starting another")
         ->type_name("KEY");
+    cmd->add_flag("--stream", flags->stream,
+                  "Print the final step's text as the model writes it (providers that stream)");
     cmd->add_option("--progress", flags->progress, "Live progress on stderr")
         ->check(CLI::IsMember({"auto", "always", "never"}));
     cmd->footer(
@@ -134,7 +141,8 @@ void AddRunCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         "  strowger run flow.yaml --input 'quantum batteries' --model scripted:replies.yaml\n"
         "  strowger run flow.yaml --input-json '{\"ticket\": 42}' --json | jq .step_results\n"
         "  strowger run review.yaml --set amount=120000 --set customer=ACME\n"
-        "  strowger run flow.yaml --idempotency-key nightly-2026-11-21");
+        "  strowger run flow.yaml --idempotency-key nightly-2026-11-21\n"
+        "  strowger run flow.yaml --input 'hello' --stream");
     cmd->callback([flags, &global, &exit_code] { exit_code = DoRun(*flags, global); });
 }
 

@@ -4,9 +4,11 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/json.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <thread>
 
 #include "cli/commands.hpp"
@@ -56,8 +58,58 @@ struct ListFlags {
     std::string workflow;
     int64_t limit = 20;
     std::string before;
+    std::string since;  // "30m", "2h", "7d": only runs created since then
     bool json = false;
 };
+
+// "30m", "2h", "7d", "45s" as a duration; nullopt if it is not one.
+std::optional<std::chrono::seconds> ParseSince(std::string_view text) {
+    if (text.size() < 2) return std::nullopt;
+    int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size() - 1, value);
+    if (ec != std::errc() || end != text.data() + text.size() - 1 || value < 0) return std::nullopt;
+    switch (text.back()) {
+        case 's': return std::chrono::seconds(value);
+        case 'm': return std::chrono::seconds(value * 60);
+        case 'h': return std::chrono::seconds(value * 3600);
+        case 'd': return std::chrono::seconds(value * 86400);
+        default: return std::nullopt;
+    }
+}
+
+// What `runs list` shows of a run beyond its record: read from its verified ledger.
+struct RunTotals {
+    int64_t duration_ms = 0;
+    int64_t tokens = 0;
+    std::string cost_usd = "-";
+    std::string model = "-";
+};
+RunTotals TotalsOf(Context& context, const std::string& run_id) {
+    RunTotals totals;
+    auto loaded = context.Await(context.engine().LoadRun(run_id));
+    if (!loaded) return totals;
+    const auto& state = loaded->state;
+    if (state.started_at != SystemTime{}) {
+        auto end = state.ended_at != SystemTime{} ? state.ended_at : state.updated_at;
+        totals.duration_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(end - state.started_at).count();
+    }
+    totals.tokens = state.tokens_in + state.tokens_out;
+    totals.cost_usd = ledger::FormatUsd(state.cost_nano_usd);
+    // The model of the first step that has one ("+" when the steps use more than one).
+    std::set<std::string> models;
+    std::string first;
+    if (const auto& plan = loaded->plan) {
+        for (const auto& node : plan->nodes) {
+            const auto* agent = plan->AgentOf(node);
+            if (agent == nullptr || agent->model.empty()) continue;
+            if (first.empty()) first = agent->model;
+            models.insert(agent->model);
+        }
+    }
+    if (!first.empty()) totals.model = first + (models.size() > 1 ? " +" : "");
+    return totals;
+}
 
 int DoList(const ListFlags& flags, const GlobalFlags& global) {
     auto context = OpenOrReport(flags.store, global);
@@ -77,8 +129,23 @@ int DoList(const ListFlags& flags, const GlobalFlags& global) {
     filter.workflow = flags.workflow;
     filter.limit = flags.limit;
     filter.before_run_id = flags.before;
+    std::optional<SystemTime> since;
+    if (!flags.since.empty()) {
+        auto ago = ParseSince(flags.since);
+        if (!ago) {
+            PrintError("--since: expected a duration such as 30m, 2h or 7d, got \"" +
+                       CapForMessage(flags.since) + "\"");
+            return ToInt(ExitCode::kUsage);
+        }
+        since = std::chrono::system_clock::now() - *ago;
+    }
     auto page = context->Await(context->store().ListRuns(filter));
     if (!page) return ReportError(page.error());
+    if (since) {
+        // Newest first: the runs created since then are a prefix of the page.
+        std::erase_if(page->runs, [&](const auto& r) { return r.created_at < *since; });
+        if (static_cast<int64_t>(page->runs.size()) < filter.limit) page->next_cursor.clear();
+    }
     if (flags.json) {
         json::array runs;
         for (const auto& r : page->runs) {
@@ -89,22 +156,33 @@ int DoList(const ListFlags& flags, const GlobalFlags& global) {
             o["created_at"] = FormatRfc3339(r.created_at);
             o["updated_at"] = FormatRfc3339(r.updated_at);
             o["events"] = r.head.seq;
+            RunTotals totals = TotalsOf(*context, r.run_id);
+            o["duration_ms"] = totals.duration_ms;
+            o["tokens"] = totals.tokens;
+            o["cost_usd"] = totals.cost_usd;
+            o["model"] = totals.model;
             runs.push_back(std::move(o));
         }
         json::object out;
+        out["format"] = "strowger.runs_list.v1";
         out["runs"] = std::move(runs);
         out["next_cursor"] = page->next_cursor;
         std::cout << json::serialize(out) << "\n";
         return 0;
     }
-    std::cout << Pad("RUN", 28) << Pad("STATUS", 12) << Pad("WORKFLOW", 24) << Pad("CREATED", 22)
-              << Pad("UPDATED", 22) << "EVENTS\n";
+    std::cout << Pad("RUN", 28) << Pad("STATUS", 12) << Pad("WORKFLOW", 20) << Pad("CREATED", 21)
+              << Pad("DURATION", 10) << Pad("TOKENS", 9) << Pad("COST", 11) << "MODEL\n";
     for (const auto& r : page->runs) {
+        RunTotals totals = TotalsOf(*context, r.run_id);
+        char duration[32];
+        std::snprintf(duration, sizeof duration, "%.1fs",
+                      static_cast<double>(totals.duration_ms) / 1000.0);
         std::cout << Pad(Shown(r.run_id, Newlines::kEscape), 28)
                   << Pad(std::string(ledger::RunStatusName(r.status)), 12)
-                  << Pad(Shown(Preview(r.workflow, 22), Newlines::kEscape), 24)
-                  << Pad(ShortTime(r.created_at), 22) << Pad(ShortTime(r.updated_at), 22)
-                  << r.head.seq << "\n";
+                  << Pad(Shown(Preview(r.workflow, 18), Newlines::kEscape), 20)
+                  << Pad(ShortTime(r.created_at), 21) << Pad(duration, 10)
+                  << Pad(std::to_string(totals.tokens), 9) << Pad("$" + totals.cost_usd, 11)
+                  << Shown(Preview(totals.model, 30), Newlines::kEscape) << "\n";
     }
     if (!page->next_cursor.empty()) {
         std::cerr << "(more: --before " << Shown(page->next_cursor, Newlines::kEscape) << ")\n";
@@ -417,7 +495,9 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     list_cmd->add_option("--limit", list->limit, "At most this many runs")
         ->check(CLI::PositiveNumber);
     list_cmd->add_option("--before", list->before, "Cursor: only runs older than this run id");
-    list_cmd->add_flag("--json", list->json, "JSON output");
+    list_cmd->add_option("--since", list->since, "Only runs created in the last 30m, 2h, 7d ...")
+        ->type_name("AGE");
+    list_cmd->add_flag("--json", list->json, "JSON output (docs/formats/run_record_v1.md)");
     list_cmd->callback([list, store, remote, &global, &exit_code] {
         list->store = *store;
         if (auto daemon = remote(); !daemon.empty()) {

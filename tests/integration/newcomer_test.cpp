@@ -735,5 +735,53 @@ TEST_F(NewcomerTest, PruneHasADryRun) {
     EXPECT_EQ(env_.RunIds().size(), 1u);
 }
 
+// --- run --stream --------------------------------------------------------------------------
+
+TEST_F(NewcomerTest, StreamPrintsTheFinalStepsTextOnce) {
+    WriteWorkflow(kThreeSteps);
+    auto result = env_.Run({"run", "workflow.yaml", "-i", "hi", "--stream"});
+    EXPECT_EQ(result.exit_code(), 0) << result.err;
+    EXPECT_EQ(result.out, std::string(kThreeStepsOutput) + "\n");
+}
+
+TEST_F(NewcomerTest, AuditVerifyJsonReportsEachRun) {
+    WriteWorkflow(kThreeSteps);
+    ASSERT_EQ(env_.Run({"run", "workflow.yaml", "-i", "hi"}).exit_code(), 0);
+    std::string run_id = env_.WaitForOnlyRun();
+    auto result = env_.Run({"audit", "verify", "--all", "--json"});
+    EXPECT_EQ(result.exit_code(), 0) << result.err;
+    auto report = ParseJson(result.out);
+    ASSERT_TRUE(report && report->is_object()) << result.out;
+    const auto& o = report->get_object();
+    EXPECT_EQ(JsonString(o, "format"), "strowger.audit_verify.v1");
+    EXPECT_TRUE(o.at("ok").as_bool());
+    ASSERT_EQ(o.at("runs").as_array().size(), 1u) << result.out;
+    EXPECT_EQ(JsonString(o.at("runs").as_array()[0].as_object(), "run_id"), run_id);
+    EXPECT_TRUE(o.at("runs").as_array()[0].as_object().at("ok").as_bool());
+}
+
+TEST_F(NewcomerTest, RunsListShowsDurationTokensCostAndModelAndFiltersBySince) {
+    WriteWorkflow(kThreeSteps);
+    ASSERT_EQ(env_.Run({"run", "workflow.yaml", "-i", "hi"}).exit_code(), 0);
+    auto text = env_.Run({"runs", "list"});
+    EXPECT_EQ(text.exit_code(), 0) << text.err;
+    EXPECT_EQ(text.out.rfind("RUN", 0), 0u);
+    for (const char* column : {"DURATION", "TOKENS", "COST", "MODEL", "scripted:script.yaml"}) {
+        EXPECT_TRUE(Contains(text.out, column)) << column << "\n" << text.out;
+    }
+    auto json = env_.Run({"runs", "list", "--json", "--since", "1h"});
+    auto list = ParseJson(json.out);
+    ASSERT_TRUE(list && list->is_object()) << json.out;
+    EXPECT_EQ(JsonString(list->get_object(), "format"), "strowger.runs_list.v1");
+    const auto& runs = list->get_object().at("runs").as_array();
+    ASSERT_EQ(runs.size(), 1u);
+    EXPECT_EQ(JsonString(runs[0].as_object(), "model"), "scripted:script.yaml");
+    EXPECT_GT(JsonInt(runs[0].as_object(), "tokens"), 0);
+    auto none = env_.Run({"runs", "list", "--json", "--since", "0s"});
+    EXPECT_TRUE(Contains(none.out, "\"runs\":[]")) << none.out;
+    auto bad = env_.Run({"runs", "list", "--since", "yesterday"});
+    EXPECT_EQ(bad.exit_code(), 2);
+}
+
 }  // namespace
 }  // namespace strowger::testing
