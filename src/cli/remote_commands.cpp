@@ -41,20 +41,6 @@ RunStatus StatusOf(const std::string& name) {
     return ledger::RunStatusFromName(name);
 }
 
-std::string PercentEncode(std::string_view text) {
-    std::string out;
-    for (unsigned char c : text) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            char buffer[4];
-            std::snprintf(buffer, sizeof buffer, "%%%02X", c);
-            out += buffer;
-        }
-    }
-    return out;
-}
-
 void PrintEvent(const ledger::Event& event) {
     std::string where = event.node.empty()   ? ""
                         : event.attempt <= 0 ? event.node
@@ -169,6 +155,20 @@ int FollowAndReport(ApiClient& client, const std::string& run_id, const std::str
 }
 
 }  // namespace
+
+std::string PercentEncode(std::string_view text) {
+    std::string out;
+    for (unsigned char c : text) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            char buffer[4];
+            std::snprintf(buffer, sizeof buffer, "%%%02X", c);
+            out += buffer;
+        }
+    }
+    return out;
+}
 
 std::string RemoteServer(const std::string& server_flag, const std::string& store_flag) {
     if (!server_flag.empty()) return server_flag;

@@ -480,9 +480,7 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         cmd->add_option("--store", *store,
                         "Run store URL (default: $STROWGER_STORE or the default sqlite file)")
             ->type_name("URL");
-        cmd->add_option("--server", *server,
-                        "Through this daemon's API (default: $STROWGER_SERVER unless --store)")
-            ->type_name("URL");
+        cmd->add_option("--server", *server, kServerHelp)->type_name("URL");
     };
     // The daemon to go through, "" for the store.
     auto remote = [store, server] { return RemoteServer(*server, *store); };

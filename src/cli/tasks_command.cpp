@@ -151,9 +151,7 @@ void AddTasksCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     auto* list = tasks->add_subcommand("list", "List the open tasks of waiting runs");
     list->add_option("--run", flags->run_id, "Only this run's");
     list->add_option("--store", flags->store, "Run store URL")->type_name("URL");
-    list->add_option("--server", flags->server,
-                     "Through this daemon's API (default: $STROWGER_SERVER unless --store)")
-        ->type_name("URL");
+    list->add_option("--server", flags->server, kServerHelp)->type_name("URL");
     list->add_option("--assignee", flags->assignee,
                      "Only tasks assigned to this ref (as in assignee_refs: role:legal, "
                      "user:ana), and tasks assigned to nobody")
@@ -179,10 +177,7 @@ void AddTasksCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
                      "The same key twice records one decision")
         ->type_name("KEY");
     decide->add_option("--store", decide_flags->store, "Run store URL")->type_name("URL");
-    decide
-        ->add_option("--server", decide_flags->server,
-                     "Through this daemon's API (default: $STROWGER_SERVER unless --store)")
-        ->type_name("URL");
+    decide->add_option("--server", decide_flags->server, kServerHelp)->type_name("URL");
     decide->add_flag("--no-resume", decide_flags->no_resume,
                      "Only record the decision; do not continue the run here");
     decide->add_option("--progress", decide_flags->progress, "Live progress on stderr")

@@ -343,6 +343,47 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     Expect(404, "GET", "/api/nothing");
     Expect(405, "PATCH", "/api/runs", "{}");
 
+    // ---- Audit ----
+    auto audited =
+        Expect(200, "POST", "/api/audit/verify", R"({"run_ids":[")" + hello_run + R"("]})");
+    EXPECT_TRUE(JsonBool(audited.object(), "ok")) << audited.body;
+    ASSERT_EQ(audited.object().at("runs").as_array().size(), 1u);
+    EXPECT_EQ(JsonString(audited.object().at("runs").as_array()[0].as_object(), "result"), "ok");
+    auto page = Expect(200, "POST", "/api/audit/verify", R"({"all":true,"limit":1})");
+    EXPECT_EQ(page.object().at("runs").as_array().size(), 1u);
+    EXPECT_FALSE(Field(page, "next_cursor").empty());
+    auto unknown =
+        Expect(200, "POST", "/api/audit/verify", R"({"run_ids":["01ZZZZZZZZZZZZZZZZZZZZZZZZ"]})");
+    EXPECT_FALSE(JsonBool(unknown.object(), "ok"));
+    Expect(400, "POST", "/api/audit/verify", R"({})");
+    Expect(400, "POST", "/api/audit/verify", R"({"all":true,"run_ids":["x"]})");
+    Expect(400, "POST", "/api/audit/verify", R"({"run_ids":[1]})");
+    Expect(400, "POST", "/api/audit/verify", R"({"all":true,"limit":0})");
+    Expect(400, "POST", "/api/audit/verify", R"({"all":true,"anchors":"strowger-anchor x"})");
+    auto anchors =
+        Expect(200, "POST", "/api/audit/anchor", R"({"run_ids":[")" + hello_run + R"("]})");
+    ASSERT_EQ(anchors.object().at("anchors").as_array().size(), 2u) << anchors.body;
+    std::string anchor_text;
+    for (const auto& a : anchors.object().at("anchors").as_array()) {
+        anchor_text += std::string(a.as_string()) + "\n";
+    }
+    json::object with_anchors;
+    with_anchors["all"] = true;
+    with_anchors["anchors"] = anchor_text;
+    auto anchored = Expect(200, "POST", "/api/audit/verify", json::serialize(with_anchors));
+    EXPECT_TRUE(JsonBool(anchored.object(), "ok")) << anchored.body;
+    Expect(400, "POST", "/api/audit/anchor", R"({"run_ids":"x"})");
+    auto pem = Expect(200, "GET", "/api/audit/pubkey");
+    EXPECT_EQ(pem.body.substr(0, 26), "-----BEGIN PUBLIC KEY-----");
+    Expect(401, "GET", "/api/audit/pubkey", "", "");
+    auto exported = Expect(200, "GET", "/api/runs/" + hello_run + "/export");
+    EXPECT_EQ(exported.Header("content-type"), "application/x-ndjson");
+    EXPECT_NE(exported.body.find("\"type\":\"run.created\""), std::string::npos);
+    Expect(404, "GET", "/api/runs/01ZZZZZZZZZZZZZZZZZZZZZZZZ/export");
+    auto definition = Expect(200, "GET", "/api/runs/" + hello_run + "/definition");
+    EXPECT_EQ(Field(definition, "name"), "hello");
+    Expect(404, "GET", "/api/runs/01ZZZZZZZZZZZZZZZZZZZZZZZZ/definition");
+
     // ---- The check ----
     auto document = Call("GET", "/api/openapi.json");
     ASSERT_EQ(document.status, 200);

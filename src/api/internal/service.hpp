@@ -148,5 +148,6 @@ bool WantsEventStream(const Request& request);
 void AddRunRoutes(Router& router, Service& service);
 void AddWorkflowRoutes(Router& router, Service& service);
 void AddAdminRoutes(Router& router, Service& service);
+void AddAuditRoutes(Router& router, Service& service);
 
 }  // namespace strowger::api::internal
