@@ -1,5 +1,7 @@
 // strowger audit verify [RUN...|--all] [--anchors FILE] [--pubkey FILE] / audit export RUN /
 // audit pubkey / audit anchor [RUN...|--all] (docs/design/audit.md).
+#include <boost/json.hpp>
+
 #include <fstream>
 #include <functional>
 #include <iostream>

@@ -193,8 +193,8 @@ LoadedPlan LoadAndCompile(const std::string& file, const WorkflowFlags& flags,
     model::LoadOptions options;
     options.agent_dirs = flags.agent_dirs;
     LoadedPlan result;
-    std::error_code ec;
-    if (file != "-" && std::filesystem::is_directory(file, ec)) {
+    std::error_code dir_ec;
+    if (file != "-" && std::filesystem::is_directory(file, dir_ec)) {
         result.diagnostics.push_back(
             {model::Diagnostic::Severity::kError, model::SourcePos{file, 0, 0}, "",
              "is a directory: name the workflow files in it (e.g. " + file + "/*.yaml)"});
@@ -203,7 +203,7 @@ LoadedPlan LoadAndCompile(const std::string& file, const WorkflowFlags& flags,
     // `-`: the workflow from stdin (relative paths resolve against the working directory).
     auto loaded = file == "-" ? model::LoadWorkflowText(
                                     std::string(std::istreambuf_iterator<char>(std::cin), {}),
-                                    "<stdin>", std::filesystem::current_path(ec).string(),
+                                    "<stdin>", std::filesystem::current_path(dir_ec).string(),
                                     options)
                               : model::LoadWorkflowFile(file, options);
     result.diagnostics = loaded.diagnostics;

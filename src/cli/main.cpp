@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
@@ -31,10 +33,24 @@ std::vector<std::string> SubcommandNames(CLI::App& app) {
     return names;
 }
 
+// The closest candidate ("runz": "runs" rather than "run", which is as close but shorter).
 std::string Suggest(std::string_view word, const std::vector<std::string>& candidates) {
-    std::vector<std::string_view> views(candidates.begin(), candidates.end());
-    std::string closest = ClosestMatch(word, views);
-    return closest.empty() ? "" : "; did you mean \"" + closest + "\"?";
+    const std::string* best = nullptr;
+    size_t best_distance = SIZE_MAX;
+    size_t best_length_gap = SIZE_MAX;
+    for (const auto& candidate : candidates) {
+        if (candidate.starts_with("__")) continue;
+        size_t distance = EditDistance(AsciiLower(word), AsciiLower(candidate));
+        size_t gap = candidate.size() > word.size() ? candidate.size() - word.size()
+                                                    : word.size() - candidate.size();
+        if (distance < best_distance || (distance == best_distance && gap < best_length_gap)) {
+            best = &candidate;
+            best_distance = distance;
+            best_length_gap = gap;
+        }
+    }
+    if (best == nullptr || best_distance > std::max<size_t>(2, word.size() / 3)) return "";
+    return "; did you mean \"" + *best + "\"?";
 }
 
 // The first word that is not an option (or an option's value) names the command: an unknown

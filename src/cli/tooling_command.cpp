@@ -321,11 +321,11 @@ void AddToolingCommands(CLI::App& app, const GlobalFlags& global, int& exit_code
     });
 
     // For the completion scripts: the ids of the newest runs, one a line (nothing on error).
-    auto store = std::make_shared<std::string>();
+    auto what = std::make_shared<std::string>();
     auto* complete = app.add_subcommand("__complete", "");
     complete->group("");  // hidden
-    complete->add_option("what", *store, "runs")->required();
-    complete->callback([&global, &exit_code] {
+    complete->add_option("what", *what, "runs")->required()->check(CLI::IsMember({"runs"}));
+    complete->callback([what, &global, &exit_code] {
         exit_code = ToInt(ExitCode::kOk);
         auto context = Context::Open("", global.providers_file);
         if (!context) return;

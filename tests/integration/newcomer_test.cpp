@@ -599,13 +599,22 @@ TEST_F(NewcomerTest, ZshLoadsTheCompletionAndCompletesACommand) {
     auto script = env_.Run({"completion", "zsh"});
     ASSERT_EQ(script.exit_code(), 0) << script.err;
     std::string file = env_.Write("_strowger.zsh", script.out);
-    auto result = env_.RunProgram(
-        {"zsh", "-f", "-c",
-         "autoload -U compinit && compinit -u -D; source " + file +
-             "; setopt ksharrays; COMP_WORDS=(strowger vali); COMP_CWORD=1; _strowger; "
-             "print -l -- \"${COMPREPLY[@]}\""});
-    EXPECT_EQ(result.exit_code(), 0) << result.err;
-    EXPECT_EQ(result.out, "validate\n") << result.err;
+    // As zsh's bashcompinit calls it (sh emulation); zsh's own matcher then filters the
+    // candidates by what was typed, so the script offers the commands of the path typed.
+    auto complete = [&](const std::string& words, int cword) {
+        return env_.RunProgram(
+            {"zsh", "-f", "-c",
+             "autoload -U compinit && compinit -u -D; source " + file +
+                 "; emulate sh -c 'COMP_WORDS=(" + words + "); COMP_CWORD=" +
+                 std::to_string(cword) + "; _strowger; printf \"%s\\n\" \"${COMPREPLY[@]}\"'"});
+    };
+    auto top = complete("strowger vali", 1);
+    EXPECT_EQ(top.exit_code(), 0) << top.err;
+    EXPECT_TRUE(Contains(top.out, "\nvalidate\n")) << top.out << top.err;
+    auto nested = complete("strowger runs sh", 2);
+    EXPECT_TRUE(Contains(nested.out, "show\n")) << nested.out << nested.err;
+    EXPECT_TRUE(Contains(nested.out, "list\n")) << nested.out;
+    EXPECT_FALSE(Contains(nested.out, "validate")) << nested.out;
 }
 
 TEST_F(NewcomerTest, FishLoadsTheCompletionAndCompletesACommand) {
@@ -781,6 +790,23 @@ TEST_F(NewcomerTest, RunsListShowsDurationTokensCostAndModelAndFiltersBySince) {
     EXPECT_TRUE(Contains(none.out, "\"runs\":[]")) << none.out;
     auto bad = env_.Run({"runs", "list", "--since", "yesterday"});
     EXPECT_EQ(bad.exit_code(), 2);
+}
+
+TEST_F(NewcomerTest, ABrokenAgentFileFailsOnlyTheWorkflowsThatUseIt) {
+    WriteWorkflow(kThreeSteps);
+    std::filesystem::create_directory(env_.dir() / "agents");
+    env_.Write("agents/notes.yml", "model: [unclosed\n");
+    auto unused = env_.Run({"validate", "workflow.yaml"});
+    EXPECT_EQ(unused.exit_code(), 0) << unused.err;
+    EXPECT_TRUE(Contains(unused.err, "notes.yml")) << unused.err;
+    EXPECT_TRUE(Contains(unused.err, "warning: unused agent file")) << unused.err;
+    env_.Write("uses.yaml", R"y(name: uses
+steps:
+  - {name: a, agent_name: notes, prompt: "A"}
+)y");
+    auto used = env_.Run({"validate", "uses.yaml"});
+    EXPECT_EQ(used.exit_code(), 2) << used.err;
+    EXPECT_TRUE(Contains(used.err, "notes.yml")) << used.err;
 }
 
 }  // namespace
