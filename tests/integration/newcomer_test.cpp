@@ -19,6 +19,7 @@
 #include "core/json.hpp"
 #include "integration/harness.hpp"
 #include "integration/process.hpp"
+#include "testing/mock_model_server.hpp"
 #include "testing/test_util.hpp"
 
 namespace strowger::testing {
@@ -807,6 +808,62 @@ steps:
     auto used = env_.Run({"validate", "uses.yaml"});
     EXPECT_EQ(used.exit_code(), 2) << used.err;
     EXPECT_TRUE(Contains(used.err, "notes.yml")) << used.err;
+}
+
+// --- --log-level debug shows the model traffic ---------------------------------------------
+
+TEST_F(NewcomerTest, DebugLoggingShowsEachModelRequestAndItsAnswer) {
+    auto mock = MockModelServer::Start({});
+    ASSERT_TRUE(mock) << mock.error().ToString();
+    env_.SetEnv("OPENAI_BASE_URL", (*mock)->base_url());
+    env_.SetEnv("OPENAI_API_KEY", "sk-debug-test-123456");
+    WriteWorkflow(R"y(name: remote
+agents:
+  writer: {model: "openai:gpt-4o-mini"}
+steps:
+  - {name: a, agent_name: writer, prompt: "A {{input}}"}
+)y");
+    auto result = env_.Run({"run", "workflow.yaml", "-i", "hi", "--log-level", "debug"});
+    EXPECT_EQ(result.exit_code(), 0) << result.err;
+    EXPECT_TRUE(Contains(result.err, "http: POST " + (*mock)->base_url() + "/chat/completions"))
+        << result.err;
+    EXPECT_TRUE(Contains(result.err, "-> 200 (")) << result.err;
+    EXPECT_FALSE(Contains(result.err, "sk-debug-test-123456")) << result.err;
+}
+
+// A terminal made narrower while the run executes (SIGWINCH): the status lines drawn after it
+// fit the new width.
+TEST_F(NewcomerTest, TheStatusLineFollowsATerminalResize) {
+    WriteWorkflow(R"y(name: wide
+agents:
+  writer: {model: "scripted:script.yaml"}
+steps:
+  - {name: a_rather_long_step_name_for_research, agent_name: writer, prompt: "A", mode: fan_out}
+  - {name: another_long_step_name_for_drafting, agent_name: writer, prompt: "B", mode: fan_out}
+  - {name: gather, mode: collect}
+)y",
+                  R"y(rules:
+  - {reply: "done", latency_ms: 2000}
+)y");
+    auto terminal = env_.StartInTerminal({"run", "workflow.yaml", "-i", "hi"}, 120);
+    ASSERT_TRUE(terminal->ReadUntil("running:", seconds(20))) << Tail(*terminal);
+    terminal->Resize(40);
+    // Two more redraws: the first may have been drawn before the resize.
+    ASSERT_TRUE(terminal->ReadUntil("running:", seconds(5))) << Tail(*terminal);
+    const size_t after = terminal->transcript().size();
+    ASSERT_TRUE(terminal->ReadUntil("running:", seconds(5))) << Tail(*terminal);
+    EXPECT_EQ(terminal->Wait(seconds(20)).ToString(), "exit 0") << Tail(*terminal);
+    std::string rest = terminal->transcript().substr(after);
+    size_t checked = 0;
+    for (size_t at = rest.find("\r\033[2K"); at != std::string::npos;
+         at = rest.find("\r\033[2K", at + 1)) {
+        size_t end = rest.find_first_of("\r\n", at + 5);
+        std::string line = rest.substr(at + 5, end == std::string::npos ? end : end - at - 5);
+        if (!Contains(line, "running:")) continue;
+        ++checked;
+        EXPECT_LT(Columns(line), 40u) << line;
+    }
+    EXPECT_GT(checked, 0u) << Tail(*terminal);
 }
 
 }  // namespace
