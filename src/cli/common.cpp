@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -348,6 +349,46 @@ int ReportError(const Error& error) {
         default:
             return ToInt(ExitCode::kInternal);
     }
+}
+
+RunTotals RunTotalsOf(const json::object& record) {
+    RunTotals totals;
+    totals.duration_ms = JsonInt(record, "duration_ms");
+    totals.tokens = JsonInt(record, "input_tokens") + JsonInt(record, "output_tokens");
+    totals.cost_usd = std::string(JsonString(record, "cost_usd"));
+    if (totals.cost_usd.empty()) totals.cost_usd = "0";
+    return totals;
+}
+
+void AddTotals(json::object& run, const RunTotals& totals) {
+    run["duration_ms"] = totals.duration_ms;
+    run["tokens"] = totals.tokens;
+    run["cost_usd"] = totals.cost_usd;
+}
+
+namespace {
+std::string Column(const std::string& text, size_t width) {
+    size_t columns = 0;
+    for (char c : text) columns += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    return text + std::string(columns + 2 > width ? 2 : width - columns, ' ');
+}
+}  // namespace
+
+std::string RunsListHeader() {
+    return Column("RUN", 28) + Column("STATUS", 12) + Column("WORKFLOW", 22) +
+           Column("CREATED", 22) + Column("DURATION", 10) + Column("TOKENS", 9) + "COST\n";
+}
+
+std::string RunsListRow(const std::string& run_id, const std::string& status,
+                        const std::string& workflow, const std::string& created,
+                        const RunTotals& totals) {
+    char duration[32];
+    std::snprintf(duration, sizeof duration, "%.1fs",
+                  static_cast<double>(totals.duration_ms) / 1000.0);
+    return Column(Shown(run_id, Newlines::kEscape), 28) + Column(status, 12) +
+           Column(Shown(Preview(workflow, 20), Newlines::kEscape), 22) + Column(created, 22) +
+           Column(duration, 10) + Column(std::to_string(totals.tokens), 9) + "$" +
+           totals.cost_usd + "\n";
 }
 
 std::string EventSummary(const ledger::Event& event) {

@@ -117,6 +117,20 @@ int ReportError(const Error& error);
 // Writes `text` to `file` ("" or "-": stdout); the exit code (usage) if it cannot, printed.
 std::optional<int> WriteOutput(const std::string& file, std::string_view text);
 
+// `runs list`'s columns beyond the store's record (docs/formats/run_record_v1.md), the same on
+// the store and through a daemon: taken from a run record (RunRecordJson's fields).
+struct RunTotals {
+    int64_t duration_ms = 0;
+    int64_t tokens = 0;
+    std::string cost_usd = "0";
+};
+RunTotals RunTotalsOf(const json::object& record);
+void AddTotals(json::object& run, const RunTotals& totals);
+std::string RunsListHeader();
+std::string RunsListRow(const std::string& run_id, const std::string& status,
+                        const std::string& workflow, const std::string& created,
+                        const RunTotals& totals);
+
 // The one-line summary of an event that `runs events` prints (on the store and via --server).
 std::string EventSummary(const ledger::Event& event);
 

@@ -77,38 +77,12 @@ std::optional<std::chrono::seconds> ParseSince(std::string_view text) {
     }
 }
 
-// What `runs list` shows of a run beyond its record: read from its verified ledger.
-struct RunTotals {
-    int64_t duration_ms = 0;
-    int64_t tokens = 0;
-    std::string cost_usd = "-";
-    std::string model = "-";
-};
+// What `runs list` shows of a run beyond its record, from its verified ledger (as the
+// daemon's run record has it, for the --server form).
 RunTotals TotalsOf(Context& context, const std::string& run_id) {
-    RunTotals totals;
     auto loaded = context.Await(context.engine().LoadRun(run_id));
-    if (!loaded) return totals;
-    const auto& state = loaded->state;
-    if (state.started_at != SystemTime{}) {
-        auto end = state.ended_at != SystemTime{} ? state.ended_at : state.updated_at;
-        totals.duration_ms =
-            std::chrono::duration_cast<std::chrono::milliseconds>(end - state.started_at).count();
-    }
-    totals.tokens = state.tokens_in + state.tokens_out;
-    totals.cost_usd = ledger::FormatUsd(state.cost_nano_usd);
-    // The model of the first step that has one ("+" when the steps use more than one).
-    std::set<std::string> models;
-    std::string first;
-    if (const auto& plan = loaded->plan) {
-        for (const auto& node : plan->nodes) {
-            const auto* agent = plan->AgentOf(node);
-            if (agent == nullptr || agent->model.empty()) continue;
-            if (first.empty()) first = agent->model;
-            models.insert(agent->model);
-        }
-    }
-    if (!first.empty()) totals.model = first + (models.size() > 1 ? " +" : "");
-    return totals;
+    if (!loaded) return {};
+    return RunTotalsOf(engine::RunRecordJson(loaded->plan.get(), loaded->state));
 }
 
 int DoList(const ListFlags& flags, const GlobalFlags& global) {
@@ -156,11 +130,7 @@ int DoList(const ListFlags& flags, const GlobalFlags& global) {
             o["created_at"] = FormatRfc3339(r.created_at);
             o["updated_at"] = FormatRfc3339(r.updated_at);
             o["events"] = r.head.seq;
-            RunTotals totals = TotalsOf(*context, r.run_id);
-            o["duration_ms"] = totals.duration_ms;
-            o["tokens"] = totals.tokens;
-            o["cost_usd"] = totals.cost_usd;
-            o["model"] = totals.model;
+            AddTotals(o, TotalsOf(*context, r.run_id));
             runs.push_back(std::move(o));
         }
         json::object out;
@@ -170,19 +140,10 @@ int DoList(const ListFlags& flags, const GlobalFlags& global) {
         std::cout << json::serialize(out) << "\n";
         return 0;
     }
-    std::cout << Pad("RUN", 28) << Pad("STATUS", 12) << Pad("WORKFLOW", 20) << Pad("CREATED", 21)
-              << Pad("DURATION", 10) << Pad("TOKENS", 9) << Pad("COST", 11) << "MODEL\n";
+    std::cout << RunsListHeader();
     for (const auto& r : page->runs) {
-        RunTotals totals = TotalsOf(*context, r.run_id);
-        char duration[32];
-        std::snprintf(duration, sizeof duration, "%.1fs",
-                      static_cast<double>(totals.duration_ms) / 1000.0);
-        std::cout << Pad(Shown(r.run_id, Newlines::kEscape), 28)
-                  << Pad(std::string(ledger::RunStatusName(r.status)), 12)
-                  << Pad(Shown(Preview(r.workflow, 18), Newlines::kEscape), 20)
-                  << Pad(ShortTime(r.created_at), 21) << Pad(duration, 10)
-                  << Pad(std::to_string(totals.tokens), 9) << Pad("$" + totals.cost_usd, 11)
-                  << Shown(Preview(totals.model, 30), Newlines::kEscape) << "\n";
+        std::cout << RunsListRow(r.run_id, std::string(ledger::RunStatusName(r.status)), r.workflow,
+                                 ShortTime(r.created_at), TotalsOf(*context, r.run_id));
     }
     if (!page->next_cursor.empty()) {
         std::cerr << "(more: --before " << Shown(page->next_cursor, Newlines::kEscape) << ")\n";
