@@ -189,7 +189,7 @@ Result<std::string> ResolveRunId(Context& context, const std::string& text) {
         if (StartsWith(record.run_id, text)) matches.push_back(record.run_id);
     }
     if (text.empty() || matches.empty()) {
-        return NotFoundError("no run " + CapForMessage(text) + " (see `strowger runs list`)");
+        return NotFoundError("no run " + CapForMessage(text));  // as the daemon says it
     }
     if (matches.size() > 1) {
         return InvalidArgumentError("run id prefix " + CapForMessage(text) +

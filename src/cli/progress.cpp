@@ -161,8 +161,11 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
                       std::to_string(JsonInt(data, "iterations")) + " iteration(s)");
                 break;
             }
-            if (running_.find(node) == running_.end()) {
-                Print("✓ " + Pad(node, 22) + " (collect)");
+            // A node this display did not see start: a collect step (no model call), or one
+            // that started before a resume or an approval; the tokens tell them apart.
+            if (running_.find(node) == running_.end() && JsonInt(data, "tokens_in") == 0 &&
+                JsonInt(data, "tokens_out") == 0) {
+                Print("✓ " + Pad(node, 22));
                 break;
             }
             [[fallthrough]];
