@@ -174,8 +174,9 @@ constexpr const char* kSchemas = R"json({
                    "required_count": {"type": "integer"}, "approvals": {"type": "integer"},
                    "created_at": {"$ref": "#/components/schemas/Time"}}
   },
-  "TaskList": {"type": "object", "required": ["tasks"],
-               "properties": {"tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}}}},
+  "TaskList": {"type": "object", "required": ["tasks", "next_cursor"],
+               "properties": {"tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+                              "next_cursor": {"type": "string"}}},
   "DecisionRequest": {
     "type": "object", "required": ["action"],
     "properties": {"action": {"enum": ["approve", "reject", "request_changes", "progress"]}, "comment": {"type": "string"},

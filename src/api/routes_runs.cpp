@@ -658,60 +658,52 @@ Awaitable<Response> Rerun(Service* s, Request request) {
 
 // ---- Human tasks ----
 
+// Open tasks of waiting runs, a page of runs at a time (`limit` runs from `cursor`, newest
+// first), so that no run is left out however many wait; each run's tasks come from its
+// verified ledger (Service::OpenTasks, cached while its head does not move).
 Awaitable<Response> ListTasks(Service* s, Request request) {
     const std::string only_run = request.Query("run_id").value_or("");
     const std::string assignee = request.Query("assignee").value_or("");
-    std::vector<std::string> run_ids;
+    Response problem;
+    auto limit = QueryInt(request, "limit", 100, 1, 500, problem);
+    if (!limit) co_return problem;
+    std::vector<store::RunRecord> records;
+    std::string next_cursor;
     if (!only_run.empty()) {
-        run_ids.push_back(only_run);
+        auto record = co_await s->store->GetRun(only_run);
+        if (!record) co_return ProblemFor(record.error());
+        records.push_back(std::move(*record));
     } else {
         store::RunFilter filter;
         filter.statuses = {RunStatus::kWaiting, RunStatus::kNeedsReconciliation};
-        filter.limit = 500;
+        filter.limit = *limit;
+        filter.before_run_id = request.Query("cursor").value_or("");
         auto page = co_await s->store->ListRuns(filter);
         if (!page) co_return ProblemFor(page.error());
-        for (const auto& record : page->runs) run_ids.push_back(record.run_id);
+        records = std::move(page->runs);
+        next_cursor = std::move(page->next_cursor);
     }
     json::array tasks;
-    for (const auto& run_id : run_ids) {
-        auto loaded = co_await s->engine.LoadRun(run_id);
-        if (!loaded) {
-            if (!only_run.empty()) co_return ProblemFor(loaded.error());
+    for (auto& record : records) {
+        auto open = co_await s->OpenTasks(std::move(record));
+        if (!open) {
+            if (!only_run.empty()) co_return ProblemFor(open.error());
             continue;  // refused runs are not offered for decisions
         }
-        for (const auto* task : loaded->state.OpenTasks()) {
+        for (const auto& value : *open) {
             // Tool approvals and reconciliations name no assignee: any approver may decide.
-            if (!assignee.empty() && task->details && !task->details->assignees.empty() &&
-                std::find(task->details->assignees.begin(), task->details->assignees.end(),
-                          assignee) == task->details->assignees.end()) {
+            const auto& assignees = value.as_object().at("assignees").as_array();
+            if (!assignee.empty() && !assignees.empty() &&
+                std::find(assignees.begin(), assignees.end(), json::value(assignee)) ==
+                    assignees.end()) {
                 continue;
             }
-            json::object t;
-            t["run_id"] = run_id;
-            t["workflow"] = loaded->state.workflow;
-            t["task_id"] = task->task_id;
-            t["kind"] = task->kind;
-            t["title"] = task->title;
-            if (task->node_index >= 0 &&
-                static_cast<size_t>(task->node_index) < loaded->plan->nodes.size()) {
-                t["step"] = loaded->plan->nodes[static_cast<size_t>(task->node_index)].id;
-            }
-            if (!task->tool.empty()) t["tool"] = task->tool;
-            if (!task->arguments.empty()) t["arguments"] = task->arguments;
-            json::array assignees;
-            if (task->details) {
-                for (const auto& ref : task->details->assignees) assignees.emplace_back(ref);
-                t["approval_mode"] = task->details->approval_mode;
-                t["required_count"] = task->details->required_count;
-                t["approvals"] = static_cast<int64_t>(task->Approvals());
-            }
-            t["assignees"] = std::move(assignees);
-            t["created_at"] = FormatRfc3339(task->created_at);
-            tasks.push_back(std::move(t));
+            tasks.push_back(value);
         }
     }
     json::object out;
     out["tasks"] = std::move(tasks);
+    out["next_cursor"] = std::move(next_cursor);
     co_return JsonResponse(200, out);
 }
 
@@ -906,7 +898,9 @@ void AddRunRoutes(Router& router, Service& service) {
               {Ok(200, "Open tasks", "TaskList")},
               {{"assignee", "query", "string",
                 "Only tasks this assignee may decide (tasks naming nobody: everyone)"},
-               {"run_id", "query", "string", "Only this run's"}});
+               {"run_id", "query", "string", "Only this run's"},
+               {"limit", "query", "integer", "Waiting runs per page, 1-500 (default 100)"},
+               {"cursor", "query", "string", "next_cursor of the previous page"}});
     table.Add(
         "POST", "/api/runs/{id}/tasks/{task}/decision", Role::kApprover, "decideTask",
         "Approve or reject an open human task; the run continues when none is left",

@@ -484,12 +484,22 @@ int RemoteTasksList(const std::string& server, const std::string& run_id,
     std::string query;
     if (!run_id.empty()) query += "&run_id=" + PercentEncode(run_id);
     if (!assignee.empty()) query += "&assignee=" + PercentEncode(assignee);
-    if (!query.empty()) target += "?" + query.substr(1);
-    auto reply = client->Checked("GET", target);
-    if (!reply) return ReportError(reply.error());
-    const auto& tasks = reply->json.as_object().at("tasks").as_array();
+    // Every page of waiting runs.
+    json::array tasks;
+    std::string cursor;
+    do {
+        std::string page = target + "?limit=500" + query +
+                           (cursor.empty() ? "" : "&cursor=" + PercentEncode(cursor));
+        auto reply = client->Checked("GET", page);
+        if (!reply) return ReportError(reply.error());
+        const auto& answer = reply->json.as_object();
+        for (const auto& task : answer.at("tasks").as_array()) tasks.push_back(task);
+        cursor = Str(answer, "next_cursor");
+    } while (!cursor.empty());
     if (json_output) {
-        std::cout << json::serialize(reply->json) << "\n";
+        json::object out;
+        out["tasks"] = std::move(tasks);
+        std::cout << json::serialize(out) << "\n";
         return 0;
     }
     std::cout << Pad("RUN", 28) << Pad("TASK", 22) << Pad("KIND", 16) << "TITLE\n";

@@ -576,7 +576,9 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         "Run a finished run again from its failed step, or from --step and everything after it");
     add_store(retry_cmd);
     retry_cmd->add_option("run", retry->run_id, "Run id")->required();
-    retry_cmd->add_option("--step", retry->step, "Run this step and every step after it again");
+    retry_cmd->add_option("--step,--node", retry->step,
+                          "Run this step and every step after it again (in a graph: this node "
+                          "and everything downstream of it)");
     retry_cmd->add_option("--actor", retry->actor, "Who is asking (default: $USER)");
     retry_cmd->add_option("--progress", retry->progress, "Live progress on stderr")
         ->check(CLI::IsMember({"auto", "always", "never"}));

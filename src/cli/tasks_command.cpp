@@ -68,12 +68,15 @@ int DoTasksList(const TasksFlags& flags, const GlobalFlags& global) {
         store::RunFilter filter;
         filter.statuses = {ledger::RunStatus::kWaiting, ledger::RunStatus::kNeedsReconciliation};
         filter.limit = 500;
-        auto page = (*context)->Await((*context)->store().ListRuns(filter));
-        if (!page) {
-            PrintError(page.error().message());
-            return ToInt(ExitCode::kInternal);
-        }
-        for (const auto& record : page->runs) run_ids.push_back(record.run_id);
+        do {  // every waiting run, a page at a time
+            auto page = (*context)->Await((*context)->store().ListRuns(filter));
+            if (!page) {
+                PrintError(page.error().message());
+                return ToInt(ExitCode::kInternal);
+            }
+            for (const auto& record : page->runs) run_ids.push_back(record.run_id);
+            filter.before_run_id = page->next_cursor;
+        } while (!filter.before_run_id.empty());
     }
     json::array tasks;
     for (const auto& run_id : run_ids) {

@@ -298,6 +298,26 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     std::string task_id(JsonString(task, "task_id"));
     EXPECT_EQ(JsonString(task, "tool"), "read_file");
     Expect(404, "GET", "/api/tasks?run_id=01ZZZZZZZZZZZZZZZZZZZZZZZZ");
+    // A second waiting run: one run per page, both found by following the cursor.
+    std::string waiting2 = Field(
+        Expect(202, "POST", "/api/runs", R"({"workflow":"approval","input":"there"})"), "run_id");
+    EXPECT_EQ(WaitStatus(waiting2), "waiting");
+    std::set<std::string> paged;
+    std::string cursor;
+    for (int page = 0; page < 3; ++page) {
+        auto reply = Expect(200, "GET", "/api/tasks?limit=1" +
+                                            (cursor.empty() ? "" : "&cursor=" + cursor));
+        for (const auto& t : reply.object().at("tasks").as_array()) {
+            paged.insert(std::string(JsonString(t.as_object(), "run_id")));
+        }
+        cursor = Field(reply, "next_cursor");
+        if (cursor.empty()) break;
+    }
+    EXPECT_EQ(paged, (std::set<std::string>{waiting, waiting2}));
+    EXPECT_TRUE(cursor.empty());
+    Expect(400, "GET", "/api/tasks?limit=0");
+    Expect(202, "POST", "/api/runs/" + waiting2 + "/cancel", "{}");
+    EXPECT_EQ(WaitStatus(waiting2), "cancelled");
     std::string encoded_task = task_id;  // "look/1/1": one path segment, its '/' escaped
     for (size_t at = 0; (at = encoded_task.find('/', at)) != std::string::npos;) {
         encoded_task.replace(at, 1, "%2F");
