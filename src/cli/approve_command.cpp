@@ -30,10 +30,11 @@ int DoDecide(const DecideFlags& flags, const std::string& decision, const Global
     }
     auto context = Context::Open(flags.store, global.providers_file);
     if (!context) {
-        PrintError(context.error().message());
-        return ToInt(ExitCode::kInternal);
+        return ReportError(context.error());
     }
-    return DecideOnStore(**context, flags.run_id, flags.task_id, decision, flags.actor,
+    auto run_id = ResolveRunId(**context, flags.run_id);
+    if (!run_id) return ReportError(run_id.error());
+    return DecideOnStore(**context, *run_id, flags.task_id, decision, flags.actor,
                          flags.comment, flags.output, "", flags.no_resume, flags.progress,
                          flags.json);
 }

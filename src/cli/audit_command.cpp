@@ -1,6 +1,9 @@
 // strowger audit verify [RUN...|--all] [--anchors FILE] [--pubkey FILE] / audit export RUN /
 // audit pubkey / audit anchor [RUN...|--all] (docs/design/audit.md).
+#include <boost/json.hpp>
+
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <set>
@@ -42,6 +45,7 @@ struct VerifyFlags {
     bool all = false;
     std::string anchors;
     std::string pubkey;
+    bool json = false;
 };
 
 // Verifies one run as every read path does, plus what only an audit checks (audit/report.hpp).
@@ -92,6 +96,54 @@ std::optional<int> ReadAnchors(const std::string& file, std::vector<audit::Ancho
     return std::nullopt;
 }
 
+// `audit verify --json`: the text report's lines as one object (docs/formats/run_record_v1.md):
+// {"format": "strowger.audit_verify.v1", "ok", "runs": [{"run_id", "ok", "detail"}],
+//  "batch_log": {"ok", "detail"}, "summary"}.
+// `verify` prints the text report (on the store or through a daemon); it is read back here.
+int VerifyAsJson(const std::function<int()>& verify) {
+    std::ostringstream captured;
+    std::streambuf* original = std::cout.rdbuf(captured.rdbuf());
+    int code = verify();
+    std::cout.rdbuf(original);
+    json::array runs;
+    json::object batch_log;
+    batch_log["ok"] = true;
+    batch_log["detail"] = "";
+    std::string summary;
+    std::istringstream lines(captured.str());
+    for (std::string text; std::getline(lines, text);) {
+        auto colon = text.find(": ");
+        if (colon == std::string::npos) {
+            summary = text;
+            continue;
+        }
+        std::string subject = text.substr(0, colon);
+        std::string rest = text.substr(colon + 2);
+        if (subject == "checkpoint batch log") {
+            batch_log["ok"] = false;
+            batch_log["detail"] = rest;
+            continue;
+        }
+        if (subject.find(' ') != std::string::npos) {
+            summary = text;
+            continue;
+        }
+        json::object run;
+        run["run_id"] = subject;
+        run["ok"] = StartsWith(rest, "ok");
+        run["detail"] = rest;
+        runs.push_back(std::move(run));
+    }
+    json::object out;
+    out["format"] = "strowger.audit_verify.v1";
+    out["ok"] = code == 0;
+    out["runs"] = std::move(runs);
+    out["batch_log"] = std::move(batch_log);
+    if (!summary.empty()) out["summary"] = summary;
+    std::cout << json::serialize(out) << "\n";
+    return code;
+}
+
 int DoVerify(const VerifyFlags& flags, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
     std::vector<audit::Anchor> anchors;
@@ -100,8 +152,7 @@ int DoVerify(const VerifyFlags& flags, const GlobalFlags& global) {
     key_use.pubkey_file = flags.pubkey;
     auto context = Context::Open(flags.store, global.providers_file, key_use);
     if (!context) {
-        PrintError(context.error().message());
-        return ToInt(ExitCode::kInternal);
+        return ReportError(context.error());
     }
     Context& ctx = **context;
 
@@ -152,8 +203,7 @@ int DoExport(const std::string& store_flag, const std::string& run_id, const std
     SetUpProcess(global.log_level);
     auto context = Context::Open(store_flag, global.providers_file);
     if (!context) {
-        PrintError(context.error().message());
-        return ToInt(ExitCode::kInternal);
+        return ReportError(context.error());
     }
     store::EventQuery all;
     auto events = (*context)->Await((*context)->store().ReadEvents(run_id, all));
@@ -192,8 +242,7 @@ int DoPubkey(const std::string& store_flag, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
     auto context = Context::Open(store_flag, global.providers_file);
     if (!context) {
-        PrintError(context.error().message());
-        return ToInt(ExitCode::kInternal);
+        return ReportError(context.error());
     }
     std::cout << (*context)->verifying_key()->Pem();
     return 0;
@@ -204,8 +253,7 @@ int DoAnchor(const std::string& store_flag, std::vector<std::string> run_ids, bo
     SetUpProcess(global.log_level);
     auto context = Context::Open(store_flag, global.providers_file);
     if (!context) {
-        PrintError(context.error().message());
-        return ToInt(ExitCode::kInternal);
+        return ReportError(context.error());
     }
     Context& ctx = **context;
     if (all) {
@@ -269,6 +317,8 @@ void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     verify->add_option("--server", verify_flags->server, kServerHelp)->type_name("URL");
     auto* id_option = verify->add_option("run", verify_flags->run_ids, "Run id(s)");
     auto* all_option = verify->add_flag("--all", verify_flags->all, "Every run in the store");
+    verify->add_flag("--json", verify_flags->json,
+                     "One JSON object: each run's result (docs/formats/run_record_v1.md)");
     id_option->excludes(all_option);
     verify
         ->add_option("--anchors", verify_flags->anchors,
@@ -291,18 +341,19 @@ void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
             exit_code = ToInt(ExitCode::kUsage);
             return;
         }
-        if (auto url = RemoteServer(verify_flags->server, verify_flags->store); !url.empty()) {
-            std::vector<audit::Anchor> unused;
-            std::string anchors_text;
-            if (auto failed = ReadAnchors(verify_flags->anchors, unused, &anchors_text)) {
-                exit_code = *failed;
-                return;
+        auto verify_here = [&]() -> int {
+            if (auto url = RemoteServer(verify_flags->server, verify_flags->store); !url.empty()) {
+                std::vector<audit::Anchor> unused;
+                std::string anchors_text;
+                if (auto failed = ReadAnchors(verify_flags->anchors, unused, &anchors_text)) {
+                    return *failed;
+                }
+                return RemoteAuditVerify(url, verify_flags->run_ids, verify_flags->all,
+                                         anchors_text);
             }
-            exit_code =
-                RemoteAuditVerify(url, verify_flags->run_ids, verify_flags->all, anchors_text);
-            return;
-        }
-        exit_code = DoVerify(*verify_flags, global);
+            return DoVerify(*verify_flags, global);
+        };
+        exit_code = verify_flags->json ? VerifyAsJson(verify_here) : verify_here();
     });
 
     struct ExportFlags {

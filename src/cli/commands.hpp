@@ -22,6 +22,11 @@ void AddTokenCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddWorkflowCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddTasksCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddInitCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
+// version, schema, completion, man: what editors and shells load (tooling_command.cpp).
+void AddToolingCommands(CLI::App& app, const GlobalFlags& global, int& exit_code);
+
+// "strowger 0.1.0 (commit <git describe at configure time, or unknown>)".
+std::string VersionText();
 
 // Parses argv and runs the chosen subcommand; returns the process exit code.
 int Main(int argc, char** argv);

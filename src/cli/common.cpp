@@ -3,16 +3,20 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <sstream>
+#include <set>
 #include <tuple>
 
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
 #include "engine/engine.hpp"
+#include "engine/run_view.hpp"
 #include "model/inputs.hpp"
 #include "model/loader.hpp"
 #include "store/store.hpp"
@@ -80,6 +84,12 @@ void AddInputFlags(CLI::App* command, InputFlags& flags) {
             ->type_name("PATH");
     auto* json = command->add_option("--input-json", flags.json, "Run input as a JSON value")
                      ->type_name("JSON");
+    command
+        ->add_option("--max-input-bytes", flags.max_bytes,
+                     "Refuse a larger input (default 10485760, 10 MiB)")
+        ->envname("STROWGER_MAX_INPUT_BYTES")
+        ->check(CLI::PositiveNumber)
+        ->type_name("BYTES");
     text->excludes(file)->excludes(json);
     file->excludes(json);
     command
@@ -109,23 +119,57 @@ std::optional<std::string> RunInputOrReport(const InputFlags& flags, const model
     return applied.input;
 }
 
-Result<std::string> ResolveInput(const InputFlags& flags) {
-    if (flags.text) return *flags.text;
-    if (flags.file) {
-        std::ostringstream buffer;
-        if (*flags.file == "-") {
-            buffer << std::cin.rdbuf();
-        } else {
-            std::ifstream in(*flags.file, std::ios::binary);
-            if (!in) {
-                return InvalidArgumentError(CapForMessage(*flags.file) +
-                                            ": cannot read input file");
-            }
-            buffer << in.rdbuf();
+namespace {
+
+std::string OverLimit(std::string_view what, int64_t limit) {
+    return std::string(what) + " is larger than the input limit of " + std::to_string(limit) +
+           " bytes (raise it with --max-input-bytes or $STROWGER_MAX_INPUT_BYTES)";
+}
+
+// At most limit + 1 bytes of `in` (one more than allowed says it is too big).
+std::string ReadCapped(std::istream& in, int64_t limit) {
+    std::string data;
+    char chunk[64 * 1024];
+    while (in && static_cast<int64_t>(data.size()) <= limit) {
+        in.read(chunk, sizeof chunk);
+        data.append(chunk, static_cast<size_t>(in.gcount()));
+    }
+    return data;
+}
+
+Result<std::string> ReadInputText(const InputFlags& flags) {
+    const int64_t limit = flags.max_bytes;
+    if (flags.text) {
+        if (static_cast<int64_t>(flags.text->size()) > limit) {
+            return InvalidArgumentError(OverLimit("--input", limit));
         }
-        return buffer.str();
+        return *flags.text;
+    }
+    if (flags.file) {
+        const std::string shown = CapForMessage(*flags.file);
+        std::string data;
+        if (*flags.file == "-") {
+            data = ReadCapped(std::cin, limit);
+        } else {
+            std::error_code ec;
+            if (std::filesystem::is_directory(*flags.file, ec)) {
+                return InvalidArgumentError(shown +
+                                            ": is a directory; --input-file reads one file");
+            }
+            std::ifstream in(*flags.file, std::ios::binary);
+            if (!in) return InvalidArgumentError(shown + ": cannot read input file");
+            data = ReadCapped(in, limit);
+            if (in.bad()) return InvalidArgumentError(shown + ": cannot read input file");
+        }
+        if (static_cast<int64_t>(data.size()) > limit) {
+            return InvalidArgumentError(OverLimit(*flags.file == "-" ? "stdin" : shown, limit));
+        }
+        return data;
     }
     if (flags.json) {
+        if (static_cast<int64_t>(flags.json->size()) > limit) {
+            return InvalidArgumentError(OverLimit("--input-json", limit));
+        }
         auto parsed = ParseJson(*flags.json);
         if (!parsed) return InvalidArgumentError("--input-json: " + parsed.error().message());
         return CompactJson(*parsed);
@@ -133,12 +177,36 @@ Result<std::string> ResolveInput(const InputFlags& flags) {
     return std::string();
 }
 
+}  // namespace
+
+Result<std::string> ResolveInput(const InputFlags& flags) {
+    STROWGER_ASSIGN_OR_RETURN(auto text, ReadInputText(flags));
+    // The ledger holds UTF-8 only: other bytes become U+FFFD there. Say so rather than
+    // change the input silently.
+    if (!IsValidUtf8(text)) {
+        PrintError("warning: the input is not valid UTF-8; invalid bytes are stored as U+FFFD");
+    }
+    return text;
+}
+
 LoadedPlan LoadAndCompile(const std::string& file, const WorkflowFlags& flags,
                           providers::ProviderRegistry& registry) {
     model::LoadOptions options;
     options.agent_dirs = flags.agent_dirs;
-    auto loaded = model::LoadWorkflowFile(file, options);
     LoadedPlan result;
+    std::error_code dir_ec;
+    if (file != "-" && std::filesystem::is_directory(file, dir_ec)) {
+        result.diagnostics.push_back(
+            {model::Diagnostic::Severity::kError, model::SourcePos{file, 0, 0}, "",
+             "is a directory: name the workflow files in it (e.g. " + file + "/*.yaml)"});
+        return result;
+    }
+    // `-`: the workflow from stdin (relative paths resolve against the working directory).
+    auto loaded = file == "-" ? model::LoadWorkflowText(
+                                    std::string(std::istreambuf_iterator<char>(std::cin), {}),
+                                    "<stdin>", std::filesystem::current_path(dir_ec).string(),
+                                    options)
+                              : model::LoadWorkflowFile(file, options);
     result.diagnostics = loaded.diagnostics;
     if (!flags.model_override.empty()) {
         std::error_code ec;
@@ -162,15 +230,37 @@ LoadedPlan LoadAndCompile(const std::string& file, const WorkflowFlags& flags,
                               compiled.diagnostics.end());
     // Resolve each model now, so a missing scripted file is reported with its position instead
     // of failing the first step at run time. Unknown providers were reported by Compile.
+    // A problem many agents share (a bad $OPENAI_BASE_URL) is reported once, at the first.
+    // What the environment lacks (an API key) is collected for `run`, which checks it before
+    // creating a run: each variable named once, with the agents that need it.
+    std::set<std::string> reported;
+    std::vector<std::pair<std::string, std::vector<std::string>>> missing;
     for (const auto& agent : loaded.workflow.agents) {
         if (agent.model.find(':') == std::string::npos) continue;
         auto resolved = registry.Resolve(agent.model, agent.base_dir);
-        if (!resolved && !StartsWith(resolved.error().message(), "unknown provider")) {
+        if (!resolved) {
+            const std::string& message = resolved.error().message();
+            if (StartsWith(message, "unknown provider") || !reported.insert(message).second) {
+                continue;
+            }
             std::string path = "agents." + agent.name + ".model";
             result.diagnostics.push_back({model::Diagnostic::Severity::kError,
-                                          loaded.workflow.PositionOf(path), path,
-                                          resolved.error().message()});
+                                          loaded.workflow.PositionOf(path), path, message});
+            continue;
         }
+        if (auto ready = resolved->provider->CheckEnvironment(); !ready) {
+            const std::string message = ready.error().message();
+            auto it = std::find_if(missing.begin(), missing.end(),
+                                   [&](const auto& entry) { return entry.first == message; });
+            if (it == missing.end()) it = missing.insert(missing.end(), {message, {}});
+            it->second.push_back(agent.name);
+        }
+    }
+    for (const auto& [message, agents] : missing) {
+        std::string names;
+        for (const auto& name : agents) names += (names.empty() ? "" : ", ") + Shown(name);
+        result.environment.push_back(message + " (needed by agent" +
+                                     (agents.size() > 1 ? "s " : " ") + names + ")");
     }
     if (loaded.ok() && !model::HasErrors(result.diagnostics)) result.plan = compiled.plan;
     std::stable_sort(result.diagnostics.begin(), result.diagnostics.end(),
@@ -183,12 +273,16 @@ LoadedPlan LoadAndCompile(const std::string& file, const WorkflowFlags& flags,
 
 std::shared_ptr<const model::Plan> LoadPlan(const std::string& file, const WorkflowFlags& flags,
                                             providers::ProviderRegistry& registry,
-                                            Warnings warnings) {
+                                            Warnings warnings, Environment environment) {
     auto loaded = LoadAndCompile(file, flags, registry);
     for (const auto& d : loaded.diagnostics) {
         if (d.severity == model::Diagnostic::Severity::kError || warnings == Warnings::kPrint) {
             std::cerr << d.ToString() << "\n";  // one escaped line
         }
+    }
+    if (environment == Environment::kRequire && loaded.plan) {
+        for (const auto& problem : loaded.environment) PrintError(problem);
+        if (!loaded.environment.empty()) return nullptr;
     }
     return loaded.plan;
 }
@@ -220,6 +314,30 @@ void SetUpProcess(const std::string& log_level) {
     }
 }
 
+json::object RunRecord(const model::Plan* plan, const ledger::RunState& state) {
+    json::object record;
+    record["format"] = kRunRecordFormat;
+    for (auto& [key, value] : engine::RunRecordJson(plan, state)) record[key] = value;
+    // The human tasks the run waits for (tool approvals, reconciliations).
+    json::array open_tasks;
+    for (const auto* task : state.OpenTasks()) {
+        json::object t;
+        t["task_id"] = task->task_id;
+        t["kind"] = task->kind;
+        t["title"] = task->title;
+        if (plan && task->node_index >= 0 &&
+            static_cast<size_t>(task->node_index) < plan->nodes.size()) {
+            t["step"] = plan->nodes[static_cast<size_t>(task->node_index)].id;
+        }
+        if (!task->tool.empty()) t["tool"] = task->tool;
+        if (!task->arguments.empty()) t["arguments"] = task->arguments;
+        t["created_at"] = FormatRfc3339(task->created_at);
+        open_tasks.push_back(std::move(t));
+    }
+    record["open_tasks"] = std::move(open_tasks);
+    return record;
+}
+
 int ReportError(const Error& error) {
     PrintError(error.message());
     switch (error.code()) {
@@ -231,6 +349,46 @@ int ReportError(const Error& error) {
         default:
             return ToInt(ExitCode::kInternal);
     }
+}
+
+RunTotals RunTotalsOf(const json::object& record) {
+    RunTotals totals;
+    totals.duration_ms = JsonInt(record, "duration_ms");
+    totals.tokens = JsonInt(record, "input_tokens") + JsonInt(record, "output_tokens");
+    totals.cost_usd = std::string(JsonString(record, "cost_usd"));
+    if (totals.cost_usd.empty()) totals.cost_usd = "0";
+    return totals;
+}
+
+void AddTotals(json::object& run, const RunTotals& totals) {
+    run["duration_ms"] = totals.duration_ms;
+    run["tokens"] = totals.tokens;
+    run["cost_usd"] = totals.cost_usd;
+}
+
+namespace {
+std::string Column(const std::string& text, size_t width) {
+    size_t columns = 0;
+    for (char c : text) columns += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    return text + std::string(columns + 2 > width ? 2 : width - columns, ' ');
+}
+}  // namespace
+
+std::string RunsListHeader() {
+    return Column("RUN", 28) + Column("STATUS", 12) + Column("WORKFLOW", 22) +
+           Column("CREATED", 22) + Column("DURATION", 10) + Column("TOKENS", 9) + "COST\n";
+}
+
+std::string RunsListRow(const std::string& run_id, const std::string& status,
+                        const std::string& workflow, const std::string& created,
+                        const RunTotals& totals) {
+    char duration[32];
+    std::snprintf(duration, sizeof duration, "%.1fs",
+                  static_cast<double>(totals.duration_ms) / 1000.0);
+    return Column(Shown(run_id, Newlines::kEscape), 28) + Column(status, 12) +
+           Column(Shown(Preview(workflow, 20), Newlines::kEscape), 22) + Column(created, 22) +
+           Column(duration, 10) + Column(std::to_string(totals.tokens), 9) + "$" +
+           totals.cost_usd + "\n";
 }
 
 std::string EventSummary(const ledger::Event& event) {
@@ -277,6 +435,29 @@ std::string EventSummary(const ledger::Event& event) {
             return std::string(JsonString(o, "error"));
         case ledger::EventType::kNodeSkipped:
             return std::string(JsonString(o, "reason")) + " " + Preview(JsonString(o, "error"), 60);
+        case ledger::EventType::kToolCall:
+            return std::string(JsonString(o, "tool")) + " " +
+                   Preview(JsonString(o, "arguments"), 60) + " (" +
+                   std::string(JsonString(o, "safety")) + ")";
+        case ledger::EventType::kToolResult:
+            return std::string(JsonBool(o, "is_error") ? "error " : "") +
+                   std::to_string(JsonInt(o, "duration_ms")) + "ms " +
+                   Preview(JsonString(o, "content"), 60);
+        case ledger::EventType::kHumanTaskCreated: {
+            std::string text = std::string(JsonString(o, "task_id")) + " " +
+                               std::string(JsonString(o, "kind")) + ": " +
+                               Preview(JsonString(o, "title"), 60);
+            return text;
+        }
+        case ledger::EventType::kHumanTaskDecided: {
+            std::string text = std::string(JsonString(o, "task_id")) + " " +
+                               std::string(JsonString(o, "decision")) + " by " +
+                               std::string(JsonString(o, "actor"));
+            if (auto comment = JsonString(o, "comment"); !comment.empty()) {
+                text += ": " + Preview(comment, 50);
+            }
+            return text;
+        }
         case ledger::EventType::kRunRetried: {
             std::string text = "cleared:";
             if (const auto* cleared = JsonArray(o, "cleared")) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json.hpp"
 #include "core/result.hpp"
 #include "core/strings.hpp"
 #include "ledger/event.hpp"
@@ -56,11 +57,14 @@ struct WorkflowFlags {
 };
 void AddWorkflowFlags(CLI::App* command, WorkflowFlags& flags);
 
+inline constexpr int64_t kDefaultMaxInputBytes = 10 * 1024 * 1024;
 struct InputFlags {
     std::optional<std::string> text;
     std::optional<std::string> file;
     std::optional<std::string> json;
     std::vector<std::string> sets;  // --set name=value (typed inputs)
+    // --max-input-bytes / $STROWGER_MAX_INPUT_BYTES: a larger input is refused.
+    int64_t max_bytes = kDefaultMaxInputBytes;
 };
 void AddInputFlags(CLI::App* command, InputFlags& flags);
 // The run input from the flags ("" if none); kInvalidArgument for unreadable files or bad JSON.
@@ -75,6 +79,9 @@ std::optional<std::string> RunInputOrReport(const InputFlags& flags, const model
 struct LoadedPlan {
     std::shared_ptr<const model::Plan> plan;     // null if there are errors
     std::vector<model::Diagnostic> diagnostics;  // sorted by position
+    // What the environment lacks for the models to answer ("OPENAI_API_KEY is not set (needed
+    // by agents a, b)"): one line per problem. Not an error for validate; `run` refuses.
+    std::vector<std::string> environment;
 };
 // Loads a workflow file (applying --agents and --model), validates it completely (shape,
 // cross-references, models) and compiles it.
@@ -82,11 +89,14 @@ LoadedPlan LoadAndCompile(const std::string& file, const WorkflowFlags& flags,
                           providers::ProviderRegistry& registry);
 
 enum class Warnings { kPrint, kHide };
+// kRequire: the environment's problems (LoadedPlan::environment) are errors too (`run`).
+enum class Environment { kIgnore, kRequire };
 // Loads and compiles a workflow. Prints diagnostics (errors always, warnings if asked) to
 // stderr; returns null if there were errors.
 std::shared_ptr<const model::Plan> LoadPlan(const std::string& file, const WorkflowFlags& flags,
                                             providers::ProviderRegistry& registry,
-                                            Warnings warnings);
+                                            Warnings warnings,
+                                            Environment environment = Environment::kIgnore);
 
 // --store flag value, else $STROWGER_STORE, else the default sqlite file.
 std::string StoreUrl(const std::string& flag);
@@ -94,12 +104,32 @@ std::string StoreUrl(const std::string& flag);
 // Applies --log-level (default warn) and registers secrets from the environment.
 void SetUpProcess(const std::string& log_level);
 
+// The run record of `--json` (run, runs show, runs resume/retry/rerun, approve): its format
+// and version first, then engine::RunRecordJson's fields and the open human tasks
+// (docs/formats/run_record_v1.md).
+inline constexpr char kRunRecordFormat[] = "strowger.run_record.v1";
+json::object RunRecord(const model::Plan* plan, const ledger::RunState& state);
+
 // Prints `error` and returns the exit code for it: 2 for what the caller got wrong (not found,
 // a failed precondition, an invalid argument, a conflict), 5 for the rest (store or server
 // unreachable, internal errors). The same for the store and for a daemon's answers.
 int ReportError(const Error& error);
 // Writes `text` to `file` ("" or "-": stdout); the exit code (usage) if it cannot, printed.
 std::optional<int> WriteOutput(const std::string& file, std::string_view text);
+
+// `runs list`'s columns beyond the store's record (docs/formats/run_record_v1.md), the same on
+// the store and through a daemon: taken from a run record (RunRecordJson's fields).
+struct RunTotals {
+    int64_t duration_ms = 0;
+    int64_t tokens = 0;
+    std::string cost_usd = "0";
+};
+RunTotals RunTotalsOf(const json::object& record);
+void AddTotals(json::object& run, const RunTotals& totals);
+std::string RunsListHeader();
+std::string RunsListRow(const std::string& run_id, const std::string& status,
+                        const std::string& workflow, const std::string& created,
+                        const RunTotals& totals);
 
 // The one-line summary of an event that `runs events` prints (on the store and via --server).
 std::string EventSummary(const ledger::Event& event);

@@ -5,6 +5,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/json.hpp>
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -117,7 +118,19 @@ Status Context::OpenStore(const std::string& store_flag, const KeyUse& key_use) 
         std::error_code ec;
         auto file = std::filesystem::absolute(parsed->path, ec);
         if (ec) return fail(InvalidArgumentError(parsed->path + ": " + ec.message()).error());
-        options_.workspace_root = file.lexically_normal().parent_path() / "workspaces";
+        // Only the default store's directory is created: a store named by --store or
+        // $STROWGER_STORE in a directory that does not exist is more likely a typo.
+        const char* env = std::getenv("STROWGER_STORE");
+        const auto parent = file.lexically_normal().parent_path();
+        if ((!store_flag.empty() || (env != nullptr && *env != '\0')) &&
+            file.lexically_normal().has_filename() && !std::filesystem::exists(parent, ec)) {
+            return fail(FailedPreconditionError(
+                            "directory " + parent.string() +
+                            " does not exist (only the default store's directory is created; "
+                            "create it first)")
+                            .error());
+        }
+        options_.workspace_root = parent / "workspaces";
     }
     auto store = store::OpenStoreBlocking(url);
     if (!store) return fail(store.error());
@@ -156,12 +169,57 @@ Context::~Context() {
     }
 }
 
+Result<std::string> ResolveRunId(Context& context, const std::string& text) {
+    auto& store = context.store();
+    if (text == "last") {
+        store::RunFilter newest;
+        newest.limit = 1;
+        STROWGER_ASSIGN_OR_RETURN(auto page, context.Await(store.ListRuns(newest)));
+        if (page.runs.empty()) return NotFoundError("there are no runs yet (`last` names none)");
+        return page.runs.front().run_id;
+    }
+    if (auto exact = context.Await(store.GetRun(text)); exact) return text;
+    // Ids sort by time: the newest runs below prefix + "\x7f" are the ones it starts.
+    store::RunFilter below;
+    below.limit = 2;
+    below.before_run_id = text + "\x7f";
+    STROWGER_ASSIGN_OR_RETURN(auto page, context.Await(store.ListRuns(below)));
+    std::vector<std::string> matches;
+    for (const auto& record : page.runs) {
+        if (StartsWith(record.run_id, text)) matches.push_back(record.run_id);
+    }
+    if (text.empty() || matches.empty()) {
+        return NotFoundError("no run " + CapForMessage(text));  // as the daemon says it
+    }
+    if (matches.size() > 1) {
+        return InvalidArgumentError("run id prefix " + CapForMessage(text) +
+                                    " is ambiguous: it starts " + matches[0] + ", " + matches[1] +
+                                    " and maybe more; give more of the id");
+    }
+    return matches.front();
+}
+
 std::string DefaultActor() {
     const char* user = std::getenv("USER");
-    return user && *user ? user : "unknown";
+    if (user && *user) return user;
+    // $USER unset (a service, a container, cron): the OS account.
+    if (const passwd* account = getpwuid(geteuid()); account && account->pw_name) {
+        return account->pw_name;
+    }
+    return "uid " + std::to_string(geteuid());
 }
 
 namespace {
+
+// 'y', 'n' or 's' for a clear answer to the decision prompt (the letter or the word, any case);
+// nullopt for anything else.
+std::optional<char> ParseDecisionAnswer(std::string_view text) {
+    std::string answer = AsciiLower(Trim(text));
+    if (answer == "y" || answer == "yes") return 'y';
+    if (answer == "n" || answer == "no") return 'n';
+    if (answer == "s" || answer == "skip") return 's';
+    return std::nullopt;
+}
 
 // Asks on the terminal for a decision on each open task of a waiting run; records them.
 // Returns false if the user declined to decide (the run stays waiting).
@@ -185,11 +243,18 @@ bool PromptForDecisions(Context& context, const std::string& run_id) {
                           ? "Run the step again? [y]es / [n]o (fail it) / [s]kip: "
                           : "Allow this call? [y]es / [n]o / [s]kip (decide later): ")
                   << std::flush;
-        std::string answer;
-        if (!std::getline(std::cin, answer)) return false;
-        answer = std::string(Trim(answer));
-        if (answer.empty() || answer[0] == 's' || answer[0] == 'S') return false;
-        bool approve = answer[0] == 'y' || answer[0] == 'Y';
+        // Only a clear answer decides: anything else ("maybe", "ok", "sure") asks again.
+        std::optional<char> choice;
+        while (!choice) {
+            std::string answer;
+            if (!std::getline(std::cin, answer)) return false;
+            choice = ParseDecisionAnswer(answer);
+            if (!choice) {
+                std::cerr << "Please answer y (yes), n (no) or s (skip): " << std::flush;
+            }
+        }
+        if (*choice == 's') return false;
+        bool approve = *choice == 'y';
         std::cerr << "comment (optional): " << std::flush;
         std::string comment;
         std::getline(std::cin, comment);
@@ -205,10 +270,42 @@ bool PromptForDecisions(Context& context, const std::string& run_id) {
 
 }  // namespace
 
+namespace {
+
+// `run --stream`: the final step's text on stdout as the model writes it (escaped on a
+// terminal). A step tried again streams again.
+class StreamPrinter final : public engine::Observer {
+  public:
+    explicit StreamPrinter(std::string node) : node_(std::move(node)) {}
+    bool WantsData() const override { return false; }
+    bool WantsDeltas() const override { return true; }
+    void OnDelta(std::string_view, std::string_view node, std::string_view text) override {
+        if (node != node_ || text.empty()) return;
+        std::cout << ForStdout(text) << std::flush;
+        streamed_ = true;
+        ends_with_newline_ = text.back() == '\n';
+    }
+    bool streamed() const { return streamed_; }
+    bool ends_with_newline() const { return ends_with_newline_; }
+
+  private:
+    std::string node_;
+    bool streamed_ = false;
+    bool ends_with_newline_ = false;
+};
+
+}  // namespace
+
 int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> start,
-                        const std::string& progress_mode, bool json_output) {
+                        const std::string& progress_mode, bool json_output,
+                        const std::string& stream_node) {
     auto& io = context.io();
     auto& engine = context.engine();
+    std::optional<StreamPrinter> stream;
+    if (!stream_node.empty() && !json_output) {
+        stream.emplace(stream_node);
+        engine.AddObserver(&*stream);
+    }
     std::optional<ProgressDisplay> progress;
     bool live = StderrIsTerminal();
     if (progress_mode == "always" || (progress_mode == "auto" && live)) {
@@ -218,17 +315,26 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
     }
     std::optional<Result<engine::RunOutcome>> outcome;
     std::optional<Result<engine::Engine::LoadedRun>> loaded;
+    bool terminated = false;  // a SIGTERM paused the run
     while (true) {
-        // Ctrl-C / SIGTERM cancel the run (in-flight model calls are aborted); a second signal
-        // exits at once.
+        // Ctrl-C cancels the run (in-flight model calls are aborted). SIGTERM (a service
+        // manager stopping the machine) pauses it at its next step boundary, once in-flight
+        // calls have answered: the run stays resumable. A second signal exits at once (the run
+        // is left `running`, as after a crash: `runs resume` continues it).
         asio::signal_set signals(io, SIGINT, SIGTERM);
         int signal_count = 0;
         std::function<void()> arm = [&] {
             signals.async_wait([&](boost::system::error_code ec, int signal_number) {
                 if (ec) return;
-                if (++signal_count > 1) std::_Exit(ToInt(ExitCode::kCancelled));
-                engine.CancelAll(signal_number == SIGINT ? "interrupted (SIGINT)"
-                                                         : "terminated (SIGTERM)");
+                if (++signal_count > 1) {
+                    std::_Exit(ToInt(terminated ? ExitCode::kWaiting : ExitCode::kCancelled));
+                }
+                if (signal_number == SIGINT) {
+                    engine.CancelAll("interrupted (SIGINT)");
+                } else {
+                    terminated = true;
+                    engine.PauseAll("interrupted (SIGTERM)");
+                }
                 arm();
             });
         };
@@ -294,7 +400,7 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
     if (json_output) {
         if (loaded && *loaded) {
             std::cout << json::serialize(
-                             engine::RunRecordJson((*loaded)->plan.get(), (*loaded)->state))
+                             RunRecord((*loaded)->plan.get(), (*loaded)->state))
                       << "\n";
         } else {
             json::object minimal;
@@ -303,10 +409,17 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
             std::cout << json::serialize(minimal) << "\n";
         }
     } else if (result.status == ledger::RunStatus::kCompleted && !result.existing) {
-        // The workflow's output: its exact bytes for a pipe or a file (`run f.yaml > out.txt`),
-        // escaped on a terminal.
-        std::cout << ForStdout(result.output);
-        if (result.output.empty() || result.output.back() != '\n') std::cout << "\n";
+        if (stream && stream->streamed()) {
+            // Already printed as it came.
+            if (!stream->ends_with_newline()) std::cout << "\n";
+        } else {
+            // The workflow's output: its exact bytes for a pipe or a file (`run f.yaml >
+            // out.txt`), escaped on a terminal.
+            std::cout << ForStdout(result.output);
+            if (result.output.empty() || result.output.back() != '\n') std::cout << "\n";
+        }
+    } else if (stream && stream->streamed()) {
+        std::cout << "\n";  // the streamed text of a run that did not complete
     }
     std::cout.flush();
     if (result.error_code != ErrorCode::kOk && result.status != ledger::RunStatus::kFailed) {
@@ -316,13 +429,18 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
     switch (result.status) {
         case ledger::RunStatus::kFailed:
             PrintError("run " + result.run_id + " failed: " + result.error);
+            PrintError("once the cause is fixed, `strowger runs retry " + result.run_id +
+                       "` continues from the failed step");
             break;
         case ledger::RunStatus::kCancelled:
-            PrintError("run " + result.run_id + " cancelled");
+            PrintError("run " + result.run_id + " cancelled (`strowger runs retry " +
+                       result.run_id + "` reopens it)");
             break;
         case ledger::RunStatus::kPaused:
             PrintError("run " + result.run_id +
-                       " is paused; continue it with `strowger runs resume " + result.run_id + "`");
+                       (terminated ? " was interrupted (SIGTERM) and paused at a step boundary"
+                                   : " is paused") +
+                       "; continue it with `strowger runs resume " + result.run_id + "`");
             break;
         case ledger::RunStatus::kWaiting:
         case ledger::RunStatus::kNeedsReconciliation:

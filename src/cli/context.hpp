@@ -96,13 +96,21 @@ Status SetUpProvidersAndTools(Executor executor, const std::string& providers_fl
 bool SetUpProvidersOrReport(Executor executor, const std::string& providers_flag,
                             providers::ProviderRegistry& registry);
 
-// $USER (or "unknown"): who is recorded as the actor of a pause, cancel or retry by default.
+// A run named on the command line: its full id, `last` (the newest run) or a unique prefix of
+// an id. kNotFound for none, kInvalidArgument for a prefix several runs start.
+Result<std::string> ResolveRunId(Context& context, const std::string& text);
+
+// $USER (else the OS account): who is recorded as the actor of a pause, cancel or retry by
+// default.
 std::string DefaultActor();
 
 // Runs `start` (a run-executing engine call) with live progress, signals and lease renewal,
 // prints the outcome like `strowger run` does, and returns the exit code.
+// `stream_node` (run --stream): that node's model text is printed on stdout as it arrives,
+// instead of the output at the end.
 int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> start,
-                        const std::string& progress_mode, bool json_output);
+                        const std::string& progress_mode, bool json_output,
+                        const std::string& stream_node = "");
 
 // Records a decision on a run's open task (Engine::Decide) and, unless `no_resume` or another
 // task still waits, continues the run here with live progress; returns the exit code. Shared

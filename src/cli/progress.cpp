@@ -2,6 +2,9 @@
 
 #include <boost/json.hpp>
 
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <iostream>
 
@@ -20,6 +23,33 @@ std::string Seconds(std::chrono::steady_clock::duration d) {
 
 std::string Pad(const std::string& text, size_t width) {
     return text.size() >= width ? text : text + std::string(width - text.size(), ' ');
+}
+
+// The terminal's width now (read at every redraw, so a resize — SIGWINCH — is followed);
+// 80 when stderr is not a terminal or says 0.
+size_t TerminalColumns() {
+    winsize size{};
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+    return 80;
+}
+
+// `line` (escaped: no control characters) cut to fewer than `columns` columns, counting a code
+// point as one column, with "…" where it was cut. A status line as wide as the terminal would
+// wrap, and the next "\r" redraw would leave the wrapped part behind.
+std::string ClipToColumns(const std::string& line, size_t columns) {
+    const size_t limit = columns > 1 ? columns - 1 : 1;
+    size_t count = 0;
+    for (size_t i = 0; i < line.size(); ++i) {
+        if ((static_cast<unsigned char>(line[i]) & 0xC0) == 0x80) continue;  // continuation
+        if (++count == limit) {
+            size_t rest = i + 1;
+            while (rest < line.size() && (static_cast<unsigned char>(line[rest]) & 0xC0) == 0x80)
+                ++rest;
+            if (rest >= line.size()) return line;
+            return line.substr(0, i) + "…";
+        }
+    }
+    return line;
 }
 
 }  // namespace
@@ -89,7 +119,10 @@ void ProgressDisplay::Redraw() {
         line += ";";
     }
     line.pop_back();
-    std::cerr << "\r\033[2K" << EscapeControl(Preview(line, 200), Newlines::kEscape) << std::flush;
+    std::cerr << "\r\033[2K"
+              << ClipToColumns(EscapeControl(Preview(line, 400), Newlines::kEscape),
+                               TerminalColumns())
+              << std::flush;
     status_shown_ = true;
 }
 
@@ -128,8 +161,11 @@ void ProgressDisplay::OnEvent(const ledger::Event& event) {
                       std::to_string(JsonInt(data, "iterations")) + " iteration(s)");
                 break;
             }
-            if (running_.find(node) == running_.end()) {
-                Print("✓ " + Pad(node, 22) + " (collect)");
+            // A node this display did not see start: a collect step (no model call), or one
+            // that started before a resume or an approval; the tokens tell them apart.
+            if (running_.find(node) == running_.end() && JsonInt(data, "tokens_in") == 0 &&
+                JsonInt(data, "tokens_out") == 0) {
+                Print("✓ " + Pad(node, 22));
                 break;
             }
             [[fallthrough]];

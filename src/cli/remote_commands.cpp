@@ -42,7 +42,9 @@ RunStatus StatusOf(const std::string& name) {
 }
 
 void PrintEvent(const ledger::Event& event) {
-    std::string where = event.node.empty() ? "" : event.node + "#" + std::to_string(event.attempt);
+    std::string where = event.node.empty()   ? ""
+                        : event.attempt <= 0 ? event.node
+                                             : event.node + "#" + std::to_string(event.attempt);
     std::cout << Pad(std::to_string(event.seq), 6) << FormatRfc3339(event.time).substr(11, 15)
               << "  " << Pad(event.type_name, 26) << Pad(where, 22) << EventSummary(event) << "\n";
 }
@@ -174,6 +176,13 @@ std::string RemoteServer(const std::string& server_flag, const std::string& stor
     return ServerUrl("");
 }
 
+// A run's totals for `runs list`, from the daemon's run record (zeros if it cannot be read).
+RunTotals RemoteTotals(ApiClient& client, const std::string& run_id) {
+    auto reply = client.Checked("GET", "/api/workflows/runs/" + PercentEncode(run_id));
+    if (!reply || !reply->json.is_object()) return {};
+    return RunTotalsOf(reply->json.as_object());
+}
+
 int RemoteRunsList(const std::string& server, const std::vector<std::string>& statuses,
                    const std::string& workflow, int64_t limit, const std::string& before,
                    bool json_output) {
@@ -210,22 +219,22 @@ int RemoteRunsList(const std::string& server, const std::vector<std::string>& st
             out["created_at"] = o.at("created_at");
             out["updated_at"] = o.at("updated_at");
             out["events"] = o.at("events");
+            AddTotals(out, RemoteTotals(*client, Str(o, "run_id")));
             runs.push_back(std::move(out));
         }
         json::object out;
+        out["format"] = "strowger.runs_list.v1";
         out["runs"] = std::move(runs);
         out["next_cursor"] = next;
         std::cout << json::serialize(out) << "\n";
         return 0;
     }
-    std::cout << Pad("RUN", 28) << Pad("STATUS", 12) << Pad("WORKFLOW", 24) << Pad("CREATED", 22)
-              << Pad("UPDATED", 22) << "EVENTS\n";
+    std::cout << RunsListHeader();
     for (const auto& r : page.at("runs").as_array()) {
         const auto& o = r.as_object();
-        std::cout << Pad(Str(o, "run_id"), 28) << Pad(Str(o, "status"), 12)
-                  << Pad(Preview(Str(o, "workflow"), 22), 24)
-                  << Pad(ShortTime(Str(o, "created_at")), 22)
-                  << Pad(ShortTime(Str(o, "updated_at")), 22) << JsonInt(o, "events") << "\n";
+        std::cout << RunsListRow(Str(o, "run_id"), Str(o, "status"), Str(o, "workflow"),
+                                 ShortTime(Str(o, "created_at")),
+                                 RemoteTotals(*client, Str(o, "run_id")));
     }
     if (!next.empty()) std::cerr << "(more: --before " << next << ")\n";
     return 0;
@@ -250,11 +259,14 @@ int RemoteRunsShow(const std::string& server, const std::string& run_id, bool js
                 }
             }
         }
-        // Where `runs show --json` has it: after every other field.
+        // As `runs show --json` has it: its format first, open_tasks after every other field.
         json::value open = run["open_tasks"];
         run.erase("open_tasks");
-        run["open_tasks"] = std::move(open);
-        std::cout << json::serialize(run) << "\n";
+        json::object ordered;
+        ordered["format"] = kRunRecordFormat;
+        for (auto& [key, value] : run) ordered[key] = std::move(value);
+        ordered["open_tasks"] = std::move(open);
+        std::cout << json::serialize(ordered) << "\n";
         return 0;
     }
     std::string status = Str(run, "status");

@@ -1,10 +1,14 @@
 // strowger runs list|show|events|resume|pause|cancel|retry|rerun|prune
+#include <unistd.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/json.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <thread>
 
 #include "cli/commands.hpp"
@@ -27,8 +31,12 @@ std::string ShortTime(SystemTime time) {
     return text.substr(0, 19) + "Z";  // to the second
 }
 
+// `text` and spaces to `width` columns (a code point is a column), and always at least two
+// spaces: a wide value must not run into the next column.
 std::string Pad(const std::string& text, size_t width) {
-    return text.size() >= width ? text : text + std::string(width - text.size(), ' ');
+    size_t columns = 0;
+    for (char c : text) columns += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    return text + std::string(columns + 2 > width ? 2 : width - columns, ' ');
 }
 
 // Opens the store or prints why not; null on failure.
@@ -50,8 +58,32 @@ struct ListFlags {
     std::string workflow;
     int64_t limit = 20;
     std::string before;
+    std::string since;  // "30m", "2h", "7d": only runs created since then
     bool json = false;
 };
+
+// "30m", "2h", "7d", "45s" as a duration; nullopt if it is not one.
+std::optional<std::chrono::seconds> ParseSince(std::string_view text) {
+    if (text.size() < 2) return std::nullopt;
+    int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size() - 1, value);
+    if (ec != std::errc() || end != text.data() + text.size() - 1 || value < 0) return std::nullopt;
+    switch (text.back()) {
+        case 's': return std::chrono::seconds(value);
+        case 'm': return std::chrono::seconds(value * 60);
+        case 'h': return std::chrono::seconds(value * 3600);
+        case 'd': return std::chrono::seconds(value * 86400);
+        default: return std::nullopt;
+    }
+}
+
+// What `runs list` shows of a run beyond its record, from its verified ledger (as the
+// daemon's run record has it, for the --server form).
+RunTotals TotalsOf(Context& context, const std::string& run_id) {
+    auto loaded = context.Await(context.engine().LoadRun(run_id));
+    if (!loaded) return {};
+    return RunTotalsOf(engine::RunRecordJson(loaded->plan.get(), loaded->state));
+}
 
 int DoList(const ListFlags& flags, const GlobalFlags& global) {
     auto context = OpenOrReport(flags.store, global);
@@ -71,8 +103,23 @@ int DoList(const ListFlags& flags, const GlobalFlags& global) {
     filter.workflow = flags.workflow;
     filter.limit = flags.limit;
     filter.before_run_id = flags.before;
+    std::optional<SystemTime> since;
+    if (!flags.since.empty()) {
+        auto ago = ParseSince(flags.since);
+        if (!ago) {
+            PrintError("--since: expected a duration such as 30m, 2h or 7d, got \"" +
+                       CapForMessage(flags.since) + "\"");
+            return ToInt(ExitCode::kUsage);
+        }
+        since = std::chrono::system_clock::now() - *ago;
+    }
     auto page = context->Await(context->store().ListRuns(filter));
     if (!page) return ReportError(page.error());
+    if (since) {
+        // Newest first: the runs created since then are a prefix of the page.
+        std::erase_if(page->runs, [&](const auto& r) { return r.created_at < *since; });
+        if (static_cast<int64_t>(page->runs.size()) < filter.limit) page->next_cursor.clear();
+    }
     if (flags.json) {
         json::array runs;
         for (const auto& r : page->runs) {
@@ -83,22 +130,20 @@ int DoList(const ListFlags& flags, const GlobalFlags& global) {
             o["created_at"] = FormatRfc3339(r.created_at);
             o["updated_at"] = FormatRfc3339(r.updated_at);
             o["events"] = r.head.seq;
+            AddTotals(o, TotalsOf(*context, r.run_id));
             runs.push_back(std::move(o));
         }
         json::object out;
+        out["format"] = "strowger.runs_list.v1";
         out["runs"] = std::move(runs);
         out["next_cursor"] = page->next_cursor;
         std::cout << json::serialize(out) << "\n";
         return 0;
     }
-    std::cout << Pad("RUN", 28) << Pad("STATUS", 12) << Pad("WORKFLOW", 24) << Pad("CREATED", 22)
-              << Pad("UPDATED", 22) << "EVENTS\n";
+    std::cout << RunsListHeader();
     for (const auto& r : page->runs) {
-        std::cout << Pad(Shown(r.run_id, Newlines::kEscape), 28)
-                  << Pad(std::string(ledger::RunStatusName(r.status)), 12)
-                  << Pad(Shown(Preview(r.workflow, 22), Newlines::kEscape), 24)
-                  << Pad(ShortTime(r.created_at), 22) << Pad(ShortTime(r.updated_at), 22)
-                  << r.head.seq << "\n";
+        std::cout << RunsListRow(r.run_id, std::string(ledger::RunStatusName(r.status)), r.workflow,
+                                 ShortTime(r.created_at), TotalsOf(*context, r.run_id));
     }
     if (!page->next_cursor.empty()) {
         std::cerr << "(more: --before " << Shown(page->next_cursor, Newlines::kEscape) << ")\n";
@@ -108,31 +153,19 @@ int DoList(const ListFlags& flags, const GlobalFlags& global) {
 
 // --- show ----------------------------------------------------------------------------------
 
-int DoShow(const std::string& store_flag, const std::string& run_id, bool json_output,
+int DoShow(const std::string& store_flag, const std::string& run_arg, bool json_output,
            const GlobalFlags& global) {
     auto context = OpenOrReport(store_flag, global);
     if (!context) return ToInt(ExitCode::kInternal);
+    auto resolved = ResolveRunId(*context, run_arg);
+    if (!resolved) return ReportError(resolved.error());
+    const std::string& run_id = *resolved;
     auto loaded = context->Await(context->engine().LoadRun(run_id));
     if (!loaded) return ReportError(loaded.error());
     const auto& plan = *loaded->plan;
     const auto& state = loaded->state;
     if (json_output) {
-        json::object record = engine::RunRecordJson(&plan, state);
-        // The human tasks the run waits for (tool approvals, reconciliations).
-        json::array open_tasks;
-        for (const auto* task : state.OpenTasks()) {
-            json::object t;
-            t["task_id"] = task->task_id;
-            t["kind"] = task->kind;
-            t["title"] = task->title;
-            if (task->node_index >= 0 && static_cast<size_t>(task->node_index) < plan.nodes.size())
-                t["step"] = plan.nodes[static_cast<size_t>(task->node_index)].id;
-            if (!task->tool.empty()) t["tool"] = task->tool;
-            if (!task->arguments.empty()) t["arguments"] = task->arguments;
-            t["created_at"] = FormatRfc3339(task->created_at);
-            open_tasks.push_back(std::move(t));
-        }
-        record["open_tasks"] = std::move(open_tasks);
+        json::object record = RunRecord(&plan, state);
         std::cout << json::serialize(record) << "\n";
         return 0;
     }
@@ -170,7 +203,9 @@ int DoShow(const std::string& store_flag, const std::string& run_id, bool json_o
                                                                        : "";
         std::string label = std::string(ledger::NodeStatusName(ns.status));
         if (ns.iterations_done > 0) label += " ×" + std::to_string(ns.iterations_done);
-        std::cout << Pad(line(node.id), 24) << Pad(label, 14) << Pad(std::to_string(ns.attempt), 10)
+        // A loop's iterations are not retries: its attempts are the tries of one iteration.
+        const int64_t attempts = node.loop ? ns.AttemptsInIteration() : ns.attempt;
+        std::cout << Pad(line(node.id), 24) << Pad(label, 14) << Pad(std::to_string(attempts), 10)
                   << Pad(tokens, 14) << Pad(ns.attempt ? time : "-", 10) << line(what) << "\n";
     }
     if (auto open = state.OpenTasks(); !open.empty()) {
@@ -210,9 +245,12 @@ bool TypeWanted(const std::vector<std::string>& types, std::string_view type) {
     return false;
 }
 
-int DoEvents(const EventsFlags& flags, const GlobalFlags& global) {
+int DoEvents(EventsFlags flags, const GlobalFlags& global) {
     auto context = OpenOrReport(flags.store, global);
     if (!context) return ToInt(ExitCode::kInternal);
+    auto resolved = ResolveRunId(*context, flags.run_id);
+    if (!resolved) return ReportError(resolved.error());
+    flags.run_id = *resolved;
     // What is printed is verified first (docs/design/audit.md): the ledger as it stands, then
     // each event --follow sees arrive, against the chain so far.
     auto verified = context->Await(context->engine().VerifyRun(flags.run_id));
@@ -250,8 +288,11 @@ int DoEvents(const EventsFlags& flags, const GlobalFlags& global) {
             } else {
                 // Names and summaries come from the workflow and the models: escaped, one line
                 // per event (--json has the exact lines).
-                std::string where =
-                    event.node.empty() ? "" : event.node + "#" + std::to_string(event.attempt);
+                // node#attempt; a node's event outside any attempt (a decision) has none.
+                std::string where = event.node.empty()   ? ""
+                                    : event.attempt <= 0 ? event.node
+                                                         : event.node + "#" +
+                                                               std::to_string(event.attempt);
                 std::cout << Pad(std::to_string(event.seq), 6)
                           << FormatRfc3339(event.time).substr(11, 15) << "  "
                           << Pad(Shown(event.type_name, Newlines::kEscape), 26)
@@ -273,10 +314,14 @@ int DoEvents(const EventsFlags& flags, const GlobalFlags& global) {
 
 // --- control -------------------------------------------------------------------------------
 
-int DoControl(const std::string& store_flag, const std::string& run_id, store::ControlAction action,
-              const std::string& reason, const std::string& actor, const GlobalFlags& global) {
+int DoControl(const std::string& store_flag, const std::string& run_arg,
+              store::ControlAction action, const std::string& reason, const std::string& actor,
+              const GlobalFlags& global) {
     auto context = OpenOrReport(store_flag, global);
     if (!context) return ToInt(ExitCode::kInternal);
+    auto resolved = ResolveRunId(*context, run_arg);
+    if (!resolved) return ReportError(resolved.error());
+    const std::string& run_id = *resolved;
     const bool cancel = action == store::ControlAction::kCancel;
     auto result = context->Await(context->engine().Control(
         run_id, action,
@@ -303,7 +348,10 @@ int DoResume(const std::string& store_flag, const std::string& run_id, bool all,
     if (!context) return ToInt(ExitCode::kInternal);
     auto& engine = context->engine();
     if (!all) {
-        return ExecuteWithProgress(*context, engine.ResumeRun(run_id, "operator", DefaultActor()),
+        auto resolved = ResolveRunId(*context, run_id);
+        if (!resolved) return ReportError(resolved.error());
+        return ExecuteWithProgress(*context,
+                                   engine.ResumeRun(*resolved, "operator", DefaultActor()),
                                    progress, json_output);
     }
     // Stops a crash left unsigned are signed first (each after its ledger verifies).
@@ -406,7 +454,9 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     list_cmd->add_option("--limit", list->limit, "At most this many runs")
         ->check(CLI::PositiveNumber);
     list_cmd->add_option("--before", list->before, "Cursor: only runs older than this run id");
-    list_cmd->add_flag("--json", list->json, "JSON output");
+    list_cmd->add_option("--since", list->since, "Only runs created in the last 30m, 2h, 7d ...")
+        ->type_name("AGE");
+    list_cmd->add_flag("--json", list->json, "JSON output (docs/formats/run_record_v1.md)");
     list_cmd->callback([list, store, remote, &global, &exit_code] {
         list->store = *store;
         if (auto daemon = remote(); !daemon.empty()) {
@@ -461,7 +511,7 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         auto flags = std::make_shared<ControlFlags>();
         auto* cmd =
             runs->add_subcommand(cancel ? "cancel" : "pause",
-                                 cancel ? "Cancel a run (aborts in-flight model calls; final)"
+                                 cancel ? "Cancel a run (aborts in-flight model calls; `runs retry` can reopen it)"
                                         : "Pause a run at its next step boundary");
         add_store(cmd);
         cmd->add_option("run", flags->run_id, "Run id")->required();
@@ -545,9 +595,14 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
             return;
         }
         auto& engine = context->engine();
+        auto resolved = ResolveRunId(*context, retry->run_id);
+        if (!resolved) {
+            exit_code = ReportError(resolved.error());
+            return;
+        }
         exit_code = ExecuteWithProgress(
             *context,
-            engine.RetryRun(retry->run_id, retry->step,
+            engine.RetryRun(*resolved, retry->step,
                             retry->actor.empty() ? DefaultActor() : retry->actor),
             retry->progress, retry->json);
     });
@@ -576,7 +631,12 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
             return;
         }
         auto& engine = context->engine();
-        exit_code = ExecuteWithProgress(*context, engine.RerunRun(rerun->run_id), rerun->progress,
+        auto resolved = ResolveRunId(*context, rerun->run_id);
+        if (!resolved) {
+            exit_code = ReportError(resolved.error());
+            return;
+        }
+        exit_code = ExecuteWithProgress(*context, engine.RerunRun(*resolved), rerun->progress,
                                         rerun->json);
     });
 
@@ -588,11 +648,54 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     prune_cmd->add_option("--keep", *keep, "Finished runs to keep")
         ->required()
         ->check(CLI::NonNegativeNumber);
+    auto dry_run = std::make_shared<bool>(false);
+    auto yes = std::make_shared<bool>(false);
+    prune_cmd->add_flag("--dry-run", *dry_run, "Only say how many runs would be deleted");
+    prune_cmd->add_flag("--yes,-y", *yes, "Do not ask on a terminal");
+    prune_cmd->footer(
+        "On a terminal, asks before deleting (--yes does not).\n\n"
+        "Examples:\n"
+        "  strowger runs prune --keep 1000 --dry-run\n"
+        "  strowger runs prune --keep 1000 --yes");
     prune_cmd->callback([=, &global, &exit_code] {
         auto context = OpenOrReport(*store, global);
         if (!context) {
             exit_code = ToInt(ExitCode::kInternal);
             return;
+        }
+        // How many would go: the finished runs beyond the newest --keep.
+        store::RunFilter finished;
+        finished.statuses = {RunStatus::kCompleted, RunStatus::kFailed, RunStatus::kCancelled};
+        finished.limit = 1000;
+        int64_t total = 0;
+        while (true) {
+            auto page = context->Await(context->store().ListRuns(finished));
+            if (!page) {
+                exit_code = ReportError(page.error());
+                return;
+            }
+            total += static_cast<int64_t>(page->runs.size());
+            if (page->next_cursor.empty()) break;
+            finished.before_run_id = page->next_cursor;
+        }
+        const int64_t doomed = std::max<int64_t>(0, total - *keep);
+        if (*dry_run) {
+            std::cout << "would delete " << doomed << " of " << total
+                      << " finished runs (keeping the newest " << *keep << ")\n";
+            exit_code = 0;
+            return;
+        }
+        if (doomed > 0 && !*yes && isatty(STDIN_FILENO) == 1) {
+            std::cerr << "Delete " << doomed << " of " << total
+                      << " finished runs and their ledgers for good? [y/N] " << std::flush;
+            std::string answer;
+            std::getline(std::cin, answer);
+            answer = AsciiLower(Trim(answer));
+            if (answer != "y" && answer != "yes") {
+                std::cerr << "nothing deleted\n";
+                exit_code = 0;
+                return;
+            }
         }
         auto pruned = context->Await(context->store().PruneTerminalRuns(*keep));
         if (!pruned) {

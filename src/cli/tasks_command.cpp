@@ -59,8 +59,7 @@ int DoTasksList(const TasksFlags& flags, const GlobalFlags& global) {
     }
     auto context = Context::Open(flags.store, global.providers_file);
     if (!context) {
-        PrintError(context.error().message());
-        return ToInt(ExitCode::kInternal);
+        return ReportError(context.error());
     }
     std::vector<std::string> run_ids;
     if (!flags.run_id.empty()) {
@@ -139,8 +138,7 @@ int DoTaskDecide(const TaskDecideFlags& flags, const GlobalFlags& global) {
     }
     auto context = Context::Open(flags.store, global.providers_file);
     if (!context) {
-        PrintError(context.error().message());
-        return ToInt(ExitCode::kInternal);
+        return ReportError(context.error());
     }
     return DecideOnStore(**context, flags.run_id, flags.task_id, flags.action, flags.actor,
                          flags.comment, "", flags.idempotency_key, flags.no_resume, flags.progress,

@@ -555,6 +555,10 @@ void Engine::CancelAll(std::string reason) {
     for (auto& run : impl_->All()) run->RequestCancel(reason, {});
 }
 
+void Engine::PauseAll(std::string reason) {
+    for (auto& run : impl_->All()) run->RequestPause(reason, {});
+}
+
 size_t Engine::ActiveRuns() const {
     return impl_->ActiveCount();
 }

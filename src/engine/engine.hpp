@@ -142,6 +142,8 @@ class Engine {
     bool Cancel(const std::string& run_id, std::string reason, std::string actor = {});
     bool Pause(const std::string& run_id, std::string reason, std::string actor = {});
     void CancelAll(std::string reason);
+    // Pause every run executing here (a SIGTERM of `strowger run`: the runs stay resumable).
+    void PauseAll(std::string reason);
     size_t ActiveRuns() const;
 
     // Pauses or cancels a run wherever it is: executing here, directly; executing in another

@@ -157,10 +157,13 @@ providers::CompletionRequest Run::BuildRequest(const PlanNode& node,
 
 providers::CompletionRequest Run::CallRequest(const PlanNode& node,
                                               const providers::ResolvedModel& model, Task& task) {
-    // The prompt is the one the attempt's llm.request recorded.
+    // The prompt is the one the attempt's llm.request recorded. The attempt a provider sees
+    // (the scripted `${attempt}`, X-Strowger-Attempt) counts the tries of this iteration: a
+    // loop's second iteration is a first try (the ledger numbers every try of the node).
     const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
-    providers::CompletionRequest request =
-        BuildRequest(node, model, ns.prompt, ns.attempt, task.tools.get());
+    providers::CompletionRequest request = BuildRequest(
+        node, model, ns.prompt, node.loop ? ns.AttemptsInIteration() : ns.attempt,
+        task.tools.get());
     task.sink.reset();
     if (engine_->wants_deltas_) {
         task.sink = std::make_unique<ObserverSink>(engine_, executor_, state_.run_id, node.id);

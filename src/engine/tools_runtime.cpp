@@ -228,6 +228,12 @@ Awaitable<Result<std::string>> Engine::Impl::DecideLeased(std::string run_id, st
     auto open = loaded.state.OpenTasks();
     const ledger::HumanTask* task = nullptr;
     if (task_id.empty()) {
+        if (open.empty()) {
+            co_return FailedPreconditionError(
+                "run " + run_id + " is " +
+                std::string(ledger::RunStatusName(loaded.state.status)) +
+                " and waits for no decision (see `strowger runs show " + run_id + "`)");
+        }
         if (open.size() != 1) {
             std::vector<std::string> ids;
             for (const auto* t : open) ids.push_back(t->task_id);

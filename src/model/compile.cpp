@@ -135,11 +135,13 @@ class Compiler {
         plan->workspace = AbsoluteWorkspace(workflow_);
         CheckAgents(*plan);
         BuildNodes(*plan);
-        if (HasErrors(diagnostics_)) return nullptr;
+        if (plan->nodes.size() != workflow_.steps.size()) return nullptr;
+        // Wired and checked for cycles even after errors (an unknown dependency is left out),
+        // so one validation shows every problem; a plan only comes out of an error-free file.
         WireLinear(*plan);
         WireDependsOn(*plan);
-        if (HasErrors(diagnostics_)) return nullptr;
-        if (!CheckAcyclic(*plan)) return nullptr;
+        const bool acyclic = CheckAcyclic(*plan);
+        if (HasErrors(diagnostics_) || !acyclic) return nullptr;
         ResolveVariables(*plan);
         // Variable reads may have added edges: recompute the order (and dependents).
         if (HasErrors(diagnostics_) || !CheckAcyclic(*plan)) return nullptr;

@@ -1,5 +1,7 @@
 #include "model/loader.hpp"
 
+#include <boost/json.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -59,8 +61,23 @@ std::optional<std::string> ReadFile(const std::string& path, std::string& error)
     return text;
 }
 
+// Whether the workflow names agent `name`: a step's agent_name or agent_id, or any string of a
+// DAG node's config equal to it (agent_id, a debate's participants, ...).
+bool Uses(const Workflow& workflow, const std::string& name) {
+    for (const auto& step : workflow.steps) {
+        if (step.agent_name == name || step.agent_id == name) return true;
+    }
+    const std::string quoted = boost::json::serialize(boost::json::value(name));
+    for (const auto& node : workflow.nodes) {
+        if (boost::json::serialize(node.config).find(quoted) != std::string::npos) return true;
+    }
+    return false;
+}
+
+// Loads the agent files of `dir`. A broken file whose agent the workflow does not name is a
+// warning (it should not fail every workflow next to it); one it names is an error.
 void LoadAgentDir(const std::string& dir, Workflow& workflow,
-                  std::vector<Diagnostic>& diagnostics) {
+                  std::vector<Diagnostic>& all_diagnostics) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) return;
     std::vector<fs::path> files;
@@ -72,6 +89,21 @@ void LoadAgentDir(const std::string& dir, Workflow& workflow,
     }
     std::sort(files.begin(), files.end());
     for (const auto& file : files) {
+        std::vector<Diagnostic> diagnostics;
+        struct Flush {
+            std::vector<Diagnostic>& from;
+            std::vector<Diagnostic>& to;
+            bool used;
+            ~Flush() {
+                for (auto& d : from) {
+                    if (!used && d.severity == Diagnostic::Severity::kError) {
+                        d.severity = Diagnostic::Severity::kWarning;
+                        d.message = "unused agent file: " + d.message;
+                    }
+                    to.push_back(std::move(d));
+                }
+            }
+        } flush{diagnostics, all_diagnostics, Uses(workflow, ToValidUtf8(file.stem().string()))};
         std::string error;
         auto text = ReadFile(file.string(), error);
         if (!text) {

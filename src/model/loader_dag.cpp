@@ -10,9 +10,9 @@ namespace strowger::model::internal {
 
 namespace {
 
-constexpr std::string_view kBackoffKinds[] = {"constant", "linear", "exponential"};
-constexpr std::string_view kOnErrors[] = {"fail", "continue", "skip", "fallback", "emit_signal"};
-constexpr std::string_view kInputTypes[] = {"string", "number", "boolean", "object", "array"};
+using fields::kBackoffKinds;
+using fields::kOnErrors;
+using fields::kInputTypes;
 
 // YAML 1.2's core schema for a plain scalar.
 boost::json::value PlainScalar(std::string_view text) {
@@ -93,8 +93,7 @@ boost::json::value Reader::ToJson(const YamlNode& node, const std::string& path)
 void Reader::ReadPolicy(const YamlNode& node, const std::string& path, PolicySpec& policy) {
     if (!ExpectMap(node, path)) return;
     ForEachField(node, path,
-                 {"retries", "timeout_ms", "backoff", "initial_delay_ms", "max_delay_ms",
-                  "on_error", "fallback_output", "signal"},
+                 fields::kPolicy,
                  [&](const std::string& key, const YamlNode& value, const std::string& p) {
                      if (key == "retries") {
                          policy.retries = Integer(value, p, 0, "a whole number >= 0");
@@ -139,7 +138,7 @@ void Reader::ReadPolicy(const YamlNode& node, const std::string& path, PolicySpe
 
 void Reader::ReadPolicies(const YamlNode& node, const std::string& path) {
     if (!ExpectMap(node, path)) return;
-    ForEachField(node, path, {"default"},
+    ForEachField(node, path, fields::kPolicies,
                  [&](const std::string&, const YamlNode& value, const std::string& p) {
                      ReadPolicy(value, p, workflow_.default_policy);
                  });
@@ -157,7 +156,7 @@ void Reader::ReadNodes(const YamlNode& node, const std::string& path) {
         if (!ExpectMap(node[i], node_path)) continue;
         NodeSpec spec;
         bool have_id = false, have_type = false;
-        ForEachField(node[i], node_path, {"id", "type", "config", "policy", "label", "metadata"},
+        ForEachField(node[i], node_path, fields::kNode,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "id") {
                              have_id = true;
@@ -196,7 +195,7 @@ void Reader::ReadEdges(const YamlNode& node, const std::string& path) {
         Record(edge_path, node[i]);
         if (!ExpectMap(node[i], edge_path)) continue;
         EdgeSpec edge;
-        ForEachField(node[i], edge_path, {"from", "to", "branch", "signal", "label", "metadata"},
+        ForEachField(node[i], edge_path, fields::kEdge,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "metadata") {
                              edge.metadata = ToJson(value, p);
@@ -227,7 +226,7 @@ void Reader::ReadInputs(const YamlNode& node, const std::string& path) {
         InputSpec input;
         input.name = std::move(name);
         if (!ExpectMap(value, p)) return;
-        ForEachField(value, p, {"name", "type", "required", "default", "description"},
+        ForEachField(value, p, fields::kInput,
                      [&](const std::string& key, const YamlNode& v, const std::string& fp) {
                          if (key == "name") {
                              if (auto text = String(v, fp)) input.name = *text;

@@ -7,6 +7,7 @@
 #include "model/loader.hpp"
 #include "model/plan.hpp"
 #include "model/plan_format.hpp"
+#include "model/schema.hpp"
 
 namespace strowger::model {
 namespace {
@@ -606,6 +607,20 @@ TEST(CompileTest, SnapshotOfAStepIsStable) {
               "\"name\":\"b \\\"q\\\"\",\"prompt\":\"P {{v}}\",\"retry\":{\"initial_delay_ms\":5,"
               "\"jitter\":0.0,\"max_delay_ms\":50,\"multiplier\":1.5},\"timeout_ms\":1500,"
               "\"until\":\"DONE\"}]}");
+}
+
+}  // namespace
+}  // namespace strowger::model
+
+namespace strowger::model {
+namespace {
+
+// The schema is generated from the loader's field tables: every field has a type there.
+TEST(WorkflowSchemaTest, EveryFieldOfTheLoaderHasASchemaType) {
+    EXPECT_EQ(FieldsWithoutSchemaType(), "");
+    std::string schema = WorkflowJsonSchema();
+    EXPECT_NE(schema.find("\"depends_on\""), std::string::npos);
+    EXPECT_NE(schema.find("\"^x-\""), std::string::npos);
 }
 
 }  // namespace

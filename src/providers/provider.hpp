@@ -136,6 +136,10 @@ class Provider {
                                                     const Executor& executor,
                                                     asio::cancellation_slot cancel,
                                                     CompletionHandler done);
+
+    // What the provider needs from the environment before a call can succeed (an API key
+    // variable): an error naming it, checked before a run is created. OK by default.
+    virtual Status CheckEnvironment() const { return OkStatus(); }
 };
 
 // Price of a model, for cost accounting (USD per million tokens, as nano-USD per token).

@@ -1048,7 +1048,9 @@ steps:
         "Step 'count' failed: budget exceeded: tool_calls 2 > 1 (agent counter)";
     EXPECT_EQ(result.exit_code(), 1) << result.err << Describe(events);
     EXPECT_EQ(result.out, "");
-    EXPECT_EQ(result.err, "strowger: run " + run_id + " failed: " + error + "\n");
+    EXPECT_EQ(result.err, "strowger: run " + run_id + " failed: " + error +
+                              "\nstrowger: once the cause is fixed, `strowger runs retry " +
+                              run_id + "` continues from the failed step\n");
     EXPECT_EQ(env_.RunStatus(run_id), "failed");
     EXPECT_EQ(ReadIfExists(WorkspaceOf(run_id) / "count.log"), "one\n");
     EXPECT_EQ(CountEvents(events, "tool.call"), 1);
@@ -1090,7 +1092,9 @@ steps:
     auto events = env_.Events(run_id);
     const std::string error = "Step 'list' failed: budget exceeded: tokens 60 >= 50 (agent lister)";
     EXPECT_EQ(result.exit_code(), 1) << result.err << Describe(events);
-    EXPECT_EQ(result.err, "strowger: run " + run_id + " failed: " + error + "\n");
+    EXPECT_EQ(result.err, "strowger: run " + run_id + " failed: " + error +
+                              "\nstrowger: once the cause is fixed, `strowger runs retry " +
+                              run_id + "` continues from the failed step\n");
     EXPECT_EQ(CountEvents(events, "llm.response"), 1);
     EXPECT_EQ(CountEvents(events, "tool.result"), 1);
     EXPECT_EQ(CountEvents(events, "node.started"), 1);
@@ -1127,7 +1131,9 @@ steps:
         "hour)";
     EXPECT_EQ(second.exit_code(), 1) << second.err;
     EXPECT_EQ(second.out, "");
-    EXPECT_EQ(second.err, "strowger: run " + ids[1] + " failed: " + error + "\n");
+    EXPECT_EQ(second.err, "strowger: run " + ids[1] + " failed: " + error +
+                              "\nstrowger: once the cause is fixed, `strowger runs retry " +
+                              ids[1] + "` continues from the failed step\n");
     auto events = env_.Events(ids[1]);
     EXPECT_EQ(CountEvents(events, "llm.response"), 0) << Describe(events);  // no model call
     EXPECT_EQ(CountEvents(events, "node.started"), 1);                      // not retried

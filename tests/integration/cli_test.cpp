@@ -180,7 +180,9 @@ TEST_F(RunCommandTest, FailedRunNamesTheStep) {
     EXPECT_EQ(result.exit_code(), 1);
     EXPECT_EQ(result.out, "");
     EXPECT_EQ(result.err,
-              "strowger: run " + run_id + " failed: Step 'b' failed: upstream exploded\n");
+              "strowger: run " + run_id + " failed: Step 'b' failed: upstream exploded\n" +
+                  "strowger: once the cause is fixed, `strowger runs retry " + run_id +
+                  "` continues from the failed step\n");
 
     EXPECT_EQ(env_.RunStatus(run_id), "failed");
     auto events = env_.Events(run_id);
@@ -248,7 +250,8 @@ TEST_F(RunCommandTest, SigintCancelsAHangingStep) {
     auto result = child->Wait(seconds(10));
     EXPECT_EQ(result.exit_code(), 4) << result.status.ToString() << "\n" << result.err;
     EXPECT_EQ(result.out, "");
-    EXPECT_EQ(result.err, "strowger: run " + run_id + " cancelled\n");
+    EXPECT_EQ(result.err, "strowger: run " + run_id + " cancelled (`strowger runs retry " + run_id +
+                              "` reopens it)\n");
 
     EXPECT_EQ(env_.RunStatus(run_id), "cancelled");
     auto events = env_.Events(run_id);
@@ -724,7 +727,8 @@ TEST_F(ControlTest, CancelAbortsAHangingStepInAnotherProcess) {
     // "At once": within the executing process's poll interval, far below this bound.
     auto cancelled = child->Wait(seconds(5));
     EXPECT_EQ(cancelled.exit_code(), 4) << cancelled.status.ToString() << "\n" << cancelled.err;
-    EXPECT_EQ(cancelled.err, "strowger: run " + run_id + " cancelled\n");
+    EXPECT_EQ(cancelled.err, "strowger: run " + run_id + " cancelled (`strowger runs retry " +
+                                 run_id + "` reopens it)\n");
     EXPECT_EQ(env_.RunStatus(run_id), "cancelled");
     auto events = env_.Events(run_id);
     ASSERT_FALSE(events.empty());
@@ -790,7 +794,7 @@ TEST_F(RetryTest, IdempotencyKeyReturnsTheExistingRun) {
 
     auto second = env_.Run({"run", "workflow.yaml", "-i", "hi", "--idempotency-key", "nightly-1"});
     EXPECT_EQ(second.exit_code(), 0) << second.err;
-    EXPECT_EQ(second.out, "");
+    EXPECT_EQ(second.out, std::string(kThreeStepsOutput) + "\n");  // the same run's output
     EXPECT_EQ(second.err, "strowger: idempotency key already used by run " + run_id +
                               " (completed); not started again\n");
     EXPECT_EQ(env_.RunIds(), std::vector<std::string>{run_id});

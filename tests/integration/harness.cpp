@@ -168,13 +168,14 @@ std::unique_ptr<ChildProcess> CliEnvironment::Start(const std::vector<std::strin
 }
 
 std::unique_ptr<TerminalProcess> CliEnvironment::StartInTerminal(
-    const std::vector<std::string>& args) {
+    const std::vector<std::string>& args, int columns) {
     SpawnOptions options;
     options.args = {StrowgerBinary()};
     options.args.insert(options.args.end(), args.begin(), args.end());
     options.env = Environment();
     options.env.push_back("TERM=dumb");
     options.working_dir = dir().string();
+    options.columns = columns;
     return std::make_unique<TerminalProcess>(options);
 }
 

@@ -96,7 +96,9 @@ class CliEnvironment {
     std::unique_ptr<ChildProcess> Start(const std::vector<std::string>& args);
     // Starts `strowger <args...>` in dir() on a pseudo-terminal (stdin, stdout and stderr), as
     // a person at a terminal would.
-    std::unique_ptr<TerminalProcess> StartInTerminal(const std::vector<std::string>& args);
+    // `columns`: the terminal's width (0: the pty's default).
+    std::unique_ptr<TerminalProcess> StartInTerminal(const std::vector<std::string>& args,
+                                                     int columns = 0);
 
     // --- The store, read with the SQLite C API (an empty answer while it does not exist). ---
     // Every run id, oldest first.

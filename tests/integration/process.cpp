@@ -1,5 +1,6 @@
 #include "integration/process.hpp"
 
+
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -7,6 +8,7 @@
 #include <pty.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -112,7 +114,11 @@ std::optional<ExitStatus> Wait(pid_t pid, std::chrono::milliseconds timeout) {
 
 TerminalProcess::TerminalProcess(const SpawnOptions& options) {
     int slave = -1;
-    if (options.args.empty() || openpty(&master_, &slave, nullptr, nullptr, nullptr) != 0) {
+    winsize size{};
+    size.ws_row = 24;
+    size.ws_col = static_cast<unsigned short>(options.columns);
+    if (options.args.empty() ||
+        openpty(&master_, &slave, nullptr, nullptr, options.columns > 0 ? &size : nullptr) != 0) {
         ADD_FAILURE() << "TerminalProcess: no program, or openpty failed: " << std::strerror(errno);
         return;
     }
@@ -126,6 +132,16 @@ TerminalProcess::TerminalProcess(const SpawnOptions& options) {
     pid_ = SpawnWith(options, actions, POSIX_SPAWN_SETSID);
     posix_spawn_file_actions_destroy(&actions);
     close(slave);
+}
+
+void TerminalProcess::Resize(int columns) {
+    winsize size{};
+    size.ws_row = 24;
+    size.ws_col = static_cast<unsigned short>(columns);
+    if (ioctl(master_, TIOCSWINSZ, &size) != 0) {
+        ADD_FAILURE() << "TIOCSWINSZ: " << std::strerror(errno);
+    }
+    if (pid_ > 0) kill(pid_, SIGWINCH);
 }
 
 TerminalProcess::~TerminalProcess() {

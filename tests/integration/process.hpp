@@ -34,6 +34,7 @@ struct SpawnOptions {
     std::string stdout_file;  // created or truncated; "" = /dev/null
     std::string stderr_file;  // created or truncated; "" = /dev/null
     std::string working_dir;  // "" = the test's own
+    int columns = 0;          // TerminalProcess: the terminal's width (0: the pty's default)
 };
 
 // Starts the child with stdin from /dev/null. Returns its pid, or -1 (and adds a test failure
@@ -61,6 +62,8 @@ class TerminalProcess {
     bool ReadUntil(const std::string& text, std::chrono::milliseconds timeout);
     // Writes `text` to the terminal, as typed.
     void Type(const std::string& text);
+    // Resizes the terminal to `columns` (24 rows), as a person dragging its window.
+    void Resize(int columns);
     // Reads the terminal until the child exits; its status (code -1 after `timeout`, when the
     // child is killed).
     ExitStatus Wait(std::chrono::milliseconds timeout);

@@ -19,17 +19,16 @@
 #include "core/strings.hpp"
 #include "core/yaml.hpp"
 #include "model/diagnostic.hpp"
+#include "model/fields.hpp"
 #include "model/workflow.hpp"
 
 namespace strowger::model::internal {
 
 namespace fs = std::filesystem;
 
-inline constexpr std::string_view kModes[] = {"sequential", "fan_out", "collect", "conditional",
-                                              "loop"};
-inline constexpr std::string_view kErrorModes[] = {"fail", "skip", "retry"};
-inline constexpr std::string_view kSafetyClasses[] = {"read_only", "idempotent_write",
-                                                      "destructive"};
+using fields::kErrorModes;
+using fields::kModes;
+using fields::kSafetyClasses;
 
 // Collects diagnostics while walking a yaml-cpp tree of one file.
 class Reader {
@@ -81,10 +80,12 @@ class Reader {
         // allocations a field in a large workflow); unknown ones in a set, rarely used.
         std::vector<bool> seen_known(known.size(), false);
         std::set<std::string, std::less<>> seen_unknown;
-        for (size_t i = 0; i < map.size(); ++i) {
-            const YamlNode key_node = map.Key(i);
-            const YamlNode value = map.Value(i);
+        const auto pairs = WithMergedKeys(map, path);
+        for (const auto& [key_node, value] : pairs) {
             std::string key(key_node.Scalar());
+            // Extension fields (Docker Compose's `x-`, for anchors to merge from) and an
+            // editor's `$schema` are the writer's, not Strowger's: ignored.
+            if (key_node.IsScalar() && (key.starts_with("x-") || key == "$schema")) continue;
             std::string field_path = path.empty() ? key : path + "." + key;
             if (!key_node.IsScalar()) {
                 Error(key_node, path, "field names must be strings");
@@ -113,6 +114,49 @@ class Reader {
             Record(field_path, value);
             visit(key, value, field_path);
         }
+    }
+
+    // A mapping's pairs with YAML merge keys applied (`<<: *defaults`, `<<: [*a, *b]`): the
+    // pairs written in the mapping, then those of each merged mapping whose key is not written
+    // there nor in an earlier merged mapping (YAML 1.1's merge type).
+    std::vector<std::pair<YamlNode, YamlNode>> WithMergedKeys(const YamlNode& map,
+                                                              const std::string& path) {
+        std::vector<std::pair<YamlNode, YamlNode>> pairs;
+        std::vector<YamlNode> merged;
+        pairs.reserve(map.size());
+        for (size_t i = 0; i < map.size(); ++i) {
+            const YamlNode key = map.Key(i);
+            if (key.IsScalar() && key.Tag() != "!" && key.Scalar() == "<<") {
+                merged.push_back(map.Value(i));
+            } else {
+                pairs.emplace_back(key, map.Value(i));
+            }
+        }
+        if (merged.empty()) return pairs;
+        std::set<std::string, std::less<>> have;
+        for (const auto& [key, value] : pairs) {
+            if (key.IsScalar()) have.emplace(key.Scalar());
+        }
+        auto merge = [&](const YamlNode& source) {
+            if (!source.IsMap()) {
+                Error(source, path.empty() ? "<<" : path + ".<<",
+                      "a merge key (<<) takes a mapping or a list of mappings, got " +
+                          KindName(source));
+                return;
+            }
+            for (const auto& [key, value] : WithMergedKeys(source, path)) {
+                if (!key.IsScalar() || !have.emplace(key.Scalar()).second) continue;
+                pairs.emplace_back(key, value);
+            }
+        };
+        for (const YamlNode& source : merged) {
+            if (source.IsSequence()) {
+                for (size_t i = 0; i < source.size(); ++i) merge(source[i]);
+            } else {
+                merge(source);
+            }
+        }
+        return pairs;
     }
 
     // A scalar as text that is valid UTF-8 (invalid sequences become U+FFFD, with a warning),
@@ -243,7 +287,7 @@ class Reader {
     void ReadLimits(const YamlNode& node, const std::string& path, AgentLimits& limits) {
         if (!ExpectMap(node, path)) return;
         ForEachField(node, path,
-                     {"max_tokens", "max_cost_usd", "max_tool_calls", "max_tokens_per_hour"},
+                     fields::kAgentLimits,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "max_cost_usd") {
                              limits.max_cost_usd = Number(value, p, 0, true, "a positive number");
@@ -260,9 +304,7 @@ class Reader {
         agent.pos = Pos(node);
         if (!ExpectMap(node, path)) return;
         ForEachField(node, path,
-                     {"name", "id", "description", "model", "system_prompt", "tools", "max_turns",
-                      "temperature", "max_output_tokens", "limits", "base_dir", "require_approval",
-                      "network", "http_hosts", "private_addresses", "sandbox"},
+                     fields::kAgent,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "name") {
                              if (auto v = String(value, p)) agent.name = *v;
@@ -304,8 +346,7 @@ class Reader {
     void ReadSandbox(const YamlNode& node, const std::string& path, SandboxSettings& sandbox) {
         if (!ExpectMap(node, path)) return;
         ForEachField(node, path,
-                     {"cpu_seconds", "memory_mb", "max_processes", "max_open_files",
-                      "max_file_size_mb", "timeout_secs", "max_output_kb"},
+                     fields::kSandbox,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          auto v = Integer(value, p, 1, "a positive integer");
                          if (key == "cpu_seconds") sandbox.cpu_seconds = v;
@@ -320,7 +361,7 @@ class Reader {
 
     void ReadRunLimits(const YamlNode& node, const std::string& path, RunLimits& limits) {
         if (!ExpectMap(node, path)) return;
-        ForEachField(node, path, {"max_tokens", "max_cost_usd", "max_tool_calls"},
+        ForEachField(node, path, fields::kRunLimits,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "max_cost_usd") {
                              limits.max_cost_usd = Number(value, p, 0, true, "a positive number");
@@ -358,7 +399,7 @@ class Reader {
             if (!ExpectMap(spec, server_path)) continue;
             ForEachField(
                 spec, server_path,
-                {"command", "args", "env", "sandboxed", "network", "safety", "tools", "base_dir"},
+                fields::kMcpServer,
                 [&](const std::string& key, const YamlNode& value, const std::string& p) {
                     if (key == "command") {
                         if (auto v = String(value, p)) server.command = *v;
@@ -390,7 +431,7 @@ class Reader {
                             McpToolSettings settings;
                             if (!ExpectMap(tool, tool_path)) continue;
                             ForEachField(
-                                tool, tool_path, {"safety", "require_approval"},
+                                tool, tool_path, fields::kMcpTool,
                                 [&](const std::string& k, const YamlNode& v2,
                                     const std::string& p2) {
                                     if (k == "safety") {
@@ -413,7 +454,7 @@ class Reader {
 
     void ReadBackoff(const YamlNode& node, const std::string& path, BackoffSpec& backoff) {
         if (!ExpectMap(node, path)) return;
-        ForEachField(node, path, {"initial_delay_ms", "max_delay_ms", "multiplier", "jitter"},
+        ForEachField(node, path, fields::kBackoff,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "initial_delay_ms") {
                              if (auto v = Integer(value, p, 0, "an integer >= 0"))
@@ -446,9 +487,7 @@ class Reader {
         std::optional<int64_t> timeout_secs;
         std::optional<int64_t> timeout_ms;
         ForEachField(node, path,
-                     {"name", "agent_name", "agent_id", "agent", "prompt", "mode", "timeout_secs",
-                      "timeout_ms", "error_mode", "max_retries", "output_var", "condition",
-                      "max_iterations", "until", "retry", "depends_on"},
+                     fields::kStep,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "name") {
                              if (auto v = String(value, p)) step.name = *v;
@@ -564,11 +603,7 @@ class Reader {
         bool have_steps = false;
         bool have_nodes = false;
         ForEachField(
-            root, "", {"name",     "description", "agents",         "steps",       "nodes",
-                       "edges",    "id",          "version",        "created_at",  "mcp_servers",
-                       "limits",   "workspace",   "inputs",         "output",      "default_model",
-                       "policies", "metadata",    "schema_version", "workflow_id", "mode",
-                       "base_dir"},
+            root, "", fields::kWorkflow,
             [&](const std::string& key, const YamlNode& value, const std::string& p) {
                 if (key == "name") {
                     if (auto v = String(value, p)) workflow_.name = *v;

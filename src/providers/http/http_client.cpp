@@ -1457,22 +1457,65 @@ Result<std::shared_ptr<HttpClient>> HttpClient::Create(Executor executor,
     return std::shared_ptr<HttpClient>(new HttpClient(std::move(impl)));
 }
 
+namespace {
+
+// --log-level debug: each exchange's request line and outcome (never a body or a header: the
+// log's redaction covers keys it knows, and a body may hold anything). Only when debug is on,
+// so the usual path keeps no extra coroutine frame.
+Awaitable<Result<HttpResponse>> Logged(Awaitable<Result<HttpResponse>> exchange,
+                                       std::string method, std::string url, size_t body_bytes,
+                                       bool streaming) {
+    auto started = std::chrono::steady_clock::now();
+    spdlog::debug("http: {} {} ({} bytes{})", method, url, body_bytes,
+                  streaming ? ", streamed answer" : "");
+    auto response = co_await std::move(exchange);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - started)
+                  .count();
+    if (response) {
+        spdlog::debug("http: {} {} -> {} ({} bytes, {} ms)", method, url, response->status,
+                      response->body.size(), ms);
+    } else {
+        spdlog::debug("http: {} {} -> error after {} ms: {}", method, url, ms,
+                      response.error().message());
+    }
+    co_return response;
+}
+
+}  // namespace
+
 Awaitable<Result<HttpResponse>> HttpClient::Send(HttpRequest request, Deadline deadline) {
-    auto plain = impl_->PreparePlain(request, deadline);
-    if (!plain) return ReadyResponse(std::unexpected(std::move(plain).error()));
-    if (*plain) return SendPlain(impl_, std::move(*plain));
-    return Impl::Run(impl_, std::move(request), deadline, nullptr);
+    const bool debug = spdlog::should_log(spdlog::level::debug);
+    std::string method = debug ? request.method : std::string();
+    std::string url = debug ? request.url : std::string();
+    const size_t bytes = request.body.size();
+    auto exchange = [&]() -> Awaitable<Result<HttpResponse>> {
+        auto plain = impl_->PreparePlain(request, deadline);
+        if (!plain) return ReadyResponse(std::unexpected(std::move(plain).error()));
+        if (*plain) return SendPlain(impl_, std::move(*plain));
+        return Impl::Run(impl_, std::move(request), deadline, nullptr);
+    }();
+    if (!debug) return exchange;
+    return Logged(std::move(exchange), std::move(method), std::move(url), bytes, false);
 }
 
 Awaitable<Result<HttpResponse>> HttpClient::SendStreaming(HttpRequest request, Deadline deadline,
                                                           BodyChunkHandler on_body_chunk) {
-    auto plain = impl_->PreparePlain(request, deadline);
-    if (!plain) return ReadyResponse(std::unexpected(std::move(plain).error()));
-    if (*plain) {
-        (*plain)->on_body_chunk = std::move(on_body_chunk);
-        return SendPlain(impl_, std::move(*plain));
-    }
-    return Impl::Run(impl_, std::move(request), deadline, std::move(on_body_chunk));
+    const bool debug = spdlog::should_log(spdlog::level::debug);
+    std::string method = debug ? request.method : std::string();
+    std::string url = debug ? request.url : std::string();
+    const size_t bytes = request.body.size();
+    auto exchange = [&]() -> Awaitable<Result<HttpResponse>> {
+        auto plain = impl_->PreparePlain(request, deadline);
+        if (!plain) return ReadyResponse(std::unexpected(std::move(plain).error()));
+        if (*plain) {
+            (*plain)->on_body_chunk = std::move(on_body_chunk);
+            return SendPlain(impl_, std::move(*plain));
+        }
+        return Impl::Run(impl_, std::move(request), deadline, std::move(on_body_chunk));
+    }();
+    if (!debug) return exchange;
+    return Logged(std::move(exchange), std::move(method), std::move(url), bytes, true);
 }
 
 HttpClientStats HttpClient::stats() const {

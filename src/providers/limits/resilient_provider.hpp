@@ -98,6 +98,7 @@ class ResilientProvider final : public Provider {
                       Executor executor);
 
     std::string_view name() const override { return inner_->name(); }
+    Status CheckEnvironment() const override { return inner_->CheckEnvironment(); }
     Awaitable<Result<Completion>> Complete(CompletionRequest request, Deadline deadline) override;
 
     // Called before each retry wait: the error, the attempt that failed (1-based), the delay.

@@ -86,6 +86,11 @@ class OpenAiProvider final : public Provider {
     OpenAiProvider(OpenAiConfig config, std::shared_ptr<http::HttpClient> client);
 
     std::string_view name() const override { return config_.name; }
+    Status CheckEnvironment() const override {
+        auto key = key_.Read();
+        if (!key) return std::unexpected(std::move(key).error());
+        return OkStatus();
+    }
     Awaitable<Result<Completion>> Complete(CompletionRequest request, Deadline deadline) override;
 
     const OpenAiConfig& config() const { return config_; }
