@@ -1,4 +1,5 @@
 #include "api/openapi.hpp"
+#include "api/internal/service.hpp"
 
 #include <boost/json.hpp>
 
@@ -416,7 +417,11 @@ std::string OpenApiDocument(const Router& router) {
     }
     doc["paths"] = std::move(paths);
     json::object components;
-    components["schemas"] = json::parse(kSchemas);
+    json::object schemas = json::parse(kSchemas).as_object();
+    for (auto& [name, schema] : json::parse(internal::kAutomationSchemas).as_object()) {
+        schemas[name] = schema;
+    }
+    components["schemas"] = std::move(schemas);
     json::object bearer;
     bearer["type"] = "http";
     bearer["scheme"] = "bearer";
