@@ -64,7 +64,6 @@ Awaitable<Result<std::string>> DaemonLauncher::StartWorkflow(std::string workflo
     bus_.ExpectStart(idempotency_key, origin.depth);
     Service::Started started;
     Response response = co_await StartFromRegistry(&service_, std::move(args), &started);
-    bus_.TakeExpectedDepth(idempotency_key);  // used by now, or never will be
     if (response.status != 200 && response.status != 202) {
         co_return std::unexpected(ErrorFromProblem(response));
     }
@@ -75,7 +74,10 @@ Awaitable<Result<std::string>> DaemonLauncher::StartWorkflow(std::string workflo
     }
     // A start that named an existing run (a fire completed after a restart): its further
     // events still carry the depth.
-    if (started.existing) bus_.SetRunDepth(started.run_id, origin.depth);
+    if (started.existing) {
+        bus_.TakeExpectedDepth(idempotency_key);
+        bus_.SetRunDepth(started.run_id, origin.depth);
+    }
     co_return started.run_id;
 }
 

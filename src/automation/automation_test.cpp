@@ -229,7 +229,9 @@ TEST(BusTest, LedgerEventsAreDescribedInTheReferenceStyle) {
     EXPECT_EQ(lines, expected);
     EXPECT_EQ(seen[0].id, "R1:1");
     EXPECT_EQ(seen[0].agent, "coder");
-    EXPECT_EQ(bus.Recent(2).back().description, expected.back());
+    EXPECT_EQ(bus.Recent(2).back().description,
+              "Run R2 of workflow 'triage' completed: done");
+    EXPECT_EQ(bus.Recent(2).size(), 2u);
 }
 
 class TriggerEngineTest : public ::testing::Test {
@@ -441,7 +443,13 @@ TEST_F(TriggerEngineTest, IndexedMatchingAgreesWithThePlainMatcher) {
         R"({"system_keyword":{"keyword":"Quota"}})", R"("memory_update")",
         R"({"memory_key_pattern":{"key_pattern":"conf"}})",
         R"({"content_match":{"substring":"FAIL"}})", R"("task_posted")", R"("task_claimed")",
-        R"("task_completed")"};
+        R"("task_completed")",
+        // Overlapping keys: one a suffix, a prefix or inside another.
+        R"({"content_match":{"substring":"ail"}})", R"({"content_match":{"substring":"a"}})",
+        R"({"content_match":{"substring":"x crashed"}})", R"({"content_match":{"substring":"zzz"}})",
+        R"({"memory_key_pattern":{"key_pattern":"config"}})",
+        R"({"memory_key_pattern":{"key_pattern":"fig"}})",
+        R"({"agent_spawned":{"name_pattern":"coder"}})", R"({"agent_spawned":{"name_pattern":"r"}})"};
     for (const auto& p : patterns) Create(p);
     std::vector<BusEvent> events = {
         Spawned("coder"), Spawned("writer"),

@@ -1,5 +1,6 @@
 #include "automation/bus.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "core/ids.hpp"

@@ -1,5 +1,8 @@
 #include "automation/memory.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 #include "core/strings.hpp"
 
 namespace strowger::automation {
@@ -91,10 +94,10 @@ class MemoryTool : public tools::Tool {
             out["entries"] = std::move(keys);
             co_return tools::ToolResult{CompactJson(out), false};
         }
-        std::initializer_list<std::string_view> allowed =
-            tool == "memory_set" ? std::initializer_list<std::string_view>{"namespace", "key", "value"}
-                                 : std::initializer_list<std::string_view>{"namespace", "key"};
-        STROWGER_CO_ASSIGN_OR_RETURN(auto args, ToolArguments(tool, arguments, allowed));
+        auto parsed = tool == "memory_set"
+                          ? ToolArguments(tool, arguments, {"namespace", "key", "value"})
+                          : ToolArguments(tool, arguments, {"namespace", "key"});
+        STROWGER_CO_ASSIGN_OR_RETURN(auto args, std::move(parsed));
         STROWGER_CO_ASSIGN_OR_RETURN(auto ns, NamespaceArgument(tool, args, context));
         STROWGER_CO_ASSIGN_OR_RETURN(auto key, StringArgument(tool, args, "key", "", true));
         if (auto ok = CheckMemoryKey(key); !ok) {
@@ -237,7 +240,7 @@ Awaitable<Result<store::MemoryChange>> MemoryService::Delete(std::string ns, std
 void RegisterMemoryTools(tools::ToolRegistry& registry, std::shared_ptr<MemoryService> memory,
                          Clock& clock) {
     const std::string ns(kNamespaceSchema);
-    const std::string key = R"("key":{"type":"string","description":"the key (1 to 256 bytes)"})";
+    const std::string key = R"j("key":{"type":"string","description":"the key, 1 to 256 bytes"})j";
     registry.Register(std::make_shared<MemoryTool>(
         "memory_get", "Reads a key of the durable agent memory.",
         R"({"type":"object","properties":{)" + ns + "," + key + R"(},"required":["key"]})",

@@ -161,12 +161,90 @@ TriggerEngine::TriggerEngine(Executor executor, std::shared_ptr<store::Store> st
       random_(random),
       options_(options) {}
 
+int32_t TriggerEngine::Automaton::Child(int32_t node, unsigned char c) const {
+    const auto& next = nodes[static_cast<size_t>(node)].next;
+    auto it = std::lower_bound(next.begin(), next.end(), c,
+                               [](const auto& edge, unsigned char x) { return edge.first < x; });
+    return it != next.end() && it->first == c ? it->second : -1;
+}
+
+void TriggerEngine::Automaton::Build(const std::map<std::string, std::vector<Entry*>>& by_key) {
+    nodes.assign(1, Node{});
+    keys.clear();
+    for (const auto& [key, entries] : by_key) {
+        int32_t state = 0;
+        for (unsigned char c : key) {
+            int32_t next = Child(state, c);
+            if (next < 0) {
+                next = static_cast<int32_t>(nodes.size());
+                nodes.emplace_back();
+                auto& edges = nodes[static_cast<size_t>(state)].next;
+                edges.insert(std::lower_bound(edges.begin(), edges.end(), c,
+                                              [](const auto& edge, unsigned char x) {
+                                                  return edge.first < x;
+                                              }),
+                             {c, next});
+            }
+            state = next;
+        }
+        nodes[static_cast<size_t>(state)].out = static_cast<int32_t>(keys.size());
+        keys.push_back(&entries);
+    }
+    // Fail links, breadth first.
+    std::vector<int32_t> queue;
+    for (const auto& [c, child] : nodes[0].next) queue.push_back(child);
+    for (size_t i = 0; i < queue.size(); ++i) {
+        int32_t u = queue[i];
+        for (const auto& [c, v] : nodes[static_cast<size_t>(u)].next) {
+            int32_t f = nodes[static_cast<size_t>(u)].fail;
+            while (f != 0 && Child(f, c) < 0) f = nodes[static_cast<size_t>(f)].fail;
+            int32_t w = Child(f, c);
+            Node& node = nodes[static_cast<size_t>(v)];
+            node.fail = w >= 0 && w != v ? w : 0;
+            const Node& fail = nodes[static_cast<size_t>(node.fail)];
+            node.link = fail.out >= 0 ? node.fail : fail.link;
+            queue.push_back(v);
+        }
+    }
+    seen.assign(keys.size(), 0);
+    generation = 0;
+    built = true;
+}
+
+void TriggerEngine::Automaton::Collect(std::string_view text, std::vector<Entry*>& out) {
+    if (keys.empty()) return;
+    if (++generation == 0) {
+        std::fill(seen.begin(), seen.end(), 0);
+        generation = 1;
+    }
+    auto report = [&](int32_t key) {
+        if (seen[static_cast<size_t>(key)] == generation) return;
+        seen[static_cast<size_t>(key)] = generation;
+        const auto& entries = *keys[static_cast<size_t>(key)];
+        out.insert(out.end(), entries.begin(), entries.end());
+    };
+    int32_t state = 0;
+    for (unsigned char c : text) {
+        int32_t next;
+        while ((next = Child(state, c)) < 0 && state != 0) {
+            state = nodes[static_cast<size_t>(state)].fail;
+        }
+        state = next < 0 ? 0 : next;
+        const Node& node = nodes[static_cast<size_t>(state)];
+        if (node.out >= 0) report(node.out);
+        for (int32_t l = node.link; l >= 0; l = nodes[static_cast<size_t>(l)].link) {
+            report(nodes[static_cast<size_t>(l)].out);
+        }
+    }
+}
+
 void TriggerEngine::Index(Entry* entry) {
     Bucket& bucket = buckets_[static_cast<int>(entry->pattern.kind)];
     if (!Keyed(entry->pattern.kind) || entry->pattern.arg == "*") {
         bucket.any.push_back(entry);
     } else {
         bucket.by_key[entry->key].push_back(entry);
+        bucket.automaton.built = false;
     }
 }
 
@@ -179,17 +257,18 @@ void TriggerEngine::Unindex(Entry* entry) {
     if (auto it = bucket.by_key.find(entry->key); it != bucket.by_key.end()) {
         drop(it->second);
         if (it->second.empty()) bucket.by_key.erase(it);
+        bucket.automaton.built = false;
     }
 }
 
-void TriggerEngine::Collect(const Bucket& bucket, std::string_view haystack, bool,
+void TriggerEngine::Collect(const Bucket& bucket, std::string_view haystack,
                             std::vector<Entry*>& out) const {
     out.insert(out.end(), bucket.any.begin(), bucket.any.end());
-    for (const auto& [key, entries] : bucket.by_key) {
-        if (haystack.find(key) != std::string_view::npos) {
-            out.insert(out.end(), entries.begin(), entries.end());
-        }
-    }
+    if (bucket.by_key.empty()) return;
+    // The bucket is one of buckets_ (mutable): its automaton is built on first use.
+    Automaton& automaton = const_cast<Bucket&>(bucket).automaton;
+    if (!automaton.built) automaton.Build(bucket.by_key);
+    automaton.Collect(haystack, out);
 }
 
 void TriggerEngine::Candidates(const BusEvent& e, std::vector<Entry*>& out) const {
@@ -208,13 +287,13 @@ void TriggerEngine::Candidates(const BusEvent& e, std::vector<Entry*>& out) cons
     };
     const Bucket& content = bucket(PatternKind::kContentMatch);
     if (!content.any.empty() || !content.by_key.empty()) {
-        Collect(content, lowered(), true, out);
+        Collect(content, lowered(), out);
     }
     switch (e.kind) {
         case EventKind::kLifecycle:
             plain(PatternKind::kLifecycle);
             if (e.type == "agent_spawned") {
-                Collect(bucket(PatternKind::kAgentSpawned), e.agent, false, out);
+                Collect(bucket(PatternKind::kAgentSpawned), e.agent, out);
             } else if (e.type == "agent_terminated" || e.type == "agent_crashed") {
                 plain(PatternKind::kAgentTerminated);
             }
@@ -223,13 +302,13 @@ void TriggerEngine::Candidates(const BusEvent& e, std::vector<Entry*>& out) cons
             plain(PatternKind::kSystem);
             const Bucket& keyword = bucket(PatternKind::kSystemKeyword);
             if (!keyword.any.empty() || !keyword.by_key.empty()) {
-                Collect(keyword, lowered(), true, out);
+                Collect(keyword, lowered(), out);
             }
             break;
         }
         case EventKind::kMemory:
             plain(PatternKind::kMemoryUpdate);
-            Collect(bucket(PatternKind::kMemoryKeyPattern), e.key, false, out);
+            Collect(bucket(PatternKind::kMemoryKeyPattern), e.key, out);
             break;
         case EventKind::kTask:
             if (e.type == "task_posted") plain(PatternKind::kTaskPosted);

@@ -137,13 +137,34 @@ class TriggerEngine {
         std::string key;  // lower-cased arg for the keyed kinds
         int64_t in_flight = 0;
     };
+    // Aho-Corasick over a bucket's keys: every key occurring in a text in one pass over it,
+    // whatever the number of keys. Built when first needed after the keys changed.
+    struct Automaton {
+        struct Node {
+            std::vector<std::pair<unsigned char, int32_t>> next;  // by character
+            int32_t fail = 0;
+            int32_t out = -1;   // the key ending here
+            int32_t link = -1;  // the nearest node on the fail chain with a key
+        };
+        std::vector<Node> nodes;
+        std::vector<const std::vector<Entry*>*> keys;  // the entries of each key
+        std::vector<uint32_t> seen;                    // generation of each key's last report
+        uint32_t generation = 0;
+        bool built = false;
+        void Build(const std::map<std::string, std::vector<Entry*>>& by_key);
+        int32_t Child(int32_t node, unsigned char c) const;
+        // Appends the entries of every key that occurs in `text` (each key once).
+        void Collect(std::string_view text, std::vector<Entry*>& out);
+    };
     struct Bucket {
         std::vector<Entry*> any;                             // unkeyed, or key "*"
-        std::map<std::string, std::vector<Entry*>> by_key;  // keyed: lower-cased key
+        std::map<std::string, std::vector<Entry*>> by_key;  // keyed (lower-cased where the
+                                                             // match ignores case)
+        Automaton automaton;
     };
     void Index(Entry* entry);
     void Unindex(Entry* entry);
-    void Collect(const Bucket& bucket, std::string_view haystack, bool lower,
+    void Collect(const Bucket& bucket, std::string_view haystack,
                  std::vector<Entry*>& out) const;
     void Candidates(const BusEvent& event, std::vector<Entry*>& out) const;
     Awaitable<void> Fire(std::string trigger_id, store::TriggerFire fire);
@@ -160,7 +181,7 @@ class TriggerEngine {
     Launcher* launcher_ = nullptr;
     std::function<void(const store::TriggerFire&)> after_record_;
     std::map<std::string, std::unique_ptr<Entry>> entries_;  // by trigger id
-    Bucket buckets_[kPatternKinds];
+    mutable Bucket buckets_[kPatternKinds];  // automata are built lazily by matching
     std::unordered_map<std::string, SteadyTime> last_fire_;  // trigger + '\n' + subject
     int64_t in_flight_total_ = 0;
     int64_t fires_started_ = 0;

@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 
 #include <charconv>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 

@@ -22,6 +22,8 @@ void AddTokenCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddWorkflowCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddTasksCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddInitCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
+void AddTriggerCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
+void AddMemoryCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 
 // Parses argv and runs the chosen subcommand; returns the process exit code.
 int Main(int argc, char** argv);

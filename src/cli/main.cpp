@@ -36,6 +36,8 @@ int Main(int argc, char** argv) {
     AddWorkflowCommand(app, global, exit_code);
     AddTasksCommand(app, global, exit_code);
     AddInitCommand(app, global, exit_code);
+    AddTriggerCommand(app, global, exit_code);
+    AddMemoryCommand(app, global, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
