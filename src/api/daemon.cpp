@@ -154,6 +154,7 @@ class Daemon::Impl {
     Awaitable<void> WatchDirectory();
     Awaitable<void> PruneOnce();
     Awaitable<void> WakeDueRuns();
+    Awaitable<void> RestoreBusState(std::string run_id);
     Awaitable<Result<std::vector<std::string>>> RunsToResume();
     void StopBackground() {
         for (auto& signal : stop_slots_) signal.emit(asio::cancellation_type::terminal);
@@ -222,6 +223,22 @@ Awaitable<Result<std::vector<std::string>>> Daemon::Impl::RunsToResume() {
     co_return ids;
 }
 
+// A resumed run's workflow and the depth its automated start recorded (in its annotation's
+// metadata), for the bus: its run.created was before this process.
+Awaitable<void> Daemon::Impl::RestoreBusState(std::string run_id) {
+    auto record = co_await store_->GetRun(run_id);
+    if (!record) co_return;
+    int depth = 0;
+    if (auto annotation = co_await store_->GetRunAnnotation(run_id)) {
+        if (auto metadata = ParseJson(annotation->metadata); metadata && metadata->is_object()) {
+            if (const auto* origin = JsonObject(metadata->as_object(), "origin")) {
+                depth = static_cast<int>(JsonInt(*origin, "depth"));
+            }
+        }
+    }
+    feeder_.NoteRun(run_id, record->workflow, depth);
+}
+
 Awaitable<Result<Daemon::StartReport>> Daemon::Impl::Start() {
     StartReport report;
     STROWGER_CO_TRY(co_await tokens_.Refresh());
@@ -255,6 +272,7 @@ Awaitable<Result<Daemon::StartReport>> Daemon::Impl::Start() {
     // waits). Runs another live process holds are left to it.
     STROWGER_CO_ASSIGN_OR_RETURN(auto ids, co_await RunsToResume());
     for (const auto& id : ids) {
+        co_await RestoreBusState(id);
         engine_->ResumeRun(id, "restart", "serve", service_.DoneHandler(id));
         ++report.resumed;
     }

@@ -418,9 +418,8 @@ std::string OpenApiDocument(const Router& router) {
     doc["paths"] = std::move(paths);
     json::object components;
     json::object schemas = json::parse(kSchemas).as_object();
-    for (auto& [name, schema] : json::parse(internal::kAutomationSchemas).as_object()) {
-        schemas[name] = schema;
-    }
+    json::value automation = json::parse(internal::kAutomationSchemas);
+    for (auto& [name, schema] : automation.as_object()) schemas[name] = schema;
     components["schemas"] = std::move(schemas);
     json::object bearer;
     bearer["type"] = "http";

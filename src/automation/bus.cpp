@@ -87,6 +87,13 @@ void EventBus::ForgetRun(const std::string& run_id) {
     depths_.erase(run_id);
 }
 
+void BusFeeder::NoteRun(const std::string& run_id, const std::string& workflow, int depth) {
+    RunInfo& run = runs_[run_id];
+    run.workflow = workflow;
+    run.agent = StartsWith(workflow, "agent:") ? workflow.substr(6) : std::string();
+    bus_.SetRunDepth(run_id, depth);
+}
+
 void BusFeeder::OnEvent(const ledger::Event& event) {
     using ledger::EventType;
     json::object data;

@@ -13,7 +13,8 @@
 //   kind "task"       task_posted (human_task.created), task_claimed (human_task.decided),
 //                     task_completed (human_task.completed, or the decision of an approval
 //                     or reconciliation, which completes it)
-//   kind "system"     daemon_started, daemon_draining, provider_unreachable (an llm.retried or
+//   kind "system"     daemon_started, daemon_draining, health_check_failed (/readyz),
+//                     provider_unreachable (an llm.retried or
 //                     node.failed with code unavailable), quota_exceeded (budget.exceeded:
 //                     "at 100.0%"), webhook_rejected, webhook
 //   kind "memory"     memory_update (every change of the agent memory)
@@ -93,6 +94,9 @@ class BusFeeder final : public engine::Observer {
   public:
     explicit BusFeeder(EventBus& bus) : bus_(bus) {}
     void OnEvent(const ledger::Event& event) override;
+    // What a run resumed after a restart was (its run.created is not seen again): its workflow
+    // name and the depth its start recorded.
+    void NoteRun(const std::string& run_id, const std::string& workflow, int depth);
     bool WantsData() const override { return true; }
 
   private:
