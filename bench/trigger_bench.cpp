@@ -136,13 +136,17 @@ int main(int argc, char** argv) {
         total_matched += matched.size();
     }
     auto t1 = std::chrono::steady_clock::now();
+    auto match_end = t1;
     // The whole path: the bus hands each event to the engine, which applies the limits and
     // fires (the fires' records and starts run afterwards, on the io_context).
+    std::vector<BusEvent> prepared;
+    prepared.reserve(static_cast<size_t>(events));
     for (int i = 0; i < events; ++i) {
-        BusEvent e = stream[static_cast<size_t>(i) % stream.size()];
-        e.id = "e" + std::to_string(i);
-        bus.Publish(std::move(e));
+        prepared.push_back(stream[static_cast<size_t>(i) % stream.size()]);
+        prepared.back().id = "e" + std::to_string(i);
     }
+    t1 = std::chrono::steady_clock::now();
+    for (auto& e : prepared) bus.Publish(std::move(e));
     auto t2 = std::chrono::steady_clock::now();
     io.restart();
     io.run();
@@ -151,7 +155,8 @@ int main(int argc, char** argv) {
     };
     double seconds = std::chrono::duration<double>(t2 - t1).count();
     std::printf("triggers %d, events %d\n", triggers, events);
-    std::printf("match only:    %.3f us/event (%.1f matches/event before limits)\n", per(t0, t1),
+    std::printf("match only:    %.3f us/event (%.1f matches/event before limits)\n",
+                per(t0, match_end),
                 static_cast<double>(total_matched) / events);
     std::printf("publish+fire:  %.3f us/event (%.0f events/s on one core)\n", per(t1, t2),
                 events / seconds);

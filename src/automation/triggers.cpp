@@ -352,21 +352,21 @@ void TriggerEngine::OnEvent(const BusEvent& event) {
         store::TriggerRecord& t = entry->record;
         if (!t.enabled) continue;
         if (t.max_fires > 0 && t.fire_count + entry->in_flight >= t.max_fires) continue;
-        std::string cooldown_key = t.trigger_id + '\n' + event.subject;
+        const auto cooldown = std::chrono::seconds(t.cooldown_secs);
         if (t.cooldown_secs > 0) {
-            auto last = last_fire_.find(cooldown_key);
-            if (last != last_fire_.end() &&
-                now - last->second < std::chrono::seconds(t.cooldown_secs)) {
-                continue;
+            auto last = entry->last_fire.find(std::string_view(event.subject));
+            if (last != entry->last_fire.end()) {
+                if (now - last->second < cooldown) continue;
+                last->second = now;
+            } else {
+                if (entry->last_fire.size() >= 10'000) {
+                    // Forget the subjects whose cooldown ran out.
+                    std::erase_if(entry->last_fire,
+                                  [&](const auto& item) { return now - item.second >= cooldown; });
+                }
+                entry->last_fire.emplace(event.subject, now);
             }
         }
-        if (last_fire_.size() > 100'000) {
-            // Forget cooldowns that ran out (an hour is longer than any sensible one).
-            std::erase_if(last_fire_, [&](const auto& item) {
-                return now - item.second > std::chrono::hours(1);
-            });
-        }
-        last_fire_[cooldown_key] = now;
         ++fired;
         ++entry->in_flight;
         ++in_flight_total_;

@@ -131,11 +131,17 @@ class TriggerEngine {
     int64_t fires_failed() const { return fires_failed_; }
 
   private:
+    struct SubjectHash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
     struct Entry {
         store::TriggerRecord record;
         Pattern pattern;
         std::string key;  // lower-cased arg for the keyed kinds
         int64_t in_flight = 0;
+        // When it last fired per event subject (its cooldown).
+        std::unordered_map<std::string, SteadyTime, SubjectHash, std::equal_to<>> last_fire;
     };
     // Aho-Corasick over a bucket's keys: every key occurring in a text in one pass over it,
     // whatever the number of keys. Built when first needed after the keys changed.
@@ -182,7 +188,6 @@ class TriggerEngine {
     std::function<void(const store::TriggerFire&)> after_record_;
     std::map<std::string, std::unique_ptr<Entry>> entries_;  // by trigger id
     mutable Bucket buckets_[kPatternKinds];  // automata are built lazily by matching
-    std::unordered_map<std::string, SteadyTime> last_fire_;  // trigger + '\n' + subject
     int64_t in_flight_total_ = 0;
     int64_t fires_started_ = 0;
     int64_t fires_failed_ = 0;
