@@ -7,9 +7,9 @@
 //   strowger_trigger_bench [--triggers N] [--events N]
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -37,7 +37,8 @@ class NullLauncher : public Launcher {
 template <typename T>
 T Await(asio::io_context& io, Awaitable<T> awaitable) {
     std::optional<T> out;
-    asio::co_spawn(io, std::move(awaitable), [&](std::exception_ptr, T value) { out = std::move(value); });
+    asio::co_spawn(io, std::move(awaitable),
+                   [&](std::exception_ptr, T value) { out = std::move(value); });
     io.restart();
     io.run();
     return std::move(*out);
@@ -59,8 +60,8 @@ int main(int argc, char** argv) {
     NullLauncher launcher;
     engine.SetLauncher(&launcher);
     // The mix: a few unkeyed triggers of each plain kind, the rest keyed with distinct keys.
-    const char* plain[] = {"\"all\"",         "\"lifecycle\"",    "\"agent_terminated\"",
-                           "\"system\"",      "\"memory_update\"", "\"task_posted\"",
+    const char* plain[] = {"\"all\"",          "\"lifecycle\"",     "\"agent_terminated\"",
+                           "\"system\"",       "\"memory_update\"", "\"task_posted\"",
                            "\"task_claimed\"", "\"task_completed\""};
     int made = 0;
     for (const char* p : plain) {
@@ -95,7 +96,8 @@ int main(int argc, char** argv) {
             case 0:
                 e.kind = EventKind::kNode;
                 e.type = "node_completed";
-                e.description = "Node 'draft' of run " + e.run_id + " completed (1200ms): the answer is 42";
+                e.description =
+                    "Node 'draft' of run " + e.run_id + " completed (1200ms): the answer is 42";
                 break;
             case 1:
                 e.kind = EventKind::kTool;
@@ -168,8 +170,7 @@ int main(int argc, char** argv) {
     double seconds = std::chrono::duration<double>(t2 - t1).count();
     std::printf("triggers %d, events %d\n", triggers, events);
     std::printf("match only:    %.3f us/event (%.1f matches/event before limits)\n",
-                per(t0, match_end),
-                static_cast<double>(total_matched) / events);
+                per(t0, match_end), static_cast<double>(total_matched) / events);
     std::printf("scan (LibreFang's way): %.3f us/event (%.1f matches/event)\n",
                 std::chrono::duration<double, std::micro>(s1 - s0).count() / scan_events,
                 static_cast<double>(scanned_matches) / scan_events);

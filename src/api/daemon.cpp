@@ -90,6 +90,7 @@ class Daemon::Impl {
         internal::AddAdminRoutes(router_, service_);
         internal::AddRunRoutes(router_, service_);
         internal::AddWorkflowRoutes(router_, service_);
+        internal::AddAuditRoutes(router_, service_);
         internal::AddAutomationRoutes(router_, service_);
         service_.router = &router_;
     }

@@ -16,9 +16,9 @@ Response ProblemNamingField(const Error& error) {
     size_t colon = message.find(": ");
     std::string field = colon == std::string::npos ? "body" : message.substr(0, colon);
     if (field.find(' ') != std::string::npos) field = "body";
-    return Problem(400, message,
-                   {FieldError{field, colon == std::string::npos ? message
-                                                                 : message.substr(colon + 2)}});
+    return Problem(
+        400, message,
+        {FieldError{field, colon == std::string::npos ? message : message.substr(colon + 2)}});
 }
 
 json::object TriggerJson(const store::TriggerRecord& t) {
@@ -74,8 +74,9 @@ std::optional<automation::TriggerChange> ParseTriggerChange(const json::object& 
         } else if (field == "id" || field == "fire_count" || field == "created_at") {
             // Read-only fields of a trigger sent back as it was read: ignored.
         } else {
-            problem = FieldProblem(field, "unknown field (known: agent_id, workflow_id, pattern, "
-                                          "prompt_template, enabled, max_fires, cooldown_secs)");
+            problem = FieldProblem(field,
+                                   "unknown field (known: agent_id, workflow_id, pattern, "
+                                   "prompt_template, enabled, max_fires, cooldown_secs)");
             return std::nullopt;
         }
     }
@@ -143,7 +144,8 @@ Awaitable<Response> ChangeTrigger(Service* s, Request request, bool put) {
 Awaitable<Response> DeleteTrigger(Service* s, Request request) {
     auto removed = co_await s->automation.triggers->Delete(request.Param("id"));
     if (!removed) {
-        if (removed.error().code() == ErrorCode::kNotFound) co_return Problem(404, "Trigger not found");
+        if (removed.error().code() == ErrorCode::kNotFound)
+            co_return Problem(404, "Trigger not found");
         co_return ProblemFor(removed.error());
     }
     json::object out;
@@ -224,9 +226,8 @@ Awaitable<Response> PutMemory(Service* s, Request request) {
     auto value = body->find("value");
     if (value == body->end()) co_return FieldProblem("value", "required: any JSON value");
     if (body->size() != 1) co_return FieldProblem("body", "only \"value\" is allowed");
-    auto changed = co_await s->automation.memory->Set(request.Param("namespace"),
-                                                      request.Param("key"), value->value(),
-                                                      s->clock.Now());
+    auto changed = co_await s->automation.memory->Set(
+        request.Param("namespace"), request.Param("key"), value->value(), s->clock.Now());
     if (!changed) co_return ProblemNamingField(changed.error());
     json::object out;
     out["namespace"] = request.Param("namespace");
@@ -270,8 +271,9 @@ Awaitable<Response> CreateHook(Service* s, Request request) {
         if (field == "name" || field == "workflow" || field == "secret") {
             if (!value.is_string()) co_return FieldProblem(field, "expected a string");
             std::string text(value.as_string());
-            (field == "name" ? hook.name : field == "workflow" ? hook.workflow_id : hook.secret) =
-                std::move(text);
+            (field == "name"       ? hook.name
+             : field == "workflow" ? hook.workflow_id
+                                   : hook.secret) = std::move(text);
         } else if (field == "require_timestamp") {
             if (!value.is_bool()) co_return FieldProblem(field, "expected true or false");
             hook.require_timestamp = value.as_bool();
@@ -355,10 +357,6 @@ Awaitable<Response> RecentEvents(Service* s, Request request) {
     json::object out;
     out["events"] = std::move(list);
     co_return JsonResponse(200, out);
-}
-
-ResponseDoc Ok(int status, std::string description, std::string schema) {
-    return ResponseDoc{status, std::move(description), std::move(schema), "application/json"};
 }
 
 }  // namespace
@@ -473,94 +471,86 @@ const char* const kAutomationSchemas = R"json({
 
 void AddAutomationRoutes(Router& router, Service& service) {
     Service* s = &service;
-    auto add = [&](std::string method, std::string pattern, Role role, std::string id,
-                   std::string summary, std::string tag, Handler handler,
-                   std::vector<ResponseDoc> responses, std::string request_schema = "",
-                   std::vector<ParamDoc> params = {}) {
-        Route route;
-        route.method = std::move(method);
-        route.pattern = std::move(pattern);
-        route.role = role;
-        route.operation_id = std::move(id);
-        route.summary = std::move(summary);
-        route.tag = std::move(tag);
-        route.handler = std::move(handler);
-        route.responses = std::move(responses);
-        route.request_required = !request_schema.empty();
-        route.request_schema = std::move(request_schema);
-        route.params = std::move(params);
-        router.Add(std::move(route));
-    };
     // Triggers (LibreFang's shapes).
-    add("POST", "/api/triggers", Role::kOperator, "createTrigger",
+    RouteTable table(router, "triggers");
+    table.Add(
+        "POST", "/api/triggers", Role::kOperator, "createTrigger",
         "Create a trigger: a pattern over the event bus, and an agent or workflow to start",
-        "triggers", [s](Request r) { return CreateTrigger(s, std::move(r)); },
-        {Ok(201, "Created", "TriggerCreated")}, "TriggerRequest");
-    add("GET", "/api/triggers", Role::kViewer, "listTriggers", "List triggers", "triggers",
-        [s](Request r) { return ListTriggers(s, std::move(r)); },
-        {Ok(200, "Triggers", "TriggerList")}, "",
-        {ParamDoc{"agent_id", "query", "string", "only the triggers of this agent"}});
-    add("GET", "/api/triggers/{id}", Role::kViewer, "getTrigger", "A trigger", "triggers",
-        [s](Request r) { return GetTrigger(s, std::move(r)); }, {Ok(200, "The trigger", "Trigger")});
-    add("PUT", "/api/triggers/{id}", Role::kOperator, "putTrigger",
+        [s](Request r) { return CreateTrigger(s, std::move(r)); },
+        {Ok(201, "Created", "TriggerCreated")}, {}, Body("TriggerRequest"));
+    table.Add("GET", "/api/triggers", Role::kViewer, "listTriggers", "List triggers",
+              [s](Request r) { return ListTriggers(s, std::move(r)); },
+              {Ok(200, "Triggers", "TriggerList")},
+              {ParamDoc{"agent_id", "query", "string", "only the triggers of this agent"}});
+    table.Add("GET", "/api/triggers/{id}", Role::kViewer, "getTrigger", "A trigger",
+              [s](Request r) { return GetTrigger(s, std::move(r)); },
+              {Ok(200, "The trigger", "Trigger")});
+    table.Add(
+        "PUT", "/api/triggers/{id}", Role::kOperator, "putTrigger",
         "Enable or disable a trigger ({\"enabled\": false}; other fields may be given too)",
-        "triggers", [s](Request r) { return ChangeTrigger(s, std::move(r), true); },
-        {Ok(200, "Updated", "TriggerUpdated")}, "TriggerRequest");
-    add("PATCH", "/api/triggers/{id}", Role::kOperator, "patchTrigger",
-        "Change some fields of a trigger", "triggers",
+        [s](Request r) { return ChangeTrigger(s, std::move(r), true); },
+        {Ok(200, "Updated", "TriggerUpdated")}, {}, Body("TriggerRequest"));
+    table.Add(
+        "PATCH", "/api/triggers/{id}", Role::kOperator, "patchTrigger",
+        "Change some fields of a trigger",
         [s](Request r) { return ChangeTrigger(s, std::move(r), false); },
-        {Ok(200, "The trigger as changed", "Trigger")}, "TriggerRequest");
-    add("DELETE", "/api/triggers/{id}", Role::kOperator, "deleteTrigger", "Delete a trigger",
-        "triggers", [s](Request r) { return DeleteTrigger(s, std::move(r)); },
-        {Ok(200, "Removed", "TriggerRemoved")});
-    add("GET", "/api/triggers/{id}/fires", Role::kViewer, "triggerFires",
-        "A trigger's fire records, newest first", "triggers",
-        [s](Request r) { return TriggerFires(s, std::move(r)); },
-        {Ok(200, "Fires", "TriggerFires")}, "",
-        {ParamDoc{"limit", "query", "integer", "at most this many (1-1000, default 100)"}});
+        {Ok(200, "The trigger as changed", "Trigger")}, {}, Body("TriggerRequest"));
+    table.Add("DELETE", "/api/triggers/{id}", Role::kOperator, "deleteTrigger", "Delete a trigger",
+              [s](Request r) { return DeleteTrigger(s, std::move(r)); },
+              {Ok(200, "Removed", "TriggerRemoved")});
+    table.Add("GET", "/api/triggers/{id}/fires", Role::kViewer, "triggerFires",
+              "A trigger's fire records, newest first",
+              [s](Request r) { return TriggerFires(s, std::move(r)); },
+              {Ok(200, "Fires", "TriggerFires")},
+              {ParamDoc{"limit", "query", "integer", "at most this many (1-1000, default 100)"}});
+    table.Add("GET", "/api/automation/events", Role::kViewer, "busEvents",
+              "The event bus's recent events (what triggers see), oldest first",
+              [s](Request r) { return RecentEvents(s, std::move(r)); },
+              {Ok(200, "Events", "BusEvents")},
+              {ParamDoc{"limit", "query", "integer", "at most this many (1-1000, default 100)"}});
     // Memory.
-    add("GET", "/api/memory/{namespace}", Role::kViewer, "listMemory",
-        "The keys of a memory namespace (global, agent:<name>, run:<id>)", "memory",
-        [s](Request r) { return ListMemory(s, std::move(r)); }, {Ok(200, "Entries", "MemoryList")},
-        "",
-        {ParamDoc{"prefix", "query", "string", "only keys starting with this"},
-         ParamDoc{"limit", "query", "integer", "at most this many (default 1000)"}});
-    add("GET", "/api/memory/{namespace}/{key}", Role::kViewer, "getMemory", "A memory key",
-        "memory", [s](Request r) { return GetMemory(s, std::move(r)); },
-        {Ok(200, "The entry", "MemoryEntry")});
-    add("PUT", "/api/memory/{namespace}/{key}", Role::kOperator, "putMemory",
-        "Set a memory key to a JSON value", "memory",
-        [s](Request r) { return PutMemory(s, std::move(r)); }, {Ok(200, "Set", "MemorySet")},
-        "MemoryPut");
-    add("DELETE", "/api/memory/{namespace}/{key}", Role::kOperator, "deleteMemory",
-        "Delete a memory key", "memory", [s](Request r) { return DeleteMemory(s, std::move(r)); },
-        {Ok(200, "Deleted", "MemoryDeleted")});
+    table.SetTag("memory");
+    table.Add("GET", "/api/memory/{namespace}", Role::kViewer, "listMemory",
+              "The keys of a memory namespace (global, agent:<name>, run:<id>)",
+              [s](Request r) { return ListMemory(s, std::move(r)); },
+              {Ok(200, "Entries", "MemoryList")},
+              {ParamDoc{"prefix", "query", "string", "only keys starting with this"},
+               ParamDoc{"limit", "query", "integer", "at most this many (default 1000)"}});
+    table.Add("GET", "/api/memory/{namespace}/{key}", Role::kViewer, "getMemory", "A memory key",
+              [s](Request r) { return GetMemory(s, std::move(r)); },
+              {Ok(200, "The entry", "MemoryEntry")});
+    table.Add(
+        "PUT", "/api/memory/{namespace}/{key}", Role::kOperator, "putMemory",
+        "Set a memory key to a JSON value", [s](Request r) { return PutMemory(s, std::move(r)); },
+        {Ok(200, "Set", "MemorySet")}, {}, Body("MemoryPut"));
+    table.Add("DELETE", "/api/memory/{namespace}/{key}", Role::kOperator, "deleteMemory",
+              "Delete a memory key", [s](Request r) { return DeleteMemory(s, std::move(r)); },
+              {Ok(200, "Deleted", "MemoryDeleted")});
     // Webhooks.
-    add("POST", "/api/hooks", Role::kAdmin, "createHook",
-        "Create a signed webhook (its secret is in this response only)", "hooks",
+    table.SetTag("hooks");
+    table.Add(
+        "POST", "/api/hooks", Role::kAdmin, "createHook",
+        "Create a signed webhook (its secret is in this response only)",
         [s](Request r) { return CreateHook(s, std::move(r)); },
-        {Ok(201, "Created", "Hook"), Ok(409, "The name is taken", "Problem")}, "HookRequest");
-    add("GET", "/api/hooks", Role::kAdmin, "listHooks", "List webhooks (never their secrets)",
-        "hooks", [s](Request r) { return ListHooks(s, std::move(r)); },
-        {Ok(200, "Hooks", "HookList")});
-    add("DELETE", "/api/hooks/{name}", Role::kAdmin, "deleteHook", "Delete a webhook", "hooks",
-        [s](Request r) { return DeleteHook(s, std::move(r)); }, {Ok(200, "Removed", "HookRemoved")});
-    add("POST", "/api/hooks/{name}", Role::kPublic, "deliverHook",
+        {Ok(201, "Created", "Hook"), Ok(409, "The name is taken", "Problem")}, {},
+        Body("HookRequest"));
+    table.Add("GET", "/api/hooks", Role::kAdmin, "listHooks", "List webhooks (never their secrets)",
+              [s](Request r) { return ListHooks(s, std::move(r)); },
+              {Ok(200, "Hooks", "HookList")});
+    table.Add("DELETE", "/api/hooks/{name}", Role::kAdmin, "deleteHook", "Delete a webhook",
+              [s](Request r) { return DeleteHook(s, std::move(r)); },
+              {Ok(200, "Removed", "HookRemoved")});
+    table.Add(
+        "POST", "/api/hooks/{name}", Role::kPublic, "deliverHook",
         "Deliver to a webhook: X-Hub-Signature-256 (HMAC-SHA256 of the body) is its "
         "authentication, X-Strowger-Timestamp within 5 minutes, X-Delivery-Id deduplicated",
-        "hooks", [s](Request r) { return DeliverHook(s, std::move(r)); },
+        [s](Request r) { return DeliverHook(s, std::move(r)); },
         {Ok(202, "Started a run, or posted an event", "HookDelivered"),
          Ok(200, "A duplicate delivery: nothing started", "HookDelivered"),
          Ok(401, "Bad or missing signature, or a timestamp outside the window", "Problem")},
-        "",
         {ParamDoc{"X-Hub-Signature-256", "header", "string", "sha256=<hex HMAC>", true},
          ParamDoc{"X-Strowger-Timestamp", "header", "string", "unix seconds"},
          ParamDoc{"X-Delivery-Id", "header", "string", "deduplicated (or X-GitHub-Delivery)"}});
-    add("GET", "/api/automation/events", Role::kViewer, "busEvents",
-        "The event bus's recent events (what triggers see), oldest first", "triggers",
-        [s](Request r) { return RecentEvents(s, std::move(r)); },
-        {Ok(200, "Events", "BusEvents")}, "",
-        {ParamDoc{"limit", "query", "integer", "at most this many (1-1000, default 100)"}});
 }
 
 }  // namespace strowger::api::internal

@@ -25,7 +25,9 @@ namespace {
 
 class FakeClock : public Clock {
   public:
-    SystemTime Now() const override { return SystemTime(std::chrono::seconds(1'800'000'000)) + offset; }
+    SystemTime Now() const override {
+        return SystemTime(std::chrono::seconds(1'800'000'000)) + offset;
+    }
     SteadyTime SteadyNow() const override { return SteadyTime(std::chrono::hours(1)) + offset; }
     std::chrono::milliseconds offset{0};
 };
@@ -97,19 +99,24 @@ Pattern P(std::string_view json_text) {
 
 TEST(PatternTest, EveryPatternMatchesWhatItShouldAndNothingElse) {
     BusEvent spawned = Spawned("coder-1");
-    BusEvent terminated = Event(EventKind::kLifecycle, "agent_terminated", "Agent r terminated: completed");
-    BusEvent crashed = Event(EventKind::kLifecycle, "agent_crashed", "Agent r crashed: out of memory");
-    BusEvent run_done = Event(EventKind::kLifecycle, "run_completed", "Run r of workflow 'w' completed");
-    BusEvent quota = Event(EventKind::kSystem, "quota_exceeded", "Quota warning: agent 'a', tokens at 100.0%");
+    BusEvent terminated =
+        Event(EventKind::kLifecycle, "agent_terminated", "Agent r terminated: completed");
+    BusEvent crashed =
+        Event(EventKind::kLifecycle, "agent_crashed", "Agent r crashed: out of memory");
+    BusEvent run_done =
+        Event(EventKind::kLifecycle, "run_completed", "Run r of workflow 'w' completed");
+    BusEvent quota =
+        Event(EventKind::kSystem, "quota_exceeded", "Quota warning: agent 'a', tokens at 100.0%");
     BusEvent started = Event(EventKind::kSystem, "daemon_started", "Daemon started");
     BusEvent memory = MemoryUpdateOf("config.model");
-    BusEvent tool = Event(EventKind::kTool, "tool_failed", "Tool 'shell' failed (12ms): ERROR: boom");
+    BusEvent tool =
+        Event(EventKind::kTool, "tool_failed", "Tool 'shell' failed (12ms): ERROR: boom");
     BusEvent posted = Event(EventKind::kTask, "task_posted", "Task t posted in run r: review");
     BusEvent claimed = Event(EventKind::kTask, "task_claimed", "Task t claimed by ann: approve");
     BusEvent completed = Event(EventKind::kTask, "task_completed", "Task t completed: approved");
-    const std::vector<const BusEvent*> all = {&spawned, &terminated, &crashed, &run_done, &quota,
-                                              &started, &memory,  &tool,    &posted,   &claimed,
-                                              &completed};
+    const std::vector<const BusEvent*> all = {&spawned, &terminated, &crashed,  &run_done,
+                                              &quota,   &started,    &memory,   &tool,
+                                              &posted,  &claimed,    &completed};
     struct Case {
         std::string pattern;
         std::vector<const BusEvent*> matches;
@@ -136,8 +143,7 @@ TEST(PatternTest, EveryPatternMatchesWhatItShouldAndNothingElse) {
     for (const auto& c : cases) {
         Pattern pattern = P(c.pattern);
         for (const BusEvent* event : all) {
-            bool expected =
-                std::find(c.matches.begin(), c.matches.end(), event) != c.matches.end();
+            bool expected = std::find(c.matches.begin(), c.matches.end(), event) != c.matches.end();
             EXPECT_EQ(Matches(pattern, *event), expected)
                 << c.pattern << " on " << event->type << ": " << event->description;
         }
@@ -195,19 +201,23 @@ TEST(BusTest, LedgerEventsAreDescribedInTheReferenceStyle) {
                                R"({"workflow":"agent:coder","idempotency_key":"trigger:t1:e1"})"));
     feeder.OnEvent(LedgerEvent("R1", 2, EventType::kToolCall,
                                R"({"call_id":"c1","tool":"web_search","arguments":"{}"})", "a"));
-    feeder.OnEvent(LedgerEvent("R1", 3, EventType::kToolResult,
-                               R"({"call_id":"c1","content":"3 results","is_error":false,"duration_ms":450})",
-                               "a"));
+    feeder.OnEvent(LedgerEvent(
+        "R1", 3, EventType::kToolResult,
+        R"({"call_id":"c1","content":"3 results","is_error":false,"duration_ms":450})", "a"));
     feeder.OnEvent(LedgerEvent("R1", 4, EventType::kBudgetExceeded,
-                               R"({"scope":"run","limit":"tokens","used":"120","max":"100"})", "a"));
-    feeder.OnEvent(LedgerEvent("R1", 5, EventType::kRunFailed, R"({"error":"out of memory","code":"internal"})"));
+                               R"({"scope":"run","limit":"tokens","used":"120","max":"100"})",
+                               "a"));
+    feeder.OnEvent(LedgerEvent("R1", 5, EventType::kRunFailed,
+                               R"({"error":"out of memory","code":"internal"})"));
     feeder.OnEvent(LedgerEvent("R2", 1, EventType::kRunCreated, R"({"workflow":"triage"})"));
     feeder.OnEvent(LedgerEvent("R2", 2, EventType::kHumanTaskCreated,
-                               R"({"task_id":"T1","kind":"tool_approval","title":"approve shell"})", "n"));
+                               R"({"task_id":"T1","kind":"tool_approval","title":"approve shell"})",
+                               "n"));
     feeder.OnEvent(LedgerEvent("R2", 3, EventType::kHumanTaskDecided,
                                R"({"task_id":"T1","decision":"approve","actor":"ann"})", "n"));
     feeder.OnEvent(LedgerEvent("R2", 4, EventType::kLlmRetried,
-                               R"({"try":1,"error":"connection refused","code":"unavailable"})", "n"));
+                               R"({"try":1,"error":"connection refused","code":"unavailable"})",
+                               "n"));
     feeder.OnEvent(LedgerEvent("R2", 5, EventType::kRunCompleted, R"({"output":"done"})"));
     std::vector<std::string> lines;
     for (const auto& e : seen) {
@@ -217,20 +227,21 @@ TEST(BusTest, LedgerEventsAreDescribedInTheReferenceStyle) {
     std::vector<std::string> expected = {
         "lifecycle/agent_spawned/2: Agent 'coder' (id: R1) was spawned",
         "tool/tool_succeeded/2: Tool 'web_search' succeeded (450ms): 3 results",
-        "system/quota_exceeded/2: Quota warning: agent 'coder', tokens at 100.0% (120 of 100, scope run)",
+        "system/quota_exceeded/2: Quota warning: agent 'coder', tokens at 100.0% (120 of 100, "
+        "scope run)",
         "lifecycle/agent_crashed/2: Agent R1 crashed: out of memory",
         "lifecycle/run_created/0: Run R2 of workflow 'triage' was created",
         "task/task_posted/0: Task T1 posted in run R2: approve shell",
         "task/task_claimed/0: Task T1 claimed by ann: approve",
         "task/task_completed/0: Task T1 completed: approve",
-        "system/provider_unreachable/0: Provider unreachable: run R2, node 'n' (try 1): connection refused",
+        "system/provider_unreachable/0: Provider unreachable: run R2, node 'n' (try 1): connection "
+        "refused",
         "lifecycle/run_completed/0: Run R2 of workflow 'triage' completed: done",
     };
     EXPECT_EQ(lines, expected);
     EXPECT_EQ(seen[0].id, "R1:1");
     EXPECT_EQ(seen[0].agent, "coder");
-    EXPECT_EQ(bus.Recent(2).back().description,
-              "Run R2 of workflow 'triage' completed: done");
+    EXPECT_EQ(bus.Recent(2).back().description, "Run R2 of workflow 'triage' completed: done");
     EXPECT_EQ(bus.Recent(2).size(), 2u);
 }
 
@@ -422,12 +433,12 @@ TEST_F(TriggerEngineTest, APendingFireACrashLeftStartsExactlyOnceOnRecovery) {
     // A crash after the start but before the completion: the start is repeated with the same
     // key and names the same run.
     ASSERT_TRUE(Run(store->RecordTriggerFire([&] {
-                        store::TriggerFire again = pending;
-                        again.fire_id = "fire_2";
-                        again.event_id = "other-event";
-                        again.idempotency_key = pending.idempotency_key;
-                        return again;
-                    }()))
+                    store::TriggerFire again = pending;
+                    again.fire_id = "fire_2";
+                    again.event_id = "other-event";
+                    again.idempotency_key = pending.idempotency_key;
+                    return again;
+                }()))
                     .has_value());
     EXPECT_EQ(*Run(restarted.Recover()), 1);
     EXPECT_EQ(launcher_.calls.size(), 1u);
@@ -446,16 +457,20 @@ TEST_F(TriggerEngineTest, IndexedMatchingAgreesWithThePlainMatcher) {
         R"("task_completed")",
         // Overlapping keys: one a suffix, a prefix or inside another.
         R"({"content_match":{"substring":"ail"}})", R"({"content_match":{"substring":"a"}})",
-        R"({"content_match":{"substring":"x crashed"}})", R"({"content_match":{"substring":"zzz"}})",
+        R"({"content_match":{"substring":"x crashed"}})",
+        R"({"content_match":{"substring":"zzz"}})",
         R"({"memory_key_pattern":{"key_pattern":"config"}})",
         R"({"memory_key_pattern":{"key_pattern":"fig"}})",
-        R"({"agent_spawned":{"name_pattern":"coder"}})", R"({"agent_spawned":{"name_pattern":"r"}})"};
+        R"({"agent_spawned":{"name_pattern":"coder"}})",
+        R"({"agent_spawned":{"name_pattern":"r"}})"};
     for (const auto& p : patterns) Create(p);
     std::vector<BusEvent> events = {
-        Spawned("coder"), Spawned("writer"),
+        Spawned("coder"),
+        Spawned("writer"),
         Event(EventKind::kLifecycle, "agent_crashed", "Agent x crashed: fail"),
         Event(EventKind::kSystem, "quota_exceeded", "quota warning"),
-        MemoryUpdateOf("config"), MemoryUpdateOf("x"),
+        MemoryUpdateOf("config"),
+        MemoryUpdateOf("x"),
         Event(EventKind::kTask, "task_claimed", "Task claimed"),
         Event(EventKind::kTool, "tool_failed", "Tool 'x' failed")};
     for (const auto& event : events) {
@@ -517,7 +532,8 @@ TEST(MemoryToolsTest, ToolsSetGetListAndDeleteAndEveryChangeIsAnEvent) {
     EXPECT_EQ(updates[0].kind, "created");
     EXPECT_EQ(updates[0].run_id, "RUN1");
     EXPECT_EQ(updates[2].kind, "deleted");
-    EXPECT_EQ(MemoryEvent(updates[0]).description, "Memory Created on key 'config' in namespace global");
+    EXPECT_EQ(MemoryEvent(updates[0]).description,
+              "Memory Created on key 'config' in namespace global");
     EXPECT_EQ(MemoryEvent(MemoryUpdate{"agent:coder", "k", "updated", "", ""}).description,
               "Memory Updated on key 'k' for agent coder");
 }
@@ -544,7 +560,8 @@ class WebhookTest : public ::testing::Test {
         d.body = std::move(body);
         d.signature = SignWebhook(secret, d.body);
         d.timestamp = std::to_string(
-            std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch()).count());
+            std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch())
+                .count());
         d.delivery_id = std::move(id);
         d.remote = "127.0.0.1:1";
         return d;
@@ -564,10 +581,12 @@ TEST_F(WebhookTest, SignaturesAreGitHubsHmacSha256) {
     // The example from GitHub's documentation on validating deliveries.
     EXPECT_EQ(SignWebhook("It's a Secret to Everybody", "Hello, World!"),
               "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
-    EXPECT_TRUE(VerifyWebhookSignature("It's a Secret to Everybody", "Hello, World!",
-                                       "sha256=757107EA0EB2509FC211221CCE984B8A37570B6D7586C22C46F4379C8B043E17"));
-    EXPECT_FALSE(VerifyWebhookSignature("It's a Secret to Everybody", "Hello, World?",
-                                        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"));
+    EXPECT_TRUE(VerifyWebhookSignature(
+        "It's a Secret to Everybody", "Hello, World!",
+        "sha256=757107EA0EB2509FC211221CCE984B8A37570B6D7586C22C46F4379C8B043E17"));
+    EXPECT_FALSE(VerifyWebhookSignature(
+        "It's a Secret to Everybody", "Hello, World?",
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"));
     EXPECT_FALSE(VerifyWebhookSignature("s", "b", "sha256="));
 }
 
@@ -627,10 +646,9 @@ TEST_F(WebhookTest, AnEventHookPostsOnTheBus) {
     EXPECT_EQ(events_[0].type, "webhook");
     EXPECT_EQ(events_[0].description, "Webhook 'ping' received: zen");
     EXPECT_TRUE(launcher_.calls.empty());
-    EXPECT_EQ(Run(hooks_.Create(store::WebhookRecord{"bad name", "", "", true, "", {}}))
-                  .error()
-                  .code(),
-              ErrorCode::kInvalidArgument);
+    EXPECT_EQ(
+        Run(hooks_.Create(store::WebhookRecord{"bad name", "", "", true, "", {}})).error().code(),
+        ErrorCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -131,7 +131,8 @@ void BusFeeder::OnEvent(const ledger::Event& event) {
     switch (event.type) {
         case EventType::kRunCreated:
             if (agent) {
-                lifecycle("agent_spawned", "Agent '" + run.agent + "' (id: " + id + ") was spawned");
+                lifecycle("agent_spawned",
+                          "Agent '" + run.agent + "' (id: " + id + ") was spawned");
             } else {
                 lifecycle("run_created", of_workflow + " was created");
             }
@@ -161,7 +162,8 @@ void BusFeeder::OnEvent(const ledger::Event& event) {
                 lifecycle("agent_terminated",
                           "Agent " + id + " terminated: cancelled: " + Field(data, "reason"));
             } else {
-                lifecycle("run_cancelled", of_workflow + " was cancelled: " + Field(data, "reason"));
+                lifecycle("run_cancelled",
+                          of_workflow + " was cancelled: " + Field(data, "reason"));
             }
             break;
         case EventType::kRunFailed:
@@ -196,8 +198,8 @@ void BusFeeder::OnEvent(const ledger::Event& event) {
                 system.kind = EventKind::kSystem;
                 system.type = "provider_unreachable";
                 system.subject = "provider";
-                system.description = "Provider unreachable: run " + id + ", node '" +
-                                     event.node + "': " + Field(data, "error");
+                system.description = "Provider unreachable: run " + id + ", node '" + event.node +
+                                     "': " + Field(data, "error");
                 bus_.Publish(std::move(system));
             }
             break;
@@ -233,8 +235,8 @@ void BusFeeder::OnEvent(const ledger::Event& event) {
             out.kind = EventKind::kTask;
             out.type = "task_posted";
             out.subject = task;
-            out.description = "Task " + task + " posted in run " + id + ": " +
-                              Excerpt(Field(data, "title"));
+            out.description =
+                "Task " + task + " posted in run " + id + ": " + Excerpt(Field(data, "title"));
             break;
         }
         case EventType::kHumanTaskDecided: {

@@ -102,7 +102,7 @@ class BusFeeder final : public engine::Observer {
   private:
     struct RunInfo {
         std::string workflow;
-        std::string agent;  // "" = not an agent turn
+        std::string agent;                                   // "" = not an agent turn
         std::unordered_map<std::string, std::string> calls;  // call id -> tool
         std::unordered_map<std::string, std::string> tasks;  // task id -> kind
     };

@@ -116,19 +116,20 @@ class MemoryTool : public tools::Tool {
         }
         if (tool == "memory_set") {
             auto value = args.find("value");
-            if (value == args.end()) co_return InvalidArgumentError(tool + ": \"value\" is required");
+            if (value == args.end())
+                co_return InvalidArgumentError(tool + ": \"value\" is required");
             STROWGER_CO_ASSIGN_OR_RETURN(
-                auto change, co_await memory_->Set(ns, key, value->value(), clock_.Now(),
-                                                   context.run_id));
+                auto change,
+                co_await memory_->Set(ns, key, value->value(), clock_.Now(), context.run_id));
             co_return tools::ToolResult{"ok: " + change.kind + " " + ns + " " + key, false};
         }
         auto deleted = co_await memory_->Delete(ns, key, context.run_id);
         if (!deleted && deleted.error().code() != ErrorCode::kNotFound) {
             co_return std::unexpected(deleted.error());
         }
-        co_return tools::ToolResult{deleted ? "ok: deleted " + ns + " " + key
-                                            : "ok: no key \"" + key + "\" in " + ns,
-                                    false};
+        co_return tools::ToolResult{
+            deleted ? "ok: deleted " + ns + " " + key : "ok: no key \"" + key + "\" in " + ns,
+            false};
     }
 
   private:
@@ -150,8 +151,8 @@ Status CheckMemoryNamespace(std::string_view ns) {
     if (ns == "global") return OkStatus();
     for (std::string_view prefix : {"agent:", "run:"}) {
         if (StartsWith(ns, prefix) && ns.size() > prefix.size() && ns.size() <= 256 &&
-            IsValidUtf8(ns) && ns.find_first_of(std::string_view("\0\n\r\t/", 5)) ==
-                                   std::string_view::npos) {
+            IsValidUtf8(ns) &&
+            ns.find_first_of(std::string_view("\0\n\r\t/", 5)) == std::string_view::npos) {
             return OkStatus();
         }
     }
@@ -164,7 +165,8 @@ Status CheckMemoryKey(std::string_view key) {
         return InvalidArgumentError("key: expected 1 to 256 bytes of UTF-8");
     }
     for (unsigned char c : key) {
-        if (c < 0x20 || c == 0x7f) return InvalidArgumentError("key: control characters are not allowed");
+        if (c < 0x20 || c == 0x7f)
+            return InvalidArgumentError("key: control characters are not allowed");
     }
     return OkStatus();
 }
@@ -184,7 +186,8 @@ BusEvent MemoryEvent(const MemoryUpdate& update) {
     } else {
         where = "in namespace global";
     }
-    event.description = "Memory " + Capitalized(update.kind) + " on key '" + update.key + "' " + where;
+    event.description =
+        "Memory " + Capitalized(update.kind) + " on key '" + update.key + "' " + where;
     return event;
 }
 

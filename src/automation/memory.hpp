@@ -36,8 +36,8 @@ inline constexpr size_t kMaxMemoryValueBytes = 64 * 1024;
 struct MemoryUpdate {
     std::string name_space;
     std::string key;
-    std::string kind;  // "created" | "updated" | "deleted"
-    std::string value;  // canonical JSON ("" when deleted)
+    std::string kind;    // "created" | "updated" | "deleted"
+    std::string value;   // canonical JSON ("" when deleted)
     std::string run_id;  // the run whose tool call made it ("" = the API)
 };
 

@@ -179,10 +179,9 @@ void TriggerEngine::Automaton::Build(const std::map<std::string, std::vector<Ent
                 next = static_cast<int32_t>(nodes.size());
                 nodes.emplace_back();
                 auto& edges = nodes[static_cast<size_t>(state)].next;
-                edges.insert(std::lower_bound(edges.begin(), edges.end(), c,
-                                              [](const auto& edge, unsigned char x) {
-                                                  return edge.first < x;
-                                              }),
+                edges.insert(std::lower_bound(
+                                 edges.begin(), edges.end(), c,
+                                 [](const auto& edge, unsigned char x) { return edge.first < x; }),
                              {c, next});
             }
             state = next;
@@ -409,7 +408,8 @@ Awaitable<void> TriggerEngine::Fire(std::string trigger_id, store::TriggerFire f
 Awaitable<Result<std::string>> TriggerEngine::Start(const store::TriggerFire& fire) {
     if (!launcher_) co_return UnavailableError("no launcher: automation is not running");
     auto target = ParseJson(fire.target);
-    if (!target || !target->is_object()) co_return InternalError("fire " + fire.fire_id + ": bad target");
+    if (!target || !target->is_object())
+        co_return InternalError("fire " + fire.fire_id + ": bad target");
     Origin origin{"trigger", fire.trigger_id, fire.fire_id, static_cast<int>(fire.depth)};
     std::string workflow(JsonString(target->as_object(), "workflow"));
     if (!workflow.empty()) {
@@ -517,8 +517,8 @@ Awaitable<Result<store::TriggerRecord>> TriggerEngine::Create(TriggerChange chan
     STROWGER_CO_TRY(co_await store_->PutTrigger(record));
     auto entry = std::make_unique<Entry>();
     entry->pattern = *change.pattern;
-    entry->key = LowerCased(entry->pattern.kind) ? AsciiLower(entry->pattern.arg)
-                                                 : entry->pattern.arg;
+    entry->key =
+        LowerCased(entry->pattern.kind) ? AsciiLower(entry->pattern.arg) : entry->pattern.arg;
     entry->record = record;
     Entry* raw = entry.get();
     entries_[record.trigger_id] = std::move(entry);
@@ -563,8 +563,8 @@ Awaitable<Result<store::TriggerRecord>> TriggerEngine::Update(std::string trigge
     Unindex(entry);
     if (change.pattern) {
         entry->pattern = *change.pattern;
-        entry->key = LowerCased(entry->pattern.kind) ? AsciiLower(entry->pattern.arg)
-                                                     : entry->pattern.arg;
+        entry->key =
+            LowerCased(entry->pattern.kind) ? AsciiLower(entry->pattern.arg) : entry->pattern.arg;
     }
     // Counters move under fires: keep the engine's.
     record.fire_count = entry->record.fire_count;

@@ -163,15 +163,14 @@ class TriggerEngine {
         void Collect(std::string_view text, std::vector<Entry*>& out);
     };
     struct Bucket {
-        std::vector<Entry*> any;                             // unkeyed, or key "*"
+        std::vector<Entry*> any;                            // unkeyed, or key "*"
         std::map<std::string, std::vector<Entry*>> by_key;  // keyed (lower-cased where the
-                                                             // match ignores case)
+                                                            // match ignores case)
         Automaton automaton;
     };
     void Index(Entry* entry);
     void Unindex(Entry* entry);
-    void Collect(const Bucket& bucket, std::string_view haystack,
-                 std::vector<Entry*>& out) const;
+    void Collect(const Bucket& bucket, std::string_view haystack, std::vector<Entry*>& out) const;
     void Candidates(const BusEvent& event, std::vector<Entry*>& out) const;
     Awaitable<void> Fire(std::string trigger_id, store::TriggerFire fire);
     // Starts a recorded fire and completes it.

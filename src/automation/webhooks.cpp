@@ -33,7 +33,8 @@ bool VerifyWebhookSignature(std::string_view secret, std::string_view body,
 
 Awaitable<Result<store::WebhookRecord>> WebhookService::Create(store::WebhookRecord hook) {
     if (hook.name.empty() || hook.name.size() > 64 ||
-        hook.name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+        hook.name.find_first_not_of(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
             std::string::npos) {
         co_return InvalidArgumentError("name: expected 1 to 64 of A-Z a-z 0-9 _ . -");
     }
@@ -62,8 +63,8 @@ Result<DeliveryOutcome> WebhookService::Reject(const Delivery& delivery, const s
     event.kind = EventKind::kSystem;
     event.type = "webhook_rejected";
     event.subject = "hook:" + delivery.hook;
-    event.description = "Webhook '" + delivery.hook + "' rejected a delivery from " +
-                        delivery.remote + ": " + why;
+    event.description =
+        "Webhook '" + delivery.hook + "' rejected a delivery from " + delivery.remote + ": " + why;
     bus_.Publish(std::move(event));
     return MakeError(ErrorCode::kUnauthenticated, "webhook " + delivery.hook + ": " + why);
 }
@@ -83,15 +84,15 @@ Awaitable<Result<DeliveryOutcome>> WebhookService::Receive(Delivery delivery) {
     }
     if (!delivery.timestamp.empty() || hook->require_timestamp) {
         int64_t seconds = 0;
-        auto [end, ec] = std::from_chars(delivery.timestamp.data(),
-                                         delivery.timestamp.data() + delivery.timestamp.size(),
-                                         seconds);
-        if (delivery.timestamp.empty()) co_return Reject(delivery, "no X-Strowger-Timestamp header");
+        auto [end, ec] =
+            std::from_chars(delivery.timestamp.data(),
+                            delivery.timestamp.data() + delivery.timestamp.size(), seconds);
+        if (delivery.timestamp.empty())
+            co_return Reject(delivery, "no X-Strowger-Timestamp header");
         if (ec != std::errc() || end != delivery.timestamp.data() + delivery.timestamp.size()) {
             co_return Reject(delivery, "X-Strowger-Timestamp is not unix seconds");
         }
-        auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       clock_.Now().time_since_epoch())
+        auto now = std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch())
                        .count();
         if (seconds < now - kReplayWindow.count() || seconds > now + kReplayWindow.count()) {
             co_return Reject(delivery, "timestamp outside the 5-minute replay window");
@@ -106,8 +107,8 @@ Awaitable<Result<DeliveryOutcome>> WebhookService::Receive(Delivery delivery) {
     std::string key;
     if (!delivery.delivery_id.empty()) {
         key = "hook:" + hook->name + ":" + delivery.delivery_id;
-        auto recorded = co_await store_->RecordWebhookDelivery(hook->name, delivery.delivery_id,
-                                                               clock_.Now());
+        auto recorded =
+            co_await store_->RecordWebhookDelivery(hook->name, delivery.delivery_id, clock_.Now());
         if (!recorded) {
             if (recorded.error().code() != ErrorCode::kAlreadyExists) {
                 co_return std::unexpected(recorded.error());

@@ -48,15 +48,14 @@ struct Delivery {
 };
 
 struct DeliveryOutcome {
-    std::string status;  // "started" | "accepted" | "duplicate"
-    std::string run_id;  // started (or the duplicate's, when known)
+    std::string status;    // "started" | "accepted" | "duplicate"
+    std::string run_id;    // started (or the duplicate's, when known)
     std::string event_id;  // accepted
 };
 
 class WebhookService {
   public:
-    WebhookService(std::shared_ptr<store::Store> store, EventBus& bus, Clock& clock,
-                   Random& random)
+    WebhookService(std::shared_ptr<store::Store> store, EventBus& bus, Clock& clock, Random& random)
         : store_(std::move(store)), bus_(bus), clock_(clock), random_(random) {}
     void SetLauncher(Launcher* launcher) { launcher_ = launcher; }
 

@@ -178,8 +178,7 @@ void PrintEntries(const std::string& name_space, const std::vector<store::Memory
     for (const auto& e : entries) std::cout << e.key << "\t" << e.value << "\n";
 }
 
-int DoMemoryRemote(const std::string& action, const MemoryFlags& flags,
-                   const std::string& server) {
+int DoMemoryRemote(const std::string& action, const MemoryFlags& flags, const std::string& server) {
     auto client = ConnectOrReport(server);
     if (!client) return ToInt(ExitCode::kUsage);
     const std::string base = "/api/memory/" + Segment(flags.name_space);
@@ -212,8 +211,8 @@ int DoMemoryRemote(const std::string& action, const MemoryFlags& flags,
         body["value"] = ValueOf(flags.value);
         auto reply = client->Checked("PUT", path, json::serialize(body));
         if (!reply) return ReportError(reply.error());
-        std::cout << JsonString(reply->json.as_object(), "change") << " " << flags.name_space
-                  << " " << flags.key << "\n";
+        std::cout << JsonString(reply->json.as_object(), "change") << " " << flags.name_space << " "
+                  << flags.key << "\n";
         return 0;
     }
     auto reply = client->Checked("DELETE", path);
@@ -258,7 +257,8 @@ int DoMemory(const std::string& action, const MemoryFlags& flags, const GlobalFl
 }  // namespace
 
 void AddTriggerCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
-    auto* trigger = app.add_subcommand("trigger", "Triggers of a daemon: events that start agents or workflows");
+    auto* trigger = app.add_subcommand(
+        "trigger", "Triggers of a daemon: events that start agents or workflows");
     trigger->require_subcommand(1);
     auto flags = std::make_shared<TriggerFlags>();
     auto common = [flags](CLI::App* cmd) {
@@ -276,27 +276,34 @@ void AddTriggerCommand(CLI::App& app, const GlobalFlags& global, int& exit_code)
     list->add_flag("--json", flags->json, "JSON output");
     on(list, "list");
     auto* create = trigger->add_subcommand(
-        "create", "Create a trigger, e.g. create ops '{\"content_match\":{\"substring\":\"error\"}}'");
+        "create",
+        "Create a trigger, e.g. create ops '{\"content_match\":{\"substring\":\"error\"}}'");
     common(create);
-    create->add_option("agent", flags->agent, "The agent the prompt goes to (with --workflow: a label)")
+    create
+        ->add_option("agent", flags->agent,
+                     "The agent the prompt goes to (with --workflow: a label)")
         ->required();
-    create->add_option("pattern", flags->pattern,
-                       "The pattern as JSON: '\"lifecycle\"', '{\"agent_spawned\":{\"name_pattern\":\"coder\"}}', ...")
+    create
+        ->add_option("pattern", flags->pattern,
+                     "The pattern as JSON: '\"lifecycle\"', "
+                     "'{\"agent_spawned\":{\"name_pattern\":\"coder\"}}', ...")
         ->required();
-    create->add_option("--prompt", flags->prompt, "Prompt template ({{event}}: the event's description)");
+    create->add_option("--prompt", flags->prompt,
+                       "Prompt template ({{event}}: the event's description)");
     create->add_option("--max-fires", flags->max_fires, "Disable after this many fires (0: never)")
         ->check(CLI::NonNegativeNumber);
-    create->add_option("--workflow", flags->workflow, "Start this workflow (id or name) instead of an agent turn");
-    create->add_option("--cooldown", flags->cooldown, "Seconds between fires per subject (default 5)")
+    create->add_option("--workflow", flags->workflow,
+                       "Start this workflow (id or name) instead of an agent turn");
+    create
+        ->add_option("--cooldown", flags->cooldown, "Seconds between fires per subject (default 5)")
         ->check(CLI::NonNegativeNumber);
     create->add_flag("--json", flags->json, "JSON output");
     on(create, "create");
     for (const char* action : {"get", "enable", "disable", "delete"}) {
         std::string what = std::string(action) == "get"      ? "A trigger (JSON)"
                            : std::string(action) == "delete" ? "Delete a trigger"
-                                                             : std::string(action) == "enable"
-                                                                   ? "Enable a trigger"
-                                                                   : "Disable a trigger";
+                           : std::string(action) == "enable" ? "Enable a trigger"
+                                                             : "Disable a trigger";
         auto* cmd = trigger->add_subcommand(action, what);
         common(cmd);
         cmd->add_option("id", flags->id, "Trigger id")->required();
@@ -317,9 +324,8 @@ void AddMemoryCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) 
                         "global (default), agent:<name> or run:<run_id>");
     };
     auto on = [flags, &global, &exit_code](CLI::App* cmd, std::string action) {
-        cmd->callback([flags, &global, &exit_code, action] {
-            exit_code = DoMemory(action, *flags, global);
-        });
+        cmd->callback(
+            [flags, &global, &exit_code, action] { exit_code = DoMemory(action, *flags, global); });
     };
     auto* get = memory->add_subcommand("get", "Print a key's value (JSON)");
     common(get);

@@ -74,9 +74,9 @@ class ServeAutomationTest : public ::testing::Test {
         return reply.status == 200 ? reply.object().at("fires").as_array() : json::array();
     }
     std::vector<std::pair<std::string, std::string>> Signed(const std::string& secret,
-                                                             const std::string& body,
-                                                             const std::string& delivery,
-                                                             int64_t skew_seconds = 0) {
+                                                            const std::string& body,
+                                                            const std::string& delivery,
+                                                            int64_t skew_seconds = 0) {
         int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
@@ -92,9 +92,9 @@ class ServeAutomationTest : public ::testing::Test {
         ASSERT_EQ(document.status, 200);
         std::string openapi = env_.Write("openapi.json", document.body);
         std::string responses = env_.Write("responses.jsonl", recorded_);
-        auto check = env_.RunProgram({"python3",
-                                      SourceDir() + "/tests/integration/validate_openapi.py",
-                                      openapi, responses, "--only-tags", "triggers,memory,hooks"});
+        auto check =
+            env_.RunProgram({"python3", SourceDir() + "/tests/integration/validate_openapi.py",
+                             openapi, responses, "--only-tags", "triggers,memory,hooks"});
         EXPECT_EQ(check.exit_code(), 0) << check.out << check.err;
     }
 
@@ -114,8 +114,9 @@ TEST_F(ServeAutomationTest, EveryAutomationRouteAnswersAsTheOpenApiDocumentSays)
                               "prompt_template":"A lifecycle event occurred: {{event}}","max_fires":0})");
     std::string id = Field(created, "trigger_id");
     EXPECT_EQ(Field(created, "agent_id"), "ops");
-    auto to_workflow = Expect(201, "POST", "/api/triggers",
-                              R"({"workflow_id":"notify","pattern":{"content_match":{"substring":"never-said"}}})");
+    auto to_workflow = Expect(
+        201, "POST", "/api/triggers",
+        R"({"workflow_id":"notify","pattern":{"content_match":{"substring":"never-said"}}})");
     std::string workflow_trigger = Field(to_workflow, "trigger_id");
     Expect(400, "POST", "/api/triggers", R"({"agent_id":"ops","pattern":"everything"})");
     Expect(400, "POST", "/api/triggers", R"({"agent_id":"ops"})");
@@ -195,8 +196,8 @@ TEST_F(ServeAutomationTest, EveryAutomationRouteAnswersAsTheOpenApiDocumentSays)
     Expect(401, "POST", "/api/hooks/gh", body, "", Signed(secret, body, "d-3", -600));
     Expect(401, "POST", "/api/hooks/gh", body, "");
     Expect(404, "POST", "/api/hooks/nope", body, "", Signed(secret, body, "d-4"));
-    auto event_hook =
-        Expect(202, "POST", "/api/hooks/ping", "zen", "", Signed("0123456789abcdef-ping", "zen", ""));
+    auto event_hook = Expect(202, "POST", "/api/hooks/ping", "zen", "",
+                             Signed("0123456789abcdef-ping", "zen", ""));
     EXPECT_EQ(Field(event_hook, "status"), "accepted");
     Expect(200, "DELETE", "/api/hooks/ping");
     Expect(404, "DELETE", "/api/hooks/ping");
@@ -211,8 +212,8 @@ TEST_F(ServeAutomationTest, EveryAutomationRouteAnswersAsTheOpenApiDocumentSays)
             rejected = std::string(JsonString(e.as_object(), "description"));
         }
     }
-    for (const char* type : {"daemon_started", "memory_update", "webhook_rejected", "webhook",
-                             "run_created"}) {
+    for (const char* type :
+         {"daemon_started", "memory_update", "webhook_rejected", "webhook", "run_created"}) {
         EXPECT_TRUE(types.contains(type)) << type << " in " << events.body;
     }
     EXPECT_NE(rejected.find("Webhook 'gh' rejected a delivery from 127.0.0.1"), std::string::npos)
@@ -370,7 +371,8 @@ TEST_F(ServeAutomationTest, AnAgentUsesTheMemoryToolsInTheDaemonAndInStrowgerRun
     EXPECT_EQ(CountEvents(events, "tool.call"), 2) << Describe(events);
     bool read_blue = false;
     for (const auto& e : events) {
-        if (e.type == "tool.result" && JsonString(e.data, "content") == "\"blue\"") read_blue = true;
+        if (e.type == "tool.result" && JsonString(e.data, "content") == "\"blue\"")
+            read_blue = true;
     }
     EXPECT_TRUE(read_blue) << Describe(events);
     const LedgerEvent* call = FindEvent(events, "tool.call");
@@ -398,13 +400,14 @@ TEST_F(ServeAutomationTest, TriggerAndMemoryCommandsWorkAgainstTheDaemon) {
     env_.SetEnv("STROWGER_SERVER", serve_->url());
     env_.SetEnv("STROWGER_TOKEN", serve_->admin_token());
     ASSERT_EQ(serve_->Admin("POST", "/api/workflows", EchoWorkflow(env_, "notify")).status, 201);
-    auto created = env_.Run({"trigger", "create", "ops", R"({"agent_spawned":{"name_pattern":"coder"}})",
-                             "--prompt", "New: {{event}}", "--max-fires", "1"});
+    auto created =
+        env_.Run({"trigger", "create", "ops", R"({"agent_spawned":{"name_pattern":"coder"}})",
+                  "--prompt", "New: {{event}}", "--max-fires", "1"});
     ASSERT_EQ(created.exit_code(), 0) << created.err;
     std::string id = created.out.substr(0, created.out.find('\n'));
     EXPECT_EQ(id.substr(0, 4), "trg_");
-    auto to_workflow = env_.Run({"trigger", "create", "ops", "lifecycle", "--workflow", "notify",
-                                 "--cooldown", "60"});
+    auto to_workflow = env_.Run(
+        {"trigger", "create", "ops", "lifecycle", "--workflow", "notify", "--cooldown", "60"});
     ASSERT_EQ(to_workflow.exit_code(), 0) << to_workflow.err;
     auto bad = env_.Run({"trigger", "create", "ops", R"({"agent_spawned":{}})"});
     EXPECT_NE(bad.exit_code(), 0);

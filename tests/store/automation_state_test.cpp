@@ -198,8 +198,7 @@ TEST_P(AutomationStateTest, WebhooksAndDeliveriesAreRecordedOnce) {
     EXPECT_TRUE(RunSync(store_->RecordWebhookDelivery("github", "d1", TimeAt(4))).has_value());
 }
 
-INSTANTIATE_TEST_SUITE_P(store, AutomationStateTest, ::testing::ValuesIn(Backends()),
-                         BackendName);
+INSTANTIATE_TEST_SUITE_P(store, AutomationStateTest, ::testing::ValuesIn(Backends()), BackendName);
 
 }  // namespace
 }  // namespace strowger::store

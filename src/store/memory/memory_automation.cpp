@@ -22,7 +22,8 @@ Awaitable<Result<std::vector<TriggerRecord>>> MemoryStore::ListTriggers() {
 
 Awaitable<Result<void>> MemoryStore::DeleteTrigger(std::string trigger_id) {
     std::lock_guard lock(mutex_);
-    if (triggers_.erase(trigger_id) == 0) co_return NotFoundError("Trigger not found: " + trigger_id);
+    if (triggers_.erase(trigger_id) == 0)
+        co_return NotFoundError("Trigger not found: " + trigger_id);
     for (auto it = fires_.begin(); it != fires_.end();) {
         if (it->second.trigger_id == trigger_id) {
             fired_.erase({trigger_id, it->second.event_id});
@@ -132,8 +133,7 @@ Awaitable<Result<std::vector<MemoryEntry>>> MemoryStore::ListMemory(std::string 
     co_return out;
 }
 
-Awaitable<Result<MemoryChange>> MemoryStore::DeleteMemory(std::string name_space,
-                                                          std::string key) {
+Awaitable<Result<MemoryChange>> MemoryStore::DeleteMemory(std::string name_space, std::string key) {
     std::lock_guard lock(mutex_);
     auto it = memory_.find({name_space, key});
     if (it == memory_.end()) {
@@ -171,8 +171,7 @@ Awaitable<Result<void>> MemoryStore::DeleteWebhook(std::string name) {
 }
 
 Awaitable<Result<void>> MemoryStore::RecordWebhookDelivery(std::string hook,
-                                                           std::string delivery_id,
-                                                           SystemTime at) {
+                                                           std::string delivery_id, SystemTime at) {
     std::lock_guard lock(mutex_);
     auto [it, inserted] =
         deliveries_.try_emplace({hook, delivery_id}, std::make_pair(at, std::string()));

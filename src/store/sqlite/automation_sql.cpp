@@ -98,9 +98,8 @@ TriggerFire ReadFire(const Statement& row) {
 }
 
 Result<std::optional<TriggerRecord>> FindTrigger(Connection& db, const std::string& id) {
-    STROWGER_ASSIGN_OR_RETURN(auto select,
-                              db.Prepare("SELECT " + std::string(kTriggerColumns) +
-                                         " FROM triggers WHERE trigger_id = ?"));
+    STROWGER_ASSIGN_OR_RETURN(auto select, db.Prepare("SELECT " + std::string(kTriggerColumns) +
+                                                      " FROM triggers WHERE trigger_id = ?"));
     select.Bind(1, id);
     STROWGER_ASSIGN_OR_RETURN(bool found, select.Step());
     if (!found) return std::optional<TriggerRecord>();
@@ -127,9 +126,8 @@ Result<void> ApplyPutTrigger(Connection& db, const TriggerRecord& t) {
 }
 
 Result<std::vector<TriggerRecord>> QueryTriggers(Connection& db) {
-    STROWGER_ASSIGN_OR_RETURN(auto select,
-                              db.Prepare("SELECT " + std::string(kTriggerColumns) +
-                                         " FROM triggers ORDER BY trigger_id"));
+    STROWGER_ASSIGN_OR_RETURN(auto select, db.Prepare("SELECT " + std::string(kTriggerColumns) +
+                                                      " FROM triggers ORDER BY trigger_id"));
     std::vector<TriggerRecord> out;
     for (;;) {
         STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
@@ -162,8 +160,8 @@ Result<void> ApplyRecordTriggerFire(Connection& db, const TriggerFire& f) {
         find.Bind(2, f.event_id);
         STROWGER_ASSIGN_OR_RETURN(bool found, find.Step());
         if (found) {
-            return AlreadyExistsError("trigger " + f.trigger_id + " fired for event " +
-                                      f.event_id + " already (" + find.Text(0) + ")");
+            return AlreadyExistsError("trigger " + f.trigger_id + " fired for event " + f.event_id +
+                                      " already (" + find.Text(0) + ")");
         }
     }
     STROWGER_ASSIGN_OR_RETURN(
@@ -182,8 +180,8 @@ Result<void> ApplyRecordTriggerFire(Connection& db, const TriggerFire& f) {
 }
 
 Result<TriggerRecord> ApplyCompleteTriggerFire(Connection& db, const std::string& fire_id,
-                                               const std::string& run_id,
-                                               const std::string& error, SystemTime at) {
+                                               const std::string& run_id, const std::string& error,
+                                               SystemTime at) {
     std::string trigger_id;
     {
         STROWGER_ASSIGN_OR_RETURN(
@@ -266,9 +264,9 @@ Result<MemoryChange> ApplyPutMemory(Connection& db, const MemoryEntry& entry) {
             change.kind = "updated";
         }
     }
-    STROWGER_ASSIGN_OR_RETURN(
-        auto upsert, db.Prepare("INSERT OR REPLACE INTO memory (namespace, key, value, "
-                                "updated_at) VALUES (?, ?, ?, ?)"));
+    STROWGER_ASSIGN_OR_RETURN(auto upsert,
+                              db.Prepare("INSERT OR REPLACE INTO memory (namespace, key, value, "
+                                         "updated_at) VALUES (?, ?, ?, ?)"));
     upsert.Bind(1, entry.name_space);
     upsert.Bind(2, entry.key);
     upsert.Bind(3, entry.value);
@@ -303,8 +301,8 @@ Result<std::vector<MemoryEntry>> QueryMemoryList(Connection& db, const std::stri
         if (!row) break;
         std::string key = select.Text(0);
         if (key.compare(0, prefix.size(), prefix) != 0) break;
-        out.push_back(MemoryEntry{name_space, std::move(key), select.Text(1),
-                                  FromUnixMicros(select.Int(2))});
+        out.push_back(
+            MemoryEntry{name_space, std::move(key), select.Text(1), FromUnixMicros(select.Int(2))});
         if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
     }
     return out;
@@ -342,9 +340,9 @@ Result<void> ApplyPutWebhook(Connection& db, const WebhookRecord& hook) {
 }
 
 Result<std::vector<WebhookRecord>> QueryWebhooks(Connection& db) {
-    STROWGER_ASSIGN_OR_RETURN(
-        auto select, db.Prepare("SELECT name, secret, workflow_id, require_timestamp, "
-                                "created_by, created_at FROM webhooks ORDER BY name"));
+    STROWGER_ASSIGN_OR_RETURN(auto select,
+                              db.Prepare("SELECT name, secret, workflow_id, require_timestamp, "
+                                         "created_by, created_at FROM webhooks ORDER BY name"));
     std::vector<WebhookRecord> out;
     for (;;) {
         STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
@@ -385,9 +383,9 @@ Result<void> ApplyRecordWebhookDelivery(Connection& db, const std::string& hook,
     }
     // Deliveries older than 7 days are forgotten.
     {
-        STROWGER_ASSIGN_OR_RETURN(
-            auto prune, db.Prepare("DELETE FROM webhook_deliveries WHERE hook = ? AND "
-                                   "received_at < ?"));
+        STROWGER_ASSIGN_OR_RETURN(auto prune,
+                                  db.Prepare("DELETE FROM webhook_deliveries WHERE hook = ? AND "
+                                             "received_at < ?"));
         prune.Bind(1, hook);
         prune.Bind(2, ToUnixMicros(at - std::chrono::hours(24 * 7)));
         STROWGER_TRY(prune.Run());
@@ -402,8 +400,7 @@ Result<void> ApplyRecordWebhookDelivery(Connection& db, const std::string& hook,
 }
 
 Result<void> ApplySetWebhookDeliveryRun(Connection& db, const std::string& hook,
-                                        const std::string& delivery_id,
-                                        const std::string& run_id) {
+                                        const std::string& delivery_id, const std::string& run_id) {
     STROWGER_ASSIGN_OR_RETURN(
         auto update,
         db.Prepare("UPDATE webhook_deliveries SET run_id = ? WHERE hook = ? AND delivery_id = ?"));

@@ -19,8 +19,8 @@ Result<std::vector<TriggerRecord>> QueryTriggers(Connection& db);
 Result<void> ApplyDeleteTrigger(Connection& db, const std::string& trigger_id);
 Result<void> ApplyRecordTriggerFire(Connection& db, const TriggerFire& fire);
 Result<TriggerRecord> ApplyCompleteTriggerFire(Connection& db, const std::string& fire_id,
-                                               const std::string& run_id,
-                                               const std::string& error, SystemTime at);
+                                               const std::string& run_id, const std::string& error,
+                                               SystemTime at);
 Result<std::vector<TriggerFire>> QueryPendingTriggerFires(Connection& db);
 Result<std::vector<TriggerFire>> QueryTriggerFires(Connection& db, const std::string& trigger_id,
                                                    int64_t limit);
@@ -39,7 +39,6 @@ Result<void> ApplyDeleteWebhook(Connection& db, const std::string& name);
 Result<void> ApplyRecordWebhookDelivery(Connection& db, const std::string& hook,
                                         const std::string& delivery_id, SystemTime at);
 Result<void> ApplySetWebhookDeliveryRun(Connection& db, const std::string& hook,
-                                        const std::string& delivery_id,
-                                        const std::string& run_id);
+                                        const std::string& delivery_id, const std::string& run_id);
 
 }  // namespace strowger::store::sqlite
