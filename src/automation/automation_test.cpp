@@ -607,7 +607,18 @@ TEST_F(WebhookTest, AGoodDeliveryStartsTheWorkflowOnceAndBadOnesAreRejectedAndRe
     auto again = Run(hooks_.Receive(Signed("gh", R"({"issue":7})", secret, "d1")));
     ASSERT_TRUE(again.has_value());
     EXPECT_EQ(again->status, "duplicate");
+    EXPECT_EQ(again->run_id, good->run_id);
     EXPECT_EQ(launcher_.calls.size(), 1u);
+    // A crash between a delivery's record and its start: the redelivery starts it, once.
+    ASSERT_TRUE(Run(store_->RecordWebhookDelivery("gh", "d9", clock_.Now())).has_value());
+    auto redelivered = Run(hooks_.Receive(Signed("gh", R"({"issue":9})", secret, "d9")));
+    ASSERT_TRUE(redelivered.has_value());
+    EXPECT_EQ(redelivered->status, "duplicate");
+    ASSERT_EQ(launcher_.calls.size(), 2u);
+    EXPECT_EQ(launcher_.calls[1].key, "hook:gh:d9");
+    EXPECT_EQ(redelivered->run_id, "run_2");
+    EXPECT_EQ(Run(hooks_.Receive(Signed("gh", R"({"issue":9})", secret, "d9")))->run_id, "run_2");
+    EXPECT_EQ(launcher_.calls.size(), 2u);
     // A bad signature.
     Delivery forged = Signed("gh", R"({"issue":8})", "not-the-secret-at-all", "d2");
     auto bad = Run(hooks_.Receive(forged));
@@ -623,7 +634,7 @@ TEST_F(WebhookTest, AGoodDeliveryStartsTheWorkflowOnceAndBadOnesAreRejectedAndRe
     Delivery bare = Signed("gh", "{}", secret, "d4");
     bare.timestamp.clear();
     EXPECT_EQ(Run(hooks_.Receive(bare)).error().code(), ErrorCode::kUnauthenticated);
-    EXPECT_EQ(launcher_.calls.size(), 1u);
+    EXPECT_EQ(launcher_.calls.size(), 2u);
     EXPECT_EQ(hooks_.rejected(), 3);
     ASSERT_EQ(events_.size(), 3u);
     EXPECT_EQ(events_[0].type, "webhook_rejected");

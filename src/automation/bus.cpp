@@ -96,8 +96,29 @@ void BusFeeder::NoteRun(const std::string& run_id, const std::string& workflow, 
 
 void BusFeeder::OnEvent(const ledger::Event& event) {
     using ledger::EventType;
+    switch (event.type) {
+        case EventType::kLlmRequest:
+        case EventType::kLlmResponse:
+        case EventType::kNodeIterationCompleted:
+        case EventType::kNodeRetryScheduled:
+        case EventType::kNodeSkipped:
+        case EventType::kRunRetried:
+        case EventType::kNodeSignal:
+        case EventType::kNodeCancelled:
+        case EventType::kRouterDecided:
+        case EventType::kConditionEvaluated:
+        case EventType::kGateEvaluated:
+        case EventType::kMetricEvaluated:
+        case EventType::kSubworkflowStarted:
+        case EventType::kItemCompleted:
+        case EventType::kUnknown:
+            return;  // not on the bus (nothing parsed for them)
+        default:
+            break;
+    }
     json::object data;
-    if (!event.data.empty()) {
+    if (!event.data.empty() && event.type != EventType::kRunStarted &&
+        event.type != EventType::kNodeStarted) {
         if (auto parsed = ParseJson(event.data); parsed && parsed->is_object()) {
             data = std::move(parsed->as_object());
         }

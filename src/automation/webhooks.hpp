@@ -9,10 +9,11 @@
 //   * `X-Strowger-Timestamp` (unix seconds) is within 5 minutes of now — required unless the
 //     hook was made with require_timestamp false (GitHub sends none);
 //   * its delivery id (`X-Delivery-Id`, else `X-GitHub-Delivery`), if it has one, was not seen
-//     before for this hook (recorded durably before anything starts; a duplicate is answered
-//     "duplicate" and starts nothing; a workflow start also carries the idempotency key
-//     "hook:<name>:<delivery id>", so a crash between the record and the start is completed
-//     by the sender's redelivery without a second run).
+//     before for this hook (recorded durably before anything starts). A workflow start carries
+//     the idempotency key "hook:<name>:<delivery id>"; a duplicate is answered "duplicate" with
+//     the run the first delivery started (the start is made again with the same key, which
+//     starts nothing new — or starts the run if a crash came between the record and the start:
+//     the sender's redelivery completes it). A duplicate to an event hook posts nothing.
 // Anything else is kUnauthenticated (401): nothing starts, and the rejection is logged and
 // posted on the bus as a system event (webhook_rejected).
 //

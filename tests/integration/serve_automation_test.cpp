@@ -192,6 +192,8 @@ TEST_F(ServeAutomationTest, EveryAutomationRouteAnswersAsTheOpenApiDocumentSays)
     EXPECT_FALSE(Field(delivered, "run_id").empty());
     auto duplicate = Expect(200, "POST", "/api/hooks/gh", body, "", Signed(secret, body, "d-1"));
     EXPECT_EQ(Field(duplicate, "status"), "duplicate");
+    EXPECT_EQ(Field(duplicate, "run_id"), Field(delivered, "run_id"));
+    EXPECT_EQ(Runs("notify").size(), 1u);
     Expect(401, "POST", "/api/hooks/gh", body, "", Signed("wrong-secret-0123456789", body, "d-2"));
     Expect(401, "POST", "/api/hooks/gh", body, "", Signed(secret, body, "d-3", -600));
     Expect(401, "POST", "/api/hooks/gh", body, "");
