@@ -8,6 +8,8 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <list>
 #include <map>
@@ -69,10 +71,18 @@ class Daemon::Impl {
           workflows_(store, providers, RegistryOptions(options_), clock, random),
           service_(executor, store, *engine_, workflows_, hub_, tokens_, metrics_, options_, clock,
                    random),
-          router_([this](std::string_view token) { return tokens_.Authenticate(token); }) {
+          router_([this](std::string_view token) { return tokens_.Authenticate(token); }),
+          bus_(clock),
+          feeder_(bus_),
+          memory_(options_.memory ? options_.memory
+                                  : std::make_shared<automation::MemoryService>()),
+          triggers_(executor, store, clock, random),
+          webhooks_(store, bus_, clock, random),
+          launcher_(service_, bus_) {
         if (options_.inject_faults) engine_->AddObserver(&faults_);
         engine_->AddObserver(&hub_);
         engine_->AddObserver(&metrics_);
+        SetUpAutomation();
         router_.SetObserver([this](const std::string& route, const std::string& method, int status,
                                    std::chrono::nanoseconds elapsed) {
             metrics_.ObserveRequest(route, method, status, elapsed);
@@ -81,7 +91,38 @@ class Daemon::Impl {
         internal::AddRunRoutes(router_, service_);
         internal::AddWorkflowRoutes(router_, service_);
         internal::AddAuditRoutes(router_, service_);
+        internal::AddAutomationRoutes(router_, service_);
         service_.router = &router_;
+    }
+
+    // Automation (issue 16, part A): the bus fed by the engine, triggers on the bus, memory
+    // changes onto it, fires and webhooks started through the launcher.
+    void SetUpAutomation() {
+        engine_->AddObserver(&feeder_);
+        memory_->Attach(store_);
+        memory_->SetListener([this](const automation::MemoryUpdate& update) {
+            automation::BusEvent event = automation::MemoryEvent(update);
+            if (!update.run_id.empty()) event.depth = bus_.RunDepth(update.run_id);
+            bus_.Publish(std::move(event));
+        });
+        bus_.Subscribe([this](const automation::BusEvent& event) { triggers_.OnEvent(event); });
+        triggers_.SetLauncher(&launcher_);
+        webhooks_.SetLauncher(&launcher_);
+        // Test only: a kill -9 between a fire's record and its start.
+        if (const char* kill = std::getenv("STROWGER_TEST_KILL_AFTER_FIRE_RECORD");
+            kill && std::string_view(kill) == "1") {
+            triggers_.SetAfterRecordHook([](const store::TriggerFire&) { std::raise(SIGKILL); });
+        }
+        service_.automation = internal::AutomationParts{&bus_, &triggers_, memory_.get(),
+                                                         &webhooks_};
+    }
+    void SystemEvent(std::string type, std::string description) {
+        automation::BusEvent event;
+        event.kind = automation::EventKind::kSystem;
+        event.type = std::move(type);
+        event.subject = "daemon";
+        event.description = std::move(description);
+        bus_.Publish(std::move(event));
     }
 
     ~Impl() {
@@ -114,6 +155,7 @@ class Daemon::Impl {
     Awaitable<void> WatchDirectory();
     Awaitable<void> PruneOnce();
     Awaitable<void> WakeDueRuns();
+    Awaitable<void> RestoreBusState(std::string run_id);
     Awaitable<Result<std::vector<std::string>>> RunsToResume();
     void StopBackground() {
         for (auto& signal : stop_slots_) signal.emit(asio::cancellation_type::terminal);
@@ -144,6 +186,13 @@ class Daemon::Impl {
     std::list<asio::cancellation_signal> stop_slots_;
     std::unique_ptr<asio::posix::stream_descriptor> inotify_;
     bool drained_ = false;
+    // Automation (after the engine and the service they use; destroyed before them).
+    automation::EventBus bus_;
+    automation::BusFeeder feeder_;
+    std::shared_ptr<automation::MemoryService> memory_;
+    automation::TriggerEngine triggers_;
+    automation::WebhookService webhooks_;
+    internal::DaemonLauncher launcher_;
 };
 
 Awaitable<Result<std::vector<std::string>>> Daemon::Impl::RunsToResume() {
@@ -175,6 +224,22 @@ Awaitable<Result<std::vector<std::string>>> Daemon::Impl::RunsToResume() {
     co_return ids;
 }
 
+// A resumed run's workflow and the depth its automated start recorded (in its annotation's
+// metadata), for the bus: its run.created was before this process.
+Awaitable<void> Daemon::Impl::RestoreBusState(std::string run_id) {
+    auto record = co_await store_->GetRun(run_id);
+    if (!record) co_return;
+    int depth = 0;
+    if (auto annotation = co_await store_->GetRunAnnotation(run_id)) {
+        if (auto metadata = ParseJson(annotation->metadata); metadata && metadata->is_object()) {
+            if (const auto* origin = JsonObject(metadata->as_object(), "origin")) {
+                depth = static_cast<int>(JsonInt(*origin, "depth"));
+            }
+        }
+    }
+    feeder_.NoteRun(run_id, record->workflow, depth);
+}
+
 Awaitable<Result<Daemon::StartReport>> Daemon::Impl::Start() {
     StartReport report;
     STROWGER_CO_TRY(co_await tokens_.Refresh());
@@ -184,6 +249,7 @@ Awaitable<Result<Daemon::StartReport>> Daemon::Impl::Start() {
         report.admin_token = admin.token;
     }
     STROWGER_CO_TRY(co_await workflows_.Load());
+    STROWGER_CO_TRY(co_await triggers_.Load());
     if (!options_.workflows_dir.empty()) {
         auto sync = co_await workflows_.SyncDirectory(options_.workflows_dir);
         for (const auto& invalid : sync.invalid) {
@@ -207,10 +273,21 @@ Awaitable<Result<Daemon::StartReport>> Daemon::Impl::Start() {
     // waits). Runs another live process holds are left to it.
     STROWGER_CO_ASSIGN_OR_RETURN(auto ids, co_await RunsToResume());
     for (const auto& id : ids) {
+        co_await RestoreBusState(id);
         engine_->ResumeRun(id, "restart", "serve", service_.DoneHandler(id));
         ++report.resumed;
     }
+    // Fires a crash left between their record and their start: each starts once now.
+    auto recovered = co_await triggers_.Recover();
+    if (!recovered) {
+        spdlog::error("triggers: cannot complete interrupted fires: {}",
+                      recovered.error().message());
+    }
     service_.ready = true;
+    SystemEvent("daemon_started", "Daemon started (" + std::to_string(report.resumed) +
+                                      " runs resumed, " +
+                                      std::to_string(recovered ? *recovered : 0) +
+                                      " trigger fires completed)");
     // Control requests from other processes and lease renewal.
     Spawn(engine_->Supervise(std::chrono::milliseconds(200)));
     Spawn(Background(options_.token_refresh, [this]() -> Awaitable<void> {
@@ -335,6 +412,7 @@ Awaitable<std::vector<std::string>> Daemon::Impl::Reload() {
 Awaitable<void> Daemon::Impl::Drain() {
     if (drained_) co_return;
     drained_ = true;
+    SystemEvent("daemon_draining", "Daemon draining");
     service_.draining = true;
     service_.ready = false;
     if (server_) server_->StopAccepting();

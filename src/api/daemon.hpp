@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "api/server.hpp"
+#include "automation/memory.hpp"
 #include "core/asio.hpp"
 #include "core/clock.hpp"
 #include "core/random.hpp"
@@ -58,6 +59,10 @@ struct DaemonOptions {
     // execution at its first node.started, as a library bug would ("...:once" only the first
     // time). Off in production.
     bool inject_faults = false;
+    // The agent memory behind the memory_* tools registered with the engine's tools (the
+    // daemon attaches it to its store and puts its changes on the event bus). Null: the daemon
+    // makes one (then agents have no memory tools, only the API).
+    std::shared_ptr<automation::MemoryService> memory;
 };
 
 class Daemon {

@@ -1,4 +1,5 @@
 #include "api/openapi.hpp"
+#include "api/internal/service.hpp"
 
 #include <boost/json.hpp>
 
@@ -467,7 +468,10 @@ std::string OpenApiDocument(const Router& router) {
     }
     doc["paths"] = std::move(paths);
     json::object components;
-    components["schemas"] = json::parse(kSchemas);
+    json::object schemas = json::parse(kSchemas).as_object();
+    json::value automation = json::parse(internal::kAutomationSchemas);
+    for (auto& [name, schema] : automation.as_object()) schemas[name] = schema;
+    components["schemas"] = std::move(schemas);
     json::object bearer;
     bearer["type"] = "http";
     bearer["scheme"] = "bearer";

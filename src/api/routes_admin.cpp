@@ -17,6 +17,15 @@ Awaitable<Response> Readyz(Service* s, Request) {
     // The store answers (a read of a run that does not exist).
     auto probe = co_await s->store->GetRun("readyz-probe");
     if (!probe && probe.error().code() != ErrorCode::kNotFound) {
+        if (s->automation.bus) {
+            automation::BusEvent event;
+            event.kind = automation::EventKind::kSystem;
+            event.type = "health_check_failed";
+            event.subject = "store";
+            event.description = "Health check failed: the store does not answer: " +
+                                probe.error().message();
+            s->automation.bus->Publish(std::move(event));
+        }
         co_return Problem(503, "the store does not answer: " + probe.error().message());
     }
     co_return RawJsonResponse(200, "{\"status\":\"ready\"}");

@@ -47,7 +47,8 @@ Result<int64_t> LimitFromEnv(const char* name) {
 
 Status SetUpProvidersAndTools(Executor executor, const std::string& providers_flag,
                               providers::ProviderRegistry& registry,
-                              engine::EngineOptions& options) {
+                              engine::EngineOptions& options,
+                              std::shared_ptr<automation::MemoryService>* memory) {
     auto config = providers::LoadProvidersConfig(providers_flag);
     if (!config) return std::unexpected(std::move(config).error());
     // The CLI's io_context is run by this thread only: its HTTP clients need no strands.
@@ -80,6 +81,9 @@ Status SetUpProvidersAndTools(Executor executor, const std::string& providers_fl
         options.unavailable_tools["http_request"] = created.error().message();
     }
     tools::RegisterBuiltinTools(*options.tools, std::move(sandbox), std::move(client));
+    auto service = std::make_shared<automation::MemoryService>();
+    automation::RegisterMemoryTools(*options.tools, service);
+    if (memory) *memory = std::move(service);
     return OkStatus();
 }
 
@@ -101,7 +105,7 @@ Result<std::unique_ptr<Context>> Context::WithoutStore(const std::string& provid
     STROWGER_ASSIGN_OR_RETURN(options.max_concurrent_nodes,
                               LimitFromEnv("STROWGER_MAX_CONCURRENT_NODES"));
     STROWGER_TRY(SetUpProvidersAndTools(context->io_.get_executor(), providers_flag,
-                                        *context->registry_, options));
+                                        *context->registry_, options, &context->memory_));
     return context;
 }
 
@@ -136,6 +140,7 @@ Status Context::OpenStore(const std::string& store_flag, const KeyUse& key_use) 
     if (!store) return fail(store.error());
     store_ = *store;
     store_url_ = url;
+    if (memory_) memory_->Attach(store_);
     if (!key_use.pubkey_file.empty()) {
         auto key = VerifyingKey::ReadFileBlocking(key_use.pubkey_file);
         if (!key) return std::unexpected(key.error().WithPrefix("--pubkey: "));

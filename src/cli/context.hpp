@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "automation/memory.hpp"
 #include "cli/common.hpp"
 #include "engine/engine.hpp"
 #include "providers/provider.hpp"
@@ -42,6 +43,7 @@ class Context {
 
     asio::io_context& io() { return io_; }
     store::Store& store() { return *store_; }
+    const std::shared_ptr<store::Store>& shared_store() const { return store_; }
     const std::string& store_url() const { return store_url_; }
     // The key checkpoints are verified with (null: none could be had).
     std::shared_ptr<const VerifyingKey> verifying_key() const { return verifying_key_; }
@@ -74,6 +76,7 @@ class Context {
     engine::EngineOptions options_;
     std::unique_ptr<providers::ProviderRegistry> registry_;
     std::shared_ptr<store::Store> store_;
+    std::shared_ptr<automation::MemoryService> memory_;  // the memory tools' service
     std::string store_url_;
     std::shared_ptr<const SigningKey> signing_key_;
     std::shared_ptr<const VerifyingKey> verifying_key_;
@@ -87,9 +90,12 @@ class Context {
 // that need it are left out and the reason goes to `options.unavailable_tools` (a command: model
 // fails to resolve with it). kInvalidArgument for a bad providers file. `executor` must be run
 // by one thread (the HTTP clients use no strands).
+// It also registers the agent memory's tools (automation/memory.hpp) over a MemoryService that
+// is attached to the store once it is open; `memory` (if given) gets that service.
 Status SetUpProvidersAndTools(Executor executor, const std::string& providers_flag,
                               providers::ProviderRegistry& registry,
-                              engine::EngineOptions& options);
+                              engine::EngineOptions& options,
+                              std::shared_ptr<automation::MemoryService>* memory = nullptr);
 
 // SetUpProvidersAndTools for commands that only compile workflows (validate, plan): prints
 // the error and returns false for a bad providers file.

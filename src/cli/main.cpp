@@ -146,6 +146,8 @@ int Main(int argc, char** argv) {
     AddWorkflowCommand(app, global, exit_code);
     AddTasksCommand(app, global, exit_code);
     AddInitCommand(app, global, exit_code);
+    AddTriggerCommand(app, global, exit_code);
+    AddMemoryCommand(app, global, exit_code);
     AddToolingCommands(app, global, exit_code);
     ClearInheritedFooters(app);
     if (auto unknown = UnknownCommand(app, argc, argv)) {

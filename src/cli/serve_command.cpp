@@ -91,8 +91,9 @@ int DoServe(const ServeFlags& flags, const GlobalFlags& global) {
         }
         *cap = *value;
     }
+    std::shared_ptr<automation::MemoryService> memory;
     if (auto set_up = SetUpProvidersAndTools(io.get_executor(), global.providers_file, registry,
-                                             engine_options);
+                                             engine_options, &memory);
         !set_up) {
         PrintError(set_up.error().message());
         return ToInt(ExitCode::kUsage);
@@ -130,6 +131,7 @@ int DoServe(const ServeFlags& flags, const GlobalFlags& global) {
     options.retention_interval = std::chrono::milliseconds(flags.retention_interval_ms);
     options.max_restarts = static_cast<int>(flags.max_restarts);
     options.inject_faults = flags.inject_faults;
+    options.memory = memory;
     api::Daemon daemon(io.get_executor(), *store, registry, std::move(engine_options), options);
 
     int exit_code = 0;

@@ -843,6 +843,7 @@ model::CompileOptions CompileOptionsFor(const providers::ProviderRegistry& regis
     options.node_types = &NodeTypes();
     options.known_providers = registry.Names();
     options.known_tools = tools::BuiltinToolNames();
+    for (const auto& name : tools::MemoryToolNames()) options.known_tools.push_back(name);
     if (tools) {
         for (auto& name : tools->Names()) {
             if (std::find(options.known_tools.begin(), options.known_tools.end(), name) ==

@@ -168,6 +168,60 @@ struct RunAnnotation {
     std::string actor;
 };
 
+
+// ---- Automation (docs/formats/automation_state_v1.md) ----
+
+struct TriggerRecord {
+    std::string trigger_id;
+    std::string agent_id;     // "" if the target is a workflow
+    std::string workflow_id;  // "" if the target is an agent
+    std::string pattern;      // canonical JSON
+    std::string prompt_template;
+    bool enabled = true;
+    int64_t fire_count = 0;
+    int64_t max_fires = 0;  // 0 = unlimited
+    int64_t cooldown_secs = 5;
+    SystemTime created_at{};
+};
+
+struct TriggerFire {
+    std::string fire_id;
+    std::string trigger_id;
+    std::string event_id;
+    std::string target;  // JSON {"agent": ...} or {"workflow": ...}
+    std::string prompt;
+    int64_t depth = 0;
+    std::string idempotency_key;
+    std::string status = "pending";  // pending | started | failed
+    std::string run_id;
+    std::string error;
+    SystemTime created_at{};
+    SystemTime updated_at{};
+};
+
+struct MemoryEntry {
+    std::string name_space;  // "global" | "agent:<name>" | "run:<id>"
+    std::string key;
+    std::string value;  // canonical JSON
+    SystemTime updated_at{};
+};
+
+// What a memory write changed (for the bus): kind "created" | "updated" | "deleted" |
+// "unchanged".
+struct MemoryChange {
+    std::string kind;
+    std::string old_value;  // "" if none
+};
+
+struct WebhookRecord {
+    std::string name;
+    std::string secret;
+    std::string workflow_id;  // "" = post an event on the bus
+    bool require_timestamp = true;
+    std::string created_by;
+    SystemTime created_at{};
+};
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -291,6 +345,55 @@ class Store {
     virtual Awaitable<Result<void>> PutRunAnnotation(RunAnnotation annotation) = 0;
     // kNotFound if the run has none.
     virtual Awaitable<Result<RunAnnotation>> GetRunAnnotation(std::string run_id) = 0;
+
+    // ---- Automation (docs/formats/automation_state_v1.md) ----
+
+    // Adds or replaces a trigger (all fields as given).
+    virtual Awaitable<Result<void>> PutTrigger(TriggerRecord trigger) = 0;
+    virtual Awaitable<Result<std::vector<TriggerRecord>>> ListTriggers() = 0;
+    // Deletes a trigger and its fire records; kNotFound if there is none.
+    virtual Awaitable<Result<void>> DeleteTrigger(std::string trigger_id) = 0;
+    // Records a pending fire; kAlreadyExists if (trigger_id, event_id) fired before,
+    // kNotFound if the trigger does not exist.
+    virtual Awaitable<Result<void>> RecordTriggerFire(TriggerFire fire) = 0;
+    // Ends a pending fire: `run_id` set = started (the trigger's fire_count + 1, and enabled =
+    // false if max_fires is reached, in the same transaction); else failed with `error`.
+    // Returns the trigger as it is after. kNotFound if the fire is not pending.
+    virtual Awaitable<Result<TriggerRecord>> CompleteTriggerFire(std::string fire_id,
+                                                                 std::string run_id,
+                                                                 std::string error,
+                                                                 SystemTime at) = 0;
+    // Pending fires (a crash between record and start), oldest first.
+    virtual Awaitable<Result<std::vector<TriggerFire>>> PendingTriggerFires() = 0;
+    // A trigger's fires, newest first, up to `limit`.
+    virtual Awaitable<Result<std::vector<TriggerFire>>> ListTriggerFires(std::string trigger_id,
+                                                                         int64_t limit) = 0;
+
+    // Sets a key; returns what changed ("unchanged" if it had that value).
+    virtual Awaitable<Result<MemoryChange>> PutMemory(MemoryEntry entry) = 0;
+    // kNotFound if there is no such key.
+    virtual Awaitable<Result<MemoryEntry>> GetMemory(std::string name_space, std::string key) = 0;
+    // The keys of a namespace starting with `prefix`, by key, up to `limit` (0 = all).
+    virtual Awaitable<Result<std::vector<MemoryEntry>>> ListMemory(std::string name_space,
+                                                                   std::string prefix,
+                                                                   int64_t limit) = 0;
+    // Returns the deleted value's change ("deleted"); kNotFound if there is no such key.
+    virtual Awaitable<Result<MemoryChange>> DeleteMemory(std::string name_space,
+                                                         std::string key) = 0;
+
+    // kAlreadyExists if a hook of that name exists.
+    virtual Awaitable<Result<void>> PutWebhook(WebhookRecord hook) = 0;
+    virtual Awaitable<Result<std::vector<WebhookRecord>>> ListWebhooks() = 0;
+    // Deletes a hook and its deliveries; kNotFound if there is none.
+    virtual Awaitable<Result<void>> DeleteWebhook(std::string name) = 0;
+    // Records a delivery id of a hook once; kAlreadyExists if it was recorded before.
+    virtual Awaitable<Result<void>> RecordWebhookDelivery(std::string hook,
+                                                          std::string delivery_id,
+                                                          SystemTime at) = 0;
+    // Sets the run a recorded delivery started.
+    virtual Awaitable<Result<void>> SetWebhookDeliveryRun(std::string hook,
+                                                          std::string delivery_id,
+                                                          std::string run_id) = 0;
 };
 
 // Opens a store from a URL: "memory:", "sqlite:PATH" (PATH may be relative), and later

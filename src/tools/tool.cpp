@@ -45,4 +45,10 @@ const std::vector<std::string>& BuiltinToolNames() {
     return names;
 }
 
+const std::vector<std::string>& MemoryToolNames() {
+    static const std::vector<std::string> names = {"memory_get", "memory_set", "memory_list",
+                                                   "memory_delete"};
+    return names;
+}
+
 }  // namespace strowger::tools

@@ -102,5 +102,9 @@ class ToolRegistry {
 
 // The built-in tool names, for validation before any tool is constructed.
 const std::vector<std::string>& BuiltinToolNames();
+// The agent memory's tools (memory_get, memory_set, memory_list, memory_delete;
+// automation/memory.hpp): registered wherever a store is (strowger run, serve), so workflows
+// may name them.
+const std::vector<std::string>& MemoryToolNames();
 
 }  // namespace strowger::tools

@@ -409,8 +409,10 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     ASSERT_EQ(document.status, 200);
     std::string openapi = env_.Write("openapi.json", document.body);
     std::string responses = env_.Write("responses.jsonl", recorded_);
-    auto check = env_.RunProgram(
-        {"python3", SourceDir() + "/tests/integration/validate_openapi.py", openapi, responses});
+    // Automation's routes are covered by serve_automation_test.
+    auto check = env_.RunProgram({"python3",
+                                  SourceDir() + "/tests/integration/validate_openapi.py", openapi,
+                                  responses, "--skip-tags", "triggers,memory,hooks"});
     EXPECT_EQ(check.exit_code(), 0) << check.out << check.err;
 }
 

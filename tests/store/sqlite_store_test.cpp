@@ -26,7 +26,11 @@
 // What schema version 3 ("daemon state") added, to make files of earlier versions.
 #define DROP_DAEMON_STATE                                                         \
     "DROP TABLE workflows; DROP TABLE workflow_versions; DROP TABLE api_tokens; " \
-    "DROP TABLE retention_policies; DROP TABLE run_annotations; "
+    "DROP TABLE retention_policies; DROP TABLE run_annotations; " DROP_AUTOMATION
+// What schema version 5 ("automation") added.
+#define DROP_AUTOMATION                                                                  \
+    "DROP TABLE triggers; DROP TABLE trigger_fires; DROP TABLE memory; DROP TABLE webhooks; " \
+    "DROP TABLE webhook_deliveries; "
 
 namespace strowger::store {
 
@@ -549,7 +553,7 @@ TEST_P(SqliteStoreTest, AVersionOneFileMigratesAndKeepsItsRuns) {
     EXPECT_EQ(fixtures::RunIds(*RunSync(store->FindUnsignedStops("", 10))),
               std::vector<std::string>{RunIdFor(1)});
     auto version = QueryInt(path_, "PRAGMA user_version");
-    EXPECT_EQ(version, 4);
+    EXPECT_EQ(version, 5);
 }
 
 TEST_P(SqliteStoreTest, AVersionThreeFileGetsTheDaemonStateTables) {
@@ -561,11 +565,27 @@ TEST_P(SqliteStoreTest, AVersionThreeFileGetsTheDaemonStateTables) {
     auto reopened = SqliteStore::OpenBlocking(path_, Options());
     ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
     std::shared_ptr<SqliteStore> store = *reopened;
-    EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 4);
+    EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 5);
     ASSERT_TRUE(RunSync(store->PutRetentionPolicy({"", 1, 1})).has_value());
     ASSERT_TRUE(RunSync(store->PutRunAnnotation({RunIdFor(1), "wf_1", 1, "api", "{}", "", ""}))
                     .has_value());
     EXPECT_EQ(RunSync(store->GetRunAnnotation(RunIdFor(1)))->workflow_id, "wf_1");
+}
+
+TEST_P(SqliteStoreTest, AVersionFourFileGetsTheAutomationTables) {
+    TestChain chain(RunIdFor(1));
+    ASSERT_TRUE(
+        RunSync(store_->CreateRun(MakeNewRun(chain, "wf", "", RunStatus::kCompleted))).has_value());
+    store_.reset();
+    ExecRaw(path_, DROP_AUTOMATION "PRAGMA user_version=4");
+    auto reopened = SqliteStore::OpenBlocking(path_, Options());
+    ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+    std::shared_ptr<SqliteStore> store = *reopened;
+    EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 5);
+    MemoryEntry entry{"global", "k", "1", {}};
+    ASSERT_TRUE(RunSync(store->PutMemory(entry)).has_value());
+    EXPECT_EQ(RunSync(store->GetMemory("global", "k"))->value, "1");
+    EXPECT_EQ(RunSync(store->GetRun(RunIdFor(1)))->workflow, "wf");
 }
 
 TEST_P(SqliteStoreTest, OpenRefusesAForeignDatabase) {

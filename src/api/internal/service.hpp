@@ -21,11 +21,24 @@
 #include "api/problem.hpp"
 #include "api/router.hpp"
 #include "api/workflow_registry.hpp"
+#include "automation/bus.hpp"
+#include "automation/launcher.hpp"
+#include "automation/memory.hpp"
+#include "automation/triggers.hpp"
+#include "automation/webhooks.hpp"
 #include "core/json.hpp"
 #include "engine/engine.hpp"
 #include "store/store.hpp"
 
 namespace strowger::api::internal {
+
+// Automation's parts the routes use (issue 16, part A), owned by the daemon.
+struct AutomationParts {
+    automation::EventBus* bus = nullptr;
+    automation::TriggerEngine* triggers = nullptr;
+    automation::MemoryService* memory = nullptr;
+    automation::WebhookService* webhooks = nullptr;
+};
 
 class Service {
   public:
@@ -45,6 +58,7 @@ class Service {
     Random& random;
     HttpServer* server = nullptr;
     Router* router = nullptr;
+    AutomationParts automation;
     bool ready = false;
     bool draining = false;
 
@@ -147,5 +161,28 @@ void AddRunRoutes(Router& router, Service& service);
 void AddWorkflowRoutes(Router& router, Service& service);
 void AddAdminRoutes(Router& router, Service& service);
 void AddAuditRoutes(Router& router, Service& service);
+// Triggers, agent memory, webhooks and the bus's recent events (routes_triggers.cpp).
+void AddAutomationRoutes(Router& router, Service& service);
+// The component schemas of those routes, merged into the OpenAPI document.
+extern const char* const kAutomationSchemas;
+
+// The daemon's automation::Launcher: workflows through the registry and StartFromRegistry
+// (the start's origin recorded in the run's annotation, its depth announced to the bus);
+// agent turns through `agent_turns`, the one place they are forwarded (set by the daemon once
+// standing agents exist; until then SendToAgent is kUnavailable).
+class DaemonLauncher final : public automation::Launcher {
+  public:
+    DaemonLauncher(Service& service, automation::EventBus& bus) : service_(service), bus_(bus) {}
+    Awaitable<Result<std::string>> StartWorkflow(std::string workflow, json::value input,
+                                                 automation::Origin origin,
+                                                 std::string idempotency_key) override;
+    Awaitable<Result<std::string>> SendToAgent(automation::AgentMessage message,
+                                               std::string idempotency_key) override;
+    automation::Launcher* agent_turns = nullptr;
+
+  private:
+    Service& service_;
+    automation::EventBus& bus_;
+};
 
 }  // namespace strowger::api::internal

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -70,6 +71,30 @@ class MemoryStore : public Store {
     Awaitable<Result<int64_t>> PruneRuns(PruneRequest request) override;
     Awaitable<Result<void>> PutRunAnnotation(RunAnnotation annotation) override;
     Awaitable<Result<RunAnnotation>> GetRunAnnotation(std::string run_id) override;
+    // Automation (memory_automation.cpp).
+    Awaitable<Result<void>> PutTrigger(TriggerRecord trigger) override;
+    Awaitable<Result<std::vector<TriggerRecord>>> ListTriggers() override;
+    Awaitable<Result<void>> DeleteTrigger(std::string trigger_id) override;
+    Awaitable<Result<void>> RecordTriggerFire(TriggerFire fire) override;
+    Awaitable<Result<TriggerRecord>> CompleteTriggerFire(std::string fire_id, std::string run_id,
+                                                         std::string error,
+                                                         SystemTime at) override;
+    Awaitable<Result<std::vector<TriggerFire>>> PendingTriggerFires() override;
+    Awaitable<Result<std::vector<TriggerFire>>> ListTriggerFires(std::string trigger_id,
+                                                                 int64_t limit) override;
+    Awaitable<Result<MemoryChange>> PutMemory(MemoryEntry entry) override;
+    Awaitable<Result<MemoryEntry>> GetMemory(std::string name_space, std::string key) override;
+    Awaitable<Result<std::vector<MemoryEntry>>> ListMemory(std::string name_space,
+                                                           std::string prefix,
+                                                           int64_t limit) override;
+    Awaitable<Result<MemoryChange>> DeleteMemory(std::string name_space, std::string key) override;
+    Awaitable<Result<void>> PutWebhook(WebhookRecord hook) override;
+    Awaitable<Result<std::vector<WebhookRecord>>> ListWebhooks() override;
+    Awaitable<Result<void>> DeleteWebhook(std::string name) override;
+    Awaitable<Result<void>> RecordWebhookDelivery(std::string hook, std::string delivery_id,
+                                                  SystemTime at) override;
+    Awaitable<Result<void>> SetWebhookDeliveryRun(std::string hook, std::string delivery_id,
+                                                  std::string run_id) override;
 
     // Bytes kept for a run's events (with its slots once it is finished), and for all runs'
     // (tests).
@@ -239,6 +264,14 @@ class MemoryStore : public Store {
     std::map<std::string, ApiToken> tokens_;                      // GUARDED_BY(mutex_)
     std::map<std::string, RetentionPolicy> retention_;            // GUARDED_BY(mutex_)
     std::unordered_map<std::string, RunAnnotation> annotations_;  // GUARDED_BY(mutex_)
+    // Automation's records (memory_automation.cpp).
+    std::map<std::string, TriggerRecord> triggers_;               // GUARDED_BY(mutex_)
+    std::map<std::string, TriggerFire> fires_;                    // GUARDED_BY(mutex_); by fire id
+    std::set<std::pair<std::string, std::string>> fired_;         // GUARDED_BY(mutex_)
+    std::map<std::pair<std::string, std::string>, MemoryEntry> memory_;  // GUARDED_BY(mutex_)
+    std::map<std::string, WebhookRecord> webhooks_;                       // GUARDED_BY(mutex_)
+    std::map<std::pair<std::string, std::string>, std::pair<SystemTime, std::string>>
+        deliveries_;  // GUARDED_BY(mutex_)
 };
 
 }  // namespace strowger::store

@@ -27,6 +27,7 @@
 #include "core/log.hpp"
 #include "core/strings.hpp"
 #include "store/sqlite/daemon_state_sql.hpp"
+#include "store/sqlite/automation_sql.hpp"
 #include "store/sqlite/sqlite_connection.hpp"
 
 namespace strowger::store {
@@ -37,7 +38,7 @@ using sqlite::Statement;
 namespace {
 
 // Bumped by each migration; a file with a higher version was written by a newer Strowger.
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 // PRAGMA application_id of a Strowger store ("STRW").
 constexpr int64_t kApplicationId = 0x53545257;
 
@@ -132,6 +133,9 @@ CREATE INDEX runs_by_wake_at ON runs (wake_at) WHERE wake_at > 0;
     // Version 4, "daemon state": the daemon's workflow registry, API tokens, retention policies
     // and run annotations (docs/formats/daemon_state_v1.md).
     sqlite::kDaemonStateMigration,
+    // Version 5, "automation": triggers and their fires, agent memory, webhooks
+    // (docs/formats/automation_state_v1.md).
+    sqlite::kAutomationMigration,
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -1445,6 +1449,114 @@ Awaitable<Result<RunAnnotation>> SqliteStore::GetRunAnnotation(std::string run_i
     return impl_->Read<RunAnnotation>([run_id = std::move(run_id)](Connection& db) {
         return sqlite::QueryRunAnnotation(db, run_id);
     });
+}
+
+// ---- Automation (the SQL is in automation_sql.cpp) ----
+
+Awaitable<Result<void>> SqliteStore::PutTrigger(TriggerRecord trigger) {
+    return impl_->Write<void>([t = std::move(trigger)](Connection& db) {
+        return sqlite::ApplyPutTrigger(db, t);
+    });
+}
+
+Awaitable<Result<std::vector<TriggerRecord>>> SqliteStore::ListTriggers() {
+    return impl_->Read<std::vector<TriggerRecord>>(
+        [](Connection& db) { return sqlite::QueryTriggers(db); });
+}
+
+Awaitable<Result<void>> SqliteStore::DeleteTrigger(std::string trigger_id) {
+    return impl_->Write<void>([id = std::move(trigger_id)](Connection& db) {
+        return sqlite::ApplyDeleteTrigger(db, id);
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::RecordTriggerFire(TriggerFire fire) {
+    return impl_->Write<void>([f = std::move(fire)](Connection& db) {
+        return sqlite::ApplyRecordTriggerFire(db, f);
+    });
+}
+
+Awaitable<Result<TriggerRecord>> SqliteStore::CompleteTriggerFire(std::string fire_id,
+                                                                  std::string run_id,
+                                                                  std::string error,
+                                                                  SystemTime at) {
+    return impl_->Write<TriggerRecord>(
+        [id = std::move(fire_id), run = std::move(run_id), e = std::move(error), at](
+            Connection& db) { return sqlite::ApplyCompleteTriggerFire(db, id, run, e, at); });
+}
+
+Awaitable<Result<std::vector<TriggerFire>>> SqliteStore::PendingTriggerFires() {
+    return impl_->Read<std::vector<TriggerFire>>(
+        [](Connection& db) { return sqlite::QueryPendingTriggerFires(db); });
+}
+
+Awaitable<Result<std::vector<TriggerFire>>> SqliteStore::ListTriggerFires(std::string trigger_id,
+                                                                          int64_t limit) {
+    return impl_->Read<std::vector<TriggerFire>>([id = std::move(trigger_id), limit](
+                                                     Connection& db) {
+        return sqlite::QueryTriggerFires(db, id, limit);
+    });
+}
+
+Awaitable<Result<MemoryChange>> SqliteStore::PutMemory(MemoryEntry entry) {
+    return impl_->Write<MemoryChange>([e = std::move(entry)](Connection& db) {
+        return sqlite::ApplyPutMemory(db, e);
+    });
+}
+
+Awaitable<Result<MemoryEntry>> SqliteStore::GetMemory(std::string name_space, std::string key) {
+    return impl_->Read<MemoryEntry>([ns = std::move(name_space), k = std::move(key)](
+                                        Connection& db) { return sqlite::QueryMemory(db, ns, k); });
+}
+
+Awaitable<Result<std::vector<MemoryEntry>>> SqliteStore::ListMemory(std::string name_space,
+                                                                    std::string prefix,
+                                                                    int64_t limit) {
+    return impl_->Read<std::vector<MemoryEntry>>(
+        [ns = std::move(name_space), p = std::move(prefix), limit](Connection& db) {
+            return sqlite::QueryMemoryList(db, ns, p, limit);
+        });
+}
+
+Awaitable<Result<MemoryChange>> SqliteStore::DeleteMemory(std::string name_space,
+                                                          std::string key) {
+    return impl_->Write<MemoryChange>([ns = std::move(name_space), k = std::move(key)](
+                                          Connection& db) {
+        return sqlite::ApplyDeleteMemory(db, ns, k);
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::PutWebhook(WebhookRecord hook) {
+    return impl_->Write<void>(
+        [h = std::move(hook)](Connection& db) { return sqlite::ApplyPutWebhook(db, h); });
+}
+
+Awaitable<Result<std::vector<WebhookRecord>>> SqliteStore::ListWebhooks() {
+    return impl_->Read<std::vector<WebhookRecord>>(
+        [](Connection& db) { return sqlite::QueryWebhooks(db); });
+}
+
+Awaitable<Result<void>> SqliteStore::DeleteWebhook(std::string name) {
+    return impl_->Write<void>(
+        [n = std::move(name)](Connection& db) { return sqlite::ApplyDeleteWebhook(db, n); });
+}
+
+Awaitable<Result<void>> SqliteStore::RecordWebhookDelivery(std::string hook,
+                                                           std::string delivery_id,
+                                                           SystemTime at) {
+    return impl_->Write<void>([h = std::move(hook), d = std::move(delivery_id), at](
+                                  Connection& db) {
+        return sqlite::ApplyRecordWebhookDelivery(db, h, d, at);
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::SetWebhookDeliveryRun(std::string hook,
+                                                           std::string delivery_id,
+                                                           std::string run_id) {
+    return impl_->Write<void>(
+        [h = std::move(hook), d = std::move(delivery_id), r = std::move(run_id)](Connection& db) {
+            return sqlite::ApplySetWebhookDeliveryRun(db, h, d, r);
+        });
 }
 
 Result<SqliteUrl> ParseSqliteUrl(std::string_view url) {

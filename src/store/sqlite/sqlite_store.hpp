@@ -126,6 +126,30 @@ class SqliteStore final : public Store {
     Awaitable<Result<int64_t>> PruneRuns(PruneRequest request) override;
     Awaitable<Result<void>> PutRunAnnotation(RunAnnotation annotation) override;
     Awaitable<Result<RunAnnotation>> GetRunAnnotation(std::string run_id) override;
+    // Automation (automation_sql.cpp).
+    Awaitable<Result<void>> PutTrigger(TriggerRecord trigger) override;
+    Awaitable<Result<std::vector<TriggerRecord>>> ListTriggers() override;
+    Awaitable<Result<void>> DeleteTrigger(std::string trigger_id) override;
+    Awaitable<Result<void>> RecordTriggerFire(TriggerFire fire) override;
+    Awaitable<Result<TriggerRecord>> CompleteTriggerFire(std::string fire_id, std::string run_id,
+                                                         std::string error,
+                                                         SystemTime at) override;
+    Awaitable<Result<std::vector<TriggerFire>>> PendingTriggerFires() override;
+    Awaitable<Result<std::vector<TriggerFire>>> ListTriggerFires(std::string trigger_id,
+                                                                 int64_t limit) override;
+    Awaitable<Result<MemoryChange>> PutMemory(MemoryEntry entry) override;
+    Awaitable<Result<MemoryEntry>> GetMemory(std::string name_space, std::string key) override;
+    Awaitable<Result<std::vector<MemoryEntry>>> ListMemory(std::string name_space,
+                                                           std::string prefix,
+                                                           int64_t limit) override;
+    Awaitable<Result<MemoryChange>> DeleteMemory(std::string name_space, std::string key) override;
+    Awaitable<Result<void>> PutWebhook(WebhookRecord hook) override;
+    Awaitable<Result<std::vector<WebhookRecord>>> ListWebhooks() override;
+    Awaitable<Result<void>> DeleteWebhook(std::string name) override;
+    Awaitable<Result<void>> RecordWebhookDelivery(std::string hook, std::string delivery_id,
+                                                  SystemTime at) override;
+    Awaitable<Result<void>> SetWebhookDeliveryRun(std::string hook, std::string delivery_id,
+                                                  std::string run_id) override;
 
     // Lets the writer finish every queued request (their waiters complete), waits for running
     // reads, then closes the connections. Later calls fail with kFailedPrecondition. Idempotent.
