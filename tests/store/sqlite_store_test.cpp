@@ -23,10 +23,13 @@
 #include "store/store_test_util.hpp"
 #include "testing/test_util.hpp"
 
-// What schema version 3 ("daemon state") added, to make files of earlier versions.
+// What schema version 4 ("daemon state") and 5 (standing agents and cron jobs) added, to
+// make files of earlier versions.
 #define DROP_DAEMON_STATE                                                         \
     "DROP TABLE workflows; DROP TABLE workflow_versions; DROP TABLE api_tokens; " \
-    "DROP TABLE retention_policies; DROP TABLE run_annotations; "
+    "DROP TABLE retention_policies; DROP TABLE run_annotations; "                 \
+    "DROP TABLE agent_sessions; DROP TABLE agent_session_messages; "              \
+    "DROP TABLE agent_turns; DROP TABLE cron_jobs; DROP TABLE cron_fires; "
 
 namespace strowger::store {
 
@@ -549,7 +552,7 @@ TEST_P(SqliteStoreTest, AVersionOneFileMigratesAndKeepsItsRuns) {
     EXPECT_EQ(fixtures::RunIds(*RunSync(store->FindUnsignedStops("", 10))),
               std::vector<std::string>{RunIdFor(1)});
     auto version = QueryInt(path_, "PRAGMA user_version");
-    EXPECT_EQ(version, 4);
+    EXPECT_EQ(version, 5);
 }
 
 TEST_P(SqliteStoreTest, AVersionThreeFileGetsTheDaemonStateTables) {
@@ -561,7 +564,7 @@ TEST_P(SqliteStoreTest, AVersionThreeFileGetsTheDaemonStateTables) {
     auto reopened = SqliteStore::OpenBlocking(path_, Options());
     ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
     std::shared_ptr<SqliteStore> store = *reopened;
-    EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 4);
+    EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 5);
     ASSERT_TRUE(RunSync(store->PutRetentionPolicy({"", 1, 1})).has_value());
     ASSERT_TRUE(RunSync(store->PutRunAnnotation({RunIdFor(1), "wf_1", 1, "api", "{}", "", ""}))
                     .has_value());
