@@ -333,6 +333,7 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
             [&](const SubworkflowStarted& p) {
                 if (node) node->notes.GetOrCreate().child_run_id = p.child_run_id;
             },
+            [&](const SessionCompacted&) {},
             [&](const ItemCompleted& p) {
                 if (!node) return;
                 NodeNotes& n = node->notes.GetOrCreate();

@@ -568,7 +568,7 @@ class Reader {
                        "edges",    "id",          "version",        "created_at",  "mcp_servers",
                        "limits",   "workspace",   "inputs",         "output",      "default_model",
                        "policies", "metadata",    "schema_version", "workflow_id", "mode",
-                       "base_dir"},
+                       "base_dir", "session"},
             [&](const std::string& key, const YamlNode& value, const std::string& p) {
                 if (key == "name") {
                     if (auto v = String(value, p)) workflow_.name = *v;
@@ -624,6 +624,8 @@ class Reader {
                     ReadRunLimits(value, p, workflow_.limits);
                 } else if (key == "workspace") {
                     if (auto v = String(value, p)) workflow_.workspace = *v;
+                } else if (key == "session") {
+                    if (auto v = Bool(value, p)) workflow_.session = *v;
                 }
                 // id, created_at: accepted for LibreFang compatibility, unused.
             });
