@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/internal/service.hpp"
+#include "api/internal/standing.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
 
@@ -69,7 +70,9 @@ class Daemon::Impl {
           workflows_(store, providers, RegistryOptions(options_), clock, random),
           service_(executor, store, *engine_, workflows_, hub_, tokens_, metrics_, options_, clock,
                    random),
-          router_([this](std::string_view token) { return tokens_.Authenticate(token); }) {
+          router_([this](std::string_view token) { return tokens_.Authenticate(token); }),
+          standing_(std::make_unique<internal::Standing>(service_, options_.agents_dir,
+                                                         engine::CompileOptionsFor(providers))) {
         if (options_.inject_faults) engine_->AddObserver(&faults_);
         engine_->AddObserver(&hub_);
         engine_->AddObserver(&metrics_);
@@ -80,10 +83,13 @@ class Daemon::Impl {
         internal::AddAdminRoutes(router_, service_);
         internal::AddRunRoutes(router_, service_);
         internal::AddWorkflowRoutes(router_, service_);
+        internal::AddAgentRoutes(router_, service_, *standing_);
+        internal::AddCronRoutes(router_, service_, *standing_);
         service_.router = &router_;
     }
 
     ~Impl() {
+        if (standing_) standing_->Stop();
         StopBackground();
         if (server_) server_->CloseAll();
         // The engine goes before the observers it calls (members are destroyed in reverse).
@@ -139,6 +145,7 @@ class Daemon::Impl {
     WorkflowRegistry workflows_;
     internal::Service service_;
     Router router_;
+    std::unique_ptr<internal::Standing> standing_;
     std::unique_ptr<HttpServer> server_;
     std::list<asio::cancellation_signal> stop_slots_;
     std::unique_ptr<asio::posix::stream_descriptor> inotify_;
@@ -208,6 +215,14 @@ Awaitable<Result<Daemon::StartReport>> Daemon::Impl::Start() {
     for (const auto& id : ids) {
         engine_->ResumeRun(id, "restart", "serve", service_.DoneHandler(id));
         ++report.resumed;
+    }
+    // Standing agents and cron jobs, once the runs they may wait for are resumed.
+    {
+        auto problems = co_await standing_->Start();
+        if (!problems) co_return std::unexpected(problems.error());
+        for (auto& line : *problems) report.invalid_files.push_back(std::move(line));
+        report.agents = static_cast<int64_t>(standing_->turns.manifests().size());
+        report.cron_jobs = static_cast<int64_t>(standing_->cron.size());
     }
     service_.ready = true;
     // Control requests from other processes and lease renewal.
@@ -336,6 +351,7 @@ Awaitable<void> Daemon::Impl::Drain() {
     drained_ = true;
     service_.draining = true;
     service_.ready = false;
+    standing_->Stop();
     if (server_) server_->StopAccepting();
     StopBackground();
     // Executing runs stop at their next step boundary, once their in-flight model calls have
