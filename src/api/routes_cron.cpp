@@ -55,8 +55,13 @@ Result<automation::CronJobSpec> SpecFrom(const json::object& body, automation::C
     }
     if (const auto* v = body.if_contains("schedule")) {
         base.schedule = *v;
-        if (v->is_object() && body.contains("tz") && !v->as_object().contains("tz")) {
-            base.schedule.as_object()["tz"] = body.at("tz");
+        const auto* tz = body.if_contains("tz");
+        if (tz != nullptr && v->is_object() && !v->as_object().contains("tz")) {
+            base.schedule.as_object()["tz"] = *tz;
+        } else if (tz != nullptr && v->is_string() && !StartsWith(v->as_string(), "every ") &&
+                   !StartsWith(v->as_string(), "at ")) {
+            // A cron expression as a string, with its zone beside it (the CLI's --tz).
+            base.schedule = json::object{{"kind", "cron"}, {"expr", *v}, {"tz", *tz}};
         }
     }
     if (const auto* v = body.if_contains("action")) base.action = *v;

@@ -2,7 +2,9 @@
 
 #include <toml++/toml.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/detached.hpp>
 
 #include <algorithm>
@@ -624,12 +626,19 @@ Awaitable<Result<AgentTurns::Started>> AgentTurns::Send(AgentMessage message,
     started.run_id = *run_id;
     started.session_id = session.session_id;
     ++in_flight_;
+    finishing_[turn.run_id] = std::make_shared<asio::steady_timer>(
+        executor_, std::chrono::steady_clock::time_point::max());
     asio::co_spawn(executor_, Finish(std::move(turn)), asio::detached);
     co_return started;
 }
 
 Awaitable<Result<RunEnd>> AgentTurns::Wait(std::string run_id) {
-    return hooks_.wait(std::move(run_id));
+    auto end = co_await hooks_.wait(run_id);
+    if (auto it = finishing_.find(run_id); it != finishing_.end()) {
+        auto done = it->second;
+        co_await done->async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_return end;
 }
 
 Awaitable<void> AgentTurns::Finish(store::AgentTurn turn) {
@@ -651,12 +660,18 @@ Awaitable<void> AgentTurns::Finish(store::AgentTurn turn) {
                      done.error().message());
     }
     if (in_flight_ > 0) --in_flight_;
+    if (auto it = finishing_.find(turn.run_id); it != finishing_.end()) {
+        it->second->cancel();
+        finishing_.erase(it);
+    }
 }
 
 Awaitable<Status> AgentTurns::Recover() {
     STROWGER_CO_ASSIGN_OR_RETURN(auto turns, co_await store_->ListAgentTurns());
     for (auto& turn : turns) {
         ++in_flight_;
+        finishing_[turn.run_id] = std::make_shared<asio::steady_timer>(
+            executor_, std::chrono::steady_clock::time_point::max());
         asio::co_spawn(executor_, Finish(std::move(turn)), asio::detached);
     }
     co_return OkStatus();

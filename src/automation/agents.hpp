@@ -110,7 +110,7 @@ class AgentTurns {
     // Starts one turn (what Launcher::SendToAgent does); returns once its run is created.
     // kNotFound for an unknown agent, kInvalidArgument for a bad session_mode.
     Awaitable<Result<Started>> Send(AgentMessage message, std::string idempotency_key);
-    // Waits for a turn's run to stop; its end.
+    // Waits for a turn's run to stop and its session to be updated; its end.
     Awaitable<Result<RunEnd>> Wait(std::string run_id);
     // Finishes the turns a previous process left (their runs resumed by the daemon): call
     // once at start.
@@ -133,6 +133,8 @@ class AgentTurns {
     std::map<std::string, AgentManifest, std::less<>> manifests_;
     std::map<std::string, std::shared_ptr<const model::Plan>> plans_;  // by variant
     size_t in_flight_ = 0;
+    // Turns whose session update is to come: a timer cancelled once it is done.
+    std::map<std::string, std::shared_ptr<asio::steady_timer>> finishing_;
 };
 
 // The workflow of a turn of `spec` (exposed for tests and `strowger validate`).
