@@ -553,7 +553,8 @@ std::string OpenApiDocument(const Router& router) {
     doc["paths"] = std::move(paths);
     json::object components;
     components["schemas"] = json::parse(kSchemas);
-    for (auto& [name, schema] : json::parse(kAgentCronSchemas).as_object()) {
+    json::value agent_cron = json::parse(kAgentCronSchemas);
+    for (auto& [name, schema] : agent_cron.as_object()) {
         components["schemas"].as_object()[name] = schema;
     }
     json::object bearer;
