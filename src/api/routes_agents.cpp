@@ -8,6 +8,7 @@
 #include "api/internal/standing.hpp"
 #include "core/strings.hpp"
 
+#include <cstdlib>
 #include <set>
 
 namespace strowger::api::internal {
@@ -153,6 +154,18 @@ Awaitable<Response> Sessions(Service* s, Standing* st, Request request) {
     co_return JsonResponse(200, out);
 }
 
+// Test only (--inject-faults): a job named "strowger-inject-crash" kills the process between
+// recording its fire and starting its run, as a power cut would.
+automation::CronScheduler::Options CronOptions(const DaemonOptions& daemon) {
+    automation::CronScheduler::Options options;
+    if (daemon.inject_faults) {
+        options.after_record = [](const store::CronJob& job, const store::CronFire&) {
+            if (job.name == "strowger-inject-crash") std::_Exit(137);
+        };
+    }
+    return options;
+}
+
 }  // namespace
 
 Awaitable<Result<std::string>> StandingLauncher::StartWorkflow(std::string workflow,
@@ -200,7 +213,7 @@ Standing::Standing(Service& s, std::string dir, model::CompileOptions compile)
       launcher(s, turns),
       cron(s.executor, s.store, launcher,
            [sp = &s](std::string run_id) { return WaitForEnd(sp, std::move(run_id)); }, s.clock,
-           s.random, automation::CronScheduler::Options{}) {
+           s.random, CronOptions(s.options)) {
     cron.agent_known = [this](const std::string& name) { return turns.Find(name) != nullptr; };
 }
 

@@ -297,6 +297,7 @@ Awaitable<void> CronScheduler::Fire(std::string job_id, SystemTime scheduled, Sy
     it->second.job = job;
     Enqueue(it->second);
     if (overlapping) co_return;
+    if (options_.after_record) options_.after_record(job, fire);
     co_await StartFire(std::move(fire));
 }
 

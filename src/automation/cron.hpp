@@ -52,6 +52,9 @@ class CronScheduler {
         int64_t max_catch_up = 100;
         // Tests with a fake clock drive FireDue themselves.
         bool run_timer = true;
+        // Test only: called after a fire is recorded and before its run starts (the crash
+        // tests kill the process there).
+        std::function<void(const store::CronJob&, const store::CronFire&)> after_record;
     };
     // `wait` tells when a fire's run stops (the daemon's; null: fires count as completed once
     // started).

@@ -34,7 +34,7 @@ class ServeAgentsTest : public ::testing::Test {
         env_.SetEnv("OPENAI_API_KEY", "x");
         env_.SetEnv("STROWGER_PROVIDERS", env_.Write("providers.yaml", kProviders));
     }
-    void Start(const std::string& cron_at) {
+    void Start(const std::string& cron_at, std::vector<std::string> extra = {}) {
         env_.Write("agents/ops.toml", R"(name = "ops"
 description = "operations"
 max_history_tokens = 200
@@ -61,9 +61,9 @@ message = "check"
 session_mode = "persistent"
 )");
         env_.Write("agents/helper.yaml", "model: openai:test-model\nsystem_prompt: helps\n");
-        serve_ = std::make_unique<ServeProcess>(env_, std::vector<std::string>{
-                                                          "--agents",
-                                                          (env_.dir() / "agents").string()});
+        std::vector<std::string> args = {"--agents", (env_.dir() / "agents").string()};
+        args.insert(args.end(), extra.begin(), extra.end());
+        serve_ = std::make_unique<ServeProcess>(env_, args);
         ASSERT_TRUE(serve_->ok());
     }
     json::object Send(const std::string& agent, const std::string& body, int status = 200) {
@@ -279,6 +279,54 @@ TEST_F(ServeAgentsTest, AgentAndCronCommands) {
     EXPECT_NE(status.out.find("enabled:      yes"), std::string::npos) << status.out;
     EXPECT_EQ(run({"cron", "delete", id}).out, "removed " + id + "\n");
     EXPECT_EQ(run({"cron", "status", id}).exit_code(), 2);
+}
+
+// A daemon killed after recording a cron fire and before starting its run (--inject-faults: a
+// job named strowger-inject-crash exits there, as kill -9 would): the next start runs that fire
+// exactly once.
+TEST_F(ServeAgentsTest, AKillBetweenAFiresRecordAndItsRunStartsItOnceAtTheNextStart) {
+    Start(In(300), {"--inject-faults"});
+    auto created = serve_->Admin(
+        "POST", "/api/cron/jobs",
+        R"({"agent_id":"ops","name":"strowger-inject-crash","schedule":{"kind":"at","at":")" +
+            In(2) + R"("},"action":{"kind":"agent_turn","message":"tick","session_mode":"new"}})");
+    ASSERT_EQ(created.status, 201) << created.body;
+    std::string job_id(JsonString(created.object(), "job_id"));
+    auto died = serve_->process().Wait(20s);
+    EXPECT_EQ(died.exit_code(), 137) << died.err;
+    auto fires = QueryColumn(env_.store_path(),
+                             "SELECT status FROM cron_fires WHERE job_id = '" + job_id + "'");
+    ASSERT_EQ(fires, std::vector<std::string>{"recorded"});
+    auto turns = [&] {
+        return QueryColumn(env_.store_path(),
+                           "SELECT run_id FROM runs WHERE workflow = 'agent:ops'");
+    };
+    EXPECT_TRUE(turns().empty());
+
+    serve_.reset();
+    serve_ = std::make_unique<ServeProcess>(
+        env_, std::vector<std::string>{"--agents", (env_.dir() / "agents").string()});
+    ASSERT_TRUE(serve_->ok());
+    json::object status;
+    for (int i = 0; i < 200; ++i) {
+        status = serve_->Admin("GET", "/api/cron/jobs/" + job_id + "/status").object();
+        if (JsonString(status, "last_status") == "completed") break;
+        std::this_thread::sleep_for(100ms);  // polling a daemon's state, not synchronising
+    }
+    EXPECT_EQ(JsonString(status, "last_status"), "completed") << json::serialize(status);
+    EXPECT_EQ(JsonInt(status, "fire_count"), 1);
+    EXPECT_EQ(turns().size(), 1u);
+    // A third start changes nothing.
+    serve_.reset();
+    serve_ = std::make_unique<ServeProcess>(
+        env_, std::vector<std::string>{"--agents", (env_.dir() / "agents").string()});
+    ASSERT_TRUE(serve_->ok());
+    status = serve_->Admin("GET", "/api/cron/jobs/" + job_id + "/status").object();
+    EXPECT_EQ(JsonInt(status, "fire_count"), 1);
+    EXPECT_EQ(turns().size(), 1u);
+    EXPECT_EQ(QueryColumn(env_.store_path(),
+                          "SELECT status FROM cron_fires WHERE job_id = '" + job_id + "'"),
+              std::vector<std::string>{"completed"});
 }
 
 }  // namespace
