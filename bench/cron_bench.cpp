@@ -36,8 +36,7 @@ class NullLauncher final : public automation::Launcher {
                                                  std::string key) override {
         co_return key;
     }
-    Awaitable<Result<std::string>> SendToAgent(automation::AgentMessage,
-                                               std::string key) override {
+    Awaitable<Result<std::string>> SendToAgent(automation::AgentMessage, std::string key) override {
         ++started;
         co_return key;
     }
@@ -73,8 +72,9 @@ int main(int argc, char** argv) {
                     job.action = R"({"kind":"agent_turn","message":"check"})";
                     // Due times spread over the hour from now + 2 s; the first 1,000 all due
                     // in the same second (a burst).
-                    auto offset = i < 1000 ? std::chrono::seconds(3)
-                                           : std::chrono::milliseconds(2000 + (i * 3'600'000) / jobs);
+                    auto offset = i < 1000
+                                      ? std::chrono::seconds(3)
+                                      : std::chrono::milliseconds(2000 + (i * 3'600'000) / jobs);
                     job.next_fire_at = now + offset;
                     job.created_at = job.next_fire_at - std::chrono::hours(1);
                     job.updated_at = job.created_at;
@@ -103,9 +103,9 @@ int main(int argc, char** argv) {
         },
         asio::detached);
     while (!started) io.run_one();
-    auto load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                             load_start)
-                       .count();
+    auto load_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start)
+            .count();
     const double rss_loaded = RssMiB();
     io.run_for(std::chrono::seconds(seconds));
     cron.Stop();
@@ -118,10 +118,11 @@ int main(int argc, char** argv) {
     };
     std::printf("CRON jobs=%lld store=%s seconds=%lld\n", static_cast<long long>(jobs), url.c_str(),
                 static_cast<long long>(seconds));
-    std::printf("  load %.0f ms; RSS empty %.1f MiB, jobs in the store %.1f MiB, scheduled %.1f MiB "
-                "(scheduler: %.1f MiB, %.0f bytes a job)\n",
-                load_ms, rss_empty, rss_stored, rss_loaded, rss_loaded - rss_stored,
-                (rss_loaded - rss_stored) * 1024 * 1024 / static_cast<double>(jobs));
+    std::printf(
+        "  load %.0f ms; RSS empty %.1f MiB, jobs in the store %.1f MiB, scheduled %.1f MiB "
+        "(scheduler: %.1f MiB, %.0f bytes a job)\n",
+        load_ms, rss_empty, rss_stored, rss_loaded, rss_loaded - rss_stored,
+        (rss_loaded - rss_stored) * 1024 * 1024 / static_cast<double>(jobs));
     std::printf("  fires %zu (started %lld); lateness p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
                 lateness.size(), static_cast<long long>(launcher.started), pct(0.50), pct(0.99),
                 lateness.empty() ? 0.0 : static_cast<double>(lateness.back().count()) / 1000.0);

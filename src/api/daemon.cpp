@@ -85,6 +85,7 @@ class Daemon::Impl {
         internal::AddWorkflowRoutes(router_, service_);
         internal::AddAgentRoutes(router_, service_, *standing_);
         internal::AddCronRoutes(router_, service_, *standing_);
+        internal::AddAuditRoutes(router_, service_);
         service_.router = &router_;
     }
 

@@ -174,8 +174,9 @@ constexpr const char* kSchemas = R"json({
                    "required_count": {"type": "integer"}, "approvals": {"type": "integer"},
                    "created_at": {"$ref": "#/components/schemas/Time"}}
   },
-  "TaskList": {"type": "object", "required": ["tasks"],
-               "properties": {"tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}}}},
+  "TaskList": {"type": "object", "required": ["tasks", "next_cursor"],
+               "properties": {"tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+                              "next_cursor": {"type": "string"}}},
   "DecisionRequest": {
     "type": "object", "required": ["action"],
     "properties": {"action": {"enum": ["approve", "reject", "request_changes", "progress"]}, "comment": {"type": "string"},
@@ -293,6 +294,56 @@ constexpr const char* kSchemas = R"json({
   "RetentionRemoved": {
     "type": "object", "required": ["status", "workflow"],
     "properties": {"status": {"const": "removed"}, "workflow": {"type": "string"}}
+  },
+  "AuditVerifyRequest": {
+    "type": "object",
+    "properties": {"run_ids": {"type": "array", "maxItems": 1000, "items": {"type": "string"}},
+                   "all": {"type": "boolean"},
+                   "anchors": {"type": "string", "description": "lines of `strowger audit anchor`"},
+                   "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+                   "cursor": {"type": "string"}}
+  },
+  "AuditFinding": {
+    "type": "object", "required": ["seq", "reason", "detail"],
+    "properties": {"seq": {"type": "integer"}, "reason": {"type": "string"},
+                   "detail": {"type": "string"}}
+  },
+  "AuditRun": {
+    "type": "object", "required": ["run_id", "result", "description", "finding"],
+    "properties": {"run_id": {"type": "string"}, "result": {"enum": ["ok", "broken", "error"]},
+                   "description": {"type": "string"}, "events": {"type": "integer"},
+                   "signed_checkpoints": {"type": "integer"}, "head_seq": {"type": "integer"},
+                   "head": {"type": "string"},
+                   "finding": {"oneOf": [{"$ref": "#/components/schemas/AuditFinding"},
+                                         {"type": "null"}]}}
+  },
+  "AuditReport": {
+    "type": "object",
+    "required": ["ok", "batch_log", "runs", "broken", "missing", "pruned_signed", "next_cursor"],
+    "properties": {
+      "ok": {"type": "boolean"},
+      "batch_log": {"type": "object", "required": ["batches", "ok", "findings"],
+                    "properties": {"batches": {"type": "integer"}, "ok": {"type": "boolean"},
+                                   "findings": {"type": "array", "items": {"type": "string"}}}},
+      "runs": {"type": "array", "items": {"$ref": "#/components/schemas/AuditRun"}},
+      "broken": {"type": "integer"},
+      "missing": {"type": "array", "items": {
+        "type": "object", "required": ["run_id", "description"],
+        "properties": {"run_id": {"type": "string"}, "description": {"type": "string"}}}},
+      "pruned_signed": {"type": "integer"},
+      "next_cursor": {"type": "string"}}
+  },
+  "AuditAnchorRequest": {
+    "type": "object",
+    "properties": {"run_ids": {"type": "array", "maxItems": 1000, "items": {"type": "string"}},
+                   "all": {"type": "boolean"}}
+  },
+  "AuditAnchors": {
+    "type": "object", "required": ["anchors", "refused"],
+    "properties": {"anchors": {"type": "array", "items": {"type": "string"}},
+                   "refused": {"type": "array", "items": {
+                     "type": "object", "required": ["run_id", "reason"],
+                     "properties": {"run_id": {"type": "string"}, "reason": {"type": "string"}}}}}
   }
 })json";
 

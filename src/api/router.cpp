@@ -154,4 +154,22 @@ Awaitable<Response> Router::Dispatch(Request request) {
     co_return response;
 }
 
+void RouteTable::Add(std::string method, std::string pattern, Role role, std::string operation_id,
+                     std::string summary, Handler handler, std::vector<ResponseDoc> responses,
+                     std::vector<ParamDoc> params, RequestDoc request) {
+    Route route;
+    route.method = std::move(method);
+    route.pattern = std::move(pattern);
+    route.role = role;
+    route.operation_id = std::move(operation_id);
+    route.summary = std::move(summary);
+    route.tag = tag_;
+    route.handler = std::move(handler);
+    route.responses = std::move(responses);
+    route.params = std::move(params);
+    route.request_schema = std::move(request.schema);
+    route.request_required = request.required;
+    router_.Add(std::move(route));
+}
+
 }  // namespace strowger::api

@@ -58,6 +58,23 @@ struct Route {
     Handler handler;
 };
 
+// A route's JSON request body, as documented: a components/schemas name and whether a request
+// must send it.
+struct RequestDoc {
+    std::string schema;
+    bool required = false;
+};
+inline RequestDoc Body(std::string schema) {
+    return RequestDoc{std::move(schema), true};
+}
+inline RequestDoc OptionalBody(std::string schema) {
+    return RequestDoc{std::move(schema), false};
+}
+inline ResponseDoc Ok(int status, std::string description, std::string schema,
+                      std::string content_type = "application/json") {
+    return ResponseDoc{status, std::move(description), std::move(schema), std::move(content_type)};
+}
+
 // Who a token is.
 struct Identity {
     std::string name;
@@ -95,6 +112,21 @@ class Router {
     Observe observe_;
     std::vector<Route> routes_;
     std::vector<Compiled> compiled_;
+};
+
+// How a route file fills the router: one call per route, in the order of the table, with the
+// tag (the OpenAPI group) the following routes share.
+class RouteTable {
+  public:
+    RouteTable(Router& router, std::string tag) : router_(router), tag_(std::move(tag)) {}
+    void SetTag(std::string tag) { tag_ = std::move(tag); }
+    void Add(std::string method, std::string pattern, Role role, std::string operation_id,
+             std::string summary, Handler handler, std::vector<ResponseDoc> responses,
+             std::vector<ParamDoc> params = {}, RequestDoc request = {});
+
+  private:
+    Router& router_;
+    std::string tag_;
 };
 
 // Splits "/a/b/c" into {"a", "b", "c"}.

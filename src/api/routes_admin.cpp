@@ -143,69 +143,52 @@ Awaitable<Response> DeleteRetention(Service* s, Request request) {
     co_return JsonResponse(200, out);
 }
 
-ResponseDoc Ok(int status, std::string description, std::string schema,
-               std::string content_type = "application/json") {
-    return ResponseDoc{status, std::move(description), std::move(schema), std::move(content_type)};
-}
-
 }  // namespace
 
 void AddAdminRoutes(Router& router, Service& service) {
     Service* s = &service;
-    auto add = [&](std::string method, std::string pattern, Role role, std::string id,
-                   std::string summary, std::string tag, Handler handler,
-                   std::vector<ResponseDoc> responses, std::string request_schema = "") {
-        Route route;
-        route.method = std::move(method);
-        route.pattern = std::move(pattern);
-        route.role = role;
-        route.operation_id = std::move(id);
-        route.summary = std::move(summary);
-        route.tag = std::move(tag);
-        route.handler = std::move(handler);
-        route.responses = std::move(responses);
-        route.request_required = !request_schema.empty();
-        route.request_schema = std::move(request_schema);
-        router.Add(std::move(route));
-    };
-    add("GET", "/healthz", Role::kPublic, "healthz", "The process is up", "health",
-        [s](Request r) { return Healthz(s, std::move(r)); }, {Ok(200, "Up", "Health")});
-    add("GET", "/readyz", Role::kPublic, "readyz",
-        "Ready: the store answers and unfinished runs were resumed", "health",
-        [s](Request r) { return Readyz(s, std::move(r)); },
-        {Ok(200, "Ready", "Health"),
-         Ok(503, "Not ready (starting, draining, store down)", "Problem")});
-    add("GET", "/metrics", s->options.metrics_public ? Role::kPublic : Role::kViewer, "metrics",
-        "Prometheus metrics (text exposition format)", "health",
-        [s](Request r) { return MetricsText(s, std::move(r)); },
-        {Ok(200, "Metrics", "Text", "text/plain")});
-    add("GET", "/api/openapi.json", Role::kViewer, "openapi",
-        "This API's OpenAPI 3.1 document (generated from the route table)", "health",
-        [s](Request r) { return OpenApi(s, std::move(r)); }, {Ok(200, "The document", "Object")});
-    add(
+    RouteTable table(router, "health");
+    table.Add("GET", "/healthz", Role::kPublic, "healthz", "The process is up",
+              [s](Request r) { return Healthz(s, std::move(r)); }, {Ok(200, "Up", "Health")});
+    table.Add("GET", "/readyz", Role::kPublic, "readyz",
+              "Ready: the store answers and unfinished runs were resumed",
+              [s](Request r) { return Readyz(s, std::move(r)); },
+              {Ok(200, "Ready", "Health"),
+               Ok(503, "Not ready (starting, draining, store down)", "Problem")});
+    table.Add("GET", "/metrics", s->options.metrics_public ? Role::kPublic : Role::kViewer,
+              "metrics", "Prometheus metrics (text exposition format)",
+              [s](Request r) { return MetricsText(s, std::move(r)); },
+              {Ok(200, "Metrics", "Text", "text/plain")});
+    table.Add("GET", "/api/openapi.json", Role::kViewer, "openapi",
+              "This API's OpenAPI 3.1 document (generated from the route table)",
+              [s](Request r) { return OpenApi(s, std::move(r)); },
+              {Ok(200, "The document", "Object")});
+    table.SetTag("tokens");
+    table.Add(
         "POST", "/api/tokens", Role::kAdmin, "createToken",
-        "Create an API token (its text is in this response only)", "tokens",
+        "Create an API token (its text is in this response only)",
         [s](Request r) { return CreateToken(s, std::move(r)); },
-        {Ok(201, "Created", "TokenCreated"), Ok(409, "The name is taken", "Problem")},
-        "TokenRequest");
-    add("GET", "/api/tokens", Role::kAdmin, "listTokens", "List tokens (never their text)",
-        "tokens", [s](Request r) { return ListTokens(s, std::move(r)); },
-        {Ok(200, "Tokens", "TokenList")});
-    add("DELETE", "/api/tokens/{name}", Role::kAdmin, "revokeToken", "Revoke a token for good",
-        "tokens", [s](Request r) { return RevokeToken(s, std::move(r)); },
-        {Ok(200, "Revoked", "TokenRevoked")});
-    add("GET", "/api/retention", Role::kViewer, "listRetention", "Retention policies", "retention",
-        [s](Request r) { return ListRetention(s, std::move(r)); },
-        {Ok(200, "Policies", "RetentionList")});
-    add(
+        {Ok(201, "Created", "TokenCreated"), Ok(409, "The name is taken", "Problem")}, {},
+        Body("TokenRequest"));
+    table.Add("GET", "/api/tokens", Role::kAdmin, "listTokens", "List tokens (never their text)",
+              [s](Request r) { return ListTokens(s, std::move(r)); },
+              {Ok(200, "Tokens", "TokenList")});
+    table.Add("DELETE", "/api/tokens/{name}", Role::kAdmin, "revokeToken",
+              "Revoke a token for good", [s](Request r) { return RevokeToken(s, std::move(r)); },
+              {Ok(200, "Revoked", "TokenRevoked")});
+    table.SetTag("retention");
+    table.Add("GET", "/api/retention", Role::kViewer, "listRetention", "Retention policies",
+              [s](Request r) { return ListRetention(s, std::move(r)); },
+              {Ok(200, "Policies", "RetentionList")});
+    table.Add(
         "PUT", "/api/retention/{workflow}", Role::kAdmin, "putRetention",
-        "Set the retention policy of a workflow (by name; * for the default)", "retention",
+        "Set the retention policy of a workflow (by name; * for the default)",
         [s](Request r) { return PutRetention(s, std::move(r)); },
-        {Ok(200, "Set", "RetentionPolicy")}, "RetentionRequest");
-    add("DELETE", "/api/retention/{workflow}", Role::kAdmin, "deleteRetention",
-        "Remove a retention policy", "retention",
-        [s](Request r) { return DeleteRetention(s, std::move(r)); },
-        {Ok(200, "Removed", "RetentionRemoved")});
+        {Ok(200, "Set", "RetentionPolicy")}, {}, Body("RetentionRequest"));
+    table.Add("DELETE", "/api/retention/{workflow}", Role::kAdmin, "deleteRetention",
+              "Remove a retention policy",
+              [s](Request r) { return DeleteRetention(s, std::move(r)); },
+              {Ok(200, "Removed", "RetentionRemoved")});
 }
 
 }  // namespace strowger::api::internal

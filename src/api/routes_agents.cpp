@@ -211,9 +211,10 @@ Standing::Standing(Service& s, std::string dir, model::CompileOptions compile)
       compile(compile),
       turns(s.executor, s.store, std::move(compile), Hooks(&s), s.clock, s.random),
       launcher(s, turns),
-      cron(s.executor, s.store, launcher,
-           [sp = &s](std::string run_id) { return WaitForEnd(sp, std::move(run_id)); }, s.clock,
-           s.random, CronOptions(s.options)) {
+      cron(
+          s.executor, s.store, launcher,
+          [sp = &s](std::string run_id) { return WaitForEnd(sp, std::move(run_id)); }, s.clock,
+          s.random, CronOptions(s.options)) {
     cron.agent_known = [this](const std::string& name) { return turns.Find(name) != nullptr; };
 }
 
@@ -243,8 +244,8 @@ Awaitable<Result<std::vector<std::string>>> Standing::Start() {
             spec.job_id = "cron_" + slug;
             spec.name = entry.name;
             spec.agent = m.name;
-            auto schedule = automation::Schedule::FromSpec(entry.schedule, entry.tz,
-                                                           service.clock.Now());
+            auto schedule =
+                automation::Schedule::FromSpec(entry.schedule, entry.tz, service.clock.Now());
             if (!schedule) {
                 std::string line = m.file + ":" + std::to_string(entry.pos.line) + ":" +
                                    std::to_string(entry.pos.column) + ": cron." + entry.name +
@@ -270,8 +271,8 @@ Awaitable<Result<std::vector<std::string>>> Standing::Start() {
                 continue;
             }
             auto put = co_await cron.Put(std::move(spec));
-            if (!put) problems.push_back(m.file + ": cron." + entry.name + ": " +
-                                         put.error().message());
+            if (!put)
+                problems.push_back(m.file + ": cron." + entry.name + ": " + put.error().message());
         }
     }
     for (const auto& job : cron.List()) {
@@ -306,11 +307,10 @@ void AddAgentRoutes(Router& router, Service& service, Standing& standing) {
         route.request_schema = std::move(request_schema);
         router.Add(std::move(route));
     };
-    add("GET", "/api/agents", Role::kViewer, "listAgents",
-        "The standing agents of --agents DIR",
-        [st](Request r) { return ListAgents(st, std::move(r)); },
-        {Ok(200, "Agents", "AgentList")});
-    add("POST", "/api/agents/{name}/message", Role::kOperator, "messageAgent",
+    add("GET", "/api/agents", Role::kViewer, "listAgents", "The standing agents of --agents DIR",
+        [st](Request r) { return ListAgents(st, std::move(r)); }, {Ok(200, "Agents", "AgentList")});
+    add(
+        "POST", "/api/agents/{name}/message", Role::kOperator, "messageAgent",
         "One durable agent turn: 202 {run_id}; with wait=true, 200 with the response",
         [s, st](Request r) { return SendMessage(s, st, std::move(r)); },
         {Ok(200, "The turn's response (wait=true)", "AgentReply"),

@@ -222,21 +222,23 @@ void AddCronRoutes(Router& router, Service& service, Standing& standing) {
     };
     add("GET", "/api/cron/jobs", Role::kViewer, "listCronJobs", "Every cron job",
         [st](Request r) { return ListJobs(st, std::move(r)); }, {Ok(200, "Jobs", "CronJobList")});
-    add("POST", "/api/cron/jobs", Role::kAdmin, "createCronJob",
+    add(
+        "POST", "/api/cron/jobs", Role::kAdmin, "createCronJob",
         "Create a cron job (an agent turn or a workflow run on a schedule)",
         [st](Request r) { return CreateJob(st, std::move(r)); },
         {Ok(201, "Created", "CronJob"), Ok(404, "No such agent", "Problem")}, "CronJobRequest");
     add("GET", "/api/cron/jobs/{id}", Role::kViewer, "getCronJob", "A cron job",
         [st](Request r) { return GetJob(st, std::move(r)); }, {Ok(200, "The job", "CronJob")});
-    add("PUT", "/api/cron/jobs/{id}", Role::kAdmin, "updateCronJob",
+    add(
+        "PUT", "/api/cron/jobs/{id}", Role::kAdmin, "updateCronJob",
         "Change a cron job (the fields given)",
-        [st](Request r) { return UpdateJob(st, std::move(r)); },
-        {Ok(200, "Updated", "CronJob")}, "CronJobRequest");
+        [st](Request r) { return UpdateJob(st, std::move(r)); }, {Ok(200, "Updated", "CronJob")},
+        "CronJobRequest");
     add("DELETE", "/api/cron/jobs/{id}", Role::kAdmin, "deleteCronJob",
-        "Delete a cron job and its fires",
-        [st](Request r) { return DeleteJob(st, std::move(r)); },
+        "Delete a cron job and its fires", [st](Request r) { return DeleteJob(st, std::move(r)); },
         {Ok(200, "Removed", "CronJobRemoved")});
-    add("PUT", "/api/cron/jobs/{id}/enable", Role::kAdmin, "enableCronJob",
+    add(
+        "PUT", "/api/cron/jobs/{id}/enable", Role::kAdmin, "enableCronJob",
         "Enable or disable a cron job ({\"enabled\": bool}); enabling resets its failures",
         [st](Request r) { return EnableJob(st, std::move(r)); },
         {Ok(200, "Updated", "CronJobEnabled")}, "CronJobEnable");

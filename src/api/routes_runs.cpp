@@ -658,60 +658,52 @@ Awaitable<Response> Rerun(Service* s, Request request) {
 
 // ---- Human tasks ----
 
+// Open tasks of waiting runs, a page of runs at a time (`limit` runs from `cursor`, newest
+// first), so that no run is left out however many wait; each run's tasks come from its
+// verified ledger (Service::OpenTasks, cached while its head does not move).
 Awaitable<Response> ListTasks(Service* s, Request request) {
     const std::string only_run = request.Query("run_id").value_or("");
     const std::string assignee = request.Query("assignee").value_or("");
-    std::vector<std::string> run_ids;
+    Response problem;
+    auto limit = QueryInt(request, "limit", 100, 1, 500, problem);
+    if (!limit) co_return problem;
+    std::vector<store::RunRecord> records;
+    std::string next_cursor;
     if (!only_run.empty()) {
-        run_ids.push_back(only_run);
+        auto record = co_await s->store->GetRun(only_run);
+        if (!record) co_return ProblemFor(record.error());
+        records.push_back(std::move(*record));
     } else {
         store::RunFilter filter;
         filter.statuses = {RunStatus::kWaiting, RunStatus::kNeedsReconciliation};
-        filter.limit = 500;
+        filter.limit = *limit;
+        filter.before_run_id = request.Query("cursor").value_or("");
         auto page = co_await s->store->ListRuns(filter);
         if (!page) co_return ProblemFor(page.error());
-        for (const auto& record : page->runs) run_ids.push_back(record.run_id);
+        records = std::move(page->runs);
+        next_cursor = std::move(page->next_cursor);
     }
     json::array tasks;
-    for (const auto& run_id : run_ids) {
-        auto loaded = co_await s->engine.LoadRun(run_id);
-        if (!loaded) {
-            if (!only_run.empty()) co_return ProblemFor(loaded.error());
+    for (auto& record : records) {
+        auto open = co_await s->OpenTasks(std::move(record));
+        if (!open) {
+            if (!only_run.empty()) co_return ProblemFor(open.error());
             continue;  // refused runs are not offered for decisions
         }
-        for (const auto* task : loaded->state.OpenTasks()) {
+        for (const auto& value : *open) {
             // Tool approvals and reconciliations name no assignee: any approver may decide.
-            if (!assignee.empty() && task->details && !task->details->assignees.empty() &&
-                std::find(task->details->assignees.begin(), task->details->assignees.end(),
-                          assignee) == task->details->assignees.end()) {
+            const auto& assignees = value.as_object().at("assignees").as_array();
+            if (!assignee.empty() && !assignees.empty() &&
+                std::find(assignees.begin(), assignees.end(), json::value(assignee)) ==
+                    assignees.end()) {
                 continue;
             }
-            json::object t;
-            t["run_id"] = run_id;
-            t["workflow"] = loaded->state.workflow;
-            t["task_id"] = task->task_id;
-            t["kind"] = task->kind;
-            t["title"] = task->title;
-            if (task->node_index >= 0 &&
-                static_cast<size_t>(task->node_index) < loaded->plan->nodes.size()) {
-                t["step"] = loaded->plan->nodes[static_cast<size_t>(task->node_index)].id;
-            }
-            if (!task->tool.empty()) t["tool"] = task->tool;
-            if (!task->arguments.empty()) t["arguments"] = task->arguments;
-            json::array assignees;
-            if (task->details) {
-                for (const auto& ref : task->details->assignees) assignees.emplace_back(ref);
-                t["approval_mode"] = task->details->approval_mode;
-                t["required_count"] = task->details->required_count;
-                t["approvals"] = static_cast<int64_t>(task->Approvals());
-            }
-            t["assignees"] = std::move(assignees);
-            t["created_at"] = FormatRfc3339(task->created_at);
-            tasks.push_back(std::move(t));
+            tasks.push_back(value);
         }
     }
     json::object out;
     out["tasks"] = std::move(tasks);
+    out["next_cursor"] = std::move(next_cursor);
     co_return JsonResponse(200, out);
 }
 
@@ -780,61 +772,43 @@ Awaitable<Response> Decide(Service* s, Request request) {
     co_return RawJsonResponse(200, std::move(response));
 }
 
-ResponseDoc Ok(int status, std::string description, std::string schema) {
-    return ResponseDoc{status, std::move(description), std::move(schema)};
-}
-
 }  // namespace
 
 void AddRunRoutes(Router& router, Service& service) {
     Service* s = &service;
-    auto add = [&](std::string method, std::string pattern, Role role, std::string id,
-                   std::string summary, Handler handler, std::vector<ResponseDoc> responses,
-                   std::vector<ParamDoc> params = {}, std::string request_schema = "") {
-        Route route;
-        route.method = std::move(method);
-        route.pattern = std::move(pattern);
-        route.role = role;
-        route.operation_id = std::move(id);
-        route.summary = std::move(summary);
-        route.tag = "runs";
-        route.handler = std::move(handler);
-        route.responses = std::move(responses);
-        route.params = std::move(params);
-        route.request_required = !request_schema.empty() && route.operation_id == "startRun";
-        route.request_schema = std::move(request_schema);
-        router.Add(std::move(route));
-    };
+    RouteTable table(router, "runs");
     const ParamDoc idempotency{"Idempotency-Key", "header", "string",
                                "Same key and same body: the same run; another body: 409"};
-    add(
+    table.Add(
         "POST", "/api/runs", Role::kOperator, "startRun",
         "Start a run of a registered workflow (by id or name, optionally a version)",
         [s](Request r) { return PostRun(s, std::move(r)); },
         {Ok(202, "Created; executing", "RunStarted"),
          Ok(200, "The idempotency key named this run already", "RunStarted"),
          Ok(409, "Idempotency key used with another body", "Problem")},
-        {idempotency}, "StartRunRequest");
-    add("GET", "/api/runs", Role::kViewer, "listRuns", "List runs, newest first",
-        [s](Request r) { return ListRuns(s, std::move(r)); },
-        {Ok(200, "A page of runs", "RunPage")},
-        {{"workflow", "query", "string", "Workflow id or name"},
-         {"status", "query", "string", "Statuses, comma-separated"},
-         {"since", "query", "string", "Only runs created at or after this RFC 3339 time"},
-         {"trigger_source", "query", "string", "Only runs started with this trigger source"},
-         {"limit", "query", "integer", "1-500 (default 50)"},
-         {"cursor", "query", "string", "next_cursor of the previous page"}});
-    add("GET", "/api/runs/{id}", Role::kViewer, "getRun",
+        {idempotency}, Body("StartRunRequest"));
+    table.Add("GET", "/api/runs", Role::kViewer, "listRuns", "List runs, newest first",
+              [s](Request r) { return ListRuns(s, std::move(r)); },
+              {Ok(200, "A page of runs", "RunPage")},
+              {{"workflow", "query", "string", "Workflow id or name"},
+               {"status", "query", "string", "Statuses, comma-separated"},
+               {"since", "query", "string", "Only runs created at or after this RFC 3339 time"},
+               {"trigger_source", "query", "string", "Only runs started with this trigger source"},
+               {"limit", "query", "integer", "1-500 (default 50)"},
+               {"cursor", "query", "string", "next_cursor of the previous page"}});
+    table.Add(
+        "GET", "/api/runs/{id}", Role::kViewer, "getRun",
         "A run, verified: {run, node_runs, events}",
         [s](Request r) { return GetRun(s, std::move(r)); },
         {Ok(200, "The run", "RunStatus"), Ok(500, "The run's ledger does not verify", "Problem")});
-    add("GET", "/api/runs/{id}/wait", Role::kViewer, "awaitRun",
-        "Wait until the run ends or stops (waiting, paused), or the timeout",
-        [s](Request r) { return WaitRun(s, std::move(r)); },
-        {Ok(200, "The run ended or stopped", "RunRecord"),
-         Ok(202, "Still executing at the timeout", "RunState")},
-        {{"timeout_ms", "query", "integer", "0-600000 (default 30000)"}});
-    add("GET", "/api/runs/{id}/events", Role::kViewer, "runEvents",
+    table.Add("GET", "/api/runs/{id}/wait", Role::kViewer, "awaitRun",
+              "Wait until the run ends or stops (waiting, paused), or the timeout",
+              [s](Request r) { return WaitRun(s, std::move(r)); },
+              {Ok(200, "The run ended or stopped", "RunRecord"),
+               Ok(202, "Still executing at the timeout", "RunState")},
+              {{"timeout_ms", "query", "integer", "0-600000 (default 30000)"}});
+    table.Add(
+        "GET", "/api/runs/{id}/events", Role::kViewer, "runEvents",
         "A run's ledger events (JSON pages by `after`, or text/event-stream resumable with "
         "Last-Event-ID, with model token deltas as transient `delta` events)",
         [s](Request r) { return RunEvents(s, std::move(r)); },
@@ -845,48 +819,49 @@ void AddRunRoutes(Router& router, Service& service) {
          {"limit", "query", "integer", "At most this many events"},
          {"stream", "query", "boolean", "true: text/event-stream (as Accept does)"},
          {"Last-Event-ID", "header", "integer", "Resume a stream after this seq"}});
-    add("GET", "/api/events", Role::kViewer, "allEvents",
-        "Every run's recent events, for consoles (JSON pages or an event stream)",
-        [s](Request r) { return AllEvents(s, std::move(r)); },
-        {Ok(200, "Events (or an event stream)", "GlobalEventPage")},
-        {{"run_id", "query", "string", "Only this run's"},
-         {"type", "query", "string", "Event types, comma-separated"},
-         {"after", "query", "integer", "Only events with a larger id"},
-         {"limit", "query", "integer", "1-10000 (default 1000)"},
-         {"stream", "query", "boolean", "true: text/event-stream"},
-         {"Last-Event-ID", "header", "integer", "Resume a stream after this id"}});
-    add(
+    table.Add("GET", "/api/events", Role::kViewer, "allEvents",
+              "Every run's recent events, for consoles (JSON pages or an event stream)",
+              [s](Request r) { return AllEvents(s, std::move(r)); },
+              {Ok(200, "Events (or an event stream)", "GlobalEventPage")},
+              {{"run_id", "query", "string", "Only this run's"},
+               {"type", "query", "string", "Event types, comma-separated"},
+               {"after", "query", "integer", "Only events with a larger id"},
+               {"limit", "query", "integer", "1-10000 (default 1000)"},
+               {"stream", "query", "boolean", "true: text/event-stream"},
+               {"Last-Event-ID", "header", "integer", "Resume a stream after this id"}});
+    table.Add(
         "POST", "/api/runs/{id}/pause", Role::kOperator, "pauseRun",
         "Pause a run at its next step boundary",
         [s](Request r) { return Control(s, std::move(r), store::ControlAction::kPause); },
         {Ok(202, "Pause applied or requested", "ControlResult"),
          Ok(409, "The run has ended", "Problem")},
-        {}, "ReasonRequest");
-    add(
+        {}, OptionalBody("ReasonRequest"));
+    table.Add(
         "POST", "/api/runs/{id}/cancel", Role::kOperator, "cancelRun",
         "Cancel a run (in-flight model calls are aborted)",
         [s](Request r) { return Control(s, std::move(r), store::ControlAction::kCancel); },
         {Ok(202, "Cancel applied or requested", "ControlResult"),
          Ok(409, "The run has ended", "Problem")},
-        {}, "ReasonRequest");
-    add(
+        {}, OptionalBody("ReasonRequest"));
+    table.Add(
         "POST", "/api/runs/{id}/resume", Role::kOperator, "resumeRun",
         "Continue a paused or interrupted run in the daemon",
         [s](Request r) { return Resume(s, std::move(r)); },
         {Ok(202, "Executing again", "RunState"),
          Ok(409, "Ended, executing, or waiting for a decision", "Problem")},
-        {}, "ReasonRequest");
-    add(
+        {}, OptionalBody("ReasonRequest"));
+    table.Add(
         "POST", "/api/runs/{id}/retry", Role::kOperator, "retryRun",
         "Reopen a finished run from its failed step, or from `step` and everything after it",
         [s](Request r) { return Retry(s, std::move(r), ""); },
         {Ok(202, "Executing again", "RunState"), Ok(409, "The run has not ended", "Problem")}, {},
-        "RetryRequest");
-    add("POST", "/api/runs/{id}/rerun", Role::kOperator, "rerunRun",
-        "Start a new run with the same input and pinned definition",
-        [s](Request r) { return Rerun(s, std::move(r)); },
-        {Ok(202, "The new run", "RerunStarted")});
-    add("POST", "/api/runs/{id}/nodes/{node}/retry", Role::kOperator, "retryNode",
+        OptionalBody("RetryRequest"));
+    table.Add("POST", "/api/runs/{id}/rerun", Role::kOperator, "rerunRun",
+              "Start a new run with the same input and pinned definition",
+              [s](Request r) { return Rerun(s, std::move(r)); },
+              {Ok(202, "The new run", "RerunStarted")});
+    table.Add(
+        "POST", "/api/runs/{id}/nodes/{node}/retry", Role::kOperator, "retryNode",
         "Reopen a finished run from this node and everything after it",
         [s](Request r) {
             std::string node = r.Param("node");
@@ -894,42 +869,45 @@ void AddRunRoutes(Router& router, Service& service) {
         },
         {Ok(202, "Executing again", "RunState"), Ok(409, "The run has not ended", "Problem")});
     // LibreFang's run controls: the same operations under /api/workflows/runs/{id}/...
-    add(
+    table.Add(
         "POST", "/api/workflows/runs/{id}/pause", Role::kOperator, "pauseWorkflowRun",
         "Pause a run (LibreFang path)",
         [s](Request r) { return Control(s, std::move(r), store::ControlAction::kPause); },
         {Ok(202, "Pause applied or requested", "ControlResult"),
          Ok(409, "The run has ended", "Problem")},
-        {}, "ReasonRequest");
-    add(
+        {}, OptionalBody("ReasonRequest"));
+    table.Add(
         "POST", "/api/workflows/runs/{id}/cancel", Role::kOperator, "cancelWorkflowRun",
         "Cancel a run (LibreFang path)",
         [s](Request r) { return Control(s, std::move(r), store::ControlAction::kCancel); },
         {Ok(202, "Cancel applied or requested", "ControlResult"),
          Ok(409, "The run has ended", "Problem")},
-        {}, "ReasonRequest");
-    add(
+        {}, OptionalBody("ReasonRequest"));
+    table.Add(
         "POST", "/api/workflows/runs/{id}/resume", Role::kOperator, "resumeWorkflowRun",
         "Resume a run (LibreFang path)", [s](Request r) { return Resume(s, std::move(r)); },
         {Ok(202, "Executing again", "RunState"),
          Ok(409, "Ended, executing, or waiting for a decision", "Problem")},
-        {}, "ReasonRequest");
-    add("POST", "/api/workflows/runs/{id}/rerun", Role::kOperator, "rerunWorkflowRun",
-        "Rerun a run (LibreFang path)", [s](Request r) { return Rerun(s, std::move(r)); },
-        {Ok(202, "The new run", "RerunStarted")});
-    add("GET", "/api/tasks", Role::kViewer, "listTasks",
-        "Open human tasks (tool approvals, reconciliations) of waiting runs",
-        [s](Request r) { return ListTasks(s, std::move(r)); }, {Ok(200, "Open tasks", "TaskList")},
-        {{"assignee", "query", "string",
-          "Only tasks this assignee may decide (tasks naming nobody: everyone)"},
-         {"run_id", "query", "string", "Only this run's"}});
-    add(
+        {}, OptionalBody("ReasonRequest"));
+    table.Add("POST", "/api/workflows/runs/{id}/rerun", Role::kOperator, "rerunWorkflowRun",
+              "Rerun a run (LibreFang path)", [s](Request r) { return Rerun(s, std::move(r)); },
+              {Ok(202, "The new run", "RerunStarted")});
+    table.Add("GET", "/api/tasks", Role::kViewer, "listTasks",
+              "Open human tasks (tool approvals, reconciliations) of waiting runs",
+              [s](Request r) { return ListTasks(s, std::move(r)); },
+              {Ok(200, "Open tasks", "TaskList")},
+              {{"assignee", "query", "string",
+                "Only tasks this assignee may decide (tasks naming nobody: everyone)"},
+               {"run_id", "query", "string", "Only this run's"},
+               {"limit", "query", "integer", "Waiting runs per page, 1-500 (default 100)"},
+               {"cursor", "query", "string", "next_cursor of the previous page"}});
+    table.Add(
         "POST", "/api/runs/{id}/tasks/{task}/decision", Role::kApprover, "decideTask",
         "Approve or reject an open human task; the run continues when none is left",
         [s](Request r) { return Decide(s, std::move(r)); },
         {Ok(200, "Decided", "Decision"),
          Ok(409, "Already decided, or the key was used for another decision", "Problem")},
-        {idempotency}, "DecisionRequest");
+        {idempotency}, OptionalBody("DecisionRequest"));
 }
 
 }  // namespace strowger::api::internal

@@ -252,59 +252,40 @@ Awaitable<Response> WorkflowRun(Service* s, Request request) {
     co_return JsonResponse(200, *run);
 }
 
-ResponseDoc Ok(int status, std::string description, std::string schema) {
-    return ResponseDoc{status, std::move(description), std::move(schema)};
-}
-
 }  // namespace
 
 void AddWorkflowRoutes(Router& router, Service& service) {
     Service* s = &service;
-    auto add = [&](std::string method, std::string pattern, Role role, std::string id,
-                   std::string summary, Handler handler, std::vector<ResponseDoc> responses,
-                   std::vector<ParamDoc> params = {}, std::string request_schema = "") {
-        Route route;
-        route.method = std::move(method);
-        route.pattern = std::move(pattern);
-        route.role = role;
-        route.operation_id = std::move(id);
-        route.summary = std::move(summary);
-        route.tag = "workflows";
-        route.handler = std::move(handler);
-        route.responses = std::move(responses);
-        route.params = std::move(params);
-        route.request_required = request_schema == "WorkflowDefinition";
-        route.request_schema = std::move(request_schema);
-        router.Add(std::move(route));
-    };
-    add(
+    RouteTable table(router, "workflows");
+    table.Add(
         "POST", "/api/workflows", Role::kAdmin, "createWorkflow",
         "Register a workflow (LibreFang's body, or any Strowger workflow as JSON or YAML)",
         [s](Request r) { return CreateWorkflow(s, std::move(r)); },
         {Ok(201, "Registered as version 1", "WorkflowCreated"),
          Ok(409, "A workflow of that name exists", "Problem"),
          Ok(422, "Not valid: every error with its field path and line:column", "Problem")},
-        {}, "WorkflowDefinition");
-    add("GET", "/api/workflows", Role::kViewer, "listWorkflows", "List the registered workflows",
-        [s](Request r) { return ListWorkflows(s, std::move(r)); },
-        {Ok(200, "Workflows", "WorkflowList")});
-    add("GET", "/api/workflows/{id}", Role::kViewer, "getWorkflow",
-        "A workflow (by id or name): its latest definition and every version",
-        [s](Request r) { return GetWorkflow(s, std::move(r)); },
-        {Ok(200, "The workflow", "WorkflowDetail")});
-    add(
+        {}, Body("WorkflowDefinition"));
+    table.Add("GET", "/api/workflows", Role::kViewer, "listWorkflows",
+              "List the registered workflows",
+              [s](Request r) { return ListWorkflows(s, std::move(r)); },
+              {Ok(200, "Workflows", "WorkflowList")});
+    table.Add("GET", "/api/workflows/{id}", Role::kViewer, "getWorkflow",
+              "A workflow (by id or name): its latest definition and every version",
+              [s](Request r) { return GetWorkflow(s, std::move(r)); },
+              {Ok(200, "The workflow", "WorkflowDetail")});
+    table.Add(
         "PUT", "/api/workflows/{id}", Role::kAdmin, "updateWorkflow",
         "Replace a workflow's definition: a new version (running runs keep theirs)",
         [s](Request r) { return UpdateWorkflow(s, std::move(r)); },
         {Ok(200, "Updated (changed: false when the definition was the same)", "WorkflowUpdated"),
          Ok(409, "Comes from a file of --workflows, or the new name is taken", "Problem"),
          Ok(422, "Not valid", "Problem")},
-        {}, "WorkflowDefinition");
-    add("DELETE", "/api/workflows/{id}", Role::kAdmin, "deleteWorkflow",
-        "Delete a workflow (its runs stay)",
-        [s](Request r) { return DeleteWorkflow(s, std::move(r)); },
-        {Ok(200, "Removed", "WorkflowRemoved")});
-    add(
+        {}, Body("WorkflowDefinition"));
+    table.Add("DELETE", "/api/workflows/{id}", Role::kAdmin, "deleteWorkflow",
+              "Delete a workflow (its runs stay)",
+              [s](Request r) { return DeleteWorkflow(s, std::move(r)); },
+              {Ok(200, "Removed", "WorkflowRemoved")});
+    table.Add(
         "POST", "/api/workflows/{id}/run", Role::kOperator, "runWorkflow",
         "Run a workflow: 202 {run_id}; with wait=true, 200 {run_id, output, status, "
         "step_results} or 422 with the failure (202 {run_id, status} if not done in time)",
@@ -316,19 +297,20 @@ void AddWorkflowRoutes(Router& router, Service& service) {
         {{"wait", "query", "boolean", "true: answer when the run ends or stops"},
          {"timeout_ms", "query", "integer", "With wait=true, answer after this long at most"},
          {"Idempotency-Key", "header", "string", "Same key: the same run"}},
-        "WorkflowRunRequest");
-    add(
+        OptionalBody("WorkflowRunRequest"));
+    table.Add(
         "POST", "/api/workflows/{id}/dry-run", Role::kViewer, "dryRunWorkflow",
         "The plan a run would follow, with no model calls",
         [s](Request r) { return DryRun(s, std::move(r)); },
         {Ok(200, "The plan", "DryRun"), Ok(409, "Does not compile here", "Problem")}, {},
-        "WorkflowRunRequest");
-    add("GET", "/api/workflows/{id}/runs", Role::kViewer, "listWorkflowRuns",
-        "The workflow's runs, newest first",
-        [s](Request r) { return WorkflowRuns(s, std::move(r)); },
-        {Ok(200, "Runs", "WorkflowRunList")},
-        {{"limit", "query", "integer", "1-200 (default 50)"}});
-    add("GET", "/api/workflows/runs/{id}", Role::kViewer, "getWorkflowRun",
+        OptionalBody("WorkflowRunRequest"));
+    table.Add("GET", "/api/workflows/{id}/runs", Role::kViewer, "listWorkflowRuns",
+              "The workflow's runs, newest first",
+              [s](Request r) { return WorkflowRuns(s, std::move(r)); },
+              {Ok(200, "Runs", "WorkflowRunList")},
+              {{"limit", "query", "integer", "1-200 (default 50)"}});
+    table.Add(
+        "GET", "/api/workflows/runs/{id}", Role::kViewer, "getWorkflowRun",
         "A run's record (LibreFang's WorkflowRun fields: step_results, ...)",
         [s](Request r) { return WorkflowRun(s, std::move(r)); },
         {Ok(200, "The run", "RunRecord"), Ok(500, "The run's ledger does not verify", "Problem")});

@@ -16,7 +16,6 @@
 namespace strowger::api::internal {
 namespace {
 
-constexpr size_t kDetailCacheEntries = 1024;
 constexpr size_t kOutcomesKept = 4096;
 // How long a start or resume may take to commit its first event before the request gives up
 // waiting (the run goes on).
@@ -198,12 +197,7 @@ Awaitable<Result<json::object>> Service::RunRecord(std::string run_id) {
 
 Awaitable<Result<std::string>> Service::RunDetail(std::string run_id) {
     STROWGER_CO_ASSIGN_OR_RETURN(auto record, co_await store->GetRun(run_id));
-    if (auto it = detail_cache_.find(run_id); it != detail_cache_.end()) {
-        if (it->second.head_seq == record.head.seq && it->second.head_hash == record.head.hash) {
-            detail_lru_.splice(detail_lru_.begin(), detail_lru_, it->second.lru);
-            co_return it->second.body;
-        }
-    }
+    if (const std::string* cached = details_.Find(run_id, record.head)) co_return *cached;
     STROWGER_CO_ASSIGN_OR_RETURN(auto run, co_await RunRecord(run_id));
     // The events as they verified: the chain up to the head the record was replayed from.
     const int64_t events = run["events"].as_int64();
@@ -238,22 +232,45 @@ Awaitable<Result<std::string>> Service::RunDetail(std::string run_id) {
     // Cached under the head it was verified at (the record read first may be older: then the
     // next read misses and verifies again).
     if (head.seq == record.head.seq && head.hash == record.head.hash) {
-        auto [it, inserted] = detail_cache_.try_emplace(run_id);
-        if (inserted) {
-            detail_lru_.push_front(run_id);
-            it->second.lru = detail_lru_.begin();
-        } else {
-            detail_lru_.splice(detail_lru_.begin(), detail_lru_, it->second.lru);
-        }
-        it->second.head_seq = head.seq;
-        it->second.head_hash = head.hash;
-        it->second.body = body;
-        while (detail_cache_.size() > kDetailCacheEntries) {
-            detail_cache_.erase(detail_lru_.back());
-            detail_lru_.pop_back();
-        }
+        details_.Put(run_id, head, body);
     }
     co_return body;
+}
+
+Awaitable<Result<json::array>> Service::OpenTasks(store::RunRecord record) {
+    if (const json::array* cached = open_tasks_.Find(record.run_id, record.head)) {
+        co_return *cached;
+    }
+    STROWGER_CO_ASSIGN_OR_RETURN(auto loaded, co_await engine.LoadRun(record.run_id));
+    json::array tasks;
+    for (const auto* task : loaded.state.OpenTasks()) {
+        json::object t;
+        t["run_id"] = record.run_id;
+        t["workflow"] = loaded.state.workflow;
+        t["task_id"] = task->task_id;
+        t["kind"] = task->kind;
+        t["title"] = task->title;
+        if (task->node_index >= 0 &&
+            static_cast<size_t>(task->node_index) < loaded.plan->nodes.size()) {
+            t["step"] = loaded.plan->nodes[static_cast<size_t>(task->node_index)].id;
+        }
+        if (!task->tool.empty()) t["tool"] = task->tool;
+        if (!task->arguments.empty()) t["arguments"] = task->arguments;
+        json::array assignees;
+        if (task->details) {
+            for (const auto& ref : task->details->assignees) assignees.emplace_back(ref);
+            t["approval_mode"] = task->details->approval_mode;
+            t["required_count"] = task->details->required_count;
+            t["approvals"] = static_cast<int64_t>(task->Approvals());
+        }
+        t["assignees"] = std::move(assignees);
+        t["created_at"] = FormatRfc3339(task->created_at);
+        tasks.push_back(std::move(t));
+    }
+    // Under the head it was verified at (a run that moved since its record was read misses
+    // next time and is replayed again).
+    open_tasks_.Put(record.run_id, loaded.state.head, tasks);
+    co_return tasks;
 }
 
 void Service::Supervise(const std::string& run_id, const Error& error) {

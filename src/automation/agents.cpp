@@ -4,8 +4,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -66,9 +66,10 @@ class TomlReader {
             if (std::find(known.begin(), known.end(), k) != known.end()) continue;
             std::vector<std::string_view> candidates(known.begin(), known.end());
             std::string hint = ClosestMatch(k, candidates);
-            out_.diagnostics.push_back(ErrorAt(
-                file_, &value, path.empty() ? std::string(k) : path + "." + std::string(k),
-                "unknown field" + (hint.empty() ? std::string() : " (did you mean " + hint + "?)")));
+            out_.diagnostics.push_back(
+                ErrorAt(file_, &value, path.empty() ? std::string(k) : path + "." + std::string(k),
+                        "unknown field" +
+                            (hint.empty() ? std::string() : " (did you mean " + hint + "?)")));
         }
     }
     std::optional<std::string> String(const toml::table& table, std::string_view key,
@@ -95,8 +96,7 @@ class TomlReader {
         Bad(node, path, key, "expected a number");
         return std::nullopt;
     }
-    std::optional<std::vector<std::string>> Strings(const toml::table& table,
-                                                    std::string_view key,
+    std::optional<std::vector<std::string>> Strings(const toml::table& table, std::string_view key,
                                                     const std::string& path) {
         const toml::node* node = table.get(key);
         if (node == nullptr) return std::nullopt;
@@ -118,9 +118,9 @@ class TomlReader {
     }
     void Bad(const toml::node* node, const std::string& path, std::string_view key,
              std::string message) {
-        out_.diagnostics.push_back(ErrorAt(
-            file_, node, path.empty() ? std::string(key) : path + "." + std::string(key),
-            std::move(message)));
+        out_.diagnostics.push_back(
+            ErrorAt(file_, node, path.empty() ? std::string(key) : path + "." + std::string(key),
+                    std::move(message)));
     }
 
   private:
@@ -197,8 +197,8 @@ void LoadYamlAgent(const fs::path& path, ManifestSet& out) {
     bool failed = false;
     for (auto& d : loaded.diagnostics) {
         // Only what concerns this file (other agent files report themselves).
-        if (d.pos.file != path.string() && d.pos.file.find(path.filename().string()) ==
-                                               std::string::npos) {
+        if (d.pos.file != path.string() &&
+            d.pos.file.find(path.filename().string()) == std::string::npos) {
             continue;
         }
         if (d.severity == Diagnostic::Severity::kError) failed = true;
@@ -273,8 +273,8 @@ ManifestSet ParseTomlManifest(std::string_view text, const std::string& file) {
             m.spec.model = *text;
         } else if (const auto* t = model->as_table()) {
             r.Keys(*t, "model",
-                   {"provider", "model", "system_prompt", "temperature", "max_tokens", "api_key_env",
-                    "base_url"});
+                   {"provider", "model", "system_prompt", "temperature", "max_tokens",
+                    "api_key_env", "base_url"});
             std::string provider = r.String(*t, "provider", "model").value_or("");
             std::string name = r.String(*t, "model", "model").value_or("");
             m.spec.model = provider.empty() || name.find(':') != std::string::npos
@@ -291,8 +291,9 @@ ManifestSet ParseTomlManifest(std::string_view text, const std::string& file) {
         out.diagnostics.push_back(Error(file, 1, 1, "model", "an agent needs a model"));
     }
     if (const auto* caps = root["capabilities"].as_table()) {
-        r.Keys(*caps, "capabilities", {"tools", "network", "shell", "memory_read", "memory_write",
-                                       "agent_spawn", "agent_message", "ofp_discover"});
+        r.Keys(*caps, "capabilities",
+               {"tools", "network", "shell", "memory_read", "memory_write", "agent_spawn",
+                "agent_message", "ofp_discover"});
         if (auto v = r.Strings(*caps, "tools", "capabilities")) m.spec.tools = *v;
     }
     if (const auto* res = root["resources"].as_table()) {
@@ -352,9 +353,9 @@ ManifestSet LoadManifests(const std::string& dir, const model::CompileOptions& c
             }
             for (const auto& other : out.agents) {
                 if (other.name == agent.name) {
-                    one.diagnostics.push_back(Error(path.string(), 1, 1, "name",
-                                                    "agent \"" + agent.name +
-                                                        "\" is also defined in " + other.file));
+                    one.diagnostics.push_back(
+                        Error(path.string(), 1, 1, "name",
+                              "agent \"" + agent.name + "\" is also defined in " + other.file));
                     failed = true;
                 }
             }
@@ -439,8 +440,8 @@ Compaction Compact(const std::vector<store::SessionMessage>& messages, std::stri
         if (c.summary.size() > summary_cap) {
             size_t cut = c.summary.size() - summary_cap;
             size_t line = c.summary.find('\n', cut);
-            c.summary = line == std::string::npos ? c.summary.substr(cut)
-                                                  : c.summary.substr(line + 1);
+            c.summary =
+                line == std::string::npos ? c.summary.substr(cut) : c.summary.substr(line + 1);
         }
         first = end;
     }
@@ -473,8 +474,7 @@ Awaitable<Result<RunEnd>> ReadRunEnd(store::Store& store, std::string run_id) {
 }
 
 AgentTurns::AgentTurns(Executor executor, std::shared_ptr<store::Store> store,
-                       model::CompileOptions compile, RunHooks hooks, Clock& clock,
-                       Random& random)
+                       model::CompileOptions compile, RunHooks hooks, Clock& clock, Random& random)
     : executor_(std::move(executor)),
       store_(std::move(store)),
       compile_(std::move(compile)),
@@ -502,8 +502,8 @@ const AgentManifest* AgentTurns::Find(std::string_view name_or_id) const {
 Result<std::shared_ptr<const model::Plan>> AgentTurns::PlanFor(const AgentManifest& manifest,
                                                                const std::string& model_override,
                                                                std::chrono::seconds timeout) {
-    std::string key = manifest.name + '\n' + model_override + '\n' +
-                      std::to_string(timeout.count());
+    std::string key =
+        manifest.name + '\n' + model_override + '\n' + std::to_string(timeout.count());
     if (auto it = plans_.find(key); it != plans_.end()) return it->second;
     auto compiled = model::Compile(TurnWorkflow(manifest.spec, model_override, timeout), compile_);
     if (!compiled.ok()) {
@@ -537,12 +537,12 @@ Awaitable<Result<AgentTurns::Started>> AgentTurns::Send(AgentMessage message,
         }
     }
     // Precedence: the message's (a cron job's) mode, else the manifest's, else persistent.
-    std::string mode = !message.session_mode.empty()    ? message.session_mode
+    std::string mode = !message.session_mode.empty()     ? message.session_mode
                        : !manifest->session_mode.empty() ? manifest->session_mode
                                                          : "persistent";
     std::string channel = message.channel.empty() ? "api" : message.channel;
-    STROWGER_CO_ASSIGN_OR_RETURN(auto plan, PlanFor(*manifest, message.model_override,
-                                                    message.timeout));
+    STROWGER_CO_ASSIGN_OR_RETURN(auto plan,
+                                 PlanFor(*manifest, message.model_override, message.timeout));
     store::AgentSession wanted;
     wanted.session_id = "ses_" + NewRunId(clock_, random_);
     wanted.agent = manifest->name;
@@ -563,7 +563,8 @@ Awaitable<Result<AgentTurns::Started>> AgentTurns::Send(AgentMessage message,
     input["session_id"] = session.session_id;
     if (!c.summary.empty()) input["summary"] = c.summary;
     json::array past;
-    for (const auto& m : c.kept) past.push_back(json::object{{"role", m.role}, {"content", m.content}});
+    for (const auto& m : c.kept)
+        past.push_back(json::object{{"role", m.role}, {"content", m.content}});
     input["history"] = std::move(past);
     if (started.silent) input["silent"] = true;
     if (c.dropped_messages > 0) {

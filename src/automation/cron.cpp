@@ -28,8 +28,10 @@ Result<json::object> CheckAction(const json::value& value, const std::string& ag
         }
         std::string mode(JsonString(*o, "session_mode"));
         if (!mode.empty() && mode != "persistent" && mode != "new") {
-            return InvalidArgumentError("action.session_mode: expected \"persistent\" or \"new\", "
-                                        "not \"" + mode + "\"");
+            return InvalidArgumentError(
+                "action.session_mode: expected \"persistent\" or \"new\", "
+                "not \"" +
+                mode + "\"");
         }
         if (const auto* t = o->if_contains("timeout_secs");
             t != nullptr && !t->is_null() && (!t->is_int64() || t->as_int64() < 1)) {
@@ -157,9 +159,9 @@ Awaitable<void> CronScheduler::Loop() {
         auto next = NextDue();
         auto delay = std::chrono::hours(24) + std::chrono::nanoseconds(0);
         if (next) {
-            delay = std::max(std::chrono::nanoseconds(0),
-                             std::chrono::duration_cast<std::chrono::nanoseconds>(*next -
-                                                                                  clock_.Now()));
+            delay = std::max(
+                std::chrono::nanoseconds(0),
+                std::chrono::duration_cast<std::chrono::nanoseconds>(*next - clock_.Now()));
         }
         timer_->expires_after(delay);
         co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
@@ -181,14 +183,15 @@ Awaitable<void> CronScheduler::FireDue() {
         auto it = jobs_.find(due.job_id);
         if (it == jobs_.end()) continue;
         ++it->second.generation;  // this fire is taken; Fire enqueues the next
+        // Each fire goes on by itself: fires due together are recorded concurrently (the
+        // SQLite store commits them in one transaction), and none waits for another's run.
         if (now - due.at > options_.misfire_grace) {
-            co_await Misfire(due.job_id);
+            asio::co_spawn(executor_, Misfire(due.job_id), asio::detached);
             continue;
         }
-        lateness_.push_back(std::chrono::duration_cast<std::chrono::microseconds>(now - due.at));
         Entry& entry = it->second;
         SystemTime following = NextAfter(entry, std::max(due.at, now));
-        co_await Fire(due.job_id, due.at, following, false, 1);
+        asio::co_spawn(executor_, Fire(due.job_id, due.at, following, false, 1), asio::detached);
     }
     firing_ = false;
 }
@@ -225,8 +228,8 @@ Awaitable<void> CronScheduler::Misfire(std::string job_id) {
             skipped.scheduled_at = missed[fired];
             skipped.recorded_at = now;
             skipped.status = "skipped";
-            skipped.reason = "misfire: more than " + std::to_string(options_.max_catch_up) +
-                             " missed fires";
+            skipped.reason =
+                "misfire: more than " + std::to_string(options_.max_catch_up) + " missed fires";
             skipped.catch_up = true;
             skipped.missed = count - static_cast<int64_t>(fired);
             auto& entry = jobs_.at(job_id);
@@ -305,6 +308,11 @@ Awaitable<void> CronScheduler::StartFire(store::CronFire fire) {
     auto it = jobs_.find(fire.job_id);
     if (it == jobs_.end()) co_return;
     const store::CronJob job = it->second.job;
+    if (!fire.catch_up) {
+        // How late the fire starts its run (recorded and about to call the launcher).
+        lateness_.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
+            clock_.Now() - fire.scheduled_at));
+    }
     Origin origin;
     origin.kind = "cron";
     origin.id = job.job_id;
@@ -317,8 +325,8 @@ Awaitable<void> CronScheduler::StartFire(store::CronFire fire) {
         if (JsonString(action, "kind") == "workflow_run") {
             json::value input = action.contains("input") ? action.at("input") : json::value("");
             std::string workflow(JsonString(action, "workflow_id"));
-            run_id = co_await launcher_.StartWorkflow(std::move(workflow), std::move(input),
-                                                      origin, key);
+            run_id = co_await launcher_.StartWorkflow(std::move(workflow), std::move(input), origin,
+                                                      key);
         } else {
             AgentMessage message;
             message.agent = job.agent;
@@ -374,8 +382,8 @@ Awaitable<void> CronScheduler::Watch(store::CronFire fire) {
         failed = end->status == ledger::RunStatus::kFailed ||
                  end->status == ledger::RunStatus::kCancelled;
         if (failed) {
-            reason = end->error.empty() ? std::string(ledger::RunStatusName(end->status))
-                                        : end->error;
+            reason =
+                end->error.empty() ? std::string(ledger::RunStatusName(end->status)) : end->error;
         } else {
             status = "completed";
         }
@@ -416,8 +424,8 @@ Awaitable<Result<store::CronJob>> CronScheduler::Put(CronJobSpec spec) {
     STROWGER_CO_ASSIGN_OR_RETURN(auto schedule, Schedule::FromJson(spec.schedule, now));
     STROWGER_CO_ASSIGN_OR_RETURN(auto action, CheckAction(spec.action, spec.agent, agent_known));
     if (spec.misfire != "coalesce" && spec.misfire != "skip" && spec.misfire != "all") {
-        co_return InvalidArgumentError("misfire: expected \"coalesce\", \"skip\" or \"all\", not \"" +
-                                       spec.misfire + "\"");
+        co_return InvalidArgumentError(
+            "misfire: expected \"coalesce\", \"skip\" or \"all\", not \"" + spec.misfire + "\"");
     }
     if (spec.overlap != "skip" && spec.overlap != "allow") {
         co_return InvalidArgumentError("overlap: expected \"skip\" or \"allow\", not \"" +

@@ -80,7 +80,7 @@ class CronScheduler {
     bool Running(const std::string& job_id) const;
 
     // Fires every job due at clock.Now() (the timer's work; tests call it after moving a fake
-    // clock).
+    // clock). Each fire runs by itself: FireDue returns once they are under way.
     Awaitable<void> FireDue();
     // The earliest next fire of an enabled job.
     std::optional<SystemTime> NextDue();
@@ -88,7 +88,8 @@ class CronScheduler {
     // Fires whose run has not stopped yet.
     size_t InFlight() const { return watching_; }
 
-    // Lateness of fires started by the timer (now - scheduled), for the benchmark.
+    // How late fires started their run (now - scheduled, once the fire is recorded), for the
+    // benchmark.
     std::vector<std::chrono::microseconds>& lateness() { return lateness_; }
 
     // Says whether an agent exists (set by the daemon).

@@ -67,8 +67,8 @@ class CronTest : public ::testing::Test {
   protected:
     CronTest() : clock_(T("2026-12-07T07:59:30Z")) {}
 
-    std::unique_ptr<CronScheduler> Make(std::function<Awaitable<Result<RunEnd>>(std::string)> wait =
-                                            nullptr) {
+    std::unique_ptr<CronScheduler> Make(
+        std::function<Awaitable<Result<RunEnd>>(std::string)> wait = nullptr) {
         CronScheduler::Options options;
         options.run_timer = false;
         auto s = std::make_unique<CronScheduler>(io_.get_executor(), store_, launcher_,
@@ -111,7 +111,8 @@ class CronTest : public ::testing::Test {
         spec.name = "morning";
         spec.agent = "ops";
         spec.schedule = ParseJson(schedule_json).value();
-        spec.action = ParseJson(R"({"kind":"agent_turn","message":"Summarise the alerts"})").value();
+        spec.action =
+            ParseJson(R"({"kind":"agent_turn","message":"Summarise the alerts"})").value();
         spec.misfire = std::move(misfire);
         return spec;
     }
@@ -133,10 +134,13 @@ TEST_F(CronTest, AJobFiresAtItsTimeOnceAndMovesToTheNext) {
     EXPECT_EQ(FormatRfc3339(job->next_fire_at), "2026-12-07T08:00:00.000000Z");
     EXPECT_EQ(FormatRfc3339(*cron->NextDue()), "2026-12-07T08:00:00.000000Z");
     Run(cron->FireDue());
+    Drain();
     EXPECT_TRUE(launcher_.runs.empty());  // not due yet
     clock_.Set(T("2026-12-07T08:00:00.004Z"));
     Run(cron->FireDue());
+    Drain();
     Run(cron->FireDue());
+    Drain();
     Drain();
     ASSERT_EQ(launcher_.runs.size(), 1u);
     EXPECT_EQ(launcher_.runs[0], "agent:ops:Summarise the alerts");
@@ -250,9 +254,11 @@ TEST_F(CronTest, OverlapSkipRecordsASkipWhileThePreviousRunIsRunning) {
     auto id = Run(cron->Put(Spec(R"({"kind":"every","every_secs":60})")))->job_id;
     clock_.Set(clock_.Now() + std::chrono::seconds(60));
     Run(cron->FireDue());
+    Drain();
     EXPECT_TRUE(cron->Running(id));
     clock_.Set(clock_.Now() + std::chrono::seconds(60));
     Run(cron->FireDue());
+    Drain();
     EXPECT_EQ(launcher_.runs.size(), 1u);
     auto fires = Fires(id);
     ASSERT_EQ(fires.size(), 2u);
@@ -270,8 +276,10 @@ TEST_F(CronTest, OverlapSkipRecordsASkipWhileThePreviousRunIsRunning) {
     gate.expires_after(std::chrono::hours(1));
     clock_.Set(clock_.Now() + std::chrono::seconds(60));
     Run(cron->FireDue());
+    Drain();
     clock_.Set(clock_.Now() + std::chrono::seconds(60));
     Run(cron->FireDue());
+    Drain();
     EXPECT_EQ(launcher_.runs.size(), 3u);
     gate.cancel();
     Drain();
@@ -288,6 +296,7 @@ TEST_F(CronTest, FiveFailuresInARowDisableTheJobVisibly) {
         clock_.Set(clock_.Now() + std::chrono::seconds(60));
         Run(cron->FireDue());
         Drain();
+        Drain();
     }
     EXPECT_TRUE(cron->Get(id)->enabled);
     EXPECT_EQ(cron->Get(id)->consecutive_failures, 4);
@@ -296,14 +305,15 @@ TEST_F(CronTest, FiveFailuresInARowDisableTheJobVisibly) {
     clock_.Set(clock_.Now() + std::chrono::seconds(60));
     Run(cron->FireDue());
     Drain();
+    Drain();
     auto job = Run(store_->GetCronJob(id)).value();
     EXPECT_FALSE(job.enabled);
     EXPECT_EQ(job.consecutive_failures, 5);
-    EXPECT_EQ(job.disabled_reason,
-              "5 consecutive failures (last: cannot start: provider down)");
+    EXPECT_EQ(job.disabled_reason, "5 consecutive failures (last: cannot start: provider down)");
     EXPECT_FALSE(cron->NextDue().has_value());
     clock_.Set(clock_.Now() + std::chrono::seconds(600));
     Run(cron->FireDue());
+    Drain();
     EXPECT_EQ(Fires(id).size(), 5u);
     // Enabling it again resets the count.
     launcher_.fail = false;
@@ -367,6 +377,7 @@ TEST_F(CronTest, WorkflowActionsAndBadJobs) {
     clock_.Set(clock_.Now() + std::chrono::hours(1));
     Run(cron->FireDue());
     Drain();
+    Drain();
     ASSERT_EQ(launcher_.runs.size(), 1u);
     EXPECT_EQ(launcher_.runs[0], R"(workflow:report:{"day":"today"})");
 
@@ -399,6 +410,7 @@ TEST_F(CronTest, TheJobsSessionModeReachesTheTurn) {
     ASSERT_TRUE(Run(cron->Put(spec)).has_value());
     clock_.Set(clock_.Now() + std::chrono::seconds(60));
     Run(cron->FireDue());
+    Drain();
     Drain();
     EXPECT_EQ(launcher_.last_session_mode, "new");
 }

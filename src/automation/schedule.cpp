@@ -30,7 +30,7 @@ constexpr const char* kMonthNames[] = {"jan", "feb", "mar", "apr", "may", "jun",
 constexpr const char* kDayNames[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 
 constexpr FieldInfo kFields[] = {
-    {"minute", 0, 59, nullptr, 0},     {"hour", 0, 23, nullptr, 0},
+    {"minute", 0, 59, nullptr, 0},       {"hour", 0, 23, nullptr, 0},
     {"day of month", 1, 31, nullptr, 0}, {"month", 1, 12, kMonthNames, 1},
     {"day of week", 0, 7, kDayNames, 0},
 };
@@ -198,8 +198,7 @@ Result<Schedule> Schedule::At(SystemTime at, SystemTime now) {
         return InvalidArgumentError("at " + FormatRfc3339(at) + " is in the past");
     }
     if (at > now + kMaxAtAhead) {
-        return InvalidArgumentError("at " + FormatRfc3339(at) +
-                                    " is more than a year ahead");
+        return InvalidArgumentError("at " + FormatRfc3339(at) + " is more than a year ahead");
     }
     Schedule s;
     s.kind_ = Kind::kAt;
@@ -215,7 +214,8 @@ Result<Schedule> Schedule::FromJson(const json::value& value, SystemTime now) {
     }
     std::string kind(JsonString(*o, "kind"));
     auto prefixed = [](Result<Schedule> r, std::string_view field) -> Result<Schedule> {
-        if (!r) return std::unexpected(r.error().WithPrefix("schedule." + std::string(field) + ": "));
+        if (!r)
+            return std::unexpected(r.error().WithPrefix("schedule." + std::string(field) + ": "));
         return r;
     };
     if (kind == "cron") {
@@ -274,8 +274,8 @@ std::optional<SystemTime> Schedule::NextAfter(SystemTime after, SystemTime ancho
             if (at_ > after) return at_;
             return std::nullopt;
         case Kind::kEvery: {
-            const auto period = std::chrono::duration_cast<SystemTime::duration>(
-                seconds(every_secs_));
+            const auto period =
+                std::chrono::duration_cast<SystemTime::duration>(seconds(every_secs_));
             if (after < anchor) return anchor + period;
             auto n = (after - anchor) / period + 1;
             return anchor + n * period;

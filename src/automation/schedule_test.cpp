@@ -96,9 +96,7 @@ TEST(ScheduleTest, JsonShapesAndTheirErrors) {
               "schedule.at: at 2026-12-01T00:00:00.000000Z is in the past");
     EXPECT_EQ(parse(R"({"kind":"at","at":"2028-01-01T00:00:00Z"})").error().message(),
               "schedule.at: at 2028-01-01T00:00:00.000000Z is more than a year ahead");
-    EXPECT_EQ(parse(R"({"kind":"cron","expr":"0 8 * * *","tz":"Nowhere/City"})")
-                  .error()
-                  .message(),
+    EXPECT_EQ(parse(R"({"kind":"cron","expr":"0 8 * * *","tz":"Nowhere/City"})").error().message(),
               "schedule.tz: unknown time zone \"Nowhere/City\" (an IANA name such as "
               "Europe/Berlin)");
     EXPECT_EQ(parse(R"({"kind":"cron","expr":"0 99 * * *"})").error().message(),

@@ -39,9 +39,8 @@ int DoAgent(const std::string& action, const AgentFlags& flags, const GlobalFlag
         for (const auto& value : reply->json.as_array()) {
             const auto& a = value.as_object();
             std::cout << JsonString(a, "name") << "\t" << JsonString(a, "model") << "\t"
-                      << JsonString(a, "session_mode") << "\t"
-                      << JsonInt(a, "max_history_tokens") << " tokens\t"
-                      << JsonInt(a, "cron_jobs") << " cron\n";
+                      << JsonString(a, "session_mode") << "\t" << JsonInt(a, "max_history_tokens")
+                      << " tokens\t" << JsonInt(a, "cron_jobs") << " cron\n";
         }
         return 0;
     }

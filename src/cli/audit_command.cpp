@@ -7,20 +7,18 @@
 #include <sstream>
 
 #include "audit/anchors.hpp"
+#include "audit/report.hpp"
 #include "audit/verifier.hpp"
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/context.hpp"
+#include "cli/remote.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
 #include "ledger/chain.hpp"
 
 namespace strowger::cli {
 namespace {
-
-std::string Short(std::string_view hash) {
-    return std::string(hash.substr(0, 16)) + "\xE2\x80\xA6";
-}
 
 // Every run id in the store, newest first.
 Result<std::vector<std::string>> AllRunIds(Context& context) {
@@ -39,20 +37,17 @@ Result<std::vector<std::string>> AllRunIds(Context& context) {
 
 struct VerifyFlags {
     std::string store;
+    std::string server;
     std::vector<std::string> run_ids;
     bool all = false;
     std::string anchors;
     std::string pubkey;
 };
 
-// The leaves the batch log signed, by run.
-using SignedLeaves = std::map<std::string, std::vector<ledger::CheckpointLeaf>, std::less<>>;
-
-// Verifies one run as every read path does, plus what only an audit checks: the leaves the
-// batch log signed for it (found even if its checkpoint rows were deleted) and its anchors.
+// Verifies one run as every read path does, plus what only an audit checks (audit/report.hpp).
 // Prints one line; returns false if anything is wrong.
 // Run ids and the store's messages are escaped: a tampered store could hold anything.
-bool VerifyOne(Context& context, const std::string& run_id, const SignedLeaves& leaves,
+bool VerifyOne(Context& context, const std::string& run_id, const audit::SignedLeaves& leaves,
                const std::vector<audit::Anchor>& anchors, int& store_errors) {
     auto line = [](std::string_view text) { return Shown(text, Newlines::kEscape); };
     auto verified = context.Await(context.engine().VerifyRun(run_id));
@@ -61,82 +56,46 @@ bool VerifyOne(Context& context, const std::string& run_id, const SignedLeaves& 
         ++store_errors;
         return false;
     }
-    std::optional<audit::Finding> finding = verified->finding;
-    const auto& hashes = verified->hashes;
-    auto hash_at = [&](int64_t seq) -> const std::string* {
-        if (seq < 1 || seq > static_cast<int64_t>(hashes.size())) return nullptr;
-        return &hashes[static_cast<size_t>(seq - 1)];
-    };
     int64_t signed_leaves = 0;
+    std::optional<audit::Finding> finding = verified->finding;
     if (!finding) {
-        if (auto it = leaves.find(run_id); it != leaves.end()) {
-            for (const auto& leaf : it->second) {
-                ++signed_leaves;
-                const std::string* hash = hash_at(leaf.seq);
-                if (hash == nullptr) {
-                    finding =
-                        audit::Finding{leaf.seq, "truncated",
-                                       "the batch log signed seq " + std::to_string(leaf.seq) +
-                                           "; the ledger ends at " + std::to_string(hashes.size())};
-                    break;
-                }
-                if (*hash != leaf.head) {
-                    finding = audit::Finding{leaf.seq, "checkpoint mismatch",
-                                             "the batch log signed head " + Short(leaf.head) +
-                                                 ", the ledger has " + Short(*hash)};
-                    break;
-                }
-            }
-        }
-    }
-    if (!finding) {
-        for (const auto& anchor : anchors) {
-            if (anchor.kind != audit::Anchor::Kind::kRun || anchor.run_id != run_id) continue;
-            const std::string* hash = hash_at(anchor.seq);
-            if (hash == nullptr) {
-                finding =
-                    audit::Finding{anchor.seq, "truncated before its anchored head",
-                                   "anchored at seq " + std::to_string(anchor.seq) +
-                                       " (anchors line " + std::to_string(anchor.line) +
-                                       "); the ledger ends at " + std::to_string(hashes.size())};
-                break;
-            }
-            if (*hash != anchor.hash) {
-                finding = audit::Finding{anchor.seq, "rewritten before its anchored head",
-                                         "anchored " + Short(anchor.hash) + " (anchors line " +
-                                             std::to_string(anchor.line) + "), the ledger has " +
-                                             Short(*hash)};
-                break;
-            }
-        }
+        finding =
+            audit::CheckSignedAndAnchored(run_id, verified->hashes, leaves, anchors, signed_leaves);
     }
     if (finding) {
         std::cout << line(run_id) << ": BROKEN " << line(finding->Describe()) << "\n";
         return false;
     }
     std::cout << line(run_id) << ": ok (" << verified->events << " events, " << signed_leaves
-              << " signed checkpoints, head " << Short(verified->head.hash) << ")\n";
+              << " signed checkpoints, head " << audit::ShortHash(verified->head.hash) << ")\n";
     return true;
+}
+
+// The anchors file of --anchors, parsed (exit code on failure).
+std::optional<int> ReadAnchors(const std::string& file, std::vector<audit::Anchor>& anchors,
+                               std::string* text_out = nullptr) {
+    if (file.empty()) return std::nullopt;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        PrintError(file + ": cannot read");
+        return ToInt(ExitCode::kUsage);
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto parsed = audit::ParseAnchors(text.str(), file);
+    if (!parsed) {
+        PrintError(parsed.error().message());
+        return ToInt(ExitCode::kUsage);
+    }
+    anchors = std::move(*parsed);
+    if (text_out != nullptr) *text_out = text.str();
+    return std::nullopt;
 }
 
 int DoVerify(const VerifyFlags& flags, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
     std::vector<audit::Anchor> anchors;
-    if (!flags.anchors.empty()) {
-        std::ifstream in(flags.anchors, std::ios::binary);
-        if (!in) {
-            PrintError(flags.anchors + ": cannot read");
-            return ToInt(ExitCode::kUsage);
-        }
-        std::ostringstream text;
-        text << in.rdbuf();
-        auto parsed = audit::ParseAnchors(text.str(), flags.anchors);
-        if (!parsed) {
-            PrintError(parsed.error().message());
-            return ToInt(ExitCode::kUsage);
-        }
-        anchors = std::move(*parsed);
-    }
+    if (auto failed = ReadAnchors(flags.anchors, anchors)) return *failed;
     KeyUse key_use;
     key_use.pubkey_file = flags.pubkey;
     auto context = Context::Open(flags.store, global.providers_file, key_use);
@@ -146,43 +105,14 @@ int DoVerify(const VerifyFlags& flags, const GlobalFlags& global) {
     }
     Context& ctx = **context;
 
-    // The batch log: its own chain and signatures, and the leaves it signed, by run.
-    SignedLeaves leaves;
-    int64_t batches = 0;
-    bool log_ok = true;
-    auto log = ctx.Await(audit::VerifyBatchLog(ctx.store(), ctx.engine().checkpoint_verifier(),
-                                               [&](const ledger::CheckpointBatch& b) {
-                                                   for (const auto& leaf : b.leaves)
-                                                       leaves[leaf.run_id].push_back(leaf);
-                                               }));
+    auto log =
+        ctx.Await(audit::AuditBatchLog(ctx.store(), ctx.engine().checkpoint_verifier(), anchors));
     if (!log) {
         PrintError(log.error().message());
         return ToInt(ExitCode::kInternal);
     }
-    batches = log->batches;
-    if (log->finding) {
-        std::cout << "checkpoint batch log: BROKEN "
-                  << EscapeControl(log->finding->Describe("batch")) << "\n";
-        log_ok = false;
-    }
-    for (const auto& anchor : anchors) {
-        if (anchor.kind != audit::Anchor::Kind::kBatches) continue;
-        auto found = ctx.Await(ctx.store().ReadCheckpointBatches(anchor.seq, 1));
-        if (!found) {
-            PrintError(found.error().message());
-            return ToInt(ExitCode::kInternal);
-        }
-        if (found->empty() || found->front().batch_seq != anchor.seq) {
-            std::cout << "checkpoint batch log: BROKEN at batch " << anchor.seq
-                      << ": truncated before its anchored head (anchors line " << anchor.line
-                      << ")\n";
-            log_ok = false;
-        } else if (ledger::BatchHash(found->front()) != anchor.hash) {
-            std::cout << "checkpoint batch log: BROKEN at batch " << anchor.seq
-                      << ": rewritten before its anchored head (anchors line " << anchor.line
-                      << ")\n";
-            log_ok = false;
-        }
+    for (const auto& finding : log->findings) {
+        std::cout << "checkpoint batch log: BROKEN " << EscapeControl(finding) << "\n";
     }
 
     std::vector<std::string> ids = flags.run_ids;
@@ -197,86 +127,24 @@ int DoVerify(const VerifyFlags& flags, const GlobalFlags& global) {
     int64_t broken = 0;
     int store_errors = 0;
     for (const auto& run_id : ids) {
-        if (!VerifyOne(ctx, run_id, leaves, anchors, store_errors)) ++broken;
+        if (!VerifyOne(ctx, run_id, log->leaves, anchors, store_errors)) ++broken;
     }
     if (flags.all) {
-        // Anchored or signed runs that are no longer in the store.
-        std::set<std::string, std::less<>> present(ids.begin(), ids.end());
-        for (const auto& anchor : anchors) {
-            if (anchor.kind == audit::Anchor::Kind::kRun && !present.count(anchor.run_id)) {
-                std::cout << Shown(anchor.run_id, Newlines::kEscape)
-                          << ": BROKEN: missing (anchored at seq " << anchor.seq
-                          << ", anchors line " << anchor.line << ")\n";
-                ++broken;
-            }
+        auto missing = audit::FindMissingRuns(ids, log->leaves, anchors);
+        for (const auto& [run_id, what] : missing.anchored) {
+            std::cout << Shown(run_id, Newlines::kEscape) << ": BROKEN: " << what << "\n";
+            ++broken;
         }
-        int64_t gone = 0;
-        for (const auto& [run_id, unused] : leaves) gone += present.count(run_id) ? 0 : 1;
-        std::cout << ids.size() << " runs verified, " << broken << " broken; " << batches
+        std::cout << ids.size() << " runs verified, " << broken << " broken; " << log->batches
                   << " checkpoint batches"
-                  << (gone > 0 ? ", signing " + std::to_string(gone) +
-                                     " runs no longer in the store (pruned)"
-                               : std::string())
+                  << (missing.pruned_signed > 0
+                          ? ", signing " + std::to_string(missing.pruned_signed) +
+                                " runs no longer in the store (pruned)"
+                          : std::string())
                   << "\n";
     }
     if (store_errors > 0) return ToInt(ExitCode::kInternal);
-    return broken == 0 && log_ok ? 0 : 1;
-}
-
-// The checkpoint lines of a run's export (docs/formats/checkpoint_v1.md).
-Result<std::vector<std::string>> CheckpointLines(Context& context, const std::string& run_id) {
-    auto rows = context.Await(context.store().ReadCheckpoints(run_id));
-    if (!rows) return std::unexpected(rows.error());
-    std::vector<std::string> lines;
-    std::map<int64_t, ledger::CheckpointBatch> batches;
-    for (const auto& row : *rows) {
-        auto it = batches.find(row.batch_seq);
-        if (it == batches.end()) {
-            auto read = context.Await(context.store().ReadCheckpointBatches(row.batch_seq, 1));
-            if (!read) return std::unexpected(read.error());
-            if (read->empty() || read->front().batch_seq != row.batch_seq) {
-                return DataLossError("run " + run_id + ": checkpoint batch " +
-                                     std::to_string(row.batch_seq) + " is missing");
-            }
-            it = batches.emplace(row.batch_seq, std::move(read->front())).first;
-        }
-        const auto& batch = it->second;
-        std::vector<ledger::Digest> hashes;
-        hashes.reserve(batch.leaves.size());
-        for (const auto& leaf : batch.leaves) hashes.push_back(ledger::LeafHash(leaf));
-        if (row.leaf_index < 0 || row.leaf_index >= static_cast<int64_t>(hashes.size())) {
-            return DataLossError("run " + run_id + ": checkpoint at seq " +
-                                 std::to_string(row.seq) + " is not in batch " +
-                                 std::to_string(row.batch_seq));
-        }
-        json::array path;
-        for (const auto& step : ledger::MerklePath(hashes, static_cast<size_t>(row.leaf_index))) {
-            std::string hex(64, '0');
-            HexEncode(step.sibling.data(), step.sibling.size(), hex.data());
-            path.push_back(json::array{step.sibling_on_left ? "L" : "R", json::string(hex)});
-        }
-        json::object b;
-        b["batch_seq"] = batch.batch_seq;
-        b["key_id"] = batch.key_id;
-        b["leaves"] = static_cast<int64_t>(batch.leaves.size());
-        b["prev_hash"] = batch.prev_hash;
-        b["recovered"] = batch.recovered;
-        b["root"] = batch.root;
-        b["signature"] = batch.signature;
-        b["signed_at"] = FormatRfc3339(batch.signed_at);
-        json::object checkpoint;
-        checkpoint["batch"] = std::move(b);
-        checkpoint["head"] = row.head;
-        checkpoint["index"] = row.leaf_index;
-        checkpoint["path"] = std::move(path);
-        checkpoint["run_id"] = run_id;
-        checkpoint["seq"] = row.seq;
-        json::object line;
-        line["checkpoint"] = std::move(checkpoint);
-        STROWGER_ASSIGN_OR_RETURN(auto text, CanonicalJson(line));
-        lines.push_back(std::move(text));
-    }
-    return lines;
+    return broken == 0 && log->ok() ? 0 : 1;
 }
 
 int DoExport(const std::string& store_flag, const std::string& run_id, const std::string& output,
@@ -294,23 +162,15 @@ int DoExport(const std::string& store_flag, const std::string& run_id, const std
         return ToInt(events.error().code() == ErrorCode::kNotFound ? ExitCode::kUsage
                                                                    : ExitCode::kInternal);
     }
-    auto checkpoints = CheckpointLines(**context, run_id);
+    auto checkpoints = (*context)->Await(audit::CheckpointExportLines((*context)->store(), run_id));
     if (!checkpoints) {
         PrintError(checkpoints.error().message());
         return ToInt(ExitCode::kInternal);
     }
-    std::ofstream file;
-    if (!output.empty() && output != "-") {
-        file.open(output, std::ios::binary | std::ios::trunc);
-        if (!file) {
-            PrintError(output + ": cannot write");
-            return ToInt(ExitCode::kUsage);
-        }
-    }
-    std::ostream& out = file.is_open() ? file : std::cout;
-    for (const auto& event : *events) out << event.encoded << "\n";
-    for (const auto& line : *checkpoints) out << line << "\n";
-    out.flush();
+    std::string text;
+    for (const auto& event : *events) text.append(event.encoded).push_back('\n');
+    for (const auto& line : *checkpoints) text.append(line).push_back('\n');
+    if (auto failed = WriteOutput(output, text)) return *failed;
     if (!definition_file.empty()) {
         auto record = (*context)->Await((*context)->store().GetRun(run_id));
         if (!record) {
@@ -323,12 +183,7 @@ int DoExport(const std::string& store_flag, const std::string& run_id, const std
             PrintError(definition.error().message());
             return ToInt(ExitCode::kInternal);
         }
-        std::ofstream def(definition_file, std::ios::binary | std::ios::trunc);
-        def << *definition;
-        if (!def) {
-            PrintError(definition_file + ": cannot write");
-            return ToInt(ExitCode::kUsage);
-        }
+        if (auto failed = WriteOutput(definition_file, *definition)) return *failed;
     }
     return 0;
 }
@@ -377,32 +232,21 @@ int DoAnchor(const std::string& store_flag, std::vector<std::string> run_ids, bo
             ++refused;
             continue;
         }
-        audit::Anchor anchor;
-        anchor.kind = audit::Anchor::Kind::kRun;
-        anchor.run_id = run_id;
-        anchor.seq = verified->head.seq;
-        anchor.hash = verified->head.hash;
-        anchor.time = now;
-        std::cout << audit::FormatAnchor(anchor) << "\n";
+        std::cout << audit::FormatAnchor(
+                         audit::RunAnchor(run_id, verified->head.seq, verified->head.hash, now))
+                  << "\n";
     }
     // The batch log's head, once the checkpoints queued here are stored.
     if (auto flushed = ctx.Await(ctx.engine().FlushCheckpoints()); !flushed) {
         PrintError(flushed.error().message());
         return ToInt(ExitCode::kInternal);
     }
-    auto last = ctx.Await(ctx.store().LastCheckpointBatch());
-    if (!last) {
-        PrintError(last.error().message());
+    auto batches = ctx.Await(audit::BatchLogAnchor(ctx.store(), now));
+    if (!batches) {
+        PrintError(batches.error().message());
         return ToInt(ExitCode::kInternal);
     }
-    if (last->has_value()) {
-        audit::Anchor anchor;
-        anchor.kind = audit::Anchor::Kind::kBatches;
-        anchor.seq = (*last)->batch_seq;
-        anchor.hash = ledger::BatchHash(**last);
-        anchor.time = now;
-        std::cout << audit::FormatAnchor(anchor) << "\n";
-    }
+    if (*batches) std::cout << audit::FormatAnchor(**batches) << "\n";
     std::cout.flush();
     return refused == 0 ? 0 : 1;
 }
@@ -413,6 +257,8 @@ void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     auto* audit = app.add_subcommand("audit", "Verify, anchor and export run ledgers");
     audit->require_subcommand(1);
     auto store = std::make_shared<std::string>();
+    auto server = std::make_shared<std::string>();
+    auto remote = [store, server] { return RemoteServer(*server, *store); };
 
     auto verify_flags = std::make_shared<VerifyFlags>();
     auto* verify = audit->add_subcommand(
@@ -420,6 +266,7 @@ void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         "Re-derive hash chains, check pinned definitions, statuses and signed checkpoints; "
         "report the first problem of each broken run");
     verify->add_option("--store", verify_flags->store, "Run store URL")->type_name("URL");
+    verify->add_option("--server", verify_flags->server, kServerHelp)->type_name("URL");
     auto* id_option = verify->add_option("run", verify_flags->run_ids, "Run id(s)");
     auto* all_option = verify->add_flag("--all", verify_flags->all, "Every run in the store");
     id_option->excludes(all_option);
@@ -444,6 +291,17 @@ void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
             exit_code = ToInt(ExitCode::kUsage);
             return;
         }
+        if (auto url = RemoteServer(verify_flags->server, verify_flags->store); !url.empty()) {
+            std::vector<audit::Anchor> unused;
+            std::string anchors_text;
+            if (auto failed = ReadAnchors(verify_flags->anchors, unused, &anchors_text)) {
+                exit_code = *failed;
+                return;
+            }
+            exit_code =
+                RemoteAuditVerify(url, verify_flags->run_ids, verify_flags->all, anchors_text);
+            return;
+        }
         exit_code = DoVerify(*verify_flags, global);
     });
 
@@ -456,6 +314,7 @@ void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
                                            "Lines that verify without Strowger "
                                            "(scripts/verify_ledger.py)");
     exporter->add_option("--store", *store, "Run store URL")->type_name("URL");
+    exporter->add_option("--server", *server, kServerHelp)->type_name("URL");
     exporter->add_option("run", flags->run_id, "Run id")->required();
     exporter->add_option("--output,-o", flags->output, "File to write (default: stdout)");
     exporter->add_option(
@@ -468,14 +327,22 @@ void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         "  strowger audit pubkey > ledger.pub\n"
         "  python3 scripts/verify_ledger.py run.jsonl run.definition.json --pubkey ledger.pub");
     exporter->callback([=, &global, &exit_code] {
+        if (auto url = remote(); !url.empty()) {
+            exit_code = RemoteAuditExport(url, flags->run_id, flags->output, flags->definition);
+            return;
+        }
         exit_code = DoExport(*store, flags->run_id, flags->output, flags->definition, global);
     });
 
     auto* pubkey = audit->add_subcommand(
         "pubkey", "Print the public key the store's checkpoints are signed with (PEM)");
     pubkey->add_option("--store", *store, "Run store URL")->type_name("URL");
+    pubkey->add_option("--server", *server, kServerHelp)->type_name("URL");
     pubkey->footer("Example:\n  strowger audit pubkey > ledger.pub");
-    pubkey->callback([=, &global, &exit_code] { exit_code = DoPubkey(*store, global); });
+    pubkey->callback([=, &global, &exit_code] {
+        auto url = remote();
+        exit_code = url.empty() ? DoPubkey(*store, global) : RemoteAuditPubkey(url);
+    });
 
     struct AnchorFlags {
         std::vector<std::string> run_ids;
@@ -486,6 +353,7 @@ void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         "anchor",
         "Print the heads of runs (and of the checkpoint batch log) to keep outside the store");
     anchor->add_option("--store", *store, "Run store URL")->type_name("URL");
+    anchor->add_option("--server", *server, kServerHelp)->type_name("URL");
     auto* anchor_ids = anchor->add_option("run", anchor_flags->run_ids, "Run id(s)");
     auto* anchor_all = anchor->add_flag("--all", anchor_flags->all, "Every run in the store");
     anchor_ids->excludes(anchor_all);
@@ -497,6 +365,10 @@ void AddAuditCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         if (anchor_flags->run_ids.empty() && !anchor_flags->all) {
             PrintError("audit anchor: give a run id or --all");
             exit_code = ToInt(ExitCode::kUsage);
+            return;
+        }
+        if (auto url = remote(); !url.empty()) {
+            exit_code = RemoteAuditAnchor(url, anchor_flags->run_ids, anchor_flags->all);
             return;
         }
         exit_code = DoAnchor(*store, anchor_flags->run_ids, anchor_flags->all, global);

@@ -289,4 +289,19 @@ std::string EventSummary(const ledger::Event& event) {
     }
 }
 
+std::optional<int> WriteOutput(const std::string& file, std::string_view text) {
+    if (file.empty() || file == "-") {
+        std::cout << text;
+        std::cout.flush();
+        return std::nullopt;
+    }
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) {
+        PrintError(file + ": cannot write");
+        return ToInt(ExitCode::kUsage);
+    }
+    return std::nullopt;
+}
+
 }  // namespace strowger::cli

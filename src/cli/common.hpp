@@ -98,6 +98,8 @@ void SetUpProcess(const std::string& log_level);
 // a failed precondition, an invalid argument, a conflict), 5 for the rest (store or server
 // unreachable, internal errors). The same for the store and for a daemon's answers.
 int ReportError(const Error& error);
+// Writes `text` to `file` ("" or "-": stdout); the exit code (usage) if it cannot, printed.
+std::optional<int> WriteOutput(const std::string& file, std::string_view text);
 
 // The one-line summary of an event that `runs events` prints (on the store and via --server).
 std::string EventSummary(const ledger::Event& event);

@@ -62,10 +62,9 @@ int DoCron(const std::string& action, const CronFlags& flags, const GlobalFlags&
             const auto* schedule = j.if_contains("schedule");
             std::cout << JsonString(j, "job_id") << "\t" << JsonString(j, "name") << "\t"
                       << JsonString(j, "agent_id") << "\t"
-                      << Describe(schedule && schedule->is_object() ? schedule->as_object()
-                                                                    : empty)
-                      << "\t" << (JsonBool(j, "enabled") ? "enabled" : "disabled")
-                      << "\tnext " << Value(j, "next_fire_at") << "\n";
+                      << Describe(schedule && schedule->is_object() ? schedule->as_object() : empty)
+                      << "\t" << (JsonBool(j, "enabled") ? "enabled" : "disabled") << "\tnext "
+                      << Value(j, "next_fire_at") << "\n";
         }
         return 0;
     }
@@ -96,8 +95,8 @@ int DoCron(const std::string& action, const CronFlags& flags, const GlobalFlags&
     }
     if (action == "enable" || action == "disable") {
         json::object body{{"enabled", action == "enable"}};
-        reply = client->Checked("PUT", "/api/cron/jobs/" + flags.id + "/enable",
-                                json::serialize(body));
+        reply =
+            client->Checked("PUT", "/api/cron/jobs/" + flags.id + "/enable", json::serialize(body));
         if (!reply) return ReportError(reply.error());
         std::cout << action << "d " << flags.id << "\n";
         return 0;
@@ -121,14 +120,13 @@ int DoCron(const std::string& action, const CronFlags& flags, const GlobalFlags&
               << JsonInt(j, "consecutive_failures") << "\n";
     for (const auto& value : j.at("recent_fires").as_array()) {
         const auto& f = value.as_object();
-        std::cout << "  " << JsonString(f, "scheduled_at") << " " << JsonString(f, "status")
-                  << " " << JsonString(f, "run_id")
+        std::cout << "  " << JsonString(f, "scheduled_at") << " " << JsonString(f, "status") << " "
+                  << JsonString(f, "run_id")
                   << (JsonBool(f, "catch_up")
                           ? " catch-up (" + std::to_string(JsonInt(f, "missed")) + " missed)"
                           : std::string())
-                  << (JsonString(f, "reason").empty()
-                          ? std::string()
-                          : " " + std::string(JsonString(f, "reason")))
+                  << (JsonString(f, "reason").empty() ? std::string()
+                                                      : " " + std::string(JsonString(f, "reason")))
                   << "\n";
     }
     return 0;
@@ -151,8 +149,9 @@ void AddCronCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     auto* create = cron->add_subcommand("create", "Create a job that sends PROMPT to AGENT");
     server(create);
     create->add_option("agent", flags->agent, "Agent name")->required();
-    create->add_option("spec", flags->spec,
-                       "\"0 8 * * *\", @daily, \"every 30m\" or \"at 2026-12-24T18:00:00Z\"")
+    create
+        ->add_option("spec", flags->spec,
+                     "\"0 8 * * *\", @daily, \"every 30m\" or \"at 2026-12-24T18:00:00Z\"")
         ->required();
     create->add_option("prompt", flags->prompt, "The message ([SILENT] first: not kept)")
         ->required();
@@ -164,14 +163,13 @@ void AddCronCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         [flags, &global, &exit_code] { exit_code = DoCron("create", *flags, global); });
     for (const char* name : {"delete", "enable", "disable", "status"}) {
         std::string action = name;
-        auto* cmd = cron->add_subcommand(name, action == "status"
-                                                   ? "A job's state and recent fires"
-                                                   : "The job with this id: " + action);
+        auto* cmd =
+            cron->add_subcommand(name, action == "status" ? "A job's state and recent fires"
+                                                          : "The job with this id: " + action);
         server(cmd);
         cmd->add_option("id", flags->id, "Job id")->required();
-        cmd->callback([flags, action, &global, &exit_code] {
-            exit_code = DoCron(action, *flags, global);
-        });
+        cmd->callback(
+            [flags, action, &global, &exit_code] { exit_code = DoCron(action, *flags, global); });
     }
 }
 

@@ -5,11 +5,16 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli/api_client.hpp"
 
 namespace strowger::cli {
+
+// The help of every --server option.
+inline constexpr char kServerHelp[] =
+    "Through this daemon's API (default: $STROWGER_SERVER unless --store)";
 
 // Connects to `server` with the token from $STROWGER_TOKEN or the token file; prints the
 // error and returns null if it cannot.
@@ -18,6 +23,9 @@ std::unique_ptr<ApiClient> ConnectOrReport(const std::string& server);
 // The daemon a command talks to: --server, else $STROWGER_SERVER unless --store was given;
 // "" = the store, as without a daemon.
 std::string RemoteServer(const std::string& server_flag, const std::string& store_flag);
+
+// `text` percent-encoded for one path segment or query value (RFC 3986 unreserved kept).
+std::string PercentEncode(std::string_view text);
 
 // The --server forms of the store commands (remote_commands.cpp): the same output and exit
 // codes. Those that continue a run follow its event stream with the live display until it
@@ -43,5 +51,14 @@ int RemoteTasksList(const std::string& server, const std::string& run_id,
 // Registers FILE (or makes it the next version of its workflow), starts it and follows it.
 int RemoteRun(const std::string& server, const std::string& file, const std::string& input,
               const std::string& idempotency_key, const std::string& progress, bool json_output);
+
+// `audit verify|export|pubkey|anchor --server` (remote_audit.cpp). `anchors_file`: the text of
+// --anchors ("" = none), read by the caller.
+int RemoteAuditVerify(const std::string& server, const std::vector<std::string>& run_ids, bool all,
+                      const std::string& anchors_text);
+int RemoteAuditExport(const std::string& server, const std::string& run_id,
+                      const std::string& output, const std::string& definition_file);
+int RemoteAuditPubkey(const std::string& server);
+int RemoteAuditAnchor(const std::string& server, const std::vector<std::string>& run_ids, bool all);
 
 }  // namespace strowger::cli

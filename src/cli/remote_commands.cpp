@@ -41,20 +41,6 @@ RunStatus StatusOf(const std::string& name) {
     return ledger::RunStatusFromName(name);
 }
 
-std::string PercentEncode(std::string_view text) {
-    std::string out;
-    for (unsigned char c : text) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            char buffer[4];
-            std::snprintf(buffer, sizeof buffer, "%%%02X", c);
-            out += buffer;
-        }
-    }
-    return out;
-}
-
 void PrintEvent(const ledger::Event& event) {
     std::string where = event.node.empty() ? "" : event.node + "#" + std::to_string(event.attempt);
     std::cout << Pad(std::to_string(event.seq), 6) << FormatRfc3339(event.time).substr(11, 15)
@@ -167,6 +153,20 @@ int FollowAndReport(ApiClient& client, const std::string& run_id, const std::str
 }
 
 }  // namespace
+
+std::string PercentEncode(std::string_view text) {
+    std::string out;
+    for (unsigned char c : text) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            char buffer[4];
+            std::snprintf(buffer, sizeof buffer, "%%%02X", c);
+            out += buffer;
+        }
+    }
+    return out;
+}
 
 std::string RemoteServer(const std::string& server_flag, const std::string& store_flag) {
     if (!server_flag.empty()) return server_flag;
@@ -472,12 +472,22 @@ int RemoteTasksList(const std::string& server, const std::string& run_id,
     std::string query;
     if (!run_id.empty()) query += "&run_id=" + PercentEncode(run_id);
     if (!assignee.empty()) query += "&assignee=" + PercentEncode(assignee);
-    if (!query.empty()) target += "?" + query.substr(1);
-    auto reply = client->Checked("GET", target);
-    if (!reply) return ReportError(reply.error());
-    const auto& tasks = reply->json.as_object().at("tasks").as_array();
+    // Every page of waiting runs.
+    json::array tasks;
+    std::string cursor;
+    do {
+        std::string page = target + "?limit=500" + query +
+                           (cursor.empty() ? "" : "&cursor=" + PercentEncode(cursor));
+        auto reply = client->Checked("GET", page);
+        if (!reply) return ReportError(reply.error());
+        const auto& answer = reply->json.as_object();
+        for (const auto& task : answer.at("tasks").as_array()) tasks.push_back(task);
+        cursor = Str(answer, "next_cursor");
+    } while (!cursor.empty());
     if (json_output) {
-        std::cout << json::serialize(reply->json) << "\n";
+        json::object out;
+        out["tasks"] = std::move(tasks);
+        std::cout << json::serialize(out) << "\n";
         return 0;
     }
     std::cout << Pad("RUN", 28) << Pad("TASK", 22) << Pad("KIND", 16) << "TITLE\n";

@@ -393,9 +393,7 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         cmd->add_option("--store", *store,
                         "Run store URL (default: $STROWGER_STORE or the default sqlite file)")
             ->type_name("URL");
-        cmd->add_option("--server", *server,
-                        "Through this daemon's API (default: $STROWGER_SERVER unless --store)")
-            ->type_name("URL");
+        cmd->add_option("--server", *server, kServerHelp)->type_name("URL");
     };
     // The daemon to go through, "" for the store.
     auto remote = [store, server] { return RemoteServer(*server, *store); };
@@ -528,7 +526,9 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         "Run a finished run again from its failed step, or from --step and everything after it");
     add_store(retry_cmd);
     retry_cmd->add_option("run", retry->run_id, "Run id")->required();
-    retry_cmd->add_option("--step", retry->step, "Run this step and every step after it again");
+    retry_cmd->add_option("--step,--node", retry->step,
+                          "Run this step and every step after it again (in a graph: this node "
+                          "and everything downstream of it)");
     retry_cmd->add_option("--actor", retry->actor, "Who is asking (default: $USER)");
     retry_cmd->add_option("--progress", retry->progress, "Live progress on stderr")
         ->check(CLI::IsMember({"auto", "always", "never"}));

@@ -69,12 +69,15 @@ int DoTasksList(const TasksFlags& flags, const GlobalFlags& global) {
         store::RunFilter filter;
         filter.statuses = {ledger::RunStatus::kWaiting, ledger::RunStatus::kNeedsReconciliation};
         filter.limit = 500;
-        auto page = (*context)->Await((*context)->store().ListRuns(filter));
-        if (!page) {
-            PrintError(page.error().message());
-            return ToInt(ExitCode::kInternal);
-        }
-        for (const auto& record : page->runs) run_ids.push_back(record.run_id);
+        do {  // every waiting run, a page at a time
+            auto page = (*context)->Await((*context)->store().ListRuns(filter));
+            if (!page) {
+                PrintError(page.error().message());
+                return ToInt(ExitCode::kInternal);
+            }
+            for (const auto& record : page->runs) run_ids.push_back(record.run_id);
+            filter.before_run_id = page->next_cursor;
+        } while (!filter.before_run_id.empty());
     }
     json::array tasks;
     for (const auto& run_id : run_ids) {
@@ -153,9 +156,7 @@ void AddTasksCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     auto* list = tasks->add_subcommand("list", "List the open tasks of waiting runs");
     list->add_option("--run", flags->run_id, "Only this run's");
     list->add_option("--store", flags->store, "Run store URL")->type_name("URL");
-    list->add_option("--server", flags->server,
-                     "Through this daemon's API (default: $STROWGER_SERVER unless --store)")
-        ->type_name("URL");
+    list->add_option("--server", flags->server, kServerHelp)->type_name("URL");
     list->add_option("--assignee", flags->assignee,
                      "Only tasks assigned to this ref (as in assignee_refs: role:legal, "
                      "user:ana), and tasks assigned to nobody")
@@ -181,10 +182,7 @@ void AddTasksCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
                      "The same key twice records one decision")
         ->type_name("KEY");
     decide->add_option("--store", decide_flags->store, "Run store URL")->type_name("URL");
-    decide
-        ->add_option("--server", decide_flags->server,
-                     "Through this daemon's API (default: $STROWGER_SERVER unless --store)")
-        ->type_name("URL");
+    decide->add_option("--server", decide_flags->server, kServerHelp)->type_name("URL");
     decide->add_flag("--no-resume", decide_flags->no_resume,
                      "Only record the decision; do not continue the run here");
     decide->add_option("--progress", decide_flags->progress, "Live progress on stderr")

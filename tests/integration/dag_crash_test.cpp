@@ -5,8 +5,12 @@
 //
 // The scripted model hangs on one call while the node's first attempt runs (`attempt: 1`),
 // so the kill lands with that call open and the others answered; the resumed attempt (2)
-// gets an answer.
+// gets an answer. A fork killed with a branch in flight and its join waiting, behind a random
+// router, is resumed the same way; and `runs retry --node` re-runs a node and what is
+// downstream of it, nothing else.
 #include <gtest/gtest.h>
+
+#include <boost/json.hpp>
 
 #include <signal.h>
 
@@ -172,6 +176,138 @@ edges: []
     ASSERT_NE(completed, nullptr);
     EXPECT_NE(std::string(JsonString(completed->data, "output")).find("### Task 4 — Ben"),
               std::string::npos);
+}
+
+// A fork's branches in flight and its join waiting: killed with two branches finished and the
+// third's model call open, behind a random router. The resume runs only the open branch again,
+// follows the router's recorded choice, and the join fires once.
+TEST_F(DagCrashTest, ForkKilledWithABranchInFlightAndTheJoinWaitingRerunsOnlyThatBranch) {
+    env_.Write("workflow.yaml", R"(name: fork_crash
+default_model: "scripted:script.yaml"
+nodes:
+  - {id: pick, type: router, config: {strategy: random, branches: [fast, careful]}}
+  - {id: fast, type: agent, config: {prompt: "Fast {{input}}"}}
+  - {id: careful, type: agent, config: {prompt: "Careful {{input}}"}}
+  - {id: split, type: fork}
+  - {id: b1, type: agent, config: {prompt: "B1 {{input}}", upstream: false}}
+  - {id: b2, type: agent, config: {prompt: "B2 {{input}}", upstream: false}}
+  - {id: b3, type: agent, config: {prompt: "B3 {{input}}", upstream: false}}
+  - {id: join, type: join, config: {mode: all}}
+  - {id: report, type: agent, config: {prompt: "Report {{input}}"}}
+edges:
+  - {from: pick, to: fast, branch: fast}
+  - {from: pick, to: careful, branch: careful}
+  - {from: fast, to: split}
+  - {from: careful, to: split}
+  - {from: split, to: b1}
+  - {from: split, to: b2}
+  - {from: split, to: b3}
+  - {from: b1, to: join}
+  - {from: b2, to: join}
+  - {from: b3, to: join}
+  - {from: join, to: report}
+)");
+    env_.Write("script.yaml", R"(rules:
+  - {when: {step: b2, attempt: 1}, hang: true}
+  - {reply_template: "${step} done"}
+)");
+    auto child = env_.Start({"run", "workflow.yaml", "--input", "go"});
+    auto count = [](const Events& events, const std::string& type, const std::string& node) {
+        return CountEvents(events, type, node);
+    };
+    bool reached = false;
+    WaitFor(
+        [&] {
+            if (run_id_.empty()) {
+                auto ids = env_.RunIds();
+                if (ids.size() == 1) run_id_ = ids[0];
+            }
+            if (run_id_.empty()) return false;
+            Events events = env_.Events(run_id_);
+            reached = count(events, "node.completed", "b1") == 1 &&
+                      count(events, "node.completed", "b3") == 1 &&
+                      count(events, "llm.request", "b2") == 1;
+            return reached;
+        },
+        seconds(20));
+    ASSERT_TRUE(reached) << Describe(env_.Events(run_id_)) << "\nstderr: " << child->Stderr();
+    EXPECT_TRUE(child->Signal(SIGKILL));
+    EXPECT_EQ(child->Wait(seconds(10)).status.signal, SIGKILL);
+    Events killed = env_.Events(run_id_);
+    EXPECT_EQ(count(killed, "node.completed", "join"), 0) << "the join must still be waiting";
+    const LedgerEvent* decided = FindEvent(killed, "router.decided", "pick");
+    ASSERT_NE(decided, nullptr) << Describe(killed);
+    const std::string branch(JsonString(decided->data, "branch"));
+    ASSERT_TRUE(branch == "fast" || branch == "careful") << decided->line;
+    const std::string other = branch == "fast" ? "careful" : "fast";
+
+    Events end = ResumeAll();
+    EXPECT_EQ(CountEvents(end, "router.decided"), 1) << Describe(end);
+    EXPECT_EQ(count(end, "node.completed", branch), 1);
+    EXPECT_EQ(count(end, "node.completed", other), 0);
+    EXPECT_EQ(count(end, "node.started", other), 0);
+    for (const char* node : {"split", "b1", "b3", branch.c_str()}) {
+        EXPECT_EQ(count(end, "node.started", node), count(killed, "node.started", node)) << node;
+        EXPECT_EQ(count(end, "llm.request", node), count(killed, "llm.request", node)) << node;
+        EXPECT_EQ(count(end, "node.completed", node), 1) << node;
+    }
+    EXPECT_EQ(count(end, "llm.request", "b2"), 2) << Describe(end);
+    EXPECT_EQ(count(end, "node.completed", "b2"), 1);
+    EXPECT_EQ(count(end, "node.completed", "join"), 1);
+    EXPECT_EQ(count(end, "node.completed", "report"), 1);
+    const LedgerEvent* joined = FindEvent(end, "node.completed", "join");
+    ASSERT_NE(joined, nullptr);
+    const std::string output(JsonString(joined->data, "output"));
+    for (const char* reply : {"b1 done", "b2 done", "b3 done"}) {
+        EXPECT_NE(output.find(reply), std::string::npos) << output;
+    }
+}
+
+// `runs retry --node N` on a finished graph: N and everything downstream of it run again, in
+// a new attempt; the nodes upstream and beside it keep their outputs.
+TEST_F(DagCrashTest, RetryOfANodeRerunsItAndEverythingDownstreamOnly) {
+    env_.Write("workflow.yaml", R"(name: fork_retry
+default_model: "scripted:script.yaml"
+nodes:
+  - {id: start, type: agent, config: {prompt: "Start {{input}}"}}
+  - {id: split, type: fork}
+  - {id: b1, type: agent, config: {prompt: "B1 {{input}}"}}
+  - {id: b2, type: agent, config: {prompt: "B2 {{input}}"}}
+  - {id: join, type: join, config: {mode: all}}
+  - {id: report, type: agent, config: {prompt: "Report {{input}}"}}
+edges:
+  - {from: start, to: split}
+  - {from: split, to: b1}
+  - {from: split, to: b2}
+  - {from: b1, to: join}
+  - {from: b2, to: join}
+  - {from: join, to: report}
+)");
+    env_.Write("script.yaml", "rules:\n  - {reply_template: \"${step}#${attempt}\"}\n");
+    auto first = env_.Run({"run", "workflow.yaml", "--input", "go"});
+    ASSERT_EQ(first.exit_code(), 0) << first.err;
+    run_id_ = env_.RunIds().at(0);
+    auto unknown = env_.Run({"runs", "retry", run_id_, "--node", "nope"});
+    EXPECT_EQ(unknown.exit_code(), 2) << unknown.err;
+    EXPECT_NE(unknown.err.find("nope"), std::string::npos) << unknown.err;
+
+    auto retried = env_.Run({"runs", "retry", run_id_, "--node", "b1"});
+    EXPECT_EQ(retried.exit_code(), 0) << retried.err;
+    EXPECT_EQ(retried.out, "report#2\n");
+    Events events = env_.Events(run_id_);
+    const LedgerEvent* retry = FindEvent(events, "run.retried");
+    ASSERT_NE(retry, nullptr) << Describe(events);
+    EXPECT_EQ(JsonString(retry->data, "from_step"), "b1");
+    EXPECT_EQ(json::serialize(retry->data.at("cleared")), R"(["b1","join","report"])");
+    for (const char* node : {"start", "split", "b2"}) {
+        EXPECT_EQ(CountEvents(events, "node.started", node), 1) << node << Describe(events);
+    }
+    for (const char* node : {"b1", "join", "report"}) {
+        EXPECT_EQ(CountEvents(events, "node.started", node), 2) << node << Describe(events);
+    }
+    EXPECT_EQ(env_.RunStatus(run_id_), "completed");
+    auto audit = env_.Run({"audit", "verify", run_id_});
+    EXPECT_EQ(audit.exit_code(), 0) << audit.out;
 }
 
 }  // namespace

@@ -185,8 +185,8 @@ TEST_F(ServeAgentsTest, ASessionStaysUnderMaxHistoryTokensAndSilentRepliesStayOu
     std::string long_text(300, 'x');  // 75 tokens a message
     std::vector<std::string> runs;
     for (int i = 0; i < 5; ++i) {
-        auto reply = Send("ops", "{\"message\":\"turn " + std::to_string(i) + " " + long_text +
-                                     "\"}");
+        auto reply =
+            Send("ops", "{\"message\":\"turn " + std::to_string(i) + " " + long_text + "\"}");
         runs.emplace_back(JsonString(reply, "run_id"));
     }
     // ops's bound is 200 tokens: the third turn on needed compaction, recorded in its ledger.
@@ -256,8 +256,8 @@ TEST_F(ServeAgentsTest, AgentAndCronCommands) {
         << sessions.out;
     EXPECT_EQ(run({"agent", "send", "nobody", "x"}).exit_code(), 2);
 
-    auto created = run({"cron", "create", "ops", "0 8 * * *", "morning brief", "--name",
-                        "brief", "--tz", "Europe/Berlin"});
+    auto created = run({"cron", "create", "ops", "0 8 * * *", "morning brief", "--name", "brief",
+                        "--tz", "Europe/Berlin"});
     ASSERT_EQ(created.exit_code(), 0) << created.err;
     std::string id = created.out.substr(0, created.out.find('\t'));
     EXPECT_EQ(id.substr(0, 5), "cron_");

@@ -300,6 +300,26 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     std::string task_id(JsonString(task, "task_id"));
     EXPECT_EQ(JsonString(task, "tool"), "read_file");
     Expect(404, "GET", "/api/tasks?run_id=01ZZZZZZZZZZZZZZZZZZZZZZZZ");
+    // A second waiting run: one run per page, both found by following the cursor.
+    std::string waiting2 = Field(
+        Expect(202, "POST", "/api/runs", R"({"workflow":"approval","input":"there"})"), "run_id");
+    EXPECT_EQ(WaitStatus(waiting2), "waiting");
+    std::set<std::string> paged;
+    std::string cursor;
+    for (int page = 0; page < 3; ++page) {
+        auto reply = Expect(200, "GET", "/api/tasks?limit=1" +
+                                            (cursor.empty() ? "" : "&cursor=" + cursor));
+        for (const auto& t : reply.object().at("tasks").as_array()) {
+            paged.insert(std::string(JsonString(t.as_object(), "run_id")));
+        }
+        cursor = Field(reply, "next_cursor");
+        if (cursor.empty()) break;
+    }
+    EXPECT_EQ(paged, (std::set<std::string>{waiting, waiting2}));
+    EXPECT_TRUE(cursor.empty());
+    Expect(400, "GET", "/api/tasks?limit=0");
+    Expect(202, "POST", "/api/runs/" + waiting2 + "/cancel", "{}");
+    EXPECT_EQ(WaitStatus(waiting2), "cancelled");
     std::string encoded_task = task_id;  // "look/1/1": one path segment, its '/' escaped
     for (size_t at = 0; (at = encoded_task.find('/', at)) != std::string::npos;) {
         encoded_task.replace(at, 1, "%2F");
@@ -379,6 +399,47 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     // ---- Routing errors ----
     Expect(404, "GET", "/api/nothing");
     Expect(405, "PATCH", "/api/runs", "{}");
+
+    // ---- Audit ----
+    auto audited =
+        Expect(200, "POST", "/api/audit/verify", R"({"run_ids":[")" + hello_run + R"("]})");
+    EXPECT_TRUE(JsonBool(audited.object(), "ok")) << audited.body;
+    ASSERT_EQ(audited.object().at("runs").as_array().size(), 1u);
+    EXPECT_EQ(JsonString(audited.object().at("runs").as_array()[0].as_object(), "result"), "ok");
+    auto page = Expect(200, "POST", "/api/audit/verify", R"({"all":true,"limit":1})");
+    EXPECT_EQ(page.object().at("runs").as_array().size(), 1u);
+    EXPECT_FALSE(Field(page, "next_cursor").empty());
+    auto unknown =
+        Expect(200, "POST", "/api/audit/verify", R"({"run_ids":["01ZZZZZZZZZZZZZZZZZZZZZZZZ"]})");
+    EXPECT_FALSE(JsonBool(unknown.object(), "ok"));
+    Expect(400, "POST", "/api/audit/verify", R"({})");
+    Expect(400, "POST", "/api/audit/verify", R"({"all":true,"run_ids":["x"]})");
+    Expect(400, "POST", "/api/audit/verify", R"({"run_ids":[1]})");
+    Expect(400, "POST", "/api/audit/verify", R"({"all":true,"limit":0})");
+    Expect(400, "POST", "/api/audit/verify", R"({"all":true,"anchors":"strowger-anchor x"})");
+    auto anchors =
+        Expect(200, "POST", "/api/audit/anchor", R"({"run_ids":[")" + hello_run + R"("]})");
+    ASSERT_EQ(anchors.object().at("anchors").as_array().size(), 2u) << anchors.body;
+    std::string anchor_text;
+    for (const auto& a : anchors.object().at("anchors").as_array()) {
+        anchor_text += std::string(a.as_string()) + "\n";
+    }
+    json::object with_anchors;
+    with_anchors["all"] = true;
+    with_anchors["anchors"] = anchor_text;
+    auto anchored = Expect(200, "POST", "/api/audit/verify", json::serialize(with_anchors));
+    EXPECT_TRUE(JsonBool(anchored.object(), "ok")) << anchored.body;
+    Expect(400, "POST", "/api/audit/anchor", R"({"run_ids":"x"})");
+    auto pem = Expect(200, "GET", "/api/audit/pubkey");
+    EXPECT_EQ(pem.body.substr(0, 26), "-----BEGIN PUBLIC KEY-----");
+    Expect(401, "GET", "/api/audit/pubkey", "", "");
+    auto exported = Expect(200, "GET", "/api/runs/" + hello_run + "/export");
+    EXPECT_EQ(exported.Header("content-type"), "application/x-ndjson");
+    EXPECT_NE(exported.body.find("\"type\":\"run.created\""), std::string::npos);
+    Expect(404, "GET", "/api/runs/01ZZZZZZZZZZZZZZZZZZZZZZZZ/export");
+    auto definition = Expect(200, "GET", "/api/runs/" + hello_run + "/definition");
+    EXPECT_EQ(Field(definition, "name"), "hello");
+    Expect(404, "GET", "/api/runs/01ZZZZZZZZZZZZZZZZZZZZZZZZ/definition");
 
     // ---- The check ----
     auto document = Call("GET", "/api/openapi.json");

@@ -7,6 +7,10 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+
 #include "integration/harness.hpp"
 #include "integration/process.hpp"
 #include "integration/serve_harness.hpp"
@@ -233,6 +237,83 @@ rules:
             EXPECT_EQ(JsonString(event.data, "actor"), "admin");
         }
     }
+}
+
+// `audit verify|export|pubkey|anchor --server`: the daemon's /api/audit routes print what the
+// store forms print, for sound runs and for a run whose ledger was edited in the store behind
+// the daemon's back (caught through the API as it is on the store, and not exported).
+TEST_F(ServeCliTest, AuditCommandsThroughTheDaemonPrintWhatTheyPrintOnTheStore) {
+    std::string file = env_.Write("flow.json", kFlow);
+    for (const char* input : {"one", "two"}) {
+        auto run = Remote({"run", file, "--input", input, "--progress", "never"});
+        ASSERT_EQ(run.exit_code(), 0) << run.err;
+    }
+    auto runs = env_.RunIds();
+    ASSERT_EQ(runs.size(), 2u);
+    ExpectSame({"audit", "verify", "--all"});
+    ExpectSame({"audit", "verify", runs[0], runs[1]});
+    ExpectSame({"audit", "verify", "01ZZZZZZZZZZZZZZZZZZZZZZZZ"});
+    ExpectSame({"audit", "pubkey"});
+    auto pubkey = Remote({"audit", "pubkey"});
+    EXPECT_EQ(pubkey.out.substr(0, 26), "-----BEGIN PUBLIC KEY-----") << pubkey.out;
+    ExpectSame({"audit", "export", runs[0]});
+    auto read = [this](const std::string& name) {
+        std::ifstream in(env_.dir() / name, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    auto exported = Remote({"audit", "export", runs[0], "-o", (env_.dir() / "r.jsonl").string(),
+                            "--definition", (env_.dir() / "r.def.json").string()});
+    ASSERT_EQ(exported.exit_code(), 0) << exported.err;
+    auto local = Local({"audit", "export", runs[0], "-o", (env_.dir() / "l.jsonl").string(),
+                        "--definition", (env_.dir() / "l.def.json").string()});
+    ASSERT_EQ(local.exit_code(), 0) << local.err;
+    EXPECT_EQ(read("r.jsonl"), read("l.jsonl"));
+    EXPECT_EQ(read("r.def.json"), read("l.def.json"));
+    EXPECT_NE(read("r.jsonl").find("\"checkpoint\""), std::string::npos);
+
+    // Anchors made through the daemon verify on the store, and the other way round.
+    auto anchored = Remote({"audit", "anchor", "--all"});
+    ASSERT_EQ(anchored.exit_code(), 0) << anchored.err;
+    EXPECT_EQ(std::count(anchored.out.begin(), anchored.out.end(), '\n'), 3) << anchored.out;
+    std::string anchors = env_.Write("anchors.log", anchored.out);
+    ExpectSame({"audit", "verify", "--all", "--anchors", anchors});
+    EXPECT_EQ(Local({"audit", "verify", "--all", "--anchors", anchors}).exit_code(), 0);
+
+    // One output rewritten in the store, behind the daemon's back.
+    auto events = env_.Events(runs[1]);
+    std::string line;
+    int64_t seq = 0;
+    for (const auto& event : events) {
+        if (event.type == "node.completed") {
+            line = event.line;
+            seq = event.seq;
+            break;
+        }
+    }
+    ASSERT_GT(seq, 0);
+    size_t at = line.find("echo: ");
+    ASSERT_NE(at, std::string::npos) << line;
+    line.replace(at, 6, "fake: ");
+    ASSERT_EQ(ExecSql(env_.store_path(), "UPDATE events SET line = ? WHERE run_id = ? AND seq = ?",
+                      {line, runs[1], std::to_string(seq)}),
+              1);
+    auto broken = Remote({"audit", "verify", "--all", "--anchors", anchors});
+    EXPECT_EQ(broken.exit_code(), 1) << broken.out << broken.err;
+    EXPECT_NE(
+        broken.out.find(runs[1] + ": BROKEN at seq " + std::to_string(seq) + ": hash mismatch"),
+        std::string::npos)
+        << broken.out;
+    EXPECT_NE(broken.out.find(runs[0] + ": ok ("), std::string::npos) << broken.out;
+    ExpectSame({"audit", "verify", "--all", "--anchors", anchors});
+    ExpectSame({"audit", "verify", runs[1]});
+    auto refused = Remote({"audit", "anchor", runs[1]});
+    EXPECT_EQ(refused.exit_code(), 1);
+    EXPECT_NE(refused.err.find("not anchored: ledger does not verify"), std::string::npos)
+        << refused.err;
+    auto not_exported = Remote({"audit", "export", runs[1]});
+    EXPECT_EQ(not_exported.exit_code(), 5) << not_exported.err;
+    EXPECT_NE(not_exported.err.find("hash mismatch"), std::string::npos) << not_exported.err;
+    EXPECT_EQ(not_exported.out, "");
 }
 
 TEST_F(ServeCliTest, TokenCommandsThroughTheDaemonAndOnTheStore) {

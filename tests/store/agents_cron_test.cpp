@@ -216,8 +216,7 @@ TEST_P(AgentsCronStoreTest, AFireIsRecordedOnceWithItsJobAndOpenFiresAreFound) {
     EXPECT_EQ(RunSync(store_->ListCronFires("cron_1", 2))->size(), 2u);
 }
 
-INSTANTIATE_TEST_SUITE_P(store, AgentsCronStoreTest, ::testing::ValuesIn(Backends()),
-                         BackendName);
+INSTANTIATE_TEST_SUITE_P(store, AgentsCronStoreTest, ::testing::ValuesIn(Backends()), BackendName);
 
 }  // namespace
 }  // namespace strowger::store

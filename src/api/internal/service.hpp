@@ -16,6 +16,7 @@
 #include "api/daemon.hpp"
 #include "api/event_hub.hpp"
 #include "api/http.hpp"
+#include "api/internal/head_cache.hpp"
 #include "api/metrics.hpp"
 #include "api/problem.hpp"
 #include "api/router.hpp"
@@ -75,6 +76,9 @@ class Service {
     // The verified run as JSON: {run, node_runs, events} (CMDC's `status`); served from a cache
     // while the run's head has not moved (what it holds was verified at that head).
     Awaitable<Result<std::string>> RunDetail(std::string run_id);
+    // The open human tasks of a run whose stored record is `record`, as GET /api/tasks lists
+    // them (every assignee's), from its verified ledger; cached while its head does not move.
+    Awaitable<Result<json::array>> OpenTasks(store::RunRecord record);
     // The verified run record (engine::RunRecordJson plus annotation and open tasks).
     Awaitable<Result<json::object>> RunRecord(std::string run_id);
 
@@ -95,14 +99,8 @@ class Service {
     std::unordered_map<std::string, std::pair<std::string, std::string>> starting;
 
   private:
-    struct Cached {
-        int64_t head_seq = 0;
-        std::string head_hash;
-        std::string body;
-        std::list<std::string>::iterator lru;
-    };
-    std::unordered_map<std::string, Cached> detail_cache_;
-    std::list<std::string> detail_lru_;
+    HeadCache<std::string> details_{1024};
+    HeadCache<json::array> open_tasks_{16384};
     std::unordered_map<std::string, Result<engine::RunOutcome>> outcomes_;
     std::set<std::string> executing_;
     std::deque<std::string> outcome_order_;
@@ -148,5 +146,6 @@ bool WantsEventStream(const Request& request);
 void AddRunRoutes(Router& router, Service& service);
 void AddWorkflowRoutes(Router& router, Service& service);
 void AddAdminRoutes(Router& router, Service& service);
+void AddAuditRoutes(Router& router, Service& service);
 
 }  // namespace strowger::api::internal

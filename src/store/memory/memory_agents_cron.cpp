@@ -153,9 +153,8 @@ Awaitable<Result<std::vector<CronFire>>> MemoryStore::ListOpenCronFires() {
     for (const auto& [key, fire] : cron_fires_) {
         if (fire.status == "recorded" || fire.status == "started") out.push_back(fire);
     }
-    std::sort(out.begin(), out.end(), [](const CronFire& a, const CronFire& b) {
-        return a.scheduled_at < b.scheduled_at;
-    });
+    std::sort(out.begin(), out.end(),
+              [](const CronFire& a, const CronFire& b) { return a.scheduled_at < b.scheduled_at; });
     co_return out;
 }
 

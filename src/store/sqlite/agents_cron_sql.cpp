@@ -149,9 +149,8 @@ Result<bool> FireExists(Connection& db, const CronFire& fire) {
 
 Status WriteFire(Connection& db, const CronFire& fire) {
     STROWGER_ASSIGN_OR_RETURN(
-        auto insert,
-        db.Prepare("INSERT OR REPLACE INTO cron_fires (" + std::string(kFireColumns) +
-                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+        auto insert, db.Prepare("INSERT OR REPLACE INTO cron_fires (" + std::string(kFireColumns) +
+                                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
     insert.Bind(1, fire.job_id);
     insert.Bind(2, ToUnixMicros(fire.scheduled_at));
     insert.Bind(3, ToUnixMicros(fire.recorded_at));
@@ -191,9 +190,8 @@ Result<AgentSession> ApplyOpenSession(Connection& db, const AgentSession& sessio
 }
 
 Result<AgentSession> QuerySession(Connection& db, const std::string& session_id) {
-    STROWGER_ASSIGN_OR_RETURN(auto find,
-                              db.Prepare("SELECT " + std::string(kSessionColumns) +
-                                         " FROM agent_sessions WHERE session_id = ?"));
+    STROWGER_ASSIGN_OR_RETURN(auto find, db.Prepare("SELECT " + std::string(kSessionColumns) +
+                                                    " FROM agent_sessions WHERE session_id = ?"));
     find.Bind(1, session_id);
     STROWGER_ASSIGN_OR_RETURN(bool found, find.Step());
     if (!found) return NotFoundError("no session " + session_id);
@@ -201,10 +199,10 @@ Result<AgentSession> QuerySession(Connection& db, const std::string& session_id)
 }
 
 Result<std::vector<AgentSession>> QuerySessions(Connection& db, const std::string& agent) {
-    STROWGER_ASSIGN_OR_RETURN(
-        auto list, db.Prepare("SELECT " + std::string(kSessionColumns) +
-                              " FROM agent_sessions WHERE ? = '' OR agent = ? ORDER BY "
-                              "session_id"));
+    STROWGER_ASSIGN_OR_RETURN(auto list,
+                              db.Prepare("SELECT " + std::string(kSessionColumns) +
+                                         " FROM agent_sessions WHERE ? = '' OR agent = ? ORDER BY "
+                                         "session_id"));
     list.Bind(1, agent);
     list.Bind(2, agent);
     std::vector<AgentSession> out;
@@ -318,9 +316,8 @@ Result<std::vector<AgentTurn>> QueryAgentTurns(Connection& db) {
 
 Result<void> ApplyPutCronJob(Connection& db, const CronJob& job) {
     STROWGER_ASSIGN_OR_RETURN(
-        auto insert,
-        db.Prepare("INSERT OR REPLACE INTO cron_jobs (" + std::string(kJobColumns) +
-                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        auto insert, db.Prepare("INSERT OR REPLACE INTO cron_jobs (" + std::string(kJobColumns) +
+                                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     insert.Bind(1, job.job_id);
     insert.Bind(2, job.name);
     insert.Bind(3, job.agent);
