@@ -3,8 +3,8 @@
 // max of now - scheduled time, measured when the timer's fire begins).
 //
 // usage: strowger_cron_bench [JOBS=100000] [SECONDS=60] [STORE=memory:]
-// Each job is `every 3600 s` with its anchor spread over the hour (about JOBS / 3600 fires a
-// second, evenly), plus a burst: 1,000 of them due in the same second.
+// Each job is `every 3600 s` with its due time spread over the hour from 20 s after the start
+// (about JOBS / 3600 fires a second, evenly); 1,000 of them are due at the same instant (a burst).
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -56,36 +56,40 @@ int main(int argc, char** argv) {
     }
     asio::io_context io;
     const double rss_empty = RssMiB();
-    const SystemTime now = Clock::Real().Now();
-    // The jobs, as a daemon that made them earlier left them in the store.
+    // The jobs, as a daemon that made them earlier left them in the store: written concurrently
+    // (the SQLite store commits them in batches), due from `base` on, far enough ahead that
+    // writing them does not make the first fires late.
+    const SystemTime base = Clock::Real().Now() + std::chrono::seconds(20);
     {
-        bool done = false;
-        asio::co_spawn(
-            io,
-            [&]() -> Awaitable<void> {
-                for (int64_t i = 0; i < jobs; ++i) {
-                    store::CronJob job;
-                    job.job_id = "cron_" + std::to_string(1'000'000 + i);
-                    job.name = "job" + std::to_string(i);
-                    job.agent = "ops";
-                    job.schedule = R"({"kind":"every","every_secs":3600})";
-                    job.action = R"({"kind":"agent_turn","message":"check"})";
-                    // Due times spread over the hour from now + 2 s; the first 1,000 all due
-                    // in the same second (a burst).
-                    auto offset = i < 1000
-                                      ? std::chrono::seconds(3)
-                                      : std::chrono::milliseconds(2000 + (i * 3'600'000) / jobs);
-                    job.next_fire_at = now + offset;
-                    job.created_at = job.next_fire_at - std::chrono::hours(1);
-                    job.updated_at = job.created_at;
+        int64_t written = 0;
+        for (int64_t i = 0; i < jobs; ++i) {
+            store::CronJob job;
+            job.job_id = "cron_" + std::to_string(1'000'000 + i);
+            job.name = "job" + std::to_string(i);
+            job.agent = "ops";
+            job.schedule = R"({"kind":"every","every_secs":3600})";
+            job.action = R"({"kind":"agent_turn","message":"check"})";
+            // Due times spread over the hour after `base`; the first 1,000 all at `base` (a
+            // burst).
+            auto offset = i < 1000 ? std::chrono::milliseconds(0)
+                                   : std::chrono::milliseconds(1000 + (i * 3'600'000) / jobs);
+            job.next_fire_at = base + offset;
+            job.created_at = job.next_fire_at - std::chrono::hours(1);
+            job.updated_at = job.created_at;
+            asio::co_spawn(
+                io,
+                [&, job = std::move(job)]() mutable -> Awaitable<void> {
                     (void)co_await (*store)->PutCronJob(std::move(job));
-                }
-                done = true;
-            },
-            asio::detached);
+                    ++written;
+                },
+                asio::detached);
+        }
         io.run();
         io.restart();
-        if (!done) return 1;
+        if (written != jobs) return 1;
+        if (Clock::Real().Now() > base - std::chrono::seconds(2)) {
+            std::cerr << "writing the jobs took too long: the first fires are late\n";
+        }
     }
     const double rss_stored = RssMiB();
     NullLauncher launcher;
