@@ -120,6 +120,8 @@ Result<Engine::Impl::Prepared> Engine::Impl::Prepare(StartRequest request, Lease
     run_created.actor = std::move(request.actor);
     run_created.parent_run = std::move(request.parent_run);
     run_created.parent_node = std::move(request.parent_node);
+    run_created.max_tokens = request.max_tokens;
+    run_created.max_cost_nano_usd = request.max_cost_nano_usd;
     ledger::NewEvent created{{}, 0, std::move(run_created)};
     // The input too: a secret in it never reaches the ledger (nor, then, any prompt).
     internal::RedactSecrets(created);
@@ -351,6 +353,9 @@ Awaitable<Result<RunOutcome>> Engine::Impl::RunChild(StartRequest request) {
         outcome.run_id = run_id;
         outcome.status = loaded.state.status;
         outcome.output = loaded.state.output;
+        outcome.tokens_in = loaded.state.tokens_in;
+        outcome.tokens_out = loaded.state.tokens_out;
+        outcome.cost_nano_usd = loaded.state.cost_nano_usd;
         outcome.error = loaded.state.error();
         co_return outcome;
     }

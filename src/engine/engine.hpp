@@ -81,6 +81,9 @@ struct StartRequest {
     // A child run (a subworkflow node's): its parent run and node, in run.created.
     std::string parent_run;
     std::string parent_node;
+    // A child run's caps (its parent's budgets left), recorded in run.created.
+    std::optional<int64_t> max_tokens;
+    std::optional<int64_t> max_cost_nano_usd;
 };
 
 struct RunOutcome {
@@ -92,6 +95,10 @@ struct RunOutcome {
     // True when an idempotency key matched a run that already existed: nothing was created
     // or executed, and status is that run's stored status.
     bool existing = false;
+    // What the run spent (all its model calls, its children's included).
+    int64_t tokens_in = 0;
+    int64_t tokens_out = 0;
+    int64_t cost_nano_usd = 0;
 };
 
 class Engine {

@@ -647,7 +647,7 @@ std::optional<Run::Step> Run::CheckBudgets(const PlanNode& node, int64_t new_too
                                            int64_t hour_usage, int64_t iteration) {
     const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
     const auto* agent = plan_.AgentOf(node);
-    const auto& run_limits = plan_.limits;
+    const RunBudget run_limits = Budget();
     auto usd = [](double dollars) { return SaturatingFromDouble(dollars * 1e9 + 0.5); };
     struct Check {
         const char* scope;
@@ -680,9 +680,9 @@ std::optional<Run::Step> Run::CheckBudgets(const PlanNode& node, int64_t new_too
             checks.push_back({"run", "tokens", SaturatingAdd(state_.tokens_in, state_.tokens_out),
                               *run_limits.max_tokens, false});
         }
-        if (run_limits.max_cost_usd) {
+        if (run_limits.max_cost_nano_usd) {
             checks.push_back(
-                {"run", "cost_usd", state_.cost_nano_usd, usd(*run_limits.max_cost_usd), true});
+                {"run", "cost_usd", state_.cost_nano_usd, *run_limits.max_cost_nano_usd, true});
         }
         if (hour_usage >= 0 && agent->limits.max_tokens_per_hour) {
             checks.push_back({"agent_hour", "tokens_per_hour", hour_usage,
@@ -939,6 +939,8 @@ RunOutcome Run::Outcome() const {
     } else {
         outcome.status = state_.status;
         outcome.output = state_.output;
+        std::tie(outcome.tokens_in, outcome.tokens_out, outcome.cost_nano_usd) =
+            std::tuple(state_.tokens_in, state_.tokens_out, state_.cost_nano_usd);
         outcome.error = state_.error();
         outcome.error_code =
             state_.error_code().empty() ? ErrorCode::kOk : ErrorCodeFromName(state_.error_code());

@@ -475,7 +475,7 @@ Awaitable<void> Run::ResolveTools(const PlanNode& node, std::shared_ptr<const Ag
                                   std::shared_ptr<const Error>& error) {
     auto resolved = co_await engine_->ToolsFor(runtime_, node.agent);
     if (resolved) {
-        tools = *resolved;
+        tools = WithSubagents(node, std::move(*resolved));
     } else {
         error = std::make_shared<const Error>(resolved.error());
     }
@@ -563,7 +563,11 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
         }
         t.tools.reset();
         t.tools_error.reset();
-        if (!agent->tools.empty()) co_await ResolveTools(node, t.tools, t.tools_error);
+        if (!agent->tools.empty()) {
+            co_await ResolveTools(node, t.tools, t.tools_error);
+        } else {
+            t.tools = WithSubagents(node, nullptr);  // mode subagent: its subagents only
+        }
         t.iteration = FirstIteration(node);
     }
     for (;; ++t.iteration) {

@@ -326,54 +326,8 @@ class Run::TypedNodeRun final : public NodeRun {
     }
 
     Awaitable<Result<std::string>> Ask(int agent, std::string label, std::string prompt) override {
-        if (const std::string* answer = state().Answer(label)) co_return *answer;
-        const auto& model = run_.runtime_->models[static_cast<size_t>(agent)];
-        if (!model) co_return std::unexpected(model.error());
-        const model::AgentSpec& spec = run_.plan_.agents[static_cast<size_t>(agent)];
-        // Budgets: the run's, and the agent's per step (this node's spending).
-        if (auto over = OverBudget(spec)) co_return std::unexpected(*over);
-        {
-            std::vector<ledger::Payload> request;
-            request.push_back(
-                ledger::LlmRequest{model->provider_name, model->model, {}, prompt, 1, label});
-            if (!co_await Record(std::move(request))) {
-                co_return CancelledError("the run is stopping");
-            }
-        }
-        providers::CompletionRequest call;
-        call.model = model->model;
-        if (!spec.system_prompt.empty()) {
-            call.messages.push_back({providers::Role::kSystem, spec.system_prompt, {}, {}, {}});
-        }
-        call.messages.push_back({providers::Role::kUser, prompt, {}, {}, {}});
-        call.temperature = spec.temperature;
-        call.max_output_tokens = spec.max_output_tokens;
-        call.run_id = run_.state_.run_id;
-        call.node = node().id;
-        call.agent = spec.name;
-        call.attempt = attempt();
-        call.turn = 1;
-        const auto started = run_.engine_->clock_.SteadyNow();
-        auto completion = co_await model->provider->Complete(std::move(call), task_->deadline);
-        if (run_.NodeStopped(index_)) co_return CancelledError("the run is stopping");
-        if (!completion) co_return std::unexpected(completion.error());
-        const int64_t latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       run_.engine_->clock_.SteadyNow() - started)
-                                       .count();
-        std::string content = ToValidUtf8(completion->content);
-        ledger::LlmResponse response{content,
-                                     {},
-                                     completion->usage.input_tokens,
-                                     completion->usage.output_tokens,
-                                     model->pricing.CostNanoUsd(completion->usage),
-                                     latency_ms,
-                                     completion->finish_reason,
-                                     1,
-                                     label};
-        std::vector<ledger::Payload> recorded;
-        recorded.push_back(std::move(response));
-        if (!co_await Record(std::move(recorded))) co_return CancelledError("the run is stopping");
-        co_return content;
+        co_return co_await run_.AskAgent(index_, agent, std::move(label), std::move(prompt),
+                                         task_->deadline);
     }
 
     Awaitable<NodeOutcome> CallTool(std::string name, std::string arguments,
@@ -485,11 +439,11 @@ class Run::TypedNodeRun final : public NodeRun {
             state().notes.get() ? state().notes.get()->child_run_id : std::string();
         if (child_id.empty()) {
             // The parent's budgets bound the child: none may be spent already.
-            const auto& limits = run_.plan_.limits;
+            const auto budget = run_.Budget();
             const auto& rs = run_.state_;
-            if ((limits.max_tokens && rs.tokens_in + rs.tokens_out >= *limits.max_tokens) ||
-                (limits.max_cost_usd &&
-                 rs.cost_nano_usd >= static_cast<int64_t>(*limits.max_cost_usd * 1e9 + 0.5))) {
+            if ((budget.max_tokens &&
+                 SaturatingAdd(rs.tokens_in, rs.tokens_out) >= *budget.max_tokens) ||
+                (budget.max_cost_nano_usd && rs.cost_nano_usd >= *budget.max_cost_nano_usd)) {
                 co_return std::unexpected(Error(ErrorCode::kResourceExhausted,
                                                 "budget exceeded: the run's budget is spent",
                                                 ErrorDetails{0, -1, -1, "budget_exceeded"}));
@@ -508,9 +462,30 @@ class Run::TypedNodeRun final : public NodeRun {
         request.run_id = child_id;
         request.parent_run = run_.state_.run_id;
         request.parent_node = node().id;
+        // The child may spend what this run has left, no more (recorded in its run.created;
+        // a re-attached child keeps the caps it was created with).
+        const auto budget = run_.Budget();
+        const auto& rs = run_.state_;
+        if (budget.max_tokens) {
+            request.max_tokens = std::max<int64_t>(
+                0, *budget.max_tokens - SaturatingAdd(rs.tokens_in, rs.tokens_out));
+        }
+        if (budget.max_cost_nano_usd) {
+            request.max_cost_nano_usd =
+                std::max<int64_t>(0, *budget.max_cost_nano_usd - rs.cost_nano_usd);
+        }
         auto outcome = co_await run_.engine_->RunChild(std::move(request));
         if (run_.NodeStopped(index_)) co_return CancelledError("the run is stopping");
         if (!outcome) co_return std::unexpected(outcome.error());
+        const ledger::NodeNotes* notes = state().notes.get();
+        if (ledger::IsTerminal(outcome->status) && !(notes && notes->child_charged)) {
+            // What the child spent is this run's spending too: charged once, in the ledger.
+            std::vector<ledger::Payload> ended;
+            ended.push_back(ledger::SubworkflowEnded{
+                child_id, std::string(ledger::RunStatusName(outcome->status)), outcome->tokens_in,
+                outcome->tokens_out, outcome->cost_nano_usd});
+            if (!co_await Record(std::move(ended))) co_return CancelledError("the run is stopping");
+        }
         ChildResult result;
         result.run_id = child_id;
         result.status = outcome->status;
@@ -533,39 +508,6 @@ class Run::TypedNodeRun final : public NodeRun {
     SystemTime Now() const override { return run_.engine_->clock_.Now(); }
 
   private:
-    std::optional<Error> OverBudget(const model::AgentSpec& agent) const {
-        const auto& ns = state();
-        const auto& limits = run_.plan_.limits;
-        auto usd = [](double dollars) { return SaturatingFromDouble(dollars * 1e9 + 0.5); };
-        auto over = [](const char* what, int64_t used, int64_t max) -> std::optional<Error> {
-            if (used < max) return std::nullopt;
-            return Error(ErrorCode::kResourceExhausted,
-                         std::string("budget exceeded: ") + what + " " + std::to_string(used) +
-                             " >= " + std::to_string(max),
-                         ErrorDetails{0, -1, -1, "budget_exceeded"});
-        };
-        if (agent.limits.max_tokens) {
-            if (auto e = over("tokens", ns.spent_tokens, *agent.limits.max_tokens)) return e;
-        }
-        if (agent.limits.max_cost_usd) {
-            if (auto e = over("cost (nano-USD)", ns.spent_cost_nano_usd,
-                              usd(*agent.limits.max_cost_usd))) {
-                return e;
-            }
-        }
-        const auto& rs = run_.state_;
-        if (limits.max_tokens) {
-            const int64_t used = SaturatingAdd(rs.tokens_in, rs.tokens_out);
-            if (auto e = over("run tokens", used, *limits.max_tokens)) return e;
-        }
-        if (limits.max_cost_usd) {
-            if (auto e = over("run cost (nano-USD)", rs.cost_nano_usd, usd(*limits.max_cost_usd))) {
-                return e;
-            }
-        }
-        return std::nullopt;
-    }
-
     Run& run_;
     int index_;
     std::shared_ptr<Task> task_;

@@ -44,6 +44,7 @@ constexpr std::array<std::string_view, static_cast<size_t>(EventType::kUnknown)>
     "human_task.completed",
     "subworkflow.started",
     "for_each.item_completed",
+    "subworkflow.ended",
     "session.compacted",
 };
 
@@ -161,6 +162,7 @@ EventType TypeOf(const Payload& payload) {
             [](const MetricEvaluated&) { return EventType::kMetricEvaluated; },
             [](const HumanTaskCompleted&) { return EventType::kHumanTaskCompleted; },
             [](const SubworkflowStarted&) { return EventType::kSubworkflowStarted; },
+            [](const SubworkflowEnded&) { return EventType::kSubworkflowEnded; },
             [](const ItemCompleted&) { return EventType::kItemCompleted; },
             [](const SessionCompacted&) { return EventType::kSessionCompacted; },
             [](const UnknownPayload&) { return EventType::kUnknown; },
@@ -186,6 +188,12 @@ void AppendPayload(std::string& out, const Payload& payload) {
                 w.Field("definition_sha256", p.definition_sha256);
                 OptionalField(w, "idempotency_key", p.idempotency_key);
                 w.Field("input", p.input);
+                if (p.max_cost_nano_usd) {
+                    char cost[kUsdSize];
+                    w.Field("max_cost_usd",
+                            std::string_view(cost, FormatUsdTo(cost, *p.max_cost_nano_usd)));
+                }
+                if (p.max_tokens) w.Field("max_tokens", *p.max_tokens);
                 OptionalField(w, "parent_node", p.parent_node);
                 OptionalField(w, "parent_run", p.parent_run);
                 OptionalField(w, "rerun_of", p.rerun_of);
@@ -408,6 +416,16 @@ void AppendPayload(std::string& out, const Payload& payload) {
                     .Field("workflow", p.workflow)
                     .EndObject();
             },
+            [&](const SubworkflowEnded& p) {
+                char cost[kUsdSize];
+                w.BeginObject()
+                    .Field("child_run_id", p.child_run_id)
+                    .Field("cost_usd", std::string_view(cost, FormatUsdTo(cost, p.cost_nano_usd)))
+                    .Field("status", p.status)
+                    .Field("tokens_in", p.tokens_in)
+                    .Field("tokens_out", p.tokens_out)
+                    .EndObject();
+            },
             [&](const ItemCompleted& p) {
                 w.BeginObject();
                 OptionalField(w, "error", p.error);
@@ -486,11 +504,19 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
     }
     const json::object& o = parsed->get_object();
     switch (type) {
-        case EventType::kRunCreated:
-            return RunCreated{Str(o, "workflow"),    Str(o, "definition_sha256"),
-                              Str(o, "input"),       Str(o, "idempotency_key"),
-                              Str(o, "rerun_of"),    Str(o, "parent_run"),
-                              Str(o, "parent_node"), Str(o, "actor")};
+        case EventType::kRunCreated: {
+            RunCreated created{Str(o, "workflow"),    Str(o, "definition_sha256"),
+                               Str(o, "input"),       Str(o, "idempotency_key"),
+                               Str(o, "rerun_of"),    Str(o, "parent_run"),
+                               Str(o, "parent_node"), Str(o, "actor")};
+            if (o.contains("max_tokens")) created.max_tokens = JsonInt(o, "max_tokens");
+            if (o.contains("max_cost_usd")) {
+                auto cost = ParseUsd(JsonString(o, "max_cost_usd", "0"));
+                if (!cost) return std::unexpected(cost.error());
+                created.max_cost_nano_usd = *cost;
+            }
+            return created;
+        }
         case EventType::kRunStarted:
             return RunStarted{};
         case EventType::kRunResumed:
@@ -621,6 +647,12 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
         case EventType::kSubworkflowStarted:
             return SubworkflowStarted{Str(o, "child_run_id"), Str(o, "workflow"),
                                       Str(o, "definition_sha256")};
+        case EventType::kSubworkflowEnded: {
+            auto cost = ParseUsd(JsonString(o, "cost_usd", "0"));
+            if (!cost) return std::unexpected(cost.error());
+            return SubworkflowEnded{Str(o, "child_run_id"), Str(o, "status"),
+                                    JsonInt(o, "tokens_in"), JsonInt(o, "tokens_out"), *cost};
+        }
         case EventType::kItemCompleted:
             return ItemCompleted{JsonInt(o, "index"), Str(o, "output"), JsonBool(o, "failed"),
                                  Str(o, "error")};

@@ -60,6 +60,7 @@ enum class EventType {
     kHumanTaskCompleted,
     kSubworkflowStarted,
     kItemCompleted,
+    kSubworkflowEnded,
     // A standing agent's turn (docs/formats/agents_cron_state_v1.md).
     kSessionCompacted,
     kUnknown,  // a type this version does not know; kept for verification
@@ -85,6 +86,10 @@ struct RunCreated {
     std::string parent_run;
     std::string parent_node;
     std::string actor;  // who started it (an API token's name); "" = not recorded
+    // A child run's share of its parent's budgets, left when it was started: the run stops
+    // when it has spent it, as when its own limits are reached. None: no cap.
+    std::optional<int64_t> max_tokens;
+    std::optional<int64_t> max_cost_nano_usd;
 };
 struct RunStarted {};
 struct RunResumed {
@@ -289,6 +294,14 @@ struct SubworkflowStarted {
     std::string workflow;
     std::string definition_sha256;
 };
+// A subworkflow node's child run ended: what it spent, charged to this run's budgets.
+struct SubworkflowEnded {
+    std::string child_run_id;
+    std::string status;
+    int64_t tokens_in = 0;
+    int64_t tokens_out = 0;
+    int64_t cost_nano_usd = 0;
+};
 // A for_each item's branch finished.
 struct ItemCompleted {
     int64_t index = 0;
@@ -322,7 +335,7 @@ using Payload =
                  ToolResult, HumanTaskCreated, HumanTaskDecided, BudgetExceeded, LlmRetried,
                  NodeSignal, NodeCancelled, RouterDecided, ConditionEvaluated, GateEvaluated,
                  MetricEvaluated, HumanTaskCompleted, SubworkflowStarted, ItemCompleted,
-                 SessionCompacted, UnknownPayload>;
+                 SubworkflowEnded, SessionCompacted, UnknownPayload>;
 
 EventType TypeOf(const Payload& payload);
 

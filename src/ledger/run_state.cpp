@@ -147,6 +147,10 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                     notes.GetOrCreate().idempotency_key = p.idempotency_key;
                     notes.GetOrCreate().rerun_of = p.rerun_of;
                 }
+                if (p.max_tokens || p.max_cost_nano_usd) {
+                    notes.GetOrCreate().cap_max_tokens = p.max_tokens;
+                    notes.GetOrCreate().cap_max_cost_nano_usd = p.max_cost_nano_usd;
+                }
                 status = RunStatus::kPending;
                 created_at = time;
             },
@@ -334,6 +338,18 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                 if (node) node->notes.GetOrCreate().child_run_id = p.child_run_id;
             },
             [&](const SessionCompacted&) {},
+            [&](const SubworkflowEnded& p) {
+                // The child's spending, charged to this run (once: the node is marked).
+                tokens_in = SaturatingAdd(tokens_in, p.tokens_in);
+                tokens_out = SaturatingAdd(tokens_out, p.tokens_out);
+                cost_nano_usd = SaturatingAdd(cost_nano_usd, p.cost_nano_usd);
+                if (!node) return;
+                node->spent_tokens =
+                    SaturatingAdd(node->spent_tokens, SaturatingAdd(p.tokens_in, p.tokens_out));
+                node->spent_cost_nano_usd =
+                    SaturatingAdd(node->spent_cost_nano_usd, p.cost_nano_usd);
+                node->notes.GetOrCreate().child_charged = true;
+            },
             [&](const ItemCompleted& p) {
                 if (!node) return;
                 NodeNotes& n = node->notes.GetOrCreate();

@@ -125,6 +125,7 @@ struct NodeNotes {
     };
     std::vector<Item> items;
     std::string child_run_id;  // subworkflow
+    bool child_charged = false;  // subworkflow.ended: the child's usage is in this run's totals
 };
 
 struct NodeState {
@@ -247,6 +248,9 @@ class RunState {
         std::string error_code;
         std::string failed_node;
         std::string cancel_reason;
+        // A child run's caps: its parent's budgets left when it started (run.created).
+        std::optional<int64_t> cap_max_tokens;
+        std::optional<int64_t> cap_max_cost_nano_usd;
     };
     const std::string& Note(std::string Notes::*field) const {
         return notes.get() ? notes.get()->*field : NodeState::kNoNote;
@@ -257,6 +261,12 @@ class RunState {
     const std::string& error_code() const { return Note(&Notes::error_code); }
     const std::string& failed_node() const { return Note(&Notes::failed_node); }
     const std::string& cancel_reason() const { return Note(&Notes::cancel_reason); }
+    std::optional<int64_t> cap_max_tokens() const {
+        return notes.get() ? notes.get()->cap_max_tokens : std::nullopt;
+    }
+    std::optional<int64_t> cap_max_cost_nano_usd() const {
+        return notes.get() ? notes.get()->cap_max_cost_nano_usd : std::nullopt;
+    }
 
     std::string run_id;
     std::string workflow;

@@ -354,5 +354,84 @@ TEST_F(DagCliTest, InitWritesARunnableTemplate) {
     EXPECT_NE(typo.err.find("(did you mean \"ticket_triage\"?)"), std::string::npos) << typo.err;
 }
 
+// --- subworkflow budgets -----------------------------------------------------------------------
+
+// A child run spends from its parent's budgets: it is created with what the parent has left
+// (run.created max_tokens), stops when that is spent, and what it spent is charged to the
+// parent once (subworkflow.ended), so the parent's totals include it.
+TEST_F(DagCliTest, ASubworkflowSpendsFromItsParentsBudgets) {
+    env_.Write("usage.yaml", R"(rules:
+  - {reply_template: "[${step}] ok", usage: {input_tokens: 30, output_tokens: 10}}
+)");
+    env_.Write("child.yaml", R"(name: child
+default_model: "scripted:usage.yaml"
+nodes:
+  - {id: c1, type: agent, config: {prompt: "one {{input}}"}}
+  - {id: c2, type: agent, config: {prompt: "two {{input}}"}}
+  - {id: c3, type: agent, config: {prompt: "three {{input}}"}}
+edges:
+  - {from: c1, to: c2}
+  - {from: c2, to: c3}
+)");
+    auto parent = [&](int max_tokens) {
+        return "name: parent\ndefault_model: \"scripted:usage.yaml\"\nlimits: {max_tokens: " +
+               std::to_string(max_tokens) + R"(}
+nodes:
+  - {id: plan, type: agent, config: {prompt: "Plan {{input}}"}}
+  - {id: research, type: subworkflow, config: {workflow: child.yaml}}
+edges:
+  - {from: plan, to: research}
+)";
+    };
+    auto tokens = [](const LedgerEvent* e) {
+        return e ? JsonInt(e->data, "tokens_in") + JsonInt(e->data, "tokens_out") : -1;
+    };
+
+    // Enough for everything: the parent's totals are its own call's plus its child's three.
+    env_.Write("rich.yaml", parent(1000));
+    auto rich = env_.Run({"run", "rich.yaml", "--input", "x", "--json"});
+    ASSERT_EQ(rich.exit_code(), 0) << rich.err;
+    auto record = ParseJson(rich.out);
+    ASSERT_TRUE(record && record->is_object()) << rich.out;
+    EXPECT_EQ(JsonInt(record->as_object(), "input_tokens"), 4 * 30) << rich.out;
+    EXPECT_EQ(JsonInt(record->as_object(), "output_tokens"), 4 * 10) << rich.out;
+    auto ids = env_.RunIds();
+    ASSERT_EQ(ids.size(), 2u);  // parent, then child (ULIDs sort by creation)
+    auto parent_events = env_.Events(ids[0]);
+    const LedgerEvent* ended = FindEvent(parent_events, "subworkflow.ended", "research");
+    ASSERT_NE(ended, nullptr) << Describe(parent_events);
+    EXPECT_EQ(tokens(ended), 120);
+    EXPECT_EQ(DataString(ended, "child_run_id"), ids[1]);
+    EXPECT_EQ(DataString(ended, "status"), "completed");
+    auto child_events = env_.Events(ids[1]);
+    ASSERT_FALSE(child_events.empty());
+    EXPECT_EQ(JsonInt(child_events[0].data, "max_tokens"), 1000 - 40) << child_events[0].line;
+
+    // 100 tokens: the plan spends 40, the child may spend 60: its third call is refused.
+    env_.Write("poor.yaml", parent(100));
+    auto poor = env_.Run({"run", "poor.yaml", "--input", "x", "--json"});
+    EXPECT_EQ(poor.exit_code(), 1) << poor.err;
+    ids = env_.RunIds();
+    ASSERT_EQ(ids.size(), 4u);
+    child_events = env_.Events(ids[3]);
+    EXPECT_EQ(JsonInt(child_events[0].data, "max_tokens"), 60) << child_events[0].line;
+    EXPECT_EQ(CountEvents(child_events, "llm.response"), 2) << Describe(child_events);
+    const LedgerEvent* exceeded = FindEvent(child_events, "budget.exceeded");
+    ASSERT_NE(exceeded, nullptr) << Describe(child_events);
+    EXPECT_EQ(DataString(exceeded, "scope"), "run");
+    parent_events = env_.Events(ids[2]);
+    ended = FindEvent(parent_events, "subworkflow.ended", "research");
+    ASSERT_NE(ended, nullptr) << Describe(parent_events);
+    EXPECT_EQ(tokens(ended), 80);
+    EXPECT_EQ(DataString(ended, "status"), "failed");
+    record = ParseJson(poor.out);
+    ASSERT_TRUE(record && record->is_object()) << poor.out;
+    EXPECT_EQ(JsonInt(record->as_object(), "input_tokens") +
+                  JsonInt(record->as_object(), "output_tokens"),
+              120);
+    auto audit = env_.Run({"audit", "verify", "--all"});
+    EXPECT_EQ(audit.exit_code(), 0) << audit.out;
+}
+
 }  // namespace
 }  // namespace strowger::testing

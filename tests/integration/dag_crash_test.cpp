@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/json.hpp"
+#include "core/sha256.hpp"
 #include "integration/harness.hpp"
 #include "integration/process.hpp"
 
@@ -308,6 +309,41 @@ edges:
     EXPECT_EQ(env_.RunStatus(run_id_), "completed");
     auto audit = env_.Run({"audit", "verify", run_id_});
     EXPECT_EQ(audit.exit_code(), 0) << audit.out;
+}
+
+// An agent in mode subagent killed with one subagent call answered and another in flight: the
+// resumed node asks the lead again (the tool calls had no results), but the answered task is
+// not asked of the subagent again (its answer is recorded under its label); the open one is.
+TEST_F(DagCrashTest, SubagentCallsAnsweredBeforeAKillAreNotAskedAgain) {
+    env_.Write("workflow.yaml", R"(name: subagent_crash
+agents:
+  lead: {model: "scripted:script.yaml", system_prompt: "You lead."}
+  researcher: {model: "scripted:script.yaml", system_prompt: "You research."}
+nodes:
+  - {id: report, type: agent, config: {agent: lead, mode: subagent, subagents: [researcher], prompt: "Report on {{input}}"}}
+edges: []
+)");
+    env_.Write("script.yaml", R"(rules:
+  - when: {agent: lead}
+    times: 1
+    tool_calls:
+      - {name: agent_researcher, arguments: {task: "facts on tides"}}
+      - {name: agent_researcher, arguments: {task: "facts on moons"}}
+  - {when: {agent: researcher, prompt_contains: "moons", attempt: 1}, hang: true}
+  - {when: {agent: researcher}, reply_template: "researched: ${prompt}"}
+  - {when: {agent: lead}, reply_template: "final: ${prompt}"}
+)");
+    const std::string tides = "subagent:researcher:" + Sha256Hex("facts on tides").substr(0, 12);
+    const std::string moons = "subagent:researcher:" + Sha256Hex("facts on moons").substr(0, 12);
+    Events killed = RunAndKill("the sea", moons, {tides});
+    EXPECT_EQ(CountEvents(killed, "tool.call", "report"), 2);
+    EXPECT_EQ(CountEvents(killed, "tool.result", "report"), 0);
+    Events end = ResumeAll();
+    CheckNothingAskedTwice(killed, end, moons, {tides, moons});
+    const LedgerEvent* completed = FindEvent(end, "node.completed", "report");
+    ASSERT_NE(completed, nullptr) << Describe(end);
+    EXPECT_EQ(std::string(JsonString(completed->data, "output")),
+              "final: researched: facts on moons");
 }
 
 }  // namespace

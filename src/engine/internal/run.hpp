@@ -22,12 +22,16 @@
 #include <string>
 #include <vector>
 
+#include "core/checked_math.hpp"
 #include "engine/internal/engine_impl.hpp"
 #include "engine/nodes/node_type.hpp"
 #include "ledger/chain.hpp"
 #include "ledger/run_state.hpp"
 
 namespace strowger::engine::internal {
+
+// The tool name an agent in mode subagent calls agent `agent` by: "agent_<name>".
+std::string SubagentToolName(std::string_view agent);
 
 // Replaces registered secrets in the event's free-text fields (no-op when none are registered).
 void RedactSecrets(ledger::NewEvent& event);
@@ -37,6 +41,11 @@ enum class EdgeState { kPending, kCarries, kDead };
 
 class Run : public std::enable_shared_from_this<Run> {
   public:
+    // One model call as agent `agent` for node `index` (ask.cpp): recorded as llm.request /
+    // llm.response under `label`, charged to the node's and the run's budgets; an answer an
+    // earlier attempt recorded under the label is returned without asking again.
+    Awaitable<Result<std::string>> AskAgent(int index, int agent, std::string label,
+                                            std::string prompt, Deadline deadline);
     Run(std::shared_ptr<Engine::Impl> engine, std::shared_ptr<PlanRuntime> runtime,
         ledger::RunState state);
 
@@ -223,6 +232,32 @@ class Run : public std::enable_shared_from_this<Run> {
                                               int64_t iteration, const std::string& prompt) const;
     Step OnSuccess(const model::PlanNode& node, providers::Completion completion,
                    int64_t latency_ms, int64_t iteration, const AgentToolSet* tools) const;
+    // The agent's budgets for node `index` (its per-step limits against the node's spending)
+    // and the run's: the error if one is spent.
+    std::optional<Error> OverBudgetFor(int index, const model::AgentSpec& agent) const;
+    // `tools` plus, for an agent node in mode subagent, one tool per subagent (ask.cpp).
+    std::shared_ptr<const AgentToolSet> WithSubagents(const model::PlanNode& node,
+                                                      std::shared_ptr<const AgentToolSet> tools);
+    // The run's budgets: its workflow's limits, lowered to its caps if it is a child run
+    // (run.created: what its parent had left). Costs in nano-USD.
+    struct RunBudget {
+        std::optional<int64_t> max_tokens;
+        std::optional<int64_t> max_cost_nano_usd;
+        std::optional<int64_t> max_tool_calls;
+    };
+    RunBudget Budget() const {
+        const auto& limits = plan_.limits;
+        RunBudget budget{limits.max_tokens, std::nullopt, limits.max_tool_calls};
+        if (limits.max_cost_usd) {
+            budget.max_cost_nano_usd = SaturatingFromDouble(*limits.max_cost_usd * 1e9 + 0.5);
+        }
+        auto lower = [](std::optional<int64_t>& limit, std::optional<int64_t> cap) {
+            if (cap && (!limit || *cap < *limit)) limit = cap;
+        };
+        lower(budget.max_tokens, state_.cap_max_tokens());
+        lower(budget.max_cost_nano_usd, state_.cap_max_cost_nano_usd());
+        return budget;
+    }
     // Budgets (the agent's per step, the run's, the agent's hourly quota): the failure to
     // record if one is exhausted. `hour_usage` is the agent's tokens in the last hour (-1: no
     // quota). Checked before each model call and before tool calls (`new_tool_calls` > 0).

@@ -94,10 +94,6 @@ class AgentType final : public NodeType {
         } else if (c.mode == "subagent") {
             context.Error("mode", "mode subagent needs subagents: the agents it may call");
         }
-        if (c.mode == "subagent") {
-            // Not silently standalone: calling agents as tools is not built yet.
-            context.Error("mode", "mode subagent is not supported yet (use standalone or pool)");
-        }
         if (node.agent < 0) return nullptr;
         return config;
     }

@@ -121,7 +121,8 @@ class NodeRun {
     // records subworkflow.started with the child's new id (before the child is created, and
     // its run.created names this run and node); a later attempt re-attaches to that child
     // (read if it ended, resumed if not). A run whose token or cost budget is spent starts no
-    // child. (The child's own usage is in its ledger; it is not yet added to the parent's.)
+    // child; a child is created with what this run has left as its caps, and what it spent
+    // is charged to this run once when it ends (subworkflow.ended).
     struct ChildResult {
         std::string run_id;
         ledger::RunStatus status = ledger::RunStatus::kPending;
