@@ -205,11 +205,11 @@ Awaitable<Result<std::string>> StandingLauncher::SendToAgent(automation::AgentMe
     co_return started->run_id;
 }
 
-Standing::Standing(Service& s, std::string dir, model::CompileOptions compile)
+Standing::Standing(Service& s, std::string dir, model::CompileOptions compile_options)
     : service(s),
       agents_dir(std::move(dir)),
-      compile(compile),
-      turns(s.executor, s.store, std::move(compile), Hooks(&s), s.clock, s.random),
+      compile(compile_options),
+      turns(s.executor, s.store, std::move(compile_options), Hooks(&s), s.clock, s.random),
       launcher(s, turns),
       cron(
           s.executor, s.store, launcher,
