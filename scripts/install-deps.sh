@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libre2-dev bubblewrap clang-format procps
   python3-jsonschema wrk
+  libhowardhinnant-date-dev libtomlplusplus-dev tzdata
 )
 # Node.js and npm run the MCP servers of the tests (npm ci from tests/mcp_servers). Debian's,
 # unless a node is already installed (e.g. from NodeSource, which bundles npm).

@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/internal/service.hpp"
+#include "api/internal/standing.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
 
@@ -72,6 +73,8 @@ class Daemon::Impl {
           service_(executor, store, *engine_, workflows_, hub_, tokens_, metrics_, options_, clock,
                    random),
           router_([this](std::string_view token) { return tokens_.Authenticate(token); }),
+          standing_(std::make_unique<internal::Standing>(service_, options_.agents_dir,
+                                                         engine::CompileOptionsFor(providers))),
           bus_(clock),
           feeder_(bus_),
           memory_(options_.memory ? options_.memory
@@ -90,6 +93,8 @@ class Daemon::Impl {
         internal::AddAdminRoutes(router_, service_);
         internal::AddRunRoutes(router_, service_);
         internal::AddWorkflowRoutes(router_, service_);
+        internal::AddAgentRoutes(router_, service_, *standing_);
+        internal::AddCronRoutes(router_, service_, *standing_);
         internal::AddAuditRoutes(router_, service_);
         internal::AddAutomationRoutes(router_, service_);
         service_.router = &router_;
@@ -106,6 +111,7 @@ class Daemon::Impl {
             bus_.Publish(std::move(event));
         });
         bus_.Subscribe([this](const automation::BusEvent& event) { triggers_.OnEvent(event); });
+        launcher_.agent_turns = &standing_->launcher;  // triggers aimed at an agent
         triggers_.SetLauncher(&launcher_);
         webhooks_.SetLauncher(&launcher_);
         // Test only: a kill -9 between a fire's record and its start.
@@ -126,6 +132,7 @@ class Daemon::Impl {
     }
 
     ~Impl() {
+        if (standing_) standing_->Stop();
         StopBackground();
         if (server_) server_->CloseAll();
         // The engine goes before the observers it calls (members are destroyed in reverse).
@@ -182,6 +189,7 @@ class Daemon::Impl {
     WorkflowRegistry workflows_;
     internal::Service service_;
     Router router_;
+    std::unique_ptr<internal::Standing> standing_;
     std::unique_ptr<HttpServer> server_;
     std::list<asio::cancellation_signal> stop_slots_;
     std::unique_ptr<asio::posix::stream_descriptor> inotify_;
@@ -276,6 +284,14 @@ Awaitable<Result<Daemon::StartReport>> Daemon::Impl::Start() {
         co_await RestoreBusState(id);
         engine_->ResumeRun(id, "restart", "serve", service_.DoneHandler(id));
         ++report.resumed;
+    }
+    // Standing agents and cron jobs, once the runs they may wait for are resumed.
+    {
+        auto problems = co_await standing_->Start();
+        if (!problems) co_return std::unexpected(problems.error());
+        for (auto& line : *problems) report.invalid_files.push_back(std::move(line));
+        report.agents = static_cast<int64_t>(standing_->turns.manifests().size());
+        report.cron_jobs = static_cast<int64_t>(standing_->cron.size());
     }
     // Fires a crash left between their record and their start: each starts once now.
     auto recovered = co_await triggers_.Recover();
@@ -415,6 +431,7 @@ Awaitable<void> Daemon::Impl::Drain() {
     SystemEvent("daemon_draining", "Daemon draining");
     service_.draining = true;
     service_.ready = false;
+    standing_->Stop();
     if (server_) server_->StopAccepting();
     StopBackground();
     // Executing runs stop at their next step boundary, once their in-flight model calls have

@@ -43,6 +43,7 @@ struct DaemonOptions {
     std::string host = "127.0.0.1";
     uint16_t port = 7780;
     std::string workflows_dir;  // "" = none
+    std::string agents_dir;     // standing agents' manifests (and their [[cron]]); "" = none
     ServerLimits limits;
     bool metrics_public = false;  // /metrics without a token
     bool stream_deltas = true;    // model calls stream; deltas go to event streams
@@ -81,6 +82,8 @@ class Daemon {
         int64_t signed_stops = 0;
         int64_t workflows = 0;
         std::vector<std::string> invalid_files;  // --workflows files that did not load
+        int64_t agents = 0;                      // standing agents loaded from --agents
+        int64_t cron_jobs = 0;
         std::string url;                         // "http://host:port"
     };
     // Everything "Start" says above; kUnavailable if the address cannot be bound.

@@ -376,6 +376,142 @@ ResponseDoc ProblemDoc(int status, std::string description) {
     return ResponseDoc{status, std::move(description), "Problem", "application/problem+json"};
 }
 
+
+// Standing agents and cron jobs (docs/formats/agents_cron_state_v1.md).
+constexpr const char* kAgentCronSchemas = R"json({
+  "Agent": {
+    "type": "object", "required": ["name", "model", "session_mode", "max_history_tokens"],
+    "properties": {"name": {"type": "string"}, "id": {"type": "string"},
+                   "description": {"type": "string"}, "model": {"type": "string"},
+                   "tools": {"type": "array", "items": {"type": "string"}},
+                   "session_mode": {"enum": ["persistent", "new"]},
+                   "max_history_tokens": {"type": "integer"}, "file": {"type": "string"},
+                   "cron_jobs": {"type": "integer"}}
+  },
+  "AgentList": {"type": "array", "items": {"$ref": "#/components/schemas/Agent"}},
+  "AgentMessage": {
+    "type": "object", "required": ["message"],
+    "properties": {"message": {"type": "string", "description": "may start with [SILENT]"},
+                   "session_mode": {"enum": ["persistent", "new"]},
+                   "channel": {"type": "string"}, "model_override": {"type": "string"},
+                   "timeout_secs": {"type": "integer", "minimum": 1}}
+  },
+  "AgentTurnStarted": {
+    "type": "object", "required": ["run_id", "agent", "session_id", "silent", "status"],
+    "properties": {"run_id": {"type": "string"}, "agent": {"type": "string"},
+                   "session_id": {"type": "string"}, "silent": {"type": "boolean"},
+                   "status": {"type": "string"}}
+  },
+  "AgentReply": {
+    "type": "object", "required": ["run_id", "status", "response", "session_id", "silent"],
+    "properties": {"run_id": {"type": "string"}, "status": {"const": "completed"},
+                   "response": {"type": "string"}, "session_id": {"type": "string"},
+                   "silent": {"type": "boolean"}, "agent": {"type": "string"}}
+  },
+  "AgentSession": {
+    "type": "object",
+    "required": ["session_id", "agent", "channel", "mode", "summary", "message_count", "tokens",
+                 "messages"],
+    "properties": {"session_id": {"type": "string"}, "agent": {"type": "string"},
+                   "channel": {"type": "string"}, "mode": {"enum": ["persistent", "new"]},
+                   "summary": {"type": "string"}, "message_count": {"type": "integer"},
+                   "tokens": {"type": "integer"},
+                   "messages": {"type": "array", "items": {
+                     "type": "object", "required": ["seq", "role", "content", "tokens", "run_id"],
+                     "properties": {"seq": {"type": "integer"},
+                                    "role": {"enum": ["user", "assistant"]},
+                                    "content": {"type": "string"}, "tokens": {"type": "integer"},
+                                    "run_id": {"type": "string"}}}},
+                   "created_at": {"$ref": "#/components/schemas/Time"},
+                   "updated_at": {"$ref": "#/components/schemas/Time"}}
+  },
+  "AgentSessionList": {"type": "array", "items": {"$ref": "#/components/schemas/AgentSession"}},
+  "CronSchedule": {
+    "oneOf": [
+      {"type": "object", "required": ["kind", "expr"],
+       "properties": {"kind": {"const": "cron"}, "expr": {"type": "string"},
+                      "tz": {"type": "string"}}},
+      {"type": "object", "required": ["kind", "every_secs"],
+       "properties": {"kind": {"const": "every"},
+                      "every_secs": {"type": "integer", "minimum": 60, "maximum": 86400}}},
+      {"type": "object", "required": ["kind", "at"],
+       "properties": {"kind": {"const": "at"}, "at": {"type": "string"}}}
+    ]
+  },
+  "CronAction": {
+    "type": "object", "required": ["kind"],
+    "properties": {"kind": {"enum": ["agent_turn", "workflow_run"]},
+                   "message": {"type": "string"}, "session_mode": {"enum": ["persistent", "new"]},
+                   "model_override": {"type": "string"}, "timeout_secs": {"type": "integer"},
+                   "workflow_id": {"type": "string"}, "input": {}}
+  },
+  "CronJobRequest": {
+    "type": "object",
+    "properties": {"agent_id": {"type": "string"}, "name": {"type": "string"},
+                   "schedule": {"oneOf": [{"type": "string"},
+                                          {"$ref": "#/components/schemas/CronSchedule"}]},
+                   "tz": {"type": "string"},
+                   "action": {"$ref": "#/components/schemas/CronAction"},
+                   "message": {"type": "string"}, "session_mode": {"type": "string"},
+                   "enabled": {"type": "boolean"},
+                   "misfire": {"enum": ["coalesce", "skip", "all"]},
+                   "overlap": {"enum": ["skip", "allow"]}}
+  },
+  "CronJob": {
+    "type": "object",
+    "required": ["id", "job_id", "name", "agent_id", "schedule", "action", "enabled", "misfire",
+                 "overlap", "next_fire_at", "fire_count", "consecutive_failures",
+                 "disabled_reason"],
+    "properties": {"id": {"type": "string"}, "job_id": {"type": "string"},
+                   "name": {"type": "string"}, "agent_id": {"type": "string"},
+                   "schedule": {"$ref": "#/components/schemas/CronSchedule"},
+                   "action": {"$ref": "#/components/schemas/CronAction"},
+                   "enabled": {"type": "boolean"},
+                   "misfire": {"enum": ["coalesce", "skip", "all"]},
+                   "overlap": {"enum": ["skip", "allow"]}, "origin": {"type": "string"},
+                   "created_at": {"$ref": "#/components/schemas/TimeOrNull"},
+                   "updated_at": {"$ref": "#/components/schemas/TimeOrNull"},
+                   "next_fire_at": {"$ref": "#/components/schemas/TimeOrNull"},
+                   "last_fire_at": {"$ref": "#/components/schemas/TimeOrNull"},
+                   "last_run_id": {"type": "string"}, "last_status": {"type": "string"},
+                   "fire_count": {"type": "integer"},
+                   "consecutive_failures": {"type": "integer"},
+                   "disabled_reason": {"type": "string"}, "status": {"type": "string"}}
+  },
+  "CronJobList": {
+    "type": "object", "required": ["jobs", "total"],
+    "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/CronJob"}},
+                   "total": {"type": "integer"}}
+  },
+  "CronJobRemoved": {
+    "type": "object", "required": ["status", "job_id"],
+    "properties": {"status": {"const": "removed"}, "job_id": {"type": "string"}}
+  },
+  "CronJobEnable": {
+    "type": "object", "required": ["enabled"], "properties": {"enabled": {"type": "boolean"}}
+  },
+  "CronJobEnabled": {
+    "type": "object", "required": ["status", "job_id", "enabled"],
+    "properties": {"status": {"const": "updated"}, "job_id": {"type": "string"},
+                   "enabled": {"type": "boolean"}}
+  },
+  "CronJobStatus": {
+    "allOf": [{"$ref": "#/components/schemas/CronJob"}],
+    "type": "object", "required": ["running", "recent_fires"],
+    "properties": {"running": {"type": "boolean"},
+                   "recent_fires": {"type": "array", "items": {
+                     "type": "object",
+                     "required": ["scheduled_at", "status", "run_id", "catch_up", "missed"],
+                     "properties": {"scheduled_at": {"$ref": "#/components/schemas/Time"},
+                                    "recorded_at": {"$ref": "#/components/schemas/Time"},
+                                    "status": {"enum": ["recorded", "started", "completed",
+                                                        "failed", "skipped"]},
+                                    "run_id": {"type": "string"}, "reason": {"type": "string"},
+                                    "catch_up": {"type": "boolean"},
+                                    "missed": {"type": "integer"}}}}}
+  }
+})json";
+
 }  // namespace
 
 std::string OpenApiDocument(const Router& router) {
@@ -471,6 +607,8 @@ std::string OpenApiDocument(const Router& router) {
     json::object schemas = json::parse(kSchemas).as_object();
     json::value automation = json::parse(internal::kAutomationSchemas);
     for (auto& [name, schema] : automation.as_object()) schemas[name] = schema;
+    json::value agent_cron = json::parse(kAgentCronSchemas);
+    for (auto& [name, schema] : agent_cron.as_object()) schemas[name] = schema;
     components["schemas"] = std::move(schemas);
     json::object bearer;
     bearer["type"] = "http";

@@ -20,6 +20,8 @@ void AddApproveCommands(CLI::App& app, const GlobalFlags& global, int& exit_code
 void AddServeCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddTokenCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddWorkflowCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
+void AddAgentCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
+void AddCronCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddTasksCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddInitCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddTriggerCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);

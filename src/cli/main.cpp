@@ -144,6 +144,8 @@ int Main(int argc, char** argv) {
     AddServeCommand(app, global, exit_code);
     AddTokenCommand(app, global, exit_code);
     AddWorkflowCommand(app, global, exit_code);
+    AddAgentCommand(app, global, exit_code);
+    AddCronCommand(app, global, exit_code);
     AddTasksCommand(app, global, exit_code);
     AddInitCommand(app, global, exit_code);
     AddTriggerCommand(app, global, exit_code);

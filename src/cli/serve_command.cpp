@@ -22,6 +22,7 @@ namespace {
 struct ServeFlags {
     std::string listen = "127.0.0.1:7780";
     std::string workflows;
+    std::string agents;
     std::string store;
     bool metrics_public = false;
     bool no_stream_deltas = false;
@@ -73,6 +74,10 @@ int DoServe(const ServeFlags& flags, const GlobalFlags& global) {
         PrintError(listen.error().message());
         return ToInt(ExitCode::kUsage);
     }
+    if (!flags.agents.empty() && !std::filesystem::is_directory(flags.agents)) {
+        PrintError("--agents: " + flags.agents + " is not a directory");
+        return ToInt(ExitCode::kUsage);
+    }
     if (!flags.workflows.empty() && !std::filesystem::is_directory(flags.workflows)) {
         PrintError("--workflows: " + flags.workflows + " is not a directory");
         return ToInt(ExitCode::kUsage);
@@ -119,6 +124,7 @@ int DoServe(const ServeFlags& flags, const GlobalFlags& global) {
     options.host = listen->first;
     options.port = listen->second;
     options.workflows_dir = flags.workflows;
+    options.agents_dir = flags.agents;
     options.metrics_public = flags.metrics_public;
     options.stream_deltas = !flags.no_stream_deltas;
     options.drain_timeout = std::chrono::milliseconds(flags.drain_timeout_ms);
@@ -182,6 +188,10 @@ int DoServe(const ServeFlags& flags, const GlobalFlags& global) {
         for (const auto& line : started->invalid_files) {
             std::cerr << "strowger: not loaded: " << line << "\n";
         }
+        if (!flags.agents.empty()) {
+            std::cerr << "strowger: " << started->agents << " standing agents, "
+                      << started->cron_jobs << " cron jobs\n";
+        }
         std::cerr << "strowger: serving on " << started->url << " (" << started->workflows
                   << " workflows, " << started->resumed << " runs resumed)" << std::endl;
     };
@@ -201,6 +211,10 @@ void AddServeCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         ->capture_default_str();
     cmd->add_option("--workflows", flags->workflows,
                     "Directory of workflow files, registered and reloaded on change (or SIGHUP)")
+        ->type_name("DIR");
+    cmd->add_option("--agents", flags->agents,
+                    "Directory of standing agents' manifests (NAME.toml with [[cron]], or agent "
+                    "YAML/JSON files): messages, sessions and cron jobs")
         ->type_name("DIR");
     cmd->add_option("--store", flags->store,
                     "Run store URL (default: $STROWGER_STORE or the default sqlite file)")

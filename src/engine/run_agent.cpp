@@ -76,6 +76,52 @@ const std::string* PoolKey(const PlanNode& node) {
     return &config->value.pool_key;
 }
 
+// A standing agent's turn (Plan::session; docs/formats/agents_cron_state_v1.md): its run input
+// is {"message", "history": [{"role", "content"}], "summary", "session_id", "compaction"}. The
+// summary of compacted turns and the history come before the prompt (the message).
+void AppendSessionHistory(const std::string& input, std::vector<providers::Message>& messages) {
+    auto parsed = ParseJson(input);
+    if (!parsed || !parsed->is_object()) return;
+    const auto& o = parsed->as_object();
+    if (auto summary = JsonString(o, "summary"); !summary.empty()) {
+        messages.push_back({providers::Role::kSystem,
+                            "Summary of the earlier conversation:\n" + std::string(summary),
+                            {},
+                            {},
+                            {}});
+    }
+    const auto* history = JsonArray(o, "history");
+    if (history == nullptr) return;
+    for (const auto& item : *history) {
+        const auto* m = item.if_object();
+        if (m == nullptr) continue;
+        const auto role = JsonString(*m, "role");
+        messages.push_back({role == "assistant" ? providers::Role::kAssistant
+                                                : providers::Role::kUser,
+                            std::string(JsonString(*m, "content")),
+                            {},
+                            {},
+                            {}});
+    }
+}
+
+// The session.compacted event a turn's first attempt records, if its session was compacted.
+std::optional<ledger::SessionCompacted> SessionCompaction(const std::string& input) {
+    auto parsed = ParseJson(input);
+    if (!parsed || !parsed->is_object()) return std::nullopt;
+    const auto* c = JsonObject(parsed->as_object(), "compaction");
+    if (c == nullptr) return std::nullopt;
+    ledger::SessionCompacted event;
+    event.session_id = std::string(JsonString(parsed->as_object(), "session_id"));
+    event.dropped_messages = JsonInt(*c, "dropped_messages");
+    event.dropped_tokens = JsonInt(*c, "dropped_tokens");
+    event.kept_messages = JsonInt(*c, "kept_messages");
+    event.kept_tokens = JsonInt(*c, "kept_tokens");
+    event.max_history_tokens = JsonInt(*c, "max_history_tokens");
+    event.summary_sha256 = std::string(JsonString(*c, "summary_sha256"));
+    return event;
+}
+
 }  // namespace
 
 // A pooled node's earlier turns: the exchanges (prompt, answer) of the nodes of its pool
@@ -117,6 +163,7 @@ std::vector<providers::Message> Run::Conversation(const PlanNode& node,
         messages.push_back({providers::Role::kSystem, agent->system_prompt, {}, {}, {}});
     }
     if (plan_.dag) AppendPoolTurns(node, messages);
+    if (plan_.session) AppendSessionHistory(state_.input, messages);
     messages.push_back({providers::Role::kUser, prompt, {}, {}, {}});
     for (const auto& turn : ns.turns) {
         providers::Message assistant{providers::Role::kAssistant, turn.content, {}, {}, {}};
@@ -549,6 +596,14 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                 if (!continuing) {
                     std::vector<ledger::NewEvent> start = StartEvents(
                         node, ns.attempt + 1, t.iteration, PromptFor(node, t.iteration));
+                    // A standing agent's turn records its session's compaction once, with
+                    // its first attempt's start.
+                    if (plan_.session && ns.attempt == 0) {
+                        if (auto compacted = SessionCompaction(state_.input)) {
+                            start.insert(start.begin() + 1,
+                                         {node.id, 1, std::move(*compacted)});
+                        }
+                    }
                     bool appended;
                     if (engine_->appends_at_once_) {
                         appended = AppendAtOnce(std::move(start), index);

@@ -45,6 +45,7 @@ constexpr std::array<std::string_view, static_cast<size_t>(EventType::kUnknown)>
     "subworkflow.started",
     "for_each.item_completed",
     "subworkflow.ended",
+    "session.compacted",
 };
 
 template <class... Ts>
@@ -163,6 +164,7 @@ EventType TypeOf(const Payload& payload) {
             [](const SubworkflowStarted&) { return EventType::kSubworkflowStarted; },
             [](const SubworkflowEnded&) { return EventType::kSubworkflowEnded; },
             [](const ItemCompleted&) { return EventType::kItemCompleted; },
+            [](const SessionCompacted&) { return EventType::kSessionCompacted; },
             [](const UnknownPayload&) { return EventType::kUnknown; },
         },
         payload);
@@ -431,6 +433,17 @@ void AppendPayload(std::string& out, const Payload& payload) {
                 if (p.failed) w.Field("failed", true);
                 w.Field("index", p.index).Field("output", p.output).EndObject();
             },
+            [&](const SessionCompacted& p) {
+                w.BeginObject()
+                    .Field("dropped_messages", p.dropped_messages)
+                    .Field("dropped_tokens", p.dropped_tokens)
+                    .Field("kept_messages", p.kept_messages)
+                    .Field("kept_tokens", p.kept_tokens)
+                    .Field("max_history_tokens", p.max_history_tokens)
+                    .Field("session_id", p.session_id)
+                    .Field("summary_sha256", p.summary_sha256)
+                    .EndObject();
+            },
             [&](const UnknownPayload& p) { out += p.data.empty() ? "{}" : p.data; },
         },
         payload);
@@ -649,6 +662,11 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
         case EventType::kItemCompleted:
             return ItemCompleted{JsonInt(o, "index"), Str(o, "output"), JsonBool(o, "failed"),
                                  Str(o, "error")};
+        case EventType::kSessionCompacted:
+            return SessionCompacted{Str(o, "session_id"),      JsonInt(o, "dropped_messages"),
+                                    JsonInt(o, "dropped_tokens"), JsonInt(o, "kept_messages"),
+                                    JsonInt(o, "kept_tokens"),   JsonInt(o, "max_history_tokens"),
+                                    Str(o, "summary_sha256")};
         case EventType::kBudgetExceeded:
             return BudgetExceeded{Str(o, "scope"), Str(o, "limit"), Str(o, "used"), Str(o, "max")};
         case EventType::kLlmRetried:

@@ -61,6 +61,8 @@ enum class EventType {
     kSubworkflowStarted,
     kItemCompleted,
     kSubworkflowEnded,
+    // A standing agent's turn (docs/formats/agents_cron_state_v1.md).
+    kSessionCompacted,
     kUnknown,  // a type this version does not know; kept for verification
 };
 
@@ -310,6 +312,18 @@ struct ItemCompleted {
     std::string error;
 };
 
+// A standing agent's session was compacted before this turn: its oldest messages were folded
+// into the summary the turn was given.
+struct SessionCompacted {
+    std::string session_id;
+    int64_t dropped_messages = 0;
+    int64_t dropped_tokens = 0;
+    int64_t kept_messages = 0;
+    int64_t kept_tokens = 0;
+    int64_t max_history_tokens = 0;
+    std::string summary_sha256;  // of the summary the turn got
+};
+
 // A type this version does not know: its data is kept as is.
 struct UnknownPayload {
     std::string type;
@@ -323,7 +337,7 @@ using Payload =
                  ToolResult, HumanTaskCreated, HumanTaskDecided, BudgetExceeded, LlmRetried,
                  NodeSignal, NodeCancelled, RouterDecided, ConditionEvaluated, GateEvaluated,
                  MetricEvaluated, HumanTaskCompleted, SubworkflowStarted, ItemCompleted,
-                 SubworkflowEnded, UnknownPayload>;
+                 SubworkflowEnded, SessionCompacted, UnknownPayload>;
 
 EventType TypeOf(const Payload& payload);
 

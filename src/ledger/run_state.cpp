@@ -345,6 +345,7 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                     n.item_children.push_back({p.index, p.child_run_id, false});
                 }
             },
+            [&](const SessionCompacted&) {},
             [&](const SubworkflowEnded& p) {
                 // The child's spending, charged to this run (once: the node is marked).
                 tokens_in = SaturatingAdd(tokens_in, p.tokens_in);

@@ -133,6 +133,7 @@ class Compiler {
         for (auto& server : plan->mcp_servers) server.base_dir = AbsoluteDir(server.base_dir);
         plan->limits = workflow_.limits;
         plan->workspace = AbsoluteWorkspace(workflow_);
+        plan->session = workflow_.session;
         CheckAgents(*plan);
         BuildNodes(*plan);
         if (plan->nodes.size() != workflow_.steps.size()) return nullptr;
@@ -756,6 +757,7 @@ json::object CommonSnapshot(const Workflow& workflow) {
     if (workflow.limits.max_tool_calls) limits["max_tool_calls"] = *workflow.limits.max_tool_calls;
     if (!limits.empty()) root["limits"] = std::move(limits);
     if (!workflow.workspace.empty()) root["workspace"] = AbsoluteWorkspace(workflow);
+    if (workflow.session) root["session"] = true;  // only when set: other hashes stay
     // Typed inputs: only when declared, so a workflow without them keeps its hash.
     if (!workflow.inputs.empty()) {
         json::array inputs;

@@ -16,7 +16,7 @@ inline const Table kWorkflow = {"name",     "description", "agents",         "st
                                 "created_at", "mcp_servers", "limits",       "workspace",
                                 "inputs",   "output",      "default_model",  "policies",
                                 "metadata", "schema_version", "workflow_id", "mode",
-                                "base_dir"};
+                                "base_dir", "session"};
 inline const Table kAgent = {"name",        "id",          "description",      "model",
                              "system_prompt", "tools",     "max_turns",        "temperature",
                              "max_output_tokens", "limits", "base_dir",        "require_approval",

@@ -103,6 +103,7 @@ struct Plan {
     RunLimits limits;
     std::string workspace;              // absolute, or "" for a directory per run
     bool dag = false;                   // written as nodes + edges
+    bool session = false;               // Workflow::session: agents get the input's history
     std::vector<PlanNode> nodes;        // in the order of the steps (or nodes)
     std::vector<PlanEdge> edges;        // the DAG form's
     std::vector<int> sinks;             // DAG nodes without outgoing edges

@@ -227,6 +227,10 @@ struct Workflow {
     // Where tools read and write: a directory (relative to the workflow file) shared by every
     // run, or "" for a fresh directory per run.
     std::string workspace;
+    // A standing agent's turn (docs/formats/agents_cron_state_v1.md): the run's input is a
+    // JSON object whose `history` (and `summary`) are the session's earlier messages, given to
+    // the agent before its prompt.
+    bool session = false;
     std::string source_file;  // as given by the user
     std::string base_dir;     // directory of source_file
     // Source position of every field that was read, by field path ("steps[2].mode",

@@ -222,6 +222,82 @@ struct WebhookRecord {
     SystemTime created_at{};
 };
 
+// ---- Standing agents and cron jobs (docs/formats/agents_cron_state_v1.md) ----
+
+// One conversation of a standing agent.
+struct AgentSession {
+    std::string session_id;
+    std::string agent;
+    std::string channel;
+    std::string mode = "persistent";  // "persistent" | "new"
+    std::string summary;              // digest of the turns compaction dropped
+    SystemTime created_at{};
+    SystemTime updated_at{};
+};
+
+struct SessionMessage {
+    int64_t seq = 0;    // from 1, assigned by the store
+    std::string role;   // "user" | "assistant"
+    std::string content;
+    int64_t tokens = 0;
+    std::string run_id;
+};
+
+// A turn started and not yet folded into its session.
+struct AgentTurn {
+    std::string run_id;
+    std::string session_id;
+    std::string agent;
+    std::string message;
+    bool silent = false;
+    SystemTime created_at{};
+};
+
+// What finishing a turn (or compacting a session) changes, in one transaction: the turn row
+// `run_id` ("" = none) is deleted, messages with seq <= drop_through are deleted, `append` is
+// added after the last message, and the summary is set (if `set_summary`).
+struct SessionUpdate {
+    std::string session_id;
+    std::string finish_run_id;
+    int64_t drop_through = 0;
+    std::vector<SessionMessage> append;
+    bool set_summary = false;
+    std::string summary;
+    SystemTime at{};
+};
+
+struct CronJob {
+    std::string job_id;
+    std::string name;
+    std::string agent;
+    std::string schedule = "{}";  // compact JSON (automation::Schedule::ToJson)
+    std::string action = "{}";    // compact JSON
+    bool enabled = true;
+    std::string misfire = "coalesce";  // "coalesce" | "skip" | "all"
+    std::string overlap = "skip";      // "skip" | "allow"
+    std::string origin = "api";
+    SystemTime created_at{};
+    SystemTime updated_at{};
+    SystemTime next_fire_at{};  // {} = none
+    SystemTime last_fire_at{};
+    std::string last_run_id;
+    std::string last_status;
+    int64_t fire_count = 0;
+    int64_t consecutive_failures = 0;
+    std::string disabled_reason;
+};
+
+struct CronFire {
+    std::string job_id;
+    SystemTime scheduled_at{};
+    SystemTime recorded_at{};
+    std::string status = "recorded";  // recorded | started | completed | failed | skipped
+    std::string run_id;
+    std::string reason;
+    bool catch_up = false;
+    int64_t missed = 1;
+};
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -394,6 +470,44 @@ class Store {
     virtual Awaitable<Result<void>> SetWebhookDeliveryRun(std::string hook,
                                                           std::string delivery_id,
                                                           std::string run_id) = 0;
+
+    // ---- Standing agents and cron jobs (docs/formats/agents_cron_state_v1.md) ----
+
+    // A persistent session (mode "persistent") is one per (agent, channel): returns the
+    // existing one if there is one, else stores `session`. A "new" session is always stored.
+    virtual Awaitable<Result<AgentSession>> OpenSession(AgentSession session) = 0;
+    // kNotFound if there is none.
+    virtual Awaitable<Result<AgentSession>> GetSession(std::string session_id) = 0;
+    // The sessions of `agent` ("" = every agent), by session id.
+    virtual Awaitable<Result<std::vector<AgentSession>>> ListSessions(std::string agent) = 0;
+    virtual Awaitable<Result<std::vector<SessionMessage>>> ReadSessionMessages(
+        std::string session_id) = 0;
+    // kNotFound if the session does not exist.
+    virtual Awaitable<Result<void>> UpdateSession(SessionUpdate update) = 0;
+    // Turns in flight: recorded before a turn's run starts, deleted by UpdateSession.
+    virtual Awaitable<Result<void>> PutAgentTurn(AgentTurn turn) = 0;
+    virtual Awaitable<Result<std::vector<AgentTurn>>> ListAgentTurns() = 0;
+
+    // Adds or replaces the job `job.job_id`.
+    virtual Awaitable<Result<void>> PutCronJob(CronJob job) = 0;
+    // Every job, by job id.
+    virtual Awaitable<Result<std::vector<CronJob>>> ListCronJobs() = 0;
+    // kNotFound if there is none.
+    virtual Awaitable<Result<CronJob>> GetCronJob(std::string job_id) = 0;
+    // Deletes the job and its fires; kNotFound if there is none.
+    virtual Awaitable<Result<void>> DeleteCronJob(std::string job_id) = 0;
+    // Records `fire` and stores `job` (its next_fire_at moved on), atomically. kAlreadyExists
+    // (and nothing changes) if (job, scheduled_at) was recorded before; kNotFound if the job
+    // was deleted.
+    virtual Awaitable<Result<void>> RecordCronFire(CronFire fire, CronJob job) = 0;
+    // Updates a recorded fire (status, run id, reason) and stores `job`, atomically.
+    // kNotFound if the fire or the job does not exist.
+    virtual Awaitable<Result<void>> UpdateCronFire(CronFire fire, CronJob job) = 0;
+    // The fires of `job_id`, newest scheduled first, up to `limit` (0 = all).
+    virtual Awaitable<Result<std::vector<CronFire>>> ListCronFires(std::string job_id,
+                                                                   int64_t limit) = 0;
+    // Fires recorded or started and not finished (what a crash leaves), oldest first.
+    virtual Awaitable<Result<std::vector<CronFire>>> ListOpenCronFires() = 0;
 };
 
 // Opens a store from a URL: "memory:", "sqlite:PATH" (PATH may be relative), and later

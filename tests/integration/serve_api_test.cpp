@@ -112,7 +112,9 @@ rules:
 };
 
 TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
-    serve_ = std::make_unique<ServeProcess>(env_);
+    env_.Write("agents/bot.toml", "name = \"bot\"\nmodel = \"openai:test-model\"\n");
+    serve_ = std::make_unique<ServeProcess>(
+        env_, std::vector<std::string>{"--agents", (env_.dir() / "agents").string()});
     ASSERT_TRUE(serve_->ok());
     ASSERT_EQ(serve_->admin_token().substr(0, 4), "stg_");
 
@@ -358,6 +360,41 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     Expect(400, "PUT", "/api/retention/hello", R"({"keep_days":-1})");
     Expect(200, "DELETE", "/api/retention/hello");
     Expect(404, "DELETE", "/api/retention/hello");
+
+    // ---- Standing agents and cron jobs ----
+    Expect(200, "GET", "/api/agents");
+    Expect(401, "GET", "/api/agents", "", "");
+    Expect(202, "POST", "/api/agents/bot/message", R"({"message":"hi"})");
+    Expect(200, "POST", "/api/agents/bot/message?wait=true", R"({"message":"hi again"})");
+    Expect(404, "POST", "/api/agents/nobody/message", R"({"message":"hi"})");
+    Expect(400, "POST", "/api/agents/bot/message", R"({"message":""})");
+    Expect(200, "GET", "/api/agents/bot/sessions");
+    Expect(404, "GET", "/api/agents/nobody/sessions");
+    auto job = Expect(201, "POST", "/api/cron/jobs",
+                      R"({"agent_id":"bot","name":"brief","schedule":{"kind":"cron",)"
+                      R"("expr":"0 8 * * *","tz":"Europe/Berlin"},)"
+                      R"("action":{"kind":"agent_turn","message":"brief me"}})");
+    std::string job_id = Field(job, "job_id");
+    Expect(400, "POST", "/api/cron/jobs",
+           R"({"agent_id":"bot","name":"x","schedule":"0 25 * * *",)"
+           R"("action":{"kind":"agent_turn","message":"m"}})");
+    Expect(404, "POST", "/api/cron/jobs",
+           R"({"agent_id":"nobody","name":"x","schedule":"@daily",)"
+           R"("action":{"kind":"agent_turn","message":"m"}})");
+    Expect(200, "GET", "/api/cron/jobs");
+    Expect(401, "GET", "/api/cron/jobs", "", "");
+    Expect(200, "GET", "/api/cron/jobs/" + job_id);
+    Expect(404, "GET", "/api/cron/jobs/cron_nothing");
+    Expect(200, "PUT", "/api/cron/jobs/" + job_id, R"({"schedule":"every 2h","misfire":"all"})");
+    Expect(400, "PUT", "/api/cron/jobs/" + job_id, R"({"overlap":"sometimes"})");
+    Expect(404, "PUT", "/api/cron/jobs/cron_nothing", R"({"name":"x"})");
+    Expect(200, "PUT", "/api/cron/jobs/" + job_id + "/enable", R"({"enabled":false})");
+    Expect(400, "PUT", "/api/cron/jobs/" + job_id + "/enable", R"({"enabled":"no"})");
+    Expect(404, "PUT", "/api/cron/jobs/cron_nothing/enable", R"({"enabled":true})");
+    Expect(200, "GET", "/api/cron/jobs/" + job_id + "/status");
+    Expect(404, "GET", "/api/cron/jobs/cron_nothing/status");
+    Expect(200, "DELETE", "/api/cron/jobs/" + job_id);
+    Expect(404, "DELETE", "/api/cron/jobs/" + job_id);
 
     // ---- Routing errors ----
     Expect(404, "GET", "/api/nothing");

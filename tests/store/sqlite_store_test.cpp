@@ -23,14 +23,19 @@
 #include "store/store_test_util.hpp"
 #include "testing/test_util.hpp"
 
-// What schema version 3 ("daemon state") added, to make files of earlier versions.
+// What schema version 4 ("daemon state") and 5 (standing agents and cron jobs) added, to
+// make files of earlier versions.
 #define DROP_DAEMON_STATE                                                         \
     "DROP TABLE workflows; DROP TABLE workflow_versions; DROP TABLE api_tokens; " \
     "DROP TABLE retention_policies; DROP TABLE run_annotations; " DROP_AUTOMATION
 // What schema version 5 ("automation") added.
 #define DROP_AUTOMATION                                                                  \
     "DROP TABLE triggers; DROP TABLE trigger_fires; DROP TABLE memory; DROP TABLE webhooks; " \
-    "DROP TABLE webhook_deliveries; "
+    "DROP TABLE webhook_deliveries; " DROP_AGENTS_CRON
+// What schema version 6 (standing agents and cron jobs) added.
+#define DROP_AGENTS_CRON                                                          \
+    "DROP TABLE agent_sessions; DROP TABLE agent_session_messages; "              \
+    "DROP TABLE agent_turns; DROP TABLE cron_jobs; DROP TABLE cron_fires; "
 
 namespace strowger::store {
 
@@ -553,7 +558,7 @@ TEST_P(SqliteStoreTest, AVersionOneFileMigratesAndKeepsItsRuns) {
     EXPECT_EQ(fixtures::RunIds(*RunSync(store->FindUnsignedStops("", 10))),
               std::vector<std::string>{RunIdFor(1)});
     auto version = QueryInt(path_, "PRAGMA user_version");
-    EXPECT_EQ(version, 5);
+    EXPECT_EQ(version, 6);
 }
 
 TEST_P(SqliteStoreTest, AVersionThreeFileGetsTheDaemonStateTables) {
@@ -565,7 +570,7 @@ TEST_P(SqliteStoreTest, AVersionThreeFileGetsTheDaemonStateTables) {
     auto reopened = SqliteStore::OpenBlocking(path_, Options());
     ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
     std::shared_ptr<SqliteStore> store = *reopened;
-    EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 5);
+    EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 6);
     ASSERT_TRUE(RunSync(store->PutRetentionPolicy({"", 1, 1})).has_value());
     ASSERT_TRUE(RunSync(store->PutRunAnnotation({RunIdFor(1), "wf_1", 1, "api", "{}", "", ""}))
                     .has_value());
@@ -581,7 +586,7 @@ TEST_P(SqliteStoreTest, AVersionFourFileGetsTheAutomationTables) {
     auto reopened = SqliteStore::OpenBlocking(path_, Options());
     ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
     std::shared_ptr<SqliteStore> store = *reopened;
-    EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 5);
+    EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 6);
     MemoryEntry entry{"global", "k", "1", {}};
     ASSERT_TRUE(RunSync(store->PutMemory(entry)).has_value());
     EXPECT_EQ(RunSync(store->GetMemory("global", "k"))->value, "1");

@@ -659,6 +659,8 @@ class Reader {
                     ReadRunLimits(value, p, workflow_.limits);
                 } else if (key == "workspace") {
                     if (auto v = String(value, p)) workflow_.workspace = *v;
+                } else if (key == "session") {
+                    if (auto v = Bool(value, p)) workflow_.session = *v;
                 }
                 // id, created_at: accepted for LibreFang compatibility, unused.
             });

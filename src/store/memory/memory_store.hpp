@@ -96,6 +96,25 @@ class MemoryStore : public Store {
     Awaitable<Result<void>> SetWebhookDeliveryRun(std::string hook, std::string delivery_id,
                                                   std::string run_id) override;
 
+    // Standing agents and cron jobs (memory_agents_cron.cpp).
+    Awaitable<Result<AgentSession>> OpenSession(AgentSession session) override;
+    Awaitable<Result<AgentSession>> GetSession(std::string session_id) override;
+    Awaitable<Result<std::vector<AgentSession>>> ListSessions(std::string agent) override;
+    Awaitable<Result<std::vector<SessionMessage>>> ReadSessionMessages(
+        std::string session_id) override;
+    Awaitable<Result<void>> UpdateSession(SessionUpdate update) override;
+    Awaitable<Result<void>> PutAgentTurn(AgentTurn turn) override;
+    Awaitable<Result<std::vector<AgentTurn>>> ListAgentTurns() override;
+    Awaitable<Result<void>> PutCronJob(CronJob job) override;
+    Awaitable<Result<std::vector<CronJob>>> ListCronJobs() override;
+    Awaitable<Result<CronJob>> GetCronJob(std::string job_id) override;
+    Awaitable<Result<void>> DeleteCronJob(std::string job_id) override;
+    Awaitable<Result<void>> RecordCronFire(CronFire fire, CronJob job) override;
+    Awaitable<Result<void>> UpdateCronFire(CronFire fire, CronJob job) override;
+    Awaitable<Result<std::vector<CronFire>>> ListCronFires(std::string job_id,
+                                                           int64_t limit) override;
+    Awaitable<Result<std::vector<CronFire>>> ListOpenCronFires() override;
+
     // Bytes kept for a run's events (with its slots once it is finished), and for all runs'
     // (tests).
     size_t KeptBytesForTest(const std::string& run_id);
@@ -272,6 +291,17 @@ class MemoryStore : public Store {
     std::map<std::string, WebhookRecord> webhooks_;                       // GUARDED_BY(mutex_)
     std::map<std::pair<std::string, std::string>, std::pair<SystemTime, std::string>>
         deliveries_;  // GUARDED_BY(mutex_)
+    // Standing agents and cron jobs.
+    struct SessionEntry {
+        AgentSession session;
+        std::vector<SessionMessage> messages;
+        int64_t last_seq = 0;
+    };
+    std::map<std::string, SessionEntry> sessions_;  // GUARDED_BY(mutex_)
+    std::map<std::string, AgentTurn> turns_;        // GUARDED_BY(mutex_)
+    std::map<std::string, CronJob> cron_jobs_;      // GUARDED_BY(mutex_)
+    // By job, then scheduled time.
+    std::map<std::pair<std::string, int64_t>, CronFire> cron_fires_;  // GUARDED_BY(mutex_)
 };
 
 }  // namespace strowger::store

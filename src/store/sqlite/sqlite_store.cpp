@@ -26,6 +26,7 @@
 
 #include "core/log.hpp"
 #include "core/strings.hpp"
+#include "store/sqlite/agents_cron_sql.hpp"
 #include "store/sqlite/daemon_state_sql.hpp"
 #include "store/sqlite/automation_sql.hpp"
 #include "store/sqlite/sqlite_connection.hpp"
@@ -38,7 +39,7 @@ using sqlite::Statement;
 namespace {
 
 // Bumped by each migration; a file with a higher version was written by a newer Strowger.
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 // PRAGMA application_id of a Strowger store ("STRW").
 constexpr int64_t kApplicationId = 0x53545257;
 
@@ -136,6 +137,8 @@ CREATE INDEX runs_by_wake_at ON runs (wake_at) WHERE wake_at > 0;
     // Version 5, "automation": triggers and their fires, agent memory, webhooks
     // (docs/formats/automation_state_v1.md).
     sqlite::kAutomationMigration,
+    // Version 6: standing agents' sessions and cron jobs (docs/formats/agents_cron_state_v1.md).
+    sqlite::kAgentsCronMigration,
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -1557,6 +1560,98 @@ Awaitable<Result<void>> SqliteStore::SetWebhookDeliveryRun(std::string hook,
         [h = std::move(hook), d = std::move(delivery_id), r = std::move(run_id)](Connection& db) {
             return sqlite::ApplySetWebhookDeliveryRun(db, h, d, r);
         });
+}
+
+// ---- Standing agents and cron jobs (the SQL is in agents_cron_sql.cpp) ----
+
+Awaitable<Result<AgentSession>> SqliteStore::OpenSession(AgentSession session) {
+    return impl_->Write<AgentSession>([session = std::move(session)](Connection& db) {
+        return sqlite::ApplyOpenSession(db, session);
+    });
+}
+
+Awaitable<Result<AgentSession>> SqliteStore::GetSession(std::string session_id) {
+    return impl_->Read<AgentSession>([id = std::move(session_id)](Connection& db) {
+        return sqlite::QuerySession(db, id);
+    });
+}
+
+Awaitable<Result<std::vector<AgentSession>>> SqliteStore::ListSessions(std::string agent) {
+    return impl_->Read<std::vector<AgentSession>>([agent = std::move(agent)](Connection& db) {
+        return sqlite::QuerySessions(db, agent);
+    });
+}
+
+Awaitable<Result<std::vector<SessionMessage>>> SqliteStore::ReadSessionMessages(
+    std::string session_id) {
+    return impl_->Read<std::vector<SessionMessage>>([id = std::move(session_id)](Connection& db) {
+        return sqlite::QuerySessionMessages(db, id);
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::UpdateSession(SessionUpdate update) {
+    return impl_->Write<void>([update = std::move(update)](Connection& db) {
+        return sqlite::ApplyUpdateSession(db, update);
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::PutAgentTurn(AgentTurn turn) {
+    return impl_->Write<void>(
+        [turn = std::move(turn)](Connection& db) { return sqlite::ApplyPutAgentTurn(db, turn); });
+}
+
+Awaitable<Result<std::vector<AgentTurn>>> SqliteStore::ListAgentTurns() {
+    return impl_->Read<std::vector<AgentTurn>>(
+        [](Connection& db) { return sqlite::QueryAgentTurns(db); });
+}
+
+Awaitable<Result<void>> SqliteStore::PutCronJob(CronJob job) {
+    return impl_->Write<void>(
+        [job = std::move(job)](Connection& db) { return sqlite::ApplyPutCronJob(db, job); });
+}
+
+Awaitable<Result<std::vector<CronJob>>> SqliteStore::ListCronJobs() {
+    return impl_->Read<std::vector<CronJob>>(
+        [](Connection& db) { return sqlite::QueryCronJobs(db, ""); });
+}
+
+Awaitable<Result<CronJob>> SqliteStore::GetCronJob(std::string job_id) {
+    return impl_->Read<CronJob>([id = std::move(job_id)](Connection& db) -> Result<CronJob> {
+        if (id.empty()) return NotFoundError("no cron job \"\"");
+        STROWGER_ASSIGN_OR_RETURN(auto jobs, sqlite::QueryCronJobs(db, id));
+        if (jobs.empty()) return NotFoundError("no cron job " + id);
+        return jobs.front();
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::DeleteCronJob(std::string job_id) {
+    return impl_->Write<void>([id = std::move(job_id)](Connection& db) {
+        return sqlite::ApplyDeleteCronJob(db, id);
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::RecordCronFire(CronFire fire, CronJob job) {
+    return impl_->Write<void>([fire = std::move(fire), job = std::move(job)](Connection& db) {
+        return sqlite::ApplyRecordCronFire(db, fire, job);
+    });
+}
+
+Awaitable<Result<void>> SqliteStore::UpdateCronFire(CronFire fire, CronJob job) {
+    return impl_->Write<void>([fire = std::move(fire), job = std::move(job)](Connection& db) {
+        return sqlite::ApplyUpdateCronFire(db, fire, job);
+    });
+}
+
+Awaitable<Result<std::vector<CronFire>>> SqliteStore::ListCronFires(std::string job_id,
+                                                                    int64_t limit) {
+    return impl_->Read<std::vector<CronFire>>([id = std::move(job_id), limit](Connection& db) {
+        return sqlite::QueryCronFires(db, id, limit, false);
+    });
+}
+
+Awaitable<Result<std::vector<CronFire>>> SqliteStore::ListOpenCronFires() {
+    return impl_->Read<std::vector<CronFire>>(
+        [](Connection& db) { return sqlite::QueryCronFires(db, "", 0, true); });
 }
 
 Result<SqliteUrl> ParseSqliteUrl(std::string_view url) {

@@ -151,6 +151,25 @@ class SqliteStore final : public Store {
     Awaitable<Result<void>> SetWebhookDeliveryRun(std::string hook, std::string delivery_id,
                                                   std::string run_id) override;
 
+    // Standing agents and cron jobs (agents_cron_sql.cpp).
+    Awaitable<Result<AgentSession>> OpenSession(AgentSession session) override;
+    Awaitable<Result<AgentSession>> GetSession(std::string session_id) override;
+    Awaitable<Result<std::vector<AgentSession>>> ListSessions(std::string agent) override;
+    Awaitable<Result<std::vector<SessionMessage>>> ReadSessionMessages(
+        std::string session_id) override;
+    Awaitable<Result<void>> UpdateSession(SessionUpdate update) override;
+    Awaitable<Result<void>> PutAgentTurn(AgentTurn turn) override;
+    Awaitable<Result<std::vector<AgentTurn>>> ListAgentTurns() override;
+    Awaitable<Result<void>> PutCronJob(CronJob job) override;
+    Awaitable<Result<std::vector<CronJob>>> ListCronJobs() override;
+    Awaitable<Result<CronJob>> GetCronJob(std::string job_id) override;
+    Awaitable<Result<void>> DeleteCronJob(std::string job_id) override;
+    Awaitable<Result<void>> RecordCronFire(CronFire fire, CronJob job) override;
+    Awaitable<Result<void>> UpdateCronFire(CronFire fire, CronJob job) override;
+    Awaitable<Result<std::vector<CronFire>>> ListCronFires(std::string job_id,
+                                                           int64_t limit) override;
+    Awaitable<Result<std::vector<CronFire>>> ListOpenCronFires() override;
+
     // Lets the writer finish every queued request (their waiters complete), waits for running
     // reads, then closes the connections. Later calls fail with kFailedPrecondition. Idempotent.
     void CloseBlocking();
