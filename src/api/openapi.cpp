@@ -296,6 +296,15 @@ constexpr const char* kSchemas = R"json({
     "type": "object", "required": ["status", "workflow"],
     "properties": {"status": {"const": "removed"}, "workflow": {"type": "string"}}
   },
+  "PruneRequest": {
+    "type": "object", "required": ["keep"],
+    "properties": {"keep": {"type": "integer", "minimum": 0}, "dry_run": {"type": "boolean"}}
+  },
+  "PruneResult": {
+    "type": "object", "required": ["finished", "deleted", "keep", "dry_run"],
+    "properties": {"finished": {"type": "integer"}, "deleted": {"type": "integer"},
+                   "keep": {"type": "integer"}, "dry_run": {"type": "boolean"}}
+  },
   "AuditVerifyRequest": {
     "type": "object",
     "properties": {"run_ids": {"type": "array", "maxItems": 1000, "items": {"type": "string"}},

@@ -22,8 +22,8 @@ Awaitable<Response> Readyz(Service* s, Request) {
             event.kind = automation::EventKind::kSystem;
             event.type = "health_check_failed";
             event.subject = "store";
-            event.description = "Health check failed: the store does not answer: " +
-                                probe.error().message();
+            event.description =
+                "Health check failed: the store does not answer: " + probe.error().message();
             s->automation.bus->Publish(std::move(event));
         }
         co_return Problem(503, "the store does not answer: " + probe.error().message());
@@ -142,6 +142,46 @@ Awaitable<Response> PutRetention(Service* s, Request request) {
     co_return JsonResponse(200, PolicyJson(policy));
 }
 
+// `strowger runs prune --keep N` over HTTP: deletes the oldest finished runs beyond the newest
+// `keep` (never an unfinished one); `dry_run` only counts them.
+Awaitable<Response> PruneRuns(Service* s, Request request) {
+    Response problem;
+    auto body = ParseBody(request, problem);
+    if (!body) co_return problem;
+    auto keep = body->find("keep");
+    if (keep == body->end() || !keep->value().is_int64() || keep->value().as_int64() < 0) {
+        co_return FieldProblem("keep", "expected the number of finished runs to keep (>= 0)");
+    }
+    bool dry_run = false;
+    if (auto it = body->find("dry_run"); it != body->end()) {
+        if (!it->value().is_bool()) co_return FieldProblem("dry_run", "expected true or false");
+        dry_run = it->value().as_bool();
+    }
+    store::RunFilter finished;
+    finished.statuses = {ledger::RunStatus::kCompleted, ledger::RunStatus::kFailed,
+                         ledger::RunStatus::kCancelled};
+    finished.limit = 1000;
+    int64_t total = 0;
+    do {
+        auto page = co_await s->store->ListRuns(finished);
+        if (!page) co_return ProblemFor(page.error());
+        total += static_cast<int64_t>(page->runs.size());
+        finished.before_run_id = page->next_cursor;
+    } while (!finished.before_run_id.empty());
+    int64_t deleted = std::max<int64_t>(0, total - keep->value().as_int64());
+    if (!dry_run) {
+        auto pruned = co_await s->store->PruneTerminalRuns(keep->value().as_int64());
+        if (!pruned) co_return ProblemFor(pruned.error());
+        deleted = *pruned;
+    }
+    json::object out;
+    out["finished"] = total;
+    out["deleted"] = deleted;
+    out["keep"] = keep->value().as_int64();
+    out["dry_run"] = dry_run;
+    co_return JsonResponse(200, out);
+}
+
 Awaitable<Response> DeleteRetention(Service* s, Request request) {
     std::string workflow = request.Param("workflow") == "*" ? "" : request.Param("workflow");
     auto removed = co_await s->store->DeleteRetentionPolicy(workflow);
@@ -194,6 +234,11 @@ void AddAdminRoutes(Router& router, Service& service) {
         "Set the retention policy of a workflow (by name; * for the default)",
         [s](Request r) { return PutRetention(s, std::move(r)); },
         {Ok(200, "Set", "RetentionPolicy")}, {}, Body("RetentionRequest"));
+    table.Add(
+        "POST", "/api/runs/prune", Role::kAdmin, "pruneRuns",
+        "Delete the oldest finished runs beyond the newest `keep` (never unfinished ones)",
+        [s](Request r) { return PruneRuns(s, std::move(r)); },
+        {Ok(200, "Deleted (or, with dry_run, counted)", "PruneResult")}, {}, Body("PruneRequest"));
     table.Add("DELETE", "/api/retention/{workflow}", Role::kAdmin, "deleteRetention",
               "Remove a retention policy",
               [s](Request r) { return DeleteRetention(s, std::move(r)); },

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <set>
 #include <thread>
@@ -69,11 +70,16 @@ std::optional<std::chrono::seconds> ParseSince(std::string_view text) {
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size() - 1, value);
     if (ec != std::errc() || end != text.data() + text.size() - 1 || value < 0) return std::nullopt;
     switch (text.back()) {
-        case 's': return std::chrono::seconds(value);
-        case 'm': return std::chrono::seconds(value * 60);
-        case 'h': return std::chrono::seconds(value * 3600);
-        case 'd': return std::chrono::seconds(value * 86400);
-        default: return std::nullopt;
+        case 's':
+            return std::chrono::seconds(value);
+        case 'm':
+            return std::chrono::seconds(value * 60);
+        case 'h':
+            return std::chrono::seconds(value * 3600);
+        case 'd':
+            return std::chrono::seconds(value * 86400);
+        default:
+            return std::nullopt;
     }
 }
 
@@ -289,10 +295,10 @@ int DoEvents(EventsFlags flags, const GlobalFlags& global) {
                 // Names and summaries come from the workflow and the models: escaped, one line
                 // per event (--json has the exact lines).
                 // node#attempt; a node's event outside any attempt (a decision) has none.
-                std::string where = event.node.empty()   ? ""
-                                    : event.attempt <= 0 ? event.node
-                                                         : event.node + "#" +
-                                                               std::to_string(event.attempt);
+                std::string where = event.node.empty() ? ""
+                                    : event.attempt <= 0
+                                        ? event.node
+                                        : event.node + "#" + std::to_string(event.attempt);
                 std::cout << Pad(std::to_string(event.seq), 6)
                           << FormatRfc3339(event.time).substr(11, 15) << "  "
                           << Pad(Shown(event.type_name, Newlines::kEscape), 26)
@@ -509,10 +515,10 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     for (auto action : {store::ControlAction::kPause, store::ControlAction::kCancel}) {
         bool cancel = action == store::ControlAction::kCancel;
         auto flags = std::make_shared<ControlFlags>();
-        auto* cmd =
-            runs->add_subcommand(cancel ? "cancel" : "pause",
-                                 cancel ? "Cancel a run (aborts in-flight model calls; `runs retry` can reopen it)"
-                                        : "Pause a run at its next step boundary");
+        auto* cmd = runs->add_subcommand(
+            cancel ? "cancel" : "pause",
+            cancel ? "Cancel a run (aborts in-flight model calls; `runs retry` can reopen it)"
+                   : "Pause a run at its next step boundary");
         add_store(cmd);
         cmd->add_option("run", flags->run_id, "Run id")->required();
         cmd->add_option("--reason", flags->reason, "Recorded in the ledger");
@@ -636,8 +642,8 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
             exit_code = ReportError(resolved.error());
             return;
         }
-        exit_code = ExecuteWithProgress(*context, engine.RerunRun(*resolved), rerun->progress,
-                                        rerun->json);
+        exit_code =
+            ExecuteWithProgress(*context, engine.RerunRun(*resolved), rerun->progress, rerun->json);
     });
 
     auto keep = std::make_shared<int64_t>(0);
@@ -658,26 +664,58 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
         "  strowger runs prune --keep 1000 --dry-run\n"
         "  strowger runs prune --keep 1000 --yes");
     prune_cmd->callback([=, &global, &exit_code] {
-        auto context = OpenOrReport(*store, global);
-        if (!context) {
-            exit_code = ToInt(ExitCode::kInternal);
-            return;
-        }
-        // How many would go: the finished runs beyond the newest --keep.
-        store::RunFilter finished;
-        finished.statuses = {RunStatus::kCompleted, RunStatus::kFailed, RunStatus::kCancelled};
-        finished.limit = 1000;
-        int64_t total = 0;
-        while (true) {
-            auto page = context->Await(context->store().ListRuns(finished));
-            if (!page) {
-                exit_code = ReportError(page.error());
+        // The finished runs there are, and the deletion: through the daemon, or on the store.
+        std::function<Result<int64_t>()> count;
+        std::function<Result<int64_t>()> prune;
+        std::shared_ptr<ApiClient> client;
+        std::shared_ptr<Context> context;
+        if (auto daemon = remote(); !daemon.empty()) {
+            client = ConnectOrReport(daemon);
+            if (!client) {
+                exit_code = ToInt(ExitCode::kInternal);
                 return;
             }
-            total += static_cast<int64_t>(page->runs.size());
-            if (page->next_cursor.empty()) break;
-            finished.before_run_id = page->next_cursor;
+            auto call = [client, keep = *keep](bool dry, const char* field) -> Result<int64_t> {
+                json::object body;
+                body["keep"] = keep;
+                body["dry_run"] = dry;
+                auto reply = client->Checked("POST", "/api/runs/prune", json::serialize(body));
+                if (!reply) return std::unexpected(reply.error());
+                if (!reply->json.is_object()) return InternalError("not a JSON object");
+                return JsonInt(reply->json.as_object(), field);
+            };
+            count = [call] { return call(true, "finished"); };
+            prune = [call] { return call(false, "deleted"); };
+        } else {
+            context = OpenOrReport(*store, global);
+            if (!context) {
+                exit_code = ToInt(ExitCode::kInternal);
+                return;
+            }
+            count = [context]() -> Result<int64_t> {
+                store::RunFilter finished;
+                finished.statuses = {RunStatus::kCompleted, RunStatus::kFailed,
+                                     RunStatus::kCancelled};
+                finished.limit = 1000;
+                int64_t total = 0;
+                do {
+                    auto page = context->Await(context->store().ListRuns(finished));
+                    if (!page) return std::unexpected(page.error());
+                    total += static_cast<int64_t>(page->runs.size());
+                    finished.before_run_id = page->next_cursor;
+                } while (!finished.before_run_id.empty());
+                return total;
+            };
+            prune = [context, keep = *keep] {
+                return context->Await(context->store().PruneTerminalRuns(keep));
+            };
         }
+        auto counted = count();
+        if (!counted) {
+            exit_code = ReportError(counted.error());
+            return;
+        }
+        const int64_t total = *counted;
         const int64_t doomed = std::max<int64_t>(0, total - *keep);
         if (*dry_run) {
             std::cout << "would delete " << doomed << " of " << total
@@ -697,7 +735,7 @@ void AddRunsCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
                 return;
             }
         }
-        auto pruned = context->Await(context->store().PruneTerminalRuns(*keep));
+        auto pruned = prune();
         if (!pruned) {
             exit_code = ReportError(pruned.error());
             return;

@@ -307,8 +307,8 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     std::set<std::string> paged;
     std::string cursor;
     for (int page = 0; page < 3; ++page) {
-        auto reply = Expect(200, "GET", "/api/tasks?limit=1" +
-                                            (cursor.empty() ? "" : "&cursor=" + cursor));
+        auto reply =
+            Expect(200, "GET", "/api/tasks?limit=1" + (cursor.empty() ? "" : "&cursor=" + cursor));
         for (const auto& t : reply.object().at("tasks").as_array()) {
             paged.insert(std::string(JsonString(t.as_object(), "run_id")));
         }
@@ -359,6 +359,10 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     Expect(400, "PUT", "/api/retention/hello", R"({})");
     Expect(400, "PUT", "/api/retention/hello", R"({"keep_days":-1})");
     Expect(200, "DELETE", "/api/retention/hello");
+    auto prune = Expect(200, "POST", "/api/runs/prune", R"({"keep":1000,"dry_run":true})");
+    EXPECT_EQ(JsonInt(prune.object(), "deleted"), 0);
+    Expect(400, "POST", "/api/runs/prune", R"({})");
+    Expect(400, "POST", "/api/runs/prune", R"({"keep":-1})");
     Expect(404, "DELETE", "/api/retention/hello");
 
     // ---- Standing agents and cron jobs ----
@@ -447,9 +451,8 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     std::string openapi = env_.Write("openapi.json", document.body);
     std::string responses = env_.Write("responses.jsonl", recorded_);
     // Automation's routes are covered by serve_automation_test.
-    auto check = env_.RunProgram({"python3",
-                                  SourceDir() + "/tests/integration/validate_openapi.py", openapi,
-                                  responses, "--skip-tags", "triggers,memory,hooks"});
+    auto check = env_.RunProgram({"python3", SourceDir() + "/tests/integration/validate_openapi.py",
+                                  openapi, responses, "--skip-tags", "triggers,memory,hooks"});
     EXPECT_EQ(check.exit_code(), 0) << check.out << check.err;
 }
 

@@ -195,6 +195,16 @@ TEST_F(ServeCliTest, RunsCommandsThroughTheDaemonPrintWhatTheyPrintOnTheStore) {
             EXPECT_EQ(JsonString(event.data, "actor"), "admin");
         }
     }
+    // runs prune through the daemon: the same count, then the deletion.
+    ExpectSame({"runs", "prune", "--keep", "1", "--dry-run"});
+    auto dry = Remote({"runs", "prune", "--keep", "1", "--dry-run"});
+    EXPECT_NE(dry.out.find("would delete "), std::string::npos) << dry.out << dry.err;
+    const size_t before = env_.RunIds().size();
+    auto pruned = Remote({"runs", "prune", "--keep", "1", "--yes"});
+    EXPECT_EQ(pruned.exit_code(), 0) << pruned.err;
+    EXPECT_EQ(pruned.out.substr(0, 8), "deleted ") << pruned.out;
+    EXPECT_LT(env_.RunIds().size(), before);
+    EXPECT_EQ(env_.RunStatus(slow2), "cancelled");  // the newest finished run is kept
 }
 
 TEST_F(ServeCliTest, TasksApproveAndRejectThroughTheDaemon) {
