@@ -119,8 +119,8 @@ class Daemon::Impl {
             kill && std::string_view(kill) == "1") {
             triggers_.SetAfterRecordHook([](const store::TriggerFire&) { std::raise(SIGKILL); });
         }
-        service_.automation = internal::AutomationParts{&bus_, &triggers_, memory_.get(),
-                                                         &webhooks_};
+        service_.automation =
+            internal::AutomationParts{&bus_, &triggers_, memory_.get(), &webhooks_};
     }
     void SystemEvent(std::string type, std::string description) {
         automation::BusEvent event;
@@ -300,10 +300,9 @@ Awaitable<Result<Daemon::StartReport>> Daemon::Impl::Start() {
                       recovered.error().message());
     }
     service_.ready = true;
-    SystemEvent("daemon_started", "Daemon started (" + std::to_string(report.resumed) +
-                                      " runs resumed, " +
-                                      std::to_string(recovered ? *recovered : 0) +
-                                      " trigger fires completed)");
+    SystemEvent("daemon_started",
+                "Daemon started (" + std::to_string(report.resumed) + " runs resumed, " +
+                    std::to_string(recovered ? *recovered : 0) + " trigger fires completed)");
     // Control requests from other processes and lease renewal.
     Spawn(engine_->Supervise(std::chrono::milliseconds(200)));
     Spawn(Background(options_.token_refresh, [this]() -> Awaitable<void> {

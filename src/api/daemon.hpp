@@ -84,7 +84,7 @@ class Daemon {
         std::vector<std::string> invalid_files;  // --workflows files that did not load
         int64_t agents = 0;                      // standing agents loaded from --agents
         int64_t cron_jobs = 0;
-        std::string url;                         // "http://host:port"
+        std::string url;  // "http://host:port"
     };
     // Everything "Start" says above; kUnavailable if the address cannot be bound.
     Awaitable<Result<StartReport>> Start();

@@ -385,7 +385,6 @@ ResponseDoc ProblemDoc(int status, std::string description) {
     return ResponseDoc{status, std::move(description), "Problem", "application/problem+json"};
 }
 
-
 // Standing agents and cron jobs (docs/formats/agents_cron_state_v1.md).
 constexpr const char* kAgentCronSchemas = R"json({
   "Agent": {

@@ -19,8 +19,8 @@ namespace strowger::automation {
 // so that events it causes carry `depth` (a trigger-fired run's events are at depth + 1; past
 // the recursion limit, triggers do not fire on them).
 struct Origin {
-    std::string kind;  // "trigger" | "cron" | "webhook" | "api"
-    std::string id;    // the trigger's, job's or hook's id
+    std::string kind;     // "trigger" | "cron" | "webhook" | "api"
+    std::string id;       // the trigger's, job's or hook's id
     std::string fire_id;  // the durable fire record this start belongs to ("" = none)
     int depth = 0;
 };
@@ -28,10 +28,10 @@ struct Origin {
 // One message to a standing agent: one durable agent turn (a run of the agent, recorded in a
 // hash-chained ledger like any run).
 struct AgentMessage {
-    std::string agent;         // name or id
-    std::string text;          // may start with "[SILENT]" (the reply is kept out of the session)
-    std::string session_mode;  // "persistent" | "new" | "" (the manifest's, else persistent)
-    std::string channel;       // persistent sessions are per agent and channel ("" = default)
+    std::string agent;           // name or id
+    std::string text;            // may start with "[SILENT]" (the reply is kept out of the session)
+    std::string session_mode;    // "persistent" | "new" | "" (the manifest's, else persistent)
+    std::string channel;         // persistent sessions are per agent and channel ("" = default)
     std::string model_override;  // "" = the agent's model
     std::chrono::seconds timeout{0};  // 0 = the agent's limits
     Origin origin;

@@ -118,8 +118,8 @@ Awaitable<Result<DeliveryOutcome>> WebhookService::Receive(Delivery delivery) {
                 // The start again with the same key: it names the run the first delivery
                 // started, or starts it if a crash came between the record and the start.
                 Origin origin{"webhook", hook->name, delivery.delivery_id, 0};
-                auto again = co_await launcher_->StartWorkflow(hook->workflow_id,
-                                                               std::move(*input), origin, key);
+                auto again = co_await launcher_->StartWorkflow(hook->workflow_id, std::move(*input),
+                                                               origin, key);
                 if (again) duplicate.run_id = *again;
             }
             co_return duplicate;

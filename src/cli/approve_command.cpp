@@ -34,9 +34,8 @@ int DoDecide(const DecideFlags& flags, const std::string& decision, const Global
     }
     auto run_id = ResolveRunId(**context, flags.run_id);
     if (!run_id) return ReportError(run_id.error());
-    return DecideOnStore(**context, *run_id, flags.task_id, decision, flags.actor,
-                         flags.comment, flags.output, "", flags.no_resume, flags.progress,
-                         flags.json);
+    return DecideOnStore(**context, *run_id, flags.task_id, decision, flags.actor, flags.comment,
+                         flags.output, "", flags.no_resume, flags.progress, flags.json);
 }
 
 void AddDecideCommand(CLI::App& app, const GlobalFlags& global, int& exit_code,

@@ -8,8 +8,8 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
-#include <sstream>
 #include <set>
+#include <sstream>
 #include <tuple>
 
 #include "core/json.hpp"
@@ -202,11 +202,11 @@ LoadedPlan LoadAndCompile(const std::string& file, const WorkflowFlags& flags,
         return result;
     }
     // `-`: the workflow from stdin (relative paths resolve against the working directory).
-    auto loaded = file == "-" ? model::LoadWorkflowText(
-                                    std::string(std::istreambuf_iterator<char>(std::cin), {}),
-                                    "<stdin>", std::filesystem::current_path(dir_ec).string(),
-                                    options)
-                              : model::LoadWorkflowFile(file, options);
+    auto loaded = file == "-"
+                      ? model::LoadWorkflowText(
+                            std::string(std::istreambuf_iterator<char>(std::cin), {}), "<stdin>",
+                            std::filesystem::current_path(dir_ec).string(), options)
+                      : model::LoadWorkflowFile(file, options);
     result.diagnostics = loaded.diagnostics;
     if (!flags.model_override.empty()) {
         std::error_code ec;
@@ -387,8 +387,8 @@ std::string RunsListRow(const std::string& run_id, const std::string& status,
                   static_cast<double>(totals.duration_ms) / 1000.0);
     return Column(Shown(run_id, Newlines::kEscape), 28) + Column(status, 12) +
            Column(Shown(Preview(workflow, 20), Newlines::kEscape), 22) + Column(created, 22) +
-           Column(duration, 10) + Column(std::to_string(totals.tokens), 9) + "$" +
-           totals.cost_usd + "\n";
+           Column(duration, 10) + Column(std::to_string(totals.tokens), 9) + "$" + totals.cost_usd +
+           "\n";
 }
 
 std::string EventSummary(const ledger::Event& event) {

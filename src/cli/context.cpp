@@ -46,8 +46,7 @@ Result<int64_t> LimitFromEnv(const char* name) {
 }  // namespace
 
 Status SetUpProvidersAndTools(Executor executor, const std::string& providers_flag,
-                              providers::ProviderRegistry& registry,
-                              engine::EngineOptions& options,
+                              providers::ProviderRegistry& registry, engine::EngineOptions& options,
                               std::shared_ptr<automation::MemoryService>* memory) {
     auto config = providers::LoadProvidersConfig(providers_flag);
     if (!config) return std::unexpected(std::move(config).error());
@@ -404,8 +403,7 @@ int ExecuteWithProgress(Context& context, Awaitable<Result<engine::RunOutcome>> 
     }
     if (json_output) {
         if (loaded && *loaded) {
-            std::cout << json::serialize(
-                             RunRecord((*loaded)->plan.get(), (*loaded)->state))
+            std::cout << json::serialize(RunRecord((*loaded)->plan.get(), (*loaded)->state))
                       << "\n";
         } else {
             json::object minimal;

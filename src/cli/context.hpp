@@ -93,8 +93,7 @@ class Context {
 // It also registers the agent memory's tools (automation/memory.hpp) over a MemoryService that
 // is attached to the store once it is open; `memory` (if given) gets that service.
 Status SetUpProvidersAndTools(Executor executor, const std::string& providers_flag,
-                              providers::ProviderRegistry& registry,
-                              engine::EngineOptions& options,
+                              providers::ProviderRegistry& registry, engine::EngineOptions& options,
                               std::shared_ptr<automation::MemoryService>* memory = nullptr);
 
 // SetUpProvidersAndTools for commands that only compile workflows (validate, plan): prints

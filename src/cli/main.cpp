@@ -87,9 +87,8 @@ CLI::App* ChosenCommand(CLI::App& app) {
 std::string SuggestOption(CLI::App& app, const std::vector<std::string>& extras) {
     for (const auto& extra : extras) {
         if (!StartsWith(extra, "--")) continue;
-        std::string name = extra.substr(2, extra.find('=') == std::string::npos
-                                               ? std::string::npos
-                                               : extra.find('=') - 2);
+        std::string name = extra.substr(
+            2, extra.find('=') == std::string::npos ? std::string::npos : extra.find('=') - 2);
         std::vector<std::string> longs;
         for (CLI::App* command = ChosenCommand(app); command != nullptr;
              command = command->get_parent()) {

@@ -129,8 +129,9 @@ std::string BashScript(const std::vector<CommandInfo>& commands) {
            "    local subs=\"\" opts=\"\" files=0 runs=0\n"
            "    case \"$path\" in\n";
     for (const auto& c : commands) {
-        out << "        \"" << (c.path.empty() ? "" : " " + c.path) << "\") subs="
-            << Quoted(Words(SubNames(c))) << "; opts=" << Quoted(Words(OptionWords(c, root)))
+        out << "        \"" << (c.path.empty() ? "" : " " + c.path)
+            << "\") subs=" << Quoted(Words(SubNames(c)))
+            << "; opts=" << Quoted(Words(OptionWords(c, root)))
             << "; files=" << (c.takes_files ? 1 : 0) << "; runs=" << (c.takes_runs ? 1 : 0)
             << " ;;\n";
     }
@@ -232,7 +233,8 @@ std::string ManPage(const std::vector<CommandInfo>& commands) {
     out << ".TH STROWGER 1 \"\" \"" << Roff(VersionText()) << "\" \"Strowger Manual\"\n"
         << ".SH NAME\nstrowger \\- runs AI\\-agent workflows reliably and auditably\n"
         << ".SH SYNOPSIS\n.B strowger\n[\\fIGLOBAL OPTIONS\\fR] \\fICOMMAND\\fR [\\fIOPTIONS\\fR]\n"
-        << ".SH DESCRIPTION\n" << Roff(root.description) << "\n"
+        << ".SH DESCRIPTION\n"
+        << Roff(root.description) << "\n"
         << ".PP\nGlobal options may come before or after the command.\n"
         << ".SH GLOBAL OPTIONS\n";
     for (const auto& o : root.options) {
@@ -277,9 +279,9 @@ void AddToolingCommands(CLI::App& app, const GlobalFlags& global, int& exit_code
         exit_code = ToInt(ExitCode::kOk);
     });
 
-    auto* schema = app.add_subcommand(
-        "schema", "Print the JSON Schema of workflow files (for editors; also "
-                  "docs/schema/workflow.schema.json)");
+    auto* schema = app.add_subcommand("schema",
+                                      "Print the JSON Schema of workflow files (for editors; also "
+                                      "docs/schema/workflow.schema.json)");
     schema->footer(
         "Examples:\n"
         "  strowger schema > workflow.schema.json\n"
@@ -310,8 +312,9 @@ void AddToolingCommands(CLI::App& app, const GlobalFlags& global, int& exit_code
         exit_code = ToInt(ExitCode::kOk);
     });
 
-    auto* man = app.add_subcommand("man", "Print the manual page (roff), generated from the "
-                                          "command table");
+    auto* man = app.add_subcommand("man",
+                                   "Print the manual page (roff), generated from the "
+                                   "command table");
     man->footer("Examples:\n  strowger man | man -l -");
     man->callback([&app, &exit_code] {
         std::vector<CommandInfo> commands;

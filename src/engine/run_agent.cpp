@@ -96,12 +96,12 @@ void AppendSessionHistory(const std::string& input, std::vector<providers::Messa
         const auto* m = item.if_object();
         if (m == nullptr) continue;
         const auto role = JsonString(*m, "role");
-        messages.push_back({role == "assistant" ? providers::Role::kAssistant
-                                                : providers::Role::kUser,
-                            std::string(JsonString(*m, "content")),
-                            {},
-                            {},
-                            {}});
+        messages.push_back(
+            {role == "assistant" ? providers::Role::kAssistant : providers::Role::kUser,
+             std::string(JsonString(*m, "content")),
+             {},
+             {},
+             {}});
     }
 }
 
@@ -208,9 +208,9 @@ providers::CompletionRequest Run::CallRequest(const PlanNode& node,
     // (the scripted `${attempt}`, X-Strowger-Attempt) counts the tries of this iteration: a
     // loop's second iteration is a first try (the ledger numbers every try of the node).
     const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
-    providers::CompletionRequest request = BuildRequest(
-        node, model, ns.prompt, node.loop ? ns.AttemptsInIteration() : ns.attempt,
-        task.tools.get());
+    providers::CompletionRequest request =
+        BuildRequest(node, model, ns.prompt, node.loop ? ns.AttemptsInIteration() : ns.attempt,
+                     task.tools.get());
     task.sink.reset();
     if (engine_->wants_deltas_) {
         task.sink = std::make_unique<ObserverSink>(engine_, executor_, state_.run_id, node.id);
@@ -600,8 +600,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     // its first attempt's start.
                     if (plan_.session && ns.attempt == 0) {
                         if (auto compacted = SessionCompaction(state_.input)) {
-                            start.insert(start.begin() + 1,
-                                         {node.id, 1, std::move(*compacted)});
+                            start.insert(start.begin() + 1, {node.id, 1, std::move(*compacted)});
                         }
                     }
                     bool appended;

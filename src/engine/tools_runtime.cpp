@@ -230,8 +230,7 @@ Awaitable<Result<std::string>> Engine::Impl::DecideLeased(std::string run_id, st
     if (task_id.empty()) {
         if (open.empty()) {
             co_return FailedPreconditionError(
-                "run " + run_id + " is " +
-                std::string(ledger::RunStatusName(loaded.state.status)) +
+                "run " + run_id + " is " + std::string(ledger::RunStatusName(loaded.state.status)) +
                 " and waits for no decision (see `strowger runs show " + run_id + "`)");
         }
         if (open.size() != 1) {

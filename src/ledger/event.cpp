@@ -663,9 +663,9 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
             return ItemCompleted{JsonInt(o, "index"), Str(o, "output"), JsonBool(o, "failed"),
                                  Str(o, "error")};
         case EventType::kSessionCompacted:
-            return SessionCompacted{Str(o, "session_id"),      JsonInt(o, "dropped_messages"),
+            return SessionCompacted{Str(o, "session_id"),         JsonInt(o, "dropped_messages"),
                                     JsonInt(o, "dropped_tokens"), JsonInt(o, "kept_messages"),
-                                    JsonInt(o, "kept_tokens"),   JsonInt(o, "max_history_tokens"),
+                                    JsonInt(o, "kept_tokens"),    JsonInt(o, "max_history_tokens"),
                                     Str(o, "summary_sha256")};
         case EventType::kBudgetExceeded:
             return BudgetExceeded{Str(o, "scope"), Str(o, "limit"), Str(o, "used"), Str(o, "max")};

@@ -11,8 +11,8 @@ namespace strowger::model::internal {
 namespace {
 
 using fields::kBackoffKinds;
-using fields::kOnErrors;
 using fields::kInputTypes;
+using fields::kOnErrors;
 
 // YAML 1.2's core schema for a plain scalar.
 boost::json::value PlainScalar(std::string_view text) {
@@ -92,8 +92,7 @@ boost::json::value Reader::ToJson(const YamlNode& node, const std::string& path)
 
 void Reader::ReadPolicy(const YamlNode& node, const std::string& path, PolicySpec& policy) {
     if (!ExpectMap(node, path)) return;
-    ForEachField(node, path,
-                 fields::kPolicy,
+    ForEachField(node, path, fields::kPolicy,
                  [&](const std::string& key, const YamlNode& value, const std::string& p) {
                      if (key == "retries") {
                          policy.retries = Integer(value, p, 0, "a whole number >= 0");

@@ -168,7 +168,6 @@ struct RunAnnotation {
     std::string actor;
 };
 
-
 // ---- Automation (docs/formats/automation_state_v1.md) ----
 
 struct TriggerRecord {
@@ -236,8 +235,8 @@ struct AgentSession {
 };
 
 struct SessionMessage {
-    int64_t seq = 0;    // from 1, assigned by the store
-    std::string role;   // "user" | "assistant"
+    int64_t seq = 0;   // from 1, assigned by the store
+    std::string role;  // "user" | "assistant"
     std::string content;
     int64_t tokens = 0;
     std::string run_id;
@@ -463,12 +462,10 @@ class Store {
     // Deletes a hook and its deliveries; kNotFound if there is none.
     virtual Awaitable<Result<void>> DeleteWebhook(std::string name) = 0;
     // Records a delivery id of a hook once; kAlreadyExists if it was recorded before.
-    virtual Awaitable<Result<void>> RecordWebhookDelivery(std::string hook,
-                                                          std::string delivery_id,
+    virtual Awaitable<Result<void>> RecordWebhookDelivery(std::string hook, std::string delivery_id,
                                                           SystemTime at) = 0;
     // Sets the run a recorded delivery started.
-    virtual Awaitable<Result<void>> SetWebhookDeliveryRun(std::string hook,
-                                                          std::string delivery_id,
+    virtual Awaitable<Result<void>> SetWebhookDeliveryRun(std::string hook, std::string delivery_id,
                                                           std::string run_id) = 0;
 
     // ---- Standing agents and cron jobs (docs/formats/agents_cron_state_v1.md) ----

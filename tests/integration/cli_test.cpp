@@ -179,10 +179,10 @@ TEST_F(RunCommandTest, FailedRunNamesTheStep) {
     std::string run_id = env_.WaitForOnlyRun();
     EXPECT_EQ(result.exit_code(), 1);
     EXPECT_EQ(result.out, "");
-    EXPECT_EQ(result.err,
-              "strowger: run " + run_id + " failed: Step 'b' failed: upstream exploded\n" +
-                  "strowger: once the cause is fixed, `strowger runs retry " + run_id +
-                  "` continues from the failed step\n");
+    EXPECT_EQ(result.err, "strowger: run " + run_id +
+                              " failed: Step 'b' failed: upstream exploded\n" +
+                              "strowger: once the cause is fixed, `strowger runs retry " + run_id +
+                              "` continues from the failed step\n");
 
     EXPECT_EQ(env_.RunStatus(run_id), "failed");
     auto events = env_.Events(run_id);

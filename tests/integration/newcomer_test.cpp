@@ -108,8 +108,9 @@ TEST_F(NewcomerTest, CancelSaysRetryCanReopenItAndRetryDoes) {
 )y");
     auto child = env_.Start({"run", "workflow.yaml", "--input", "hi"});
     std::string run_id = env_.WaitForOnlyRun();
-    ASSERT_TRUE(WaitFor(
-        [&] { return FindEvent(env_.Events(run_id), "llm.request", "b") != nullptr; }, seconds(10)));
+    ASSERT_TRUE(
+        WaitFor([&] { return FindEvent(env_.Events(run_id), "llm.request", "b") != nullptr; },
+                seconds(10)));
     ASSERT_TRUE(child->Signal(SIGINT));
     auto result = child->Wait(seconds(10));
     EXPECT_EQ(result.exit_code(), 4) << result.err;
@@ -164,8 +165,8 @@ TEST_F(NewcomerTest, ADirectoryAsInputFileIsAnError) {
 TEST_F(NewcomerTest, AnInputOverTheLimitIsRefusedAndTheLimitIsConfigurable) {
     WriteWorkflow(kThreeSteps);
     env_.Write("big.txt", std::string(2000, 'x'));
-    auto refused = env_.Run({"run", "workflow.yaml", "--input-file", "big.txt",
-                             "--max-input-bytes", "1000"});
+    auto refused =
+        env_.Run({"run", "workflow.yaml", "--input-file", "big.txt", "--max-input-bytes", "1000"});
     EXPECT_EQ(refused.exit_code(), 2);
     EXPECT_EQ(refused.err,
               "strowger: big.txt is larger than the input limit of 1000 bytes (raise it with "
@@ -488,8 +489,9 @@ TEST_F(NewcomerTest, WithoutUserTheActorIsTheOsAccount) {
     env_.SetEnv("USER", "");
     auto child = env_.Start({"run", "workflow.yaml", "--input", "hi"});
     std::string run_id = env_.WaitForOnlyRun();
-    ASSERT_TRUE(WaitFor(
-        [&] { return FindEvent(env_.Events(run_id), "llm.request", "b") != nullptr; }, seconds(10)));
+    ASSERT_TRUE(
+        WaitFor([&] { return FindEvent(env_.Events(run_id), "llm.request", "b") != nullptr; },
+                seconds(10)));
     auto cancel = env_.Run({"runs", "cancel", run_id});
     EXPECT_EQ(cancel.exit_code(), 0) << cancel.err;
     child->Wait(seconds(10));
@@ -520,9 +522,8 @@ TEST_F(NewcomerTest, TheCommittedSchemaIsWhatStrowgerSchemaPrints) {
     ASSERT_EQ(schema.exit_code(), 0) << schema.err;
     std::ifstream committed(SourceDir() + "/docs/schema/workflow.schema.json");
     std::string text((std::istreambuf_iterator<char>(committed)), std::istreambuf_iterator<char>());
-    EXPECT_EQ(schema.out, text)
-        << "docs/schema/workflow.schema.json is stale: regenerate it with "
-           "`strowger schema > docs/schema/workflow.schema.json`";
+    EXPECT_EQ(schema.out, text) << "docs/schema/workflow.schema.json is stale: regenerate it with "
+                                   "`strowger schema > docs/schema/workflow.schema.json`";
 }
 
 TEST_F(NewcomerTest, EveryShippedWorkflowValidatesAgainstTheSchemaAndABrokenOneFails) {
@@ -550,9 +551,8 @@ TEST_F(NewcomerTest, EveryShippedWorkflowValidatesAgainstTheSchemaAndABrokenOneF
         if (env_.Run({"validate", file}).exit_code() == 0) valid.push_back(file);
     }
     ASSERT_GT(valid.size(), 40u);
-    std::vector<std::string> args = {"/usr/bin/python3",
-                                     SourceDir() + "/tests/integration/validate_workflows.py",
-                                     schema_file};
+    std::vector<std::string> args = {
+        "/usr/bin/python3", SourceDir() + "/tests/integration/validate_workflows.py", schema_file};
     args.insert(args.end(), valid.begin(), valid.end());
     auto checked = env_.RunProgram(args, seconds(60));
     EXPECT_EQ(checked.exit_code(), 0) << checked.out << checked.err;
@@ -564,9 +564,9 @@ agents:
 steps:
   - {name: a, agent_name: writer, prompt: "A", max_retries: many}
 )y");
-    auto refused = env_.RunProgram(
-        {"/usr/bin/python3", SourceDir() + "/tests/integration/validate_workflows.py",
-         schema_file, broken});
+    auto refused = env_.RunProgram({"/usr/bin/python3",
+                                    SourceDir() + "/tests/integration/validate_workflows.py",
+                                    schema_file, broken});
     EXPECT_EQ(refused.exit_code(), 1) << refused.out << refused.err;
     EXPECT_TRUE(Contains(refused.out, "invalid " + broken)) << refused.out;
 }
@@ -581,11 +581,11 @@ TEST_F(NewcomerTest, BashCompletesCommandsOptionsAndRunIds) {
     // `strowger` on the PATH for the script's run-id lookup.
     const std::string bin_dir = std::filesystem::path(StrowgerBinary()).parent_path().string();
     auto complete = [&](const std::string& words) {
-        return env_.RunProgram(
-            {"bash", "-c",
-             "export PATH=" + bin_dir + ":$PATH; source " + file + "; COMP_WORDS=(" + words +
-                 "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _strowger; "
-                 "printf '%s\\n' \"${COMPREPLY[@]}\""});
+        return env_.RunProgram({"bash", "-c",
+                                "export PATH=" + bin_dir + ":$PATH; source " + file +
+                                    "; COMP_WORDS=(" + words +
+                                    "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _strowger; "
+                                    "printf '%s\\n' \"${COMPREPLY[@]}\""});
     };
     auto commands = complete("strowger ru");
     EXPECT_EQ(commands.out, "run\nruns\n") << commands.err;
@@ -604,11 +604,11 @@ TEST_F(NewcomerTest, ZshLoadsTheCompletionAndCompletesACommand) {
     // As zsh's bashcompinit calls it (sh emulation); zsh's own matcher then filters the
     // candidates by what was typed, so the script offers the commands of the path typed.
     auto complete = [&](const std::string& words, int cword) {
-        return env_.RunProgram(
-            {"zsh", "-f", "-c",
-             "autoload -U compinit && compinit -u -D; source " + file +
-                 "; emulate sh -c 'COMP_WORDS=(" + words + "); COMP_CWORD=" +
-                 std::to_string(cword) + "; _strowger; printf \"%s\\n\" \"${COMPREPLY[@]}\"'"});
+        return env_.RunProgram({"zsh", "-f", "-c",
+                                "autoload -U compinit && compinit -u -D; source " + file +
+                                    "; emulate sh -c 'COMP_WORDS=(" + words +
+                                    "); COMP_CWORD=" + std::to_string(cword) +
+                                    "; _strowger; printf \"%s\\n\" \"${COMPREPLY[@]}\"'"});
     };
     auto top = complete("strowger vali", 1);
     EXPECT_EQ(top.exit_code(), 0) << top.err;
@@ -727,16 +727,17 @@ TEST_F(NewcomerTest, ValidateExplainsADirectoryAndReadsStdin) {
     std::filesystem::create_directory(env_.dir() / "flows");
     auto dir = env_.Run({"validate", "flows"});
     EXPECT_EQ(dir.exit_code(), 2);
-    EXPECT_EQ(dir.err, "flows: is a directory: name the workflow files in it (e.g. flows/*.yaml)\n");
-    auto piped = env_.RunProgram(
-        {"sh", "-c", StrowgerBinary() + " validate - < workflow.yaml"});
+    EXPECT_EQ(dir.err,
+              "flows: is a directory: name the workflow files in it (e.g. flows/*.yaml)\n");
+    auto piped = env_.RunProgram({"sh", "-c", StrowgerBinary() + " validate - < workflow.yaml"});
     EXPECT_EQ(piped.exit_code(), 0) << piped.err;
     EXPECT_EQ(piped.out, "-: ok (3 steps, 1 agents)\n");
 }
 
 TEST_F(NewcomerTest, PruneHasADryRun) {
     WriteWorkflow(kThreeSteps);
-    for (int i = 0; i < 3; ++i) ASSERT_EQ(env_.Run({"run", "workflow.yaml", "-i", "hi"}).exit_code(), 0);
+    for (int i = 0; i < 3; ++i)
+        ASSERT_EQ(env_.Run({"run", "workflow.yaml", "-i", "hi"}).exit_code(), 0);
     auto dry = env_.Run({"runs", "prune", "--keep", "1", "--dry-run"});
     EXPECT_EQ(dry.exit_code(), 0) << dry.err;
     EXPECT_EQ(dry.out, "would delete 2 of 3 finished runs (keeping the newest 1)\n");

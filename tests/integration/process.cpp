@@ -1,6 +1,5 @@
 #include "integration/process.hpp"
 
-
 #include <gtest/gtest.h>
 
 #include <fcntl.h>

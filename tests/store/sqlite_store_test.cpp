@@ -29,12 +29,12 @@
     "DROP TABLE workflows; DROP TABLE workflow_versions; DROP TABLE api_tokens; " \
     "DROP TABLE retention_policies; DROP TABLE run_annotations; " DROP_AUTOMATION
 // What schema version 5 ("automation") added.
-#define DROP_AUTOMATION                                                                  \
+#define DROP_AUTOMATION                                                                       \
     "DROP TABLE triggers; DROP TABLE trigger_fires; DROP TABLE memory; DROP TABLE webhooks; " \
     "DROP TABLE webhook_deliveries; " DROP_AGENTS_CRON
 // What schema version 6 (standing agents and cron jobs) added.
-#define DROP_AGENTS_CRON                                                          \
-    "DROP TABLE agent_sessions; DROP TABLE agent_session_messages; "              \
+#define DROP_AGENTS_CRON                                             \
+    "DROP TABLE agent_sessions; DROP TABLE agent_session_messages; " \
     "DROP TABLE agent_turns; DROP TABLE cron_jobs; DROP TABLE cron_fires; "
 
 namespace strowger::store {

@@ -286,8 +286,7 @@ class Reader {
 
     void ReadLimits(const YamlNode& node, const std::string& path, AgentLimits& limits) {
         if (!ExpectMap(node, path)) return;
-        ForEachField(node, path,
-                     fields::kAgentLimits,
+        ForEachField(node, path, fields::kAgentLimits,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "max_cost_usd") {
                              limits.max_cost_usd = Number(value, p, 0, true, "a positive number");
@@ -303,8 +302,7 @@ class Reader {
     void ReadAgent(const YamlNode& node, const std::string& path, AgentSpec& agent) {
         agent.pos = Pos(node);
         if (!ExpectMap(node, path)) return;
-        ForEachField(node, path,
-                     fields::kAgent,
+        ForEachField(node, path, fields::kAgent,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "name") {
                              if (auto v = String(value, p)) agent.name = *v;
@@ -345,8 +343,7 @@ class Reader {
 
     void ReadSandbox(const YamlNode& node, const std::string& path, SandboxSettings& sandbox) {
         if (!ExpectMap(node, path)) return;
-        ForEachField(node, path,
-                     fields::kSandbox,
+        ForEachField(node, path, fields::kSandbox,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          auto v = Integer(value, p, 1, "a positive integer");
                          if (key == "cpu_seconds") sandbox.cpu_seconds = v;
@@ -397,54 +394,52 @@ class Reader {
             server.pos = Pos(name_node);
             const YamlNode spec = node.Value(i);
             if (!ExpectMap(spec, server_path)) continue;
-            ForEachField(
-                spec, server_path,
-                fields::kMcpServer,
-                [&](const std::string& key, const YamlNode& value, const std::string& p) {
-                    if (key == "command") {
-                        if (auto v = String(value, p)) server.command = *v;
-                    } else if (key == "base_dir") {
-                        if (auto v = String(value, p)) server.base_dir = *v;
-                    } else if (key == "args") {
-                        if (auto v = StringList(value, p)) server.args = *v;
-                    } else if (key == "env") {
-                        if (!ExpectMap(value, p)) return;
-                        for (size_t e = 0; e < value.size(); ++e) {
-                            std::string variable = KeyText(value.Key(e), p);
-                            if (auto v = String(value.Value(e), p + "." + variable)) {
-                                server.env[variable] = *v;
-                            }
-                        }
-                    } else if (key == "sandboxed") {
-                        if (auto v = Bool(value, p)) server.sandboxed = *v;
-                    } else if (key == "network") {
-                        if (auto v = Bool(value, p)) server.network = *v;
-                    } else if (key == "safety") {
-                        if (auto v = OneOf(value, p, "safety class", kSafetyClasses))
-                            server.safety = *v;
-                    } else if (key == "tools") {
-                        if (!ExpectMap(value, p)) return;
-                        for (size_t t = 0; t < value.size(); ++t) {
-                            const YamlNode tool = value.Value(t);
-                            std::string tool_name = KeyText(value.Key(t), p);
-                            std::string tool_path = p + "." + tool_name;
-                            McpToolSettings settings;
-                            if (!ExpectMap(tool, tool_path)) continue;
-                            ForEachField(
-                                tool, tool_path, fields::kMcpTool,
-                                [&](const std::string& k, const YamlNode& v2,
-                                    const std::string& p2) {
-                                    if (k == "safety") {
-                                        if (auto v = OneOf(v2, p2, "safety class", kSafetyClasses))
-                                            settings.safety = *v;
-                                    } else if (auto v = Bool(v2, p2)) {
-                                        settings.require_approval = *v;
-                                    }
-                                });
-                            server.tools[tool_name] = settings;
-                        }
-                    }
-                });
+            ForEachField(spec, server_path, fields::kMcpServer,
+                         [&](const std::string& key, const YamlNode& value, const std::string& p) {
+                             if (key == "command") {
+                                 if (auto v = String(value, p)) server.command = *v;
+                             } else if (key == "base_dir") {
+                                 if (auto v = String(value, p)) server.base_dir = *v;
+                             } else if (key == "args") {
+                                 if (auto v = StringList(value, p)) server.args = *v;
+                             } else if (key == "env") {
+                                 if (!ExpectMap(value, p)) return;
+                                 for (size_t e = 0; e < value.size(); ++e) {
+                                     std::string variable = KeyText(value.Key(e), p);
+                                     if (auto v = String(value.Value(e), p + "." + variable)) {
+                                         server.env[variable] = *v;
+                                     }
+                                 }
+                             } else if (key == "sandboxed") {
+                                 if (auto v = Bool(value, p)) server.sandboxed = *v;
+                             } else if (key == "network") {
+                                 if (auto v = Bool(value, p)) server.network = *v;
+                             } else if (key == "safety") {
+                                 if (auto v = OneOf(value, p, "safety class", kSafetyClasses))
+                                     server.safety = *v;
+                             } else if (key == "tools") {
+                                 if (!ExpectMap(value, p)) return;
+                                 for (size_t t = 0; t < value.size(); ++t) {
+                                     const YamlNode tool = value.Value(t);
+                                     std::string tool_name = KeyText(value.Key(t), p);
+                                     std::string tool_path = p + "." + tool_name;
+                                     McpToolSettings settings;
+                                     if (!ExpectMap(tool, tool_path)) continue;
+                                     ForEachField(tool, tool_path, fields::kMcpTool,
+                                                  [&](const std::string& k, const YamlNode& v2,
+                                                      const std::string& p2) {
+                                                      if (k == "safety") {
+                                                          if (auto v = OneOf(v2, p2, "safety class",
+                                                                             kSafetyClasses))
+                                                              settings.safety = *v;
+                                                      } else if (auto v = Bool(v2, p2)) {
+                                                          settings.require_approval = *v;
+                                                      }
+                                                  });
+                                     server.tools[tool_name] = settings;
+                                 }
+                             }
+                         });
             if (server.command.empty()) {
                 Error(spec, server_path + ".command", "an MCP server needs a command");
             }
@@ -486,8 +481,7 @@ class Reader {
         if (!ExpectMap(node, path)) return;
         std::optional<int64_t> timeout_secs;
         std::optional<int64_t> timeout_ms;
-        ForEachField(node, path,
-                     fields::kStep,
+        ForEachField(node, path, fields::kStep,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "name") {
                              if (auto v = String(value, p)) step.name = *v;
@@ -602,68 +596,69 @@ class Reader {
         }
         bool have_steps = false;
         bool have_nodes = false;
-        ForEachField(
-            root, "", fields::kWorkflow,
-            [&](const std::string& key, const YamlNode& value, const std::string& p) {
-                if (key == "name") {
-                    if (auto v = String(value, p)) workflow_.name = *v;
-                } else if (key == "description") {
-                    if (auto v = String(value, p)) workflow_.description = *v;
-                } else if (key == "agents") {
-                    ReadAgentsField(value, "agents", workflow_.base_dir);
-                } else if (key == "steps") {
-                    have_steps = true;
-                    if (!value.IsSequence()) {
-                        Error(value, p, "expected a list of steps, got " + KindName(value));
-                        return;
-                    }
-                    workflow_.steps.reserve(value.size());
-                    for (size_t i = 0; i < value.size(); ++i) {
-                        std::string step_path = "steps[" + std::to_string(i) + "]";
-                        Record(step_path, value[i]);
-                        StepSpec step;
-                        ReadStep(value[i], step_path, step);
-                        workflow_.steps.push_back(std::move(step));
-                    }
-                } else if (key == "nodes") {
-                    have_nodes = true;
-                    ReadNodes(value, p);
-                } else if (key == "edges") {
-                    ReadEdges(value, p);
-                } else if (key == "inputs") {
-                    ReadInputs(value, p);
-                } else if (key == "output") {
-                    if (auto v = String(value, p)) workflow_.output = *v;
-                } else if (key == "default_model") {
-                    if (auto v = String(value, p)) workflow_.default_model = *v;
-                } else if (key == "base_dir") {
-                    // What a pinned DAG snapshot records: the directory the workflow's relative
-                    // paths (scripted model files, subworkflows) were resolved against.
-                    if (auto v = String(value, p)) workflow_.base_dir = *v;
-                } else if (key == "policies") {
-                    ReadPolicies(value, p);
-                } else if (key == "metadata") {
-                    workflow_.metadata = ToJson(value, p);
-                } else if (key == "schema_version" || key == "workflow_id" || key == "mode" ||
-                           key == "version") {
-                    // CMDC's envelope (LibreFang's `version` too): kept in the snapshot.
-                    if (!value.IsScalar()) return;
-                    std::string text = Text(value, p);
-                    if (key == "schema_version") workflow_.schema_version = text;
-                    if (key == "workflow_id") workflow_.workflow_id = text;
-                    if (key == "mode") workflow_.mode = text;
-                    if (key == "version") workflow_.version = text;
-                } else if (key == "mcp_servers") {
-                    ReadMcpServers(value, p, workflow_.base_dir);
-                } else if (key == "limits") {
-                    ReadRunLimits(value, p, workflow_.limits);
-                } else if (key == "workspace") {
-                    if (auto v = String(value, p)) workflow_.workspace = *v;
-                } else if (key == "session") {
-                    if (auto v = Bool(value, p)) workflow_.session = *v;
-                }
-                // id, created_at: accepted for LibreFang compatibility, unused.
-            });
+        ForEachField(root, "", fields::kWorkflow,
+                     [&](const std::string& key, const YamlNode& value, const std::string& p) {
+                         if (key == "name") {
+                             if (auto v = String(value, p)) workflow_.name = *v;
+                         } else if (key == "description") {
+                             if (auto v = String(value, p)) workflow_.description = *v;
+                         } else if (key == "agents") {
+                             ReadAgentsField(value, "agents", workflow_.base_dir);
+                         } else if (key == "steps") {
+                             have_steps = true;
+                             if (!value.IsSequence()) {
+                                 Error(value, p,
+                                       "expected a list of steps, got " + KindName(value));
+                                 return;
+                             }
+                             workflow_.steps.reserve(value.size());
+                             for (size_t i = 0; i < value.size(); ++i) {
+                                 std::string step_path = "steps[" + std::to_string(i) + "]";
+                                 Record(step_path, value[i]);
+                                 StepSpec step;
+                                 ReadStep(value[i], step_path, step);
+                                 workflow_.steps.push_back(std::move(step));
+                             }
+                         } else if (key == "nodes") {
+                             have_nodes = true;
+                             ReadNodes(value, p);
+                         } else if (key == "edges") {
+                             ReadEdges(value, p);
+                         } else if (key == "inputs") {
+                             ReadInputs(value, p);
+                         } else if (key == "output") {
+                             if (auto v = String(value, p)) workflow_.output = *v;
+                         } else if (key == "default_model") {
+                             if (auto v = String(value, p)) workflow_.default_model = *v;
+                         } else if (key == "base_dir") {
+                             // What a pinned DAG snapshot records: the directory the workflow's
+                             // relative paths (scripted model files, subworkflows) were resolved
+                             // against.
+                             if (auto v = String(value, p)) workflow_.base_dir = *v;
+                         } else if (key == "policies") {
+                             ReadPolicies(value, p);
+                         } else if (key == "metadata") {
+                             workflow_.metadata = ToJson(value, p);
+                         } else if (key == "schema_version" || key == "workflow_id" ||
+                                    key == "mode" || key == "version") {
+                             // CMDC's envelope (LibreFang's `version` too): kept in the snapshot.
+                             if (!value.IsScalar()) return;
+                             std::string text = Text(value, p);
+                             if (key == "schema_version") workflow_.schema_version = text;
+                             if (key == "workflow_id") workflow_.workflow_id = text;
+                             if (key == "mode") workflow_.mode = text;
+                             if (key == "version") workflow_.version = text;
+                         } else if (key == "mcp_servers") {
+                             ReadMcpServers(value, p, workflow_.base_dir);
+                         } else if (key == "limits") {
+                             ReadRunLimits(value, p, workflow_.limits);
+                         } else if (key == "workspace") {
+                             if (auto v = String(value, p)) workflow_.workspace = *v;
+                         } else if (key == "session") {
+                             if (auto v = Bool(value, p)) workflow_.session = *v;
+                         }
+                         // id, created_at: accepted for LibreFang compatibility, unused.
+                     });
         workflow_.dag = have_nodes;
         if (have_steps && have_nodes) {
             Error(root.Find("nodes"), "nodes",

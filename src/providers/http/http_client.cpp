@@ -1462,9 +1462,8 @@ namespace {
 // --log-level debug: each exchange's request line and outcome (never a body or a header: the
 // log's redaction covers keys it knows, and a body may hold anything). Only when debug is on,
 // so the usual path keeps no extra coroutine frame.
-Awaitable<Result<HttpResponse>> Logged(Awaitable<Result<HttpResponse>> exchange,
-                                       std::string method, std::string url, size_t body_bytes,
-                                       bool streaming) {
+Awaitable<Result<HttpResponse>> Logged(Awaitable<Result<HttpResponse>> exchange, std::string method,
+                                       std::string url, size_t body_bytes, bool streaming) {
     auto started = std::chrono::steady_clock::now();
     spdlog::debug("http: {} {} ({} bytes{})", method, url, body_bytes,
                   streaming ? ", streamed answer" : "");

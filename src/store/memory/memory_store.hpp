@@ -77,8 +77,7 @@ class MemoryStore : public Store {
     Awaitable<Result<void>> DeleteTrigger(std::string trigger_id) override;
     Awaitable<Result<void>> RecordTriggerFire(TriggerFire fire) override;
     Awaitable<Result<TriggerRecord>> CompleteTriggerFire(std::string fire_id, std::string run_id,
-                                                         std::string error,
-                                                         SystemTime at) override;
+                                                         std::string error, SystemTime at) override;
     Awaitable<Result<std::vector<TriggerFire>>> PendingTriggerFires() override;
     Awaitable<Result<std::vector<TriggerFire>>> ListTriggerFires(std::string trigger_id,
                                                                  int64_t limit) override;
@@ -284,11 +283,11 @@ class MemoryStore : public Store {
     std::map<std::string, RetentionPolicy> retention_;            // GUARDED_BY(mutex_)
     std::unordered_map<std::string, RunAnnotation> annotations_;  // GUARDED_BY(mutex_)
     // Automation's records (memory_automation.cpp).
-    std::map<std::string, TriggerRecord> triggers_;               // GUARDED_BY(mutex_)
-    std::map<std::string, TriggerFire> fires_;                    // GUARDED_BY(mutex_); by fire id
-    std::set<std::pair<std::string, std::string>> fired_;         // GUARDED_BY(mutex_)
+    std::map<std::string, TriggerRecord> triggers_;        // GUARDED_BY(mutex_)
+    std::map<std::string, TriggerFire> fires_;             // GUARDED_BY(mutex_); by fire id
+    std::set<std::pair<std::string, std::string>> fired_;  // GUARDED_BY(mutex_)
     std::map<std::pair<std::string, std::string>, MemoryEntry> memory_;  // GUARDED_BY(mutex_)
-    std::map<std::string, WebhookRecord> webhooks_;                       // GUARDED_BY(mutex_)
+    std::map<std::string, WebhookRecord> webhooks_;                      // GUARDED_BY(mutex_)
     std::map<std::pair<std::string, std::string>, std::pair<SystemTime, std::string>>
         deliveries_;  // GUARDED_BY(mutex_)
     // Standing agents and cron jobs.

@@ -27,8 +27,8 @@
 #include "core/log.hpp"
 #include "core/strings.hpp"
 #include "store/sqlite/agents_cron_sql.hpp"
-#include "store/sqlite/daemon_state_sql.hpp"
 #include "store/sqlite/automation_sql.hpp"
+#include "store/sqlite/daemon_state_sql.hpp"
 #include "store/sqlite/sqlite_connection.hpp"
 
 namespace strowger::store {
@@ -1457,9 +1457,8 @@ Awaitable<Result<RunAnnotation>> SqliteStore::GetRunAnnotation(std::string run_i
 // ---- Automation (the SQL is in automation_sql.cpp) ----
 
 Awaitable<Result<void>> SqliteStore::PutTrigger(TriggerRecord trigger) {
-    return impl_->Write<void>([t = std::move(trigger)](Connection& db) {
-        return sqlite::ApplyPutTrigger(db, t);
-    });
+    return impl_->Write<void>(
+        [t = std::move(trigger)](Connection& db) { return sqlite::ApplyPutTrigger(db, t); });
 }
 
 Awaitable<Result<std::vector<TriggerRecord>>> SqliteStore::ListTriggers() {
@@ -1474,9 +1473,8 @@ Awaitable<Result<void>> SqliteStore::DeleteTrigger(std::string trigger_id) {
 }
 
 Awaitable<Result<void>> SqliteStore::RecordTriggerFire(TriggerFire fire) {
-    return impl_->Write<void>([f = std::move(fire)](Connection& db) {
-        return sqlite::ApplyRecordTriggerFire(db, f);
-    });
+    return impl_->Write<void>(
+        [f = std::move(fire)](Connection& db) { return sqlite::ApplyRecordTriggerFire(db, f); });
 }
 
 Awaitable<Result<TriggerRecord>> SqliteStore::CompleteTriggerFire(std::string fire_id,
@@ -1484,8 +1482,8 @@ Awaitable<Result<TriggerRecord>> SqliteStore::CompleteTriggerFire(std::string fi
                                                                   std::string error,
                                                                   SystemTime at) {
     return impl_->Write<TriggerRecord>(
-        [id = std::move(fire_id), run = std::move(run_id), e = std::move(error), at](
-            Connection& db) { return sqlite::ApplyCompleteTriggerFire(db, id, run, e, at); });
+        [id = std::move(fire_id), run = std::move(run_id), e = std::move(error),
+         at](Connection& db) { return sqlite::ApplyCompleteTriggerFire(db, id, run, e, at); });
 }
 
 Awaitable<Result<std::vector<TriggerFire>>> SqliteStore::PendingTriggerFires() {
@@ -1495,16 +1493,15 @@ Awaitable<Result<std::vector<TriggerFire>>> SqliteStore::PendingTriggerFires() {
 
 Awaitable<Result<std::vector<TriggerFire>>> SqliteStore::ListTriggerFires(std::string trigger_id,
                                                                           int64_t limit) {
-    return impl_->Read<std::vector<TriggerFire>>([id = std::move(trigger_id), limit](
-                                                     Connection& db) {
-        return sqlite::QueryTriggerFires(db, id, limit);
-    });
+    return impl_->Read<std::vector<TriggerFire>>(
+        [id = std::move(trigger_id), limit](Connection& db) {
+            return sqlite::QueryTriggerFires(db, id, limit);
+        });
 }
 
 Awaitable<Result<MemoryChange>> SqliteStore::PutMemory(MemoryEntry entry) {
-    return impl_->Write<MemoryChange>([e = std::move(entry)](Connection& db) {
-        return sqlite::ApplyPutMemory(db, e);
-    });
+    return impl_->Write<MemoryChange>(
+        [e = std::move(entry)](Connection& db) { return sqlite::ApplyPutMemory(db, e); });
 }
 
 Awaitable<Result<MemoryEntry>> SqliteStore::GetMemory(std::string name_space, std::string key) {
@@ -1521,12 +1518,11 @@ Awaitable<Result<std::vector<MemoryEntry>>> SqliteStore::ListMemory(std::string 
         });
 }
 
-Awaitable<Result<MemoryChange>> SqliteStore::DeleteMemory(std::string name_space,
-                                                          std::string key) {
-    return impl_->Write<MemoryChange>([ns = std::move(name_space), k = std::move(key)](
-                                          Connection& db) {
-        return sqlite::ApplyDeleteMemory(db, ns, k);
-    });
+Awaitable<Result<MemoryChange>> SqliteStore::DeleteMemory(std::string name_space, std::string key) {
+    return impl_->Write<MemoryChange>(
+        [ns = std::move(name_space), k = std::move(key)](Connection& db) {
+            return sqlite::ApplyDeleteMemory(db, ns, k);
+        });
 }
 
 Awaitable<Result<void>> SqliteStore::PutWebhook(WebhookRecord hook) {
@@ -1545,12 +1541,11 @@ Awaitable<Result<void>> SqliteStore::DeleteWebhook(std::string name) {
 }
 
 Awaitable<Result<void>> SqliteStore::RecordWebhookDelivery(std::string hook,
-                                                           std::string delivery_id,
-                                                           SystemTime at) {
-    return impl_->Write<void>([h = std::move(hook), d = std::move(delivery_id), at](
-                                  Connection& db) {
-        return sqlite::ApplyRecordWebhookDelivery(db, h, d, at);
-    });
+                                                           std::string delivery_id, SystemTime at) {
+    return impl_->Write<void>(
+        [h = std::move(hook), d = std::move(delivery_id), at](Connection& db) {
+            return sqlite::ApplyRecordWebhookDelivery(db, h, d, at);
+        });
 }
 
 Awaitable<Result<void>> SqliteStore::SetWebhookDeliveryRun(std::string hook,
@@ -1571,15 +1566,13 @@ Awaitable<Result<AgentSession>> SqliteStore::OpenSession(AgentSession session) {
 }
 
 Awaitable<Result<AgentSession>> SqliteStore::GetSession(std::string session_id) {
-    return impl_->Read<AgentSession>([id = std::move(session_id)](Connection& db) {
-        return sqlite::QuerySession(db, id);
-    });
+    return impl_->Read<AgentSession>(
+        [id = std::move(session_id)](Connection& db) { return sqlite::QuerySession(db, id); });
 }
 
 Awaitable<Result<std::vector<AgentSession>>> SqliteStore::ListSessions(std::string agent) {
-    return impl_->Read<std::vector<AgentSession>>([agent = std::move(agent)](Connection& db) {
-        return sqlite::QuerySessions(db, agent);
-    });
+    return impl_->Read<std::vector<AgentSession>>(
+        [agent = std::move(agent)](Connection& db) { return sqlite::QuerySessions(db, agent); });
 }
 
 Awaitable<Result<std::vector<SessionMessage>>> SqliteStore::ReadSessionMessages(
@@ -1625,9 +1618,8 @@ Awaitable<Result<CronJob>> SqliteStore::GetCronJob(std::string job_id) {
 }
 
 Awaitable<Result<void>> SqliteStore::DeleteCronJob(std::string job_id) {
-    return impl_->Write<void>([id = std::move(job_id)](Connection& db) {
-        return sqlite::ApplyDeleteCronJob(db, id);
-    });
+    return impl_->Write<void>(
+        [id = std::move(job_id)](Connection& db) { return sqlite::ApplyDeleteCronJob(db, id); });
 }
 
 Awaitable<Result<void>> SqliteStore::RecordCronFire(CronFire fire, CronJob job) {

@@ -132,8 +132,7 @@ class SqliteStore final : public Store {
     Awaitable<Result<void>> DeleteTrigger(std::string trigger_id) override;
     Awaitable<Result<void>> RecordTriggerFire(TriggerFire fire) override;
     Awaitable<Result<TriggerRecord>> CompleteTriggerFire(std::string fire_id, std::string run_id,
-                                                         std::string error,
-                                                         SystemTime at) override;
+                                                         std::string error, SystemTime at) override;
     Awaitable<Result<std::vector<TriggerFire>>> PendingTriggerFires() override;
     Awaitable<Result<std::vector<TriggerFire>>> ListTriggerFires(std::string trigger_id,
                                                                  int64_t limit) override;
