@@ -364,9 +364,11 @@ Awaitable<Result<RunOutcome>> Engine::Impl::RunChild(StartRequest request) {
 }
 
 Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::LoadForResume(std::string run_id) {
-    if (Find(run_id)) {
+    if (!Claim(run_id, ClaimKind::kExecute)) {
         co_return FailedPreconditionError("run " + run_id + " is already executing here");
     }
+    // Held until the run registers (the caller executes it) or this fails.
+    ClaimGuard claim(this, run_id);
     STROWGER_CO_ASSIGN_OR_RETURN(auto record, co_await store_->GetRun(run_id));
     if (ledger::IsTerminal(record.status)) {
         co_return FailedPreconditionError("run " + run_id + " is " +
@@ -398,12 +400,82 @@ Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::LoadForResume(std::string 
                                           open.front()->task_id + " (`strowger approve " + run_id +
                                           " " + open.front()->task_id + "` or `strowger reject`)");
     }
+    claim.Dismiss();
     co_return std::move(*loaded);
 }
 
 void Engine::Impl::Register(const std::string& run_id, std::shared_ptr<Run> run) {
+    std::vector<store::ControlRequest> deferred;
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = claims_.find(run_id); it != claims_.end()) {
+            deferred = std::move(it->second.deferred);
+            claims_.erase(it);
+        }
+        active_[run_id] = run;
+    }
+    if (deferred.empty()) return;
+    // Posted: the run is registering from its own start and asks for the requests after it.
+    asio::post(executor_, [run = std::move(run), deferred = std::move(deferred)]() mutable {
+        for (auto& request : deferred) {
+            if (request.action == store::ControlAction::kCancel) {
+                run->RequestCancel(std::move(request.reason), std::move(request.actor));
+            } else {
+                run->RequestPause(std::move(request.reason), std::move(request.actor));
+            }
+        }
+    });
+}
+
+bool Engine::Impl::Claim(const std::string& run_id, ClaimKind kind) {
     std::lock_guard lock(mutex_);
-    active_[run_id] = std::move(run);
+    if (active_.contains(run_id)) return false;
+    return claims_.try_emplace(run_id, ClaimState{kind, {}}).second;
+}
+
+void Engine::Impl::Unclaim(const std::string& run_id) {
+    std::vector<store::ControlRequest> deferred;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = claims_.find(run_id);
+        if (it == claims_.end()) return;
+        deferred = std::move(it->second.deferred);
+        claims_.erase(it);
+    }
+    if (deferred.empty()) return;
+    // The run did not start here after all: its requests wait in the store for its next
+    // executor, as requests for a run executing in another process do.
+    asio::co_spawn(
+        executor_,
+        [store = store_, deferred = std::move(deferred)]() mutable -> Awaitable<void> {
+            for (auto& request : deferred) {
+                (void)co_await store->RequestControl(std::move(request));
+            }
+        },
+        asio::detached);
+}
+
+Engine::Impl::ControlHere Engine::Impl::RouteControl(store::ControlRequest request) {
+    std::shared_ptr<Run> run;
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = active_.find(request.run_id); it != active_.end()) {
+            run = it->second;
+        } else if (auto claim = claims_.find(request.run_id); claim != claims_.end()) {
+            if (claim->second.kind == ClaimKind::kIdle) return ControlHere::kBusy;
+            claim->second.deferred.push_back(std::move(request));
+            return ControlHere::kDeferred;
+        } else {
+            claims_.emplace(request.run_id, ClaimState{ClaimKind::kIdle, {}});
+            return ControlHere::kClaimed;
+        }
+    }
+    if (request.action == store::ControlAction::kCancel) {
+        run->RequestCancel(std::move(request.reason), std::move(request.actor));
+    } else {
+        run->RequestPause(std::move(request.reason), std::move(request.actor));
+    }
+    return ControlHere::kApplied;
 }
 
 void Engine::Impl::ForgetRuns() {
@@ -567,14 +639,18 @@ Awaitable<Result<Engine::ControlResult>> Engine::Control(std::string run_id,
                                                          store::ControlAction action,
                                                          std::string reason, std::string actor) {
     const bool cancel = action == store::ControlAction::kCancel;
-    if (auto run = impl_->Find(run_id)) {
-        if (cancel) {
-            run->RequestCancel(std::move(reason), std::move(actor));
-        } else {
-            run->RequestPause(std::move(reason), std::move(actor));
-        }
-        co_return ControlResult::kApplied;
+    switch (impl_->RouteControl({run_id, action, reason, actor})) {
+        case Impl::ControlHere::kApplied:
+        case Impl::ControlHere::kDeferred:
+            co_return ControlResult::kApplied;
+        case Impl::ControlHere::kBusy:
+            co_return MakeError(ErrorCode::kAborted, "run " + run_id +
+                                                         " is recording another change here; "
+                                                         "try again");
+        case Impl::ControlHere::kClaimed:
+            break;
     }
+    Impl::ClaimGuard claim(impl_.get(), run_id);
     STROWGER_CO_ASSIGN_OR_RETURN(auto record, co_await impl_->store_->GetRun(run_id));
     if (ledger::IsTerminal(record.status)) {
         co_return FailedPreconditionError("run " + run_id + " has ended (" +
@@ -605,10 +681,12 @@ Awaitable<Result<Engine::ControlResult>> Engine::Control(std::string run_id,
 
 Awaitable<Result<RunOutcome>> Engine::RetryRun(std::string run_id, std::string from_step,
                                                std::string actor) {
-    if (impl_->Find(run_id)) {
+    if (!impl_->Claim(run_id, Impl::ClaimKind::kExecute)) {
         co_return FailedPreconditionError("run " + run_id +
                                           " is executing; it can be retried once it has ended");
     }
+    // Held until the run registers again (ExecuteLoaded), or this fails.
+    Impl::ClaimGuard claim(impl_.get(), run_id);
     STROWGER_CO_ASSIGN_OR_RETURN(auto record, co_await impl_->store_->GetRun(run_id));
     if (!ledger::IsTerminal(record.status)) {
         co_return FailedPreconditionError(
@@ -657,6 +735,7 @@ Awaitable<Result<RunOutcome>> Engine::RetryRun(std::string run_id, std::string f
         (void)co_await impl_->store_->ReleaseLease(run_id, impl_->options_.owner);
         co_return std::unexpected(appended.error());
     }
+    claim.Dismiss();
     co_return co_await impl_->ExecuteLoaded(std::move(*loaded), "retry", std::move(actor));
 }
 
@@ -670,9 +749,10 @@ Awaitable<Result<RunOutcome>> Engine::RerunRun(std::string run_id) {
 }
 
 Awaitable<Status> Engine::FailRun(std::string run_id, std::string error, std::string code) {
-    if (impl_->Find(run_id)) {
+    if (!impl_->Claim(run_id, Impl::ClaimKind::kIdle)) {
         co_return FailedPreconditionError("run " + run_id + " is executing here");
     }
+    Impl::ClaimGuard claim(impl_.get(), run_id);
     STROWGER_CO_ASSIGN_OR_RETURN(auto record, co_await impl_->store_->GetRun(run_id));
     if (ledger::IsTerminal(record.status)) {
         co_return FailedPreconditionError("run " + run_id + " has ended (" +

@@ -675,6 +675,62 @@ TEST_F(EngineTest, ResumeWithAHandlerContinuesAPausedRunAndRefusesAFinishedOne) 
     EXPECT_EQ(Events(run_id).size(), events.size());  // nothing appended
 }
 
+// A cancel that comes while a resume of the same run is loading it (this engine holds the
+// lease for both) is handed to the resumed run, or recorded before the resume starts: never
+// both appending at the same head. Each round lets the cancel in a few hops later.
+TEST_F(EngineTest, ACancelRightAfterAResumeCancelsTheRunAtWhateverPointItComes) {
+    auto plan = Compile("  - {name: one, agent_name: w}\n  - {name: two, agent_name: w}\n",
+                        "latency_ms: 20\nrules:\n  - {reply_template: \"${step} done\"}\n");
+    auto registry = NewRegistry();
+    Engine engine(io_.get_executor(), store_, *registry);
+    CallbackObserver observer;
+    for (int hops = 0; hops < 12; ++hops) {
+        SCOPED_TRACE("cancel after " + std::to_string(hops) + " hops");
+        PauseWhenStarted(engine, observer, "one");
+        auto paused = Run(engine.StartRun({plan, "in", {}, {}}));
+        ASSERT_TRUE(paused && *paused);
+        ASSERT_EQ((*paused)->status, RunStatus::kPaused);
+        observer.on_event = nullptr;
+        const std::string run_id = (*paused)->run_id;
+
+        std::optional<Result<RunOutcome>> resumed;
+        engine.ResumeRun(run_id, "operator", "ops",
+                         [&](Result<RunOutcome> r) { resumed = std::move(r); });
+        std::optional<Result<Engine::ControlResult>> cancelled;
+        asio::co_spawn(
+            io_,
+            [&]() -> Awaitable<void> {
+                for (int i = 0; i < hops; ++i) co_await asio::post(io_, asio::use_awaitable);
+                cancelled = co_await engine.Control(run_id, store::ControlAction::kCancel,
+                                                    "stop", "ops");
+            },
+            asio::detached);
+        io_.restart();
+        io_.run_for(std::chrono::seconds(10));
+
+        ASSERT_TRUE(cancelled.has_value());
+        ASSERT_TRUE(cancelled->has_value()) << cancelled->error().ToString();
+        ASSERT_TRUE(resumed.has_value());
+        if (resumed->has_value()) {
+            EXPECT_EQ((*resumed)->status, RunStatus::kCancelled);
+        } else {
+            // Recorded first: the resume found a run that had ended.
+            EXPECT_EQ(resumed->error().code(), ErrorCode::kFailedPrecondition)
+                << resumed->error().ToString();
+        }
+        auto record = testing::RunSync(store_->GetRun(run_id));
+        ASSERT_TRUE(record.has_value());
+        EXPECT_EQ(record->status, RunStatus::kCancelled);
+        EXPECT_EQ(record->owner, "");  // lease released
+        auto events = Events(run_id);
+        EXPECT_EQ(Count(events, "run.cancelled", ""), 1);
+        EXPECT_EQ(Count(events, "node.completed", "two"), 0);
+        auto verified = Run(engine.VerifyRun(run_id));
+        ASSERT_TRUE(verified && *verified);
+        EXPECT_FALSE((*verified)->finding.has_value());
+    }
+}
+
 TEST_F(EngineTest, MaxConcurrentRunsQueuesTheRestDurablyAndInOrder) {
     auto plan = Compile("  - {name: a, agent_name: w}\n", "latency_ms: 30\ndefault: done\n");
     auto registry = NewRegistry();

@@ -309,13 +309,18 @@ Awaitable<Result<std::string>> Engine::Decide(std::string run_id, std::string ta
             "decision must be approve, reject, request_changes or progress, not \"" + decision +
             "\"");
     }
-    if (impl_->Find(run_id)) {
-        co_return FailedPreconditionError("run " + run_id +
-                                          " is executing; decide its tasks once it waits");
-    }
-    // Another decider (a quorum's other approver) holds the lease only for a moment: wait a
-    // little for it, but not for a process executing the run.
+    // Another decider (a quorum's other approver) holds the run only for a moment: wait a
+    // little for it, but not for a run executing here or in another process.
     asio::steady_timer backoff(co_await asio::this_coro::executor);
+    for (int tries = 0; !impl_->Claim(run_id, Impl::ClaimKind::kIdle); ++tries) {
+        if (impl_->Find(run_id) || tries >= 60) {
+            co_return FailedPreconditionError("run " + run_id +
+                                              " is executing; decide its tasks once it waits");
+        }
+        backoff.expires_after(std::chrono::milliseconds(50));
+        co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    Impl::ClaimGuard claim(impl_.get(), run_id);
     bool leased = false;
     for (int tries = 0; tries < 60 && !leased; ++tries) {
         auto until = impl_->clock_.Now() + impl_->options_.lease_duration;

@@ -110,8 +110,45 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     static Awaitable<Result<RunOutcome>> Drive(std::shared_ptr<internal::Run> run,
                                                std::unique_ptr<store::NewRun> record);
 
+    // Registers a run as executing here; control requests that came while it was claimed for
+    // execution (below) are handed to it now.
     void Register(const std::string& run_id, std::shared_ptr<internal::Run> run);
     void Unregister(const std::string& run_id);
+
+    // A claim keeps this engine's own operations on one run apart. The store's lease cannot:
+    // it is held per owner, and every operation of this engine is the same owner. A run is
+    // claimed for execution (resume, retry) from before its lease is taken until it registers,
+    // or for a moment (a control, decision or failure recorded while the run executes
+    // nowhere) until the event is appended.
+    enum class ClaimKind { kExecute, kIdle };
+    // False when the run executes or is claimed here.
+    bool Claim(const std::string& run_id, ClaimKind kind);
+    // Drops a claim that did not end in Register. Control requests deferred to it are left
+    // for whoever executes the run next (store::Store::RequestControl).
+    void Unclaim(const std::string& run_id);
+    // Releases a claim when it goes out of scope, unless dismissed.
+    class ClaimGuard {
+       public:
+        ClaimGuard(Impl* impl, std::string run_id) : impl_(impl), run_id_(std::move(run_id)) {}
+        ClaimGuard(const ClaimGuard&) = delete;
+        ClaimGuard& operator=(const ClaimGuard&) = delete;
+        ~ClaimGuard() {
+            if (impl_ != nullptr) impl_->Unclaim(run_id_);
+        }
+        void Dismiss() { impl_ = nullptr; }
+
+       private:
+        Impl* impl_;
+        std::string run_id_;
+    };
+    // Where a control request for `request.run_id` goes in this engine.
+    enum class ControlHere {
+        kApplied,   // the run executes here: requested of it
+        kDeferred,  // claimed for execution: handed to it when it registers
+        kBusy,      // another operation of this engine is recording an event
+        kClaimed,   // nowhere here: now claimed (kIdle) for the caller to record it
+    };
+    ControlHere RouteControl(store::ControlRequest request);
     std::shared_ptr<internal::Run> Find(const std::string& run_id);
     std::vector<std::shared_ptr<internal::Run>> All();
     size_t ActiveCount() const;
@@ -164,6 +201,11 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
 
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::shared_ptr<internal::Run>> active_;  // GUARDED_BY(mutex_)
+    struct ClaimState {
+        ClaimKind kind;
+        std::vector<store::ControlRequest> deferred;  // kExecute only
+    };
+    std::unordered_map<std::string, ClaimState> claims_;  // GUARDED_BY(mutex_)
     std::map<std::string, std::shared_ptr<internal::PlanRuntime>> runtimes_;  // GUARDED_BY(mutex_)
     // MCP servers by "<definition sha>/<server>", with their tool lists.
     struct McpSlot {
