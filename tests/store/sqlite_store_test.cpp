@@ -662,7 +662,7 @@ TEST_P(SqliteStoreTest, UrlGivesPathAndSynchronous) {
     auto plain = ParseSqliteUrl("sqlite:data/strowger.db");
     ASSERT_TRUE(plain.has_value());
     EXPECT_EQ(plain->path, "data/strowger.db");
-    EXPECT_EQ(plain->options.synchronous, SqliteSync::kNormal);
+    EXPECT_EQ(plain->options.synchronous, SqliteSync::kFull);  // power-loss safe by default
 
     auto full = ParseSqliteUrl("sqlite:/var/lib/s.db?synchronous=full");
     ASSERT_TRUE(full.has_value());
