@@ -19,8 +19,8 @@ namespace {
 // file's bytes below `base_limit`, zeros up to `size`, and `ranges` on top.
 struct FileState {
     std::mutex mutex;
-    int64_t size = 0;        // logical size (what xFileSize says)
-    int64_t base_limit = 0;  // real bytes below this are still part of the content
+    int64_t size = 0;                       // logical size (what xFileSize says)
+    int64_t base_limit = 0;                 // real bytes below this are still part of the content
     std::map<int64_t, std::string> ranges;  // offset -> bytes; never overlapping
 
     // Lays `data` over [offset, offset + n).
@@ -67,7 +67,8 @@ struct FileState {
         if (!ranges.empty()) {
             auto last = std::prev(ranges.end());
             const int64_t last_end = last->first + static_cast<int64_t>(last->second.size());
-            if (last_end > new_size) last->second.resize(static_cast<size_t>(new_size - last->first));
+            if (last_end > new_size)
+                last->second.resize(static_cast<size_t>(new_size - last->first));
         }
     }
 };
@@ -238,10 +239,25 @@ int ShmUnmap(sqlite3_file* file, int delete_flag) {
 
 // Version 2: the shared-memory methods WAL needs, no xFetch/xUnfetch (no memory mapping).
 const sqlite3_io_methods kMethods = {
-    2,        Close,       Read,      Write,      Truncate, Sync,
-    FileSize, Lock,        Unlock,    CheckReservedLock,    FileControl,
-    SectorSize,            DeviceCharacteristics, ShmMap,   ShmLock,
-    ShmBarrier,            ShmUnmap,  nullptr,    nullptr,
+    2,
+    Close,
+    Read,
+    Write,
+    Truncate,
+    Sync,
+    FileSize,
+    Lock,
+    Unlock,
+    CheckReservedLock,
+    FileControl,
+    SectorSize,
+    DeviceCharacteristics,
+    ShmMap,
+    ShmLock,
+    ShmBarrier,
+    ShmUnmap,
+    nullptr,
+    nullptr,
 };
 
 // --- vfs methods ----------------------------------------------------------------------------

@@ -250,8 +250,8 @@ int64_t CheckAndFinish(const std::string& url) {
             auto verified = RunOn(io, engine.VerifyRun(record.run_id));
             ASSERT_TRUE(verified && *verified) << when << ": VerifyRun " << record.run_id;
             EXPECT_TRUE((*verified)->ok())
-                << when << ": run " << record.run_id << " does not verify: "
-                << (*verified)->finding->Describe();
+                << when << ": run " << record.run_id
+                << " does not verify: " << (*verified)->finding->Describe();
         }
     };
     verify("after the crash");
@@ -325,10 +325,10 @@ struct Harness {
         // One kill in four within the first 50 acknowledgements: while the child recovers the
         // WAL, resumes interrupted runs and starts new ones.
         const bool early = std::uniform_int_distribution<int>(0, 3)(random) == 0;
-        int64_t kill_after =
-            std::uniform_int_distribution<int64_t>(1, early ? std::min<int64_t>(50, max_acks)
-                                                            : max_acks)(random);
-        std::string stderr_file = (dir.path() / ("child" + std::to_string(round) + ".err")).string();
+        int64_t kill_after = std::uniform_int_distribution<int64_t>(
+            1, early ? std::min<int64_t>(50, max_acks) : max_acks)(random);
+        std::string stderr_file =
+            (dir.path() / ("child" + std::to_string(round) + ".err")).string();
         Crash crash = RunChild({STROWGER_POWER_LOSS_CHILD, url, flow, std::to_string(kInFlight),
                                 std::to_string(kMaxRunsPerChild)},
                                kill_after, stderr_file);
