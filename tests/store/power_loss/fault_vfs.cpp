@@ -19,6 +19,8 @@ namespace {
 // file's bytes below `base_limit`, zeros up to `size`, and `ranges` on top.
 struct FileState {
     std::mutex mutex;
+    std::string path;
+    bool main_db = false;
     int64_t size = 0;                       // logical size (what xFileSize says)
     int64_t base_limit = 0;                 // real bytes below this are still part of the content
     std::map<int64_t, std::string> ranges;  // offset -> bytes; never overlapping
@@ -82,6 +84,7 @@ std::map<std::string, std::shared_ptr<FileState>>& Files() {
 
 sqlite3_vfs* g_real = nullptr;
 sqlite3_vfs g_vfs{};
+SyncObserver g_on_database_synced = nullptr;
 
 struct FaultFile {
     sqlite3_file base;
@@ -186,7 +189,11 @@ int Sync(sqlite3_file* file, int flags) {
     }
     state.ranges.clear();
     state.base_limit = state.size;
-    return real->pMethods->xSync(real, flags);
+    rc = real->pMethods->xSync(real, flags);
+    if (rc == SQLITE_OK && state.main_db && g_on_database_synced != nullptr) {
+        g_on_database_synced(state.path.c_str());
+    }
+    return rc;
 }
 
 int FileSize(sqlite3_file* file, sqlite3_int64* size) {
@@ -290,6 +297,8 @@ int Open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, int
             }
             slot->size = size;
             slot->base_limit = size;
+            slot->path = name;
+            slot->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
         }
         self->state = slot;
     }
@@ -341,9 +350,10 @@ int CurrentTimeInt64(sqlite3_vfs*, sqlite3_int64* out) {
 
 }  // namespace
 
-std::string RegisterFaultVfs(bool make_default) {
+std::string RegisterFaultVfs(bool make_default, SyncObserver on_database_synced) {
     static std::mutex mutex;
     std::lock_guard lock(mutex);
+    g_on_database_synced = on_database_synced;
     if (g_real == nullptr) {
         if (sqlite3_initialize() != SQLITE_OK) return "sqlite3_initialize failed";
         sqlite3_vfs* real = sqlite3_vfs_find(nullptr);

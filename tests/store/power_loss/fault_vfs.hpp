@@ -25,8 +25,12 @@
 
 namespace strowger::testing {
 
+// Called after a main database file's overlay was written through and synced (in WAL mode:
+// a checkpoint made durable), on the thread that synced it. Must be quick; may be null.
+using SyncObserver = void (*)(const char* path);
+
 // Registers the VFS as "strowger-fault"; as the process's default VFS if `make_default`
 // (every sqlite3_open_v2 without a VFS name then uses it). Idempotent. Returns "" or why not.
-std::string RegisterFaultVfs(bool make_default);
+std::string RegisterFaultVfs(bool make_default, SyncObserver on_database_synced = nullptr);
 
 }  // namespace strowger::testing

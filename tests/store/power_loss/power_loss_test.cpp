@@ -64,15 +64,16 @@ constexpr int kMaxRunsPerChild = 100000;  // never reached: the child is killed 
 constexpr int kMaxAcks = 1500;
 constexpr auto kChildDeadline = std::chrono::seconds(30);
 
-// The highest acknowledged seq of each run.
-using Acks = std::map<std::string, int64_t>;
+// Events by run and seq: "<type> <node>" ("-" for no node).
+using Events = std::map<std::string, std::map<int64_t, std::string>>;
 
 // Why the child's write end closed (it exited) or that it was killed.
 struct Crash {
-    Acks acks;
-    int64_t lines = 0;
-    int64_t resumed = 0;  // interrupted runs the child found and resumed
-    bool killed = false;  // false: the child ended by itself (see stderr)
+    Events acks;                 // what the child acknowledged
+    int64_t lines = 0;           // acknowledged events
+    int64_t resumed = 0;         // interrupted runs the child found and resumed
+    int64_t database_syncs = 0;  // checkpoints made durable in the database file
+    bool killed = false;         // false: the child ended by itself (see stderr)
     std::string status;
 };
 
@@ -117,12 +118,19 @@ Crash RunChild(const std::vector<std::string>& args, int64_t kill_after,
                 crash.resumed = std::atoll(std::string(line.substr(10)).c_str());
                 continue;
             }
-            auto space = line.find(' ');
-            if (space == std::string_view::npos) continue;
-            std::string run(line.substr(0, space));
-            int64_t seq = std::atoll(std::string(line.substr(space + 1)).c_str());
-            auto& acked = crash.acks[run];
-            acked = std::max(acked, seq);
+            if (line == "# database synced") {
+                ++crash.database_syncs;
+                continue;
+            }
+            // "<run_id> <seq> <type> <node>"
+            std::istringstream fields{std::string(line)};
+            std::string run, type, node;
+            int64_t seq = 0;
+            if (!(fields >> run >> seq >> type >> node)) {
+                ADD_FAILURE() << "the child wrote " << line;
+                continue;
+            }
+            crash.acks[run][seq] = type + " " + node;
             ++crash.lines;
         }
         pending.erase(0, start);
@@ -159,49 +167,63 @@ Crash RunChild(const std::vector<std::string>& args, int64_t kill_after,
     return crash;
 }
 
-// The runs' last stored seq, read as the crash left the file: a read-only connection through
-// the normal VFS (it recovers the WAL in memory and changes neither the database nor the WAL).
-std::map<std::string, int64_t> StoredHeads(const std::string& path) {
-    std::map<std::string, int64_t> heads;
+// The stored events, read as the crash left the file: a read-only connection through the normal
+// VFS (it recovers the WAL in memory and changes neither the database nor the WAL).
+Events StoredEvents(const std::string& path) {
+    Events stored;
     sqlite3* db = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
     if (rc != SQLITE_OK) {
         ADD_FAILURE() << "open " << path << ": " << sqlite3_errstr(rc);
         sqlite3_close_v2(db);
-        return heads;
+        return stored;
     }
     sqlite3_stmt* statement = nullptr;
-    rc = sqlite3_prepare_v2(db, "SELECT run_id, max(seq) FROM events GROUP BY run_id", -1,
-                            &statement, nullptr);
+    rc = sqlite3_prepare_v2(db, "SELECT run_id, seq, type, node FROM events", -1, &statement,
+                            nullptr);
     if (rc != SQLITE_OK) {
         // A crash before the schema's commit was synced leaves an empty database.
         if (std::string(sqlite3_errmsg(db)).find("no such table") == std::string::npos) {
             ADD_FAILURE() << "prepare: " << sqlite3_errmsg(db);
         }
     } else {
+        auto text = [&](int column) {
+            return std::string(
+                reinterpret_cast<const char*>(sqlite3_column_text(statement, column)));
+        };
         while ((rc = sqlite3_step(statement)) == SQLITE_ROW) {
-            heads[reinterpret_cast<const char*>(sqlite3_column_text(statement, 0))] =
-                sqlite3_column_int64(statement, 1);
+            std::string node = text(3);
+            stored[text(0)][sqlite3_column_int64(statement, 1)] =
+                text(2) + " " + (node.empty() ? "-" : node);
         }
         if (rc != SQLITE_DONE) ADD_FAILURE() << "step: " << sqlite3_errmsg(db);
     }
     sqlite3_finalize(statement);
     sqlite3_close_v2(db);
-    return heads;
+    return stored;
 }
 
-// Acknowledged events missing from the file: "run seq>head" entries.
-std::vector<std::string> LostAcks(const Acks& acks, const std::map<std::string, int64_t>& heads) {
+// Acknowledged events that are not stored (or stored as another event), one entry each.
+std::vector<std::string> LostAcks(const Events& acks, const Events& stored) {
     std::vector<std::string> lost;
-    for (const auto& [run, seq] : acks) {
-        auto it = heads.find(run);
-        int64_t head = it == heads.end() ? 0 : it->second;
-        if (head < seq) {
-            lost.push_back(run + " acknowledged up to seq " + std::to_string(seq) +
-                           ", stored up to " + std::to_string(head));
+    for (const auto& [run, events] : acks) {
+        auto it = stored.find(run);
+        for (const auto& [seq, what] : events) {
+            const std::string* found = nullptr;
+            if (it != stored.end()) {
+                if (auto at = it->second.find(seq); at != it->second.end()) found = &at->second;
+            }
+            if (found == nullptr || *found != what) {
+                lost.push_back("run " + run + " seq " + std::to_string(seq) + " (" + what +
+                               "): " + (found == nullptr ? "missing" : "stored as " + *found));
+            }
         }
     }
     return lost;
+}
+
+void Merge(Events& into, const Events& from) {
+    for (const auto& [run, events] : from) into[run].insert(events.begin(), events.end());
 }
 
 // Opens the file with the real store and checks it as a restart after power loss would find
@@ -344,14 +366,17 @@ TEST(PowerLoss, FullKeepsEveryAcknowledgedCommit) {
     SCOPED_TRACE("STROWGER_POWER_LOSS_SEED=" + std::to_string(harness.seed));
     const std::string url = "sqlite:" + harness.db + "?synchronous=full";
     constexpr int kRounds = 20;
-    int64_t acked = 0, runs = 0, checks = 0, resumed = 0;
+    int64_t acked = 0, runs = 0, checks = 0, resumed = 0, database_syncs = 0;
+    Events all_acks;
     for (int round = 0; round < kRounds; ++round) {
         SCOPED_TRACE("round " + std::to_string(round));
         Crash crash = harness.CrashOnce(url, round, kMaxAcks);
         acked += crash.lines;
         resumed += crash.resumed;
-        auto lost = LostAcks(crash.acks, StoredHeads(harness.db));
-        EXPECT_TRUE(lost.empty()) << lost.size() << " runs lost acknowledged events, e.g. "
+        database_syncs += crash.database_syncs;
+        Merge(all_acks, crash.acks);
+        auto lost = LostAcks(crash.acks, StoredEvents(harness.db));
+        EXPECT_TRUE(lost.empty()) << lost.size() << " acknowledged events lost, e.g. "
                                   << lost.front();
         if (round % 2 == 1 || round == kRounds - 1) {
             runs = CheckAndFinish(url);
@@ -360,11 +385,18 @@ TEST(PowerLoss, FullKeepsEveryAcknowledgedCommit) {
         if (::testing::Test::HasFailure()) break;
     }
     EXPECT_GT(runs, 0);
+    // Resuming appended after every acknowledged event, never over one.
+    auto lost = LostAcks(all_acks, StoredEvents(harness.db));
+    EXPECT_TRUE(lost.empty()) << lost.size() << " acknowledged events lost by the end, e.g. "
+                              << lost.front();
     // The odd rounds' children found the runs the crash before them interrupted.
     EXPECT_GT(resumed, 0) << "no child resumed a run: recovery under the fault VFS was not hit";
+    // Checkpoints copied the WAL into the database file under the fault VFS.
+    EXPECT_GT(database_syncs, 0) << "no checkpoint reached the database file";
     std::cout << "power loss, synchronous=full: " << acked << " acknowledged events, " << runs
               << " runs, " << checks << " full checks, " << resumed
-              << " runs resumed by crashing children, seed " << harness.seed << "\n";
+              << " runs resumed by crashing children, " << database_syncs
+              << " checkpoints synced, seed " << harness.seed << "\n";
 }
 
 // The negative control: with synchronous=normal the WAL is synced only when checkpointed, so
@@ -380,7 +412,7 @@ TEST(PowerLoss, NormalLosesAcknowledgedCommits) {
     for (int round = 0; round < 5; ++round) {
         SCOPED_TRACE("round " + std::to_string(round));
         Crash crash = harness.CrashOnce(url, round, 400);
-        if (!LostAcks(crash.acks, StoredHeads(harness.db)).empty()) ++rounds_with_loss;
+        if (!LostAcks(crash.acks, StoredEvents(harness.db)).empty()) ++rounds_with_loss;
         CheckAndFinish(url);
         if (::testing::Test::HasFailure()) break;
     }
