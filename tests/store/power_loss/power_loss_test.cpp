@@ -63,23 +63,35 @@ constexpr int kMaxRunsPerChild = 100000;  // never reached: the child is killed 
 // A kill comes after 1..kMaxAcks acknowledged events (a run is 2 + 4 × kSteps + 1 events).
 constexpr int kMaxAcks = 1500;
 constexpr auto kChildDeadline = std::chrono::seconds(30);
+// A kill "right after a checkpoint" waits for one up to this many acknowledgements (the store
+// checkpoints every 1,000 WAL pages: about every 2,600 acknowledgements of this load).
+constexpr int kCheckpointWait = 6000;
+
+// When to kill the child.
+struct KillPoint {
+    int64_t after_acks = 1;  // after this many acknowledged events...
+    // ...or, if set, this many after the first checkpoint the child makes durable (at most
+    // kCheckpointWait acknowledgements in all).
+    std::optional<int64_t> after_checkpoint;
+};
 
 // Events by run and seq: "<type> <node>" ("-" for no node).
 using Events = std::map<std::string, std::map<int64_t, std::string>>;
 
 // Why the child's write end closed (it exited) or that it was killed.
 struct Crash {
-    Events acks;                 // what the child acknowledged
-    int64_t lines = 0;           // acknowledged events
-    int64_t resumed = 0;         // interrupted runs the child found and resumed
-    int64_t database_syncs = 0;  // checkpoints made durable in the database file
-    bool killed = false;         // false: the child ended by itself (see stderr)
+    Events acks;                    // what the child acknowledged
+    int64_t lines = 0;              // acknowledged events
+    int64_t resumed = 0;            // interrupted runs the child found and resumed
+    int64_t database_syncs = 0;     // checkpoints made durable in the database file
+    bool after_checkpoint = false;  // killed within KillPoint::after_checkpoint of one
+    bool killed = false;            // false: the child ended by itself (see stderr)
     std::string status;
 };
 
-// Starts power_loss_child with its stdout on a pipe, reads `kill_after` lines, kills it with
+// Starts power_loss_child with its stdout on a pipe, reads lines until `when`, kills it with
 // SIGKILL, then reads what it had written before it died.
-Crash RunChild(const std::vector<std::string>& args, int64_t kill_after,
+Crash RunChild(const std::vector<std::string>& args, const KillPoint& when,
                const std::string& stderr_file) {
     Crash crash;
     int fds[2];
@@ -87,6 +99,9 @@ Crash RunChild(const std::vector<std::string>& args, int64_t kill_after,
         ADD_FAILURE() << "pipe: " << std::strerror(errno);
         return crash;
     }
+    // The smallest pipe (one page, ~80 lines): the child blocks once it is that far ahead of
+    // what has been read, so it dies close to the chosen point.
+    (void)fcntl(fds[0], F_SETPIPE_SZ, 4096);
     std::vector<char*> argv;
     for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
     argv.push_back(nullptr);
@@ -108,6 +123,8 @@ Crash RunChild(const std::vector<std::string>& args, int64_t kill_after,
     std::string pending;
     char buffer[65536];
     bool eof = false;
+    bool seen_resumed = false;
+    std::optional<int64_t> synced_at;  // acknowledgements read at the first checkpoint
     auto take_lines = [&] {
         size_t start = 0;
         for (size_t nl = pending.find('\n'); nl != std::string::npos;
@@ -116,10 +133,13 @@ Crash RunChild(const std::vector<std::string>& args, int64_t kill_after,
             start = nl + 1;
             if (line.starts_with("# resumed ")) {
                 crash.resumed = std::atoll(std::string(line.substr(10)).c_str());
+                seen_resumed = true;
                 continue;
             }
             if (line == "# database synced") {
                 ++crash.database_syncs;
+                // Not the store's own setup (before "# resumed").
+                if (!synced_at && seen_resumed) synced_at = crash.lines;
                 continue;
             }
             // "<run_id> <seq> <type> <node>"
@@ -135,7 +155,15 @@ Crash RunChild(const std::vector<std::string>& args, int64_t kill_after,
         }
         pending.erase(0, start);
     };
-    while (!eof && crash.lines < kill_after) {
+    auto due = [&] {
+        if (!when.after_checkpoint) return crash.lines >= when.after_acks;
+        if (synced_at && crash.lines >= *synced_at + *when.after_checkpoint) {
+            crash.after_checkpoint = true;
+            return true;
+        }
+        return crash.lines >= kCheckpointWait;
+    };
+    while (!eof && !due()) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
         pollfd p{fds[0], POLLIN, 0};
@@ -342,18 +370,25 @@ struct Harness {
         random.seed(seed);
     }
 
-    // One crash: a child on `url` killed after a random number of acknowledgements.
-    Crash CrashOnce(const std::string& url, int round, int64_t max_acks) {
-        // One kill in four within the first 50 acknowledgements: while the child recovers the
-        // WAL, resumes interrupted runs and starts new ones.
-        const bool early = std::uniform_int_distribution<int>(0, 3)(random) == 0;
-        int64_t kill_after = std::uniform_int_distribution<int64_t>(
-            1, early ? std::min<int64_t>(50, max_acks) : max_acks)(random);
+    // One crash: a child on `url` killed after a random number of acknowledgements (one kill
+    // in three within the first 50: while the child recovers the WAL, resumes runs and starts
+    // new ones), or right after its first checkpoint (as the WAL starts over).
+    Crash CrashOnce(const std::string& url, int round, int64_t max_acks,
+                    bool after_checkpoint = false) {
+        KillPoint when;
+        if (after_checkpoint) {
+            when.after_checkpoint = std::uniform_int_distribution<int64_t>(0, 30)(random);
+        } else if (std::uniform_int_distribution<int>(0, 2)(random) == 0) {
+            when.after_acks =
+                std::uniform_int_distribution<int64_t>(1, std::min<int64_t>(50, max_acks))(random);
+        } else {
+            when.after_acks = std::uniform_int_distribution<int64_t>(1, max_acks)(random);
+        }
         std::string stderr_file =
             (dir.path() / ("child" + std::to_string(round) + ".err")).string();
         Crash crash = RunChild({STROWGER_POWER_LOSS_CHILD, url, flow, std::to_string(kInFlight),
                                 std::to_string(kMaxRunsPerChild)},
-                               kill_after, stderr_file);
+                               when, stderr_file);
         EXPECT_TRUE(crash.killed) << "round " << round << ": the child ended (" << crash.status
                                   << ") before it was killed: " << ReadFileOrDie(stderr_file);
         return crash;
@@ -367,13 +402,17 @@ TEST(PowerLoss, FullKeepsEveryAcknowledgedCommit) {
     const std::string url = "sqlite:" + harness.db + "?synchronous=full";
     constexpr int kRounds = 20;
     int64_t acked = 0, runs = 0, checks = 0, resumed = 0, database_syncs = 0;
+    int64_t after_checkpoint = 0;
     Events all_acks;
     for (int round = 0; round < kRounds; ++round) {
         SCOPED_TRACE("round " + std::to_string(round));
-        Crash crash = harness.CrashOnce(url, round, kMaxAcks);
+        // Rounds 3, 8, 13 and 18 (a fresh file and a recovered one alternately) die right after
+        // a checkpoint.
+        Crash crash = harness.CrashOnce(url, round, kMaxAcks, round % 5 == 3);
         acked += crash.lines;
         resumed += crash.resumed;
         database_syncs += crash.database_syncs;
+        after_checkpoint += crash.after_checkpoint ? 1 : 0;
         Merge(all_acks, crash.acks);
         auto lost = LostAcks(crash.acks, StoredEvents(harness.db));
         EXPECT_TRUE(lost.empty()) << lost.size() << " acknowledged events lost, e.g. "
@@ -393,10 +432,11 @@ TEST(PowerLoss, FullKeepsEveryAcknowledgedCommit) {
     EXPECT_GT(resumed, 0) << "no child resumed a run: recovery under the fault VFS was not hit";
     // Checkpoints copied the WAL into the database file under the fault VFS.
     EXPECT_GT(database_syncs, 0) << "no checkpoint reached the database file";
+    EXPECT_GT(after_checkpoint, 0) << "no kill came right after a checkpoint";
     std::cout << "power loss, synchronous=full: " << acked << " acknowledged events, " << runs
               << " runs, " << checks << " full checks, " << resumed
-              << " runs resumed by crashing children, " << database_syncs
-              << " checkpoints synced, seed " << harness.seed << "\n";
+              << " runs resumed by crashing children, " << database_syncs << " checkpoints synced, "
+              << after_checkpoint << " kills right after one, seed " << harness.seed << "\n";
 }
 
 // The negative control: with synchronous=normal the WAL is synced only when checkpointed, so
