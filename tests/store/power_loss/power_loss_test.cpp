@@ -41,16 +41,19 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "audit/key.hpp"
 #include "audit/signer.hpp"
 #include "engine/engine.hpp"
 #include "providers/builtin.hpp"
+#include "store/power_loss/fault_vfs.hpp"
 #include "store/store.hpp"
 #include "testing/test_util.hpp"
 
@@ -396,6 +399,101 @@ struct Harness {
         return crash;
     }
 };
+
+// --- The fault VFS alone -------------------------------------------------------------------
+
+// A file opened directly through a VFS (no SQLite connection), closed when the object dies.
+class VfsFile {
+  public:
+    VfsFile(sqlite3_vfs* vfs, const std::string& path, int flags)
+        : memory_(
+              new std::max_align_t[static_cast<size_t>(vfs->szOsFile) / sizeof(std::max_align_t) +
+                                   1]()),
+          file_(reinterpret_cast<sqlite3_file*>(memory_.get())) {
+        // The name as SQLite passes it: followed by an empty list of URI parameters.
+        name_ = path;
+        name_.append(4, '\0');
+        int out = 0;
+        rc_ = vfs->xOpen(vfs, name_.c_str(), file_, flags | SQLITE_OPEN_READWRITE, &out);
+    }
+    ~VfsFile() {
+        if (file_->pMethods != nullptr) file_->pMethods->xClose(file_);
+    }
+    int open_rc() const { return rc_; }
+    int Write(const std::string& bytes, int64_t offset) {
+        return file_->pMethods->xWrite(file_, bytes.data(), static_cast<int>(bytes.size()), offset);
+    }
+    // `amount` bytes at `offset` (zeros past the end) and xRead's result code.
+    std::pair<std::string, int> Read(int64_t offset, int amount) {
+        std::string out(static_cast<size_t>(amount), 'x');
+        int rc = file_->pMethods->xRead(file_, out.data(), amount, offset);
+        return {out, rc};
+    }
+    int64_t Size() {
+        sqlite3_int64 size = -1;
+        EXPECT_EQ(file_->pMethods->xFileSize(file_, &size), SQLITE_OK);
+        return size;
+    }
+    int Truncate(int64_t size) { return file_->pMethods->xTruncate(file_, size); }
+    int Sync() { return file_->pMethods->xSync(file_, SQLITE_SYNC_NORMAL); }
+
+  private:
+    std::unique_ptr<std::max_align_t[]> memory_;
+    sqlite3_file* file_;
+    std::string name_;
+    int rc_ = SQLITE_ERROR;
+};
+
+// What the disk holds (the page cache, which a killed process leaves behind).
+std::string OnDisk(const std::string& path) {
+    return ReadFileOrDie(path);
+}
+
+std::string Zeros(size_t n) {
+    return std::string(n, '\0');
+}
+
+TEST(FaultVfs, KeepsWritesInMemoryUntilSync) {
+    ASSERT_EQ(RegisterFaultVfs(/*make_default=*/false), "");
+    sqlite3_vfs* vfs = sqlite3_vfs_find("strowger-fault");
+    ASSERT_NE(vfs, nullptr);
+    TempDir dir;
+    const std::string path = (dir.path() / "file.db").string();
+    {
+        VfsFile file(vfs, path, SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_CREATE);
+        ASSERT_EQ(file.open_rc(), SQLITE_OK);
+        // Unsynced writes: seen by reads and the size, not on disk.
+        ASSERT_EQ(file.Write("hello", 0), SQLITE_OK);
+        ASSERT_EQ(file.Write("world", 100), SQLITE_OK);
+        ASSERT_EQ(file.Write("ELL", 1), SQLITE_OK);  // inside an earlier write
+        ASSERT_EQ(file.Write("Oxw", 4), SQLITE_OK);  // over the end of one, into a hole
+        EXPECT_EQ(file.Size(), 105);
+        EXPECT_EQ(file.Read(0, 105), std::make_pair("hELLOxw" + Zeros(93) + "world", SQLITE_OK));
+        EXPECT_EQ(file.Read(100, 10), std::make_pair("world" + Zeros(5), SQLITE_IOERR_SHORT_READ));
+        EXPECT_EQ(OnDisk(path), "");
+        // A sync writes them through.
+        ASSERT_EQ(file.Sync(), SQLITE_OK);
+        EXPECT_EQ(OnDisk(path), "hELLOxw" + Zeros(93) + "world");
+        // A truncation and writes after it are unsynced again: the disk keeps the old content.
+        ASSERT_EQ(file.Write("zz", 2), SQLITE_OK);
+        ASSERT_EQ(file.Truncate(3), SQLITE_OK);
+        ASSERT_EQ(file.Write("!", 6), SQLITE_OK);
+        EXPECT_EQ(file.Size(), 7);
+        EXPECT_EQ(file.Read(0, 7).first, "hEz" + Zeros(3) + "!");
+        EXPECT_EQ(OnDisk(path), "hELLOxw" + Zeros(93) + "world");
+        // A second handle of the same file (another connection) sees the same content.
+        VfsFile other(vfs, path, SQLITE_OPEN_MAIN_DB);
+        ASSERT_EQ(other.open_rc(), SQLITE_OK);
+        EXPECT_EQ(other.Read(0, 7).first, "hEz" + Zeros(3) + "!");
+        ASSERT_EQ(other.Sync(), SQLITE_OK);
+        EXPECT_EQ(OnDisk(path), "hEz" + Zeros(3) + "!");
+        // Files other than databases and WALs pass through.
+        VfsFile journal(vfs, path + "-journal", SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_CREATE);
+        ASSERT_EQ(journal.open_rc(), SQLITE_OK);
+        ASSERT_EQ(journal.Write("j", 0), SQLITE_OK);
+        EXPECT_EQ(OnDisk(path + "-journal"), "j");
+    }
+}
 
 // synchronous=full (the default): no acknowledged commit is ever lost.
 TEST(PowerLoss, FullKeepsEveryAcknowledgedCommit) {
