@@ -26,6 +26,7 @@ void AddTasksCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddInitCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddTriggerCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 void AddMemoryCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
+void AddHookCommand(CLI::App& app, const GlobalFlags& global, int& exit_code);
 
 // version, schema, completion, man: what editors and shells load (tooling_command.cpp).
 void AddToolingCommands(CLI::App& app, const GlobalFlags& global, int& exit_code);

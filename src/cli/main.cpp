@@ -148,6 +148,7 @@ int Main(int argc, char** argv) {
     AddInitCommand(app, global, exit_code);
     AddTriggerCommand(app, global, exit_code);
     AddMemoryCommand(app, global, exit_code);
+    AddHookCommand(app, global, exit_code);
     AddToolingCommands(app, global, exit_code);
     ClearInheritedFooters(app);
     if (auto unknown = UnknownCommand(app, argc, argv)) {

@@ -65,13 +65,6 @@ std::string ReadIfExists(const fs::path& path) {
     return out.str();
 }
 
-std::vector<std::string> Lines(const std::string& text) {
-    std::vector<std::string> lines;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) lines.push_back(line);
-    return lines;
-}
-
 json::value ParseOrFail(const std::string& text) {
     auto parsed = ParseJson(text);
     EXPECT_TRUE(parsed.has_value()) << "not JSON: " << text;

@@ -86,18 +86,6 @@ const std::vector<std::string> kThreeStepsLedger = {
     "llm.response c#1", "node.completed c#1", "run.completed",
 };
 
-std::vector<std::string> Lines(const std::string& text) {
-    std::vector<std::string> lines;
-    size_t start = 0;
-    while (start < text.size()) {
-        size_t end = text.find('\n', start);
-        if (end == std::string::npos) end = text.size();
-        lines.push_back(text.substr(start, end - start));
-        start = end + 1;
-    }
-    return lines;
-}
-
 json::value ParseOrFail(const std::string& text) {
     auto parsed = ParseJson(text);
     EXPECT_TRUE(parsed.has_value()) << "not JSON: " << text;

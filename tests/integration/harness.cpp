@@ -248,6 +248,18 @@ const LedgerEvent* FindEvent(const std::vector<LedgerEvent>& events, const std::
     return nullptr;
 }
 
+std::vector<std::string> Lines(const std::string& text) {
+    std::vector<std::string> lines;
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        lines.push_back(text.substr(start, end - start));
+        start = end + 1;
+    }
+    return lines;
+}
+
 std::string Describe(const std::vector<LedgerEvent>& events) {
     std::string text;
     for (const auto& event : events) {

@@ -128,6 +128,9 @@ const LedgerEvent* FindEvent(const std::vector<LedgerEvent>& events, const std::
 // "run.created, run.started, node.started a#1, ..." for failure messages.
 std::string Describe(const std::vector<LedgerEvent>& events);
 
+// A command's output split into lines (without their '\n').
+std::vector<std::string> Lines(const std::string& text);
+
 // Runs one SQL statement on the store file directly (not through Strowger), as a tamperer
 // would, with `binds` bound to its '?' in order. Adds a test failure if it fails; returns the
 // number of rows changed.

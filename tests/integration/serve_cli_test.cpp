@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "automation/webhooks.hpp"
 #include "integration/harness.hpp"
 #include "integration/process.hpp"
 #include "integration/serve_harness.hpp"
@@ -357,6 +358,71 @@ TEST_F(ServeCliTest, TokenCommandsThroughTheDaemonAndOnTheStore) {
     auto refused = Remote({"runs", "list"});
     EXPECT_EQ(refused.exit_code(), 5);
     EXPECT_NE(refused.err.find("not valid"), std::string::npos) << refused.err;
+}
+
+
+TEST_F(ServeCliTest, HookCommandsCreateListAndDeleteSignedWebhooks) {
+    ASSERT_EQ(serve_->Admin("POST", "/api/workflows", kFlow).status, 201);
+    // The daemon makes the secret and it is printed once.
+    auto created = Remote({"hook", "create", "gh", "--workflow", "flow", "--no-timestamp"});
+    ASSERT_EQ(created.exit_code(), 0) << created.err;
+    auto lines = Lines(created.out);
+    ASSERT_EQ(lines.size(), 2u) << created.out;
+    EXPECT_EQ(lines[0], "hook gh: POST " + server_ + "/api/hooks/gh");
+    const std::string prefix = "secret (shown once): ";
+    ASSERT_EQ(lines[1].rfind(prefix, 0), 0u) << lines[1];
+    const std::string secret = lines[1].substr(prefix.size());
+    EXPECT_GE(secret.size(), 16u);
+    // A delivery signed with it starts the workflow (no timestamp: as GitHub sends it).
+    const std::string body = R"({"ref":"main"})";
+    auto delivered = serve_->Call("POST", "/api/hooks/gh", body, "",
+                                  {{"X-Hub-Signature-256", automation::SignWebhook(secret, body)},
+                                   {"Content-Type", "application/json"}});
+    EXPECT_EQ(delivered.status, 202) << delivered.body;
+    // A secret from the environment, never on the command line; a timestamp required.
+    env_.SetEnv("HOOK_SECRET", "0123456789abcdef-from-env");
+    auto from_env = Remote({"hook", "create", "ci", "--secret-env", "HOOK_SECRET", "--json"});
+    ASSERT_EQ(from_env.exit_code(), 0) << from_env.err;
+    EXPECT_NE(from_env.out.find("\"secret\":\"0123456789abcdef-from-env\""), std::string::npos)
+        << from_env.out;
+    auto unsigned_delivery = serve_->Call("POST", "/api/hooks/ci", "x", "", {});
+    EXPECT_EQ(unsigned_delivery.status, 401);
+    auto unset = Remote({"hook", "create", "cd", "--secret-env", "NOT_SET_ANYWHERE"});
+    EXPECT_EQ(unset.exit_code(), 2);
+    EXPECT_EQ(unset.err, "strowger: --secret-env: $NOT_SET_ANYWHERE is not set\n");
+    auto taken = Remote({"hook", "create", "gh"});
+    EXPECT_EQ(taken.exit_code(), 2) << taken.err;
+
+    auto list = Remote({"hook", "list"});
+    ASSERT_EQ(list.exit_code(), 0) << list.err;
+    auto rows = Lines(list.out);
+    ASSERT_EQ(rows.size(), 3u) << list.out;
+    EXPECT_EQ(rows[0].rfind("NAME", 0), 0u);
+    EXPECT_EQ(list.out.find(secret), std::string::npos);  // never shown again
+    bool gh = false;
+    bool ci = false;
+    for (const auto& row : rows) {
+        if (row.rfind("gh ", 0) == 0) {
+            gh = true;
+            EXPECT_NE(row.find(" no "), std::string::npos) << row;
+            EXPECT_NE(row.find("/api/hooks/gh"), std::string::npos) << row;
+        }
+        if (row.rfind("ci ", 0) == 0) {
+            ci = true;
+            EXPECT_NE(row.find("(events only)"), std::string::npos) << row;
+            EXPECT_NE(row.find("required"), std::string::npos) << row;
+        }
+    }
+    EXPECT_TRUE(gh && ci) << list.out;
+
+    EXPECT_EQ(Remote({"hook", "delete", "ci"}).exit_code(), 0);
+    auto gone = Remote({"hook", "delete", "ci"});
+    EXPECT_EQ(gone.exit_code(), 2) << gone.err;
+    EXPECT_EQ(Lines(Remote({"hook", "list"}).out).size(), 2u);
+    // Without a daemon to talk to.
+    auto none = env_.Run({"hook", "list"});
+    EXPECT_EQ(none.exit_code(), 2);
+    EXPECT_EQ(none.err, "strowger: hook commands need a daemon: --server URL or STROWGER_SERVER\n");
 }
 
 }  // namespace
