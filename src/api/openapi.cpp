@@ -434,6 +434,21 @@ constexpr const char* kAgentCronSchemas = R"json({
                    "updated_at": {"$ref": "#/components/schemas/Time"}}
   },
   "AgentSessionList": {"type": "array", "items": {"$ref": "#/components/schemas/AgentSession"}},
+  "AgentSessionsReset": {
+    "type": "object",
+    "required": ["status", "agent", "messages_deleted", "sessions"],
+    "properties": {"status": {"const": "reset"}, "agent": {"type": "string"},
+                   "messages_deleted": {"type": "integer"},
+                   "sessions": {"type": "array", "items": {
+                     "type": "object",
+                     "required": ["session_id", "channel", "mode", "messages_deleted",
+                                  "summary_deleted"],
+                     "properties": {"session_id": {"type": "string"},
+                                    "channel": {"type": "string"},
+                                    "mode": {"enum": ["persistent", "new"]},
+                                    "messages_deleted": {"type": "integer"},
+                                    "summary_deleted": {"type": "boolean"}}}}}
+  },
   "CronSchedule": {
     "oneOf": [
       {"type": "object", "required": ["kind", "expr"],

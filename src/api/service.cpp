@@ -68,6 +68,8 @@ engine::Engine::OutcomeHandler Service::DoneHandler(std::string run_id) {
 
 Awaitable<Result<Service::Started>> Service::StartRun(engine::StartRequest request) {
     const std::string run_id = request.run_id;
+    // Its budgets, for the 85 % warnings (before the start: its first response may cross).
+    if (automation.quota != nullptr && request.plan) automation.quota->Watch(run_id, *request.plan);
     // Followed before the start, so run.created cannot be missed.
     auto follower = hub.Follow(run_id, false);
     engine.StartRun(std::move(request), DoneHandler(run_id));
