@@ -476,6 +476,9 @@ constexpr const char* kAgentCronSchemas = R"json({
                    "tz": {"type": "string"},
                    "action": {"$ref": "#/components/schemas/CronAction"},
                    "message": {"type": "string"}, "session_mode": {"type": "string"},
+                   "model_override": {"type": "string"},
+                   "timeout_secs": {"type": "integer", "minimum": 1},
+                   "workflow_id": {"type": "string"}, "input": {},
                    "enabled": {"type": "boolean"},
                    "misfire": {"enum": ["coalesce", "skip", "all"]},
                    "overlap": {"enum": ["skip", "allow"]}}

@@ -76,6 +76,10 @@ Awaitable<Result<Service::Started>> Service::StartRun(engine::StartRequest reque
     const auto deadline = std::chrono::steady_clock::now() + kStartWait;
     while (true) {
         if (const auto* outcome = Outcome(run_id)) {
+            // Not created (an error, or an idempotency key naming another run): not watched.
+            if (automation.quota != nullptr && (!*outcome || (**outcome).existing)) {
+                automation.quota->Forget(run_id);
+            }
             if (!*outcome) co_return std::unexpected((*outcome).error());
             // Ended already, or an idempotency key named another run.
             const engine::RunOutcome& done = **outcome;

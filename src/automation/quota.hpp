@@ -36,6 +36,8 @@ class QuotaWatch final : public engine::Observer {
 
     // Notes the budgets of `run_id`, about to be started with `plan` (nothing if it has none).
     void Watch(const std::string& run_id, const model::Plan& plan);
+    // A start that created no run (an error, or an idempotency key naming another run).
+    void Forget(const std::string& run_id) { runs_.erase(run_id); }
     void OnEvent(const ledger::Event& event) override;
     bool WantsData() const override { return true; }
     size_t watched() const { return runs_.size(); }
