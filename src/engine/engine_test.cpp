@@ -121,6 +121,9 @@ class EngineTest : public ::testing::Test {
         return n;
     }
 
+    // Cancels a run at several points of its resume (ACancelRightAfterAResume... below).
+    void CancelRightAfterResume(std::shared_ptr<store::Store> store);
+
     testing::TempDir dir_;
     asio::io_context io_;
     std::shared_ptr<store::MemoryStore> store_ = std::make_shared<store::MemoryStore>();
@@ -678,11 +681,11 @@ TEST_F(EngineTest, ResumeWithAHandlerContinuesAPausedRunAndRefusesAFinishedOne) 
 // A cancel that comes while a resume of the same run is loading it (this engine holds the
 // lease for both) is handed to the resumed run, or recorded before the resume starts: never
 // both appending at the same head. Each round lets the cancel in a few hops later.
-TEST_F(EngineTest, ACancelRightAfterAResumeCancelsTheRunAtWhateverPointItComes) {
+void EngineTest::CancelRightAfterResume(std::shared_ptr<store::Store> store) {
     auto plan = Compile("  - {name: one, agent_name: w}\n  - {name: two, agent_name: w}\n",
                         "latency_ms: 20\nrules:\n  - {reply_template: \"${step} done\"}\n");
     auto registry = NewRegistry();
-    Engine engine(io_.get_executor(), store_, *registry);
+    Engine engine(io_.get_executor(), store, *registry);
     CallbackObserver observer;
     for (int hops = 0; hops < 12; ++hops) {
         SCOPED_TRACE("cancel after " + std::to_string(hops) + " hops");
@@ -718,17 +721,28 @@ TEST_F(EngineTest, ACancelRightAfterAResumeCancelsTheRunAtWhateverPointItComes) 
             EXPECT_EQ(resumed->error().code(), ErrorCode::kFailedPrecondition)
                 << resumed->error().ToString();
         }
-        auto record = testing::RunSync(store_->GetRun(run_id));
+        auto record = testing::RunSync(store->GetRun(run_id));
         ASSERT_TRUE(record.has_value());
         EXPECT_EQ(record->status, RunStatus::kCancelled);
         EXPECT_EQ(record->owner, "");  // lease released
-        auto events = Events(run_id);
-        EXPECT_EQ(Count(events, "run.cancelled", ""), 1);
-        EXPECT_EQ(Count(events, "node.completed", "two"), 0);
+        auto events = testing::RunSync(store->ReadEvents(run_id, store::EventQuery{}));
+        ASSERT_TRUE(events.has_value());
+        EXPECT_EQ(Count(*events, "run.cancelled", ""), 1);
+        EXPECT_EQ(Count(*events, "node.completed", "two"), 0);
         auto verified = Run(engine.VerifyRun(run_id));
         ASSERT_TRUE(verified && *verified);
         EXPECT_FALSE((*verified)->finding.has_value());
     }
+}
+
+TEST_F(EngineTest, ACancelRightAfterAResumeCancelsTheRunAtWhateverPointItComes) {
+    CancelRightAfterResume(store_);
+}
+
+TEST_F(EngineTest, ACancelRightAfterAResumeCancelsTheRunOnSqliteToo) {
+    auto sqlite = store::OpenStoreBlocking("sqlite:" + (dir_.path() / "runs.db").string());
+    ASSERT_TRUE(sqlite.has_value()) << sqlite.error().ToString();
+    CancelRightAfterResume(*sqlite);
 }
 
 TEST_F(EngineTest, MaxConcurrentRunsQueuesTheRestDurablyAndInOrder) {
