@@ -158,7 +158,8 @@ Awaitable<Response> ResetSessions(Service* s, Standing* st, Request request) {
     std::string channel = request.Query("channel").value_or("");
     auto reset = co_await st->turns.ResetSessions(agent, session_id, channel);
     if (!reset) {
-        if (reset.error().code() == ErrorCode::kNotFound) co_return Problem(404, reset.error().message());
+        if (reset.error().code() == ErrorCode::kNotFound)
+            co_return Problem(404, reset.error().message());
         co_return ProblemFor(reset.error());
     }
     const AgentManifest* found = st->turns.Find(agent);
@@ -178,8 +179,8 @@ Awaitable<Response> ResetSessions(Service* s, Standing* st, Request request) {
         event.type = "session_reset";
         event.agent = name;
         event.subject = name;
-        event.description = "Agent '" + name + "' session " + r.session.session_id +
-                            " (channel " + r.session.channel + ") was reset by " +
+        event.description = "Agent '" + name + "' session " + r.session.session_id + " (channel " +
+                            r.session.channel + ") was reset by " +
                             (request.actor.empty() ? std::string("the API") : request.actor) +
                             ": " + std::to_string(r.messages) + " messages deleted";
         s->automation.bus->Publish(std::move(event));
@@ -285,8 +286,8 @@ std::vector<std::string> Standing::LoadAgents() {
     for (const auto& m : agents) names.insert(m.name);
     for (const auto& [name, m] : turns.manifests()) {
         if (failed.contains(m.file) && !names.contains(name)) {
-            spdlog::warn("--agents: {} is invalid; agent {} keeps its previous definition",
-                         m.file, name);
+            spdlog::warn("--agents: {} is invalid; agent {} keeps its previous definition", m.file,
+                         name);
             agents.push_back(m);
             names.insert(name);
         }
@@ -349,7 +350,8 @@ void AddAgentRoutes(Router& router, Service& service, Standing& standing) {
     Service* s = &service;
     Standing* st = &standing;
     RouteTable table(router, "agents");
-    table.Add("GET", "/api/agents", Role::kViewer, "listAgents", "The standing agents of --agents DIR",
+    table.Add(
+        "GET", "/api/agents", Role::kViewer, "listAgents", "The standing agents of --agents DIR",
         [st](Request r) { return ListAgents(st, std::move(r)); }, {Ok(200, "Agents", "AgentList")});
     table.Add(
         "POST", "/api/agents/{name}/message", Role::kOperator, "messageAgent",
@@ -362,9 +364,9 @@ void AddAgentRoutes(Router& router, Service& service, Standing& standing) {
          {"Idempotency-Key", "header", "string", "Same key: the same turn"}},
         Body("AgentMessage"));
     table.Add("GET", "/api/agents/{name}/sessions", Role::kViewer, "agentSessions",
-        "The agent's sessions with their messages and summaries",
-        [s, st](Request r) { return Sessions(s, st, std::move(r)); },
-        {Ok(200, "Sessions", "AgentSessionList")});
+              "The agent's sessions with their messages and summaries",
+              [s, st](Request r) { return Sessions(s, st, std::move(r)); },
+              {Ok(200, "Sessions", "AgentSessionList")});
     table.Add(
         "DELETE", "/api/agents/{name}/sessions", Role::kOperator, "resetAgentSessions",
         "Delete the history (messages and summary) of the agent's sessions (of one channel with "
@@ -372,11 +374,10 @@ void AddAgentRoutes(Router& router, Service& service, Standing& standing) {
         [s, st](Request r) { return ResetSessions(s, st, std::move(r)); },
         {Ok(200, "Reset", "AgentSessionsReset")},
         {{"channel", "query", "string", "Only the sessions of this channel"}});
-    table.Add(
-        "DELETE", "/api/agents/{name}/sessions/{session_id}", Role::kOperator,
-        "resetAgentSession", "Delete the history (messages and summary) of one session",
-        [s, st](Request r) { return ResetSessions(s, st, std::move(r)); },
-        {Ok(200, "Reset", "AgentSessionsReset")});
+    table.Add("DELETE", "/api/agents/{name}/sessions/{session_id}", Role::kOperator,
+              "resetAgentSession", "Delete the history (messages and summary) of one session",
+              [s, st](Request r) { return ResetSessions(s, st, std::move(r)); },
+              {Ok(200, "Reset", "AgentSessionsReset")});
 }
 
 }  // namespace strowger::api::internal

@@ -154,31 +154,35 @@ void AddCronRoutes(Router& router, Service& service, Standing& standing) {
     Standing* st = &standing;
     RouteTable table(router, "cron");
     table.Add("GET", "/api/cron/jobs", Role::kViewer, "listCronJobs", "Every cron job",
-        [st](Request r) { return ListJobs(st, std::move(r)); }, {Ok(200, "Jobs", "CronJobList")});
+              [st](Request r) { return ListJobs(st, std::move(r)); },
+              {Ok(200, "Jobs", "CronJobList")});
     table.Add(
         "POST", "/api/cron/jobs", Role::kAdmin, "createCronJob",
         "Create a cron job (an agent turn or a workflow run on a schedule)",
         [st](Request r) { return CreateJob(st, std::move(r)); },
-        {Ok(201, "Created", "CronJob"), Ok(404, "No such agent", "Problem")}, {}, Body("CronJobRequest"));
+        {Ok(201, "Created", "CronJob"), Ok(404, "No such agent", "Problem")}, {},
+        Body("CronJobRequest"));
     table.Add("GET", "/api/cron/jobs/{id}", Role::kViewer, "getCronJob", "A cron job",
-        [st](Request r) { return GetJob(st, std::move(r)); }, {Ok(200, "The job", "CronJob")});
+              [st](Request r) { return GetJob(st, std::move(r)); },
+              {Ok(200, "The job", "CronJob")});
     table.Add(
         "PUT", "/api/cron/jobs/{id}", Role::kAdmin, "updateCronJob",
         "Change a cron job (the fields given)",
         [st](Request r) { return UpdateJob(st, std::move(r)); }, {Ok(200, "Updated", "CronJob")},
         {}, Body("CronJobRequest"));
     table.Add("DELETE", "/api/cron/jobs/{id}", Role::kAdmin, "deleteCronJob",
-        "Delete a cron job and its fires", [st](Request r) { return DeleteJob(st, std::move(r)); },
-        {Ok(200, "Removed", "CronJobRemoved")});
+              "Delete a cron job and its fires",
+              [st](Request r) { return DeleteJob(st, std::move(r)); },
+              {Ok(200, "Removed", "CronJobRemoved")});
     table.Add(
         "PUT", "/api/cron/jobs/{id}/enable", Role::kAdmin, "enableCronJob",
         "Enable or disable a cron job ({\"enabled\": bool}); enabling resets its failures",
         [st](Request r) { return EnableJob(st, std::move(r)); },
         {Ok(200, "Updated", "CronJobEnabled")}, {}, Body("CronJobEnable"));
     table.Add("GET", "/api/cron/jobs/{id}/status", Role::kViewer, "cronJobStatus",
-        "A cron job's state: next and last fire, failures, why it was disabled, recent fires",
-        [s, st](Request r) { return JobStatus(s, st, std::move(r)); },
-        {Ok(200, "The job's status", "CronJobStatus")});
+              "A cron job's state: next and last fire, failures, why it was disabled, recent fires",
+              [s, st](Request r) { return JobStatus(s, st, std::move(r)); },
+              {Ok(200, "The job's status", "CronJobStatus")});
 }
 
 }  // namespace strowger::api::internal

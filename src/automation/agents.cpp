@@ -14,11 +14,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "automation/cron_spec.hpp"
+#include "automation/manifest_fields.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
 #include "core/sha256.hpp"
-#include "automation/cron_spec.hpp"
-#include "automation/manifest_fields.hpp"
 #include "core/strings.hpp"
 #include "core/yaml.hpp"
 #include "model/loader.hpp"
@@ -631,8 +631,9 @@ Awaitable<void> AgentTurns::Finish(store::AgentTurn turn) {
     }
 }
 
-Awaitable<Result<std::vector<AgentTurns::Reset>>> AgentTurns::ResetSessions(
-    std::string agent, std::string session_id, std::string channel) {
+Awaitable<Result<std::vector<AgentTurns::Reset>>> AgentTurns::ResetSessions(std::string agent,
+                                                                            std::string session_id,
+                                                                            std::string channel) {
     const AgentManifest* found = Find(agent);
     if (found == nullptr) co_return NotFoundError("no agent named " + agent);
     const std::string name = found->name;  // the manifests may be reloaded meanwhile

@@ -67,8 +67,7 @@ struct ManifestSet {
 ManifestSet LoadManifests(const std::string& dir, const model::CompileOptions& compile,
                           SystemTime now = {});
 // One TOML manifest from text (tests; LoadManifests reads files through it).
-ManifestSet ParseTomlManifest(std::string_view text, const std::string& file,
-                              SystemTime now = {});
+ManifestSet ParseTomlManifest(std::string_view text, const std::string& file, SystemTime now = {});
 
 // The token estimate of docs/formats/agents_cron_state_v1.md: ceil(bytes / 4).
 int64_t EstimateTokens(std::string_view text);

@@ -63,7 +63,8 @@ Result<json::object> CheckAction(const json::value& value, const std::string& ag
 Result<CronJobSpec> CronSpecFromJson(const json::object& body, CronJobSpec base) {
     auto text = [&](const char* field, std::string& out) -> Status {
         if (const auto* v = body.if_contains(field)) {
-            if (!v->is_string()) return InvalidArgumentError(std::string(field) + ": expected a string");
+            if (!v->is_string())
+                return InvalidArgumentError(std::string(field) + ": expected a string");
             out = std::string(v->as_string());
         }
         return OkStatus();
@@ -113,7 +114,8 @@ Result<CronJobSpec> CheckCronSpec(CronJobSpec spec, SystemTime now) {
     auto schedule = Schedule::FromJson(spec.schedule, now);
     if (!schedule) {
         // A spec string's errors name no field: the field is the schedule.
-        if (spec.schedule.is_string()) return std::unexpected(schedule.error().WithPrefix("schedule: "));
+        if (spec.schedule.is_string())
+            return std::unexpected(schedule.error().WithPrefix("schedule: "));
         return std::unexpected(schedule.error());
     }
     STROWGER_ASSIGN_OR_RETURN(auto action, CheckAction(spec.action, spec.agent, nullptr));

@@ -30,9 +30,8 @@ struct CronJobSpec {
 // `input`) for a workflow run. A manifest's entry takes all but `agent_id` (its agent is the
 // manifest's).
 inline constexpr std::string_view kCronJobFields[] = {
-    "agent_id",     "name",           "schedule",     "tz",          "action",
-    "message",      "session_mode",   "model_override", "timeout_secs", "workflow_id",
-    "input",        "misfire",        "overlap",      "enabled"};
+    "agent_id",       "name",         "schedule",    "tz",    "action",  "message", "session_mode",
+    "model_override", "timeout_secs", "workflow_id", "input", "misfire", "overlap", "enabled"};
 
 // The fields a standing-agent manifest adds to an agent file's (TOML, YAML or JSON alike).
 inline constexpr std::string_view kStandingAgentFields[] = {"session_mode", "max_history_tokens",

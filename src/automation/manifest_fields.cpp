@@ -135,7 +135,9 @@ void Reader::CronEntry(const json::value& value, const std::string& path, AgentM
     auto report = [&](const strowger::Error& error) {
         const std::string& message = error.message();
         std::string field = message.substr(0, message.find(':'));
-        std::string text = field.size() < message.size() ? std::string(Trim(message.substr(field.size() + 1))) : message;
+        std::string text = field.size() < message.size()
+                               ? std::string(Trim(message.substr(field.size() + 1)))
+                               : message;
         if (field.find(' ') != std::string::npos) {
             field.clear();
             text = message;

@@ -1,5 +1,5 @@
-// strowger agent list | send NAME TEXT | sessions NAME | reset NAME: standing agents of a daemon started
-// with --agents DIR (--server URL or $STROWGER_SERVER).
+// strowger agent list | send NAME TEXT | sessions NAME | reset NAME: standing agents of a daemon
+// started with --agents DIR (--server URL or $STROWGER_SERVER).
 #include <boost/json.hpp>
 
 #include <iostream>
@@ -73,9 +73,8 @@ int DoAgent(const std::string& action, const AgentFlags& flags, const GlobalFlag
         const auto& out = reply->json.as_object();
         for (const auto& value : out.at("sessions").as_array()) {
             const auto& s = value.as_object();
-            std::cout << "reset " << JsonString(s, "session_id") << "\t"
-                      << JsonString(s, "channel") << "\t" << JsonInt(s, "messages_deleted")
-                      << " messages deleted\n";
+            std::cout << "reset " << JsonString(s, "session_id") << "\t" << JsonString(s, "channel")
+                      << "\t" << JsonInt(s, "messages_deleted") << " messages deleted\n";
         }
         if (out.at("sessions").as_array().empty()) {
             std::cout << "no sessions of " << flags.name << " to reset\n";

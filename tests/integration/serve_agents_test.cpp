@@ -515,8 +515,8 @@ TEST_F(ServeAgentsTest, ACronJobStartsAWorkflowRunThatSaysItCameFromCron) {
     ASSERT_FALSE(events.empty());
     EXPECT_EQ(JsonString(events.front().data, "input"), "sales");
     EXPECT_EQ(JsonString(events.front().data, "actor"), "cron:" + job_id);
-    auto metadata = QueryColumn(env_.store_path(),
-                                "SELECT metadata FROM run_annotations WHERE run_id = '" + run_id + "'");
+    auto metadata = QueryColumn(
+        env_.store_path(), "SELECT metadata FROM run_annotations WHERE run_id = '" + run_id + "'");
     ASSERT_EQ(metadata.size(), 1u);
     auto origin = json::parse(metadata[0]).as_object().at("origin").as_object();
     EXPECT_EQ(JsonString(origin, "kind"), "cron");
@@ -526,8 +526,8 @@ TEST_F(ServeAgentsTest, ACronJobStartsAWorkflowRunThatSaysItCameFromCron) {
     EXPECT_EQ(JsonInt(origin, "depth", -1), 0);
     // The bus saw its creation at depth 0; the trigger's run is at depth 1.
     auto fires = serve_->Admin(
-        "GET", "/api/triggers/" + std::string(JsonString(trigger.object(), "trigger_id")) +
-                   "/fires");
+        "GET",
+        "/api/triggers/" + std::string(JsonString(trigger.object(), "trigger_id")) + "/fires");
     ASSERT_EQ(fires.status, 200) << fires.body;
     const auto& list = fires.object().at("fires").as_array();
     ASSERT_EQ(list.size(), 1u) << fires.body;

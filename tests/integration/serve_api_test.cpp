@@ -376,8 +376,7 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     Expect(404, "GET", "/api/agents/nobody/sessions");
     auto bot_sessions = Expect(200, "GET", "/api/agents/bot/sessions");
     ASSERT_FALSE(bot_sessions.json.as_array().empty());
-    std::string bot_session(
-        JsonString(bot_sessions.json.as_array()[0].as_object(), "session_id"));
+    std::string bot_session(JsonString(bot_sessions.json.as_array()[0].as_object(), "session_id"));
     Expect(200, "DELETE", "/api/agents/bot/sessions/" + bot_session);
     auto reset = Expect(200, "DELETE", "/api/agents/bot/sessions?channel=api");
     EXPECT_EQ(Field(reset, "status"), "reset");

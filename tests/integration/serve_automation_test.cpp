@@ -459,14 +459,14 @@ rules:
   - reply: "small"
     usage: {input_tokens: 1, output_tokens: 1}
 )");
-    env_.Write("agents/saver.yaml", "model: scripted:" + script +
-                                        "\nlimits: {max_tokens: 100}\n");
+    env_.Write("agents/saver.yaml", "model: scripted:" + script + "\nlimits: {max_tokens: 100}\n");
     serve_ = std::make_unique<ServeProcess>(
         env_, std::vector<std::string>{"--agents", (env_.dir() / "agents").string()});
     ASSERT_TRUE(serve_->ok());
     ASSERT_EQ(serve_->Admin("POST", "/api/workflows", EchoWorkflow(env_, "notify")).status, 201);
     std::string spender = R"({"name": "spender", "limits": {"max_tokens": 100},
-      "agents": {"bot": {"model": "scripted:)" + script + R"("}},
+      "agents": {"bot": {"model": "scripted:)" +
+                          script + R"("}},
       "steps": [{"name": "big", "agent_name": "bot", "prompt": "a"},
                 {"name": "more", "agent_name": "bot", "prompt": "b"},
                 {"name": "last", "agent_name": "bot", "prompt": "c"}]})";
