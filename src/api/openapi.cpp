@@ -116,6 +116,7 @@ constexpr const char* kSchemas = R"json({
       "duration_ms": {"type": "integer"}, "input_tokens": {"type": "integer"},
       "output_tokens": {"type": "integer"}, "cost_usd": {"type": "string"},
       "model_calls": {"type": "integer"}, "events": {"type": "integer"},
+      "models": {"type": "array", "items": {"type": "string"}},
       "step_results": {"type": "array", "items": {"$ref": "#/components/schemas/StepResult"}},
       "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/NodeRun"}},
       "open_tasks": {"type": "array", "items": {"$ref": "#/components/schemas/OpenTask"}},

@@ -55,7 +55,12 @@ const Result<engine::RunOutcome>* Service::Outcome(const std::string& run_id) co
 engine::Engine::OutcomeHandler Service::DoneHandler(std::string run_id) {
     outcomes_.erase(run_id);  // a run resumed again has no outcome yet
     executing_.insert(run_id);
-    return [this, run_id = std::move(run_id)](Result<engine::RunOutcome> outcome) {
+    const uint64_t execution = ++executions_[run_id];
+    return [this, run_id = std::move(run_id), execution](Result<engine::RunOutcome> outcome) {
+        if (auto it = executions_.find(run_id); it != executions_.end()) {
+            if (it->second != execution) return;  // superseded: the newer one's counts
+            executions_.erase(it);
+        }
         executing_.erase(run_id);
         // An exception out of the run's execution (ThrownError) is unexpected: supervised.
         if (!outcome && outcome.error().code() == ErrorCode::kInternal) {

@@ -166,7 +166,12 @@ int DoVerify(const VerifyFlags& flags, const GlobalFlags& global) {
         std::cout << "checkpoint batch log: BROKEN " << EscapeControl(finding) << "\n";
     }
 
-    std::vector<std::string> ids = flags.run_ids;
+    std::vector<std::string> ids;
+    for (const auto& text : flags.run_ids) {
+        // A prefix or `last` names a run; a full id that names none is reported as unreadable.
+        auto resolved = ResolveRunId(ctx, text);
+        ids.push_back(resolved ? *resolved : text);
+    }
     if (flags.all) {
         auto all = AllRunIds(ctx);
         if (!all) {
@@ -198,13 +203,16 @@ int DoVerify(const VerifyFlags& flags, const GlobalFlags& global) {
     return broken == 0 && log->ok() ? 0 : 1;
 }
 
-int DoExport(const std::string& store_flag, const std::string& run_id, const std::string& output,
+int DoExport(const std::string& store_flag, const std::string& run_text, const std::string& output,
              const std::string& definition_file, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
     auto context = Context::Open(store_flag, global.providers_file);
     if (!context) {
         return ReportError(context.error());
     }
+    auto resolved = ResolveRunId(**context, run_text);
+    if (!resolved) return ReportError(resolved.error());
+    const std::string& run_id = *resolved;
     store::EventQuery all;
     auto events = (*context)->Await((*context)->store().ReadEvents(run_id, all));
     if (!events) {
@@ -263,6 +271,12 @@ int DoAnchor(const std::string& store_flag, std::vector<std::string> run_ids, bo
             return ToInt(ExitCode::kInternal);
         }
         run_ids = std::move(*ids);
+    } else {
+        for (auto& text : run_ids) {
+            auto resolved = ResolveRunId(ctx, text);
+            if (!resolved) return ReportError(resolved.error());
+            text = std::move(*resolved);
+        }
     }
     const SystemTime now = Clock::Real().Now();
     int refused = 0;

@@ -357,6 +357,13 @@ RunTotals RunTotalsOf(const json::object& record) {
     totals.tokens = JsonInt(record, "input_tokens") + JsonInt(record, "output_tokens");
     totals.cost_usd = std::string(JsonString(record, "cost_usd"));
     if (totals.cost_usd.empty()) totals.cost_usd = "0";
+    if (auto it = record.find("models"); it != record.end() && it->value().is_array()) {
+        const auto& models = it->value().get_array();
+        if (!models.empty() && models[0].is_string()) {
+            totals.model = std::string(models[0].get_string());
+            if (models.size() > 1) totals.model += " +" + std::to_string(models.size() - 1);
+        }
+    }
     return totals;
 }
 
@@ -364,6 +371,7 @@ void AddTotals(json::object& run, const RunTotals& totals) {
     run["duration_ms"] = totals.duration_ms;
     run["tokens"] = totals.tokens;
     run["cost_usd"] = totals.cost_usd;
+    run["model"] = totals.model;
 }
 
 namespace {
@@ -376,7 +384,7 @@ std::string Column(const std::string& text, size_t width) {
 
 std::string RunsListHeader() {
     return Column("RUN", 28) + Column("STATUS", 12) + Column("WORKFLOW", 22) +
-           Column("CREATED", 22) + Column("DURATION", 10) + Column("TOKENS", 9) + "COST\n";
+           Column("CREATED", 22) + Column("DURATION", 10) + Column("TOKENS", 9) + Column("COST", 11) + "MODEL\n";
 }
 
 std::string RunsListRow(const std::string& run_id, const std::string& status,
@@ -387,7 +395,8 @@ std::string RunsListRow(const std::string& run_id, const std::string& status,
                   static_cast<double>(totals.duration_ms) / 1000.0);
     return Column(Shown(run_id, Newlines::kEscape), 28) + Column(status, 12) +
            Column(Shown(Preview(workflow, 20), Newlines::kEscape), 22) + Column(created, 22) +
-           Column(duration, 10) + Column(std::to_string(totals.tokens), 9) + "$" + totals.cost_usd +
+           Column(duration, 10) + Column(std::to_string(totals.tokens), 9) +
+           Column("$" + totals.cost_usd, 11) + Shown(Preview(totals.model, 30), Newlines::kEscape) +
            "\n";
 }
 

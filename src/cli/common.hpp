@@ -123,6 +123,7 @@ struct RunTotals {
     int64_t duration_ms = 0;
     int64_t tokens = 0;
     std::string cost_usd = "0";
+    std::string model;  // the run's first model, "+N" when it has more
 };
 RunTotals RunTotalsOf(const json::object& record);
 void AddTotals(json::object& run, const RunTotals& totals);

@@ -63,7 +63,9 @@ int DoTasksList(const TasksFlags& flags, const GlobalFlags& global) {
     }
     std::vector<std::string> run_ids;
     if (!flags.run_id.empty()) {
-        run_ids.push_back(flags.run_id);
+        auto run_id = ResolveRunId(**context, flags.run_id);
+        if (!run_id) return ReportError(run_id.error());
+        run_ids.push_back(*run_id);
     } else {
         store::RunFilter filter;
         filter.statuses = {ledger::RunStatus::kWaiting, ledger::RunStatus::kNeedsReconciliation};
@@ -140,7 +142,9 @@ int DoTaskDecide(const TaskDecideFlags& flags, const GlobalFlags& global) {
     if (!context) {
         return ReportError(context.error());
     }
-    return DecideOnStore(**context, flags.run_id, flags.task_id, flags.action, flags.actor,
+    auto run_id = ResolveRunId(**context, flags.run_id);
+    if (!run_id) return ReportError(run_id.error());
+    return DecideOnStore(**context, *run_id, flags.task_id, flags.action, flags.actor,
                          flags.comment, "", flags.idempotency_key, flags.no_resume, flags.progress,
                          flags.json);
 }

@@ -3,11 +3,14 @@
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <istream>
 #include <limits>
 #include <optional>
 #include <streambuf>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace strowger {
@@ -22,6 +25,42 @@ YamlError ErrorAt(const YAML::Mark& mark, std::string message) {
     }
     error.message = std::move(message);
     return error;
+}
+
+// A syntax error near a C-style comment is, most likely, a JSON file written with comments
+// (which YAML reads as text): says so, naming the line of the comment.
+std::string SyntaxError(std::string_view text, const YAML::Mark& mark, const std::string& what) {
+    std::string message = "syntax error: " + what;
+    if (mark.line < 0) return message;
+    // The error's line and the one before it (a comment on its own line ends the key there).
+    size_t start = 0;
+    int line = 0;
+    std::vector<std::pair<int, std::string_view>> lines;
+    while (start <= text.size() && line <= mark.line) {
+        size_t end = text.find('\n', start);
+        if (end == std::string_view::npos) end = text.size();
+        if (line + 1 >= mark.line) lines.emplace_back(line, text.substr(start, end - start));
+        start = end + 1;
+        ++line;
+    }
+    for (const auto& [number, content] : lines) {
+        for (std::string_view opener : {"//", "/*"}) {
+            size_t at = content.find(opener);
+            if (at == std::string_view::npos) continue;
+            // Outside a string: an even number of double quotes before it.
+            if (std::count(content.begin(), content.begin() + static_cast<std::ptrdiff_t>(at),
+                           '"') %
+                    2 !=
+                0) {
+                continue;
+            }
+            return message + " (line " + std::to_string(number + 1) + " has \"" +
+                   std::string(opener) +
+                   "\": comments are not allowed in JSON; remove the comment, or write the file "
+                   "as YAML and use # comments)";
+        }
+    }
+    return message;
 }
 
 std::string TooDeep(const YamlLimits& limits) {
@@ -85,7 +124,7 @@ std::expected<YAML::Node, YamlError> ParseYaml(std::string_view text, const Yaml
     } catch (const YAML::DeepRecursion& e) {
         return std::unexpected(ErrorAt(e.mark, TooDeep(limits)));
     } catch (const YAML::Exception& e) {
-        return std::unexpected(ErrorAt(e.mark, "syntax error: " + e.msg));
+        return std::unexpected(ErrorAt(e.mark, SyntaxError(text, e.mark, e.msg)));
     }
     if (auto error = CheckBounds(root, limits)) return std::unexpected(std::move(*error));
     return root;
@@ -319,7 +358,7 @@ std::expected<YamlTree, YamlError> ParseYamlTree(std::string_view text, const Ya
     } catch (const YAML::DeepRecursion& e) {
         return std::unexpected(ErrorAt(e.mark, TooDeep(limits)));
     } catch (const YAML::Exception& e) {
-        return std::unexpected(ErrorAt(e.mark, "syntax error: " + e.msg));
+        return std::unexpected(ErrorAt(e.mark, SyntaxError(text, e.mark, e.msg)));
     }
     if (auto error = CheckTreeBounds(tree.root(), limits))
         return std::unexpected(std::move(*error));

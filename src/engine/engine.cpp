@@ -364,7 +364,7 @@ Awaitable<Result<RunOutcome>> Engine::Impl::RunChild(StartRequest request) {
 }
 
 Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::LoadForResume(std::string run_id) {
-    if (!Claim(run_id, ClaimKind::kExecute)) {
+    if (!co_await Claim(run_id, ClaimKind::kExecute)) {
         co_return FailedPreconditionError("run " + run_id + " is already executing here");
     }
     // Held until the run registers (the caller executes it) or this fails.
@@ -427,10 +427,27 @@ void Engine::Impl::Register(const std::string& run_id, std::shared_ptr<Run> run)
     });
 }
 
-bool Engine::Impl::Claim(const std::string& run_id, ClaimKind kind) {
+Engine::Impl::ClaimResult Engine::Impl::TryClaim(const std::string& run_id, ClaimKind kind) {
     std::lock_guard lock(mutex_);
-    if (active_.contains(run_id)) return false;
-    return claims_.try_emplace(run_id, ClaimState{kind, {}}).second;
+    if (auto it = active_.find(run_id); it != active_.end()) {
+        return it->second->ending() ? ClaimResult::kEnding : ClaimResult::kBusy;
+    }
+    return claims_.try_emplace(run_id, ClaimState{kind, {}}).second ? ClaimResult::kClaimed
+                                                                     : ClaimResult::kBusy;
+}
+
+Awaitable<bool> Engine::Impl::Claim(std::string run_id, ClaimKind kind) {
+    // An ending run unregisters once its lease is released (one store write): a resume or a
+    // control that comes right after the run stopped waits for that instead of failing.
+    std::optional<asio::steady_timer> timer;
+    for (int tries = 0; tries < 2500; ++tries) {
+        ClaimResult result = TryClaim(run_id, kind);
+        if (result != ClaimResult::kEnding) co_return result == ClaimResult::kClaimed;
+        if (!timer) timer.emplace(executor_);
+        timer->expires_after(std::chrono::milliseconds(2));
+        co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_return false;
 }
 
 void Engine::Impl::Unclaim(const std::string& run_id) {
@@ -460,6 +477,7 @@ Engine::Impl::ControlHere Engine::Impl::RouteControl(store::ControlRequest reque
     {
         std::lock_guard lock(mutex_);
         if (auto it = active_.find(request.run_id); it != active_.end()) {
+            if (it->second->ending()) return ControlHere::kEnding;
             run = it->second;
         } else if (auto claim = claims_.find(request.run_id); claim != claims_.end()) {
             if (claim->second.kind == ClaimKind::kIdle) return ControlHere::kBusy;
@@ -639,7 +657,18 @@ Awaitable<Result<Engine::ControlResult>> Engine::Control(std::string run_id,
                                                          store::ControlAction action,
                                                          std::string reason, std::string actor) {
     const bool cancel = action == store::ControlAction::kCancel;
-    switch (impl_->RouteControl({run_id, action, reason, actor})) {
+    Impl::ControlHere here = impl_->RouteControl({run_id, action, reason, actor});
+    for (int tries = 0; here == Impl::ControlHere::kEnding && tries < 2500; ++tries) {
+        // Its execution here is ending: what it ends with decides what the request does.
+        asio::steady_timer timer(co_await asio::this_coro::executor);
+        timer.expires_after(std::chrono::milliseconds(2));
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        here = impl_->RouteControl({run_id, action, reason, actor});
+    }
+    switch (here) {
+        case Impl::ControlHere::kEnding:
+            co_return MakeError(ErrorCode::kAborted,
+                                "run " + run_id + " is still ending here; try again");
         case Impl::ControlHere::kApplied:
         case Impl::ControlHere::kDeferred:
             co_return ControlResult::kApplied;
@@ -681,7 +710,7 @@ Awaitable<Result<Engine::ControlResult>> Engine::Control(std::string run_id,
 
 Awaitable<Result<RunOutcome>> Engine::RetryRun(std::string run_id, std::string from_step,
                                                std::string actor) {
-    if (!impl_->Claim(run_id, Impl::ClaimKind::kExecute)) {
+    if (!co_await impl_->Claim(run_id, Impl::ClaimKind::kExecute)) {
         co_return FailedPreconditionError("run " + run_id +
                                           " is executing; it can be retried once it has ended");
     }
@@ -749,7 +778,7 @@ Awaitable<Result<RunOutcome>> Engine::RerunRun(std::string run_id) {
 }
 
 Awaitable<Status> Engine::FailRun(std::string run_id, std::string error, std::string code) {
-    if (!impl_->Claim(run_id, Impl::ClaimKind::kIdle)) {
+    if (!co_await impl_->Claim(run_id, Impl::ClaimKind::kIdle)) {
         co_return FailedPreconditionError("run " + run_id + " is executing here");
     }
     Impl::ClaimGuard claim(impl_.get(), run_id);

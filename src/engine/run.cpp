@@ -881,6 +881,7 @@ Awaitable<void> Run::Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewR
         }
         if (co_await End()) break;
     }
+    ending_.store(true, std::memory_order_release);
     // Wait for stragglers (only after a store error can nodes still be running here).
     while (running_ > 0) {
         CancelTasks();

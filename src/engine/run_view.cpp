@@ -43,6 +43,16 @@ json::object RunRecordJson(const model::Plan* plan, const ledger::RunState& stat
     run["output_tokens"] = state.tokens_out;
     run["cost_usd"] = ledger::FormatUsd(state.cost_nano_usd);
     run["model_calls"] = state.model_calls;
+    json::array models;  // the plan's agents' models, each once, in the order agents are written
+    if (plan) {
+        std::vector<std::string_view> seen;
+        for (const auto& agent : plan->agents) {
+            if (agent.model.empty() || std::ranges::find(seen, agent.model) != seen.end()) continue;
+            seen.push_back(agent.model);
+            models.emplace_back(agent.model);
+        }
+    }
+    run["models"] = std::move(models);
     run["events"] = state.head.seq;
 
     // In step order, as LibreFang reports a fan-out group (join_all keeps the order of the

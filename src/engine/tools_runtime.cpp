@@ -312,7 +312,7 @@ Awaitable<Result<std::string>> Engine::Decide(std::string run_id, std::string ta
     // Another decider (a quorum's other approver) holds the run only for a moment: wait a
     // little for it, but not for a run executing here or in another process.
     asio::steady_timer backoff(co_await asio::this_coro::executor);
-    for (int tries = 0; !impl_->Claim(run_id, Impl::ClaimKind::kIdle); ++tries) {
+    for (int tries = 0; !co_await impl_->Claim(run_id, Impl::ClaimKind::kIdle); ++tries) {
         if (impl_->Find(run_id) || tries >= 60) {
             co_return FailedPreconditionError("run " + run_id +
                                               " is executing; decide its tasks once it waits");

@@ -135,6 +135,31 @@ TEST(ValidateTest, UnknownFieldsSuggestTheRightOne) {
     EXPECT_EQ(d[4], "flow.yaml:6:61: steps[0].zzz: unknown field \"zzz\"");
 }
 
+TEST(ValidateTest, CommentsInJsonAreNamedAsSuch) {
+    // A comment YAML reads into a key.
+    auto d = Check(
+        "{\"name\": \"x\",\n"
+        " /* the agents */ \"agents\": {\"w\": {\"model\": \"openai:m\"}},\n"
+        " \"steps\": [{\"name\": \"a\", \"agent_name\": \"w\", \"prompt\": \"hi\"}]}\n");
+    ASSERT_GE(d.size(), 1u);
+    EXPECT_EQ(d[0],
+              "flow.yaml:2:2: comments are not allowed in JSON (\"/*\" starts one here); remove the "
+              "comment, or write the file as YAML and use # comments");
+    for (const auto& line : d) EXPECT_EQ(line.find("unknown field"), std::string::npos) << line;
+    // A comment that breaks the syntax: the error says where the comment is.
+    d = Check(
+        "{\"name\": \"x\",\n"
+        " \"agents\": {\"w\": {\"model\": \"openai:m\"}},\n"
+        " \"steps\": [{\"name\": \"a\", \"agent_name\": \"w\", // why\n"
+        "   \"prompt\": \"hi // not a comment\"}]}\n");
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_NE(d[0].find("syntax error"), std::string::npos) << d[0];
+    EXPECT_NE(d[0].find("(line 3 has \"//\": comments are not allowed in JSON; remove the "
+                        "comment, or write the file as YAML and use # comments)"),
+              std::string::npos)
+        << d[0];
+}
+
 TEST(ValidateTest, EveryProblemIsReportedAtOnce) {
     auto d = Check(std::string(kAgents) +
                    "steps:\n"

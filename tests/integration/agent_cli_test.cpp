@@ -434,6 +434,38 @@ TEST_F(ApprovalTest, ApproveContinuesTheRunAndTheToolRunsOnceAfterTheDecision) {
     EXPECT_EQ(approve.err, "run " + run_id + ": task deploy/1/1 approved by integration\n");
     ExpectApprovedAndRanOnce(run_id, "ok");
 
+    // What a person reads afterwards: `runs show` keeps its columns apart, and `runs events`
+    // sums up tool calls, tool results and the task (a decision has no attempt: no "#0").
+    auto show = env_.Run({"runs", "show", run_id});
+    EXPECT_EQ(show.exit_code(), 0) << show.err;
+    bool row = false;
+    for (const auto& text : Lines(show.out)) {
+        if (!text.starts_with("deploy ")) continue;
+        row = true;
+        EXPECT_NE(text.find("completed  "), std::string::npos) << text;
+        EXPECT_NE(text.find("  1  "), std::string::npos) << text;  // one attempt
+        EXPECT_NE(text.find("s     done: "), std::string::npos) << text;
+    }
+    EXPECT_TRUE(row) << show.out;
+    auto events = env_.Run({"runs", "events", run_id});
+    EXPECT_EQ(events.exit_code(), 0) << events.err;
+    std::map<std::string, std::string> rows;  // type → its row
+    for (const auto& text : Lines(events.out)) {
+        for (const char* type : {"tool.call", "tool.result", "human_task.created",
+                                 "human_task.decided"}) {
+            if (text.find(std::string(" ") + type + " ") != std::string::npos) rows[type] = text;
+        }
+    }
+    EXPECT_NE(rows["tool.call"].find("shell {\"command\":"), std::string::npos) << events.out;
+    EXPECT_NE(rows["tool.result"].find("ms exit code: 0"), std::string::npos) << events.out;
+    EXPECT_NE(rows["human_task.created"].find("deploy/1/1 tool_approval: Agent ops wants"),
+              std::string::npos)
+        << events.out;
+    EXPECT_NE(rows["human_task.decided"].find("deploy/1/1 approve by integration: ok"),
+              std::string::npos)
+        << events.out;
+    EXPECT_EQ(rows["human_task.decided"].find("#0"), std::string::npos) << events.out;
+
     // A decided task cannot be decided again, and nothing runs again.
     auto again = env_.Run({"approve", run_id});
     EXPECT_EQ(again.exit_code(), 2) << again.err;

@@ -474,6 +474,20 @@ TEST_F(NewcomerTest, RunsAreNamedByAUniquePrefixOrLast) {
     EXPECT_EQ(events.exit_code(), 0) << events.err;
     EXPECT_TRUE(Contains(events.out, "run.completed")) << events.out;
 
+    // audit and tasks take the same names.
+    auto verify = env_.Run({"audit", "verify", newest.substr(0, common + 1)});
+    EXPECT_EQ(verify.exit_code(), 0) << verify.err;
+    EXPECT_TRUE(Contains(verify.out, newest + ": ok")) << verify.out;
+    auto verify_last = env_.Run({"audit", "verify", "last"});
+    EXPECT_TRUE(Contains(verify_last.out, newest + ": ok")) << verify_last.out;
+    auto exported = env_.Run({"audit", "export", "last", "-o", "last.jsonl"});
+    EXPECT_EQ(exported.exit_code(), 0) << exported.err;
+    auto tasks = env_.Run({"tasks", "list", "--run", "last", "--json"});
+    EXPECT_EQ(tasks.exit_code(), 0) << tasks.err;
+    auto decide = env_.Run({"tasks", "decide", "last", "t1", "--action", "approve"});
+    EXPECT_EQ(decide.exit_code(), 2);
+    EXPECT_TRUE(Contains(decide.err, "run " + newest + " ")) << decide.err;
+
     auto approve = env_.Run({"approve", "last"});
     EXPECT_EQ(approve.exit_code(), 2);
     EXPECT_EQ(approve.err, "strowger: run " + newest +
@@ -772,13 +786,13 @@ TEST_F(NewcomerTest, AuditVerifyJsonReportsEachRun) {
     EXPECT_TRUE(o.at("runs").as_array()[0].as_object().at("ok").as_bool());
 }
 
-TEST_F(NewcomerTest, RunsListShowsDurationTokensAndCostAndFiltersBySince) {
+TEST_F(NewcomerTest, RunsListShowsDurationTokensCostAndModelAndFiltersBySince) {
     WriteWorkflow(kThreeSteps);
     ASSERT_EQ(env_.Run({"run", "workflow.yaml", "-i", "hi"}).exit_code(), 0);
     auto text = env_.Run({"runs", "list"});
     EXPECT_EQ(text.exit_code(), 0) << text.err;
     EXPECT_EQ(text.out.rfind("RUN", 0), 0u);
-    for (const char* column : {"DURATION", "TOKENS", "COST"}) {
+    for (const char* column : {"DURATION", "TOKENS", "COST", "MODEL", "scripted:"}) {
         EXPECT_TRUE(Contains(text.out, column)) << column << "\n" << text.out;
     }
     auto json = env_.Run({"runs", "list", "--json", "--since", "1h"});
@@ -788,6 +802,7 @@ TEST_F(NewcomerTest, RunsListShowsDurationTokensAndCostAndFiltersBySince) {
     const auto& runs = list->get_object().at("runs").as_array();
     ASSERT_EQ(runs.size(), 1u);
     EXPECT_GT(JsonInt(runs[0].as_object(), "tokens"), 0);
+    EXPECT_EQ(JsonString(runs[0].as_object(), "model").rfind("scripted:", 0), 0u) << json.out;
     auto none = env_.Run({"runs", "list", "--json", "--since", "0s"});
     EXPECT_TRUE(Contains(none.out, "\"runs\":[]")) << none.out;
     auto bad = env_.Run({"runs", "list", "--since", "yesterday"});

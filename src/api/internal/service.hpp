@@ -119,6 +119,9 @@ class Service {
     HeadCache<json::array> open_tasks_{16384};
     std::unordered_map<std::string, Result<engine::RunOutcome>> outcomes_;
     std::set<std::string> executing_;
+    // Executions of each run started here, counted: an execution's outcome that comes after
+    // the next one started (a run resumed as it was stopping) is not that run's outcome.
+    std::unordered_map<std::string, uint64_t> executions_;
     std::deque<std::string> outcome_order_;
     struct Restarts {
         std::deque<std::chrono::steady_clock::time_point> times;

@@ -121,8 +121,11 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     // or for a moment (a control, decision or failure recorded while the run executes
     // nowhere) until the event is appended.
     enum class ClaimKind { kExecute, kIdle };
-    // False when the run executes or is claimed here.
-    bool Claim(const std::string& run_id, ClaimKind kind);
+    // False when the run executes or is claimed here. A run whose execution here is ending
+    // (its last event committed) is waited for, a few seconds at most.
+    Awaitable<bool> Claim(std::string run_id, ClaimKind kind);
+    enum class ClaimResult { kClaimed, kBusy, kEnding };
+    ClaimResult TryClaim(const std::string& run_id, ClaimKind kind);
     // Drops a claim that did not end in Register. Control requests deferred to it are left
     // for whoever executes the run next (store::Store::RequestControl).
     void Unclaim(const std::string& run_id);
@@ -147,6 +150,7 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
         kDeferred,  // claimed for execution: handed to it when it registers
         kBusy,      // another operation of this engine is recording an event
         kClaimed,   // nowhere here: now claimed (kIdle) for the caller to record it
+        kEnding,    // its execution here is ending: ask again once it has gone
     };
     ControlHere RouteControl(store::ControlRequest request);
     std::shared_ptr<internal::Run> Find(const std::string& run_id);

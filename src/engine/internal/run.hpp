@@ -13,6 +13,7 @@
 // because GCC gives every coroutine local its own slot in the heap-allocated frame.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -50,6 +51,9 @@ class Run : public std::enable_shared_from_this<Run> {
         ledger::RunState state);
 
     const std::string& run_id() const { return state_.run_id; }
+    // Its last event is committed and it is going: requests to it come too late, and another
+    // execution of the run waits for it to be gone (Engine::Impl::Claim). Any thread.
+    bool ending() const { return ending_.load(std::memory_order_acquire); }
     const Executor& executor() const { return executor_; }
     // Bound to the main coroutine's cancellation slot: how nodes run inline are cancelled.
     asio::cancellation_signal& main_signal() { return main_signal_; }
@@ -392,6 +396,7 @@ class Run : public std::enable_shared_from_this<Run> {
     bool failed_ = false;
     bool store_failed_ = false;
     bool finished_ = false;
+    std::atomic<bool> ending_{false};
     bool existing_ = false;  // the idempotency key named a run that already existed
     ledger::RunStatus existing_status_ = ledger::RunStatus::kPending;
 };

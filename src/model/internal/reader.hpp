@@ -104,6 +104,14 @@ class Reader {
                 Error(key_node, field_path, "duplicate field " + Quote(key));
                 continue;
             }
+            if (known_at == known.end() && (key.starts_with("/*") || key.starts_with("//"))) {
+                // A JSON file with C-style comments: YAML reads the comment into the key.
+                Error(key_node, path,
+                      "comments are not allowed in JSON (" + Quote(key.substr(0, 2)) +
+                          " starts one here); remove the comment, or write the file as YAML "
+                          "and use # comments");
+                continue;
+            }
             if (known_at == known.end()) {
                 std::string message = "unknown field " + Quote(key);
                 std::string suggestion = ClosestMatch(key, known);
