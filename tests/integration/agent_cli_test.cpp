@@ -472,6 +472,23 @@ TEST_F(ApprovalTest, ApproveContinuesTheRunAndTheToolRunsOnceAfterTheDecision) {
     EXPECT_EQ(ReadIfExists(WorkspaceOf(run_id) / "deployed.txt"), line);
 }
 
+// The live display after an approval: the step that started before it shows as done with its
+// tokens, not as a step without a model call.
+TEST_F(ApprovalTest, TheLiveDisplayAfterApproveShowsTheAgentStepWithItsTokens) {
+    std::string run_id = RunUntilWaiting();
+    ASSERT_FALSE(run_id.empty());
+    auto approve = env_.Run({"approve", run_id, "--progress", "always"});
+    EXPECT_EQ(approve.exit_code(), 0) << approve.err;
+    bool done_line = false;
+    for (const auto& text : Lines(approve.err)) {
+        if (!text.starts_with("✓ deploy")) continue;
+        done_line = true;
+        EXPECT_NE(text.find(" tokens"), std::string::npos) << text;
+        EXPECT_EQ(text.find("collect"), std::string::npos) << text;
+    }
+    EXPECT_TRUE(done_line) << approve.err;
+}
+
 TEST_F(ApprovalTest, RejectTellsTheAgentAndTheToolNeverRuns) {
     std::string run_id = RunUntilWaiting();
     ASSERT_FALSE(run_id.empty());
