@@ -77,6 +77,7 @@ class Daemon::Impl {
                                                          engine::CompileOptionsFor(providers))),
           bus_(clock),
           feeder_(bus_),
+          quota_(bus_),
           memory_(options_.memory ? options_.memory
                                   : std::make_shared<automation::MemoryService>()),
           triggers_(executor, store, clock, random),
@@ -104,6 +105,7 @@ class Daemon::Impl {
     // changes onto it, fires and webhooks started through the launcher.
     void SetUpAutomation() {
         engine_->AddObserver(&feeder_);
+        engine_->AddObserver(&quota_);
         memory_->Attach(store_);
         memory_->SetListener([this](const automation::MemoryUpdate& update) {
             automation::BusEvent event = automation::MemoryEvent(update);
@@ -112,6 +114,7 @@ class Daemon::Impl {
         });
         bus_.Subscribe([this](const automation::BusEvent& event) { triggers_.OnEvent(event); });
         launcher_.agent_turns = &standing_->launcher;  // triggers aimed at an agent
+        standing_->launcher.workflows = &launcher_;    // cron jobs that start a workflow
         triggers_.SetLauncher(&launcher_);
         webhooks_.SetLauncher(&launcher_);
         // Test only: a kill -9 between a fire's record and its start.
@@ -120,7 +123,7 @@ class Daemon::Impl {
             triggers_.SetAfterRecordHook([](const store::TriggerFire&) { std::raise(SIGKILL); });
         }
         service_.automation =
-            internal::AutomationParts{&bus_, &triggers_, memory_.get(), &webhooks_};
+            internal::AutomationParts{&bus_, &triggers_, memory_.get(), &webhooks_, &quota_};
     }
     void SystemEvent(std::string type, std::string description) {
         automation::BusEvent event;
@@ -197,6 +200,7 @@ class Daemon::Impl {
     // Automation (after the engine and the service they use; destroyed before them).
     automation::EventBus bus_;
     automation::BusFeeder feeder_;
+    automation::QuotaWatch quota_;
     std::shared_ptr<automation::MemoryService> memory_;
     automation::TriggerEngine triggers_;
     automation::WebhookService webhooks_;
@@ -410,6 +414,9 @@ Awaitable<void> Daemon::Impl::WatchDirectory() {
 
 Awaitable<std::vector<std::string>> Daemon::Impl::Reload() {
     std::vector<std::string> lines;
+    if (!options_.agents_dir.empty() && !drained_) {
+        for (auto& line : co_await standing_->Reload()) lines.push_back(std::move(line));
+    }
     if (options_.workflows_dir.empty()) co_return lines;
     auto sync = co_await workflows_.SyncDirectory(options_.workflows_dir);
     for (const auto& invalid : sync.invalid) {

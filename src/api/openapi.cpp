@@ -435,6 +435,21 @@ constexpr const char* kAgentCronSchemas = R"json({
                    "updated_at": {"$ref": "#/components/schemas/Time"}}
   },
   "AgentSessionList": {"type": "array", "items": {"$ref": "#/components/schemas/AgentSession"}},
+  "AgentSessionsReset": {
+    "type": "object",
+    "required": ["status", "agent", "messages_deleted", "sessions"],
+    "properties": {"status": {"const": "reset"}, "agent": {"type": "string"},
+                   "messages_deleted": {"type": "integer"},
+                   "sessions": {"type": "array", "items": {
+                     "type": "object",
+                     "required": ["session_id", "channel", "mode", "messages_deleted",
+                                  "summary_deleted"],
+                     "properties": {"session_id": {"type": "string"},
+                                    "channel": {"type": "string"},
+                                    "mode": {"enum": ["persistent", "new"]},
+                                    "messages_deleted": {"type": "integer"},
+                                    "summary_deleted": {"type": "boolean"}}}}}
+  },
   "CronSchedule": {
     "oneOf": [
       {"type": "object", "required": ["kind", "expr"],
@@ -462,6 +477,9 @@ constexpr const char* kAgentCronSchemas = R"json({
                    "tz": {"type": "string"},
                    "action": {"$ref": "#/components/schemas/CronAction"},
                    "message": {"type": "string"}, "session_mode": {"type": "string"},
+                   "model_override": {"type": "string"},
+                   "timeout_secs": {"type": "integer", "minimum": 1},
+                   "workflow_id": {"type": "string"}, "input": {},
                    "enabled": {"type": "boolean"},
                    "misfire": {"enum": ["coalesce", "skip", "all"]},
                    "overlap": {"enum": ["skip", "allow"]}}

@@ -16,10 +16,6 @@ namespace {
 
 using automation::AgentManifest;
 
-ResponseDoc Ok(int status, std::string description, std::string schema) {
-    return ResponseDoc{status, std::move(description), std::move(schema)};
-}
-
 // Waits until the run is neither pending nor running; its end.
 Awaitable<Result<automation::RunEnd>> WaitForEnd(Service* s, std::string run_id) {
     while (true) {
@@ -154,6 +150,49 @@ Awaitable<Response> Sessions(Service* s, Standing* st, Request request) {
     co_return JsonResponse(200, out);
 }
 
+// DELETE /api/agents/{name}/sessions[/{session_id}][?channel=]: the sessions' history deleted,
+// one bus event (lifecycle, session_reset) each.
+Awaitable<Response> ResetSessions(Service* s, Standing* st, Request request) {
+    std::string agent = request.Param("name");
+    std::string session_id = request.Param("session_id");
+    std::string channel = request.Query("channel").value_or("");
+    auto reset = co_await st->turns.ResetSessions(agent, session_id, channel);
+    if (!reset) {
+        if (reset.error().code() == ErrorCode::kNotFound)
+            co_return Problem(404, reset.error().message());
+        co_return ProblemFor(reset.error());
+    }
+    const AgentManifest* found = st->turns.Find(agent);
+    const std::string name = found != nullptr ? found->name : agent;
+    json::array sessions;
+    int64_t deleted = 0;
+    for (const auto& r : *reset) {
+        deleted += r.messages;
+        sessions.push_back(json::object{{"session_id", r.session.session_id},
+                                        {"channel", r.session.channel},
+                                        {"mode", r.session.mode},
+                                        {"messages_deleted", r.messages},
+                                        {"summary_deleted", r.had_summary}});
+        if (s->automation.bus == nullptr) continue;
+        automation::BusEvent event;
+        event.kind = automation::EventKind::kLifecycle;
+        event.type = "session_reset";
+        event.agent = name;
+        event.subject = name;
+        event.description = "Agent '" + name + "' session " + r.session.session_id + " (channel " +
+                            r.session.channel + ") was reset by " +
+                            (request.actor.empty() ? std::string("the API") : request.actor) +
+                            ": " + std::to_string(r.messages) + " messages deleted";
+        s->automation.bus->Publish(std::move(event));
+    }
+    json::object out;
+    out["status"] = "reset";
+    out["agent"] = name;
+    out["messages_deleted"] = deleted;
+    out["sessions"] = std::move(sessions);
+    co_return JsonResponse(200, out);
+}
+
 // Test only (--inject-faults): a job named "strowger-inject-crash" kills the process between
 // recording its fire and starting its run, as a power cut would.
 automation::CronScheduler::Options CronOptions(const DaemonOptions& daemon) {
@@ -172,6 +211,10 @@ Awaitable<Result<std::string>> StandingLauncher::StartWorkflow(std::string workf
                                                                json::value input,
                                                                automation::Origin origin,
                                                                std::string idempotency_key) {
+    if (workflows != nullptr) {
+        co_return co_await workflows->StartWorkflow(std::move(workflow), std::move(input),
+                                                    std::move(origin), std::move(idempotency_key));
+    }
     const auto* entry = service_.workflows.Find(workflow);
     if (entry == nullptr) co_return NotFoundError("no workflow " + workflow);
     StartArgs args;
@@ -219,67 +262,83 @@ Standing::Standing(Service& s, std::string dir, model::CompileOptions compile_op
 }
 
 Awaitable<Result<std::vector<std::string>>> Standing::Start() {
-    std::vector<std::string> problems;
-    if (!agents_dir.empty()) {
-        auto set = automation::LoadManifests(agents_dir, compile);
-        for (const auto& d : set.diagnostics) {
-            if (d.severity != model::Diagnostic::Severity::kError) continue;
-            spdlog::error("--agents: {}", d.ToString());
-            problems.push_back(d.ToString());
-        }
-        turns.SetManifests(std::move(set.agents));
-    }
+    std::vector<std::string> problems = LoadAgents();
     STROWGER_CO_TRY(co_await turns.Recover());
     STROWGER_CO_TRY(co_await cron.Start());
-    // Manifests' [[cron]] entries: a job each (replaced only when the entry changed, so its
-    // next fire time and missed fires stay), and jobs of entries that are gone are deleted.
+    co_await SyncManifestCron(problems);
+    co_return problems;
+}
+
+std::vector<std::string> Standing::LoadAgents() {
+    std::vector<std::string> problems;
+    if (agents_dir.empty()) return problems;
+    auto set = automation::LoadManifests(agents_dir, compile, service.clock.Now());
+    // A file with an error changes nothing: the agents it defined before stay as they were.
+    std::set<std::string> failed;
+    for (const auto& d : set.diagnostics) {
+        if (d.severity != model::Diagnostic::Severity::kError) continue;
+        spdlog::error("--agents: {}", d.ToString());
+        problems.push_back(d.ToString());
+        failed.insert(d.pos.file.empty() ? agents_dir : d.pos.file);
+    }
+    std::vector<AgentManifest> agents = std::move(set.agents);
+    std::set<std::string> names;
+    for (const auto& m : agents) names.insert(m.name);
+    for (const auto& [name, m] : turns.manifests()) {
+        if (failed.contains(m.file) && !names.contains(name)) {
+            spdlog::warn("--agents: {} is invalid; agent {} keeps its previous definition", m.file,
+                         name);
+            agents.push_back(m);
+            names.insert(name);
+        }
+    }
+    turns.SetManifests(std::move(agents));
+    return problems;
+}
+
+Awaitable<void> Standing::SyncManifestCron(std::vector<std::string>& problems) {
+    // Manifests' cron entries: a job each (replaced only when the entry changed, so its next
+    // fire time and missed fires stay), and jobs of entries (or agents) that are gone deleted.
     std::set<std::string> wanted;
+    std::vector<automation::CronJobSpec> specs;
     for (const auto& [name, m] : turns.manifests()) {
         for (const auto& entry : m.cron) {
-            automation::CronJobSpec spec;
+            automation::CronJobSpec spec = entry.spec;
             std::string slug;
-            for (char c : m.name + "_" + entry.name) {
+            for (char c : m.name + "_" + spec.name) {
                 slug += std::isalnum(static_cast<unsigned char>(c)) || c == '-' ? c : '_';
             }
             spec.job_id = "cron_" + slug;
-            spec.name = entry.name;
             spec.agent = m.name;
-            auto schedule =
-                automation::Schedule::FromSpec(entry.schedule, entry.tz, service.clock.Now());
-            if (!schedule) {
-                std::string line = m.file + ":" + std::to_string(entry.pos.line) + ":" +
-                                   std::to_string(entry.pos.column) + ": cron." + entry.name +
-                                   ".schedule: " + schedule.error().message();
-                spdlog::error("--agents: {}", line);
-                problems.push_back(line);
-                continue;
-            }
-            spec.schedule = schedule->ToJson();
-            json::object action{{"kind", "agent_turn"}, {"message", entry.message}};
-            if (!entry.session_mode.empty()) action["session_mode"] = entry.session_mode;
-            if (!entry.model_override.empty()) action["model_override"] = entry.model_override;
-            if (entry.timeout_secs > 0) action["timeout_secs"] = entry.timeout_secs;
-            spec.action = action;
-            spec.misfire = entry.misfire;
-            spec.overlap = entry.overlap;
             spec.origin = "manifest:" + m.file;
             wanted.insert(spec.job_id);
-            if (auto existing = cron.Get(spec.job_id);
-                existing && existing->schedule == JsonText(spec.schedule) &&
-                existing->action == JsonText(spec.action) && existing->misfire == spec.misfire &&
-                existing->overlap == spec.overlap && existing->name == spec.name) {
-                continue;
-            }
-            auto put = co_await cron.Put(std::move(spec));
-            if (!put)
-                problems.push_back(m.file + ": cron." + entry.name + ": " + put.error().message());
+            specs.push_back(std::move(spec));
         }
+    }
+    for (auto& spec : specs) {
+        if (auto existing = cron.Get(spec.job_id);
+            existing && existing->schedule == JsonText(spec.schedule) &&
+            existing->action == JsonText(spec.action) && existing->misfire == spec.misfire &&
+            existing->overlap == spec.overlap && existing->name == spec.name &&
+            existing->origin == spec.origin) {
+            continue;
+        }
+        std::string id = spec.job_id;
+        auto put = co_await cron.Put(std::move(spec));
+        if (!put) problems.push_back(id + ": " + put.error().message());
     }
     for (const auto& job : cron.List()) {
         if (StartsWith(job.origin, "manifest:") && !wanted.contains(job.job_id)) {
             (void)co_await cron.Delete(job.job_id);
         }
     }
+}
+
+Awaitable<std::vector<std::string>> Standing::Reload() {
+    std::vector<std::string> problems = LoadAgents();
+    co_await SyncManifestCron(problems);
+    spdlog::info("reload of --agents {}: {} agents, {} cron jobs, {} problems", agents_dir,
+                 turns.manifests().size(), cron.size(), problems.size());
     co_return problems;
 }
 
@@ -290,26 +349,11 @@ void Standing::Stop() {
 void AddAgentRoutes(Router& router, Service& service, Standing& standing) {
     Service* s = &service;
     Standing* st = &standing;
-    auto add = [&](std::string method, std::string pattern, Role role, std::string id,
-                   std::string summary, Handler handler, std::vector<ResponseDoc> responses,
-                   std::vector<ParamDoc> params = {}, std::string request_schema = "") {
-        Route route;
-        route.method = std::move(method);
-        route.pattern = std::move(pattern);
-        route.role = role;
-        route.operation_id = std::move(id);
-        route.summary = std::move(summary);
-        route.tag = "agents";
-        route.handler = std::move(handler);
-        route.responses = std::move(responses);
-        route.params = std::move(params);
-        route.request_required = !request_schema.empty();
-        route.request_schema = std::move(request_schema);
-        router.Add(std::move(route));
-    };
-    add("GET", "/api/agents", Role::kViewer, "listAgents", "The standing agents of --agents DIR",
+    RouteTable table(router, "agents");
+    table.Add(
+        "GET", "/api/agents", Role::kViewer, "listAgents", "The standing agents of --agents DIR",
         [st](Request r) { return ListAgents(st, std::move(r)); }, {Ok(200, "Agents", "AgentList")});
-    add(
+    table.Add(
         "POST", "/api/agents/{name}/message", Role::kOperator, "messageAgent",
         "One durable agent turn: 202 {run_id}; with wait=true, 200 with the response",
         [s, st](Request r) { return SendMessage(s, st, std::move(r)); },
@@ -318,11 +362,22 @@ void AddAgentRoutes(Router& router, Service& service, Standing& standing) {
          Ok(422, "The turn failed (wait=true)", "Problem")},
         {{"wait", "query", "boolean", "true: answer with the response when the turn ends"},
          {"Idempotency-Key", "header", "string", "Same key: the same turn"}},
-        "AgentMessage");
-    add("GET", "/api/agents/{name}/sessions", Role::kViewer, "agentSessions",
-        "The agent's sessions with their messages and summaries",
-        [s, st](Request r) { return Sessions(s, st, std::move(r)); },
-        {Ok(200, "Sessions", "AgentSessionList")});
+        Body("AgentMessage"));
+    table.Add("GET", "/api/agents/{name}/sessions", Role::kViewer, "agentSessions",
+              "The agent's sessions with their messages and summaries",
+              [s, st](Request r) { return Sessions(s, st, std::move(r)); },
+              {Ok(200, "Sessions", "AgentSessionList")});
+    table.Add(
+        "DELETE", "/api/agents/{name}/sessions", Role::kOperator, "resetAgentSessions",
+        "Delete the history (messages and summary) of the agent's sessions (of one channel with "
+        "?channel=); the sessions stay, empty",
+        [s, st](Request r) { return ResetSessions(s, st, std::move(r)); },
+        {Ok(200, "Reset", "AgentSessionsReset")},
+        {{"channel", "query", "string", "Only the sessions of this channel"}});
+    table.Add("DELETE", "/api/agents/{name}/sessions/{session_id}", Role::kOperator,
+              "resetAgentSession", "Delete the history (messages and summary) of one session",
+              [s, st](Request r) { return ResetSessions(s, st, std::move(r)); },
+              {Ok(200, "Reset", "AgentSessionsReset")});
 }
 
 }  // namespace strowger::api::internal

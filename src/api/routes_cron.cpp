@@ -8,10 +8,6 @@
 namespace strowger::api::internal {
 namespace {
 
-ResponseDoc Ok(int status, std::string description, std::string schema) {
-    return ResponseDoc{status, std::move(description), std::move(schema)};
-}
-
 json::value TimeOrNull(SystemTime time) {
     if (time == SystemTime{}) return nullptr;
     return json::string(FormatRfc3339(time));
@@ -41,54 +37,6 @@ json::object JobJson(const store::CronJob& job) {
     return o;
 }
 
-// A job's fields from a body: LibreFang's {agent_id, name, schedule, action} (schedule also as
-// a string: "0 8 * * *", "every 30m", "at ..."), and misfire, overlap, enabled. `base` has the
-// job's current values (PUT changes only what the body gives).
-Result<automation::CronJobSpec> SpecFrom(const json::object& body, automation::CronJobSpec base) {
-    if (const auto* v = body.if_contains("agent_id")) {
-        if (!v->is_string()) return InvalidArgumentError("agent_id: expected a string");
-        base.agent = std::string(v->as_string());
-    }
-    if (const auto* v = body.if_contains("name")) {
-        if (!v->is_string()) return InvalidArgumentError("name: expected a string");
-        base.name = std::string(v->as_string());
-    }
-    if (const auto* v = body.if_contains("schedule")) {
-        base.schedule = *v;
-        const auto* tz = body.if_contains("tz");
-        if (tz != nullptr && v->is_object() && !v->as_object().contains("tz")) {
-            base.schedule.as_object()["tz"] = *tz;
-        } else if (tz != nullptr && v->is_string() && !StartsWith(v->as_string(), "every ") &&
-                   !StartsWith(v->as_string(), "at ")) {
-            // A cron expression as a string, with its zone beside it (the CLI's --tz).
-            base.schedule = json::object{{"kind", "cron"}, {"expr", *v}, {"tz", *tz}};
-        }
-    }
-    if (const auto* v = body.if_contains("action")) base.action = *v;
-    if (const auto* v = body.if_contains("message")) {
-        // A shorthand for an agent turn: {"message": ..., "session_mode": ...}.
-        json::object action{{"kind", "agent_turn"}, {"message", *v}};
-        if (const auto* m = body.if_contains("session_mode")) action["session_mode"] = *m;
-        base.action = action;
-    }
-    for (const char* field : {"misfire", "overlap"}) {
-        if (const auto* v = body.if_contains(field)) {
-            if (!v->is_string()) {
-                return InvalidArgumentError(std::string(field) + ": expected a string");
-            }
-            (std::string_view(field) == "misfire" ? base.misfire : base.overlap) =
-                std::string(v->as_string());
-        }
-    }
-    if (const auto* v = body.if_contains("enabled")) {
-        if (!v->is_bool()) return InvalidArgumentError("enabled: expected true or false");
-        base.enabled = v->as_bool();
-    }
-    if (base.schedule.is_null()) return InvalidArgumentError("schedule: required");
-    if (base.action.is_null()) return InvalidArgumentError("action: required");
-    return base;
-}
-
 // A problem for a bad job: 400 with the field (the text before the first ':'), 404 for an
 // unknown agent.
 Response JobProblem(const Error& error) {
@@ -113,7 +61,7 @@ Awaitable<Response> CreateJob(Standing* st, Request request) {
     auto body = ParseBody(request, problem);
     if (!body) co_return problem;
     automation::CronJobSpec base;
-    auto spec = SpecFrom(*body, base);
+    auto spec = automation::CronSpecFromJson(*body, base);
     if (!spec) co_return JobProblem(spec.error());
     if (spec->name.empty()) co_return FieldProblem("name", "a cron job needs a name");
     auto job = co_await st->cron.Put(std::move(*spec));
@@ -145,7 +93,7 @@ Awaitable<Response> UpdateJob(Standing* st, Request request) {
     base.misfire = job->misfire;
     base.overlap = job->overlap;
     base.origin = job->origin;
-    auto spec = SpecFrom(*body, base);
+    auto spec = automation::CronSpecFromJson(*body, base);
     if (!spec) co_return JobProblem(spec.error());
     auto updated = co_await st->cron.Put(std::move(*spec));
     if (!updated) co_return JobProblem(updated.error());
@@ -204,48 +152,37 @@ Awaitable<Response> JobStatus(Service* s, Standing* st, Request request) {
 void AddCronRoutes(Router& router, Service& service, Standing& standing) {
     Service* s = &service;
     Standing* st = &standing;
-    auto add = [&](std::string method, std::string pattern, Role role, std::string id,
-                   std::string summary, Handler handler, std::vector<ResponseDoc> responses,
-                   std::string request_schema = "") {
-        Route route;
-        route.method = std::move(method);
-        route.pattern = std::move(pattern);
-        route.role = role;
-        route.operation_id = std::move(id);
-        route.summary = std::move(summary);
-        route.tag = "cron";
-        route.handler = std::move(handler);
-        route.responses = std::move(responses);
-        route.request_required = !request_schema.empty();
-        route.request_schema = std::move(request_schema);
-        router.Add(std::move(route));
-    };
-    add("GET", "/api/cron/jobs", Role::kViewer, "listCronJobs", "Every cron job",
-        [st](Request r) { return ListJobs(st, std::move(r)); }, {Ok(200, "Jobs", "CronJobList")});
-    add(
+    RouteTable table(router, "cron");
+    table.Add("GET", "/api/cron/jobs", Role::kViewer, "listCronJobs", "Every cron job",
+              [st](Request r) { return ListJobs(st, std::move(r)); },
+              {Ok(200, "Jobs", "CronJobList")});
+    table.Add(
         "POST", "/api/cron/jobs", Role::kAdmin, "createCronJob",
         "Create a cron job (an agent turn or a workflow run on a schedule)",
         [st](Request r) { return CreateJob(st, std::move(r)); },
-        {Ok(201, "Created", "CronJob"), Ok(404, "No such agent", "Problem")}, "CronJobRequest");
-    add("GET", "/api/cron/jobs/{id}", Role::kViewer, "getCronJob", "A cron job",
-        [st](Request r) { return GetJob(st, std::move(r)); }, {Ok(200, "The job", "CronJob")});
-    add(
+        {Ok(201, "Created", "CronJob"), Ok(404, "No such agent", "Problem")}, {},
+        Body("CronJobRequest"));
+    table.Add("GET", "/api/cron/jobs/{id}", Role::kViewer, "getCronJob", "A cron job",
+              [st](Request r) { return GetJob(st, std::move(r)); },
+              {Ok(200, "The job", "CronJob")});
+    table.Add(
         "PUT", "/api/cron/jobs/{id}", Role::kAdmin, "updateCronJob",
         "Change a cron job (the fields given)",
         [st](Request r) { return UpdateJob(st, std::move(r)); }, {Ok(200, "Updated", "CronJob")},
-        "CronJobRequest");
-    add("DELETE", "/api/cron/jobs/{id}", Role::kAdmin, "deleteCronJob",
-        "Delete a cron job and its fires", [st](Request r) { return DeleteJob(st, std::move(r)); },
-        {Ok(200, "Removed", "CronJobRemoved")});
-    add(
+        {}, Body("CronJobRequest"));
+    table.Add("DELETE", "/api/cron/jobs/{id}", Role::kAdmin, "deleteCronJob",
+              "Delete a cron job and its fires",
+              [st](Request r) { return DeleteJob(st, std::move(r)); },
+              {Ok(200, "Removed", "CronJobRemoved")});
+    table.Add(
         "PUT", "/api/cron/jobs/{id}/enable", Role::kAdmin, "enableCronJob",
         "Enable or disable a cron job ({\"enabled\": bool}); enabling resets its failures",
         [st](Request r) { return EnableJob(st, std::move(r)); },
-        {Ok(200, "Updated", "CronJobEnabled")}, "CronJobEnable");
-    add("GET", "/api/cron/jobs/{id}/status", Role::kViewer, "cronJobStatus",
-        "A cron job's state: next and last fire, failures, why it was disabled, recent fires",
-        [s, st](Request r) { return JobStatus(s, st, std::move(r)); },
-        {Ok(200, "The job's status", "CronJobStatus")});
+        {Ok(200, "Updated", "CronJobEnabled")}, {}, Body("CronJobEnable"));
+    table.Add("GET", "/api/cron/jobs/{id}/status", Role::kViewer, "cronJobStatus",
+              "A cron job's state: next and last fire, failures, why it was disabled, recent fires",
+              [s, st](Request r) { return JobStatus(s, st, std::move(r)); },
+              {Ok(200, "The job's status", "CronJobStatus")});
 }
 
 }  // namespace strowger::api::internal

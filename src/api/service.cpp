@@ -73,12 +73,18 @@ engine::Engine::OutcomeHandler Service::DoneHandler(std::string run_id) {
 
 Awaitable<Result<Service::Started>> Service::StartRun(engine::StartRequest request) {
     const std::string run_id = request.run_id;
+    // Its budgets, for the 85 % warnings (before the start: its first response may cross).
+    if (automation.quota != nullptr && request.plan) automation.quota->Watch(run_id, *request.plan);
     // Followed before the start, so run.created cannot be missed.
     auto follower = hub.Follow(run_id, false);
     engine.StartRun(std::move(request), DoneHandler(run_id));
     const auto deadline = std::chrono::steady_clock::now() + kStartWait;
     while (true) {
         if (const auto* outcome = Outcome(run_id)) {
+            // Not created (an error, or an idempotency key naming another run): not watched.
+            if (automation.quota != nullptr && (!*outcome || (**outcome).existing)) {
+                automation.quota->Forget(run_id);
+            }
             if (!*outcome) co_return std::unexpected((*outcome).error());
             // Ended already, or an idempotency key named another run.
             const engine::RunOutcome& done = **outcome;

@@ -14,10 +14,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include "automation/cron_spec.hpp"
+#include "automation/manifest_fields.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
 #include "core/sha256.hpp"
 #include "core/strings.hpp"
+#include "core/yaml.hpp"
 #include "model/loader.hpp"
 #include "model/plan.hpp"
 
@@ -128,46 +131,6 @@ class TomlReader {
     ManifestSet& out_;
 };
 
-void ReadTomlCron(TomlReader& r, const toml::node& node, const std::string& path,
-                  const std::string& file, AgentManifest& manifest, ManifestSet& out) {
-    const auto* table = node.as_table();
-    if (table == nullptr) {
-        out.diagnostics.push_back(ErrorAt(file, &node, path, "expected a table"));
-        return;
-    }
-    r.Keys(*table, path,
-           {"name", "schedule", "tz", "message", "session_mode", "model_override", "timeout_secs",
-            "misfire", "overlap"});
-    ManifestCron cron;
-    cron.pos = {file, static_cast<int>(node.source().begin.line),
-                static_cast<int>(node.source().begin.column)};
-    if (auto v = r.String(*table, "name", path)) cron.name = *v;
-    if (auto v = r.String(*table, "schedule", path)) cron.schedule = *v;
-    if (auto v = r.String(*table, "tz", path)) cron.tz = *v;
-    if (auto v = r.String(*table, "message", path)) cron.message = *v;
-    if (auto v = r.String(*table, "session_mode", path)) cron.session_mode = *v;
-    if (auto v = r.String(*table, "model_override", path)) cron.model_override = *v;
-    if (auto v = r.Int(*table, "timeout_secs", path)) cron.timeout_secs = *v;
-    if (auto v = r.String(*table, "misfire", path)) cron.misfire = *v;
-    if (auto v = r.String(*table, "overlap", path)) cron.overlap = *v;
-    if (cron.name.empty()) r.Bad(&node, path, "name", "a [[cron]] entry needs a name");
-    if (cron.schedule.empty()) r.Bad(&node, path, "schedule", "a [[cron]] entry needs a schedule");
-    if (cron.message.empty()) r.Bad(&node, path, "message", "a [[cron]] entry needs a message");
-    if (!ValidSessionMode(cron.session_mode)) {
-        r.Bad(table->get("session_mode"), path, "session_mode",
-              "expected \"persistent\" or \"new\", not \"" + cron.session_mode + "\"");
-    }
-    if (cron.misfire != "coalesce" && cron.misfire != "skip" && cron.misfire != "all") {
-        r.Bad(table->get("misfire"), path, "misfire",
-              "expected \"coalesce\", \"skip\" or \"all\", not \"" + cron.misfire + "\"");
-    }
-    if (cron.overlap != "skip" && cron.overlap != "allow") {
-        r.Bad(table->get("overlap"), path, "overlap",
-              "expected \"skip\" or \"allow\", not \"" + cron.overlap + "\"");
-    }
-    manifest.cron.push_back(std::move(cron));
-}
-
 Result<std::string> ReadText(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return NotFoundError("cannot read " + path);
@@ -183,8 +146,17 @@ bool HasManifestExtension(const fs::path& path) {
 
 // A YAML/JSON agent file, read by the workflow loader (the agent fields of workflow.md) through
 // a workflow that names it.
-void LoadYamlAgent(const fs::path& path, ManifestSet& out) {
+void LoadYamlAgent(const fs::path& path, ManifestSet& out, SystemTime now) {
     std::string name = path.stem().string();
+    // The standing-agent fields (session_mode, max_history_tokens, cron) are the manifest's,
+    // not the agent format's: read here, and the loader's "unknown field" for them dropped.
+    internal::FieldDoc standing;
+    standing.file = path.string();
+    if (auto text = ReadText(path.string()); text) {
+        if (auto tree = ParseYamlTree(*text)) {
+            standing = internal::StandingFieldsFromYaml(tree->root(), path.string());
+        }  // a syntax error: the loader reports it
+    }
     model::LoadOptions options;
     options.sibling_agents = false;
     // Only this file: a directory of its own would do, but the loader takes directories; the
@@ -199,6 +171,10 @@ void LoadYamlAgent(const fs::path& path, ManifestSet& out) {
         // Only what concerns this file (other agent files report themselves).
         if (d.pos.file != path.string() &&
             d.pos.file.find(path.filename().string()) == std::string::npos) {
+            continue;
+        }
+        if (StartsWith(d.message, "unknown field") && StartsWith(d.path, "agents." + name + ".") &&
+            standing.root.contains(d.path.substr(("agents." + name + ".").size()))) {
             continue;
         }
         if (d.severity == Diagnostic::Severity::kError) failed = true;
@@ -217,6 +193,9 @@ void LoadYamlAgent(const fs::path& path, ManifestSet& out) {
     manifest.name = spec->name;
     manifest.file = path.string();
     manifest.spec = *spec;
+    size_t errors = out.diagnostics.size();
+    internal::ReadStandingFields(standing, manifest, out.diagnostics, now);
+    if (out.diagnostics.size() != errors) return;
     out.agents.push_back(std::move(manifest));
 }
 
@@ -226,7 +205,8 @@ int64_t EstimateTokens(std::string_view text) {
     return static_cast<int64_t>((text.size() + 3) / 4);
 }
 
-ManifestSet ParseTomlManifest(std::string_view text, const std::string& file) {
+ManifestSet ParseTomlManifest(std::string_view text, const std::string& file, SystemTime now) {
+    if (now == SystemTime{}) now = std::chrono::system_clock::now();
     ManifestSet out;
     toml::table root;
     try {
@@ -251,19 +231,6 @@ ManifestSet ParseTomlManifest(std::string_view text, const std::string& file) {
     m.spec.name = m.name;
     if (auto v = r.String(root, "id", "")) m.spec.id = *v;
     if (auto v = r.String(root, "description", "")) m.spec.description = *v;
-    if (auto v = r.String(root, "session_mode", "")) m.session_mode = *v;
-    if (!ValidSessionMode(m.session_mode)) {
-        r.Bad(root.get("session_mode"), "", "session_mode",
-              "expected \"persistent\" or \"new\", not \"" + m.session_mode + "\"");
-    }
-    if (auto v = r.Int(root, "max_history_tokens", "")) {
-        if (*v < 100) {
-            r.Bad(root.get("max_history_tokens"), "", "max_history_tokens",
-                  "must be at least 100, not " + std::to_string(*v));
-        } else {
-            m.max_history_tokens = *v;
-        }
-    }
     if (auto v = r.Int(root, "max_turns", "")) m.spec.max_turns = *v;
     if (auto v = r.String(root, "system_prompt", "")) m.spec.system_prompt = *v;
     if (auto v = r.Strings(root, "tools", "")) m.spec.tools = *v;
@@ -301,21 +268,16 @@ ManifestSet ParseTomlManifest(std::string_view text, const std::string& file) {
             m.spec.limits.max_tokens_per_hour = *v;
         }
     }
-    if (const toml::node* cron = root.get("cron")) {
-        const auto* array = cron->as_array();
-        if (array == nullptr) {
-            r.Bad(cron, "", "cron", "expected [[cron]] tables");
-        } else {
-            for (size_t i = 0; i < array->size(); ++i) {
-                ReadTomlCron(r, *array->get(i), "cron[" + std::to_string(i) + "]", file, m, out);
-            }
-        }
-    }
+    // session_mode, max_history_tokens and [[cron]]: as in every manifest.
+    internal::ReadStandingFields(internal::StandingFieldsFromToml(root, file), m, out.diagnostics,
+                                 now);
     if (out.ok()) out.agents.push_back(std::move(m));
     return out;
 }
 
-ManifestSet LoadManifests(const std::string& dir, const model::CompileOptions& compile) {
+ManifestSet LoadManifests(const std::string& dir, const model::CompileOptions& compile,
+                          SystemTime now) {
+    if (now == SystemTime{}) now = std::chrono::system_clock::now();
     ManifestSet out;
     std::error_code ec;
     std::vector<fs::path> files;
@@ -338,9 +300,9 @@ ManifestSet LoadManifests(const std::string& dir, const model::CompileOptions& c
             } else {
                 one.diagnostics.push_back(Error(path.string(), 0, 0, "", read.error().message()));
             }
-            if (one.ok()) one = ParseTomlManifest(text, path.string());
+            if (one.ok()) one = ParseTomlManifest(text, path.string(), now);
         } else {
-            LoadYamlAgent(path, one);
+            LoadYamlAgent(path, one, now);
         }
         for (auto& agent : one.agents) {
             // The turn's workflow must compile (model, tools, limits).
@@ -521,8 +483,10 @@ Result<std::shared_ptr<const model::Plan>> AgentTurns::PlanFor(const AgentManife
 
 Awaitable<Result<AgentTurns::Started>> AgentTurns::Send(AgentMessage message,
                                                         std::string idempotency_key) {
-    const AgentManifest* manifest = Find(message.agent);
-    if (manifest == nullptr) co_return NotFoundError("no agent named " + message.agent);
+    const AgentManifest* found = Find(message.agent);
+    if (found == nullptr) co_return NotFoundError("no agent named " + message.agent);
+    // A copy: a reload (SIGHUP) may replace the manifests while this turn waits on the store.
+    const auto manifest = std::make_shared<const AgentManifest>(*found);
     if (!ValidSessionMode(message.session_mode)) {
         co_return InvalidArgumentError("session_mode must be \"persistent\" or \"new\", not \"" +
                                        message.session_mode + "\"");
@@ -665,6 +629,40 @@ Awaitable<void> AgentTurns::Finish(store::AgentTurn turn) {
         it->second->cancel();
         finishing_.erase(it);
     }
+}
+
+Awaitable<Result<std::vector<AgentTurns::Reset>>> AgentTurns::ResetSessions(std::string agent,
+                                                                            std::string session_id,
+                                                                            std::string channel) {
+    const AgentManifest* found = Find(agent);
+    if (found == nullptr) co_return NotFoundError("no agent named " + agent);
+    const std::string name = found->name;  // the manifests may be reloaded meanwhile
+    STROWGER_CO_ASSIGN_OR_RETURN(auto sessions, co_await store_->ListSessions(name));
+    std::vector<Reset> out;
+    for (auto& session : sessions) {
+        if (!session_id.empty() && session.session_id != session_id) continue;
+        if (!channel.empty() && session.channel != channel) continue;
+        STROWGER_CO_ASSIGN_OR_RETURN(auto messages,
+                                     co_await store_->ReadSessionMessages(session.session_id));
+        Reset reset;
+        reset.messages = static_cast<int64_t>(messages.size());
+        reset.had_summary = !session.summary.empty();
+        store::SessionUpdate update;
+        update.session_id = session.session_id;
+        // Through the last message read (sequence numbers go on after it).
+        for (const auto& m : messages) update.drop_through = std::max(update.drop_through, m.seq);
+        update.set_summary = true;
+        update.summary.clear();
+        update.at = clock_.Now();
+        STROWGER_CO_TRY(co_await store_->UpdateSession(std::move(update)));
+        session.summary.clear();
+        reset.session = std::move(session);
+        out.push_back(std::move(reset));
+    }
+    if (!session_id.empty() && out.empty()) {
+        co_return NotFoundError("agent " + name + " has no session " + session_id);
+    }
+    co_return out;
 }
 
 Awaitable<Status> AgentTurns::Recover() {

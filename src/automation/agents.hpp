@@ -3,9 +3,10 @@
 //
 // A manifest is an agent file of the existing format (`NAME.yaml|yml|json`, read by the
 // workflow loader: the agent fields of docs/formats/workflow.md) or LibreFang's TOML manifest
-// (`NAME.toml`: `name`, `description`, `session_mode`, `max_history_tokens`, `[model]`
-// `provider`/`model`/`system_prompt`/`temperature`/`max_tokens`, `[capabilities] tools`, and
-// `[[cron]]` tables).
+// (`NAME.toml`: `name`, `description`, `[model]` `provider`/`model`/`system_prompt`/
+// `temperature`/`max_tokens`, `[capabilities] tools`); both with the standing-agent fields
+// `session_mode`, `max_history_tokens` and cron entries (`[[cron]]` tables in TOML, a `cron:`
+// list in YAML/JSON), read by one reader (manifest_fields.cpp).
 //
 // A turn is a run of the one-node workflow `agent:<name>` (Workflow::session): compiled from
 // the manifest, it gets the agent's tools, budgets and sandbox and a hash-chained ledger like any
@@ -23,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "automation/cron_spec.hpp"
 #include "automation/launcher.hpp"
 #include "core/clock.hpp"
 #include "core/random.hpp"
@@ -36,17 +38,10 @@ namespace strowger::automation {
 inline constexpr int64_t kDefaultMaxHistoryTokens = 8'000;
 inline constexpr std::string_view kSilentMarker = "[SILENT]";
 
-// A `[[cron]]` table of a TOML manifest.
+// A cron entry of a manifest (TOML `[[cron]]`, YAML/JSON `cron:`): the job it makes, checked
+// as the API checks one (cron_spec.hpp), and where it was written.
 struct ManifestCron {
-    std::string name;
-    std::string schedule;  // a cron expression, "every 30m" or "at RFC 3339"
-    std::string tz;
-    std::string message;
-    std::string session_mode;  // "" = the manifest's
-    std::string model_override;
-    int64_t timeout_secs = 0;
-    std::string misfire = "coalesce";
-    std::string overlap = "skip";
+    CronJobSpec spec;
     model::SourcePos pos;
 };
 
@@ -66,10 +61,13 @@ struct ManifestSet {
 };
 
 // Reads every manifest in `dir` (*.toml, *.yaml, *.yml, *.json), compiling each agent's turn
-// workflow once to check it against `compile` (providers, tools).
-ManifestSet LoadManifests(const std::string& dir, const model::CompileOptions& compile);
+// workflow once to check it against `compile` (providers, tools). Every format takes the
+// standing-agent fields (kStandingAgentFields: session_mode, max_history_tokens, cron entries
+// with the fields of kCronJobFields, checked at `now`; {} = the system clock's).
+ManifestSet LoadManifests(const std::string& dir, const model::CompileOptions& compile,
+                          SystemTime now = {});
 // One TOML manifest from text (tests; LoadManifests reads files through it).
-ManifestSet ParseTomlManifest(std::string_view text, const std::string& file);
+ManifestSet ParseTomlManifest(std::string_view text, const std::string& file, SystemTime now = {});
 
 // The token estimate of docs/formats/agents_cron_state_v1.md: ceil(bytes / 4).
 int64_t EstimateTokens(std::string_view text);
@@ -115,6 +113,17 @@ class AgentTurns {
     // Finishes the turns a previous process left (their runs resumed by the daemon): call
     // once at start.
     Awaitable<Status> Recover();
+    // Deletes the history (messages and summary) of `agent`'s sessions: the one `session_id`
+    // ("" = all), only those of `channel` ("" = any). The sessions stay (a persistent one
+    // continues, empty); a turn already in flight still adds its exchange when it ends.
+    // kNotFound for an unknown agent or a session that is not the agent's.
+    struct Reset {
+        store::AgentSession session;
+        int64_t messages = 0;  // deleted
+        bool had_summary = false;
+    };
+    Awaitable<Result<std::vector<Reset>>> ResetSessions(std::string agent, std::string session_id,
+                                                        std::string channel);
     // Turns whose session update is still to come (tests wait for 0).
     size_t InFlight() const { return in_flight_; }
 

@@ -7,7 +7,8 @@
 //                     run_cancelled, run_paused, run_resumed) and agents — a run whose
 //                     workflow is "agent:<name>" is an agent turn: agent_spawned at its
 //                     run.created, agent_terminated at completed/cancelled, agent_crashed at
-//                     failed
+//                     failed; session_reset (published by the API when a standing agent's
+//                     session history is deleted)
 //   kind "node"       node_started, node_completed, node_failed
 //   kind "tool"       tool_succeeded, tool_failed (with the call's duration)
 //   kind "task"       task_posted (human_task.created), task_claimed (human_task.decided),
@@ -16,7 +17,8 @@
 //   kind "system"     daemon_started, daemon_draining, health_check_failed (/readyz),
 //                     provider_unreachable (an llm.retried or
 //                     node.failed with code unavailable), quota_exceeded (budget.exceeded:
-//                     "at 100.0%"), webhook_rejected, webhook
+//                     "at 100.0%"), quota_warning (85 %: QuotaWatch,
+//                     quota.hpp), webhook_rejected, webhook
 //   kind "memory"     memory_update (every change of the agent memory)
 //
 // Depth: events caused by a run that automation started carry that start's depth (the start

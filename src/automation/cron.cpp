@@ -60,6 +60,79 @@ Result<json::object> CheckAction(const json::value& value, const std::string& ag
 
 }  // namespace
 
+Result<CronJobSpec> CronSpecFromJson(const json::object& body, CronJobSpec base) {
+    auto text = [&](const char* field, std::string& out) -> Status {
+        if (const auto* v = body.if_contains(field)) {
+            if (!v->is_string())
+                return InvalidArgumentError(std::string(field) + ": expected a string");
+            out = std::string(v->as_string());
+        }
+        return OkStatus();
+    };
+    STROWGER_TRY(text("agent_id", base.agent));
+    STROWGER_TRY(text("name", base.name));
+    if (const auto* v = body.if_contains("schedule")) {
+        base.schedule = *v;
+        const auto* tz = body.if_contains("tz");
+        if (tz != nullptr && v->is_object() && !v->as_object().contains("tz")) {
+            base.schedule.as_object()["tz"] = *tz;
+        } else if (tz != nullptr && v->is_string() && !StartsWith(v->as_string(), "every ") &&
+                   !StartsWith(v->as_string(), "at ")) {
+            // A cron expression as a string, with its zone beside it (the CLI's --tz).
+            base.schedule = json::object{{"kind", "cron"}, {"expr", *v}, {"tz", *tz}};
+        }
+    }
+    if (const auto* v = body.if_contains("action")) base.action = *v;
+    if (const auto* v = body.if_contains("message")) {
+        // An agent turn, flat: {"message": ..., "session_mode": ..., "model_override": ...,
+        // "timeout_secs": ...}.
+        json::object action{{"kind", "agent_turn"}, {"message", *v}};
+        for (const char* field : {"session_mode", "model_override", "timeout_secs"}) {
+            if (const auto* f = body.if_contains(field)) action[field] = *f;
+        }
+        base.action = action;
+    } else if (const auto* w = body.if_contains("workflow_id")) {
+        // A workflow run, flat: {"workflow_id": ..., "input": ...}.
+        json::object action{{"kind", "workflow_run"}, {"workflow_id", *w}};
+        if (const auto* input = body.if_contains("input")) action["input"] = *input;
+        base.action = action;
+    }
+    STROWGER_TRY(text("misfire", base.misfire));
+    STROWGER_TRY(text("overlap", base.overlap));
+    if (const auto* v = body.if_contains("enabled")) {
+        if (!v->is_bool()) return InvalidArgumentError("enabled: expected true or false");
+        base.enabled = v->as_bool();
+    }
+    if (base.schedule.is_null()) return InvalidArgumentError("schedule: required");
+    if (base.action.is_null()) {
+        return InvalidArgumentError("action: required (or message, or workflow_id)");
+    }
+    return base;
+}
+
+Result<CronJobSpec> CheckCronSpec(CronJobSpec spec, SystemTime now) {
+    auto schedule = Schedule::FromJson(spec.schedule, now);
+    if (!schedule) {
+        // A spec string's errors name no field: the field is the schedule.
+        if (spec.schedule.is_string())
+            return std::unexpected(schedule.error().WithPrefix("schedule: "));
+        return std::unexpected(schedule.error());
+    }
+    STROWGER_ASSIGN_OR_RETURN(auto action, CheckAction(spec.action, spec.agent, nullptr));
+    if (spec.misfire != "coalesce" && spec.misfire != "skip" && spec.misfire != "all") {
+        return InvalidArgumentError("misfire: expected \"coalesce\", \"skip\" or \"all\", not \"" +
+                                    spec.misfire + "\"");
+    }
+    if (spec.overlap != "skip" && spec.overlap != "allow") {
+        return InvalidArgumentError("overlap: expected \"skip\" or \"allow\", not \"" +
+                                    spec.overlap + "\"");
+    }
+    if (spec.name.empty()) return InvalidArgumentError("name: a cron job needs a name");
+    spec.schedule = schedule->ToJson();
+    spec.action = std::move(action);
+    return spec;
+}
+
 std::string CronFireKey(const std::string& job_id, SystemTime scheduled) {
     return "cron/" + job_id + "/" + std::to_string(ToUnixMicros(scheduled));
 }
@@ -421,17 +494,9 @@ Awaitable<void> CronScheduler::Finished(store::CronFire fire, bool failed, std::
 
 Awaitable<Result<store::CronJob>> CronScheduler::Put(CronJobSpec spec) {
     const SystemTime now = clock_.Now();
+    STROWGER_CO_ASSIGN_OR_RETURN(spec, CheckCronSpec(std::move(spec), now));
     STROWGER_CO_ASSIGN_OR_RETURN(auto schedule, Schedule::FromJson(spec.schedule, now));
     STROWGER_CO_ASSIGN_OR_RETURN(auto action, CheckAction(spec.action, spec.agent, agent_known));
-    if (spec.misfire != "coalesce" && spec.misfire != "skip" && spec.misfire != "all") {
-        co_return InvalidArgumentError(
-            "misfire: expected \"coalesce\", \"skip\" or \"all\", not \"" + spec.misfire + "\"");
-    }
-    if (spec.overlap != "skip" && spec.overlap != "allow") {
-        co_return InvalidArgumentError("overlap: expected \"skip\" or \"allow\", not \"" +
-                                       spec.overlap + "\"");
-    }
-    if (spec.name.empty()) co_return InvalidArgumentError("name: a cron job needs a name");
     store::CronJob job;
     if (!spec.job_id.empty()) {
         if (auto it = jobs_.find(spec.job_id); it != jobs_.end()) job = it->second.job;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "automation/agents.hpp"
+#include "automation/cron_spec.hpp"
 #include "automation/launcher.hpp"
 #include "automation/schedule.hpp"
 #include "core/asio.hpp"
@@ -30,19 +31,6 @@
 #include "store/store.hpp"
 
 namespace strowger::automation {
-
-// What creates or replaces a job (the API's body, a manifest's [[cron]] entry).
-struct CronJobSpec {
-    std::string job_id;  // "" = a new id
-    std::string name;
-    std::string agent;
-    json::value schedule;  // Schedule::FromJson's shapes (or a spec string)
-    json::value action;    // {"kind":"agent_turn",...} | {"kind":"workflow_run",...}
-    bool enabled = true;
-    std::string misfire = "coalesce";
-    std::string overlap = "skip";
-    std::string origin = "api";
-};
 
 class CronScheduler {
   public:

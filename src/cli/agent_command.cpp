@@ -1,5 +1,5 @@
-// strowger agent list | send NAME TEXT | sessions NAME: standing agents of a daemon started
-// with --agents DIR (--server URL or $STROWGER_SERVER).
+// strowger agent list | send NAME TEXT | sessions NAME | reset NAME: standing agents of a daemon
+// started with --agents DIR (--server URL or $STROWGER_SERVER).
 #include <boost/json.hpp>
 
 #include <iostream>
@@ -17,6 +17,7 @@ struct AgentFlags {
     std::string text;
     std::string session_mode;
     std::string channel;
+    std::string session;
     bool json = false;
 };
 
@@ -56,6 +57,27 @@ int DoAgent(const std::string& action, const AgentFlags& flags, const GlobalFlag
             std::cout << JsonString(s, "session_id") << "\t" << JsonString(s, "channel") << "\t"
                       << JsonString(s, "mode") << "\t" << JsonInt(s, "message_count")
                       << " messages\t" << JsonInt(s, "tokens") << " tokens\n";
+        }
+        return 0;
+    }
+    if (action == "reset") {
+        std::string path = "/api/agents/" + flags.name + "/sessions";
+        if (!flags.session.empty()) path += "/" + flags.session;
+        if (!flags.channel.empty()) path += "?channel=" + PercentEncode(flags.channel);
+        auto reply = client->Checked("DELETE", path);
+        if (!reply) return ReportError(reply.error());
+        if (flags.json) {
+            std::cout << json::serialize(reply->json) << "\n";
+            return 0;
+        }
+        const auto& out = reply->json.as_object();
+        for (const auto& value : out.at("sessions").as_array()) {
+            const auto& s = value.as_object();
+            std::cout << "reset " << JsonString(s, "session_id") << "\t" << JsonString(s, "channel")
+                      << "\t" << JsonInt(s, "messages_deleted") << " messages deleted\n";
+        }
+        if (out.at("sessions").as_array().empty()) {
+            std::cout << "no sessions of " << flags.name << " to reset\n";
         }
         return 0;
     }
@@ -106,6 +128,13 @@ void AddAgentCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     sessions->add_option("name", flags->name, "Agent name")->required();
     sessions->callback(
         [flags, &global, &exit_code] { exit_code = DoAgent("sessions", *flags, global); });
+    auto* reset = agent->add_subcommand(
+        "reset", "Delete an agent's session history (every session, one, or one channel's)");
+    server(reset);
+    reset->add_option("name", flags->name, "Agent name")->required();
+    reset->add_option("--session", flags->session, "Only this session")->type_name("ID");
+    reset->add_option("--channel", flags->channel, "Only the sessions of this channel");
+    reset->callback([flags, &global, &exit_code] { exit_code = DoAgent("reset", *flags, global); });
 }
 
 }  // namespace strowger::cli

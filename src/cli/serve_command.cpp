@@ -213,8 +213,9 @@ void AddServeCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
                     "Directory of workflow files, registered and reloaded on change (or SIGHUP)")
         ->type_name("DIR");
     cmd->add_option("--agents", flags->agents,
-                    "Directory of standing agents' manifests (NAME.toml with [[cron]], or agent "
-                    "YAML/JSON files): messages, sessions and cron jobs")
+                    "Directory of standing agents' manifests (NAME.toml, or agent YAML/JSON "
+                    "files, with session_mode, max_history_tokens and cron entries): messages, "
+                    "sessions and cron jobs; reloaded on SIGHUP")
         ->type_name("DIR");
     cmd->add_option("--store", flags->store,
                     "Run store URL (default: $STROWGER_STORE or the default sqlite file)")
@@ -249,7 +250,7 @@ void AddServeCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     cmd->footer(
         "Tokens: at first start an admin token is printed once and written (0600) to "
         "$STROWGER_TOKEN_FILE or ~/.config/strowger/token.\n"
-        "Signals: SIGTERM drains (exit 0), SIGHUP reloads --workflows.\n\n"
+        "Signals: SIGTERM drains (exit 0), SIGHUP reloads --workflows and --agents.\n\n"
         "Examples:\n"
         "  strowger serve --workflows ./workflows\n"
         "  strowger serve --listen 0.0.0.0:7780 --store sqlite:/var/lib/strowger/runs.db");

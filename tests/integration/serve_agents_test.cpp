@@ -7,6 +7,8 @@
 
 #include <boost/json.hpp>
 
+#include <csignal>
+#include <filesystem>
 #include <thread>
 
 #include "core/clock.hpp"
@@ -279,6 +281,257 @@ TEST_F(ServeAgentsTest, AgentAndCronCommands) {
     EXPECT_NE(status.out.find("enabled:      yes"), std::string::npos) << status.out;
     EXPECT_EQ(run({"cron", "delete", id}).out, "removed " + id + "\n");
     EXPECT_EQ(run({"cron", "status", id}).exit_code(), 2);
+}
+
+TEST_F(ServeAgentsTest, ASessionsHistoryIsDeletedThroughTheApiAndTheCliDurablyWithABusEvent) {
+    Start(In(300));
+    Send("ops", R"({"message":"hello one"})");
+    Send("ops", R"({"message":"hello two"})");
+    Send("ops", R"({"message":"elsewhere","channel":"slack"})");
+    ASSERT_EQ(Sessions("ops").size(), 2u);
+    EXPECT_EQ(serve_->Admin("DELETE", "/api/agents/nobody/sessions").status, 404);
+    EXPECT_EQ(serve_->Admin("DELETE", "/api/agents/ops/sessions/ses_nothing").status, 404);
+    // Only the api channel's session.
+    auto reset = serve_->Admin("DELETE", "/api/agents/ops/sessions?channel=api");
+    ASSERT_EQ(reset.status, 200) << reset.body;
+    EXPECT_EQ(JsonString(reset.object(), "status"), "reset");
+    EXPECT_EQ(JsonInt(reset.object(), "messages_deleted"), 4);
+    const auto& reset_sessions = reset.object().at("sessions").as_array();
+    ASSERT_EQ(reset_sessions.size(), 1u);
+    std::string api_session(JsonString(reset_sessions[0].as_object(), "session_id"));
+    for (const auto& v : Sessions("ops")) {
+        const auto& s = v.as_object();
+        EXPECT_EQ(JsonInt(s, "message_count"), JsonString(s, "channel") == "api" ? 0 : 2)
+            << json::serialize(s);
+    }
+    // The bus has the reset, so a trigger can react to it.
+    auto bus = serve_->Admin("GET", "/api/automation/events?limit=1000");
+    EXPECT_NE(bus.body.find("\"type\":\"session_reset\""), std::string::npos) << bus.body;
+    EXPECT_NE(bus.body.find("Agent 'ops' session " + api_session +
+                            " (channel api) was reset by admin: 4 messages deleted"),
+              std::string::npos)
+        << bus.body;
+
+    // Durable: after a restart the session is still empty, and the next turn starts afresh
+    // (its request has nothing of the deleted exchange) in the same session.
+    serve_.reset();
+    serve_ = std::make_unique<ServeProcess>(
+        env_, std::vector<std::string>{"--agents", (env_.dir() / "agents").string()});
+    ASSERT_TRUE(serve_->ok());
+    for (const auto& v : Sessions("ops")) {
+        if (JsonString(v.as_object(), "channel") == "api") {
+            EXPECT_EQ(JsonInt(v.as_object(), "message_count"), 0);
+        }
+    }
+    auto after = Send("ops", R"({"message":"fresh start"})");
+    EXPECT_EQ(JsonString(after, "session_id"), api_session);
+    const std::string& body = mock_->recorded_requests().back().body;
+    EXPECT_NE(body.find("fresh start"), std::string::npos) << body;
+    EXPECT_EQ(body.find("hello one"), std::string::npos) << body;
+
+    // The CLI: one session by id, then all of them.
+    auto run = [&](std::vector<std::string> args) {
+        args.push_back("--server");
+        args.push_back(serve_->url());
+        return env_.Run(args);
+    };
+    auto one = run({"agent", "reset", "ops", "--session", api_session});
+    EXPECT_EQ(one.exit_code(), 0) << one.err;
+    EXPECT_EQ(one.out, "reset " + api_session + "\tapi\t2 messages deleted\n");
+    auto all = run({"agent", "reset", "ops"});
+    EXPECT_EQ(all.exit_code(), 0) << all.err;
+    EXPECT_NE(all.out.find("\tslack\t2 messages deleted\n"), std::string::npos) << all.out;
+    for (const auto& v : Sessions("ops")) EXPECT_EQ(JsonInt(v.as_object(), "message_count"), 0);
+    EXPECT_EQ(run({"agent", "reset", "nobody"}).exit_code(), 2);
+}
+
+// The YAML manifests take the standing-agent fields the TOML ones do (one reader), bad values
+// are reported as file:line:column field, and SIGHUP reloads --agents: new and changed agents
+// replace the old definition, removed ones go with their cron jobs, an invalid file keeps the
+// previous version.
+TEST_F(ServeAgentsTest, YamlManifestsTakeTheStandingFieldsAndSighupReloadsTheAgents) {
+    Start(In(300), {"--log-level", "info"});  // info: each reload's summary line
+    auto agent = [&](const std::string& name) {
+        auto reply = serve_->Admin("GET", "/api/agents");
+        json::value agents = json::parse(reply.body);
+        for (const auto& v : agents.as_array()) {
+            if (JsonString(v.as_object(), "name") == name) return v.as_object();
+        }
+        return json::object();
+    };
+    ASSERT_FALSE(agent("fresh").empty());
+    // A reload logs one line when it is done (agents and their jobs).
+    auto reloaded = [&](size_t times) {
+        return WaitFor(
+            [&] {
+                std::string err = serve_->process().Stderr();
+                size_t n = 0;
+                for (size_t at = err.find("reload of --agents"); at != std::string::npos;
+                     at = err.find("reload of --agents", at + 1)) {
+                    ++n;
+                }
+                return n >= times;
+            },
+            10s);
+    };
+    env_.Write("agents/writer.yaml", R"(model: openai:test-model
+description: first
+session_mode: new
+max_history_tokens: 300
+cron:
+  - name: nightly
+    schedule: "0 3 * * *"
+    tz: Europe/Berlin
+    message: "[SILENT] tidy up"
+    session_mode: persistent
+    timeout_secs: 60
+  - name: report
+    schedule: every 2h
+    workflow_id: weekly
+    input: {scope: all}
+    misfire: skip
+)");
+    std::filesystem::remove(env_.dir() / "agents" / "fresh.toml");
+    ASSERT_TRUE(serve_->process().Signal(SIGHUP));
+    ASSERT_TRUE(reloaded(1)) << serve_->process().Stderr();
+    ASSERT_FALSE(agent("writer").empty());
+    EXPECT_TRUE(agent("fresh").empty());
+    auto writer = agent("writer");
+    EXPECT_EQ(JsonString(writer, "session_mode"), "new");
+    EXPECT_EQ(JsonInt(writer, "max_history_tokens"), 300);
+    EXPECT_EQ(JsonInt(writer, "cron_jobs"), 2);
+    auto nightly = serve_->Admin("GET", "/api/cron/jobs/cron_writer_nightly");
+    ASSERT_EQ(nightly.status, 200) << nightly.body;
+    const auto& job = nightly.object();
+    EXPECT_EQ(JsonString(job.at("schedule").as_object(), "expr"), "0 3 * * *");
+    EXPECT_EQ(JsonString(job.at("schedule").as_object(), "tz"), "Europe/Berlin");
+    EXPECT_EQ(json::serialize(job.at("action")),
+              R"({"kind":"agent_turn","message":"[SILENT] tidy up","session_mode":"persistent",)"
+              R"("timeout_secs":60})");
+    auto report = serve_->Admin("GET", "/api/cron/jobs/cron_writer_report");
+    ASSERT_EQ(report.status, 200) << report.body;
+    EXPECT_EQ(json::serialize(report.object().at("action")),
+              R"({"kind":"workflow_run","workflow_id":"weekly","input":{"scope":"all"}})");
+    EXPECT_EQ(JsonString(report.object(), "misfire"), "skip");
+    // fresh's file is gone: its agent and its manifest job went with it.
+    EXPECT_EQ(serve_->Admin("GET", "/api/cron/jobs/cron_fresh_hourly").status, 404);
+    EXPECT_EQ(serve_->Admin("POST", "/api/agents/fresh/message", R"({"message":"x"})").status, 404);
+    // The new agent answers.
+    EXPECT_EQ(JsonString(Send("writer", R"({"message":"hi"})"), "response"), "pong");
+
+    // An invalid version: every problem reported with file:line:column and field; the agent
+    // keeps its previous definition and jobs.
+    env_.Write("agents/writer.yaml", R"(model: openai:test-model
+description: second
+max_history_tokens: 5
+cron:
+  - name: nightly
+    schedule: "0 25 * * *"
+    message: tidy
+  - name: other
+    schedule: "@daily"
+    message: hi
+    colour: red
+  - name: third
+    schedule: "@daily"
+    message: hi
+    session_mode: sometimes
+)");
+    ASSERT_TRUE(serve_->process().Signal(SIGHUP));
+    std::string file = (env_.dir() / "agents" / "writer.yaml").string();
+    ASSERT_TRUE(reloaded(2)) << serve_->process().Stderr();
+    std::string err = serve_->process().Stderr();
+    EXPECT_NE(err.find(file + ":3:21: max_history_tokens: must be at least 100, not 5"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find(file + ":6:15: cron[0].schedule: field 2 (hour): 25 is out of range 0-23"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find(file + ":11:13: cron[1].colour: unknown field"), std::string::npos) << err;
+    EXPECT_NE(err.find(file + ":15:19: cron[2].session_mode: expected \"persistent\" or "
+                              "\"new\", not \"sometimes\""),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find("agent writer keeps its previous definition"), std::string::npos) << err;
+    EXPECT_EQ(JsonString(agent("writer"), "description"), "first");
+    EXPECT_EQ(JsonInt(agent("writer"), "max_history_tokens"), 300);
+    EXPECT_EQ(serve_->Admin("GET", "/api/cron/jobs/cron_writer_nightly").status, 200);
+
+    // A valid change replaces it: one job changed, one gone.
+    env_.Write("agents/writer.yaml", R"(model: openai:test-model
+description: third
+cron:
+  - name: nightly
+    schedule: "0 4 * * *"
+    message: tidy
+)");
+    ASSERT_TRUE(serve_->process().Signal(SIGHUP));
+    ASSERT_TRUE(reloaded(3)) << serve_->process().Stderr();
+    EXPECT_EQ(JsonString(agent("writer"), "description"), "third");
+    EXPECT_EQ(JsonInt(agent("writer"), "max_history_tokens"), 8000);
+    EXPECT_EQ(JsonString(agent("writer"), "session_mode"), "persistent");
+    EXPECT_EQ(serve_->Admin("GET", "/api/cron/jobs/cron_writer_report").status, 404);
+    nightly = serve_->Admin("GET", "/api/cron/jobs/cron_writer_nightly");
+    EXPECT_NE(nightly.body.find("\"expr\":\"0 4 * * *\""), std::string::npos) << nightly.body;
+}
+
+// A cron job whose action starts a workflow, through the daemon: the run exists, says it was
+// started by cron (trigger_source, origin metadata with the fire and its depth), and a trigger
+// on its events fires at the next depth.
+TEST_F(ServeAgentsTest, ACronJobStartsAWorkflowRunThatSaysItCameFromCron) {
+    Start(In(300));
+    std::string workflow = R"({"name": "weekly", "agents": {"bot": {"model": "openai:test-model"}},
+        "steps": [{"name": "s", "agent_name": "bot", "prompt": "Report {{input}}"}]})";
+    ASSERT_EQ(serve_->Admin("POST", "/api/workflows", workflow).status, 201);
+    // Runs of weekly at depth 0 (cron's) fire a trigger; its run is at depth 1.
+    auto trigger = serve_->Admin("POST", "/api/triggers",
+                                 R"({"workflow_id":"weekly","max_fires":1,
+                                     "pattern":{"content_match":{"substring":"of workflow 'weekly' was created"}}})");
+    ASSERT_EQ(trigger.status, 201) << trigger.body;
+    auto created = serve_->Admin(
+        "POST", "/api/cron/jobs",
+        R"({"name":"weekly-report","schedule":{"kind":"at","at":")" + In(2) +
+            R"("},"action":{"kind":"workflow_run","workflow_id":"weekly","input":"sales"}})");
+    ASSERT_EQ(created.status, 201) << created.body;
+    std::string job_id(JsonString(created.object(), "job_id"));
+    json::object status;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+            status = serve_->Admin("GET", "/api/cron/jobs/" + job_id + "/status").object();
+            return JsonString(status, "last_status") == "completed";
+        },
+        30s))
+        << json::serialize(status);
+    EXPECT_EQ(JsonInt(status, "fire_count"), 1);
+    std::string run_id(JsonString(status, "last_run_id"));
+    auto run = serve_->Admin("GET", "/api/runs/" + run_id);
+    ASSERT_EQ(run.status, 200) << run.body;
+    const auto& detail = run.object().at("run").as_object();
+    EXPECT_EQ(JsonString(detail, "workflow"), "weekly") << run.body;
+    EXPECT_EQ(JsonString(detail, "status"), "completed") << run.body;
+    EXPECT_NE(run.body.find("\"trigger_source\":\"cron\""), std::string::npos) << run.body;
+    // The origin, stored with the run: the job, its fire and the depth.
+    auto events = env_.Events(run_id);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(JsonString(events.front().data, "input"), "sales");
+    EXPECT_EQ(JsonString(events.front().data, "actor"), "cron:" + job_id);
+    auto metadata = QueryColumn(
+        env_.store_path(), "SELECT metadata FROM run_annotations WHERE run_id = '" + run_id + "'");
+    ASSERT_EQ(metadata.size(), 1u);
+    auto origin = json::parse(metadata[0]).as_object().at("origin").as_object();
+    EXPECT_EQ(JsonString(origin, "kind"), "cron");
+    EXPECT_EQ(JsonString(origin, "id"), job_id);
+    EXPECT_NE(std::string(JsonString(origin, "fire_id")).find("cron/" + job_id + "/"),
+              std::string::npos);
+    EXPECT_EQ(JsonInt(origin, "depth", -1), 0);
+    // The bus saw its creation at depth 0; the trigger's run is at depth 1.
+    auto fires = serve_->Admin(
+        "GET",
+        "/api/triggers/" + std::string(JsonString(trigger.object(), "trigger_id")) + "/fires");
+    ASSERT_EQ(fires.status, 200) << fires.body;
+    const auto& list = fires.object().at("fires").as_array();
+    ASSERT_EQ(list.size(), 1u) << fires.body;
+    EXPECT_EQ(JsonInt(list[0].as_object(), "depth"), 1);
 }
 
 // A daemon killed after recording a cron fire and before starting its run (--inject-faults: a

@@ -374,6 +374,15 @@ TEST_F(ServeApiTest, EveryRouteAnswersAsTheOpenApiDocumentSays) {
     Expect(400, "POST", "/api/agents/bot/message", R"({"message":""})");
     Expect(200, "GET", "/api/agents/bot/sessions");
     Expect(404, "GET", "/api/agents/nobody/sessions");
+    auto bot_sessions = Expect(200, "GET", "/api/agents/bot/sessions");
+    ASSERT_FALSE(bot_sessions.json.as_array().empty());
+    std::string bot_session(JsonString(bot_sessions.json.as_array()[0].as_object(), "session_id"));
+    Expect(200, "DELETE", "/api/agents/bot/sessions/" + bot_session);
+    auto reset = Expect(200, "DELETE", "/api/agents/bot/sessions?channel=api");
+    EXPECT_EQ(Field(reset, "status"), "reset");
+    Expect(404, "DELETE", "/api/agents/nobody/sessions");
+    Expect(404, "DELETE", "/api/agents/bot/sessions/ses_nothing");
+    Expect(403, "DELETE", "/api/agents/bot/sessions", "", viewer_token);
     auto job = Expect(201, "POST", "/api/cron/jobs",
                       R"({"agent_id":"bot","name":"brief","schedule":{"kind":"cron",)"
                       R"("expr":"0 8 * * *","tz":"Europe/Berlin"},)"

@@ -445,5 +445,72 @@ TEST_F(ServeAutomationTest, TriggerAndMemoryCommandsWorkAgainstTheDaemon) {
     EXPECT_NE(bad_ns.err.find("namespace"), std::string::npos) << bad_ns.err;
 }
 
+// LibreFang's quota warning at 85 %: a run's token budget and a standing agent's step budget,
+// each crossing 85 % once, publish one quota_warning each; a trigger on it starts a run.
+TEST_F(ServeAutomationTest, ABudgetPast85PercentIsOneQuotaWarningThatTriggersMatch) {
+    std::string script = env_.Write("scripts/spend.yaml", R"(default: "small"
+rules:
+  - when: {step: big}
+    reply: "big"
+    usage: {input_tokens: 50, output_tokens: 40}
+  - when: {step: turn}
+    reply: "turned"
+    usage: {input_tokens: 60, output_tokens: 30}
+  - reply: "small"
+    usage: {input_tokens: 1, output_tokens: 1}
+)");
+    env_.Write("agents/saver.yaml", "model: scripted:" + script + "\nlimits: {max_tokens: 100}\n");
+    serve_ = std::make_unique<ServeProcess>(
+        env_, std::vector<std::string>{"--agents", (env_.dir() / "agents").string()});
+    ASSERT_TRUE(serve_->ok());
+    ASSERT_EQ(serve_->Admin("POST", "/api/workflows", EchoWorkflow(env_, "notify")).status, 201);
+    std::string spender = R"({"name": "spender", "limits": {"max_tokens": 100},
+      "agents": {"bot": {"model": "scripted:)" +
+                          script + R"("}},
+      "steps": [{"name": "big", "agent_name": "bot", "prompt": "a"},
+                {"name": "more", "agent_name": "bot", "prompt": "b"},
+                {"name": "last", "agent_name": "bot", "prompt": "c"}]})";
+    ASSERT_EQ(serve_->Admin("POST", "/api/workflows", spender).status, 201);
+    auto trigger = serve_->Admin("POST", "/api/triggers",
+                                 R"({"workflow_id":"notify","cooldown_secs":0,
+                                     "pattern":{"system_keyword":{"keyword":"QUOTA WARNING"}},
+                                     "prompt_template":"Warned: {{event}}"})");
+    ASSERT_EQ(trigger.status, 201) << trigger.Describe();
+    std::string trigger_id(JsonString(trigger.object(), "trigger_id"));
+
+    // 90 tokens, then 2 and 2: 94 of 100, so one warning and no budget.exceeded.
+    auto done = serve_->Admin("POST", "/api/workflows/spender/run?wait=true", R"({"input":"x"})");
+    ASSERT_EQ(done.status, 200) << done.Describe();
+    EXPECT_EQ(JsonString(done.object(), "status"), "completed");
+    std::string run(JsonString(done.object(), "run_id"));
+    ASSERT_TRUE(WaitFor([&] { return Runs("notify").size() == 1; }, 10s));
+    std::string warned = Runs("notify")[0];
+    serve_->Admin("GET", "/api/runs/" + warned + "/wait?timeout_ms=10000");
+    auto detail = serve_->Admin("GET", "/api/runs/" + warned);
+    EXPECT_NE(detail.body.find("Warned: Quota warning: run " + run +
+                               ", tokens at 90.0% (90 of 100, scope run, warned at 85%)"),
+              std::string::npos)
+        << detail.body;
+
+    // A standing agent's turn: its agent's step budget (90 of 100).
+    auto turn = serve_->Admin("POST", "/api/agents/saver/message?wait=true", R"({"message":"go"})");
+    ASSERT_EQ(turn.status, 200) << turn.Describe();
+    ASSERT_TRUE(WaitFor([&] { return Runs("notify").size() == 2; }, 10s));
+    auto bus = serve_->Admin("GET", "/api/automation/events?limit=1000");
+    std::vector<std::string> warnings;
+    for (const auto& e : bus.object().at("events").as_array()) {
+        if (JsonString(e.as_object(), "type") != "quota_warning") continue;
+        EXPECT_EQ(JsonString(e.as_object(), "kind"), "system");
+        warnings.emplace_back(JsonString(e.as_object(), "description"));
+    }
+    ASSERT_EQ(warnings.size(), 2u) << bus.body;
+    EXPECT_EQ(warnings[1],
+              "Quota warning: agent 'saver', tokens at 90.0% (90 of 100, scope step, warned at "
+              "85%)");
+    EXPECT_EQ(Fires(trigger_id).size(), 2u);
+    // No budget was exceeded: no quota_exceeded.
+    EXPECT_EQ(bus.body.find("quota_exceeded"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace strowger::testing

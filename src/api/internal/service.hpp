@@ -24,6 +24,7 @@
 #include "automation/bus.hpp"
 #include "automation/launcher.hpp"
 #include "automation/memory.hpp"
+#include "automation/quota.hpp"
 #include "automation/triggers.hpp"
 #include "automation/webhooks.hpp"
 #include "core/json.hpp"
@@ -38,6 +39,7 @@ struct AutomationParts {
     automation::TriggerEngine* triggers = nullptr;
     automation::MemoryService* memory = nullptr;
     automation::WebhookService* webhooks = nullptr;
+    automation::QuotaWatch* quota = nullptr;  // told each start's budgets (85 % warnings)
 };
 
 class Service {

@@ -13,8 +13,9 @@
 
 namespace strowger::api::internal {
 
-// What cron jobs start runs through until the daemon's own Launcher (part A) is wired in:
-// agent turns through AgentTurns, workflows through the registry like POST /api/runs.
+// What cron jobs start runs through: agent turns through AgentTurns; workflows through the
+// daemon's Launcher (`workflows`, the DaemonLauncher triggers and webhooks use: trigger_source,
+// origin metadata and the depth its bus events carry), else through the registry directly.
 class StandingLauncher final : public automation::Launcher {
   public:
     StandingLauncher(Service& service, automation::AgentTurns& turns)
@@ -24,6 +25,7 @@ class StandingLauncher final : public automation::Launcher {
                                                  std::string idempotency_key) override;
     Awaitable<Result<std::string>> SendToAgent(automation::AgentMessage message,
                                                std::string idempotency_key) override;
+    automation::Launcher* workflows = nullptr;  // set by the daemon
 
   private:
     Service& service_;
@@ -36,6 +38,10 @@ struct Standing {
     // the cron scheduler (missed fires, fires a crash left) and turns manifests' [[cron]]
     // entries into jobs. Manifest problems are returned (and logged), not fatal.
     Awaitable<Result<std::vector<std::string>>> Start();
+    // SIGHUP: reads --agents DIR again. New and changed agents replace their definitions,
+    // removed ones go (their manifest cron jobs deleted); a file with an error is reported and
+    // its agents keep their previous definition. Returns the problems.
+    Awaitable<std::vector<std::string>> Reload();
     void Stop();
 
     Service& service;
@@ -44,6 +50,10 @@ struct Standing {
     automation::AgentTurns turns;
     StandingLauncher launcher;
     automation::CronScheduler cron;
+
+  private:
+    std::vector<std::string> LoadAgents();
+    Awaitable<void> SyncManifestCron(std::vector<std::string>& problems);
 };
 
 void AddAgentRoutes(Router& router, Service& service, Standing& standing);
