@@ -236,8 +236,8 @@ ManifestSet ParseTomlManifest(std::string_view text, const std::string& file, Sy
     if (auto v = r.Strings(root, "tools", "")) m.spec.tools = *v;
     // `model` is "provider:model", or LibreFang's [model] table.
     if (const toml::node* model = root.get("model")) {
-        if (auto text = model->value<std::string>()) {
-            m.spec.model = *text;
+        if (auto written = model->value<std::string>()) {
+            m.spec.model = *written;
         } else if (const auto* t = model->as_table()) {
             r.Keys(*t, "model",
                    {"provider", "model", "system_prompt", "temperature", "max_tokens",

@@ -384,7 +384,8 @@ std::string Column(const std::string& text, size_t width) {
 
 std::string RunsListHeader() {
     return Column("RUN", 28) + Column("STATUS", 12) + Column("WORKFLOW", 22) +
-           Column("CREATED", 22) + Column("DURATION", 10) + Column("TOKENS", 9) + Column("COST", 11) + "MODEL\n";
+           Column("CREATED", 22) + Column("DURATION", 10) + Column("TOKENS", 9) +
+           Column("COST", 11) + "MODEL\n";
 }
 
 std::string RunsListRow(const std::string& run_id, const std::string& status,

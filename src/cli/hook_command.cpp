@@ -110,16 +110,16 @@ void AddHookCommand(CLI::App& app, const GlobalFlags& global, int& exit_code) {
     auto* create = hook->add_subcommand(
         "create", "Create a webhook: POST /api/hooks/NAME, signed with X-Hub-Signature-256");
     common(create);
-    create->add_option("name", flags->name, "The hook's name (its URL's last segment)")
-        ->required();
+    create->add_option("name", flags->name, "The hook's name (its URL's last segment)")->required();
     create->add_option("--workflow", flags->workflow,
                        "Start this workflow (id or name) with the delivery as input; without "
                        "it a delivery is only an event on the bus");
     create->add_option("--secret-env", flags->secret_env,
                        "Read the signing secret from this environment variable (default: the "
                        "daemon makes one and it is printed once)");
-    create->add_flag("--no-timestamp", flags->no_timestamp,
-                     "Accept deliveries without an X-Strowger-Timestamp header (GitHub sends none)");
+    create->add_flag(
+        "--no-timestamp", flags->no_timestamp,
+        "Accept deliveries without an X-Strowger-Timestamp header (GitHub sends none)");
     on(create, "create");
     auto* list = hook->add_subcommand("list", "List webhooks (never their secrets)");
     common(list);

@@ -433,7 +433,7 @@ Engine::Impl::ClaimResult Engine::Impl::TryClaim(const std::string& run_id, Clai
         return it->second->ending() ? ClaimResult::kEnding : ClaimResult::kBusy;
     }
     return claims_.try_emplace(run_id, ClaimState{kind, {}}).second ? ClaimResult::kClaimed
-                                                                     : ClaimResult::kBusy;
+                                                                    : ClaimResult::kBusy;
 }
 
 Awaitable<bool> Engine::Impl::Claim(std::string run_id, ClaimKind kind) {

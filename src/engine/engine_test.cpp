@@ -704,8 +704,8 @@ void EngineTest::CancelRightAfterResume(std::shared_ptr<store::Store> store) {
             io_,
             [&]() -> Awaitable<void> {
                 for (int i = 0; i < hops; ++i) co_await asio::post(io_, asio::use_awaitable);
-                cancelled = co_await engine.Control(run_id, store::ControlAction::kCancel,
-                                                    "stop", "ops");
+                cancelled =
+                    co_await engine.Control(run_id, store::ControlAction::kCancel, "stop", "ops");
             },
             asio::detached);
         io_.restart();

@@ -142,9 +142,10 @@ TEST(ValidateTest, CommentsInJsonAreNamedAsSuch) {
         " /* the agents */ \"agents\": {\"w\": {\"model\": \"openai:m\"}},\n"
         " \"steps\": [{\"name\": \"a\", \"agent_name\": \"w\", \"prompt\": \"hi\"}]}\n");
     ASSERT_GE(d.size(), 1u);
-    EXPECT_EQ(d[0],
-              "flow.yaml:2:2: comments are not allowed in JSON (\"/*\" starts one here); remove the "
-              "comment, or write the file as YAML and use # comments");
+    EXPECT_EQ(
+        d[0],
+        "flow.yaml:2:2: comments are not allowed in JSON (\"/*\" starts one here); remove the "
+        "comment, or write the file as YAML and use # comments");
     for (const auto& line : d) EXPECT_EQ(line.find("unknown field"), std::string::npos) << line;
     // A comment that breaks the syntax: the error says where the comment is.
     d = Check(

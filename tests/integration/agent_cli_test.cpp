@@ -444,8 +444,8 @@ TEST_F(ApprovalTest, ApproveContinuesTheRunAndTheToolRunsOnceAfterTheDecision) {
     EXPECT_EQ(events.exit_code(), 0) << events.err;
     std::map<std::string, std::string> rows;  // type → its row
     for (const auto& text : Lines(events.out)) {
-        for (const char* type : {"tool.call", "tool.result", "human_task.created",
-                                 "human_task.decided"}) {
+        for (const char* type :
+             {"tool.call", "tool.result", "human_task.created", "human_task.decided"}) {
             if (text.find(std::string(" ") + type + " ") != std::string::npos) rows[type] = text;
         }
     }

@@ -360,7 +360,6 @@ TEST_F(ServeCliTest, TokenCommandsThroughTheDaemonAndOnTheStore) {
     EXPECT_NE(refused.err.find("not valid"), std::string::npos) << refused.err;
 }
 
-
 TEST_F(ServeCliTest, HookCommandsCreateListAndDeleteSignedWebhooks) {
     ASSERT_EQ(serve_->Admin("POST", "/api/workflows", kFlow).status, 201);
     // The daemon makes the secret and it is printed once.

@@ -131,7 +131,7 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     void Unclaim(const std::string& run_id);
     // Releases a claim when it goes out of scope, unless dismissed.
     class ClaimGuard {
-       public:
+      public:
         ClaimGuard(Impl* impl, std::string run_id) : impl_(impl), run_id_(std::move(run_id)) {}
         ClaimGuard(const ClaimGuard&) = delete;
         ClaimGuard& operator=(const ClaimGuard&) = delete;
@@ -140,7 +140,7 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
         }
         void Dismiss() { impl_ = nullptr; }
 
-       private:
+      private:
         Impl* impl_;
         std::string run_id_;
     };
@@ -209,7 +209,7 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
         ClaimKind kind;
         std::vector<store::ControlRequest> deferred;  // kExecute only
     };
-    std::unordered_map<std::string, ClaimState> claims_;  // GUARDED_BY(mutex_)
+    std::unordered_map<std::string, ClaimState> claims_;                      // GUARDED_BY(mutex_)
     std::map<std::string, std::shared_ptr<internal::PlanRuntime>> runtimes_;  // GUARDED_BY(mutex_)
     // MCP servers by "<definition sha>/<server>", with their tool lists.
     struct McpSlot {

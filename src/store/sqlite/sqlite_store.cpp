@@ -705,7 +705,6 @@ Result<int64_t> PragmaInt(Connection& db, const char* sql) {
 
 }  // namespace
 
-
 int SqliteStore::Impl::WalHook(void* arg, sqlite3* /*db*/, const char* /*database*/, int frames) {
     static_cast<Impl*>(arg)->wal_frames = frames;
     return SQLITE_OK;

@@ -80,7 +80,6 @@ class WriteOpImpl final : public WriteOp {
     Result<T> result_{std::unexpect, ErrorCode::kInternal, "write request was not applied"};
 };
 
-
 }  // namespace sqlite_internal
 
 struct SqliteStore::Impl {
@@ -152,8 +151,8 @@ struct SqliteStore::Impl {
 template <typename T>
 Awaitable<Result<T>> SqliteStore::Impl::Write(Job<T> job) {
     auto initiation = [this](auto handler, Job<T> pending) {
-        Enqueue(std::make_unique<sqlite_internal::WriteOpImpl<T, decltype(handler)>>(std::move(pending),
-                                                                    std::move(handler)));
+        Enqueue(std::make_unique<sqlite_internal::WriteOpImpl<T, decltype(handler)>>(
+            std::move(pending), std::move(handler)));
     };
     return asio::async_initiate<const asio::use_awaitable_t<>&, void(Result<T>)>(
         std::move(initiation), asio::use_awaitable, std::move(job));
@@ -166,7 +165,7 @@ Awaitable<Result<T>> SqliteStore::Impl::Read(Job<T> job) {
         std::lock_guard lock(readers_mutex);
         if (reads_closed) {
             sqlite_internal::PostResult(std::move(handler), std::move(work),
-                       Result<T>(std::unexpected(ClosedError())));
+                                        Result<T>(std::unexpected(ClosedError())));
             return;
         }
         asio::post(*read_pool, [this, handler = std::move(handler), work = std::move(work),
