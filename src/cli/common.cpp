@@ -374,13 +374,11 @@ void AddTotals(json::object& run, const RunTotals& totals) {
     run["model"] = totals.model;
 }
 
-namespace {
 std::string Column(const std::string& text, size_t width) {
     size_t columns = 0;
     for (char c : text) columns += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
     return text + std::string(columns + 2 > width ? 2 : width - columns, ' ');
 }
-}  // namespace
 
 std::string RunsListHeader() {
     return Column("RUN", 28) + Column("STATUS", 12) + Column("WORKFLOW", 22) +

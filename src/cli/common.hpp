@@ -127,6 +127,9 @@ struct RunTotals {
 };
 RunTotals RunTotalsOf(const json::object& record);
 void AddTotals(json::object& run, const RunTotals& totals);
+// `text` padded with spaces to `width` terminal columns (UTF-8 aware), and at least two
+// spaces after it when it is wider: a table column.
+std::string Column(const std::string& text, size_t width);
 std::string RunsListHeader();
 std::string RunsListRow(const std::string& run_id, const std::string& status,
                         const std::string& workflow, const std::string& created,

@@ -24,12 +24,6 @@ struct HookFlags {
     bool json = false;
 };
 
-std::string Column(std::string_view text, size_t width) {
-    std::string out(text);
-    out.append(out.size() + 2 > width ? 2 : width - out.size(), ' ');
-    return out;
-}
-
 int DoHook(const std::string& action, const HookFlags& flags, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
     std::string server = ServerUrl(flags.server);
@@ -78,7 +72,7 @@ int DoHook(const std::string& action, const HookFlags& flags, const GlobalFlags&
         for (const auto& value : reply->json.as_object().at("hooks").as_array()) {
             const auto& h = value.as_object();
             std::string workflow(JsonString(h, "workflow_id"));
-            std::cout << Column(JsonString(h, "name"), 24)
+            std::cout << Column(std::string(JsonString(h, "name")), 24)
                       << Column(workflow.empty() ? "(events only)" : workflow, 28)
                       << Column(JsonBool(h, "require_timestamp") ? "required" : "no", 11)
                       << JsonString(h, "url") << "\n";

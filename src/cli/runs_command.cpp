@@ -34,12 +34,6 @@ std::string ShortTime(SystemTime time) {
 
 // `text` and spaces to `width` columns (a code point is a column), and always at least two
 // spaces: a wide value must not run into the next column.
-std::string Pad(const std::string& text, size_t width) {
-    size_t columns = 0;
-    for (char c : text) columns += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    return text + std::string(columns + 2 > width ? 2 : width - columns, ' ');
-}
-
 // Opens the store or prints why not; null on failure.
 std::unique_ptr<Context> OpenOrReport(const std::string& store, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
@@ -193,8 +187,8 @@ int DoShow(const std::string& store_flag, const std::string& run_arg, bool json_
               << " out   cost: $" << ledger::FormatUsd(state.cost_nano_usd)
               << "   model calls: " << state.model_calls << "   events: " << state.head.seq << "\n"
               << "input:      " << line(Preview(state.input, 100)) << "\n\n";
-    std::cout << Pad("STEP", 24) << Pad("STATE", 14) << Pad("ATTEMPTS", 10) << Pad("TOKENS", 14)
-              << Pad("TIME", 10) << "OUTPUT\n";
+    std::cout << Column("STEP", 24) << Column("STATE", 14) << Column("ATTEMPTS", 10)
+              << Column("TOKENS", 14) << Column("TIME", 10) << "OUTPUT\n";
     for (size_t i = 0; i < plan.nodes.size(); ++i) {
         const auto& node = plan.nodes[i];
         const auto& ns = state.nodes[i];
@@ -211,8 +205,9 @@ int DoShow(const std::string& store_flag, const std::string& run_arg, bool json_
         if (ns.iterations_done > 0) label += " ×" + std::to_string(ns.iterations_done);
         // A loop's iterations are not retries: its attempts are the tries of one iteration.
         const int64_t attempts = node.loop ? ns.AttemptsInIteration() : ns.attempt;
-        std::cout << Pad(line(node.id), 24) << Pad(label, 14) << Pad(std::to_string(attempts), 10)
-                  << Pad(tokens, 14) << Pad(ns.attempt ? time : "-", 10) << line(what) << "\n";
+        std::cout << Column(line(node.id), 24) << Column(label, 14)
+                  << Column(std::to_string(attempts), 10) << Column(tokens, 14)
+                  << Column(ns.attempt ? time : "-", 10) << line(what) << "\n";
     }
     if (auto open = state.OpenTasks(); !open.empty()) {
         std::cout << "\nwaiting for a human decision (`strowger approve " << line(state.run_id)
@@ -299,10 +294,10 @@ int DoEvents(EventsFlags flags, const GlobalFlags& global) {
                                     : event.attempt <= 0
                                         ? event.node
                                         : event.node + "#" + std::to_string(event.attempt);
-                std::cout << Pad(std::to_string(event.seq), 6)
+                std::cout << Column(std::to_string(event.seq), 6)
                           << FormatRfc3339(event.time).substr(11, 15) << "  "
-                          << Pad(Shown(event.type_name, Newlines::kEscape), 26)
-                          << Pad(Shown(where, Newlines::kEscape), 22)
+                          << Column(Shown(event.type_name, Newlines::kEscape), 26)
+                          << Column(Shown(where, Newlines::kEscape), 22)
                           << Shown(EventSummary(event), Newlines::kEscape) << "\n";
             }
             if (flags.limit > 0 && printed >= flags.limit) break;

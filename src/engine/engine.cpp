@@ -436,18 +436,26 @@ Engine::Impl::ClaimResult Engine::Impl::TryClaim(const std::string& run_id, Clai
                                                                     : ClaimResult::kBusy;
 }
 
-Awaitable<bool> Engine::Impl::Claim(std::string run_id, ClaimKind kind) {
+Awaitable<bool> Engine::Impl::WaitForEnding(std::optional<asio::steady_timer>& timer, int& tries) {
     // An ending run unregisters once its lease is released (one store write): a resume or a
     // control that comes right after the run stopped waits for that instead of failing.
+    if (++tries > 2500) co_return false;  // ≈ 5 s
+    if (!timer) timer.emplace(executor_);
+    timer->expires_after(std::chrono::milliseconds(2));
+    co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+    co_return true;
+}
+
+Awaitable<bool> Engine::Impl::Claim(std::string run_id, ClaimKind kind) {
     std::optional<asio::steady_timer> timer;
-    for (int tries = 0; tries < 2500; ++tries) {
+    int tries = 0;
+    // (No co_await inside a condition: GCC 12 miscompiles it.)
+    while (true) {
         ClaimResult result = TryClaim(run_id, kind);
         if (result != ClaimResult::kEnding) co_return result == ClaimResult::kClaimed;
-        if (!timer) timer.emplace(executor_);
-        timer->expires_after(std::chrono::milliseconds(2));
-        co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+        const bool waited = co_await WaitForEnding(timer, tries);
+        if (!waited) co_return false;
     }
-    co_return false;
 }
 
 void Engine::Impl::Unclaim(const std::string& run_id) {
@@ -657,12 +665,14 @@ Awaitable<Result<Engine::ControlResult>> Engine::Control(std::string run_id,
                                                          store::ControlAction action,
                                                          std::string reason, std::string actor) {
     const bool cancel = action == store::ControlAction::kCancel;
+    // A run whose execution here is ending is waited for: what it ends with decides what the
+    // request does.
+    std::optional<asio::steady_timer> timer;
+    int tries = 0;
     Impl::ControlHere here = impl_->RouteControl({run_id, action, reason, actor});
-    for (int tries = 0; here == Impl::ControlHere::kEnding && tries < 2500; ++tries) {
-        // Its execution here is ending: what it ends with decides what the request does.
-        asio::steady_timer timer(co_await asio::this_coro::executor);
-        timer.expires_after(std::chrono::milliseconds(2));
-        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    while (here == Impl::ControlHere::kEnding) {
+        const bool waited = co_await impl_->WaitForEnding(timer, tries);
+        if (!waited) break;
         here = impl_->RouteControl({run_id, action, reason, actor});
     }
     switch (here) {

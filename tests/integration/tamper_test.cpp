@@ -52,18 +52,6 @@ constexpr char kApprovalScript[] = R"y(rules:
   - {reply_template: "saw: ${prompt}"}
 )y";
 
-std::vector<std::string> SplitLines(const std::string& text) {
-    std::vector<std::string> lines;
-    size_t start = 0;
-    while (start < text.size()) {
-        size_t end = text.find('\n', start);
-        if (end == std::string::npos) end = text.size();
-        lines.push_back(text.substr(start, end - start));
-        start = end + 1;
-    }
-    return lines;
-}
-
 // The canonical line of `event` with its hash recomputed from its fields: what a tamperer
 // who knows the format writes.
 std::string Reseal(const ledger::Event& event) {
@@ -162,7 +150,7 @@ class TamperTest : public ::testing::Test {
         std::string expected = run_id + ": BROKEN at seq " + std::to_string(seq) + ": " + reason;
         EXPECT_TRUE(result.out.starts_with(expected))
             << "expected \"" << expected << "...\", got " << result.out;
-        EXPECT_EQ(SplitLines(result.out).size(), 1u) << result.out;
+        EXPECT_EQ(Lines(result.out).size(), 1u) << result.out;
     }
     // Every command that rebuilds the run from its ledger refuses: exit 5, one line naming the
     // run, the seq and the reason, and nothing appended.
@@ -176,7 +164,7 @@ class TamperTest : public ::testing::Test {
                                std::to_string(seq) + ": " + reason;
         EXPECT_TRUE(result.err.starts_with(expected))
             << command[0] << ": expected \"" << expected << "...\", got " << result.err;
-        EXPECT_EQ(SplitLines(result.err).size(), 1u) << result.err;
+        EXPECT_EQ(Lines(result.err).size(), 1u) << result.err;
         EXPECT_EQ(Length(run_id), before) << command[0] << " appended to a tampered ledger";
         EXPECT_EQ(env_.RunStatus(run_id), status);
     }

@@ -126,6 +126,9 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     Awaitable<bool> Claim(std::string run_id, ClaimKind kind);
     enum class ClaimResult { kClaimed, kBusy, kEnding };
     ClaimResult TryClaim(const std::string& run_id, ClaimKind kind);
+    // One short wait for a run whose execution here is ending (`tries` counts them; false once
+    // they are used up, after ≈ 5 s). `timer` is made on first use.
+    Awaitable<bool> WaitForEnding(std::optional<asio::steady_timer>& timer, int& tries);
     // Drops a claim that did not end in Register. Control requests deferred to it are left
     // for whoever executes the run next (store::Store::RequestControl).
     void Unclaim(const std::string& run_id);
