@@ -445,7 +445,7 @@ std::optional<Run::Step> Run::Prologue(const PlanNode& node) const {
         }
         if (unsafe) {
             Step step;
-            std::string task_id = node.id + "/" + std::to_string(ns.attempt) + "/reconcile";
+            std::string task_id = node.id + "/" + ExecutionLabel(node) + "/reconcile";
             step.events.push_back(
                 {node.id, ns.attempt,
                  ledger::HumanTaskCreated{
@@ -481,6 +481,17 @@ std::optional<Run::Step> Run::Prologue(const PlanNode& node) const {
         return step;
     }
     return std::nullopt;
+}
+
+std::string Run::ExecutionLabel(const PlanNode& node) const {
+    const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
+    if (!node.loop) return std::to_string(ns.attempt);
+    return std::to_string(ns.iteration) + "." + std::to_string(ns.attempt);
+}
+
+std::string Run::IdempotencyKey(const PlanNode& node, int64_t call_index) const {
+    return state_.run_id + "/" + node.id + "/" + ExecutionLabel(node) + "/" +
+           std::to_string(call_index);
 }
 
 int64_t Run::FirstIteration(const PlanNode& node) const {

@@ -206,7 +206,8 @@ providers::CompletionRequest Run::CallRequest(const PlanNode& node,
                                               const providers::ResolvedModel& model, Task& task) {
     // The prompt is the one the attempt's llm.request recorded. The attempt a provider sees
     // (the scripted `${attempt}`, X-Strowger-Attempt) counts the tries of this iteration: a
-    // loop's second iteration is a first try (the ledger numbers every try of the node).
+    // loop's second iteration is a first try (also after `runs retry`, when the ledger's
+    // numbers for the loop continue past the earlier ones).
     const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
     providers::CompletionRequest request =
         BuildRequest(node, model, ns.prompt, node.loop ? ns.AttemptsInIteration() : ns.attempt,
@@ -343,7 +344,7 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task) 
             }
             if (call.task_id.empty()) {
                 std::string task_id =
-                    node.id + "/" + std::to_string(attempt) + "/" + std::to_string(call_index);
+                    node.id + "/" + ExecutionLabel(node) + "/" + std::to_string(call_index);
                 approvals.push_back(
                     {node.id, attempt,
                      ledger::HumanTaskCreated{
@@ -364,8 +365,7 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task) 
                 continue;
             }
         }
-        std::string key = state_.run_id + "/" + node.id + "/" + std::to_string(attempt) + "/" +
-                          std::to_string(call_index);
+        std::string key = IdempotencyKey(node, call_index);
         now.push_back(
             {node.id, attempt,
              ledger::ToolCall{call.call_id, call.tool, call.arguments, key,
@@ -411,8 +411,7 @@ Awaitable<Run::NodeResult> Run::RunTools(int index, std::shared_ptr<Task> task) 
         context.node = node.id;
         context.attempt = attempt;
         context.call_index = planned[i].call_index;
-        context.idempotency_key = state_.run_id + "/" + node.id + "/" + std::to_string(attempt) +
-                                  "/" + std::to_string(planned[i].call_index);
+        context.idempotency_key = IdempotencyKey(node, planned[i].call_index);
         context.workspace = workspace;
         context.deadline = task->deadline;
         context.grants = tools->grants;
@@ -594,8 +593,12 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     }
                 }
                 if (!continuing) {
-                    std::vector<ledger::NewEvent> start = StartEvents(
-                        node, ns.attempt + 1, t.iteration, PromptFor(node, t.iteration));
+                    // A loop's new iteration is a first try; anything else tries again.
+                    const int64_t attempt = node.loop && t.iteration != ns.iteration
+                                                ? ns.FirstAttemptOfNextIteration()
+                                                : ns.attempt + 1;
+                    std::vector<ledger::NewEvent> start =
+                        StartEvents(node, attempt, t.iteration, PromptFor(node, t.iteration));
                     // A standing agent's turn records its session's compaction once, with
                     // its first attempt's start.
                     if (plan_.session && ns.attempt == 0) {

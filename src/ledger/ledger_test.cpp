@@ -335,5 +335,58 @@ TEST(RunStateTest, InterruptedNodeIsRunningAndRetryWaitingKeepsItsDueTime) {
     EXPECT_TRUE(IsTerminal(state.status));
 }
 
+// A loop's attempts count the tries of one iteration. Ledgers written before that rule
+// numbered every try of the node; both replay to the same counts.
+TEST(RunStateTest, ALoopCountsTheTriesOfEachIterationInEitherNumbering) {
+    for (bool old_numbering : {false, true}) {
+        SCOPED_TRACE(old_numbering ? "attempts continue across iterations" : "per iteration");
+        RunState state(1);
+        int64_t t = 0;
+        auto apply = [&](int64_t attempt, Payload payload) {
+            state.Apply(FromUnixMicros(++t), 0, {"loop", attempt, std::move(payload)});
+        };
+        state.Apply(FromUnixMicros(++t), -1, {{}, 0, RunCreated{"wf", "sha", "in", {}, {}}});
+        // Iteration 1 succeeds; iteration 2 fails once, then succeeds.
+        apply(1, NodeStarted{1});
+        apply(1, NodeIterationCompleted{1, "one", 0, 0, 0});
+        const int64_t second = old_numbering ? 2 : 1;
+        apply(second, NodeStarted{2});
+        apply(second, NodeRetryScheduled{"x", "unavailable", 1, FromUnixMicros(9), 2});
+        apply(second + 1, NodeStarted{2});
+        EXPECT_EQ(state.nodes[0].AttemptsInIteration(), 2);
+        apply(second + 1, NodeIterationCompleted{2, "two", 0, 0, 0});
+        ASSERT_EQ(state.steps.size(), 2u);
+        EXPECT_EQ(state.steps[0].attempts, 1);
+        EXPECT_EQ(state.steps[1].attempts, 2);
+        EXPECT_EQ(state.nodes[0].FirstAttemptOfNextIteration(), 1);
+    }
+}
+
+TEST(RunStateTest, AReopenedLoopNumbersItsAttemptsPastEveryEarlierOne) {
+    const std::vector<std::string> names = {"loop"};
+    RunState state(1);
+    state.node_names = &names;
+    int64_t t = 0;
+    auto apply = [&](int64_t attempt, Payload payload) {
+        state.Apply(FromUnixMicros(++t), 0, {"loop", attempt, std::move(payload)});
+    };
+    state.Apply(FromUnixMicros(++t), -1, {{}, 0, RunCreated{"wf", "sha", "in", {}, {}}});
+    // Iteration 1 needs three tries; iteration 2 fails on its first.
+    apply(1, NodeStarted{1});
+    apply(1, NodeRetryScheduled{"x", "unavailable", 1, FromUnixMicros(9), 1});
+    apply(2, NodeStarted{1});
+    apply(2, NodeRetryScheduled{"x", "unavailable", 1, FromUnixMicros(9), 1});
+    apply(3, NodeStarted{1});
+    apply(3, NodeIterationCompleted{1, "one", 0, 0, 0});
+    apply(1, NodeStarted{2});
+    apply(1, NodeFailed{"broken", "unavailable"});
+    state.Apply(FromUnixMicros(++t), -1, {{}, 0, RunFailed{"broken", "unavailable", "loop"}});
+    state.Apply(FromUnixMicros(++t), -1, {{}, 0, RunRetried{"", {"loop"}, "me"}});
+    EXPECT_EQ(state.nodes[0].status, NodeStatus::kPending);
+    EXPECT_EQ(state.nodes[0].FirstAttemptOfNextIteration(), 4);
+    apply(4, NodeStarted{1});
+    EXPECT_EQ(state.nodes[0].AttemptsInIteration(), 1);
+}
+
 }  // namespace
 }  // namespace strowger::ledger

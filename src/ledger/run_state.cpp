@@ -198,6 +198,10 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                     node->iteration_first_attempt = event.attempt;
                     node->failures_in_iteration = 0;
                 }
+                if (p.iteration > 0 && event.attempt > 1) {
+                    int64_t& highest = node->notes.GetOrCreate().max_attempt;
+                    highest = std::max(highest, event.attempt);
+                }
                 node->started_at = time;
                 if (NodeNotes* node_notes = node->notes.get()) {
                     node_notes->error.clear();
@@ -443,6 +447,14 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                     NodeState& cleared = nodes[static_cast<size_t>(index)];
                     NodeState fresh;
                     fresh.attempt = cleared.attempt;  // attempt numbers never repeat
+                    if (cleared.iteration > 0) {
+                        // A loop starts again at iteration 1, its attempts past every earlier
+                        // one (whichever iteration had it).
+                        const NodeNotes* old_notes = cleared.notes.get();
+                        fresh.notes.GetOrCreate().attempt_base = std::max(
+                            {cleared.attempt, old_notes ? old_notes->max_attempt : 0,
+                             old_notes ? old_notes->attempt_base : 0});
+                    }
                     cleared = std::move(fresh);
                     std::erase_if(steps,
                                   [&](const StepResult& r) { return r.node_index == index; });

@@ -133,6 +133,10 @@ struct NodeNotes {
         bool charged = false;
     };
     std::vector<ItemChild> item_children;
+    // Loops: the highest attempt any iteration recorded (kept only past 1), and the number a
+    // reopened loop's attempts start after (`runs retry`: (iteration, attempt) never repeats).
+    int64_t max_attempt = 0;
+    int64_t attempt_base = 0;
     ItemChild* ItemChildOf(int64_t index) {
         for (auto& c : item_children) {
             if (c.index == index) return &c;
@@ -146,9 +150,11 @@ struct NodeNotes {
 
 struct NodeState {
     NodeStatus status = NodeStatus::kPending;
-    int64_t attempt = 0;    // last attempt started (numbers continue across iterations)
+    int64_t attempt = 0;    // last attempt started (loops: of the current iteration)
     int64_t iteration = 0;  // loops: current iteration, from 1
-    int64_t iteration_first_attempt = 1;  // loops: first attempt number of `iteration`
+    // Loops: the attempt number `iteration` started with (1; after `runs retry`, higher; in
+    // ledgers older than the per-iteration count, the node's running count).
+    int64_t iteration_first_attempt = 1;
     int64_t iterations_done = 0;
     int64_t failures_in_iteration = 0;  // retry_scheduled events since the iteration began
     std::string output;     // completed: the node's output; loop in progress: last iteration's
@@ -167,6 +173,10 @@ struct NodeState {
 
     // Attempts made in the current iteration (or in total, for non-loops).
     int64_t AttemptsInIteration() const { return attempt - iteration_first_attempt + 1; }
+    // Loops: the attempt number a new iteration starts with.
+    int64_t FirstAttemptOfNextIteration() const {
+        return (notes.get() ? notes.get()->attempt_base : 0) + 1;
+    }
 
     const std::string& error() const { return notes.get() ? notes.get()->error : kNoNote; }
     const std::string& error_code() const {

@@ -712,7 +712,7 @@ TEST_F(NewcomerTest, ALoopIterationIsAFirstTryNotARetry) {
 agents:
   writer: {model: "scripted:script.yaml"}
 steps:
-  - {name: refine, agent_name: writer, prompt: "R {{input}}", mode: loop, max_iterations: 3}
+  - {name: refine, agent_name: writer, prompt: "R {{input}}", mode: loop, max_iterations: 3, until: DONE}
 )y",
                   R"y(rules:
   - {reply_template: "try ${attempt}"}
@@ -726,6 +726,74 @@ steps:
         EXPECT_EQ(JsonString(step.as_object(), "output"), "try 1") << result.out;
         EXPECT_EQ(JsonInt(step.as_object(), "attempts"), 1) << result.out;
     }
+    // The ledger says so too: each iteration's only try is attempt 1.
+    std::vector<std::string> starts;
+    for (const auto& event : env_.Events(env_.WaitForOnlyRun())) {
+        if (event.type != "node.started") continue;
+        starts.push_back(std::to_string(JsonInt(event.data, "iteration")) + "." +
+                         std::to_string(event.attempt));
+    }
+    EXPECT_EQ(starts, (std::vector<std::string>{"1.1", "2.1", "3.1"}));
+    for (const auto& node : record->get_object().at("nodes").as_array()) {
+        EXPECT_EQ(JsonInt(node.as_object(), "attempts"), 1) << result.out;
+    }
+}
+
+// A loop's tool calls are named by iteration and attempt: each iteration's call gets its own
+// idempotency key, and a loop reopened by `runs retry` numbers its attempts past every earlier
+// one, so no execution's key or task id is ever reused.
+TEST_F(NewcomerTest, ALoopsExecutionsAreNamedByIterationAndAttemptEvenAfterARetry) {
+    WriteWorkflow(R"y(name: looped
+agents:
+  writer: {model: "scripted:script.yaml", tools: [shell]}
+steps:
+  - {name: refine, agent_name: writer, prompt: "R {{input}}", mode: loop, max_iterations: 2, until: DONE}
+)y",
+                  R"y(rules:
+  - when: {prompt_contains: "R hi"}
+    tool_calls: [{name: shell, arguments: {command: "echo key=$STROWGER_IDEMPOTENCY_KEY"}}]
+  - when: {prompt_contains: "R one"}
+    error: "the model is down"
+  - when: {prompt_contains: "key="}
+    reply: "one"
+)y");
+    auto failed = env_.Run({"run", "workflow.yaml", "-i", "hi"});
+    ASSERT_EQ(failed.exit_code(), 1) << failed.err;
+    const std::string run_id = env_.WaitForOnlyRun();
+    // The model is back: iteration 2 calls the tool too.
+    std::ofstream(env_.dir() / "script.yaml") << R"y(rules:
+  - when: {prompt_contains: "R "}
+    tool_calls: [{name: shell, arguments: {command: "echo key=$STROWGER_IDEMPOTENCY_KEY"}}]
+  - when: {prompt_contains: "key="}
+    reply: "one"
+)y";
+    auto retried = env_.Run({"runs", "retry", run_id});
+    ASSERT_EQ(retried.exit_code(), 0) << retried.err << retried.out;
+
+    std::vector<std::string> starts, keys, seen;
+    int64_t iteration = 0;
+    for (const auto& event : env_.Events(run_id)) {
+        if (event.type == "node.started") {
+            iteration = JsonInt(event.data, "iteration");
+            starts.push_back(std::to_string(iteration) + "." + std::to_string(event.attempt));
+        } else if (event.type == "tool.call") {
+            keys.push_back(std::string(JsonString(event.data, "idempotency_key")));
+        } else if (event.type == "tool.result") {
+            seen.push_back(std::string(JsonString(event.data, "content")));
+        }
+    }
+    // First run: iteration 1 (a tool call), iteration 2 fails. The retry reopens the loop at
+    // iteration 1 with attempt 2 (past the 1 both iterations used), then iteration 2.
+    EXPECT_EQ(starts, (std::vector<std::string>{"1.1", "2.1", "1.2", "2.2"}));
+    const std::string prefix = run_id + "/refine/";
+    EXPECT_EQ(keys, (std::vector<std::string>{prefix + "1.1/1", prefix + "1.2/1",
+                                              prefix + "2.2/1"}));
+    ASSERT_EQ(seen.size(), keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+        EXPECT_TRUE(Contains(seen[i], "key=" + keys[i] + "\n")) << seen[i];
+    }
+    auto shown = env_.Run({"runs", "show", run_id});
+    EXPECT_TRUE(Contains(shown.out, "completed")) << shown.out;
 }
 
 TEST_F(NewcomerTest, AStoreInADirectoryThatDoesNotExistIsATypoNotCreated) {

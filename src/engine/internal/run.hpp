@@ -232,6 +232,11 @@ class Run : public std::enable_shared_from_this<Run> {
     std::unique_ptr<Step> PrologueStep(const model::PlanNode& node) const;
     int64_t FirstIteration(const model::PlanNode& node) const;
     std::string PromptFor(const model::PlanNode& node, int64_t iteration) const;
+    // Names the node's current execution in task ids and idempotency keys: "<attempt>", or
+    // "<iteration>.<attempt>" for a loop (its attempts count the tries of one iteration).
+    std::string ExecutionLabel(const model::PlanNode& node) const;
+    // "<run>/<node>/<execution>/<call_index>" (docs/formats/ledger_event_v1.md, tool.call).
+    std::string IdempotencyKey(const model::PlanNode& node, int64_t call_index) const;
     std::vector<ledger::NewEvent> StartEvents(const model::PlanNode& node, int64_t attempt,
                                               int64_t iteration, const std::string& prompt) const;
     Step OnSuccess(const model::PlanNode& node, providers::Completion completion,
