@@ -577,21 +577,6 @@ Awaitable<Result<RunOutcome>> Engine::StartRun(StartRequest request) {
     return Impl::Drive(std::move(prepared->run), std::move(prepared->record));
 }
 
-namespace {
-
-// A run whose execution threw (ThrownError: kInternal) is forgotten by the engine: its
-// coroutines are gone and its ledger is all that is left of it, so it can be resumed again.
-Engine::OutcomeHandler ForgetIfThrown(std::shared_ptr<Engine::Impl> impl, std::string run_id,
-                                      Engine::OutcomeHandler done) {
-    return [impl = std::move(impl), run_id = std::move(run_id),
-            done = std::move(done)](Result<RunOutcome> outcome) mutable {
-        if (!outcome && outcome.error().code() == ErrorCode::kInternal) impl->Unregister(run_id);
-        done(std::move(outcome));
-    };
-}
-
-}  // namespace
-
 void Engine::StartRun(StartRequest request, OutcomeHandler done) {
     // Prepared when the executor gets to it, not now: a burst of starts then holds only the
     // requests until each run is under way, and each run's start-up memory is freed before
@@ -604,9 +589,10 @@ void Engine::StartRun(StartRequest request, OutcomeHandler done) {
                        done(std::unexpected(std::move(prepared).error()));
                        return;
                    }
-                   std::string run_id = prepared->run->run_id();
+                   // A run that threw is forgotten (Launch): no wrapper around `done`, which
+                   // would be allocated for every run and held while it waits.
                    Run::Launch(std::move(prepared->run), std::move(prepared->record),
-                               ForgetIfThrown(impl, std::move(run_id), std::move(done)));
+                               std::move(done), /*forget_if_thrown=*/true);
                });
 }
 
@@ -623,10 +609,8 @@ void Engine::ResumeRun(std::string run_id, std::string reason, std::string actor
                 done(std::unexpected(std::move(loaded).error()));
                 return;
             }
-            std::string id = loaded->state.run_id;
             auto run = impl->MakeRun(std::move(*loaded), std::move(reason), std::move(actor));
-            Run::Launch(std::move(run), nullptr,
-                        ForgetIfThrown(impl, std::move(id), std::move(done)));
+            Run::Launch(std::move(run), nullptr, std::move(done), /*forget_if_thrown=*/true);
         });
 }
 

@@ -53,7 +53,7 @@ Run::Run(std::shared_ptr<Engine::Impl> engine, std::shared_ptr<PlanRuntime> runt
       state_(std::move(state)),
       in_flight_(plan_.nodes.size()) {
     state_.node_names = &plan_.node_ids;
-    if (plan_.dag) join_cancelled_.assign(plan_.nodes.size(), 0);
+    if (plan_.dag) join_cancelled_ = std::make_unique<bool[]>(plan_.nodes.size());
 }
 
 Run::Notes& Run::notes() {
@@ -773,12 +773,6 @@ Run::Ending Run::EndEvents() const {
     return ending;
 }
 
-void Run::Launch(std::shared_ptr<Run> run, std::unique_ptr<store::NewRun> record,
-                 Engine::OutcomeHandler done) {
-    run->done_ = std::move(done);
-    Spawn(std::move(run), std::move(record), false);
-}
-
 void Run::Spawn(std::shared_ptr<Run> self, std::unique_ptr<store::NewRun> record, bool continuing) {
     Run& r = *self;
     r.spawned_ = true;
@@ -804,8 +798,7 @@ void Run::Spawn(std::shared_ptr<Run> self, std::unique_ptr<store::NewRun> record
             return;
         }
         run.finished_ = true;
-        Result<RunOutcome> outcome =
-            thrown ? std::unexpected(ThrownError(thrown)) : run.FinalResult();
+        Result<RunOutcome> outcome = run.FinalResult(thrown);
         Engine::OutcomeHandler done = std::move(run.done_);
         asio::post(executor, [self = std::move(self)] {});
         done(std::move(outcome));
@@ -847,7 +840,7 @@ Awaitable<void> Run::Main(std::shared_ptr<Run> self, std::unique_ptr<store::NewR
         if (run_slot_) co_await Begin(resumed);
     }
     while (!store_failed_) {
-        if (!join_cancelled_.empty() && !co_await SettleDag()) break;
+        if (join_cancelled_ && !co_await SettleDag()) break;
         const bool go = !cancel_requested_ && !failed_ && !pause_requested_;
         // The node whose parked call answered goes on first.
         int only = parked_node_;
@@ -937,9 +930,11 @@ void Run::Shed() {
     wake_.reset();
 }
 
-Result<RunOutcome> Run::FinalResult() const {
-    if (create_failed_) return std::unexpected(*notes_->store_error);
-    return Outcome();
+Result<RunOutcome> Run::FinalResult(std::exception_ptr thrown) {
+    if (!thrown && !create_failed_) return Outcome();
+    Error error = thrown ? ThrownError(thrown) : *notes_->store_error;
+    if (forget_if_thrown_ && error.code() == ErrorCode::kInternal) engine_->Unregister(run_id());
+    return std::unexpected(std::move(error));
 }
 
 RunOutcome Run::Outcome() const {

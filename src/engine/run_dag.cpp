@@ -215,11 +215,11 @@ void Run::CancelBranches(const PlanNode& join) {
         const auto& s = state_.nodes[static_cast<size_t>(member.index)];
         if (ledger::IsFinished(s.status)) continue;
         if (in_flight_[static_cast<size_t>(member.index)]) {
-            join_cancelled_[static_cast<size_t>(member.index)] = 1;
+            join_cancelled_[static_cast<size_t>(member.index)] = true;
             in_flight_[static_cast<size_t>(member.index)]->Interrupt();
         } else if (s.status != NodeStatus::kPending) {
             // Waiting for a retry or a human: stopped where it is.
-            join_cancelled_[static_cast<size_t>(member.index)] = 1;
+            join_cancelled_[static_cast<size_t>(member.index)] = true;
         }
     }
 }
@@ -229,7 +229,7 @@ Awaitable<bool> Run::SettleDag() {
         const auto i = static_cast<size_t>(node.index);
         if (!join_cancelled_[i] || in_flight_[i]) continue;
         if (ledger::IsFinished(state_.nodes[i].status)) {
-            join_cancelled_[i] = 0;
+            join_cancelled_[i] = false;
             continue;
         }
         std::vector<ledger::NewEvent> events;
@@ -237,7 +237,7 @@ Awaitable<bool> Run::SettleDag() {
         const PlanNode& join = plan_.nodes[static_cast<size_t>(fork.join)];
         events.push_back({node.id, state_.nodes[i].attempt,
                           ledger::NodeCancelled{"cancelled by join " + join.id}});
-        join_cancelled_[i] = 0;
+        join_cancelled_[i] = false;
         if (!co_await Append(std::move(events), node.index)) co_return false;
     }
     co_return true;

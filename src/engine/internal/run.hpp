@@ -17,6 +17,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <exception>
 #include <map>
 #include <memory>
 #include <optional>
@@ -69,9 +70,16 @@ class Run : public std::enable_shared_from_this<Run> {
 
     // Executes `run` on its executor: with `record`, first creates it in the store (for an
     // idempotency key used before, `done` gets that run, unexecuted). `done` gets the outcome
-    // once the run ends or stops (never inside Launch). The run stays alive until then.
+    // once the run ends or stops (never inside Launch). The run stays alive until then. With
+    // `forget_if_thrown`, a run whose outcome is an internal error (its execution threw) is
+    // first forgotten by the engine (Unregister): its coroutines are gone and its ledger is all
+    // that is left of it, so it can be resumed again.
     static void Launch(std::shared_ptr<Run> run, std::unique_ptr<store::NewRun> record,
-                       Engine::OutcomeHandler done);
+                       Engine::OutcomeHandler done, bool forget_if_thrown = false) {
+        run->done_ = std::move(done);
+        run->forget_if_thrown_ = forget_if_thrown;
+        Spawn(std::move(run), std::move(record), false);
+    }
 
   private:
     // kWaiting: the node opened a human task (or waits for one) and stopped. kParked: an
@@ -201,8 +209,9 @@ class Run : public std::enable_shared_from_this<Run> {
                       bool continuing);
     // The parked call's answer (on the run's executor): spawns Main again in a later handler.
     void OnAnswer(Result<providers::Completion> result);
-    // Once Main has returned for good: the outcome, or the store's refusal to create the run.
-    Result<RunOutcome> FinalResult() const;
+    // Once Main has returned for good (or `thrown`): the outcome, the store's refusal to create
+    // the run, or what was thrown (then forgotten by the engine if Launch was told so).
+    Result<RunOutcome> FinalResult(std::exception_ptr thrown);
     // Gives back what a finished run held (its outcome was handed over).
     void Shed();
     // Runs node `index` (again, after the call, when task->answer is set).
@@ -354,20 +363,19 @@ class Run : public std::enable_shared_from_this<Run> {
     // The run is stopping, or a join cancelled this node.
     bool NodeStopped(int index) const {
         return cancel_requested_ || failed_ ||
-               (!join_cancelled_.empty() && join_cancelled_[static_cast<size_t>(index)]);
+               (join_cancelled_ && join_cancelled_[static_cast<size_t>(index)]);
     }
     // Renders any template of the plan (both forms): `input` for {{input}}, `extras` for
     // the names a node supplies ({{item}}).
     std::string RenderTemplate(const model::Template& text, std::string_view input,
                                const std::map<std::string, std::string>* extras = nullptr) const;
-    std::vector<char> join_cancelled_;  // by node; empty unless the plan is a DAG
+    std::unique_ptr<bool[]> join_cancelled_;  // by node; null unless the plan is a DAG
 
     // Data flow.
     std::string EffectiveOutput(int index) const;
     std::string InputOf(const model::PlanNode& node) const;
     std::string Render(const model::PlanNode& node, std::string_view input) const;
     RunOutcome Outcome() const;
-    bool create_failed_ = false;   // the store refused to create the run
     Engine::OutcomeHandler done_;  // Launch's
 
     std::shared_ptr<Engine::Impl> engine_;
@@ -402,7 +410,9 @@ class Run : public std::enable_shared_from_this<Run> {
     bool store_failed_ = false;
     bool finished_ = false;
     std::atomic<bool> ending_{false};
-    bool existing_ = false;  // the idempotency key named a run that already existed
+    bool existing_ = false;          // the idempotency key named a run that already existed
+    bool create_failed_ = false;     // the store refused to create the run
+    bool forget_if_thrown_ = false;  // Launch's
     ledger::RunStatus existing_status_ = ledger::RunStatus::kPending;
 };
 

@@ -426,14 +426,15 @@ void MemoryStore::SetHead(RunData& data, const ledger::Event& last) const {
     // sealed line kept compact holds its own hash.)
     if ((last.rebuildable && data.slots.back().prev_hash_at == kCompact) ||
         HashIs(data, data.slots.size(), last.hash)) {
-        data.record.head_hash.clear();
+        if (data.record.extra) data.record.extra->head_hash.clear();
     } else {
-        data.record.head_hash = last.hash;
+        data.record.MakeExtra().head_hash = last.hash;
     }
 }
 
 std::string MemoryStore::HeadHash(const RunData& data) const {
-    if (!data.record.head_hash.empty() || data.slots.empty()) return data.record.head_hash;
+    const std::string& kept = data.record.extras().head_hash;
+    if (!kept.empty() || data.slots.empty()) return kept;
     HexHash buffer;
     return std::string(PreviousHash(data, data.slots.size(), buffer));
 }
@@ -445,14 +446,14 @@ RunRecord MemoryStore::ToRunRecord(const std::string& run_id, const RunData& dat
     record.workflow = *r.workflow;
     record.status = r.status;
     record.definition_sha256 = *r.definition_sha256;
-    record.idempotency_key = r.idempotency_key;
+    record.idempotency_key = r.extras().idempotency_key;
     record.created_at = r.created_at;
     record.updated_at = r.updated_at;
     record.head = {r.head_seq, HeadHash(data)};
     if (r.owner) record.owner = *r.owner;
     record.lease_until = r.lease_until;
     record.checkpoint_seq = r.checkpoint_seq;
-    record.wake_at = r.wake_at;
+    record.wake_at = r.extras().wake_at;
     return record;
 }
 
@@ -509,7 +510,7 @@ Awaitable<Result<CreateRunResult>> MemoryStore::CreateRun(NewRun run) {
     data.record.workflow = Intern(run.workflow);
     data.record.status = run.status;
     data.record.definition_sha256 = Intern(run.definition_sha256);
-    data.record.idempotency_key = run.idempotency_key;
+    if (!run.idempotency_key.empty()) data.record.MakeExtra().idempotency_key = run.idempotency_key;
     data.record.created_at = run.events.front().time;
     data.record.updated_at = run.events.back().time;
     if (!run.owner.empty()) data.record.owner = Intern(run.owner);
@@ -699,7 +700,7 @@ Awaitable<Result<int64_t>> MemoryStore::PruneTerminalRuns(int64_t keep) {
 }
 
 void MemoryStore::EraseRun(Runs::iterator run) {
-    const auto& key = run->second.record.idempotency_key;
+    const auto& key = run->second.record.extras().idempotency_key;
     if (!key.empty()) idempotency_.erase(key);
     Release(run->second);
     checkpoints_.erase(run->first);
@@ -732,7 +733,7 @@ Awaitable<Result<void>> MemoryStore::SetWakeAt(std::string run_id, SystemTime du
     std::lock_guard lock(mutex_);
     RunData* data = Find(run_id);
     if (data == nullptr) co_return NotFoundError("no run " + run_id);
-    data->record.wake_at = due;
+    if (data->record.extra || due != SystemTime{}) data->record.MakeExtra().wake_at = due;
     co_return OkStatus();
 }
 
@@ -741,9 +742,10 @@ Awaitable<Result<std::vector<RunRecord>>> MemoryStore::FindDueRuns(SystemTime no
     std::vector<std::pair<SystemTime, Runs::iterator>> due;
     for (auto it = runs_.begin(); it != runs_.end(); ++it) {
         const Record& r = it->second.record;
-        if (r.status == RunStatus::kWaiting && r.wake_at != SystemTime{} && r.wake_at <= now &&
+        const SystemTime wake_at = r.extras().wake_at;
+        if (r.status == RunStatus::kWaiting && wake_at != SystemTime{} && wake_at <= now &&
             !(r.owner && r.lease_until > now)) {
-            due.emplace_back(r.wake_at, it);
+            due.emplace_back(wake_at, it);
         }
     }
     std::sort(due.begin(), due.end(), [](const auto& a, const auto& b) {

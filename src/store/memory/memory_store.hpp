@@ -155,19 +155,32 @@ class MemoryStore : public Store {
     // What a RunRecord says of a run, kept small (10,000 waiting runs have one each): the
     // workflow, definition hash and owner point into names_ (few distinct values), the run id
     // is the map's key, and the head's hash is read from the last line where Seal said it is.
+    // What few runs have is in `extra`, allocated when one of its fields is first set.
     struct Record {
+        struct Extra {
+            std::string idempotency_key;
+            SystemTime wake_at{};
+            std::string head_hash;  // only when the last line does not say where its hash is
+        };
         const std::string* workflow = nullptr;
         const std::string* definition_sha256 = nullptr;
         const std::string* owner = nullptr;  // null: no lease
-        std::string idempotency_key;
         RunStatus status = RunStatus::kPending;
         SystemTime created_at{};
         SystemTime updated_at{};
         SystemTime lease_until{};
         int64_t head_seq = 0;
         int64_t checkpoint_seq = 0;
-        SystemTime wake_at{};
-        std::string head_hash;  // only when the last line does not say where its hash is
+        std::unique_ptr<Extra> extra;  // null: all of its fields are empty
+
+        const Extra& extras() const {
+            static const Extra kNone;
+            return extra ? *extra : kNone;
+        }
+        Extra& MakeExtra() {
+            if (!extra) extra = std::make_unique<Extra>();
+            return *extra;
+        }
     };
     // A run's slots: in a vector while the run grows; once it is finished, copied into the
     // arena (settled). On the heap they would sit among the short-lived allocations of the
