@@ -579,21 +579,21 @@ Awaitable<Result<RunOutcome>> Engine::StartRun(StartRequest request) {
 
 void Engine::StartRun(StartRequest request, OutcomeHandler done) {
     // Prepared when the executor gets to it, not now: a burst of starts then holds only the
-    // requests until each run is under way, and each run's start-up memory is freed before
-    // the next one's is taken (allocated all at once, it leaves holes among the runs' lasting
-    // memory: ≈ 1 KB per run in W3).
-    asio::post(impl_->executor_,
-               [impl = impl_, request = std::move(request), done = std::move(done)]() mutable {
-                   auto prepared = impl->Prepare(std::move(request), Impl::Lease::kTake);
-                   if (!prepared) {
-                       done(std::unexpected(std::move(prepared).error()));
-                       return;
-                   }
-                   // A run that threw is forgotten (Launch): no wrapper around `done`, which
-                   // would be allocated for every run and held while it waits.
-                   Run::Launch(std::move(prepared->run), std::move(prepared->record),
-                               std::move(done), /*forget_if_thrown=*/true);
-               });
+    // requests (QueuedStart) until each run is under way, and each run's start-up memory is freed
+    // before the next one's is taken (allocated all at once, it leaves holes among the runs'
+    // lasting memory: ≈ 1 KB per run in W3).
+    asio::post(impl_->executor_, [impl = impl_, queued = internal::QueuedStart(std::move(request)),
+                                  done = std::move(done)]() mutable {
+        auto prepared = impl->Prepare(std::move(queued).Take(), Impl::Lease::kTake);
+        if (!prepared) {
+            done(std::unexpected(std::move(prepared).error()));
+            return;
+        }
+        // A run that threw is forgotten (Launch): no wrapper around `done`, which
+        // would be allocated for every run and held while it waits.
+        Run::Launch(std::move(prepared->run), std::move(prepared->record), std::move(done),
+                    /*forget_if_thrown=*/true);
+    });
 }
 
 void Engine::ResumeRun(std::string run_id, std::string reason, std::string actor,

@@ -84,6 +84,8 @@ struct StartRequest {
     // A child run's caps (its parent's budgets left), recorded in run.created.
     std::optional<int64_t> max_tokens;
     std::optional<int64_t> max_cost_nano_usd;
+
+    bool operator==(const StartRequest&) const = default;
 };
 
 struct RunOutcome {

@@ -21,6 +21,33 @@ Error ThrownError(std::exception_ptr thrown);
 namespace internal {
 class Run;
 
+// A start waiting for the executor (Engine::StartRun with a handler). In a burst every start
+// waits at once (W3: 10,000), and the memory they take stays with the process, so a request
+// that names only its plan and input is held as those two (56 B, not the 272 B of a
+// StartRequest); any other is held whole.
+class QueuedStart {
+  public:
+    explicit QueuedStart(StartRequest request)
+        : plan_(std::move(request.plan)), input_(std::move(request.input)) {
+        if (request == StartRequest{}) return;
+        request.plan = std::move(plan_);
+        request.input = std::move(input_);
+        whole_ = std::make_unique<StartRequest>(std::move(request));
+    }
+    StartRequest Take() && {
+        if (whole_) return std::move(*whole_);
+        StartRequest request;
+        request.plan = std::move(plan_);
+        request.input = std::move(input_);
+        return request;
+    }
+
+  private:
+    std::shared_ptr<const model::Plan> plan_;
+    std::string input_;
+    std::unique_ptr<StartRequest> whole_;
+};
+
 // A tool as one agent may use it.
 struct AgentTool {
     std::string name;
