@@ -325,7 +325,7 @@ TEST_F(ServeAgentsTest, ASessionsHistoryIsDeletedThroughTheApiAndTheCliDurablyWi
     }
     auto after = Send("ops", R"({"message":"fresh start"})");
     EXPECT_EQ(JsonString(after, "session_id"), api_session);
-    const std::string& body = mock_->recorded_requests().back().body;
+    const std::string body = mock_->recorded_requests().back().body;
     EXPECT_NE(body.find("fresh start"), std::string::npos) << body;
     EXPECT_EQ(body.find("hello one"), std::string::npos) << body;
 
