@@ -317,6 +317,26 @@ TEST_F(EngineTest, IdempotencyKeyReturnsTheExistingRun) {
     EXPECT_EQ(page->runs.size(), 1u);
 }
 
+TEST_F(EngineTest, AQueuedStartKeepsAllItsRequestNames) {
+    // StartRun with a handler queues a request naming more than plan and input whole.
+    auto plan = Compile("  - {name: a, agent_name: w}\n", "default: ok\n");
+    auto registry = NewRegistry();
+    Engine engine(io_.get_executor(), store_, *registry);
+    std::vector<Result<RunOutcome>> outcomes;
+    for (std::string input : {"in", "other input"}) {
+        StartRequest request{plan, input, "key-7", {}};
+        request.actor = "queued-tester";
+        engine.StartRun(std::move(request), [&](auto o) { outcomes.push_back(std::move(o)); });
+    }
+    io_.run_for(std::chrono::seconds(5));
+    ASSERT_EQ(outcomes.size(), 2u);
+    ASSERT_TRUE(outcomes[0] && outcomes[1]);
+    // The idempotency key was kept: one of the two found the other's run.
+    EXPECT_NE(outcomes[0]->existing, outcomes[1]->existing);
+    EXPECT_EQ(outcomes[0]->run_id, outcomes[1]->run_id);
+    EXPECT_NE(Events(outcomes[0]->run_id).front().encoded.find("queued-tester"), std::string::npos);
+}
+
 TEST_F(EngineTest, ResumingAFinishedRunIsRefused) {
     auto plan = Compile("  - {name: a, agent_name: w}\n", "default: ok\n");
     auto registry = NewRegistry();
