@@ -114,6 +114,32 @@ void QuotaWatch::OnEvent(const ledger::Event& event) {
     }
 }
 
+void QuotaWatch::OnQuotaUse(const engine::QuotaUse& use) {
+    if (!Crossed(use.used, use.limit)) return;
+    auto [last, first] = hour_warned_.try_emplace(std::string(use.agent), use.time);
+    if (!first) {
+        if (use.time - last->second < std::chrono::hours(1)) return;
+        last->second = use.time;
+    }
+    const std::string agent(use.agent);
+    BusEvent out;
+    out.id = std::string(use.run_id) + ":" + std::string(use.node) +
+             ":quota_warning:agent_hour:tokens_per_hour:" +
+             std::to_string(ToUnixMicros(use.time));
+    out.kind = EventKind::kSystem;
+    out.type = "quota_warning";
+    out.run_id = std::string(use.run_id);
+    out.agent = agent;
+    out.subject = agent;
+    out.depth = bus_.RunDepth(out.run_id);
+    out.time = use.time;
+    out.description = "Quota warning: agent '" + agent + "', tokens at " +
+                      Percent(use.used, use.limit) + " (" + std::to_string(use.used) + " of " +
+                      std::to_string(use.limit) + " in the last hour, scope agent_hour, warned at " +
+                      std::to_string(kQuotaWarningPercent) + "%)";
+    bus_.Publish(std::move(out));
+}
+
 void QuotaWatch::Spend(const ledger::Event& event, RunWatch& watch, int64_t tokens,
                        int64_t nano_usd) {
     watch.run.tokens = Add(watch.run.tokens, tokens);

@@ -14,6 +14,12 @@
 // start) or from its run.created if that names caps; a run resumed after a restart is not
 // watched (its spending before the restart is not read back).
 //
+// An agent's hourly token quota (`limits.max_tokens_per_hour`, LibreFang's quota) spans runs:
+// the engine reports its use after each call counted against it (OnQuotaUse, from the store's
+// count, so calls before a restart count too), and the agent gets one warning per hour: at
+// the first call that takes the last hour's use to 85 %, then again only once an hour has
+// passed since that warning.
+//
 // Thread-safety: everything on the daemon's one executor.
 #pragma once
 
@@ -39,6 +45,7 @@ class QuotaWatch final : public engine::Observer {
     // A start that created no run (an error, or an idempotency key naming another run).
     void Forget(const std::string& run_id) { runs_.erase(run_id); }
     void OnEvent(const ledger::Event& event) override;
+    void OnQuotaUse(const engine::QuotaUse& use) override;
     bool WantsData() const override { return true; }
     size_t watched() const { return runs_.size(); }
 
@@ -64,6 +71,7 @@ class QuotaWatch final : public engine::Observer {
 
     EventBus& bus_;
     std::unordered_map<std::string, RunWatch> runs_;
+    std::unordered_map<std::string, SystemTime> hour_warned_;  // agent -> its last warning
 };
 
 }  // namespace strowger::automation

@@ -137,5 +137,33 @@ TEST_F(QuotaWatchTest, AChildRunsCapsAreWatchedAndUnbudgetedRunsAreNot) {
               "run, warned at 85%)");
 }
 
+// An agent's hourly quota spans its runs: one warning when the last hour's use reaches 85 %,
+// none for calls after it within the hour, one again an hour after the first.
+TEST_F(QuotaWatchTest, AnAgentsHourlyQuotaWarnsOncePerHourAcrossRuns) {
+    const SystemTime t0 = clock_.Now();
+    auto use = [&](std::string_view run, std::string_view agent, int64_t used,
+                   std::chrono::minutes after) {
+        watch_.OnQuotaUse({run, "turn", agent, used, 100, t0 + after});
+    };
+    use("R1", "ops", 84, std::chrono::minutes(0));
+    EXPECT_TRUE(seen_.empty());
+    use("R2", "ops", 90, std::chrono::minutes(1));
+    use("R3", "ops", 99, std::chrono::minutes(30));
+    use("R4", "other", 85, std::chrono::minutes(31));  // another agent: its own quota
+    use("R5", "ops", 120, std::chrono::minutes(61));   // an hour after the warning: again
+    std::vector<std::string> expected = {
+        "system/quota_warning/ops: Quota warning: agent 'ops', tokens at 90.0% (90 of 100 in the "
+        "last hour, scope agent_hour, warned at 85%)",
+        "system/quota_warning/other: Quota warning: agent 'other', tokens at 85.0% (85 of 100 in "
+        "the last hour, scope agent_hour, warned at 85%)",
+        "system/quota_warning/ops: Quota warning: agent 'ops', tokens at 120.0% (120 of 100 in "
+        "the last hour, scope agent_hour, warned at 85%)",
+    };
+    EXPECT_EQ(seen_, expected);
+    ASSERT_EQ(ids_.size(), 3u);
+    EXPECT_EQ(ids_[0], "R2:turn:quota_warning:agent_hour:tokens_per_hour:" +
+                           std::to_string(ToUnixMicros(t0 + std::chrono::minutes(1))));
+}
+
 }  // namespace
 }  // namespace strowger::automation

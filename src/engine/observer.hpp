@@ -5,11 +5,25 @@
 // and must not block. An observer must outlive the engine it is added to.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
+#include "core/clock.hpp"
 #include "ledger/event.hpp"
 
 namespace strowger::engine {
+
+// An agent's hourly token quota (`limits.max_tokens_per_hour`) after a model call was counted
+// against it: `used` is the hour's use up to `time` (every run's calls of that agent, as the
+// store counted them before the call, plus this call's tokens), of `limit`.
+struct QuotaUse {
+    std::string_view run_id;
+    std::string_view node;
+    std::string_view agent;
+    int64_t used = 0;
+    int64_t limit = 0;
+    SystemTime time{};
+};
 
 class Observer {
   public:
@@ -31,6 +45,9 @@ class Observer {
         (void)node;
         (void)text;
     }
+    // An hourly quota's use after a call counted against it (not in the ledger: the quota
+    // spans runs). Runs on the run's executor, after the call's events were committed.
+    virtual void OnQuotaUse(const QuotaUse& use) { (void)use; }
 };
 
 }  // namespace strowger::engine

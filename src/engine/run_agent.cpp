@@ -489,9 +489,14 @@ Awaitable<int64_t> Run::HourUsage(const model::AgentSpec& agent) {
     co_return usage ? *usage : 0;
 }
 
-Awaitable<void> Run::RecordHourUsage(const model::AgentSpec& agent, int64_t tokens) {
-    (void)co_await engine_->store_->RecordUsage("agent:" + agent.name, engine_->clock_.Now(),
-                                                tokens);
+Awaitable<void> Run::RecordHourUsage(const PlanNode& node, const model::AgentSpec& agent,
+                                     int64_t before, int64_t tokens) {
+    const SystemTime now = engine_->clock_.Now();
+    (void)co_await engine_->store_->RecordUsage("agent:" + agent.name, now, tokens);
+    if (agent.limits.max_tokens_per_hour) {
+        engine_->NotifyQuotaUse({state_.run_id, node.id, agent.name, SaturatingAdd(before, tokens),
+                                 *agent.limits.max_tokens_per_hour, now});
+    }
 }
 
 bool Run::OverBudget(const PlanNode& node, int64_t hour_usage, int64_t iteration, Step& step) {
@@ -679,7 +684,7 @@ Awaitable<Run::NodeResult> Run::ExecuteNode(int index, std::shared_ptr<Task> tas
                     SaturatingAdd((*result)->usage.input_tokens, (*result)->usage.output_tokens);
                 step = OnSuccess(node, std::move(**result), latency_ms, t.iteration, t.tools.get());
                 PrependRetries(node, t, step);
-                if (t.hour_usage >= 0) co_await RecordHourUsage(*agent, tokens);
+                if (t.hour_usage >= 0) co_await RecordHourUsage(node, *agent, t.hour_usage, tokens);
                 if (!step.tools) break;
                 if (!co_await Append(std::move(step.events), index))
                     co_return NodeResult::kStoreError;

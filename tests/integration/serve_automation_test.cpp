@@ -512,5 +512,54 @@ rules:
     EXPECT_EQ(bus.body.find("quota_exceeded"), std::string::npos);
 }
 
+// LibreFang's quota: a standing agent's hourly token quota (max_tokens_per_hour) spans its
+// turns. Three turns of 30 tokens reach 90 % of 100: one quota_warning (scope agent_hour); a
+// fourth turn (the hour's use still under the quota before it) takes it to 120 % without a
+// second warning; a fifth is refused by the quota (quota_exceeded).
+TEST_F(ServeAutomationTest, AnAgentsHourlyQuotaWarnsOnceAt85PercentAcrossItsTurns) {
+    std::string script = env_.Write("scripts/turns.yaml", R"(rules:
+  - reply: "done"
+    usage: {input_tokens: 20, output_tokens: 10}
+)");
+    env_.Write("agents/hourly.yaml",
+               "model: scripted:" + script + "\nlimits: {max_tokens_per_hour: 100}\n");
+    serve_ = std::make_unique<ServeProcess>(
+        env_, std::vector<std::string>{"--agents", (env_.dir() / "agents").string()});
+    ASSERT_TRUE(serve_->ok());
+    auto warnings = [&] {
+        std::vector<std::string> found;
+        auto bus = serve_->Admin("GET", "/api/automation/events?limit=1000");
+        for (const auto& e : bus.object().at("events").as_array()) {
+            std::string type(JsonString(e.as_object(), "type"));
+            if (type == "quota_warning" || type == "quota_exceeded") {
+                found.push_back(type + ": " + std::string(JsonString(e.as_object(), "description")));
+            }
+        }
+        return found;
+    };
+    for (int turn = 1; turn <= 4; ++turn) {
+        auto sent =
+            serve_->Admin("POST", "/api/agents/hourly/message?wait=true", R"({"message":"go"})");
+        ASSERT_EQ(sent.status, 200) << turn << ": " << sent.Describe();
+        EXPECT_EQ(JsonString(sent.object(), "status"), "completed") << turn << ": " << sent.body;
+        if (turn == 2) EXPECT_TRUE(warnings().empty());
+    }
+    std::vector<std::string> expected = {
+        "quota_warning: Quota warning: agent 'hourly', tokens at 90.0% (90 of 100 in the last "
+        "hour, scope agent_hour, warned at 85%)"};
+    EXPECT_EQ(warnings(), expected);
+    auto refused =
+        serve_->Admin("POST", "/api/agents/hourly/message?wait=true", R"({"message":"go"})");
+    EXPECT_EQ(refused.status, 422) << refused.Describe();
+    EXPECT_NE(refused.body.find("budget exceeded: tokens_per_hour 120 >= 100 (agent hourly, last "
+                                "hour)"),
+              std::string::npos)
+        << refused.body;
+    ASSERT_TRUE(WaitFor([&] { return warnings().size() == 2; }, 10s));
+    EXPECT_TRUE(warnings()[1].starts_with("quota_exceeded: Quota warning: agent 'hourly', "
+                                          "tokens_per_hour at 100.0% (120 of 100"))
+        << warnings()[1];
+}
+
 }  // namespace
 }  // namespace strowger::testing

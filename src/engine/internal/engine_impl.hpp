@@ -216,6 +216,9 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     void NotifyDelta(std::string_view run_id, std::string_view node, std::string_view text) {
         for (auto* observer : observers_) observer->OnDelta(run_id, node, text);
     }
+    void NotifyQuotaUse(const QuotaUse& use) {
+        for (auto* observer : observers_) observer->OnQuotaUse(use);
+    }
 
     Executor executor_;
     std::shared_ptr<store::Store> store_;

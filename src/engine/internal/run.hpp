@@ -228,7 +228,10 @@ class Run : public std::enable_shared_from_this<Run> {
                                  std::shared_ptr<const Error>& error);
     // The agent's tokens in the last hour (it has an hourly quota).
     Awaitable<int64_t> HourUsage(const model::AgentSpec& agent);
-    Awaitable<void> RecordHourUsage(const model::AgentSpec& agent, int64_t tokens);
+    // Counts a call's tokens against its agent's hourly quota (`before`: the hour's use read
+    // before the call) and tells the observers (QuotaUse).
+    Awaitable<void> RecordHourUsage(const model::PlanNode& node, const model::AgentSpec& agent,
+                                    int64_t before, int64_t tokens);
     // Main's steps that do not wait on nodes: run.started (or run.resumed); the ending once
     // nothing runs (false: more to run); giving up the run's lease.
     Awaitable<void> Begin(bool resumed);
