@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/json.hpp"
+#include "ledger/run_state.hpp"
 #include "core/strings.hpp"
 
 namespace strowger::automation {
@@ -111,6 +112,34 @@ void QuotaWatch::OnEvent(const ledger::Event& event) {
             return;
         default:
             return;
+    }
+}
+
+void QuotaWatch::OnResume(const model::Plan& plan, const ledger::RunState& state) {
+    const std::string& run_id = state.run_id;
+    Watch(run_id, plan);
+    if (state.cap_max_tokens() || state.cap_max_cost_nano_usd()) {
+        RunWatch& capped = runs_[run_id];
+        capped.workflow = plan.workflow_name;
+        if (auto cap = state.cap_max_tokens()) Lower(capped.run.max_tokens, *cap);
+        if (auto cap = state.cap_max_cost_nano_usd()) Lower(capped.run.max_nano_usd, *cap);
+    }
+    auto it = runs_.find(run_id);
+    if (it == runs_.end()) return;
+    RunWatch& watch = it->second;
+    if (StartsWith(plan.workflow_name, "agent:")) watch.agent = plan.workflow_name.substr(6);
+    // What the run spent before; a budget already past 85 % was warned about then.
+    auto resume = [](Budget& budget, int64_t tokens, int64_t nano_usd) {
+        budget.tokens = tokens;
+        budget.nano_usd = nano_usd;
+        budget.warned_tokens = budget.max_tokens && Crossed(tokens, *budget.max_tokens);
+        budget.warned_cost = budget.max_nano_usd && Crossed(nano_usd, *budget.max_nano_usd);
+    };
+    resume(watch.run, Add(state.tokens_in, state.tokens_out), state.cost_nano_usd);
+    for (size_t i = 0; i < plan.nodes.size() && i < state.nodes.size(); ++i) {
+        auto step = watch.steps.find(plan.nodes[i].id);
+        if (step == watch.steps.end()) continue;
+        resume(step->second, state.nodes[i].spent_tokens, state.nodes[i].spent_cost_nano_usd);
     }
 }
 

@@ -11,8 +11,9 @@
 // limit (its bus id is stable: "<run>:<seq>:quota_warning:<scope>:<limit>[:<step>]").
 //
 // A run is watched from its start in this process (Watch, called with the plan before the
-// start) or from its run.created if that names caps; a run resumed after a restart is not
-// watched (its spending before the restart is not read back).
+// start), from its run.created if that names caps, or from its resumption in this process
+// (OnResume: after a restart too), with what its ledger says it spent; a budget already past
+// 85 % then was warned about before and is not again.
 //
 // An agent's hourly token quota (`limits.max_tokens_per_hour`, LibreFang's quota) spans runs:
 // the engine reports its use after each call counted against it (OnQuotaUse, from the store's
@@ -46,6 +47,7 @@ class QuotaWatch final : public engine::Observer {
     void Forget(const std::string& run_id) { runs_.erase(run_id); }
     void OnEvent(const ledger::Event& event) override;
     void OnQuotaUse(const engine::QuotaUse& use) override;
+    void OnResume(const model::Plan& plan, const ledger::RunState& state) override;
     bool WantsData() const override { return true; }
     size_t watched() const { return runs_.size(); }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "automation/quota.hpp"
+#include "ledger/run_state.hpp"
 
 namespace strowger::automation {
 namespace {
@@ -135,6 +136,28 @@ TEST_F(QuotaWatchTest, AChildRunsCapsAreWatchedAndUnbudgetedRunsAreNot) {
     EXPECT_EQ(seen_[0],
               "system/quota_warning/C1: Quota warning: run C1, tokens at 86.0% (43 of 50, scope "
               "run, warned at 85%)");
+}
+
+// A run resumed in this process (after a restart) is watched from what its ledger says it
+// spent: a budget it had already taken past 85 % is not warned about again, one it crosses
+// now is.
+TEST_F(QuotaWatchTest, AResumedRunIsWatchedFromWhatItSpentBefore) {
+    using ledger::EventType;
+    model::Plan plan = TwoSteps(1000, std::nullopt, 100);
+    ledger::RunState state(2);
+    state.run_id = "R9";
+    state.tokens_in = 700;
+    state.tokens_out = 100;             // the run: 800 of 1,000 (80 %)
+    state.nodes[0].spent_tokens = 90;  // step a: 90 of 100, warned before the restart
+    watch_.OnResume(plan, state);
+    EXPECT_EQ(watch_.watched(), 1u);
+    watch_.OnEvent(Ledger("R9", 20, EventType::kLlmResponse, Response(5, 5), "a"));
+    EXPECT_TRUE(seen_.empty());  // step a again: no; the run: 810 (81 %)
+    watch_.OnEvent(Ledger("R9", 21, EventType::kLlmResponse, Response(30, 20), "b"));
+    std::vector<std::string> expected = {
+        "system/quota_warning/R9: Quota warning: run R9, tokens at 86.0% (860 of 1000, scope "
+        "run, warned at 85%)"};
+    EXPECT_EQ(seen_, expected);
 }
 
 // An agent's hourly quota spans its runs: one warning when the last hour's use reaches 85 %,

@@ -401,6 +401,7 @@ Awaitable<Result<Engine::Impl::Loaded>> Engine::Impl::LoadForResume(std::string 
                                           " " + open.front()->task_id + "` or `strowger reject`)");
     }
     claim.Dismiss();
+    NotifyResume(*loaded->plan, loaded->state);
     co_return std::move(*loaded);
 }
 

@@ -35,7 +35,11 @@ class CallbackObserver : public Observer {
         events.push_back(event);
         if (on_event) on_event(event);
     }
+    void OnResume(const model::Plan& plan, const ledger::RunState& state) override {
+        resumed.push_back({plan.workflow_name, state});
+    }
     std::vector<ledger::Event> events;
+    std::vector<std::pair<std::string, ledger::RunState>> resumed;  // workflow, replayed state
 };
 
 // Records streamed text per node; wants it only if `wants` is set.
@@ -230,10 +234,21 @@ TEST_F(EngineTest, PauseTakesEffectAtTheNextStepBoundaryAndResumeContinues) {
     EXPECT_EQ(events.back().type, "run.paused");
 
     observer.on_event = nullptr;
+    EXPECT_TRUE(observer.resumed.empty());
     auto resumed = Run(engine.ResumeRun((*outcome)->run_id, "operator", "ops"));
     ASSERT_TRUE(resumed && *resumed) << (resumed ? (*resumed).error().ToString() : "");
     EXPECT_EQ((*resumed)->status, RunStatus::kCompleted);
     EXPECT_EQ((*resumed)->output, "three done");
+    // Observers saw the resumption with what the ledger said the run had spent (step one).
+    ASSERT_EQ(observer.resumed.size(), 1u);
+    const ledger::RunState& replayed = observer.resumed[0].second;
+    EXPECT_EQ(observer.resumed[0].first, plan->workflow_name);
+    EXPECT_EQ(replayed.run_id, (*outcome)->run_id);
+    EXPECT_EQ(replayed.status, RunStatus::kPaused);
+    EXPECT_EQ(replayed.nodes[0].status, ledger::NodeStatus::kCompleted);
+    EXPECT_EQ(replayed.model_calls, 1);
+    EXPECT_GT(replayed.tokens_in + replayed.tokens_out, 0);
+    EXPECT_EQ(replayed.nodes[0].spent_tokens, replayed.tokens_in + replayed.tokens_out);
     events = Events((*outcome)->run_id);
     EXPECT_EQ(Count(events, "node.started", "one"), 1);
     EXPECT_EQ(Count(events, "node.started", "two"), 1);

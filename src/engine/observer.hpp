@@ -11,6 +11,13 @@
 #include "core/clock.hpp"
 #include "ledger/event.hpp"
 
+namespace strowger::model {
+struct Plan;
+}  // namespace strowger::model
+namespace strowger::ledger {
+class RunState;
+}  // namespace strowger::ledger
+
 namespace strowger::engine {
 
 // An agent's hourly token quota (`limits.max_tokens_per_hour`) after a model call was counted
@@ -48,6 +55,13 @@ class Observer {
     // An hourly quota's use after a call counted against it (not in the ledger: the quota
     // spans runs). Runs on the run's executor, after the call's events were committed.
     virtual void OnQuotaUse(const QuotaUse& use) { (void)use; }
+    // A run about to execute again in this process (resumed: after a restart, a pause, a
+    // decision's wait): its plan, and the state its verified ledger replayed to (what it has
+    // spent so far). Its run.resumed event follows.
+    virtual void OnResume(const model::Plan& plan, const ledger::RunState& state) {
+        (void)plan;
+        (void)state;
+    }
 };
 
 }  // namespace strowger::engine

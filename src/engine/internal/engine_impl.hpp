@@ -219,6 +219,9 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     void NotifyQuotaUse(const QuotaUse& use) {
         for (auto* observer : observers_) observer->OnQuotaUse(use);
     }
+    void NotifyResume(const model::Plan& plan, const ledger::RunState& state) {
+        for (auto* observer : observers_) observer->OnResume(plan, state);
+    }
 
     Executor executor_;
     std::shared_ptr<store::Store> store_;
