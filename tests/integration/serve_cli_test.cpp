@@ -78,9 +78,12 @@ class ServeCliTest : public ::testing::Test {
         EXPECT_EQ(remote.out, local.out) << what;
         EXPECT_EQ(remote.err, local.err) << what;
     }
+    // The run's status once it stops; otherwise what the daemon answered (for the failure
+    // message).
     std::string WaitStatus(const std::string& run_id) {
         auto reply = serve_->Admin("GET", "/api/runs/" + run_id + "/wait?timeout_ms=30000");
-        return std::string(JsonString(reply.object(), "status"));
+        std::string status(JsonString(reply.object(), "status"));
+        return status.empty() ? "no status: " + reply.Describe() : status;
     }
 
     CliEnvironment env_;
