@@ -6,8 +6,8 @@
 #include <limits>
 
 #include "core/json.hpp"
-#include "ledger/run_state.hpp"
 #include "core/strings.hpp"
+#include "ledger/run_state.hpp"
 
 namespace strowger::automation {
 namespace {
@@ -153,8 +153,7 @@ void QuotaWatch::OnQuotaUse(const engine::QuotaUse& use) {
     const std::string agent(use.agent);
     BusEvent out;
     out.id = std::string(use.run_id) + ":" + std::string(use.node) +
-             ":quota_warning:agent_hour:tokens_per_hour:" +
-             std::to_string(ToUnixMicros(use.time));
+             ":quota_warning:agent_hour:tokens_per_hour:" + std::to_string(ToUnixMicros(use.time));
     out.kind = EventKind::kSystem;
     out.type = "quota_warning";
     out.run_id = std::string(use.run_id);
@@ -164,7 +163,8 @@ void QuotaWatch::OnQuotaUse(const engine::QuotaUse& use) {
     out.time = use.time;
     out.description = "Quota warning: agent '" + agent + "', tokens at " +
                       Percent(use.used, use.limit) + " (" + std::to_string(use.used) + " of " +
-                      std::to_string(use.limit) + " in the last hour, scope agent_hour, warned at " +
+                      std::to_string(use.limit) +
+                      " in the last hour, scope agent_hour, warned at " +
                       std::to_string(kQuotaWarningPercent) + "%)";
     bus_.Publish(std::move(out));
 }

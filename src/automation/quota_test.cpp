@@ -147,7 +147,7 @@ TEST_F(QuotaWatchTest, AResumedRunIsWatchedFromWhatItSpentBefore) {
     ledger::RunState state(2);
     state.run_id = "R9";
     state.tokens_in = 700;
-    state.tokens_out = 100;             // the run: 800 of 1,000 (80 %)
+    state.tokens_out = 100;            // the run: 800 of 1,000 (80 %)
     state.nodes[0].spent_tokens = 90;  // step a: 90 of 100, warned before the restart
     watch_.OnResume(plan, state);
     EXPECT_EQ(watch_.watched(), 1u);

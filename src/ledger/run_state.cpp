@@ -451,9 +451,9 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                         // A loop starts again at iteration 1, its attempts past every earlier
                         // one (whichever iteration had it).
                         const NodeNotes* old_notes = cleared.notes.get();
-                        fresh.notes.GetOrCreate().attempt_base = std::max(
-                            {cleared.attempt, old_notes ? old_notes->max_attempt : 0,
-                             old_notes ? old_notes->attempt_base : 0});
+                        fresh.notes.GetOrCreate().attempt_base =
+                            std::max({cleared.attempt, old_notes ? old_notes->max_attempt : 0,
+                                      old_notes ? old_notes->attempt_base : 0});
                     }
                     cleared = std::move(fresh);
                     std::erase_if(steps,

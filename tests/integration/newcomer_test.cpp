@@ -786,8 +786,8 @@ steps:
     // iteration 1 with attempt 2 (past the 1 both iterations used), then iteration 2.
     EXPECT_EQ(starts, (std::vector<std::string>{"1.1", "2.1", "1.2", "2.2"}));
     const std::string prefix = run_id + "/refine/";
-    EXPECT_EQ(keys, (std::vector<std::string>{prefix + "1.1/1", prefix + "1.2/1",
-                                              prefix + "2.2/1"}));
+    EXPECT_EQ(keys,
+              (std::vector<std::string>{prefix + "1.1/1", prefix + "1.2/1", prefix + "2.2/1"}));
     ASSERT_EQ(seen.size(), keys.size());
     for (size_t i = 0; i < keys.size(); ++i) {
         EXPECT_TRUE(Contains(seen[i], "key=" + keys[i] + "\n")) << seen[i];

@@ -532,7 +532,8 @@ TEST_F(ServeAutomationTest, AnAgentsHourlyQuotaWarnsOnceAt85PercentAcrossItsTurn
         for (const auto& e : bus.object().at("events").as_array()) {
             std::string type(JsonString(e.as_object(), "type"));
             if (type == "quota_warning" || type == "quota_exceeded") {
-                found.push_back(type + ": " + std::string(JsonString(e.as_object(), "description")));
+                found.push_back(type + ": " +
+                                std::string(JsonString(e.as_object(), "description")));
             }
         }
         return found;
@@ -556,8 +557,9 @@ TEST_F(ServeAutomationTest, AnAgentsHourlyQuotaWarnsOnceAt85PercentAcrossItsTurn
               std::string::npos)
         << refused.body;
     ASSERT_TRUE(WaitFor([&] { return warnings().size() == 2; }, 10s));
-    EXPECT_TRUE(warnings()[1].starts_with("quota_exceeded: Quota warning: agent 'hourly', "
-                                          "tokens_per_hour at 100.0% (120 of 100"))
+    EXPECT_TRUE(
+        warnings()[1].starts_with("quota_exceeded: Quota warning: agent 'hourly', "
+                                  "tokens_per_hour at 100.0% (120 of 100"))
         << warnings()[1];
 }
 
