@@ -204,7 +204,7 @@ int DoShow(const std::string& store_flag, const std::string& run_arg, bool json_
         std::string label = std::string(ledger::NodeStatusName(ns.status));
         if (ns.iterations_done > 0) label += " ×" + std::to_string(ns.iterations_done);
         // A loop's iterations are not retries: its attempts are the tries of one iteration.
-        const int64_t attempts = node.loop ? ns.AttemptsInIteration() : ns.attempt;
+        const int64_t attempts = ns.AttemptsInIteration();
         std::cout << Column(line(node.id), 24) << Column(label, 14)
                   << Column(std::to_string(attempts), 10) << Column(tokens, 14)
                   << Column(ns.attempt ? time : "-", 10) << line(what) << "\n";

@@ -210,8 +210,7 @@ providers::CompletionRequest Run::CallRequest(const PlanNode& node,
     // numbers for the loop continue past the earlier ones).
     const auto& ns = state_.nodes[static_cast<size_t>(node.index)];
     providers::CompletionRequest request =
-        BuildRequest(node, model, ns.prompt, node.loop ? ns.AttemptsInIteration() : ns.attempt,
-                     task.tools.get());
+        BuildRequest(node, model, ns.prompt, ns.AttemptsInIteration(), task.tools.get());
     task.sink.reset();
     if (engine_->wants_deltas_) {
         task.sink = std::make_unique<ObserverSink>(engine_, executor_, state_.run_id, node.id);

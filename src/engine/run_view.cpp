@@ -90,7 +90,7 @@ json::object RunRecordJson(const model::Plan* plan, const ledger::RunState& stat
         if (plan) n["id"] = plan->nodes[i].id;
         n["status"] = std::string(ledger::NodeStatusName(ns.status));
         // A loop's attempts are the tries of its last iteration (its iterations are not retries).
-        n["attempts"] = ns.iteration > 0 ? ns.AttemptsInIteration() : ns.attempt;
+        n["attempts"] = ns.AttemptsInIteration();
         if (ns.iterations_done > 0) n["iterations"] = ns.iterations_done;
         if (!ns.error().empty()) n["error"] = ns.error();
         if (!ns.skip_reason().empty()) n["skip_reason"] = ns.skip_reason();

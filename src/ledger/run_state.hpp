@@ -171,7 +171,8 @@ struct NodeState {
     int64_t spent_cost_nano_usd = 0;
     int64_t spent_tool_calls = 0;
 
-    // Attempts made in the current iteration (or in total, for non-loops).
+    // Attempts made in the current iteration; for a node without iterations (its
+    // iteration_first_attempt stays 1), its attempt number.
     int64_t AttemptsInIteration() const { return attempt - iteration_first_attempt + 1; }
     // Loops: the attempt number a new iteration starts with.
     int64_t FirstAttemptOfNextIteration() const {
