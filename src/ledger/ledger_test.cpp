@@ -384,6 +384,10 @@ TEST(RunStateTest, AReopenedLoopNumbersItsAttemptsPastEveryEarlierOne) {
     state.Apply(FromUnixMicros(++t), -1, {{}, 0, RunRetried{"", {"loop"}, "me"}});
     EXPECT_EQ(state.nodes[0].status, NodeStatus::kPending);
     EXPECT_EQ(state.nodes[0].FirstAttemptOfNextIteration(), 4);
+    // Reopened again before the loop started again (an earlier step failed): the base stays.
+    state.Apply(FromUnixMicros(++t), -1, {{}, 0, RunFailed{"earlier", "unavailable", "x"}});
+    state.Apply(FromUnixMicros(++t), -1, {{}, 0, RunRetried{"", {"loop"}, "me"}});
+    EXPECT_EQ(state.nodes[0].FirstAttemptOfNextIteration(), 4);
     apply(4, NodeStarted{1});
     EXPECT_EQ(state.nodes[0].AttemptsInIteration(), 1);
 }

@@ -447,14 +447,17 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
                     NodeState& cleared = nodes[static_cast<size_t>(index)];
                     NodeState fresh;
                     fresh.attempt = cleared.attempt;  // attempt numbers never repeat
-                    if (cleared.iteration > 0) {
-                        // A loop starts again at iteration 1, its attempts past every earlier
-                        // one (whichever iteration had it).
-                        const NodeNotes* old_notes = cleared.notes.get();
-                        fresh.notes.GetOrCreate().attempt_base =
-                            std::max({cleared.attempt, old_notes ? old_notes->max_attempt : 0,
-                                      old_notes ? old_notes->attempt_base : 0});
-                    }
+                    // A loop starts again at iteration 1, its attempts past every earlier one
+                    // (whichever iteration had it; also a loop reopened before it started
+                    // again keeps the base it had).
+                    const NodeNotes* old_notes = cleared.notes.get();
+                    const int64_t base = old_notes ? old_notes->attempt_base : 0;
+                    const int64_t highest =
+                        cleared.iteration > 0
+                            ? std::max({base, cleared.attempt,
+                                        old_notes ? old_notes->max_attempt : int64_t{0}})
+                            : base;
+                    if (highest > 0) fresh.notes.GetOrCreate().attempt_base = highest;
                     cleared = std::move(fresh);
                     std::erase_if(steps,
                                   [&](const StepResult& r) { return r.node_index == index; });
