@@ -18,13 +18,13 @@
 namespace strowger::automation {
 namespace {
 
-SystemTime T(std::string_view text) {
+SystemTime At(std::string_view text) {
     return ParseRfc3339(text).value();
 }
 
-class FakeClock final : public Clock {
+class CronClock final : public Clock {
   public:
-    explicit FakeClock(SystemTime now) : now_(now) {}
+    explicit CronClock(SystemTime now) : now_(now) {}
     SystemTime Now() const override { return now_; }
     SteadyTime SteadyNow() const override { return SteadyTime(now_.time_since_epoch()); }
     void Set(SystemTime now) { now_ = now; }
@@ -65,7 +65,7 @@ class TestLauncher final : public Launcher {
 
 class CronTest : public ::testing::Test {
   protected:
-    CronTest() : clock_(T("2026-12-07T07:59:30Z")) {}
+    CronTest() : clock_(At("2026-12-07T07:59:30Z")) {}
 
     std::unique_ptr<CronScheduler> Make(
         std::function<Awaitable<Result<RunEnd>>(std::string)> wait = nullptr) {
@@ -121,7 +121,7 @@ class CronTest : public ::testing::Test {
     }
 
     asio::io_context io_;
-    FakeClock clock_;
+    CronClock clock_;
     std::shared_ptr<store::Store> store_ = std::make_shared<store::MemoryStore>();
     TestLauncher launcher_;
 };
@@ -136,7 +136,7 @@ TEST_F(CronTest, AJobFiresAtItsTimeOnceAndMovesToTheNext) {
     Run(cron->FireDue());
     Drain();
     EXPECT_TRUE(launcher_.runs.empty());  // not due yet
-    clock_.Set(T("2026-12-07T08:00:00.004Z"));
+    clock_.Set(At("2026-12-07T08:00:00.004Z"));
     Run(cron->FireDue());
     Drain();
     Run(cron->FireDue());
@@ -174,7 +174,7 @@ class MisfireTest : public CronTest {
             EXPECT_TRUE(job.has_value());
             id = job->job_id;
         }
-        clock_.Set(T("2026-12-10T12:00:30Z"));
+        clock_.Set(At("2026-12-10T12:00:30Z"));
         cron_ = Make();
         EXPECT_TRUE(Run(cron_->Start()).has_value());
         Drain();
@@ -335,11 +335,11 @@ TEST_F(CronTest, AFireRecordedBeforeACrashStartsOnceAtTheNextStart) {
     auto job = Run(store_->GetCronJob(id)).value();
     store::CronFire fire;
     fire.job_id = id;
-    fire.scheduled_at = T("2026-12-07T08:00:00Z");
+    fire.scheduled_at = At("2026-12-07T08:00:00Z");
     fire.recorded_at = fire.scheduled_at;
-    job.next_fire_at = T("2026-12-08T08:00:00Z");
+    job.next_fire_at = At("2026-12-08T08:00:00Z");
     ASSERT_TRUE(Run(store_->RecordCronFire(fire, job)).has_value());
-    clock_.Set(T("2026-12-07T08:00:05Z"));
+    clock_.Set(At("2026-12-07T08:00:05Z"));
     auto cron = Make();
     ASSERT_TRUE(Run(cron->Start()).has_value());
     Drain();
@@ -347,12 +347,12 @@ TEST_F(CronTest, AFireRecordedBeforeACrashStartsOnceAtTheNextStart) {
     EXPECT_EQ(Fires(id)[0].status, "completed");
     // The same, when the run had been created before the crash: the key names it, no new run.
     store::CronFire second = fire;
-    second.scheduled_at = T("2026-12-08T08:00:00Z");
+    second.scheduled_at = At("2026-12-08T08:00:00Z");
     ASSERT_TRUE(launcher_.Start("agent:ops:x", {}, CronFireKey(id, second.scheduled_at)));
     job = Run(store_->GetCronJob(id)).value();
-    job.next_fire_at = T("2026-12-09T08:00:00Z");
+    job.next_fire_at = At("2026-12-09T08:00:00Z");
     ASSERT_TRUE(Run(store_->RecordCronFire(second, job)).has_value());
-    clock_.Set(T("2026-12-08T08:00:05Z"));
+    clock_.Set(At("2026-12-08T08:00:05Z"));
     cron = Make();
     ASSERT_TRUE(Run(cron->Start()).has_value());
     Drain();

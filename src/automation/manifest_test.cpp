@@ -44,7 +44,7 @@ input = { scope = "all" }
 overlap = "allow"
 )",
                                  "ops.toml", kNow);
-    ASSERT_TRUE(set.ok()) << testing::PrintToString(Errors(set));
+    ASSERT_TRUE(set.ok()) << ::testing::PrintToString(Errors(set));
     ASSERT_EQ(set.agents.size(), 1u);
     const AgentManifest& m = set.agents[0];
     EXPECT_EQ(m.session_mode, "new");

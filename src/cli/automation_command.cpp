@@ -18,10 +18,6 @@
 namespace strowger::cli {
 namespace {
 
-std::string Pad(const std::string& text, size_t width) {
-    return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
-}
-
 // A path segment, percent-encoded (unreserved characters and ':' as they are).
 std::string Segment(std::string_view text) {
     static constexpr char kHex[] = "0123456789ABCDEF";
@@ -79,8 +75,8 @@ int DoTrigger(const std::string& action, const TriggerFlags& flags, const Global
             std::cout << json::serialize(reply->json) << "\n";
             return 0;
         }
-        std::cout << Pad("ID", 32) << Pad("TARGET", 24) << Pad("ENABLED", 8) << Pad("FIRES", 10)
-                  << "PATTERN\n";
+        std::cout << PadCell("ID", 32) << PadCell("TARGET", 24) << PadCell("ENABLED", 8)
+                  << PadCell("FIRES", 10) << "PATTERN\n";
         for (const auto& value : reply->json.as_array()) {
             const auto& t = value.as_object();
             std::string target = JsonString(t, "workflow_id").empty()
@@ -88,8 +84,8 @@ int DoTrigger(const std::string& action, const TriggerFlags& flags, const Global
                                      : "workflow " + std::string(JsonString(t, "workflow_id"));
             std::string fires = std::to_string(JsonInt(t, "fire_count"));
             if (JsonInt(t, "max_fires") > 0) fires += "/" + std::to_string(JsonInt(t, "max_fires"));
-            std::cout << Pad(std::string(JsonString(t, "id")), 32) << Pad(target, 24)
-                      << Pad(JsonBool(t, "enabled") ? "yes" : "no", 8) << Pad(fires, 10)
+            std::cout << PadCell(std::string(JsonString(t, "id")), 32) << PadCell(target, 24)
+                      << PadCell(JsonBool(t, "enabled") ? "yes" : "no", 8) << PadCell(fires, 10)
                       << PatternText(t.at("pattern")) << "\n";
         }
         return 0;

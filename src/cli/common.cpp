@@ -374,6 +374,14 @@ void AddTotals(json::object& run, const RunTotals& totals) {
     run["model"] = totals.model;
 }
 
+std::string Pad(const std::string& text, size_t width) {
+    return text.size() >= width ? text : text + std::string(width - text.size(), ' ');
+}
+
+std::string PadCell(const std::string& text, size_t width) {
+    return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
+}
+
 std::string Column(const std::string& text, size_t width) {
     size_t columns = 0;
     for (char c : text) columns += (static_cast<unsigned char>(c) & 0xC0) != 0x80;

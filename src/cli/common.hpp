@@ -130,6 +130,10 @@ void AddTotals(json::object& run, const RunTotals& totals);
 // `text` padded with spaces to `width` terminal columns (UTF-8 aware), and at least two
 // spaces after it when it is wider: a table column.
 std::string Column(const std::string& text, size_t width);
+// `text` padded with spaces to `width` bytes; as it is when it is wider.
+std::string Pad(const std::string& text, size_t width);
+// `text` padded with spaces to `width` bytes, and one space after it when it is wider.
+std::string PadCell(const std::string& text, size_t width);
 std::string RunsListHeader();
 std::string RunsListRow(const std::string& run_id, const std::string& status,
                         const std::string& workflow, const std::string& created,

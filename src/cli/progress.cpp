@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli/common.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
 
@@ -19,10 +20,6 @@ std::string Seconds(std::chrono::steady_clock::duration d) {
     std::snprintf(buf, sizeof buf, "%.2fs",
                   std::chrono::duration_cast<std::chrono::milliseconds>(d).count() / 1000.0);
     return buf;
-}
-
-std::string Pad(const std::string& text, size_t width) {
-    return text.size() >= width ? text : text + std::string(width - text.size(), ' ');
 }
 
 // The terminal's width now (read at every redraw, so a resize — SIGWINCH — is followed);

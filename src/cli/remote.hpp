@@ -24,6 +24,9 @@ std::unique_ptr<ApiClient> ConnectOrReport(const std::string& server);
 // "" = the store, as without a daemon.
 std::string RemoteServer(const std::string& server_flag, const std::string& store_flag);
 
+// The string `key` of a daemon's JSON answer; "" when it is missing or not a string.
+std::string StrField(const json::object& o, std::string_view key);
+
 // `text` percent-encoded for one path segment or query value (RFC 3986 unreserved kept).
 std::string PercentEncode(std::string_view text);
 

@@ -10,12 +10,6 @@
 namespace strowger::cli {
 namespace {
 
-std::string Str(const json::object& o, std::string_view key) {
-    auto it = o.find(key);
-    if (it == o.end() || !it->value().is_string()) return {};
-    return std::string(it->value().as_string());
-}
-
 json::array Ids(const std::vector<std::string>& run_ids) {
     json::array ids;
     for (const auto& id : run_ids) ids.emplace_back(id);
@@ -64,21 +58,22 @@ int RemoteAuditVerify(const std::string& server, const std::vector<std::string>&
                 log_ok = false;
             }
             for (const auto& m : report->at("missing").as_array()) {
-                missing.emplace_back(Str(m.as_object(), "run_id"),
-                                     Str(m.as_object(), "description"));
+                missing.emplace_back(StrField(m.as_object(), "run_id"),
+                                     StrField(m.as_object(), "description"));
             }
             pruned = JsonInt(*report, "pruned_signed");
             first = false;
         }
         for (const auto& value : report->at("runs").as_array()) {
             const json::object& run = value.as_object();
-            std::cout << line(Str(run, "run_id")) << ": " << line(Str(run, "description")) << "\n";
+            std::cout << line(StrField(run, "run_id")) << ": " << line(StrField(run, "description"))
+                      << "\n";
             ++verified;
-            std::string result = Str(run, "result");
+            std::string result = StrField(run, "result");
             if (result != "ok") ++broken;
             if (result == "error") store_errors = true;
         }
-        std::string next = Str(*report, "next_cursor");
+        std::string next = StrField(*report, "next_cursor");
         if (!all || next.empty()) break;
         request["cursor"] = next;
     }
@@ -141,7 +136,8 @@ int RemoteAuditAnchor(const std::string& server, const std::vector<std::string>&
     if (!answer) return ReportError(answer.error());
     const auto& refused = answer->at("refused").as_array();
     for (const auto& r : refused) {
-        PrintError("run " + Str(r.as_object(), "run_id") + ": " + Str(r.as_object(), "reason"));
+        PrintError("run " + StrField(r.as_object(), "run_id") + ": " +
+                   StrField(r.as_object(), "reason"));
     }
     for (const auto& anchor : answer->at("anchors").as_array()) {
         std::cout << anchor.as_string() << "\n";

@@ -22,19 +22,9 @@ namespace {
 
 using ledger::RunStatus;
 
-std::string Pad(const std::string& text, size_t width) {
-    return text.size() >= width ? text : text + std::string(width - text.size(), ' ');
-}
-
 std::string ShortTime(std::string_view rfc3339) {
     if (rfc3339.size() < 19) return "-";
     return std::string(rfc3339.substr(0, 19)) + "Z";
-}
-
-std::string Str(const json::object& o, std::string_view key) {
-    auto it = o.find(key);
-    if (it == o.end() || !it->value().is_string()) return {};
-    return std::string(it->value().as_string());
 }
 
 RunStatus StatusOf(const std::string& name) {
@@ -104,7 +94,7 @@ int FollowAndReport(ApiClient& client, const std::string& run_id, const std::str
     auto record = client.Checked("GET", "/api/workflows/runs/" + run_id);
     if (!record) return ReportError(record.error());
     json::object run = record->json.as_object();
-    RunStatus status = StatusOf(Str(run, "status"));
+    RunStatus status = StatusOf(StrField(run, "status"));
     if (existing) {
         std::cerr << "strowger: idempotency key already used by run " << run_id << " ("
                   << ledger::RunStatusName(status) << "); not started again\n";
@@ -125,12 +115,12 @@ int FollowAndReport(ApiClient& client, const std::string& run_id, const std::str
         }
         std::cout << json::serialize(run) << "\n";
     } else if (status == RunStatus::kCompleted && !existing) {
-        std::string output = Str(run, "output");
+        std::string output = StrField(run, "output");
         std::cout << output;
         if (output.empty() || output.back() != '\n') std::cout << "\n";
     }
     std::cout.flush();
-    std::string error = Str(run, "error");
+    std::string error = StrField(run, "error");
     switch (status) {
         case RunStatus::kFailed:
             PrintError("run " + run_id + " failed: " + error);
@@ -219,7 +209,7 @@ int RemoteRunsList(const std::string& server, const std::vector<std::string>& st
             out["created_at"] = o.at("created_at");
             out["updated_at"] = o.at("updated_at");
             out["events"] = o.at("events");
-            AddTotals(out, RemoteTotals(*client, Str(o, "run_id")));
+            AddTotals(out, RemoteTotals(*client, StrField(o, "run_id")));
             runs.push_back(std::move(out));
         }
         json::object out;
@@ -232,9 +222,9 @@ int RemoteRunsList(const std::string& server, const std::vector<std::string>& st
     std::cout << RunsListHeader();
     for (const auto& r : page.at("runs").as_array()) {
         const auto& o = r.as_object();
-        std::cout << RunsListRow(Str(o, "run_id"), Str(o, "status"), Str(o, "workflow"),
-                                 ShortTime(Str(o, "created_at")),
-                                 RemoteTotals(*client, Str(o, "run_id")));
+        std::cout << RunsListRow(StrField(o, "run_id"), StrField(o, "status"),
+                                 StrField(o, "workflow"), ShortTime(StrField(o, "created_at")),
+                                 RemoteTotals(*client, StrField(o, "run_id")));
     }
     if (!next.empty()) std::cerr << "(more: --before " << next << ")\n";
     return 0;
@@ -269,23 +259,26 @@ int RemoteRunsShow(const std::string& server, const std::string& run_id, bool js
         std::cout << json::serialize(ordered) << "\n";
         return 0;
     }
-    std::string status = Str(run, "status");
-    std::cout << "run:        " << Str(run, "run_id") << "\n"
-              << "workflow:   " << Str(run, "workflow")
-              << " (definition sha256:" << Str(run, "definition_sha256").substr(0, 12) << "…)\n"
+    std::string status = StrField(run, "status");
+    std::cout << "run:        " << StrField(run, "run_id") << "\n"
+              << "workflow:   " << StrField(run, "workflow")
+              << " (definition sha256:" << StrField(run, "definition_sha256").substr(0, 12)
+              << "…)\n"
               << "status:     " << status << "\n";
-    if (!Str(run, "error").empty()) std::cout << "error:      " << Str(run, "error") << "\n";
-    if (!Str(run, "idempotency_key").empty())
-        std::cout << "idempotency key: " << Str(run, "idempotency_key") << "\n";
-    if (!Str(run, "rerun_of").empty()) std::cout << "rerun of:   " << Str(run, "rerun_of") << "\n";
-    std::cout << "created:    " << ShortTime(Str(run, "created_at"))
-              << "   started: " << ShortTime(Str(run, "started_at"))
-              << "   ended: " << ShortTime(Str(run, "completed_at")) << "\n"
+    if (!StrField(run, "error").empty())
+        std::cout << "error:      " << StrField(run, "error") << "\n";
+    if (!StrField(run, "idempotency_key").empty())
+        std::cout << "idempotency key: " << StrField(run, "idempotency_key") << "\n";
+    if (!StrField(run, "rerun_of").empty())
+        std::cout << "rerun of:   " << StrField(run, "rerun_of") << "\n";
+    std::cout << "created:    " << ShortTime(StrField(run, "created_at"))
+              << "   started: " << ShortTime(StrField(run, "started_at"))
+              << "   ended: " << ShortTime(StrField(run, "completed_at")) << "\n"
               << "tokens:     " << JsonInt(run, "input_tokens") << " in, "
-              << JsonInt(run, "output_tokens") << " out   cost: $" << Str(run, "cost_usd")
+              << JsonInt(run, "output_tokens") << " out   cost: $" << StrField(run, "cost_usd")
               << "   model calls: " << JsonInt(run, "model_calls")
               << "   events: " << JsonInt(run, "events") << "\n"
-              << "input:      " << Preview(Str(run, "input"), 100) << "\n\n";
+              << "input:      " << Preview(StrField(run, "input"), 100) << "\n\n";
     std::cout << Pad("STEP", 24) << Pad("STATE", 14) << Pad("ATTEMPTS", 10) << Pad("TOKENS", 14)
               << Pad("TIME", 10) << "OUTPUT\n";
     for (const auto& value : run.at("nodes").as_array()) {
@@ -295,16 +288,17 @@ int RemoteRunsShow(const std::string& server, const std::string& run_id, bool js
         char time[32];
         std::snprintf(time, sizeof time, "%.2fs",
                       static_cast<double>(JsonInt(node, "duration_ms")) / 1000.0);
-        std::string node_status = Str(node, "status");
-        std::string what = node_status == "completed"    ? Preview(Str(node, "output"), 60)
-                           : !Str(node, "error").empty() ? Preview(Str(node, "error"), 60)
-                                                         : Str(node, "skip_reason");
+        std::string node_status = StrField(node, "status");
+        std::string what = node_status == "completed" ? Preview(StrField(node, "output"), 60)
+                           : !StrField(node, "error").empty() ? Preview(StrField(node, "error"), 60)
+                                                              : StrField(node, "skip_reason");
         std::string label = node_status;
         if (JsonInt(node, "iterations") > 0)
             label += " ×" + std::to_string(JsonInt(node, "iterations"));
         int64_t attempts = JsonInt(node, "attempts");
-        std::cout << Pad(Str(node, "id"), 24) << Pad(label, 14) << Pad(std::to_string(attempts), 10)
-                  << Pad(tokens, 14) << Pad(attempts ? time : "-", 10) << what << "\n";
+        std::cout << Pad(StrField(node, "id"), 24) << Pad(label, 14)
+                  << Pad(std::to_string(attempts), 10) << Pad(tokens, 14)
+                  << Pad(attempts ? time : "-", 10) << what << "\n";
     }
     const auto& open = run.at("open_tasks").as_array();
     if (!open.empty()) {
@@ -312,14 +306,15 @@ int RemoteRunsShow(const std::string& server, const std::string& run_id, bool js
                   << " TASK` or `strowger reject " << run_id << " TASK --reason ...`):\n";
         for (const auto& value : open) {
             const auto& task = value.as_object();
-            std::cout << "  " << Str(task, "task_id") << "  " << Str(task, "title") << "\n";
-            if (!Str(task, "tool").empty())
-                std::cout << "    tool:      " << Str(task, "tool") << "\n";
-            if (!Str(task, "arguments").empty())
-                std::cout << "    arguments: " << Str(task, "arguments") << "\n";
+            std::cout << "  " << StrField(task, "task_id") << "  " << StrField(task, "title")
+                      << "\n";
+            if (!StrField(task, "tool").empty())
+                std::cout << "    tool:      " << StrField(task, "tool") << "\n";
+            if (!StrField(task, "arguments").empty())
+                std::cout << "    arguments: " << StrField(task, "arguments") << "\n";
         }
     }
-    if (status == "completed") std::cout << "\noutput:\n" << Str(run, "output") << "\n";
+    if (status == "completed") std::cout << "\noutput:\n" << StrField(run, "output") << "\n";
     return 0;
 }
 
@@ -408,7 +403,7 @@ int RemoteControl(const std::string& server, const std::string& run_id, bool can
         "POST", "/api/runs/" + PercentEncode(run_id) + (cancel ? "/cancel" : "/pause"),
         json::serialize(body));
     if (!reply) return ReportError(reply.error());
-    if (Str(reply->json.as_object(), "result") == "requested") {
+    if (StrField(reply->json.as_object(), "result") == "requested") {
         std::cout << "run " << run_id << ": " << (cancel ? "cancel" : "pause")
                   << " requested; the process executing it applies it "
                   << (cancel ? "at once" : "at the next step boundary") << "\n";
@@ -427,7 +422,7 @@ int RemoteContinue(const std::string& server, const std::string& run_id, const s
     auto reply = client->Checked("POST", "/api/runs/" + PercentEncode(run_id) + "/" + action,
                                  json::serialize(body));
     if (!reply) return ReportError(reply.error());
-    std::string followed = Str(reply->json.as_object(), "run_id");
+    std::string followed = StrField(reply->json.as_object(), "run_id");
     return FollowAndReport(*client, followed, progress, json_output);
 }
 
@@ -443,12 +438,12 @@ int RemoteDecide(const std::string& server, const std::string& run_id, std::stri
         const auto& open = tasks->json.as_object().at("tasks").as_array();
         if (open.size() != 1) {
             std::vector<std::string> ids;
-            for (const auto& t : open) ids.push_back(Str(t.as_object(), "task_id"));
+            for (const auto& t : open) ids.push_back(StrField(t.as_object(), "task_id"));
             PrintError("run " + run_id + " has " + std::to_string(open.size()) +
                        " open tasks; name one" + (ids.empty() ? "" : ": " + Join(ids, ", ")));
             return ToInt(ExitCode::kUsage);
         }
-        task_id = Str(open[0].as_object(), "task_id");
+        task_id = StrField(open[0].as_object(), "task_id");
     }
     json::object body;
     body["action"] = decision;
@@ -461,13 +456,13 @@ int RemoteDecide(const std::string& server, const std::string& run_id, std::stri
         json::serialize(body));
     if (!reply) return ReportError(reply.error());
     const auto& decided = reply->json.as_object();
-    std::cerr << "run " << run_id << ": task " << Str(decided, "task_id") << " "
+    std::cerr << "run " << run_id << ": task " << StrField(decided, "task_id") << " "
               << (decision == "approve"           ? "approved"
                   : decision == "reject"          ? "rejected"
                   : decision == "request_changes" ? "sent back for changes"
                                                   : "noted (progress)")
-              << " by " << Str(decided, "actor") << "\n";
-    if (Str(decided, "status") == "waiting") {
+              << " by " << StrField(decided, "actor") << "\n";
+    if (StrField(decided, "status") == "waiting") {
         std::cerr << "strowger: run " << run_id << " still has open task(s)\n";
         return ToInt(ExitCode::kWaiting);
     }
@@ -494,7 +489,7 @@ int RemoteTasksList(const std::string& server, const std::string& run_id,
         if (!reply) return ReportError(reply.error());
         const auto& answer = reply->json.as_object();
         for (const auto& task : answer.at("tasks").as_array()) tasks.push_back(task);
-        cursor = Str(answer, "next_cursor");
+        cursor = StrField(answer, "next_cursor");
     } while (!cursor.empty());
     if (json_output) {
         json::object out;
@@ -505,8 +500,8 @@ int RemoteTasksList(const std::string& server, const std::string& run_id,
     std::cout << Pad("RUN", 28) << Pad("TASK", 22) << Pad("KIND", 16) << "TITLE\n";
     for (const auto& value : tasks) {
         const auto& t = value.as_object();
-        std::cout << Pad(Str(t, "run_id"), 28) << Pad(Str(t, "task_id"), 22)
-                  << Pad(Str(t, "kind"), 16) << Str(t, "title") << "\n";
+        std::cout << Pad(StrField(t, "run_id"), 28) << Pad(StrField(t, "task_id"), 22)
+                  << Pad(StrField(t, "kind"), 16) << StrField(t, "title") << "\n";
     }
     return 0;
 }
@@ -524,12 +519,12 @@ int RemoteRun(const std::string& server, const std::string& file, const std::str
     auto created = client->Call("POST", "/api/workflows", text.str());
     if (!created) return ReportError(created.error());
     if (created->status == 201) {
-        workflow_id = Str(created->json.as_object(), "workflow_id");
+        workflow_id = StrField(created->json.as_object(), "workflow_id");
     } else if (created->status == 409) {
         auto name = model::LoadWorkflowFile(file).workflow.name;
         auto existing = client->Checked("GET", "/api/workflows/" + PercentEncode(name));
         if (!existing) return ReportError(existing.error());
-        workflow_id = Str(existing->json.as_object(), "id");
+        workflow_id = StrField(existing->json.as_object(), "id");
         auto updated = client->Checked("PUT", "/api/workflows/" + workflow_id, text.str());
         if (!updated) return ReportError(updated.error());
     } else {
@@ -544,7 +539,7 @@ int RemoteRun(const std::string& server, const std::string& file, const std::str
     auto started = client->Checked("POST", "/api/runs", json::serialize(body));
     if (!started) return ReportError(started.error());
     const auto& run = started->json.as_object();
-    return FollowAndReport(*client, Str(run, "run_id"), progress, json_output,
+    return FollowAndReport(*client, StrField(run, "run_id"), progress, json_output,
                            JsonBool(run, "existing"));
 }
 

@@ -48,10 +48,6 @@ bool AssignedTo(const ledger::HumanTask& task, const std::string& assignee) {
     return std::find(refs.begin(), refs.end(), assignee) != refs.end();
 }
 
-std::string Pad(const std::string& text, size_t width) {
-    return text.size() >= width ? text : text + std::string(width - text.size(), ' ');
-}
-
 int DoTasksList(const TasksFlags& flags, const GlobalFlags& global) {
     SetUpProcess(global.log_level);
     if (auto daemon = RemoteServer(flags.server, flags.store); !daemon.empty()) {

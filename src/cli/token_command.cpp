@@ -24,22 +24,18 @@ struct TokenFlags {
     std::string role = "viewer";
 };
 
-std::string Pad(const std::string& text, size_t width) {
-    return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
-}
-
 void PrintTokens(const json::array& tokens) {
-    std::cout << Pad("NAME", 24) << Pad("ROLE", 10) << Pad("CREATED BY", 14) << Pad("CREATED", 22)
-              << "REVOKED\n";
+    std::cout << PadCell("NAME", 24) << PadCell("ROLE", 10) << PadCell("CREATED BY", 14)
+              << PadCell("CREATED", 22) << "REVOKED\n";
     for (const auto& t : tokens) {
         const auto& o = t.as_object();
         std::string revoked = o.at("revoked_at").is_string()
                                   ? std::string(o.at("revoked_at").as_string()).substr(0, 19) + "Z"
                                   : "-";
-        std::cout << Pad(std::string(JsonString(o, "name")), 24)
-                  << Pad(std::string(JsonString(o, "role")), 10)
-                  << Pad(std::string(JsonString(o, "created_by")), 14)
-                  << Pad(std::string(JsonString(o, "created_at")).substr(0, 19) + "Z", 22)
+        std::cout << PadCell(std::string(JsonString(o, "name")), 24)
+                  << PadCell(std::string(JsonString(o, "role")), 10)
+                  << PadCell(std::string(JsonString(o, "created_by")), 14)
+                  << PadCell(std::string(JsonString(o, "created_at")).substr(0, 19) + "Z", 22)
                   << revoked << "\n";
     }
 }

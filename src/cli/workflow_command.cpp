@@ -21,10 +21,6 @@ struct WorkflowFlags2 {
     bool json = false;
 };
 
-std::string Pad(const std::string& text, size_t width) {
-    return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
-}
-
 std::unique_ptr<ApiClient> Connect(const WorkflowFlags2& flags) {
     std::string server = ServerUrl(flags.server);
     if (server.empty()) {
@@ -45,14 +41,14 @@ int DoWorkflow(const std::string& action, const WorkflowFlags2& flags, const Glo
             std::cout << json::serialize(reply->json) << "\n";
             return 0;
         }
-        std::cout << Pad("ID", 30) << Pad("NAME", 24) << Pad("STEPS", 6) << Pad("VERSION", 8)
-                  << "CREATED\n";
+        std::cout << PadCell("ID", 30) << PadCell("NAME", 24) << PadCell("STEPS", 6)
+                  << PadCell("VERSION", 8) << "CREATED\n";
         for (const auto& value : reply->json.as_array()) {
             const auto& w = value.as_object();
-            std::cout << Pad(std::string(JsonString(w, "id")), 30)
-                      << Pad(std::string(JsonString(w, "name")), 24)
-                      << Pad(std::to_string(JsonInt(w, "steps")), 6)
-                      << Pad(std::to_string(JsonInt(w, "version")), 8)
+            std::cout << PadCell(std::string(JsonString(w, "id")), 30)
+                      << PadCell(std::string(JsonString(w, "name")), 24)
+                      << PadCell(std::to_string(JsonInt(w, "steps")), 6)
+                      << PadCell(std::to_string(JsonInt(w, "version")), 8)
                       << std::string(JsonString(w, "created_at")).substr(0, 19) << "Z\n";
         }
         return 0;

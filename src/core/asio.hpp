@@ -2,6 +2,7 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,4 +15,6 @@ namespace asio = boost::asio;
 using Executor = asio::any_io_executor;
 template <typename T>
 using Awaitable = asio::awaitable<T>;
+// `co_await op(..., kUseTuple)` gives (error_code, results...) instead of throwing.
+inline constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 }  // namespace strowger

@@ -14,44 +14,12 @@
 #endif
 
 #include "core/checked_math.hpp"
+#include "core/strings.hpp"
 
 namespace strowger {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
-
-// Length of the valid UTF-8 sequence starting at text[i], or 0 if it is invalid.
-size_t Utf8SequenceLength(std::string_view text, size_t i) {
-    auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-    unsigned char c = byte(i);
-    if (c < 0x80) return 1;
-    size_t n = 0;
-    uint32_t min = 0;
-    uint32_t cp = 0;
-    if ((c & 0xE0) == 0xC0) {
-        n = 2;
-        cp = c & 0x1F;
-        min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        n = 3;
-        cp = c & 0x0F;
-        min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        n = 4;
-        cp = c & 0x07;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (i + n > text.size()) return 0;
-    for (size_t k = 1; k < n; ++k) {
-        unsigned char cc = byte(i + k);
-        if ((cc & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return n;
-}
 
 Status AppendCanonical(std::string& out, const json::value& value) {
     switch (value.kind()) {

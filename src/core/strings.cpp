@@ -153,9 +153,6 @@ std::string Preview(std::string_view text, size_t max_bytes) {
     return out;
 }
 
-namespace {
-
-// Length of the valid UTF-8 sequence at text[i], or 0 if the bytes there are not one.
 size_t Utf8SequenceLength(std::string_view text, size_t i) {
     auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
     unsigned char c = byte(i);
@@ -186,6 +183,8 @@ size_t Utf8SequenceLength(std::string_view text, size_t i) {
     }
     return n;
 }
+
+namespace {
 
 void AppendHexByte(std::string& out, unsigned char c) {
     static constexpr char kHex[] = "0123456789abcdef";

@@ -24,6 +24,9 @@ std::string ClosestMatch(std::string_view word, const std::vector<std::string_vi
 // The `n` bytes at `bytes` as 2n lowercase hex digits at `out`: sixteen bytes at a time where
 // the CPU allows (a ledger event's hash is hex encoded as it is sealed).
 void HexEncode(const unsigned char* bytes, size_t n, char* out);
+// Length of the valid UTF-8 sequence at text[i] (1 to 4), or 0 if the bytes there are not one
+// (truncated, overlong, a surrogate or past U+10FFFF).
+size_t Utf8SequenceLength(std::string_view text, size_t i);
 // First `max_bytes` bytes on a UTF-8 boundary, with "…" appended if cut; newlines shown as ⏎.
 std::string Preview(std::string_view text, size_t max_bytes);
 

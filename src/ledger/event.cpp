@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "core/json.hpp"
+#include "core/overloaded.hpp"
 
 namespace strowger::ledger {
 namespace {
@@ -47,13 +48,6 @@ constexpr std::array<std::string_view, static_cast<size_t>(EventType::kUnknown)>
     "subworkflow.ended",
     "session.compacted",
 };
-
-template <class... Ts>
-struct Overloaded : Ts... {
-    using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 void OptionalField(JsonWriter& w, std::string_view key, const std::string& value) {
     if (!value.empty()) w.Field(key, value);

@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "core/checked_math.hpp"
+#include "core/overloaded.hpp"
 
 namespace strowger::ledger {
 namespace {
@@ -21,13 +22,6 @@ ToolCallState* FindCall(TurnState& turn, std::string_view call_id) {
     }
     return nullptr;
 }
-
-template <class... Ts>
-struct Overloaded : Ts... {
-    using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 }  // namespace
 

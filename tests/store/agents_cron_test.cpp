@@ -11,33 +11,13 @@
 
 #include "store/memory/memory_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
+#include "store/store_test_util.hpp"
 #include "testing/test_util.hpp"
 
 namespace strowger::store {
 namespace {
 
 using strowger::testing::RunSync;
-
-struct Backend {
-    std::string name;
-    std::function<std::shared_ptr<Store>(const std::filesystem::path& dir)> open;
-};
-
-std::vector<Backend> Backends() {
-    return {
-        {"Memory", [](const std::filesystem::path&) { return std::make_shared<MemoryStore>(); }},
-        {"Sqlite",
-         [](const std::filesystem::path& dir) -> std::shared_ptr<Store> {
-             auto store = SqliteStore::OpenBlocking((dir / "store.db").string());
-             EXPECT_TRUE(store.has_value()) << store.error().ToString();
-             return store ? *store : nullptr;
-         }},
-    };
-}
-
-std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
-    return info.param.name;
-}
 
 SystemTime At(int64_t second) {
     return FromUnixMicros(1'800'000'000'000'000 + second * 1'000'000);

@@ -20,31 +20,6 @@ namespace {
 using fixtures::TimeAt;
 using strowger::testing::RunSync;
 
-struct Backend {
-    std::string name;
-    std::function<std::shared_ptr<Store>(const std::filesystem::path& dir)> open;
-};
-
-void PrintTo(const Backend& backend, std::ostream* out) {
-    *out << backend.name;
-}
-
-std::vector<Backend> Backends() {
-    return {
-        {"Memory", [](const std::filesystem::path&) { return std::make_shared<MemoryStore>(); }},
-        {"Sqlite",
-         [](const std::filesystem::path& dir) -> std::shared_ptr<Store> {
-             auto store = SqliteStore::OpenBlocking((dir / "store.db").string());
-             EXPECT_TRUE(store.has_value()) << store.error().ToString();
-             return store ? *store : nullptr;
-         }},
-    };
-}
-
-std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
-    return info.param.name;
-}
-
 class AutomationStateTest : public ::testing::TestWithParam<Backend> {
   protected:
     void SetUp() override {

@@ -22,27 +22,6 @@ using fixtures::TestChain;
 using fixtures::TimeAt;
 using strowger::testing::RunSync;
 
-struct Backend {
-    std::string name;
-    std::function<std::shared_ptr<Store>(const std::filesystem::path& dir)> open;
-};
-
-void PrintTo(const Backend& backend, std::ostream* out) {
-    *out << backend.name;
-}
-
-std::vector<Backend> Backends() {
-    return {
-        {"Memory", [](const std::filesystem::path&) { return std::make_shared<MemoryStore>(); }},
-        {"Sqlite",
-         [](const std::filesystem::path& dir) -> std::shared_ptr<Store> {
-             auto store = SqliteStore::OpenBlocking((dir / "store.db").string());
-             EXPECT_TRUE(store.has_value()) << store.error().ToString();
-             return store ? *store : nullptr;
-         }},
-    };
-}
-
 class DaemonStateTest : public ::testing::TestWithParam<Backend> {
   protected:
     void SetUp() override {
@@ -83,7 +62,8 @@ class DaemonStateTest : public ::testing::TestWithParam<Backend> {
         filter.limit = 0;
         auto page = RunSync(store_->ListRuns(filter));
         EXPECT_TRUE(page.has_value());
-        std::vector<std::string> ids = fixtures::RunIds(page ? page->runs : std::vector<RunRecord>{});
+        std::vector<std::string> ids =
+            fixtures::RunIds(page ? page->runs : std::vector<RunRecord>{});
         std::sort(ids.begin(), ids.end());
         return ids;
     }
@@ -265,10 +245,6 @@ TEST_P(DaemonStateTest, RunAnnotationsBelongToExistingRuns) {
     auto missing = RunSync(store_->GetRunAnnotation(RunIdFor(98)));
     ASSERT_FALSE(missing.has_value());
     EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
-}
-
-std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
-    return info.param.name;
 }
 
 INSTANTIATE_TEST_SUITE_P(store, DaemonStateTest, ::testing::ValuesIn(Backends()), BackendName);

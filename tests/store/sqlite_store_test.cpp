@@ -54,7 +54,7 @@ using fixtures::TestChain;
 using std::chrono::hours;
 using strowger::testing::RunSync;
 
-SystemTime Now() {
+SystemTime WallNow() {
     return std::chrono::system_clock::now();
 }
 
@@ -137,7 +137,7 @@ TEST_P(SqliteStoreTest, ReopenKeepsEverything) {
     TestChain second = Create(2);
     ASSERT_TRUE(
         RunSync(store_->AppendEvents(second.run_id(), second.NodeEvents(3), RunStatus::kWaiting)));
-    SystemTime until = std::chrono::floor<std::chrono::seconds>(Now()) + hours(1);
+    SystemTime until = std::chrono::floor<std::chrono::seconds>(WallNow()) + hours(1);
     ASSERT_EQ(RunSync(store_->TryLease(second.run_id(), "worker-a", until)), true);
     ControlRequest cancel;
     cancel.run_id = first.run_id();
@@ -273,7 +273,7 @@ TEST_P(SqliteStoreTest, OneFailingRequestDoesNotFailItsBatch) {
     Spawn(io, store_->AppendEvents(ghost.run_id(), ghost.NodeEvents(1), RunStatus::kRunning),
           &unknown);
     Spawn(io, store_->CreateRun(MakeNewRun(duplicate, "dup")), &dup);
-    Spawn(io, store_->TryLease(RunIdFor(98), "worker", Now() + hours(1)), &lease_unknown);
+    Spawn(io, store_->TryLease(RunIdFor(98), "worker", WallNow() + hours(1)), &lease_unknown);
     Spawn(io, store_->AppendEvents(c.run_id(), c.NodeEvents(1), RunStatus::kCompleted), &good_c);
     Spawn(io, store_->CreateRun(MakeNewRun(fresh, "fresh")), &created);
     io.poll();
@@ -336,7 +336,7 @@ TEST_P(SqliteStoreTest, FailedCommitPoisonsTheStoreUntilReopened) {
     EXPECT_NE(again.error().message().find("store must be reopened"), std::string::npos);
     TestChain other(RunIdFor(3));
     EXPECT_EQ(CodeOf(RunSync(store_->CreateRun(MakeNewRun(other)))), ErrorCode::kDataLoss);
-    EXPECT_EQ(CodeOf(RunSync(store_->TryLease(a.run_id(), "w", Now() + hours(1)))),
+    EXPECT_EQ(CodeOf(RunSync(store_->TryLease(a.run_id(), "w", WallNow() + hours(1)))),
               ErrorCode::kDataLoss);
     EXPECT_EQ(CodeOf(RunSync(store_->PruneTerminalRuns(0))), ErrorCode::kDataLoss);
 
@@ -384,7 +384,7 @@ TEST_P(SqliteStoreTest, TwoStoresShareOneFile) {
         EXPECT_TRUE(ledger::VerifyChain(chain.run_id(), Lines(*events), record->head).ok());
     }
     // A lease taken through one is seen by the other.
-    SystemTime until = Now() + hours(1);
+    SystemTime until = WallNow() + hours(1);
     EXPECT_EQ(RunSync(store_->TryLease(chains[0].run_id(), "worker-a", until)), true);
     EXPECT_EQ(RunSync((*second)->TryLease(chains[0].run_id(), "worker-b", until)), false);
 }
@@ -407,7 +407,7 @@ TEST_P(SqliteStoreTest, LeaseOfADeadLocalProcessIsClaimableAtOnce) {
     EXPECT_FALSE(IsDeadLocalOwner(host + ":notapid:1", host));
     EXPECT_FALSE(IsDeadLocalOwner(host + ":" + std::to_string(child) + ":", host));
 
-    SystemTime until = Now() + hours(1);
+    SystemTime until = WallNow() + hours(1);
     for (int n = 1; n <= 3; ++n) {
         TestChain chain(RunIdFor(n));
         NewRun run = MakeNewRun(chain, "wf", "", RunStatus::kRunning);
@@ -416,7 +416,7 @@ TEST_P(SqliteStoreTest, LeaseOfADeadLocalProcessIsClaimableAtOnce) {
         ASSERT_TRUE(RunSync(store_->CreateRun(run)).has_value());
     }
     std::vector<RunStatus> running = {RunStatus::kRunning};
-    auto claimable = RunSync(store_->FindClaimable(running, Now(), 10));
+    auto claimable = RunSync(store_->FindClaimable(running, WallNow(), 10));
     ASSERT_TRUE(claimable.has_value());
     EXPECT_EQ(fixtures::RunIds(*claimable), (std::vector<std::string>{RunIdFor(1)}));
 

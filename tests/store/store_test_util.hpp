@@ -8,6 +8,9 @@
 #include <boost/asio/io_context.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -16,6 +19,8 @@
 #include "core/clock.hpp"
 #include "ledger/chain.hpp"
 #include "ledger/event.hpp"
+#include "store/memory/memory_store.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
 
 namespace strowger {
@@ -130,3 +135,34 @@ ErrorCode CodeOf(const Result<T>& result) {
 }
 
 }  // namespace strowger::store::fixtures
+
+// The stores the TEST_P suites run against: the in-memory store and SQLite (a fresh file in
+// the test's directory).
+namespace strowger::store {
+
+struct Backend {
+    std::string name;
+    std::function<std::shared_ptr<Store>(const std::filesystem::path& dir)> open;
+};
+
+inline void PrintTo(const Backend& backend, std::ostream* out) {
+    *out << backend.name;
+}
+
+inline std::vector<Backend> Backends() {
+    return {
+        {"Memory", [](const std::filesystem::path&) { return std::make_shared<MemoryStore>(); }},
+        {"Sqlite",
+         [](const std::filesystem::path& dir) -> std::shared_ptr<Store> {
+             auto store = SqliteStore::OpenBlocking((dir / "store.db").string());
+             EXPECT_TRUE(store.has_value()) << store.error().ToString();
+             return store ? *store : nullptr;
+         }},
+    };
+}
+
+inline std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
+    return info.param.name;
+}
+
+}  // namespace strowger::store

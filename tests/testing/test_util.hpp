@@ -10,6 +10,9 @@
 
 namespace strowger::testing {
 
+// How long a test waits for something that should happen at once (a reply, a stream's end).
+inline constexpr std::chrono::seconds kWait{10};
+
 // A fresh directory under the system temp dir, removed when the object dies.
 class TempDir {
   public:

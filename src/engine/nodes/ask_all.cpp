@@ -64,6 +64,12 @@ Awaitable<std::vector<Result<std::string>>> AskAll(NodeRun& run, std::vector<Ask
     co_return std::move(shared->results);
 }
 
+NodeOutcome SubCallFailure(std::string_view type, std::string_view part, const Error& error) {
+    return NodeOutcome::Failed(Error(
+        error.code(),
+        std::string(type) + " failed: " + std::string(part) + ": " + std::string(error.message())));
+}
+
 std::string AgentName(const model::Plan& plan, int agent) {
     if (agent >= 0 && static_cast<size_t>(agent) < plan.agents.size() &&
         !plan.agents[static_cast<size_t>(agent)].name.empty()) {

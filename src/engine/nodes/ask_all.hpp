@@ -22,6 +22,9 @@ struct AskCall {
 Awaitable<std::vector<Result<std::string>>> AskAll(NodeRun& run, std::vector<AskCall> calls,
                                                    size_t max_parallel);
 
+// The node fails with "<type> failed: <part>: <error>" (a debate's or a hierarchy's sub-call).
+NodeOutcome SubCallFailure(std::string_view type, std::string_view part, const Error& error);
+
 // The name to show for agent `agent` of the plan (its name, else "agent<index>").
 std::string AgentName(const model::Plan& plan, int agent);
 

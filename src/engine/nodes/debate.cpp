@@ -37,11 +37,6 @@ std::string Transcript(const std::vector<Argument>& arguments) {
     return out;
 }
 
-NodeOutcome Failure(std::string_view part, const Error& error) {
-    return NodeOutcome::Failed(Error(
-        error.code(), "debate failed: " + std::string(part) + ": " + std::string(error.message())));
-}
-
 class DebateType final : public NodeType {
   public:
     std::string_view name() const override { return "debate"; }
@@ -143,7 +138,8 @@ class DebateType final : public NodeType {
             }
             auto answers = co_await AskAll(run, std::move(calls), c.debaters.size());
             for (size_t i = 0; i < answers.size(); ++i) {
-                if (!answers[i]) co_return Failure("debater_round", answers[i].error());
+                if (!answers[i])
+                    co_return SubCallFailure("debate", "debater_round", answers[i].error());
                 arguments.push_back(
                     {round, AgentName(run.plan(), c.debaters[i]), std::move(*answers[i])});
             }
@@ -160,7 +156,7 @@ class DebateType final : public NodeType {
                           c.until + "\".";
             }
             auto judged = co_await run.Ask(c.judge, "round" + r + "/judge", std::move(prompt));
-            if (!judged) co_return Failure("judge", judged.error());
+            if (!judged) co_return SubCallFailure("debate", "judge", judged.error());
             verdict = std::move(*judged);
             if (!c.until.empty() && ContainsIgnoreCase(verdict, c.until)) agreed = true;
             if (agreed || last) break;

@@ -28,11 +28,6 @@ struct HierarchyConfig {
     int64_t max_parallel = 4;
 };
 
-NodeOutcome Failure(std::string_view part, const Error& error) {
-    return NodeOutcome::Failed(Error(error.code(), "hierarchy failed: " + std::string(part) + ": " +
-                                                       std::string(error.message())));
-}
-
 // The manager's answer as a list of tasks: a JSON array of strings (or of objects, each taken
 // as its "task" / "description" / "title" field, else its JSON), optionally in a ``` fence.
 Result<std::vector<std::string>> ParseTasks(std::string_view answer) {
@@ -172,9 +167,9 @@ class HierarchyType final : public NodeType {
                 "Split this goal into tasks for " + std::to_string(c.workers.size()) +
                 " worker(s). Answer with a JSON list of tasks (strings) only.\n\nGoal:\n" + goal;
             auto answer = co_await run.Ask(c.manager, "manager", std::move(prompt));
-            if (!answer) co_return Failure("manager", answer.error());
+            if (!answer) co_return SubCallFailure("hierarchy", "manager", answer.error());
             auto parsed = ParseTasks(*answer);
-            if (!parsed) co_return Failure("manager", parsed.error());
+            if (!parsed) co_return SubCallFailure("hierarchy", "manager", parsed.error());
             tasks = std::move(*parsed);
         }
         // Who does what: round robin, or each task to two neighbouring workers.
@@ -203,7 +198,7 @@ class HierarchyType final : public NodeType {
         }
         auto answers = co_await AskAll(run, std::move(calls), static_cast<size_t>(c.max_parallel));
         for (auto& answer : answers) {
-            if (!answer) co_return Failure("worker", answer.error());
+            if (!answer) co_return SubCallFailure("hierarchy", "worker", answer.error());
         }
         std::string output;
         if (c.synthesizer >= 0) {
@@ -217,7 +212,7 @@ class HierarchyType final : public NodeType {
                           *answers[k];
             }
             auto answer = co_await run.Ask(c.synthesizer, "synthesizer", std::move(prompt));
-            if (!answer) co_return Failure("synthesizer", answer.error());
+            if (!answer) co_return SubCallFailure("hierarchy", "synthesizer", answer.error());
             output = std::move(*answer);
         } else {
             for (size_t k = 0; k < answers.size(); ++k) {

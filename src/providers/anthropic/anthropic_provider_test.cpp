@@ -9,6 +9,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "testing/mock_model_server.hpp"
+#include "testing/provider_test_util.hpp"
 #include "testing/test_util.hpp"
 
 namespace strowger::providers {
@@ -23,21 +24,13 @@ using strowger::testing::MockRule;
 using strowger::testing::MockToolCall;
 using strowger::testing::RunSync;
 
-constexpr auto kWait = seconds(10);
-constexpr const char* kKeyEnv = "STROWGER_TEST_ANTHROPIC_KEY";
-constexpr const char* kKey = "sk-ant-test-0123456789";
+using strowger::testing::BodyOf;
+using strowger::testing::kWait;
+using strowger::testing::RecordingSink;
+constexpr const char* kAnthropicKeyEnv = "STROWGER_TEST_ANTHROPIC_KEY";
+constexpr const char* kAnthropicKey = "sk-ant-test-0123456789";
 
-struct RecordingSink : StreamSink {
-    void OnDelta(std::string_view text) override { deltas.emplace_back(text); }
-    std::string Joined() const {
-        std::string all;
-        for (const auto& delta : deltas) all += delta;
-        return all;
-    }
-    std::vector<std::string> deltas;
-};
-
-CompletionRequest SimpleRequest(std::string prompt, std::string node = "ask") {
+CompletionRequest AnthropicRequest(std::string prompt, std::string node = "ask") {
     CompletionRequest request;
     request.model = "claude-test";
     Message system;
@@ -51,16 +44,10 @@ CompletionRequest SimpleRequest(std::string prompt, std::string node = "ask") {
     return request;
 }
 
-json::object BodyOf(const strowger::testing::RecordedRequest& request) {
-    auto parsed = ParseJson(request.body);
-    EXPECT_TRUE(parsed && parsed->is_object()) << request.body;
-    return parsed && parsed->is_object() ? parsed->as_object() : json::object();
-}
-
 class AnthropicProviderTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        ::setenv(kKeyEnv, kKey, 1);
+        ::setenv(kAnthropicKeyEnv, kAnthropicKey, 1);
         auto server = MockModelServer::Start({});
         ASSERT_TRUE(server) << server.error().ToString();
         server_ = std::move(*server);
@@ -75,7 +62,7 @@ class AnthropicProviderTest : public ::testing::Test {
     std::shared_ptr<AnthropicProvider> MakeProvider(milliseconds timeout = seconds(30)) {
         AnthropicConfig config;
         config.base_url = server_->anthropic_base_url() + "/";
-        config.api_key_env = kKeyEnv;
+        config.api_key_env = kAnthropicKeyEnv;
         config.timeout = timeout;
         return std::make_shared<AnthropicProvider>(config, client_);
     }
@@ -103,7 +90,7 @@ TEST_F(AnthropicProviderTest, CompletesWithHeadersSystemAndDefaultMaxTokens) {
     behavior.prompt_tokens = 21;
     behavior.completion_tokens = 2;
     AddRule("ask", behavior);
-    auto result = Call(SimpleRequest("Summarise."));
+    auto result = Call(AnthropicRequest("Summarise."));
     ASSERT_TRUE(result) << result.error().ToString();
     EXPECT_EQ(result->content, "Short.");
     EXPECT_TRUE(result->tool_calls.empty());
@@ -115,7 +102,7 @@ TEST_F(AnthropicProviderTest, CompletesWithHeadersSystemAndDefaultMaxTokens) {
     auto recorded = server_->recorded_requests();
     ASSERT_EQ(recorded.size(), 1u);
     EXPECT_EQ(recorded[0].target, "/v1/messages");
-    EXPECT_EQ(recorded[0].Header("x-api-key"), kKey);
+    EXPECT_EQ(recorded[0].Header("x-api-key"), kAnthropicKey);
     EXPECT_EQ(recorded[0].Header("anthropic-version"), "2023-06-01");
     EXPECT_EQ(recorded[0].Header("authorization"), "");
     EXPECT_EQ(recorded[0].Header("x-strowger-node"), "ask");
@@ -129,7 +116,7 @@ TEST_F(AnthropicProviderTest, CompletesWithHeadersSystemAndDefaultMaxTokens) {
     ASSERT_EQ(messages->size(), 1u);
     EXPECT_EQ(JsonString(messages->at(0).as_object(), "role"), "user");
     EXPECT_EQ(JsonString(messages->at(0).as_object(), "content"), "Summarise.");
-    EXPECT_EQ(Redact(std::string("k=") + kKey), "k=[REDACTED]");
+    EXPECT_EQ(Redact(std::string("k=") + kAnthropicKey), "k=[REDACTED]");
 }
 
 TEST_F(AnthropicProviderTest, ToolUseRoundTrip) {
@@ -138,7 +125,7 @@ TEST_F(AnthropicProviderTest, ToolUseRoundTrip) {
     behavior.tool_calls.push_back(MockToolCall{"toolu_01", "read_file", R"({"path":"README.md"})"});
     AddRule("agent", behavior);
 
-    CompletionRequest request = SimpleRequest("What is in the README?", "agent");
+    CompletionRequest request = AnthropicRequest("What is in the README?", "agent");
     request.max_output_tokens = 300;
     request.temperature = 0.2;
     ToolSpec tool;
@@ -221,7 +208,7 @@ TEST_F(AnthropicProviderTest, StreamsTextAndToolUse) {
     behavior.stream_chunk_bytes = 3;
     AddRule("stream", behavior);
     RecordingSink sink;
-    CompletionRequest request = SimpleRequest("go", "stream");
+    CompletionRequest request = AnthropicRequest("go", "stream");
     request.stream = &sink;
     auto result = Call(request);
     ASSERT_TRUE(result) << result.error().ToString();
@@ -258,7 +245,7 @@ TEST_F(AnthropicProviderTest, HttpErrorsMapToCodes) {
         if (c.status == 429) behavior.retry_after = "3";
         std::string node = "status-" + std::to_string(c.status);
         AddRule(node, behavior);
-        auto result = Call(SimpleRequest("x", node));
+        auto result = Call(AnthropicRequest("x", node));
         ASSERT_FALSE(result) << c.status;
         EXPECT_EQ(result.error().code(), c.code) << c.status << ": " << result.error().ToString();
         EXPECT_EQ(result.error().details().http_status, c.status);
@@ -278,7 +265,7 @@ TEST_F(AnthropicProviderTest, StreamErrorEventIsMapped) {
         "\"message\":\"Overloaded\"}}\n\n";
     AddRule("overloaded", behavior);
     RecordingSink sink;
-    CompletionRequest request = SimpleRequest("x", "overloaded");
+    CompletionRequest request = AnthropicRequest("x", "overloaded");
     request.stream = &sink;
     auto result = Call(request);
     ASSERT_FALSE(result);
@@ -303,7 +290,7 @@ TEST_F(AnthropicProviderTest, TruncatedAndMalformedStreamsAreInternal) {
     AddRule("bad", bad);
     for (std::string node : {"cut", "no-stop", "bad"}) {
         RecordingSink sink;
-        CompletionRequest request = SimpleRequest("x", node);
+        CompletionRequest request = AnthropicRequest("x", node);
         request.stream = &sink;
         auto result = Call(request);
         ASSERT_FALSE(result) << node;
@@ -314,7 +301,7 @@ TEST_F(AnthropicProviderTest, TruncatedAndMalformedStreamsAreInternal) {
     MockBehavior truncated;
     truncated.truncate = true;
     AddRule("truncated-body", truncated);
-    auto result = Call(SimpleRequest("x", "truncated-body"));
+    auto result = Call(AnthropicRequest("x", "truncated-body"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kInternal);
     EXPECT_TRUE(result.error().message().starts_with("anthropic: malformed response body: "))
@@ -322,7 +309,7 @@ TEST_F(AnthropicProviderTest, TruncatedAndMalformedStreamsAreInternal) {
 }
 
 TEST_F(AnthropicProviderTest, MissingKeyAndBadArgumentsFailBeforeSending) {
-    CompletionRequest request = SimpleRequest("x");
+    CompletionRequest request = AnthropicRequest("x");
     Message asked;
     asked.role = Role::kAssistant;
     asked.tool_calls.push_back(ToolCall{"toolu_x", "f", "[1]"});
@@ -333,11 +320,11 @@ TEST_F(AnthropicProviderTest, MissingKeyAndBadArgumentsFailBeforeSending) {
     EXPECT_EQ(result.error().message(),
               "anthropic: tool call 'toolu_x' has arguments that are not a JSON object");
 
-    ::unsetenv(kKeyEnv);
-    result = Call(SimpleRequest("x"));
+    ::unsetenv(kAnthropicKeyEnv);
+    result = Call(AnthropicRequest("x"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kUnauthenticated);
-    EXPECT_EQ(result.error().message(), std::string(kKeyEnv) + " is not set");
+    EXPECT_EQ(result.error().message(), std::string(kAnthropicKeyEnv) + " is not set");
     EXPECT_EQ(server_->requests(), 0);
 }
 
@@ -345,7 +332,7 @@ TEST_F(AnthropicProviderTest, TimeoutIsDeadlineExceeded) {
     server_->SetLatency(seconds(20));
     provider_ = MakeProvider(milliseconds(200));
     auto start = std::chrono::steady_clock::now();
-    auto result = Call(SimpleRequest("x"), Deadline::Never());
+    auto result = Call(AnthropicRequest("x"), Deadline::Never());
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kDeadlineExceeded) << result.error().ToString();
     EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(5));
@@ -518,7 +505,7 @@ TEST_F(AnthropicProviderTest, UsageCountsThatAreNotSaneAreAProtocolError) {
         behavior.body = MessageWithUsage(c.usage);
         std::string node = "usage-" + std::to_string(++n);
         AddRule(node, behavior);
-        auto result = Call(SimpleRequest("x", node));
+        auto result = Call(AnthropicRequest("x", node));
         ASSERT_FALSE(result) << c.usage;
         EXPECT_EQ(result.error().code(), ErrorCode::kInternal) << c.usage;
         EXPECT_EQ(result.error().message(), "anthropic: malformed response body: " + c.message);
@@ -558,7 +545,7 @@ TEST_F(AnthropicProviderTest, UsageCountsThatAreNotSaneAreAProtocolError) {
         std::string node = "stream-usage-" + std::to_string(++n);
         AddRule(node, behavior);
         RecordingSink sink;
-        CompletionRequest request = SimpleRequest("x", node);
+        CompletionRequest request = AnthropicRequest("x", node);
         request.stream = &sink;
         auto result = Call(request);
         ASSERT_FALSE(result) << c.body;
@@ -570,7 +557,7 @@ TEST_F(AnthropicProviderTest, UsageCountsThatAreNotSaneAreAProtocolError) {
     good.stream_body = start_ok + rest + delta(R"({"output_tokens":2})");
     AddRule("stream-good", good);
     RecordingSink sink;
-    CompletionRequest request = SimpleRequest("x", "stream-good");
+    CompletionRequest request = AnthropicRequest("x", "stream-good");
     request.stream = &sink;
     auto result = Call(request);
     ASSERT_TRUE(result) << result.error().ToString();
@@ -583,7 +570,7 @@ TEST_F(AnthropicProviderTest, HugeErrorBodiesAndStreamErrorsAreCapped) {
     body.status = 500;
     body.error_message = std::string(5'000'000, 'e');
     AddRule("huge", body);
-    auto result = Call(SimpleRequest("x", "huge"));
+    auto result = Call(AnthropicRequest("x", "huge"));
     ASSERT_FALSE(result);
     EXPECT_LT(result.error().message().size(), 2200u);
     EXPECT_TRUE(result.error().message().ends_with("… (5000000 bytes in all)"));
@@ -594,7 +581,7 @@ TEST_F(AnthropicProviderTest, HugeErrorBodiesAndStreamErrorsAreCapped) {
                          std::string(1'000'000, 'm') + "\"}}\n\n";
     AddRule("huge-stream", stream);
     RecordingSink sink;
-    CompletionRequest request = SimpleRequest("x", "huge-stream");
+    CompletionRequest request = AnthropicRequest("x", "huge-stream");
     request.stream = &sink;
     result = Call(request);
     ASSERT_FALSE(result);

@@ -46,7 +46,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kHeaderLimit = 64 * 1024;
 constexpr size_t kStreamChunkBytes = 16 * 1024;
 

@@ -28,7 +28,7 @@ using strowger::testing::MockRule;
 using strowger::testing::RunSync;
 using tcp = asio::ip::tcp;
 
-constexpr auto kWait = seconds(10);
+using strowger::testing::kWait;
 
 std::string ChatBody(std::string_view prompt) {
     return R"({"model":"m","messages":[{"role":"user","content":")" + std::string(prompt) +

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "testing/mock_model_server.hpp"
+#include "testing/test_util.hpp"
 
 namespace strowger::providers {
 namespace {
@@ -24,7 +25,7 @@ using strowger::testing::IoThread;
 using Permit = RateLimiter::Permit;
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr auto kWait = seconds(10);
+using strowger::testing::kWait;
 
 // Runs `awaitable` on `executor`; the future gets its result. `slot` may cancel it.
 template <typename T>

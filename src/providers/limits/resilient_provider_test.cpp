@@ -27,7 +27,7 @@ using strowger::testing::MockRule;
 using strowger::testing::RunSync;
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr auto kWait = seconds(10);
+using strowger::testing::kWait;
 
 CompletionRequest Request(std::string node, std::string prompt = "hello") {
     CompletionRequest request;

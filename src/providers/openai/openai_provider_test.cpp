@@ -14,6 +14,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "testing/mock_model_server.hpp"
+#include "testing/provider_test_util.hpp"
 #include "testing/test_util.hpp"
 
 namespace strowger::providers {
@@ -28,11 +29,12 @@ using strowger::testing::MockRule;
 using strowger::testing::MockToolCall;
 using strowger::testing::RunSync;
 
-constexpr auto kWait = seconds(10);
-constexpr const char* kKeyEnv = "STROWGER_TEST_OPENAI_KEY";
-constexpr const char* kKey = "sk-test-0123456789abcdef";
+using strowger::testing::BodyOf;
+using strowger::testing::kWait;
+constexpr const char* kOpenAiKeyEnv = "STROWGER_TEST_OPENAI_KEY";
+constexpr const char* kOpenAiKey = "sk-test-0123456789abcdef";
 
-CompletionRequest SimpleRequest(std::string prompt, std::string node = "summarise") {
+CompletionRequest OpenAiRequest(std::string prompt, std::string node = "summarise") {
     CompletionRequest request;
     request.model = "gpt-test";
     Message system;
@@ -55,16 +57,10 @@ MockRule NodeRule(std::string node, MockBehavior behavior) {
     return rule;
 }
 
-json::object BodyOf(const strowger::testing::RecordedRequest& request) {
-    auto parsed = ParseJson(request.body);
-    EXPECT_TRUE(parsed && parsed->is_object()) << request.body;
-    return parsed && parsed->is_object() ? parsed->as_object() : json::object();
-}
-
 class OpenAiProviderTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        ::setenv(kKeyEnv, kKey, 1);
+        ::setenv(kOpenAiKeyEnv, kOpenAiKey, 1);
         auto server = MockModelServer::Start({});
         ASSERT_TRUE(server) << server.error().ToString();
         server_ = std::move(*server);
@@ -79,7 +75,7 @@ class OpenAiProviderTest : public ::testing::Test {
     std::shared_ptr<OpenAiProvider> MakeProvider(std::chrono::milliseconds timeout = seconds(30)) {
         OpenAiConfig config;
         config.base_url = server_->base_url() + "/";
-        config.api_key_env = kKeyEnv;
+        config.api_key_env = kOpenAiKeyEnv;
         config.timeout = timeout;
         config.extra_headers.emplace_back("X-Extra", "yes");
         return std::make_shared<OpenAiProvider>(config, client_);
@@ -95,7 +91,7 @@ class OpenAiProviderTest : public ::testing::Test {
         behavior.error_message = "status " + std::to_string(status);
         std::string node = "status-" + std::to_string(status);
         server_->AddRule(NodeRule(node, behavior));
-        auto result = Call(SimpleRequest("x", node));
+        auto result = Call(OpenAiRequest("x", node));
         ASSERT_FALSE(result) << status;
         EXPECT_EQ(result.error().code(), code) << status << ": " << result.error().ToString();
         EXPECT_EQ(result.error().details().http_status, status);
@@ -115,7 +111,7 @@ TEST_F(OpenAiProviderTest, CompletesWithUsageFinishReasonAndModel) {
     behavior.prompt_tokens = 11;
     behavior.completion_tokens = 3;
     server_->AddRule(NodeRule("summarise", behavior));
-    CompletionRequest request = SimpleRequest("Summarise this.");
+    CompletionRequest request = OpenAiRequest("Summarise this.");
     request.temperature = 0.5;
     request.max_output_tokens = 64;
 
@@ -132,7 +128,7 @@ TEST_F(OpenAiProviderTest, CompletesWithUsageFinishReasonAndModel) {
     ASSERT_EQ(recorded.size(), 1u);
     EXPECT_EQ(recorded[0].method, "POST");
     EXPECT_EQ(recorded[0].target, "/v1/chat/completions");
-    EXPECT_EQ(recorded[0].Header("authorization"), std::string("Bearer ") + kKey);
+    EXPECT_EQ(recorded[0].Header("authorization"), std::string("Bearer ") + kOpenAiKey);
     EXPECT_EQ(recorded[0].Header("content-type"), "application/json");
     EXPECT_EQ(recorded[0].Header("x-strowger-run"), "run-1");
     EXPECT_EQ(recorded[0].Header("x-strowger-node"), "summarise");
@@ -152,7 +148,7 @@ TEST_F(OpenAiProviderTest, CompletesWithUsageFinishReasonAndModel) {
     EXPECT_EQ(JsonString(messages->at(1).as_object(), "role"), "user");
     EXPECT_EQ(JsonString(messages->at(1).as_object(), "content"), "Summarise this.");
 
-    EXPECT_EQ(Redact(std::string("key=") + kKey), "key=[REDACTED]");
+    EXPECT_EQ(Redact(std::string("key=") + kOpenAiKey), "key=[REDACTED]");
     EXPECT_EQ(server_->requests_for_node("summarise"), 1);
 }
 
@@ -161,7 +157,7 @@ TEST_F(OpenAiProviderTest, StreamSinkGetsTheFinalText) {
         void OnDelta(std::string_view text) override { received += text; }
         std::string received;
     } sink;
-    CompletionRequest request = SimpleRequest("stream me");
+    CompletionRequest request = OpenAiRequest("stream me");
     request.stream = &sink;
     auto result = Call(request);
     ASSERT_TRUE(result) << result.error().ToString();
@@ -170,18 +166,18 @@ TEST_F(OpenAiProviderTest, StreamSinkGetsTheFinalText) {
 }
 
 TEST_F(OpenAiProviderTest, MissingKeyIsUnauthenticatedAndSendsNothing) {
-    ::unsetenv(kKeyEnv);
-    auto result = Call(SimpleRequest("x"));
+    ::unsetenv(kOpenAiKeyEnv);
+    auto result = Call(OpenAiRequest("x"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kUnauthenticated);
-    EXPECT_EQ(result.error().message(), std::string(kKeyEnv) + " is not set");
+    EXPECT_EQ(result.error().message(), std::string(kOpenAiKeyEnv) + " is not set");
     EXPECT_EQ(server_->requests(), 0);
 
     ::unsetenv("OPENAI_API_KEY");
     OpenAiConfig config = DefaultOpenAiConfig();
     config.base_url = server_->base_url();
     OpenAiProvider provider(config, client_);
-    result = RunSync(provider.Complete(SimpleRequest("x"), Deadline::After(kWait)));
+    result = RunSync(provider.Complete(OpenAiRequest("x"), Deadline::After(kWait)));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kUnauthenticated);
     EXPECT_EQ(result.error().message(), "OPENAI_API_KEY is not set");
@@ -192,7 +188,7 @@ TEST_F(OpenAiProviderTest, Http401IsUnauthenticatedWithTheServersMessage) {
     behavior.status = 401;
     behavior.error_message = "Incorrect API key provided";
     server_->AddRule(NodeRule("summarise", behavior));
-    auto result = Call(SimpleRequest("x"));
+    auto result = Call(OpenAiRequest("x"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kUnauthenticated);
     EXPECT_EQ(result.error().message(), "openai: HTTP 401: Incorrect API key provided");
@@ -205,7 +201,7 @@ TEST_F(OpenAiProviderTest, Http429IsUnavailableWithRetryAfter) {
     behavior.retry_after = "7";
     behavior.error_message = "Rate limit reached";
     server_->AddRule(NodeRule("summarise", behavior));
-    auto result = Call(SimpleRequest("x"));
+    auto result = Call(OpenAiRequest("x"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable);
     EXPECT_TRUE(IsRetryable(result.error()));
@@ -220,7 +216,7 @@ TEST_F(OpenAiProviderTest, Http429WithRetryAfterMsPrefersIt) {
     behavior.retry_after = "7";
     behavior.headers.emplace_back("retry-after-ms", "1250");
     server_->AddRule(NodeRule("summarise", behavior));
-    auto result = Call(SimpleRequest("x"));
+    auto result = Call(OpenAiRequest("x"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable);
     EXPECT_EQ(result.error().details().retry_after_ms, 1250);
@@ -232,7 +228,7 @@ TEST_F(OpenAiProviderTest, Http429InsufficientQuotaIsResourceExhausted) {
     behavior.body =
         R"({"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}})";
     server_->AddRule(NodeRule("summarise", behavior));
-    auto result = Call(SimpleRequest("x"));
+    auto result = Call(OpenAiRequest("x"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kResourceExhausted);
     EXPECT_EQ(result.error().details().reason, "insufficient_quota");
@@ -244,7 +240,7 @@ TEST_F(OpenAiProviderTest, Http500IsUnavailable) {
     behavior.status = 500;
     behavior.body = "<html>Internal Server Error</html>";
     server_->AddRule(NodeRule("summarise", behavior));
-    auto result = Call(SimpleRequest("x"));
+    auto result = Call(OpenAiRequest("x"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable);
     EXPECT_EQ(result.error().details().http_status, 500);
@@ -277,7 +273,7 @@ TEST(RetryAfterTest, ParsesDeltaSecondsAndHttpDates) {
 TEST_F(OpenAiProviderTest, SlowResponsePastDeadlineFailsPromptly) {
     server_->SetLatency(seconds(20));
     auto start = std::chrono::steady_clock::now();
-    auto result = Call(SimpleRequest("x"), Deadline::After(milliseconds(300)));
+    auto result = Call(OpenAiRequest("x"), Deadline::After(milliseconds(300)));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kDeadlineExceeded) << result.error().ToString();
     EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(5));
@@ -287,7 +283,7 @@ TEST_F(OpenAiProviderTest, ConfiguredTimeoutBoundsTheCall) {
     server_->SetLatency(seconds(20));
     provider_ = MakeProvider(milliseconds(300));
     auto start = std::chrono::steady_clock::now();
-    auto result = Call(SimpleRequest("x"), Deadline::Never());
+    auto result = Call(OpenAiRequest("x"), Deadline::Never());
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kDeadlineExceeded) << result.error().ToString();
     EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(5));
@@ -297,7 +293,7 @@ TEST_F(OpenAiProviderTest, TruncatedBodyIsInternal) {
     MockBehavior behavior;
     behavior.truncate = true;
     server_->AddRule(NodeRule("summarise", behavior));
-    auto result = Call(SimpleRequest("x"));
+    auto result = Call(OpenAiRequest("x"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kInternal) << result.error().ToString();
     EXPECT_TRUE(result.error().message().starts_with("openai: malformed response body: truncated"))
@@ -308,7 +304,7 @@ TEST_F(OpenAiProviderTest, MalformedJsonIsInternal) {
     MockBehavior behavior;
     behavior.body = R"({"choices":[{"message":{"content":"cut sh)";
     server_->AddRule(NodeRule("summarise", behavior));
-    auto result = Call(SimpleRequest("x"));
+    auto result = Call(OpenAiRequest("x"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kInternal);
     EXPECT_TRUE(result.error().message().starts_with("openai: malformed response body: "))
@@ -319,7 +315,7 @@ TEST_F(OpenAiProviderTest, NoChoicesIsInternal) {
     MockBehavior behavior;
     behavior.body = R"({"id":"x","choices":[]})";
     server_->AddRule(NodeRule("summarise", behavior));
-    auto result = Call(SimpleRequest("x"));
+    auto result = Call(OpenAiRequest("x"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kInternal);
     EXPECT_EQ(result.error().message(), "openai: malformed response body: no choices");
@@ -336,7 +332,7 @@ TEST_F(OpenAiProviderTest, ToolCallRoundTrip) {
     behavior.completion_tokens = 9;
     server_->AddRule(NodeRule("agent", behavior));
 
-    CompletionRequest request = SimpleRequest("What is in the README?", "agent");
+    CompletionRequest request = OpenAiRequest("What is in the README?", "agent");
     ToolSpec tool;
     tool.name = "read_file";
     tool.description = "Reads a file in the workspace.";
@@ -459,7 +455,7 @@ TEST_F(OpenAiProviderTest, CancelledCallReturnsCancelled) {
     asio::cancellation_signal signal;
     std::promise<Result<Completion>> promise;
     asio::co_spawn(io_.executor(),
-                   provider_->Complete(SimpleRequest("x", "stuck"), Deadline::After(seconds(60))),
+                   provider_->Complete(OpenAiRequest("x", "stuck"), Deadline::After(seconds(60))),
                    asio::bind_cancellation_slot(
                        signal.slot(), [&promise](std::exception_ptr, Result<Completion> result) {
                            promise.set_value(std::move(result));
@@ -485,7 +481,7 @@ TEST_F(OpenAiProviderTest, ConcurrentCallsAllSucceed) {
     auto shared = std::make_shared<Shared>();
     for (int i = 0; i < kCalls; ++i) {
         asio::co_spawn(io_.executor(),
-                       provider_->Complete(SimpleRequest("n" + std::to_string(i), "fan-out"),
+                       provider_->Complete(OpenAiRequest("n" + std::to_string(i), "fan-out"),
                                            Deadline::After(seconds(30))),
                        [shared](std::exception_ptr, Result<Completion> result) {
                            std::lock_guard lock(shared->mutex);
@@ -514,7 +510,7 @@ TEST_F(OpenAiProviderTest, ConnectionRefusedIsUnavailable) {
     config.base_url = "http://127.0.0.1:" + std::to_string(port) + "/v1";
     config.api_key_env = "";
     OpenAiProvider provider(config, client_);
-    auto result = RunSync(provider.Complete(SimpleRequest("x"), Deadline::After(kWait)));
+    auto result = RunSync(provider.Complete(OpenAiRequest("x"), Deadline::After(kWait)));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable);
     EXPECT_NE(result.error().message().find("127.0.0.1:" + std::to_string(port)), std::string::npos)
@@ -534,7 +530,7 @@ TEST_F(OpenAiProviderTest, RegistryServesKeylessOllamaAndSharesInstances) {
     EXPECT_EQ(first->model, "llama3");
     EXPECT_EQ(second->model, "qwen2");
 
-    CompletionRequest request = SimpleRequest("local");
+    CompletionRequest request = OpenAiRequest("local");
     request.model = first->model;
     auto result = RunSync(first->provider->Complete(request, Deadline::After(kWait)));
     ASSERT_TRUE(result) << result.error().ToString();
@@ -586,7 +582,7 @@ TEST_F(OpenAiProviderTest, UsageCountsThatAreNotSaneAreAProtocolError) {
             BodyWithUsage(R"({"prompt_tokens":)" + c.value + R"(,"completion_tokens":3})");
         std::string node = "usage-" + std::to_string(++n);
         server_->AddRule(NodeRule(node, behavior));
-        auto result = Call(SimpleRequest("x", node));
+        auto result = Call(OpenAiRequest("x", node));
         ASSERT_FALSE(result) << c.value;
         EXPECT_EQ(result.error().code(), ErrorCode::kInternal) << c.value;
         EXPECT_EQ(result.error().message(),
@@ -597,7 +593,7 @@ TEST_F(OpenAiProviderTest, UsageCountsThatAreNotSaneAreAProtocolError) {
     huge.body = BodyWithUsage(R"({"prompt_tokens":1,"completion_tokens":")" +
                               std::string(100'000, '9') + R"("})");
     server_->AddRule(NodeRule("usage-huge", huge));
-    auto result = Call(SimpleRequest("x", "usage-huge"));
+    auto result = Call(OpenAiRequest("x", "usage-huge"));
     ASSERT_FALSE(result);
     EXPECT_TRUE(result.error().message().starts_with(
         "openai: malformed response body: usage.completion_tokens is \"999"))
@@ -608,14 +604,14 @@ TEST_F(OpenAiProviderTest, UsageCountsThatAreNotSaneAreAProtocolError) {
     MockBehavior not_object;
     not_object.body = BodyWithUsage(R"("lots")");
     server_->AddRule(NodeRule("usage-string", not_object));
-    result = Call(SimpleRequest("x", "usage-string"));
+    result = Call(OpenAiRequest("x", "usage-string"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().message(),
               "openai: malformed response body: usage is \"lots\" (expected an object)");
     MockBehavior edge;
     edge.body = BodyWithUsage(R"({"prompt_tokens":1000000000,"completion_tokens":7.0})");
     server_->AddRule(NodeRule("usage-edge", edge));
-    result = Call(SimpleRequest("x", "usage-edge"));
+    result = Call(OpenAiRequest("x", "usage-edge"));
     ASSERT_TRUE(result) << result.error().ToString();
     EXPECT_EQ(result->usage.input_tokens, 1'000'000'000);
     EXPECT_EQ(result->usage.output_tokens, 7);
@@ -629,7 +625,7 @@ TEST_F(OpenAiProviderTest, OllamaSharesTheUsageCheckAndStreamsAreCheckedToo) {
     behavior.body = BodyWithUsage(R"({"prompt_tokens":5,"completion_tokens":-1})");
     server_->AddRule(NodeRule("ollama-negative", behavior));
     auto result =
-        RunSync(ollama->Complete(SimpleRequest("x", "ollama-negative"), Deadline::After(kWait)));
+        RunSync(ollama->Complete(OpenAiRequest("x", "ollama-negative"), Deadline::After(kWait)));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kInternal);
     EXPECT_EQ(result.error().message(),
@@ -649,7 +645,7 @@ TEST_F(OpenAiProviderTest, OllamaSharesTheUsageCheckAndStreamsAreCheckedToo) {
             value + ",\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
         std::string node = "stream-usage-" + std::to_string(value.size());
         server_->AddRule(NodeRule(node, streamed));
-        CompletionRequest request = SimpleRequest("x", node);
+        CompletionRequest request = OpenAiRequest("x", node);
         request.stream = &sink;
         result = Call(request);
         ASSERT_FALSE(result) << value;
@@ -665,7 +661,7 @@ TEST_F(OpenAiProviderTest, AHugeErrorBodyBecomesACappedMessageWithItsSize) {
     json_message.status = 500;
     json_message.error_message = std::string(5'000'000, 'e');
     server_->AddRule(NodeRule("huge-json", json_message));
-    auto result = Call(SimpleRequest("x", "huge-json"));
+    auto result = Call(OpenAiRequest("x", "huge-json"));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable);
     EXPECT_LT(result.error().message().size(), 2200u);
@@ -676,7 +672,7 @@ TEST_F(OpenAiProviderTest, AHugeErrorBodyBecomesACappedMessageWithItsSize) {
     plain.status = 500;
     plain.body = std::string(5'000'000, 'p');
     server_->AddRule(NodeRule("huge-plain", plain));
-    result = Call(SimpleRequest("x", "huge-plain"));
+    result = Call(OpenAiRequest("x", "huge-plain"));
     ASSERT_FALSE(result);
     EXPECT_LT(result.error().message().size(), 400u);
     EXPECT_TRUE(result.error().message().ends_with("… (5000000 bytes in all)"));
@@ -688,7 +684,7 @@ TEST_F(OpenAiProviderTest, AHugeErrorBodyBecomesACappedMessageWithItsSize) {
     stream_error.stream_body =
         "data: {\"error\":{\"message\":\"" + std::string(1'000'000, 's') + "\"}}\n\n";
     server_->AddRule(NodeRule("huge-stream-error", stream_error));
-    CompletionRequest request = SimpleRequest("x", "huge-stream-error");
+    CompletionRequest request = OpenAiRequest("x", "huge-stream-error");
     request.stream = &sink;
     result = Call(request);
     ASSERT_FALSE(result);
@@ -711,7 +707,7 @@ TEST_F(OpenAiProviderTest, ExtraHeaderValuesAreSecretsAndEchoesOfThemAreRedacted
     echo.error_message =
         std::string(2020, '.') + " bad X-Custom-Auth: custom-credential-0123456789";
     server_->AddRule(NodeRule("echo", echo));
-    auto result = RunSync(provider->Complete(SimpleRequest("x", "echo"), Deadline::After(kWait)));
+    auto result = RunSync(provider->Complete(OpenAiRequest("x", "echo"), Deadline::After(kWait)));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().message().find("custom-c"), std::string::npos)
         << result.error().message();

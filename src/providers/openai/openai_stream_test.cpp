@@ -8,6 +8,7 @@
 #include "core/json.hpp"
 #include "providers/openai/openai_provider.hpp"
 #include "testing/mock_model_server.hpp"
+#include "testing/provider_test_util.hpp"
 #include "testing/test_util.hpp"
 
 namespace strowger::providers {
@@ -22,19 +23,8 @@ using strowger::testing::MockRule;
 using strowger::testing::MockToolCall;
 using strowger::testing::RunSync;
 
-constexpr auto kWait = seconds(10);
-
-struct RecordingSink : StreamSink {
-    void OnDelta(std::string_view text) override { deltas.emplace_back(text); }
-    void OnReset() override { ++resets; }
-    std::string Joined() const {
-        std::string all;
-        for (const auto& delta : deltas) all += delta;
-        return all;
-    }
-    std::vector<std::string> deltas;
-    int resets = 0;
-};
+using strowger::testing::kWait;
+using strowger::testing::RecordingSink;
 
 // A short stream with everything a parser must handle: a role chunk, content split inside a
 // multi-byte character's neighbourhood, a comment, CRLF line ends, two tool calls whose

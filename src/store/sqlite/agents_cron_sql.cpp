@@ -117,10 +117,10 @@ CronJob ReadJob(const Statement& row) {
     return j;
 }
 
-constexpr std::string_view kFireColumns =
+constexpr std::string_view kCronFireColumns =
     "job_id, scheduled_at, recorded_at, status, run_id, reason, catch_up, missed";
 
-CronFire ReadFire(const Statement& row) {
+CronFire ReadCronFire(const Statement& row) {
     CronFire f;
     f.job_id = row.Text(0);
     f.scheduled_at = FromUnixMicros(row.Int(1));
@@ -148,9 +148,9 @@ Result<bool> FireExists(Connection& db, const CronFire& fire) {
 }
 
 Status WriteFire(Connection& db, const CronFire& fire) {
-    STROWGER_ASSIGN_OR_RETURN(
-        auto insert, db.Prepare("INSERT OR REPLACE INTO cron_fires (" + std::string(kFireColumns) +
-                                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+    STROWGER_ASSIGN_OR_RETURN(auto insert, db.Prepare("INSERT OR REPLACE INTO cron_fires (" +
+                                                      std::string(kCronFireColumns) +
+                                                      ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
     insert.Bind(1, fire.job_id);
     insert.Bind(2, ToUnixMicros(fire.scheduled_at));
     insert.Bind(3, ToUnixMicros(fire.recorded_at));
@@ -391,7 +391,7 @@ Result<void> ApplyUpdateCronFire(Connection& db, const CronFire& fire, const Cro
 
 Result<std::vector<CronFire>> QueryCronFires(Connection& db, const std::string& job_id,
                                              int64_t limit, bool open_only) {
-    std::string sql = "SELECT " + std::string(kFireColumns) + " FROM cron_fires ";
+    std::string sql = "SELECT " + std::string(kCronFireColumns) + " FROM cron_fires ";
     if (open_only) {
         sql += "WHERE status IN ('recorded', 'started') ORDER BY scheduled_at";
     } else {
@@ -406,7 +406,7 @@ Result<std::vector<CronFire>> QueryCronFires(Connection& db, const std::string& 
     while (true) {
         STROWGER_ASSIGN_OR_RETURN(bool row, list.Step());
         if (!row) break;
-        out.push_back(ReadFire(list));
+        out.push_back(ReadCronFire(list));
     }
     return out;
 }

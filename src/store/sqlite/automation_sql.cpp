@@ -76,11 +76,11 @@ TriggerRecord ReadTrigger(const Statement& row) {
     return t;
 }
 
-constexpr std::string_view kFireColumns =
+constexpr std::string_view kTriggerFireColumns =
     "fire_id, trigger_id, event_id, target, prompt, depth, idempotency_key, status, run_id, "
     "error, created_at, updated_at";
 
-TriggerFire ReadFire(const Statement& row) {
+TriggerFire ReadTriggerFire(const Statement& row) {
     TriggerFire f;
     f.fire_id = row.Text(0);
     f.trigger_id = row.Text(1);
@@ -165,7 +165,7 @@ Result<void> ApplyRecordTriggerFire(Connection& db, const TriggerFire& f) {
         }
     }
     STROWGER_ASSIGN_OR_RETURN(
-        auto insert, db.Prepare("INSERT INTO trigger_fires (" + std::string(kFireColumns) +
+        auto insert, db.Prepare("INSERT INTO trigger_fires (" + std::string(kTriggerFireColumns) +
                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', '', '', ?, ?)"));
     insert.Bind(1, f.fire_id);
     insert.Bind(2, f.trigger_id);
@@ -217,14 +217,14 @@ Result<TriggerRecord> ApplyCompleteTriggerFire(Connection& db, const std::string
 
 Result<std::vector<TriggerFire>> QueryPendingTriggerFires(Connection& db) {
     STROWGER_ASSIGN_OR_RETURN(auto select,
-                              db.Prepare("SELECT " + std::string(kFireColumns) +
+                              db.Prepare("SELECT " + std::string(kTriggerFireColumns) +
                                          " FROM trigger_fires WHERE status = 'pending' ORDER BY "
                                          "fire_id"));
     std::vector<TriggerFire> out;
     for (;;) {
         STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
         if (!row) break;
-        out.push_back(ReadFire(select));
+        out.push_back(ReadTriggerFire(select));
     }
     return out;
 }
@@ -232,7 +232,7 @@ Result<std::vector<TriggerFire>> QueryPendingTriggerFires(Connection& db) {
 Result<std::vector<TriggerFire>> QueryTriggerFires(Connection& db, const std::string& trigger_id,
                                                    int64_t limit) {
     STROWGER_ASSIGN_OR_RETURN(auto select,
-                              db.Prepare("SELECT " + std::string(kFireColumns) +
+                              db.Prepare("SELECT " + std::string(kTriggerFireColumns) +
                                          " FROM trigger_fires WHERE trigger_id = ? ORDER BY "
                                          "fire_id DESC LIMIT ?"));
     select.Bind(1, trigger_id);
@@ -241,7 +241,7 @@ Result<std::vector<TriggerFire>> QueryTriggerFires(Connection& db, const std::st
     for (;;) {
         STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
         if (!row) break;
-        out.push_back(ReadFire(select));
+        out.push_back(ReadTriggerFire(select));
     }
     return out;
 }

@@ -25,7 +25,6 @@ namespace strowger::tools::mcp {
 namespace {
 
 using ErrorCodeValue = boost::system::error_code;
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
 // A bigger JSON-RPC message in either direction fails the request it belongs to.
 constexpr size_t kMaxMessageBytes = size_t{8} << 20;

@@ -36,12 +36,9 @@ namespace {
 using namespace asio::experimental::awaitable_operators;
 using internal::ChildHandle;
 
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 // After a kill, how long the pipes may take to reach EOF (a process outside the sandbox that
 // inherited a pipe end, e.g. a concurrent fork elsewhere in the process, cannot hold us).
 constexpr auto kDrainGrace = std::chrono::seconds(2);
-// How long to wait for a killed tree to leave its cgroup before leaving the removal to later.
-constexpr std::chrono::milliseconds kCgroupGrace = std::chrono::seconds(5);
 
 // Keeps the first `limit` bytes.
 struct CappedOutput {
@@ -149,7 +146,7 @@ Awaitable<void> Drain(RunSession* s) {
 Awaitable<void> ReleaseCgroup(RunSession* s) {
     if (!s->cgroup) co_return;
     s->cgroup->procs_fd.Reset();
-    co_await internal::RemoveWhenEmpty(s->cgroups, s->cgroup->path, kCgroupGrace);
+    co_await internal::RemoveWhenEmpty(s->cgroups, s->cgroup->path);
     s->cgroup.reset();
 }
 

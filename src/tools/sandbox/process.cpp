@@ -20,10 +20,8 @@
 namespace strowger::tools::sandbox {
 namespace {
 
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kStderrTailBytes = 16 << 10;
 constexpr size_t kReadChunkBytes = 64 << 10;
-constexpr std::chrono::milliseconds kCgroupGrace = std::chrono::seconds(5);
 
 // What the watchers and the Process share.
 struct ProcessState {
@@ -71,7 +69,7 @@ Awaitable<void> ReapWhenExited(std::shared_ptr<ProcessState> state) {
     state->exited = true;
     if (state->cgroup) {
         state->cgroup->procs_fd.Reset();
-        co_await internal::RemoveWhenEmpty(state->cgroups, state->cgroup->path, kCgroupGrace);
+        co_await internal::RemoveWhenEmpty(state->cgroups, state->cgroup->path);
     }
 }
 

@@ -60,7 +60,8 @@ class PidsCgroups {
 // Removes the cgroup at `path` once its last task has gone (tasks of a killed PID namespace exit
 // asynchronously, within milliseconds), killing stragglers; after `grace`, or if the awaiting
 // coroutine is cancelled or destroyed, the removal is left to a later Create. Never throws.
+inline constexpr std::chrono::milliseconds kCgroupGrace = std::chrono::seconds(5);
 Awaitable<void> RemoveWhenEmpty(std::shared_ptr<PidsCgroups> cgroups, std::string path,
-                                std::chrono::milliseconds grace);
+                                std::chrono::milliseconds grace = kCgroupGrace);
 
 }  // namespace strowger::tools::sandbox::internal
