@@ -19,6 +19,12 @@ function(strowger_test NAME)
   add_executable(${NAME} ${ARG_SRCS})
   target_link_libraries(${NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   target_compile_options(${NAME} PRIVATE ${STROWGER_WARNINGS})
+  if(STROWGER_SANITIZE)
+    # The sanitizer builds compile the tests themselves without optimisation: what runs under
+    # the sanitizer is the engine's code (its libraries and the strowger binary, at -O1), and
+    # the test binaries are half of those builds (docs/testing.md, "CI").
+    target_compile_options(${NAME} PRIVATE -O0)
+  endif()
   # Test names are prefixed with the binary ("model_test.ValidateTest.Bad..."), so
   # `ctest -R model_test` selects a binary; the source dir and binary path are compiled into
   # the test support library (tests/testing), so no environment is needed.

@@ -4,9 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-release}"
 shift || true
-if [ ! -f "build/$preset/build.ninja" ]; then
-  cmake --preset "$preset" >/dev/null
-fi
+# Configured every time (a few seconds), so a changed preset reaches an existing build tree.
+cmake --preset "$preset" >/dev/null
 if [ $# -gt 0 ]; then
   cmake --build "build/$preset" --target "$@"
 else

@@ -11,7 +11,7 @@ packages=(
   libssl-dev openssl libsqlite3-dev sqlite3 libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libre2-dev bubblewrap clang-format procps
-  python3-jsonschema wrk
+  python3-jsonschema wrk lld
   libhowardhinnant-date-dev libtomlplusplus-dev tzdata
 )
 # Node.js and npm run the MCP servers of the tests (npm ci from tests/mcp_servers). Debian's,
