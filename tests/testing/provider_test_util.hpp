@@ -27,6 +27,23 @@ struct RecordingSink : providers::StreamSink {
     int resets = 0;
 };
 
+// A request of a system message ("Be brief.") and `prompt` as the user's, for `model`, naming
+// the run and node the provider reports in its headers.
+inline providers::CompletionRequest BriefRequest(std::string model, std::string prompt,
+                                                 std::string run_id, std::string node) {
+    providers::CompletionRequest request;
+    request.model = std::move(model);
+    providers::Message system;
+    system.role = providers::Role::kSystem;
+    system.content = "Be brief.";
+    providers::Message user;
+    user.content = std::move(prompt);
+    request.messages = {system, user};
+    request.run_id = std::move(run_id);
+    request.node = std::move(node);
+    return request;
+}
+
 // The request's body parsed as a JSON object; a test failure (and an empty object) if it is not.
 inline boost::json::object BodyOf(const RecordedRequest& request) {
     auto parsed = ParseJson(request.body);

@@ -17,31 +17,22 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using strowger::testing::BodyOf;
 using strowger::testing::IoThread;
+using strowger::testing::kWait;
 using strowger::testing::MockBehavior;
 using strowger::testing::MockModelServer;
 using strowger::testing::MockRule;
 using strowger::testing::MockToolCall;
+using strowger::testing::RecordingSink;
 using strowger::testing::RunSync;
 
-using strowger::testing::BodyOf;
-using strowger::testing::kWait;
-using strowger::testing::RecordingSink;
 constexpr const char* kAnthropicKeyEnv = "STROWGER_TEST_ANTHROPIC_KEY";
 constexpr const char* kAnthropicKey = "sk-ant-test-0123456789";
 
 CompletionRequest AnthropicRequest(std::string prompt, std::string node = "ask") {
-    CompletionRequest request;
-    request.model = "claude-test";
-    Message system;
-    system.role = Role::kSystem;
-    system.content = "Be brief.";
-    Message user;
-    user.content = std::move(prompt);
-    request.messages = {system, user};
-    request.run_id = "run-a";
-    request.node = std::move(node);
-    return request;
+    return strowger::testing::BriefRequest("claude-test", std::move(prompt), "run-a",
+                                           std::move(node));
 }
 
 class AnthropicProviderTest : public ::testing::Test {

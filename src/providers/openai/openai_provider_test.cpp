@@ -22,30 +22,21 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using strowger::testing::BodyOf;
 using strowger::testing::IoThread;
+using strowger::testing::kWait;
 using strowger::testing::MockBehavior;
 using strowger::testing::MockModelServer;
 using strowger::testing::MockRule;
 using strowger::testing::MockToolCall;
 using strowger::testing::RunSync;
 
-using strowger::testing::BodyOf;
-using strowger::testing::kWait;
 constexpr const char* kOpenAiKeyEnv = "STROWGER_TEST_OPENAI_KEY";
 constexpr const char* kOpenAiKey = "sk-test-0123456789abcdef";
 
 CompletionRequest OpenAiRequest(std::string prompt, std::string node = "summarise") {
-    CompletionRequest request;
-    request.model = "gpt-test";
-    Message system;
-    system.role = Role::kSystem;
-    system.content = "Be brief.";
-    Message user;
-    user.role = Role::kUser;
-    user.content = std::move(prompt);
-    request.messages = {system, user};
-    request.run_id = "run-1";
-    request.node = std::move(node);
+    CompletionRequest request =
+        strowger::testing::BriefRequest("gpt-test", std::move(prompt), "run-1", std::move(node));
     request.attempt = 2;
     return request;
 }

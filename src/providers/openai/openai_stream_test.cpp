@@ -17,14 +17,13 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using strowger::testing::IoThread;
+using strowger::testing::kWait;
 using strowger::testing::MockBehavior;
 using strowger::testing::MockModelServer;
 using strowger::testing::MockRule;
 using strowger::testing::MockToolCall;
-using strowger::testing::RunSync;
-
-using strowger::testing::kWait;
 using strowger::testing::RecordingSink;
+using strowger::testing::RunSync;
 
 // A short stream with everything a parser must handle: a role chunk, content split inside a
 // multi-byte character's neighbourhood, a comment, CRLF line ends, two tool calls whose
