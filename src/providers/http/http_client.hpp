@@ -20,7 +20,8 @@
 //    request that fails on a reused connection before any response byte arrived is retried once
 //    on a fresh connection (the server may have closed the idle connection under us).
 //  * TLS verifies the peer against the system CA store plus Options::extra_ca_file (default
-//    $SSL_CERT_FILE), checks the host name, and sends SNI.
+//    $SSL_CERT_FILE), checks the host name, and sends SNI. The stores are loaded at the first
+//    https:// connection (an explicit extra_ca_file at Create, so that a bad one fails there).
 //  * Proxies: $HTTP_PROXY / $HTTPS_PROXY / $ALL_PROXY (lower-case names first) and $NO_PROXY.
 //    http:// goes through the proxy in absolute form, https:// through a CONNECT tunnel.
 //    Loopback targets (localhost, 127.0.0.0/8, ::1) are never proxied.

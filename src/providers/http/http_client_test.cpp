@@ -10,6 +10,7 @@
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <cstdlib>
 #include <future>
 #include <mutex>
 
@@ -632,6 +633,29 @@ TEST_F(HttpClientTlsTest, UntrustedCertificateIsUnavailable) {
     EXPECT_NE(result.error().message().find("TLS handshake"), std::string::npos)
         << result.error().message();
     EXPECT_EQ(server_->requests(), 0);
+}
+
+// Without Options::extra_ca_file the CA store and $SSL_CERT_FILE (as it was when the client
+// was made) are loaded at the first https:// connection, not at Create.
+TEST_F(HttpClientTlsTest, SslCertFileIsLoadedAtTheFirstHttpsConnection) {
+    const char* before = std::getenv("SSL_CERT_FILE");
+    const std::string saved = before != nullptr ? before : "";
+    ::setenv("SSL_CERT_FILE", cert_.cert_file.c_str(), 1);
+    auto client = MakeClient(io_.executor(), HttpClientOptions{});
+    if (before != nullptr) {
+        ::setenv("SSL_CERT_FILE", saved.c_str(), 1);
+    } else {
+        ::unsetenv("SSL_CERT_FILE");
+    }
+    auto first =
+        RunSync(client->Send(ChatRequest(server_->base_url(), "lazy"), Deadline::After(kWait)));
+    ASSERT_TRUE(first) << first.error().ToString();
+    EXPECT_EQ(first->status, 200);
+    auto second = RunSync(client->Send(
+        ChatRequest("https://localhost:" + std::to_string(server_->port()) + "/v1", "again"),
+        Deadline::After(kWait)));
+    ASSERT_TRUE(second) << second.error().ToString();
+    EXPECT_NE(second->body.find("echo: again"), std::string::npos);
 }
 
 TEST_F(HttpClientTlsTest, MissingCaFileIsInvalidArgument) {
