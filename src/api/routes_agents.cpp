@@ -8,7 +8,7 @@
 #include "api/internal/standing.hpp"
 #include "core/strings.hpp"
 
-#include <cstdlib>
+#include <csignal>
 #include <set>
 
 namespace strowger::api::internal {
@@ -193,13 +193,13 @@ Awaitable<Response> ResetSessions(Service* s, Standing* st, Request request) {
     co_return JsonResponse(200, out);
 }
 
-// Test only (--inject-faults): a job named "strowger-inject-crash" kills the process between
-// recording its fire and starting its run, as a power cut would.
+// Test only (--inject-faults): a job named "strowger-inject-crash" kills the process (SIGKILL)
+// between recording its fire and starting its run.
 automation::CronScheduler::Options CronOptions(const DaemonOptions& daemon) {
     automation::CronScheduler::Options options;
     if (daemon.inject_faults) {
         options.after_record = [](const store::CronJob& job, const store::CronFire&) {
-            if (job.name == "strowger-inject-crash") std::_Exit(137);
+            if (job.name == "strowger-inject-crash") std::raise(SIGKILL);
         };
     }
     return options;
