@@ -6,7 +6,6 @@
 //   store directly (--store), as the memory_* tools of `strowger run` see it.
 #include <boost/json.hpp>
 
-#include <cctype>
 #include <iostream>
 
 #include "automation/memory.hpp"
@@ -17,22 +16,6 @@
 
 namespace strowger::cli {
 namespace {
-
-// A path segment, percent-encoded (unreserved characters and ':' as they are).
-std::string Segment(std::string_view text) {
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : text) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':') {
-            out.push_back(static_cast<char>(c));
-        } else {
-            out.push_back('%');
-            out.push_back(kHex[c >> 4]);
-            out.push_back(kHex[c & 15]);
-        }
-    }
-    return out;
-}
 
 // ---- strowger trigger ----
 
@@ -68,7 +51,7 @@ int DoTrigger(const std::string& action, const TriggerFlags& flags, const Global
     if (!client) return ToInt(ExitCode::kUsage);
     if (action == "list") {
         std::string path = "/api/triggers";
-        if (!flags.agent_filter.empty()) path += "?agent_id=" + Segment(flags.agent_filter);
+        if (!flags.agent_filter.empty()) path += "?agent_id=" + PercentEncode(flags.agent_filter);
         auto reply = client->Checked("GET", path);
         if (!reply) return ReportError(reply.error());
         if (flags.json) {
@@ -115,7 +98,7 @@ int DoTrigger(const std::string& action, const TriggerFlags& flags, const Global
         }
         return 0;
     }
-    const std::string path = "/api/triggers/" + Segment(flags.id);
+    const std::string path = "/api/triggers/" + PercentEncode(flags.id);
     if (action == "get") {
         auto reply = client->Checked("GET", path);
         if (!reply) return ReportError(reply.error());
@@ -177,10 +160,10 @@ void PrintEntries(const std::string& name_space, const std::vector<store::Memory
 int DoMemoryRemote(const std::string& action, const MemoryFlags& flags, const std::string& server) {
     auto client = ConnectOrReport(server);
     if (!client) return ToInt(ExitCode::kUsage);
-    const std::string base = "/api/memory/" + Segment(flags.name_space);
+    const std::string base = "/api/memory/" + PercentEncode(flags.name_space);
     if (action == "list") {
         std::string path = base;
-        if (!flags.prefix.empty()) path += "?prefix=" + Segment(flags.prefix);
+        if (!flags.prefix.empty()) path += "?prefix=" + PercentEncode(flags.prefix);
         auto reply = client->Checked("GET", path);
         if (!reply) return ReportError(reply.error());
         std::vector<store::MemoryEntry> entries;
@@ -195,7 +178,7 @@ int DoMemoryRemote(const std::string& action, const MemoryFlags& flags, const st
         PrintEntries(flags.name_space, entries, flags.json);
         return 0;
     }
-    const std::string path = base + "/" + Segment(flags.key);
+    const std::string path = base + "/" + PercentEncode(flags.key);
     if (action == "get") {
         auto reply = client->Checked("GET", path);
         if (!reply) return ReportError(reply.error());
