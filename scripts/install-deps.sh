@@ -13,6 +13,7 @@ packages=(
   libre2-dev bubblewrap clang-format procps
   python3-jsonschema wrk lld
   libhowardhinnant-date-dev libtomlplusplus-dev tzdata
+  zsh fish  # newcomer_test loads the shell completions in real shells
 )
 # Node.js and npm run the MCP servers of the tests (npm ci from tests/mcp_servers). Debian's,
 # unless a node is already installed (e.g. from NodeSource, which bundles npm).
