@@ -395,8 +395,9 @@ class HttpClient::Impl {
     Status SetUpTls(const std::string& extra_ca_file, bool explicit_file);
     // The CA store is loaded at the first TLS connection, not when the client is made: a
     // bundle is ~1.7 MB of heap and ~25 ms, which a process talking only to http:// model
-    // servers (or not yet to any) should not pay. An explicit extra_ca_file is loaded at once
-    // (Create) so that a bad one is an error there.
+    // servers (or not yet to any) should not pay; the first https:// connection pays it once,
+    // on its thread. An explicit extra_ca_file is loaded at once (Create), so that a bad one is
+    // an error there.
     void DeferTls(std::string ca_file) { deferred_ca_file_ = std::move(ca_file); }
     void EnsureTls() {
         std::call_once(tls_once_, [this] { (void)SetUpTls(deferred_ca_file_, false); });
