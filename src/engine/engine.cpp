@@ -272,9 +272,15 @@ Awaitable<Result<Engine::Impl::Verified>> Engine::Impl::Verify(std::string run_i
     }
     // 5. Signed checkpoints.
     {
+        // A stop not yet signed is pending when the signer holds it, or when the run executes
+        // here: its stop is committed before the run hears of it (and hands it to the signer),
+        // and a reader on this executor may come in between (a daemon's `?wait=true`).
         auto signer = signer_;
-        auto pending = [signer](const ledger::CheckpointLeaf& leaf) {
-            return signer && signer->Pending(leaf);
+        auto pending = [this, signer](const ledger::CheckpointLeaf& leaf) {
+            if (!signer) return false;
+            if (signer->Pending(leaf)) return true;
+            std::lock_guard lock(mutex_);
+            return active_.contains(leaf.run_id);
         };
         auto checked = co_await verifier_.CheckRun(*store_, v.record, v.hashes, pending);
         if (!checked) co_return std::unexpected(checked.error());
