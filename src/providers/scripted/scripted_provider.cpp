@@ -20,6 +20,10 @@
 namespace strowger::providers {
 namespace {
 
+// A scripted reply waits at most a day: a longer latency is a typo, and a timer of 2^63 ns
+// cannot be armed.
+constexpr int64_t kMaxLatencyMs = 86'400'000;
+
 std::string Where(const std::string& file, const YAML::Node& node, const std::string& path) {
     auto mark = node.Mark();
     std::string out = file;
@@ -129,7 +133,8 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::FromYaml(const YAML:
         const std::string key = it->first.Scalar();
         const YAML::Node value = it->second;  // a copy: `it->` yields a temporary proxy
         if (key == "latency_ms") {
-            STROWGER_ASSIGN_OR_RETURN(provider->default_latency_ms_, ReadInt(file, value, key));
+            STROWGER_ASSIGN_OR_RETURN(provider->default_latency_ms_,
+                                      ReadInt(file, value, key, kMaxLatencyMs));
         } else if (key == "prices") {
             // USD per million tokens, given as numbers: nano-USD per token = value * 1000.
             auto per_token = [&](const char* field) -> Result<int64_t> {
@@ -237,7 +242,8 @@ Result<std::shared_ptr<ScriptedProvider>> ScriptedProvider::FromYaml(const YAML:
                         rule.hang = v.Scalar() == "true";
                         ++actions;
                     } else if (field == "latency_ms") {
-                        STROWGER_ASSIGN_OR_RETURN(rule.latency_ms, ReadInt(file, v, fp));
+                        STROWGER_ASSIGN_OR_RETURN(rule.latency_ms,
+                                                  ReadInt(file, v, fp, kMaxLatencyMs));
                     } else if (field == "usage") {
                         // A provider's answer is held to kMaxTokensPerCall; so is the
                         // scripted one.

@@ -119,6 +119,17 @@ class ScriptedFileTest : public ::testing::Test {
     asio::io_context io_;
 };
 
+// Found by scripted_provider_fuzz: a latency of 5.5e16 ms overflowed converting to a timer.
+TEST_F(ScriptedFileTest, LatencyIsAtMostADay) {
+    EXPECT_EQ(LoadError("latency_ms: 55555555555580000\n"),
+              "script.yaml:1:13: latency_ms: expected an integer from 0 to 86400000, got "
+              "55555555555580000");
+    EXPECT_EQ(LoadError("rules:\n  - {reply: ok, latency_ms: 86400001}\n"),
+              "script.yaml:2:29: rules[0].latency_ms: expected an integer from 0 to 86400000, "
+              "got 86400001");
+    EXPECT_TRUE(LoadText("latency_ms: 86400000\n").has_value());
+}
+
 TEST_F(ScriptedFileTest, UsageCountsMustBeIntegersFromZeroToABillion) {
     const std::string head = "rules:\n  - reply: ok\n    usage: {input_tokens: ";
     EXPECT_EQ(LoadError(head + "9223372036854775807}\n"),
