@@ -92,41 +92,43 @@ boost::json::value Reader::ToJson(const YamlNode& node, const std::string& path)
 
 void Reader::ReadPolicy(const YamlNode& node, const std::string& path, PolicySpec& policy) {
     if (!ExpectMap(node, path)) return;
-    ForEachField(node, path, fields::kPolicy,
-                 [&](const std::string& key, const YamlNode& value, const std::string& p) {
-                     if (key == "retries") {
-                         policy.retries = Integer(value, p, 0, "a whole number >= 0");
-                     } else if (key == "timeout_ms") {
-                         policy.timeout_ms = Integer(value, p, 1, "a whole number >= 1");
-                     } else if (key == "initial_delay_ms") {
-                         policy.initial_delay_ms = Integer(value, p, 0, "a whole number >= 0");
-                     } else if (key == "max_delay_ms") {
-                         policy.max_delay_ms = Integer(value, p, 0, "a whole number >= 0");
-                     } else if (key == "backoff") {
-                         if (auto v = OneOf(value, p, "backoff", kBackoffKinds)) {
-                             policy.backoff = *v == "constant" ? BackoffKind::kConstant
-                                              : *v == "linear" ? BackoffKind::kLinear
-                                                               : BackoffKind::kExponential;
-                         }
-                     } else if (key == "on_error") {
-                         if (auto v = OneOf(value, p, "on_error", kOnErrors)) {
-                             for (size_t i = 0; i < std::size(kOnErrors); ++i) {
-                                 if (kOnErrors[i] == *v) policy.on_error = static_cast<OnError>(i);
-                             }
-                         }
-                     } else if (key == "fallback_output") {
-                         // A structured fallback is kept as its JSON text.
-                         if (value.IsScalar()) {
-                             policy.fallback_output = Text(value, p);
-                         } else {
-                             auto json = ToJson(value, p);
-                             auto text = CanonicalJson(json);
-                             policy.fallback_output = text ? *text : boost::json::serialize(json);
-                         }
-                     } else if (key == "signal") {
-                         if (auto v = String(value, p)) policy.signal = *v;
-                     }
-                 });
+    ForEachField(
+        node, path, fields::kPolicy,
+        [&](const std::string& key, const YamlNode& value, const std::string& p) {
+            if (key == "retries") {
+                policy.retries = Integer(value, p, 0, "a whole number >= 0");
+            } else if (key == "timeout_ms") {
+                policy.timeout_ms = Integer(value, p, 1, "a whole number >= 1", kMaxDurationMs);
+            } else if (key == "initial_delay_ms") {
+                policy.initial_delay_ms =
+                    Integer(value, p, 0, "a whole number >= 0", kMaxDurationMs);
+            } else if (key == "max_delay_ms") {
+                policy.max_delay_ms = Integer(value, p, 0, "a whole number >= 0", kMaxDurationMs);
+            } else if (key == "backoff") {
+                if (auto v = OneOf(value, p, "backoff", kBackoffKinds)) {
+                    policy.backoff = *v == "constant" ? BackoffKind::kConstant
+                                     : *v == "linear" ? BackoffKind::kLinear
+                                                      : BackoffKind::kExponential;
+                }
+            } else if (key == "on_error") {
+                if (auto v = OneOf(value, p, "on_error", kOnErrors)) {
+                    for (size_t i = 0; i < std::size(kOnErrors); ++i) {
+                        if (kOnErrors[i] == *v) policy.on_error = static_cast<OnError>(i);
+                    }
+                }
+            } else if (key == "fallback_output") {
+                // A structured fallback is kept as its JSON text.
+                if (value.IsScalar()) {
+                    policy.fallback_output = Text(value, p);
+                } else {
+                    auto json = ToJson(value, p);
+                    auto text = CanonicalJson(json);
+                    policy.fallback_output = text ? *text : boost::json::serialize(json);
+                }
+            } else if (key == "signal") {
+                if (auto v = String(value, p)) policy.signal = *v;
+            }
+        });
     if (policy.on_error == OnError::kFallback && !policy.fallback_output) {
         Error(node, path + ".on_error", "on_error: fallback needs a fallback_output");
     }

@@ -94,6 +94,28 @@ TEST(ValidateTest, DuplicateStepNames) {
               "line 5)");
 }
 
+// Timeouts and retry delays are at most a year: near 2^63 they overflowed (timeout_secs *
+// 1000 at load, the timer when armed).
+TEST(ValidateTest, TimeoutsAndDelaysAreAtMostAYear) {
+    auto d = Check(std::string(kAgents) +
+                   "steps:\n"
+                   "  - {name: a, agent_name: w, timeout_secs: 9223372036854775807}\n"
+                   "  - {name: b, agent_name: w, timeout_ms: 31536000001}\n"
+                   "  - {name: c, agent_name: w, retry: {max_delay_ms: 31536000001}}\n"
+                   "  - {name: d, agent_name: w, timeout_secs: 31536000}\n");
+    ASSERT_EQ(d.size(), 3u) << d[0];
+    EXPECT_NE(d[0].find("steps[0].timeout_secs: must be at most 31536000, got "
+                        "9223372036854775807"),
+              std::string::npos)
+        << d[0];
+    EXPECT_NE(d[1].find("steps[1].timeout_ms: must be at most 31536000000, got 31536000001"),
+              std::string::npos)
+        << d[1];
+    EXPECT_NE(d[2].find("max_delay_ms: must be at most 31536000000, got 31536000001"),
+              std::string::npos)
+        << d[2];
+}
+
 TEST(ValidateTest, BadNumbers) {
     auto d = Check(std::string(kAgents) +
                    "steps:\n"

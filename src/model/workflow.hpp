@@ -165,6 +165,10 @@ class FieldPositions {
     size_t used_ = 0;
 };
 
+// The longest timeout or retry delay a workflow may give: a year, in milliseconds (a longer one
+// is a typo, and one near 2^63 ns cannot be armed as a timer).
+inline constexpr int64_t kMaxDurationMs = 365LL * 24 * 3600 * 1000;
+
 // ---- The DAG form (CMDC's WorkflowSpec; docs/formats/workflow.md "DAG form"). ----
 
 // A node's execution policy; unset fields take the defaults of docs/formats/workflow.md.

@@ -189,6 +189,31 @@ TEST_F(DagCliTest, ValidateReportsEveryGraphProblemAtOnce) {
         << result.err;
 }
 
+// Timeouts and retry delays are at most a year: near 2^63 they overflowed arming a timer.
+TEST_F(DagCliTest, ValidateRefusesTimeoutsAndDelaysOverAYear) {
+    env_.Write("replies.yaml", "default: ok\n");
+    env_.Write("long.yaml",
+               "name: long\ndefault_model: \"scripted:replies.yaml\"\nnodes:\n"
+               "  - {id: a, type: agent, config: {prompt: hi}, policy: {timeout_ms: "
+               "9223372036854775807, initial_delay_ms: 31536000001}}\n"
+               "  - {id: h, type: human_task, config: {title: t, timeout_ms: 31536000001}}\n"
+               "edges:\n  - {from: a, to: h}\n");
+    auto result = env_.Run({"validate", "long.yaml"});
+    EXPECT_EQ(result.exit_code(), 2);
+    EXPECT_NE(result.err.find("long.yaml:4:69: nodes[0].policy.timeout_ms: must be at most "
+                              "31536000000, got 9223372036854775807"),
+              std::string::npos)
+        << result.err;
+    EXPECT_NE(result.err.find("nodes[0].policy.initial_delay_ms: must be at most 31536000000, "
+                              "got 31536000001"),
+              std::string::npos)
+        << result.err;
+    EXPECT_NE(result.err.find("nodes[1].config.timeout_ms: expected a whole number from 1 to "
+                              "31536000000"),
+              std::string::npos)
+        << result.err;
+}
+
 // --- human tasks -------------------------------------------------------------------------------
 
 TEST_F(DagCliTest, AQuorumIsDecidedByTwoActorsThroughTheCli) {

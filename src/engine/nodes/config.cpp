@@ -67,11 +67,14 @@ std::optional<std::string> OneOf(model::NodeCompileContext& context, std::string
 }
 
 std::optional<int64_t> Integer(model::NodeCompileContext& context, std::string_view field,
-                               int64_t min) {
+                               int64_t min, int64_t max) {
     const json::value* value = Field(context, field);
     if (value == nullptr || value->is_null()) return std::nullopt;
-    if (!value->is_int64() || value->get_int64() < min) {
-        context.Error(std::string(field), "expected a whole number >= " + std::to_string(min));
+    if (!value->is_int64() || value->get_int64() < min || value->get_int64() > max) {
+        context.Error(std::string(field),
+                      max == INT64_MAX ? "expected a whole number >= " + std::to_string(min)
+                                       : "expected a whole number from " + std::to_string(min) +
+                                             " to " + std::to_string(max));
         return std::nullopt;
     }
     return value->get_int64();

@@ -31,7 +31,7 @@ std::optional<std::string> RequiredString(model::NodeCompileContext& context,
 std::optional<std::string> OneOf(model::NodeCompileContext& context, std::string_view field,
                                  std::initializer_list<std::string_view> values);
 std::optional<int64_t> Integer(model::NodeCompileContext& context, std::string_view field,
-                               int64_t min);
+                               int64_t min, int64_t max = INT64_MAX);
 std::optional<bool> Bool(model::NodeCompileContext& context, std::string_view field);
 // A list of strings.
 std::optional<std::vector<std::string>> StringList(model::NodeCompileContext& context,

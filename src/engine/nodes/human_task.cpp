@@ -39,7 +39,7 @@ class HumanTaskType final : public NodeType {
             "assignee_refs":{"type":"array","items":{"type":"string"}},
             "approval_mode":{"enum":["single","quorum"],"default":"single"},
             "required_count":{"type":"integer","minimum":1},
-            "timeout_ms":{"type":"integer","minimum":1},
+            "timeout_ms":{"type":"integer","minimum":1,"maximum":31536000000},
             "on_timeout":{"enum":["proceed_with_default","fail","reject"],
                           "default":"proceed_with_default"},
             "default_signal":{"type":"string","default":"timeout"},"default_output":{},
@@ -64,7 +64,7 @@ class HumanTaskType final : public NodeType {
             context.Warn("required_count", "required_count is for approval_mode quorum");
             c.required_count = 1;
         }
-        c.timeout_ms = Integer(context, "timeout_ms", 1).value_or(0);
+        c.timeout_ms = Integer(context, "timeout_ms", 1, model::kMaxDurationMs).value_or(0);
         c.on_timeout = OneOf(context, "on_timeout", {"proceed_with_default", "fail", "reject"})
                            .value_or("proceed_with_default");
         c.default_signal = String(context, "default_signal").value_or("timeout");

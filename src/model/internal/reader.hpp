@@ -197,7 +197,7 @@ class Reader {
 
     // An integer >= min. Accepts plain decimal scalars (YAML or JSON numbers) only.
     std::optional<int64_t> Integer(const YamlNode& node, const std::string& path, int64_t min,
-                                   std::string_view what) {
+                                   std::string_view what, int64_t max = INT64_MAX) {
         if (!node.IsScalar() || node.Tag() == "!") {
             Error(node, path, "expected " + std::string(what) + ", got " + KindName(node));
             return std::nullopt;
@@ -217,6 +217,10 @@ class Reader {
         }
         if (value < min) {
             Error(node, path, "must be " + std::string(what) + ", got " + Excerpt(text));
+            return std::nullopt;
+        }
+        if (value > max) {
+            Error(node, path, "must be at most " + std::to_string(max) + ", got " + Excerpt(text));
             return std::nullopt;
         }
         return value;
@@ -460,10 +464,10 @@ class Reader {
         ForEachField(node, path, fields::kBackoff,
                      [&](const std::string& key, const YamlNode& value, const std::string& p) {
                          if (key == "initial_delay_ms") {
-                             if (auto v = Integer(value, p, 0, "an integer >= 0"))
+                             if (auto v = Integer(value, p, 0, "an integer >= 0", kMaxDurationMs))
                                  backoff.initial_delay_ms = *v;
                          } else if (key == "max_delay_ms") {
-                             if (auto v = Integer(value, p, 0, "an integer >= 0"))
+                             if (auto v = Integer(value, p, 0, "an integer >= 0", kMaxDurationMs))
                                  backoff.max_delay_ms = *v;
                          } else if (key == "multiplier") {
                              if (auto v = Number(value, p, 1, false, "a number >= 1"))
@@ -508,9 +512,11 @@ class Reader {
                                  if (*v == "loop") step.mode = StepMode::kLoop;
                              }
                          } else if (key == "timeout_secs") {
-                             timeout_secs = Integer(value, p, 1, "a positive integer");
+                             timeout_secs =
+                                 Integer(value, p, 1, "a positive integer", kMaxDurationMs / 1000);
                          } else if (key == "timeout_ms") {
-                             timeout_ms = Integer(value, p, 1, "a positive integer");
+                             timeout_ms =
+                                 Integer(value, p, 1, "a positive integer", kMaxDurationMs);
                          } else if (key == "error_mode") {
                              if (auto v = OneOf(value, p, "error_mode", kErrorModes)) {
                                  if (*v == "fail") step.error_mode = ErrorMode::kFail;
