@@ -63,17 +63,6 @@ bool CheckpointSigner::Pending(const ledger::CheckpointLeaf& leaf) const {
     return false;
 }
 
-bool CheckpointSigner::PendingRun(std::string_view run_id) const {
-    std::lock_guard lock(mutex_);
-    for (const auto& waiting : waiting_) {
-        if (waiting.run_id == run_id) return true;
-    }
-    for (const auto& signing : signing_) {
-        if (signing.run_id == run_id) return true;
-    }
-    return false;
-}
-
 bool CheckpointSigner::HasPending() const {
     std::lock_guard lock(mutex_);
     return done_ < added_;

@@ -54,8 +54,6 @@ class CheckpointSigner : public std::enable_shared_from_this<CheckpointSigner> {
     void Add(ledger::CheckpointLeaf leaf);
     // True if `leaf` was added here and its batch is not stored yet (it will be).
     bool Pending(const ledger::CheckpointLeaf& leaf) const;
-    // True if any leaf of `run_id` was added here and its batch is not stored yet.
-    bool PendingRun(std::string_view run_id) const;
     // Signs and stores every leaf added before the call. The error of a batch the store
     // refused (its leaves are dropped: the runs' stops stay unsigned until recovered).
     Awaitable<Status> Flush();

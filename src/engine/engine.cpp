@@ -174,17 +174,6 @@ std::string Short(std::string_view hash) {
 Awaitable<Result<Engine::Impl::Verified>> Engine::Impl::Verify(std::string run_id, bool load) {
     Verified out;
     Engine::Verification& v = out.verification;
-    // Whether this process may still be signing the run's latest stop, taken before anything
-    // is read: a stop committed but not yet covered by a stored checkpoint (step 5) is pending
-    // if the run executes here or is claimed (its head reaches the signer after the commit is
-    // seen), or if the signer holds one of its leaves. Taken first, because the signer may store
-    // the checkpoint and let go of the leaf while the reads below are in flight.
-    bool live = false;
-    if (signer_) {
-        std::lock_guard lock(mutex_);
-        live = active_.contains(run_id) || claims_.contains(run_id);
-    }
-    live = live || (signer_ && signer_->PendingRun(run_id));
     // The record and the events are two reads: a run executing in another process may append
     // between them. A record whose head moved meanwhile is read again; one whose head did not
     // move while more events exist is what verification reports.
@@ -283,13 +272,15 @@ Awaitable<Result<Engine::Impl::Verified>> Engine::Impl::Verify(std::string run_i
     }
     // 5. Signed checkpoints.
     {
-        // A stop not yet signed is pending when the signer holds it, or when this process was
-        // executing or signing the run as the reads began (`live`, above): its stop is
-        // committed before the run hears of it (and hands it to the signer), and a reader on
-        // this executor may come in between (a daemon's `?wait=true`).
+        // A stop not yet signed is pending when the signer holds it, or when the run executes
+        // here: its stop is committed before the run hears of it (and hands it to the signer),
+        // and a reader on this executor may come in between (a daemon's `?wait=true`).
         auto signer = signer_;
-        auto pending = [signer, live](const ledger::CheckpointLeaf& leaf) {
-            return signer && (live || signer->Pending(leaf));
+        auto pending = [this, signer](const ledger::CheckpointLeaf& leaf) {
+            if (!signer) return false;
+            if (signer->Pending(leaf)) return true;
+            std::lock_guard lock(mutex_);
+            return active_.contains(leaf.run_id);
         };
         auto checked = co_await verifier_.CheckRun(*store_, v.record, v.hashes, pending);
         if (!checked) co_return std::unexpected(checked.error());
