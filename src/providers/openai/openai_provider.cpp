@@ -260,11 +260,14 @@ Result<Completion> ParseChatCompletionsBody(std::string_view body, std::string_v
     return completion;
 }
 
+// Longer waits are clamped to this (about 35,000 years; it keeps the milliseconds in range).
+constexpr int64_t kMaxRetryAfterSeconds = int64_t{1} << 40;
+
 int64_t ParseRetryAfter(std::string_view value, std::chrono::system_clock::time_point now) {
     value = Trim(value);
     if (value.empty()) return -1;
     if (auto seconds = ParseDigits(value); seconds && value.find('.') == std::string_view::npos) {
-        return std::min<int64_t>(*seconds, int64_t{1} << 40) * 1000;
+        return std::min<int64_t>(*seconds, kMaxRetryAfterSeconds) * 1000;
     }
     // HTTP-date: IMF-fixdate, then the obsolete RFC 850 and asctime forms (RFC 9110 5.6.7).
     static constexpr const char* kFormats[] = {"%a, %d %b %Y %H:%M:%S", "%A, %d-%b-%y %H:%M:%S",
@@ -277,9 +280,13 @@ int64_t ParseRetryAfter(std::string_view value, std::chrono::system_clock::time_
         if (in.fail()) continue;
         time_t when = timegm(&tm);
         if (when == static_cast<time_t>(-1)) continue;
-        auto delta = std::chrono::system_clock::from_time_t(when) - now;
-        return std::max<int64_t>(
-            0, std::chrono::duration_cast<std::chrono::milliseconds>(delta).count());
+        // In whole seconds first: a date centuries ahead does not fit system_clock's
+        // nanoseconds (from_time_t overflowed; found by http_response_fuzz).
+        const int64_t now_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+        const int64_t delta_s = static_cast<int64_t>(when) - now_ms / 1000;
+        if (delta_s >= kMaxRetryAfterSeconds) return kMaxRetryAfterSeconds * 1000;
+        return std::max<int64_t>(0, delta_s * 1000 - now_ms % 1000);
     }
     return -1;
 }

@@ -259,6 +259,17 @@ TEST(RetryAfterTest, ParsesDeltaSecondsAndHttpDates) {
     EXPECT_EQ(ParseRetryAfter("soon", now), -1);
     EXPECT_EQ(ParseRetryAfter("", now), -1);
     EXPECT_EQ(ParseRetryAfter("-5", now), -1);
+    // Dates centuries ahead (http_response_fuzz: from_time_t overflowed): whole milliseconds.
+    EXPECT_EQ(ParseRetryAfter("Fri, 01 Jan 6626 00:00:00 GMT", now),
+              (int64_t{146929161600} - 784111777) * 1000);
+    EXPECT_EQ(ParseRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", now),
+              (int64_t{253402300799} - 784111777) * 1000);
+    // A "now" between seconds: the wait is counted from it, to the millisecond.
+    EXPECT_EQ(
+        ParseRetryAfter("Sun, 06 Nov 1994 08:50:07 GMT", now + std::chrono::milliseconds(250)),
+        29750);
+    // An absurd delta is clamped (2^40 s), never overflowed.
+    EXPECT_EQ(ParseRetryAfter("1099511627777", now), (int64_t{1} << 40) * 1000);
 }
 
 TEST_F(OpenAiProviderTest, SlowResponsePastDeadlineFailsPromptly) {
