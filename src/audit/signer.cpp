@@ -6,6 +6,8 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 namespace strowger::audit {
@@ -29,8 +31,31 @@ CheckpointSigner::CheckpointSigner(Executor executor, std::shared_ptr<store::Sto
       options_(options),
       delay_timer_(std::make_unique<asio::steady_timer>(strand_)) {}
 
+namespace {
+
+// Removes one element equal to `leaf`, if there is one.
+void EraseOne(std::vector<ledger::CheckpointLeaf>& leaves, const ledger::CheckpointLeaf& leaf) {
+    auto it = std::find(leaves.begin(), leaves.end(), leaf);
+    if (it == leaves.end()) return;
+    *it = std::move(leaves.back());
+    leaves.pop_back();
+}
+
+}  // namespace
+
+void CheckpointSigner::Expect(ledger::CheckpointLeaf leaf) {
+    std::lock_guard lock(mutex_);
+    expected_.push_back(std::move(leaf));
+}
+
+void CheckpointSigner::Forget(const ledger::CheckpointLeaf& leaf) {
+    std::lock_guard lock(mutex_);
+    EraseOne(expected_, leaf);
+}
+
 void CheckpointSigner::Add(ledger::CheckpointLeaf leaf) {
     std::lock_guard lock(mutex_);
+    EraseOne(expected_, leaf);
     waiting_.push_back(std::move(leaf));
     ++added_;
     if (!draining_) {
@@ -54,6 +79,9 @@ void CheckpointSigner::Schedule() {
 
 bool CheckpointSigner::Pending(const ledger::CheckpointLeaf& leaf) const {
     std::lock_guard lock(mutex_);
+    for (const auto& expected : expected_) {
+        if (expected == leaf) return true;
+    }
     for (const auto& waiting : waiting_) {
         if (waiting == leaf) return true;
     }

@@ -50,9 +50,16 @@ class CheckpointSigner : public std::enable_shared_from_this<CheckpointSigner> {
 
     const SigningKey& key() const { return *key_; }
 
-    // Queues a leaf; it is signed and stored soon after.
+    // Announces a leaf whose append is about to be committed: from now on Pending(leaf) is
+    // true, so a reader that sees the committed stop before Add does not call it unsigned.
+    // Every Expect is followed by Add (the append committed) or Forget (it failed).
+    void Expect(ledger::CheckpointLeaf leaf);
+    void Forget(const ledger::CheckpointLeaf& leaf);
+    // Queues a leaf (ending its Expect, if any); it is signed and stored soon after.
     void Add(ledger::CheckpointLeaf leaf);
-    // True if `leaf` was added here and its batch is not stored yet (it will be).
+    // True if `leaf` is expected or was added here and its batch is not stored yet (it will
+    // be). Ask before reading the checkpoints: a leaf stops being pending once its batch is
+    // stored, so a reader that asks after its read may miss both.
     bool Pending(const ledger::CheckpointLeaf& leaf) const;
     // Signs and stores every leaf added before the call. The error of a batch the store
     // refused (its leaves are dropped: the runs' stops stay unsigned until recovered).
@@ -87,12 +94,13 @@ class CheckpointSigner : public std::enable_shared_from_this<CheckpointSigner> {
     SignerOptions options_;
 
     mutable std::mutex mutex_;
-    std::deque<ledger::CheckpointLeaf> waiting_;   // GUARDED_BY(mutex_)
-    std::vector<ledger::CheckpointLeaf> signing_;  // GUARDED_BY(mutex_): taken, not stored yet
-    uint64_t added_ = 0;                           // GUARDED_BY(mutex_)
-    uint64_t done_ = 0;                            // GUARDED_BY(mutex_): leaves stored or dropped
-    bool draining_ = false;                        // GUARDED_BY(mutex_)
-    std::optional<Error> last_error_;              // GUARDED_BY(mutex_)
+    std::vector<ledger::CheckpointLeaf> expected_;  // GUARDED_BY(mutex_): appends in flight
+    std::deque<ledger::CheckpointLeaf> waiting_;    // GUARDED_BY(mutex_)
+    std::vector<ledger::CheckpointLeaf> signing_;   // GUARDED_BY(mutex_): taken, not stored yet
+    uint64_t added_ = 0;                            // GUARDED_BY(mutex_)
+    uint64_t done_ = 0;                             // GUARDED_BY(mutex_): leaves stored or dropped
+    bool draining_ = false;                         // GUARDED_BY(mutex_)
+    std::optional<Error> last_error_;               // GUARDED_BY(mutex_)
     // Flush callers waiting for `done_` to reach their mark.
     struct Waiter {
         uint64_t mark;

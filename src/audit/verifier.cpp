@@ -90,9 +90,14 @@ Awaitable<Result<std::optional<Finding>>> CheckpointVerifier::CheckRun(
     std::function<bool(const ledger::CheckpointLeaf&)> pending) {
     using Found = std::optional<Finding>;
     if (!key_) co_return Found();
+    const auto length = static_cast<int64_t>(hashes.size());
+    // Asked before the checkpoints are read: a leaf stops being pending when its batch is
+    // stored, so asked after, a batch stored in between would be in neither.
+    const bool at_stop = ledger::IsStop(record.status) && length > 0;
+    const bool head_pending =
+        at_stop && pending && pending(ledger::CheckpointLeaf{record.run_id, length, hashes.back()});
     auto rows = co_await store.ReadCheckpoints(record.run_id);
     if (!rows) co_return std::unexpected(rows.error());
-    const auto length = static_cast<int64_t>(hashes.size());
     int64_t covered = 0;
     std::optional<int64_t> head_now;  // the record's head, reread once if needed
     for (const auto& row : *rows) {
@@ -142,9 +147,8 @@ Awaitable<Result<std::optional<Finding>>> CheckpointVerifier::CheckRun(
                           "the run records a signed checkpoint at seq " +
                               std::to_string(record.checkpoint_seq) + "; none is stored"};
     }
-    if (ledger::IsStop(record.status) && covered < length && length > 0) {
-        ledger::CheckpointLeaf head{record.run_id, length, hashes.back()};
-        if (!pending || !pending(head)) {
+    if (at_stop && covered < length) {
+        if (!head_pending) {
             co_return Finding{length, "unsigned stop",
                               "the run is " + std::string(ledger::RunStatusName(record.status)) +
                                   " at seq " + std::to_string(length) +

@@ -47,7 +47,8 @@ class CheckpointVerifier {
     // Checks a run's checkpoint rows against its chain, already verified: `hashes[i]` is the
     // hash of event i + 1. Every row must be a leaf of a sound batch and name the hash the
     // chain has at its seq; a run at a stop must have its head covered, unless
-    // `pending(head leaf)` says this process will sign it (its batch is on its way).
+    // `pending(head leaf)` says this process will sign it (its batch is on its way); it is
+    // asked before the checkpoints are read.
     Awaitable<Result<std::optional<Finding>>> CheckRun(
         store::Store& store, store::RunRecord record, std::vector<std::string> hashes,
         std::function<bool(const ledger::CheckpointLeaf&)> pending);

@@ -1,7 +1,8 @@
-// Reading a run around its stop: the stop is committed before the run hears of it and hands
-// its head to the checkpoint signer, and a reader may come in between (a daemon's
-// `POST /api/workflows/{id}/run?wait=true` polls the run's row on the same executor). That read
-// must verify: the stop is pending, not "unsigned".
+// Reading a run around its stop: the stop is committed before the run (or the engine, for a run
+// executing nowhere) hears of it and hands its head to the checkpoint signer, and a reader may
+// come in between (a daemon's `POST /api/workflows/{id}/run?wait=true` polls the run's row on
+// the same executor). That read must verify: the stop is pending, not "unsigned" — the engine
+// announces the checkpoint to the signer before the append (CheckpointSigner::Expect).
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
@@ -71,6 +72,49 @@ TEST(CheckpointReadTest, ARunReadBetweenItsStopsCommitAndItsSigningVerifies) {
     EXPECT_EQ(store->reads, std::vector<std::string>{"ok"});
 
     // Once the signer has stored the stop's checkpoint, a reader verifies it as signed.
+    auto flushed = testing::RunOn(io, engine.FlushCheckpoints());
+    ASSERT_TRUE(flushed && *flushed);
+    store->engine = nullptr;
+    auto verified = testing::RunOn(io, engine.VerifyRun((*outcome)->run_id));
+    ASSERT_TRUE(verified && *verified);
+    EXPECT_FALSE((*verified)->finding.has_value()) << (*verified)->finding->Describe();
+}
+
+TEST(CheckpointReadTest, ARunStoppedByAnIdleAppendVerifiesWhenReadBeforeItsSigning) {
+    // A waiting run cancelled from outside: the engine claims it (it executes nowhere) and
+    // appends run.cancelled itself; a read between that commit and the signing must verify.
+    asio::io_context io(1);
+    testing::TempDir dir;
+    auto loaded =
+        model::LoadWorkflowFile(dir.Write("flow.yaml",
+                                          "name: t\nnodes:\n  - id: review\n    type: human_task\n"
+                                          "    config: {title: Review, assignee_refs: [legal]}\n"));
+    ASSERT_TRUE(loaded.ok()) << loaded.diagnostics[0].ToString();
+    providers::ProviderRegistry registry(io.get_executor());
+    providers::RegisterBuiltinProviders(registry);
+    auto compiled = model::Compile(loaded.workflow, CompileOptionsFor(registry));
+    ASSERT_TRUE(compiled.ok()) << compiled.diagnostics[0].ToString();
+
+    auto key = SigningKey::Generate();
+    ASSERT_TRUE(key.has_value());
+    auto store = std::make_shared<ReadBackStore>();
+    EngineOptions options;
+    options.single_threaded_executor = true;
+    options.signer = audit::CheckpointSigner::Create(
+        io.get_executor(), store, std::make_shared<const SigningKey>(std::move(*key)));
+    Engine engine(io.get_executor(), store, registry, options);
+    store->engine = &engine;
+
+    auto outcome = testing::RunOn(io, engine.StartRun({compiled.plan, "in", {}, {}}));
+    ASSERT_TRUE(outcome && *outcome);
+    ASSERT_EQ((*outcome)->status, ledger::RunStatus::kWaiting);
+    auto cancelled = testing::RunOn(
+        io, engine.Control((*outcome)->run_id, store::ControlAction::kCancel, "no", "ops"));
+    ASSERT_TRUE(cancelled && *cancelled)
+        << (cancelled && !*cancelled ? cancelled->error().message() : "");
+    // One read at the waiting stop, one at the cancellation: both verify.
+    EXPECT_EQ(store->reads, (std::vector<std::string>{"ok", "ok"}));
+
     auto flushed = testing::RunOn(io, engine.FlushCheckpoints());
     ASSERT_TRUE(flushed && *flushed);
     store->engine = nullptr;

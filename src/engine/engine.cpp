@@ -272,15 +272,12 @@ Awaitable<Result<Engine::Impl::Verified>> Engine::Impl::Verify(std::string run_i
     }
     // 5. Signed checkpoints.
     {
-        // A stop not yet signed is pending when the signer holds it, or when the run executes
-        // here: its stop is committed before the run hears of it (and hands it to the signer),
-        // and a reader on this executor may come in between (a daemon's `?wait=true`).
+        // A stop not yet signed is pending when this process's signer expects or holds it:
+        // every append that makes a checkpoint due announces it before it is committed, so a
+        // reader between the commit and the signing (a daemon's `?wait=true`) finds it here.
         auto signer = signer_;
-        auto pending = [this, signer](const ledger::CheckpointLeaf& leaf) {
-            if (!signer) return false;
-            if (signer->Pending(leaf)) return true;
-            std::lock_guard lock(mutex_);
-            return active_.contains(leaf.run_id);
+        auto pending = [signer](const ledger::CheckpointLeaf& leaf) {
+            return signer && signer->Pending(leaf);
         };
         auto checked = co_await verifier_.CheckRun(*store_, v.record, v.hashes, pending);
         if (!checked) co_return std::unexpected(checked.error());
@@ -316,9 +313,10 @@ Awaitable<Status> Engine::Impl::AppendIdle(Loaded& loaded, ledger::NewEvent even
     const int64_t before = loaded.state.head.seq;
     sealed.push_back(ledger::Seal(loaded.state.head, loaded.state.run_id, now, event));
     loaded.state.Apply(now, -1, event);
+    auto checkpoint = ExpectCheckpoint(loaded.state, before);
     auto appended =
         co_await store_->AppendEvents(loaded.state.run_id, std::move(sealed), loaded.state.status);
-    if (appended) MaybeCheckpoint(loaded.state, before);
+    CheckpointCommitted(checkpoint, appended.has_value());
     co_return appended;
 }
 

@@ -158,6 +158,8 @@ void Run::SealEvents(std::vector<ledger::NewEvent>& events, int node_index, Seal
                          engine_->observers_want_data_);
         state_.Apply(now, events[i].node.empty() ? -1 : node_index, events[i]);
     }
+    out.checkpoint =
+        engine_->ExpectCheckpoint(state_, state_.head.seq - static_cast<int64_t>(out.count));
     // What observers get: the header fields and the payload, not the stored line (the run id
     // is added when they are told).
     if (!engine_->observers_.empty()) {
@@ -177,6 +179,7 @@ void Run::SealEvents(std::vector<ledger::NewEvent>& events, int node_index, Seal
 }
 
 bool Run::Committed(const Result<void>& appended, Sealed& sealed) {
+    engine_->CheckpointCommitted(sealed.checkpoint, appended.has_value());
     if (!appended) {
         store_failed_ = true;
         notes().store_error = appended.error();
@@ -184,7 +187,6 @@ bool Run::Committed(const Result<void>& appended, Sealed& sealed) {
                       appended.error().ToString());
         return false;
     }
-    engine_->MaybeCheckpoint(state_, state_.head.seq - static_cast<int64_t>(sealed.count));
     if (!engine_->observers_.empty()) {
         // Assigned, not constructed: a thread's sealed events are reused (AppendAtOnce), and
         // so are their strings' buffers.

@@ -114,11 +114,27 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
     // The pinned plan for `sha256` (cached), compiled from `definition` when not cached.
     Result<std::shared_ptr<const model::Plan>> PlanFor(const std::string& sha256,
                                                        const std::string* definition);
-    // Queues a checkpoint of the run's head if the append from `before` made one due.
-    void MaybeCheckpoint(const ledger::RunState& state, int64_t before) {
-        if (signer_ && ledger::CheckpointDue(before, state.head.seq, state.status)) {
-            signer_->Add({state.run_id, state.head.seq, state.head.hash});
+    // Checkpoints, in two halves around an append that moves a run's head from `before` to
+    // `state`'s. Before the append: the checkpoint it makes due, if any, announced to the
+    // signer (so a reader who sees the committed stop first finds it pending, never
+    // "unsigned"). After: queued for signing if the append committed, forgotten if not.
+    std::optional<ledger::CheckpointLeaf> ExpectCheckpoint(const ledger::RunState& state,
+                                                           int64_t before) {
+        if (!signer_ || !ledger::CheckpointDue(before, state.head.seq, state.status)) {
+            return std::nullopt;
         }
+        ledger::CheckpointLeaf leaf{state.run_id, state.head.seq, state.head.hash};
+        signer_->Expect(leaf);
+        return leaf;
+    }
+    void CheckpointCommitted(std::optional<ledger::CheckpointLeaf>& leaf, bool committed) {
+        if (!leaf) return;
+        if (committed) {
+            signer_->Add(std::move(*leaf));
+        } else {
+            signer_->Forget(*leaf);
+        }
+        leaf.reset();
     }
     // Appends one event to a run that executes nowhere (the caller holds its lease).
     Awaitable<Status> AppendIdle(Loaded& loaded, ledger::NewEvent event);

@@ -192,8 +192,11 @@ class Run : public std::enable_shared_from_this<Run> {
         std::vector<ledger::Event> notify;  // for observers, if any
         size_t count = 0;
         bool busy = false;  // in use (an observer may append to another run from inside)
+        // The checkpoint these events make due, announced to the signer before the append.
+        std::optional<ledger::CheckpointLeaf> checkpoint;
     };
-    // Seals `events` onto the chain into `out` and applies them to the state.
+    // Seals `events` onto the chain into `out`, applies them to the state and announces the
+    // checkpoint they make due (Engine::Impl::ExpectCheckpoint).
     void SealEvents(std::vector<ledger::NewEvent>& events, int node_index, Sealed& out);
     // After the store's answer: tells observers, or records the failure. False on failure.
     bool Committed(const Result<void>& appended, Sealed& sealed);
