@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "core/checked_math.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
@@ -281,6 +283,32 @@ Run::Step Run::DagFailure(const PlanNode& node, const Error& error, std::string 
 
 // ---- NodeRun ------------------------------------------------------------------------------
 
+Run::ChildHold::ChildHold(Run& run, int index, const ledger::NodeNotes::ChildCaps& caps)
+    : run_(run), index_(index) {
+    if (!caps.max_tokens && !caps.max_cost_nano_usd) return;
+    held_ = true;
+    tokens_ = caps.max_tokens.value_or(0);
+    nano_usd_ = caps.max_cost_nano_usd.value_or(0);
+    Notes& notes = run_.notes();
+    notes.reserved_tokens = SaturatingAdd(notes.reserved_tokens, tokens_);
+    notes.reserved_nano_usd = SaturatingAdd(notes.reserved_nano_usd, nano_usd_);
+    notes.holding.push_back(index_);
+}
+
+Run::ChildHold::~ChildHold() {
+    if (!held_) return;
+    Notes& notes = run_.notes();
+    notes.reserved_tokens -= tokens_;
+    notes.reserved_nano_usd -= nano_usd_;
+    auto it = std::find(notes.holding.begin(), notes.holding.end(), index_);
+    if (it != notes.holding.end()) notes.holding.erase(it);
+}
+
+int64_t Run::ChildrenHolding(int index) const {
+    if (!notes_) return 0;
+    return std::count(notes_->holding.begin(), notes_->holding.end(), index);
+}
+
 class Run::TypedNodeRun final : public NodeRun {
   public:
     TypedNodeRun(Run& run, int index, std::shared_ptr<Task> task)
@@ -434,32 +462,55 @@ class Run::TypedNodeRun final : public NodeRun {
     }
 
     Awaitable<Result<ChildResult>> RunChild(std::shared_ptr<const model::Plan> plan,
-                                            std::string input, int64_t item) override {
-        // The child recorded for this node (or this item), if any; whether it was charged.
-        auto recorded = [this, item]() -> std::pair<std::string, bool> {
+                                            std::string input, int64_t item,
+                                            int64_t slots) override {
+        // The child recorded for this node (or this item), if any: its id, its caps, and
+        // whether it was charged.
+        struct Recorded {
+            std::string id;
+            ledger::NodeNotes::ChildCaps caps;
+            bool charged = false;
+        };
+        auto recorded = [this, item]() -> Recorded {
             const ledger::NodeNotes* notes = state().notes.get();
             if (notes == nullptr) return {};
-            if (item < 0) return {notes->child_run_id, notes->child_charged};
+            if (item < 0) return {notes->child_run_id, notes->child_caps, notes->child_charged};
             const auto* child = notes->ItemChildOf(item);
-            return child ? std::pair(child->child_run_id, child->charged)
-                         : std::pair<std::string, bool>();
+            return child ? Recorded{child->child_run_id, child->caps, child->charged} : Recorded{};
         };
-        std::string child_id = recorded().first;
+        Recorded before = recorded();
+        std::string child_id = before.id;
+        ledger::NodeNotes::ChildCaps caps = before.caps;
+        const auto budget = run_.Budget();  // less what children in flight hold
+        const auto& rs = run_.state_;
+        const int64_t tokens_used = SaturatingAdd(rs.tokens_in, rs.tokens_out);
         if (child_id.empty()) {
-            // The parent's budgets bound the child: none may be spent already.
-            const auto budget = run_.Budget();
-            const auto& rs = run_.state_;
-            if ((budget.max_tokens &&
-                 SaturatingAdd(rs.tokens_in, rs.tokens_out) >= *budget.max_tokens) ||
+            // The parent's budgets bound the child: some must be left (not spent, not held).
+            if ((budget.max_tokens && tokens_used >= *budget.max_tokens) ||
                 (budget.max_cost_nano_usd && rs.cost_nano_usd >= *budget.max_cost_nano_usd)) {
                 co_return std::unexpected(Error(ErrorCode::kResourceExhausted,
                                                 "budget exceeded: the run's budget is spent",
                                                 ErrorDetails{0, -1, -1, "budget_exceeded"}));
             }
+            // An equal share among the node's children that run together: what is free,
+            // split among the slots not yet holding a share.
+            const int64_t share = std::max<int64_t>(1, slots - run_.ChildrenHolding(index_));
+            if (budget.max_tokens) caps.max_tokens = (*budget.max_tokens - tokens_used) / share;
+            if (budget.max_cost_nano_usd) {
+                caps.max_cost_nano_usd = (*budget.max_cost_nano_usd - rs.cost_nano_usd) / share;
+            }
+        }
+        // Held from here (before the record's commit, so children started together see each
+        // other's) until this returns, after the child's spending is charged.
+        ChildHold hold(run_, index_, caps);
+        if (child_id.empty()) {
             child_id = NewRunId(run_.engine_->clock_, run_.engine_->random_);
+            ledger::SubworkflowStarted event{child_id, plan->workflow_name, plan->definition_sha256,
+                                             item};
+            event.max_tokens = caps.max_tokens;
+            event.max_cost_nano_usd = caps.max_cost_nano_usd;
             std::vector<ledger::Payload> started;
-            started.push_back(ledger::SubworkflowStarted{child_id, plan->workflow_name,
-                                                         plan->definition_sha256, item});
+            started.push_back(std::move(event));
             if (!co_await Record(std::move(started))) {
                 co_return CancelledError("the run is stopping");
             }
@@ -470,22 +521,22 @@ class Run::TypedNodeRun final : public NodeRun {
         request.run_id = child_id;
         request.parent_run = run_.state_.run_id;
         request.parent_node = node().id;
-        // The child may spend what this run has left, no more (recorded in its run.created;
-        // a re-attached child keeps the caps it was created with).
-        const auto budget = run_.Budget();
-        const auto& rs = run_.state_;
-        if (budget.max_tokens) {
-            request.max_tokens = std::max<int64_t>(
-                0, *budget.max_tokens - SaturatingAdd(rs.tokens_in, rs.tokens_out));
+        // The caps go into the child's run.created (used only if the child is created now;
+        // a re-attached child keeps the caps it was created with). A child recorded before
+        // caps were recorded gets what this run has left, as then.
+        request.max_tokens = caps.max_tokens;
+        request.max_cost_nano_usd = caps.max_cost_nano_usd;
+        if (!caps.max_tokens && budget.max_tokens) {
+            request.max_tokens = std::max<int64_t>(0, *budget.max_tokens - tokens_used);
         }
-        if (budget.max_cost_nano_usd) {
+        if (!caps.max_cost_nano_usd && budget.max_cost_nano_usd) {
             request.max_cost_nano_usd =
                 std::max<int64_t>(0, *budget.max_cost_nano_usd - rs.cost_nano_usd);
         }
         auto outcome = co_await run_.engine_->RunChild(std::move(request));
         if (run_.NodeStopped(index_)) co_return CancelledError("the run is stopping");
         if (!outcome) co_return std::unexpected(outcome.error());
-        if (ledger::IsTerminal(outcome->status) && !recorded().second) {
+        if (ledger::IsTerminal(outcome->status) && !recorded().charged) {
             // What the child spent is this run's spending too: charged once, in the ledger.
             std::vector<ledger::Payload> ended;
             ended.push_back(ledger::SubworkflowEnded{

@@ -408,6 +408,12 @@ void AppendPayload(std::string& out, const Payload& payload) {
                     .Field("child_run_id", p.child_run_id)
                     .Field("definition_sha256", p.definition_sha256);
                 if (p.index >= 0) w.Field("index", p.index);
+                if (p.max_cost_nano_usd) {
+                    char cost[kUsdSize];
+                    w.Field("max_cost_usd",
+                            std::string_view(cost, FormatUsdTo(cost, *p.max_cost_nano_usd)));
+                }
+                if (p.max_tokens) w.Field("max_tokens", *p.max_tokens);
                 w.Field("workflow", p.workflow).EndObject();
             },
             [&](const SubworkflowEnded& p) {
@@ -639,10 +645,18 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
         case EventType::kHumanTaskCompleted:
             return HumanTaskCompleted{Str(o, "task_id"), Str(o, "signal"), Str(o, "output"),
                                       Str(o, "reason")};
-        case EventType::kSubworkflowStarted:
-            return SubworkflowStarted{Str(o, "child_run_id"), Str(o, "workflow"),
-                                      Str(o, "definition_sha256"),
-                                      o.contains("index") ? JsonInt(o, "index") : -1};
+        case EventType::kSubworkflowStarted: {
+            SubworkflowStarted started{Str(o, "child_run_id"), Str(o, "workflow"),
+                                       Str(o, "definition_sha256"),
+                                       o.contains("index") ? JsonInt(o, "index") : -1};
+            if (o.contains("max_tokens")) started.max_tokens = JsonInt(o, "max_tokens");
+            if (o.contains("max_cost_usd")) {
+                auto cost = ParseUsd(JsonString(o, "max_cost_usd", "0"));
+                if (!cost) return std::unexpected(cost.error());
+                started.max_cost_nano_usd = *cost;
+            }
+            return started;
+        }
         case EventType::kSubworkflowEnded: {
             auto cost = ParseUsd(JsonString(o, "cost_usd", "0"));
             if (!cost) return std::unexpected(cost.error());

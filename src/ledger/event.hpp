@@ -294,6 +294,9 @@ struct SubworkflowStarted {
     std::string workflow;
     std::string definition_sha256;
     int64_t index = -1;  // a for_each item's child: the item's index; -1: the node's child
+    // The child's caps, reserved from this run's budgets while it runs (as in its run.created).
+    std::optional<int64_t> max_tokens;
+    std::optional<int64_t> max_cost_nano_usd;
 };
 // A subworkflow node's child run ended: what it spent, charged to this run's budgets.
 struct SubworkflowEnded {

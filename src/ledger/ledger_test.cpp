@@ -272,6 +272,9 @@ TEST(EventTest, PayloadsRoundTrip) {
         RunRetried{"summary", {"summary", "publish"}, "alice"},
         LlmRetried{2, 1, "openai: HTTP 429: slow down", "resource_exhausted", 429, 1500},
         LlmRetried{1, 3, "openai: connection reset", "unavailable", 0, 800},
+        SubworkflowStarted{"01JD3M6K9Q3V8C6Y2W5T0R1N7H", "child", std::string(64, 'c'), 2},
+        SubworkflowStarted{"01JD3M6K9Q3V8C6Y2W5T0R1N7J", "child", std::string(64, 'c'), -1, 80,
+                           1500000000},
     };
     for (const auto& payload : payloads) {
         std::string data = EncodePayload(payload);
@@ -280,6 +283,29 @@ TEST(EventTest, PayloadsRoundTrip) {
         ASSERT_TRUE(decoded.has_value());
         EXPECT_EQ(EncodePayload(*decoded), data);
     }
+}
+
+TEST(EventTest, SubworkflowStartedRecordsTheChildsCapsAndReplaysThem) {
+    SubworkflowStarted started{"c1", "child", "sha", 3, 80, 1500000000};
+    EXPECT_EQ(EncodePayload(started),
+              R"({"child_run_id":"c1","definition_sha256":"sha","index":3,"max_cost_usd":"1.5",)"
+              R"("max_tokens":80,"workflow":"child"})");
+    // Without budgets (and in ledgers from before caps were recorded): no caps.
+    EXPECT_EQ(EncodePayload(SubworkflowStarted{"c2", "child", "sha", -1}),
+              R"({"child_run_id":"c2","definition_sha256":"sha","workflow":"child"})");
+    RunState state(1);
+    state.Apply(FromUnixMicros(1), -1, {{}, 0, RunCreated{"wf", "sha", "in", {}, {}}});
+    state.Apply(FromUnixMicros(2), 0, {"fan", 0, started});
+    state.Apply(FromUnixMicros(3), 0, {"fan", 0, SubworkflowStarted{"c4", "child", "sha", -1, 5}});
+    ASSERT_NE(state.nodes[0].notes.get(), nullptr);
+    const NodeNotes& notes = *state.nodes[0].notes.get();
+    const NodeNotes::ItemChild* item = notes.ItemChildOf(3);
+    ASSERT_NE(item, nullptr);
+    EXPECT_EQ(item->caps.max_tokens, 80);
+    EXPECT_EQ(item->caps.max_cost_nano_usd, 1500000000);
+    EXPECT_EQ(notes.child_run_id, "c4");
+    EXPECT_EQ(notes.child_caps.max_tokens, 5);
+    EXPECT_FALSE(notes.child_caps.max_cost_nano_usd.has_value());
 }
 
 TEST(EventTest, RetriedCallsHaveTheirErrorRedactedAndNoStatusWhenNotHttp) {

@@ -335,12 +335,14 @@ void RunState::Apply(SystemTime time, int node_index, const NewEvent& event) {
             [&](const SubworkflowStarted& p) {
                 if (!node) return;
                 NodeNotes& n = node->notes.GetOrCreate();
+                NodeNotes::ChildCaps caps{p.max_tokens, p.max_cost_nano_usd};
                 if (p.index < 0) {
                     n.child_run_id = p.child_run_id;
+                    n.child_caps = caps;
                 } else if (NodeNotes::ItemChild* c = n.ItemChildOf(p.index)) {
-                    *c = {p.index, p.child_run_id, false};
+                    *c = {p.index, p.child_run_id, false, caps};
                 } else {
-                    n.item_children.push_back({p.index, p.child_run_id, false});
+                    n.item_children.push_back({p.index, p.child_run_id, false, caps});
                 }
             },
             [&](const SessionCompacted&) {},

@@ -124,13 +124,21 @@ struct NodeNotes {
         bool failed = false;
     };
     std::vector<Item> items;
+    // A child run's caps as subworkflow.started recorded them (none: no budget, or a ledger
+    // from before they were recorded).
+    struct ChildCaps {
+        std::optional<int64_t> max_tokens;
+        std::optional<int64_t> max_cost_nano_usd;
+    };
     std::string child_run_id;    // subworkflow
     bool child_charged = false;  // subworkflow.ended: the child's usage is in this run's totals
+    ChildCaps child_caps;
     // A for_each over a subworkflow: each item's child, and whether it was charged.
     struct ItemChild {
         int64_t index = 0;
         std::string child_run_id;
         bool charged = false;
+        ChildCaps caps;
     };
     std::vector<ItemChild> item_children;
     // Loops: the highest attempt any iteration recorded (kept only past 1), and the number a

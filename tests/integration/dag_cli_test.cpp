@@ -458,5 +458,92 @@ edges:
     EXPECT_EQ(audit.exit_code(), 0) << audit.out;
 }
 
+// Children a for_each runs together share what the parent has left: each is capped at an
+// equal share (held by the parent while it runs, recorded in subworkflow.started), so together
+// they cannot spend more than the parent's budget. Before, each got all of it: three children
+// of 3 × 40 tokens spent 360 against a budget of 240.
+TEST_F(DagCliTest, ChildrenInFlightShareTheParentsBudget) {
+    env_.Write("usage.yaml", R"(rules:
+  - {reply_template: "[${step}] ok", usage: {input_tokens: 30, output_tokens: 10}}
+)");
+    env_.Write("child.yaml", R"(name: child
+default_model: "scripted:usage.yaml"
+nodes:
+  - {id: c1, type: agent, config: {prompt: "one {{input}}"}}
+  - {id: c2, type: agent, config: {prompt: "two {{input}}"}}
+  - {id: c3, type: agent, config: {prompt: "three {{input}}"}}
+edges:
+  - {from: c1, to: c2}
+  - {from: c2, to: c3}
+)");
+    env_.Write("fan.yaml", R"(name: fan
+default_model: "scripted:usage.yaml"
+limits: {max_tokens: 240}
+nodes:
+  - id: each
+    type: for_each
+    config: {items: ["a", "b", "c"], workflow: child.yaml, max_parallel: 3}
+)");
+    auto run = env_.Run({"run", "fan.yaml", "--input", "x", "--json"});
+    EXPECT_EQ(run.exit_code(), 1) << run.out << run.err;
+    auto record = ParseJson(run.out);
+    ASSERT_TRUE(record && record->is_object()) << run.out;
+    // Each child was capped at 80: two calls (the third is refused at 80 spent).
+    EXPECT_EQ(JsonInt(record->as_object(), "input_tokens") +
+                  JsonInt(record->as_object(), "output_tokens"),
+              240)
+        << run.out;
+    auto ids = env_.RunIds();
+    ASSERT_EQ(ids.size(), 4u);  // the parent, then its three children
+    auto parent_events = env_.Events(ids[0]);
+    int started = 0;
+    for (const auto& e : parent_events) {
+        if (e.type != "subworkflow.started") continue;
+        ++started;
+        EXPECT_EQ(JsonInt(e.data, "max_tokens"), 80) << e.line;
+    }
+    EXPECT_EQ(started, 3) << Describe(parent_events);
+    for (size_t i = 1; i < ids.size(); ++i) {
+        auto child_events = env_.Events(ids[i]);
+        ASSERT_FALSE(child_events.empty());
+        EXPECT_EQ(JsonInt(child_events[0].data, "max_tokens"), 80) << child_events[0].line;
+        EXPECT_EQ(CountEvents(child_events, "llm.response"), 2) << Describe(child_events);
+        EXPECT_NE(FindEvent(child_events, "budget.exceeded"), nullptr) << Describe(child_events);
+    }
+
+    // Two at a time over three items, with room for both: the first two get 120 each and
+    // finish (3 calls, 120 tokens); the third starts when one ends, with what is free then —
+    // nothing (120 spent, 120 held) — so it starts no child and fails for the budget.
+    env_.Write("pair.yaml", R"(name: pair
+default_model: "scripted:usage.yaml"
+limits: {max_tokens: 240}
+nodes:
+  - id: each
+    type: for_each
+    config: {items: ["a", "b", "c"], workflow: child.yaml, max_parallel: 2}
+)");
+    auto pair = env_.Run({"run", "pair.yaml", "--input", "x", "--json"});
+    EXPECT_EQ(pair.exit_code(), 1) << pair.out << pair.err;
+    record = ParseJson(pair.out);
+    ASSERT_TRUE(record && record->is_object()) << pair.out;
+    EXPECT_EQ(JsonInt(record->as_object(), "input_tokens") +
+                  JsonInt(record->as_object(), "output_tokens"),
+              240)
+        << pair.out;
+    ids = env_.RunIds();
+    ASSERT_EQ(ids.size(), 4u + 3u) << "two more children and their parent";
+    parent_events = env_.Events(ids[4]);
+    started = 0;
+    for (const auto& e : parent_events) {
+        if (e.type != "subworkflow.started") continue;
+        ++started;
+        EXPECT_EQ(JsonInt(e.data, "max_tokens"), 120) << e.line;
+    }
+    EXPECT_EQ(started, 2) << Describe(parent_events);
+    EXPECT_NE(pair.out.find("budget exceeded"), std::string::npos) << pair.out;
+    auto audit = env_.Run({"audit", "verify", "--all"});
+    EXPECT_EQ(audit.exit_code(), 0) << audit.out;
+}
+
 }  // namespace
 }  // namespace strowger::testing

@@ -169,6 +169,11 @@ class Run : public std::enable_shared_from_this<Run> {
         std::string pause_reason, pause_actor;
         std::string failure_message, failure_code, failure_node;
         std::optional<Error> store_error;
+        // Child runs in flight hold their caps of this run's budgets (run_dag.cpp,
+        // docs/design/dag.md): Budget() counts them as spent.
+        int64_t reserved_tokens = 0;
+        int64_t reserved_nano_usd = 0;
+        std::vector<int> holding;  // the node of each child in flight that holds caps
     };
     Notes& notes();
 
@@ -263,7 +268,8 @@ class Run : public std::enable_shared_from_this<Run> {
     std::shared_ptr<const AgentToolSet> WithSubagents(const model::PlanNode& node,
                                                       std::shared_ptr<const AgentToolSet> tools);
     // The run's budgets: its workflow's limits, lowered to its caps if it is a child run
-    // (run.created: what its parent had left). Costs in nano-USD.
+    // (run.created: what its parent had left), less what its own children in flight hold.
+    // Costs in nano-USD.
     struct RunBudget {
         std::optional<int64_t> max_tokens;
         std::optional<int64_t> max_cost_nano_usd;
@@ -280,6 +286,13 @@ class Run : public std::enable_shared_from_this<Run> {
         };
         lower(budget.max_tokens, state_.cap_max_tokens());
         lower(budget.max_cost_nano_usd, state_.cap_max_cost_nano_usd());
+        if (notes_) {
+            auto reserve = [](std::optional<int64_t>& limit, int64_t reserved) {
+                if (limit) *limit = std::max<int64_t>(0, *limit - reserved);
+            };
+            reserve(budget.max_tokens, notes_->reserved_tokens);
+            reserve(budget.max_cost_nano_usd, notes_->reserved_nano_usd);
+        }
         return budget;
     }
     // Budgets (the agent's per step, the run's, the agent's hourly quota): the failure to
@@ -350,6 +363,24 @@ class Run : public std::enable_shared_from_this<Run> {
     // ---- The DAG form (run_dag.cpp; docs/design/dag.md). ----
     class TypedNodeRun;
     friend class TypedNodeRun;
+    // A child run's caps, held from this run's budgets (Budget() counts them as spent) for
+    // as long as the object lives; nothing if the caps are none.
+    class ChildHold {
+      public:
+        ChildHold(Run& run, int index, const ledger::NodeNotes::ChildCaps& caps);
+        ~ChildHold();
+        ChildHold(const ChildHold&) = delete;
+        ChildHold& operator=(const ChildHold&) = delete;
+
+      private:
+        Run& run_;
+        int index_;
+        int64_t tokens_ = 0;
+        int64_t nano_usd_ = 0;
+        bool held_ = false;
+    };
+    // How many children of node `index` hold caps now.
+    int64_t ChildrenHolding(int index) const;
     EdgeState EdgeStateOf(int edge) const;
     bool DagReady(const model::PlanNode& node) const;
     // Every incoming edge is dead: the node is pruned (node.skipped, reason pruned).

@@ -66,12 +66,13 @@ std::string ItemText(const json::value& item) {
 }
 
 // Item `i` as a child run of `workflow` (its input: the mapping, else the item).
+// `slots`: how many items run at once (the children share the node's budget).
 Awaitable<Result<std::string>> RunItemChild(NodeRun& run, const ChildInput& workflow,
                                             const std::map<std::string, std::string>& extras,
-                                            size_t i) {
+                                            size_t i, size_t slots) {
     auto child = co_await run.RunChild(workflow.child,
                                        RenderChildInput(run, workflow, extras.at("item"), extras),
-                                       static_cast<int64_t>(i));
+                                       static_cast<int64_t>(i), static_cast<int64_t>(slots));
     if (!child) co_return std::unexpected(child.error());
     if (child->status != ledger::RunStatus::kCompleted) {
         co_return std::unexpected(ChildFailure(*child, workflow.file));
@@ -92,7 +93,7 @@ Awaitable<void> Work(NodeRun& run, const ForEachConfig& c, const json::array& it
         // (No conditional expression around co_await: GCC 12 miscompiles it.)
         Result<std::string> answer = std::unexpected(CancelledError("not run"));
         if (c.workflow) {
-            answer = co_await RunItemChild(run, *c.workflow, extras, i);
+            answer = co_await RunItemChild(run, *c.workflow, extras, i, shared->signals.size());
         } else {
             answer = co_await run.Ask(c.agent, "item " + std::to_string(i),
                                       run.Render(c.prompt, extras));

@@ -121,8 +121,10 @@ class NodeRun {
     // records subworkflow.started with the child's new id (before the child is created, and
     // its run.created names this run and node); a later attempt re-attaches to that child
     // (read if it ended, resumed if not). A run whose token or cost budget is spent starts no
-    // child; a child is created with what this run has left as its caps, and what it spent
-    // is charged to this run once when it ends (subworkflow.ended).
+    // child; a child is created with a share of what this run has left as its caps — what
+    // is not held by other children in flight, split among the `slots` children this node
+    // runs together — and this run holds those caps until the child ends; what it spent is
+    // charged to this run once when it ends (subworkflow.ended).
     struct ChildResult {
         std::string run_id;
         ledger::RunStatus status = ledger::RunStatus::kPending;
@@ -131,7 +133,8 @@ class NodeRun {
     };
     // `item` >= 0: the child of that for_each item (each item has its own); -1: the node's.
     virtual Awaitable<Result<ChildResult>> RunChild(std::shared_ptr<const model::Plan> plan,
-                                                    std::string input, int64_t item) = 0;
+                                                    std::string input, int64_t item,
+                                                    int64_t slots) = 0;
 
     // A durable timer: the run is resumed at `due` by whatever process executes runs then
     // (the store's wake_at). False if the run is stopping.

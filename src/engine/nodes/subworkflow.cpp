@@ -39,7 +39,7 @@ class SubworkflowType final : public NodeType {
 
     Awaitable<NodeOutcome> Execute(NodeRun& run) const override {
         const auto& c = run.config<Config<ChildInput>>().value;
-        auto child = co_await run.RunChild(c.child, RenderChildInput(run, c, run.Input()), -1);
+        auto child = co_await run.RunChild(c.child, RenderChildInput(run, c, run.Input()), -1, 1);
         if (!child) co_return NodeOutcome::Failed(child.error());
         if (child->status != ledger::RunStatus::kCompleted) {
             co_return NodeOutcome::Failed(ChildFailure(*child, c.file));
