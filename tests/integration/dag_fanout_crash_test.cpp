@@ -4,6 +4,8 @@
 //   llm.request appears once in the whole ledger);
 // * a subworkflow whose child run is half done: resuming the parent re-attaches to the same
 //   child (no second child run), which does not redo its finished node.
+// * a for_each over a subworkflow with a budget: the resumed parent holds the caps of the
+//   children it re-attaches to, so an item started meanwhile gets only what is free;
 // * a tool node that needs approval: the run waits before any tool.call; `strowger approve`
 //   runs the call once and the run goes on; `strowger reject` fails the node.
 // The scripted provider answers by prompt after a latency, so each kill lands where meant.
@@ -249,6 +251,95 @@ TEST(DagCrashTest, SubworkflowResumedAfterKillReattachesToTheSameChild) {
         auto audit = env.Run({"audit", "verify", id});
         EXPECT_EQ(audit.exit_code(), 0) << audit.out << audit.err;
     }
+}
+
+// Budgets across a kill: a for_each's children in flight hold their caps of the parent's
+// budget (recorded in subworkflow.started); a resumed parent re-attaches to them and holds the
+// same caps, so an item started while one of them still runs gets only what is free.
+constexpr char kBudgetParent[] = R"(name: fan
+default_model: "scripted:script.yaml"
+limits: {max_tokens: 240}
+nodes:
+  - id: each
+    type: for_each
+    config:
+      items: ["a", "b", "c"]
+      workflow: child.yaml
+      max_parallel: 2
+      fail_strategy: wait_all
+)";
+
+constexpr char kBudgetChild[] = R"(name: child
+default_model: "scripted:script.yaml"
+nodes:
+  - {id: c1, type: agent, config: {prompt: "One {{input}}"}}
+  - {id: c2, type: agent, config: {prompt: "Two {{input}}"}}
+  - {id: slow, type: agent, config: {prompt: "Slow {{run.input}}", upstream: false}}
+edges:
+  - {from: c1, to: c2}
+  - {from: c2, to: slow}
+)";
+
+// Item a's last call takes 0.6 s, item b's 2.5 s: after the resume, a's child ends while b's
+// still runs, and item c starts then.
+constexpr char kBudgetScript[] = R"(rules:
+  - {when: {step: slow, prompt_contains: "Slow a"}, reply: ok, latency_ms: 600, usage: {input_tokens: 30, output_tokens: 10}}
+  - {when: {step: slow, prompt_contains: "Slow b"}, reply: ok, latency_ms: 2500, usage: {input_tokens: 30, output_tokens: 10}}
+  - {reply: ok, usage: {input_tokens: 30, output_tokens: 10}}
+)";
+
+TEST(DagCrashTest, AResumedParentHoldsTheCapsOfTheChildrenItReattachesTo) {
+    CliEnvironment env;
+    env.Write("workflow.yaml", kBudgetParent);
+    env.Write("child.yaml", kBudgetChild);
+    env.Write("script.yaml", kBudgetScript);
+    auto process = env.Start({"run", "workflow.yaml", "--input", "x"});
+    std::vector<std::string> ids;
+    bool reached = false;
+    WaitFor(
+        [&] {
+            ids = env.RunIds();
+            if (ids.size() < 3) return false;
+            // Both children are in their last call.
+            reached = Has(env.Events(ids[1]), "llm.request", "slow") &&
+                      Has(env.Events(ids[2]), "llm.request", "slow");
+            return reached;
+        },
+        seconds(20));
+    ASSERT_TRUE(reached) << process->Stderr();
+    ASSERT_TRUE(process->Signal(SIGKILL));
+    EXPECT_EQ(process->Wait(seconds(10)).status.signal, SIGKILL);
+    const std::string parent_id = ids[0];
+    const Events before = env.Events(parent_id);
+    ASSERT_EQ(CountEvents(before, "subworkflow.started", "each"), 2) << Describe(before);
+    for (const auto& e : before) {
+        if (e.type != "subworkflow.started") continue;
+        EXPECT_EQ(JsonInt(e.data, "max_tokens"), 120) << e.line;
+    }
+
+
+    auto resumed = env.Run({"runs", "resume", parent_id});
+    // Item c found nothing free (a's 120 spent, b's 120 held): it started no child.
+    EXPECT_EQ(resumed.exit_code(), 1) << resumed.out << resumed.err;
+    EXPECT_EQ(env.RunIds().size(), 3u) << "item c started a child with budget the others held";
+    const Events events = env.Events(parent_id);
+    EXPECT_EQ(CountEvents(events, "subworkflow.started", "each"), 2) << Describe(events);
+    int64_t charged = 0;
+    for (const auto& e : events) {
+        if (e.type == "subworkflow.ended") {
+            charged += JsonInt(e.data, "tokens_in") + JsonInt(e.data, "tokens_out");
+        }
+    }
+    EXPECT_EQ(charged, 240) << Describe(events);
+    const LedgerEvent* failed_item = nullptr;
+    for (const auto& e : events) {
+        if (e.type == "for_each.item_completed" && JsonInt(e.data, "index") == 2) failed_item = &e;
+    }
+    ASSERT_NE(failed_item, nullptr) << Describe(events);
+    EXPECT_NE(JsonString(failed_item->data, "error").find("budget exceeded"), std::string::npos)
+        << failed_item->line;
+    auto audit = env.Run({"audit", "verify", "--all"});
+    EXPECT_EQ(audit.exit_code(), 0) << audit.out << audit.err;
 }
 
 constexpr char kApproval[] = R"(name: approval
