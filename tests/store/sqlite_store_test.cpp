@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ledger/chain.hpp"
@@ -205,6 +206,48 @@ TEST_P(SqliteStoreTest, HeldRequestsCommitInOneTransaction) {
     EXPECT_EQ(after.transactions - before.transactions, 1);
     EXPECT_GE(after.largest_batch, kRuns);
     EXPECT_EQ(after.queued, 0);
+}
+
+// Appends once and reports whether it resumed on `io`'s thread.
+Awaitable<bool> AppendAndCheckWhere(std::shared_ptr<Store> store, TestChain chain,
+                                    asio::io_context& io) {
+    auto appended =
+        co_await store->AppendEvents(chain.run_id(), chain.NodeEvents(1), RunStatus::kRunning);
+    co_return appended.has_value() && io.get_executor().running_in_this_thread();
+}
+
+TEST_P(SqliteStoreTest, ABatchsWaitersResumeEachOnItsOwnExecutor) {
+    // A batch's results are handed back with one post per run of waiters on the same
+    // executor; waiters on other executors (in between, too) still resume on their own.
+    constexpr int kRuns = 40;
+    std::vector<TestChain> chains;
+    for (int r = 1; r <= kRuns; ++r) chains.push_back(Create(r));
+    asio::io_context first;
+    asio::io_context second;
+    std::vector<std::optional<bool>> results(kRuns);
+    store_->HoldWriterForTest();
+    for (int r = 0; r < kRuns; ++r) {
+        // Runs of several on one, then the other: A A A B B A A A B B ...
+        asio::io_context& io = r % 5 < 3 ? first : second;
+        Spawn(io, AppendAndCheckWhere(store_, chains[r], io), &results[r]);
+    }
+    first.poll();
+    second.poll();
+    EXPECT_EQ(store_->stats().queued, kRuns);
+    store_->ReleaseWriterForTest();
+    std::thread other([&] { second.run(); });
+    first.run();
+    other.join();
+    for (int r = 0; r < kRuns; ++r) {
+        ASSERT_TRUE(results[r].has_value()) << r;
+        EXPECT_TRUE(*results[r]) << "append " << r << " failed or resumed elsewhere";
+    }
+    for (int r = 0; r < kRuns; ++r) {
+        auto events = RunSync(store_->ReadEvents(chains[r].run_id(), EventQuery{}));
+        ASSERT_TRUE(events);
+        // run.created, then the one appended event.
+        EXPECT_EQ(events->size(), static_cast<size_t>(chains[r].head().seq) + 1) << r;
+    }
 }
 
 Awaitable<Status> AppendMany(std::shared_ptr<Store> store, TestChain chain, int count) {

@@ -804,6 +804,28 @@ void SqliteStore::Impl::Close() {
     });
 }
 
+void sqlite_internal::CompleteAll(std::vector<std::unique_ptr<WriteOp>>& ops) {
+    size_t begin = 0;
+    while (begin < ops.size()) {
+        Executor executor = ops[begin]->executor();
+        size_t end = begin + 1;
+        while (end < ops.size() && ops[end]->executor() == executor) ++end;
+        if (end - begin == 1) {
+            ops[begin]->Complete();
+        } else {
+            std::vector<std::unique_ptr<WriteOp>> group(
+                std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(begin)),
+                std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(end)));
+            // The ops' work guards keep the executor's context running until they deliver.
+            asio::post(executor, [group = std::move(group)]() mutable {
+                for (auto& op : group) op->Deliver();
+            });
+        }
+        begin = end;
+    }
+    ops.clear();
+}
+
 void SqliteStore::Impl::Enqueue(std::unique_ptr<WriteOp> op) {
     {
         std::lock_guard lock(mutex);
@@ -924,11 +946,11 @@ void SqliteStore::Impl::RunBatch(std::vector<std::unique_ptr<WriteOp>>& batch) {
         for (size_t i = 0; i < batch.size(); ++i) {
             // A request that failed on its own wrote nothing whatever became of the batch.
             if (!keep_own_error[i]) batch[i]->Fail(error);
-            batch[i]->Complete();
         }
+        sqlite_internal::CompleteAll(batch);
         return;
     }
-    for (auto& op : batch) op->Complete();
+    sqlite_internal::CompleteAll(batch);
     MaybeCheckpoint();
 }
 

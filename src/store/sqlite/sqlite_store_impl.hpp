@@ -51,9 +51,18 @@ class WriteOp {
     virtual Status Apply(Connection& db) = 0;
     // Replaces the kept result with `error`.
     virtual void Fail(Error error) = 0;
-    // Sends the kept result to the waiting coroutine. Called once.
+    // Sends the kept result to the waiting coroutine. Called once (or Deliver is).
     virtual void Complete() = 0;
+    // The executor the waiting coroutine resumes on.
+    virtual Executor executor() const = 0;
+    // Hands the kept result to the waiting coroutine at once: only on executor(). Called once.
+    virtual void Deliver() = 0;
 };
+
+// Completes `ops` in order with one post per run of consecutive ops that resume on the same
+// executor (a batch's waiters mostly share the engine's), instead of one post each: the writer
+// thread wakes the engine's thread once per batch, not once per request.
+void CompleteAll(std::vector<std::unique_ptr<WriteOp>>& ops);
 
 template <typename T, typename Handler>
 class WriteOpImpl final : public WriteOp {
@@ -71,6 +80,11 @@ class WriteOpImpl final : public WriteOp {
     void Fail(Error error) override { result_ = std::unexpected(std::move(error)); }
     void Complete() override {
         PostResult(std::move(handler_), std::move(work_), std::move(result_));
+    }
+    Executor executor() const override { return work_.get_executor(); }
+    void Deliver() override {
+        std::move(handler_)(std::move(result_));
+        work_.reset();
     }
 
   private:
