@@ -816,7 +816,10 @@ void sqlite_internal::CompleteAll(std::vector<std::unique_ptr<WriteOp>>& ops) {
             std::vector<std::unique_ptr<WriteOp>> group(
                 std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(begin)),
                 std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(end)));
-            // The ops' work guards keep the executor's context running until they deliver.
+            // The ops' work guards keep the executor's context running until they deliver;
+            // this one until post has returned here (else the context may finish the group,
+            // run out of work and be destroyed while post still signals it: TSan).
+            auto posting = asio::make_work_guard(executor);
             asio::post(executor, [group = std::move(group)]() mutable {
                 for (auto& op : group) op->Deliver();
             });
