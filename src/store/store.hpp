@@ -362,7 +362,9 @@ class Store {
     // at `due` ({} clears it). Set before the run stops waiting, so a crash in between leaves a
     // timer that finds a run still executing (harmless), never a waiting run without one.
     virtual Awaitable<Result<void>> SetWakeAt(std::string run_id, SystemTime due) = 0;
-    // Waiting runs whose timer is due at `now` and whose lease is free, soonest first.
+    // Waiting runs whose timer is due at `now` and whose lease is free, soonest first (in
+    // the SQLite store a lease held by a dead process on this host is free, as in
+    // FindClaimable).
     virtual Awaitable<Result<std::vector<RunRecord>>> FindDueRuns(SystemTime now,
                                                                   int64_t limit) = 0;
 

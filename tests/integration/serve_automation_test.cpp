@@ -543,7 +543,9 @@ TEST_F(ServeAutomationTest, AnAgentsHourlyQuotaWarnsOnceAt85PercentAcrossItsTurn
             serve_->Admin("POST", "/api/agents/hourly/message?wait=true", R"({"message":"go"})");
         ASSERT_EQ(sent.status, 200) << turn << ": " << sent.Describe();
         EXPECT_EQ(JsonString(sent.object(), "status"), "completed") << turn << ": " << sent.body;
-        if (turn == 2) EXPECT_TRUE(warnings().empty());
+        if (turn == 2) {
+            EXPECT_TRUE(warnings().empty());
+        }
     }
     std::vector<std::string> expected = {
         "quota_warning: Quota warning: agent 'hourly', tokens at 90.0% (90 of 100 in the last "

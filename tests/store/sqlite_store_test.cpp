@@ -53,6 +53,7 @@ using fixtures::RunIdFor;
 using fixtures::Spawn;
 using fixtures::TestChain;
 using std::chrono::hours;
+using std::chrono::seconds;
 using strowger::testing::RunSync;
 
 SystemTime WallNow() {
@@ -466,6 +467,24 @@ TEST_P(SqliteStoreTest, LeaseOfADeadLocalProcessIsClaimableAtOnce) {
     EXPECT_EQ(RunSync(store_->TryLease(RunIdFor(1), "resumer", until)), true);
     EXPECT_EQ(RunSync(store_->TryLease(RunIdFor(2), "resumer", until)), false);
     EXPECT_EQ(RunSync(store_->TryLease(RunIdFor(3), "resumer", until)), false);
+
+    // The same for durable timers: a waiting run whose timer is due while a process killed
+    // between the run's waiting stop and its lease release still "holds" it (a daemon killed
+    // right after the stop: serve_test's KillNineWhileWaiting, in the CI rehearsal).
+    for (int n = 4; n <= 6; ++n) {
+        TestChain chain(RunIdFor(n));
+        NewRun run = MakeNewRun(chain, "wf", "", RunStatus::kWaiting);
+        run.owner = n == 4 ? dead : n == 5 ? alive : remote;
+        run.lease_until = until;
+        ASSERT_TRUE(RunSync(store_->CreateRun(run)).has_value());
+        ASSERT_TRUE(RunSync(store_->SetWakeAt(RunIdFor(n), WallNow() - seconds(1))).has_value());
+    }
+    auto due = RunSync(store_->FindDueRuns(WallNow(), 0));
+    ASSERT_TRUE(due.has_value());
+    EXPECT_EQ(fixtures::RunIds(*due), (std::vector<std::string>{RunIdFor(4)}));
+    due = RunSync(store_->FindDueRuns(WallNow(), 1));
+    ASSERT_TRUE(due.has_value());
+    EXPECT_EQ(fixtures::RunIds(*due), (std::vector<std::string>{RunIdFor(4)}));
 }
 
 // ---- Crash durability: a child appends and acknowledges, then is killed. ----

@@ -1186,23 +1186,31 @@ Awaitable<Result<void>> SqliteStore::SetWakeAt(std::string run_id, SystemTime du
 
 Awaitable<Result<std::vector<RunRecord>>> SqliteStore::FindDueRuns(SystemTime now, int64_t limit) {
     return impl_->Read<std::vector<RunRecord>>(
-        [now, limit](Connection& db) -> Result<std::vector<RunRecord>> {
+        [now, limit, host = impl_->host](Connection& db) -> Result<std::vector<RunRecord>> {
+            // As for FindClaimable, a lease of a dead process on this host is free: a process
+            // killed between a run's waiting stop and its lease release left it behind.
             STROWGER_ASSIGN_OR_RETURN(
                 auto select,
                 db.Prepare("SELECT " + std::string(kRunColumns) +
                            " FROM runs WHERE wake_at > 0 AND wake_at <= ? AND status = 'waiting' "
-                           "AND (owner IS NULL OR lease_until <= ?) ORDER BY wake_at, run_id "
-                           "LIMIT ?"));
+                           "AND (owner IS NULL OR lease_until <= ? OR substr(owner, 1, ?) = ?) "
+                           "ORDER BY wake_at, run_id"));
             const int64_t micros = ToUnixMicros(now);
             select.Bind(1, micros);
             select.Bind(2, micros);
-            select.Bind(3, limit > 0 ? limit : int64_t{-1});
+            select.Bind(3, static_cast<int64_t>(host.size() + 1));
+            select.Bind(4, host + ":");
             std::vector<RunRecord> out;
             for (;;) {
                 STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
                 if (!row) break;
                 STROWGER_ASSIGN_OR_RETURN(auto record, ReadRunRecord(select));
+                if (!record.owner.empty() && ToUnixMicros(record.lease_until) > micros &&
+                    !IsDeadLocalOwner(record.owner, host)) {
+                    continue;
+                }
                 out.push_back(std::move(record));
+                if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
             }
             return out;
         });
