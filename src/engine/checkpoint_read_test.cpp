@@ -42,85 +42,78 @@ class ReadBackStore final : public store::MemoryStore {
     std::vector<std::string> reads;
 };
 
-TEST(CheckpointReadTest, ARunReadBetweenItsStopsCommitAndItsSigningVerifies) {
-    asio::io_context io(1);
-    testing::TempDir dir;
-    dir.Write("script.yaml", "default: done\n");
-    auto loaded = model::LoadWorkflowFile(
-        dir.Write("flow.yaml",
-                  "name: t\nagents:\n  w: {model: \"scripted:script.yaml\"}\n"
-                  "steps:\n  - {name: a, agent_name: w}\n"));
-    ASSERT_TRUE(loaded.ok());
-    auto compiled = model::Compile(loaded.workflow);
-    ASSERT_TRUE(compiled.ok());
+// An engine with a checkpoint signer over a ReadBackStore, on one thread.
+class CheckpointReadTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        providers::RegisterBuiltinProviders(registry_);
+        auto key = SigningKey::Generate();
+        ASSERT_TRUE(key.has_value());
+        EngineOptions options;
+        options.single_threaded_executor = true;
+        options.signer = audit::CheckpointSigner::Create(
+            io_.get_executor(), store_, std::make_shared<const SigningKey>(std::move(*key)));
+        engine_ = std::make_unique<Engine>(io_.get_executor(), store_, registry_, options);
+        store_->engine = engine_.get();
+    }
 
-    auto key = SigningKey::Generate();
-    ASSERT_TRUE(key.has_value());
-    auto store = std::make_shared<ReadBackStore>();
-    providers::ProviderRegistry registry(io.get_executor());
-    providers::RegisterBuiltinProviders(registry);
-    EngineOptions options;
-    options.single_threaded_executor = true;
-    options.signer = audit::CheckpointSigner::Create(
-        io.get_executor(), store, std::make_shared<const SigningKey>(std::move(*key)));
-    Engine engine(io.get_executor(), store, registry, options);
-    store->engine = &engine;
-
-    auto outcome = testing::RunOn(io, engine.StartRun({compiled.plan, "in", {}, {}}));
-    ASSERT_TRUE(outcome && *outcome);
-    EXPECT_EQ((*outcome)->status, ledger::RunStatus::kCompleted);
-    EXPECT_EQ(store->reads, std::vector<std::string>{"ok"});
+    // `flow` (YAML) compiled; null after a failed assertion.
+    std::shared_ptr<const model::Plan> Compile(const std::string& flow) {
+        auto loaded = model::LoadWorkflowFile(dir_.Write("flow.yaml", flow));
+        EXPECT_TRUE(loaded.ok()) << loaded.diagnostics[0].ToString();
+        if (!loaded.ok()) return nullptr;
+        auto compiled = model::Compile(loaded.workflow, CompileOptionsFor(registry_));
+        EXPECT_TRUE(compiled.ok()) << compiled.diagnostics[0].ToString();
+        return compiled.ok() ? compiled.plan : nullptr;
+    }
 
     // Once the signer has stored the stop's checkpoint, a reader verifies it as signed.
-    auto flushed = testing::RunOn(io, engine.FlushCheckpoints());
-    ASSERT_TRUE(flushed && *flushed);
-    store->engine = nullptr;
-    auto verified = testing::RunOn(io, engine.VerifyRun((*outcome)->run_id));
-    ASSERT_TRUE(verified && *verified);
-    EXPECT_FALSE((*verified)->finding.has_value()) << (*verified)->finding->Describe();
+    void ExpectVerifiesOnceSigned(const std::string& run_id) {
+        auto flushed = testing::RunOn(io_, engine_->FlushCheckpoints());
+        ASSERT_TRUE(flushed && *flushed);
+        store_->engine = nullptr;
+        auto verified = testing::RunOn(io_, engine_->VerifyRun(run_id));
+        ASSERT_TRUE(verified && *verified);
+        EXPECT_FALSE((*verified)->finding.has_value()) << (*verified)->finding->Describe();
+    }
+
+    asio::io_context io_{1};
+    testing::TempDir dir_;
+    providers::ProviderRegistry registry_{io_.get_executor()};
+    std::shared_ptr<ReadBackStore> store_ = std::make_shared<ReadBackStore>();
+    std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(CheckpointReadTest, ARunReadBetweenItsStopsCommitAndItsSigningVerifies) {
+    dir_.Write("script.yaml", "default: done\n");
+    auto plan = Compile(
+        "name: t\nagents:\n  w: {model: \"scripted:script.yaml\"}\n"
+        "steps:\n  - {name: a, agent_name: w}\n");
+    ASSERT_NE(plan, nullptr);
+    auto outcome = testing::RunOn(io_, engine_->StartRun({plan, "in", {}, {}}));
+    ASSERT_TRUE(outcome && *outcome);
+    EXPECT_EQ((*outcome)->status, ledger::RunStatus::kCompleted);
+    EXPECT_EQ(store_->reads, std::vector<std::string>{"ok"});
+    ExpectVerifiesOnceSigned((*outcome)->run_id);
 }
 
-TEST(CheckpointReadTest, ARunStoppedByAnIdleAppendVerifiesWhenReadBeforeItsSigning) {
+TEST_F(CheckpointReadTest, ARunStoppedByAnIdleAppendVerifiesWhenReadBeforeItsSigning) {
     // A waiting run cancelled from outside: the engine claims it (it executes nowhere) and
     // appends run.cancelled itself; a read between that commit and the signing must verify.
-    asio::io_context io(1);
-    testing::TempDir dir;
-    auto loaded =
-        model::LoadWorkflowFile(dir.Write("flow.yaml",
-                                          "name: t\nnodes:\n  - id: review\n    type: human_task\n"
-                                          "    config: {title: Review, assignee_refs: [legal]}\n"));
-    ASSERT_TRUE(loaded.ok()) << loaded.diagnostics[0].ToString();
-    providers::ProviderRegistry registry(io.get_executor());
-    providers::RegisterBuiltinProviders(registry);
-    auto compiled = model::Compile(loaded.workflow, CompileOptionsFor(registry));
-    ASSERT_TRUE(compiled.ok()) << compiled.diagnostics[0].ToString();
-
-    auto key = SigningKey::Generate();
-    ASSERT_TRUE(key.has_value());
-    auto store = std::make_shared<ReadBackStore>();
-    EngineOptions options;
-    options.single_threaded_executor = true;
-    options.signer = audit::CheckpointSigner::Create(
-        io.get_executor(), store, std::make_shared<const SigningKey>(std::move(*key)));
-    Engine engine(io.get_executor(), store, registry, options);
-    store->engine = &engine;
-
-    auto outcome = testing::RunOn(io, engine.StartRun({compiled.plan, "in", {}, {}}));
+    auto plan = Compile(
+        "name: t\nnodes:\n  - id: review\n    type: human_task\n"
+        "    config: {title: Review, assignee_refs: [legal]}\n");
+    ASSERT_NE(plan, nullptr);
+    auto outcome = testing::RunOn(io_, engine_->StartRun({plan, "in", {}, {}}));
     ASSERT_TRUE(outcome && *outcome);
     ASSERT_EQ((*outcome)->status, ledger::RunStatus::kWaiting);
     auto cancelled = testing::RunOn(
-        io, engine.Control((*outcome)->run_id, store::ControlAction::kCancel, "no", "ops"));
+        io_, engine_->Control((*outcome)->run_id, store::ControlAction::kCancel, "no", "ops"));
     ASSERT_TRUE(cancelled && *cancelled)
         << (cancelled && !*cancelled ? cancelled->error().message() : "");
     // One read at the waiting stop, one at the cancellation: both verify.
-    EXPECT_EQ(store->reads, (std::vector<std::string>{"ok", "ok"}));
-
-    auto flushed = testing::RunOn(io, engine.FlushCheckpoints());
-    ASSERT_TRUE(flushed && *flushed);
-    store->engine = nullptr;
-    auto verified = testing::RunOn(io, engine.VerifyRun((*outcome)->run_id));
-    ASSERT_TRUE(verified && *verified);
-    EXPECT_FALSE((*verified)->finding.has_value()) << (*verified)->finding->Describe();
+    EXPECT_EQ(store_->reads, (std::vector<std::string>{"ok", "ok"}));
+    ExpectVerifiesOnceSigned((*outcome)->run_id);
 }
 
 }  // namespace

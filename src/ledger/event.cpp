@@ -164,6 +164,32 @@ EventType TypeOf(const Payload& payload) {
         payload);
 }
 
+namespace {
+
+// A child run's caps (run.created, subworkflow.started): `max_cost_usd` then `max_tokens`,
+// each only if set — consecutive in both payloads' canonical key order.
+void CapFields(JsonWriter& w, const std::optional<int64_t>& max_tokens,
+               const std::optional<int64_t>& max_cost_nano_usd) {
+    if (max_cost_nano_usd) {
+        char cost[kUsdSize];
+        w.Field("max_cost_usd", std::string_view(cost, FormatUsdTo(cost, *max_cost_nano_usd)));
+    }
+    if (max_tokens) w.Field("max_tokens", *max_tokens);
+}
+
+Status ReadCaps(const json::object& o, std::optional<int64_t>& max_tokens,
+                std::optional<int64_t>& max_cost_nano_usd) {
+    if (o.contains("max_tokens")) max_tokens = JsonInt(o, "max_tokens");
+    if (o.contains("max_cost_usd")) {
+        auto cost = ParseUsd(JsonString(o, "max_cost_usd", "0"));
+        if (!cost) return std::unexpected(cost.error());
+        max_cost_nano_usd = *cost;
+    }
+    return OkStatus();
+}
+
+}  // namespace
+
 std::string EncodePayload(const Payload& payload) {
     std::string out;
     out.reserve(128);
@@ -182,12 +208,7 @@ void AppendPayload(std::string& out, const Payload& payload) {
                 w.Field("definition_sha256", p.definition_sha256);
                 OptionalField(w, "idempotency_key", p.idempotency_key);
                 w.Field("input", p.input);
-                if (p.max_cost_nano_usd) {
-                    char cost[kUsdSize];
-                    w.Field("max_cost_usd",
-                            std::string_view(cost, FormatUsdTo(cost, *p.max_cost_nano_usd)));
-                }
-                if (p.max_tokens) w.Field("max_tokens", *p.max_tokens);
+                CapFields(w, p.max_tokens, p.max_cost_nano_usd);
                 OptionalField(w, "parent_node", p.parent_node);
                 OptionalField(w, "parent_run", p.parent_run);
                 OptionalField(w, "rerun_of", p.rerun_of);
@@ -408,12 +429,7 @@ void AppendPayload(std::string& out, const Payload& payload) {
                     .Field("child_run_id", p.child_run_id)
                     .Field("definition_sha256", p.definition_sha256);
                 if (p.index >= 0) w.Field("index", p.index);
-                if (p.max_cost_nano_usd) {
-                    char cost[kUsdSize];
-                    w.Field("max_cost_usd",
-                            std::string_view(cost, FormatUsdTo(cost, *p.max_cost_nano_usd)));
-                }
-                if (p.max_tokens) w.Field("max_tokens", *p.max_tokens);
+                CapFields(w, p.max_tokens, p.max_cost_nano_usd);
                 w.Field("workflow", p.workflow).EndObject();
             },
             [&](const SubworkflowEnded& p) {
@@ -510,12 +526,7 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
                                Str(o, "input"),       Str(o, "idempotency_key"),
                                Str(o, "rerun_of"),    Str(o, "parent_run"),
                                Str(o, "parent_node"), Str(o, "actor")};
-            if (o.contains("max_tokens")) created.max_tokens = JsonInt(o, "max_tokens");
-            if (o.contains("max_cost_usd")) {
-                auto cost = ParseUsd(JsonString(o, "max_cost_usd", "0"));
-                if (!cost) return std::unexpected(cost.error());
-                created.max_cost_nano_usd = *cost;
-            }
+            STROWGER_TRY(ReadCaps(o, created.max_tokens, created.max_cost_nano_usd));
             return created;
         }
         case EventType::kRunStarted:
@@ -649,12 +660,7 @@ Result<Payload> DecodePayload(EventType type, std::string_view type_name, std::s
             SubworkflowStarted started{Str(o, "child_run_id"), Str(o, "workflow"),
                                        Str(o, "definition_sha256"),
                                        o.contains("index") ? JsonInt(o, "index") : -1};
-            if (o.contains("max_tokens")) started.max_tokens = JsonInt(o, "max_tokens");
-            if (o.contains("max_cost_usd")) {
-                auto cost = ParseUsd(JsonString(o, "max_cost_usd", "0"));
-                if (!cost) return std::unexpected(cost.error());
-                started.max_cost_nano_usd = *cost;
-            }
+            STROWGER_TRY(ReadCaps(o, started.max_tokens, started.max_cost_nano_usd));
             return started;
         }
         case EventType::kSubworkflowEnded: {

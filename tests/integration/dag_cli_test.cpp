@@ -381,14 +381,12 @@ TEST_F(DagCliTest, InitWritesARunnableTemplate) {
 
 // --- subworkflow budgets -----------------------------------------------------------------------
 
-// A child run spends from its parent's budgets: it is created with what the parent has left
-// (run.created max_tokens), stops when that is spent, and what it spent is charged to the
-// parent once (subworkflow.ended), so the parent's totals include it.
-TEST_F(DagCliTest, ASubworkflowSpendsFromItsParentsBudgets) {
-    env_.Write("usage.yaml", R"(rules:
+// usage.yaml: every call costs 40 tokens; child.yaml: a chain of three calls on it.
+void WriteThreeCallChildTo(CliEnvironment& env) {
+    env.Write("usage.yaml", R"(rules:
   - {reply_template: "[${step}] ok", usage: {input_tokens: 30, output_tokens: 10}}
 )");
-    env_.Write("child.yaml", R"(name: child
+    env.Write("child.yaml", R"(name: child
 default_model: "scripted:usage.yaml"
 nodes:
   - {id: c1, type: agent, config: {prompt: "one {{input}}"}}
@@ -398,6 +396,13 @@ edges:
   - {from: c1, to: c2}
   - {from: c2, to: c3}
 )");
+}
+
+// A child run spends from its parent's budgets: it is created with what the parent has left
+// (run.created max_tokens), stops when that is spent, and what it spent is charged to the
+// parent once (subworkflow.ended), so the parent's totals include it.
+TEST_F(DagCliTest, ASubworkflowSpendsFromItsParentsBudgets) {
+    WriteThreeCallChildTo(env_);
     auto parent = [&](int max_tokens) {
         return "name: parent\ndefault_model: \"scripted:usage.yaml\"\nlimits: {max_tokens: " +
                std::to_string(max_tokens) + R"(}
@@ -463,19 +468,7 @@ edges:
 // they cannot spend more than the parent's budget. Before, each got all of it: three children
 // of 3 × 40 tokens spent 360 against a budget of 240.
 TEST_F(DagCliTest, ChildrenInFlightShareTheParentsBudget) {
-    env_.Write("usage.yaml", R"(rules:
-  - {reply_template: "[${step}] ok", usage: {input_tokens: 30, output_tokens: 10}}
-)");
-    env_.Write("child.yaml", R"(name: child
-default_model: "scripted:usage.yaml"
-nodes:
-  - {id: c1, type: agent, config: {prompt: "one {{input}}"}}
-  - {id: c2, type: agent, config: {prompt: "two {{input}}"}}
-  - {id: c3, type: agent, config: {prompt: "three {{input}}"}}
-edges:
-  - {from: c1, to: c2}
-  - {from: c2, to: c3}
-)");
+    WriteThreeCallChildTo(env_);
     env_.Write("fan.yaml", R"(name: fan
 default_model: "scripted:usage.yaml"
 limits: {max_tokens: 240}

@@ -317,7 +317,6 @@ TEST(DagCrashTest, AResumedParentHoldsTheCapsOfTheChildrenItReattachesTo) {
         EXPECT_EQ(JsonInt(e.data, "max_tokens"), 120) << e.line;
     }
 
-
     auto resumed = env.Run({"runs", "resume", parent_id});
     // Item c found nothing free (a's 120 spent, b's 120 held): it started no child.
     EXPECT_EQ(resumed.exit_code(), 1) << resumed.out << resumed.err;

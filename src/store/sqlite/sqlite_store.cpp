@@ -651,6 +651,23 @@ Result<std::string> QueryIdempotencyKey(Connection& db, const std::string& key) 
     return select.Text(0);
 }
 
+// What a query for free runs adds to its WHERE clause (binding `now`, then the two values of
+// BindLocalOwnerPrefix): no owner, an expired lease, or an owner on this host (it may be dead:
+// LeaseIsFree decides).
+constexpr std::string_view kLeaseMayBeFree =
+    "(owner IS NULL OR lease_until <= ? OR substr(owner, 1, ?) = ?)";
+
+void BindLocalOwnerPrefix(Statement& select, int index, const std::string& host) {
+    select.Bind(index, static_cast<int64_t>(host.size() + 1));
+    select.Bind(index + 1, host + ":");
+}
+
+// A run's lease is free: no owner, expired, or held by a dead process on this host.
+bool LeaseIsFree(const RunRecord& record, int64_t now_micros, const std::string& host) {
+    return record.owner.empty() || ToUnixMicros(record.lease_until) <= now_micros ||
+           IsDeadLocalOwner(record.owner, host);
+}
+
 Result<std::vector<RunRecord>> QueryClaimable(Connection& db,
                                               const std::vector<RunStatus>& statuses,
                                               SystemTime now, int64_t limit,
@@ -659,25 +676,19 @@ Result<std::vector<RunRecord>> QueryClaimable(Connection& db,
     if (statuses.empty()) return out;
     // Runs leased by an owner on this host are candidates too: that owner may be dead.
     STROWGER_ASSIGN_OR_RETURN(
-        auto select,
-        db.Prepare("SELECT " + std::string(kRunColumns) + " FROM runs WHERE status IN (" +
-                   Placeholders(statuses.size()) +
-                   ") AND (owner IS NULL OR lease_until <= ? OR substr(owner, 1, ?) = ?) "
-                   "ORDER BY run_id"));
+        auto select, db.Prepare("SELECT " + std::string(kRunColumns) +
+                                " FROM runs WHERE status IN (" + Placeholders(statuses.size()) +
+                                ") AND " + std::string(kLeaseMayBeFree) + " ORDER BY run_id"));
     int index = 1;
     for (RunStatus status : statuses) select.Bind(index++, ledger::RunStatusName(status));
     int64_t now_micros = ToUnixMicros(now);
     select.Bind(index++, now_micros);
-    select.Bind(index++, static_cast<int64_t>(host.size() + 1));
-    select.Bind(index, host + ":");
+    BindLocalOwnerPrefix(select, index, host);
     for (;;) {
         STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
         if (!row) break;
         STROWGER_ASSIGN_OR_RETURN(auto record, ReadRunRecord(select));
-        if (!record.owner.empty() && ToUnixMicros(record.lease_until) > now_micros &&
-            !IsDeadLocalOwner(record.owner, host)) {
-            continue;
-        }
+        if (!LeaseIsFree(record, now_micros, host)) continue;
         out.push_back(std::move(record));
         if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
     }
@@ -1193,22 +1204,18 @@ Awaitable<Result<std::vector<RunRecord>>> SqliteStore::FindDueRuns(SystemTime no
                 auto select,
                 db.Prepare("SELECT " + std::string(kRunColumns) +
                            " FROM runs WHERE wake_at > 0 AND wake_at <= ? AND status = 'waiting' "
-                           "AND (owner IS NULL OR lease_until <= ? OR substr(owner, 1, ?) = ?) "
-                           "ORDER BY wake_at, run_id"));
+                           "AND " +
+                           std::string(kLeaseMayBeFree) + " ORDER BY wake_at, run_id"));
             const int64_t micros = ToUnixMicros(now);
             select.Bind(1, micros);
             select.Bind(2, micros);
-            select.Bind(3, static_cast<int64_t>(host.size() + 1));
-            select.Bind(4, host + ":");
+            BindLocalOwnerPrefix(select, 3, host);
             std::vector<RunRecord> out;
             for (;;) {
                 STROWGER_ASSIGN_OR_RETURN(bool row, select.Step());
                 if (!row) break;
                 STROWGER_ASSIGN_OR_RETURN(auto record, ReadRunRecord(select));
-                if (!record.owner.empty() && ToUnixMicros(record.lease_until) > micros &&
-                    !IsDeadLocalOwner(record.owner, host)) {
-                    continue;
-                }
+                if (!LeaseIsFree(record, micros, host)) continue;
                 out.push_back(std::move(record));
                 if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
             }
